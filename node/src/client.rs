@@ -1,0 +1,165 @@
+//! A small typed client of the node's REST API, used by the wallet commands.
+
+use doin_types::Amount;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the node at {url}: {source}")]
+    Network { url: String, source: reqwest::Error },
+    #[error("{title} ({status}): {detail} [{kind}]")]
+    Problem {
+        status: u16,
+        kind: String,
+        title: String,
+        detail: String,
+        body: Value,
+    },
+    #[error("unexpected answer from the node: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The problem kind (`nonce-too-low`, …) when the node refused the request.
+    pub fn kind(&self) -> Option<&str> {
+        match self {
+            ClientError::Problem { kind, .. } => Some(kind),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChainInfo {
+    pub network: String,
+    pub chain_id: String,
+    pub height: u64,
+    pub next_base_fee: Amount,
+    pub max_tx_weight: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AccountInfo {
+    pub address: String,
+    pub balance: Amount,
+    pub nonce: u64,
+    pub next_nonce: u64,
+    pub pending: usize,
+    pub height: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TipLevel {
+    pub max_priority_fee_per_weight: Amount,
+    pub max_fee_per_weight: Amount,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Fees {
+    pub base_fee: Amount,
+    pub slow: TipLevel,
+    pub standard: TipLevel,
+    pub fast: TipLevel,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Submitted {
+    pub id: String,
+    pub status: String,
+    pub replaced: Option<String>,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Result<Client, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| ClientError::Network {
+                url: base.to_string(),
+                source: e,
+            })?;
+        Ok(Client {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    async fn decode<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        resp: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<(u16, T), ClientError> {
+        let resp = resp.map_err(|e| ClientError::Network {
+            url: url.to_string(),
+            source: e,
+        })?;
+        let status = resp.status().as_u16();
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        if status >= 400 {
+            let s = |k: &str| {
+                body.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let kind = s("type")
+                .strip_prefix("urn:doin:problem:")
+                .unwrap_or("unknown")
+                .to_string();
+            return Err(ClientError::Problem {
+                status,
+                kind,
+                title: s("title"),
+                detail: s("detail"),
+                body,
+            });
+        }
+        let v = serde_json::from_value(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        Ok((status, v))
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let resp = self.http.get(&url).send().await;
+        self.decode(&url, resp).await.map(|(_, v)| v)
+    }
+
+    pub async fn info(&self) -> Result<ChainInfo, ClientError> {
+        self.get("/v1/tx/info").await
+    }
+
+    pub async fn account(&self, address: &str) -> Result<AccountInfo, ClientError> {
+        self.get(&format!("/v1/tx/accounts/{address}")).await
+    }
+
+    pub async fn fees(&self) -> Result<Fees, ClientError> {
+        self.get("/v1/tx/fees").await
+    }
+
+    pub async fn tx(&self, id: &str) -> Result<Value, ClientError> {
+        self.get(&format!("/v1/tx/transactions/{id}")).await
+    }
+
+    /// Submits signed transaction bytes; returns the HTTP status (202 new, 200 known) too.
+    pub async fn submit(&self, tx_bytes: &[u8]) -> Result<(u16, Submitted), ClientError> {
+        let url = format!("{}/v1/tx/transactions", self.base);
+        let resp = self
+            .http
+            .post(&url)
+            .json(&serde_json::json!({ "tx": hex::encode(tx_bytes) }))
+            .send()
+            .await;
+        self.decode(&url, resp).await
+    }
+}

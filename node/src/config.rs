@@ -1,0 +1,222 @@
+//! Node configuration: a TOML file, overridden by `DOIN_*` environment variables.
+//!
+//! Nested keys use a double underscore in the environment: `DOIN_REST__LISTEN=0.0.0.0:8645`
+//! overrides `[rest] listen`. Every key, its default and its meaning are documented in
+//! `docs/configuration.md`; `docs/node.example.toml` is a complete example.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Where the node keeps its database.
+    pub data_dir: PathBuf,
+    /// Genesis specification (JSON) of the transfer chain.
+    pub genesis_file: PathBuf,
+    /// Chains this node runs. Only `tx` exists so far.
+    pub chains: Vec<String>,
+    pub rest: RestConfig,
+    pub log: LogConfig,
+    pub producer: ProducerConfig,
+    pub mempool: MempoolSection,
+    pub storage: StorageConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestConfig {
+    /// Address the REST gateway listens on. Loopback by default.
+    pub listen: SocketAddr,
+    /// Requests per second per client IP (0 = unlimited).
+    pub rate_limit_per_second: u32,
+    /// Burst allowance per client IP.
+    pub rate_limit_burst: u32,
+    /// Seconds a request may take before the gateway answers 408 (streams excepted).
+    pub request_timeout_secs: u64,
+    /// Seconds a client has to send its request headers.
+    pub header_timeout_secs: u64,
+    /// Maximum concurrent connections.
+    pub max_connections: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// Filter in `RUST_LOG` syntax; the `RUST_LOG` variable wins when set.
+    pub filter: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerConfig {
+    /// Produce blocks (this node holds the validator key).
+    pub enabled: bool,
+    /// Validator key file.
+    pub keystore: Option<PathBuf>,
+    /// File holding the keystore password (or set `DOIN_VALIDATOR_PASSWORD`).
+    pub password_file: Option<PathBuf>,
+    /// Milliseconds between blocks; defaults to the genesis target.
+    pub block_time_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MempoolSection {
+    pub max_bytes: usize,
+    pub max_per_sender: usize,
+    pub expiry_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// RocksDB block cache, MiB.
+    pub cache_mb: usize,
+    /// State versions kept before old tree nodes are pruned.
+    pub state_history: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            data_dir: PathBuf::from("./doin-data"),
+            genesis_file: PathBuf::from("./genesis.json"),
+            chains: vec!["tx".into()],
+            rest: RestConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8645)),
+                rate_limit_per_second: 50,
+                rate_limit_burst: 200,
+                request_timeout_secs: 30,
+                header_timeout_secs: 10,
+                max_connections: 1024,
+            },
+            log: LogConfig {
+                format: "text".into(),
+                filter: "info".into(),
+            },
+            producer: ProducerConfig {
+                enabled: false,
+                keystore: None,
+                password_file: None,
+                block_time_ms: None,
+            },
+            mempool: MempoolSection {
+                max_bytes: 64 * 1024 * 1024,
+                max_per_sender: 64,
+                expiry_secs: 3 * 3600,
+            },
+            storage: StorageConfig {
+                cache_mb: 128,
+                state_history: 256,
+            },
+        }
+    }
+}
+
+/// The chains a node can be asked to run, and which of them exist in this build.
+pub const KNOWN_CHAINS: &[&str] = &["main", "tx", "hub"];
+pub const AVAILABLE_CHAINS: &[&str] = &["tx"];
+
+impl NodeConfig {
+    /// Defaults, then the file (if any), then `DOIN_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<NodeConfig, String> {
+        let mut fig = Figment::from(Serialized::defaults(NodeConfig::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(format!("config file {} does not exist", f.display()));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed("DOIN_").split("__").ignore(&[
+            "node",
+            "keystore",
+            "wallet_password",
+            "validator_password",
+        ]));
+        let cfg: NodeConfig = fig.extract().map_err(|e| format!("configuration: {e}"))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.chains.is_empty() {
+            return Err("configuration: `chains` must name at least one chain".into());
+        }
+        for c in &self.chains {
+            if !KNOWN_CHAINS.contains(&c.as_str()) {
+                return Err(format!(
+                    "configuration: unknown chain {c:?} (known: main, tx, hub)"
+                ));
+            }
+            if !AVAILABLE_CHAINS.contains(&c.as_str()) {
+                return Err(format!(
+                    "configuration: chain {c:?} is not available in this version of doin (available: tx)"
+                ));
+            }
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err("configuration: log.format must be `text` or `json`".into());
+        }
+        if self.producer.enabled && self.producer.keystore.is_none() {
+            return Err("configuration: producer.enabled needs producer.keystore".into());
+        }
+        if self.producer.block_time_ms == Some(0) {
+            return Err("configuration: producer.block_time_ms must be above zero".into());
+        }
+        if self.storage.state_history == 0 {
+            return Err("configuration: storage.state_history must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn runs(&self, chain: &str) -> bool {
+        self.chains.iter().any(|c| c == chain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
+    fn file_then_env_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("n.toml");
+        std::fs::write(
+            &f,
+            "data_dir = \"/x\"\ngenesis_file = \"/g.json\"\n[rest]\nlisten = \"127.0.0.1:9000\"\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DOIN_REST__RATE_LIMIT_PER_SECOND", "7");
+            let c = NodeConfig::load(Some(&f)).map_err(|e| e.to_string())?;
+            assert_eq!(c.data_dir, PathBuf::from("/x"));
+            assert_eq!(c.rest.listen.port(), 9000);
+            assert_eq!(c.rest.rate_limit_per_second, 7);
+            assert_eq!(c.rest.rate_limit_burst, 200);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_chains() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("n.toml");
+        std::fs::write(&f, "datadir = \"/x\"\n").unwrap();
+        assert!(NodeConfig::load(Some(&f)).is_err());
+        std::fs::write(&f, "chains = [\"main\"]\n").unwrap();
+        let e = NodeConfig::load(Some(&f)).unwrap_err();
+        assert!(e.contains("not available"), "{e}");
+        std::fs::write(&f, "chains = [\"moon\"]\n").unwrap();
+        assert!(NodeConfig::load(Some(&f))
+            .unwrap_err()
+            .contains("unknown chain"));
+    }
+}

@@ -1,0 +1,209 @@
+//! The REST gateway: every service's routes under one axum router, plus the node's own
+//! endpoints (`/livez`, `/readyz`, `/metrics`, `/v1/node/status`, `/openapi.json`, `/docs`) and
+//! the cross-cutting layers (metrics, rate limit, timeouts, body limit, CORS, panic guard).
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use doin_http::{Problem, RateLimitConfig, RateLimiter};
+use doin_telemetry::{HttpMetrics, Metrics};
+use doin_tx_node::TxChain;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::CorsLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_swagger_ui::SwaggerUi;
+
+/// Readiness as `/readyz` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Readiness {
+    Starting = 0,
+    Ready = 1,
+    Syncing = 2,
+    Broken = 3,
+}
+
+/// Shared, lock-free readiness flag set by the runtime.
+#[derive(Clone, Default)]
+pub struct ReadyFlag(Arc<AtomicU8>);
+
+impl ReadyFlag {
+    pub fn set(&self, r: Readiness) {
+        self.0.store(r as u8, Ordering::SeqCst);
+    }
+
+    pub fn get(&self) -> Readiness {
+        match self.0.load(Ordering::SeqCst) {
+            1 => Readiness::Ready,
+            2 => Readiness::Syncing,
+            3 => Readiness::Broken,
+            _ => Readiness::Starting,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct GatewayState {
+    pub metrics: Metrics,
+    pub ready: ReadyFlag,
+    pub started: Instant,
+    pub tx: Option<Arc<TxChain>>,
+    pub chains: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+pub struct GatewayLimits {
+    pub rate: RateLimitConfig,
+    pub request_timeout: Duration,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "DOIN node REST API",
+        description = "Transfer chain, node status and events. Amounts are decimal strings of base units (1 DOIN = 10^8). Errors are RFC 9457 problem+json with a stable `type` (urn:doin:problem:<kind>).",
+        version = env!("CARGO_PKG_VERSION")
+    ),
+    paths(livez, readyz, metrics, node_status),
+    components(schemas(NodeStatus, Health)),
+    tags((name = "node", description = "Liveness, readiness, metrics and status"))
+)]
+struct NodeApiDoc;
+
+/// The full OpenAPI document of this node.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = NodeApiDoc::openapi();
+    doc.merge(doin_tx_node::api::TxApiDoc::openapi());
+    doc
+}
+
+pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, String> {
+    let http_metrics = HttpMetrics::new(&state.metrics).map_err(|e| e.to_string())?;
+    let mut app = Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/node/status", get(node_status))
+        .with_state(state.clone());
+    match &state.tx {
+        Some(chain) => app = app.merge(doin_tx_node::api::router(chain.clone())),
+        None => app = app.route("/v1/tx/{*rest}", any(|| disabled("tx", "transfer chain"))),
+    }
+    // Chains this build does not run yet answer like a disabled chain.
+    app = app
+        .route("/v1/main/{*rest}", any(|| disabled("main", "main chain")))
+        .route(
+            "/v1/anchors/{*rest}",
+            any(|| disabled("main", "main chain")),
+        )
+        .route("/v1/hub/{*rest}", any(|| disabled("hub", "channel hub")));
+    let app = app
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+        .fallback(doin_http::not_found)
+        .method_not_allowed_fallback(doin_http::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            HttpMetrics::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            RateLimiter::new(limits.rate),
+            RateLimiter::layer,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(CorsLayer::permissive())
+        .layer(CatchPanicLayer::custom(|_| {
+            Problem::internal("a request handler panicked").into_response()
+        }));
+    Ok(app)
+}
+
+async fn disabled(chain: &'static str, name: &'static str) -> Problem {
+    Problem::not_found(
+        "chain-disabled",
+        format!("this node does not run the {name} (`{chain}` is not in its chains)"),
+    )
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    /// `ok`, `starting`, `syncing` or `broken`.
+    status: &'static str,
+}
+
+#[utoipa::path(get, path = "/livez", tag = "node",
+    responses((status = 200, description = "The process is up", body = Health)))]
+async fn livez() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "node",
+    responses(
+        (status = 200, description = "Ready to serve", body = Health),
+        (status = 206, description = "Up but still catching up with the network", body = Health),
+        (status = 503, description = "Starting, or a critical task failed", body = Health),
+    ))]
+async fn readyz(State(s): State<GatewayState>) -> Response {
+    let (code, status) = match s.ready.get() {
+        Readiness::Ready => (StatusCode::OK, "ok"),
+        Readiness::Syncing => (StatusCode::PARTIAL_CONTENT, "syncing"),
+        Readiness::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
+        Readiness::Broken => (StatusCode::SERVICE_UNAVAILABLE, "broken"),
+    };
+    (code, Json(Health { status })).into_response()
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "node",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+async fn metrics(State(s): State<GatewayState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(Serialize, ToSchema)]
+struct NodeStatus {
+    version: &'static str,
+    /// Chains this node runs.
+    chains: Vec<String>,
+    network: Option<String>,
+    uptime_secs: u64,
+    /// `ok`, `starting`, `syncing` or `broken`.
+    readiness: &'static str,
+    tx_height: Option<u64>,
+    tx_final_height: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/v1/node/status", tag = "node",
+    responses((status = 200, description = "Version, chains and heights", body = NodeStatus)))]
+async fn node_status(State(s): State<GatewayState>) -> Json<NodeStatus> {
+    let tip = s.tx.as_ref().map(|c| c.tip());
+    Json(NodeStatus {
+        version: env!("CARGO_PKG_VERSION"),
+        chains: s.chains.clone(),
+        network: s.tx.as_ref().map(|c| c.params().network.to_string()),
+        uptime_secs: s.started.elapsed().as_secs(),
+        readiness: match s.ready.get() {
+            Readiness::Ready => "ok",
+            Readiness::Syncing => "syncing",
+            Readiness::Starting => "starting",
+            Readiness::Broken => "broken",
+        },
+        tx_height: tip.as_ref().map(|t| t.header.height),
+        tx_final_height: tip.as_ref().map(|t| t.final_height),
+    })
+}

@@ -1,0 +1,11 @@
+//! The `doin` node: configuration, wiring of the chain services, the REST gateway, the devnet
+//! and the wallet client. Everything consensus-related lives in the chain crates; this crate
+//! only assembles them.
+
+pub mod client;
+pub mod config;
+pub mod devnet;
+pub mod gateway;
+pub mod run;
+pub mod tasks;
+pub mod wallet;

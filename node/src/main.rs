@@ -1,0 +1,282 @@
+//! `doin`: the DOIN node, devnet and wallet in one binary. `doin --help` lists the commands;
+//! `docs/cli.md` documents them.
+
+use anyhow::{anyhow, Context};
+use clap::{Parser, Subcommand};
+use doin_node::config::NodeConfig;
+use doin_node::devnet::{self, DevnetOptions};
+use doin_node::run::{read_genesis, shutdown_signal, unlock_key, Node};
+use doin_node::tasks::Exit;
+use doin_node::wallet::{self, WalletArgs};
+use doin_telemetry::LogFormat;
+use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec};
+use doin_types::{Address, Amount, Network, Timestamp};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "doin",
+    version,
+    about = "DOIN: proof-of-optimization blockchain node, devnet and wallet"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a complete local network in one process (creates it on first start).
+    Devnet(DevnetArgs),
+    /// Run a node from a configuration file.
+    Node(NodeArgs),
+    /// Manage keys and send transfers through a node.
+    Wallet(WalletArgs),
+    /// Create or inspect genesis specifications.
+    Genesis {
+        #[command(subcommand)]
+        command: GenesisCommand,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct DevnetArgs {
+    /// Directory for the devnet's genesis, keys and database.
+    #[arg(long, default_value = "./devnet")]
+    data_dir: PathBuf,
+    /// REST listen address.
+    #[arg(long, default_value = "127.0.0.1:8645")]
+    listen: SocketAddr,
+    /// Milliseconds between blocks (public networks use 30000).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
+    block_time_ms: u64,
+    /// Funded accounts for you to use (keys/account-N.json). Only used when creating.
+    #[arg(long, default_value_t = 2)]
+    accounts: usize,
+    /// Accounts that send demo traffic (keys/demo-N.json). Only used when creating.
+    #[arg(long, default_value_t = 4)]
+    demo_accounts: usize,
+    /// Do not send demo transfers.
+    #[arg(long)]
+    no_demo: bool,
+    /// Milliseconds between demo transfers.
+    #[arg(long, default_value_t = 700)]
+    demo_interval_ms: u64,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text")]
+    log_format: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct NodeArgs {
+    /// TOML configuration file (see docs/configuration.md). DOIN_* variables override it.
+    #[arg(long)]
+    config: PathBuf,
+    /// Comma-separated chains to run, overriding the file (`tx`; `main` and `hub` later).
+    #[arg(long, value_delimiter = ',')]
+    chains: Option<Vec<String>>,
+}
+
+#[derive(Subcommand, Debug)]
+enum GenesisCommand {
+    /// Write a new genesis specification.
+    New {
+        #[arg(long)]
+        network: Network,
+        /// Unique name of the chain.
+        #[arg(long)]
+        chain_name: String,
+        /// Validator address (repeat for several).
+        #[arg(long = "validator", required = true)]
+        validators: Vec<String>,
+        /// Initial balance as ADDRESS=DOIN (repeat).
+        #[arg(long = "alloc")]
+        allocations: Vec<String>,
+        /// Target block time in milliseconds.
+        #[arg(long, default_value_t = 30_000)]
+        block_time_ms: u64,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Validate a genesis file and print its chain id.
+    Show { file: PathBuf },
+}
+
+fn log_format(s: &str) -> anyhow::Result<LogFormat> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(anyhow!("unknown log format {other:?} (text or json)")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Devnet(a) => run_devnet(a).await,
+        Command::Node(a) => run_node(a).await,
+        Command::Wallet(a) => {
+            doin_telemetry::init_tracing(LogFormat::Text, "warn");
+            wallet::run(a).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Genesis { command } => genesis(command).map(|_| ExitCode::SUCCESS),
+    }
+}
+
+fn exit_code(exit: Exit) -> ExitCode {
+    match exit {
+        Exit::Requested => ExitCode::SUCCESS,
+        Exit::CriticalFailure(reason) => {
+            eprintln!("error: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_devnet(a: DevnetArgs) -> anyhow::Result<ExitCode> {
+    doin_telemetry::init_tracing(log_format(&a.log_format)?, "info");
+    let opts = DevnetOptions {
+        data_dir: a.data_dir,
+        listen: a.listen,
+        block_time_ms: a.block_time_ms,
+        accounts: a.accounts,
+        demo_accounts: a.demo_accounts,
+        demo: !a.no_demo,
+        demo_interval_ms: a.demo_interval_ms.max(10),
+    };
+    let d =
+        tokio::task::spawn_blocking(move || devnet::prepare(&opts).map(|d| (d, opts))).await??;
+    let (d, opts) = d;
+    let mut side = Vec::new();
+    if opts.demo {
+        let demo_keys = d
+            .demo_keys
+            .iter()
+            .filter_map(|k| doin_crypto::KeyPair::from_secret_bytes(&k.secret_bytes()).ok())
+            .collect();
+        side.push((
+            "demo traffic",
+            devnet::demo_traffic(
+                demo_keys,
+                std::time::Duration::from_millis(opts.demo_interval_ms),
+            ),
+        ));
+    }
+    let validator = doin_crypto::KeyPair::from_secret_bytes(&d.validator.secret_bytes())
+        .map_err(|e| anyhow!("validator key: {e}"))?;
+    let node = Node::start(&d.config, d.spec.clone(), Some(validator), side).await?;
+    devnet::print_banner(&d, node.rest_addr);
+    Ok(exit_code(node.run_until(shutdown_signal()).await))
+}
+
+async fn run_node(a: NodeArgs) -> anyhow::Result<ExitCode> {
+    let mut cfg = NodeConfig::load(Some(&a.config)).map_err(|e| anyhow!(e))?;
+    if let Some(chains) = a.chains {
+        cfg.chains = chains;
+        cfg.validate().map_err(|e| anyhow!(e))?;
+    }
+    doin_telemetry::init_tracing(log_format(&cfg.log.format)?, &cfg.log.filter);
+    let spec = read_genesis(&cfg.genesis_file)?;
+    let key = if cfg.producer.enabled {
+        let ks = cfg
+            .producer
+            .keystore
+            .clone()
+            .ok_or_else(|| anyhow!("producer.enabled needs producer.keystore"))?;
+        Some(unlock_key(
+            &ks,
+            cfg.producer.password_file.as_deref(),
+            "DOIN_VALIDATOR_PASSWORD",
+        )?)
+    } else {
+        None
+    };
+    let node = Node::start(&cfg, spec, key, Vec::new()).await?;
+    Ok(exit_code(node.run_until(shutdown_signal()).await))
+}
+
+fn genesis(cmd: GenesisCommand) -> anyhow::Result<()> {
+    match cmd {
+        GenesisCommand::New {
+            network,
+            chain_name,
+            validators,
+            allocations,
+            block_time_ms,
+            out,
+        } => {
+            let validators = validators
+                .iter()
+                .map(|v| Address::parse(v, network).map(|a| a.key))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow!("--validator: {e}"))?;
+            let mut allocs = Vec::new();
+            for a in &allocations {
+                let (addr, amount) = a
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--alloc {a:?}: expected ADDRESS=DOIN"))?;
+                allocs.push(Allocation {
+                    key: Address::parse(addr, network)
+                        .map_err(|e| anyhow!("--alloc {a:?}: {e}"))?
+                        .key,
+                    amount: Amount::parse_doin(amount)
+                        .map_err(|e| anyhow!("--alloc {a:?}: {e}"))?,
+                });
+            }
+            let spec = GenesisSpec {
+                network,
+                chain_name,
+                genesis_time: Timestamp(doin_tx_node::now_ms()),
+                params: ConsensusParams {
+                    target_block_time_ms: block_time_ms,
+                    ..ConsensusParams::public_defaults()
+                },
+                validators,
+                allocations: allocs,
+            };
+            spec.validate()?;
+            if out.exists() {
+                return Err(anyhow!(
+                    "{} exists; refusing to overwrite it",
+                    out.display()
+                ));
+            }
+            std::fs::write(&out, serde_json::to_string_pretty(&spec)?)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!("wrote {} (chain id {})", out.display(), spec.chain_id()?);
+        }
+        GenesisCommand::Show { file } => {
+            let spec = read_genesis(&file)?;
+            println!("network     {}", spec.network);
+            println!("chain name  {}", spec.chain_name);
+            println!("chain id    {}", spec.chain_id()?);
+            println!("validators  {}", spec.validators.len());
+            println!("supply      {} DOIN", spec.total_supply()?.to_doin_string());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! Starting and stopping a node: open the database, open each enabled chain, start block
+//! production and the REST gateway as tasks, and stop all of it on a signal or when a critical
+//! task fails.
+
+use crate::config::NodeConfig;
+use crate::gateway::{self, GatewayLimits, GatewayState, Readiness, ReadyFlag};
+use crate::tasks::{Exit, TaskManager};
+use anyhow::{anyhow, Context};
+use doin_crypto::keystore::KeyFile;
+use doin_crypto::KeyPair;
+use doin_http::{RateLimitConfig, ServeConfig};
+use doin_store::{KvStore, RocksConfig, RocksStore};
+use doin_telemetry::Metrics;
+use doin_tx_core::GenesisSpec;
+use doin_tx_node::mempool::MempoolConfig;
+use doin_tx_node::store::PruneConfig;
+use doin_tx_node::{BlockProducer, SoloProducer, TxChain, TxChainConfig};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Extra work a node runs besides its chains (the devnet's demo traffic).
+pub type SideTask = Box<
+    dyn FnOnce(
+            Arc<TxChain>,
+            tokio::sync::watch::Receiver<bool>,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send,
+>;
+
+/// A started node.
+pub struct Node {
+    pub chain: Arc<TxChain>,
+    pub rest_addr: SocketAddr,
+    pub ready: ReadyFlag,
+    tasks: TaskManager,
+}
+
+/// Reads a genesis specification from a JSON file.
+pub fn read_genesis(path: &Path) -> anyhow::Result<GenesisSpec> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read genesis file {}", path.display()))?;
+    let spec: GenesisSpec = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "genesis file {} is not a valid specification",
+            path.display()
+        )
+    })?;
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// Unlocks a key file; the password comes from `password_file` or the `env_var` variable.
+pub fn unlock_key(
+    keystore: &Path,
+    password_file: Option<&Path>,
+    env_var: &str,
+) -> anyhow::Result<KeyPair> {
+    let file = KeyFile::read(keystore)?;
+    if !file.is_encrypted() {
+        return Ok(file.unlock(None)?);
+    }
+    let password = match password_file {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read password file {}", p.display()))?
+            .trim_end_matches(['\n', '\r'])
+            .to_string(),
+        None => std::env::var(env_var).map_err(|_| {
+            anyhow!(
+                "{} is encrypted: give a password file or set {env_var}",
+                keystore.display()
+            )
+        })?,
+    };
+    Ok(file.unlock(Some(password.as_bytes()))?)
+}
+
+impl Node {
+    /// Opens everything and starts the tasks. The REST listener is bound before this returns.
+    pub async fn start(
+        cfg: &NodeConfig,
+        spec: GenesisSpec,
+        producer_key: Option<KeyPair>,
+        side_tasks: Vec<(&'static str, SideTask)>,
+    ) -> anyhow::Result<Node> {
+        let started = Instant::now();
+        let ready = ReadyFlag::default();
+        let metrics = Metrics::new();
+        let db_path = cfg.data_dir.join("db");
+        let kv: Arc<dyn KvStore> = {
+            let path = db_path.clone();
+            let cache = cfg.storage.cache_mb * 1024 * 1024;
+            let store = tokio::task::spawn_blocking(move || {
+                RocksStore::open(
+                    &path,
+                    doin_tx_node::store::COLUMNS,
+                    &RocksConfig {
+                        block_cache_bytes: cache,
+                        ..RocksConfig::default()
+                    },
+                )
+            })
+            .await?
+            .with_context(|| format!("cannot open the database at {}", db_path.display()))?;
+            Arc::new(store)
+        };
+        let chain_cfg = TxChainConfig {
+            mempool: MempoolConfig {
+                max_bytes: cfg.mempool.max_bytes,
+                max_per_sender: cfg.mempool.max_per_sender,
+                expiry_ms: cfg.mempool.expiry_secs.saturating_mul(1000),
+                ..MempoolConfig::default()
+            },
+            prune: PruneConfig {
+                keep_versions: cfg.storage.state_history,
+                ..PruneConfig::default()
+            },
+            event_buffer: 10_000,
+        };
+        let chain = {
+            let metrics = metrics.clone();
+            tokio::task::spawn_blocking(move || TxChain::open(kv, spec, chain_cfg, &metrics))
+                .await??
+        };
+
+        let mut tasks = TaskManager::new();
+        if let Some(key) = producer_key {
+            let block_time = Duration::from_millis(
+                cfg.producer
+                    .block_time_ms
+                    .unwrap_or(chain.params().consensus.target_block_time_ms),
+            );
+            if !chain.params().validators.contains(&key.public()) {
+                return Err(anyhow!(
+                    "the producer key is not a validator of this chain's genesis"
+                ));
+            }
+            let producer: Box<dyn BlockProducer> = Box::new(SoloProducer::new(key, block_time));
+            let fut = producer.run(chain.clone(), tasks.shutdown_signal());
+            tasks.spawn_critical("block producer", async move {
+                fut.await.map_err(|e| e.to_string())
+            });
+        }
+
+        let listener = tokio::net::TcpListener::bind(cfg.rest.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.rest.listen))?;
+        let rest_addr = listener.local_addr()?;
+        let app = gateway::router(
+            GatewayState {
+                metrics: metrics.clone(),
+                ready: ready.clone(),
+                started,
+                tx: Some(chain.clone()),
+                chains: cfg.chains.clone(),
+            },
+            GatewayLimits {
+                rate: RateLimitConfig {
+                    per_second: cfg.rest.rate_limit_per_second,
+                    burst: cfg.rest.rate_limit_burst,
+                },
+                request_timeout: Duration::from_secs(cfg.rest.request_timeout_secs.max(1)),
+            },
+        )
+        .map_err(|e| anyhow!(e))?;
+        let serve_cfg = ServeConfig {
+            header_read_timeout: Duration::from_secs(cfg.rest.header_timeout_secs.max(1)),
+            max_connections: cfg.rest.max_connections,
+            ..ServeConfig::default()
+        };
+        let sig = tasks.shutdown_signal();
+        tasks.spawn_critical("rest gateway", async move {
+            doin_http::serve(listener, app, serve_cfg, sig)
+                .await
+                .map_err(|e| e.to_string())
+        });
+        for (name, task) in side_tasks {
+            let fut = task(chain.clone(), tasks.shutdown_signal());
+            tasks.spawn(name, fut);
+        }
+        ready.set(Readiness::Ready);
+        tracing::info!(rest = %rest_addr, "node started");
+        Ok(Node {
+            chain,
+            rest_addr,
+            ready,
+            tasks,
+        })
+    }
+
+    /// Runs until `stop` completes or a critical task fails, then shuts down cleanly.
+    pub async fn run_until<S: std::future::Future<Output = ()>>(self, stop: S) -> Exit {
+        let exit = self.tasks.run_until(stop, Duration::from_secs(10)).await;
+        if let Exit::CriticalFailure(reason) = &exit {
+            self.ready.set(Readiness::Broken);
+            tracing::error!(%reason, "a critical task stopped; shutting the node down");
+        } else {
+            tracing::info!("shutdown complete");
+        }
+        exit
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("interrupt received, shutting down"),
+        _ = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

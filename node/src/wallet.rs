@@ -1,0 +1,391 @@
+//! `doin wallet …`: key files and transfers against a node's REST API.
+//!
+//! Keys never leave this process: transactions are built and signed here and only the signed
+//! bytes are sent. The node is asked for the chain id, the next nonce and the fee level.
+
+use crate::client::{Client, ClientError};
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use doin_crypto::keystore::{KeyFile, DEFAULT_SCRYPT_LOG_N};
+use doin_crypto::KeyPair;
+use doin_tx_core::{Tx, TxBody, TxPayload};
+use doin_types::{Address, Amount, ChainId, Network};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct WalletArgs {
+    /// Node REST URL.
+    #[arg(
+        long,
+        env = "DOIN_NODE",
+        default_value = "http://127.0.0.1:8645",
+        global = true
+    )]
+    pub node: String,
+    /// Key file (created by `wallet new`, or a devnet key file).
+    #[arg(long, env = "DOIN_KEYSTORE", global = true)]
+    pub keystore: Option<PathBuf>,
+    /// File holding the key file's password (else DOIN_WALLET_PASSWORD, else a prompt).
+    #[arg(long, global = true)]
+    pub password_file: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: WalletCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WalletCommand {
+    /// Create a new encrypted key file.
+    New,
+    /// Print this wallet's address.
+    Address {
+        /// Network of the address; asked from the node when omitted.
+        #[arg(long)]
+        network: Option<Network>,
+    },
+    /// Show the balance and nonce of this wallet or of ADDRESS.
+    Balance {
+        /// Any address of the node's network (default: this wallet).
+        address: Option<String>,
+    },
+    /// Send DOIN to an address.
+    Send(SendArgs),
+    /// Show a transaction's status and confirmations.
+    Tx {
+        /// Transaction id (hex).
+        id: String,
+    },
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum FeeLevel {
+    Slow,
+    Standard,
+    Fast,
+}
+
+#[derive(Args, Debug)]
+pub struct SendArgs {
+    /// Recipient address.
+    #[arg(long)]
+    pub to: String,
+    /// Amount in DOIN, e.g. 1.5 (at most 8 decimals).
+    #[arg(
+        long,
+        conflicts_with = "amount_base_units",
+        required_unless_present = "amount_base_units"
+    )]
+    pub amount: Option<String>,
+    /// Amount in base units (1 DOIN = 100000000).
+    #[arg(long)]
+    pub amount_base_units: Option<String>,
+    /// Fee level from the node's estimate.
+    #[arg(long, value_enum, default_value = "standard")]
+    pub fee: FeeLevel,
+    /// Explicit max fee per weight unit (base units); overrides the estimate.
+    #[arg(long)]
+    pub max_fee_per_weight: Option<u64>,
+    /// Explicit max tip per weight unit (base units); overrides the estimate.
+    #[arg(long)]
+    pub max_priority_fee_per_weight: Option<u64>,
+    /// Explicit nonce (e.g. to replace a pending transaction); default: the next free one.
+    #[arg(long)]
+    pub nonce: Option<u64>,
+    /// Wait until the transaction is final (or until --wait-secs pass).
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, default_value_t = 120)]
+    pub wait_secs: u64,
+}
+
+fn default_keystore() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ".".into());
+    home.join(".doin").join("wallet.json")
+}
+
+fn read_password(args: &WalletArgs, confirm: bool) -> anyhow::Result<String> {
+    if let Some(p) = &args.password_file {
+        let s = std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read password file {}", p.display()))?;
+        return Ok(s.trim_end_matches(['\n', '\r']).to_string());
+    }
+    if let Ok(p) = std::env::var("DOIN_WALLET_PASSWORD") {
+        return Ok(p);
+    }
+    let p = rpassword::prompt_password("Key file password: ").context(
+        "no password: use --password-file or DOIN_WALLET_PASSWORD when not on a terminal",
+    )?;
+    if confirm {
+        let again = rpassword::prompt_password("Repeat password: ")?;
+        if again != p {
+            bail!("the passwords differ");
+        }
+    }
+    Ok(p)
+}
+
+fn keystore_path(args: &WalletArgs) -> PathBuf {
+    args.keystore.clone().unwrap_or_else(default_keystore)
+}
+
+fn load_key(args: &WalletArgs) -> anyhow::Result<KeyPair> {
+    let path = keystore_path(args);
+    let file = KeyFile::read(&path).with_context(|| {
+        format!(
+            "no usable key file at {} (create one with `doin wallet new`)",
+            path.display()
+        )
+    })?;
+    if file.is_encrypted() {
+        let pw = read_password(args, false)?;
+        Ok(file.unlock(Some(pw.as_bytes()))?)
+    } else {
+        Ok(file.unlock(None)?)
+    }
+}
+
+fn public_of(args: &WalletArgs) -> anyhow::Result<doin_types::PublicKeyBytes> {
+    Ok(KeyFile::read(&keystore_path(args))?.public_key)
+}
+
+fn show_amount(a: Amount) -> String {
+    format!("{} DOIN ({} base units)", a.to_doin_string(), a)
+}
+
+async fn network_of(client: &Client) -> anyhow::Result<Network> {
+    let info = client.info().await?;
+    info.network
+        .parse()
+        .map_err(|e: String| anyhow!("node reports an unknown network: {e}"))
+}
+
+pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.node)?;
+    match &args.command {
+        WalletCommand::New => {
+            let path = keystore_path(&args);
+            if path.exists() {
+                bail!(
+                    "{} already exists; refusing to overwrite a key",
+                    path.display()
+                );
+            }
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let pw = read_password(&args, true)?;
+            if pw.len() < 8 {
+                bail!("use a password of at least 8 characters");
+            }
+            let key = KeyPair::generate();
+            KeyFile::encrypt(&key, pw.as_bytes(), DEFAULT_SCRYPT_LOG_N)?.write_new(&path)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"keystore": path, "public_key": key.public().to_hex()})
+                );
+            } else {
+                println!("created {}", path.display());
+                println!("public key {}", key.public());
+                println!(
+                    "show the address with `doin wallet --keystore {} address`",
+                    path.display()
+                );
+            }
+        }
+        WalletCommand::Address { network } => {
+            let key = public_of(&args)?;
+            let network = match network {
+                Some(n) => *n,
+                None => network_of(&client).await.context(
+                    "cannot ask the node for its network; pass --network devnet|testnet|mainnet",
+                )?,
+            };
+            let a = Address::new(network, key);
+            if args.json {
+                println!("{}", serde_json::json!({ "address": a.to_string() }));
+            } else {
+                println!("{a}");
+            }
+        }
+        WalletCommand::Balance { address } => {
+            let addr = match address {
+                Some(a) => a.clone(),
+                None => Address::new(network_of(&client).await?, public_of(&args)?).to_string(),
+            };
+            let acct = client.account(&addr).await?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "address": acct.address, "balance": acct.balance.to_string(),
+                        "nonce": acct.nonce, "next_nonce": acct.next_nonce,
+                        "pending": acct.pending, "height": acct.height
+                    })
+                );
+            } else {
+                println!("address  {}", acct.address);
+                println!("balance  {}", show_amount(acct.balance));
+                println!(
+                    "nonce    {} (next {}; {} pending)",
+                    acct.nonce, acct.next_nonce, acct.pending
+                );
+                println!("at height {}", acct.height);
+            }
+        }
+        WalletCommand::Send(s) => send(&args, &client, s).await?,
+        WalletCommand::Tx { id } => {
+            let tx = client.tx(id).await?;
+            if args.json {
+                println!("{tx}");
+            } else {
+                print_tx(&tx);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_tx(tx: &serde_json::Value) {
+    let g = |k: &str| {
+        tx.get(k)
+            .map(|v| v.to_string().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    println!("id             {}", g("id"));
+    println!("status         {}", g("status"));
+    println!("confirmations  {}", g("confirmations"));
+    if let Some(h) = tx.get("block_height").and_then(|v| v.as_u64()) {
+        println!("block          {h} ({})", g("block_hash"));
+    }
+    println!("from           {} (nonce {})", g("sender"), g("nonce"));
+    if let Some(p) = tx.get("payload") {
+        let to = p.get("to").and_then(|v| v.as_str()).unwrap_or("");
+        let amount = p
+            .get("amount")
+            .and_then(|v| v.as_str())
+            .and_then(|s| Amount::parse_base_units(s).ok());
+        println!("to             {to}");
+        if let Some(a) = amount {
+            println!("amount         {}", show_amount(a));
+        }
+    }
+    if let Some(fee) = tx
+        .get("fee_paid")
+        .and_then(|f| f.get("total"))
+        .and_then(|v| v.as_str())
+    {
+        if let Ok(a) = Amount::parse_base_units(fee) {
+            println!("fee paid       {}", show_amount(a));
+        }
+    }
+}
+
+async fn send(args: &WalletArgs, client: &Client, s: &SendArgs) -> anyhow::Result<()> {
+    let info = client.info().await?;
+    let network: Network = info
+        .network
+        .parse()
+        .map_err(|e: String| anyhow!("node reports an unknown network: {e}"))?;
+    let to = Address::parse(&s.to, network).map_err(|e| anyhow!("--to: {e}"))?;
+    let amount = match (&s.amount, &s.amount_base_units) {
+        (Some(a), _) => Amount::parse_doin(a).map_err(|e| anyhow!("--amount: {e}"))?,
+        (None, Some(b)) => {
+            Amount::parse_base_units(b).map_err(|e| anyhow!("--amount-base-units: {e}"))?
+        }
+        (None, None) => bail!("give --amount or --amount-base-units"),
+    };
+    let key = load_key(args)?;
+    let me = Address::new(network, key.public());
+    let acct = client.account(&me.to_string()).await?;
+    let fees = client.fees().await?;
+    let level = match s.fee {
+        FeeLevel::Slow => &fees.slow,
+        FeeLevel::Standard => &fees.standard,
+        FeeLevel::Fast => &fees.fast,
+    };
+    let tip = s
+        .max_priority_fee_per_weight
+        .map(Amount::from_base_units)
+        .unwrap_or(level.max_priority_fee_per_weight);
+    let max_fee = s
+        .max_fee_per_weight
+        .map(Amount::from_base_units)
+        .unwrap_or(level.max_fee_per_weight.max(tip));
+    let chain_id: ChainId = info
+        .chain_id
+        .parse()
+        .map_err(|e| anyhow!("node reports a malformed chain id: {e}"))?;
+    let body = TxBody {
+        chain_id,
+        sender: key.public(),
+        nonce: s.nonce.unwrap_or(acct.next_nonce),
+        max_fee_per_weight: max_fee,
+        max_priority_fee_per_weight: tip,
+        payload: TxPayload::Transfer { to: to.key, amount },
+    };
+    let tx = Tx::from_signed(body.sign(&key)?)?;
+    let max_cost = tx.max_cost()?;
+    if max_cost > acct.balance {
+        bail!(
+            "balance {} is short of amount plus maximum fee {}",
+            show_amount(acct.balance),
+            show_amount(max_cost)
+        );
+    }
+    let (_, sub) = match client.submit(tx.bytes()).await {
+        Ok(x) => x,
+        Err(e @ ClientError::Problem { .. }) => {
+            return Err(anyhow!("the node refused the transaction: {e}"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !args.json {
+        println!("submitted {} ({})", sub.id, sub.status);
+        if let Some(r) = &sub.replaced {
+            println!("replaced pending transaction {r}");
+        }
+    }
+    if s.wait {
+        let final_tx = wait_final(client, &sub.id, Duration::from_secs(s.wait_secs)).await?;
+        if args.json {
+            println!("{final_tx}");
+        } else {
+            print_tx(&final_tx);
+        }
+    } else if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"id": sub.id, "status": sub.status, "replaced": sub.replaced})
+        );
+    }
+    Ok(())
+}
+
+async fn wait_final(
+    client: &Client,
+    id: &str,
+    limit: Duration,
+) -> anyhow::Result<serde_json::Value> {
+    let start = Instant::now();
+    loop {
+        let tx = client.tx(id).await?;
+        if tx.get("status").and_then(|s| s.as_str()) == Some("final") {
+            return Ok(tx);
+        }
+        if start.elapsed() > limit {
+            bail!("transaction {id} is not final after {} s", limit.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Used by `doin devnet` banners and tests: the address of a key file.
+pub fn address_of_keyfile(path: &Path, network: Network) -> anyhow::Result<Address> {
+    Ok(Address::new(network, KeyFile::read(path)?.public_key))
+}

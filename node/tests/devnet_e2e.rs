@@ -1,0 +1,220 @@
+//! Black-box: the README's first command, tried as a new user would. A real `doin devnet`
+//! process answers REST; the `doin wallet` command moves coins between two dev accounts; the
+//! balance shows it after the next block; a restart (SIGTERM, then the same command) keeps it;
+//! the event stream delivers blocks and resumes from an id.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DOIN: &str = env!("CARGO_BIN_EXE_doin");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Devnet {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, port: u16) -> Devnet {
+    let child = Command::new(DOIN)
+        .args(["devnet", "--data-dir"])
+        .arg(dir)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--block-time-ms",
+            "400",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start doin devnet");
+    let base = format!("http://127.0.0.1:{port}");
+    let d = Devnet { child, base };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok((200, _)) = get(&format!("{}/readyz", d.base)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "devnet did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d
+}
+
+/// Blocking GET: status and body.
+fn get(url: &str) -> Result<(u16, String), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let r = reqwest::get(url).await.map_err(|e| e.to_string())?;
+        let s = r.status().as_u16();
+        let t = r.text().await.map_err(|e| e.to_string())?;
+        Ok((s, t))
+    })
+}
+
+fn wallet(base: &str, keystore: &Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(DOIN)
+        .args(["wallet", "--json", "--node", base, "--keystore"])
+        .arg(keystore)
+        .args(args)
+        .output()
+        .expect("run doin wallet");
+    assert!(
+        out.status.success(),
+        "doin wallet {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or("");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("wallet output {stdout:?}: {e}"))
+}
+
+fn balance(base: &str, keystore: &Path) -> u64 {
+    wallet(base, keystore, &["balance"])["balance"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn devnet_wallet_transfer_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("devnet");
+    let port = free_port();
+    let mut node = start(&data, port);
+    let base = node.base.clone();
+
+    let (code, info) = get(&format!("{base}/v1/tx/info")).unwrap();
+    assert_eq!(code, 200);
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["network"], "devnet");
+
+    let a0 = data.join("keys/account-0.json");
+    let a1 = data.join("keys/account-1.json");
+    let to = wallet(&base, &a1, &["address"])["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(to.starts_with("ddoin1"));
+    let before0 = balance(&base, &a0);
+    let before1 = balance(&base, &a1);
+
+    let sent = wallet(
+        &base,
+        &a0,
+        &[
+            "send",
+            "--to",
+            &to,
+            "--amount",
+            "1.5",
+            "--wait",
+            "--wait-secs",
+            "60",
+        ],
+    );
+    assert_eq!(sent["status"], "final", "{sent}");
+    let fee: u64 = sent["fee_paid"]["total"].as_str().unwrap().parse().unwrap();
+    assert_eq!(balance(&base, &a1), before1 + 150_000_000);
+    assert_eq!(balance(&base, &a0), before0 - 150_000_000 - fee);
+    let id = sent["id"].as_str().unwrap().to_string();
+
+    // The event stream delivers block events with resumable ids.
+    let (code, _) = get(&format!("{base}/v1/tx/blocks/latest")).unwrap();
+    assert_eq!(code, 200);
+    let first_block = read_one_block_event(&base, Some("1-0"));
+    assert_eq!(first_block.0, "2-0");
+
+    // Graceful stop, then the same command again: everything is still there.
+    let pid = node.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(s) = node.child.try_wait().unwrap() {
+            assert!(s.success(), "devnet exited with {s} on SIGTERM");
+            break;
+        }
+        assert!(Instant::now() < deadline, "devnet did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut banner = String::new();
+    if let Some(mut out) = node.child.stdout.take() {
+        let _ = out.read_to_string(&mut banner);
+    }
+    assert!(
+        banner.contains("/docs"),
+        "banner names the API docs: {banner}"
+    );
+    drop(node);
+
+    let node = start(&data, port);
+    assert_eq!(balance(&node.base, &a1), before1 + 150_000_000);
+    let tx = wallet(&node.base, &a0, &["tx", &id]);
+    assert_eq!(tx["status"], "final");
+    assert!(tx["confirmations"].as_u64().unwrap() >= 1);
+}
+
+/// Opens `/v1/events` (optionally resuming) and returns the first block event's id and data.
+fn read_one_block_event(base: &str, last_event_id: Option<&str>) -> (String, String) {
+    let url = format!("{base}/v1/events");
+    let host = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut req = format!("GET {url} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n");
+    if let Some(id) = last_event_id {
+        req.push_str(&format!("Last-Event-ID: {id}\r\n"));
+    }
+    req.push_str("\r\n");
+    std::io::Write::write_all(&mut stream, req.as_bytes()).unwrap();
+    let reader = BufReader::new(stream);
+    let (mut id, mut event) = (String::new(), String::new());
+    for line in reader.lines() {
+        let line = line.unwrap();
+        if let Some(v) = line
+            .strip_prefix("id: ")
+            .or_else(|| line.strip_prefix("id:"))
+        {
+            id = v.trim().to_string();
+        } else if let Some(v) = line
+            .strip_prefix("event: ")
+            .or_else(|| line.strip_prefix("event:"))
+        {
+            event = v.trim().to_string();
+        } else if let Some(v) = line
+            .strip_prefix("data: ")
+            .or_else(|| line.strip_prefix("data:"))
+        {
+            if event == "block" {
+                return (id, v.to_string());
+            }
+        }
+    }
+    panic!("event stream ended without a block event");
+}

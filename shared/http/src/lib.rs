@@ -1,0 +1,18 @@
+//! HTTP plumbing shared by every service's REST routes and the gateway.
+//!
+//! - `Problem`: RFC 9457 `application/problem+json` errors with a stable `type` per error kind.
+//! - `ApiJson` / `ApiQuery`: extractors whose rejections are problems, not axum's plain text.
+//! - `serve`: an HTTP server loop with a header-read timeout (slowloris) and graceful shutdown.
+//! - `RateLimiter`: a per-client-IP token bucket middleware.
+//!
+//! It holds no routes and no chain logic.
+
+mod extract;
+mod problem;
+mod ratelimit;
+mod serve;
+
+pub use extract::{ApiJson, ApiQuery};
+pub use problem::{method_not_allowed, not_found, Problem, ProblemDoc, PROBLEM_TYPE_PREFIX};
+pub use ratelimit::{RateLimitConfig, RateLimiter};
+pub use serve::{serve, ServeConfig};

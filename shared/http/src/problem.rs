@@ -1,0 +1,132 @@
+//! RFC 9457 problem details.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Every problem `type` is this prefix plus a kebab-case kind (`urn:doin:problem:nonce-too-low`).
+/// Kinds are stable: clients may branch on them. `docs/api.md` lists them all.
+pub const PROBLEM_TYPE_PREFIX: &str = "urn:doin:problem:";
+
+/// An error response body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub kind: String,
+    pub title: String,
+    pub detail: String,
+    /// Extra members (e.g. `expected_nonce`), merged into the JSON object.
+    pub extra: Map<String, Value>,
+}
+
+/// OpenAPI schema of a problem body.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProblemDoc {
+    /// `urn:doin:problem:<kind>`; stable per error kind.
+    #[serde(rename = "type")]
+    #[schema(example = "urn:doin:problem:nonce-too-low")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &str, title: &str, detail: impl Into<String>) -> Problem {
+        Problem {
+            status,
+            kind: kind.to_string(),
+            title: title.to_string(),
+            detail: detail.into(),
+            extra: Map::new(),
+        }
+    }
+
+    pub fn bad_request(kind: &str, detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, kind, "Bad request", detail)
+    }
+
+    pub fn not_found(kind: &str, detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, kind, "Not found", detail)
+    }
+
+    pub fn unprocessable(kind: &str, detail: impl Into<String>) -> Problem {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            kind,
+            "Request cannot be processed",
+            detail,
+        )
+    }
+
+    /// A server-side failure. The detail is logged, not sent: clients get a generic message.
+    pub fn internal(detail: impl std::fmt::Display) -> Problem {
+        tracing::error!(error = %detail, "internal error answering a request");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the node could not complete the request; see its logs",
+        )
+    }
+
+    pub fn unavailable(kind: &str, detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, kind, "Unavailable", detail)
+    }
+
+    /// Adds an extra member.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Problem {
+        self.extra.insert(key.to_string(), value.into());
+        self
+    }
+
+    pub fn type_uri(&self) -> String {
+        format!("{PROBLEM_TYPE_PREFIX}{}", self.kind)
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("type".into(), Value::String(self.type_uri()));
+        m.insert("title".into(), Value::String(self.title.clone()));
+        m.insert("status".into(), Value::from(self.status.as_u16()));
+        m.insert("detail".into(), Value::String(self.detail.clone()));
+        for (k, v) in &self.extra {
+            m.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        Value::Object(m)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = self.to_json().to_string();
+        let mut resp = (self.status, body).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        resp
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.status, self.kind, self.detail)
+    }
+}
+
+/// Fallback for unknown paths.
+pub async fn not_found(uri: axum::http::Uri) -> Problem {
+    Problem::not_found("not-found", format!("no route for {}", uri.path()))
+}
+
+/// Fallback for known paths with the wrong method.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}

@@ -1,0 +1,69 @@
+//! Test support for DOIN: deterministic scenarios, helpers that start chains and nodes, and the
+//! binaries black-box tests drive (`crash-writer`).
+//!
+//! Nothing here is used by the node itself.
+
+pub mod scenario;
+
+use doin_store::{KvStore, MemStore, RocksConfig, RocksStore};
+use doin_telemetry::Metrics;
+use doin_tx_core::GenesisSpec;
+use doin_tx_node::{TxChain, TxChainConfig};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Opens a transfer chain on a RocksDB in `dir`.
+pub fn open_rocks_chain(dir: &Path, spec: GenesisSpec) -> anyhow::Result<Arc<TxChain>> {
+    let kv: Arc<dyn KvStore> = Arc::new(RocksStore::open(
+        dir,
+        doin_tx_node::store::COLUMNS,
+        &RocksConfig::default(),
+    )?);
+    Ok(TxChain::open(
+        kv,
+        spec,
+        TxChainConfig {
+            event_buffer: 1000,
+            ..TxChainConfig::default()
+        },
+        &Metrics::new(),
+    )?)
+}
+
+/// Opens a transfer chain on the in-memory store.
+pub fn open_memory_chain(spec: GenesisSpec) -> anyhow::Result<Arc<TxChain>> {
+    let kv: Arc<dyn KvStore> = Arc::new(MemStore::new(doin_tx_node::store::COLUMNS));
+    Ok(TxChain::open(
+        kv,
+        spec,
+        TxChainConfig {
+            event_buffer: 1000,
+            ..TxChainConfig::default()
+        },
+        &Metrics::new(),
+    )?)
+}
+
+/// The node's full REST router around `chain` (no rate limit), for in-process HTTP tests.
+pub fn gateway_for(chain: Arc<TxChain>) -> anyhow::Result<axum::Router> {
+    use doin_node::gateway::{router, GatewayLimits, GatewayState, Readiness, ReadyFlag};
+    let ready = ReadyFlag::default();
+    ready.set(Readiness::Ready);
+    router(
+        GatewayState {
+            metrics: Metrics::new(),
+            ready,
+            started: std::time::Instant::now(),
+            tx: Some(chain),
+            chains: vec!["tx".into()],
+        },
+        GatewayLimits {
+            rate: doin_http::RateLimitConfig {
+                per_second: 0,
+                burst: 0,
+            },
+            request_timeout: std::time::Duration::from_secs(30),
+        },
+    )
+    .map_err(|e| anyhow::anyhow!(e))
+}

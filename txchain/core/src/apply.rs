@@ -1,0 +1,465 @@
+//! The state transition: pure functions from (parameters, parent state, block) to a state diff.
+//!
+//! `apply_block` is what every node runs on every block it imports, including its own: every
+//! rule is re-checked there. `build_block` is the producer's side: it picks the valid prefix of
+//! a candidate list and returns a block that `apply_block` accepts. Neither does I/O; state is
+//! read through `StateView` and the tree through `jmt::storage::TreeReader`, and the caller
+//! commits the returned diff and tree update atomically.
+
+use crate::block::{tx_root, Block, BlockHeader};
+use crate::error::{BlockError, GenesisError, TxError};
+use crate::fees::{fee_split, next_base_fee};
+use crate::params::{ChainParams, GenesisSpec};
+use crate::state::{Account, ChainStats, Overlay, StateDiff, StateView};
+use crate::tx::{Tx, TxId, TxPayload};
+use doin_crypto::{merkle, KeyPair};
+use doin_types::{Amount, Hash256, Height, PublicKeyBytes, SignatureBytes, Timestamp};
+use jmt::storage::{TreeReader, TreeUpdateBatch};
+use jmt::Sha256Jmt;
+
+/// What the fee of one included transaction became.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxReceipt {
+    pub id: TxId,
+    pub burned: Amount,
+    pub tip: Amount,
+}
+
+/// The result of applying a block: commit `diff` and `tree_update` together.
+#[derive(Debug)]
+pub struct AppliedBlock {
+    pub diff: StateDiff,
+    pub state_root: Hash256,
+    pub tree_update: TreeUpdateBatch,
+    pub receipts: Vec<TxReceipt>,
+    pub txs: Vec<Tx>,
+}
+
+/// Options of one `apply_block` call.
+#[derive(Clone, Copy, Debug)]
+pub struct ApplyContext {
+    /// The importing node's clock (bounds how far ahead block times may be).
+    pub now: Timestamp,
+    /// False only for transactions whose signatures this node verified already (its own
+    /// mempool); imported blocks always verify.
+    pub verify_tx_signatures: bool,
+}
+
+/// Applies one transaction to `overlay` at `base_fee`, paying the tip to `proposer`. On error
+/// the overlay is unchanged.
+pub fn apply_tx<V: StateView + ?Sized>(
+    params: &ChainParams,
+    overlay: &mut Overlay<'_, V>,
+    tx: &Tx,
+    base_fee: Amount,
+    proposer: &PublicKeyBytes,
+    verify_signature: bool,
+) -> Result<TxReceipt, TxError> {
+    tx.check_stateless(
+        &params.chain_id,
+        params.consensus.max_tx_weight,
+        verify_signature,
+    )?;
+    let body = tx.body();
+    if body.max_fee_per_weight < base_fee {
+        return Err(TxError::FeeBelowBaseFee {
+            max_fee: body.max_fee_per_weight,
+            base_fee,
+        });
+    }
+    let mut sender = overlay.account(&body.sender).map_err(TxError::State)?;
+    if body.nonce < sender.nonce {
+        return Err(TxError::NonceTooLow {
+            expected: sender.nonce,
+            got: body.nonce,
+        });
+    }
+    if body.nonce > sender.nonce {
+        return Err(TxError::NonceTooHigh {
+            expected: sender.nonce,
+            got: body.nonce,
+        });
+    }
+    let max_cost = tx.max_cost()?;
+    if sender.balance < max_cost {
+        return Err(TxError::InsufficientBalance {
+            needed: max_cost,
+            available: sender.balance,
+        });
+    }
+    let split = fee_split(
+        body.max_fee_per_weight,
+        body.max_priority_fee_per_weight,
+        base_fee,
+        tx.weight(),
+    )
+    .map_err(|_| TxError::AmountOverflow)?;
+    let charged = split
+        .total()
+        .and_then(|f| f.checked_add(body.value()))
+        .map_err(|_| TxError::AmountOverflow)?;
+    // max_cost ≥ charged because max_fee ≥ base_fee + tip; the checked sub keeps it honest.
+    sender.balance =
+        sender
+            .balance
+            .checked_sub(charged)
+            .map_err(|_| TxError::InsufficientBalance {
+                needed: charged,
+                available: sender.balance,
+            })?;
+    sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::AmountOverflow)?;
+
+    // Compute every new account before writing any, so an error leaves the overlay untouched.
+    let mut writes: Vec<(PublicKeyBytes, Account)> = vec![(body.sender, sender)];
+    match &body.payload {
+        TxPayload::Transfer { to, amount } => {
+            let mut recipient = current(overlay, &writes, to)?;
+            recipient.balance = recipient
+                .balance
+                .checked_add(*amount)
+                .map_err(|_| TxError::AmountOverflow)?;
+            writes.push((*to, recipient));
+        }
+    }
+    if !split.tip.is_zero() {
+        let mut p = current(overlay, &writes, proposer)?;
+        p.balance = p
+            .balance
+            .checked_add(split.tip)
+            .map_err(|_| TxError::AmountOverflow)?;
+        writes.push((*proposer, p));
+    }
+    for (k, a) in writes {
+        overlay.set_account(k, a);
+    }
+    Ok(TxReceipt {
+        id: tx.id(),
+        burned: split.burned,
+        tip: split.tip,
+    })
+}
+
+/// The account as it will be after the pending `writes` (last write wins).
+fn current<V: StateView + ?Sized>(
+    overlay: &Overlay<'_, V>,
+    writes: &[(PublicKeyBytes, Account)],
+    key: &PublicKeyBytes,
+) -> Result<Account, TxError> {
+    if let Some((_, a)) = writes.iter().rev().find(|(k, _)| k == key) {
+        return Ok(*a);
+    }
+    overlay.account(key).map_err(TxError::State)
+}
+
+/// Computes the state root after `diff` on top of version `version - 1`.
+pub fn compute_state_root<R: TreeReader>(
+    tree: &R,
+    version: Height,
+    diff: &StateDiff,
+) -> Result<(Hash256, TreeUpdateBatch), String> {
+    let values = diff.to_value_set()?;
+    let (root, batch) = Sha256Jmt::new(tree)
+        .put_value_set(values, version)
+        .map_err(|e| e.to_string())?;
+    Ok((Hash256(root.0), batch))
+}
+
+/// Checks the header against its parent (everything but state and transactions).
+fn check_header(
+    params: &ChainParams,
+    parent: &BlockHeader,
+    header: &BlockHeader,
+    now: Timestamp,
+) -> Result<(), BlockError> {
+    if header.chain_id != params.chain_id {
+        return Err(BlockError::WrongChain);
+    }
+    if Some(header.height) != parent.height.checked_add(1) {
+        return Err(BlockError::WrongHeight {
+            parent: parent.height,
+            got: header.height,
+        });
+    }
+    if header.parent != parent.hash()? {
+        return Err(BlockError::WrongParent);
+    }
+    if header.time <= parent.time {
+        return Err(BlockError::TimeNotIncreasing {
+            parent: parent.time.0,
+            got: header.time.0,
+        });
+    }
+    let latest = now
+        .checked_add_millis(params.consensus.max_future_drift_ms)
+        .unwrap_or(Timestamp(u64::MAX));
+    if header.time > latest {
+        return Err(BlockError::TimeInFuture {
+            now: now.0,
+            got: header.time.0,
+        });
+    }
+    if params.expected_proposer(header.height) != Some(header.proposer) {
+        return Err(BlockError::WrongProposer);
+    }
+    let expected_fee = next_base_fee(&params.consensus, parent.base_fee, parent.weight_used);
+    if header.base_fee != expected_fee {
+        return Err(BlockError::WrongBaseFee {
+            expected: expected_fee.base_units(),
+            got: header.base_fee.base_units(),
+        });
+    }
+    Ok(())
+}
+
+/// Validates and applies `block` on top of `parent` and the state `view` (which must be the
+/// state after `parent`). Every consensus rule is checked here.
+pub fn apply_block<V: StateView + ?Sized, R: TreeReader>(
+    params: &ChainParams,
+    view: &V,
+    tree: &R,
+    parent: &BlockHeader,
+    block: &Block,
+    ctx: ApplyContext,
+) -> Result<AppliedBlock, BlockError> {
+    let header = &block.header;
+    check_header(params, parent, header, ctx.now)?;
+    block.verify_signature()?;
+
+    if block.txs.len() != header.tx_count as usize {
+        return Err(BlockError::Malformed(
+            "tx_count differs from the number of transactions".into(),
+        ));
+    }
+    let mut txs = Vec::with_capacity(block.txs.len());
+    let mut weight: u64 = 0;
+    for (index, signed) in block.txs.iter().enumerate() {
+        let tx = Tx::from_signed(signed.clone())
+            .map_err(|error| BlockError::InvalidTx { index, error })?;
+        weight = weight
+            .checked_add(tx.weight())
+            .ok_or(BlockError::Overweight {
+                weight: u64::MAX,
+                limit: params.consensus.block_weight_limit,
+            })?;
+        txs.push(tx);
+    }
+    if weight > params.consensus.block_weight_limit {
+        return Err(BlockError::Overweight {
+            weight,
+            limit: params.consensus.block_weight_limit,
+        });
+    }
+    if weight != header.weight_used {
+        return Err(BlockError::WrongWeight {
+            expected: weight,
+            got: header.weight_used,
+        });
+    }
+    if tx_root(&txs) != header.tx_root {
+        return Err(BlockError::WrongTxRoot);
+    }
+
+    let mut overlay = Overlay::new(view);
+    let mut receipts = Vec::with_capacity(txs.len());
+    for (index, tx) in txs.iter().enumerate() {
+        let r = apply_tx(
+            params,
+            &mut overlay,
+            tx,
+            header.base_fee,
+            &header.proposer,
+            ctx.verify_tx_signatures,
+        )
+        .map_err(|error| match error {
+            TxError::State(s) => BlockError::State(s),
+            error => BlockError::InvalidTx { index, error },
+        })?;
+        receipts.push(r);
+    }
+    let stats = next_stats(view, header.height, &receipts)?;
+    let diff = StateDiff {
+        accounts: overlay.into_accounts(),
+        chain_stats: stats,
+    };
+    let (state_root, tree_update) =
+        compute_state_root(tree, header.height, &diff).map_err(BlockError::State)?;
+    if state_root != header.state_root {
+        return Err(BlockError::WrongStateRoot);
+    }
+    Ok(AppliedBlock {
+        diff,
+        state_root,
+        tree_update,
+        receipts,
+        txs,
+    })
+}
+
+fn next_stats<V: StateView + ?Sized>(
+    view: &V,
+    height: Height,
+    receipts: &[TxReceipt],
+) -> Result<ChainStats, BlockError> {
+    let mut stats = view.chain_stats().map_err(BlockError::State)?;
+    for r in receipts {
+        stats.burned = stats
+            .burned
+            .checked_add(r.burned)
+            .map_err(|_| BlockError::State("burned total overflows".into()))?;
+    }
+    stats.height = height;
+    Ok(stats)
+}
+
+/// A block built by a producer, with what it left out and why.
+#[derive(Debug)]
+pub struct BuiltBlock {
+    pub block: Block,
+    pub applied: AppliedBlock,
+    pub skipped: Vec<(TxId, TxError)>,
+}
+
+/// Builds and signs the next block from `candidates` (in priority order). Candidates that are
+/// invalid at this point, or that no longer fit, are skipped and reported. `verify_signatures`
+/// may be false only when every candidate was verified by this node already.
+#[allow(clippy::too_many_arguments)]
+pub fn build_block<V: StateView + ?Sized, R: TreeReader>(
+    params: &ChainParams,
+    view: &V,
+    tree: &R,
+    parent: &BlockHeader,
+    time: Timestamp,
+    key: &KeyPair,
+    candidates: impl IntoIterator<Item = Tx>,
+    verify_signatures: bool,
+) -> Result<BuiltBlock, BlockError> {
+    let height = parent
+        .height
+        .checked_add(1)
+        .ok_or_else(|| BlockError::State("height overflow".into()))?;
+    let proposer = key.public();
+    if params.expected_proposer(height) != Some(proposer) {
+        return Err(BlockError::WrongProposer);
+    }
+    let base_fee = next_base_fee(&params.consensus, parent.base_fee, parent.weight_used);
+    let limit = params.consensus.block_weight_limit;
+    let mut overlay = Overlay::new(view);
+    let mut included = Vec::new();
+    let mut receipts = Vec::new();
+    let mut skipped = Vec::new();
+    let mut weight: u64 = 0;
+    for tx in candidates {
+        let Some(new_weight) = weight.checked_add(tx.weight()).filter(|w| *w <= limit) else {
+            continue;
+        };
+        match apply_tx(
+            params,
+            &mut overlay,
+            &tx,
+            base_fee,
+            &proposer,
+            verify_signatures,
+        ) {
+            Ok(r) => {
+                weight = new_weight;
+                receipts.push(r);
+                included.push(tx);
+            }
+            Err(TxError::State(s)) => return Err(BlockError::State(s)),
+            Err(e) => skipped.push((tx.id(), e)),
+        }
+    }
+    let stats = next_stats(view, height, &receipts)?;
+    let diff = StateDiff {
+        accounts: overlay.into_accounts(),
+        chain_stats: stats,
+    };
+    let (state_root, tree_update) =
+        compute_state_root(tree, height, &diff).map_err(BlockError::State)?;
+    let header = BlockHeader {
+        chain_id: params.chain_id,
+        height,
+        parent: parent.hash()?,
+        time: time.max(Timestamp(parent.time.0.saturating_add(1))),
+        proposer,
+        state_root,
+        tx_root: tx_root(&included),
+        base_fee,
+        weight_used: weight,
+        tx_count: u32::try_from(included.len())
+            .map_err(|_| BlockError::State("too many transactions".into()))?,
+    };
+    let block = Block::sign(
+        header,
+        included.iter().map(|t| t.signed().clone()).collect(),
+        key,
+    )?;
+    Ok(BuiltBlock {
+        block,
+        applied: AppliedBlock {
+            diff,
+            state_root,
+            tree_update,
+            receipts,
+            txs: included,
+        },
+        skipped,
+    })
+}
+
+/// The genesis block and its state, rebuilt from the specification on an empty tree.
+pub fn genesis<R: TreeReader>(
+    spec: &GenesisSpec,
+    tree: &R,
+) -> Result<(Block, AppliedBlock), GenesisError> {
+    let params = ChainParams::from_genesis(spec)?;
+    let diff = StateDiff {
+        accounts: spec
+            .allocations
+            .iter()
+            .map(|a| {
+                (
+                    a.key,
+                    Account {
+                        balance: a.amount,
+                        nonce: 0,
+                    },
+                )
+            })
+            .collect(),
+        chain_stats: ChainStats {
+            height: 0,
+            issued: spec.total_supply()?,
+            burned: Amount::ZERO,
+        },
+    };
+    let (state_root, tree_update) =
+        compute_state_root(tree, 0, &diff).map_err(GenesisError::State)?;
+    let header = BlockHeader {
+        chain_id: params.chain_id,
+        height: 0,
+        parent: Hash256::zero(),
+        time: spec.genesis_time,
+        proposer: PublicKeyBytes::zero(),
+        state_root,
+        tx_root: merkle::empty_root(),
+        base_fee: spec.params.initial_base_fee,
+        weight_used: 0,
+        tx_count: 0,
+    };
+    let block = Block {
+        header,
+        signature: SignatureBytes::zero(),
+        txs: Vec::new(),
+    };
+    Ok((
+        block,
+        AppliedBlock {
+            diff,
+            state_root,
+            tree_update,
+            receipts: Vec::new(),
+            txs: Vec::new(),
+        },
+    ))
+}

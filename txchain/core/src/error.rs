@@ -1,0 +1,124 @@
+//! Why a transaction, block or genesis specification is refused.
+//!
+//! Each `TxError` variant has a stable kebab-case `kind()` that the REST gateway uses as its
+//! problem type, so clients can branch on it.
+
+use doin_crypto::SignatureError;
+use doin_types::Amount;
+
+/// A transaction is invalid (against a given state and base fee, where that matters).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    #[error("malformed transaction encoding: {0}")]
+    Malformed(String),
+    #[error("transaction is {weight} bytes, the limit is {max}")]
+    Oversize { weight: u64, max: u64 },
+    #[error("transaction is for another chain")]
+    WrongChain,
+    #[error("sender is not a valid public key")]
+    InvalidSender,
+    #[error("recipient is not a valid public key; funds sent there could never move again")]
+    InvalidRecipient,
+    #[error("transfer amount must be above zero")]
+    ZeroAmount,
+    #[error("max_priority_fee_per_weight ({priority}) exceeds max_fee_per_weight ({max_fee})")]
+    PriorityAboveMaxFee { priority: Amount, max_fee: Amount },
+    #[error("max_fee_per_weight {max_fee} is below the base fee {base_fee}")]
+    FeeBelowBaseFee { max_fee: Amount, base_fee: Amount },
+    #[error("signature is malformed")]
+    MalformedSignature,
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("nonce {got} is too low: the next nonce of this account is {expected}")]
+    NonceTooLow { expected: u64, got: u64 },
+    #[error("nonce {got} is too high: the next nonce of this account is {expected}")]
+    NonceTooHigh { expected: u64, got: u64 },
+    #[error("amount plus maximum fee overflows")]
+    AmountOverflow,
+    #[error("balance {available} is short of amount plus maximum fee {needed}")]
+    InsufficientBalance { needed: Amount, available: Amount },
+    #[error("state could not be read: {0}")]
+    State(String),
+}
+
+impl TxError {
+    /// Stable machine-readable kind, used as the REST problem type suffix.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TxError::Malformed(_) => "malformed-transaction",
+            TxError::Oversize { .. } => "transaction-too-large",
+            TxError::WrongChain => "wrong-chain",
+            TxError::InvalidSender => "invalid-sender",
+            TxError::InvalidRecipient => "invalid-recipient",
+            TxError::ZeroAmount => "zero-amount",
+            TxError::PriorityAboveMaxFee { .. } => "priority-fee-above-max-fee",
+            TxError::FeeBelowBaseFee { .. } => "fee-below-base-fee",
+            TxError::MalformedSignature => "malformed-signature",
+            TxError::BadSignature => "invalid-signature",
+            TxError::NonceTooLow { .. } => "nonce-too-low",
+            TxError::NonceTooHigh { .. } => "nonce-too-high",
+            TxError::AmountOverflow => "amount-overflow",
+            TxError::InsufficientBalance { .. } => "insufficient-balance",
+            TxError::State(_) => "state-unavailable",
+        }
+    }
+
+    /// True when the fault is the node's (storage), not the transaction's.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, TxError::State(_))
+    }
+}
+
+impl From<SignatureError> for TxError {
+    fn from(e: SignatureError) -> Self {
+        match e {
+            SignatureError::Malformed => TxError::MalformedSignature,
+            SignatureError::InvalidPublicKey => TxError::InvalidSender,
+            SignatureError::Invalid => TxError::BadSignature,
+        }
+    }
+}
+
+/// A block is invalid, or could not be checked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    #[error("block is for another chain")]
+    WrongChain,
+    #[error("height {got} does not follow parent height {parent}")]
+    WrongHeight { parent: u64, got: u64 },
+    #[error("parent hash does not match the current tip")]
+    WrongParent,
+    #[error("block time {got} is not after parent time {parent}")]
+    TimeNotIncreasing { parent: u64, got: u64 },
+    #[error("block time {got} is more than the allowed drift ahead of local time {now}")]
+    TimeInFuture { now: u64, got: u64 },
+    #[error("proposer is not the validator whose turn it is")]
+    WrongProposer,
+    #[error("block signature is invalid")]
+    BadSignature,
+    #[error("base fee {got} differs from the required {expected}")]
+    WrongBaseFee { expected: u64, got: u64 },
+    #[error("weight_used {got} differs from the summed transaction weight {expected}")]
+    WrongWeight { expected: u64, got: u64 },
+    #[error("block weight {weight} exceeds the limit {limit}")]
+    Overweight { weight: u64, limit: u64 },
+    #[error("transaction root does not match the transactions")]
+    WrongTxRoot,
+    #[error("state root does not match the state after applying the block")]
+    WrongStateRoot,
+    #[error("transaction {index} is invalid: {error}")]
+    InvalidTx { index: usize, error: TxError },
+    #[error("malformed block encoding: {0}")]
+    Malformed(String),
+    #[error("state could not be read or hashed: {0}")]
+    State(String),
+}
+
+/// The genesis specification is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    #[error("invalid genesis: {0}")]
+    Invalid(String),
+    #[error("genesis state could not be built: {0}")]
+    State(String),
+}

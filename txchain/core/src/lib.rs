@@ -1,0 +1,28 @@
+//! Transfer-chain consensus rules, with no I/O (DESIGN §4).
+//!
+//! This crate owns what a valid transaction and a valid block are, how fees are charged and
+//! burned, and how the state root is derived. It must not touch the disk, the network, the
+//! clock or randomness other than the signing key's nonce: time and storage come in as
+//! arguments and traits (`StateView`, `jmt::storage::TreeReader`), and results come out as
+//! diffs for the caller to commit.
+
+pub mod apply;
+pub mod block;
+pub mod error;
+pub mod fees;
+pub mod memtree;
+pub mod params;
+pub mod state;
+pub mod tx;
+
+pub use apply::{
+    apply_block, apply_tx, build_block, genesis, AppliedBlock, ApplyContext, BuiltBlock, TxReceipt,
+};
+pub use block::{tx_root, Block, BlockHash, BlockHeader};
+pub use error::{BlockError, GenesisError, TxError};
+pub use params::{Allocation, ChainParams, ConsensusParams, GenesisSpec};
+pub use state::{Account, ChainStats, StateDiff, StateView};
+pub use tx::{SignedTx, Tx, TxBody, TxId, TxPayload};
+
+/// The JMT crate, re-exported so services use the same version.
+pub use jmt;

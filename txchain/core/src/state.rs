@@ -1,0 +1,124 @@
+//! Transfer-chain state: accounts and chain totals, the read port the rules need, and the diff a
+//! block produces.
+//!
+//! State lives in a Jellyfish Merkle Tree whose keys are tagged hashes of typed state keys and
+//! whose values are canonical encodings; the root is in every header. This module defines the
+//! layout; storing the tree is the service's job.
+
+use doin_codec::{decode_exact, encode};
+use doin_crypto::tagged_hash_parts;
+use doin_types::{Amount, Height, PublicKeyBytes};
+use jmt::{KeyHash, OwnedValue};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const TAG_STATE_KEY: &str = "doin/tx-state-key";
+
+/// Key-space prefixes inside the state tree.
+const KEY_ACCOUNT: u8 = 0x01;
+const KEY_CHAIN_STATS: u8 = 0x02;
+
+/// An account. Accounts that never received funds are absent, read as the default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub balance: Amount,
+    /// Number of transactions this account has sent; the next one must carry this nonce.
+    pub nonce: u64,
+}
+
+/// Chain-wide totals, part of the authenticated state so the supply can be proven.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainStats {
+    /// Height of the block whose application produced this state.
+    pub height: Height,
+    /// Everything ever created: genesis allocations (later: block rewards).
+    pub issued: Amount,
+    /// Everything ever destroyed: base fees.
+    pub burned: Amount,
+}
+
+impl ChainStats {
+    /// `issued − burned`: what all balances must add up to.
+    pub fn circulating(&self) -> Option<Amount> {
+        self.issued.checked_sub(self.burned).ok()
+    }
+}
+
+/// Tree key of an account.
+pub fn account_key(key: &PublicKeyBytes) -> KeyHash {
+    KeyHash(tagged_hash_parts(TAG_STATE_KEY, &[&[KEY_ACCOUNT], &key.0]).0)
+}
+
+/// Tree key of the chain totals.
+pub fn chain_stats_key() -> KeyHash {
+    KeyHash(tagged_hash_parts(TAG_STATE_KEY, &[&[KEY_CHAIN_STATS]]).0)
+}
+
+/// Read access to the state a block builds on. Implemented by the service over its store and
+/// by tests over maps.
+pub trait StateView {
+    fn account(&self, key: &PublicKeyBytes) -> Result<Option<Account>, String>;
+    fn chain_stats(&self) -> Result<ChainStats, String>;
+}
+
+/// Everything a block changes. Applying it to the parent state gives the child state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateDiff {
+    pub accounts: BTreeMap<PublicKeyBytes, Account>,
+    pub chain_stats: ChainStats,
+}
+
+impl StateDiff {
+    /// The diff as a JMT value set, in key order (deterministic).
+    pub fn to_value_set(&self) -> Result<Vec<(KeyHash, Option<OwnedValue>)>, String> {
+        let mut out = Vec::with_capacity(self.accounts.len() + 1);
+        for (k, a) in &self.accounts {
+            out.push((account_key(k), Some(encode(a).map_err(|e| e.to_string())?)));
+        }
+        out.push((
+            chain_stats_key(),
+            Some(encode(&self.chain_stats).map_err(|e| e.to_string())?),
+        ));
+        Ok(out)
+    }
+}
+
+/// Decodes a stored account value.
+pub fn decode_account(bytes: &[u8]) -> Result<Account, String> {
+    decode_exact(bytes).map_err(|e| e.to_string())
+}
+
+/// Decodes stored chain totals.
+pub fn decode_chain_stats(bytes: &[u8]) -> Result<ChainStats, String> {
+    decode_exact(bytes).map_err(|e| e.to_string())
+}
+
+/// Copy-on-write view over a base state: block application writes here, reads fall through.
+pub struct Overlay<'a, V: StateView + ?Sized> {
+    base: &'a V,
+    accounts: BTreeMap<PublicKeyBytes, Account>,
+}
+
+impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
+    pub fn new(base: &'a V) -> Self {
+        Overlay {
+            base,
+            accounts: BTreeMap::new(),
+        }
+    }
+
+    pub fn account(&self, key: &PublicKeyBytes) -> Result<Account, String> {
+        if let Some(a) = self.accounts.get(key) {
+            return Ok(*a);
+        }
+        Ok(self.base.account(key)?.unwrap_or_default())
+    }
+
+    pub fn set_account(&mut self, key: PublicKeyBytes, account: Account) {
+        self.accounts.insert(key, account);
+    }
+
+    pub fn into_accounts(self) -> BTreeMap<PublicKeyBytes, Account> {
+        self.accounts
+    }
+}

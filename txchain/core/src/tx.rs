@@ -1,0 +1,262 @@
+//! Transactions: what is signed, how ids and weights are derived, and the checks that need no
+//! state.
+//!
+//! Signing bytes (specified with vectors in `docs/transactions.md`):
+//! `sighash = H_"doin/tx"(encode(TxBody))`, signed with BIP340. The body starts with the chain id,
+//! so the signature is useless on any other chain. The transaction id is
+//! `H_"doin/txid"(encode(SignedTx))`, always recomputed from the bytes, never taken from a client.
+
+use crate::error::TxError;
+use doin_codec::{decode_exact_bounded, encode};
+use doin_crypto::{is_valid_public_key, tagged_hash, verify, KeyPair};
+use doin_types::{Amount, ChainId, Hash256, PublicKeyBytes, SignatureBytes};
+use serde::{Deserialize, Serialize};
+
+pub const TAG_TX_SIGHASH: &str = "doin/tx";
+pub const TAG_TX_ID: &str = "doin/txid";
+
+/// A transaction id.
+pub type TxId = Hash256;
+
+/// What a transaction does. New kinds are appended (the variant index is part of the encoding).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxPayload {
+    /// Moves `amount` from the sender to `to`.
+    Transfer { to: PublicKeyBytes, amount: Amount },
+}
+
+/// The signed part of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxBody {
+    pub chain_id: ChainId,
+    pub sender: PublicKeyBytes,
+    /// Must equal the sender's account nonce when the transaction is applied (gap-free).
+    pub nonce: u64,
+    /// Highest total fee per weight unit (base fee + tip) the sender accepts.
+    pub max_fee_per_weight: Amount,
+    /// Highest tip per weight unit the sender offers the proposer.
+    pub max_priority_fee_per_weight: Amount,
+    pub payload: TxPayload,
+}
+
+impl TxBody {
+    /// The 32-byte message the sender signs.
+    pub fn sighash(&self) -> Result<Hash256, TxError> {
+        let bytes = encode(self).map_err(|e| TxError::Malformed(e.to_string()))?;
+        Ok(tagged_hash(TAG_TX_SIGHASH, &bytes))
+    }
+
+    /// Amount that leaves the sender besides fees.
+    pub fn value(&self) -> Amount {
+        match &self.payload {
+            TxPayload::Transfer { amount, .. } => *amount,
+        }
+    }
+
+    /// Signs the body.
+    pub fn sign(self, key: &KeyPair) -> Result<SignedTx, TxError> {
+        let sig = key.sign(&self.sighash()?);
+        Ok(SignedTx {
+            body: self,
+            signature: sig,
+        })
+    }
+}
+
+/// A transaction with its signature: the unit that travels and is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTx {
+    pub body: TxBody,
+    pub signature: SignatureBytes,
+}
+
+/// A decoded transaction with its derived id, weight and canonical bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tx {
+    signed: SignedTx,
+    id: TxId,
+    bytes: Vec<u8>,
+}
+
+impl Tx {
+    /// Decodes canonical bytes, refusing anything longer than `max_weight`, malformed input and
+    /// trailing bytes.
+    pub fn decode(bytes: &[u8], max_weight: u64) -> Result<Tx, TxError> {
+        if bytes.len() as u64 > max_weight {
+            return Err(TxError::Oversize {
+                weight: bytes.len() as u64,
+                max: max_weight,
+            });
+        }
+        let signed: SignedTx = decode_exact_bounded(bytes, max_weight as usize)
+            .map_err(|e| TxError::Malformed(e.to_string()))?;
+        Ok(Tx {
+            id: tagged_hash(TAG_TX_ID, bytes),
+            bytes: bytes.to_vec(),
+            signed,
+        })
+    }
+
+    /// Wraps a transaction built in this process.
+    pub fn from_signed(signed: SignedTx) -> Result<Tx, TxError> {
+        let bytes = encode(&signed).map_err(|e| TxError::Malformed(e.to_string()))?;
+        Ok(Tx {
+            id: tagged_hash(TAG_TX_ID, &bytes),
+            bytes,
+            signed,
+        })
+    }
+
+    pub fn id(&self) -> TxId {
+        self.id
+    }
+
+    /// Weight = canonical encoded length in bytes.
+    pub fn weight(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn signed(&self) -> &SignedTx {
+        &self.signed
+    }
+
+    pub fn body(&self) -> &TxBody {
+        &self.signed.body
+    }
+
+    pub fn into_signed(self) -> SignedTx {
+        self.signed
+    }
+
+    /// `value + max_fee_per_weight × weight`: what the sender must hold for the transaction to be
+    /// valid, whatever the base fee turns out to be.
+    pub fn max_cost(&self) -> Result<Amount, TxError> {
+        let body = self.body();
+        body.max_fee_per_weight
+            .checked_mul(self.weight())
+            .and_then(|fee| fee.checked_add(body.value()))
+            .map_err(|_| TxError::AmountOverflow)
+    }
+
+    /// Checks that need no state: chain, size, fee caps, payload sanity and (optionally) the
+    /// signature. `verify_signature` is false only for transactions this node verified already.
+    pub fn check_stateless(
+        &self,
+        chain_id: &ChainId,
+        max_weight: u64,
+        verify_signature: bool,
+    ) -> Result<(), TxError> {
+        let body = self.body();
+        if body.chain_id != *chain_id {
+            return Err(TxError::WrongChain);
+        }
+        if self.weight() > max_weight {
+            return Err(TxError::Oversize {
+                weight: self.weight(),
+                max: max_weight,
+            });
+        }
+        if body.max_priority_fee_per_weight > body.max_fee_per_weight {
+            return Err(TxError::PriorityAboveMaxFee {
+                priority: body.max_priority_fee_per_weight,
+                max_fee: body.max_fee_per_weight,
+            });
+        }
+        match &body.payload {
+            TxPayload::Transfer { to, amount } => {
+                if amount.is_zero() {
+                    return Err(TxError::ZeroAmount);
+                }
+                if !is_valid_public_key(to) {
+                    return Err(TxError::InvalidRecipient);
+                }
+            }
+        }
+        self.max_cost()?;
+        if verify_signature {
+            verify(&body.sender, &body.sighash()?, &self.signed.signature)?;
+        } else if !is_valid_public_key(&body.sender) {
+            return Err(TxError::InvalidSender);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(key: &KeyPair) -> TxBody {
+        TxBody {
+            chain_id: ChainId(Hash256([1; 32])),
+            sender: key.public(),
+            nonce: 0,
+            max_fee_per_weight: Amount::from_base_units(20),
+            max_priority_fee_per_weight: Amount::from_base_units(1),
+            payload: TxPayload::Transfer {
+                to: KeyPair::generate().public(),
+                amount: Amount::from_base_units(5),
+            },
+        }
+    }
+
+    #[test]
+    fn id_is_recomputed_and_bytes_are_canonical() {
+        let key = KeyPair::generate();
+        let tx = Tx::from_signed(body(&key).sign(&key).unwrap()).unwrap();
+        let back = Tx::decode(tx.bytes(), 1000).unwrap();
+        assert_eq!(back.id(), tx.id());
+        assert_eq!(tx.weight(), 196);
+        let mut trailing = tx.bytes().to_vec();
+        trailing.push(0);
+        assert!(matches!(
+            Tx::decode(&trailing, 1000),
+            Err(TxError::Malformed(_))
+        ));
+        assert!(matches!(
+            Tx::decode(tx.bytes(), 100),
+            Err(TxError::Oversize { .. })
+        ));
+    }
+
+    #[test]
+    fn stateless_checks() {
+        let key = KeyPair::generate();
+        let chain = ChainId(Hash256([1; 32]));
+        let ok = Tx::from_signed(body(&key).sign(&key).unwrap()).unwrap();
+        assert_eq!(ok.check_stateless(&chain, 1000, true), Ok(()));
+        assert_eq!(
+            ok.check_stateless(&ChainId(Hash256([2; 32])), 1000, true),
+            Err(TxError::WrongChain)
+        );
+
+        let mut b = body(&key);
+        b.max_priority_fee_per_weight = Amount::from_base_units(21);
+        let tx = Tx::from_signed(b.sign(&key).unwrap()).unwrap();
+        assert!(matches!(
+            tx.check_stateless(&chain, 1000, true),
+            Err(TxError::PriorityAboveMaxFee { .. })
+        ));
+
+        let mut b = body(&key);
+        b.max_fee_per_weight = Amount::MAX;
+        b.max_priority_fee_per_weight = Amount::ZERO;
+        let tx = Tx::from_signed(b.sign(&key).unwrap()).unwrap();
+        assert_eq!(
+            tx.check_stateless(&chain, 1000, true),
+            Err(TxError::AmountOverflow)
+        );
+
+        let mut signed = body(&key).sign(&key).unwrap();
+        signed.body.nonce = 1;
+        let tx = Tx::from_signed(signed).unwrap();
+        assert_eq!(
+            tx.check_stateless(&chain, 1000, true),
+            Err(TxError::BadSignature)
+        );
+    }
+}

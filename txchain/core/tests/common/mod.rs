@@ -1,0 +1,82 @@
+//! Shared fixtures for the transfer-chain core tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
+
+use doin_crypto::KeyPair;
+use doin_tx_core::memtree::MemoryState;
+use doin_tx_core::{
+    genesis, Allocation, Block, ChainParams, ConsensusParams, GenesisSpec, SignedTx, TxBody,
+    TxPayload,
+};
+use doin_types::{Amount, Network, Timestamp};
+
+pub struct Fixture {
+    pub spec: GenesisSpec,
+    pub params: ChainParams,
+    pub validator: KeyPair,
+    pub users: Vec<KeyPair>,
+    pub genesis: Block,
+    pub state: MemoryState,
+}
+
+pub const START_BALANCE: u64 = 1_000_000_000;
+
+pub fn fixture(users: usize) -> Fixture {
+    let validator = KeyPair::generate();
+    let users: Vec<KeyPair> = (0..users).map(|_| KeyPair::generate()).collect();
+    let spec = GenesisSpec {
+        network: Network::Devnet,
+        chain_name: "core-test".into(),
+        genesis_time: Timestamp(1_700_000_000_000),
+        params: ConsensusParams {
+            block_weight_limit: 4_000,
+            max_tx_weight: 1_000,
+            ..ConsensusParams::public_defaults()
+        },
+        validators: vec![validator.public()],
+        allocations: users
+            .iter()
+            .map(|u| Allocation {
+                key: u.public(),
+                amount: Amount::from_base_units(START_BALANCE),
+            })
+            .collect(),
+    };
+    let params = ChainParams::from_genesis(&spec).unwrap();
+    let mut state = MemoryState::new();
+    let (genesis, applied) = genesis(&spec, &state).unwrap();
+    state.commit(&applied);
+    Fixture {
+        spec,
+        params,
+        validator,
+        users,
+        genesis,
+        state,
+    }
+}
+
+pub fn transfer(
+    f: &Fixture,
+    from: &KeyPair,
+    to: &KeyPair,
+    nonce: u64,
+    amount: u64,
+    max_fee: u64,
+    tip: u64,
+) -> SignedTx {
+    TxBody {
+        chain_id: f.params.chain_id,
+        sender: from.public(),
+        nonce,
+        max_fee_per_weight: Amount::from_base_units(max_fee),
+        max_priority_fee_per_weight: Amount::from_base_units(tip),
+        payload: TxPayload::Transfer {
+            to: to.public(),
+            amount: Amount::from_base_units(amount),
+        },
+    }
+    .sign(from)
+    .unwrap()
+}

@@ -1,0 +1,150 @@
+//! Transfer throughput on one core, as a ratio to signature verification measured in the same
+//! run (DESIGN §11: timings are never asserted, only reported).
+//!
+//! Run (release): `taskset -c 0 cargo bench -p doin-tx-node --bench transfers`
+//! Optional: `DOIN_BENCH_ACCOUNTS=10000 DOIN_BENCH_TXS=20000 DOIN_BENCH_BLOCK=2000`.
+//!
+//! Measured, each over the same signed transfers:
+//! - baseline: BIP340 verifications per second (key, message and signature precomputed);
+//! - import: a second node verifies every signature, applies, roots (JMT) and commits (RocksDB,
+//!   one fsynced batch per block) blocks produced elsewhere;
+//! - produce: transactions enter through `submit` (decode, checks, signature, mempool, WAL),
+//!   then the producer builds, roots and commits blocks.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use doin_crypto::{verify, KeyPair};
+use doin_store::{KvStore, RocksConfig, RocksStore};
+use doin_telemetry::Metrics;
+use doin_tx_core::{Allocation, Block, ConsensusParams, GenesisSpec, Tx, TxBody, TxPayload};
+use doin_tx_node::store::COLUMNS;
+use doin_tx_node::{TxChain, TxChainConfig};
+use doin_types::{Amount, Network, Timestamp};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn open(dir: &std::path::Path, spec: GenesisSpec) -> Arc<TxChain> {
+    let kv: Arc<dyn KvStore> =
+        Arc::new(RocksStore::open(dir, COLUMNS, &RocksConfig::default()).expect("open rocksdb"));
+    TxChain::open(kv, spec, TxChainConfig::default(), &Metrics::new()).expect("open chain")
+}
+
+fn main() {
+    let accounts = env_usize("DOIN_BENCH_ACCOUNTS", 10_000);
+    let total = env_usize("DOIN_BENCH_TXS", 20_000);
+    let per_block = env_usize("DOIN_BENCH_BLOCK", 2_000);
+    println!("setup: {accounts} funded accounts, {total} transfers, {per_block} per block");
+
+    let validator = KeyPair::generate();
+    let keys: Vec<KeyPair> = (0..accounts).map(|_| KeyPair::generate()).collect();
+    let spec = GenesisSpec {
+        network: Network::Devnet,
+        chain_name: "bench".into(),
+        genesis_time: Timestamp(1),
+        params: ConsensusParams {
+            block_weight_limit: 4 * 1024 * 1024,
+            ..ConsensusParams::public_defaults()
+        },
+        validators: vec![validator.public()],
+        allocations: keys
+            .iter()
+            .map(|k| Allocation {
+                key: k.public(),
+                amount: Amount::from_base_units(1_000_000_000_000),
+            })
+            .collect(),
+    };
+    let chain_id = spec.chain_id().expect("chain id");
+
+    // Pre-sign every transfer: sender i sends its k-th transfer with nonce k.
+    let mut nonces = vec![0u64; accounts];
+    let txs: Vec<Tx> = (0..total)
+        .map(|i| {
+            let s = i % accounts;
+            let r = (i * 7919 + 1) % accounts;
+            let body = TxBody {
+                chain_id,
+                sender: keys[s].public(),
+                nonce: nonces[s],
+                max_fee_per_weight: Amount::from_base_units(1_000),
+                max_priority_fee_per_weight: Amount::from_base_units(1),
+                payload: TxPayload::Transfer {
+                    to: keys[r].public(),
+                    amount: Amount::from_base_units(1_000 + i as u64),
+                },
+            };
+            nonces[s] += 1;
+            Tx::from_signed(body.sign(&keys[s]).expect("sign")).expect("tx")
+        })
+        .collect();
+
+    // Baseline: raw signature verifications.
+    let prepared: Vec<_> = txs
+        .iter()
+        .map(|t| {
+            (
+                t.body().sender,
+                t.body().sighash().expect("sighash"),
+                t.signed().signature,
+            )
+        })
+        .collect();
+    let start = Instant::now();
+    for (k, m, s) in &prepared {
+        verify(k, m, s).expect("valid signature");
+    }
+    let verify_rate = total as f64 / start.elapsed().as_secs_f64();
+
+    // Produce: submit through the mempool, then build and commit blocks.
+    let dir_p = tempfile::tempdir().expect("tempdir");
+    let producer = open(dir_p.path(), spec.clone());
+    let mut blocks: Vec<Block> = Vec::new();
+    let start = Instant::now();
+    for (b, chunk) in txs.chunks(per_block).enumerate() {
+        for t in chunk {
+            producer.submit(t.bytes()).expect("accepted");
+        }
+        let block = producer
+            .produce_block(&validator, Timestamp(2 + b as u64))
+            .expect("block");
+        assert_eq!(
+            block.txs.len(),
+            chunk.len(),
+            "every submitted transfer is included"
+        );
+        blocks.push(block);
+    }
+    let produce_rate = total as f64 / start.elapsed().as_secs_f64();
+
+    // Import: a second node verifies and commits the same blocks.
+    let dir_i = tempfile::tempdir().expect("tempdir");
+    let importer = open(dir_i.path(), spec);
+    let start = Instant::now();
+    for b in &blocks {
+        importer
+            .import_block(b, Timestamp(u64::MAX / 2))
+            .expect("import");
+    }
+    let import_rate = total as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(importer.tip().hash, producer.tip().hash);
+
+    println!();
+    println!("| measurement | per second | ratio to verify |");
+    println!("|---|---:|---:|");
+    println!("| BIP340 verify (baseline) | {verify_rate:.0} | 1.00 |");
+    println!(
+        "| import: verify + apply + JMT root + fsynced commit | {import_rate:.0} | {:.2} |",
+        import_rate / verify_rate
+    );
+    println!(
+        "| produce: submit (decode, verify, mempool, WAL) + build + commit | {produce_rate:.0} | {:.2} |",
+        produce_rate / verify_rate
+    );
+}

@@ -1,0 +1,835 @@
+//! REST routes of the transfer chain (`/v1/tx/...`) and the event stream (`/v1/events`).
+//!
+//! Handlers translate between HTTP and `TxChain`; they hold no chain logic. Every client
+//! mistake is a problem+json 4xx with a stable type (listed in `docs/api.md`); storage failures
+//! are 500s whose details go to the log, not to the client.
+
+use crate::chain::{SubmitError, TxChain, TxLookup, TxStatus};
+use crate::events::{Event, EventId};
+use crate::mempool::MempoolError;
+use crate::store::TxLocation;
+use crate::views::{self, BlockView, TxView};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use doin_http::{ApiJson, ApiQuery, Problem, ProblemDoc};
+use doin_store::StoreError;
+use doin_tx_core::fees::effective_tip_per_weight;
+use doin_tx_core::{Tx, TxError};
+use doin_types::{Address, AddressError, Amount, Hash256, Height};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+/// Largest request body the transaction routes accept (hex doubles the transaction size).
+const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Page size bounds for listings.
+const DEFAULT_PAGE: usize = 25;
+const MAX_PAGE: usize = 200;
+/// Blocks looked at for tip suggestions.
+const FEE_HISTORY_BLOCKS: u64 = 20;
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        chain_info, submit_tx, get_tx, get_account, account_txs, list_blocks, get_block,
+        block_txs, fee_estimate, events
+    ),
+    components(schemas(
+        ChainInfo, SubmitRequest, SubmitResponse, TxView, views::PayloadView, views::FeePaidView,
+        AccountView, AccountTxsPage, AccountTxItem, BlockView, BlocksPage, FeeEstimate,
+        TipSuggestion, ProblemDoc, views::BlockEvent, views::PendingTxEvent
+    )),
+    tags((name = "transfer chain", description = "Accounts, transactions and blocks of the 30-second transfer chain"))
+)]
+pub struct TxApiDoc;
+
+struct ApiState {
+    chain: Arc<TxChain>,
+    fee_cache: Mutex<Option<(Height, FeeEstimate)>>,
+}
+
+type St = State<Arc<ApiState>>;
+
+/// Routes under `/v1/tx` plus `/v1/events`.
+pub fn router(chain: Arc<TxChain>) -> Router {
+    let state = Arc::new(ApiState {
+        chain,
+        fee_cache: Mutex::new(None),
+    });
+    Router::new()
+        .route("/v1/tx/info", get(chain_info))
+        .route("/v1/tx/transactions", post(submit_tx))
+        .route("/v1/tx/transactions/{id}", get(get_tx))
+        .route("/v1/tx/accounts/{address}", get(get_account))
+        .route("/v1/tx/accounts/{address}/transactions", get(account_txs))
+        .route("/v1/tx/blocks", get(list_blocks))
+        .route("/v1/tx/blocks/{id}", get(get_block))
+        .route("/v1/tx/blocks/{id}/transactions", get(block_txs))
+        .route("/v1/tx/fees", get(fee_estimate))
+        .route("/v1/events", get(events))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn internal(e: StoreError) -> Problem {
+    Problem::internal(e)
+}
+
+fn path_problem(rej: PathRejection) -> Problem {
+    Problem::bad_request("invalid-path", rej.body_text())
+}
+
+fn parse_address(chain: &TxChain, s: &str) -> Result<Address, Problem> {
+    let network = chain.params().network;
+    Address::parse(s, network).map_err(|e| {
+        let kind = match e {
+            AddressError::WrongNetwork { .. } => "wrong-network-address",
+            _ => "invalid-address",
+        };
+        Problem::bad_request(kind, e.to_string())
+    })
+}
+
+fn parse_hash(s: &str, what: &str) -> Result<Hash256, Problem> {
+    Hash256::from_hex(s).map_err(|e| Problem::bad_request("invalid-hash", format!("{what}: {e}")))
+}
+
+fn page_limit(limit: Option<usize>) -> Result<usize, Problem> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(0) => Err(Problem::bad_request(
+            "invalid-limit",
+            "limit must be at least 1",
+        )),
+        Some(n) if n > MAX_PAGE => Err(Problem::bad_request(
+            "invalid-limit",
+            format!("limit must be at most {MAX_PAGE}"),
+        )),
+        Some(n) => Ok(n),
+    }
+}
+
+/// Problem for a refused transaction. Every kind here is the client's to fix.
+pub fn submit_problem(e: &MempoolError) -> Problem {
+    let kind = e.kind();
+    let detail = e.to_string();
+    match e {
+        MempoolError::Tx(TxError::Oversize { max, .. }) => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            kind,
+            "Transaction too large",
+            detail,
+        )
+        .with("max_weight", *max),
+        MempoolError::Tx(TxError::NonceTooLow { expected, .. })
+        | MempoolError::Tx(TxError::NonceTooHigh { expected, .. }) => {
+            Problem::bad_request(kind, detail).with("expected_nonce", *expected)
+        }
+        MempoolError::Tx(TxError::FeeBelowBaseFee { base_fee, .. }) => {
+            Problem::bad_request(kind, detail).with("base_fee", base_fee.to_string())
+        }
+        MempoolError::Tx(TxError::InsufficientBalance { needed, available }) => {
+            Problem::bad_request(kind, detail)
+                .with("needed", needed.to_string())
+                .with("available", available.to_string())
+        }
+        MempoolError::Full => Problem::unavailable(kind, detail),
+        _ => Problem::bad_request(kind, detail),
+    }
+}
+
+/// Chain identity, tip and parameters.
+#[derive(Serialize, ToSchema)]
+pub struct ChainInfo {
+    /// `mainnet`, `testnet` or `devnet`.
+    pub network: String,
+    /// Address prefix of this network.
+    pub address_prefix: String,
+    /// Chain id (hex): the first field of every signed transaction.
+    pub chain_id: String,
+    pub chain_name: String,
+    pub height: u64,
+    pub tip_hash: String,
+    pub final_height: u64,
+    pub genesis_time: u64,
+    pub block_weight_limit: u64,
+    pub max_tx_weight: u64,
+    #[schema(value_type = String)]
+    pub min_base_fee: Amount,
+    /// Base fee per weight unit of the next block.
+    #[schema(value_type = String)]
+    pub next_base_fee: Amount,
+    pub target_block_time_ms: u64,
+    pub mempool_transactions: usize,
+    pub mempool_bytes: usize,
+}
+
+#[utoipa::path(get, path = "/v1/tx/info", tag = "transfer chain",
+    responses((status = 200, description = "Chain identity, tip and parameters", body = ChainInfo)))]
+async fn chain_info(State(s): St) -> Json<ChainInfo> {
+    let c = &s.chain;
+    let tip = c.tip();
+    let spec = c.genesis_spec();
+    let (n, bytes) = c.mempool_stats();
+    Json(ChainInfo {
+        network: c.params().network.to_string(),
+        address_prefix: c.params().network.hrp().to_string(),
+        chain_id: c.params().chain_id.to_string(),
+        chain_name: spec.chain_name.clone(),
+        height: tip.header.height,
+        tip_hash: tip.hash.to_hex(),
+        final_height: tip.final_height,
+        genesis_time: spec.genesis_time.0,
+        block_weight_limit: c.params().consensus.block_weight_limit,
+        max_tx_weight: c.params().consensus.max_tx_weight,
+        min_base_fee: c.params().consensus.min_base_fee,
+        next_base_fee: c.next_base_fee(),
+        target_block_time_ms: c.params().consensus.target_block_time_ms,
+        mempool_transactions: n,
+        mempool_bytes: bytes,
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// The signed transaction: its canonical encoding in hex (see docs/transactions.md).
+    pub tx: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct SubmitResponse {
+    /// Transaction id, recomputed by the node.
+    pub id: String,
+    /// `pending` for a new transaction; for a resubmission, its current status.
+    pub status: String,
+    /// Id of the pending transaction this one replaced (same sender and nonce).
+    pub replaced: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/tx/transactions", tag = "transfer chain", request_body = SubmitRequest,
+    responses(
+        (status = 202, description = "Accepted into the mempool (persisted)", body = SubmitResponse),
+        (status = 200, description = "Already known; its current status", body = SubmitResponse),
+        (status = 400, description = "Invalid transaction (malformed, wrong chain, bad signature, nonce, balance, fee …)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body or transaction too large", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Mempool full", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn submit_tx(State(s): St, body: ApiJson<SubmitRequest>) -> Result<Response, Problem> {
+    let hex_str = body.0.tx.trim();
+    let bytes = hex::decode(hex_str.strip_prefix("0x").unwrap_or(hex_str))
+        .map_err(|e| Problem::bad_request("invalid-hex", format!("tx is not hex: {e}")))?;
+    let chain = s.chain.clone();
+    let outcome = tokio::task::spawn_blocking(move || chain.submit(&bytes))
+        .await
+        .map_err(Problem::internal)?;
+    match outcome {
+        Ok(o) => {
+            let code = if o.new {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            Ok((
+                code,
+                Json(SubmitResponse {
+                    id: o.id.to_hex(),
+                    status: o.status.as_str().to_string(),
+                    replaced: o.replaced.map(|r| r.to_hex()),
+                }),
+            )
+                .into_response())
+        }
+        Err(SubmitError::Rejected(e)) => Err(submit_problem(&e)),
+        Err(SubmitError::Store(e)) => Err(internal(e)),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/tx/transactions/{id}", tag = "transfer chain",
+    params(("id" = String, Path, description = "Transaction id (hex)")),
+    responses(
+        (status = 200, description = "The transaction with status and confirmations", body = TxView),
+        (status = 400, description = "Malformed id", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown transaction", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn get_tx(
+    State(s): St,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<TxView>, Problem> {
+    let Path(id) = id.map_err(path_problem)?;
+    let id = parse_hash(&id, "transaction id")?;
+    let found = s.chain.lookup_tx(&id).map_err(internal)?;
+    let l = found.ok_or_else(|| {
+        Problem::not_found("transaction-not-found", format!("no transaction {id}"))
+    })?;
+    Ok(Json(views::tx_view(&l, s.chain.params().network)))
+}
+
+/// An account at the tip.
+#[derive(Serialize, ToSchema)]
+pub struct AccountView {
+    pub address: String,
+    #[schema(value_type = String, example = "150000000")]
+    pub balance: Amount,
+    /// Nonce the chain expects next (transactions included so far).
+    pub nonce: u64,
+    /// Nonce a new transaction should use, counting pending ones.
+    pub next_nonce: u64,
+    /// Pending transactions sent by this account.
+    pub pending: usize,
+    /// Height of the state this answer reflects.
+    pub height: u64,
+}
+
+#[utoipa::path(get, path = "/v1/tx/accounts/{address}", tag = "transfer chain",
+    params(("address" = String, Path, description = "bech32m address of this network")),
+    responses(
+        (status = 200, description = "Balance and nonces", body = AccountView),
+        (status = 400, description = "Invalid address or address of another network", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn get_account(
+    State(s): St,
+    address: Result<Path<String>, PathRejection>,
+) -> Result<Json<AccountView>, Problem> {
+    let Path(address) = address.map_err(path_problem)?;
+    let a = parse_address(&s.chain, &address)?;
+    let height = s.chain.tip().header.height;
+    let acct = s.chain.account(&a.key).map_err(internal)?;
+    let (next_nonce, pending) = s.chain.next_nonce(&a.key).map_err(internal)?;
+    Ok(Json(AccountView {
+        address: a.to_string(),
+        balance: acct.balance,
+        nonce: acct.nonce,
+        next_nonce,
+        pending,
+        height,
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Items per page (1–200, default 25).
+    pub limit: Option<usize>,
+}
+
+/// One entry of an account's history.
+#[derive(Serialize, ToSchema)]
+pub struct AccountTxItem {
+    /// `sent`, `received` or `self` (sent to itself).
+    pub direction: &'static str,
+    pub transaction: TxView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountTxsPage {
+    /// Pending transactions sent by the account (first page only), in nonce order.
+    pub pending: Vec<TxView>,
+    /// Included transactions, newest first.
+    pub items: Vec<AccountTxItem>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn parse_tx_cursor(c: &str) -> Result<TxLocation, Problem> {
+    let bad = || {
+        Problem::bad_request(
+            "invalid-cursor",
+            format!("cursor {c:?} was not issued by this API"),
+        )
+    };
+    let (h, i) = c.split_once('.').ok_or_else(bad)?;
+    Ok(TxLocation {
+        height: h.parse().map_err(|_| bad())?,
+        index: i.parse().map_err(|_| bad())?,
+    })
+}
+
+#[utoipa::path(get, path = "/v1/tx/accounts/{address}/transactions", tag = "transfer chain",
+    params(("address" = String, Path, description = "bech32m address"), PageQuery),
+    responses(
+        (status = 200, description = "The account's transactions, newest first", body = AccountTxsPage),
+        (status = 400, description = "Invalid address, cursor or limit", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn account_txs(
+    State(s): St,
+    address: Result<Path<String>, PathRejection>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<AccountTxsPage>, Problem> {
+    let Path(address) = address.map_err(path_problem)?;
+    let a = parse_address(&s.chain, &address)?;
+    let limit = page_limit(q.limit)?;
+    let before = q.cursor.as_deref().map(parse_tx_cursor).transpose()?;
+    let network = s.chain.params().network;
+    let refs = s
+        .chain
+        .store()
+        .account_history(&a.key, before, limit + 1)
+        .map_err(internal)?;
+    let more = refs.len() > limit;
+    let mut items = Vec::new();
+    for r in refs.iter().take(limit) {
+        let Some(l) = s.chain.lookup_tx(&r.id).map_err(internal)? else {
+            return Err(internal(StoreError::Corrupt(format!(
+                "indexed tx {} missing",
+                r.id
+            ))));
+        };
+        let direction = match r.role {
+            crate::store::ROLE_SENT => "sent",
+            crate::store::ROLE_RECEIVED => "received",
+            _ => "self",
+        };
+        items.push(AccountTxItem {
+            direction,
+            transaction: views::tx_view(&l, network),
+        });
+    }
+    let next_cursor = if more {
+        refs.get(limit - 1)
+            .map(|r| format!("{}.{}", r.location.height, r.location.index))
+    } else {
+        None
+    };
+    let pending = if before.is_none() {
+        s.chain
+            .pending_of(&a.key)
+            .into_iter()
+            .filter_map(|t| Tx::from_signed(t).ok())
+            .map(|tx| {
+                views::tx_view(
+                    &TxLookup {
+                        tx,
+                        status: TxStatus::Pending,
+                        location: None,
+                        block: None,
+                        confirmations: 0,
+                    },
+                    network,
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Json(AccountTxsPage {
+        pending,
+        items,
+        next_cursor,
+    }))
+}
+
+/// Resolves `latest`, a decimal height or a 64-hex block hash.
+fn resolve_block(chain: &TxChain, id: &str) -> Result<Height, Problem> {
+    if id == "latest" {
+        return Ok(chain.tip().header.height);
+    }
+    if id.len() == 64 {
+        let h = parse_hash(id, "block hash")?;
+        return chain
+            .store()
+            .height_of(&h)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                Problem::not_found("block-not-found", format!("no block with hash {id}"))
+            });
+    }
+    let height: Height = id.parse().map_err(|_| {
+        Problem::bad_request(
+            "invalid-block-id",
+            "block id must be `latest`, a height or a 64-character hex hash",
+        )
+    })?;
+    if height > chain.tip().header.height {
+        return Err(Problem::not_found(
+            "block-not-found",
+            format!("no block at height {height} yet"),
+        ));
+    }
+    Ok(height)
+}
+
+fn load_block_view(chain: &TxChain, height: Height) -> Result<BlockView, Problem> {
+    let block = chain
+        .store()
+        .block(height)
+        .map_err(internal)?
+        .ok_or_else(|| {
+            Problem::not_found("block-not-found", format!("no block at height {height}"))
+        })?;
+    let hash = block.hash().map_err(Problem::internal)?;
+    let ids = block
+        .txs
+        .iter()
+        .filter_map(|t| Tx::from_signed(t.clone()).ok())
+        .map(|t| t.id().to_hex())
+        .collect();
+    let (status, conf) = chain.block_status(height);
+    Ok(views::block_view(
+        &crate::store::StoredHeader {
+            header: block.header,
+            signature: block.signature,
+        },
+        &hash,
+        ids,
+        status.as_str(),
+        conf,
+        chain.params().network,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/tx/blocks/{id}", tag = "transfer chain",
+    params(("id" = String, Path, description = "`latest`, a height, or a block hash (hex)")),
+    responses(
+        (status = 200, description = "The block", body = BlockView),
+        (status = 400, description = "Malformed id", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such block", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn get_block(
+    State(s): St,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<BlockView>, Problem> {
+    let Path(id) = id.map_err(path_problem)?;
+    let height = resolve_block(&s.chain, &id)?;
+    Ok(Json(load_block_view(&s.chain, height)?))
+}
+
+#[utoipa::path(get, path = "/v1/tx/blocks/{id}/transactions", tag = "transfer chain",
+    params(("id" = String, Path, description = "`latest`, a height, or a block hash (hex)")),
+    responses(
+        (status = 200, description = "The block's transactions in order", body = [TxView]),
+        (status = 404, description = "No such block", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn block_txs(
+    State(s): St,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Vec<TxView>>, Problem> {
+    let Path(id) = id.map_err(path_problem)?;
+    let height = resolve_block(&s.chain, &id)?;
+    let block = s
+        .chain
+        .store()
+        .block(height)
+        .map_err(internal)?
+        .ok_or_else(|| {
+            Problem::not_found("block-not-found", format!("no block at height {height}"))
+        })?;
+    let (status, confirmations) = s.chain.block_status(height);
+    let stored = crate::store::StoredHeader {
+        header: block.header.clone(),
+        signature: block.signature,
+    };
+    let mut out = Vec::with_capacity(block.txs.len());
+    for (i, t) in block.txs.into_iter().enumerate() {
+        let tx = Tx::from_signed(t).map_err(Problem::internal)?;
+        out.push(views::tx_view(
+            &TxLookup {
+                tx,
+                status,
+                location: Some(TxLocation {
+                    height,
+                    index: i as u32,
+                }),
+                block: Some(stored.clone()),
+                confirmations,
+            },
+            s.chain.params().network,
+        ));
+    }
+    Ok(Json(out))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BlocksPage {
+    /// Newest first.
+    pub items: Vec<BlockView>,
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/tx/blocks", tag = "transfer chain", params(PageQuery),
+    responses(
+        (status = 200, description = "Blocks, newest first", body = BlocksPage),
+        (status = 400, description = "Invalid cursor or limit", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn list_blocks(
+    State(s): St,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<BlocksPage>, Problem> {
+    let limit = page_limit(q.limit)?;
+    let tip = s.chain.tip().header.height;
+    let start = match q.cursor.as_deref() {
+        None => tip,
+        Some(c) => {
+            let below: Height = c.parse().map_err(|_| {
+                Problem::bad_request(
+                    "invalid-cursor",
+                    format!("cursor {c:?} was not issued by this API"),
+                )
+            })?;
+            match below.checked_sub(1) {
+                Some(h) => h.min(tip),
+                None => {
+                    return Ok(Json(BlocksPage {
+                        items: Vec::new(),
+                        next_cursor: None,
+                    }))
+                }
+            }
+        }
+    };
+    let mut items = Vec::new();
+    let mut h = start;
+    loop {
+        if items.len() >= limit {
+            break;
+        }
+        items.push(load_block_view(&s.chain, h)?);
+        if h == 0 {
+            break;
+        }
+        h -= 1;
+    }
+    let next_cursor = items
+        .last()
+        .filter(|b| b.height > 0 && items.len() == limit)
+        .map(|b| b.height.to_string());
+    Ok(Json(BlocksPage { items, next_cursor }))
+}
+
+/// A tip level and the fee caps to sign with.
+#[derive(Serialize, Clone, ToSchema)]
+pub struct TipSuggestion {
+    /// `max_priority_fee_per_weight` to use.
+    #[schema(value_type = String)]
+    pub max_priority_fee_per_weight: Amount,
+    /// `max_fee_per_weight` to use: twice the next base fee plus the tip, so the transaction
+    /// stays valid through several full blocks of base-fee rises.
+    #[schema(value_type = String)]
+    pub max_fee_per_weight: Amount,
+    /// Most a typical transfer (196 bytes) could cost at these caps.
+    #[schema(value_type = String)]
+    pub max_transfer_fee: Amount,
+}
+
+#[derive(Serialize, Clone, ToSchema)]
+pub struct FeeEstimate {
+    /// Base fee per weight unit of the next block (burned).
+    #[schema(value_type = String)]
+    pub base_fee: Amount,
+    #[schema(value_type = String)]
+    pub min_base_fee: Amount,
+    pub block_weight_limit: u64,
+    pub target_weight: u64,
+    /// Weight of the latest block.
+    pub last_block_weight: u64,
+    /// Weight of a transfer transaction.
+    pub transfer_weight: u64,
+    /// From the 25th, 50th and 90th percentile of tips paid in the last 20 blocks (at least
+    /// 0, 1 and 2 base units per weight).
+    pub slow: TipSuggestion,
+    pub standard: TipSuggestion,
+    pub fast: TipSuggestion,
+    /// Height the estimate was computed at.
+    pub height: u64,
+}
+
+/// Weight of a transfer: every field is fixed size.
+const TRANSFER_WEIGHT: u64 = 196;
+
+fn percentile(sorted: &[Amount], pct: usize) -> Amount {
+    if sorted.is_empty() {
+        return Amount::ZERO;
+    }
+    let idx = (sorted.len() - 1) * pct / 100;
+    sorted[idx]
+}
+
+fn compute_fees(chain: &TxChain) -> Result<FeeEstimate, Problem> {
+    let tip = chain.tip();
+    let base_fee = chain.next_base_fee();
+    let mut tips = Vec::new();
+    let lowest = tip
+        .header
+        .height
+        .saturating_sub(FEE_HISTORY_BLOCKS - 1)
+        .max(1);
+    for h in lowest..=tip.header.height {
+        let Some(block) = chain.store().block(h).map_err(internal)? else {
+            continue;
+        };
+        for t in &block.txs {
+            tips.push(effective_tip_per_weight(
+                t.body.max_fee_per_weight,
+                t.body.max_priority_fee_per_weight,
+                block.header.base_fee,
+            ));
+        }
+    }
+    tips.sort();
+    let suggest = |pct: usize, floor: u64| -> TipSuggestion {
+        let tip = percentile(&tips, pct).max(Amount::from_base_units(floor));
+        let max_fee = base_fee
+            .checked_mul(2)
+            .and_then(|b| b.checked_add(tip))
+            .unwrap_or(Amount::MAX);
+        TipSuggestion {
+            max_priority_fee_per_weight: tip,
+            max_fee_per_weight: max_fee,
+            max_transfer_fee: max_fee.checked_mul(TRANSFER_WEIGHT).unwrap_or(Amount::MAX),
+        }
+    };
+    let p = &chain.params().consensus;
+    Ok(FeeEstimate {
+        base_fee,
+        min_base_fee: p.min_base_fee,
+        block_weight_limit: p.block_weight_limit,
+        target_weight: p.target_weight(),
+        last_block_weight: tip.header.weight_used,
+        transfer_weight: TRANSFER_WEIGHT,
+        slow: suggest(25, 0),
+        standard: suggest(50, 1),
+        fast: suggest(90, 2),
+        height: tip.header.height,
+    })
+}
+
+#[utoipa::path(get, path = "/v1/tx/fees", tag = "transfer chain",
+    responses((status = 200, description = "Base fee and tip suggestions", body = FeeEstimate)))]
+async fn fee_estimate(State(s): St) -> Result<Json<FeeEstimate>, Problem> {
+    let height = s.chain.tip().header.height;
+    if let Some((h, est)) = s.fee_cache.lock().as_ref() {
+        if *h == height {
+            return Ok(Json(est.clone()));
+        }
+    }
+    let chain = s.chain.clone();
+    let est = tokio::task::spawn_blocking(move || compute_fees(&chain))
+        .await
+        .map_err(Problem::internal)??;
+    *s.fee_cache.lock() = Some((est.height, est.clone()));
+    Ok(Json(est))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Resume after this event id (same as the `Last-Event-ID` header, which wins).
+    pub last_event_id: Option<String>,
+}
+
+/// Most block events rebuilt from the store for one resuming client.
+const MAX_REPLAY_BLOCKS: u64 = 10_000;
+
+#[utoipa::path(get, path = "/v1/events", tag = "transfer chain", params(EventsQuery),
+    responses(
+        (status = 200, description = "Server-sent events: `block` (payload BlockEvent) and `tx` (payload PendingTxEvent). Ids are `<height>-<seq>`; send the last one as `Last-Event-ID` to resume without missing a block.", content_type = "text/event-stream"),
+        (status = 400, description = "Malformed event id", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn events(
+    State(s): St,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+) -> Result<Response, Problem> {
+    let from_header = headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| Problem::bad_request("invalid-event-id", "Last-Event-ID is not text"))
+        })
+        .transpose()?;
+    let last: Option<EventId> = from_header
+        .or(q.last_event_id)
+        .map(|s| {
+            s.parse()
+                .map_err(|e: String| Problem::bad_request("invalid-event-id", e))
+        })
+        .transpose()?;
+    let chain = s.chain.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Arc<Event>>(256);
+    tokio::spawn(pump_events(chain, last, tx));
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|ev| {
+        Ok::<_, std::convert::Infallible>(
+            axum::response::sse::Event::default()
+                .id(ev.id.to_string())
+                .event(ev.kind)
+                .data(ev.data.clone()),
+        )
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+use tokio_stream::StreamExt as _;
+
+/// Feeds one SSE client: rebuilt block events, buffered events, then live ones, never an id
+/// twice or out of order. Ends when the client goes away.
+async fn pump_events(
+    chain: Arc<TxChain>,
+    last: Option<EventId>,
+    out: tokio::sync::mpsc::Sender<Arc<Event>>,
+) {
+    let mut live = chain.events().subscribe();
+    let mut sent = last.unwrap_or_else(|| chain.events().last_id());
+    loop {
+        let replay = chain.events().replay_after(sent);
+        if let Some((lo, hi)) = replay.missing_blocks {
+            let lo = lo.max(hi.saturating_sub(MAX_REPLAY_BLOCKS - 1));
+            for h in lo..=hi {
+                let block = match chain.store().block(h) {
+                    Ok(Some(b)) => b,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event replay stopped on a store error");
+                        return;
+                    }
+                };
+                let Ok(hash) = block.hash() else { return };
+                let ev = Arc::new(Event {
+                    id: EventId { height: h, seq: 0 },
+                    kind: "block",
+                    data: views::block_event(&block, &hash),
+                });
+                sent = ev.id;
+                if out.send(ev).await.is_err() {
+                    return;
+                }
+            }
+        }
+        for ev in replay.buffered {
+            if ev.id > sent {
+                sent = ev.id;
+                if out.send(ev).await.is_err() {
+                    return;
+                }
+            }
+        }
+        // Live until we fall behind; then replay again from what was sent.
+        loop {
+            match live.recv().await {
+                Ok(ev) => {
+                    if ev.id > sent {
+                        sent = ev.id;
+                        if out.send(ev).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}

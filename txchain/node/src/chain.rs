@@ -1,0 +1,574 @@
+//! `TxChain`: the transfer-chain service of one node.
+//!
+//! It owns the store, the mempool, the tip and the event log, and it is the only writer of the
+//! chain's column families. Consensus decisions are delegated to `doin-tx-core`; this module
+//! only moves data between the core, the store and the outside world, in this order: validate,
+//! persist, then publish (a block or transaction is announced only after it is on disk).
+
+use crate::events::EventLog;
+use crate::mempool::{Admission, Mempool, MempoolConfig, MempoolError};
+use crate::metrics::TxMetrics;
+use crate::store::{ChainStore, PruneConfig, StoredHeader, TxLocation};
+use crate::views;
+use doin_crypto::KeyPair;
+use doin_store::{KvStore, StoreError};
+use doin_telemetry::{Metrics, MetricsError};
+use doin_tx_core::fees::next_base_fee;
+use doin_tx_core::{
+    apply_block, build_block, genesis, Account, ApplyContext, Block, BlockError, BlockHash,
+    BlockHeader, ChainParams, GenesisError, GenesisSpec, SignedTx, StateView, Tx, TxError, TxId,
+};
+use doin_types::{Amount, Height, PublicKeyBytes, Timestamp};
+use jmt::Sha256Jmt;
+use parking_lot::{Mutex, RwLock};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Service configuration.
+#[derive(Clone, Debug, Default)]
+pub struct TxChainConfig {
+    pub mempool: MempoolConfig,
+    pub prune: PruneConfig,
+    /// Events kept in memory for resuming SSE clients (block events can always be rebuilt).
+    pub event_buffer: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Genesis(#[from] GenesisError),
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("the data directory holds chain {stored}, but the configuration describes chain {configured}; use the matching genesis file or another data directory")]
+    GenesisMismatch { stored: String, configured: String },
+    #[error("stored state is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// Why a submitted transaction was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Rejected(#[from] MempoolError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<TxError> for SubmitError {
+    fn from(e: TxError) -> Self {
+        SubmitError::Rejected(MempoolError::Tx(e))
+    }
+}
+
+/// Where a transaction is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxStatus {
+    /// In the mempool.
+    Pending,
+    /// In a block that is not final yet.
+    Included,
+    /// In a final block: it can never be reverted.
+    Final,
+}
+
+impl TxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxStatus::Pending => "pending",
+            TxStatus::Included => "included",
+            TxStatus::Final => "final",
+        }
+    }
+}
+
+/// Result of a submission that was not an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubmitOutcome {
+    pub id: TxId,
+    pub status: TxStatus,
+    /// False when the transaction was known already (a resubmission).
+    pub new: bool,
+    /// The transaction this one replaced in the mempool, if any.
+    pub replaced: Option<TxId>,
+}
+
+/// A transaction with where it is.
+#[derive(Clone, Debug)]
+pub struct TxLookup {
+    pub tx: Tx,
+    pub status: TxStatus,
+    pub location: Option<TxLocation>,
+    pub block: Option<StoredHeader>,
+    pub confirmations: u64,
+}
+
+/// The chain tip as the service sees it.
+#[derive(Clone, Debug)]
+pub struct Tip {
+    pub header: BlockHeader,
+    pub hash: BlockHash,
+    /// Highest final height. With one validator every committed block is final; BFT will set
+    /// this from commit certificates.
+    pub final_height: Height,
+}
+
+pub struct TxChain {
+    params: ChainParams,
+    spec: GenesisSpec,
+    store: ChainStore,
+    mempool: Mutex<Mempool>,
+    tip: RwLock<Tip>,
+    /// Serialises block commits (production and import).
+    commit_lock: Mutex<()>,
+    events: EventLog,
+    metrics: TxMetrics,
+}
+
+/// Milliseconds since the Unix epoch by the system clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl TxChain {
+    /// Opens the chain in `kv`, writing genesis on first use, and reloads the persisted mempool.
+    pub fn open(
+        kv: Arc<dyn KvStore>,
+        spec: GenesisSpec,
+        cfg: TxChainConfig,
+        metrics: &Metrics,
+    ) -> Result<Arc<TxChain>, ChainError> {
+        let params = ChainParams::from_genesis(&spec)?;
+        let store = ChainStore::new(kv, cfg.prune);
+        match store.genesis_spec()? {
+            None => {
+                let (block, applied) = genesis(&spec, &store.tree())?;
+                store.commit_genesis(&spec, &block, &applied)?;
+                tracing::info!(chain_id = %params.chain_id, "initialised a new transfer chain");
+            }
+            Some(stored) if stored != spec => {
+                let stored_id = stored
+                    .chain_id()
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|_| "unreadable".into());
+                return Err(ChainError::GenesisMismatch {
+                    stored: stored_id,
+                    configured: params.chain_id.to_string(),
+                });
+            }
+            Some(_) => {}
+        }
+        let height = store
+            .tip_height()?
+            .ok_or_else(|| ChainError::Inconsistent("no tip recorded".into()))?;
+        let stored = store
+            .header(height)?
+            .ok_or_else(|| ChainError::Inconsistent(format!("tip header {height} missing")))?;
+        // The tree must hold the root the tip header commits to; anything else is corruption.
+        let root = Sha256Jmt::new(&store.tree())
+            .get_root_hash_option(height)
+            .map_err(|e| ChainError::Inconsistent(e.to_string()))?;
+        if root.map(|r| r.0) != Some(stored.header.state_root.0) {
+            return Err(ChainError::Inconsistent(format!(
+                "state tree root at height {height} does not match the header"
+            )));
+        }
+        let hash = stored.header.hash()?;
+        let metrics = TxMetrics::register(metrics)?;
+        let chain = Arc::new(TxChain {
+            params,
+            spec,
+            mempool: Mutex::new(Mempool::new(cfg.mempool)),
+            tip: RwLock::new(Tip {
+                header: stored.header.clone(),
+                hash,
+                final_height: height,
+            }),
+            commit_lock: Mutex::new(()),
+            events: EventLog::new(height, cfg.event_buffer.max(1)),
+            metrics,
+            store,
+        });
+        chain.reload_mempool()?;
+        chain.refresh_gauges();
+        tracing::info!(height, tip = %hash, "transfer chain open");
+        Ok(chain)
+    }
+
+    fn reload_mempool(&self) -> Result<(), ChainError> {
+        let mut loaded = Vec::new();
+        let mut bad = Vec::new();
+        for bytes in self.store.mempool_entries()? {
+            match Tx::decode(&bytes, self.params.consensus.max_tx_weight) {
+                Ok(tx) => loaded.push(tx),
+                Err(_) => bad.push(doin_crypto::tagged_hash(
+                    doin_tx_core::tx::TAG_TX_ID,
+                    &bytes,
+                )),
+            }
+        }
+        // Nonce order per sender, so queues rebuild contiguously.
+        loaded.sort_by_key(|t| (t.body().sender, t.body().nonce));
+        let base_fee = self.next_base_fee();
+        let now = now_ms();
+        let mut kept = 0usize;
+        {
+            let mut pool = self.mempool.lock();
+            for tx in loaded {
+                let id = tx.id();
+                let ok = tx
+                    .check_stateless(
+                        &self.params.chain_id,
+                        self.params.consensus.max_tx_weight,
+                        true,
+                    )
+                    .is_ok()
+                    && self
+                        .account(&tx.body().sender)
+                        .ok()
+                        .is_some_and(|acct| pool.insert(tx, acct, base_fee, now).is_ok());
+                if ok {
+                    kept += 1;
+                } else {
+                    bad.push(id);
+                }
+            }
+        }
+        self.store.mempool_delete(&bad)?;
+        if kept > 0 || !bad.is_empty() {
+            tracing::info!(kept, dropped = bad.len(), "reloaded pending transactions");
+        }
+        Ok(())
+    }
+
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    pub fn genesis_spec(&self) -> &GenesisSpec {
+        &self.spec
+    }
+
+    pub fn store(&self) -> &ChainStore {
+        &self.store
+    }
+
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    pub fn tip(&self) -> Tip {
+        self.tip.read().clone()
+    }
+
+    /// Base fee the next block will charge.
+    pub fn next_base_fee(&self) -> Amount {
+        let tip = self.tip.read();
+        next_base_fee(
+            &self.params.consensus,
+            tip.header.base_fee,
+            tip.header.weight_used,
+        )
+    }
+
+    /// The account at the tip (absent accounts read as zero).
+    pub fn account(&self, key: &PublicKeyBytes) -> Result<Account, StoreError> {
+        self.store
+            .account(key)
+            .map(|a| a.unwrap_or_default())
+            .map_err(StoreError::Corrupt)
+    }
+
+    /// Next nonce for a new transaction of `key`, counting its pending ones.
+    pub fn next_nonce(&self, key: &PublicKeyBytes) -> Result<(u64, usize), StoreError> {
+        let acct = self.account(key)?;
+        let pool = self.mempool.lock();
+        let next = pool.next_nonce(key, acct.nonce);
+        Ok((next, (next - acct.nonce) as usize))
+    }
+
+    pub fn mempool_stats(&self) -> (usize, usize) {
+        let pool = self.mempool.lock();
+        (pool.len(), pool.bytes())
+    }
+
+    /// Candidate transactions as the next block would take them (for fee estimation).
+    pub fn pending_tips(&self, base_fee: Amount) -> Vec<Amount> {
+        let pool = self.mempool.lock();
+        pool.candidates(base_fee, self.params.consensus.block_weight_limit)
+            .iter()
+            .map(|t| {
+                doin_tx_core::fees::effective_tip_per_weight(
+                    t.body().max_fee_per_weight,
+                    t.body().max_priority_fee_per_weight,
+                    base_fee,
+                )
+            })
+            .collect()
+    }
+
+    fn status_of(&self, height: Height) -> (TxStatus, u64) {
+        let tip = self.tip.read();
+        let confirmations = tip.header.height.saturating_sub(height) + 1;
+        let status = if height <= tip.final_height {
+            TxStatus::Final
+        } else {
+            TxStatus::Included
+        };
+        (status, confirmations)
+    }
+
+    /// Status of a block at `height` relative to the tip.
+    pub fn block_status(&self, height: Height) -> (TxStatus, u64) {
+        self.status_of(height)
+    }
+
+    /// Finds a transaction in the mempool or the chain.
+    pub fn lookup_tx(&self, id: &TxId) -> Result<Option<TxLookup>, StoreError> {
+        if let Some(tx) = self.mempool.lock().get(id) {
+            return Ok(Some(TxLookup {
+                tx: tx.clone(),
+                status: TxStatus::Pending,
+                location: None,
+                block: None,
+                confirmations: 0,
+            }));
+        }
+        let Some(loc) = self.store.tx_location(id)? else {
+            return Ok(None);
+        };
+        let signed = self.store.tx_at(loc)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("indexed tx {id} missing from its block"))
+        })?;
+        let tx = Tx::from_signed(signed).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let block = self.store.header(loc.height)?;
+        let (status, confirmations) = self.status_of(loc.height);
+        Ok(Some(TxLookup {
+            tx,
+            status,
+            location: Some(loc),
+            block,
+            confirmations,
+        }))
+    }
+
+    /// Validates and admits a transaction given as canonical bytes. Persists it before
+    /// returning, so an accepted transaction survives a crash.
+    pub fn submit(&self, bytes: &[u8]) -> Result<SubmitOutcome, SubmitError> {
+        let result = self.submit_inner(bytes);
+        let outcome = match &result {
+            Ok(o) if o.new => "accepted",
+            Ok(_) => "known",
+            Err(SubmitError::Rejected(e)) => e.kind(),
+            Err(SubmitError::Store(_)) => "internal",
+        };
+        self.metrics.submissions.with_label_values(&[outcome]).inc();
+        result
+    }
+
+    fn submit_inner(&self, bytes: &[u8]) -> Result<SubmitOutcome, SubmitError> {
+        let max = self.params.consensus.max_tx_weight;
+        let tx = Tx::decode(bytes, max)?;
+        let id = tx.id();
+        if let Some(known) = self.known_status(&id)? {
+            return Ok(SubmitOutcome {
+                id,
+                status: known,
+                new: false,
+                replaced: None,
+            });
+        }
+        tx.check_stateless(&self.params.chain_id, max, true)?;
+        let event = views::pending_tx_event(&tx, self.params.network);
+        let inserted = {
+            let mut pool = self.mempool.lock();
+            // Read state under the pool lock so the check and the insert see one tip.
+            let acct = self.account(&tx.body().sender)?;
+            let base_fee = self.next_base_fee();
+            let inserted = pool.insert(tx, acct, base_fee, now_ms())?;
+            if let Err(e) = self.store.mempool_put(&id, bytes) {
+                // Not durable, so not accepted: take it back out (with any later nonces, which
+                // would otherwise leave a gap) and report a node error.
+                pool.remove_with_followers(&id);
+                return Err(e.into());
+            }
+            inserted
+        };
+        let mut gone = inserted.evicted.clone();
+        let replaced = match inserted.admission {
+            Admission::Replaced(old) => {
+                gone.push(old);
+                Some(old)
+            }
+            Admission::Added => None,
+        };
+        self.store.mempool_delete(&gone)?;
+        self.events.push_tx(event);
+        self.refresh_gauges();
+        Ok(SubmitOutcome {
+            id,
+            status: TxStatus::Pending,
+            new: true,
+            replaced,
+        })
+    }
+
+    fn known_status(&self, id: &TxId) -> Result<Option<TxStatus>, StoreError> {
+        if self.mempool.lock().contains(id) {
+            return Ok(Some(TxStatus::Pending));
+        }
+        Ok(self
+            .store
+            .tx_location(id)?
+            .map(|loc| self.status_of(loc.height).0))
+    }
+
+    /// Builds, commits and announces the next block (this node must be the proposer).
+    pub fn produce_block(&self, key: &KeyPair, time: Timestamp) -> Result<Block, ChainError> {
+        let _commit = self.commit_lock.lock();
+        let started = Instant::now();
+        let parent = self.tip.read().header.clone();
+        let base_fee = next_base_fee(&self.params.consensus, parent.base_fee, parent.weight_used);
+        let candidates = self
+            .mempool
+            .lock()
+            .candidates(base_fee, self.params.consensus.block_weight_limit);
+        // Signatures were verified when the transactions entered the mempool.
+        let built = build_block(
+            &self.params,
+            &self.store,
+            &self.store.tree(),
+            &parent,
+            time,
+            key,
+            candidates,
+            false,
+        )?;
+        self.metrics
+            .block_build_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let skipped: Vec<TxId> = built
+            .skipped
+            .iter()
+            .filter(|(_, e)| !e.is_internal())
+            .map(|(id, _)| *id)
+            .collect();
+        for (id, e) in &built.skipped {
+            tracing::debug!(tx = %id, error = %e, "left a pending transaction out of the block");
+        }
+        self.commit(&built.block, &built.applied, &skipped)?;
+        Ok(built.block)
+    }
+
+    /// Validates a block from elsewhere (every rule, every signature) and commits it.
+    pub fn import_block(&self, block: &Block, now: Timestamp) -> Result<(), ChainError> {
+        let _commit = self.commit_lock.lock();
+        let parent = self.tip.read().header.clone();
+        let applied = apply_block(
+            &self.params,
+            &self.store,
+            &self.store.tree(),
+            &parent,
+            block,
+            ApplyContext {
+                now,
+                verify_tx_signatures: true,
+            },
+        )?;
+        self.commit(block, &applied, &[])
+    }
+
+    fn commit(
+        &self,
+        block: &Block,
+        applied: &doin_tx_core::AppliedBlock,
+        also_drop: &[TxId],
+    ) -> Result<(), ChainError> {
+        let started = Instant::now();
+        self.store.commit_block(block, applied)?;
+        self.metrics
+            .block_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let hash = block.hash()?;
+        let height = block.header.height;
+        {
+            let mut tip = self.tip.write();
+            tip.header = block.header.clone();
+            tip.hash = hash;
+            tip.final_height = height;
+        }
+        // Mempool: drop what was included, then re-check every sender of the block.
+        let included: Vec<TxId> = applied.txs.iter().map(|t| t.id()).collect();
+        let mut senders: Vec<PublicKeyBytes> =
+            applied.txs.iter().map(|t| t.body().sender).collect();
+        senders.sort();
+        senders.dedup();
+        let mut dropped = {
+            let mut pool = self.mempool.lock();
+            let accounts = &applied.diff.accounts;
+            let mut dropped = pool.on_block(&included, &senders, |k| {
+                accounts.get(k).copied().unwrap_or_default()
+            });
+            for id in also_drop {
+                if let Some(sender) = pool.get(id).map(|t| t.body().sender) {
+                    let acct = self.account(&sender).unwrap_or_default();
+                    // A transaction the block builder refused is re-checked with its queue.
+                    dropped.extend(pool.revalidate_sender(&sender, acct));
+                }
+            }
+            dropped.extend(pool.expire(now_ms()));
+            dropped
+        };
+        dropped.sort();
+        dropped.dedup();
+        if !dropped.is_empty() {
+            tracing::debug!(count = dropped.len(), "dropped pending transactions");
+            self.store.mempool_delete(&dropped)?;
+        }
+        self.metrics.blocks_committed.inc();
+        self.metrics.txs_included.inc_by(applied.txs.len() as u64);
+        self.metrics.block_txs.observe(applied.txs.len() as f64);
+        self.metrics
+            .burned
+            .set(i64::try_from(applied.diff.chain_stats.burned.base_units()).unwrap_or(i64::MAX));
+        self.events
+            .push_block(height, views::block_event(block, &hash));
+        self.refresh_gauges();
+        tracing::info!(
+            height,
+            hash = %hash,
+            txs = applied.txs.len(),
+            base_fee = %block.header.base_fee,
+            "committed transfer block"
+        );
+        Ok(())
+    }
+
+    fn refresh_gauges(&self) {
+        let (n, bytes) = self.mempool_stats();
+        self.metrics.mempool_txs.set(n as i64);
+        self.metrics.mempool_bytes.set(bytes as i64);
+        self.metrics
+            .height
+            .set(i64::try_from(self.tip.read().header.height).unwrap_or(i64::MAX));
+        self.metrics
+            .base_fee
+            .set(i64::try_from(self.next_base_fee().base_units()).unwrap_or(i64::MAX));
+    }
+
+    /// All pending transactions of `key`, in nonce order.
+    pub fn pending_of(&self, key: &PublicKeyBytes) -> Vec<SignedTx> {
+        self.mempool
+            .lock()
+            .pending_of(key)
+            .into_iter()
+            .map(|t| t.signed().clone())
+            .collect()
+    }
+}

@@ -1,0 +1,20 @@
+//! The transfer-chain service (DESIGN §4): store layout, mempool, block production, events and
+//! REST routes around the sans-IO rules of `doin-tx-core`.
+//!
+//! This crate must not import another node crate (main chain, hub); what it needs from them
+//! will be a trait defined here and implemented by `doin-node`.
+
+pub mod api;
+pub mod chain;
+pub mod events;
+pub mod mempool;
+pub mod metrics;
+pub mod producer;
+pub mod store;
+pub mod tree;
+pub mod views;
+
+pub use chain::{
+    now_ms, ChainError, SubmitError, SubmitOutcome, Tip, TxChain, TxChainConfig, TxStatus,
+};
+pub use producer::{BlockProducer, SoloProducer};

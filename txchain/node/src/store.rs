@@ -1,0 +1,472 @@
+//! The transfer chain's persistent layout on top of `KvStore`, and the one write per block.
+//!
+//! Column families (all in the node's single RocksDB):
+//! - `tx_meta`: genesis specification, tip height, chain totals, schema version
+//! - `tx_headers` / `tx_bodies`: height (big-endian) → header + signature / transactions
+//! - `tx_block_hashes`: block hash → height
+//! - `tx_index`: transaction id → (height, position)
+//! - `tx_addr_index`: key ‖ height ‖ position → transaction id ‖ role (newest-first scans)
+//! - `tx_accounts`: key → account (the latest state, for fast reads; the JMT authenticates it)
+//! - `tx_jmt_nodes`, `tx_jmt_values`, `tx_jmt_stale`, `tx_jmt_stale_values`: the state tree and
+//!   the indices that let old versions be pruned
+//! - `tx_mempool`: pending transactions, so a restart keeps them
+//!
+//! `commit_block` turns an applied block into one atomic, fsynced batch: after a crash the
+//! store holds either the whole block or none of it.
+
+use crate::tree::{
+    stale_node_key, stale_value_key, value_key, StoreTree, CF_JMT_NODES, CF_JMT_STALE,
+    CF_JMT_STALE_VALUES, CF_JMT_VALUES,
+};
+use doin_codec::{decode_exact, encode};
+use doin_store::{Cf, Direction, Durability, KvStore, StoreError, WriteBatch};
+use doin_tx_core::state::{decode_account, decode_chain_stats};
+use doin_tx_core::{
+    Account, AppliedBlock, Block, BlockHash, BlockHeader, ChainStats, GenesisSpec, SignedTx,
+    StateView, TxId, TxPayload,
+};
+use doin_types::{Hash256, Height, PublicKeyBytes, SignatureBytes};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+pub const CF_META: Cf = "tx_meta";
+pub const CF_HEADERS: Cf = "tx_headers";
+pub const CF_BODIES: Cf = "tx_bodies";
+pub const CF_BLOCK_HASHES: Cf = "tx_block_hashes";
+pub const CF_TX_INDEX: Cf = "tx_index";
+pub const CF_ADDR_INDEX: Cf = "tx_addr_index";
+pub const CF_ACCOUNTS: Cf = "tx_accounts";
+pub const CF_MEMPOOL: Cf = "tx_mempool";
+
+/// Every column family the transfer chain uses; pass to the store when opening it.
+pub const COLUMNS: &[Cf] = &[
+    CF_META,
+    CF_HEADERS,
+    CF_BODIES,
+    CF_BLOCK_HASHES,
+    CF_TX_INDEX,
+    CF_ADDR_INDEX,
+    CF_ACCOUNTS,
+    CF_MEMPOOL,
+    CF_JMT_NODES,
+    CF_JMT_VALUES,
+    CF_JMT_STALE,
+    CF_JMT_STALE_VALUES,
+];
+
+const META_GENESIS: &[u8] = b"genesis";
+const META_TIP: &[u8] = b"tip";
+const META_STATS: &[u8] = b"stats";
+const META_SCHEMA: &[u8] = b"schema";
+const SCHEMA_VERSION: u32 = 1;
+
+/// Role bits in the address index.
+pub const ROLE_SENT: u8 = 1;
+pub const ROLE_RECEIVED: u8 = 2;
+
+/// Where a transaction sits in the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxLocation {
+    pub height: Height,
+    pub index: u32,
+}
+
+/// A header with its proposer signature, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredHeader {
+    pub header: BlockHeader,
+    pub signature: SignatureBytes,
+}
+
+/// One entry of an account's history, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountTxRef {
+    pub location: TxLocation,
+    pub id: TxId,
+    pub role: u8,
+}
+
+/// Store errors plus "the data is there but makes no sense".
+pub type StoreResult<T> = Result<T, StoreError>;
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn be_u64(bytes: &[u8], what: &str) -> StoreResult<u64> {
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| corrupt(what, "expected 8 bytes"))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+/// How many old state versions to keep before pruning stale tree nodes.
+#[derive(Clone, Copy, Debug)]
+pub struct PruneConfig {
+    pub keep_versions: u64,
+    /// Cap on deletions per block so one commit never balloons.
+    pub max_deletes_per_block: usize,
+}
+
+impl Default for PruneConfig {
+    fn default() -> Self {
+        PruneConfig {
+            keep_versions: 256,
+            max_deletes_per_block: 200_000,
+        }
+    }
+}
+
+/// Typed access to the transfer chain's data in a `KvStore`.
+#[derive(Clone)]
+pub struct ChainStore {
+    kv: Arc<dyn KvStore>,
+    prune: PruneConfig,
+}
+
+impl ChainStore {
+    pub fn new(kv: Arc<dyn KvStore>, prune: PruneConfig) -> ChainStore {
+        ChainStore { kv, prune }
+    }
+
+    pub fn kv(&self) -> &Arc<dyn KvStore> {
+        &self.kv
+    }
+
+    pub fn tree(&self) -> StoreTree<'_> {
+        StoreTree::new(self.kv.as_ref())
+    }
+
+    /// The genesis specification this store was initialised with, if any.
+    pub fn genesis_spec(&self) -> StoreResult<Option<GenesisSpec>> {
+        match self.kv.get(CF_META, META_GENESIS)? {
+            None => Ok(None),
+            Some(b) => decode_exact(&b)
+                .map(Some)
+                .map_err(|e| corrupt("genesis spec", e)),
+        }
+    }
+
+    pub fn schema_version(&self) -> StoreResult<Option<u32>> {
+        match self.kv.get(CF_META, META_SCHEMA)? {
+            None => Ok(None),
+            Some(b) => decode_exact(&b)
+                .map(Some)
+                .map_err(|e| corrupt("schema version", e)),
+        }
+    }
+
+    pub fn tip_height(&self) -> StoreResult<Option<Height>> {
+        match self.kv.get(CF_META, META_TIP)? {
+            None => Ok(None),
+            Some(b) => be_u64(&b, "tip").map(Some),
+        }
+    }
+
+    pub fn header(&self, height: Height) -> StoreResult<Option<StoredHeader>> {
+        match self.kv.get(CF_HEADERS, &height.to_be_bytes())? {
+            None => Ok(None),
+            Some(b) => decode_exact(&b).map(Some).map_err(|e| corrupt("header", e)),
+        }
+    }
+
+    pub fn body(&self, height: Height) -> StoreResult<Option<Vec<SignedTx>>> {
+        match self.kv.get(CF_BODIES, &height.to_be_bytes())? {
+            None => Ok(None),
+            Some(b) => decode_exact(&b).map(Some).map_err(|e| corrupt("body", e)),
+        }
+    }
+
+    pub fn block(&self, height: Height) -> StoreResult<Option<Block>> {
+        let Some(h) = self.header(height)? else {
+            return Ok(None);
+        };
+        let txs = self
+            .body(height)?
+            .ok_or_else(|| corrupt("body", format!("missing for height {height}")))?;
+        Ok(Some(Block {
+            header: h.header,
+            signature: h.signature,
+            txs,
+        }))
+    }
+
+    pub fn height_of(&self, hash: &BlockHash) -> StoreResult<Option<Height>> {
+        match self.kv.get(CF_BLOCK_HASHES, &hash.0)? {
+            None => Ok(None),
+            Some(b) => be_u64(&b, "block hash index").map(Some),
+        }
+    }
+
+    pub fn tx_location(&self, id: &TxId) -> StoreResult<Option<TxLocation>> {
+        match self.kv.get(CF_TX_INDEX, &id.0)? {
+            None => Ok(None),
+            Some(b) => decode_exact(&b)
+                .map(Some)
+                .map_err(|e| corrupt("tx index", e)),
+        }
+    }
+
+    /// The transaction at `loc`.
+    pub fn tx_at(&self, loc: TxLocation) -> StoreResult<Option<SignedTx>> {
+        Ok(self
+            .body(loc.height)?
+            .and_then(|txs| txs.into_iter().nth(loc.index as usize)))
+    }
+
+    /// Up to `limit` entries of `key`'s history strictly older than `before` (newest first).
+    pub fn account_history(
+        &self,
+        key: &PublicKeyBytes,
+        before: Option<TxLocation>,
+        limit: usize,
+    ) -> StoreResult<Vec<AccountTxRef>> {
+        let mut start = key.0.to_vec();
+        match before {
+            Some(loc) => {
+                // Largest key strictly below (height, index): step back by one position.
+                let (h, i) = if loc.index > 0 {
+                    (loc.height, loc.index - 1)
+                } else if loc.height > 0 {
+                    (loc.height - 1, u32::MAX)
+                } else {
+                    return Ok(Vec::new());
+                };
+                start.extend_from_slice(&h.to_be_bytes());
+                start.extend_from_slice(&i.to_be_bytes());
+            }
+            None => {
+                start.extend_from_slice(&u64::MAX.to_be_bytes());
+                start.extend_from_slice(&u32::MAX.to_be_bytes());
+            }
+        }
+        let mut out = Vec::new();
+        for item in self
+            .kv
+            .iter_from(CF_ADDR_INDEX, &start, Direction::Reverse)?
+        {
+            let (k, v) = item?;
+            if !k.starts_with(&key.0) || out.len() >= limit {
+                break;
+            }
+            if k.len() != 44 || v.len() != 33 {
+                return Err(corrupt("address index", "bad entry length"));
+            }
+            let height = be_u64(&k[32..40], "address index height")?;
+            let index = u32::from_be_bytes([k[40], k[41], k[42], k[43]]);
+            out.push(AccountTxRef {
+                location: TxLocation { height, index },
+                id: Hash256::from_slice(&v[..32]).ok_or_else(|| corrupt("address index", "id"))?,
+                role: v[32],
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every pending transaction persisted by the mempool.
+    pub fn mempool_entries(&self) -> StoreResult<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        for item in self.kv.iter_from(CF_MEMPOOL, &[], Direction::Forward)? {
+            out.push(item?.1);
+        }
+        Ok(out)
+    }
+
+    /// Persists a newly admitted pending transaction (survives a process crash).
+    pub fn mempool_put(&self, id: &TxId, bytes: &[u8]) -> StoreResult<()> {
+        let mut b = WriteBatch::new();
+        b.put(CF_MEMPOOL, id.0.to_vec(), bytes.to_vec());
+        self.kv.write(b, Durability::Buffered)
+    }
+
+    /// Forgets pending transactions that left the mempool without being included.
+    pub fn mempool_delete(&self, ids: &[TxId]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut b = WriteBatch::new();
+        for id in ids {
+            b.delete(CF_MEMPOOL, id.0.to_vec());
+        }
+        self.kv.write(b, Durability::Buffered)
+    }
+
+    /// Writes genesis (height 0) and the specification, atomically.
+    pub fn commit_genesis(
+        &self,
+        spec: &GenesisSpec,
+        block: &Block,
+        applied: &AppliedBlock,
+    ) -> StoreResult<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(
+            CF_META,
+            META_GENESIS.to_vec(),
+            encode(spec).map_err(|e| corrupt("genesis spec", e))?,
+        );
+        batch.put(
+            CF_META,
+            META_SCHEMA.to_vec(),
+            encode(&SCHEMA_VERSION).map_err(|e| corrupt("schema", e))?,
+        );
+        self.block_writes(&mut batch, block, applied)?;
+        self.kv.write(batch, Durability::Sync)
+    }
+
+    /// Writes one block and everything derived from it in a single fsynced batch.
+    pub fn commit_block(&self, block: &Block, applied: &AppliedBlock) -> StoreResult<()> {
+        let mut batch = WriteBatch::new();
+        self.block_writes(&mut batch, block, applied)?;
+        self.kv.write(batch, Durability::Sync)
+    }
+
+    fn block_writes(
+        &self,
+        batch: &mut WriteBatch,
+        block: &Block,
+        applied: &AppliedBlock,
+    ) -> StoreResult<()> {
+        let height = block.header.height;
+        let hkey = height.to_be_bytes();
+        let hash = block.hash().map_err(|e| corrupt("block hash", e))?;
+        let stored = StoredHeader {
+            header: block.header.clone(),
+            signature: block.signature,
+        };
+        batch.put(
+            CF_HEADERS,
+            hkey.to_vec(),
+            encode(&stored).map_err(|e| corrupt("header", e))?,
+        );
+        batch.put(
+            CF_BODIES,
+            hkey.to_vec(),
+            encode(&block.txs).map_err(|e| corrupt("body", e))?,
+        );
+        batch.put(CF_BLOCK_HASHES, hash.0.to_vec(), hkey.to_vec());
+
+        for (i, tx) in applied.txs.iter().enumerate() {
+            let index = u32::try_from(i).map_err(|_| corrupt("block", "too many transactions"))?;
+            let loc = TxLocation { height, index };
+            let id = tx.id();
+            batch.put(
+                CF_TX_INDEX,
+                id.0.to_vec(),
+                encode(&loc).map_err(|e| corrupt("tx index", e))?,
+            );
+            batch.delete(CF_MEMPOOL, id.0.to_vec());
+            let sender = tx.body().sender;
+            let TxPayload::Transfer { to, .. } = &tx.body().payload;
+            let mut roles: Vec<(PublicKeyBytes, u8)> = vec![(sender, ROLE_SENT)];
+            if *to == sender {
+                roles[0].1 |= ROLE_RECEIVED;
+            } else {
+                roles.push((*to, ROLE_RECEIVED));
+            }
+            for (who, role) in roles {
+                let mut k = Vec::with_capacity(44);
+                k.extend_from_slice(&who.0);
+                k.extend_from_slice(&hkey);
+                k.extend_from_slice(&index.to_be_bytes());
+                let mut v = Vec::with_capacity(33);
+                v.extend_from_slice(&id.0);
+                v.push(role);
+                batch.put(CF_ADDR_INDEX, k, v);
+            }
+        }
+
+        for (key, account) in &applied.diff.accounts {
+            batch.put(
+                CF_ACCOUNTS,
+                key.0.to_vec(),
+                encode(account).map_err(|e| corrupt("account", e))?,
+            );
+        }
+        batch.put(
+            CF_META,
+            META_STATS.to_vec(),
+            encode(&applied.diff.chain_stats).map_err(|e| corrupt("stats", e))?,
+        );
+        batch.put(CF_META, META_TIP.to_vec(), hkey.to_vec());
+
+        self.tree_writes(batch, height, applied)?;
+        Ok(())
+    }
+
+    /// New tree nodes and values, their staleness records, and pruning of versions older than
+    /// the retention window.
+    fn tree_writes(
+        &self,
+        batch: &mut WriteBatch,
+        version: Height,
+        applied: &AppliedBlock,
+    ) -> StoreResult<()> {
+        let update = &applied.tree_update;
+        for (node_key, node) in update.node_batch.nodes() {
+            let k = borsh::to_vec(node_key).map_err(|e| corrupt("jmt node key", e))?;
+            let v = borsh::to_vec(node).map_err(|e| corrupt("jmt node", e))?;
+            batch.put(CF_JMT_NODES, k, v);
+        }
+        for stale in &update.stale_node_index_batch {
+            batch.put(
+                CF_JMT_STALE,
+                stale_node_key(stale.stale_since_version, &stale.node_key)?,
+                Vec::new(),
+            );
+        }
+        let tree = self.tree();
+        for ((v, key_hash), value) in update.node_batch.values() {
+            if *v > 0 {
+                if let Some(prev) = tree.latest_value_version(key_hash, *v - 1)? {
+                    batch.put(
+                        CF_JMT_STALE_VALUES,
+                        stale_value_key(*v, key_hash, prev),
+                        Vec::new(),
+                    );
+                }
+            }
+            let mut enc = Vec::with_capacity(1 + value.as_ref().map_or(0, |x| x.len()));
+            match value {
+                Some(bytes) => {
+                    enc.push(1);
+                    enc.extend_from_slice(bytes);
+                }
+                None => enc.push(0),
+            }
+            batch.put(CF_JMT_VALUES, value_key(key_hash, *v), enc);
+        }
+        if let Some(prune_to) = version.checked_sub(self.prune.keep_versions) {
+            crate::tree::prune(
+                self.kv.as_ref(),
+                batch,
+                prune_to,
+                self.prune.max_deletes_per_block,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl StateView for ChainStore {
+    fn account(&self, key: &PublicKeyBytes) -> Result<Option<Account>, String> {
+        match self
+            .kv
+            .get(CF_ACCOUNTS, &key.0)
+            .map_err(|e| e.to_string())?
+        {
+            None => Ok(None),
+            Some(b) => decode_account(&b).map(Some),
+        }
+    }
+
+    fn chain_stats(&self) -> Result<ChainStats, String> {
+        match self
+            .kv
+            .get(CF_META, META_STATS)
+            .map_err(|e| e.to_string())?
+        {
+            None => Ok(ChainStats::default()),
+            Some(b) => decode_chain_stats(&b),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! JSON views of transfer-chain objects, shared by the REST API and the event stream.
+//!
+//! Conventions (DESIGN §10): amounts are decimal strings of base units, hashes and keys are hex,
+//! accounts are bech32m addresses of the chain's network, and every transaction carries
+//! `status` and `confirmations`.
+
+use crate::chain::TxLookup;
+use crate::store::StoredHeader;
+use doin_tx_core::fees::fee_split;
+use doin_tx_core::{Block, BlockHash, BlockHeader, Tx, TxPayload};
+use doin_types::{Address, Amount, Network, PublicKeyBytes};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+fn addr(network: Network, key: &PublicKeyBytes) -> String {
+    Address::new(network, *key).to_string()
+}
+
+/// What a transaction does.
+#[derive(Serialize, ToSchema, Clone, Debug)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PayloadView {
+    Transfer {
+        /// Recipient address.
+        to: String,
+        /// Base units, decimal string.
+        #[schema(value_type = String, example = "150000000")]
+        amount: Amount,
+    },
+}
+
+/// Fees an included transaction paid.
+#[derive(Serialize, ToSchema, Clone, Debug)]
+pub struct FeePaidView {
+    /// Base fee × weight, destroyed.
+    #[schema(value_type = String)]
+    pub burned: Amount,
+    /// Tip × weight, paid to the block proposer.
+    #[schema(value_type = String)]
+    pub tip: Amount,
+    #[schema(value_type = String)]
+    pub total: Amount,
+}
+
+/// A transaction and where it is.
+#[derive(Serialize, ToSchema, Clone, Debug)]
+pub struct TxView {
+    /// Transaction id (hex), recomputed from its bytes.
+    pub id: String,
+    /// `pending` (in the mempool), `included` (in a block, not final yet) or `final`.
+    #[schema(example = "final")]
+    pub status: &'static str,
+    /// Blocks on top of (and including) the one holding the transaction; 0 while pending.
+    pub confirmations: u64,
+    pub block_height: Option<u64>,
+    pub block_hash: Option<String>,
+    /// Position inside the block.
+    pub index: Option<u32>,
+    pub sender: String,
+    pub nonce: u64,
+    #[schema(value_type = String)]
+    pub max_fee_per_weight: Amount,
+    #[schema(value_type = String)]
+    pub max_priority_fee_per_weight: Amount,
+    /// Encoded size in bytes; fees are per weight unit.
+    pub weight: u64,
+    pub payload: PayloadView,
+    /// Fees actually paid; present once included.
+    pub fee_paid: Option<FeePaidView>,
+    /// The canonical signed bytes, hex.
+    pub raw: String,
+}
+
+pub fn payload_view(tx: &Tx, network: Network) -> PayloadView {
+    match &tx.body().payload {
+        TxPayload::Transfer { to, amount } => PayloadView::Transfer {
+            to: addr(network, to),
+            amount: *amount,
+        },
+    }
+}
+
+pub fn tx_view(l: &TxLookup, network: Network) -> TxView {
+    let body = l.tx.body();
+    let fee_paid = l.block.as_ref().and_then(|b| {
+        let s = fee_split(
+            body.max_fee_per_weight,
+            body.max_priority_fee_per_weight,
+            b.header.base_fee,
+            l.tx.weight(),
+        )
+        .ok()?;
+        Some(FeePaidView {
+            burned: s.burned,
+            tip: s.tip,
+            total: s.total().ok()?,
+        })
+    });
+    TxView {
+        id: l.tx.id().to_hex(),
+        status: l.status.as_str(),
+        confirmations: l.confirmations,
+        block_height: l.location.map(|x| x.height),
+        block_hash: l
+            .block
+            .as_ref()
+            .and_then(|b| b.header.hash().ok())
+            .map(|h| h.to_hex()),
+        index: l.location.map(|x| x.index),
+        sender: addr(network, &body.sender),
+        nonce: body.nonce,
+        max_fee_per_weight: body.max_fee_per_weight,
+        max_priority_fee_per_weight: body.max_priority_fee_per_weight,
+        weight: l.tx.weight(),
+        payload: payload_view(&l.tx, network),
+        fee_paid,
+        raw: hex::encode(l.tx.bytes()),
+    }
+}
+
+/// A block header with its status.
+#[derive(Serialize, ToSchema, Clone, Debug)]
+pub struct BlockView {
+    pub height: u64,
+    pub hash: String,
+    pub parent: String,
+    /// Milliseconds since the Unix epoch.
+    pub time: u64,
+    /// Proposer address; null for genesis.
+    pub proposer: Option<String>,
+    pub state_root: String,
+    pub tx_root: String,
+    /// Base fee per weight unit of this block.
+    #[schema(value_type = String)]
+    pub base_fee: Amount,
+    pub weight_used: u64,
+    pub tx_count: u32,
+    /// `included` or `final`.
+    pub status: &'static str,
+    pub confirmations: u64,
+    /// Proposer signature (hex).
+    pub signature: String,
+    /// Transaction ids in block order.
+    pub transactions: Vec<String>,
+}
+
+pub fn block_view(
+    stored: &StoredHeader,
+    hash: &BlockHash,
+    tx_ids: Vec<String>,
+    status: &'static str,
+    confirmations: u64,
+    network: Network,
+) -> BlockView {
+    let h: &BlockHeader = &stored.header;
+    BlockView {
+        height: h.height,
+        hash: hash.to_hex(),
+        parent: h.parent.to_hex(),
+        time: h.time.0,
+        proposer: (h.height > 0).then(|| addr(network, &h.proposer)),
+        state_root: h.state_root.to_hex(),
+        tx_root: h.tx_root.to_hex(),
+        base_fee: h.base_fee,
+        weight_used: h.weight_used,
+        tx_count: h.tx_count,
+        status,
+        confirmations,
+        signature: stored.signature.to_hex(),
+        transactions: tx_ids,
+    }
+}
+
+/// Payload of a `block` event.
+#[derive(Serialize, ToSchema)]
+pub struct BlockEvent {
+    pub height: u64,
+    pub hash: String,
+    pub time: u64,
+    #[schema(value_type = String)]
+    pub base_fee: Amount,
+    pub tx_count: u32,
+    /// Ids of the transactions, in block order.
+    pub transactions: Vec<String>,
+}
+
+/// Payload of a `tx` event (a transaction entered the mempool).
+#[derive(Serialize, ToSchema)]
+pub struct PendingTxEvent {
+    pub id: String,
+    pub status: &'static str,
+    pub sender: String,
+    pub nonce: u64,
+    pub payload: PayloadView,
+}
+
+pub fn block_event(block: &Block, hash: &BlockHash) -> String {
+    let ev = BlockEvent {
+        height: block.header.height,
+        hash: hash.to_hex(),
+        time: block.header.time.0,
+        base_fee: block.header.base_fee,
+        tx_count: block.header.tx_count,
+        transactions: block
+            .txs
+            .iter()
+            .filter_map(|t| Tx::from_signed(t.clone()).ok())
+            .map(|t| t.id().to_hex())
+            .collect(),
+    };
+    serde_json::to_string(&ev).unwrap_or_default()
+}
+
+pub fn pending_tx_event(tx: &Tx, network: Network) -> String {
+    let ev = PendingTxEvent {
+        id: tx.id().to_hex(),
+        status: "pending",
+        sender: addr(network, &tx.body().sender),
+        nonce: tx.body().nonce,
+        payload: payload_view(tx, network),
+    };
+    serde_json::to_string(&ev).unwrap_or_default()
+}

@@ -1,0 +1,213 @@
+//! The transfer-chain service on a real RocksDB: restart, persistence, import, pruning, events.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use doin_crypto::KeyPair;
+use doin_store::{KvStore, RocksConfig, RocksStore};
+use doin_telemetry::Metrics;
+use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec, Tx, TxBody, TxPayload};
+use doin_tx_node::store::{PruneConfig, COLUMNS};
+use doin_tx_node::{TxChain, TxChainConfig, TxStatus};
+use doin_types::{Amount, Network, Timestamp};
+use std::path::Path;
+use std::sync::Arc;
+
+struct Keys {
+    validator: KeyPair,
+    users: Vec<KeyPair>,
+}
+
+fn keys() -> Keys {
+    Keys {
+        validator: KeyPair::generate(),
+        users: (0..4).map(|_| KeyPair::generate()).collect(),
+    }
+}
+
+fn spec(k: &Keys) -> GenesisSpec {
+    GenesisSpec {
+        network: Network::Devnet,
+        chain_name: "service-test".into(),
+        genesis_time: Timestamp(1_000_000),
+        params: ConsensusParams::public_defaults(),
+        validators: vec![k.validator.public()],
+        allocations: k
+            .users
+            .iter()
+            .map(|u| Allocation {
+                key: u.public(),
+                amount: Amount::from_base_units(1_000_000_000_000),
+            })
+            .collect(),
+    }
+}
+
+fn open(dir: &Path, spec: GenesisSpec, keep: u64) -> Arc<TxChain> {
+    let kv: Arc<dyn KvStore> =
+        Arc::new(RocksStore::open(dir, COLUMNS, &RocksConfig::default()).unwrap());
+    TxChain::open(
+        kv,
+        spec,
+        TxChainConfig {
+            prune: PruneConfig {
+                keep_versions: keep,
+                ..PruneConfig::default()
+            },
+            event_buffer: 100,
+            ..TxChainConfig::default()
+        },
+        &Metrics::new(),
+    )
+    .unwrap()
+}
+
+fn transfer(chain: &TxChain, from: &KeyPair, to: &KeyPair, amount: u64) -> Tx {
+    let (nonce, _) = chain.next_nonce(&from.public()).unwrap();
+    let body = TxBody {
+        chain_id: chain.params().chain_id,
+        sender: from.public(),
+        nonce,
+        max_fee_per_weight: Amount::from_base_units(100),
+        max_priority_fee_per_weight: Amount::from_base_units(1),
+        payload: TxPayload::Transfer {
+            to: to.public(),
+            amount: Amount::from_base_units(amount),
+        },
+    };
+    Tx::from_signed(body.sign(from).unwrap()).unwrap()
+}
+
+fn time(h: u64) -> Timestamp {
+    Timestamp(1_000_000 + h * 1000)
+}
+
+#[test]
+fn restart_resumes_at_the_same_root_and_keeps_pending_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys();
+    let chain = open(dir.path(), spec(&k), 16);
+    for h in 1..=5 {
+        let tx = transfer(&chain, &k.users[0], &k.users[1], 1000 + h);
+        chain.submit(tx.bytes()).unwrap();
+        chain.produce_block(&k.validator, time(h)).unwrap();
+    }
+    let pending = transfer(&chain, &k.users[2], &k.users[3], 77);
+    assert!(chain.submit(pending.bytes()).unwrap().new);
+    let tip = chain.tip();
+    let balance = chain.account(&k.users[1].public()).unwrap();
+    drop(chain);
+
+    let chain = open(dir.path(), spec(&k), 16);
+    assert_eq!(chain.tip().hash, tip.hash);
+    assert_eq!(chain.tip().header.state_root, tip.header.state_root);
+    assert_eq!(chain.account(&k.users[1].public()).unwrap(), balance);
+    // The pending transaction survived the restart and goes into the next block.
+    let l = chain.lookup_tx(&pending.id()).unwrap().unwrap();
+    assert_eq!(l.status, TxStatus::Pending);
+    let b = chain.produce_block(&k.validator, time(6)).unwrap();
+    assert_eq!(b.txs.len(), 1);
+    let l = chain.lookup_tx(&pending.id()).unwrap().unwrap();
+    assert_eq!(l.status, TxStatus::Final);
+    assert_eq!(l.confirmations, 1);
+    // Resubmitting an included transaction answers its status instead of an error.
+    let again = chain.submit(pending.bytes()).unwrap();
+    assert!(!again.new);
+    assert_eq!(again.status, TxStatus::Final);
+}
+
+#[test]
+fn a_different_genesis_is_refused_on_an_existing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys();
+    drop(open(dir.path(), spec(&k), 16));
+    let mut other = spec(&k);
+    other.chain_name = "another".into();
+    let kv: Arc<dyn KvStore> =
+        Arc::new(RocksStore::open(dir.path(), COLUMNS, &RocksConfig::default()).unwrap());
+    let err = TxChain::open(kv, other, TxChainConfig::default(), &Metrics::new())
+        .err()
+        .expect("must refuse");
+    assert!(err.to_string().contains("genesis file"), "{err}");
+}
+
+#[test]
+fn a_second_node_imports_every_block_with_the_same_roots() {
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let k = keys();
+    let producer = open(d1.path(), spec(&k), 16);
+    let follower = open(d2.path(), spec(&k), 16);
+    assert_eq!(producer.tip().hash, follower.tip().hash);
+    for h in 1..=6 {
+        for i in 0..3 {
+            let tx = transfer(&producer, &k.users[i], &k.users[(i + 1) % 4], 10 * h);
+            producer.submit(tx.bytes()).unwrap();
+        }
+        let b = producer.produce_block(&k.validator, time(h)).unwrap();
+        follower.import_block(&b, time(h + 1)).unwrap();
+        assert_eq!(follower.tip().hash, producer.tip().hash);
+    }
+    // A tampered block is refused by the follower and changes nothing.
+    let tx = transfer(&producer, &k.users[0], &k.users[1], 5);
+    producer.submit(tx.bytes()).unwrap();
+    let mut b = producer.produce_block(&k.validator, time(7)).unwrap();
+    b.header.state_root.0[0] ^= 1;
+    let before = follower.tip().hash;
+    assert!(follower.import_block(&b, time(8)).is_err());
+    assert_eq!(follower.tip().hash, before);
+}
+
+#[test]
+fn old_state_versions_are_pruned_and_the_chain_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys();
+    let chain = open(dir.path(), spec(&k), 3);
+    for h in 1..=30 {
+        let tx = transfer(&chain, &k.users[0], &k.users[1], h);
+        chain.submit(tx.bytes()).unwrap();
+        chain.produce_block(&k.validator, time(h)).unwrap();
+    }
+    let kv = chain.store().kv().clone();
+    let count = |cf| {
+        kv.iter_from(cf, &[], doin_store::Direction::Forward)
+            .unwrap()
+            .count()
+    };
+    let nodes = count(doin_tx_node::tree::CF_JMT_NODES);
+    let stale = count(doin_tx_node::tree::CF_JMT_STALE);
+    // Without pruning 30 blocks would leave well over a hundred nodes; with 3 versions kept
+    // only the live tree plus a few recent versions remain.
+    assert!(nodes < 80, "{nodes} tree nodes left");
+    assert!(stale < 60, "{stale} stale entries left");
+    // The current root still verifies on reopen (TxChain::open checks it).
+    let tip = chain.tip();
+    drop(kv);
+    drop(chain);
+    let chain = open(dir.path(), spec(&k), 3);
+    assert_eq!(chain.tip().hash, tip.hash);
+    let tx = transfer(&chain, &k.users[0], &k.users[1], 1);
+    chain.submit(tx.bytes()).unwrap();
+    chain.produce_block(&k.validator, time(31)).unwrap();
+}
+
+#[test]
+fn events_resume_from_an_id_and_rebuild_blocks_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys();
+    let chain = open(dir.path(), spec(&k), 16);
+    for h in 1..=3 {
+        chain.produce_block(&k.validator, time(h)).unwrap();
+    }
+    let replay = chain
+        .events()
+        .replay_after(doin_tx_node::events::EventId { height: 1, seq: 0 });
+    let ids: Vec<String> = replay.buffered.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(ids, vec!["2-0", "3-0"]);
+    drop(chain);
+    // After a restart the buffer is empty: blocks 2..=3 must be rebuilt from the store.
+    let chain = open(dir.path(), spec(&k), 16);
+    let replay = chain
+        .events()
+        .replay_after(doin_tx_node::events::EventId { height: 1, seq: 0 });
+    assert_eq!(replay.missing_blocks, Some((2, 3)));
+}
