@@ -228,9 +228,10 @@ impl KeyFile {
         serde_json::from_str(&text).map_err(|e| KeystoreError::Format(e.to_string()))
     }
 
-    /// Writes the file with mode 0600, atomically, refusing to overwrite an existing one.
+    /// Writes the file with mode 0600, atomically, refusing to overwrite an existing one: the
+    /// key goes to a temporary file in the same directory (created 0600), is fsynced, then
+    /// linked into place only if nothing exists there.
     pub fn write_new(&self, path: &Path) -> Result<(), KeystoreError> {
-        use std::os::unix::fs::OpenOptionsExt;
         let io = |source| KeystoreError::Io {
             path: path.display().to_string(),
             source,
@@ -240,35 +241,22 @@ impl KeyFile {
         }
         let json =
             serde_json::to_vec_pretty(self).map_err(|e| KeystoreError::Format(e.to_string()))?;
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        f.write_all(&json).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        // Hard-link then unlink: the rename-equivalent that fails instead of replacing a file
-        // created meanwhile.
-        std::fs::hard_link(&tmp, path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        tmp.write_all(&json).map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist_noclobber(path).map_err(|e| {
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
                 KeystoreError::Exists(path.display().to_string())
             } else {
-                io(e)
+                io(e.error)
             }
         })?;
-        std::fs::remove_file(&tmp).map_err(io)?;
-        if let Some(dir) = path.parent() {
-            if let Ok(d) = std::fs::File::open(if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            }) {
-                let _ = d.sync_all();
-            }
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
         }
         Ok(())
     }

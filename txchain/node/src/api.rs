@@ -782,7 +782,10 @@ async fn pump_events(
     out: tokio::sync::mpsc::Sender<Arc<Event>>,
 ) {
     let mut live = chain.events().subscribe();
-    let mut sent = last.unwrap_or_else(|| chain.events().last_id());
+    // An id from the future (another chain, a reset devnet) would block the stream until the
+    // chain caught up with it: treat it as "from now on".
+    let now = chain.events().last_id();
+    let mut sent = last.filter(|id| *id <= now).unwrap_or(now);
     loop {
         let replay = chain.events().replay_after(sent);
         if let Some((lo, hi)) = replay.missing_blocks {

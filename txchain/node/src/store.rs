@@ -2,7 +2,8 @@
 //!
 //! Column families (all in the node's single RocksDB):
 //! - `tx_meta`: genesis specification, tip height, chain totals, schema version
-//! - `tx_headers` / `tx_bodies`: height (big-endian) → header + signature / transactions
+//! - `tx_headers`: height (big-endian) → header + proposer signature
+//! - `tx_bodies`: height ‖ position (big-endian) → one transaction's canonical bytes
 //! - `tx_block_hashes`: block hash → height
 //! - `tx_index`: transaction id → (height, position)
 //! - `tx_addr_index`: key ‖ height ‖ position → transaction id ‖ role (newest-first scans)
@@ -59,6 +60,14 @@ const META_TIP: &[u8] = b"tip";
 const META_STATS: &[u8] = b"stats";
 const META_SCHEMA: &[u8] = b"schema";
 const SCHEMA_VERSION: u32 = 1;
+
+/// Key of one transaction of a block body: height ‖ position, both big-endian.
+fn body_key(height: Height, index: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(12);
+    k.extend_from_slice(&height.to_be_bytes());
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
 
 /// Role bits in the address index.
 pub const ROLE_SENT: u8 = 1;
@@ -170,11 +179,28 @@ impl ChainStore {
         }
     }
 
+    /// The transactions of block `height` (empty for an empty block), or `None` when the
+    /// block is unknown.
     pub fn body(&self, height: Height) -> StoreResult<Option<Vec<SignedTx>>> {
-        match self.kv.get(CF_BODIES, &height.to_be_bytes())? {
-            None => Ok(None),
-            Some(b) => decode_exact(&b).map(Some).map_err(|e| corrupt("body", e)),
+        let Some(h) = self.header(height)? else {
+            return Ok(None);
+        };
+        let mut txs = Vec::with_capacity(h.header.tx_count as usize);
+        for item in self.kv.scan_prefix(CF_BODIES, &height.to_be_bytes())? {
+            let (_, v) = item?;
+            txs.push(decode_exact(&v).map_err(|e| corrupt("transaction", e))?);
         }
+        if txs.len() != h.header.tx_count as usize {
+            return Err(corrupt(
+                "body",
+                format!(
+                    "block {height} has {} of {} transactions",
+                    txs.len(),
+                    h.header.tx_count
+                ),
+            ));
+        }
+        Ok(Some(txs))
     }
 
     pub fn block(&self, height: Height) -> StoreResult<Option<Block>> {
@@ -207,11 +233,14 @@ impl ChainStore {
         }
     }
 
-    /// The transaction at `loc`.
+    /// The transaction at `loc` (one point read, not the whole block).
     pub fn tx_at(&self, loc: TxLocation) -> StoreResult<Option<SignedTx>> {
-        Ok(self
-            .body(loc.height)?
-            .and_then(|txs| txs.into_iter().nth(loc.index as usize)))
+        match self.kv.get(CF_BODIES, &body_key(loc.height, loc.index))? {
+            None => Ok(None),
+            Some(b) => decode_exact(&b)
+                .map(Some)
+                .map_err(|e| corrupt("transaction", e)),
+        }
     }
 
     /// Up to `limit` entries of `key`'s history strictly older than `before` (newest first).
@@ -338,17 +367,13 @@ impl ChainStore {
             hkey.to_vec(),
             encode(&stored).map_err(|e| corrupt("header", e))?,
         );
-        batch.put(
-            CF_BODIES,
-            hkey.to_vec(),
-            encode(&block.txs).map_err(|e| corrupt("body", e))?,
-        );
         batch.put(CF_BLOCK_HASHES, hash.0.to_vec(), hkey.to_vec());
 
         for (i, tx) in applied.txs.iter().enumerate() {
             let index = u32::try_from(i).map_err(|_| corrupt("block", "too many transactions"))?;
             let loc = TxLocation { height, index };
             let id = tx.id();
+            batch.put(CF_BODIES, body_key(height, index), tx.bytes().to_vec());
             batch.put(
                 CF_TX_INDEX,
                 id.0.to_vec(),
