@@ -12,7 +12,7 @@ use crate::fees::{fee_split, next_base_fee};
 use crate::params::{ChainParams, GenesisSpec};
 use crate::state::{Account, ChainStats, Overlay, StateDiff, StateView};
 use crate::tx::{Tx, TxId, TxPayload};
-use doin_crypto::{merkle, KeyPair};
+use doin_crypto::{is_valid_public_key, merkle, KeyPair};
 use doin_types::{Amount, Hash256, Height, PublicKeyBytes, SignatureBytes, Timestamp};
 use jmt::storage::{TreeReader, TreeUpdateBatch};
 use jmt::Sha256Jmt;
@@ -55,7 +55,7 @@ pub fn apply_tx<V: StateView + ?Sized>(
     proposer: &PublicKeyBytes,
     verify_signature: bool,
 ) -> Result<TxReceipt, TxError> {
-    tx.check_stateless(
+    tx.check_fields(
         &params.chain_id,
         params.consensus.max_tx_weight,
         verify_signature,
@@ -114,6 +114,10 @@ pub fn apply_tx<V: StateView + ?Sized>(
     match &body.payload {
         TxPayload::Transfer { to, amount } => {
             let mut recipient = current(overlay, &writes, to)?;
+            // Only valid keys ever hold an account, so only an empty one needs the check.
+            if recipient == Account::default() && !is_valid_public_key(to) {
+                return Err(TxError::InvalidRecipient);
+            }
             recipient.balance = recipient
                 .balance
                 .checked_add(*amount)

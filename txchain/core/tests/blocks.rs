@@ -201,6 +201,32 @@ fn tx_order_and_content_are_enforced() {
         })
     );
 
+    // A transfer to a key that is not on the curve (a fresh account): block application checks
+    // recipient keys itself, not only the mempool.
+    let off_curve = doin_types::PublicKeyBytes([0xff; 32]);
+    assert!(!doin_crypto::is_valid_public_key(&off_curve));
+    let mut body = b.txs[0].body.clone();
+    body.payload = doin_tx_core::TxPayload::Transfer {
+        to: off_curve,
+        amount: Amount::from_base_units(5),
+    };
+    let bad = vec![body.sign(&f.users[0]).unwrap()];
+    let ids: Vec<Tx> = bad
+        .iter()
+        .cloned()
+        .map(|t| Tx::from_signed(t).unwrap())
+        .collect();
+    let mut h = b.header.clone();
+    h.tx_root = doin_tx_core::tx_root(&ids);
+    h.weight_used = ids.iter().map(|t| t.weight()).sum();
+    assert_eq!(
+        check(&f, &resign(h, bad, &f.validator)),
+        Err(BlockError::InvalidTx {
+            index: 0,
+            error: TxError::InvalidRecipient
+        })
+    );
+
     // A replayed transaction (same nonce twice).
     let dup = vec![b.txs[0].clone(), b.txs[0].clone()];
     let ids: Vec<Tx> = dup
