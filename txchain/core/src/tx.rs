@@ -152,9 +152,11 @@ impl Tx {
     ) -> Result<(), TxError> {
         self.check_fields(chain_id, max_weight, verify_signature)?;
         let body = self.body();
-        if let TxPayload::Transfer { to, .. } = &body.payload {
-            if !is_valid_public_key(to) {
-                return Err(TxError::InvalidRecipient);
+        match &body.payload {
+            TxPayload::Transfer { to, .. } => {
+                if !is_valid_public_key(to) {
+                    return Err(TxError::InvalidRecipient);
+                }
             }
         }
         if !verify_signature && !is_valid_public_key(&body.sender) {
