@@ -1,0 +1,858 @@
+//! The main-chain state transition: `apply_block` checks every rule of a block against the
+//! parent state and returns the next state; `build_block` assembles a valid block from
+//! candidate messages. Both run the same `execute`, so what a producer builds is exactly what
+//! an importer accepts.
+
+use crate::block::{MainBlock, MainBody, MainHeader, Verdict};
+use crate::error::{ItemError, MainBlockError};
+use crate::fixed::Fx;
+use crate::msg::{OptimaeId, SignedCommit, SignedRegister, SignedReveal};
+use crate::params::MainChainParams;
+use crate::quorum::{self, Decision, MIN_QUORUM};
+use crate::reward;
+use crate::state::{CommitRecord, DomainState, MainState, PendingOptimae};
+use crate::DomainId;
+use doin_crypto::KeyPair;
+use doin_types::{Hash256, PublicKeyBytes, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the importing node knows that the block does not: its clock.
+#[derive(Clone, Copy, Debug)]
+pub struct MainContext {
+    pub now: Timestamp,
+}
+
+/// What happened to a commit or an optimae in a block; the node indexes these for REST.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum OptimaeEvent {
+    Registered {
+        domain: DomainId,
+        sponsor: PublicKeyBytes,
+    },
+    Committed {
+        commit_id: Hash256,
+        domain: DomainId,
+        optimizer: PublicKeyBytes,
+    },
+    Revealed {
+        optimae_id: OptimaeId,
+        commit_id: Hash256,
+        domain: DomainId,
+        optimizer: PublicKeyBytes,
+        reported: Fx,
+    },
+    Accepted {
+        optimae_id: OptimaeId,
+        domain: DomainId,
+        optimizer: PublicKeyBytes,
+        round: u8,
+        verified: Fx,
+        /// Counted work before the per-domain cap.
+        work: Fx,
+        new_best: bool,
+        votes: Vec<(PublicKeyBytes, Fx, bool)>,
+    },
+    Rejected {
+        optimae_id: OptimaeId,
+        domain: DomainId,
+        optimizer: PublicKeyBytes,
+        round: u8,
+        verified: Fx,
+        votes: Vec<(PublicKeyBytes, Fx, bool)>,
+    },
+    Escalated {
+        optimae_id: OptimaeId,
+        votes: Vec<(PublicKeyBytes, Fx, bool)>,
+    },
+    Inconclusive {
+        optimae_id: OptimaeId,
+        votes: Vec<(PublicKeyBytes, Fx, bool)>,
+    },
+    Expired {
+        optimae_id: OptimaeId,
+    },
+}
+
+/// The result of applying a valid block.
+#[derive(Clone, Debug)]
+pub struct AppliedMain {
+    pub state: MainState,
+    pub events: Vec<OptimaeEvent>,
+}
+
+/// An item the builder left out, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub kind: &'static str,
+    pub index: usize,
+    pub error: ItemError,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Importing: the first invalid item invalidates the block.
+    Strict,
+    /// Building: invalid items are left out.
+    Lenient,
+}
+
+struct Executed {
+    state: MainState,
+    body: MainBody,
+    events: Vec<OptimaeEvent>,
+    counted_work: Fx,
+    /// Indexes (in `body.verdicts`) of verdicts that produced counted work.
+    work_verdicts: Vec<usize>,
+    skipped: Vec<Skipped>,
+}
+
+/// The block-independent inputs of `execute`.
+struct Frame<'a> {
+    params: &'a MainChainParams,
+    height: u64,
+    parent_hash: Hash256,
+    parent_time: Timestamp,
+    time: Timestamp,
+    producer: PublicKeyBytes,
+}
+
+/// Checks `block` on top of `parent` (whose post-state is `state`); returns the new state.
+pub fn apply_block(
+    params: &MainChainParams,
+    state: &MainState,
+    parent: &MainHeader,
+    block: &MainBlock,
+    ctx: MainContext,
+) -> Result<AppliedMain, MainBlockError> {
+    let h = &block.header;
+    let c = &params.consensus;
+    if h.chain_id != params.chain_id {
+        return Err(MainBlockError::WrongChain);
+    }
+    let expected_height = parent
+        .height
+        .checked_add(1)
+        .ok_or(MainBlockError::Overflow("height"))?;
+    if h.height != expected_height {
+        return Err(MainBlockError::WrongHeight {
+            expected: expected_height,
+            got: h.height,
+        });
+    }
+    let parent_hash = parent.hash()?;
+    if h.parent != parent_hash {
+        return Err(MainBlockError::WrongParent);
+    }
+    if h.time <= parent.time {
+        return Err(MainBlockError::TimeNotIncreasing {
+            time: h.time,
+            parent: parent.time,
+        });
+    }
+    if h.time.0 > ctx.now.0.saturating_add(c.max_future_drift_ms) {
+        return Err(MainBlockError::TimeInFuture {
+            time: h.time,
+            now: ctx.now,
+        });
+    }
+    check_caps(c, &block.body)?;
+    if block.body.root()? != h.body_root {
+        return Err(MainBlockError::WrongBodyRoot);
+    }
+    block.verify_signature()?;
+    if h.threshold != state.controller.threshold {
+        return Err(MainBlockError::WrongThreshold {
+            expected: state.controller.threshold,
+            got: h.threshold,
+        });
+    }
+    let frame = Frame {
+        params,
+        height: h.height,
+        parent_hash,
+        parent_time: parent.time,
+        time: h.time,
+        producer: h.producer,
+    };
+    let ex = execute(&frame, state, &block.body, Mode::Strict)?;
+    if ex.counted_work != h.counted_work {
+        return Err(MainBlockError::WrongCountedWork {
+            expected: ex.counted_work,
+            got: h.counted_work,
+        });
+    }
+    check_threshold(params, parent, h.time, ex.counted_work, h.threshold)?;
+    if ex.body.coinbase != block.body.coinbase {
+        return Err(MainBlockError::WrongCoinbase);
+    }
+    let cumulative = parent
+        .cumulative_work
+        .checked_add(ex.counted_work.0 as u128)
+        .ok_or(MainBlockError::Overflow("cumulative work"))?;
+    if cumulative != h.cumulative_work {
+        return Err(MainBlockError::WrongCumulativeWork);
+    }
+    let root = ex.state.root().map_err(MainBlockError::Malformed)?;
+    if root != h.state_root {
+        return Err(MainBlockError::WrongStateRoot);
+    }
+    Ok(AppliedMain {
+        state: ex.state,
+        events: ex.events,
+    })
+}
+
+/// Counted work must reach the threshold, except in a *carrier block*: zero counted work, at
+/// least `carrier_interval_ms` after the parent. Carrier blocks keep commits and reveals
+/// flowing when no verified work is pending (otherwise the commit–reveal pipeline could never
+/// restart once empty); they add no work and mint nothing.
+fn check_threshold(
+    params: &MainChainParams,
+    parent: &MainHeader,
+    time: Timestamp,
+    work: Fx,
+    threshold: Fx,
+) -> Result<(), MainBlockError> {
+    if work >= threshold {
+        return Ok(());
+    }
+    let carrier_ok = work == Fx::ZERO
+        && time.0
+            >= parent
+                .time
+                .0
+                .saturating_add(params.consensus.carrier_interval_ms);
+    if carrier_ok {
+        Ok(())
+    } else {
+        Err(MainBlockError::BelowThreshold { work, threshold })
+    }
+}
+
+fn check_caps(c: &crate::params::MainParams, body: &MainBody) -> Result<(), MainBlockError> {
+    for (what, got, max) in [
+        (
+            "registrations",
+            body.registrations.len(),
+            c.max_registrations,
+        ),
+        ("commits", body.commits.len(), c.max_commits),
+        ("reveals", body.reveals.len(), c.max_reveals),
+        ("verdicts", body.verdicts.len(), c.max_verdicts),
+    ] {
+        if got > max as usize {
+            return Err(MainBlockError::TooMany { what, got, max });
+        }
+    }
+    Ok(())
+}
+
+/// The result of [`build_block`].
+#[derive(Clone, Debug)]
+pub struct BuiltMain {
+    pub block: MainBlock,
+    pub applied: AppliedMain,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Why no block can be built now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("not enough verified work yet: {work} of {threshold}")]
+    NotEnoughWork { work: Fx, threshold: Fx },
+    #[error(transparent)]
+    Block(#[from] MainBlockError),
+}
+
+/// Builds and signs a block from `candidates` (its coinbase is ignored and recomputed).
+/// Invalid items are skipped and reported. If the valid verdicts reach the threshold, a work
+/// block is built; otherwise, once the carrier interval has passed and there is something to
+/// carry, a carrier block without work-bearing verdicts.
+pub fn build_block(
+    params: &MainChainParams,
+    state: &MainState,
+    parent: &MainHeader,
+    time: Timestamp,
+    key: &KeyPair,
+    candidates: &MainBody,
+) -> Result<BuiltMain, BuildError> {
+    let c = &params.consensus;
+    let mut body = candidates.clone();
+    body.coinbase.clear();
+    body.registrations.truncate(c.max_registrations as usize);
+    body.commits.truncate(c.max_commits as usize);
+    body.reveals.truncate(c.max_reveals as usize);
+    body.verdicts.truncate(c.max_verdicts as usize);
+    let frame = Frame {
+        params,
+        height: parent.height.saturating_add(1),
+        parent_hash: parent.hash()?,
+        parent_time: parent.time,
+        time,
+        producer: key.public(),
+    };
+    let threshold = state.controller.threshold;
+    let mut ex = execute(&frame, state, &body, Mode::Lenient)?;
+    let skipped = ex.skipped.clone();
+    if ex.counted_work < threshold {
+        let carrier_time = time.0 >= parent.time.0.saturating_add(c.carrier_interval_ms);
+        if !carrier_time {
+            return Err(BuildError::NotEnoughWork {
+                work: ex.counted_work,
+                threshold,
+            });
+        }
+        // Drop work-bearing verdicts until none is left (removing one can give a later one
+        // in the same domain a gain, so repeat; each pass removes at least one).
+        while !ex.work_verdicts.is_empty() {
+            let drop: BTreeSet<usize> = ex.work_verdicts.iter().copied().collect();
+            let mut next = ex.body.clone();
+            next.verdicts = next
+                .verdicts
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !drop.contains(i))
+                .map(|(_, v)| v)
+                .collect();
+            next.coinbase.clear();
+            ex = execute(&frame, state, &next, Mode::Lenient)?;
+        }
+        let b = &ex.body;
+        if b.registrations.is_empty()
+            && b.commits.is_empty()
+            && b.reveals.is_empty()
+            && b.verdicts.is_empty()
+        {
+            return Err(BuildError::NotEnoughWork {
+                work: Fx::ZERO,
+                threshold,
+            });
+        }
+    }
+    let cumulative = parent
+        .cumulative_work
+        .checked_add(ex.counted_work.0 as u128)
+        .ok_or(MainBlockError::Overflow("cumulative work"))?;
+    let header = MainHeader {
+        chain_id: params.chain_id,
+        height: frame.height,
+        parent: frame.parent_hash,
+        time,
+        producer: key.public(),
+        threshold,
+        counted_work: ex.counted_work,
+        cumulative_work: cumulative,
+        state_root: ex.state.root().map_err(MainBlockError::Malformed)?,
+        body_root: ex.body.root()?,
+    };
+    let block = MainBlock::sign(header, ex.body, key)?;
+    // Validate what was built with the importer's rules: a builder bug must never produce a
+    // block the network rejects.
+    let applied = apply_block(params, state, parent, &block, MainContext { now: time })?;
+    Ok(BuiltMain {
+        block,
+        applied,
+        skipped,
+    })
+}
+
+fn execute(
+    f: &Frame<'_>,
+    state: &MainState,
+    body: &MainBody,
+    mode: Mode,
+) -> Result<Executed, MainBlockError> {
+    let params = f.params;
+    let c = &params.consensus;
+    let h = f.height;
+    let mut s = state.clone();
+    s.height = h;
+    let mut events = Vec::new();
+    let mut skipped = Vec::new();
+    let mut out = MainBody::default();
+
+    // Reveals of the parent block get their quorum seed: the parent's hash.
+    for p in s.pending.values_mut() {
+        if p.quorum_seed.is_none() && p.revealed_at.saturating_add(1) == h {
+            p.quorum_seed = Some(f.parent_hash);
+        }
+    }
+
+    macro_rules! item {
+        ($kind:literal, $wrap:ident, $i:expr, $res:expr, $keep:expr) => {
+            match $res {
+                Ok(ev) => {
+                    events.push(ev);
+                    $keep;
+                }
+                Err(error) => match mode {
+                    Mode::Strict => return Err(MainBlockError::$wrap { index: $i, error }),
+                    Mode::Lenient => skipped.push(Skipped {
+                        kind: $kind,
+                        index: $i,
+                        error,
+                    }),
+                },
+            }
+        };
+    }
+
+    for (i, r) in body.registrations.iter().enumerate() {
+        item!(
+            "registration",
+            InvalidRegistration,
+            i,
+            register(&mut s, params, r, h),
+            out.registrations.push(r.clone())
+        );
+    }
+    for (i, cm) in body.commits.iter().enumerate() {
+        item!(
+            "commit",
+            InvalidCommit,
+            i,
+            commit(&mut s, params, cm, h),
+            out.commits.push(cm.clone())
+        );
+    }
+    for (i, r) in body.reveals.iter().enumerate() {
+        item!(
+            "reveal",
+            InvalidReveal,
+            i,
+            reveal(&mut s, params, r, h),
+            out.reveals.push(r.clone())
+        );
+    }
+
+    // Verdicts. Reputation factors use the reputation before this block, so the order of
+    // verdicts inside a block changes nothing but which optimae set a domain's best first.
+    let mut seen: BTreeSet<OptimaeId> = BTreeSet::new();
+    let mut domain_work: BTreeMap<DomainId, Fx> = BTreeMap::new();
+    let mut optimae_work: Vec<(DomainId, PublicKeyBytes, Fx)> = Vec::new();
+    let mut agreeing: BTreeMap<PublicKeyBytes, u128> = BTreeMap::new();
+    let mut work_verdicts = Vec::new();
+    for (i, v) in body.verdicts.iter().enumerate() {
+        match verdict(&mut s, state, params, v, h, &mut seen) {
+            Ok(res) => {
+                for k in res.agreeing {
+                    *agreeing.entry(k).or_default() += 1;
+                }
+                if let Some((domain, optimizer, w)) = res.work {
+                    if w > Fx::ZERO {
+                        work_verdicts.push(out.verdicts.len());
+                        let d = domain_work.entry(domain.clone()).or_default();
+                        *d = d.checked_add(w).ok_or(MainBlockError::Overflow("work"))?;
+                        optimae_work.push((domain, optimizer, w));
+                    }
+                }
+                events.push(res.event);
+                out.verdicts.push(v.clone());
+            }
+            Err(error) => match mode {
+                Mode::Strict => return Err(MainBlockError::InvalidVerdict { index: i, error }),
+                Mode::Lenient => skipped.push(Skipped {
+                    kind: "verdict",
+                    index: i,
+                    error,
+                }),
+            },
+        }
+    }
+
+    // Per-domain fairness: with work from two or more domains, none counts above 60 % of the
+    // threshold.
+    let threshold = state.controller.threshold;
+    let cap = if domain_work.len() >= 2 {
+        threshold
+            .checked_mul(Fx::ratio(6, 10))
+            .ok_or(MainBlockError::Overflow("cap"))?
+    } else {
+        Fx(i64::MAX)
+    };
+    let mut counted = Fx::ZERO;
+    for w in domain_work.values() {
+        counted = counted
+            .checked_add((*w).min(cap))
+            .ok_or(MainBlockError::Overflow("work"))?;
+    }
+    // Optimizer shares: each optimae's work scaled by its domain's cap ratio.
+    let mut credited: BTreeMap<PublicKeyBytes, u128> = BTreeMap::new();
+    for (domain, optimizer, w) in &optimae_work {
+        let raw = domain_work.get(domain).copied().unwrap_or(Fx::ONE);
+        let share = (w.0 as u128) * (raw.min(cap).0 as u128) / (raw.0.max(1) as u128);
+        *credited.entry(*optimizer).or_default() += share;
+    }
+
+    // Coinbase: only a block that meets the threshold mints.
+    if counted >= threshold && counted > Fx::ZERO {
+        let subsidy = reward::subsidy(c.initial_subsidy, c.halving_interval, h);
+        out.coinbase = reward::coinbase(subsidy, f.producer, &credited, &agreeing);
+        for p in &out.coinbase {
+            let r = s.rewards.entry(p.key).or_insert(doin_types::Amount::ZERO);
+            *r = r
+                .checked_add(p.amount)
+                .map_err(|_| MainBlockError::Overflow("rewards"))?;
+            s.minted = s
+                .minted
+                .checked_add(p.amount)
+                .map_err(|_| MainBlockError::Overflow("minted"))?;
+        }
+    }
+
+    // Expiry, after this block's reveals and verdicts had their chance.
+    let reveal_window = c.reveal_window;
+    s.commits
+        .retain(|_, cm| cm.height.saturating_add(reveal_window) > h);
+    let verdict_window = c.verdict_window;
+    let expired: Vec<OptimaeId> = s
+        .pending
+        .iter()
+        .filter(|(_, p)| p.round_started.saturating_add(verdict_window) <= h)
+        .map(|(id, _)| *id)
+        .collect();
+    for id in expired {
+        s.pending.remove(&id);
+        events.push(OptimaeEvent::Expired { optimae_id: id });
+    }
+
+    s.controller = state.controller.after_block(
+        h,
+        f.time,
+        f.parent_time,
+        c.target_block_time_ms,
+        c.epoch_length,
+        c.min_threshold,
+    );
+    Ok(Executed {
+        state: s,
+        body: out,
+        events,
+        counted_work: counted,
+        work_verdicts,
+        skipped,
+    })
+}
+
+fn register(
+    s: &mut MainState,
+    params: &MainChainParams,
+    r: &SignedRegister,
+    h: u64,
+) -> Result<OptimaeEvent, ItemError> {
+    r.verify(&params.chain_id)?;
+    let spec = &r.body.spec;
+    spec.validate()?;
+    if s.domains.contains_key(&spec.id) {
+        return Err(ItemError::DomainExists(spec.id.to_string()));
+    }
+    s.domains.insert(
+        spec.id.clone(),
+        DomainState::new(&params.chain_id, spec.clone(), h),
+    );
+    Ok(OptimaeEvent::Registered {
+        domain: spec.id.clone(),
+        sponsor: r.body.sponsor,
+    })
+}
+
+fn commit(
+    s: &mut MainState,
+    params: &MainChainParams,
+    c: &SignedCommit,
+    h: u64,
+) -> Result<OptimaeEvent, ItemError> {
+    let id = c.verify(&params.chain_id)?;
+    if !s.domains.contains_key(&c.body.domain) {
+        return Err(ItemError::UnknownDomain(c.body.domain.to_string()));
+    }
+    if s.commits.contains_key(&id) {
+        return Err(ItemError::DuplicateCommit);
+    }
+    s.commits.insert(
+        id,
+        CommitRecord {
+            height: h,
+            domain: c.body.domain.clone(),
+            optimizer: c.body.optimizer,
+            commitment: c.body.commitment,
+        },
+    );
+    Ok(OptimaeEvent::Committed {
+        commit_id: id,
+        domain: c.body.domain.clone(),
+        optimizer: c.body.optimizer,
+    })
+}
+
+fn reveal(
+    s: &mut MainState,
+    params: &MainChainParams,
+    r: &SignedReveal,
+    h: u64,
+) -> Result<OptimaeEvent, ItemError> {
+    r.verify(&params.chain_id)?;
+    let body = &r.body;
+    let cm = s
+        .commits
+        .get(&body.commit_id)
+        .ok_or(ItemError::RevealWithoutCommit)?;
+    let window = params.consensus.reveal_window;
+    if cm.height >= h {
+        return Err(ItemError::RevealTooEarly { window });
+    }
+    let late = h - cm.height;
+    if late > window {
+        return Err(ItemError::RevealTooLate { late, window });
+    }
+    if cm.domain != body.domain
+        || cm.optimizer != body.optimizer
+        || body.commitment()? != cm.commitment
+    {
+        return Err(ItemError::RevealMismatch);
+    }
+    let domain = s
+        .domains
+        .get(&body.domain)
+        .ok_or_else(|| ItemError::UnknownDomain(body.domain.to_string()))?;
+    domain.spec.check_params(&body.params)?;
+    let eligible = s.eligible(&body.domain).len();
+    if eligible < MIN_QUORUM {
+        return Err(ItemError::TooFewEvaluators { eligible });
+    }
+    let optimae_id = body.optimae_id()?;
+    if s.pending.contains_key(&optimae_id) {
+        return Err(ItemError::AlreadyPending);
+    }
+    s.commits.remove(&body.commit_id);
+    s.pending.insert(
+        optimae_id,
+        PendingOptimae {
+            domain: body.domain.clone(),
+            optimizer: body.optimizer,
+            params: body.params.clone(),
+            reported: body.reported_metric,
+            revealed_at: h,
+            quorum_seed: None,
+            round: 1,
+            round_started: h,
+        },
+    );
+    Ok(OptimaeEvent::Revealed {
+        optimae_id,
+        commit_id: body.commit_id,
+        domain: body.domain.clone(),
+        optimizer: body.optimizer,
+        reported: body.reported_metric,
+    })
+}
+
+struct VerdictResult {
+    event: OptimaeEvent,
+    /// (domain, optimizer, counted work before the cap) for an accepted optimae.
+    work: Option<(DomainId, PublicKeyBytes, Fx)>,
+    /// Evaluators whose vote agreed with a decisive median (they share the evaluator reward).
+    agreeing: Vec<PublicKeyBytes>,
+}
+
+fn verdict(
+    s: &mut MainState,
+    before: &MainState,
+    params: &MainChainParams,
+    v: &Verdict,
+    h: u64,
+    seen: &mut BTreeSet<OptimaeId>,
+) -> Result<VerdictResult, ItemError> {
+    let c = &params.consensus;
+    if !seen.insert(v.optimae_id) {
+        return Err(ItemError::DuplicateVerdict);
+    }
+    let p = s
+        .pending
+        .get(&v.optimae_id)
+        .cloned()
+        .ok_or(ItemError::UnknownOptimae)?;
+    let seed = p.quorum_seed.ok_or(ItemError::VerdictTooEarly)?;
+    if p.round_started >= h {
+        return Err(ItemError::VerdictTooEarly);
+    }
+    if v.round != p.round {
+        return Err(ItemError::WrongRound {
+            expected: p.round,
+            got: v.round,
+        });
+    }
+    let eligible = s.eligible(&p.domain);
+    let quorum = quorum::select(&eligible, &seed, &v.optimae_id, v.round);
+    let k = quorum.len();
+    let mut voters = BTreeSet::new();
+    let mut votes = Vec::with_capacity(v.votes.len());
+    for (index, sv) in v.votes.iter().enumerate() {
+        sv.verify(&params.chain_id)
+            .map_err(|error| ItemError::BadVote { index, error })?;
+        if sv.body.optimae_id != v.optimae_id || sv.body.round != v.round {
+            return Err(ItemError::VoteMismatch { index });
+        }
+        if !quorum.contains(&sv.body.evaluator) {
+            return Err(ItemError::VoterNotSelected { index });
+        }
+        if !voters.insert(sv.body.evaluator) {
+            return Err(ItemError::DuplicateVote { index });
+        }
+        votes.push((sv.body.evaluator, sv.body.metric));
+    }
+    let min = quorum::min_votes(k);
+    if votes.len() < min || votes.len() > k {
+        return Err(ItemError::VoteCount {
+            got: votes.len(),
+            min,
+            quorum: k,
+        });
+    }
+    let domain = s
+        .domains
+        .get(&p.domain)
+        .cloned()
+        .ok_or_else(|| ItemError::UnknownDomain(p.domain.to_string()))?;
+    let t = quorum::tally(&votes, k, p.reported, domain.spec.tolerance);
+    let detail: Vec<(PublicKeyBytes, Fx, bool)> = votes
+        .iter()
+        .zip(&t.agreement)
+        .map(|((k, m), (_, a))| (*k, *m, *a))
+        .collect();
+    let half_life = c.reputation_half_life;
+    let mut adjust = |s: &mut MainState, key: PublicKeyBytes, delta: Fx| {
+        let r = s.reputation.get(&key).copied().unwrap_or_default();
+        s.reputation.insert(key, r.updated(h, half_life, delta));
+    };
+    let rate_evaluators =
+        |s: &mut MainState, adjust: &mut dyn FnMut(&mut MainState, PublicKeyBytes, Fx)| {
+            for (key, agreed) in &t.agreement {
+                let delta = if *agreed {
+                    reward::EVALUATOR_AGREED
+                } else {
+                    reward::EVALUATOR_DISAGREED
+                };
+                adjust(s, *key, delta);
+            }
+        };
+    let agreeing: Vec<PublicKeyBytes> = t
+        .agreement
+        .iter()
+        .filter(|(_, a)| *a)
+        .map(|(k, _)| *k)
+        .collect();
+    match t.decision {
+        Decision::Accepted { verified } => {
+            s.pending.remove(&v.optimae_id);
+            rate_evaluators(s, &mut adjust);
+            let gain = domain.spec.gain(domain.best, verified).unwrap_or(Fx::ZERO);
+            let claimed = domain
+                .spec
+                .gain(domain.best, p.reported)
+                .unwrap_or(Fx::ZERO);
+            let mut work = Fx::ZERO;
+            let new_best = gain > Fx::ZERO;
+            if new_best {
+                let rep = before.reputation_at(&p.optimizer, h, half_life);
+                work = reward::counted_work(
+                    gain,
+                    domain.spec.scale,
+                    domain.spec.weight,
+                    reward::reputation_factor(rep),
+                    reward::reward_fraction(claimed, gain),
+                );
+                adjust(s, p.optimizer, reward::OPTIMIZER_ACCEPTED);
+            }
+            if let Some(d) = s.domains.get_mut(&p.domain) {
+                d.accepted += 1;
+                if new_best {
+                    d.best = verified;
+                    d.best_optimae = Some(v.optimae_id);
+                    d.best_params = p.params.clone();
+                }
+            }
+            Ok(VerdictResult {
+                event: OptimaeEvent::Accepted {
+                    optimae_id: v.optimae_id,
+                    domain: p.domain.clone(),
+                    optimizer: p.optimizer,
+                    round: v.round,
+                    verified,
+                    work,
+                    new_best,
+                    votes: detail,
+                },
+                work: Some((p.domain, p.optimizer, work)),
+                agreeing,
+            })
+        }
+        Decision::Rejected { verified } => {
+            s.pending.remove(&v.optimae_id);
+            rate_evaluators(s, &mut adjust);
+            adjust(s, p.optimizer, reward::OPTIMIZER_REJECTED);
+            if let Some(d) = s.domains.get_mut(&p.domain) {
+                d.rejected += 1;
+            }
+            Ok(VerdictResult {
+                event: OptimaeEvent::Rejected {
+                    optimae_id: v.optimae_id,
+                    domain: p.domain,
+                    optimizer: p.optimizer,
+                    round: v.round,
+                    verified,
+                    votes: detail,
+                },
+                work: None,
+                agreeing,
+            })
+        }
+        Decision::Disagreement if v.round == 1 => {
+            if let Some(pp) = s.pending.get_mut(&v.optimae_id) {
+                pp.round = 2;
+                pp.round_started = h;
+            }
+            Ok(VerdictResult {
+                event: OptimaeEvent::Escalated {
+                    optimae_id: v.optimae_id,
+                    votes: detail,
+                },
+                work: None,
+                agreeing: Vec::new(),
+            })
+        }
+        Decision::Disagreement => {
+            s.pending.remove(&v.optimae_id);
+            Ok(VerdictResult {
+                event: OptimaeEvent::Inconclusive {
+                    optimae_id: v.optimae_id,
+                    votes: detail,
+                },
+                work: None,
+                agreeing: Vec::new(),
+            })
+        }
+    }
+}
+
+/// The genesis header of a main chain (height 0; it is rebuilt from the spec, never imported).
+pub fn genesis_header(
+    params: &MainChainParams,
+    state: &MainState,
+    time: Timestamp,
+) -> Result<MainHeader, MainBlockError> {
+    Ok(MainHeader {
+        chain_id: params.chain_id,
+        height: 0,
+        parent: Hash256([0; 32]),
+        time,
+        producer: PublicKeyBytes([0; 32]),
+        threshold: Fx::ZERO,
+        counted_work: Fx::ZERO,
+        cumulative_work: 0,
+        state_root: state.root().map_err(MainBlockError::Malformed)?,
+        body_root: MainBody::default().root()?,
+    })
+}

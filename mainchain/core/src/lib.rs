@@ -1,0 +1,37 @@
+//! Proof-of-optimization rules of the DOIN main chain, with no I/O (DESIGN §5).
+//!
+//! This crate owns what a valid main block is: domains and their registration, the
+//! commit → reveal → verdict lifecycle of an optimae, evaluator selection and the quorum
+//! decision, counted work with the per-domain cap, the threshold controller, the coinbase and
+//! reputation. Everything is fixed-point integer arithmetic, so every node computes the same
+//! result. It must not touch disk, network, clock or randomness: time comes in as arguments,
+//! and evaluation of external domains happens in the node.
+
+pub mod apply;
+pub mod block;
+pub mod controller;
+pub mod domain;
+pub mod error;
+pub mod fixed;
+pub mod msg;
+pub mod params;
+pub mod quorum;
+pub mod reward;
+pub mod state;
+
+pub use apply::{
+    apply_block, build_block, genesis_header, AppliedMain, BuildError, BuiltMain, MainContext,
+    OptimaeEvent, Skipped,
+};
+pub use block::{fork_choice, MainBlock, MainBody, MainHeader, Verdict};
+pub use controller::Controller;
+pub use domain::{evaluate_builtin, Direction, DomainError, DomainId, DomainSpec, Objective};
+pub use error::{GenesisError, ItemError, MainBlockError};
+pub use fixed::Fx;
+pub use msg::{
+    Commit, DomainRegister, Message, MsgError, OptimaeId, Reveal, Signed, SignedCommit,
+    SignedRegister, SignedReveal, SignedVote, Vote,
+};
+pub use params::{EvaluatorEntry, InitialReputation, MainChainParams, MainGenesisSpec, MainParams};
+pub use reward::{Payout, Reputation, Role};
+pub use state::{DomainState, MainState, PendingOptimae};
