@@ -503,9 +503,11 @@ fn execute(
     }
 
     // Expiry, after this block's reveals and verdicts had their chance.
-    let reveal_window = c.reveal_window;
+    // A commit is kept one block past its window so a late reveal is told it is late, not
+    // that its commit never existed.
+    let keep_until = c.reveal_window.saturating_add(1);
     s.commits
-        .retain(|_, cm| cm.height.saturating_add(reveal_window) > h);
+        .retain(|_, cm| cm.height.saturating_add(keep_until) > h);
     let verdict_window = c.verdict_window;
     let expired: Vec<OptimaeId> = s
         .pending

@@ -145,23 +145,19 @@ impl DomainSpec {
         if self.metric.is_empty() || self.metric.len() > 32 {
             return Err(DomainError::BadSpec("metric name must be 1..=32 bytes"));
         }
+        let plugin_ok = |p: &str| {
+            (1..=64).contains(&p.len())
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
         match &self.objective {
-            Objective::LeastSquares { samples } => {
-                if *samples == 0 || *samples > MAX_SAMPLES {
-                    return Err(DomainError::BadSpec("samples must be 1..=4096"));
-                }
+            Objective::LeastSquares { samples } if *samples == 0 || *samples > MAX_SAMPLES => {
+                return Err(DomainError::BadSpec("samples must be 1..=4096"));
             }
-            Objective::External { plugin } => {
-                if plugin.is_empty()
-                    || plugin.len() > 64
-                    || !plugin
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                {
-                    return Err(DomainError::BadSpec(
-                        "plugin name must be 1..=64 of [A-Za-z0-9_-]",
-                    ));
-                }
+            Objective::External { plugin } if !plugin_ok(plugin) => {
+                return Err(DomainError::BadSpec(
+                    "plugin name must be 1..=64 of [A-Za-z0-9_-]",
+                ));
             }
             _ => {}
         }
