@@ -17,9 +17,10 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Genesis specification (JSON) of the transfer chain.
     pub genesis_file: PathBuf,
-    /// Chains this node runs. Only `tx` exists so far.
+    /// Chains this node runs: `tx`, `main` (`hub` later).
     pub chains: Vec<String>,
     pub rest: RestConfig,
+    pub main: MainSection,
     pub log: LogConfig,
     pub producer: ProducerConfig,
     pub mempool: MempoolSection,
@@ -65,6 +66,28 @@ pub struct ProducerConfig {
     pub block_time_ms: Option<u64>,
 }
 
+/// The main chain (`[main]`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MainSection {
+    /// Genesis specification (JSON) of the main chain.
+    pub genesis_file: PathBuf,
+    /// Key that signs main blocks this node produces (none: the node does not produce).
+    pub producer_keystore: Option<PathBuf>,
+    /// Keys of evaluators this node runs (each votes when selected).
+    pub evaluator_keystores: Vec<PathBuf>,
+    /// Keys of optimizers this node runs (each searches every domain it can evaluate).
+    pub optimizer_keystores: Vec<PathBuf>,
+    /// Password file for encrypted keys above (or set `DOIN_MAIN_PASSWORD`).
+    pub password_file: Option<PathBuf>,
+    /// Milliseconds between the producer's and workers' polls.
+    pub poll_ms: u64,
+    /// Blocks a verification round waits for missing votes once a decision is possible.
+    pub vote_patience_blocks: u64,
+    /// External domain plugins.
+    pub plugins: Vec<doin_main_node::plugin::PluginSpec>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MempoolSection {
@@ -100,6 +123,16 @@ impl Default for NodeConfig {
                 format: "text".into(),
                 filter: "info".into(),
             },
+            main: MainSection {
+                genesis_file: PathBuf::from("./main-genesis.json"),
+                producer_keystore: None,
+                evaluator_keystores: Vec::new(),
+                optimizer_keystores: Vec::new(),
+                password_file: None,
+                poll_ms: 1000,
+                vote_patience_blocks: 1,
+                plugins: Vec::new(),
+            },
             producer: ProducerConfig {
                 enabled: false,
                 keystore: None,
@@ -121,7 +154,7 @@ impl Default for NodeConfig {
 
 /// The chains a node can be asked to run, and which of them exist in this build.
 pub const KNOWN_CHAINS: &[&str] = &["main", "tx", "hub"];
-pub const AVAILABLE_CHAINS: &[&str] = &["tx"];
+pub const AVAILABLE_CHAINS: &[&str] = &["tx", "main"];
 
 impl NodeConfig {
     /// Defaults, then the file (if any), then `DOIN_*` variables.
@@ -138,6 +171,7 @@ impl NodeConfig {
             "keystore",
             "wallet_password",
             "validator_password",
+            "main_password",
         ]));
         let cfg: NodeConfig = fig.extract().map_err(|e| format!("configuration: {e}"))?;
         cfg.validate()?;
@@ -156,7 +190,7 @@ impl NodeConfig {
             }
             if !AVAILABLE_CHAINS.contains(&c.as_str()) {
                 return Err(format!(
-                    "configuration: chain {c:?} is not available in this version of doin (available: tx)"
+                    "configuration: chain {c:?} is not available in this version of doin (available: tx, main)"
                 ));
             }
         }
@@ -168,6 +202,18 @@ impl NodeConfig {
         }
         if self.producer.block_time_ms == Some(0) {
             return Err("configuration: producer.block_time_ms must be above zero".into());
+        }
+        if self.main.poll_ms == 0 {
+            return Err("configuration: main.poll_ms must be above zero".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for p in &self.main.plugins {
+            if p.command.is_empty() || !names.insert(p.name.clone()) {
+                return Err(format!(
+                    "configuration: main.plugins: plugin {:?} needs a command and a unique name",
+                    p.name
+                ));
+            }
         }
         if self.storage.state_history == 0 {
             return Err("configuration: storage.state_history must be at least 1".into());
@@ -211,7 +257,7 @@ mod tests {
         let f = dir.path().join("n.toml");
         std::fs::write(&f, "datadir = \"/x\"\n").unwrap();
         assert!(NodeConfig::load(Some(&f)).is_err());
-        std::fs::write(&f, "chains = [\"main\"]\n").unwrap();
+        std::fs::write(&f, "chains = [\"hub\"]\n").unwrap();
         let e = NodeConfig::load(Some(&f)).unwrap_err();
         assert!(e.contains("not available"), "{e}");
         std::fs::write(&f, "chains = [\"moon\"]\n").unwrap();

@@ -3,15 +3,21 @@
 //! On first start it creates, in the data directory: a genesis specification with a random chain
 //! name (so every devnet is its own chain), a validator key, funded user accounts
 //! (`keys/account-N.json`) and demo accounts (`keys/demo-N.json`), all as clearly labelled
-//! plaintext devnet key files. Later starts reuse them, so a restarted devnet continues its
-//! chain. The demo task sends transfers between the demo accounts so blocks have content; the
-//! user accounts are left alone for the wallet.
+//! plaintext devnet key files; and a main-chain genesis (`main-genesis.json`) with four built-in
+//! domains, demo evaluators (`keys/evaluator-N.json`) and optimizers (`keys/optimizer-N.json`)
+//! whose workers run in the node so main blocks are made from verified work. Later starts reuse
+//! all of it, so a restarted devnet continues its chains. The demo task sends transfers between
+//! the demo accounts so blocks have content; the user accounts are left alone for the wallet.
 
 use crate::config::NodeConfig;
-use crate::run::{read_genesis, SideTask};
+use crate::run::{read_genesis, read_main_genesis, Handles, SideTask};
 use anyhow::{anyhow, Context};
 use doin_crypto::keystore::KeyFile;
 use doin_crypto::KeyPair;
+use doin_main_core::{
+    Direction, DomainId, DomainSpec, EvaluatorEntry, Fx, InitialReputation, MainGenesisSpec,
+    MainParams, Objective,
+};
 use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec, TxBody, TxPayload};
 use doin_tx_node::{now_ms, TxChain};
 use doin_types::{Address, Amount, Network, Timestamp};
@@ -32,13 +38,21 @@ pub struct DevnetOptions {
     pub demo: bool,
     /// Milliseconds between demo transfers.
     pub demo_interval_ms: u64,
+    /// Target time between main blocks (the threshold controller aims at it).
+    pub main_block_time_ms: u64,
+    /// Demo evaluators and optimizers (keys/evaluator-N.json, keys/optimizer-N.json).
+    pub evaluators: usize,
+    pub optimizers: usize,
 }
 
 /// Everything the devnet node needs.
 pub struct Devnet {
     pub config: NodeConfig,
     pub spec: GenesisSpec,
+    pub main_spec: MainGenesisSpec,
     pub validator: KeyPair,
+    pub evaluators: Vec<KeyPair>,
+    pub optimizers: Vec<KeyPair>,
     pub demo_keys: Vec<KeyPair>,
     pub account_files: Vec<PathBuf>,
     pub created: bool,
@@ -131,11 +145,16 @@ pub fn prepare(opts: &DevnetOptions) -> anyhow::Result<Devnet> {
         }
         spec
     };
+    let (main_spec, evaluators, optimizers) = prepare_main(opts, &spec)?;
     let mut config = NodeConfig {
         data_dir: dir.clone(),
         genesis_file: genesis_path,
+        chains: vec!["tx".into(), "main".into()],
         ..NodeConfig::default()
     };
+    config.main.genesis_file = dir.join("main-genesis.json");
+    config.main.producer_keystore = Some(key_path(dir, "validator"));
+    config.main.poll_ms = (opts.main_block_time_ms / 20).clamp(100, 1000);
     config.rest.listen = opts.listen;
     config.producer.enabled = true;
     config.producer.keystore = Some(key_path(dir, "validator"));
@@ -143,11 +162,124 @@ pub fn prepare(opts: &DevnetOptions) -> anyhow::Result<Devnet> {
     Ok(Devnet {
         config,
         spec,
+        main_spec,
         validator,
+        evaluators,
+        optimizers,
         demo_keys,
         account_files,
         created,
     })
+}
+
+/// The main chain's genesis, evaluator and optimizer keys: created when the directory has no
+/// `main-genesis.json` yet, loaded otherwise.
+fn prepare_main(
+    opts: &DevnetOptions,
+    tx_spec: &GenesisSpec,
+) -> anyhow::Result<(MainGenesisSpec, Vec<KeyPair>, Vec<KeyPair>)> {
+    let dir = &opts.data_dir;
+    let path = dir.join("main-genesis.json");
+    if path.exists() {
+        let spec = read_main_genesis(&path)?;
+        let mut evaluators = Vec::new();
+        for e in &spec.evaluators {
+            let i = evaluators.len();
+            let k = load_or_create_key(&key_path(dir, &format!("evaluator-{i}")), false)?;
+            if k.public() != e.key {
+                return Err(anyhow!(
+                    "keys/evaluator-{i}.json does not match main-genesis.json"
+                ));
+            }
+            evaluators.push(k);
+        }
+        let mut optimizers = Vec::new();
+        for i in 0..spec.reputation.len() {
+            optimizers.push(load_or_create_key(
+                &key_path(dir, &format!("optimizer-{i}")),
+                false,
+            )?);
+        }
+        return Ok((spec, evaluators, optimizers));
+    }
+    let evaluators: Vec<KeyPair> = (0..opts.evaluators)
+        .map(|i| load_or_create_key(&key_path(dir, &format!("evaluator-{i}")), true))
+        .collect::<anyhow::Result<_>>()?;
+    let optimizers: Vec<KeyPair> = (0..opts.optimizers)
+        .map(|i| load_or_create_key(&key_path(dir, &format!("optimizer-{i}")), true))
+        .collect::<anyhow::Result<_>>()?;
+    let domains = demo_domains()?;
+    let target = opts.main_block_time_ms;
+    let spec = MainGenesisSpec {
+        network: Network::Devnet,
+        chain_name: format!("{}-main", tx_spec.chain_name),
+        genesis_time: tx_spec.genesis_time,
+        params: MainParams {
+            target_block_time_ms: target,
+            carrier_interval_ms: target.saturating_mul(2),
+            max_future_drift_ms: 15_000,
+            initial_threshold: Fx::ONE,
+            ..MainParams::public_defaults()
+        },
+        evaluators: evaluators
+            .iter()
+            .map(|k| EvaluatorEntry {
+                key: k.public(),
+                domains: domains.iter().map(|d| d.id.clone()).collect(),
+                stake: Amount::from_base_units(doin_types::BASE_UNITS_PER_DOIN),
+            })
+            .collect(),
+        domains,
+        // Devnet bootstrap: demo optimizers start with enough reputation for full credit.
+        reputation: optimizers
+            .iter()
+            .map(|k| InitialReputation {
+                key: k.public(),
+                value: Fx::from_int(10),
+            })
+            .collect(),
+    };
+    spec.validate()?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&spec)?)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok((spec, evaluators, optimizers))
+}
+
+/// The built-in demo domains.
+fn demo_domains() -> anyhow::Result<Vec<DomainSpec>> {
+    let d = |id: &str,
+             objective: Objective,
+             dim: u32,
+             scale: &str,
+             baseline: &str|
+     -> anyhow::Result<DomainSpec> {
+        Ok(DomainSpec {
+            id: DomainId::new(id)?,
+            metric: "loss".into(),
+            direction: Direction::Minimize,
+            objective,
+            dim,
+            scale: Fx::parse(scale)?,
+            weight: Fx::ONE,
+            tolerance: Fx::parse("0.000001")?,
+            baseline: Fx::parse(baseline)?,
+            eval_budget: 100_000,
+            verification_fee: Amount::ZERO,
+        })
+    };
+    Ok(vec![
+        d("sphere", Objective::Sphere, 6, "1", "200")?,
+        d("rosenbrock", Objective::Rosenbrock, 4, "10", "50000")?,
+        d("rastrigin", Objective::Rastrigin, 4, "1", "200")?,
+        d(
+            "least-squares",
+            Objective::LeastSquares { samples: 128 },
+            5,
+            "0.1",
+            "100",
+        )?,
+    ])
 }
 
 /// Prints where things are and how to use them.
@@ -157,6 +289,7 @@ pub fn print_banner(d: &Devnet, rest: SocketAddr) {
     println!("DOIN devnet is running");
     println!("  REST API      {base}/v1/tx/info");
     println!("  API docs      {base}/docs   (OpenAPI: {base}/openapi.json)");
+    println!("  main chain    {base}/v1/main/info   (domains: {base}/v1/main/domains)");
     println!("  events (SSE)  {base}/v1/events");
     println!("  metrics       {base}/metrics");
     println!("  data dir      {}", d.config.data_dir.display());
@@ -181,8 +314,11 @@ pub fn print_banner(d: &Devnet, rest: SocketAddr) {
 
 /// The demo traffic task: transfers between demo accounts at a steady pace.
 pub fn demo_traffic(keys: Vec<KeyPair>, interval: Duration) -> SideTask {
-    Box::new(move |chain: Arc<TxChain>, mut shutdown| {
+    Box::new(move |handles: Handles, mut shutdown| {
         Box::pin(async move {
+            let Some(chain) = handles.tx else {
+                return Ok(());
+            };
             if keys.len() < 2 {
                 return Ok(());
             }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use doin_http::{Problem, RateLimitConfig, RateLimiter};
+use doin_main_node::MainChain;
 use doin_telemetry::{HttpMetrics, Metrics};
 use doin_tx_node::TxChain;
 use serde::Serialize;
@@ -55,6 +56,7 @@ pub struct GatewayState {
     pub ready: ReadyFlag,
     pub started: Instant,
     pub tx: Option<Arc<TxChain>>,
+    pub main: Option<Arc<MainChain>>,
     pub chains: Vec<String>,
 }
 
@@ -68,7 +70,7 @@ pub struct GatewayLimits {
 #[openapi(
     info(
         title = "DOIN node REST API",
-        description = "Transfer chain, node status and events. Amounts are decimal strings of base units (1 DOIN = 10^8). Errors are RFC 9457 problem+json with a stable `type` (urn:doin:problem:<kind>).",
+        description = "Transfer chain, main chain, node status and events. Amounts are decimal strings of base units (1 DOIN = 10^8). Errors are RFC 9457 problem+json with a stable `type` (urn:doin:problem:<kind>).",
         version = env!("CARGO_PKG_VERSION")
     ),
     paths(livez, readyz, metrics, node_status),
@@ -81,6 +83,7 @@ struct NodeApiDoc;
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = NodeApiDoc::openapi();
     doc.merge(doin_tx_node::api::TxApiDoc::openapi());
+    doc.merge(doin_main_node::api::MainApiDoc::openapi());
     doc
 }
 
@@ -96,13 +99,13 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
         Some(chain) => app = app.merge(doin_tx_node::api::router(chain.clone())),
         None => app = app.route("/v1/tx/{*rest}", any(|| disabled("tx", "transfer chain"))),
     }
-    // Chains this build does not run yet answer like a disabled chain.
+    match &state.main {
+        Some(chain) => app = app.merge(doin_main_node::api::router(chain.clone())),
+        None => app = app.route("/v1/main/{*rest}", any(|| disabled("main", "main chain"))),
+    }
+    // Services this build does not have yet answer like a disabled chain.
     app = app
-        .route("/v1/main/{*rest}", any(|| disabled("main", "main chain")))
-        .route(
-            "/v1/anchors/{*rest}",
-            any(|| disabled("main", "main chain")),
-        )
+        .route("/v1/anchors/{*rest}", any(not_yet_anchors))
         .route("/v1/hub/{*rest}", any(|| disabled("hub", "channel hub")));
     let app = app
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
@@ -125,6 +128,13 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
             Problem::internal("a request handler panicked").into_response()
         }));
     Ok(app)
+}
+
+async fn not_yet_anchors() -> Problem {
+    Problem::not_found(
+        "not-available",
+        "cross-chain anchors are not available in this version of doin",
+    )
 }
 
 async fn disabled(chain: &'static str, name: &'static str) -> Problem {
@@ -186,6 +196,7 @@ struct NodeStatus {
     readiness: &'static str,
     tx_height: Option<u64>,
     tx_final_height: Option<u64>,
+    main_height: Option<u64>,
 }
 
 #[utoipa::path(get, path = "/v1/node/status", tag = "node",
@@ -195,7 +206,11 @@ async fn node_status(State(s): State<GatewayState>) -> Json<NodeStatus> {
     Json(NodeStatus {
         version: env!("CARGO_PKG_VERSION"),
         chains: s.chains.clone(),
-        network: s.tx.as_ref().map(|c| c.params().network.to_string()),
+        network: s
+            .tx
+            .as_ref()
+            .map(|c| c.params().network.to_string())
+            .or_else(|| s.main.as_ref().map(|m| m.params().network.to_string())),
         uptime_secs: s.started.elapsed().as_secs(),
         readiness: match s.ready.get() {
             Readiness::Ready => "ok",
@@ -205,5 +220,6 @@ async fn node_status(State(s): State<GatewayState>) -> Json<NodeStatus> {
         },
         tx_height: tip.as_ref().map(|t| t.header.height),
         tx_final_height: tip.as_ref().map(|t| t.final_height),
+        main_height: s.main.as_ref().map(|m| m.head().header.height),
     })
 }

@@ -5,7 +5,9 @@ use anyhow::{anyhow, Context};
 use clap::{Parser, Subcommand};
 use doin_node::config::NodeConfig;
 use doin_node::devnet::{self, DevnetOptions};
-use doin_node::run::{read_genesis, shutdown_signal, unlock_key, Node};
+use doin_node::run::{
+    read_genesis, read_main_genesis, shutdown_signal, unlock_key, Node, NodeKeys,
+};
 use doin_node::tasks::Exit;
 use doin_node::wallet::{self, WalletArgs};
 use doin_telemetry::LogFormat;
@@ -64,6 +66,19 @@ struct DevnetArgs {
     /// Milliseconds between demo transfers.
     #[arg(long, default_value_t = 700)]
     demo_interval_ms: u64,
+    /// Target milliseconds between main-chain blocks (public networks use 600000). Only used
+    /// when creating; the threshold controller steers block times toward it.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(200..))]
+    main_block_time_ms: u64,
+    /// Demo evaluators run by the devnet (at least 3: a quorum). Only used when creating.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(3..=64))]
+    evaluators: u64,
+    /// Demo optimizers run by the devnet. Only used when creating.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=16))]
+    optimizers: u64,
+    /// Do not run the demo evaluators and optimizers (no main-chain work then).
+    #[arg(long)]
+    no_main_workers: bool,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -74,7 +89,7 @@ struct NodeArgs {
     /// TOML configuration file (see docs/configuration.md). DOIN_* variables override it.
     #[arg(long)]
     config: PathBuf,
-    /// Comma-separated chains to run, overriding the file (`tx`; `main` and `hub` later).
+    /// Comma-separated chains to run, overriding the file (`tx`, `main`; `hub` later).
     #[arg(long, value_delimiter = ',')]
     chains: Option<Vec<String>>,
 }
@@ -167,6 +182,9 @@ async fn run_devnet(a: DevnetArgs) -> anyhow::Result<ExitCode> {
         demo_accounts: a.demo_accounts,
         demo: !a.no_demo,
         demo_interval_ms: a.demo_interval_ms.max(10),
+        main_block_time_ms: a.main_block_time_ms,
+        evaluators: a.evaluators as usize,
+        optimizers: a.optimizers as usize,
     };
     let d =
         tokio::task::spawn_blocking(move || devnet::prepare(&opts).map(|d| (d, opts))).await??;
@@ -186,9 +204,38 @@ async fn run_devnet(a: DevnetArgs) -> anyhow::Result<ExitCode> {
             ),
         ));
     }
-    let validator = doin_crypto::KeyPair::from_secret_bytes(&d.validator.secret_bytes())
-        .map_err(|e| anyhow!("validator key: {e}"))?;
-    let node = Node::start(&d.config, d.spec.clone(), Some(validator), side).await?;
+    let copy = |k: &doin_crypto::KeyPair| {
+        doin_crypto::KeyPair::from_secret_bytes(&k.secret_bytes()).map_err(|e| anyhow!("key: {e}"))
+    };
+    let workers = !a.no_main_workers;
+    let keys = NodeKeys {
+        tx_producer: Some(copy(&d.validator)?),
+        main_producer: Some(copy(&d.validator)?),
+        evaluators: if workers {
+            d.evaluators
+                .iter()
+                .map(copy)
+                .collect::<anyhow::Result<_>>()?
+        } else {
+            Vec::new()
+        },
+        optimizers: if workers {
+            d.optimizers
+                .iter()
+                .map(copy)
+                .collect::<anyhow::Result<_>>()?
+        } else {
+            Vec::new()
+        },
+    };
+    let node = Node::start(
+        &d.config,
+        Some(d.spec.clone()),
+        Some(d.main_spec.clone()),
+        keys,
+        side,
+    )
+    .await?;
     devnet::print_banner(&d, node.rest_addr);
     Ok(exit_code(node.run_until(shutdown_signal()).await))
 }
@@ -200,22 +247,45 @@ async fn run_node(a: NodeArgs) -> anyhow::Result<ExitCode> {
         cfg.validate().map_err(|e| anyhow!(e))?;
     }
     doin_telemetry::init_tracing(log_format(&cfg.log.format)?, &cfg.log.filter);
-    let spec = read_genesis(&cfg.genesis_file)?;
-    let key = if cfg.producer.enabled {
+    let spec = if cfg.runs("tx") {
+        Some(read_genesis(&cfg.genesis_file)?)
+    } else {
+        None
+    };
+    let main_spec = if cfg.runs("main") {
+        Some(read_main_genesis(&cfg.main.genesis_file)?)
+    } else {
+        None
+    };
+    let mut keys = NodeKeys::default();
+    if cfg.producer.enabled && cfg.runs("tx") {
         let ks = cfg
             .producer
             .keystore
             .clone()
             .ok_or_else(|| anyhow!("producer.enabled needs producer.keystore"))?;
-        Some(unlock_key(
+        keys.tx_producer = Some(unlock_key(
             &ks,
             cfg.producer.password_file.as_deref(),
             "DOIN_VALIDATOR_PASSWORD",
-        )?)
-    } else {
-        None
-    };
-    let node = Node::start(&cfg, spec, key, Vec::new()).await?;
+        )?);
+    }
+    if cfg.runs("main") {
+        let m = &cfg.main;
+        let unlock = |p: &PathBuf| unlock_key(p, m.password_file.as_deref(), "DOIN_MAIN_PASSWORD");
+        keys.main_producer = m.producer_keystore.as_ref().map(unlock).transpose()?;
+        keys.evaluators = m
+            .evaluator_keystores
+            .iter()
+            .map(unlock)
+            .collect::<anyhow::Result<_>>()?;
+        keys.optimizers = m
+            .optimizer_keystores
+            .iter()
+            .map(unlock)
+            .collect::<anyhow::Result<_>>()?;
+    }
+    let node = Node::start(&cfg, spec, main_spec, keys, Vec::new()).await?;
     Ok(exit_code(node.run_until(shutdown_signal()).await))
 }
 

@@ -9,6 +9,10 @@ use anyhow::{anyhow, Context};
 use doin_crypto::keystore::KeyFile;
 use doin_crypto::KeyPair;
 use doin_http::{RateLimitConfig, ServeConfig};
+use doin_main_core::MainGenesisSpec;
+use doin_main_node::producer::run_producer;
+use doin_main_node::workers::{run_evaluator, run_optimizer, DomainEvaluator, OptimizerOptions};
+use doin_main_node::{MainChain, MainChainConfig};
 use doin_store::{KvStore, RocksConfig, RocksStore};
 use doin_telemetry::Metrics;
 use doin_tx_core::GenesisSpec;
@@ -20,22 +24,55 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The chains a started node runs.
+#[derive(Clone, Default)]
+pub struct Handles {
+    pub tx: Option<Arc<TxChain>>,
+    pub main: Option<Arc<MainChain>>,
+}
+
 /// Extra work a node runs besides its chains (the devnet's demo traffic).
 pub type SideTask = Box<
     dyn FnOnce(
-            Arc<TxChain>,
+            Handles,
             tokio::sync::watch::Receiver<bool>,
         )
             -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
         + Send,
 >;
 
+/// Keys the node signs with, by role.
+#[derive(Default)]
+pub struct NodeKeys {
+    /// Transfer-chain validator (block producer).
+    pub tx_producer: Option<KeyPair>,
+    /// Main-chain block producer.
+    pub main_producer: Option<KeyPair>,
+    pub evaluators: Vec<KeyPair>,
+    pub optimizers: Vec<KeyPair>,
+}
+
 /// A started node.
 pub struct Node {
-    pub chain: Arc<TxChain>,
+    pub tx: Option<Arc<TxChain>>,
+    pub main: Option<Arc<MainChain>>,
     pub rest_addr: SocketAddr,
     pub ready: ReadyFlag,
     tasks: TaskManager,
+}
+
+/// Reads a main-chain genesis specification from a JSON file.
+pub fn read_main_genesis(path: &Path) -> anyhow::Result<MainGenesisSpec> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read main genesis file {}", path.display()))?;
+    let spec: MainGenesisSpec = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "main genesis file {} is not a valid specification",
+            path.display()
+        )
+    })?;
+    spec.validate()?;
+    Ok(spec)
 }
 
 /// Reads a genesis specification from a JSON file.
@@ -81,21 +118,38 @@ impl Node {
     /// Opens everything and starts the tasks. The REST listener is bound before this returns.
     pub async fn start(
         cfg: &NodeConfig,
-        spec: GenesisSpec,
-        producer_key: Option<KeyPair>,
+        tx_spec: Option<GenesisSpec>,
+        main_spec: Option<MainGenesisSpec>,
+        keys: NodeKeys,
         side_tasks: Vec<(&'static str, SideTask)>,
     ) -> anyhow::Result<Node> {
         let started = Instant::now();
         let ready = ReadyFlag::default();
         let metrics = Metrics::new();
+        if let (Some(t), Some(m)) = (&tx_spec, &main_spec) {
+            if t.network != m.network {
+                return Err(anyhow!(
+                    "the transfer chain is on {} but the main chain on {}",
+                    t.network,
+                    m.network
+                ));
+            }
+        }
         let db_path = cfg.data_dir.join("db");
         let kv: Arc<dyn KvStore> = {
             let path = db_path.clone();
             let cache = cfg.storage.cache_mb * 1024 * 1024;
+            // Every chain's column families exist in every node's database, so an operator
+            // can change `chains` later without touching the database.
+            let columns: Vec<&'static str> = doin_tx_node::store::COLUMNS
+                .iter()
+                .chain(doin_main_node::store::COLUMNS)
+                .copied()
+                .collect();
             let store = tokio::task::spawn_blocking(move || {
                 RocksStore::open(
                     &path,
-                    doin_tx_node::store::COLUMNS,
+                    &columns,
                     &RocksConfig {
                         block_cache_bytes: cache,
                         ..RocksConfig::default()
@@ -106,43 +160,44 @@ impl Node {
             .with_context(|| format!("cannot open the database at {}", db_path.display()))?;
             Arc::new(store)
         };
-        let chain_cfg = TxChainConfig {
-            mempool: MempoolConfig {
-                max_bytes: cfg.mempool.max_bytes,
-                max_per_sender: cfg.mempool.max_per_sender,
-                expiry_ms: cfg.mempool.expiry_secs.saturating_mul(1000),
-                ..MempoolConfig::default()
-            },
-            prune: PruneConfig {
-                keep_versions: cfg.storage.state_history,
-                ..PruneConfig::default()
-            },
-            event_buffer: 10_000,
-        };
-        let chain = {
-            let metrics = metrics.clone();
-            tokio::task::spawn_blocking(move || TxChain::open(kv, spec, chain_cfg, &metrics))
-                .await??
-        };
-
         let mut tasks = TaskManager::new();
-        if let Some(key) = producer_key {
-            let block_time = Duration::from_millis(
-                cfg.producer
-                    .block_time_ms
-                    .unwrap_or(chain.params().consensus.target_block_time_ms),
-            );
-            if !chain.params().validators.contains(&key.public()) {
+
+        let tx = match (cfg.runs("tx"), tx_spec) {
+            (true, Some(spec)) => Some(
+                open_tx(
+                    cfg,
+                    kv.clone(),
+                    spec,
+                    &metrics,
+                    keys.tx_producer,
+                    &mut tasks,
+                )
+                .await?,
+            ),
+            (true, None) => {
                 return Err(anyhow!(
-                    "the producer key is not a validator of this chain's genesis"
-                ));
+                    "the transfer chain needs its genesis specification"
+                ))
             }
-            let producer: Box<dyn BlockProducer> = Box::new(SoloProducer::new(key, block_time));
-            let fut = producer.run(chain.clone(), tasks.shutdown_signal());
-            tasks.spawn_critical("block producer", async move {
-                fut.await.map_err(|e| e.to_string())
-            });
-        }
+            (false, _) => None,
+        };
+        let main = match (cfg.runs("main"), main_spec) {
+            (true, Some(spec)) => Some(
+                open_main(
+                    cfg,
+                    kv.clone(),
+                    spec,
+                    &metrics,
+                    keys.main_producer,
+                    keys.evaluators,
+                    keys.optimizers,
+                    &mut tasks,
+                )
+                .await?,
+            ),
+            (true, None) => return Err(anyhow!("the main chain needs its genesis specification")),
+            (false, _) => None,
+        };
 
         let listener = tokio::net::TcpListener::bind(cfg.rest.listen)
             .await
@@ -153,7 +208,8 @@ impl Node {
                 metrics: metrics.clone(),
                 ready: ready.clone(),
                 started,
-                tx: Some(chain.clone()),
+                tx: tx.clone(),
+                main: main.clone(),
                 chains: cfg.chains.clone(),
             },
             GatewayLimits {
@@ -176,14 +232,19 @@ impl Node {
                 .await
                 .map_err(|e| e.to_string())
         });
+        let handles = Handles {
+            tx: tx.clone(),
+            main: main.clone(),
+        };
         for (name, task) in side_tasks {
-            let fut = task(chain.clone(), tasks.shutdown_signal());
+            let fut = task(handles.clone(), tasks.shutdown_signal());
             tasks.spawn(name, fut);
         }
         ready.set(Readiness::Ready);
-        tracing::info!(rest = %rest_addr, "node started");
+        tracing::info!(rest = %rest_addr, chains = ?cfg.chains, "node started");
         Ok(Node {
-            chain,
+            tx,
+            main,
             rest_addr,
             ready,
             tasks,
@@ -201,6 +262,104 @@ impl Node {
         }
         exit
     }
+}
+
+async fn open_tx(
+    cfg: &NodeConfig,
+    kv: Arc<dyn KvStore>,
+    spec: GenesisSpec,
+    metrics: &Metrics,
+    producer_key: Option<KeyPair>,
+    tasks: &mut TaskManager,
+) -> anyhow::Result<Arc<TxChain>> {
+    let chain_cfg = TxChainConfig {
+        mempool: MempoolConfig {
+            max_bytes: cfg.mempool.max_bytes,
+            max_per_sender: cfg.mempool.max_per_sender,
+            expiry_ms: cfg.mempool.expiry_secs.saturating_mul(1000),
+            ..MempoolConfig::default()
+        },
+        prune: PruneConfig {
+            keep_versions: cfg.storage.state_history,
+            ..PruneConfig::default()
+        },
+        event_buffer: 10_000,
+    };
+    let chain = {
+        let metrics = metrics.clone();
+        tokio::task::spawn_blocking(move || TxChain::open(kv, spec, chain_cfg, &metrics)).await??
+    };
+    if let Some(key) = producer_key {
+        let block_time = Duration::from_millis(
+            cfg.producer
+                .block_time_ms
+                .unwrap_or(chain.params().consensus.target_block_time_ms),
+        );
+        if !chain.params().validators.contains(&key.public()) {
+            return Err(anyhow!(
+                "the producer key is not a validator of this chain's genesis"
+            ));
+        }
+        let producer: Box<dyn BlockProducer> = Box::new(SoloProducer::new(key, block_time));
+        let fut = producer.run(chain.clone(), tasks.shutdown_signal());
+        tasks.spawn_critical("block producer", async move {
+            fut.await.map_err(|e| e.to_string())
+        });
+    }
+    Ok(chain)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn open_main(
+    cfg: &NodeConfig,
+    kv: Arc<dyn KvStore>,
+    spec: MainGenesisSpec,
+    metrics: &Metrics,
+    producer_key: Option<KeyPair>,
+    evaluators: Vec<KeyPair>,
+    optimizers: Vec<KeyPair>,
+    tasks: &mut TaskManager,
+) -> anyhow::Result<Arc<MainChain>> {
+    let main_cfg = MainChainConfig {
+        vote_patience_blocks: cfg.main.vote_patience_blocks,
+        ..MainChainConfig::default()
+    };
+    let chain = {
+        let metrics = metrics.clone();
+        tokio::task::spawn_blocking(move || MainChain::open(kv, spec, main_cfg, &metrics)).await??
+    };
+    let poll = Duration::from_millis(cfg.main.poll_ms);
+    if let Some(key) = producer_key {
+        let fut = run_producer(chain.clone(), Arc::new(key), poll, tasks.shutdown_signal());
+        tasks.spawn_critical("main block producer", async move {
+            fut.await.map_err(|e| e.to_string())
+        });
+    }
+    let evaluator = Arc::new(DomainEvaluator::new(cfg.main.plugins.clone()));
+    for key in evaluators {
+        let fut = run_evaluator(
+            chain.clone(),
+            Arc::new(key),
+            evaluator.clone(),
+            poll,
+            tasks.shutdown_signal(),
+        );
+        tasks.spawn("main evaluator", fut);
+    }
+    for key in optimizers {
+        let fut = run_optimizer(
+            chain.clone(),
+            Arc::new(key),
+            evaluator.clone(),
+            OptimizerOptions {
+                poll,
+                tries_per_round: 24,
+            },
+            tasks.shutdown_signal(),
+        );
+        tasks.spawn("main optimizer", fut);
+    }
+    Ok(chain)
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -46,6 +46,14 @@ pub fn open_memory_chain(spec: GenesisSpec) -> anyhow::Result<Arc<TxChain>> {
 
 /// The node's full REST router around `chain` (no rate limit), for in-process HTTP tests.
 pub fn gateway_for(chain: Arc<TxChain>) -> anyhow::Result<axum::Router> {
+    gateway_with(Some(chain), None)
+}
+
+/// The node's full REST router around the given chains (no rate limit).
+pub fn gateway_with(
+    tx: Option<Arc<TxChain>>,
+    main: Option<Arc<doin_main_node::MainChain>>,
+) -> anyhow::Result<axum::Router> {
     use doin_node::gateway::{router, GatewayLimits, GatewayState, Readiness, ReadyFlag};
     let ready = ReadyFlag::default();
     ready.set(Readiness::Ready);
@@ -54,8 +62,13 @@ pub fn gateway_for(chain: Arc<TxChain>) -> anyhow::Result<axum::Router> {
             metrics: Metrics::new(),
             ready,
             started: std::time::Instant::now(),
-            tx: Some(chain),
-            chains: vec!["tx".into()],
+            chains: [tx.as_ref().map(|_| "tx"), main.as_ref().map(|_| "main")]
+                .into_iter()
+                .flatten()
+                .map(String::from)
+                .collect(),
+            tx,
+            main,
         },
         GatewayLimits {
             rate: doin_http::RateLimitConfig {

@@ -32,6 +32,15 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     let mut tx_node = SHARED.to_vec();
     tx_node.push("doin-tx-core");
     m.insert("doin-tx-node", tx_node);
+    m.insert(
+        "doin-main-core",
+        vec!["doin-types", "doin-codec", "doin-crypto"],
+    );
+    // A node crate never imports another node crate: the main node knows nothing of the
+    // transfer chain's service.
+    let mut main_node = SHARED.to_vec();
+    main_node.push("doin-main-core");
+    m.insert("doin-main-node", main_node);
     m.insert("doin-node", vec!["*"]);
     m.insert("doin-tests", vec!["*"]);
     m

@@ -71,9 +71,11 @@ pub enum Direction {
     Maximize,
 }
 
-/// How the metric of a parameter vector is computed.
+/// How the metric of a parameter vector is computed. Externally tagged (`"sphere"`,
+/// `{"least_squares": {"samples": 128}}`): the canonical binary codec cannot decode
+/// internally tagged enums.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case")]
 pub enum Objective {
     /// `Σ x_i²`.
     Sphere,

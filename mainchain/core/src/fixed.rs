@@ -16,12 +16,31 @@ const LN2_WIDE: i128 = 693_147_180_559_945_309;
 const PI_WIDE: i128 = 3_141_592_653_589_793_238;
 
 /// A fixed-point number with nine decimals. Arithmetic is checked: `None` means overflow or
-/// division by zero, never a wrapped value.
-#[derive(
-    Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(transparent)]
+/// division by zero, never a wrapped value. Binary encodings carry the raw `i64`; JSON and TOML
+/// carry an exact decimal string (`"0.250000000"`), so no float ever touches a value.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Fx(pub i64);
+
+impl Serialize for Fx {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_string())
+        } else {
+            s.serialize_i64(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Fx {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            Fx::parse(&s).map_err(serde::de::Error::custom)
+        } else {
+            i64::deserialize(d).map(Fx)
+        }
+    }
+}
 
 impl Fx {
     pub const ZERO: Fx = Fx(0);
@@ -243,6 +262,21 @@ mod tests {
         // cos(2π·0.1) = 0.809016994...
         assert_eq!(Fx::ratio(1, 10).cos_two_pi(), Fx(809_016_994));
         assert_eq!(Fx::ratio(-1, 10).cos_two_pi(), Fx(809_016_994));
+    }
+
+    #[test]
+    fn json_is_a_decimal_string_and_binary_is_the_raw_integer() {
+        let v = Fx::parse("-1.5").unwrap();
+        assert_eq!(serde_json::to_string(&v).unwrap(), "\"-1.500000000\"");
+        assert_eq!(serde_json::from_str::<Fx>("\"-1.5\"").unwrap(), v);
+        assert!(
+            serde_json::from_str::<Fx>("1.5").is_err(),
+            "numbers are refused: no floats"
+        );
+        assert_eq!(
+            doin_codec::encode(&v).unwrap(),
+            (-1_500_000_000i64).to_le_bytes()
+        );
     }
 
     #[test]

@@ -78,6 +78,11 @@ impl MainParams {
         if self.reveal_window == 0 || self.verdict_window == 0 || self.halving_interval == 0 {
             return bad("windows and halving interval must be > 0");
         }
+        if self.carrier_interval_ms < self.target_block_time_ms {
+            // Carrier blocks then pull the block-time average below target and the threshold
+            // up, away from what the network can deliver.
+            return bad("carrier interval must be at least the target block time");
+        }
         if self.reputation_half_life == 0 {
             return bad("reputation half-life must be > 0");
         }

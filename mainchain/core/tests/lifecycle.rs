@@ -319,3 +319,53 @@ fn blocks_round_trip_through_the_codec_and_reject_trailing_bytes() {
     assert!(MainBlock::decode(&trailing).is_err());
     assert!(MainBlock::decode(&bytes[..bytes.len() - 1]).is_err());
 }
+
+#[test]
+fn state_and_registrations_round_trip_through_the_codec() {
+    let mut c = chain();
+    let sponsor = doin_crypto::KeyPair::generate();
+    let mut spec = sphere("ls");
+    spec.objective = Objective::LeastSquares { samples: 16 };
+    let ext = DomainSpec {
+        id: DomainId::new("plugin-domain").unwrap(),
+        objective: Objective::External {
+            plugin: "py-quadratic".into(),
+        },
+        ..sphere("x")
+    };
+    let regs = [spec, ext]
+        .into_iter()
+        .map(|spec| {
+            Signed::sign(
+                DomainRegister {
+                    chain_id: c.id(),
+                    sponsor: sponsor.public(),
+                    spec,
+                },
+                &sponsor,
+            )
+            .unwrap()
+        })
+        .collect();
+    let t = c.carrier_time();
+    let built = c.extend(
+        t,
+        MainBody {
+            registrations: regs,
+            ..Default::default()
+        },
+    );
+    let bytes = built.block.encode().unwrap();
+    assert_eq!(MainBlock::decode(&bytes).unwrap(), built.block);
+    let state_bytes = doin_codec::encode(&c.state).unwrap();
+    let back: MainState = doin_codec::decode_exact(&state_bytes).unwrap();
+    assert_eq!(back, c.state);
+    // JSON (genesis files, REST) uses decimal strings for fixed-point values.
+    let json = serde_json::to_string(&c.spec).unwrap();
+    assert!(
+        json.contains("\"initial_threshold\":\"1.000000000\""),
+        "{json}"
+    );
+    let spec: MainGenesisSpec = serde_json::from_str(&json).unwrap();
+    assert_eq!(spec, c.spec);
+}

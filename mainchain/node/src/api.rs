@@ -1,0 +1,835 @@
+//! REST routes of the main chain (`/v1/main/...`).
+//!
+//! Handlers translate between HTTP and `MainChain`; they hold no chain logic. Fixed-point
+//! values (metrics, parameters, work, reputation) are decimal strings with nine fractional
+//! digits; amounts are decimal strings of base units; keys are bech32m addresses. Client
+//! mistakes are problem+json 4xx with a stable type (see `docs/api.md`).
+
+use crate::chain::{MainChain, SubmitError};
+use crate::store::{OptimaeRecord, PoolKind};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use doin_http::{ApiJson, ApiQuery, Problem, ProblemDoc};
+use doin_main_core::{DomainId, DomainState, Fx, MainBlock, Objective, Payout};
+use doin_store::StoreError;
+use doin_types::{Address, AddressError, Amount, Hash256, Network, PublicKeyBytes};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+/// Largest request body (hex doubles the message size).
+const MAX_BODY_BYTES: usize = 160 * 1024;
+const MAX_HISTORY: usize = 500;
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        main_info, get_block, list_domains, get_domain, get_optimae, get_commit, participants,
+        rewards, stats, submit_register, submit_commit, submit_reveal, submit_vote
+    ),
+    components(schemas(
+        MainInfo, MainBlockView, PayoutView, VerdictView, DomainView, HistoryView, OptimaeView,
+        VoteView, CommitView, ParticipantView, RewardsView, StatsView, MessageRequest,
+        MessageResponse, ProblemDoc
+    )),
+    tags((name = "main chain", description = "Proof-of-optimization chain: domains, optimae, votes, blocks, rewards"))
+)]
+pub struct MainApiDoc;
+
+type St = State<Arc<MainChain>>;
+
+/// Routes under `/v1/main`.
+pub fn router(chain: Arc<MainChain>) -> Router {
+    Router::new()
+        .route("/v1/main/info", get(main_info))
+        .route("/v1/main/blocks/{id}", get(get_block))
+        .route("/v1/main/domains", get(list_domains).post(submit_register))
+        .route("/v1/main/domains/{id}", get(get_domain))
+        .route("/v1/main/optimae/{id}", get(get_optimae))
+        .route("/v1/main/commits", post(submit_commit))
+        .route("/v1/main/commits/{id}", get(get_commit))
+        .route("/v1/main/reveals", post(submit_reveal))
+        .route("/v1/main/votes", post(submit_vote))
+        .route("/v1/main/participants", get(participants))
+        .route("/v1/main/rewards/{address}", get(rewards))
+        .route("/v1/main/stats", get(stats))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(chain)
+}
+
+fn internal(e: StoreError) -> Problem {
+    Problem::internal(e)
+}
+
+fn path_problem(rej: PathRejection) -> Problem {
+    Problem::bad_request("invalid-path", rej.body_text())
+}
+
+fn parse_hash(s: &str, what: &str) -> Result<Hash256, Problem> {
+    Hash256::from_hex(s).map_err(|e| Problem::bad_request("invalid-hash", format!("{what}: {e}")))
+}
+
+fn addr(network: Network, k: &PublicKeyBytes) -> String {
+    Address::new(network, *k).to_string()
+}
+
+/// Main-chain identity, tip and parameters.
+#[derive(Serialize, ToSchema)]
+pub struct MainInfo {
+    pub network: String,
+    /// Main chain id (hex): the first field of every signed main-chain message.
+    pub chain_id: String,
+    pub chain_name: String,
+    pub height: u64,
+    pub tip_hash: String,
+    /// Counted work the next block must reach.
+    pub threshold: String,
+    pub cumulative_work: String,
+    pub target_block_time_ms: u64,
+    pub carrier_interval_ms: u64,
+    pub reveal_window: u64,
+    pub verdict_window: u64,
+    pub pending_optimae: usize,
+    pub pool_messages: usize,
+    #[schema(value_type = String)]
+    pub minted: Amount,
+}
+
+#[utoipa::path(get, path = "/v1/main/info", tag = "main chain",
+    responses((status = 200, description = "Identity, tip and parameters", body = MainInfo)))]
+async fn main_info(State(c): St) -> Json<MainInfo> {
+    let head = c.head();
+    let p = &c.params().consensus;
+    Json(MainInfo {
+        network: c.params().network.to_string(),
+        chain_id: c.params().chain_id.to_string(),
+        chain_name: c.genesis_spec().chain_name.clone(),
+        height: head.header.height,
+        tip_hash: head.hash.to_hex(),
+        threshold: head.state.controller.threshold.to_string(),
+        cumulative_work: work_string(head.header.cumulative_work),
+        target_block_time_ms: p.target_block_time_ms,
+        carrier_interval_ms: p.carrier_interval_ms,
+        reveal_window: p.reveal_window,
+        verdict_window: p.verdict_window,
+        pending_optimae: head.state.pending.len(),
+        pool_messages: c.pool_len(),
+        minted: head.state.minted,
+    })
+}
+
+/// u128 work units (10^-9) as a decimal string.
+fn work_string(w: u128) -> String {
+    format!("{}.{:09}", w / 1_000_000_000, w % 1_000_000_000)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PayoutView {
+    /// `optimizer`, `evaluator` or `producer`.
+    pub role: String,
+    pub address: String,
+    #[schema(value_type = String)]
+    pub amount: Amount,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VerdictView {
+    pub optimae_id: String,
+    pub round: u8,
+    pub votes: Vec<VoteView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MainBlockView {
+    pub height: u64,
+    pub hash: String,
+    pub parent: String,
+    pub time: u64,
+    pub producer: String,
+    /// `work` (met the threshold) or `carrier` (commits/reveals only, no work, no reward).
+    pub kind: &'static str,
+    pub threshold: String,
+    pub counted_work: String,
+    pub cumulative_work: String,
+    pub state_root: String,
+    pub registrations: Vec<String>,
+    /// Commit ids.
+    pub commits: Vec<String>,
+    /// Optimae ids revealed.
+    pub reveals: Vec<String>,
+    pub verdicts: Vec<VerdictView>,
+    pub coinbase: Vec<PayoutView>,
+    /// Blocks on top of this one.
+    pub confirmations: u64,
+}
+
+fn payout_view(n: Network, p: &Payout) -> PayoutView {
+    PayoutView {
+        role: match p.role {
+            doin_main_core::Role::Optimizer => "optimizer",
+            doin_main_core::Role::Evaluator => "evaluator",
+            doin_main_core::Role::Producer => "producer",
+        }
+        .into(),
+        address: addr(n, &p.key),
+        amount: p.amount,
+    }
+}
+
+fn block_view(c: &MainChain, b: &MainBlock, tip: u64) -> Result<MainBlockView, Problem> {
+    let n = c.params().network;
+    let h = &b.header;
+    let hash = b.hash().map_err(Problem::internal)?;
+    Ok(MainBlockView {
+        height: h.height,
+        hash: hash.to_hex(),
+        parent: h.parent.to_hex(),
+        time: h.time.0,
+        producer: addr(n, &h.producer),
+        kind: if h.counted_work.0 > 0 || h.height == 0 {
+            "work"
+        } else {
+            "carrier"
+        },
+        threshold: h.threshold.to_string(),
+        counted_work: h.counted_work.to_string(),
+        cumulative_work: work_string(h.cumulative_work),
+        state_root: h.state_root.to_hex(),
+        registrations: b
+            .body
+            .registrations
+            .iter()
+            .map(|r| r.body.spec.id.to_string())
+            .collect(),
+        commits: b
+            .body
+            .commits
+            .iter()
+            .filter_map(|x| doin_main_core::Message::id(&x.body).ok())
+            .map(|i| i.to_hex())
+            .collect(),
+        reveals: b
+            .body
+            .reveals
+            .iter()
+            .filter_map(|r| r.body.optimae_id().ok())
+            .map(|i| i.to_hex())
+            .collect(),
+        verdicts: b
+            .body
+            .verdicts
+            .iter()
+            .map(|v| VerdictView {
+                optimae_id: v.optimae_id.to_hex(),
+                round: v.round,
+                votes: v
+                    .votes
+                    .iter()
+                    .map(|x| VoteView {
+                        round: x.body.round,
+                        evaluator: addr(n, &x.body.evaluator),
+                        metric: x.body.metric.to_string(),
+                        agreed: None,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        coinbase: b.body.coinbase.iter().map(|p| payout_view(n, p)).collect(),
+        confirmations: tip.saturating_sub(h.height),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/main/blocks/{id}", tag = "main chain",
+    params(("id" = String, Path, description = "`latest`, a height, or a block hash (hex)")),
+    responses(
+        (status = 200, description = "The block", body = MainBlockView),
+        (status = 400, description = "Malformed id", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such block", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn get_block(
+    State(c): St,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<MainBlockView>, Problem> {
+    let Path(id) = id.map_err(path_problem)?;
+    let tip = c.head().header.height;
+    let block = if id == "latest" {
+        c.block(tip).map_err(internal)?
+    } else if let Ok(h) = id.parse::<u64>() {
+        c.block(h).map_err(internal)?
+    } else if id.len() == 64 {
+        c.block_by_hash(&parse_hash(&id, "block hash")?)
+            .map_err(internal)?
+    } else {
+        return Err(Problem::bad_request(
+            "invalid-block-id",
+            "a block id is `latest`, a height, or a 64-hex-digit hash",
+        ));
+    };
+    let b = block
+        .ok_or_else(|| Problem::not_found("block-not-found", format!("no main block {id}")))?;
+    Ok(Json(block_view(&c, &b, tip)?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryView {
+    pub height: u64,
+    pub optimae_id: String,
+    pub metric: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DomainView {
+    pub id: String,
+    pub metric: String,
+    /// `minimize` or `maximize`.
+    pub direction: String,
+    /// `sphere`, `rosenbrock`, `rastrigin`, `least_squares` or `external:<plugin>`.
+    pub objective: String,
+    pub dim: u32,
+    pub scale: String,
+    pub weight: String,
+    pub tolerance: String,
+    pub baseline: String,
+    pub best_metric: String,
+    pub best_params: Vec<String>,
+    pub best_optimae: Option<String>,
+    pub registered_at: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub eligible_evaluators: usize,
+    #[schema(value_type = String)]
+    pub verification_fee: Amount,
+    /// Newest first; only in single-domain answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HistoryView>>,
+}
+
+fn domain_view(d: &DomainState, eligible: usize) -> DomainView {
+    let s = &d.spec;
+    DomainView {
+        id: s.id.to_string(),
+        metric: s.metric.clone(),
+        direction: match s.direction {
+            doin_main_core::Direction::Minimize => "minimize",
+            doin_main_core::Direction::Maximize => "maximize",
+        }
+        .into(),
+        objective: match &s.objective {
+            Objective::Sphere => "sphere".into(),
+            Objective::Rosenbrock => "rosenbrock".into(),
+            Objective::Rastrigin => "rastrigin".into(),
+            Objective::LeastSquares { .. } => "least_squares".into(),
+            Objective::External { plugin } => format!("external:{plugin}"),
+        },
+        dim: s.dim,
+        scale: s.scale.to_string(),
+        weight: s.weight.to_string(),
+        tolerance: s.tolerance.to_string(),
+        baseline: s.baseline.to_string(),
+        best_metric: d.best.to_string(),
+        best_params: d.best_params.iter().map(|p| p.to_string()).collect(),
+        best_optimae: d.best_optimae.map(|o| o.to_hex()),
+        registered_at: d.registered_at,
+        accepted: d.accepted,
+        rejected: d.rejected,
+        eligible_evaluators: eligible,
+        verification_fee: s.verification_fee,
+        history: None,
+    }
+}
+
+#[utoipa::path(get, path = "/v1/main/domains", tag = "main chain",
+    responses((status = 200, description = "Every registered domain with its best result", body = [DomainView])))]
+async fn list_domains(State(c): St) -> Json<Vec<DomainView>> {
+    let head = c.head();
+    Json(
+        head.state
+            .domains
+            .values()
+            .map(|d| domain_view(d, head.state.eligible(&d.spec.id).len()))
+            .collect(),
+    )
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Points of metric history to return (1–500, default 50), newest first.
+    pub history: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/v1/main/domains/{id}", tag = "main chain",
+    params(("id" = String, Path, description = "Domain id"), HistoryQuery),
+    responses(
+        (status = 200, description = "The domain, its best parameters and metric history", body = DomainView),
+        (status = 400, description = "Malformed id or query", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such domain", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn get_domain(
+    State(c): St,
+    id: Result<Path<String>, PathRejection>,
+    q: ApiQuery<HistoryQuery>,
+) -> Result<Json<DomainView>, Problem> {
+    let Path(id) = id.map_err(path_problem)?;
+    let id =
+        DomainId::new(&id).map_err(|e| Problem::bad_request("invalid-domain-id", e.to_string()))?;
+    let limit = q.0.history.unwrap_or(50);
+    if limit == 0 || limit > MAX_HISTORY {
+        return Err(Problem::bad_request(
+            "invalid-limit",
+            format!("history must be 1..={MAX_HISTORY}"),
+        ));
+    }
+    let head = c.head();
+    let d = head
+        .state
+        .domains
+        .get(&id)
+        .ok_or_else(|| Problem::not_found("domain-not-found", format!("no domain {id}")))?;
+    let mut v = domain_view(d, head.state.eligible(&id).len());
+    let hist = c.store().history(&id, limit).map_err(internal)?;
+    v.history = Some(
+        hist.into_iter()
+            .map(|p| HistoryView {
+                height: p.height,
+                optimae_id: p.optimae.to_hex(),
+                metric: p.metric.to_string(),
+            })
+            .collect(),
+    );
+    Ok(Json(v))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VoteView {
+    pub round: u8,
+    pub evaluator: String,
+    pub metric: String,
+    /// Whether the vote was within tolerance of the median (absent before a decision).
+    pub agreed: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OptimaeView {
+    pub id: String,
+    pub commit_id: String,
+    pub domain: String,
+    pub optimizer: String,
+    /// `revealed`, `verifying`, `accepted`, `rejected`, `inconclusive` or `expired`.
+    pub status: String,
+    pub round: u8,
+    pub params: Vec<String>,
+    pub reported_metric: String,
+    pub verified_metric: Option<String>,
+    /// Counted work before the per-domain cap (accepted only).
+    pub work: Option<String>,
+    pub new_best: bool,
+    pub committed_at: Option<u64>,
+    pub revealed_at: u64,
+    pub decided_at: Option<u64>,
+    /// Votes recorded with the decision(s).
+    pub votes: Vec<VoteView>,
+    /// Votes waiting in this node's pool for the current round.
+    pub pooled_votes: usize,
+    /// Evaluators selected for the current round (once known).
+    pub quorum: Option<Vec<String>>,
+}
+
+fn optimae_view(c: &MainChain, r: &OptimaeRecord) -> OptimaeView {
+    let n = c.params().network;
+    let head = c.head();
+    let pending = head.state.pending.contains_key(&r.id);
+    OptimaeView {
+        id: r.id.to_hex(),
+        commit_id: r.commit_id.to_hex(),
+        domain: r.domain.to_string(),
+        optimizer: addr(n, &r.optimizer),
+        status: r.status.as_str().into(),
+        round: r.round,
+        params: r.params.iter().map(|p| p.to_string()).collect(),
+        reported_metric: r.reported.to_string(),
+        verified_metric: r.verified.map(|v| v.to_string()),
+        work: r.work.map(|w| w.to_string()),
+        new_best: r.new_best,
+        committed_at: r.committed_at,
+        revealed_at: r.revealed_at,
+        decided_at: r.decided_at,
+        votes: r
+            .votes
+            .iter()
+            .map(|v| VoteView {
+                round: v.round,
+                evaluator: addr(n, &v.evaluator),
+                metric: v.metric.to_string(),
+                agreed: Some(v.agreed),
+            })
+            .collect(),
+        pooled_votes: if pending {
+            c.pooled_votes(&r.id, r.round)
+        } else {
+            0
+        },
+        quorum: if pending {
+            c.quorum(&head, &r.id)
+                .map(|q| q.iter().map(|k| addr(n, k)).collect())
+        } else {
+            None
+        },
+    }
+}
+
+#[utoipa::path(get, path = "/v1/main/optimae/{id}", tag = "main chain",
+    params(("id" = String, Path, description = "Optimae id (hex)")),
+    responses(
+        (status = 200, description = "The optimae's lifecycle, with votes", body = OptimaeView),
+        (status = 400, description = "Malformed id", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No optimae with this id has been revealed on chain", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn get_optimae(
+    State(c): St,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<OptimaeView>, Problem> {
+    let Path(id) = id.map_err(path_problem)?;
+    let id = parse_hash(&id, "optimae id")?;
+    let r = c.store().optimae(&id).map_err(internal)?.ok_or_else(|| {
+        Problem::not_found(
+            "optimae-not-found",
+            format!("no optimae {id} revealed on chain"),
+        )
+    })?;
+    Ok(Json(optimae_view(&c, &r)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CommitView {
+    pub id: String,
+    pub domain: String,
+    pub optimizer: String,
+    /// `pooled` (waiting for a block), `committed` (on chain, not revealed), `revealed`.
+    pub status: String,
+    pub height: Option<u64>,
+    pub optimae_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/main/commits/{id}", tag = "main chain",
+    params(("id" = String, Path, description = "Commit id (hex)")),
+    responses(
+        (status = 200, description = "Where the commit is", body = CommitView),
+        (status = 404, description = "Unknown commit", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn get_commit(
+    State(c): St,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<CommitView>, Problem> {
+    let Path(id) = id.map_err(path_problem)?;
+    let id = parse_hash(&id, "commit id")?;
+    let n = c.params().network;
+    match c.store().commit_info(&id).map_err(internal)? {
+        Some(i) => Ok(Json(CommitView {
+            id: id.to_hex(),
+            domain: i.domain.to_string(),
+            optimizer: addr(n, &i.optimizer),
+            status: if i.revealed_as.is_some() {
+                "revealed"
+            } else {
+                "committed"
+            }
+            .into(),
+            height: Some(i.height),
+            optimae_id: i.revealed_as.map(|o| o.to_hex()),
+        })),
+        None => Err(Problem::not_found(
+            "commit-not-found",
+            format!("no commit {id} on chain"),
+        )),
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RoleQuery {
+    /// `evaluator` or `optimizer` (default: both).
+    pub role: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ParticipantView {
+    pub address: String,
+    /// `evaluator` or `optimizer`.
+    pub role: String,
+    /// Reputation decayed to the tip height.
+    pub reputation: String,
+    /// min(1, ln(1+r)/ln 11): the factor applied to this optimizer's counted work.
+    pub reputation_factor: String,
+    #[schema(value_type = String)]
+    pub rewards: Amount,
+    /// Domains an evaluator may verify.
+    pub domains: Vec<String>,
+    #[schema(value_type = Option<String>)]
+    pub stake: Option<Amount>,
+}
+
+#[utoipa::path(get, path = "/v1/main/participants", tag = "main chain",
+    params(RoleQuery),
+    responses(
+        (status = 200, description = "Evaluators and optimizers with reputation and rewards", body = [ParticipantView]),
+        (status = 400, description = "Unknown role", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn participants(
+    State(c): St,
+    q: ApiQuery<RoleQuery>,
+) -> Result<Json<Vec<ParticipantView>>, Problem> {
+    let want = q.0.role.as_deref();
+    if !matches!(want, None | Some("evaluator") | Some("optimizer")) {
+        return Err(Problem::bad_request(
+            "invalid-role",
+            "role is `evaluator` or `optimizer`",
+        ));
+    }
+    let head = c.head();
+    let s = &head.state;
+    let n = c.params().network;
+    let hl = c.params().consensus.reputation_half_life;
+    let h = head.header.height;
+    let mut out = Vec::new();
+    let mut keys: std::collections::BTreeSet<PublicKeyBytes> =
+        s.reputation.keys().copied().collect();
+    keys.extend(s.evaluators.keys().copied());
+    for k in keys {
+        let ev = s.evaluators.get(&k);
+        let role = if ev.is_some() {
+            "evaluator"
+        } else {
+            "optimizer"
+        };
+        if want.is_some_and(|w| w != role) {
+            continue;
+        }
+        let rep = s.reputation_at(&k, h, hl);
+        out.push(ParticipantView {
+            address: addr(n, &k),
+            role: role.into(),
+            reputation: rep.to_string(),
+            reputation_factor: doin_main_core::reward::reputation_factor(rep).to_string(),
+            rewards: s.rewards.get(&k).copied().unwrap_or(Amount::ZERO),
+            domains: ev
+                .map(|e| e.domains.iter().map(|d| d.to_string()).collect())
+                .unwrap_or_default(),
+            stake: ev.map(|e| e.stake),
+        });
+    }
+    Ok(Json(out))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RewardsView {
+    pub address: String,
+    /// Coinbase paid to this address on the main chain so far.
+    #[schema(value_type = String)]
+    pub total: Amount,
+    pub reputation: String,
+    pub height: u64,
+}
+
+#[utoipa::path(get, path = "/v1/main/rewards/{address}", tag = "main chain",
+    params(("address" = String, Path, description = "bech32m address of this network")),
+    responses(
+        (status = 200, description = "Rewards and reputation of an address", body = RewardsView),
+        (status = 400, description = "Invalid address or address of another network", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn rewards(
+    State(c): St,
+    address: Result<Path<String>, PathRejection>,
+) -> Result<Json<RewardsView>, Problem> {
+    let Path(address) = address.map_err(path_problem)?;
+    let a = Address::parse(&address, c.params().network).map_err(|e| {
+        let kind = match e {
+            AddressError::WrongNetwork { .. } => "wrong-network-address",
+            _ => "invalid-address",
+        };
+        Problem::bad_request(kind, e.to_string())
+    })?;
+    let head = c.head();
+    let h = head.header.height;
+    Ok(Json(RewardsView {
+        address: a.to_string(),
+        total: head
+            .state
+            .rewards
+            .get(&a.key)
+            .copied()
+            .unwrap_or(Amount::ZERO),
+        reputation: head
+            .state
+            .reputation_at(&a.key, h, c.params().consensus.reputation_half_life)
+            .to_string(),
+        height: h,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StatsView {
+    pub height: u64,
+    pub threshold: String,
+    /// The controller's EMA of block times.
+    pub ema_block_time_ms: u64,
+    pub target_block_time_ms: u64,
+    /// Over the last `window` blocks:
+    pub window: u64,
+    pub mean_block_time_ms: Option<u64>,
+    pub min_block_time_ms: Option<u64>,
+    pub max_block_time_ms: Option<u64>,
+    pub work_blocks: u64,
+    pub carrier_blocks: u64,
+    /// Thresholds of those blocks, oldest first.
+    pub thresholds: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/v1/main/stats", tag = "main chain",
+    responses((status = 200, description = "Threshold and block-time statistics over the last 100 blocks", body = StatsView)))]
+async fn stats(State(c): St) -> Result<Json<StatsView>, Problem> {
+    let head = c.head();
+    let h = head.header.height;
+    let from = h.saturating_sub(100);
+    let c2 = c.clone();
+    let blocks = tokio::task::spawn_blocking(move || -> Result<Vec<MainBlock>, StoreError> {
+        let mut v = Vec::new();
+        for i in from..=h {
+            if let Some(b) = c2.block(i)? {
+                v.push(b);
+            }
+        }
+        Ok(v)
+    })
+    .await
+    .map_err(Problem::internal)?
+    .map_err(internal)?;
+    let times: Vec<u64> = blocks
+        .windows(2)
+        .map(|w| w[1].header.time.0.saturating_sub(w[0].header.time.0))
+        .collect();
+    let recent = blocks.iter().skip(1);
+    let work = recent
+        .clone()
+        .filter(|b| b.header.counted_work.0 > 0)
+        .count() as u64;
+    Ok(Json(StatsView {
+        height: h,
+        threshold: head.state.controller.threshold.to_string(),
+        ema_block_time_ms: head.state.controller.ema_block_time_ms,
+        target_block_time_ms: c.params().consensus.target_block_time_ms,
+        window: times.len() as u64,
+        mean_block_time_ms: (!times.is_empty())
+            .then(|| times.iter().sum::<u64>() / times.len() as u64),
+        min_block_time_ms: times.iter().min().copied(),
+        max_block_time_ms: times.iter().max().copied(),
+        work_blocks: work,
+        carrier_blocks: times.len() as u64 - work,
+        thresholds: blocks
+            .iter()
+            .skip(1)
+            .map(|b| b.header.threshold.to_string())
+            .collect(),
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRequest {
+    /// The signed message: its canonical encoding in hex (see docs/mainchain.md).
+    pub message: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MessageResponse {
+    /// Commit id, optimae id (for a reveal), domain-registration id or vote id.
+    pub id: String,
+    /// `pooled` (new) or `known` (already pooled or on chain).
+    pub status: String,
+}
+
+async fn submit(
+    c: Arc<MainChain>,
+    kind: PoolKind,
+    body: MessageRequest,
+) -> Result<Response, Problem> {
+    let hex_str = body.message.trim();
+    let bytes = hex::decode(hex_str.strip_prefix("0x").unwrap_or(hex_str))
+        .map_err(|e| Problem::bad_request("invalid-hex", format!("message is not hex: {e}")))?;
+    let outcome = tokio::task::spawn_blocking(move || c.submit(kind, &bytes))
+        .await
+        .map_err(Problem::internal)?;
+    match outcome {
+        Ok(s) => {
+            let (code, status) = if s.new {
+                (StatusCode::ACCEPTED, "pooled")
+            } else {
+                (StatusCode::OK, "known")
+            };
+            Ok((
+                code,
+                Json(MessageResponse {
+                    id: s.id.to_hex(),
+                    status: status.into(),
+                }),
+            )
+                .into_response())
+        }
+        Err(SubmitError::Rejected(r)) if r.kind == "pool-full" => {
+            Err(Problem::unavailable(r.kind, r.detail))
+        }
+        Err(SubmitError::Rejected(r)) => Err(Problem::bad_request(r.kind, r.detail)),
+        Err(SubmitError::Store(e)) => Err(internal(e)),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/main/domains", tag = "main chain", request_body = MessageRequest,
+    responses(
+        (status = 202, description = "Registration pooled for the next block", body = MessageResponse),
+        (status = 200, description = "Already pooled", body = MessageResponse),
+        (status = 400, description = "Malformed, wrong chain, bad signature, invalid spec, or the domain exists", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn submit_register(State(c): St, body: ApiJson<MessageRequest>) -> Result<Response, Problem> {
+    submit(c, PoolKind::Register, body.0).await
+}
+
+#[utoipa::path(post, path = "/v1/main/commits", tag = "main chain", request_body = MessageRequest,
+    responses(
+        (status = 202, description = "Commit pooled for the next block", body = MessageResponse),
+        (status = 200, description = "Already known", body = MessageResponse),
+        (status = 400, description = "Malformed, wrong chain, bad signature or unknown domain", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn submit_commit(State(c): St, body: ApiJson<MessageRequest>) -> Result<Response, Problem> {
+    submit(c, PoolKind::Commit, body.0).await
+}
+
+#[utoipa::path(post, path = "/v1/main/reveals", tag = "main chain", request_body = MessageRequest,
+    responses(
+        (status = 202, description = "Reveal pooled; `id` is the optimae id", body = MessageResponse),
+        (status = 200, description = "Already known", body = MessageResponse),
+        (status = 400, description = "Malformed, bad signature, commit not on chain, too late, not matching the commitment, parameters out of bounds, too few evaluators", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn submit_reveal(State(c): St, body: ApiJson<MessageRequest>) -> Result<Response, Problem> {
+    submit(c, PoolKind::Reveal, body.0).await
+}
+
+#[utoipa::path(post, path = "/v1/main/votes", tag = "main chain", request_body = MessageRequest,
+    responses(
+        (status = 202, description = "Vote pooled", body = MessageResponse),
+        (status = 200, description = "Already known", body = MessageResponse),
+        (status = 400, description = "Malformed, bad signature, unknown optimae, wrong round, evaluator not selected, or a second different vote", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn submit_vote(State(c): St, body: ApiJson<MessageRequest>) -> Result<Response, Problem> {
+    submit(c, PoolKind::Vote, body.0).await
+}
+
+/// Parses a decimal fixed-point string (used by clients of this API's documentation).
+pub fn parse_fx(s: &str) -> Option<Fx> {
+    Fx::parse(s).ok()
+}

@@ -1,0 +1,839 @@
+//! `MainChain`: the main-chain service around the sans-IO rules. It owns the tip, the message
+//! pool and the store, and is the only writer of main-chain data.
+//!
+//! Every submission is checked against the tip before it is pooled (so a client hears about a
+//! mistake at once); the block builder checks it again, with the consensus rules, when it goes
+//! into a block. A block and everything it changes is written in one fsynced batch before the
+//! in-memory tip moves, so a crash never leaves the two apart.
+
+use crate::metrics::MainMetrics;
+use crate::pool::Pool;
+use crate::store::{
+    pool_key, BlockWrite, CommitInfo, HistoryPoint, MainStore, OptimaeRecord, OptimaeStatus,
+    PoolKind, VoteRecord,
+};
+use doin_codec::decode_exact_bounded;
+use doin_crypto::KeyPair;
+use doin_main_core::quorum;
+use doin_main_core::{
+    apply_block, build_block, genesis_header, BuildError, DomainId, GenesisError, ItemError,
+    MainBlock, MainBlockError, MainBody, MainChainParams, MainContext, MainGenesisSpec, MainHeader,
+    MainState, Message, MsgError, OptimaeEvent, OptimaeId, SignedCommit, SignedRegister,
+    SignedReveal, SignedVote,
+};
+use doin_store::{KvStore, StoreError};
+use doin_telemetry::Metrics;
+use doin_types::{Hash256, PublicKeyBytes, SignatureBytes, Timestamp};
+use parking_lot::{Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Largest encoded message accepted from a client.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct MainChainConfig {
+    /// States kept for look-ups and future reorgs.
+    pub keep_states: u64,
+    /// Messages the pool holds at most.
+    pub max_pool_messages: usize,
+    /// Blocks a round waits for missing votes once a decision is possible.
+    pub vote_patience_blocks: u64,
+}
+
+impl Default for MainChainConfig {
+    fn default() -> Self {
+        MainChainConfig {
+            keep_states: 64,
+            max_pool_messages: 100_000,
+            vote_patience_blocks: 1,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MainChainError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid genesis: {0}")]
+    Genesis(#[from] GenesisError),
+    #[error("block rejected: {0}")]
+    Block(#[from] MainBlockError),
+    #[error(
+        "the database belongs to main chain {stored}, the configuration describes {configured}"
+    )]
+    GenesisMismatch { stored: String, configured: String },
+    #[error("main-chain data is inconsistent: {0}")]
+    Inconsistent(String),
+    #[error("metrics: {0}")]
+    Metrics(String),
+}
+
+/// Why a submitted message was refused; `kind` is the stable problem type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct Rejection {
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+fn reject(kind: &'static str, detail: impl std::fmt::Display) -> Rejection {
+    Rejection {
+        kind,
+        detail: detail.to_string(),
+    }
+}
+
+fn item_rejection(e: ItemError) -> Rejection {
+    let kind = match &e {
+        ItemError::Message(MsgError::WrongChain) => "wrong-chain",
+        ItemError::Message(MsgError::BadSignature) => "bad-signature",
+        ItemError::Message(MsgError::BadSigner) => "invalid-signer",
+        ItemError::Message(MsgError::Encode(_)) => "malformed-message",
+        ItemError::Domain(_) => "invalid-domain-spec",
+        ItemError::DomainExists(_) => "domain-exists",
+        ItemError::UnknownDomain(_) => "unknown-domain",
+        ItemError::DuplicateCommit => "duplicate-commit",
+        ItemError::RevealWithoutCommit => "reveal-without-commit",
+        ItemError::RevealTooEarly { .. } => "reveal-too-early",
+        ItemError::RevealTooLate { .. } => "reveal-too-late",
+        ItemError::RevealMismatch => "reveal-mismatch",
+        ItemError::TooFewEvaluators { .. } => "too-few-evaluators",
+        ItemError::AlreadyPending => "optimae-pending",
+        ItemError::UnknownOptimae => "unknown-optimae",
+        ItemError::VerdictTooEarly => "vote-too-early",
+        ItemError::WrongRound { .. } => "wrong-round",
+        ItemError::VoteMismatch { .. } => "vote-mismatch",
+        ItemError::VoterNotSelected { .. } => "evaluator-not-selected",
+        ItemError::DuplicateVote { .. } => "duplicate-vote",
+        ItemError::BadVote { .. } => "bad-signature",
+        ItemError::VoteCount { .. } => "vote-count",
+        ItemError::DuplicateVerdict => "duplicate-verdict",
+    };
+    reject(kind, e)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a submission did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    /// The message id (for a reveal: the optimae id; for a commit: the commit id).
+    pub id: Hash256,
+    /// False when the message was already known.
+    pub new: bool,
+}
+
+/// The tip and the state after it.
+#[derive(Clone)]
+pub struct Head {
+    pub header: MainHeader,
+    pub hash: Hash256,
+    pub state: Arc<MainState>,
+}
+
+pub struct MainChain {
+    params: MainChainParams,
+    spec: MainGenesisSpec,
+    store: MainStore,
+    head: RwLock<Head>,
+    pool: Mutex<Pool>,
+    /// Serialises block production and import.
+    commit_lock: Mutex<()>,
+    metrics: MainMetrics,
+    cfg: MainChainConfig,
+}
+
+impl MainChain {
+    /// Opens (or initialises) the main chain in `kv`.
+    pub fn open(
+        kv: Arc<dyn KvStore>,
+        spec: MainGenesisSpec,
+        cfg: MainChainConfig,
+        metrics: &Metrics,
+    ) -> Result<Arc<MainChain>, MainChainError> {
+        let params = MainChainParams::from_genesis(&spec)?;
+        let store = MainStore::new(kv, cfg.keep_states);
+        match store.genesis_spec()? {
+            None => {
+                let state = MainState::genesis(&spec)?;
+                let header = genesis_header(&params, &state, spec.genesis_time)?;
+                let block = MainBlock {
+                    header,
+                    signature: SignatureBytes([0; 64]),
+                    body: MainBody::default(),
+                };
+                store.commit_genesis(&spec, &block, &state)?;
+                tracing::info!(chain_id = %params.chain_id, "initialised a new main chain");
+            }
+            Some(stored) if stored != spec => {
+                return Err(MainChainError::GenesisMismatch {
+                    stored: stored
+                        .chain_id()
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|_| "unreadable".into()),
+                    configured: params.chain_id.to_string(),
+                })
+            }
+            Some(_) => {}
+        }
+        let height = store
+            .tip_height()?
+            .ok_or_else(|| MainChainError::Inconsistent("no tip recorded".into()))?;
+        let block = store
+            .block(height)?
+            .ok_or_else(|| MainChainError::Inconsistent(format!("tip block {height} missing")))?;
+        let state = store
+            .state(height)?
+            .ok_or_else(|| MainChainError::Inconsistent(format!("state {height} missing")))?;
+        let root = state.root().map_err(MainChainError::Inconsistent)?;
+        if root != block.header.state_root {
+            return Err(MainChainError::Inconsistent(format!(
+                "stored state at height {height} does not match the block's state root"
+            )));
+        }
+        let hash = block.hash()?;
+        let metrics =
+            MainMetrics::register(metrics).map_err(|e| MainChainError::Metrics(e.to_string()))?;
+        let chain = Arc::new(MainChain {
+            params,
+            spec,
+            store,
+            head: RwLock::new(Head {
+                header: block.header,
+                hash,
+                state: Arc::new(state),
+            }),
+            pool: Mutex::new(Pool::default()),
+            commit_lock: Mutex::new(()),
+            metrics,
+            cfg,
+        });
+        chain.reload_pool()?;
+        chain.refresh_gauges();
+        tracing::info!(height, tip = %hash, "main chain open");
+        Ok(chain)
+    }
+
+    pub fn params(&self) -> &MainChainParams {
+        &self.params
+    }
+
+    pub fn genesis_spec(&self) -> &MainGenesisSpec {
+        &self.spec
+    }
+
+    pub fn head(&self) -> Head {
+        self.head.read().clone()
+    }
+
+    pub fn store(&self) -> &MainStore {
+        &self.store
+    }
+
+    pub fn pool_len(&self) -> usize {
+        self.pool.lock().len()
+    }
+
+    /// Votes pooled for an optimae's round.
+    pub fn pooled_votes(&self, id: &OptimaeId, round: u8) -> usize {
+        self.pool.lock().votes_for(id, round)
+    }
+
+    /// The seed the quorum of a pending optimae is (or will be) drawn with: the hash of the
+    /// block that carried its reveal.
+    pub fn quorum_seed(&self, head: &Head, id: &OptimaeId) -> Option<Hash256> {
+        let p = head.state.pending.get(id)?;
+        match p.quorum_seed {
+            Some(s) => Some(s),
+            None if p.revealed_at == head.header.height => Some(head.hash),
+            None => None,
+        }
+    }
+
+    /// The quorum of a pending optimae's current round.
+    pub fn quorum(&self, head: &Head, id: &OptimaeId) -> Option<Vec<PublicKeyBytes>> {
+        let p = head.state.pending.get(id)?;
+        let seed = self.quorum_seed(head, id)?;
+        Some(quorum::select(
+            &head.state.eligible(&p.domain),
+            &seed,
+            id,
+            p.round,
+        ))
+    }
+
+    fn reload_pool(&self) -> Result<(), MainChainError> {
+        let entries = self.store.pool_entries()?;
+        let n = entries.len();
+        let mut bad = Vec::new();
+        for (kind, bytes) in entries {
+            if let Err(e) = self.check_and_pool(kind, &bytes, false) {
+                tracing::debug!(error = %e, "dropping a pooled main-chain message that is no longer valid");
+                if let Some(id) = message_id(kind, &bytes) {
+                    bad.push(pool_key(kind, &id));
+                }
+            }
+        }
+        let dropped = bad.len();
+        self.store.pool_delete(bad)?;
+        tracing::info!(kept = n - dropped, dropped, "main-chain pool reloaded");
+        Ok(())
+    }
+
+    /// Checks a submitted message against the tip and pools it (persisted).
+    pub fn submit(&self, kind: PoolKind, bytes: &[u8]) -> Result<Submitted, SubmitError> {
+        let started = Instant::now();
+        let res = self.check_and_pool(kind, bytes, true);
+        let outcome = match &res {
+            Ok(s) if s.new => "accepted",
+            Ok(_) => "known",
+            Err(SubmitError::Rejected(_)) => "rejected",
+            Err(SubmitError::Store(_)) => "error",
+        };
+        self.metrics
+            .submissions
+            .with_label_values(&[kind_label(kind), outcome])
+            .inc();
+        self.metrics
+            .submit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.refresh_gauges();
+        res
+    }
+
+    fn check_and_pool(
+        &self,
+        kind: PoolKind,
+        bytes: &[u8],
+        persist: bool,
+    ) -> Result<Submitted, SubmitError> {
+        let malformed = |e: doin_codec::CodecError| reject("malformed-message", e);
+        let head = self.head();
+        let s = &head.state;
+        let chain_id = &self.params.chain_id;
+        let mut pool = self.pool.lock();
+        if persist && pool.len() >= self.cfg.max_pool_messages {
+            return Err(reject(
+                "pool-full",
+                "the main-chain message pool is full; retry later",
+            )
+            .into());
+        }
+        let (id, msg_id) = match kind {
+            PoolKind::Register => {
+                let r: SignedRegister =
+                    decode_exact_bounded(bytes, MAX_MESSAGE_BYTES).map_err(malformed)?;
+                let id = r.verify(chain_id).map_err(|e| item_rejection(e.into()))?;
+                if pool.registrations.contains_key(&id) {
+                    return Ok(Submitted { id, new: false });
+                }
+                r.body
+                    .spec
+                    .validate()
+                    .map_err(|e| item_rejection(e.into()))?;
+                if s.domains.contains_key(&r.body.spec.id) {
+                    return Err(item_rejection(ItemError::DomainExists(
+                        r.body.spec.id.to_string(),
+                    ))
+                    .into());
+                }
+                pool.registrations.insert(id, r);
+                (id, id)
+            }
+            PoolKind::Commit => {
+                let c: SignedCommit =
+                    decode_exact_bounded(bytes, MAX_MESSAGE_BYTES).map_err(malformed)?;
+                let id = c.verify(chain_id).map_err(|e| item_rejection(e.into()))?;
+                if pool.commits.contains_key(&id) || s.commits.contains_key(&id) {
+                    return Ok(Submitted { id, new: false });
+                }
+                if self.store.commit_info(&id)?.is_some() {
+                    return Ok(Submitted { id, new: false });
+                }
+                if !s.domains.contains_key(&c.body.domain) {
+                    return Err(item_rejection(ItemError::UnknownDomain(
+                        c.body.domain.to_string(),
+                    ))
+                    .into());
+                }
+                pool.commits.insert(id, c);
+                (id, id)
+            }
+            PoolKind::Reveal => {
+                let r: SignedReveal =
+                    decode_exact_bounded(bytes, MAX_MESSAGE_BYTES).map_err(malformed)?;
+                let msg_id = r.verify(chain_id).map_err(|e| item_rejection(e.into()))?;
+                let optimae = r.body.optimae_id().map_err(|e| item_rejection(e.into()))?;
+                if pool.reveals.contains_key(&msg_id) {
+                    return Ok(Submitted {
+                        id: optimae,
+                        new: false,
+                    });
+                }
+                let Some(cm) = s.commits.get(&r.body.commit_id) else {
+                    // Already revealed (and so no longer pending as a commit)?
+                    if let Some(info) = self.store.commit_info(&r.body.commit_id)? {
+                        if info.revealed_as == Some(optimae) {
+                            return Ok(Submitted {
+                                id: optimae,
+                                new: false,
+                            });
+                        }
+                        return Err(reject(
+                            "reveal-too-late",
+                            "the commit was revealed already or its reveal window has passed",
+                        )
+                        .into());
+                    }
+                    return Err(reject(
+                        "reveal-without-commit",
+                        "the commit is not on chain (yet): reveal only after the block that includes the commit",
+                    )
+                    .into());
+                };
+                let next = head.header.height + 1;
+                let window = self.params.consensus.reveal_window;
+                if next - cm.height > window {
+                    return Err(item_rejection(ItemError::RevealTooLate {
+                        late: next - cm.height,
+                        window,
+                    })
+                    .into());
+                }
+                let commitment = r.body.commitment().map_err(|e| item_rejection(e.into()))?;
+                if cm.domain != r.body.domain
+                    || cm.optimizer != r.body.optimizer
+                    || commitment != cm.commitment
+                {
+                    return Err(item_rejection(ItemError::RevealMismatch).into());
+                }
+                let domain = s.domains.get(&r.body.domain).ok_or_else(|| {
+                    item_rejection(ItemError::UnknownDomain(r.body.domain.to_string()))
+                })?;
+                domain
+                    .spec
+                    .check_params(&r.body.params)
+                    .map_err(|e| item_rejection(e.into()))?;
+                let eligible = s.eligible(&r.body.domain).len();
+                if eligible < quorum::MIN_QUORUM {
+                    return Err(item_rejection(ItemError::TooFewEvaluators { eligible }).into());
+                }
+                if s.pending.contains_key(&optimae) {
+                    return Err(item_rejection(ItemError::AlreadyPending).into());
+                }
+                pool.reveals.insert(msg_id, r);
+                (optimae, msg_id)
+            }
+            PoolKind::Vote => {
+                let v: SignedVote =
+                    decode_exact_bounded(bytes, MAX_MESSAGE_BYTES).map_err(malformed)?;
+                let msg_id = v.verify(chain_id).map_err(|e| item_rejection(e.into()))?;
+                let b = &v.body;
+                let key = (b.optimae_id, b.round);
+                if let Some((known, _)) = pool.votes.get(&key).and_then(|m| m.get(&b.evaluator)) {
+                    if *known == msg_id {
+                        return Ok(Submitted {
+                            id: msg_id,
+                            new: false,
+                        });
+                    }
+                    return Err(reject(
+                        "duplicate-vote",
+                        "this evaluator already voted in this round with a different metric",
+                    )
+                    .into());
+                }
+                let p = s
+                    .pending
+                    .get(&b.optimae_id)
+                    .ok_or_else(|| item_rejection(ItemError::UnknownOptimae))?;
+                if p.round != b.round {
+                    return Err(item_rejection(ItemError::WrongRound {
+                        expected: p.round,
+                        got: b.round,
+                    })
+                    .into());
+                }
+                let q = self
+                    .quorum(&head, &b.optimae_id)
+                    .ok_or_else(|| item_rejection(ItemError::VerdictTooEarly))?;
+                if !q.contains(&b.evaluator) {
+                    return Err(item_rejection(ItemError::VoterNotSelected { index: 0 }).into());
+                }
+                pool.votes
+                    .entry(key)
+                    .or_default()
+                    .insert(b.evaluator, (msg_id, v));
+                (msg_id, msg_id)
+            }
+        };
+        drop(pool);
+        if persist {
+            self.store.pool_put(kind, &msg_id, bytes)?;
+        }
+        Ok(Submitted { id, new: true })
+    }
+
+    /// Builds, signs and commits a block if the pool holds enough verified work (or, after the
+    /// carrier interval, anything to carry). `Ok(None)`: nothing to do yet.
+    pub fn produce(
+        &self,
+        key: &KeyPair,
+        now: Timestamp,
+    ) -> Result<Option<MainBlock>, MainChainError> {
+        let _guard = self.commit_lock.lock();
+        let head = self.head();
+        let time = Timestamp(now.0.max(head.header.time.0 + 1));
+        let next = head.header.height + 1;
+        let candidates = {
+            let pool = self.pool.lock();
+            MainBody {
+                registrations: pool.registrations.values().cloned().collect(),
+                commits: pool.commits.values().cloned().collect(),
+                reveals: pool.reveals.values().cloned().collect(),
+                verdicts: pool.verdicts(
+                    &head.state,
+                    &head.hash,
+                    next,
+                    self.cfg.vote_patience_blocks,
+                ),
+                coinbase: Vec::new(),
+            }
+        };
+        let started = Instant::now();
+        let built = match build_block(
+            &self.params,
+            &head.state,
+            &head.header,
+            time,
+            key,
+            &candidates,
+        ) {
+            Ok(b) => b,
+            Err(BuildError::NotEnoughWork { .. }) => return Ok(None),
+            Err(BuildError::Block(e)) => return Err(e.into()),
+        };
+        self.metrics
+            .block_build_seconds
+            .observe(started.elapsed().as_secs_f64());
+        for s in &built.skipped {
+            tracing::debug!(kind = s.kind, index = s.index, error = %s.error, "left a pooled message out of the block");
+        }
+        self.commit(
+            &head,
+            &built.block,
+            built.applied.state,
+            &built.applied.events,
+        )?;
+        Ok(Some(built.block))
+    }
+
+    /// Checks a block from elsewhere with every consensus rule and commits it.
+    pub fn import(&self, block: &MainBlock, now: Timestamp) -> Result<(), MainChainError> {
+        let _guard = self.commit_lock.lock();
+        let head = self.head();
+        let applied = apply_block(
+            &self.params,
+            &head.state,
+            &head.header,
+            block,
+            MainContext { now },
+        )?;
+        self.commit(&head, block, applied.state, &applied.events)
+    }
+
+    fn commit(
+        &self,
+        head: &Head,
+        block: &MainBlock,
+        state: MainState,
+        events: &[OptimaeEvent],
+    ) -> Result<(), MainChainError> {
+        let h = block.header.height;
+        let hash = block.hash()?;
+        let mut optimae: BTreeMap<OptimaeId, OptimaeRecord> = BTreeMap::new();
+        let mut commits: BTreeMap<Hash256, CommitInfo> = BTreeMap::new();
+        let mut history = Vec::new();
+        let load = |id: &OptimaeId,
+                    map: &mut BTreeMap<OptimaeId, OptimaeRecord>|
+         -> Result<Option<OptimaeRecord>, StoreError> {
+            if let Some(r) = map.remove(id) {
+                return Ok(Some(r));
+            }
+            self.store.optimae(id)
+        };
+        let record_votes =
+            |r: &mut OptimaeRecord,
+             round: u8,
+             votes: &[(PublicKeyBytes, doin_main_core::Fx, bool)]| {
+                r.votes.extend(votes.iter().map(|(k, m, a)| VoteRecord {
+                    round,
+                    evaluator: *k,
+                    metric: *m,
+                    agreed: *a,
+                }));
+            };
+        for ev in events {
+            match ev {
+                OptimaeEvent::Registered { domain, .. } => {
+                    tracing::info!(%domain, height = h, "domain registered");
+                }
+                OptimaeEvent::Committed {
+                    commit_id,
+                    domain,
+                    optimizer,
+                } => {
+                    commits.insert(
+                        *commit_id,
+                        CommitInfo {
+                            id: *commit_id,
+                            domain: domain.clone(),
+                            optimizer: *optimizer,
+                            height: h,
+                            revealed_as: None,
+                        },
+                    );
+                }
+                OptimaeEvent::Revealed {
+                    optimae_id,
+                    commit_id,
+                    domain,
+                    optimizer,
+                    reported,
+                } => {
+                    let mut info = match commits.remove(commit_id) {
+                        Some(c) => Some(c),
+                        None => self.store.commit_info(commit_id)?,
+                    };
+                    let committed_at = info.as_ref().map(|c| c.height);
+                    if let Some(c) = info.as_mut() {
+                        c.revealed_as = Some(*optimae_id);
+                        commits.insert(*commit_id, c.clone());
+                    }
+                    let params = state
+                        .pending
+                        .get(optimae_id)
+                        .map(|p| p.params.clone())
+                        .unwrap_or_default();
+                    optimae.insert(
+                        *optimae_id,
+                        OptimaeRecord {
+                            id: *optimae_id,
+                            commit_id: *commit_id,
+                            domain: domain.clone(),
+                            optimizer: *optimizer,
+                            params,
+                            reported: *reported,
+                            committed_at,
+                            revealed_at: h,
+                            status: OptimaeStatus::Revealed,
+                            round: 1,
+                            decided_at: None,
+                            verified: None,
+                            work: None,
+                            new_best: false,
+                            votes: Vec::new(),
+                        },
+                    );
+                }
+                OptimaeEvent::Accepted {
+                    optimae_id,
+                    domain,
+                    round,
+                    verified,
+                    work,
+                    new_best,
+                    votes,
+                    ..
+                } => {
+                    if let Some(mut r) = load(optimae_id, &mut optimae)? {
+                        r.status = OptimaeStatus::Accepted;
+                        r.round = *round;
+                        r.decided_at = Some(h);
+                        r.verified = Some(*verified);
+                        r.work = Some(*work);
+                        r.new_best = *new_best;
+                        record_votes(&mut r, *round, votes);
+                        optimae.insert(*optimae_id, r);
+                    }
+                    if *new_best {
+                        history.push((
+                            domain.clone(),
+                            HistoryPoint {
+                                height: h,
+                                optimae: *optimae_id,
+                                metric: *verified,
+                            },
+                        ));
+                    }
+                    self.metrics.decided.with_label_values(&["accepted"]).inc();
+                }
+                OptimaeEvent::Rejected {
+                    optimae_id,
+                    round,
+                    verified,
+                    votes,
+                    ..
+                } => {
+                    if let Some(mut r) = load(optimae_id, &mut optimae)? {
+                        r.status = OptimaeStatus::Rejected;
+                        r.round = *round;
+                        r.decided_at = Some(h);
+                        r.verified = Some(*verified);
+                        record_votes(&mut r, *round, votes);
+                        optimae.insert(*optimae_id, r);
+                    }
+                    self.metrics.decided.with_label_values(&["rejected"]).inc();
+                }
+                OptimaeEvent::Escalated { optimae_id, votes } => {
+                    if let Some(mut r) = load(optimae_id, &mut optimae)? {
+                        r.status = OptimaeStatus::Verifying;
+                        record_votes(&mut r, 1, votes);
+                        r.round = 2;
+                        optimae.insert(*optimae_id, r);
+                    }
+                    self.metrics.decided.with_label_values(&["escalated"]).inc();
+                }
+                OptimaeEvent::Inconclusive { optimae_id, votes } => {
+                    if let Some(mut r) = load(optimae_id, &mut optimae)? {
+                        r.status = OptimaeStatus::Inconclusive;
+                        r.decided_at = Some(h);
+                        record_votes(&mut r, 2, votes);
+                        optimae.insert(*optimae_id, r);
+                    }
+                    self.metrics
+                        .decided
+                        .with_label_values(&["inconclusive"])
+                        .inc();
+                }
+                OptimaeEvent::Expired { optimae_id } => {
+                    if let Some(mut r) = load(optimae_id, &mut optimae)? {
+                        r.status = OptimaeStatus::Expired;
+                        r.decided_at = Some(h);
+                        optimae.insert(*optimae_id, r);
+                    }
+                    self.metrics.decided.with_label_values(&["expired"]).inc();
+                }
+            }
+        }
+        // Optimae revealed in the parent now have their quorum: they are being verified.
+        for (id, p) in &state.pending {
+            if p.round == 1 && p.revealed_at + 1 == h {
+                if let Some(mut r) = load(id, &mut optimae)? {
+                    r.status = OptimaeStatus::Verifying;
+                    optimae.insert(*id, r);
+                }
+            }
+        }
+        let mut pool = self.pool.lock();
+        let pool_deletes = pool.retain_valid(&state);
+        let started = Instant::now();
+        self.store.commit_block(BlockWrite {
+            block,
+            hash,
+            state: &state,
+            optimae: optimae.into_values().collect(),
+            commits: commits.into_values().collect(),
+            history,
+            pool_deletes,
+        })?;
+        self.metrics
+            .block_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        drop(pool);
+        {
+            let mut w = self.head.write();
+            *w = Head {
+                header: block.header.clone(),
+                hash,
+                state: Arc::new(state),
+            };
+        }
+        self.metrics.blocks_committed.inc();
+        self.refresh_gauges();
+        let kind = if block.header.counted_work.0 > 0 {
+            "work"
+        } else {
+            "carrier"
+        };
+        tracing::info!(
+            height = h,
+            hash = %hash,
+            kind,
+            work = %block.header.counted_work,
+            threshold = %block.header.threshold,
+            commits = block.body.commits.len(),
+            reveals = block.body.reveals.len(),
+            verdicts = block.body.verdicts.len(),
+            parent = %head.hash,
+            "main block committed"
+        );
+        Ok(())
+    }
+
+    fn refresh_gauges(&self) {
+        let head = self.head.read();
+        self.metrics.height.set(head.header.height as i64);
+        self.metrics
+            .threshold
+            .set(head.state.controller.threshold.0 as f64 / 1e9);
+        self.metrics
+            .cumulative_work
+            .set(head.header.cumulative_work as f64 / 1e9);
+        self.metrics
+            .pending_optimae
+            .set(head.state.pending.len() as i64);
+        drop(head);
+        self.metrics
+            .pool_messages
+            .set(self.pool.lock().len() as i64);
+    }
+
+    /// The block at `height` on the chain.
+    pub fn block(&self, height: u64) -> Result<Option<MainBlock>, StoreError> {
+        self.store.block(height)
+    }
+
+    pub fn block_by_hash(&self, hash: &Hash256) -> Result<Option<MainBlock>, StoreError> {
+        match self.store.height_of(hash)? {
+            Some(h) => self.store.block(h),
+            None => Ok(None),
+        }
+    }
+
+    /// Is the domain known on chain?
+    pub fn has_domain(&self, id: &DomainId) -> bool {
+        self.head.read().state.domains.contains_key(id)
+    }
+}
+
+fn kind_label(kind: PoolKind) -> &'static str {
+    match kind {
+        PoolKind::Register => "register",
+        PoolKind::Commit => "commit",
+        PoolKind::Reveal => "reveal",
+        PoolKind::Vote => "vote",
+    }
+}
+
+/// The pool id of stored message bytes (for deleting entries that no longer decode or verify).
+fn message_id(kind: PoolKind, bytes: &[u8]) -> Option<Hash256> {
+    fn id<T: Message + serde::de::DeserializeOwned>(b: &[u8]) -> Option<Hash256> {
+        let s: doin_main_core::Signed<T> = decode_exact_bounded(b, MAX_MESSAGE_BYTES).ok()?;
+        s.body.id().ok()
+    }
+    match kind {
+        PoolKind::Register => id::<doin_main_core::DomainRegister>(bytes),
+        PoolKind::Commit => id::<doin_main_core::Commit>(bytes),
+        PoolKind::Reveal => id::<doin_main_core::Reveal>(bytes),
+        PoolKind::Vote => id::<doin_main_core::Vote>(bytes),
+    }
+}

@@ -1,0 +1,20 @@
+//! The main-chain service (DESIGN §5): message pool, vote collection, block production,
+//! persistence, the optimizer and evaluator workers, external domain plugins and REST routes,
+//! around the sans-IO rules of `doin-main-core`.
+//!
+//! This crate must not import another node crate (transfer chain, hub); cross-chain needs
+//! will be traits defined here and implemented by `doin-node`.
+
+pub mod api;
+pub mod chain;
+pub mod metrics;
+pub mod plugin;
+pub mod pool;
+pub mod producer;
+pub mod store;
+pub mod workers;
+
+pub use chain::{
+    Head, MainChain, MainChainConfig, MainChainError, Rejection, SubmitError, Submitted,
+};
+pub use store::PoolKind;
