@@ -1,7 +1,8 @@
 //! Black-box: the README's first command, tried as a new user would. A real `doin devnet`
 //! process answers REST; the `doin wallet` command moves coins between two dev accounts; the
-//! balance shows it after the next block; a restart (SIGTERM, then the same command) keeps it;
-//! the event stream delivers blocks and resumes from an id.
+//! balance shows it after the next block; the main chain grows from work verified by the demo
+//! evaluators (an accepted optimae with votes, a coinbase); a restart (SIGTERM, then the same
+//! command) keeps all of it; the event stream delivers blocks and resumes from an id.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -42,6 +43,8 @@ fn start(dir: &Path, port: u16) -> Devnet {
             &format!("127.0.0.1:{port}"),
             "--block-time-ms",
             "400",
+            "--main-block-time-ms",
+            "300",
         ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -149,6 +152,36 @@ fn devnet_wallet_transfer_survives_restart() {
     let first_block = read_one_block_event(&base, Some("1-0"));
     assert_eq!(first_block.0, "2-0");
 
+    // The main chain grows from verified work: wait for a work block with an accepted optimae.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (main_height, accepted) = loop {
+        let (_, body) = get(&format!("{base}/v1/main/domains")).unwrap();
+        let domains: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let with_best = domains
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["best_optimae"].is_string())
+            .cloned();
+        let (_, info) = get(&format!("{base}/v1/main/info")).unwrap();
+        let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+        if let (Some(d), true) = (with_best, info["minted"] != "0") {
+            break (info["height"].as_u64().unwrap(), d);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no main-chain work block within 60 s: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let optimae = accepted["best_optimae"].as_str().unwrap();
+    let (code, body) = get(&format!("{base}/v1/main/optimae/{optimae}")).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let o: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(o["status"], "accepted", "{o}");
+    assert!(o["votes"].as_array().unwrap().len() >= 2, "{o}");
+    assert_eq!(o["verified_metric"], accepted["best_metric"]);
+
     // Graceful stop, then the same command again: everything is still there.
     let pid = node.child.id().to_string();
     let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -174,6 +207,11 @@ fn devnet_wallet_transfer_survives_restart() {
 
     let node = start(&data, port);
     assert_eq!(balance(&node.base, &a1), before1 + 150_000_000);
+    let (_, info) = get(&format!("{}/v1/main/info", node.base)).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert!(info["height"].as_u64().unwrap() >= main_height, "{info}");
+    let (code, _) = get(&format!("{}/v1/main/optimae/{optimae}", node.base)).unwrap();
+    assert_eq!(code, 200);
     let tx = wallet(&node.base, &a0, &["tx", &id]);
     assert_eq!(tx["status"], "final");
     assert!(tx["confirmations"].as_u64().unwrap() >= 1);

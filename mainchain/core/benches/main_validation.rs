@@ -77,10 +77,25 @@ fn main() {
             commits.push(cm);
         }
         let t = c.carrier_time();
-        c.extend(t, MainBody { commits, ..Default::default() });
-        let ids: Vec<OptimaeId> = reveals.iter().map(|r| r.body.optimae_id().unwrap()).collect();
+        c.extend(
+            t,
+            MainBody {
+                commits,
+                ..Default::default()
+            },
+        );
+        let ids: Vec<OptimaeId> = reveals
+            .iter()
+            .map(|r| r.body.optimae_id().unwrap())
+            .collect();
         let t = c.carrier_time();
-        c.extend(t, MainBody { reveals, ..Default::default() });
+        c.extend(
+            t,
+            MainBody {
+                reveals,
+                ..Default::default()
+            },
+        );
         let verdicts: Vec<Verdict> = ids
             .iter()
             .filter(|id| c.state.pending.contains_key(*id))
@@ -88,7 +103,13 @@ fn main() {
             .collect();
         let votes: usize = verdicts.iter().map(|v| v.votes.len()).sum();
         let built = c
-            .build(Timestamp(c.tip.time.0 + 1000), MainBody { verdicts, ..Default::default() })
+            .build(
+                Timestamp(c.tip.time.0 + 1000),
+                MainBody {
+                    verdicts,
+                    ..Default::default()
+                },
+            )
             .unwrap();
         let times: Vec<f64> = (0..reps)
             .map(|_| {

@@ -49,7 +49,11 @@ fn python_plugin_answers_like_its_reference_formula() {
     let plugin = Plugin::new(plugin_spec(10_000));
     let domain = DomainId::new("py").unwrap();
     for (i, seed) in [Hash256([1; 32]), Hash256([0xab; 32])].iter().enumerate() {
-        let params = vec![Fx::parse("0.5").unwrap(), Fx(-(i as i64) * 7_123_456_789), Fx::ZERO];
+        let params = vec![
+            Fx::parse("0.5").unwrap(),
+            Fx(-(i as i64) * 7_123_456_789),
+            Fx::ZERO,
+        ];
         let got = plugin.evaluate(&domain, seed, &params).unwrap();
         assert_eq!(got, reference(seed, &params));
     }
@@ -72,11 +76,17 @@ fn broken_plugins_are_reported_not_trusted() {
         Err(PluginError::BadAnswer { .. })
     ));
     assert!(matches!(
-        run(&["sh", "-c", "read l; echo '{\"id\":999,\"metric\":\"1\"}'"], 5_000),
+        run(
+            &["sh", "-c", "read l; echo '{\"id\":999,\"metric\":\"1\"}'"],
+            5_000
+        ),
         Err(PluginError::BadAnswer { .. })
     ));
     assert!(matches!(
-        run(&["sh", "-c", "read l; echo '{\"id\":2,\"metric\":1.5}'"], 5_000),
+        run(
+            &["sh", "-c", "read l; echo '{\"id\":2,\"metric\":1.5}'"],
+            5_000
+        ),
         Err(PluginError::BadAnswer { .. })
     ));
     assert!(matches!(run(&["true"], 5_000), Err(PluginError::Io { .. })));
@@ -112,7 +122,12 @@ async fn an_external_python_domain_makes_main_blocks() {
     let poll = Duration::from_millis(50);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn({
-        let f = run_producer(chain.clone(), Arc::new(copy(&k.producer)), poll, stop_rx.clone());
+        let f = run_producer(
+            chain.clone(),
+            Arc::new(copy(&k.producer)),
+            poll,
+            stop_rx.clone(),
+        );
         async move { f.await.map_err(|e| e.to_string()) }
     }));
     for e in &k.evaluators {
@@ -143,7 +158,10 @@ async fn an_external_python_domain_makes_main_blocks() {
         if d.accepted >= 2 && head.header.cumulative_work > 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "no verified plugin work within 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "no verified plugin work within 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stop_tx.send(true).unwrap();

@@ -88,7 +88,10 @@ fn rand_suffix() -> u64 {
         .as_nanos() as u64
 }
 
-pub fn open(dir: &Path, spec: MainGenesisSpec) -> Result<Arc<MainChain>, doin_main_node::MainChainError> {
+pub fn open(
+    dir: &Path,
+    spec: MainGenesisSpec,
+) -> Result<Arc<MainChain>, doin_main_node::MainChainError> {
     let kv: Arc<dyn KvStore> = Arc::new(
         RocksStore::open(dir, doin_main_node::store::COLUMNS, &RocksConfig::default()).unwrap(),
     );
