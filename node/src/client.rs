@@ -151,6 +151,17 @@ impl Client {
         self.get(&format!("/v1/tx/transactions/{id}")).await
     }
 
+    /// POSTs a JSON body; returns the HTTP status and the JSON answer.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(u16, T), ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let resp = self.http.post(&url).json(body).send().await;
+        self.decode(&url, resp).await
+    }
+
     /// Submits signed transaction bytes; returns the HTTP status (202 new, 200 known) too.
     pub async fn submit(&self, tx_bytes: &[u8]) -> Result<(u16, Submitted), ClientError> {
         let url = format!("{}/v1/tx/transactions", self.base);

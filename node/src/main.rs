@@ -79,6 +79,11 @@ struct DevnetArgs {
     /// Do not run the demo evaluators and optimizers (no main-chain work then).
     #[arg(long)]
     no_main_workers: bool,
+    /// External domain plugin for the demo workers, as NAME=COMMAND (the command is split at
+    /// spaces), e.g. --plugin "py-quadratic=python3 mainchain/node/plugins/quadratic_plugin.py".
+    /// Repeatable; give it again on every start.
+    #[arg(long = "plugin", value_parser = parse_plugin)]
+    plugins: Vec<doin_main_node::plugin::PluginSpec>,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -118,6 +123,21 @@ enum GenesisCommand {
     },
     /// Validate a genesis file and print its chain id.
     Show { file: PathBuf },
+}
+
+fn parse_plugin(s: &str) -> Result<doin_main_node::plugin::PluginSpec, String> {
+    let (name, command) = s
+        .split_once('=')
+        .ok_or_else(|| "expected NAME=COMMAND".to_string())?;
+    let command: Vec<String> = command.split_whitespace().map(String::from).collect();
+    if name.is_empty() || command.is_empty() {
+        return Err("expected NAME=COMMAND with a non-empty name and command".into());
+    }
+    Ok(doin_main_node::plugin::PluginSpec {
+        name: name.to_string(),
+        command,
+        timeout_ms: 10_000,
+    })
 }
 
 fn log_format(s: &str) -> anyhow::Result<LogFormat> {
@@ -188,7 +208,9 @@ async fn run_devnet(a: DevnetArgs) -> anyhow::Result<ExitCode> {
     };
     let d =
         tokio::task::spawn_blocking(move || devnet::prepare(&opts).map(|d| (d, opts))).await??;
-    let (d, opts) = d;
+    let (mut d, opts) = d;
+    d.config.main.plugins = a.plugins.clone();
+    d.config.validate().map_err(|e| anyhow!(e))?;
     let mut side = Vec::new();
     if opts.demo {
         let demo_keys = d

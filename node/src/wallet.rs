@@ -58,6 +58,19 @@ pub enum WalletCommand {
         /// Transaction id (hex).
         id: String,
     },
+    /// Register an optimization domain on the main chain, sponsored (signed) by this key.
+    RegisterDomain {
+        /// Domain specification (JSON, see docs/mainchain.md), e.g.
+        /// mainchain/node/plugins/py-quadratic.domain.json.
+        #[arg(long)]
+        spec: PathBuf,
+        /// Wait until the domain is on chain.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        wait_secs: u64,
+    },
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -164,9 +177,92 @@ async fn network_of(client: &Client) -> anyhow::Result<Network> {
         .map_err(|e: String| anyhow!("node reports an unknown network: {e}"))
 }
 
+async fn register_domain(
+    args: &WalletArgs,
+    client: &Client,
+    spec_path: &Path,
+    wait: bool,
+    wait_secs: u64,
+) -> anyhow::Result<()> {
+    use doin_main_core::{DomainRegister, DomainSpec, Signed};
+    let text = std::fs::read_to_string(spec_path)
+        .with_context(|| format!("cannot read {}", spec_path.display()))?;
+    let spec: DomainSpec = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a domain specification", spec_path.display()))?;
+    spec.validate()
+        .map_err(|e| anyhow!("{}: {e}", spec_path.display()))?;
+    let info: serde_json::Value = client.get("/v1/main/info").await?;
+    let chain_id: ChainId = info["chain_id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the node does not report a main chain id"))?
+        .parse()
+        .map_err(|e| anyhow!("the node reports an invalid main chain id: {e}"))?;
+    let key = load_key(args)?;
+    let id = spec.id.clone();
+    let msg = Signed::sign(
+        DomainRegister {
+            chain_id,
+            sponsor: key.public(),
+            spec,
+        },
+        &key,
+    )?;
+    let bytes = doin_codec::encode(&msg)?;
+    let (_, answer): (u16, serde_json::Value) = client
+        .post(
+            "/v1/main/domains",
+            &serde_json::json!({ "message": hex::encode(bytes) }),
+        )
+        .await?;
+    if wait {
+        let deadline = Instant::now() + Duration::from_secs(wait_secs);
+        loop {
+            match client
+                .get::<serde_json::Value>(&format!("/v1/main/domains/{id}"))
+                .await
+            {
+                Ok(d) => {
+                    if args.json {
+                        println!("{d}");
+                    } else {
+                        println!(
+                            "domain {id} is on chain since main block {}",
+                            d["registered_at"]
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(ClientError::Problem { status: 404, .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if Instant::now() > deadline {
+                bail!("domain {id} is not on chain after {wait_secs} s (it is pooled; a main block will carry it)");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    if args.json {
+        println!("{answer}");
+    } else {
+        println!(
+            "domain {id} submitted ({}); registration id {}",
+            answer["status"].as_str().unwrap_or("?"),
+            answer["id"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.node)?;
     match &args.command {
+        WalletCommand::RegisterDomain {
+            spec,
+            wait,
+            wait_secs,
+        } => {
+            register_domain(&args, &client, spec, *wait, *wait_secs).await?;
+        }
         WalletCommand::New => {
             let path = keystore_path(&args);
             if path.exists() {

@@ -58,6 +58,7 @@ fn setup() -> Setup {
                 key: k.public(),
                 domains: vec![domain.id.clone()],
                 stake: Amount::from_base_units(1),
+                all_domains: false,
             })
             .collect(),
         domains: vec![domain],

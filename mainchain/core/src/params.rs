@@ -98,6 +98,10 @@ pub struct EvaluatorEntry {
     pub key: PublicKeyBytes,
     pub domains: Vec<DomainId>,
     pub stake: Amount,
+    /// Also eligible for every domain registered later (devnets use this so a newly registered
+    /// domain has evaluators without a new genesis).
+    #[serde(default)]
+    pub all_domains: bool,
 }
 
 /// Reputation granted at genesis (devnets bootstrap their demo optimizers with it).

@@ -126,7 +126,7 @@ impl MainState {
     pub fn eligible(&self, domain: &DomainId) -> Vec<PublicKeyBytes> {
         self.evaluators
             .values()
-            .filter(|e| e.domains.contains(domain) && !e.stake.is_zero())
+            .filter(|e| (e.all_domains || e.domains.contains(domain)) && !e.stake.is_zero())
             .map(|e| e.key)
             .collect()
     }

@@ -59,6 +59,7 @@ pub fn chain_with(evaluators: usize, tweak: impl FnOnce(&mut MainGenesisSpec)) -
                 key: k.public(),
                 domains: domains.iter().map(|d| d.id.clone()).collect(),
                 stake: Amount::from_base_units(1),
+                all_domains: false,
             })
             .collect(),
         domains,

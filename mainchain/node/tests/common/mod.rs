@@ -66,6 +66,7 @@ pub fn spec(k: &Keys, domains: Vec<DomainSpec>) -> MainGenesisSpec {
                 key: e.public(),
                 domains: domains.iter().map(|d| d.id.clone()).collect(),
                 stake: Amount::from_base_units(1),
+                all_domains: false,
             })
             .collect(),
         domains,
