@@ -13,6 +13,7 @@ pub mod controller;
 pub mod domain;
 pub mod error;
 pub mod fixed;
+mod items;
 pub mod msg;
 pub mod params;
 pub mod quorum;

@@ -12,6 +12,7 @@ pub mod plugin;
 pub mod pool;
 pub mod producer;
 pub mod store;
+pub mod views;
 pub mod workers;
 
 pub use chain::{
