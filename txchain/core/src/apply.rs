@@ -162,7 +162,25 @@ pub fn compute_state_root<R: TreeReader>(
     diff: &StateDiff,
 ) -> Result<(Hash256, TreeUpdateBatch), String> {
     let values = diff.to_value_set()?;
-    let (root, batch) = Sha256Jmt::new(tree)
+    let jmt = Sha256Jmt::new(tree);
+    // The batch insertion builds each touched internal node once per block; inserting key by
+    // key re-hashes the whole path for every key (most of a block's import time with thousands
+    // of accounts). Both give the same tree; the batch form cannot delete, and nothing in the
+    // state is ever deleted, so the fallback only guards the invariant.
+    if !values.is_empty() && values.iter().all(|(_, v)| v.is_some()) {
+        let set: Vec<(jmt::KeyHash, jmt::OwnedValue)> = values
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        let (roots, batch) = jmt
+            .batch_put_value_sets(vec![set], None, version)
+            .map_err(|e| e.to_string())?;
+        let root = roots
+            .first()
+            .ok_or_else(|| "tree returned no root".to_string())?;
+        return Ok((Hash256(root.0), batch));
+    }
+    let (root, batch) = jmt
         .put_value_set(values, version)
         .map_err(|e| e.to_string())?;
     Ok((Hash256(root.0), batch))

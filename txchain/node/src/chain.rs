@@ -511,10 +511,20 @@ impl TxChain {
         senders.dedup();
         let mut dropped = {
             let mut pool = self.mempool.lock();
+            // Persisted entries of included transactions go in the follow-up delete below, not
+            // in the block's batch: a block from elsewhere mostly holds transactions this node
+            // never had, and a tombstone per transaction would cost every import. After a crash
+            // in between, reloading the pool drops them (their nonces are used).
+            let was_pending: Vec<TxId> = included
+                .iter()
+                .filter(|id| pool.contains(id))
+                .copied()
+                .collect();
             let accounts = &applied.diff.accounts;
             let mut dropped = pool.on_block(&included, &senders, |k| {
                 accounts.get(k).copied().unwrap_or_default()
             });
+            dropped.extend(was_pending);
             for id in also_drop {
                 if let Some(sender) = pool.get(id).map(|t| t.body().sender) {
                     let acct = self.account(&sender).unwrap_or_default();
@@ -537,8 +547,10 @@ impl TxChain {
         self.metrics
             .burned
             .set(i64::try_from(applied.diff.chain_stats.burned.base_units()).unwrap_or(i64::MAX));
-        self.events
-            .push_block(height, views::block_event(block, &hash));
+        self.events.push_block(
+            height,
+            views::applied_block_event(block, &hash, &applied.txs),
+        );
         self.refresh_gauges();
         tracing::info!(
             height,

@@ -308,7 +308,7 @@ impl ChainStore {
         self.kv.write(b, Durability::Buffered)
     }
 
-    /// Forgets pending transactions that left the mempool without being included.
+    /// Forgets pending transactions that left the mempool (included, replaced or dropped).
     pub fn mempool_delete(&self, ids: &[TxId]) -> StoreResult<()> {
         if ids.is_empty() {
             return Ok(());
@@ -379,7 +379,6 @@ impl ChainStore {
                 id.0.to_vec(),
                 encode(&loc).map_err(|e| corrupt("tx index", e))?,
             );
-            batch.delete(CF_MEMPOOL, id.0.to_vec());
             let sender = tx.body().sender;
             let TxPayload::Transfer { to, .. } = &tx.body().payload;
             let mut roles: Vec<(PublicKeyBytes, u8)> = vec![(sender, ROLE_SENT)];

@@ -195,18 +195,28 @@ pub struct PendingTxEvent {
 }
 
 pub fn block_event(block: &Block, hash: &BlockHash) -> String {
+    let ids: Vec<String> = block
+        .txs
+        .iter()
+        .filter_map(|t| Tx::from_signed(t.clone()).ok())
+        .map(|t| t.id().to_hex())
+        .collect();
+    block_event_with_ids(block, hash, ids)
+}
+
+/// [`block_event`] for a block whose transactions were just applied (ids already known).
+pub fn applied_block_event(block: &Block, hash: &BlockHash, txs: &[Tx]) -> String {
+    block_event_with_ids(block, hash, txs.iter().map(|t| t.id().to_hex()).collect())
+}
+
+fn block_event_with_ids(block: &Block, hash: &BlockHash, transactions: Vec<String>) -> String {
     let ev = BlockEvent {
         height: block.header.height,
         hash: hash.to_hex(),
         time: block.header.time.0,
         base_fee: block.header.base_fee,
         tx_count: block.header.tx_count,
-        transactions: block
-            .txs
-            .iter()
-            .filter_map(|t| Tx::from_signed(t.clone()).ok())
-            .map(|t| t.id().to_hex())
-            .collect(),
+        transactions,
     };
     serde_json::to_string(&ev).unwrap_or_default()
 }
