@@ -129,6 +129,23 @@ pub trait KvStore: Send + Sync + 'static {
     ) -> Result<KvIter<'a>, StoreError>;
 
     /// Entries whose key starts with `prefix`, ascending.
+    /// Values of many keys of one column family, in the order asked. Backends batch the reads
+    /// (sorted input is fastest); the default reads one by one.
+    fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|k| self.get(cf, k)).collect()
+    }
+
+    /// For each key, the greatest stored key that is ≤ it (`None` when there is none).
+    /// Backends answer many look-ups with one iterator; the default seeks afresh per key.
+    fn floor_keys(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter()
+            .map(|k| {
+                let mut it = self.iter_from(cf, k, Direction::Reverse)?;
+                it.next().transpose().map(|e| e.map(|(k, _)| k))
+            })
+            .collect()
+    }
+
     fn scan_prefix<'a>(&'a self, cf: Cf, prefix: &[u8]) -> Result<KvIter<'a>, StoreError> {
         let prefix = prefix.to_vec();
         let it = self.iter_from(cf, &prefix, Direction::Forward)?;
@@ -171,6 +188,32 @@ pub(crate) mod conformance {
         store.write(b, Durability::Buffered).unwrap();
         assert_eq!(store.get(CF_A, b"k2").unwrap(), Some(b"v2b".to_vec()));
         assert_eq!(store.get(CF_A, b"k3").unwrap(), None);
+
+        assert_eq!(
+            store
+                .multi_get(CF_A, &[b"k2".to_vec(), b"nope".to_vec(), b"k1".to_vec()])
+                .unwrap(),
+            vec![Some(b"v2b".to_vec()), None, Some(b"v1".to_vec())]
+        );
+        assert_eq!(
+            store
+                .floor_keys(
+                    CF_A,
+                    &[
+                        b"a".to_vec(),
+                        b"k1".to_vec(),
+                        b"k15".to_vec(),
+                        b"zz".to_vec()
+                    ]
+                )
+                .unwrap(),
+            vec![
+                None,
+                Some(b"k1".to_vec()),
+                Some(b"k1".to_vec()),
+                Some(b"z".to_vec())
+            ]
+        );
 
         let fwd = collect(store.iter_from(CF_A, b"k15", Direction::Forward).unwrap());
         assert_eq!(

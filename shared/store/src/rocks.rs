@@ -123,6 +123,26 @@ impl KvStore for RocksStore {
         self.db.write_opt(wb, &opts).map_err(backend)
     }
 
+    fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let sorted = keys.windows(2).all(|w| w[0] <= w[1]);
+        self.db
+            .batched_multi_get_cf(self.cf(cf)?, keys, sorted)
+            .into_iter()
+            .map(|r| r.map(|v| v.map(|s| s.to_vec())).map_err(backend))
+            .collect()
+    }
+
+    fn floor_keys(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut it = self.db.raw_iterator_cf(self.cf(cf)?);
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            it.seek_for_prev(k);
+            out.push(it.key().map(|k| k.to_vec()));
+        }
+        it.status().map_err(backend)?;
+        Ok(out)
+    }
+
     fn iter_from<'a>(
         &'a self,
         cf: Cf,

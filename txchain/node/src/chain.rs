@@ -17,6 +17,7 @@ use doin_tx_core::fees::next_base_fee;
 use doin_tx_core::{
     apply_block, build_block, genesis, Account, ApplyContext, Block, BlockError, BlockHash,
     BlockHeader, ChainParams, GenesisError, GenesisSpec, SignedTx, StateView, Tx, TxError, TxId,
+    TxPayload,
 };
 use doin_types::{Amount, Height, PublicKeyBytes, Timestamp};
 use jmt::Sha256Jmt;
@@ -470,9 +471,18 @@ impl TxChain {
     pub fn import_block(&self, block: &Block, now: Timestamp) -> Result<(), ChainError> {
         let _commit = self.commit_lock.lock();
         let parent = self.tip.read().header.clone();
+        let keys = block
+            .txs
+            .iter()
+            .flat_map(|t| {
+                let TxPayload::Transfer { to, .. } = &t.body.payload;
+                [t.body.sender, *to]
+            })
+            .chain(std::iter::once(block.header.proposer));
+        let view = self.store.prefetch_accounts(keys)?;
         let applied = apply_block(
             &self.params,
-            &self.store,
+            &view,
             &self.store.tree(),
             &parent,
             block,

@@ -16,8 +16,8 @@
 //! store holds either the whole block or none of it.
 
 use crate::tree::{
-    stale_node_key, stale_value_key, value_key, StoreTree, CF_JMT_NODES, CF_JMT_STALE,
-    CF_JMT_STALE_VALUES, CF_JMT_VALUES,
+    stale_node_key, stale_value_key, value_key, value_version_of, StoreTree, CF_JMT_NODES,
+    CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_VALUES,
 };
 use doin_codec::{decode_exact, encode};
 use doin_store::{Cf, Direction, Durability, KvStore, StoreError, WriteBatch};
@@ -27,6 +27,7 @@ use doin_tx_core::{
     StateView, TxId, TxPayload,
 };
 use doin_types::{Hash256, Height, PublicKeyBytes, SignatureBytes};
+use jmt::{KeyHash, Version};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -438,17 +439,26 @@ impl ChainStore {
                 Vec::new(),
             );
         }
-        let tree = self.tree();
-        for ((v, key_hash), value) in update.node_batch.values() {
-            if *v > 0 {
-                if let Some(prev) = tree.latest_value_version(key_hash, *v - 1)? {
-                    batch.put(
-                        CF_JMT_STALE_VALUES,
-                        stale_value_key(*v, key_hash, prev),
-                        Vec::new(),
-                    );
-                }
+        // The version each updated value had before: one iterator for the whole block.
+        let written: Vec<(&Version, &KeyHash)> = update
+            .node_batch
+            .values()
+            .keys()
+            .filter(|(v, _)| *v > 0)
+            .map(|(v, k)| (v, k))
+            .collect();
+        let probes: Vec<Vec<u8>> = written.iter().map(|(v, k)| value_key(k, **v - 1)).collect();
+        let floors = self.kv.floor_keys(CF_JMT_VALUES, &probes)?;
+        for ((v, key_hash), floor) in written.iter().zip(floors) {
+            if let Some(prev) = floor.as_deref().and_then(|f| value_version_of(f, key_hash)) {
+                batch.put(
+                    CF_JMT_STALE_VALUES,
+                    stale_value_key(**v, key_hash, prev),
+                    Vec::new(),
+                );
             }
+        }
+        for ((v, key_hash), value) in update.node_batch.values() {
             let mut enc = Vec::with_capacity(1 + value.as_ref().map_or(0, |x| x.len()));
             match value {
                 Some(bytes) => {
@@ -468,6 +478,49 @@ impl ChainStore {
             )?;
         }
         Ok(())
+    }
+}
+
+/// The chain store with a block's accounts read ahead in one batched read: block application
+/// asks for two accounts per transfer, and one multi-get beats thousands of point reads.
+pub struct Prefetched<'a> {
+    store: &'a ChainStore,
+    accounts: std::collections::BTreeMap<PublicKeyBytes, Option<Account>>,
+}
+
+impl ChainStore {
+    /// Reads `keys`' accounts ahead (duplicates are fine).
+    pub fn prefetch_accounts(
+        &self,
+        keys: impl IntoIterator<Item = PublicKeyBytes>,
+    ) -> StoreResult<Prefetched<'_>> {
+        let keys: std::collections::BTreeSet<PublicKeyBytes> = keys.into_iter().collect();
+        let raw: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
+        let values = self.kv.multi_get(CF_ACCOUNTS, &raw)?;
+        let mut accounts = std::collections::BTreeMap::new();
+        for (k, v) in keys.into_iter().zip(values) {
+            let a = v
+                .map(|b| decode_account(&b).map_err(|e| corrupt("account", e)))
+                .transpose()?;
+            accounts.insert(k, a);
+        }
+        Ok(Prefetched {
+            store: self,
+            accounts,
+        })
+    }
+}
+
+impl StateView for Prefetched<'_> {
+    fn account(&self, key: &PublicKeyBytes) -> Result<Option<Account>, String> {
+        match self.accounts.get(key) {
+            Some(a) => Ok(*a),
+            None => self.store.account(key),
+        }
+    }
+
+    fn chain_stats(&self) -> Result<ChainStats, String> {
+        self.store.chain_stats()
     }
 }
 

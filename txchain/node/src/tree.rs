@@ -22,6 +22,16 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
+/// The version in a `tx_jmt_values` key, if the key belongs to `key_hash`.
+pub fn value_version_of(stored_key: &[u8], key_hash: &KeyHash) -> Option<Version> {
+    if stored_key.len() != 40 || stored_key[..32] != key_hash.0 {
+        return None;
+    }
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&stored_key[32..]);
+    Some(u64::from_be_bytes(v))
+}
+
 pub fn value_key(key_hash: &KeyHash, version: Version) -> Vec<u8> {
     let mut k = Vec::with_capacity(40);
     k.extend_from_slice(&key_hash.0);
@@ -63,13 +73,9 @@ impl<'a> StoreTree<'a> {
             .kv
             .iter_from(CF_JMT_VALUES, &start, Direction::Reverse)?;
         match it.next() {
-            Some(Ok((k, _))) if k.len() == 40 && k[..32] == key_hash.0 => {
-                let mut v = [0u8; 8];
-                v.copy_from_slice(&k[32..]);
-                Ok(Some(u64::from_be_bytes(v)))
-            }
+            Some(Ok((k, _))) => Ok(value_version_of(&k, key_hash)),
             Some(Err(e)) => Err(e),
-            _ => Ok(None),
+            None => Ok(None),
         }
     }
 }
