@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use doin_http::{ApiJson, ApiQuery, Problem, ProblemDoc};
+use doin_http::{path_problem, ApiJson, ApiQuery, Problem, ProblemDoc};
 use doin_main_core::{DomainId, MainBlock};
 use doin_store::StoreError;
 use doin_types::{Address, AddressError, Amount, Hash256, PublicKeyBytes};
@@ -67,10 +67,6 @@ pub fn router(chain: Arc<MainChain>) -> Router {
 
 fn internal(e: StoreError) -> Problem {
     Problem::internal(e)
-}
-
-fn path_problem(rej: PathRejection) -> Problem {
-    Problem::bad_request("invalid-path", rej.body_text())
 }
 
 fn parse_hash(s: &str, what: &str) -> Result<Hash256, Problem> {

@@ -13,6 +13,8 @@ mod ratelimit;
 mod serve;
 
 pub use extract::{ApiJson, ApiQuery};
-pub use problem::{method_not_allowed, not_found, Problem, ProblemDoc, PROBLEM_TYPE_PREFIX};
+pub use problem::{
+    method_not_allowed, not_found, path_problem, Problem, ProblemDoc, PROBLEM_TYPE_PREFIX,
+};
 pub use ratelimit::{RateLimitConfig, RateLimiter};
 pub use serve::{serve, ServeConfig};

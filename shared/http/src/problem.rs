@@ -116,6 +116,11 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// A path segment axum could not decode (e.g. invalid percent-encoding): the client's mistake.
+pub fn path_problem(rej: axum::extract::rejection::PathRejection) -> Problem {
+    Problem::bad_request("invalid-path", rej.body_text())
+}
+
 /// Fallback for unknown paths.
 pub async fn not_found(uri: axum::http::Uri) -> Problem {
     Problem::not_found("not-found", format!("no route for {}", uri.path()))

@@ -16,7 +16,7 @@ use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use doin_http::{ApiJson, ApiQuery, Problem, ProblemDoc};
+use doin_http::{path_problem, ApiJson, ApiQuery, Problem, ProblemDoc};
 use doin_store::StoreError;
 use doin_tx_core::fees::effective_tip_per_weight;
 use doin_tx_core::{Tx, TxError};
@@ -80,10 +80,6 @@ pub fn router(chain: Arc<TxChain>) -> Router {
 
 fn internal(e: StoreError) -> Problem {
     Problem::internal(e)
-}
-
-fn path_problem(rej: PathRejection) -> Problem {
-    Problem::bad_request("invalid-path", rej.body_text())
 }
 
 fn parse_address(chain: &TxChain, s: &str) -> Result<Address, Problem> {
