@@ -112,10 +112,24 @@ impl KvStore for RocksStore {
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError> {
         let mut wb = rocksdb::WriteBatch::default();
+        // A block's batch has tens of thousands of operations over a dozen column families:
+        // resolve each family's handle once, not per operation.
+        let mut handles: Vec<(Cf, &rocksdb::ColumnFamily)> = Vec::new();
+        let mut handle = |cf: Cf| -> Result<&rocksdb::ColumnFamily, StoreError> {
+            if let Some((_, h)) = handles
+                .iter()
+                .find(|(name, _)| std::ptr::eq(*name, cf) || *name == cf)
+            {
+                return Ok(*h);
+            }
+            let h = self.cf(cf)?;
+            handles.push((cf, h));
+            Ok(h)
+        };
         for op in batch.ops() {
             match op {
-                BatchOp::Put { cf, key, value } => wb.put_cf(self.cf(cf)?, key, value),
-                BatchOp::Delete { cf, key } => wb.delete_cf(self.cf(cf)?, key),
+                BatchOp::Put { cf, key, value } => wb.put_cf(handle(cf)?, key, value),
+                BatchOp::Delete { cf, key } => wb.delete_cf(handle(cf)?, key),
             }
         }
         let mut opts = WriteOptions::default();
