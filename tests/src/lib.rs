@@ -80,3 +80,28 @@ pub fn gateway_with(
     )
     .map_err(|e| anyhow::anyhow!(e))
 }
+
+/// Sends one request through an in-process router: status, content type and JSON body
+/// (`null` when the body is not JSON).
+pub async fn call(
+    router: &axum::Router,
+    req: axum::http::Request<axum::body::Body>,
+) -> (axum::http::StatusCode, String, serde_json::Value) {
+    use tower::ServiceExt;
+    let resp = match router.clone().oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let status = resp.status();
+    let ctype = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let bytes = axum::body::to_bytes(resp.into_body(), 10 << 20)
+        .await
+        .unwrap_or_default();
+    let v = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, ctype, v)
+}

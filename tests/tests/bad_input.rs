@@ -10,7 +10,6 @@ use doin_tx_node::TxChain;
 use doin_types::{Address, Amount, ChainId, Hash256, Network, PublicKeyBytes, Timestamp};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tower::ServiceExt;
 
 struct Setup {
     chain: Arc<TxChain>,
@@ -77,18 +76,7 @@ fn hex_of(tx: SignedTx) -> String {
 }
 
 async fn call(s: &Setup, req: Request<Body>) -> (StatusCode, String, Value) {
-    let resp = s.router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let ctype = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let bytes = axum::body::to_bytes(resp.into_body(), 10 << 20)
-        .await
-        .unwrap();
-    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, ctype, v)
+    doin_tests::call(&s.router, req).await
 }
 
 fn post_json(path: &str, body: String) -> Request<Body> {

@@ -16,7 +16,6 @@ use doin_telemetry::Metrics;
 use doin_types::{Address, Amount, ChainId, Hash256, Network, Timestamp};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tower::ServiceExt;
 
 struct Setup {
     chain: Arc<MainChain>,
@@ -84,17 +83,7 @@ fn setup() -> Setup {
 }
 
 async fn call(s: &Setup, req: Request<Body>) -> (StatusCode, Value) {
-    let resp = s.router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let ctype = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let bytes = axum::body::to_bytes(resp.into_body(), 10 << 20)
-        .await
-        .unwrap();
-    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let (status, ctype, v) = doin_tests::call(&s.router, req).await;
     if status.is_client_error() {
         assert_eq!(ctype, "application/problem+json", "{v}");
     }

@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use doin_http::{path_problem, ApiJson, ApiQuery, Problem, ProblemDoc};
 use doin_main_core::{DomainId, MainBlock};
 use doin_store::StoreError;
-use doin_types::{Address, AddressError, Amount, Hash256, PublicKeyBytes};
+use doin_types::{Address, Amount, Hash256, PublicKeyBytes};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -377,13 +377,8 @@ async fn rewards(
     address: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RewardsView>, Problem> {
     let Path(address) = address.map_err(path_problem)?;
-    let a = Address::parse(&address, c.params().network).map_err(|e| {
-        let kind = match e {
-            AddressError::WrongNetwork { .. } => "wrong-network-address",
-            _ => "invalid-address",
-        };
-        Problem::bad_request(kind, e.to_string())
-    })?;
+    let a = Address::parse(&address, c.params().network)
+        .map_err(|e| Problem::bad_request(e.kind(), e.to_string()))?;
     let head = c.head();
     let h = head.header.height;
     Ok(Json(RewardsView {

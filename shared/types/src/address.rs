@@ -83,6 +83,17 @@ pub enum AddressError {
     Length(usize),
 }
 
+impl AddressError {
+    /// Stable machine-readable kind (the REST problem type): `wrong-network-address` for an
+    /// address of another network, `invalid-address` for anything else.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AddressError::WrongNetwork { .. } => "wrong-network-address",
+            _ => "invalid-address",
+        }
+    }
+}
+
 /// A DOIN account address: a network plus the account's x-only public key, shown as bech32m
 /// (`ddoin1…` on devnet). Binary encodings carry only the key; the network is implied by the
 /// chain.

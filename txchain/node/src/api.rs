@@ -20,7 +20,7 @@ use doin_http::{path_problem, ApiJson, ApiQuery, Problem, ProblemDoc};
 use doin_store::StoreError;
 use doin_tx_core::fees::effective_tip_per_weight;
 use doin_tx_core::{Tx, TxError};
-use doin_types::{Address, AddressError, Amount, Hash256, Height};
+use doin_types::{Address, Amount, Hash256, Height};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -84,13 +84,7 @@ fn internal(e: StoreError) -> Problem {
 
 fn parse_address(chain: &TxChain, s: &str) -> Result<Address, Problem> {
     let network = chain.params().network;
-    Address::parse(s, network).map_err(|e| {
-        let kind = match e {
-            AddressError::WrongNetwork { .. } => "wrong-network-address",
-            _ => "invalid-address",
-        };
-        Problem::bad_request(kind, e.to_string())
-    })
+    Address::parse(s, network).map_err(|e| Problem::bad_request(e.kind(), e.to_string()))
 }
 
 fn parse_hash(s: &str, what: &str) -> Result<Hash256, Problem> {
