@@ -48,6 +48,8 @@ pub enum ChainError {
     GenesisMismatch { stored: String, configured: String },
     #[error("stored state is inconsistent: {0}")]
     Inconsistent(String),
+    #[error("the data directory uses storage layout {stored}, this node reads layout {supported}; start from an empty data directory (the chain re-syncs from genesis)")]
+    SchemaMismatch { stored: u32, supported: u32 },
 }
 
 /// Why a submitted transaction was not accepted.
@@ -164,6 +166,15 @@ impl TxChain {
                 });
             }
             Some(_) => {}
+        }
+        match store.schema_version()? {
+            Some(v) if v == crate::store::SCHEMA_VERSION => {}
+            stored => {
+                return Err(ChainError::SchemaMismatch {
+                    stored: stored.unwrap_or(0),
+                    supported: crate::store::SCHEMA_VERSION,
+                })
+            }
         }
         let height = store
             .tip_height()?

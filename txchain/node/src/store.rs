@@ -16,8 +16,8 @@
 //! store holds either the whole block or none of it.
 
 use crate::tree::{
-    stale_node_key, stale_value_key, value_key, value_version_of, StoreTree, CF_JMT_NODES,
-    CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_VALUES,
+    encode_stale_nodes, value_key, value_version_of, StoreTree, CF_JMT_NODES, CF_JMT_STALE,
+    CF_JMT_STALE_VALUES, CF_JMT_VALUES,
 };
 use doin_codec::{decode_exact, encode};
 use doin_store::{Cf, Direction, Durability, KvStore, StoreError, WriteBatch};
@@ -27,6 +27,7 @@ use doin_tx_core::{
     StateView, TxId, TxPayload,
 };
 use doin_types::{Hash256, Height, PublicKeyBytes, SignatureBytes};
+use jmt::storage::NodeKey;
 use jmt::{KeyHash, Version};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -60,7 +61,8 @@ const META_GENESIS: &[u8] = b"genesis";
 const META_TIP: &[u8] = b"tip";
 const META_STATS: &[u8] = b"stats";
 const META_SCHEMA: &[u8] = b"schema";
-const SCHEMA_VERSION: u32 = 1;
+/// Version 2: staleness records are one entry per version (version 1 had one per node).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Key of one transaction of a block body: height ‖ position, both big-endian.
 fn body_key(height: Height, index: u32) -> Vec<u8> {
@@ -432,11 +434,21 @@ impl ChainStore {
             let v = borsh::to_vec(node).map_err(|e| corrupt("jmt node", e))?;
             batch.put(CF_JMT_NODES, k, v);
         }
+        // Every node and value of this batch goes stale at this block's version (batch
+        // insertion writes one version per block), so one record per column covers them all.
+        let mut stale_nodes: std::collections::BTreeMap<Version, Vec<&NodeKey>> =
+            std::collections::BTreeMap::new();
         for stale in &update.stale_node_index_batch {
+            stale_nodes
+                .entry(stale.stale_since_version)
+                .or_default()
+                .push(&stale.node_key);
+        }
+        for (since, keys) in stale_nodes {
             batch.put(
                 CF_JMT_STALE,
-                stale_node_key(stale.stale_since_version, &stale.node_key)?,
-                Vec::new(),
+                since.to_be_bytes().to_vec(),
+                encode_stale_nodes(keys)?,
             );
         }
         // The version each updated value had before: one iterator for the whole block.
@@ -449,14 +461,18 @@ impl ChainStore {
             .collect();
         let probes: Vec<Vec<u8>> = written.iter().map(|(v, k)| value_key(k, **v - 1)).collect();
         let floors = self.kv.floor_keys(CF_JMT_VALUES, &probes)?;
+        let mut stale_values: std::collections::BTreeMap<Version, Vec<u8>> =
+            std::collections::BTreeMap::new();
         for ((v, key_hash), floor) in written.iter().zip(floors) {
-            if let Some(prev) = floor.as_deref().and_then(|f| value_version_of(f, key_hash)) {
-                batch.put(
-                    CF_JMT_STALE_VALUES,
-                    stale_value_key(**v, key_hash, prev),
-                    Vec::new(),
-                );
+            if let Some(prev) = floor
+                .as_deref()
+                .filter(|f| value_version_of(f, key_hash).is_some())
+            {
+                stale_values.entry(**v).or_default().extend_from_slice(prev);
             }
+        }
+        for (since, record) in stale_values {
+            batch.put(CF_JMT_STALE_VALUES, since.to_be_bytes().to_vec(), record);
         }
         for ((v, key_hash), value) in update.node_batch.values() {
             let mut enc = Vec::with_capacity(1 + value.as_ref().map_or(0, |x| x.len()));

@@ -2,8 +2,14 @@
 //!
 //! - `tx_jmt_nodes`: borsh(NodeKey) → borsh(Node)
 //! - `tx_jmt_values`: key hash ‖ version (BE) → 0x00 (deleted) | 0x01 ‖ value
-//! - `tx_jmt_stale`: stale-since version (BE) ‖ borsh(NodeKey) → ∅
-//! - `tx_jmt_stale_values`: stale-since version (BE) ‖ key hash ‖ old version (BE) → ∅
+//! - `tx_jmt_stale`: stale-since version (BE) → the nodes that went stale at that version, each
+//!   as a 2-byte big-endian length ‖ borsh(NodeKey)
+//! - `tx_jmt_stale_values`: stale-since version (BE) → the values that went stale at that version,
+//!   each as key hash ‖ old version (BE)
+//!
+//! Staleness is recorded as one entry per version, not one per node: a block of thousands of
+//! transfers makes tens of thousands of stale nodes, and every entry costs a write-batch insert;
+//! pruning always deletes a version's records together anyway.
 //!
 //! A node or value that became stale at version `s` is only needed by versions below `s`, so
 //! once every version below `s` is outside the retention window it is deleted. Without this
@@ -39,17 +45,48 @@ pub fn value_key(key_hash: &KeyHash, version: Version) -> Vec<u8> {
     k
 }
 
-pub fn stale_node_key(since: Version, node_key: &NodeKey) -> Result<Vec<u8>, StoreError> {
-    let mut k = since.to_be_bytes().to_vec();
-    k.extend(borsh::to_vec(node_key).map_err(|e| corrupt("jmt node key", e))?);
-    Ok(k)
+/// One version's stale-node record: the keys of every node that went stale at that version.
+pub fn encode_stale_nodes<'a>(
+    node_keys: impl IntoIterator<Item = &'a NodeKey>,
+) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    for node_key in node_keys {
+        let k = borsh::to_vec(node_key).map_err(|e| corrupt("jmt node key", e))?;
+        let len = u16::try_from(k.len()).map_err(|_| corrupt("jmt node key", "too long"))?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&k);
+    }
+    Ok(out)
 }
 
-pub fn stale_value_key(since: Version, key_hash: &KeyHash, old_version: Version) -> Vec<u8> {
-    let mut k = since.to_be_bytes().to_vec();
-    k.extend_from_slice(&key_hash.0);
-    k.extend_from_slice(&old_version.to_be_bytes());
-    k
+/// The stored node keys (borsh bytes) in a stale-node record.
+pub fn decode_stale_nodes(record: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
+    let mut keys = Vec::new();
+    let mut rest = record;
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_first_chunk::<2>()
+            .ok_or_else(|| corrupt("stale-node record", "truncated length"))?;
+        let len = usize::from(u16::from_be_bytes(*len));
+        if tail.len() < len {
+            return Err(corrupt("stale-node record", "truncated key"));
+        }
+        let (key, tail) = tail.split_at(len);
+        keys.push(key);
+        rest = tail;
+    }
+    Ok(keys)
+}
+
+/// Width of one entry in a stale-value record: key hash ‖ old version.
+const STALE_VALUE_ENTRY: usize = 40;
+
+/// The `tx_jmt_values` keys in a stale-value record (each entry already is one).
+pub fn decode_stale_values(record: &[u8]) -> Result<impl Iterator<Item = &[u8]>, StoreError> {
+    if record.len() % STALE_VALUE_ENTRY != 0 {
+        return Err(corrupt("stale-value record", "length"));
+    }
+    Ok(record.chunks_exact(STALE_VALUE_ENTRY))
 }
 
 /// Read access to the stored tree, for `jmt`.
@@ -119,48 +156,100 @@ impl TreeReader for StoreTree<'_> {
 }
 
 /// Adds deletions of everything that went stale at or before `prune_to` to `batch`.
+///
+/// Deletes whole versions' records, oldest first, and stops before a version whose records
+/// would take the count past `max_deletes` (but always takes at least one version, so pruning
+/// never stalls behind a single large block). Returns the number of nodes and values deleted.
 pub fn prune(
     kv: &dyn KvStore,
     batch: &mut WriteBatch,
     prune_to: Version,
     max_deletes: usize,
 ) -> Result<usize, StoreError> {
-    let mut deleted = 0;
+    let mut deleted = 0usize;
     for item in kv.iter_from(CF_JMT_STALE, &[], Direction::Forward)? {
-        let (k, _) = item?;
-        if k.len() < 8 || deleted >= max_deletes {
+        let (k, record) = item?;
+        if version_of_record(&k)? > prune_to {
             break;
         }
-        let since = u64::from_be_bytes(
-            k[..8]
-                .try_into()
-                .map_err(|_| corrupt("stale index", "key"))?,
-        );
-        if since > prune_to {
+        let keys = decode_stale_nodes(&record)?;
+        if deleted > 0 && deleted.saturating_add(keys.len()) > max_deletes {
             break;
         }
-        batch.delete(CF_JMT_NODES, k[8..].to_vec());
+        for node_key in &keys {
+            batch.delete(CF_JMT_NODES, node_key.to_vec());
+        }
+        deleted = deleted.saturating_add(keys.len());
         batch.delete(CF_JMT_STALE, k);
-        deleted += 1;
     }
+    let mut values_deleted = 0usize;
     for item in kv.iter_from(CF_JMT_STALE_VALUES, &[], Direction::Forward)? {
-        let (k, _) = item?;
-        if k.len() != 48 || deleted >= max_deletes {
+        let (k, record) = item?;
+        if version_of_record(&k)? > prune_to {
             break;
         }
-        let since = u64::from_be_bytes(
-            k[..8]
-                .try_into()
-                .map_err(|_| corrupt("stale values", "key"))?,
-        );
-        if since > prune_to {
+        let count = record.len() / STALE_VALUE_ENTRY;
+        if values_deleted > 0 && values_deleted.saturating_add(count) > max_deletes {
             break;
         }
-        let mut vk = k[8..40].to_vec();
-        vk.extend_from_slice(&k[40..48]);
-        batch.delete(CF_JMT_VALUES, vk);
+        for value_key in decode_stale_values(&record)? {
+            batch.delete(CF_JMT_VALUES, value_key.to_vec());
+        }
+        values_deleted = values_deleted.saturating_add(count);
         batch.delete(CF_JMT_STALE_VALUES, k);
-        deleted += 1;
     }
-    Ok(deleted)
+    Ok(deleted.saturating_add(values_deleted))
+}
+
+fn version_of_record(key: &[u8]) -> Result<Version, StoreError> {
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| corrupt("stale record", "key is not a version"))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jmt::storage::NodeKey;
+
+    /// A node key at `version` whose path is the two nibbles of `byte` (built from its borsh
+    /// form: version, nibble count, path bytes — `jmt` keeps the constructors private).
+    fn node_key(version: u64, byte: u8) -> NodeKey {
+        let mut raw = version.to_le_bytes().to_vec();
+        raw.extend_from_slice(&2u64.to_le_bytes());
+        raw.extend_from_slice(&1u32.to_le_bytes());
+        raw.push(byte);
+        borsh::from_slice(&raw).unwrap()
+    }
+
+    #[test]
+    fn stale_node_records_round_trip_and_reject_truncation() {
+        let keys = [node_key(7, 0xab), node_key(u64::MAX, 0x12)];
+        let record = encode_stale_nodes(keys.iter()).unwrap();
+        let decoded = decode_stale_nodes(&record).unwrap();
+        assert_eq!(decoded.len(), 2);
+        for (raw, key) in decoded.iter().zip(&keys) {
+            assert_eq!(*raw, borsh::to_vec(key).unwrap().as_slice());
+        }
+        for cut in 1..record.len() {
+            if cut == record.len() / 2 {
+                continue; // a boundary between two whole entries
+            }
+            assert!(decode_stale_nodes(&record[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(decode_stale_nodes(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn stale_value_records_must_hold_whole_entries() {
+        assert_eq!(decode_stale_values(&[0u8; 80]).unwrap().count(), 2);
+        assert!(decode_stale_values(&[0u8; 79]).is_err());
+    }
+
+    #[test]
+    fn record_keys_must_be_versions() {
+        assert_eq!(version_of_record(&5u64.to_be_bytes()).unwrap(), 5);
+        assert!(version_of_record(&[0u8; 9]).is_err());
+    }
 }

@@ -175,10 +175,13 @@ fn old_state_versions_are_pruned_and_the_chain_keeps_working() {
     };
     let nodes = count(doin_tx_node::tree::CF_JMT_NODES);
     let stale = count(doin_tx_node::tree::CF_JMT_STALE);
+    let stale_values = count(doin_tx_node::tree::CF_JMT_STALE_VALUES);
     // Without pruning 30 blocks would leave well over a hundred nodes; with 3 versions kept
-    // only the live tree plus a few recent versions remain.
+    // only the live tree plus a few recent versions remain, and staleness records (one per
+    // version) only for the versions not yet prunable (28, 29, 30).
     assert!(nodes < 80, "{nodes} tree nodes left");
-    assert!(stale < 60, "{stale} stale entries left");
+    assert!(stale <= 3, "{stale} stale-node records left");
+    assert!(stale_values <= 3, "{stale_values} stale-value records left");
     // The current root still verifies on reopen (TxChain::open checks it).
     let tip = chain.tip();
     drop(kv);
@@ -188,6 +191,36 @@ fn old_state_versions_are_pruned_and_the_chain_keeps_working() {
     let tx = transfer(&chain, &k.users[0], &k.users[1], 1);
     chain.submit(tx.bytes()).unwrap();
     chain.produce_block(&k.validator, time(31)).unwrap();
+}
+
+#[test]
+fn a_data_directory_of_another_storage_layout_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys();
+    let chain = open(dir.path(), spec(&k), 16);
+    let kv = chain.store().kv().clone();
+    drop(chain);
+    let mut b = doin_store::WriteBatch::new();
+    b.put(
+        doin_tx_node::store::CF_META,
+        b"schema".to_vec(),
+        doin_codec::encode(&1u32).unwrap(),
+    );
+    kv.write(b, doin_store::Durability::Sync).unwrap();
+    let err = TxChain::open(kv, spec(&k), TxChainConfig::default(), &Metrics::new())
+        .err()
+        .expect("layout 1 must be refused");
+    assert!(
+        matches!(
+            err,
+            doin_tx_node::ChainError::SchemaMismatch {
+                stored: 1,
+                supported: 2
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("empty data directory"), "{err}");
 }
 
 #[test]
