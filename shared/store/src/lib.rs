@@ -135,13 +135,13 @@ pub trait KvStore: Send + Sync + 'static {
         keys.iter().map(|k| self.get(cf, k)).collect()
     }
 
-    /// For each key, the greatest stored key that is ≤ it (`None` when there is none).
-    /// Backends answer many look-ups with one iterator; the default seeks afresh per key.
-    fn floor_keys(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    /// For each key, the stored entry with the greatest key that is ≤ it (`None` when there is
+    /// none). Backends answer many look-ups with one iterator; the default seeks afresh per key.
+    fn floor_entries(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<KvPair>>, StoreError> {
         keys.iter()
             .map(|k| {
                 let mut it = self.iter_from(cf, k, Direction::Reverse)?;
-                it.next().transpose().map(|e| e.map(|(k, _)| k))
+                it.next().transpose()
             })
             .collect()
     }
@@ -197,7 +197,7 @@ pub(crate) mod conformance {
         );
         assert_eq!(
             store
-                .floor_keys(
+                .floor_entries(
                     CF_A,
                     &[
                         b"a".to_vec(),
@@ -209,9 +209,9 @@ pub(crate) mod conformance {
                 .unwrap(),
             vec![
                 None,
-                Some(b"k1".to_vec()),
-                Some(b"k1".to_vec()),
-                Some(b"z".to_vec())
+                Some((b"k1".to_vec(), b"v1".to_vec())),
+                Some((b"k1".to_vec(), b"v1".to_vec())),
+                Some((b"z".to_vec(), b"last".to_vec()))
             ]
         );
 

@@ -1,6 +1,8 @@
 //! RocksDB implementation of `KvStore`.
 
-use crate::{BatchOp, Cf, Direction, Durability, KvIter, KvStore, StoreError, WriteBatch};
+use crate::{
+    BatchOp, Cf, Direction, Durability, KvIter, KvPair, KvStore, StoreError, WriteBatch,
+};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, IteratorMode, Options,
     WriteOptions, DB,
@@ -146,12 +148,12 @@ impl KvStore for RocksStore {
             .collect()
     }
 
-    fn floor_keys(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    fn floor_entries(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<KvPair>>, StoreError> {
         let mut it = self.db.raw_iterator_cf(self.cf(cf)?);
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             it.seek_for_prev(k);
-            out.push(it.key().map(|k| k.to_vec()));
+            out.push(it.item().map(|(k, v)| (k.to_vec(), v.to_vec())));
         }
         it.status().map_err(backend)?;
         Ok(out)

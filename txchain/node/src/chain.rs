@@ -8,7 +8,7 @@
 use crate::events::EventLog;
 use crate::mempool::{Admission, Mempool, MempoolConfig, MempoolError};
 use crate::metrics::TxMetrics;
-use crate::store::{ChainStore, PruneConfig, StoredHeader, TxLocation};
+use crate::store::{ChainStore, PriorVersions, PruneConfig, StoredHeader, TxLocation};
 use crate::views;
 use doin_crypto::KeyPair;
 use doin_store::{KvStore, StoreError};
@@ -16,8 +16,8 @@ use doin_telemetry::{Metrics, MetricsError};
 use doin_tx_core::fees::next_base_fee;
 use doin_tx_core::{
     apply_block, build_block, genesis, Account, ApplyContext, Block, BlockError, BlockHash,
-    BlockHeader, ChainParams, GenesisError, GenesisSpec, SignedTx, StateView, Tx, TxError, TxId,
-    TxPayload,
+    BlockHeader, ChainParams, GenesisError, GenesisSpec, SignedTx, StateView, Tx, TxBody, TxError,
+    TxId, TxPayload,
 };
 use doin_types::{Amount, Height, PublicKeyBytes, Timestamp};
 use jmt::Sha256Jmt;
@@ -65,6 +65,16 @@ impl From<TxError> for SubmitError {
     fn from(e: TxError) -> Self {
         SubmitError::Rejected(MempoolError::Tx(e))
     }
+}
+
+/// Every account a set of transactions reads: senders and recipients.
+fn transfer_parties<'a>(
+    bodies: impl Iterator<Item = &'a TxBody> + 'a,
+) -> impl Iterator<Item = PublicKeyBytes> + 'a {
+    bodies.flat_map(|b| {
+        let TxPayload::Transfer { to, .. } = &b.payload;
+        [b.sender, *to]
+    })
 }
 
 /// Where a transaction is in its life.
@@ -451,10 +461,13 @@ impl TxChain {
             .mempool
             .lock()
             .candidates(base_fee, self.params.consensus.block_weight_limit);
+        let view = self
+            .store
+            .prefetch_accounts(transfer_parties(candidates.iter().map(|t| t.body())).chain([key.public()]))?;
         // Signatures were verified when the transactions entered the mempool.
         let built = build_block(
             &self.params,
-            &self.store,
+            &view,
             &self.store.tree(),
             &parent,
             time,
@@ -474,7 +487,7 @@ impl TxChain {
         for (id, e) in &built.skipped {
             tracing::debug!(tx = %id, error = %e, "left a pending transaction out of the block");
         }
-        self.commit(&built.block, &built.applied, &skipped)?;
+        self.commit(&built.block, &built.applied, &skipped, view.prior_versions())?;
         Ok(built.block)
     }
 
@@ -482,13 +495,7 @@ impl TxChain {
     pub fn import_block(&self, block: &Block, now: Timestamp) -> Result<(), ChainError> {
         let _commit = self.commit_lock.lock();
         let parent = self.tip.read().header.clone();
-        let keys = block
-            .txs
-            .iter()
-            .flat_map(|t| {
-                let TxPayload::Transfer { to, .. } = &t.body.payload;
-                [t.body.sender, *to]
-            })
+        let keys = transfer_parties(block.txs.iter().map(|t| &t.body))
             .chain(std::iter::once(block.header.proposer));
         let view = self.store.prefetch_accounts(keys)?;
         let applied = apply_block(
@@ -502,7 +509,7 @@ impl TxChain {
                 verify_tx_signatures: true,
             },
         )?;
-        self.commit(block, &applied, &[])
+        self.commit(block, &applied, &[], view.prior_versions())
     }
 
     fn commit(
@@ -510,9 +517,10 @@ impl TxChain {
         block: &Block,
         applied: &doin_tx_core::AppliedBlock,
         also_drop: &[TxId],
+        prior: &PriorVersions,
     ) -> Result<(), ChainError> {
         let started = Instant::now();
-        self.store.commit_block(block, applied)?;
+        self.store.commit_block(block, applied, prior)?;
         self.metrics
             .block_commit_seconds
             .observe(started.elapsed().as_secs_f64());

@@ -1,27 +1,28 @@
 //! The transfer chain's persistent layout on top of `KvStore`, and the one write per block.
 //!
 //! Column families (all in the node's single RocksDB):
-//! - `tx_meta`: genesis specification, tip height, chain totals, schema version
+//! - `tx_meta`: genesis specification, tip height, storage layout version
 //! - `tx_headers`: height (big-endian) → header + proposer signature
 //! - `tx_bodies`: height ‖ position (big-endian) → one transaction's canonical bytes
 //! - `tx_block_hashes`: block hash → height
 //! - `tx_index`: transaction id → (height, position)
 //! - `tx_addr_index`: key ‖ height ‖ position → transaction id ‖ role (newest-first scans)
-//! - `tx_accounts`: key → account (the latest state, for fast reads; the JMT authenticates it)
 //! - `tx_jmt_nodes`, `tx_jmt_values`, `tx_jmt_stale`, `tx_jmt_stale_values`: the state tree and
-//!   the indices that let old versions be pruned
+//!   the indices that let old versions be pruned. The tree's values are the only copy of the
+//!   state (accounts, chain totals): the current state is each key's newest value, so nothing
+//!   can disagree with the root the headers commit to.
 //! - `tx_mempool`: pending transactions, so a restart keeps them
 //!
 //! `commit_block` turns an applied block into one atomic, fsynced batch: after a crash the
 //! store holds either the whole block or none of it.
 
 use crate::tree::{
-    encode_stale_nodes, value_key, value_version_of, StoreTree, CF_JMT_NODES, CF_JMT_STALE,
-    CF_JMT_STALE_VALUES, CF_JMT_VALUES,
+    encode_stale_nodes, encode_value, value_key, value_version_of, StoreTree, CF_JMT_NODES,
+    CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_VALUES,
 };
 use doin_codec::{decode_exact, encode};
 use doin_store::{Cf, Direction, Durability, KvStore, StoreError, WriteBatch};
-use doin_tx_core::state::{decode_account, decode_chain_stats};
+use doin_tx_core::state::{account_key, chain_stats_key, decode_account, decode_chain_stats};
 use doin_tx_core::{
     Account, AppliedBlock, Block, BlockHash, BlockHeader, ChainStats, GenesisSpec, SignedTx,
     StateView, TxId, TxPayload,
@@ -38,7 +39,6 @@ pub const CF_BODIES: Cf = "tx_bodies";
 pub const CF_BLOCK_HASHES: Cf = "tx_block_hashes";
 pub const CF_TX_INDEX: Cf = "tx_index";
 pub const CF_ADDR_INDEX: Cf = "tx_addr_index";
-pub const CF_ACCOUNTS: Cf = "tx_accounts";
 pub const CF_MEMPOOL: Cf = "tx_mempool";
 
 /// Every column family the transfer chain uses; pass to the store when opening it.
@@ -49,7 +49,6 @@ pub const COLUMNS: &[Cf] = &[
     CF_BLOCK_HASHES,
     CF_TX_INDEX,
     CF_ADDR_INDEX,
-    CF_ACCOUNTS,
     CF_MEMPOOL,
     CF_JMT_NODES,
     CF_JMT_VALUES,
@@ -59,9 +58,9 @@ pub const COLUMNS: &[Cf] = &[
 
 const META_GENESIS: &[u8] = b"genesis";
 const META_TIP: &[u8] = b"tip";
-const META_STATS: &[u8] = b"stats";
 const META_SCHEMA: &[u8] = b"schema";
-/// Version 2: staleness records are one entry per version (version 1 had one per node).
+/// Version 2: staleness records are one entry per version (version 1 had one per node), and the
+/// state lives only in the tree's values (version 1 also kept a copy of every account).
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// Key of one transaction of a block body: height ‖ position, both big-endian.
@@ -341,14 +340,21 @@ impl ChainStore {
             META_SCHEMA.to_vec(),
             encode(&SCHEMA_VERSION).map_err(|e| corrupt("schema", e))?,
         );
-        self.block_writes(&mut batch, block, applied)?;
+        self.block_writes(&mut batch, block, applied, &PriorVersions::new())?;
         self.kv.write(batch, Durability::Sync)
     }
 
-    /// Writes one block and everything derived from it in a single fsynced batch.
-    pub fn commit_block(&self, block: &Block, applied: &AppliedBlock) -> StoreResult<()> {
+    /// Writes one block and everything derived from it in a single fsynced batch. `prior`
+    /// holds what a prefetch already learned about the tree before the block (keys it lacks
+    /// are looked up).
+    pub fn commit_block(
+        &self,
+        block: &Block,
+        applied: &AppliedBlock,
+        prior: &PriorVersions,
+    ) -> StoreResult<()> {
         let mut batch = WriteBatch::new();
-        self.block_writes(&mut batch, block, applied)?;
+        self.block_writes(&mut batch, block, applied, prior)?;
         self.kv.write(batch, Durability::Sync)
     }
 
@@ -357,6 +363,7 @@ impl ChainStore {
         batch: &mut WriteBatch,
         block: &Block,
         applied: &AppliedBlock,
+        prior: &PriorVersions,
     ) -> StoreResult<()> {
         let height = block.header.height;
         let hkey = height.to_be_bytes();
@@ -402,21 +409,9 @@ impl ChainStore {
             }
         }
 
-        for (key, account) in &applied.diff.accounts {
-            batch.put(
-                CF_ACCOUNTS,
-                key.0.to_vec(),
-                encode(account).map_err(|e| corrupt("account", e))?,
-            );
-        }
-        batch.put(
-            CF_META,
-            META_STATS.to_vec(),
-            encode(&applied.diff.chain_stats).map_err(|e| corrupt("stats", e))?,
-        );
         batch.put(CF_META, META_TIP.to_vec(), hkey.to_vec());
 
-        self.tree_writes(batch, height, applied)?;
+        self.tree_writes(batch, height, applied, prior)?;
         Ok(())
     }
 
@@ -427,6 +422,7 @@ impl ChainStore {
         batch: &mut WriteBatch,
         version: Height,
         applied: &AppliedBlock,
+        prior: &PriorVersions,
     ) -> StoreResult<()> {
         let update = &applied.tree_update;
         for (node_key, node) in update.node_batch.nodes() {
@@ -451,39 +447,52 @@ impl ChainStore {
                 encode_stale_nodes(keys)?,
             );
         }
-        // The version each updated value had before: one iterator for the whole block.
-        let written: Vec<(&Version, &KeyHash)> = update
+        // The version each updated value had before (it goes stale now): known from the
+        // prefetch, or looked up with one iterator for the whole block.
+        let written: Vec<(Version, &KeyHash)> = update
             .node_batch
             .values()
             .keys()
             .filter(|(v, _)| *v > 0)
-            .map(|(v, k)| (v, k))
+            .map(|(v, k)| (*v, k))
             .collect();
-        let probes: Vec<Vec<u8>> = written.iter().map(|(v, k)| value_key(k, **v - 1)).collect();
-        let floors = self.kv.floor_keys(CF_JMT_VALUES, &probes)?;
+        let unknown: Vec<&KeyHash> = written
+            .iter()
+            .map(|(_, k)| *k)
+            .filter(|k| !prior.contains_key(k))
+            .collect();
+        let probes: Vec<Vec<u8>> = unknown
+            .iter()
+            .map(|k| value_key(k, version.saturating_sub(1)))
+            .collect();
+        let mut looked_up = std::collections::BTreeMap::new();
+        for (key_hash, floor) in unknown.into_iter().zip(self.kv.floor_entries(CF_JMT_VALUES, &probes)?) {
+            let found = floor.and_then(|(k, _)| value_version_of(&k, key_hash));
+            looked_up.insert(key_hash, found);
+        }
         let mut stale_values: std::collections::BTreeMap<Version, Vec<u8>> =
             std::collections::BTreeMap::new();
-        for ((v, key_hash), floor) in written.iter().zip(floors) {
-            if let Some(prev) = floor
-                .as_deref()
-                .filter(|f| value_version_of(f, key_hash).is_some())
-            {
-                stale_values.entry(**v).or_default().extend_from_slice(prev);
+        for (v, key_hash) in written {
+            let before = match prior.get(key_hash) {
+                Some(known) => *known,
+                None => looked_up.get(key_hash).copied().flatten(),
+            };
+            if let Some(old) = before {
+                stale_values
+                    .entry(v)
+                    .or_default()
+                    .extend_from_slice(&value_key(key_hash, old));
             }
         }
         for (since, record) in stale_values {
             batch.put(CF_JMT_STALE_VALUES, since.to_be_bytes().to_vec(), record);
         }
         for ((v, key_hash), value) in update.node_batch.values() {
-            let mut enc = Vec::with_capacity(1 + value.as_ref().map_or(0, |x| x.len()));
-            match value {
-                Some(bytes) => {
-                    enc.push(1);
-                    enc.extend_from_slice(bytes);
-                }
-                None => enc.push(0),
-            }
-            batch.put(CF_JMT_VALUES, value_key(key_hash, *v), enc);
+            batch.put(
+                CF_JMT_VALUES,
+                value_key(key_hash, *v),
+                encode_value(value.as_deref()),
+            );
         }
         if let Some(prune_to) = version.checked_sub(self.prune.keep_versions) {
             crate::tree::prune(
@@ -497,33 +506,76 @@ impl ChainStore {
     }
 }
 
-/// The chain store with a block's accounts read ahead in one batched read: block application
-/// asks for two accounts per transfer, and one multi-get beats thousands of point reads.
+/// For tree keys a block touches: the version each was last written at before the block
+/// (`None`: never written). The commit records those versions as stale.
+pub type PriorVersions = std::collections::BTreeMap<KeyHash, Option<Version>>;
+
+/// The chain store with a block's accounts read ahead in one pass: block application asks
+/// for two accounts per transfer, and one iterator beats thousands of separate look-ups. The
+/// versions found on the way tell the commit which values the block makes stale.
 pub struct Prefetched<'a> {
     store: &'a ChainStore,
     accounts: std::collections::BTreeMap<PublicKeyBytes, Option<Account>>,
+    chain_stats: ChainStats,
+    prior: PriorVersions,
+}
+
+impl Prefetched<'_> {
+    pub fn prior_versions(&self) -> &PriorVersions {
+        &self.prior
+    }
 }
 
 impl ChainStore {
-    /// Reads `keys`' accounts ahead (duplicates are fine).
+    /// Reads `keys`' accounts and the chain totals ahead (duplicates are fine).
     pub fn prefetch_accounts(
         &self,
         keys: impl IntoIterator<Item = PublicKeyBytes>,
     ) -> StoreResult<Prefetched<'_>> {
         let keys: std::collections::BTreeSet<PublicKeyBytes> = keys.into_iter().collect();
-        let raw: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
-        let values = self.kv.multi_get(CF_ACCOUNTS, &raw)?;
+        // Ordered by tree key so the iterator moves forward through the column.
+        let mut wanted: Vec<(KeyHash, Option<PublicKeyBytes>)> =
+            keys.into_iter().map(|k| (account_key(&k), Some(k))).collect();
+        wanted.push((chain_stats_key(), None));
+        wanted.sort_by(|a, b| a.0.cmp(&b.0));
+        let hashes: Vec<KeyHash> = wanted.iter().map(|(h, _)| *h).collect();
+        let found = self.tree().latest_values(&hashes)?;
         let mut accounts = std::collections::BTreeMap::new();
-        for (k, v) in keys.into_iter().zip(values) {
-            let a = v
-                .map(|b| decode_account(&b).map_err(|e| corrupt("account", e)))
-                .transpose()?;
-            accounts.insert(k, a);
+        let mut chain_stats = ChainStats::default();
+        let mut prior = PriorVersions::new();
+        for ((hash, key), latest) in wanted.into_iter().zip(found) {
+            prior.insert(hash, latest.as_ref().map(|(v, _)| *v));
+            let value = latest.and_then(|(_, v)| v);
+            match key {
+                Some(key) => {
+                    let account = value
+                        .map(|b| decode_account(&b).map_err(|e| corrupt("account", e)))
+                        .transpose()?;
+                    accounts.insert(key, account);
+                }
+                None => {
+                    if let Some(b) = value {
+                        chain_stats =
+                            decode_chain_stats(&b).map_err(|e| corrupt("chain totals", e))?;
+                    }
+                }
+            }
         }
         Ok(Prefetched {
             store: self,
             accounts,
+            chain_stats,
+            prior,
         })
+    }
+
+    /// The newest value of one state key.
+    fn state_value(&self, key_hash: KeyHash) -> Result<Option<Vec<u8>>, String> {
+        let mut found = self
+            .tree()
+            .latest_values(&[key_hash])
+            .map_err(|e| e.to_string())?;
+        Ok(found.pop().flatten().and_then(|(_, v)| v))
     }
 }
 
@@ -536,28 +588,19 @@ impl StateView for Prefetched<'_> {
     }
 
     fn chain_stats(&self) -> Result<ChainStats, String> {
-        self.store.chain_stats()
+        Ok(self.chain_stats)
     }
 }
 
 impl StateView for ChainStore {
     fn account(&self, key: &PublicKeyBytes) -> Result<Option<Account>, String> {
-        match self
-            .kv
-            .get(CF_ACCOUNTS, &key.0)
-            .map_err(|e| e.to_string())?
-        {
-            None => Ok(None),
-            Some(b) => decode_account(&b).map(Some),
-        }
+        self.state_value(account_key(key))?
+            .map(|b| decode_account(&b))
+            .transpose()
     }
 
     fn chain_stats(&self) -> Result<ChainStats, String> {
-        match self
-            .kv
-            .get(CF_META, META_STATS)
-            .map_err(|e| e.to_string())?
-        {
+        match self.state_value(chain_stats_key())? {
             None => Ok(ChainStats::default()),
             Some(b) => decode_chain_stats(&b),
         }

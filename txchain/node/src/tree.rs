@@ -99,21 +99,49 @@ impl<'a> StoreTree<'a> {
         StoreTree { kv }
     }
 
-    /// Newest version ≤ `max_version` at which `key_hash` was written, if any.
-    pub fn latest_value_version(
-        &self,
-        key_hash: &KeyHash,
-        max_version: Version,
-    ) -> Result<Option<Version>, StoreError> {
-        let start = value_key(key_hash, max_version);
-        let mut it = self
-            .kv
-            .iter_from(CF_JMT_VALUES, &start, Direction::Reverse)?;
-        match it.next() {
-            Some(Ok((k, _))) => Ok(value_version_of(&k, key_hash)),
-            Some(Err(e)) => Err(e),
-            None => Ok(None),
+    /// The newest stored entry of each key hash: the version it was written at and its value
+    /// (`None` for a deletion); `None` when the key was never written. One iterator for all.
+    pub fn latest_values(&self, key_hashes: &[KeyHash]) -> Result<Vec<LatestValue>, StoreError> {
+        let probes: Vec<Vec<u8>> = key_hashes
+            .iter()
+            .map(|k| value_key(k, Version::MAX))
+            .collect();
+        let floors = self.kv.floor_entries(CF_JMT_VALUES, &probes)?;
+        key_hashes
+            .iter()
+            .zip(floors)
+            .map(|(key_hash, floor)| match floor {
+                Some((k, v)) => match value_version_of(&k, key_hash) {
+                    Some(version) => Ok(Some((version, decode_value(&v)?))),
+                    None => Ok(None),
+                },
+                None => Ok(None),
+            })
+            .collect()
+    }
+}
+
+/// A key's newest stored version and value (`None` value: deleted at that version).
+pub type LatestValue = Option<(Version, Option<OwnedValue>)>;
+
+/// A `tx_jmt_values` entry: 0x00 (deleted) or 0x01 ‖ value.
+fn decode_value(stored: &[u8]) -> Result<Option<OwnedValue>, StoreError> {
+    match stored.split_first() {
+        Some((1, rest)) => Ok(Some(rest.to_vec())),
+        Some((0, [])) => Ok(None),
+        _ => Err(corrupt("jmt value entry", "unknown tag")),
+    }
+}
+
+pub fn encode_value(value: Option<&[u8]>) -> Vec<u8> {
+    match value {
+        Some(bytes) => {
+            let mut enc = Vec::with_capacity(1 + bytes.len());
+            enc.push(1);
+            enc.extend_from_slice(bytes);
+            enc
         }
+        None => vec![0],
     }
 }
 
@@ -136,11 +164,7 @@ impl TreeReader for StoreTree<'_> {
             .kv
             .iter_from(CF_JMT_VALUES, &start, Direction::Reverse)?;
         match it.next() {
-            Some(Ok((k, v))) if k.len() == 40 && k[..32] == key_hash.0 => match v.split_first() {
-                Some((1, rest)) => Ok(Some(rest.to_vec())),
-                Some((0, [])) => Ok(None),
-                _ => Err(anyhow::anyhow!("corrupt jmt value entry")),
-            },
+            Some(Ok((k, v))) if value_version_of(&k, &key_hash).is_some() => Ok(decode_value(&v)?),
             Some(Err(e)) => Err(e.into()),
             _ => Ok(None),
         }
