@@ -1,8 +1,6 @@
 //! RocksDB implementation of `KvStore`.
 
-use crate::{
-    BatchOp, Cf, Direction, Durability, KvIter, KvPair, KvStore, StoreError, WriteBatch,
-};
+use crate::{BatchOp, Cf, Direction, Durability, KvIter, KvPair, KvStore, StoreError, WriteBatch};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, IteratorMode, Options,
     WriteOptions, DB,
