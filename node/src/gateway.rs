@@ -83,6 +83,7 @@ struct NodeApiDoc;
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = NodeApiDoc::openapi();
     doc.merge(doin_tx_node::api::TxApiDoc::openapi());
+    doc.merge(doin_tx_node::proof_api::ProofApiDoc::openapi());
     doc.merge(doin_main_node::api::MainApiDoc::openapi());
     doc
 }
@@ -96,8 +97,19 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
         .route("/v1/node/status", get(node_status))
         .with_state(state.clone());
     match &state.tx {
-        Some(chain) => app = app.merge(doin_tx_node::api::router(chain.clone())),
-        None => app = app.route("/v1/tx/{*rest}", any(|| disabled("tx", "transfer chain"))),
+        Some(chain) => {
+            app = app
+                .merge(doin_tx_node::api::router(chain.clone()))
+                .merge(doin_tx_node::proof_api::router(chain.clone()))
+        }
+        None => {
+            app = app
+                .route("/v1/tx/{*rest}", any(|| disabled("tx", "transfer chain")))
+                .route(
+                    "/v1/anchors/tx/{*rest}",
+                    any(|| disabled("tx", "transfer chain")),
+                )
+        }
     }
     match &state.main {
         Some(chain) => app = app.merge(doin_main_node::api::router(chain.clone())),
@@ -133,7 +145,7 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
 async fn not_yet_anchors() -> Problem {
     Problem::not_found(
         "not-available",
-        "cross-chain anchors are not available in this version of doin",
+        "only transaction inclusion proofs (/v1/anchors/tx/{id}) are available in this version of doin; cross-chain anchors are not",
     )
 }
 

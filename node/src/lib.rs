@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod devnet;
 pub mod gateway;
+pub mod proofcheck;
 pub mod run;
 pub mod tasks;
 pub mod wallet;

@@ -58,6 +58,24 @@ pub enum WalletCommand {
         /// Transaction id (hex).
         id: String,
     },
+    /// Fetch a transaction's inclusion proof (JSON) from the node, to keep or pass on.
+    Proof {
+        /// Transaction id (hex).
+        id: String,
+        /// Write the proof to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check an inclusion proof offline: the transaction is in a block signed by one of the
+    /// genesis validators of that chain. Needs no node; exits non-zero if the proof fails.
+    VerifyProof {
+        /// Proof file written by `wallet proof` (or the JSON of GET /v1/anchors/tx/{id}); `-`
+        /// reads standard input.
+        file: PathBuf,
+        /// Genesis file of the chain (chain id and validators are taken from it).
+        #[arg(long)]
+        genesis: PathBuf,
+    },
     /// Register an optimization domain on the main chain, sponsored (signed) by this key.
     RegisterDomain {
         /// Domain specification (JSON, see docs/mainchain.md), e.g.
@@ -335,6 +353,49 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             }
         }
         WalletCommand::Send(s) => send(&args, &client, s).await?,
+        WalletCommand::Proof { id, out } => {
+            let proof: serde_json::Value = client.get(&format!("/v1/anchors/tx/{id}")).await?;
+            let text = serde_json::to_string_pretty(&proof)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(path, format!("{text}\n"))
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    if args.json {
+                        println!("{}", serde_json::json!({ "written": path }));
+                    } else {
+                        println!("proof written to {}", path.display());
+                    }
+                }
+                None => println!("{text}"),
+            }
+        }
+        WalletCommand::VerifyProof { file, genesis } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let spec = crate::run::read_genesis(genesis)?;
+            let proven = crate::proofcheck::verify_proof_json(&text, &spec)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "valid": true,
+                        "tx_id": proven.tx_id.to_hex(),
+                        "height": proven.height,
+                        "block_hash": proven.block_hash.to_hex(),
+                        "proposer": proven.proposer.to_hex(),
+                    })
+                );
+            } else {
+                println!(
+                    "valid: transaction {} is in block {} ({}) signed by validator {}",
+                    proven.tx_id, proven.height, proven.block_hash, proven.proposer
+                );
+            }
+        }
         WalletCommand::Tx { id } => {
             let tx = client.tx(id).await?;
             if args.json {

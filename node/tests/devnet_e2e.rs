@@ -146,6 +146,27 @@ fn devnet_wallet_transfer_survives_restart() {
     assert_eq!(balance(&base, &a0), before0 - 150_000_000 - fee);
     let id = sent["id"].as_str().unwrap().to_string();
 
+    // An exchange keeps the deposit's inclusion proof and checks it offline against the
+    // genesis file alone.
+    let proof_file = dir.path().join("deposit-proof.json");
+    wallet(
+        &base,
+        &a0,
+        &["proof", &id, "--out", proof_file.to_str().unwrap()],
+    );
+    let checked = wallet(
+        &base,
+        &a0,
+        &[
+            "verify-proof",
+            proof_file.to_str().unwrap(),
+            "--genesis",
+            data.join("genesis.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(checked["valid"], true, "{checked}");
+    assert_eq!(checked["tx_id"], sent["id"], "{checked}");
+
     // The event stream delivers block events with resumable ids.
     let (code, _) = get(&format!("{base}/v1/tx/blocks/latest")).unwrap();
     assert_eq!(code, 200);

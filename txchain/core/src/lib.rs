@@ -12,6 +12,7 @@ pub mod error;
 pub mod fees;
 pub mod memtree;
 pub mod params;
+pub mod proof;
 pub mod state;
 pub mod tx;
 
@@ -21,6 +22,7 @@ pub use apply::{
 pub use block::{tx_root, Block, BlockHash, BlockHeader};
 pub use error::{BlockError, GenesisError, TxError};
 pub use params::{Allocation, ChainParams, ConsensusParams, GenesisSpec};
+pub use proof::{prove_tx, ProofError, ProvenInclusion, TxInclusionProof, TX_PROOF_FORMAT};
 pub use state::{Account, ChainStats, StateDiff, StateView};
 pub use tx::{SignedTx, Tx, TxBody, TxId, TxPayload};
 

@@ -87,7 +87,7 @@ fn parse_address(chain: &TxChain, s: &str) -> Result<Address, Problem> {
     Address::parse(s, network).map_err(|e| Problem::bad_request(e.kind(), e.to_string()))
 }
 
-fn parse_hash(s: &str, what: &str) -> Result<Hash256, Problem> {
+pub(crate) fn parse_hash(s: &str, what: &str) -> Result<Hash256, Problem> {
     Hash256::from_hex(s).map_err(|e| Problem::bad_request("invalid-hash", format!("{what}: {e}")))
 }
 

@@ -15,9 +15,9 @@ use doin_store::{KvStore, StoreError};
 use doin_telemetry::{Metrics, MetricsError};
 use doin_tx_core::fees::next_base_fee;
 use doin_tx_core::{
-    apply_block, build_block, genesis, Account, ApplyContext, Block, BlockError, BlockHash,
-    BlockHeader, ChainParams, GenesisError, GenesisSpec, SignedTx, StateView, Tx, TxBody, TxError,
-    TxId, TxPayload,
+    apply_block, build_block, genesis, prove_tx, Account, ApplyContext, Block, BlockError,
+    BlockHash, BlockHeader, ChainParams, GenesisError, GenesisSpec, SignedTx, StateView, Tx,
+    TxBody, TxError, TxId, TxInclusionProof, TxPayload,
 };
 use doin_types::{Amount, Height, PublicKeyBytes, Timestamp};
 use jmt::Sha256Jmt;
@@ -380,6 +380,47 @@ impl TxChain {
         }))
     }
 
+    /// The inclusion proof of a transaction in a block, with its status; `Ok(None)` when the
+    /// transaction is in no block of this chain (unknown or still pending).
+    pub fn tx_proof(
+        &self,
+        id: &TxId,
+    ) -> Result<Option<(TxInclusionProof, TxStatus, u64)>, StoreError> {
+        let Some(loc) = self.store.tx_location(id)? else {
+            return Ok(None);
+        };
+        let corrupt = |what: String| StoreError::Corrupt(what);
+        let stored = self
+            .store
+            .header(loc.height)?
+            .ok_or_else(|| corrupt(format!("header {} missing", loc.height)))?;
+        let body = self
+            .store
+            .body(loc.height)?
+            .ok_or_else(|| corrupt(format!("body {} missing", loc.height)))?;
+        let mut ids = Vec::with_capacity(body.len());
+        let mut bytes = None;
+        for (i, signed) in body.into_iter().enumerate() {
+            let tx = Tx::from_signed(signed).map_err(|e| corrupt(e.to_string()))?;
+            if i == loc.index as usize {
+                bytes = Some(tx.bytes().to_vec());
+            }
+            ids.push(tx.id());
+        }
+        let bytes =
+            bytes.ok_or_else(|| corrupt(format!("indexed tx {id} missing from its block")))?;
+        let proof = prove_tx(
+            stored.header,
+            stored.signature,
+            &ids,
+            loc.index as usize,
+            bytes,
+        )
+        .ok_or_else(|| corrupt(format!("tx {id} outside its block")))?;
+        let (status, confirmations) = self.status_of(loc.height);
+        Ok(Some((proof, status, confirmations)))
+    }
+
     /// Validates and admits a transaction given as canonical bytes. Persists it before
     /// returning, so an accepted transaction survives a crash.
     pub fn submit(&self, bytes: &[u8]) -> Result<SubmitOutcome, SubmitError> {
@@ -461,9 +502,9 @@ impl TxChain {
             .mempool
             .lock()
             .candidates(base_fee, self.params.consensus.block_weight_limit);
-        let view = self
-            .store
-            .prefetch_accounts(transfer_parties(candidates.iter().map(|t| t.body())).chain([key.public()]))?;
+        let view = self.store.prefetch_accounts(
+            transfer_parties(candidates.iter().map(|t| t.body())).chain([key.public()]),
+        )?;
         // Signatures were verified when the transactions entered the mempool.
         let built = build_block(
             &self.params,
@@ -487,7 +528,12 @@ impl TxChain {
         for (id, e) in &built.skipped {
             tracing::debug!(tx = %id, error = %e, "left a pending transaction out of the block");
         }
-        self.commit(&built.block, &built.applied, &skipped, view.prior_versions())?;
+        self.commit(
+            &built.block,
+            &built.applied,
+            &skipped,
+            view.prior_versions(),
+        )?;
         Ok(built.block)
     }
 

@@ -10,6 +10,7 @@ pub mod events;
 pub mod mempool;
 pub mod metrics;
 pub mod producer;
+pub mod proof_api;
 pub mod store;
 pub mod tree;
 pub mod views;

@@ -466,7 +466,10 @@ impl ChainStore {
             .map(|k| value_key(k, version.saturating_sub(1)))
             .collect();
         let mut looked_up = std::collections::BTreeMap::new();
-        for (key_hash, floor) in unknown.into_iter().zip(self.kv.floor_entries(CF_JMT_VALUES, &probes)?) {
+        for (key_hash, floor) in unknown
+            .into_iter()
+            .zip(self.kv.floor_entries(CF_JMT_VALUES, &probes)?)
+        {
             let found = floor.and_then(|(k, _)| value_version_of(&k, key_hash));
             looked_up.insert(key_hash, found);
         }
@@ -534,10 +537,12 @@ impl ChainStore {
     ) -> StoreResult<Prefetched<'_>> {
         let keys: std::collections::BTreeSet<PublicKeyBytes> = keys.into_iter().collect();
         // Ordered by tree key so the iterator moves forward through the column.
-        let mut wanted: Vec<(KeyHash, Option<PublicKeyBytes>)> =
-            keys.into_iter().map(|k| (account_key(&k), Some(k))).collect();
+        let mut wanted: Vec<(KeyHash, Option<PublicKeyBytes>)> = keys
+            .into_iter()
+            .map(|k| (account_key(&k), Some(k)))
+            .collect();
         wanted.push((chain_stats_key(), None));
-        wanted.sort_by(|a, b| a.0.cmp(&b.0));
+        wanted.sort_by_key(|w| w.0);
         let hashes: Vec<KeyHash> = wanted.iter().map(|(h, _)| *h).collect();
         let found = self.tree().latest_values(&hashes)?;
         let mut accounts = std::collections::BTreeMap::new();
