@@ -11,11 +11,13 @@
 
 mod address;
 mod amount;
+mod anchor;
 mod bytes;
 mod hash;
 
 pub use address::{Address, AddressError, Network, PublicKeyBytes};
 pub use amount::{Amount, AmountError, BASE_UNITS_PER_DOIN};
+pub use anchor::{Credit, MainAnchor, MainEffects};
 pub use bytes::{FixedBytesError, SignatureBytes};
 pub use hash::{ChainId, Hash256, HashParseError};
 

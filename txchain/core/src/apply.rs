@@ -6,6 +6,7 @@
 //! read through `StateView` and the tree through `jmt::storage::TreeReader`, and the caller
 //! commits the returned diff and tree update atomically.
 
+use crate::anchor::{apply_effects, newly_anchored, MainView, MAX_ANCHOR_STEP};
 use crate::block::{tx_root, Block, BlockHeader};
 use crate::error::{BlockError, GenesisError, TxError};
 use crate::fees::{fee_split, next_base_fee};
@@ -13,7 +14,9 @@ use crate::params::{ChainParams, GenesisSpec};
 use crate::state::{Account, ChainStats, Overlay, StateDiff, StateView};
 use crate::tx::{Tx, TxId, TxPayload};
 use doin_crypto::{is_valid_public_key, merkle, KeyPair};
-use doin_types::{Amount, Hash256, Height, PublicKeyBytes, SignatureBytes, Timestamp};
+use doin_types::{
+    Amount, Hash256, Height, MainAnchor, MainEffects, PublicKeyBytes, SignatureBytes, Timestamp,
+};
 use jmt::storage::{TreeReader, TreeUpdateBatch};
 use jmt::Sha256Jmt;
 
@@ -33,6 +36,8 @@ pub struct AppliedBlock {
     pub tree_update: TreeUpdateBatch,
     pub receipts: Vec<TxReceipt>,
     pub txs: Vec<Tx>,
+    /// Main blocks this block newly anchored, with the effects it applied.
+    pub anchored: Vec<MainEffects>,
 }
 
 /// Options of one `apply_block` call.
@@ -235,10 +240,11 @@ fn check_header(
 
 /// Validates and applies `block` on top of `parent` and the state `view` (which must be the
 /// state after `parent`). Every consensus rule is checked here.
-pub fn apply_block<V: StateView + ?Sized, R: TreeReader>(
+pub fn apply_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
     params: &ChainParams,
     view: &V,
     tree: &R,
+    main: &M,
     parent: &BlockHeader,
     block: &Block,
     ctx: ApplyContext,
@@ -246,6 +252,7 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader>(
     let header = &block.header;
     check_header(params, parent, header, ctx.now)?;
     block.verify_signature()?;
+    let anchored = newly_anchored(main, &parent.main_anchor, &header.main_anchor)?;
 
     if block.txs.len() != header.tx_count as usize {
         return Err(BlockError::Malformed(
@@ -282,6 +289,9 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader>(
     }
 
     let mut overlay = Overlay::new(view);
+    // Anchored main blocks' effects come first: a reward is spendable in the block that
+    // imports it.
+    let imported = apply_effects(&mut overlay, &anchored)?;
     let mut receipts = Vec::with_capacity(txs.len());
     for (index, tx) in txs.iter().enumerate() {
         let r = apply_tx(
@@ -298,7 +308,7 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader>(
         })?;
         receipts.push(r);
     }
-    let stats = next_stats(view, header.height, &receipts)?;
+    let stats = next_stats(view, header.height, &receipts, imported, header.main_anchor)?;
     let diff = StateDiff {
         accounts: overlay.into_accounts(),
         chain_stats: stats,
@@ -314,6 +324,7 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader>(
         tree_update,
         receipts,
         txs,
+        anchored,
     })
 }
 
@@ -321,6 +332,8 @@ fn next_stats<V: StateView + ?Sized>(
     view: &V,
     height: Height,
     receipts: &[TxReceipt],
+    imported: Amount,
+    main_anchor: MainAnchor,
 ) -> Result<ChainStats, BlockError> {
     let mut stats = view.chain_stats().map_err(BlockError::State)?;
     for r in receipts {
@@ -329,8 +342,39 @@ fn next_stats<V: StateView + ?Sized>(
             .checked_add(r.burned)
             .map_err(|_| BlockError::State("burned total overflows".into()))?;
     }
+    let overflow = |_| BlockError::State("issued total overflows".into());
+    stats.issued = stats.issued.checked_add(imported).map_err(overflow)?;
+    stats.imported = stats.imported.checked_add(imported).map_err(overflow)?;
+    stats.main_anchor = main_anchor;
     stats.height = height;
     Ok(stats)
+}
+
+/// The anchor a proposer uses: the main view's candidate, at most `MAX_ANCHOR_STEP` past the
+/// parent's and never behind it. A candidate the view cannot back with effects is skipped.
+fn choose_anchor<M: MainView + ?Sized>(
+    main: &M,
+    parent: &MainAnchor,
+) -> Result<MainAnchor, BlockError> {
+    let Some(candidate) = main.anchor_candidate().map_err(BlockError::State)? else {
+        return Ok(*parent);
+    };
+    if candidate.height <= parent.height {
+        return Ok(*parent);
+    }
+    let height = candidate
+        .height
+        .min(parent.height.saturating_add(MAX_ANCHOR_STEP));
+    if height == candidate.height {
+        return Ok(candidate);
+    }
+    match main.effects(height).map_err(BlockError::State)? {
+        Some(e) => Ok(MainAnchor {
+            height,
+            hash: e.hash,
+        }),
+        None => Ok(*parent),
+    }
 }
 
 /// A block built by a producer, with what it left out and why.
@@ -345,10 +389,11 @@ pub struct BuiltBlock {
 /// invalid at this point, or that no longer fit, are skipped and reported. `verify_signatures`
 /// may be false only when every candidate was verified by this node already.
 #[allow(clippy::too_many_arguments)]
-pub fn build_block<V: StateView + ?Sized, R: TreeReader>(
+pub fn build_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
     params: &ChainParams,
     view: &V,
     tree: &R,
+    main: &M,
     parent: &BlockHeader,
     time: Timestamp,
     key: &KeyPair,
@@ -365,7 +410,10 @@ pub fn build_block<V: StateView + ?Sized, R: TreeReader>(
     }
     let base_fee = next_base_fee(&params.consensus, parent.base_fee, parent.weight_used);
     let limit = params.consensus.block_weight_limit;
+    let main_anchor = choose_anchor(main, &parent.main_anchor)?;
+    let anchored = newly_anchored(main, &parent.main_anchor, &main_anchor)?;
     let mut overlay = Overlay::new(view);
+    let imported = apply_effects(&mut overlay, &anchored)?;
     let mut included = Vec::new();
     let mut receipts = Vec::new();
     let mut skipped = Vec::new();
@@ -391,7 +439,7 @@ pub fn build_block<V: StateView + ?Sized, R: TreeReader>(
             Err(e) => skipped.push((tx.id(), e)),
         }
     }
-    let stats = next_stats(view, height, &receipts)?;
+    let stats = next_stats(view, height, &receipts, imported, main_anchor)?;
     let diff = StateDiff {
         accounts: overlay.into_accounts(),
         chain_stats: stats,
@@ -410,6 +458,7 @@ pub fn build_block<V: StateView + ?Sized, R: TreeReader>(
         weight_used: weight,
         tx_count: u32::try_from(included.len())
             .map_err(|_| BlockError::State("too many transactions".into()))?,
+        main_anchor,
     };
     let block = Block::sign(
         header,
@@ -424,6 +473,7 @@ pub fn build_block<V: StateView + ?Sized, R: TreeReader>(
             tree_update,
             receipts,
             txs: included,
+            anchored,
         },
         skipped,
     })
@@ -453,6 +503,8 @@ pub fn genesis<R: TreeReader>(
             height: 0,
             issued: spec.total_supply()?,
             burned: Amount::ZERO,
+            imported: Amount::ZERO,
+            main_anchor: MainAnchor::NONE,
         },
     };
     let (state_root, tree_update) =
@@ -468,6 +520,7 @@ pub fn genesis<R: TreeReader>(
         base_fee: spec.params.initial_base_fee,
         weight_used: 0,
         tx_count: 0,
+        main_anchor: MainAnchor::NONE,
     };
     let block = Block {
         header,
@@ -482,6 +535,7 @@ pub fn genesis<R: TreeReader>(
             tree_update,
             receipts: Vec::new(),
             txs: Vec::new(),
+            anchored: Vec::new(),
         },
     ))
 }

@@ -5,7 +5,9 @@ use crate::error::BlockError;
 use crate::tx::{SignedTx, Tx};
 use doin_codec::{decode_exact, encode};
 use doin_crypto::{merkle, tagged_hash, verify, KeyPair};
-use doin_types::{Amount, ChainId, Hash256, Height, PublicKeyBytes, SignatureBytes, Timestamp};
+use doin_types::{
+    Amount, ChainId, Hash256, Height, MainAnchor, PublicKeyBytes, SignatureBytes, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 
 pub const TAG_BLOCK: &str = "doin/txblock";
@@ -30,6 +32,8 @@ pub struct BlockHeader {
     /// Summed weight of the transactions.
     pub weight_used: u64,
     pub tx_count: u32,
+    /// The newest main-chain block whose effects this block's state includes (DESIGN §6).
+    pub main_anchor: MainAnchor,
 }
 
 impl BlockHeader {

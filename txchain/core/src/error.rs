@@ -112,6 +112,26 @@ pub enum BlockError {
     Malformed(String),
     #[error("state could not be read or hashed: {0}")]
     State(String),
+    #[error("main anchor {got} is below the parent's {parent} (anchors never go back)")]
+    AnchorBackwards { parent: u64, got: u64 },
+    #[error("main anchor names another block at height {height} than the parent's anchor")]
+    AnchorChanged { height: u64 },
+    #[error("main anchor moves {step} main blocks in one block, more than the allowed {max}")]
+    AnchorStepTooLarge { step: u64, max: u64 },
+    #[error("main block {height} is not known to this node (main chain behind or not run)")]
+    UnknownMainBlock { height: u64 },
+    #[error("main anchor at height {height} is not the block this node has at that height")]
+    AnchorMismatch { height: u64 },
+    #[error("main blocks from {height} on do not form one chain with the parent's anchor")]
+    MainChainBroken { height: u64 },
+}
+
+impl BlockError {
+    /// True when the block may become valid later (this node lacks a main block it names),
+    /// as opposed to a block that is wrong for good.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, BlockError::UnknownMainBlock { .. })
+    }
 }
 
 /// The genesis specification is unusable.

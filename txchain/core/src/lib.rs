@@ -6,6 +6,7 @@
 //! arguments and traits (`StateView`, `jmt::storage::TreeReader`), and results come out as
 //! diffs for the caller to commit.
 
+pub mod anchor;
 pub mod apply;
 pub mod block;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod proof;
 pub mod state;
 pub mod tx;
 
+pub use anchor::{MainView, NoMainChain, MAX_ANCHOR_STEP};
 pub use apply::{
     apply_block, apply_tx, build_block, genesis, AppliedBlock, ApplyContext, BuiltBlock, TxReceipt,
 };

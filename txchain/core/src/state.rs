@@ -7,7 +7,7 @@
 
 use doin_codec::{decode_exact, encode};
 use doin_crypto::tagged_hash_parts;
-use doin_types::{Amount, Height, PublicKeyBytes};
+use doin_types::{Amount, Height, MainAnchor, PublicKeyBytes};
 use jmt::{KeyHash, OwnedValue};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -31,10 +31,15 @@ pub struct Account {
 pub struct ChainStats {
     /// Height of the block whose application produced this state.
     pub height: Height,
-    /// Everything ever created: genesis allocations (later: block rewards).
+    /// Everything ever created: genesis allocations plus main-chain credits.
     pub issued: Amount,
     /// Everything ever destroyed: base fees.
     pub burned: Amount,
+    /// The part of `issued` credited by anchored main blocks (coinbase payouts).
+    pub imported: Amount,
+    /// The newest main block whose effects are applied: effects of main blocks up to here
+    /// are in this state, those above are not (this is what makes them apply exactly once).
+    pub main_anchor: MainAnchor,
 }
 
 impl ChainStats {

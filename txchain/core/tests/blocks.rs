@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use doin_crypto::KeyPair;
+use doin_tx_core::NoMainChain;
 use doin_tx_core::{
     apply_block, build_block, ApplyContext, Block, BlockError, BlockHeader, Tx, TxError,
 };
@@ -33,6 +34,7 @@ fn valid(f: &Fixture) -> Block {
         &f.params,
         &f.state,
         &f.state,
+        &NoMainChain,
         &f.genesis.header,
         Timestamp(f.genesis.header.time.0 + 1000),
         &f.validator,
@@ -53,6 +55,7 @@ fn check(f: &Fixture, b: &Block) -> Result<(), BlockError> {
         &f.params,
         &f.state,
         &f.state,
+        &NoMainChain,
         &f.genesis.header,
         b,
         ctx(now(f)),
@@ -68,6 +71,7 @@ fn valid_block_applies_with_the_same_root() {
         &f.params,
         &f.state,
         &f.state,
+        &NoMainChain,
         &f.genesis.header,
         &b,
         ctx(now(&f)),
@@ -283,6 +287,7 @@ fn producer_skips_what_is_invalid_and_reports_why() {
         &f.params,
         &f.state,
         &f.state,
+        &NoMainChain,
         &f.genesis.header,
         Timestamp(f.genesis.header.time.0 + 1),
         &f.validator,

@@ -81,6 +81,7 @@ fn a_huge_length_prefix_does_not_allocate() {
             base_fee: Amount::ZERO,
             weight_used: 0,
             tx_count: 0,
+            main_anchor: doin_types::MainAnchor::NONE,
         },
         signature: doin_types::SignatureBytes([0; 64]),
         txs: vec![],

@@ -47,6 +47,7 @@ fn fixture(n: usize) -> Fixture {
         base_fee: Amount::from_base_units(1),
         weight_used: 0,
         tx_count: n as u32,
+        main_anchor: doin_types::MainAnchor::NONE,
     };
     let block = Block::sign(
         header,

@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use doin_tx_core::memtree::MemoryState;
+use doin_tx_core::NoMainChain;
 use doin_tx_core::{apply_block, build_block, ApplyContext, StateView, Tx};
 use doin_types::{Amount, Timestamp};
 use proptest::prelude::*;
@@ -73,11 +74,11 @@ proptest! {
                 candidates.push(Tx::from_signed(tx).unwrap());
             }
             let time = Timestamp(parent.time.0 + 1000);
-            let built = build_block(&f.params, &f.state, &f.state, &parent, time, &f.validator, candidates, true).unwrap();
+            let built = build_block(&f.params, &f.state, &f.state, &NoMainChain, &parent, time, &f.validator, candidates, true).unwrap();
 
             // An importing node accepts the block and derives the same root.
             let imported = apply_block(
-                &f.params, &f.state, &f.state, &parent, &built.block,
+                &f.params, &f.state, &f.state, &NoMainChain, &parent, &built.block,
                 ApplyContext { now: time, verify_tx_signatures: true },
             ).unwrap();
             prop_assert_eq!(imported.state_root, built.block.header.state_root);
@@ -125,6 +126,7 @@ fn determinism_two_fresh_states_same_roots() {
         &f.params,
         &f.state,
         &f.state,
+        &NoMainChain,
         &f.genesis.header,
         Timestamp(f.genesis.header.time.0 + 5),
         &f.validator,
@@ -141,6 +143,7 @@ fn determinism_two_fresh_states_same_roots() {
         &f.params,
         &other,
         &other,
+        &NoMainChain,
         &g2.header,
         &built.block,
         ApplyContext {

@@ -16,8 +16,8 @@ use doin_telemetry::{Metrics, MetricsError};
 use doin_tx_core::fees::next_base_fee;
 use doin_tx_core::{
     apply_block, build_block, genesis, prove_tx, Account, ApplyContext, Block, BlockError,
-    BlockHash, BlockHeader, ChainParams, GenesisError, GenesisSpec, SignedTx, StateView, Tx,
-    TxBody, TxError, TxId, TxInclusionProof, TxPayload,
+    BlockHash, BlockHeader, ChainParams, GenesisError, GenesisSpec, MainView, NoMainChain,
+    SignedTx, StateView, Tx, TxBody, TxError, TxId, TxInclusionProof, TxPayload,
 };
 use doin_types::{Amount, Height, PublicKeyBytes, Timestamp};
 use jmt::Sha256Jmt;
@@ -139,6 +139,9 @@ pub struct TxChain {
     commit_lock: Mutex<()>,
     events: EventLog,
     metrics: TxMetrics,
+    /// Where main-chain blocks come from (anchoring). Without a main chain nothing is anchored
+    /// and blocks that move their anchor cannot be checked.
+    main: RwLock<Arc<dyn MainView + Send + Sync>>,
 }
 
 /// Milliseconds since the Unix epoch by the system clock.
@@ -204,6 +207,7 @@ impl TxChain {
         let hash = stored.header.hash()?;
         let metrics = TxMetrics::register(metrics)?;
         let chain = Arc::new(TxChain {
+            main: RwLock::new(Arc::new(NoMainChain)),
             params,
             spec,
             mempool: Mutex::new(Mempool::new(cfg.mempool)),
@@ -380,6 +384,11 @@ impl TxChain {
         }))
     }
 
+    /// Connects the main chain this node follows: blocks anchor its blocks from now on.
+    pub fn set_main_view(&self, main: Arc<dyn MainView + Send + Sync>) {
+        *self.main.write() = main;
+    }
+
     /// The inclusion proof of a transaction in a block, with its status; `Ok(None)` when the
     /// transaction is in no block of this chain (unknown or still pending).
     pub fn tx_proof(
@@ -505,11 +514,13 @@ impl TxChain {
         let view = self.store.prefetch_accounts(
             transfer_parties(candidates.iter().map(|t| t.body())).chain([key.public()]),
         )?;
+        let main = self.main.read().clone();
         // Signatures were verified when the transactions entered the mempool.
         let built = build_block(
             &self.params,
             &view,
             &self.store.tree(),
+            main.as_ref(),
             &parent,
             time,
             key,
@@ -544,10 +555,12 @@ impl TxChain {
         let keys = transfer_parties(block.txs.iter().map(|t| &t.body))
             .chain(std::iter::once(block.header.proposer));
         let view = self.store.prefetch_accounts(keys)?;
+        let main = self.main.read().clone();
         let applied = apply_block(
             &self.params,
             &view,
             &self.store.tree(),
+            main.as_ref(),
             &parent,
             block,
             ApplyContext {

@@ -1,0 +1,45 @@
+//! Anchor records: how the transfer chain names main-chain blocks and what an anchored main
+//! block does to transfer-chain balances. Both chains speak these types, so they live here.
+
+use crate::{Amount, Hash256, Height, PublicKeyBytes};
+use serde::{Deserialize, Serialize};
+
+/// A main-chain block named by a transfer-chain header (`main_anchor`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MainAnchor {
+    pub height: Height,
+    pub hash: Hash256,
+}
+
+impl MainAnchor {
+    /// "Nothing anchored yet": the anchor of a transfer genesis. Main genesis (height 0) mints
+    /// nothing, so effects start at main height 1.
+    pub const NONE: MainAnchor = MainAnchor {
+        height: 0,
+        hash: Hash256::zero(),
+    };
+}
+
+impl Default for MainAnchor {
+    fn default() -> Self {
+        MainAnchor::NONE
+    }
+}
+
+/// A credit a main block makes to a transfer-chain account once it is anchored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credit {
+    pub key: PublicKeyBytes,
+    pub amount: Amount,
+}
+
+/// Everything one main block does to the transfer chain, in the order it applies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MainEffects {
+    pub height: Height,
+    pub hash: Hash256,
+    /// The main block's parent, so a run of effects can be checked to form one chain.
+    pub parent: Hash256,
+    /// Coinbase payouts, in coinbase order.
+    pub credits: Vec<Credit>,
+}

@@ -1,0 +1,123 @@
+//! Transfer → main anchoring (DESIGN §6): every header names a main block (`main_anchor`),
+//! monotonically; when the anchor moves forward, the effects of every newly anchored main block
+//! (coinbase credits) are applied to this chain in main-chain order, exactly once.
+//!
+//! Exactly once follows from the state: the anchor applied so far is part of the authenticated
+//! chain totals, and effects are applied only for main heights above it. This module owns the
+//! rules; which main block a proposer anchors, and where main blocks come from, is the
+//! caller's (through the `MainView` port).
+
+use crate::error::BlockError;
+use crate::state::{Account, Overlay, StateView};
+use doin_types::{Amount, Credit, Height, MainAnchor, MainEffects};
+
+/// Most main blocks one transfer block may newly anchor (bounds a block's extra work; a
+/// transfer chain that fell behind catches up over several blocks).
+pub const MAX_ANCHOR_STEP: u64 = 64;
+
+/// What the transfer chain needs from the main chain: the port the node implements.
+pub trait MainView {
+    /// The effects of the main block at `height` on this node's best main chain; `None` when
+    /// the node does not have that block (yet).
+    fn effects(&self, height: Height) -> Result<Option<MainEffects>, String>;
+
+    /// The main block a proposer should anchor now (at least one block deep on its best main
+    /// chain), or `None` when there is none.
+    fn anchor_candidate(&self) -> Result<Option<MainAnchor>, String>;
+}
+
+/// No main chain: nothing to anchor, and a block that moves its anchor cannot be checked.
+pub struct NoMainChain;
+
+impl MainView for NoMainChain {
+    fn effects(&self, _height: Height) -> Result<Option<MainEffects>, String> {
+        Ok(None)
+    }
+
+    fn anchor_candidate(&self) -> Result<Option<MainAnchor>, String> {
+        Ok(None)
+    }
+}
+
+/// Checks that `next` may follow `parent` and returns the effects it newly anchors, in order.
+pub fn newly_anchored<M: MainView + ?Sized>(
+    main: &M,
+    parent: &MainAnchor,
+    next: &MainAnchor,
+) -> Result<Vec<MainEffects>, BlockError> {
+    if next.height < parent.height {
+        return Err(BlockError::AnchorBackwards {
+            parent: parent.height,
+            got: next.height,
+        });
+    }
+    if next.height == parent.height {
+        if next.hash != parent.hash {
+            return Err(BlockError::AnchorChanged {
+                height: next.height,
+            });
+        }
+        return Ok(Vec::new());
+    }
+    let step = next.height - parent.height;
+    if step > MAX_ANCHOR_STEP {
+        return Err(BlockError::AnchorStepTooLarge {
+            step,
+            max: MAX_ANCHOR_STEP,
+        });
+    }
+    let mut out = Vec::with_capacity(usize::try_from(step).unwrap_or(0));
+    // The parent's anchor hash links the first new block, except before anything was
+    // anchored (the transfer genesis names no main block).
+    let mut previous = (parent.height > 0).then_some(parent.hash);
+    for height in parent.height + 1..=next.height {
+        let effects = main
+            .effects(height)
+            .map_err(BlockError::State)?
+            .ok_or(BlockError::UnknownMainBlock { height })?;
+        if effects.height != height {
+            return Err(BlockError::State(format!(
+                "main view answered height {} for {height}",
+                effects.height
+            )));
+        }
+        if previous.is_some_and(|p| p != effects.parent) {
+            return Err(BlockError::MainChainBroken { height });
+        }
+        previous = Some(effects.hash);
+        out.push(effects);
+    }
+    if previous != Some(next.hash) {
+        return Err(BlockError::AnchorMismatch {
+            height: next.height,
+        });
+    }
+    Ok(out)
+}
+
+/// Credits `effects` to `overlay` in order; returns the total credited.
+pub fn apply_effects<V: StateView + ?Sized>(
+    overlay: &mut Overlay<'_, V>,
+    effects: &[MainEffects],
+) -> Result<Amount, BlockError> {
+    let mut total = Amount::ZERO;
+    for e in effects {
+        for Credit { key, amount } in &e.credits {
+            let account = overlay.account(key).map_err(BlockError::State)?;
+            let balance = account.balance.checked_add(*amount).map_err(|_| {
+                BlockError::State(format!("credit from main block {} overflows", e.height))
+            })?;
+            overlay.set_account(
+                *key,
+                Account {
+                    balance,
+                    nonce: account.nonce,
+                },
+            );
+            total = total
+                .checked_add(*amount)
+                .map_err(|_| BlockError::State("credited total overflows".into()))?;
+        }
+    }
+    Ok(total)
+}
