@@ -198,6 +198,12 @@ impl Node {
             (true, None) => return Err(anyhow!("the main chain needs its genesis specification")),
             (false, _) => None,
         };
+        // Both chains here: transfer blocks anchor main blocks and import their rewards.
+        if let (Some(tx), Some(main)) = (&tx, &main) {
+            tx.set_main_view(Arc::new(crate::anchoring::MainChainAnchors::new(
+                main.clone(),
+            )));
+        }
 
         let listener = tokio::net::TcpListener::bind(cfg.rest.listen)
             .await

@@ -195,6 +195,41 @@ fn devnet_wallet_transfer_survives_restart() {
         );
         std::thread::sleep(Duration::from_millis(250));
     };
+    // The rewards of that block reach the evaluators' transfer-chain balances once a
+    // transfer block anchors it (one main block deep).
+    let ev0 = data.join("keys/evaluator-0.json");
+    let ev_address = wallet(&base, &ev0, &["address"])["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, rewards) = get(&format!("{base}/v1/main/rewards/{ev_address}")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let credited = loop {
+        let b = balance(&base, &ev0);
+        if b > 0 {
+            break b;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no main-chain reward reached evaluator 0's transfer balance within 60 s: {rewards}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let (_, info) = get(&format!("{base}/v1/tx/info")).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert!(
+        info["main_anchor"]["height"].as_u64().unwrap() >= 1,
+        "{info}"
+    );
+    assert_ne!(info["imported_from_main"], "0", "{info}");
+    assert!(credited > 0);
+    // Exactly once: the balance (the evaluator never spends, and starts with nothing) equals
+    // the coinbase paid to it by every main block its state's anchor covers.
+    assert_eq!(
+        transfer_balance_and_anchored_rewards(&base, &ev_address),
+        (0, 0),
+        "evaluator 0's balance differs from its anchored main-chain rewards"
+    );
     let optimae = accepted["best_optimae"].as_str().unwrap();
     let (code, body) = get(&format!("{base}/v1/main/optimae/{optimae}")).unwrap();
     assert_eq!(code, 200, "{body}");
@@ -233,9 +268,39 @@ fn devnet_wallet_transfer_survives_restart() {
     assert!(info["height"].as_u64().unwrap() >= main_height, "{info}");
     let (code, _) = get(&format!("{}/v1/main/optimae/{optimae}", node.base)).unwrap();
     assert_eq!(code, 200);
+    assert!(balance(&node.base, &ev0) >= credited);
+    assert_eq!(
+        transfer_balance_and_anchored_rewards(&node.base, &ev_address),
+        (0, 0),
+        "after a restart, evaluator 0's balance still equals its anchored rewards"
+    );
     let tx = wallet(&node.base, &a0, &["tx", &id]);
     assert_eq!(tx["status"], "final");
     assert!(tx["confirmations"].as_u64().unwrap() >= 1);
+}
+
+/// The difference between `address`'s transfer-chain balance and the sum of coinbase payouts
+/// to it in the main blocks its state's anchor covers, as (excess, shortfall).
+fn transfer_balance_and_anchored_rewards(base: &str, address: &str) -> (u64, u64) {
+    let json = |path: String| -> serde_json::Value {
+        let (code, body) = get(&format!("{base}{path}")).unwrap();
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let account = json(format!("/v1/tx/accounts/{address}"));
+    let balance: u64 = account["balance"].as_str().unwrap().parse().unwrap();
+    let block = json(format!("/v1/tx/blocks/{}", account["height"]));
+    let anchor = block["main_anchor"]["height"].as_u64().unwrap();
+    let mut paid = 0u64;
+    for h in 1..=anchor {
+        let main_block = json(format!("/v1/main/blocks/{h}"));
+        for p in main_block["coinbase"].as_array().unwrap() {
+            if p["address"] == address {
+                paid += p["amount"].as_str().unwrap().parse::<u64>().unwrap();
+            }
+        }
+    }
+    (balance.saturating_sub(paid), paid.saturating_sub(balance))
 }
 
 /// Opens `/v1/events` (optionally resuming) and returns the first block event's id and data.

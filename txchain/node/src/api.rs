@@ -42,7 +42,7 @@ const FEE_HISTORY_BLOCKS: u64 = 20;
         block_txs, fee_estimate, events
     ),
     components(schemas(
-        ChainInfo, SubmitRequest, SubmitResponse, TxView, views::PayloadView, views::FeePaidView,
+        ChainInfo, SubmitRequest, SubmitResponse, TxView, views::MainAnchorView, views::PayloadView, views::FeePaidView,
         AccountView, AccountTxsPage, AccountTxItem, BlockView, BlocksPage, FeeEstimate,
         TipSuggestion, ProblemDoc, views::BlockEvent, views::PendingTxEvent
     )),
@@ -159,16 +159,22 @@ pub struct ChainInfo {
     pub target_block_time_ms: u64,
     pub mempool_transactions: usize,
     pub mempool_bytes: usize,
+    /// The newest main-chain block whose rewards the tip's state includes.
+    pub main_anchor: views::MainAnchorView,
+    /// Everything main-chain blocks have credited to this chain so far (base units).
+    #[schema(value_type = String)]
+    pub imported_from_main: Amount,
 }
 
 #[utoipa::path(get, path = "/v1/tx/info", tag = "transfer chain",
     responses((status = 200, description = "Chain identity, tip and parameters", body = ChainInfo)))]
-async fn chain_info(State(s): St) -> Json<ChainInfo> {
+async fn chain_info(State(s): St) -> Result<Json<ChainInfo>, Problem> {
     let c = &s.chain;
     let tip = c.tip();
     let spec = c.genesis_spec();
     let (n, bytes) = c.mempool_stats();
-    Json(ChainInfo {
+    let stats = c.chain_stats().map_err(Problem::internal)?;
+    Ok(Json(ChainInfo {
         network: c.params().network.to_string(),
         address_prefix: c.params().network.hrp().to_string(),
         chain_id: c.params().chain_id.to_string(),
@@ -184,7 +190,9 @@ async fn chain_info(State(s): St) -> Json<ChainInfo> {
         target_block_time_ms: c.params().consensus.target_block_time_ms,
         mempool_transactions: n,
         mempool_bytes: bytes,
-    })
+        main_anchor: (&tip.header.main_anchor).into(),
+        imported_from_main: stats.imported,
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]

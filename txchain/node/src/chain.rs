@@ -384,6 +384,11 @@ impl TxChain {
         }))
     }
 
+    /// Chain totals at the tip (issued, burned, imported from the main chain, anchor).
+    pub fn chain_stats(&self) -> Result<doin_tx_core::ChainStats, String> {
+        self.store.chain_stats()
+    }
+
     /// Connects the main chain this node follows: blocks anchor its blocks from now on.
     pub fn set_main_view(&self, main: Arc<dyn MainView + Send + Sync>) {
         *self.main.write() = main;

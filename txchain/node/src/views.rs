@@ -8,7 +8,7 @@ use crate::chain::TxLookup;
 use crate::store::StoredHeader;
 use doin_tx_core::fees::fee_split;
 use doin_tx_core::{Block, BlockHash, BlockHeader, Tx, TxPayload};
-use doin_types::{Address, Amount, Network, PublicKeyBytes};
+use doin_types::{Address, Amount, MainAnchor, Network, PublicKeyBytes};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -142,6 +142,25 @@ pub struct BlockView {
     pub signature: String,
     /// Transaction ids in block order.
     pub transactions: Vec<String>,
+    /// The newest main-chain block whose rewards this block's state includes.
+    pub main_anchor: MainAnchorView,
+}
+
+/// A main-chain block named by the transfer chain.
+#[derive(Serialize, ToSchema, Clone, Debug)]
+pub struct MainAnchorView {
+    /// 0 (with an all-zero hash) before anything is anchored.
+    pub height: u64,
+    pub hash: String,
+}
+
+impl From<&MainAnchor> for MainAnchorView {
+    fn from(a: &MainAnchor) -> Self {
+        MainAnchorView {
+            height: a.height,
+            hash: a.hash.to_hex(),
+        }
+    }
 }
 
 pub fn block_view(
@@ -168,6 +187,7 @@ pub fn block_view(
         confirmations,
         signature: stored.signature.to_hex(),
         transactions: tx_ids,
+        main_anchor: (&h.main_anchor).into(),
     }
 }
 
