@@ -1,10 +1,13 @@
-//! The transfer chain's view of the main chain (its `MainView` port), implemented over the
-//! main chain this process runs. This is the only place the two chains meet; neither chain
-//! crate knows the other.
+//! Where the two chains meet: the transfer chain's view of the main chain (its `MainView`
+//! port) and the main chain's view of the transfer chain (its `TxChainView` port), each
+//! implemented over the other chain running in this process. Neither chain crate knows the
+//! other.
 
+use doin_main_core::TxChainView;
 use doin_main_node::MainChain;
 use doin_tx_core::MainView;
-use doin_types::{Credit, Height, MainAnchor, MainEffects};
+use doin_tx_node::TxChain;
+use doin_types::{Credit, Hash256, Height, MainAnchor, MainEffects, TxCheckpoint};
 use std::sync::Arc;
 
 /// How deep a main block must be before the transfer chain anchors it: with depth 1 the main
@@ -58,5 +61,66 @@ impl MainView for MainChainAnchors {
             height,
             hash: e.hash,
         }))
+    }
+
+    fn checkpointing_block(&self, tx_height: Height) -> Result<Option<MainAnchor>, String> {
+        let checkpoint_at = |h: u64| -> Result<(u64, Hash256), String> {
+            let block = self
+                .main
+                .block(h)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("main block {h} missing"))?;
+            let hash = block.hash().map_err(|e| e.to_string())?;
+            Ok((block.header.tx_checkpoint.height, hash))
+        };
+        let tip = self.main.head().header.height;
+        if tip == 0 || checkpoint_at(tip)?.0 < tx_height {
+            return Ok(None);
+        }
+        // Checkpoints only move forward: binary search for the first main block covering it.
+        let (mut lo, mut hi) = (1u64, tip);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if checkpoint_at(mid)?.0 >= tx_height {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let (_, hash) = checkpoint_at(lo)?;
+        Ok(Some(MainAnchor { height: lo, hash }))
+    }
+}
+
+/// The main chain's view of the transfer chain: only final blocks can be checkpointed.
+pub struct TxChainCheckpoints {
+    tx: Arc<TxChain>,
+}
+
+impl TxChainCheckpoints {
+    pub fn new(tx: Arc<TxChain>) -> TxChainCheckpoints {
+        TxChainCheckpoints { tx }
+    }
+}
+
+impl TxChainView for TxChainCheckpoints {
+    fn final_block_hash(&self, height: u64) -> Result<Option<Hash256>, String> {
+        if height > self.tx.tip().final_height {
+            return Ok(None);
+        }
+        match self.tx.store().header(height).map_err(|e| e.to_string())? {
+            None => Ok(None),
+            Some(stored) => stored.header.hash().map(Some).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn checkpoint_candidate(&self) -> Result<Option<TxCheckpoint>, String> {
+        let height = self.tx.tip().final_height;
+        if height == 0 {
+            return Ok(None);
+        }
+        Ok(self
+            .final_block_hash(height)?
+            .map(|hash| TxCheckpoint { height, hash }))
     }
 }

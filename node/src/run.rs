@@ -198,10 +198,14 @@ impl Node {
             (true, None) => return Err(anyhow!("the main chain needs its genesis specification")),
             (false, _) => None,
         };
-        // Both chains here: transfer blocks anchor main blocks and import their rewards.
+        // Both chains here: transfer blocks anchor main blocks and import their rewards; main
+        // blocks checkpoint final transfer blocks.
         if let (Some(tx), Some(main)) = (&tx, &main) {
             tx.set_main_view(Arc::new(crate::anchoring::MainChainAnchors::new(
                 main.clone(),
+            )));
+            main.set_tx_view(Arc::new(crate::anchoring::TxChainCheckpoints::new(
+                tx.clone(),
             )));
         }
 

@@ -532,7 +532,10 @@ async fn wait_final(
     let start = Instant::now();
     loop {
         let tx = client.tx(id).await?;
-        if tx.get("status").and_then(|s| s.as_str()) == Some("final") {
+        if matches!(
+            tx.get("status").and_then(|s| s.as_str()),
+            Some("final" | "anchored")
+        ) {
             return Ok(tx);
         }
         if start.elapsed() > limit {

@@ -13,14 +13,89 @@ use crate::reward;
 use crate::state::MainState;
 use crate::DomainId;
 use doin_crypto::KeyPair;
-use doin_types::{Hash256, PublicKeyBytes, Timestamp};
+use doin_types::{Hash256, PublicKeyBytes, Timestamp, TxCheckpoint};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// What the importing node knows that the block does not: its clock.
-#[derive(Clone, Copy, Debug)]
-pub struct MainContext {
+/// What the importing node knows that the block does not: its clock and its transfer chain.
+#[derive(Clone, Copy)]
+pub struct MainContext<'a> {
     pub now: Timestamp,
+    pub tx_chain: &'a dyn TxChainView,
+}
+
+/// What the main chain needs from the transfer chain: the port the node implements.
+pub trait TxChainView {
+    /// Hash of the transfer block at `height` if this node has it and it is final.
+    fn final_block_hash(&self, height: u64) -> Result<Option<Hash256>, String>;
+
+    /// The final transfer block a producer should checkpoint now, if any.
+    fn checkpoint_candidate(&self) -> Result<Option<TxCheckpoint>, String>;
+}
+
+/// No transfer chain: nothing to checkpoint, and a block that moves its checkpoint cannot be
+/// checked.
+pub struct NoTxChain;
+
+impl TxChainView for NoTxChain {
+    fn final_block_hash(&self, _height: u64) -> Result<Option<Hash256>, String> {
+        Ok(None)
+    }
+
+    fn checkpoint_candidate(&self) -> Result<Option<TxCheckpoint>, String> {
+        Ok(None)
+    }
+}
+
+/// Checks that checkpoint `next` may follow `parent`: never back, never a different block at
+/// the same height, and a new one must be a final block of the transfer chain this node has.
+pub fn check_checkpoint(
+    tx_chain: &dyn TxChainView,
+    parent: &TxCheckpoint,
+    next: &TxCheckpoint,
+) -> Result<(), MainBlockError> {
+    if next.height < parent.height {
+        return Err(MainBlockError::CheckpointBackwards {
+            parent: parent.height,
+            got: next.height,
+        });
+    }
+    if next.height == parent.height {
+        return if next.hash == parent.hash {
+            Ok(())
+        } else {
+            Err(MainBlockError::CheckpointChanged {
+                height: next.height,
+            })
+        };
+    }
+    match tx_chain
+        .final_block_hash(next.height)
+        .map_err(MainBlockError::TxChain)?
+    {
+        None => Err(MainBlockError::UnknownTxBlock {
+            height: next.height,
+        }),
+        Some(h) if h != next.hash => Err(MainBlockError::CheckpointMismatch {
+            height: next.height,
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The checkpoint a producer uses: the transfer chain's candidate when it is ahead of the
+/// parent's, else the parent's.
+fn choose_checkpoint(
+    tx_chain: &dyn TxChainView,
+    parent: &TxCheckpoint,
+) -> Result<TxCheckpoint, MainBlockError> {
+    match tx_chain
+        .checkpoint_candidate()
+        .map_err(MainBlockError::TxChain)?
+    {
+        Some(c) if c.height > parent.height => Ok(c),
+        _ => Ok(*parent),
+    }
 }
 
 /// What happened to a commit or an optimae in a block; the node indexes these for REST.
@@ -157,6 +232,7 @@ pub fn apply_block(
             now: ctx.now,
         });
     }
+    check_checkpoint(ctx.tx_chain, &parent.tx_checkpoint, &h.tx_checkpoint)?;
     check_caps(c, &block.body)?;
     if block.body.root()? != h.body_root {
         return Err(MainBlockError::WrongBodyRoot);
@@ -274,10 +350,12 @@ pub fn build_block(
     params: &MainChainParams,
     state: &MainState,
     parent: &MainHeader,
-    time: Timestamp,
+    ctx: MainContext<'_>,
     key: &KeyPair,
     candidates: &MainBody,
 ) -> Result<BuiltMain, BuildError> {
+    let time = ctx.now;
+    let tx_checkpoint = choose_checkpoint(ctx.tx_chain, &parent.tx_checkpoint)?;
     let c = &params.consensus;
     let mut body = candidates.clone();
     body.coinbase.clear();
@@ -346,11 +424,12 @@ pub fn build_block(
         cumulative_work: cumulative,
         state_root: ex.state.root().map_err(MainBlockError::Malformed)?,
         body_root: ex.body.root()?,
+        tx_checkpoint,
     };
     let block = MainBlock::sign(header, ex.body, key)?;
     // Validate what was built with the importer's rules: a builder bug must never produce a
     // block the network rejects.
-    let applied = apply_block(params, state, parent, &block, MainContext { now: time })?;
+    let applied = apply_block(params, state, parent, &block, ctx)?;
     Ok(BuiltMain {
         block,
         applied,
@@ -555,5 +634,6 @@ pub fn genesis_header(
         cumulative_work: 0,
         state_root: state.root().map_err(MainBlockError::Malformed)?,
         body_root: MainBody::default().root()?,
+        tx_checkpoint: TxCheckpoint::NONE,
     })
 }

@@ -6,7 +6,7 @@ use crate::msg::{OptimaeId, SignedCommit, SignedRegister, SignedReveal, SignedVo
 use crate::reward::Payout;
 use doin_codec::{decode_exact_bounded, encode};
 use doin_crypto::{tagged_hash, verify, KeyPair};
-use doin_types::{ChainId, Hash256, PublicKeyBytes, SignatureBytes, Timestamp};
+use doin_types::{ChainId, Hash256, PublicKeyBytes, SignatureBytes, Timestamp, TxCheckpoint};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 
@@ -30,6 +30,8 @@ pub struct MainHeader {
     pub cumulative_work: u128,
     pub state_root: Hash256,
     pub body_root: Hash256,
+    /// A final transfer-chain block this block commits to (DESIGN §6), monotonic.
+    pub tx_checkpoint: TxCheckpoint,
 }
 
 impl MainHeader {

@@ -119,4 +119,22 @@ pub enum MainBlockError {
     WrongStateRoot,
     #[error("arithmetic overflow in {0}")]
     Overflow(&'static str),
+    #[error("transfer checkpoint {got} is below the parent's {parent} (checkpoints never go back)")]
+    CheckpointBackwards { parent: u64, got: u64 },
+    #[error("transfer checkpoint names another block at height {height} than the parent's")]
+    CheckpointChanged { height: u64 },
+    #[error("transfer block {height} is not final on this node (transfer chain behind or not run)")]
+    UnknownTxBlock { height: u64 },
+    #[error("transfer checkpoint at height {height} is not the final block this node has there")]
+    CheckpointMismatch { height: u64 },
+    #[error("the transfer chain could not be read: {0}")]
+    TxChain(String),
+}
+
+impl MainBlockError {
+    /// True when the block may become valid later (this node lacks the transfer block its
+    /// checkpoint names), as opposed to a block that is wrong for good.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, MainBlockError::UnknownTxBlock { .. })
+    }
 }

@@ -26,6 +26,7 @@ fn forge(c: &Chain, time: Timestamp, body: MainBody) -> MainBlock {
         cumulative_work: c.tip.cumulative_work,
         state_root: Hash256([0; 32]),
         body_root: Hash256([0; 32]),
+        tx_checkpoint: c.tip.tx_checkpoint,
     };
     c.resign(header, body)
 }
@@ -630,6 +631,7 @@ fn header_rules() {
         &b,
         MainContext {
             now: Timestamp(c.tip.time.0 - 100_000),
+            tx_chain: &NoTxChain,
         },
     );
     assert!(matches!(far, Err(MainBlockError::TimeInFuture { .. })));

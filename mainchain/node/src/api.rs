@@ -37,6 +37,7 @@ const MAX_HISTORY: usize = 500;
     ),
     components(schemas(
         MainInfo, MainBlockView, PayoutView, VerdictView, DomainView, HistoryView, OptimaeView,
+        crate::views::CheckpointView,
         VoteView, CommitView, ParticipantView, RewardsView, StatsView, MessageRequest,
         MessageResponse, ProblemDoc
     )),

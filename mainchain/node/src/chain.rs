@@ -22,7 +22,7 @@ use doin_main_core::quorum;
 use doin_main_core::{
     apply_block, build_block, genesis_header, BuildError, DomainId, GenesisError, MainBlock,
     MainBlockError, MainBody, MainChainParams, MainContext, MainGenesisSpec, MainHeader, MainState,
-    OptimaeEvent, OptimaeId,
+    NoTxChain, OptimaeEvent, OptimaeId, TxChainView,
 };
 use doin_store::{KvStore, StoreError};
 use doin_telemetry::Metrics;
@@ -91,6 +91,9 @@ pub struct MainChain {
     commit_lock: Mutex<()>,
     metrics: MainMetrics,
     cfg: MainChainConfig,
+    /// The transfer chain whose final blocks this chain checkpoints. Without one nothing is
+    /// checkpointed and blocks that move their checkpoint cannot be checked.
+    tx_chain: RwLock<Arc<dyn TxChainView + Send + Sync>>,
 }
 
 impl MainChain {
@@ -157,6 +160,7 @@ impl MainChain {
             commit_lock: Mutex::new(()),
             metrics,
             cfg,
+            tx_chain: RwLock::new(Arc::new(NoTxChain)),
         });
         chain.reload_pool()?;
         chain.refresh_gauges();
@@ -251,6 +255,11 @@ impl MainChain {
         res
     }
 
+    /// Connects the transfer chain this node runs: main blocks checkpoint it from now on.
+    pub fn set_tx_view(&self, tx_chain: Arc<dyn TxChainView + Send + Sync>) {
+        *self.tx_chain.write() = tx_chain;
+    }
+
     /// Builds, signs and commits a block if the pool holds enough verified work (or, after the
     /// carrier interval, anything to carry). `Ok(None)`: nothing to do yet.
     pub fn produce(
@@ -278,11 +287,15 @@ impl MainChain {
             }
         };
         let started = Instant::now();
+        let tx_chain = self.tx_chain.read().clone();
         let built = match build_block(
             &self.params,
             &head.state,
             &head.header,
-            time,
+            MainContext {
+                now: time,
+                tx_chain: tx_chain.as_ref(),
+            },
             key,
             &candidates,
         ) {
@@ -309,12 +322,16 @@ impl MainChain {
     pub fn import(&self, block: &MainBlock, now: Timestamp) -> Result<(), MainChainError> {
         let _guard = self.commit_lock.lock();
         let head = self.head();
+        let tx_chain = self.tx_chain.read().clone();
         let applied = apply_block(
             &self.params,
             &head.state,
             &head.header,
             block,
-            MainContext { now },
+            MainContext {
+                now,
+                tx_chain: tx_chain.as_ref(),
+            },
         )?;
         self.commit(&head, block, applied.state, &applied.events)
     }

@@ -57,6 +57,16 @@ pub struct MainBlockView {
     pub coinbase: Vec<PayoutView>,
     /// Blocks on top of this one.
     pub confirmations: u64,
+    /// The final transfer-chain block this block checkpoints (height 0 and an all-zero hash
+    /// before any).
+    pub tx_checkpoint: CheckpointView,
+}
+
+/// A transfer-chain block named by a main block.
+#[derive(Serialize, ToSchema)]
+pub struct CheckpointView {
+    pub height: u64,
+    pub hash: String,
 }
 
 pub fn payout_view(n: Network, p: &Payout) -> PayoutView {
@@ -132,6 +142,10 @@ pub fn block_view(c: &MainChain, b: &MainBlock, tip: u64) -> Result<MainBlockVie
             .collect(),
         coinbase: b.body.coinbase.iter().map(|p| payout_view(n, p)).collect(),
         confirmations: tip.saturating_sub(h.height),
+        tx_checkpoint: CheckpointView {
+            height: h.tx_checkpoint.height,
+            hash: h.tx_checkpoint.hash.to_hex(),
+        },
     })
 }
 

@@ -1,5 +1,6 @@
-//! Anchor records: how the transfer chain names main-chain blocks and what an anchored main
-//! block does to transfer-chain balances. Both chains speak these types, so they live here.
+//! Anchor records: how the transfer chain names main-chain blocks, what an anchored main block
+//! does to transfer-chain balances, and how main blocks checkpoint the transfer chain. Both
+//! chains speak these types, so they live here.
 
 use crate::{Amount, Hash256, Height, PublicKeyBytes};
 use serde::{Deserialize, Serialize};
@@ -42,4 +43,26 @@ pub struct MainEffects {
     pub parent: Hash256,
     /// Coinbase payouts, in coinbase order.
     pub credits: Vec<Credit>,
+}
+
+/// A final transfer-chain block named by a main-chain header (`tx_checkpoint`): the main chain
+/// thereby commits to transfer-chain history that no validator can rewrite.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TxCheckpoint {
+    pub height: Height,
+    pub hash: Hash256,
+}
+
+impl TxCheckpoint {
+    /// "Nothing checkpointed yet": the checkpoint of a main genesis.
+    pub const NONE: TxCheckpoint = TxCheckpoint {
+        height: 0,
+        hash: Hash256::zero(),
+    };
+}
+
+impl Default for TxCheckpoint {
+    fn default() -> Self {
+        TxCheckpoint::NONE
+    }
 }

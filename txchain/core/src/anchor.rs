@@ -24,6 +24,10 @@ pub trait MainView {
     /// The main block a proposer should anchor now (at least one block deep on its best main
     /// chain), or `None` when there is none.
     fn anchor_candidate(&self) -> Result<Option<MainAnchor>, String>;
+
+    /// The first main block (on this node's best main chain) whose transfer checkpoint covers
+    /// transfer height `tx_height`, or `None` when no main block checkpoints it yet.
+    fn checkpointing_block(&self, tx_height: Height) -> Result<Option<MainAnchor>, String>;
 }
 
 /// No main chain: nothing to anchor, and a block that moves its anchor cannot be checked.
@@ -35,6 +39,10 @@ impl MainView for NoMainChain {
     }
 
     fn anchor_candidate(&self) -> Result<Option<MainAnchor>, String> {
+        Ok(None)
+    }
+
+    fn checkpointing_block(&self, _tx_height: Height) -> Result<Option<MainAnchor>, String> {
         Ok(None)
     }
 }

@@ -68,6 +68,10 @@ impl MainView for MainChainStub {
     fn anchor_candidate(&self) -> Result<Option<MainAnchor>, String> {
         Ok(self.candidate)
     }
+
+    fn checkpointing_block(&self, _tx_height: Height) -> Result<Option<MainAnchor>, String> {
+        Ok(None)
+    }
 }
 
 fn ctx(now: u64) -> ApplyContext {

@@ -412,6 +412,7 @@ async fn account_txs(
                         location: None,
                         block: None,
                         confirmations: 0,
+                        anchored_by: None,
                     },
                     network,
                 )
@@ -473,7 +474,7 @@ fn load_block_view(chain: &TxChain, height: Height) -> Result<BlockView, Problem
         .map(|t| t.id().to_hex())
         .collect();
     let (status, conf) = chain.block_status(height);
-    Ok(views::block_view(
+    let mut view = views::block_view(
         &crate::store::StoredHeader {
             header: block.header,
             signature: block.signature,
@@ -483,7 +484,11 @@ fn load_block_view(chain: &TxChain, height: Height) -> Result<BlockView, Problem
         status.as_str(),
         conf,
         chain.params().network,
-    ))
+    );
+    if status == TxStatus::Anchored {
+        view.anchored_by = chain.anchoring_block(height).as_ref().map(Into::into);
+    }
+    Ok(view)
 }
 
 #[utoipa::path(get, path = "/v1/tx/blocks/{id}", tag = "transfer chain",
@@ -523,6 +528,11 @@ async fn block_txs(
             Problem::not_found("block-not-found", format!("no block at height {height}"))
         })?;
     let (status, confirmations) = s.chain.block_status(height);
+    let anchored_by = if status == TxStatus::Anchored {
+        s.chain.anchoring_block(height)
+    } else {
+        None
+    };
     let stored = crate::store::StoredHeader {
         header: block.header.clone(),
         signature: block.signature,
@@ -540,6 +550,7 @@ async fn block_txs(
                 }),
                 block: Some(stored.clone()),
                 confirmations,
+                anchored_by,
             },
             s.chain.params().network,
         ));

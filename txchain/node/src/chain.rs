@@ -19,7 +19,7 @@ use doin_tx_core::{
     BlockHash, BlockHeader, ChainParams, GenesisError, GenesisSpec, MainView, NoMainChain,
     SignedTx, StateView, Tx, TxBody, TxError, TxId, TxInclusionProof, TxPayload,
 };
-use doin_types::{Amount, Height, PublicKeyBytes, Timestamp};
+use doin_types::{Amount, Height, MainAnchor, PublicKeyBytes, Timestamp};
 use jmt::Sha256Jmt;
 use parking_lot::{Mutex, RwLock};
 use std::sync::Arc;
@@ -86,6 +86,8 @@ pub enum TxStatus {
     Included,
     /// In a final block: it can never be reverted.
     Final,
+    /// In a final block that a main-chain block checkpoints.
+    Anchored,
 }
 
 impl TxStatus {
@@ -94,6 +96,7 @@ impl TxStatus {
             TxStatus::Pending => "pending",
             TxStatus::Included => "included",
             TxStatus::Final => "final",
+            TxStatus::Anchored => "anchored",
         }
     }
 }
@@ -117,6 +120,8 @@ pub struct TxLookup {
     pub location: Option<TxLocation>,
     pub block: Option<StoredHeader>,
     pub confirmations: u64,
+    /// The first main-chain block that checkpoints the transaction's block.
+    pub anchored_by: Option<MainAnchor>,
 }
 
 /// The chain tip as the service sees it.
@@ -340,14 +345,31 @@ impl TxChain {
     }
 
     fn status_of(&self, height: Height) -> (TxStatus, u64) {
-        let tip = self.tip.read();
-        let confirmations = tip.header.height.saturating_sub(height) + 1;
-        let status = if height <= tip.final_height {
-            TxStatus::Final
-        } else {
+        let (final_height, tip_height) = {
+            let tip = self.tip.read();
+            (tip.final_height, tip.header.height)
+        };
+        let confirmations = tip_height.saturating_sub(height) + 1;
+        let status = if height > final_height {
             TxStatus::Included
+        } else if self.anchoring_block(height).is_some() {
+            TxStatus::Anchored
+        } else {
+            TxStatus::Final
         };
         (status, confirmations)
+    }
+
+    /// The first main-chain block that checkpoints the transfer block at `height`, if any.
+    pub fn anchoring_block(&self, height: Height) -> Option<MainAnchor> {
+        let main = self.main.read().clone();
+        match main.checkpointing_block(height) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, height, "could not look up the main block checkpointing a transfer block");
+                None
+            }
+        }
     }
 
     /// Status of a block at `height` relative to the tip.
@@ -364,6 +386,7 @@ impl TxChain {
                 location: None,
                 block: None,
                 confirmations: 0,
+                anchored_by: None,
             }));
         }
         let Some(loc) = self.store.tx_location(id)? else {
@@ -375,12 +398,18 @@ impl TxChain {
         let tx = Tx::from_signed(signed).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let block = self.store.header(loc.height)?;
         let (status, confirmations) = self.status_of(loc.height);
+        let anchored_by = if status == TxStatus::Anchored {
+            self.anchoring_block(loc.height)
+        } else {
+            None
+        };
         Ok(Some(TxLookup {
             tx,
             status,
             location: Some(loc),
             block,
             confirmations,
+            anchored_by,
         }))
     }
 

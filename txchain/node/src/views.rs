@@ -47,7 +47,8 @@ pub struct FeePaidView {
 pub struct TxView {
     /// Transaction id (hex), recomputed from its bytes.
     pub id: String,
-    /// `pending` (in the mempool), `included` (in a block, not final yet) or `final`.
+    /// `pending` (in the mempool), `included` (in a block, not final yet), `final` (in a final
+    /// block) or `anchored` (in a final block that a main-chain block checkpoints).
     #[schema(example = "final")]
     pub status: &'static str,
     /// Blocks on top of (and including) the one holding the transaction; 0 while pending.
@@ -69,6 +70,9 @@ pub struct TxView {
     pub fee_paid: Option<FeePaidView>,
     /// The canonical signed bytes, hex.
     pub raw: String,
+    /// The first main-chain block whose transfer checkpoint covers this transaction's block
+    /// (set when `status` is `anchored`).
+    pub anchored_by: Option<MainAnchorView>,
 }
 
 pub fn payload_view(tx: &Tx, network: Network) -> PayloadView {
@@ -115,6 +119,7 @@ pub fn tx_view(l: &TxLookup, network: Network) -> TxView {
         payload: payload_view(&l.tx, network),
         fee_paid,
         raw: hex::encode(l.tx.bytes()),
+        anchored_by: l.anchored_by.as_ref().map(Into::into),
     }
 }
 
@@ -144,6 +149,9 @@ pub struct BlockView {
     pub transactions: Vec<String>,
     /// The newest main-chain block whose rewards this block's state includes.
     pub main_anchor: MainAnchorView,
+    /// The first main-chain block whose transfer checkpoint covers this block (set when
+    /// `status` is `anchored`).
+    pub anchored_by: Option<MainAnchorView>,
 }
 
 /// A main-chain block named by the transfer chain.
@@ -188,6 +196,7 @@ pub fn block_view(
         signature: stored.signature.to_hex(),
         transactions: tx_ids,
         main_anchor: (&h.main_anchor).into(),
+        anchored_by: None,
     }
 }
 

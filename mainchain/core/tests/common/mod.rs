@@ -211,7 +211,10 @@ impl Chain {
             &self.params,
             &self.state,
             &self.tip,
-            time,
+            MainContext {
+                now: time,
+                tx_chain: &NoTxChain,
+            },
             &self.producer,
             &body,
         )
@@ -225,6 +228,7 @@ impl Chain {
             block,
             MainContext {
                 now: Timestamp(block.header.time.0),
+                tx_chain: &NoTxChain,
             },
         )
     }
