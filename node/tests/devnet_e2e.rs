@@ -295,7 +295,10 @@ fn devnet_wallet_transfer_survives_restart() {
     let main_block: serde_json::Value = serde_json::from_str(&main_block).unwrap();
     assert_eq!(main_block["hash"], tx["anchored_by"]["hash"]);
     let covered = main_block["tx_checkpoint"]["height"].as_u64().unwrap();
-    assert!(covered >= tx["block_height"].as_u64().unwrap(), "{main_block}");
+    assert!(
+        covered >= tx["block_height"].as_u64().unwrap(),
+        "{main_block}"
+    );
     let (_, cp_block) = get(&format!("{}/v1/tx/blocks/{covered}", node.base)).unwrap();
     let cp_block: serde_json::Value = serde_json::from_str(&cp_block).unwrap();
     assert_eq!(cp_block["hash"], main_block["tx_checkpoint"]["hash"]);

@@ -119,11 +119,15 @@ pub enum MainBlockError {
     WrongStateRoot,
     #[error("arithmetic overflow in {0}")]
     Overflow(&'static str),
-    #[error("transfer checkpoint {got} is below the parent's {parent} (checkpoints never go back)")]
+    #[error(
+        "transfer checkpoint {got} is below the parent's {parent} (checkpoints never go back)"
+    )]
     CheckpointBackwards { parent: u64, got: u64 },
     #[error("transfer checkpoint names another block at height {height} than the parent's")]
     CheckpointChanged { height: u64 },
-    #[error("transfer block {height} is not final on this node (transfer chain behind or not run)")]
+    #[error(
+        "transfer block {height} is not final on this node (transfer chain behind or not run)"
+    )]
     UnknownTxBlock { height: u64 },
     #[error("transfer checkpoint at height {height} is not the final block this node has there")]
     CheckpointMismatch { height: u64 },

@@ -21,8 +21,8 @@ pub mod reward;
 pub mod state;
 
 pub use apply::{
-    apply_block, build_block, check_checkpoint, genesis_header, AppliedMain, BuildError,
-    BuiltMain, MainContext, NoTxChain, OptimaeEvent, Skipped, TxChainView,
+    apply_block, build_block, check_checkpoint, genesis_header, AppliedMain, BuildError, BuiltMain,
+    MainContext, NoTxChain, OptimaeEvent, Skipped, TxChainView,
 };
 pub use block::{fork_choice, MainBlock, MainBody, MainHeader, Verdict};
 pub use controller::Controller;
