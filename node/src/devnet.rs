@@ -106,6 +106,7 @@ pub fn prepare(opts: &DevnetOptions) -> anyhow::Result<Devnet> {
         rand::thread_rng().fill(&mut suffix);
         let per_account = Amount::from_doin(ACCOUNT_BALANCE_DOIN)?;
         let spec = GenesisSpec {
+            stakes: Vec::new(),
             network: Network::Devnet,
             chain_name: format!("doin-devnet-{}", hex::encode(suffix)),
             genesis_time: Timestamp(now_ms()),

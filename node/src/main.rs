@@ -340,6 +340,7 @@ fn genesis(cmd: GenesisCommand) -> anyhow::Result<()> {
                 });
             }
             let spec = GenesisSpec {
+                stakes: Vec::new(),
                 network,
                 chain_name,
                 genesis_time: Timestamp(doin_tx_node::now_ms()),

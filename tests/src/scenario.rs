@@ -27,6 +27,7 @@ pub fn users() -> Vec<KeyPair> {
 
 pub fn genesis() -> GenesisSpec {
     GenesisSpec {
+        stakes: Vec::new(),
         network: Network::Devnet,
         chain_name: "deterministic-scenario".into(),
         genesis_time: Timestamp(GENESIS_TIME),

@@ -29,6 +29,7 @@ fn setup() -> Setup {
     let poor = KeyPair::generate();
     let validator = KeyPair::generate();
     let spec = GenesisSpec {
+        stakes: Vec::new(),
         network: Network::Devnet,
         chain_name: "bad-input".into(),
         genesis_time: Timestamp(doin_tx_node::now_ms() - 10_000),

@@ -48,6 +48,7 @@ async fn a_transfer_signed_by_an_independent_bip340_library_is_accepted() {
     let recipient = KeyPair::generate();
     let validator = KeyPair::generate();
     let spec = GenesisSpec {
+        stakes: Vec::new(),
         network: Network::Devnet,
         chain_name: "interop".into(),
         genesis_time: Timestamp(doin_tx_node::now_ms() - 10_000),

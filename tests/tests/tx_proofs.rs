@@ -14,6 +14,7 @@ use serde_json::Value;
 
 fn genesis_of(validator: &KeyPair, users: &[KeyPair]) -> GenesisSpec {
     GenesisSpec {
+        stakes: Vec::new(),
         network: Network::Devnet,
         chain_name: "proofs".into(),
         genesis_time: Timestamp(doin_tx_node::now_ms() - 10_000),

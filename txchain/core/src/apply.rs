@@ -11,6 +11,7 @@ use crate::block::{tx_root, Block, BlockHeader};
 use crate::error::{BlockError, GenesisError, TxError};
 use crate::fees::{fee_split, next_base_fee};
 use crate::params::{ChainParams, GenesisSpec};
+use crate::stake::{bond, unbond, withdraw, Stake};
 use crate::state::{Account, ChainStats, Overlay, StateDiff, StateView};
 use crate::tx::{Tx, TxId, TxPayload};
 use doin_crypto::{is_valid_public_key, merkle, KeyPair};
@@ -26,6 +27,10 @@ pub struct TxReceipt {
     pub id: TxId,
     pub burned: Amount,
     pub tip: Amount,
+    /// Coins this transaction locked in a stake (`Stake`).
+    pub staked: Amount,
+    /// Coins this transaction released from a stake (`Withdraw`).
+    pub unstaked: Amount,
 }
 
 /// The result of applying a block: commit `diff` and `tree_update` together.
@@ -50,12 +55,13 @@ pub struct ApplyContext {
     pub verify_tx_signatures: bool,
 }
 
-/// Applies one transaction to `overlay` at `base_fee`, paying the tip to `proposer`. On error
-/// the overlay is unchanged.
+/// Applies one transaction to `overlay` in the block at `height` with `base_fee`, paying the
+/// tip to `proposer`. On error the overlay is unchanged.
 pub fn apply_tx<V: StateView + ?Sized>(
     params: &ChainParams,
     overlay: &mut Overlay<'_, V>,
     tx: &Tx,
+    height: Height,
     base_fee: Amount,
     proposer: &PublicKeyBytes,
     verify_signature: bool,
@@ -114,8 +120,12 @@ pub fn apply_tx<V: StateView + ?Sized>(
             })?;
     sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::AmountOverflow)?;
 
-    // Compute every new account before writing any, so an error leaves the overlay untouched.
+    // Compute every new account and stake before writing any, so an error leaves the overlay
+    // untouched.
     let mut writes: Vec<(PublicKeyBytes, Account)> = vec![(body.sender, sender)];
+    let mut stake_write = None;
+    let (mut staked, mut unstaked) = (Amount::ZERO, Amount::ZERO);
+    let staking = &params.consensus.staking;
     match &body.payload {
         TxPayload::Transfer { to, amount } => {
             let mut recipient = current(overlay, &writes, to)?;
@@ -129,6 +139,31 @@ pub fn apply_tx<V: StateView + ?Sized>(
                 .map_err(|_| TxError::AmountOverflow)?;
             writes.push((*to, recipient));
         }
+        TxPayload::Stake {
+            role,
+            amount,
+            domains,
+        } => {
+            let before = overlay.stake(&body.sender, *role).map_err(TxError::State)?;
+            stake_write = Some((*role, bond(staking, *role, before, *amount, domains)?));
+            staked = *amount;
+        }
+        TxPayload::Unstake { role, amount } => {
+            let before = overlay.stake(&body.sender, *role).map_err(TxError::State)?;
+            stake_write = Some((*role, unbond(staking, *role, before, *amount, height)?));
+        }
+        TxPayload::Withdraw { role } => {
+            let before = overlay.stake(&body.sender, *role).map_err(TxError::State)?;
+            let (after, amount) = withdraw(before, height)?;
+            let mut me = current(overlay, &writes, &body.sender)?;
+            me.balance = me
+                .balance
+                .checked_add(amount)
+                .map_err(|_| TxError::AmountOverflow)?;
+            writes.push((body.sender, me));
+            stake_write = Some((*role, after));
+            unstaked = amount;
+        }
     }
     if !split.tip.is_zero() {
         let mut p = current(overlay, &writes, proposer)?;
@@ -141,10 +176,15 @@ pub fn apply_tx<V: StateView + ?Sized>(
     for (k, a) in writes {
         overlay.set_account(k, a);
     }
+    if let Some((role, st)) = stake_write {
+        overlay.set_stake(body.sender, role, st);
+    }
     Ok(TxReceipt {
         id: tx.id(),
         burned: split.burned,
         tip: split.tip,
+        staked,
+        unstaked,
     })
 }
 
@@ -298,6 +338,7 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
             params,
             &mut overlay,
             tx,
+            header.height,
             header.base_fee,
             &header.proposer,
             ctx.verify_tx_signatures,
@@ -309,8 +350,10 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
         receipts.push(r);
     }
     let stats = next_stats(view, header.height, &receipts, imported, header.main_anchor)?;
+    let (accounts, stakes) = overlay.into_changes();
     let diff = StateDiff {
-        accounts: overlay.into_accounts(),
+        accounts,
+        stakes,
         chain_stats: stats,
     };
     let (state_root, tree_update) =
@@ -341,6 +384,11 @@ fn next_stats<V: StateView + ?Sized>(
             .burned
             .checked_add(r.burned)
             .map_err(|_| BlockError::State("burned total overflows".into()))?;
+        stats.staked = stats
+            .staked
+            .checked_add(r.staked)
+            .and_then(|s| s.checked_sub(r.unstaked))
+            .map_err(|_| BlockError::State("staked total out of range".into()))?;
     }
     let overflow = |_| BlockError::State("issued total overflows".into());
     stats.issued = stats.issued.checked_add(imported).map_err(overflow)?;
@@ -426,6 +474,7 @@ pub fn build_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
             params,
             &mut overlay,
             &tx,
+            height,
             base_fee,
             &proposer,
             verify_signatures,
@@ -440,8 +489,10 @@ pub fn build_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
         }
     }
     let stats = next_stats(view, height, &receipts, imported, main_anchor)?;
+    let (accounts, stakes) = overlay.into_changes();
     let diff = StateDiff {
-        accounts: overlay.into_accounts(),
+        accounts,
+        stakes,
         chain_stats: stats,
     };
     let (state_root, tree_update) =
@@ -499,12 +550,28 @@ pub fn genesis<R: TreeReader>(
                 )
             })
             .collect(),
+        stakes: spec
+            .stakes
+            .iter()
+            .map(|st| {
+                (
+                    (st.key, st.role),
+                    Stake {
+                        bonded: st.amount,
+                        unbonding: Amount::ZERO,
+                        unbonding_until: 0,
+                        domains: st.domains.clone(),
+                    },
+                )
+            })
+            .collect(),
         chain_stats: ChainStats {
             height: 0,
             issued: spec.total_supply()?,
             burned: Amount::ZERO,
             imported: Amount::ZERO,
             main_anchor: MainAnchor::NONE,
+            staked: spec.total_staked()?,
         },
     };
     let (state_root, tree_update) =

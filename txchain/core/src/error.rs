@@ -19,7 +19,7 @@ pub enum TxError {
     InvalidSender,
     #[error("recipient is not a valid public key; funds sent there could never move again")]
     InvalidRecipient,
-    #[error("transfer amount must be above zero")]
+    #[error("amount must be above zero")]
     ZeroAmount,
     #[error("max_priority_fee_per_weight ({priority}) exceeds max_fee_per_weight ({max_fee})")]
     PriorityAboveMaxFee { priority: Amount, max_fee: Amount },
@@ -39,6 +39,20 @@ pub enum TxError {
     InsufficientBalance { needed: Amount, available: Amount },
     #[error("state could not be read: {0}")]
     State(String),
+    #[error("invalid stake: {0}")]
+    InvalidStake(String),
+    #[error("a {role} stake must be at least {minimum}; this one would be {got}")]
+    StakeBelowMinimum {
+        role: &'static str,
+        minimum: Amount,
+        got: Amount,
+    },
+    #[error("cannot unstake {requested}: only {bonded} is bonded")]
+    UnstakeExceedsStake { bonded: Amount, requested: Amount },
+    #[error("nothing is unbonding in this stake")]
+    NothingToWithdraw,
+    #[error("the stake is unbonding until height {until}; this block is {now}")]
+    StillUnbonding { until: u64, now: u64 },
 }
 
 impl TxError {
@@ -60,6 +74,11 @@ impl TxError {
             TxError::AmountOverflow => "amount-overflow",
             TxError::InsufficientBalance { .. } => "insufficient-balance",
             TxError::State(_) => "state-unavailable",
+            TxError::InvalidStake(_) => "invalid-stake",
+            TxError::StakeBelowMinimum { .. } => "stake-below-minimum",
+            TxError::UnstakeExceedsStake { .. } => "unstake-exceeds-stake",
+            TxError::NothingToWithdraw => "nothing-to-withdraw",
+            TxError::StillUnbonding { .. } => "still-unbonding",
         }
     }
 

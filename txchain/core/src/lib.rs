@@ -14,6 +14,7 @@ pub mod fees;
 pub mod memtree;
 pub mod params;
 pub mod proof;
+pub mod stake;
 pub mod state;
 pub mod tx;
 
@@ -23,8 +24,9 @@ pub use apply::{
 };
 pub use block::{tx_root, Block, BlockHash, BlockHeader};
 pub use error::{BlockError, GenesisError, TxError};
-pub use params::{Allocation, ChainParams, ConsensusParams, GenesisSpec};
+pub use params::{Allocation, ChainParams, ConsensusParams, GenesisSpec, GenesisStake};
 pub use proof::{prove_tx, ProofError, ProvenInclusion, TxInclusionProof, TX_PROOF_FORMAT};
+pub use stake::{Stake, StakeRole, StakingParams};
 pub use state::{Account, ChainStats, StateDiff, StateView};
 pub use tx::{SignedTx, Tx, TxBody, TxId, TxPayload};
 

@@ -5,6 +5,7 @@
 //! never prunes; production nodes use the store-backed state of `doin-tx-node`.
 
 use crate::apply::AppliedBlock;
+use crate::stake::{Stake, StakeRole};
 use crate::state::{Account, ChainStats, StateView};
 use doin_types::PublicKeyBytes;
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
@@ -16,6 +17,7 @@ pub struct MemoryState {
     nodes: BTreeMap<NodeKey, Node>,
     values: BTreeMap<(KeyHash, Version), Option<OwnedValue>>,
     accounts: BTreeMap<PublicKeyBytes, Account>,
+    stakes: BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
     stats: ChainStats,
 }
 
@@ -36,7 +38,15 @@ impl MemoryState {
         for (k, a) in &applied.diff.accounts {
             self.accounts.insert(*k, *a);
         }
+        for (k, st) in &applied.diff.stakes {
+            self.stakes.insert(*k, st.clone());
+        }
         self.stats = applied.diff.chain_stats;
+    }
+
+    /// Every stake.
+    pub fn stakes(&self) -> &BTreeMap<(PublicKeyBytes, StakeRole), Stake> {
+        &self.stakes
     }
 
     /// Every account with its state.
@@ -52,6 +62,10 @@ impl StateView for MemoryState {
 
     fn chain_stats(&self) -> Result<ChainStats, String> {
         Ok(self.stats)
+    }
+
+    fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, String> {
+        Ok(self.stakes.get(&(*owner, role)).cloned())
     }
 }
 

@@ -5,6 +5,7 @@
 //! every signed payload of the chain starts with.
 
 use crate::error::GenesisError;
+use crate::stake::{StakeRole, StakingParams};
 use doin_codec::encode;
 use doin_crypto::{is_valid_public_key, tagged_hash};
 use doin_types::{Amount, ChainId, Network, PublicKeyBytes, Timestamp};
@@ -29,6 +30,9 @@ pub struct ConsensusParams {
     pub target_block_time_ms: u64,
     /// How far in the future (by the importing node's clock) a block time may be.
     pub max_future_drift_ms: u64,
+    /// Minimum stakes and the unbonding period.
+    #[serde(default)]
+    pub staking: StakingParams,
 }
 
 impl ConsensusParams {
@@ -41,6 +45,7 @@ impl ConsensusParams {
             initial_base_fee: Amount::from_base_units(10),
             target_block_time_ms: 30_000,
             max_future_drift_ms: 15_000,
+            staking: StakingParams::default(),
         }
     }
 
@@ -70,6 +75,21 @@ pub struct GenesisSpec {
     /// Block proposers, in rotation order (height mod count).
     pub validators: Vec<PublicKeyBytes>,
     pub allocations: Vec<Allocation>,
+    /// Stakes bonded at genesis (e.g. a network's first evaluators and optimizers).
+    #[serde(default)]
+    pub stakes: Vec<GenesisStake>,
+}
+
+/// One stake bonded at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisStake {
+    pub key: PublicKeyBytes,
+    pub role: StakeRole,
+    pub amount: Amount,
+    /// Evaluators: the domains they verify (ascending).
+    #[serde(default)]
+    pub domains: Vec<String>,
 }
 
 impl GenesisSpec {
@@ -137,7 +157,39 @@ impl GenesisSpec {
                 .checked_add(a.amount)
                 .map_err(|_| GenesisError::Invalid("allocations overflow".into()))?;
         }
+        let mut staked = std::collections::BTreeSet::new();
+        for st in &self.stakes {
+            let what = format!("genesis {} stake of {}", st.role.as_str(), st.key);
+            if !is_valid_public_key(&st.key) {
+                return Err(GenesisError::Invalid(format!("{what}: not a valid key")));
+            }
+            if !staked.insert((st.key, st.role)) {
+                return Err(GenesisError::Invalid(format!("{what} appears twice")));
+            }
+            crate::stake::check_domains(st.role, &st.domains)
+                .and_then(|_| {
+                    crate::stake::bond(
+                        &p.staking,
+                        st.role,
+                        crate::stake::Stake::default(),
+                        st.amount,
+                        &st.domains,
+                    )
+                })
+                .map_err(|e| GenesisError::Invalid(format!("{what}: {e}")))?;
+        }
+        self.total_staked()?
+            .checked_add(total)
+            .map_err(|_| GenesisError::Invalid("allocations and stakes overflow".into()))?;
         Ok(())
+    }
+
+    /// Sum of all genesis stakes.
+    pub fn total_staked(&self) -> Result<Amount, GenesisError> {
+        self.stakes.iter().try_fold(Amount::ZERO, |acc, s| {
+            acc.checked_add(s.amount)
+                .map_err(|_| GenesisError::Invalid("stakes overflow".into()))
+        })
     }
 
     /// The chain id: tagged hash of the canonical encoding of this spec.
@@ -146,12 +198,14 @@ impl GenesisSpec {
         Ok(ChainId(tagged_hash(TAG_GENESIS, &bytes)))
     }
 
-    /// Sum of all allocations.
+    /// Everything created at genesis: allocations plus stakes.
     pub fn total_supply(&self) -> Result<Amount, GenesisError> {
-        self.allocations.iter().try_fold(Amount::ZERO, |acc, a| {
-            acc.checked_add(a.amount)
-                .map_err(|_| GenesisError::Invalid("allocations overflow".into()))
-        })
+        self.allocations
+            .iter()
+            .try_fold(self.total_staked()?, |acc, a| {
+                acc.checked_add(a.amount)
+                    .map_err(|_| GenesisError::Invalid("allocations overflow".into()))
+            })
     }
 }
 

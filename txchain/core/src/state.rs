@@ -1,10 +1,11 @@
-//! Transfer-chain state: accounts and chain totals, the read port the rules need, and the diff a
-//! block produces.
+//! Transfer-chain state: accounts, stakes and chain totals, the read port the rules need, and
+//! the diff a block produces.
 //!
 //! State lives in a Jellyfish Merkle Tree whose keys are tagged hashes of typed state keys and
 //! whose values are canonical encodings; the root is in every header. This module defines the
 //! layout; storing the tree is the service's job.
 
+use crate::stake::{Stake, StakeRole};
 use doin_codec::{decode_exact, encode};
 use doin_crypto::tagged_hash_parts;
 use doin_types::{Amount, Height, MainAnchor, PublicKeyBytes};
@@ -17,6 +18,7 @@ pub const TAG_STATE_KEY: &str = "doin/tx-state-key";
 /// Key-space prefixes inside the state tree.
 const KEY_ACCOUNT: u8 = 0x01;
 const KEY_CHAIN_STATS: u8 = 0x02;
+const KEY_STAKE: u8 = 0x03;
 
 /// An account. Accounts that never received funds are absent, read as the default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,10 +42,12 @@ pub struct ChainStats {
     /// The newest main block whose effects are applied: effects of main blocks up to here
     /// are in this state, those above are not (this is what makes them apply exactly once).
     pub main_anchor: MainAnchor,
+    /// Coins locked in stakes (bonded plus unbonding), out of every balance.
+    pub staked: Amount,
 }
 
 impl ChainStats {
-    /// `issued − burned`: what all balances must add up to.
+    /// `issued − burned`: what all balances and stakes must add up to.
     pub fn circulating(&self) -> Option<Amount> {
         self.issued.checked_sub(self.burned).ok()
     }
@@ -52,6 +56,11 @@ impl ChainStats {
 /// Tree key of an account.
 pub fn account_key(key: &PublicKeyBytes) -> KeyHash {
     KeyHash(tagged_hash_parts(TAG_STATE_KEY, &[&[KEY_ACCOUNT], &key.0]).0)
+}
+
+/// Tree key of one owner's stake in one role.
+pub fn stake_key(owner: &PublicKeyBytes, role: StakeRole) -> KeyHash {
+    KeyHash(tagged_hash_parts(TAG_STATE_KEY, &[&[KEY_STAKE], &owner.0, &[role.key_byte()]]).0)
 }
 
 /// Tree key of the chain totals.
@@ -64,21 +73,29 @@ pub fn chain_stats_key() -> KeyHash {
 pub trait StateView {
     fn account(&self, key: &PublicKeyBytes) -> Result<Option<Account>, String>;
     fn chain_stats(&self) -> Result<ChainStats, String>;
+    fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, String>;
 }
 
 /// Everything a block changes. Applying it to the parent state gives the child state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateDiff {
     pub accounts: BTreeMap<PublicKeyBytes, Account>,
+    pub stakes: BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
     pub chain_stats: ChainStats,
 }
 
 impl StateDiff {
     /// The diff as a JMT value set, in key order (deterministic).
     pub fn to_value_set(&self) -> Result<Vec<(KeyHash, Option<OwnedValue>)>, String> {
-        let mut out = Vec::with_capacity(self.accounts.len() + 1);
+        let mut out = Vec::with_capacity(self.accounts.len() + self.stakes.len() + 1);
         for (k, a) in &self.accounts {
             out.push((account_key(k), Some(encode(a).map_err(|e| e.to_string())?)));
+        }
+        for ((owner, role), st) in &self.stakes {
+            out.push((
+                stake_key(owner, *role),
+                Some(encode(st).map_err(|e| e.to_string())?),
+            ));
         }
         out.push((
             chain_stats_key(),
@@ -93,6 +110,11 @@ pub fn decode_account(bytes: &[u8]) -> Result<Account, String> {
     decode_exact(bytes).map_err(|e| e.to_string())
 }
 
+/// Decodes a stored stake.
+pub fn decode_stake(bytes: &[u8]) -> Result<Stake, String> {
+    decode_exact(bytes).map_err(|e| e.to_string())
+}
+
 /// Decodes stored chain totals.
 pub fn decode_chain_stats(bytes: &[u8]) -> Result<ChainStats, String> {
     decode_exact(bytes).map_err(|e| e.to_string())
@@ -102,6 +124,7 @@ pub fn decode_chain_stats(bytes: &[u8]) -> Result<ChainStats, String> {
 pub struct Overlay<'a, V: StateView + ?Sized> {
     base: &'a V,
     accounts: BTreeMap<PublicKeyBytes, Account>,
+    stakes: BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
 }
 
 impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
@@ -109,6 +132,7 @@ impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
         Overlay {
             base,
             accounts: BTreeMap::new(),
+            stakes: BTreeMap::new(),
         }
     }
 
@@ -123,7 +147,25 @@ impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
         self.accounts.insert(key, account);
     }
 
-    pub fn into_accounts(self) -> BTreeMap<PublicKeyBytes, Account> {
-        self.accounts
+    pub fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Stake, String> {
+        if let Some(s) = self.stakes.get(&(*owner, role)) {
+            return Ok(s.clone());
+        }
+        Ok(self.base.stake(owner, role)?.unwrap_or_default())
+    }
+
+    pub fn set_stake(&mut self, owner: PublicKeyBytes, role: StakeRole, stake: Stake) {
+        self.stakes.insert((owner, role), stake);
+    }
+
+    /// The changed accounts and stakes.
+    #[allow(clippy::type_complexity)]
+    pub fn into_changes(
+        self,
+    ) -> (
+        BTreeMap<PublicKeyBytes, Account>,
+        BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
+    ) {
+        (self.accounts, self.stakes)
     }
 }

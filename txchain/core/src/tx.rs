@@ -7,6 +7,7 @@
 //! `H_"doin/txid"(encode(SignedTx))`, always recomputed from the bytes, never taken from a client.
 
 use crate::error::TxError;
+use crate::stake::{check_domains, StakeRole};
 use doin_codec::{decode_exact_bounded, encode};
 use doin_crypto::{is_valid_public_key, tagged_hash, verify, KeyPair};
 use doin_types::{Amount, ChainId, Hash256, PublicKeyBytes, SignatureBytes};
@@ -23,6 +24,37 @@ pub type TxId = Hash256;
 pub enum TxPayload {
     /// Moves `amount` from the sender to `to`.
     Transfer { to: PublicKeyBytes, amount: Amount },
+    /// Bonds `amount` of the sender's balance to `role`. An evaluator names the domains it
+    /// verifies (ascending; an empty list keeps the ones it named before).
+    Stake {
+        role: StakeRole,
+        amount: Amount,
+        domains: Vec<String>,
+    },
+    /// Starts unbonding `amount` of the sender's `role` stake.
+    Unstake { role: StakeRole, amount: Amount },
+    /// Returns the sender's unbonded `role` coins to its balance (after the unbonding period).
+    Withdraw { role: StakeRole },
+}
+
+impl TxPayload {
+    /// Stable name of the kind, as shown over REST.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TxPayload::Transfer { .. } => "transfer",
+            TxPayload::Stake { .. } => "stake",
+            TxPayload::Unstake { .. } => "unstake",
+            TxPayload::Withdraw { .. } => "withdraw",
+        }
+    }
+
+    /// The other account a transaction credits, if any (transfers only).
+    pub fn recipient(&self) -> Option<&PublicKeyBytes> {
+        match self {
+            TxPayload::Transfer { to, .. } => Some(to),
+            _ => None,
+        }
+    }
 }
 
 /// The signed part of a transaction.
@@ -49,7 +81,8 @@ impl TxBody {
     /// Amount that leaves the sender besides fees.
     pub fn value(&self) -> Amount {
         match &self.payload {
-            TxPayload::Transfer { amount, .. } => *amount,
+            TxPayload::Transfer { amount, .. } | TxPayload::Stake { amount, .. } => *amount,
+            TxPayload::Unstake { .. } | TxPayload::Withdraw { .. } => Amount::ZERO,
         }
     }
 
@@ -152,11 +185,9 @@ impl Tx {
     ) -> Result<(), TxError> {
         self.check_fields(chain_id, max_weight, verify_signature)?;
         let body = self.body();
-        match &body.payload {
-            TxPayload::Transfer { to, .. } => {
-                if !is_valid_public_key(to) {
-                    return Err(TxError::InvalidRecipient);
-                }
+        if let Some(to) = body.payload.recipient() {
+            if !is_valid_public_key(to) {
+                return Err(TxError::InvalidRecipient);
             }
         }
         if !verify_signature && !is_valid_public_key(&body.sender) {
@@ -192,11 +223,22 @@ impl Tx {
             });
         }
         match &body.payload {
-            TxPayload::Transfer { amount, .. } => {
+            TxPayload::Transfer { amount, .. } | TxPayload::Unstake { amount, .. } => {
                 if amount.is_zero() {
                     return Err(TxError::ZeroAmount);
                 }
             }
+            TxPayload::Stake {
+                role,
+                amount,
+                domains,
+            } => {
+                if amount.is_zero() {
+                    return Err(TxError::ZeroAmount);
+                }
+                check_domains(*role, domains)?;
+            }
+            TxPayload::Withdraw { .. } => {}
         }
         self.max_cost()?;
         if verify_signature {

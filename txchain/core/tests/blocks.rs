@@ -189,6 +189,7 @@ fn tx_order_and_content_are_enforced() {
             to,
             amount: Amount::from_base_units(101),
         },
+        other => panic!("the fixture block holds transfers, not {}", other.kind()),
     };
     let ids: Vec<Tx> = bad
         .iter()

@@ -69,6 +69,7 @@ proptest! {
         let mut store = Store::default();
         for (version, updates) in blocks.iter().enumerate() {
             let diff = StateDiff {
+                stakes: Default::default(),
                 accounts: updates
                     .iter()
                     .map(|(k, b)| {

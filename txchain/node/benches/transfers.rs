@@ -60,6 +60,7 @@ fn main() {
     let validator = KeyPair::generate();
     let keys: Vec<KeyPair> = (0..accounts).map(|_| KeyPair::generate()).collect();
     let spec = GenesisSpec {
+        stakes: Vec::new(),
         network: Network::Devnet,
         chain_name: "bench".into(),
         genesis_time: Timestamp(1),

@@ -17,7 +17,7 @@ use doin_tx_core::fees::next_base_fee;
 use doin_tx_core::{
     apply_block, build_block, genesis, prove_tx, Account, ApplyContext, Block, BlockError,
     BlockHash, BlockHeader, ChainParams, GenesisError, GenesisSpec, MainView, NoMainChain,
-    SignedTx, StateView, Tx, TxBody, TxError, TxId, TxInclusionProof, TxPayload,
+    SignedTx, StateView, Tx, TxBody, TxError, TxId, TxInclusionProof,
 };
 use doin_types::{Amount, Height, MainAnchor, PublicKeyBytes, Timestamp};
 use jmt::Sha256Jmt;
@@ -71,10 +71,7 @@ impl From<TxError> for SubmitError {
 fn transfer_parties<'a>(
     bodies: impl Iterator<Item = &'a TxBody> + 'a,
 ) -> impl Iterator<Item = PublicKeyBytes> + 'a {
-    bodies.flat_map(|b| {
-        let TxPayload::Transfer { to, .. } = &b.payload;
-        [b.sender, *to]
-    })
+    bodies.flat_map(|b| std::iter::once(b.sender).chain(b.payload.recipient().copied()))
 }
 
 /// Where a transaction is in its life.

@@ -22,11 +22,14 @@ use crate::tree::{
 };
 use doin_codec::{decode_exact, encode};
 use doin_store::{Cf, Direction, Durability, KvStore, StoreError, WriteBatch};
-use doin_tx_core::state::{account_key, chain_stats_key, decode_account, decode_chain_stats};
+use doin_tx_core::state::{
+    account_key, chain_stats_key, decode_account, decode_chain_stats, decode_stake, stake_key,
+};
 use doin_tx_core::{
     Account, AppliedBlock, Block, BlockHash, BlockHeader, ChainStats, GenesisSpec, SignedTx,
-    StateView, TxId, TxPayload,
+    StateView, TxId,
 };
+use doin_tx_core::{Stake, StakeRole};
 use doin_types::{Hash256, Height, PublicKeyBytes, SignatureBytes};
 use jmt::storage::NodeKey;
 use jmt::{KeyHash, Version};
@@ -390,12 +393,11 @@ impl ChainStore {
                 encode(&loc).map_err(|e| corrupt("tx index", e))?,
             );
             let sender = tx.body().sender;
-            let TxPayload::Transfer { to, .. } = &tx.body().payload;
             let mut roles: Vec<(PublicKeyBytes, u8)> = vec![(sender, ROLE_SENT)];
-            if *to == sender {
-                roles[0].1 |= ROLE_RECEIVED;
-            } else {
-                roles.push((*to, ROLE_RECEIVED));
+            match tx.body().payload.recipient() {
+                Some(to) if *to == sender => roles[0].1 |= ROLE_RECEIVED,
+                Some(to) => roles.push((*to, ROLE_RECEIVED)),
+                None => {}
             }
             for (who, role) in roles {
                 let mut k = Vec::with_capacity(44);
@@ -595,6 +597,10 @@ impl StateView for Prefetched<'_> {
     fn chain_stats(&self) -> Result<ChainStats, String> {
         Ok(self.chain_stats)
     }
+
+    fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, String> {
+        self.store.stake(owner, role)
+    }
 }
 
 impl StateView for ChainStore {
@@ -609,5 +615,11 @@ impl StateView for ChainStore {
             None => Ok(ChainStats::default()),
             Some(b) => decode_chain_stats(&b),
         }
+    }
+
+    fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, String> {
+        self.state_value(stake_key(owner, role))?
+            .map(|b| decode_stake(&b))
+            .transpose()
     }
 }

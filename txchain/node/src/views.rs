@@ -27,6 +27,22 @@ pub enum PayloadView {
         #[schema(value_type = String, example = "150000000")]
         amount: Amount,
     },
+    /// Bonds `amount` to `role` (`validator`, `evaluator`, `optimizer`).
+    Stake {
+        role: &'static str,
+        #[schema(value_type = String)]
+        amount: Amount,
+        /// Evaluators: the domains named (empty keeps the earlier list).
+        domains: Vec<String>,
+    },
+    /// Starts unbonding `amount` of the `role` stake.
+    Unstake {
+        role: &'static str,
+        #[schema(value_type = String)]
+        amount: Amount,
+    },
+    /// Returns unbonded coins of the `role` stake to the balance.
+    Withdraw { role: &'static str },
 }
 
 /// Fees an included transaction paid.
@@ -80,6 +96,22 @@ pub fn payload_view(tx: &Tx, network: Network) -> PayloadView {
         TxPayload::Transfer { to, amount } => PayloadView::Transfer {
             to: addr(network, to),
             amount: *amount,
+        },
+        TxPayload::Stake {
+            role,
+            amount,
+            domains,
+        } => PayloadView::Stake {
+            role: role.as_str(),
+            amount: *amount,
+            domains: domains.clone(),
+        },
+        TxPayload::Unstake { role, amount } => PayloadView::Unstake {
+            role: role.as_str(),
+            amount: *amount,
+        },
+        TxPayload::Withdraw { role } => PayloadView::Withdraw {
+            role: role.as_str(),
         },
     }
 }

@@ -26,6 +26,7 @@ fn keys() -> Keys {
 
 fn spec(k: &Keys) -> GenesisSpec {
     GenesisSpec {
+        stakes: Vec::new(),
         network: Network::Devnet,
         chain_name: "service-test".into(),
         genesis_time: Timestamp(1_000_000),

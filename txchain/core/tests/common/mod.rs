@@ -26,6 +26,7 @@ pub fn fixture(users: usize) -> Fixture {
     let validator = KeyPair::generate();
     let users: Vec<KeyPair> = (0..users).map(|_| KeyPair::generate()).collect();
     let spec = GenesisSpec {
+        stakes: Vec::new(),
         network: Network::Devnet,
         chain_name: "core-test".into(),
         genesis_time: Timestamp(1_700_000_000_000),
