@@ -1,6 +1,7 @@
-//! Property tests of the state transition over random transaction sequences:
-//! supply = issued − burned, balances never underflow, nonces stay gap-free, and a block built by
-//! the producer is accepted, with the same root, by an importing node.
+//! Property tests of the state transition over random sequences of transfers, stakes, unstakes
+//! and withdrawals: balances plus stakes = issued − burned, the staked total equals what the
+//! stakes hold, balances never underflow, nonces stay gap-free, and a block built by the
+//! producer is accepted, with the same root, by an importing node.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,7 +10,7 @@ mod common;
 use common::*;
 use doin_tx_core::memtree::MemoryState;
 use doin_tx_core::NoMainChain;
-use doin_tx_core::{apply_block, build_block, ApplyContext, StateView, Tx};
+use doin_tx_core::{apply_block, build_block, ApplyContext, StakeRole, StateView, Tx, TxPayload};
 use doin_types::{Amount, Timestamp};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -22,25 +23,66 @@ struct Action {
     nonce_offset: i8,
     max_fee: u64,
     tip: u64,
+    /// 0 transfer, 1 stake, 2 unstake, 3 withdraw.
+    kind: u8,
+    role: StakeRole,
 }
 
 fn action(users: usize) -> impl Strategy<Value = Action> {
     (
-        0..users,
-        0..users,
-        prop_oneof![1u64..1_000, 1u64..START_BALANCE, Just(START_BALANCE * 2)],
-        prop_oneof![8 => Just(0i8), 1 => Just(-1i8), 1 => Just(1i8)],
-        prop_oneof![Just(5u64), 10u64..40],
-        0u64..5,
+        (
+            0..users,
+            0..users,
+            prop_oneof![1u64..1_000, 1u64..START_BALANCE, Just(START_BALANCE * 2)],
+            prop_oneof![8 => Just(0i8), 1 => Just(-1i8), 1 => Just(1i8)],
+        ),
+        (
+            prop_oneof![Just(5u64), 10u64..40],
+            0u64..5,
+            prop_oneof![5 => Just(0u8), 2 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)],
+            prop_oneof![
+                Just(StakeRole::Validator),
+                Just(StakeRole::Evaluator),
+                Just(StakeRole::Optimizer)
+            ],
+        ),
     )
-        .prop_map(|(from, to, amount, nonce_offset, max_fee, tip)| Action {
-            from,
-            to,
+        .prop_map(
+            |((from, to, amount, nonce_offset), (max_fee, tip, kind, role))| Action {
+                from,
+                to,
+                amount,
+                nonce_offset,
+                max_fee,
+                tip: tip.min(max_fee),
+                kind,
+                role,
+            },
+        )
+}
+
+fn payload(f: &Fixture, a: &Action) -> TxPayload {
+    let amount = Amount::from_base_units(a.amount);
+    match a.kind {
+        0 => TxPayload::Transfer {
+            to: f.users[a.to].public(),
             amount,
-            nonce_offset,
-            max_fee,
-            tip: tip.min(max_fee),
-        })
+        },
+        1 => TxPayload::Stake {
+            role: a.role,
+            amount,
+            domains: if a.role == StakeRole::Evaluator {
+                vec!["sphere".into()]
+            } else {
+                vec![]
+            },
+        },
+        2 => TxPayload::Unstake {
+            role: a.role,
+            amount,
+        },
+        _ => TxPayload::Withdraw { role: a.role },
+    }
 }
 
 fn sum_balances(state: &MemoryState) -> u128 {
@@ -70,7 +112,7 @@ proptest! {
                 let n = next_nonce.entry(a.from).or_insert(0);
                 let nonce = (*n as i64 + a.nonce_offset as i64).max(0) as u64;
                 if a.nonce_offset == 0 { *n += 1; }
-                let tx = transfer(&f, &f.users[a.from], &f.users[a.to], nonce, a.amount, a.max_fee, a.tip);
+                let tx = signed(&f, &f.users[a.from], nonce, payload(&f, a), a.max_fee, a.tip);
                 candidates.push(Tx::from_signed(tx).unwrap());
             }
             let time = Timestamp(parent.time.0 + 1000);
@@ -96,10 +138,27 @@ proptest! {
                 next_nonce.insert(i, acct.nonce);
             }
 
-            // Supply: every balance together equals issued − burned.
+            // Supply: every balance and stake together equals issued − burned, and the staked
+            // total is what the stakes hold.
             let stats = f.state.chain_stats().unwrap();
             let circulating = stats.circulating().unwrap();
-            prop_assert_eq!(sum_balances(&f.state), u128::from(circulating.base_units()));
+            let locked: u128 = f
+                .state
+                .stakes()
+                .values()
+                .map(|s| u128::from(s.locked().unwrap().base_units()))
+                .sum();
+            prop_assert_eq!(locked, u128::from(stats.staked.base_units()));
+            prop_assert_eq!(
+                sum_balances(&f.state) + locked,
+                u128::from(circulating.base_units())
+            );
+            // No stake is below its role's minimum unless it is fully unbonded.
+            for ((_, role), st) in f.state.stakes() {
+                prop_assert!(
+                    st.bonded.is_zero() || st.bonded >= f.params.consensus.staking.min_stake(*role)
+                );
+            }
             prop_assert_eq!(
                 stats.issued,
                 Amount::from_base_units(START_BALANCE * 4)

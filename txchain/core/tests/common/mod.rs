@@ -6,8 +6,8 @@
 use doin_crypto::KeyPair;
 use doin_tx_core::memtree::MemoryState;
 use doin_tx_core::{
-    genesis, Allocation, Block, ChainParams, ConsensusParams, GenesisSpec, SignedTx, TxBody,
-    TxPayload,
+    genesis, Allocation, Block, ChainParams, ConsensusParams, GenesisSpec, SignedTx, StakingParams,
+    TxBody, TxPayload,
 };
 use doin_types::{Amount, Network, Timestamp};
 
@@ -33,6 +33,12 @@ pub fn fixture(users: usize) -> Fixture {
         params: ConsensusParams {
             block_weight_limit: 4_000,
             max_tx_weight: 1_000,
+            staking: StakingParams {
+                min_validator_stake: Amount::from_base_units(1_000),
+                min_evaluator_stake: Amount::from_base_units(500),
+                min_optimizer_stake: Amount::from_base_units(100),
+                unbonding_blocks: 3,
+            },
             ..ConsensusParams::public_defaults()
         },
         validators: vec![validator.public()],
@@ -77,6 +83,27 @@ pub fn transfer(
             to: to.public(),
             amount: Amount::from_base_units(amount),
         },
+    }
+    .sign(from)
+    .unwrap()
+}
+
+/// Any payload, signed by `from`.
+pub fn signed(
+    f: &Fixture,
+    from: &KeyPair,
+    nonce: u64,
+    payload: TxPayload,
+    max_fee: u64,
+    tip: u64,
+) -> SignedTx {
+    TxBody {
+        chain_id: f.params.chain_id,
+        sender: from.public(),
+        nonce,
+        max_fee_per_weight: Amount::from_base_units(max_fee),
+        max_priority_fee_per_weight: Amount::from_base_units(tip),
+        payload,
     }
     .sign(from)
     .unwrap()
