@@ -18,7 +18,10 @@ use doin_main_core::{
     Direction, DomainId, DomainSpec, EvaluatorEntry, Fx, InitialReputation, MainGenesisSpec,
     MainParams, Objective,
 };
-use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec, TxBody, TxPayload};
+use doin_tx_core::{
+    Allocation, ConsensusParams, GenesisSpec, GenesisStake, StakeRole, StakingParams, TxBody,
+    TxPayload,
+};
 use doin_tx_node::{now_ms, TxChain};
 use doin_types::{Address, Amount, Network, Timestamp};
 use rand::Rng;
@@ -59,6 +62,10 @@ pub struct Devnet {
 }
 
 const ACCOUNT_BALANCE_DOIN: u64 = 1_000_000;
+/// Genesis stakes of the devnet's validator, demo evaluators and demo optimizers.
+const VALIDATOR_STAKE_DOIN: u64 = 10_000;
+const EVALUATOR_STAKE_DOIN: u64 = 100;
+const OPTIMIZER_STAKE_DOIN: u64 = 10;
 
 fn key_path(dir: &Path, name: &str) -> PathBuf {
     dir.join("keys").join(format!("{name}.json"))
@@ -106,12 +113,13 @@ pub fn prepare(opts: &DevnetOptions) -> anyhow::Result<Devnet> {
         rand::thread_rng().fill(&mut suffix);
         let per_account = Amount::from_doin(ACCOUNT_BALANCE_DOIN)?;
         let spec = GenesisSpec {
-            stakes: Vec::new(),
+            stakes: genesis_stakes(opts, &validator)?,
             network: Network::Devnet,
             chain_name: format!("doin-devnet-{}", hex::encode(suffix)),
             genesis_time: Timestamp(now_ms()),
             params: ConsensusParams {
                 target_block_time_ms: opts.block_time_ms,
+                staking: devnet_staking()?,
                 ..ConsensusParams::public_defaults()
             },
             validators: vec![validator.public()],
@@ -171,6 +179,53 @@ pub fn prepare(opts: &DevnetOptions) -> anyhow::Result<Devnet> {
         account_files,
         created,
     })
+}
+
+/// Devnet staking: small minimums and a short unbonding period, so the whole stake
+/// lifecycle can be tried in minutes.
+fn devnet_staking() -> anyhow::Result<StakingParams> {
+    Ok(StakingParams {
+        min_validator_stake: Amount::from_doin(1)?,
+        min_evaluator_stake: Amount::from_doin(1)?,
+        min_optimizer_stake: Amount::from_doin(1)?,
+        unbonding_blocks: 20,
+    })
+}
+
+/// The demo evaluators (for every built-in domain), optimizers and the validator are staked
+/// at genesis on the transfer chain; their keys are created here if new.
+fn genesis_stakes(opts: &DevnetOptions, validator: &KeyPair) -> anyhow::Result<Vec<GenesisStake>> {
+    let dir = &opts.data_dir;
+    let mut domains: Vec<String> = demo_domains()?
+        .iter()
+        .map(|d| d.id.as_str().to_string())
+        .collect();
+    domains.sort();
+    let mut stakes = vec![GenesisStake {
+        key: validator.public(),
+        role: StakeRole::Validator,
+        amount: Amount::from_doin(VALIDATOR_STAKE_DOIN)?,
+        domains: Vec::new(),
+    }];
+    for i in 0..opts.evaluators {
+        let k = load_or_create_key(&key_path(dir, &format!("evaluator-{i}")), true)?;
+        stakes.push(GenesisStake {
+            key: k.public(),
+            role: StakeRole::Evaluator,
+            amount: Amount::from_doin(EVALUATOR_STAKE_DOIN)?,
+            domains: domains.clone(),
+        });
+    }
+    for i in 0..opts.optimizers {
+        let k = load_or_create_key(&key_path(dir, &format!("optimizer-{i}")), true)?;
+        stakes.push(GenesisStake {
+            key: k.public(),
+            role: StakeRole::Optimizer,
+            amount: Amount::from_doin(OPTIMIZER_STAKE_DOIN)?,
+            domains: Vec::new(),
+        });
+    }
+    Ok(stakes)
 }
 
 /// The main chain's genesis, evaluator and optimizer keys: created when the directory has no

@@ -84,6 +84,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = NodeApiDoc::openapi();
     doc.merge(doin_tx_node::api::TxApiDoc::openapi());
     doc.merge(doin_tx_node::proof_api::ProofApiDoc::openapi());
+    doc.merge(doin_tx_node::stake_api::StakeApiDoc::openapi());
     doc.merge(doin_main_node::api::MainApiDoc::openapi());
     doc
 }
@@ -101,6 +102,7 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
             app = app
                 .merge(doin_tx_node::api::router(chain.clone()))
                 .merge(doin_tx_node::proof_api::router(chain.clone()))
+                .merge(doin_tx_node::stake_api::router(chain.clone()))
         }
         None => {
             app = app

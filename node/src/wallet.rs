@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use doin_crypto::keystore::{KeyFile, DEFAULT_SCRYPT_LOG_N};
 use doin_crypto::KeyPair;
-use doin_tx_core::{Tx, TxBody, TxPayload};
+use doin_tx_core::{StakeRole, Tx, TxBody, TxPayload};
 use doin_types::{Address, Amount, ChainId, Network};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -53,6 +53,17 @@ pub enum WalletCommand {
     },
     /// Send DOIN to an address.
     Send(SendArgs),
+    /// Bond DOIN to a role (validator, evaluator for domains, optimizer).
+    Stake(StakeArgs),
+    /// Start unbonding part of a stake; withdraw it after the unbonding period.
+    Unstake(UnstakeArgs),
+    /// Return unbonded coins of a stake to the balance (after the unbonding period).
+    Withdraw(WithdrawArgs),
+    /// Show the stakes of this wallet or of ADDRESS.
+    Stakes {
+        /// Any address of the node's network (default: this wallet).
+        address: Option<String>,
+    },
     /// Show a transaction's status and confirmations.
     Tx {
         /// Transaction id (hex).
@@ -103,6 +114,15 @@ pub struct SendArgs {
     /// Recipient address.
     #[arg(long)]
     pub to: String,
+    #[command(flatten)]
+    pub amount: AmountArgs,
+    #[command(flatten)]
+    pub opts: TxOptions,
+}
+
+/// An amount, in DOIN or in base units.
+#[derive(Args, Debug)]
+pub struct AmountArgs {
     /// Amount in DOIN, e.g. 1.5 (at most 8 decimals).
     #[arg(
         long,
@@ -113,6 +133,23 @@ pub struct SendArgs {
     /// Amount in base units (1 DOIN = 100000000).
     #[arg(long)]
     pub amount_base_units: Option<String>,
+}
+
+impl AmountArgs {
+    fn parse(&self) -> anyhow::Result<Amount> {
+        match (&self.amount, &self.amount_base_units) {
+            (Some(a), _) => Amount::parse_doin(a).map_err(|e| anyhow!("--amount: {e}")),
+            (None, Some(b)) => {
+                Amount::parse_base_units(b).map_err(|e| anyhow!("--amount-base-units: {e}"))
+            }
+            (None, None) => bail!("give --amount or --amount-base-units"),
+        }
+    }
+}
+
+/// Fee, nonce and waiting options of every command that signs a transaction.
+#[derive(Args, Debug)]
+pub struct TxOptions {
     /// Fee level from the node's estimate.
     #[arg(long, value_enum, default_value = "standard")]
     pub fee: FeeLevel,
@@ -130,6 +167,42 @@ pub struct SendArgs {
     pub wait: bool,
     #[arg(long, default_value_t = 120)]
     pub wait_secs: u64,
+}
+
+/// `wallet stake`.
+#[derive(Args, Debug)]
+pub struct StakeArgs {
+    /// validator, evaluator or optimizer.
+    #[arg(long)]
+    pub role: StakeRole,
+    #[command(flatten)]
+    pub amount: AmountArgs,
+    /// Evaluators: the domains to verify, comma-separated (e.g. sphere,rastrigin); omitted on a
+    /// later stake, the earlier list stays.
+    #[arg(long, value_delimiter = ',')]
+    pub domains: Vec<String>,
+    #[command(flatten)]
+    pub opts: TxOptions,
+}
+
+/// `wallet unstake`.
+#[derive(Args, Debug)]
+pub struct UnstakeArgs {
+    #[arg(long)]
+    pub role: StakeRole,
+    #[command(flatten)]
+    pub amount: AmountArgs,
+    #[command(flatten)]
+    pub opts: TxOptions,
+}
+
+/// `wallet withdraw`.
+#[derive(Args, Debug)]
+pub struct WithdrawArgs {
+    #[arg(long)]
+    pub role: StakeRole,
+    #[command(flatten)]
+    pub opts: TxOptions,
 }
 
 fn default_keystore() -> PathBuf {
@@ -353,6 +426,55 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             }
         }
         WalletCommand::Send(s) => send(&args, &client, s).await?,
+        WalletCommand::Stake(s) => {
+            let payload = TxPayload::Stake {
+                role: s.role,
+                amount: s.amount.parse()?,
+                domains: s.domains.clone(),
+            };
+            submit_payload(&args, &client, payload, &s.opts).await?
+        }
+        WalletCommand::Unstake(s) => {
+            let payload = TxPayload::Unstake {
+                role: s.role,
+                amount: s.amount.parse()?,
+            };
+            submit_payload(&args, &client, payload, &s.opts).await?
+        }
+        WalletCommand::Withdraw(s) => {
+            let payload = TxPayload::Withdraw { role: s.role };
+            submit_payload(&args, &client, payload, &s.opts).await?
+        }
+        WalletCommand::Stakes { address } => {
+            let address = match address {
+                Some(a) => a.clone(),
+                None => {
+                    let network = network_of(&client).await?;
+                    Address::new(network, public_of(&args)?).to_string()
+                }
+            };
+            let v: serde_json::Value = client
+                .get(&format!("/v1/tx/accounts/{address}/stakes"))
+                .await?;
+            if args.json {
+                println!("{v}");
+            } else {
+                let stakes = v["stakes"].as_array().cloned().unwrap_or_default();
+                if stakes.is_empty() {
+                    println!("{address} has no stakes");
+                }
+                for st in stakes {
+                    println!(
+                        "{:<10} bonded {} unbonding {} (free from height {}) {}",
+                        st["role"].as_str().unwrap_or("?"),
+                        st["bonded"].as_str().unwrap_or("?"),
+                        st["unbonding"].as_str().unwrap_or("?"),
+                        st["unbonding_until"],
+                        st["domains"]
+                    );
+                }
+            }
+        }
         WalletCommand::Proof { id, out } => {
             let proof: serde_json::Value = client.get(&format!("/v1/anchors/tx/{id}")).await?;
             let text = serde_json::to_string_pretty(&proof)?;
@@ -443,20 +565,41 @@ fn print_tx(tx: &serde_json::Value) {
     }
 }
 
-async fn send(args: &WalletArgs, client: &Client, s: &SendArgs) -> anyhow::Result<()> {
+async fn chain_of(client: &Client) -> anyhow::Result<(Network, ChainId)> {
     let info = client.info().await?;
     let network: Network = info
         .network
         .parse()
         .map_err(|e: String| anyhow!("node reports an unknown network: {e}"))?;
+    let chain_id: ChainId = info
+        .chain_id
+        .parse()
+        .map_err(|e| anyhow!("node reports a malformed chain id: {e}"))?;
+    Ok((network, chain_id))
+}
+
+async fn send(args: &WalletArgs, client: &Client, s: &SendArgs) -> anyhow::Result<()> {
+    let network = network_of(client).await?;
     let to = Address::parse(&s.to, network).map_err(|e| anyhow!("--to: {e}"))?;
-    let amount = match (&s.amount, &s.amount_base_units) {
-        (Some(a), _) => Amount::parse_doin(a).map_err(|e| anyhow!("--amount: {e}"))?,
-        (None, Some(b)) => {
-            Amount::parse_base_units(b).map_err(|e| anyhow!("--amount-base-units: {e}"))?
-        }
-        (None, None) => bail!("give --amount or --amount-base-units"),
-    };
+    let amount = s.amount.parse()?;
+    submit_payload(
+        args,
+        client,
+        TxPayload::Transfer { to: to.key, amount },
+        &s.opts,
+    )
+    .await
+}
+
+/// Signs `payload` with this wallet's key (fees from the node's estimate unless given), checks
+/// the balance, submits it and optionally waits until it is final.
+async fn submit_payload(
+    args: &WalletArgs,
+    client: &Client,
+    payload: TxPayload,
+    s: &TxOptions,
+) -> anyhow::Result<()> {
+    let (network, chain_id) = chain_of(client).await?;
     let key = load_key(args)?;
     let me = Address::new(network, key.public());
     let acct = client.account(&me.to_string()).await?;
@@ -474,17 +617,13 @@ async fn send(args: &WalletArgs, client: &Client, s: &SendArgs) -> anyhow::Resul
         .max_fee_per_weight
         .map(Amount::from_base_units)
         .unwrap_or(level.max_fee_per_weight.max(tip));
-    let chain_id: ChainId = info
-        .chain_id
-        .parse()
-        .map_err(|e| anyhow!("node reports a malformed chain id: {e}"))?;
     let body = TxBody {
         chain_id,
         sender: key.public(),
         nonce: s.nonce.unwrap_or(acct.next_nonce),
         max_fee_per_weight: max_fee,
         max_priority_fee_per_weight: tip,
-        payload: TxPayload::Transfer { to: to.key, amount },
+        payload,
     };
     let tx = Tx::from_signed(body.sign(&key)?)?;
     let max_cost = tx.max_cost()?;

@@ -149,6 +149,60 @@ fn devnet_wallet_transfer_survives_restart() {
     assert_eq!(balance(&base, &a0), before0 - 150_000_000 - fee);
     let id = sent["id"].as_str().unwrap().to_string();
 
+    // Staking: demo evaluators are staked at genesis; an account stakes, starts unbonding,
+    // and cannot withdraw before the unbonding period ends (the node says why).
+    let ev_stakes = wallet(&base, &data.join("keys/evaluator-0.json"), &["stakes"]);
+    assert_eq!(ev_stakes["stakes"][0]["role"], "evaluator", "{ev_stakes}");
+    assert!(!ev_stakes["stakes"][0]["domains"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let staked = wallet(
+        &base,
+        &a1,
+        &[
+            "stake",
+            "--role",
+            "optimizer",
+            "--amount",
+            "5",
+            "--wait",
+            "--wait-secs",
+            "60",
+        ],
+    );
+    assert_eq!(staked["payload"]["type"], "stake", "{staked}");
+    let unstaked = wallet(
+        &base,
+        &a1,
+        &[
+            "unstake",
+            "--role",
+            "optimizer",
+            "--amount",
+            "5",
+            "--wait",
+            "--wait-secs",
+            "60",
+        ],
+    );
+    assert_eq!(unstaked["payload"]["type"], "unstake", "{unstaked}");
+    let a1_stakes = wallet(&base, &a1, &["stakes"]);
+    let st = &a1_stakes["stakes"][0];
+    assert_eq!(st["bonded"], "0", "{a1_stakes}");
+    assert_eq!(st["unbonding"], "500000000", "{a1_stakes}");
+    assert_eq!(st["withdrawable"], false, "{a1_stakes}");
+    let early = Command::new(DOIN)
+        .args(["wallet", "--json", "--node", &base, "--keystore"])
+        .arg(&a1)
+        .args(["withdraw", "--role", "optimizer"])
+        .output()
+        .unwrap();
+    assert!(!early.status.success());
+    let err = String::from_utf8_lossy(&early.stderr);
+    assert!(err.contains("still-unbonding"), "{err}");
+    let a1_after_staking = balance(&base, &a1);
+
     // An exchange keeps the deposit's inclusion proof and checks it offline against the
     // genesis file alone.
     let proof_file = dir.path().join("deposit-proof.json");
@@ -265,7 +319,12 @@ fn devnet_wallet_transfer_survives_restart() {
     drop(node);
 
     let node = start(&data, port);
-    assert_eq!(balance(&node.base, &a1), before1 + 150_000_000);
+    assert_eq!(balance(&node.base, &a1), a1_after_staking);
+    let a1_stakes = wallet(&node.base, &a1, &["stakes"]);
+    assert_eq!(
+        a1_stakes["stakes"][0]["unbonding"], "500000000",
+        "{a1_stakes}"
+    );
     let (_, info) = get(&format!("{}/v1/main/info", node.base)).unwrap();
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
     assert!(info["height"].as_u64().unwrap() >= main_height, "{info}");

@@ -82,7 +82,7 @@ fn internal(e: StoreError) -> Problem {
     Problem::internal(e)
 }
 
-fn parse_address(chain: &TxChain, s: &str) -> Result<Address, Problem> {
+pub(crate) fn parse_address(chain: &TxChain, s: &str) -> Result<Address, Problem> {
     let network = chain.params().network;
     Address::parse(s, network).map_err(|e| Problem::bad_request(e.kind(), e.to_string()))
 }

@@ -14,10 +14,11 @@ use doin_crypto::KeyPair;
 use doin_store::{KvStore, StoreError};
 use doin_telemetry::{Metrics, MetricsError};
 use doin_tx_core::fees::next_base_fee;
+use doin_tx_core::state::Overlay;
 use doin_tx_core::{
-    apply_block, build_block, genesis, prove_tx, Account, ApplyContext, Block, BlockError,
-    BlockHash, BlockHeader, ChainParams, GenesisError, GenesisSpec, MainView, NoMainChain,
-    SignedTx, StateView, Tx, TxBody, TxError, TxId, TxInclusionProof,
+    apply_block, apply_tx, build_block, genesis, prove_tx, Account, ApplyContext, Block,
+    BlockError, BlockHash, BlockHeader, ChainParams, GenesisError, GenesisSpec, MainView,
+    NoMainChain, SignedTx, StateView, Tx, TxBody, TxError, TxId, TxInclusionProof,
 };
 use doin_types::{Amount, Height, MainAnchor, PublicKeyBytes, Timestamp};
 use jmt::Sha256Jmt;
@@ -488,6 +489,7 @@ impl TxChain {
             });
         }
         tx.check_stateless(&self.params.chain_id, max, true)?;
+        self.check_stake_rules(&tx)?;
         let event = views::pending_tx_event(&tx, self.params.network);
         let inserted = {
             let mut pool = self.mempool.lock();
@@ -520,6 +522,44 @@ impl TxChain {
             new: true,
             replaced,
         })
+    }
+
+    /// A staking transaction that is next in line for its sender is tried against the tip
+    /// state, so a stake below the minimum or a withdrawal before the end of the unbonding
+    /// period is refused with its reason instead of waiting in the pool to be dropped. (With
+    /// earlier transactions of the sender still pending, the state it will meet is not known
+    /// yet; the block builder checks it then.)
+    fn check_stake_rules(&self, tx: &Tx) -> Result<(), SubmitError> {
+        let body = tx.body();
+        if body.payload.recipient().is_some() {
+            return Ok(());
+        }
+        let account = self.account(&body.sender)?;
+        if body.nonce != account.nonce {
+            return Ok(());
+        }
+        let height = self.tip.read().header.height.saturating_add(1);
+        let base_fee = self.next_base_fee();
+        let mut overlay = Overlay::new(&self.store);
+        let proposer = self
+            .params
+            .expected_proposer(height)
+            .unwrap_or(PublicKeyBytes::zero());
+        match apply_tx(
+            &self.params,
+            &mut overlay,
+            tx,
+            height,
+            body.max_fee_per_weight.max(base_fee),
+            &proposer,
+            false,
+        ) {
+            Ok(_) => Ok(()),
+            Err(TxError::State(e)) => Err(SubmitError::Store(StoreError::Corrupt(e))),
+            // Fee and balance rules are the mempool's to report, with its own wording.
+            Err(TxError::FeeBelowBaseFee { .. } | TxError::InsufficientBalance { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn known_status(&self, id: &TxId) -> Result<Option<TxStatus>, StoreError> {

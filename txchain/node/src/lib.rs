@@ -11,6 +11,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod producer;
 pub mod proof_api;
+pub mod stake_api;
 pub mod store;
 pub mod tree;
 pub mod views;
