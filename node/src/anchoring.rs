@@ -5,9 +5,13 @@
 
 use doin_main_core::TxChainView;
 use doin_main_node::MainChain;
+use doin_tx_core::state::{decode_stake, decode_stakers, stake_key, stakers_key};
 use doin_tx_core::MainView;
+use doin_tx_core::{jmt, StakeRole};
 use doin_tx_node::TxChain;
-use doin_types::{Credit, Hash256, Height, MainAnchor, MainEffects, TxCheckpoint};
+use doin_types::{
+    Credit, Hash256, Height, MainAnchor, MainEffects, StakedEvaluator, StakedSet, TxCheckpoint,
+};
 use std::sync::Arc;
 
 /// How deep a main block must be before the transfer chain anchors it: with depth 1 the main
@@ -122,5 +126,55 @@ impl TxChainView for TxChainCheckpoints {
         Ok(self
             .final_block_hash(height)?
             .map(|hash| TxCheckpoint { height, hash }))
+    }
+
+    fn stakes_at(&self, height: u64) -> Result<Option<StakedSet>, String> {
+        if height > self.tx.tip().final_height {
+            return Ok(None);
+        }
+        let Some(stored) = self.tx.store().header(height).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let root = jmt::RootHash(stored.header.state_root.0);
+        let tree = self.tx.store().tree();
+        let jmt = jmt::Sha256Jmt::new(&tree);
+        // Every value is read with its proof and checked against the block's state root:
+        // what the main chain adopts is what that header commits to.
+        let proven = |key: jmt::KeyHash| -> Result<Option<Vec<u8>>, String> {
+            let (value, proof) = jmt
+                .get_with_proof(key, height)
+                .map_err(|e| format!("transfer state at {height}: {e}"))?;
+            proof
+                .verify(root, key, value.as_ref())
+                .map_err(|e| format!("transfer state at {height} fails its root: {e}"))?;
+            Ok(value)
+        };
+        let stakers = match proven(stakers_key())? {
+            None => Vec::new(),
+            Some(b) => decode_stakers(&b)?,
+        };
+        let mut set = StakedSet::default();
+        for (owner, role) in stakers {
+            if role == StakeRole::Validator {
+                continue;
+            }
+            let Some(bytes) = proven(stake_key(&owner, role))? else {
+                return Err(format!(
+                    "registered {} stake of {owner} is missing",
+                    role.as_str()
+                ));
+            };
+            let st = decode_stake(&bytes)?;
+            match role {
+                StakeRole::Evaluator => set.evaluators.push(StakedEvaluator {
+                    key: owner,
+                    bonded: st.bonded,
+                    domains: st.domains,
+                }),
+                StakeRole::Optimizer => set.optimizers.push((owner, st.bonded)),
+                StakeRole::Validator => {}
+            }
+        }
+        Ok(Some(set))
     }
 }

@@ -18,6 +18,7 @@ use doin_main_core::{
     Direction, DomainId, DomainSpec, EvaluatorEntry, Fx, InitialReputation, MainGenesisSpec,
     MainParams, Objective,
 };
+use doin_tx_core::stake::ALL_DOMAINS;
 use doin_tx_core::{
     Allocation, ConsensusParams, GenesisSpec, GenesisStake, StakeRole, StakingParams, TxBody,
     TxPayload,
@@ -192,15 +193,12 @@ fn devnet_staking() -> anyhow::Result<StakingParams> {
     })
 }
 
-/// The demo evaluators (for every built-in domain), optimizers and the validator are staked
+/// The demo evaluators (for every domain), optimizers and the validator are staked
 /// at genesis on the transfer chain; their keys are created here if new.
 fn genesis_stakes(opts: &DevnetOptions, validator: &KeyPair) -> anyhow::Result<Vec<GenesisStake>> {
     let dir = &opts.data_dir;
-    let mut domains: Vec<String> = demo_domains()?
-        .iter()
-        .map(|d| d.id.as_str().to_string())
-        .collect();
-    domains.sort();
+    // `*`: every domain, including ones registered later with `wallet register-domain`.
+    let domains = vec![ALL_DOMAINS.to_string()];
     let mut stakes = vec![GenesisStake {
         key: validator.public(),
         role: StakeRole::Validator,

@@ -13,7 +13,7 @@ use crate::reward;
 use crate::state::MainState;
 use crate::DomainId;
 use doin_crypto::KeyPair;
-use doin_types::{Hash256, PublicKeyBytes, Timestamp, TxCheckpoint};
+use doin_types::{Hash256, PublicKeyBytes, StakedSet, Timestamp, TxCheckpoint};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,6 +31,10 @@ pub trait TxChainView {
 
     /// The final transfer block a producer should checkpoint now, if any.
     fn checkpoint_candidate(&self) -> Result<Option<TxCheckpoint>, String>;
+
+    /// Who is staked as evaluator and optimizer in the transfer state after the final block
+    /// at `height` (read through that block's state root); `None` if this node cannot tell.
+    fn stakes_at(&self, height: u64) -> Result<Option<StakedSet>, String>;
 }
 
 /// No transfer chain: nothing to checkpoint, and a block that moves its checkpoint cannot be
@@ -45,6 +49,28 @@ impl TxChainView for NoTxChain {
     fn checkpoint_candidate(&self) -> Result<Option<TxCheckpoint>, String> {
         Ok(None)
     }
+
+    fn stakes_at(&self, _height: u64) -> Result<Option<StakedSet>, String> {
+        Ok(None)
+    }
+}
+
+/// The staked sets a block adopts: those at its checkpoint when the checkpoint moves.
+fn adopted_stakes(
+    tx_chain: &dyn TxChainView,
+    parent: &TxCheckpoint,
+    next: &TxCheckpoint,
+) -> Result<Option<StakedSet>, MainBlockError> {
+    if next.height <= parent.height {
+        return Ok(None);
+    }
+    tx_chain
+        .stakes_at(next.height)
+        .map_err(MainBlockError::TxChain)?
+        .map(Some)
+        .ok_or(MainBlockError::UnknownTxBlock {
+            height: next.height,
+        })
 }
 
 /// Checks that checkpoint `next` may follow `parent`: never back, never a different block at
@@ -186,6 +212,8 @@ struct Executed {
 /// The block-independent inputs of `execute`.
 struct Frame<'a> {
     params: &'a MainChainParams,
+    /// Staked sets the block adopts before its items (a new transfer checkpoint's).
+    staked: Option<StakedSet>,
     height: u64,
     parent_hash: Hash256,
     parent_time: Timestamp,
@@ -233,6 +261,7 @@ pub fn apply_block(
         });
     }
     check_checkpoint(ctx.tx_chain, &parent.tx_checkpoint, &h.tx_checkpoint)?;
+    let staked = adopted_stakes(ctx.tx_chain, &parent.tx_checkpoint, &h.tx_checkpoint)?;
     check_caps(c, &block.body)?;
     if block.body.root()? != h.body_root {
         return Err(MainBlockError::WrongBodyRoot);
@@ -246,6 +275,7 @@ pub fn apply_block(
     }
     let frame = Frame {
         params,
+        staked,
         height: h.height,
         parent_hash,
         parent_time: parent.time,
@@ -363,8 +393,10 @@ pub fn build_block(
     body.commits.truncate(c.max_commits as usize);
     body.reveals.truncate(c.max_reveals as usize);
     body.verdicts.truncate(c.max_verdicts as usize);
+    let staked = adopted_stakes(ctx.tx_chain, &parent.tx_checkpoint, &tx_checkpoint)?;
     let frame = Frame {
         params,
+        staked,
         height: parent.height.saturating_add(1),
         parent_hash: parent.hash()?,
         parent_time: parent.time,
@@ -448,6 +480,9 @@ fn execute(
     let h = f.height;
     let mut s = state.clone();
     s.height = h;
+    if let Some(set) = &f.staked {
+        s.adopt_stakes(set);
+    }
     let mut events = Vec::new();
     let mut skipped = Vec::new();
     let mut out = MainBody::default();

@@ -71,6 +71,8 @@ pub enum ItemError {
     },
     #[error("this optimae already has a verdict in this block")]
     DuplicateVerdict,
+    #[error("optimizer {0} has no optimizer stake on the transfer chain")]
+    OptimizerNotStaked(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

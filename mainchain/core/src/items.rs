@@ -48,6 +48,11 @@ pub(crate) fn commit(
     if !s.domains.contains_key(&c.body.domain) {
         return Err(ItemError::UnknownDomain(c.body.domain.to_string()));
     }
+    if let Some(staked) = &s.optimizers {
+        if !staked.contains(&c.body.optimizer) {
+            return Err(ItemError::OptimizerNotStaked(c.body.optimizer.to_string()));
+        }
+    }
     if s.commits.contains_key(&id) {
         return Err(ItemError::DuplicateCommit);
     }

@@ -15,7 +15,7 @@ use crate::params::{EvaluatorEntry, MainGenesisSpec};
 use crate::reward::Reputation;
 use doin_codec::encode;
 use doin_crypto::tagged_hash;
-use doin_types::{Amount, ChainId, Hash256, PublicKeyBytes};
+use doin_types::{Amount, ChainId, Hash256, PublicKeyBytes, StakedSet};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -69,7 +69,12 @@ pub struct MainState {
     pub commits: BTreeMap<Hash256, CommitRecord>,
     pub pending: BTreeMap<OptimaeId, PendingOptimae>,
     pub reputation: BTreeMap<PublicKeyBytes, Reputation>,
+    /// Evaluators eligible for quorums: the genesis list until the first transfer checkpoint,
+    /// then the evaluator stakes of the transfer chain at the latest checkpoint.
     pub evaluators: BTreeMap<PublicKeyBytes, EvaluatorEntry>,
+    /// Optimizers allowed to commit: anyone until the first transfer checkpoint (`None`),
+    /// then those with an optimizer stake on the transfer chain at the latest checkpoint.
+    pub optimizers: Option<std::collections::BTreeSet<PublicKeyBytes>>,
     pub controller: Controller,
     /// Cumulative coinbase paid per key.
     pub rewards: BTreeMap<PublicKeyBytes, Amount>,
@@ -106,6 +111,7 @@ impl MainState {
                 })
                 .collect(),
             evaluators: spec.evaluators.iter().map(|e| (e.key, e.clone())).collect(),
+            optimizers: None,
             controller: Controller::new(
                 spec.params.initial_threshold,
                 spec.params.target_block_time_ms,
@@ -120,6 +126,30 @@ impl MainState {
     pub fn root(&self) -> Result<Hash256, String> {
         let bytes = encode(self).map_err(|e| e.to_string())?;
         Ok(tagged_hash(TAG_STATE, &bytes))
+    }
+
+    /// Takes the evaluator and optimizer sets from the transfer chain's stakes (at a new
+    /// checkpoint). Domain names that are not valid domain ids name nothing; `*` means every
+    /// domain.
+    pub fn adopt_stakes(&mut self, set: &StakedSet) {
+        self.evaluators = set
+            .evaluators
+            .iter()
+            .map(|e| {
+                let entry = EvaluatorEntry {
+                    key: e.key,
+                    domains: e
+                        .domains
+                        .iter()
+                        .filter_map(|d| DomainId::new(d).ok())
+                        .collect(),
+                    stake: e.bonded,
+                    all_domains: e.domains.iter().any(|d| d == "*"),
+                };
+                (e.key, entry)
+            })
+            .collect();
+        self.optimizers = Some(set.optimizers.iter().map(|(k, _)| *k).collect());
     }
 
     /// Evaluators eligible for `domain`, in key order.

@@ -7,7 +7,7 @@ mod common;
 
 use common::chain;
 use doin_main_core::*;
-use doin_types::{Hash256, Timestamp, TxCheckpoint};
+use doin_types::{Amount, Hash256, StakedEvaluator, StakedSet, Timestamp, TxCheckpoint};
 use std::collections::BTreeMap;
 
 /// The transfer chain as the main chain sees it: final block hashes and a candidate. (The
@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 struct TxChainStub {
     final_blocks: BTreeMap<u64, Hash256>,
     candidate: Option<TxCheckpoint>,
+    /// The staked sets at every final height (one set is enough for these tests).
+    staked: StakedSet,
 }
 
 impl TxChainStub {
@@ -23,6 +25,7 @@ impl TxChainStub {
         TxChainStub {
             final_blocks: (1..=n).map(|h| (h, Hash256([h as u8; 32]))).collect(),
             candidate: None,
+            staked: StakedSet::default(),
         }
     }
 
@@ -41,6 +44,13 @@ impl TxChainView for TxChainStub {
 
     fn checkpoint_candidate(&self) -> Result<Option<TxCheckpoint>, String> {
         Ok(self.candidate)
+    }
+
+    fn stakes_at(&self, height: u64) -> Result<Option<StakedSet>, String> {
+        Ok(self
+            .final_blocks
+            .contains_key(&height)
+            .then(|| self.staked.clone()))
     }
 }
 
@@ -91,6 +101,7 @@ fn a_producer_checkpoints_the_candidate_and_importers_check_it_against_their_cha
     let mut c = chain();
     let mut tx = TxChainStub::with_final(4);
     tx.candidate = Some(tx.checkpoint(4));
+    tx.staked = staked_as_genesis(&c);
     let claim = c.claim("sphere-a", 1);
     let commit = c.commit(&c.optimizers[0], &claim);
     let body = MainBody {
@@ -166,6 +177,98 @@ fn a_producer_checkpoints_the_candidate_and_importers_check_it_against_their_cha
     )
     .unwrap();
     assert_eq!(next.block.header.tx_checkpoint, tx.checkpoint(4));
+}
+
+/// The chain's genesis evaluators (for every domain) and optimizers, as transfer-chain stakes.
+fn staked_as_genesis(c: &common::Chain) -> StakedSet {
+    StakedSet {
+        evaluators: c
+            .evaluators
+            .iter()
+            .map(|k| StakedEvaluator {
+                key: k.public(),
+                bonded: Amount::from_base_units(1_000),
+                domains: vec!["*".into()],
+            })
+            .collect(),
+        optimizers: c
+            .optimizers
+            .iter()
+            .map(|k| (k.public(), Amount::from_base_units(100)))
+            .collect(),
+    }
+}
+
+#[test]
+fn after_a_checkpoint_only_staked_optimizers_commit_and_only_staked_evaluators_are_selected() {
+    let mut c = chain();
+    let mut tx = TxChainStub::with_final(3);
+    tx.candidate = Some(tx.checkpoint(3));
+    let mut staked = staked_as_genesis(&c);
+    // Optimizer 1 and the first evaluator have no stake on the transfer chain; one evaluator
+    // verifies only another domain.
+    staked.optimizers.retain(|(k, _)| *k != c.optimizers[1].public());
+    staked.evaluators.remove(0);
+    staked.evaluators[0].domains = vec!["rosenbrock-x".into()];
+    tx.staked = staked;
+
+    let claim = c.claim("sphere-a", 1);
+    let unstaked = c.commit(&c.optimizers[1], &claim);
+    let staked_commit = c.commit(&c.optimizers[0], &claim);
+    let built = build_block(
+        &c.params,
+        &c.state,
+        &c.tip,
+        MainContext {
+            now: c.carrier_time(),
+            tx_chain: &tx,
+        },
+        &c.producer,
+        &MainBody {
+            commits: vec![unstaked.clone(), staked_commit],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // The builder leaves the unstaked optimizer's commit out, with the reason.
+    assert_eq!(built.block.body.commits.len(), 1);
+    assert!(matches!(
+        built.skipped[0].error,
+        ItemError::OptimizerNotStaked(_)
+    ));
+    // A block that carries it anyway is refused by importers.
+    let mut forced = built.block.clone();
+    forced.body.commits.push(unstaked);
+    let forced = c.resign(forced.header.clone(), forced.body.clone());
+    let e = apply_block(
+        &c.params,
+        &c.state,
+        &c.tip,
+        &forced,
+        MainContext {
+            now: Timestamp(forced.header.time.0),
+            tx_chain: &tx,
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            MainBlockError::InvalidCommit {
+                error: ItemError::OptimizerNotStaked(_),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // Eligible evaluators for sphere-a: the staked ones that verify it.
+    let state = import_state(&c, &built.block, &tx);
+    let eligible = state.eligible(&DomainId::new("sphere-a").unwrap());
+    assert_eq!(eligible.len(), c.evaluators.len() - 2);
+    assert!(!eligible.contains(&c.evaluators[0].public()));
+    assert!(!eligible.contains(&c.evaluators[1].public()));
+    c.tip = built.block.header.clone();
+    c.state = state;
 }
 
 fn import_state(c: &common::Chain, block: &MainBlock, tx: &TxChainStub) -> MainState {

@@ -66,3 +66,20 @@ impl Default for TxCheckpoint {
         TxCheckpoint::NONE
     }
 }
+
+/// Who is staked for the main chain's roles in the transfer-chain state at a checkpointed
+/// height: what the main chain selects evaluators from and accepts optimizers from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StakedSet {
+    pub evaluators: Vec<StakedEvaluator>,
+    /// Optimizers with their bonded stake.
+    pub optimizers: Vec<(PublicKeyBytes, Amount)>,
+}
+
+/// An evaluator's stake: its bonded amount and the domains it verifies (`*`: every domain).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StakedEvaluator {
+    pub key: PublicKeyBytes,
+    pub bonded: Amount,
+    pub domains: Vec<String>,
+}

@@ -17,7 +17,7 @@ mod hash;
 
 pub use address::{Address, AddressError, Network, PublicKeyBytes};
 pub use amount::{Amount, AmountError, BASE_UNITS_PER_DOIN};
-pub use anchor::{Credit, MainAnchor, MainEffects, TxCheckpoint};
+pub use anchor::{Credit, MainAnchor, MainEffects, StakedEvaluator, StakedSet, TxCheckpoint};
 pub use bytes::{FixedBytesError, SignatureBytes};
 pub use hash::{ChainId, Hash256, HashParseError};
 

@@ -351,9 +351,11 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
     }
     let stats = next_stats(view, header.height, &receipts, imported, header.main_anchor)?;
     let (accounts, stakes) = overlay.into_changes();
+    let stakers = StateDiff::next_stakers(view, &stakes).map_err(BlockError::State)?;
     let diff = StateDiff {
         accounts,
         stakes,
+        stakers,
         chain_stats: stats,
     };
     let (state_root, tree_update) =
@@ -490,9 +492,11 @@ pub fn build_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
     }
     let stats = next_stats(view, height, &receipts, imported, main_anchor)?;
     let (accounts, stakes) = overlay.into_changes();
+    let stakers = StateDiff::next_stakers(view, &stakes).map_err(BlockError::State)?;
     let diff = StateDiff {
         accounts,
         stakes,
+        stakers,
         chain_stats: stats,
     };
     let (state_root, tree_update) =
@@ -550,6 +554,11 @@ pub fn genesis<R: TreeReader>(
                 )
             })
             .collect(),
+        stakers: {
+            let mut list: Vec<_> = spec.stakes.iter().map(|st| (st.key, st.role)).collect();
+            list.sort();
+            (!list.is_empty()).then_some(list)
+        },
         stakes: spec
             .stakes
             .iter()

@@ -18,6 +18,7 @@ pub struct MemoryState {
     values: BTreeMap<(KeyHash, Version), Option<OwnedValue>>,
     accounts: BTreeMap<PublicKeyBytes, Account>,
     stakes: BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
+    stakers: Vec<(PublicKeyBytes, StakeRole)>,
     stats: ChainStats,
 }
 
@@ -40,6 +41,9 @@ impl MemoryState {
         }
         for (k, st) in &applied.diff.stakes {
             self.stakes.insert(*k, st.clone());
+        }
+        if let Some(list) = &applied.diff.stakers {
+            self.stakers = list.clone();
         }
         self.stats = applied.diff.chain_stats;
     }
@@ -66,6 +70,10 @@ impl StateView for MemoryState {
 
     fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, String> {
         Ok(self.stakes.get(&(*owner, role)).cloned())
+    }
+
+    fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, String> {
+        Ok(self.stakers.clone())
     }
 }
 

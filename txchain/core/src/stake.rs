@@ -115,11 +115,15 @@ impl Stake {
     }
 }
 
-/// A domain name as the main chain spells domain ids: 1–32 of `a-z`, `0-9`, `-`.
+/// Evaluator domain entry meaning "every domain, including ones registered later".
+pub const ALL_DOMAINS: &str = "*";
+
+/// A domain name as the main chain spells domain ids (1–32 of `a-z`, `0-9`, `-`), or `*`.
 pub fn valid_domain_name(s: &str) -> bool {
-    (1..=32).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    s == ALL_DOMAINS
+        || (1..=32).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Stateless checks of a stake's domain list for `role`.
@@ -142,7 +146,7 @@ pub fn check_domains(role: StakeRole, domains: &[String]) -> Result<(), TxError>
     }
     if let Some(bad) = domains.iter().find(|d| !valid_domain_name(d)) {
         return Err(TxError::InvalidStake(format!(
-            "{bad:?} is not a domain id (1-32 of a-z, 0-9, -)"
+            "{bad:?} is not a domain id (1-32 of a-z, 0-9, -) or *"
         )));
     }
     if domains.windows(2).any(|w| w[0] >= w[1]) {

@@ -19,6 +19,7 @@ pub const TAG_STATE_KEY: &str = "doin/tx-state-key";
 const KEY_ACCOUNT: u8 = 0x01;
 const KEY_CHAIN_STATS: u8 = 0x02;
 const KEY_STAKE: u8 = 0x03;
+const KEY_STAKERS: u8 = 0x04;
 
 /// An account. Accounts that never received funds are absent, read as the default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +64,18 @@ pub fn stake_key(owner: &PublicKeyBytes, role: StakeRole) -> KeyHash {
     KeyHash(tagged_hash_parts(TAG_STATE_KEY, &[&[KEY_STAKE], &owner.0, &[role.key_byte()]]).0)
 }
 
+/// Tree key of the stakers registry: every (owner, role) with a bonded stake, ascending. The
+/// main chain reads who is staked from here (and each stake from its own key), at a
+/// checkpointed height, with proofs against that block's state root.
+pub fn stakers_key() -> KeyHash {
+    KeyHash(tagged_hash_parts(TAG_STATE_KEY, &[&[KEY_STAKERS]]).0)
+}
+
+/// Decodes the stakers registry.
+pub fn decode_stakers(bytes: &[u8]) -> Result<Vec<(PublicKeyBytes, StakeRole)>, String> {
+    decode_exact(bytes).map_err(|e| e.to_string())
+}
+
 /// Tree key of the chain totals.
 pub fn chain_stats_key() -> KeyHash {
     KeyHash(tagged_hash_parts(TAG_STATE_KEY, &[&[KEY_CHAIN_STATS]]).0)
@@ -74,6 +87,8 @@ pub trait StateView {
     fn account(&self, key: &PublicKeyBytes) -> Result<Option<Account>, String>;
     fn chain_stats(&self) -> Result<ChainStats, String>;
     fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, String>;
+    /// The stakers registry (see [`stakers_key`]).
+    fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, String>;
 }
 
 /// Everything a block changes. Applying it to the parent state gives the child state.
@@ -81,7 +96,33 @@ pub trait StateView {
 pub struct StateDiff {
     pub accounts: BTreeMap<PublicKeyBytes, Account>,
     pub stakes: BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
+    /// The new stakers registry, when someone joined or left it.
+    pub stakers: Option<Vec<(PublicKeyBytes, StakeRole)>>,
     pub chain_stats: ChainStats,
+}
+
+impl StateDiff {
+    /// The stakers registry after `stakes` change on top of `view` (`None`: unchanged).
+    pub fn next_stakers<V: StateView + ?Sized>(
+        view: &V,
+        stakes: &BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
+    ) -> Result<Option<Vec<(PublicKeyBytes, StakeRole)>>, String> {
+        if stakes.is_empty() {
+            return Ok(None);
+        }
+        let before = view.stakers()?;
+        let mut set: std::collections::BTreeSet<(PublicKeyBytes, StakeRole)> =
+            before.iter().copied().collect();
+        for (k, st) in stakes {
+            if st.bonded.is_zero() {
+                set.remove(k);
+            } else {
+                set.insert(*k);
+            }
+        }
+        let after: Vec<_> = set.into_iter().collect();
+        Ok((after != before).then_some(after))
+    }
 }
 
 impl StateDiff {
@@ -95,6 +136,12 @@ impl StateDiff {
             out.push((
                 stake_key(owner, *role),
                 Some(encode(st).map_err(|e| e.to_string())?),
+            ));
+        }
+        if let Some(list) = &self.stakers {
+            out.push((
+                stakers_key(),
+                Some(encode(list).map_err(|e| e.to_string())?),
             ));
         }
         out.push((

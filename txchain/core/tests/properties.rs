@@ -153,6 +153,15 @@ proptest! {
                 sum_balances(&f.state) + locked,
                 u128::from(circulating.base_units())
             );
+            // The stakers registry lists exactly the stakes with something bonded.
+            let bonded: Vec<_> = f
+                .state
+                .stakes()
+                .iter()
+                .filter(|(_, st)| !st.bonded.is_zero())
+                .map(|(k, _)| *k)
+                .collect();
+            prop_assert_eq!(f.state.stakers().unwrap(), bonded);
             // No stake is below its role's minimum unless it is fully unbonded.
             for ((_, role), st) in f.state.stakes() {
                 prop_assert!(

@@ -70,6 +70,7 @@ proptest! {
         for (version, updates) in blocks.iter().enumerate() {
             let diff = StateDiff {
                 stakes: Default::default(),
+                stakers: None,
                 accounts: updates
                     .iter()
                     .map(|(k, b)| {

@@ -23,7 +23,8 @@ use crate::tree::{
 use doin_codec::{decode_exact, encode};
 use doin_store::{Cf, Direction, Durability, KvStore, StoreError, WriteBatch};
 use doin_tx_core::state::{
-    account_key, chain_stats_key, decode_account, decode_chain_stats, decode_stake, stake_key,
+    account_key, chain_stats_key, decode_account, decode_chain_stats, decode_stake, decode_stakers,
+    stake_key, stakers_key,
 };
 use doin_tx_core::{
     Account, AppliedBlock, Block, BlockHash, BlockHeader, ChainStats, GenesisSpec, SignedTx,
@@ -601,6 +602,10 @@ impl StateView for Prefetched<'_> {
     fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, String> {
         self.store.stake(owner, role)
     }
+
+    fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, String> {
+        self.store.stakers()
+    }
 }
 
 impl StateView for ChainStore {
@@ -621,5 +626,12 @@ impl StateView for ChainStore {
         self.state_value(stake_key(owner, role))?
             .map(|b| decode_stake(&b))
             .transpose()
+    }
+
+    fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, String> {
+        match self.state_value(stakers_key())? {
+            None => Ok(Vec::new()),
+            Some(b) => decode_stakers(&b),
+        }
     }
 }

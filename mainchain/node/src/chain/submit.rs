@@ -54,6 +54,7 @@ pub(super) fn item_rejection(e: ItemError) -> Rejection {
         ItemError::BadVote { .. } => "bad-signature",
         ItemError::VoteCount { .. } => "vote-count",
         ItemError::DuplicateVerdict => "duplicate-verdict",
+        ItemError::OptimizerNotStaked(_) => "optimizer-not-staked",
     };
     reject(kind, e)
 }
