@@ -177,4 +177,32 @@ impl TxChainView for TxChainCheckpoints {
         }
         Ok(Some(set))
     }
+
+    fn anchoring_block(&self, main_height: u64) -> Result<Option<(u64, Hash256)>, String> {
+        let anchor_at = |h: u64| -> Result<(u64, Hash256), String> {
+            let stored = self
+                .tx
+                .store()
+                .header(h)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("transfer header {h} missing"))?;
+            let hash = stored.header.hash().map_err(|e| e.to_string())?;
+            Ok((stored.header.main_anchor.height, hash))
+        };
+        let top = self.tx.tip().final_height;
+        if top == 0 || anchor_at(top)?.0 < main_height {
+            return Ok(None);
+        }
+        // Anchors only move forward: binary search for the first block covering it.
+        let (mut lo, mut hi) = (1u64, top);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if anchor_at(mid)?.0 >= main_height {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok(Some((lo, anchor_at(lo)?.1)))
+    }
 }

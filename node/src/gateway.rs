@@ -85,6 +85,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(doin_tx_node::api::TxApiDoc::openapi());
     doc.merge(doin_tx_node::proof_api::ProofApiDoc::openapi());
     doc.merge(doin_tx_node::stake_api::StakeApiDoc::openapi());
+    doc.merge(crate::anchor_api::AnchorApiDoc::openapi());
     doc.merge(doin_main_node::api::MainApiDoc::openapi());
     doc
 }
@@ -117,6 +118,19 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
         Some(chain) => app = app.merge(doin_main_node::api::router(chain.clone())),
         None => app = app.route("/v1/main/{*rest}", any(|| disabled("main", "main chain"))),
     }
+    if let (Some(tx), Some(main)) = (&state.tx, &state.main) {
+        app = app.merge(crate::anchor_api::router(tx.clone(), main.clone()));
+    } else {
+        app = app.route(
+            "/v1/anchors/main/{*rest}",
+            any(|| async {
+                Problem::not_found(
+                    "chain-disabled",
+                    "main-anchor proofs need both chains; this node does not run both",
+                )
+            }),
+        );
+    }
     // Services this build does not have yet answer like a disabled chain.
     app = app
         .route("/v1/anchors/{*rest}", any(not_yet_anchors))
@@ -147,7 +161,7 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
 async fn not_yet_anchors() -> Problem {
     Problem::not_found(
         "not-available",
-        "only transaction inclusion proofs (/v1/anchors/tx/{id}) are available in this version of doin; cross-chain anchors are not",
+        "this version of doin serves /v1/anchors/tx/{id} and /v1/anchors/main/{height} only",
     )
 }
 

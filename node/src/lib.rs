@@ -2,6 +2,7 @@
 //! and the wallet client. Everything consensus-related lives in the chain crates; this crate
 //! only assembles them.
 
+pub mod anchor_api;
 pub mod anchoring;
 pub mod client;
 pub mod config;

@@ -77,15 +77,27 @@ pub enum WalletCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Check an inclusion proof offline: the transaction is in a block signed by one of the
-    /// genesis validators of that chain. Needs no node; exits non-zero if the proof fails.
+    /// Fetch the proof that a main block is anchored by the transfer chain.
+    MainProof {
+        /// Main-chain height.
+        height: u64,
+        /// Write the proof to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a proof offline: a transaction's inclusion in a transfer block signed by one of
+    /// the genesis validators, or a main block's anchoring by such a block. Needs no node;
+    /// exits non-zero if the proof fails.
     VerifyProof {
-        /// Proof file written by `wallet proof` (or the JSON of GET /v1/anchors/tx/{id}); `-`
-        /// reads standard input.
+        /// Proof file written by `wallet proof` / `wallet main-proof` (or the JSON of
+        /// GET /v1/anchors/...); `-` reads standard input.
         file: PathBuf,
-        /// Genesis file of the chain (chain id and validators are taken from it).
+        /// Genesis file of the transfer chain (chain id and validators are taken from it).
         #[arg(long)]
         genesis: PathBuf,
+        /// Main-chain genesis file: also checks the main headers' chain id.
+        #[arg(long)]
+        main_genesis: Option<PathBuf>,
     },
     /// Register an optimization domain on the main chain, sponsored (signed) by this key.
     RegisterDomain {
@@ -477,21 +489,18 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
         }
         WalletCommand::Proof { id, out } => {
             let proof: serde_json::Value = client.get(&format!("/v1/anchors/tx/{id}")).await?;
-            let text = serde_json::to_string_pretty(&proof)?;
-            match out {
-                Some(path) => {
-                    std::fs::write(path, format!("{text}\n"))
-                        .with_context(|| format!("cannot write {}", path.display()))?;
-                    if args.json {
-                        println!("{}", serde_json::json!({ "written": path }));
-                    } else {
-                        println!("proof written to {}", path.display());
-                    }
-                }
-                None => println!("{text}"),
-            }
+            write_proof(&args, &proof, out.as_deref())?;
         }
-        WalletCommand::VerifyProof { file, genesis } => {
+        WalletCommand::MainProof { height, out } => {
+            let proof: serde_json::Value =
+                client.get(&format!("/v1/anchors/main/{height}")).await?;
+            write_proof(&args, &proof, out.as_deref())?;
+        }
+        WalletCommand::VerifyProof {
+            file,
+            genesis,
+            main_genesis,
+        } => {
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin())?
             } else {
@@ -499,23 +508,52 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot read {}", file.display()))?
             };
             let spec = crate::run::read_genesis(genesis)?;
-            let proven = crate::proofcheck::verify_proof_json(&text, &spec)?;
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "valid": true,
-                        "tx_id": proven.tx_id.to_hex(),
-                        "height": proven.height,
-                        "block_hash": proven.block_hash.to_hex(),
-                        "proposer": proven.proposer.to_hex(),
-                    })
-                );
-            } else {
-                println!(
-                    "valid: transaction {} is in block {} ({}) signed by validator {}",
-                    proven.tx_id, proven.height, proven.block_hash, proven.proposer
-                );
+            let main_chain = match main_genesis {
+                Some(p) => Some(crate::run::read_main_genesis(p)?.chain_id()?),
+                None => None,
+            };
+            match crate::proofcheck::verify_any_proof_json(&text, &spec, main_chain.as_ref())? {
+                crate::proofcheck::Proven::Inclusion(proven) => {
+                    if args.json {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "valid": true,
+                                "tx_id": proven.tx_id.to_hex(),
+                                "height": proven.height,
+                                "block_hash": proven.block_hash.to_hex(),
+                                "proposer": proven.proposer.to_hex(),
+                            })
+                        );
+                    } else {
+                        println!(
+                            "valid: transaction {} is in block {} ({}) signed by validator {}",
+                            proven.tx_id, proven.height, proven.block_hash, proven.proposer
+                        );
+                    }
+                }
+                crate::proofcheck::Proven::Anchor(proven) => {
+                    if args.json {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "valid": true,
+                                "main_height": proven.main_height,
+                                "main_hash": proven.main_hash.to_hex(),
+                                "tx_height": proven.tx_height,
+                                "tx_block_hash": proven.tx_block_hash.to_hex(),
+                            })
+                        );
+                    } else {
+                        println!(
+                            "valid: main block {} ({}) is anchored by transfer block {} ({})",
+                            proven.main_height,
+                            proven.main_hash,
+                            proven.tx_height,
+                            proven.tx_block_hash
+                        );
+                    }
+                }
             }
         }
         WalletCommand::Tx { id } => {
@@ -682,6 +720,28 @@ async fn wait_final(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Prints a fetched proof, or writes it to `out`.
+fn write_proof(
+    args: &WalletArgs,
+    proof: &serde_json::Value,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(proof)?;
+    match out {
+        Some(path) => {
+            std::fs::write(path, format!("{text}\n"))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            if args.json {
+                println!("{}", serde_json::json!({ "written": path }));
+            } else {
+                println!("proof written to {}", path.display());
+            }
+        }
+        None => println!("{text}"),
+    }
+    Ok(())
 }
 
 /// Used by `doin devnet` banners and tests: the address of a key file.

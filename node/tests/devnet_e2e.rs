@@ -287,6 +287,48 @@ fn devnet_wallet_transfer_survives_restart() {
         (0, 0),
         "evaluator 0's balance differs from its anchored main-chain rewards"
     );
+    // The main block that paid the reward is final once a final transfer block anchors it
+    // (and it is 2 deep); its anchoring proof checks offline against both genesis files.
+    let anchor = info["main_anchor"]["height"].as_u64().unwrap();
+    let (_, mb) = get(&format!("{base}/v1/main/blocks/{anchor}")).unwrap();
+    let mb: serde_json::Value = serde_json::from_str(&mb).unwrap();
+    assert_eq!(mb["status"], "final", "{mb}");
+    assert!(mb["anchored_by"]["height"].as_u64().unwrap() >= 1, "{mb}");
+    let main_proof = dir.path().join("main-proof.json");
+    wallet(
+        &base,
+        &a0,
+        &["main-proof", "1", "--out", main_proof.to_str().unwrap()],
+    );
+    let checked = wallet(
+        &base,
+        &a0,
+        &[
+            "verify-proof",
+            main_proof.to_str().unwrap(),
+            "--genesis",
+            data.join("genesis.json").to_str().unwrap(),
+            "--main-genesis",
+            data.join("main-genesis.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(checked["valid"], true, "{checked}");
+    assert_eq!(checked["main_height"], 1, "{checked}");
+    let mut lying: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&main_proof).unwrap()).unwrap();
+    lying["main_height"] = serde_json::Value::from(2);
+    std::fs::write(&main_proof, lying.to_string()).unwrap();
+    let refused = Command::new(DOIN)
+        .args(["wallet", "verify-proof"])
+        .arg(&main_proof)
+        .arg("--genesis")
+        .arg(data.join("genesis.json"))
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "a lying main-anchor proof was accepted"
+    );
     let optimae = accepted["best_optimae"].as_str().unwrap();
     let (code, body) = get(&format!("{base}/v1/main/optimae/{optimae}")).unwrap();
     assert_eq!(code, 200, "{body}");

@@ -35,6 +35,13 @@ pub trait TxChainView {
     /// Who is staked as evaluator and optimizer in the transfer state after the final block
     /// at `height` (read through that block's state root); `None` if this node cannot tell.
     fn stakes_at(&self, height: u64) -> Result<Option<StakedSet>, String>;
+
+    /// The first final transfer block whose `main_anchor` covers main height `main_height`
+    /// (its height and hash), if any. Only views use this (main-block finality); consensus
+    /// does not.
+    fn anchoring_block(&self, _main_height: u64) -> Result<Option<(u64, Hash256)>, String> {
+        Ok(None)
+    }
 }
 
 /// No transfer chain: nothing to checkpoint, and a block that moves its checkpoint cannot be

@@ -207,7 +207,9 @@ fn after_a_checkpoint_only_staked_optimizers_commit_and_only_staked_evaluators_a
     let mut staked = staked_as_genesis(&c);
     // Optimizer 1 and the first evaluator have no stake on the transfer chain; one evaluator
     // verifies only another domain.
-    staked.optimizers.retain(|(k, _)| *k != c.optimizers[1].public());
+    staked
+        .optimizers
+        .retain(|(k, _)| *k != c.optimizers[1].public());
     staked.evaluators.remove(0);
     staked.evaluators[0].domains = vec!["rosenbrock-x".into()];
     tx.staked = staked;

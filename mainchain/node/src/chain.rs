@@ -255,6 +255,19 @@ impl MainChain {
         res
     }
 
+    /// The first final transfer block that anchors main height `height` (its height and
+    /// hash), if this node runs the transfer chain and one does.
+    pub fn anchored_by(&self, height: u64) -> Option<(u64, Hash256)> {
+        let view = self.tx_chain.read().clone();
+        match view.anchoring_block(height) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, height, "could not look up the transfer block anchoring a main block");
+                None
+            }
+        }
+    }
+
     /// Connects the transfer chain this node runs: main blocks checkpoint it from now on.
     pub fn set_tx_view(&self, tx_chain: Arc<dyn TxChainView + Send + Sync>) {
         *self.tx_chain.write() = tx_chain;

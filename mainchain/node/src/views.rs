@@ -60,6 +60,11 @@ pub struct MainBlockView {
     /// The final transfer-chain block this block checkpoints (height 0 and an all-zero hash
     /// before any).
     pub tx_checkpoint: CheckpointView,
+    /// `final` once a final transfer block anchors this block and it is at least 2 deep
+    /// (one block on top); `included` before.
+    pub status: &'static str,
+    /// The first final transfer block that anchors this block.
+    pub anchored_by: Option<CheckpointView>,
 }
 
 /// A transfer-chain block named by a main block.
@@ -86,6 +91,11 @@ pub fn block_view(c: &MainChain, b: &MainBlock, tip: u64) -> Result<MainBlockVie
     let n = c.params().network;
     let h = &b.header;
     let hash = b.hash().map_err(Problem::internal)?;
+    let anchored_by = if h.height > 0 {
+        c.anchored_by(h.height)
+    } else {
+        None
+    };
     Ok(MainBlockView {
         height: h.height,
         hash: hash.to_hex(),
@@ -146,6 +156,15 @@ pub fn block_view(c: &MainChain, b: &MainBlock, tip: u64) -> Result<MainBlockVie
             height: h.tx_checkpoint.height,
             hash: h.tx_checkpoint.hash.to_hex(),
         },
+        status: if h.height == 0 || (anchored_by.is_some() && tip > h.height) {
+            "final"
+        } else {
+            "included"
+        },
+        anchored_by: anchored_by.map(|(height, hash)| CheckpointView {
+            height,
+            hash: hash.to_hex(),
+        }),
     })
 }
 

@@ -1,0 +1,114 @@
+//! `GET /v1/anchors/main/{height}`: the proof that a main-chain block is anchored by the
+//! transfer chain — the transfer block that anchors it (signed by a validator) and the main
+//! headers that link the anchored block to the one the transfer header names. Served only by
+//! a node that runs both chains; checked offline by `doin wallet verify-proof`.
+
+use crate::proofcheck::{MainAnchorProof, MAIN_ANCHOR_PROOF_FORMAT};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use doin_http::{path_problem, Problem, ProblemDoc};
+use doin_main_node::MainChain;
+use doin_tx_node::TxChain;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::{OpenApi, ToSchema};
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(main_anchor_proof),
+    components(schemas(MainAnchorProofView, ProblemDoc)),
+    tags((name = "anchors"))
+)]
+pub struct AnchorApiDoc;
+
+/// A main block's anchoring proof. Only `proof` is evidence; the rest restates it.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MainAnchorProofView {
+    /// `doin-main-anchor/1`.
+    pub format: String,
+    pub main_height: u64,
+    pub main_hash: String,
+    /// `final` (anchored by a final transfer block and at least 2 deep) or `included`.
+    pub status: String,
+    /// The transfer block that anchors it.
+    pub tx_height: u64,
+    pub tx_block_hash: String,
+    /// Hex of the encoded proof: the main headers from `main_height` up to the one the
+    /// transfer header anchors, the transfer header and its proposer's signature.
+    pub proof: String,
+}
+
+#[derive(Clone)]
+struct Chains {
+    tx: Arc<TxChain>,
+    main: Arc<MainChain>,
+}
+
+/// Routes under `/v1/anchors/main`.
+pub fn router(tx: Arc<TxChain>, main: Arc<MainChain>) -> Router {
+    Router::new()
+        .route("/v1/anchors/main/{height}", get(main_anchor_proof))
+        .with_state(Chains { tx, main })
+}
+
+#[utoipa::path(get, path = "/v1/anchors/main/{height}", tag = "anchors",
+    params(("height" = u64, Path, description = "Main-chain height")),
+    responses(
+        (status = 200, description = "The anchoring proof", body = MainAnchorProofView),
+        (status = 400, description = "Malformed height", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such main block, or no final transfer block anchors it yet", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn main_anchor_proof(
+    State(c): State<Chains>,
+    height: Result<Path<u64>, PathRejection>,
+) -> Result<Json<MainAnchorProofView>, Problem> {
+    let Path(height) = height.map_err(path_problem)?;
+    let tip = c.main.head().header.height;
+    if height == 0 || height > tip {
+        return Err(Problem::not_found(
+            "block-not-found",
+            format!("no main block {height} to prove (tip {tip}; genesis needs no anchor)"),
+        ));
+    }
+    let (tx_height, tx_hash) = c.main.anchored_by(height).ok_or_else(|| {
+        Problem::not_found(
+            "not-anchored",
+            format!("no final transfer block anchors main block {height} yet"),
+        )
+    })?;
+    let stored =
+        c.tx.store()
+            .header(tx_height)
+            .map_err(Problem::internal)?
+            .ok_or_else(|| Problem::internal(format!("transfer header {tx_height} missing")))?;
+    let mut main_headers = Vec::new();
+    for h in height..=stored.header.main_anchor.height {
+        let block = c
+            .main
+            .block(h)
+            .map_err(Problem::internal)?
+            .ok_or_else(|| Problem::internal(format!("main block {h} missing")))?;
+        main_headers.push(block.header);
+    }
+    let main_hash = main_headers
+        .first()
+        .ok_or_else(|| Problem::internal("no main header"))?
+        .hash()
+        .map_err(Problem::internal)?;
+    let proof = MainAnchorProof {
+        main_headers,
+        tx_header: stored.header,
+        tx_signature: stored.signature,
+    };
+    Ok(Json(MainAnchorProofView {
+        format: MAIN_ANCHOR_PROOF_FORMAT.to_string(),
+        main_height: height,
+        main_hash: main_hash.to_hex(),
+        status: if tip > height { "final" } else { "included" }.to_string(),
+        tx_height,
+        tx_block_hash: tx_hash.to_hex(),
+        proof: hex::encode(proof.encode().map_err(Problem::internal)?),
+    }))
+}
