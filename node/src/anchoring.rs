@@ -3,14 +3,17 @@
 //! implemented over the other chain running in this process. Neither chain crate knows the
 //! other.
 
+use doin_main_core::MainBlock;
 use doin_main_core::TxChainView;
+use doin_main_node::store::OptimaeStatus;
 use doin_main_node::MainChain;
 use doin_tx_core::state::{decode_stake, decode_stakers, stake_key, stakers_key};
 use doin_tx_core::MainView;
 use doin_tx_core::{jmt, StakeRole};
 use doin_tx_node::TxChain;
 use doin_types::{
-    Credit, Hash256, Height, MainAnchor, MainEffects, StakedEvaluator, StakedSet, TxCheckpoint,
+    Credit, Hash256, Height, MainAnchor, MainEffects, Slash, SlashReason, StakedEvaluator,
+    StakedSet, TxCheckpoint,
 };
 use std::sync::Arc;
 
@@ -28,13 +31,63 @@ impl MainChainAnchors {
     }
 }
 
+impl MainChainAnchors {
+    /// The slashes a main block decided: the optimizer of every optimae it rejected, and every
+    /// evaluator whose vote in the deciding round went against the majority (accepted or
+    /// rejected optimae only: an inconclusive round proves no one wrong). Derived from the
+    /// verdicts the block carries and their recorded outcome at this height, both of which
+    /// every node with this main chain has.
+    fn slashes_of(&self, block: &MainBlock, height: Height) -> Result<Vec<Slash>, String> {
+        let mut out = Vec::new();
+        for v in &block.body.verdicts {
+            let Some(rec) = self
+                .main
+                .store()
+                .optimae(&v.optimae_id)
+                .map_err(|e| e.to_string())?
+            else {
+                continue;
+            };
+            if rec.decided_at != Some(height) {
+                continue;
+            }
+            let decided = match rec.status {
+                OptimaeStatus::Rejected => {
+                    out.push(Slash {
+                        key: rec.optimizer,
+                        reason: SlashReason::RejectedOptimae,
+                    });
+                    true
+                }
+                OptimaeStatus::Accepted => true,
+                _ => false,
+            };
+            if decided {
+                for vote in rec
+                    .votes
+                    .iter()
+                    .filter(|x| x.round == rec.round && !x.agreed)
+                {
+                    out.push(Slash {
+                        key: vote.evaluator,
+                        reason: SlashReason::WrongVote,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl MainView for MainChainAnchors {
     fn effects(&self, height: Height) -> Result<Option<MainEffects>, String> {
         let Some(block) = self.main.block(height).map_err(|e| e.to_string())? else {
             return Ok(None);
         };
         let hash = block.hash().map_err(|e| e.to_string())?;
+        let slashes = self.slashes_of(&block, height)?;
         Ok(Some(MainEffects {
+            slashes,
             height,
             hash,
             parent: block.header.parent,

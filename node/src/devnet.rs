@@ -190,6 +190,7 @@ fn devnet_staking() -> anyhow::Result<StakingParams> {
         min_evaluator_stake: Amount::from_doin(1)?,
         min_optimizer_stake: Amount::from_doin(1)?,
         unbonding_blocks: 20,
+        ..StakingParams::default()
     })
 }
 

@@ -43,6 +43,25 @@ pub struct MainEffects {
     pub parent: Hash256,
     /// Coinbase payouts, in coinbase order.
     pub credits: Vec<Credit>,
+    /// Stakes to slash for what this block decided, in block order.
+    pub slashes: Vec<Slash>,
+}
+
+/// Why a main block slashes a stake.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlashReason {
+    /// The optimizer's optimae was rejected by its quorum (slashes the optimizer stake).
+    RejectedOptimae,
+    /// The evaluator voted against the deciding majority (slashes the evaluator stake).
+    WrongVote,
+}
+
+/// A stake to slash on the transfer chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slash {
+    pub key: PublicKeyBytes,
+    pub reason: SlashReason,
 }
 
 /// A final transfer-chain block named by a main-chain header (`tx_checkpoint`): the main chain

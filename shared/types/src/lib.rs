@@ -17,7 +17,9 @@ mod hash;
 
 pub use address::{Address, AddressError, Network, PublicKeyBytes};
 pub use amount::{Amount, AmountError, BASE_UNITS_PER_DOIN};
-pub use anchor::{Credit, MainAnchor, MainEffects, StakedEvaluator, StakedSet, TxCheckpoint};
+pub use anchor::{
+    Credit, MainAnchor, MainEffects, Slash, SlashReason, StakedEvaluator, StakedSet, TxCheckpoint,
+};
 pub use bytes::{FixedBytesError, SignatureBytes};
 pub use hash::{ChainId, Hash256, HashParseError};
 

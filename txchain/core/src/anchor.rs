@@ -1,6 +1,7 @@
 //! Transfer → main anchoring (DESIGN §6): every header names a main block (`main_anchor`),
 //! monotonically; when the anchor moves forward, the effects of every newly anchored main block
-//! (coinbase credits) are applied to this chain in main-chain order, exactly once.
+//! (coinbase credits, slashes of stakes) are applied to this chain in main-chain order,
+//! exactly once.
 //!
 //! Exactly once follows from the state: the anchor applied so far is part of the authenticated
 //! chain totals, and effects are applied only for main heights above it. This module owns the
@@ -8,8 +9,9 @@
 //! caller's (through the `MainView` port).
 
 use crate::error::BlockError;
+use crate::stake::{slash, Stake, StakeRole, StakingParams};
 use crate::state::{Account, Overlay, StateView};
-use doin_types::{Amount, Credit, Height, MainAnchor, MainEffects};
+use doin_types::{Amount, Credit, Height, MainAnchor, MainEffects, Slash, SlashReason};
 
 /// Most main blocks one transfer block may newly anchor (bounds a block's extra work; a
 /// transfer chain that fell behind catches up over several blocks).
@@ -103,12 +105,24 @@ pub fn newly_anchored<M: MainView + ?Sized>(
     Ok(out)
 }
 
-/// Credits `effects` to `overlay` in order; returns the total credited.
+/// What applying anchored effects did to the totals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EffectTotals {
+    /// Credited to balances (minted by the main chain).
+    pub credited: Amount,
+    /// Taken from stakes and burned.
+    pub slashed: Amount,
+}
+
+/// Applies `effects` to `overlay` in order: credits to balances, then slashes of stakes
+/// (a slash of a key without that stake does nothing).
 pub fn apply_effects<V: StateView + ?Sized>(
+    staking: &StakingParams,
     overlay: &mut Overlay<'_, V>,
     effects: &[MainEffects],
-) -> Result<Amount, BlockError> {
+) -> Result<EffectTotals, BlockError> {
     let mut total = Amount::ZERO;
+    let mut slashed = Amount::ZERO;
     for e in effects {
         for Credit { key, amount } in &e.credits {
             let account = overlay.account(key).map_err(BlockError::State)?;
@@ -126,6 +140,27 @@ pub fn apply_effects<V: StateView + ?Sized>(
                 .checked_add(*amount)
                 .map_err(|_| BlockError::State("credited total overflows".into()))?;
         }
+        for Slash { key, reason } in &e.slashes {
+            let (role, ppm) = match reason {
+                SlashReason::RejectedOptimae => {
+                    (StakeRole::Optimizer, staking.slash_rejected_optimae_ppm)
+                }
+                SlashReason::WrongVote => (StakeRole::Evaluator, staking.slash_wrong_vote_ppm),
+            };
+            let before = overlay.stake(key, role).map_err(BlockError::State)?;
+            if before == Stake::default() {
+                continue;
+            }
+            let (after, taken) =
+                slash(before, ppm).map_err(|e| BlockError::State(e.to_string()))?;
+            overlay.set_stake(*key, role, after);
+            slashed = slashed
+                .checked_add(taken)
+                .map_err(|_| BlockError::State("slashed total overflows".into()))?;
+        }
     }
-    Ok(total)
+    Ok(EffectTotals {
+        credited: total,
+        slashed,
+    })
 }

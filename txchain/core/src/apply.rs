@@ -6,7 +6,7 @@
 //! read through `StateView` and the tree through `jmt::storage::TreeReader`, and the caller
 //! commits the returned diff and tree update atomically.
 
-use crate::anchor::{apply_effects, newly_anchored, MainView, MAX_ANCHOR_STEP};
+use crate::anchor::{apply_effects, newly_anchored, EffectTotals, MainView, MAX_ANCHOR_STEP};
 use crate::block::{tx_root, Block, BlockHeader};
 use crate::error::{BlockError, GenesisError, TxError};
 use crate::fees::{fee_split, next_base_fee};
@@ -331,7 +331,7 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
     let mut overlay = Overlay::new(view);
     // Anchored main blocks' effects come first: a reward is spendable in the block that
     // imports it.
-    let imported = apply_effects(&mut overlay, &anchored)?;
+    let imported = apply_effects(&params.consensus.staking, &mut overlay, &anchored)?;
     let mut receipts = Vec::with_capacity(txs.len());
     for (index, tx) in txs.iter().enumerate() {
         let r = apply_tx(
@@ -377,9 +377,10 @@ fn next_stats<V: StateView + ?Sized>(
     view: &V,
     height: Height,
     receipts: &[TxReceipt],
-    imported: Amount,
+    effects: EffectTotals,
     main_anchor: MainAnchor,
 ) -> Result<ChainStats, BlockError> {
+    let imported = effects.credited;
     let mut stats = view.chain_stats().map_err(BlockError::State)?;
     for r in receipts {
         stats.burned = stats
@@ -395,6 +396,15 @@ fn next_stats<V: StateView + ?Sized>(
     let overflow = |_| BlockError::State("issued total overflows".into());
     stats.issued = stats.issued.checked_add(imported).map_err(overflow)?;
     stats.imported = stats.imported.checked_add(imported).map_err(overflow)?;
+    // Slashed stake is burned: out of the staked total, into the burned one.
+    stats.staked = stats
+        .staked
+        .checked_sub(effects.slashed)
+        .map_err(|_| BlockError::State("slashed more than is staked".into()))?;
+    stats.burned = stats
+        .burned
+        .checked_add(effects.slashed)
+        .map_err(|_| BlockError::State("burned total overflows".into()))?;
     stats.main_anchor = main_anchor;
     stats.height = height;
     Ok(stats)
@@ -463,7 +473,7 @@ pub fn build_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
     let main_anchor = choose_anchor(main, &parent.main_anchor)?;
     let anchored = newly_anchored(main, &parent.main_anchor, &main_anchor)?;
     let mut overlay = Overlay::new(view);
-    let imported = apply_effects(&mut overlay, &anchored)?;
+    let imported = apply_effects(&params.consensus.staking, &mut overlay, &anchored)?;
     let mut included = Vec::new();
     let mut receipts = Vec::new();
     let mut skipped = Vec::new();

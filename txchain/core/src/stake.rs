@@ -70,6 +70,21 @@ pub struct StakingParams {
     pub min_optimizer_stake: Amount,
     /// Blocks between `Unstake` and the earliest `Withdraw` of those coins.
     pub unbonding_blocks: u64,
+    /// Share of an optimizer's stake slashed (burned) per rejected optimae, in millionths.
+    #[serde(default = "default_slash_rejected_ppm")]
+    pub slash_rejected_optimae_ppm: u32,
+    /// Share of an evaluator's stake slashed (burned) per vote against the deciding majority,
+    /// in millionths.
+    #[serde(default = "default_slash_wrong_vote_ppm")]
+    pub slash_wrong_vote_ppm: u32,
+}
+
+fn default_slash_rejected_ppm() -> u32 {
+    50_000
+}
+
+fn default_slash_wrong_vote_ppm() -> u32 {
+    20_000
 }
 
 impl Default for StakingParams {
@@ -80,6 +95,8 @@ impl Default for StakingParams {
             min_evaluator_stake: Amount::from_base_units(100 * 100_000_000),
             min_optimizer_stake: Amount::from_base_units(10 * 100_000_000),
             unbonding_blocks: 20_160,
+            slash_rejected_optimae_ppm: default_slash_rejected_ppm(),
+            slash_wrong_vote_ppm: default_slash_wrong_vote_ppm(),
         }
     }
 }
@@ -244,4 +261,32 @@ pub fn withdraw(current: Stake, height: Height) -> Result<(Stake, Amount), TxErr
     s.unbonding = Amount::ZERO;
     s.unbonding_until = 0;
     Ok((s, amount))
+}
+
+/// Slashes `ppm` millionths of everything locked in `current` (bonded first, then unbonding);
+/// returns the new stake and the amount taken (which the caller burns).
+pub fn slash(current: Stake, ppm: u32) -> Result<(Stake, Amount), TxError> {
+    let locked = u128::from(current.locked()?.base_units());
+    let take = locked
+        .checked_mul(u128::from(ppm.min(1_000_000)))
+        .map(|x| x / 1_000_000)
+        .ok_or(TxError::AmountOverflow)?;
+    let take = Amount::from_base_units(u64::try_from(take).map_err(|_| TxError::AmountOverflow)?);
+    let mut s = current;
+    let from_bonded = take.min(s.bonded);
+    s.bonded = s
+        .bonded
+        .checked_sub(from_bonded)
+        .map_err(|_| TxError::AmountOverflow)?;
+    let rest = take
+        .checked_sub(from_bonded)
+        .map_err(|_| TxError::AmountOverflow)?;
+    s.unbonding = s
+        .unbonding
+        .checked_sub(rest)
+        .map_err(|_| TxError::AmountOverflow)?;
+    if s.bonded.is_zero() {
+        s.domains.clear();
+    }
+    Ok((s, take))
 }

@@ -45,6 +45,7 @@ impl MainChainStub {
                             amount: Amount::from_base_units(height),
                         })
                         .collect(),
+                    slashes: Vec::new(),
                 },
             );
             parent = hash;
@@ -299,4 +300,84 @@ fn forged_backward_unknown_and_oversized_anchors_are_refused() {
         import(&f, &main, &parent, &b),
         BlockError::WrongStateRoot
     ));
+}
+
+#[test]
+fn anchored_slashes_burn_a_share_of_the_stake_exactly_once() {
+    use doin_tx_core::{StakeRole, TxPayload};
+    use doin_types::{Slash, SlashReason};
+    let mut f = fixture(2);
+    let mut main = MainChainStub::with_blocks(3, &[]);
+    let optimizer = f.users[0].public();
+    let stranger = KeyPair::generate().public();
+    // User 0 stakes 10 000 as optimizer (in block 1, nothing anchored yet).
+    let stake = Tx::from_signed(common::signed(
+        &f,
+        &f.users[0],
+        0,
+        TxPayload::Stake {
+            role: StakeRole::Optimizer,
+            amount: Amount::from_base_units(10_000),
+            domains: vec![],
+        },
+        50,
+        0,
+    ))
+    .unwrap();
+    let g = f.genesis.header.clone();
+    let b1 = next(&mut f, &main, &g, vec![stake]);
+    let supply = |f: &Fixture| {
+        let stats = f.state.chain_stats().unwrap();
+        (
+            sum_balances(f) + stats.staked.base_units(),
+            stats.circulating().unwrap().base_units(),
+        )
+    };
+    let burned_before = f.state.chain_stats().unwrap().burned;
+
+    // Main block 2 rejected an optimae of user 0 (10 % of its stake in the test parameters)
+    // and slashes a key with no stake (nothing happens).
+    if let Some(e2) = main.blocks.get_mut(&2) {
+        e2.slashes = vec![
+            Slash {
+                key: optimizer,
+                reason: SlashReason::RejectedOptimae,
+            },
+            Slash {
+                key: stranger,
+                reason: SlashReason::WrongVote,
+            },
+        ];
+    }
+    main.candidate = Some(main.anchor(3));
+    let b2 = next(&mut f, &main, &b1.header, vec![]);
+    let st = f
+        .state
+        .stake(&optimizer, StakeRole::Optimizer)
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.bonded, Amount::from_base_units(9_000));
+    let stats = f.state.chain_stats().unwrap();
+    assert_eq!(
+        stats.burned.base_units() - burned_before.base_units(),
+        1_000,
+        "the slashed share is burned"
+    );
+    assert_eq!(stats.staked, Amount::from_base_units(9_000));
+    let (held, circulating) = supply(&f);
+    assert_eq!(held, circulating);
+    assert!(f
+        .state
+        .stake(&stranger, StakeRole::Evaluator)
+        .unwrap()
+        .is_none());
+
+    // The anchor stays: no second slash.
+    let _ = next(&mut f, &main, &b2.header, vec![]);
+    let st = f
+        .state
+        .stake(&optimizer, StakeRole::Optimizer)
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.bonded, Amount::from_base_units(9_000));
 }

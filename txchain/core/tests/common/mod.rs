@@ -38,6 +38,8 @@ pub fn fixture(users: usize) -> Fixture {
                 min_evaluator_stake: Amount::from_base_units(500),
                 min_optimizer_stake: Amount::from_base_units(100),
                 unbonding_blocks: 3,
+                slash_rejected_optimae_ppm: 100_000,
+                slash_wrong_vote_ppm: 20_000,
             },
             ..ConsensusParams::public_defaults()
         },
