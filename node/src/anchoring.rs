@@ -15,19 +15,29 @@ use doin_types::{
     Credit, Hash256, Height, MainAnchor, MainEffects, Slash, SlashReason, StakedEvaluator,
     StakedSet, TxCheckpoint,
 };
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// How deep a main block must be before the transfer chain anchors it: with depth 1 the main
 /// tip itself is never anchored, so replacing the tip touches nothing already credited.
 pub const ANCHOR_DEPTH: u64 = 1;
 
+/// Holds the main chain weakly: each chain holds the other's view, and strong references
+/// both ways would keep both (and the database) alive forever after shutdown.
 pub struct MainChainAnchors {
-    main: Arc<MainChain>,
+    main: Weak<MainChain>,
 }
 
 impl MainChainAnchors {
-    pub fn new(main: Arc<MainChain>) -> MainChainAnchors {
-        MainChainAnchors { main }
+    pub fn new(main: &Arc<MainChain>) -> MainChainAnchors {
+        MainChainAnchors {
+            main: Arc::downgrade(main),
+        }
+    }
+
+    fn main(&self) -> Result<Arc<MainChain>, String> {
+        self.main
+            .upgrade()
+            .ok_or_else(|| "the main chain is shut down".to_string())
     }
 }
 
@@ -38,10 +48,10 @@ impl MainChainAnchors {
     /// verdicts the block carries and their recorded outcome at this height, both of which
     /// every node with this main chain has.
     fn slashes_of(&self, block: &MainBlock, height: Height) -> Result<Vec<Slash>, String> {
+        let main = self.main()?;
         let mut out = Vec::new();
         for v in &block.body.verdicts {
-            let Some(rec) = self
-                .main
+            let Some(rec) = main
                 .store()
                 .optimae(&v.optimae_id)
                 .map_err(|e| e.to_string())?
@@ -81,7 +91,7 @@ impl MainChainAnchors {
 
 impl MainView for MainChainAnchors {
     fn effects(&self, height: Height) -> Result<Option<MainEffects>, String> {
-        let Some(block) = self.main.block(height).map_err(|e| e.to_string())? else {
+        let Some(block) = self.main()?.block(height).map_err(|e| e.to_string())? else {
             return Ok(None);
         };
         let hash = block.hash().map_err(|e| e.to_string())?;
@@ -105,7 +115,7 @@ impl MainView for MainChainAnchors {
     }
 
     fn anchor_candidate(&self) -> Result<Option<MainAnchor>, String> {
-        let head = self.main.head();
+        let head = self.main()?.head();
         let Some(height) = head
             .header
             .height
@@ -123,14 +133,14 @@ impl MainView for MainChainAnchors {
     fn checkpointing_block(&self, tx_height: Height) -> Result<Option<MainAnchor>, String> {
         let checkpoint_at = |h: u64| -> Result<(u64, Hash256), String> {
             let block = self
-                .main
+                .main()?
                 .block(h)
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("main block {h} missing"))?;
             let hash = block.hash().map_err(|e| e.to_string())?;
             Ok((block.header.tx_checkpoint.height, hash))
         };
-        let tip = self.main.head().header.height;
+        let tip = self.main()?.head().header.height;
         if tip == 0 || checkpoint_at(tip)?.0 < tx_height {
             return Ok(None);
         }
@@ -150,29 +160,43 @@ impl MainView for MainChainAnchors {
 }
 
 /// The main chain's view of the transfer chain: only final blocks can be checkpointed.
+/// Holds the transfer chain weakly, for the same reason as [`MainChainAnchors`].
 pub struct TxChainCheckpoints {
-    tx: Arc<TxChain>,
+    tx: Weak<TxChain>,
 }
 
 impl TxChainCheckpoints {
-    pub fn new(tx: Arc<TxChain>) -> TxChainCheckpoints {
-        TxChainCheckpoints { tx }
+    pub fn new(tx: &Arc<TxChain>) -> TxChainCheckpoints {
+        TxChainCheckpoints {
+            tx: Arc::downgrade(tx),
+        }
+    }
+
+    fn tx(&self) -> Result<Arc<TxChain>, String> {
+        self.tx
+            .upgrade()
+            .ok_or_else(|| "the transfer chain is shut down".to_string())
     }
 }
 
 impl TxChainView for TxChainCheckpoints {
     fn final_block_hash(&self, height: u64) -> Result<Option<Hash256>, String> {
-        if height > self.tx.tip().final_height {
+        if height > self.tx()?.tip().final_height {
             return Ok(None);
         }
-        match self.tx.store().header(height).map_err(|e| e.to_string())? {
+        match self
+            .tx()?
+            .store()
+            .header(height)
+            .map_err(|e| e.to_string())?
+        {
             None => Ok(None),
             Some(stored) => stored.header.hash().map(Some).map_err(|e| e.to_string()),
         }
     }
 
     fn checkpoint_candidate(&self) -> Result<Option<TxCheckpoint>, String> {
-        let height = self.tx.tip().final_height;
+        let height = self.tx()?.tip().final_height;
         if height == 0 {
             return Ok(None);
         }
@@ -182,14 +206,20 @@ impl TxChainView for TxChainCheckpoints {
     }
 
     fn stakes_at(&self, height: u64) -> Result<Option<StakedSet>, String> {
-        if height > self.tx.tip().final_height {
+        if height > self.tx()?.tip().final_height {
             return Ok(None);
         }
-        let Some(stored) = self.tx.store().header(height).map_err(|e| e.to_string())? else {
+        let Some(stored) = self
+            .tx()?
+            .store()
+            .header(height)
+            .map_err(|e| e.to_string())?
+        else {
             return Ok(None);
         };
         let root = jmt::RootHash(stored.header.state_root.0);
-        let tree = self.tx.store().tree();
+        let tx = self.tx()?;
+        let tree = tx.store().tree();
         let jmt = jmt::Sha256Jmt::new(&tree);
         // Every value is read with its proof and checked against the block's state root:
         // what the main chain adopts is what that header commits to.
@@ -234,7 +264,7 @@ impl TxChainView for TxChainCheckpoints {
     fn anchoring_block(&self, main_height: u64) -> Result<Option<(u64, Hash256)>, String> {
         let anchor_at = |h: u64| -> Result<(u64, Hash256), String> {
             let stored = self
-                .tx
+                .tx()?
                 .store()
                 .header(h)
                 .map_err(|e| e.to_string())?
@@ -242,7 +272,7 @@ impl TxChainView for TxChainCheckpoints {
             let hash = stored.header.hash().map_err(|e| e.to_string())?;
             Ok((stored.header.main_anchor.height, hash))
         };
-        let top = self.tx.tip().final_height;
+        let top = self.tx()?.tip().final_height;
         if top == 0 || anchor_at(top)?.0 < main_height {
             return Ok(None);
         }

@@ -201,12 +201,8 @@ impl Node {
         // Both chains here: transfer blocks anchor main blocks and import their rewards; main
         // blocks checkpoint final transfer blocks.
         if let (Some(tx), Some(main)) = (&tx, &main) {
-            tx.set_main_view(Arc::new(crate::anchoring::MainChainAnchors::new(
-                main.clone(),
-            )));
-            main.set_tx_view(Arc::new(crate::anchoring::TxChainCheckpoints::new(
-                tx.clone(),
-            )));
+            tx.set_main_view(Arc::new(crate::anchoring::MainChainAnchors::new(main)));
+            main.set_tx_view(Arc::new(crate::anchoring::TxChainCheckpoints::new(tx)));
         }
 
         let listener = tokio::net::TcpListener::bind(cfg.rest.listen)
