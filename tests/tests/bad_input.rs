@@ -5,7 +5,9 @@
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use doin_crypto::KeyPair;
-use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec, SignedTx, Tx, TxBody, TxPayload};
+use doin_tx_core::{
+    Allocation, ConsensusParams, GenesisSpec, SignedTx, StakeRole, Tx, TxBody, TxPayload,
+};
 use doin_tx_node::TxChain;
 use doin_types::{Address, Amount, ChainId, Hash256, Network, PublicKeyBytes, Timestamp};
 use serde_json::{json, Value};
@@ -147,6 +149,28 @@ async fn every_bad_input_row_is_a_clear_problem_and_changes_nothing() {
         amount: Amount::from_base_units(1),
     };
     let oversize_tx = "00".repeat(70_000);
+    let staking = |payload: TxPayload| {
+        let mut b = valid.clone();
+        b.payload = payload;
+        hex_of(b.sign(&s.rich).unwrap())
+    };
+    let below_minimum = staking(TxPayload::Stake {
+        role: StakeRole::Optimizer,
+        amount: Amount::from_base_units(1),
+        domains: vec![],
+    });
+    let unsorted_domains = staking(TxPayload::Stake {
+        role: StakeRole::Evaluator,
+        amount: Amount::from_base_units(100 * 100_000_000),
+        domains: vec!["sphere".into(), "rastrigin".into()],
+    });
+    let unstake_unbonded = staking(TxPayload::Unstake {
+        role: StakeRole::Evaluator,
+        amount: Amount::from_base_units(1),
+    });
+    let withdraw_nothing = staking(TxPayload::Withdraw {
+        role: StakeRole::Optimizer,
+    });
 
     let rich_addr = Address::new(Network::Devnet, s.rich.public()).to_string();
     let mut broken_addr: Vec<char> = rich_addr.chars().collect();
@@ -282,6 +306,30 @@ async fn every_bad_input_row_is_a_clear_problem_and_changes_nothing() {
             submit(&hex_of(prio.sign(&s.rich).unwrap())),
             StatusCode::BAD_REQUEST,
             "priority-fee-above-max-fee",
+        ),
+        (
+            "stake below the role's minimum",
+            submit(&below_minimum),
+            StatusCode::BAD_REQUEST,
+            "stake-below-minimum",
+        ),
+        (
+            "evaluator domains not in ascending order",
+            submit(&unsorted_domains),
+            StatusCode::BAD_REQUEST,
+            "invalid-stake",
+        ),
+        (
+            "unstake more than is bonded",
+            submit(&unstake_unbonded),
+            StatusCode::BAD_REQUEST,
+            "unstake-exceeds-stake",
+        ),
+        (
+            "withdraw with nothing unbonding",
+            submit(&withdraw_nothing),
+            StatusCode::BAD_REQUEST,
+            "nothing-to-withdraw",
         ),
         (
             "recipient not a key",

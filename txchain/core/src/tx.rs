@@ -286,6 +286,32 @@ mod tests {
     }
 
     #[test]
+    fn staking_payload_bytes_are_as_documented() {
+        // docs/transactions.md: kind u32, role u32, amount u64, domains as count u64 then
+        // each string as length u64 and bytes.
+        let p = TxPayload::Stake {
+            role: StakeRole::Evaluator,
+            amount: Amount::from_base_units(5),
+            domains: vec!["ab".into()],
+        };
+        let mut expected = vec![1, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0];
+        expected.extend([1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, b'a', b'b']);
+        assert_eq!(encode(&p).unwrap(), expected);
+        let u = TxPayload::Unstake {
+            role: StakeRole::Optimizer,
+            amount: Amount::from_base_units(7),
+        };
+        assert_eq!(
+            encode(&u).unwrap(),
+            vec![2, 0, 0, 0, 2, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0]
+        );
+        let w = TxPayload::Withdraw {
+            role: StakeRole::Validator,
+        };
+        assert_eq!(encode(&w).unwrap(), vec![3, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
     fn stateless_checks() {
         let key = KeyPair::generate();
         let chain = ChainId(Hash256([1; 32]));
