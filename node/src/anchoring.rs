@@ -141,19 +141,9 @@ impl MainView for MainChainAnchors {
             Ok((block.header.tx_checkpoint.height, hash))
         };
         let tip = self.main()?.head().header.height;
-        if tip == 0 || checkpoint_at(tip)?.0 < tx_height {
+        let Some(lo) = first_covering(tip, tx_height, |h| Ok(checkpoint_at(h)?.0))? else {
             return Ok(None);
-        }
-        // Checkpoints only move forward: binary search for the first main block covering it.
-        let (mut lo, mut hi) = (1u64, tip);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if checkpoint_at(mid)?.0 >= tx_height {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
+        };
         let (_, hash) = checkpoint_at(lo)?;
         Ok(Some(MainAnchor { height: lo, hash }))
     }
@@ -273,19 +263,51 @@ impl TxChainView for TxChainCheckpoints {
             Ok((stored.header.main_anchor.height, hash))
         };
         let top = self.tx()?.tip().final_height;
-        if top == 0 || anchor_at(top)?.0 < main_height {
+        let Some(lo) = first_covering(top, main_height, |h| Ok(anchor_at(h)?.0))? else {
             return Ok(None);
-        }
-        // Anchors only move forward: binary search for the first block covering it.
-        let (mut lo, mut hi) = (1u64, top);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if anchor_at(mid)?.0 >= main_height {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
+        };
         Ok(Some((lo, anchor_at(lo)?.1)))
+    }
+}
+
+/// The first height in `1..=top` whose `position` (a value that never decreases with the
+/// height, like a checkpoint or an anchor) reaches `target`, by binary search; `None` if even
+/// `top` does not.
+fn first_covering(
+    top: u64,
+    target: u64,
+    position: impl Fn(u64) -> Result<u64, String>,
+) -> Result<Option<u64>, String> {
+    if top == 0 || position(top)? < target {
+        return Ok(None);
+    }
+    let (mut lo, mut hi) = (1u64, top);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if position(mid)? >= target {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(Some(lo))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_covering;
+
+    #[test]
+    fn first_covering_finds_the_first_height_that_reaches_the_target() {
+        // Positions of heights 1..=6.
+        let pos = [0u64, 0, 2, 2, 5, 7];
+        let at = |h: u64| Ok(pos[(h - 1) as usize]);
+        assert_eq!(first_covering(6, 1, at), Ok(Some(3)));
+        assert_eq!(first_covering(6, 2, at), Ok(Some(3)));
+        assert_eq!(first_covering(6, 3, at), Ok(Some(5)));
+        assert_eq!(first_covering(6, 7, at), Ok(Some(6)));
+        assert_eq!(first_covering(6, 8, at), Ok(None));
+        assert_eq!(first_covering(0, 1, at), Ok(None));
+        assert_eq!(first_covering(6, 0, at), Ok(Some(1)));
     }
 }

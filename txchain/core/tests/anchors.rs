@@ -82,35 +82,9 @@ fn ctx(now: u64) -> ApplyContext {
     }
 }
 
-/// Builds the next block on `parent` with `main`'s candidate, imports it on the fixture's
-/// state as a second node would, commits it and returns it.
+/// Builds the next block on `parent` with `main`'s candidate, imports it and commits it.
 fn next(f: &mut Fixture, main: &MainChainStub, parent: &BlockHeader, txs: Vec<Tx>) -> Block {
-    let time = Timestamp(parent.time.0 + 1_000);
-    let built = build_block(
-        &f.params,
-        &f.state,
-        &f.state,
-        main,
-        parent,
-        time,
-        &f.validator,
-        txs,
-        true,
-    )
-    .unwrap();
-    let imported = apply_block(
-        &f.params,
-        &f.state,
-        &f.state,
-        main,
-        parent,
-        &built.block,
-        ctx(time.0),
-    )
-    .unwrap();
-    assert_eq!(imported.state_root, built.block.header.state_root);
-    f.state.commit(&imported);
-    built.block
+    common::build_and_import(f, main, parent, txs).0
 }
 
 fn balance(f: &Fixture, key: &PublicKeyBytes) -> u64 {

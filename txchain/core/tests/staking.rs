@@ -7,11 +7,8 @@ mod common;
 
 use common::{fixture, signed, Fixture};
 use doin_crypto::KeyPair;
-use doin_tx_core::{
-    apply_block, build_block, ApplyContext, Block, BlockHeader, NoMainChain, StakeRole, StateView,
-    Tx, TxError, TxPayload,
-};
-use doin_types::{Amount, Timestamp};
+use doin_tx_core::{Block, BlockHeader, NoMainChain, StakeRole, StateView, Tx, TxError, TxPayload};
+use doin_types::Amount;
 
 /// Builds a block of `payloads` (one sender, consecutive nonces from its account nonce),
 /// imports it and commits it; returns the block and the builder's skip reasons.
@@ -32,35 +29,7 @@ fn block(
         .enumerate()
         .map(|(i, p)| Tx::from_signed(signed(f, from, nonce + i as u64, p, 20, 1)).unwrap())
         .collect();
-    let time = Timestamp(parent.time.0 + 1_000);
-    let built = build_block(
-        &f.params,
-        &f.state,
-        &f.state,
-        &NoMainChain,
-        parent,
-        time,
-        &f.validator,
-        txs,
-        true,
-    )
-    .unwrap();
-    let imported = apply_block(
-        &f.params,
-        &f.state,
-        &f.state,
-        &NoMainChain,
-        parent,
-        &built.block,
-        ApplyContext {
-            now: time,
-            verify_tx_signatures: true,
-        },
-    )
-    .unwrap();
-    f.state.commit(&imported);
-    let skipped = built.skipped.into_iter().map(|(_, e)| e).collect();
-    (built.block, skipped)
+    common::build_and_import(f, &NoMainChain, parent, txs)
 }
 
 fn units(n: u64) -> Amount {

@@ -110,3 +110,44 @@ pub fn signed(
     .sign(from)
     .unwrap()
 }
+
+/// Builds the next block on `parent` from `txs` with `main` as the main chain, imports it as a
+/// second node would (same root, or the test fails), commits it to the fixture's state and
+/// returns it with the builder's skip reasons.
+pub fn build_and_import(
+    f: &mut Fixture,
+    main: &dyn doin_tx_core::MainView,
+    parent: &doin_tx_core::BlockHeader,
+    txs: Vec<doin_tx_core::Tx>,
+) -> (Block, Vec<doin_tx_core::TxError>) {
+    let time = Timestamp(parent.time.0 + 1_000);
+    let built = doin_tx_core::build_block(
+        &f.params,
+        &f.state,
+        &f.state,
+        main,
+        parent,
+        time,
+        &f.validator,
+        txs,
+        true,
+    )
+    .unwrap();
+    let imported = doin_tx_core::apply_block(
+        &f.params,
+        &f.state,
+        &f.state,
+        main,
+        parent,
+        &built.block,
+        doin_tx_core::ApplyContext {
+            now: time,
+            verify_tx_signatures: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(imported.state_root, built.block.header.state_root);
+    f.state.commit(&imported);
+    let skipped = built.skipped.into_iter().map(|(_, e)| e).collect();
+    (built.block, skipped)
+}
