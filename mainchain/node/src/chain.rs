@@ -582,6 +582,9 @@ impl MainChain {
         let head = self.head.read();
         self.metrics.height.set(head.header.height as i64);
         self.metrics
+            .tx_checkpoint_height
+            .set(i64::try_from(head.header.tx_checkpoint.height).unwrap_or(i64::MAX));
+        self.metrics
             .threshold
             .set(head.state.controller.threshold.0 as f64 / 1e9);
         self.metrics

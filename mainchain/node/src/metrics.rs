@@ -8,6 +8,7 @@ use doin_telemetry::{Metrics, MetricsError};
 #[derive(Clone)]
 pub struct MainMetrics {
     pub height: IntGauge,
+    pub tx_checkpoint_height: IntGauge,
     pub blocks_committed: IntCounter,
     pub threshold: Gauge,
     pub cumulative_work: Gauge,
@@ -34,6 +35,10 @@ impl MainMetrics {
             height: m.register(IntGauge::new(
                 "doin_main_height_blocks",
                 "Height of the main-chain tip",
+            )?)?,
+            tx_checkpoint_height: m.register(IntGauge::new(
+                "doin_main_tx_checkpoint_height_blocks",
+                "Transfer-chain height the main-chain tip checkpoints",
             )?)?,
             blocks_committed: m.register(IntCounter::new(
                 "doin_main_blocks_committed_total",

@@ -703,9 +703,16 @@ impl TxChain {
         self.metrics.blocks_committed.inc();
         self.metrics.txs_included.inc_by(applied.txs.len() as u64);
         self.metrics.block_txs.observe(applied.txs.len() as f64);
+        let stats = &applied.diff.chain_stats;
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.metrics.burned.set(gauge(stats.burned.base_units()));
         self.metrics
-            .burned
-            .set(i64::try_from(applied.diff.chain_stats.burned.base_units()).unwrap_or(i64::MAX));
+            .imported
+            .set(gauge(stats.imported.base_units()));
+        self.metrics.staked.set(gauge(stats.staked.base_units()));
+        self.metrics
+            .main_anchor_height
+            .set(gauge(stats.main_anchor.height));
         self.events.push_block(
             height,
             views::applied_block_event(block, &hash, &applied.txs),

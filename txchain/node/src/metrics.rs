@@ -18,6 +18,9 @@ pub struct TxMetrics {
     pub submissions: IntCounterVec,
     pub base_fee: IntGauge,
     pub burned: IntGauge,
+    pub main_anchor_height: IntGauge,
+    pub imported: IntGauge,
+    pub staked: IntGauge,
 }
 
 impl TxMetrics {
@@ -81,7 +84,19 @@ impl TxMetrics {
             )?)?,
             burned: m.register(IntGauge::new(
                 "doin_tx_burned_base_units",
-                "Total base fees burned since genesis",
+                "Total burned since genesis: base fees and slashed stake",
+            )?)?,
+            main_anchor_height: m.register(IntGauge::new(
+                "doin_tx_main_anchor_height_blocks",
+                "Newest main-chain block whose effects the tip's state includes",
+            )?)?,
+            imported: m.register(IntGauge::new(
+                "doin_tx_imported_base_units",
+                "Total credited by anchored main-chain blocks (coinbase) since genesis",
+            )?)?,
+            staked: m.register(IntGauge::new(
+                "doin_tx_staked_base_units",
+                "Coins locked in stakes (bonded plus unbonding)",
             )?)?,
         })
     }
