@@ -1,9 +1,16 @@
-//! `GET /v1/anchors/main/{height}`: the proof that a main-chain block is anchored by the
-//! transfer chain — the transfer block that anchors it (signed by a validator) and the main
-//! headers that link the anchored block to the one the transfer header names. Served only by
-//! a node that runs both chains; checked offline by `doin wallet verify-proof`.
+//! Proofs that need both chains, served only by a node that runs both and checked offline by
+//! `doin wallet verify-proof`:
+//! - `GET /v1/anchors/main/{height}`: a main block is anchored by the transfer chain — the
+//!   transfer block that anchors it (signed by a validator) and the main headers that link the
+//!   anchored block to the one the transfer header names;
+//! - `GET /v1/anchors/checkpoint/{tx_height}`: a transfer block is checkpointed by the main
+//!   chain — the transfer headers from it up to the checkpointed block and the main header that
+//!   names that block.
 
-use crate::proofcheck::{MainAnchorProof, MAIN_ANCHOR_PROOF_FORMAT};
+use crate::proofcheck::{
+    CheckpointProof, MainAnchorProof, CHECKPOINT_PROOF_FORMAT, MAIN_ANCHOR_PROOF_FORMAT,
+    MAX_CHECKPOINT_LEG,
+};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -17,8 +24,8 @@ use utoipa::{OpenApi, ToSchema};
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(main_anchor_proof),
-    components(schemas(MainAnchorProofView, ProblemDoc)),
+    paths(main_anchor_proof, checkpoint_proof),
+    components(schemas(MainAnchorProofView, CheckpointProofView, ProblemDoc)),
     tags((name = "anchors"))
 )]
 pub struct AnchorApiDoc;
@@ -41,16 +48,98 @@ pub struct MainAnchorProofView {
 }
 
 #[derive(Clone)]
-struct Chains {
+pub(crate) struct Chains {
     tx: Arc<TxChain>,
     main: Arc<MainChain>,
 }
 
-/// Routes under `/v1/anchors/main`.
+/// A transfer block's checkpoint leg. Only `proof` is evidence.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CheckpointProofView {
+    /// `doin-tx-checkpoint/1`.
+    pub format: String,
+    pub tx_height: u64,
+    /// The first main block whose `tx_checkpoint` covers the transfer block.
+    pub main_height: u64,
+    pub main_hash: String,
+    /// Hex of the encoded leg: the transfer headers from `tx_height` up to the checkpointed
+    /// one and the main header that names it.
+    pub proof: String,
+}
+
+/// Routes under `/v1/anchors/main` and `/v1/anchors/checkpoint`.
 pub fn router(tx: Arc<TxChain>, main: Arc<MainChain>) -> Router {
     Router::new()
         .route("/v1/anchors/main/{height}", get(main_anchor_proof))
+        .route("/v1/anchors/checkpoint/{tx_height}", get(checkpoint_proof))
         .with_state(Chains { tx, main })
+}
+
+#[utoipa::path(get, path = "/v1/anchors/checkpoint/{tx_height}", tag = "anchors",
+    params(("tx_height" = u64, Path, description = "Transfer-chain height")),
+    responses(
+        (status = 200, description = "The checkpoint leg", body = CheckpointProofView),
+        (status = 400, description = "Malformed height", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such transfer block, or no main block checkpoints it yet", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn checkpoint_proof(
+    State(c): State<Chains>,
+    tx_height: Result<Path<u64>, PathRejection>,
+) -> Result<Json<CheckpointProofView>, Problem> {
+    let Path(tx_height) = tx_height.map_err(path_problem)?;
+    let leg = checkpoint_leg(&c, tx_height)?;
+    let main_hash = leg.main_header.hash().map_err(Problem::internal)?;
+    Ok(Json(CheckpointProofView {
+        format: CHECKPOINT_PROOF_FORMAT.to_string(),
+        tx_height,
+        main_height: leg.main_header.height,
+        main_hash: main_hash.to_hex(),
+        proof: hex::encode(leg.encode().map_err(Problem::internal)?),
+    }))
+}
+
+/// The checkpoint leg of the transfer block at `tx_height`.
+pub(crate) fn checkpoint_leg(c: &Chains, tx_height: u64) -> Result<CheckpointProof, Problem> {
+    let tip = c.tx.tip().header.height;
+    if tx_height == 0 || tx_height > tip {
+        return Err(Problem::not_found(
+            "block-not-found",
+            format!("no transfer block {tx_height} (tip {tip})"),
+        ));
+    }
+    let by = c.tx.anchoring_block(tx_height).ok_or_else(|| {
+        Problem::not_found(
+            "not-checkpointed",
+            format!("no main block checkpoints transfer block {tx_height} yet"),
+        )
+    })?;
+    let main_block = c
+        .main
+        .block(by.height)
+        .map_err(Problem::internal)?
+        .ok_or_else(|| Problem::internal(format!("main block {} missing", by.height)))?;
+    let top = main_block.header.tx_checkpoint.height;
+    let count =
+        usize::try_from(top.saturating_sub(tx_height).saturating_add(1)).unwrap_or(usize::MAX);
+    if count > MAX_CHECKPOINT_LEG {
+        return Err(Problem::not_found(
+            "not-checkpointed",
+            format!("the checkpoint covering transfer block {tx_height} is {count} blocks away, more than a proof carries ({MAX_CHECKPOINT_LEG})"),
+        ));
+    }
+    let mut tx_headers = Vec::with_capacity(count);
+    for h in tx_height..=top {
+        let stored =
+            c.tx.store()
+                .header(h)
+                .map_err(Problem::internal)?
+                .ok_or_else(|| Problem::internal(format!("transfer header {h} missing")))?;
+        tx_headers.push(stored.header);
+    }
+    Ok(CheckpointProof {
+        tx_headers,
+        main_header: main_block.header,
+    })
 }
 
 #[utoipa::path(get, path = "/v1/anchors/main/{height}", tag = "anchors",

@@ -121,15 +121,15 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
     if let (Some(tx), Some(main)) = (&state.tx, &state.main) {
         app = app.merge(crate::anchor_api::router(tx.clone(), main.clone()));
     } else {
-        app = app.route(
-            "/v1/anchors/main/{*rest}",
-            any(|| async {
-                Problem::not_found(
-                    "chain-disabled",
-                    "main-anchor proofs need both chains; this node does not run both",
-                )
-            }),
-        );
+        let both = || async {
+            Problem::not_found(
+                "chain-disabled",
+                "proofs across the chains need both chains; this node does not run both",
+            )
+        };
+        app = app
+            .route("/v1/anchors/main/{*rest}", any(both))
+            .route("/v1/anchors/checkpoint/{*rest}", any(both));
     }
     // Services this build does not have yet answer like a disabled chain.
     app = app
@@ -161,7 +161,7 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
 async fn not_yet_anchors() -> Problem {
     Problem::not_found(
         "not-available",
-        "this version of doin serves /v1/anchors/tx/{id} and /v1/anchors/main/{height} only",
+        "this version of doin serves /v1/anchors/tx/{id}, /v1/anchors/main/{height} and /v1/anchors/checkpoint/{tx_height} only",
     )
 }
 

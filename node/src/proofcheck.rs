@@ -130,9 +130,109 @@ impl MainAnchorProof {
     }
 }
 
+/// Name and version of the checkpoint-leg proof format.
+pub const CHECKPOINT_PROOF_FORMAT: &str = "doin-tx-checkpoint/1";
+
+/// Most transfer headers a checkpoint leg may carry (main blocks checkpoint the final tip, so
+/// a leg is normally a handful of headers).
+pub const MAX_CHECKPOINT_LEG: usize = 1024;
+
+/// Evidence that a transfer block is covered by a main block's `tx_checkpoint`: the transfer
+/// headers from that block up to the checkpointed one (each the parent of the next) and the
+/// main header that names the last.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointProof {
+    pub tx_headers: Vec<BlockHeader>,
+    pub main_header: MainHeader,
+}
+
+/// What a valid checkpoint leg establishes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvenCheckpoint {
+    /// The transfer block the leg starts at.
+    pub tx_block_hash: Hash256,
+    pub main_height: u64,
+    pub main_hash: Hash256,
+}
+
+impl CheckpointProof {
+    pub fn encode(&self) -> anyhow::Result<Vec<u8>> {
+        Ok(encode(self)?)
+    }
+
+    pub fn decode(bytes: &[u8]) -> anyhow::Result<CheckpointProof> {
+        if bytes.len() > MAX_MAIN_ANCHOR_PROOF_BYTES {
+            bail!(
+                "the checkpoint proof is {} bytes, more than the {MAX_MAIN_ANCHOR_PROOF_BYTES} allowed",
+                bytes.len()
+            );
+        }
+        decode_exact_bounded(bytes, MAX_MAIN_ANCHOR_PROOF_BYTES).map_err(|e| {
+            anyhow!(
+                "the checkpoint proof is not a well-formed {CHECKPOINT_PROOF_FORMAT} encoding: {e}"
+            )
+        })
+    }
+
+    /// Checks the leg for transfer chain `tx_chain` (and main chain `main_chain` when known).
+    /// The main header is taken as given: its work is not checked offline.
+    pub fn verify(
+        &self,
+        tx_chain: &ChainId,
+        main_chain: Option<&ChainId>,
+    ) -> anyhow::Result<ProvenCheckpoint> {
+        if self.tx_headers.is_empty() || self.tx_headers.len() > MAX_CHECKPOINT_LEG {
+            bail!("a checkpoint leg holds 1..={MAX_CHECKPOINT_LEG} transfer headers");
+        }
+        let mut previous: Option<(u64, Hash256)> = None;
+        let mut first = None;
+        for h in &self.tx_headers {
+            if h.chain_id != *tx_chain {
+                bail!(
+                    "transfer header {} is for chain {}, not {tx_chain}",
+                    h.height,
+                    h.chain_id
+                );
+            }
+            if let Some((height, hash)) = previous {
+                if h.height != height.saturating_add(1) || h.parent != hash {
+                    bail!(
+                        "transfer header {} does not follow header {height}",
+                        h.height
+                    );
+                }
+            }
+            let hash = h.hash()?;
+            first.get_or_insert(hash);
+            previous = Some((h.height, hash));
+        }
+        let (last_height, last_hash) =
+            previous.ok_or_else(|| anyhow!("the leg holds no transfer header"))?;
+        let m = &self.main_header;
+        if let Some(id) = main_chain {
+            if m.chain_id != *id {
+                bail!("the main header is for chain {}, not {id}", m.chain_id);
+            }
+        }
+        if m.tx_checkpoint.height != last_height || m.tx_checkpoint.hash != last_hash {
+            bail!(
+                "the main header checkpoints transfer block {}, not the leg's last header {last_height}",
+                m.tx_checkpoint.height
+            );
+        }
+        Ok(ProvenCheckpoint {
+            tx_block_hash: first.ok_or_else(|| anyhow!("the leg holds no transfer header"))?,
+            main_height: m.height,
+            main_hash: m.hash()?,
+        })
+    }
+}
+
 /// What `verify-proof` established, whichever the format.
 pub enum Proven {
-    Inclusion(ProvenInclusion),
+    /// The transaction is in a signed transfer block, and (when the proof carries the leg) a
+    /// main block checkpoints that block.
+    Inclusion(ProvenInclusion, Option<ProvenCheckpoint>),
     Anchor(ProvenAnchor),
 }
 
@@ -174,7 +274,30 @@ pub fn verify_any_proof_json(
             }
             Ok(Proven::Anchor(proven))
         }
-        _ => verify_proof_json(text, spec).map(Proven::Inclusion),
+        _ => {
+            let proven = verify_proof_json(text, spec)?;
+            let leg = match doc.get("checkpoint") {
+                None | Some(Value::Null) => None,
+                Some(leg) => {
+                    if leg.get("format").and_then(Value::as_str) != Some(CHECKPOINT_PROOF_FORMAT) {
+                        bail!("the checkpoint leg is not in the {CHECKPOINT_PROOF_FORMAT} format");
+                    }
+                    let hex_leg = leg
+                        .get("proof")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| anyhow!("the checkpoint leg has no `proof` field"))?;
+                    let leg = CheckpointProof::decode(
+                        &hex::decode(hex_leg).context("the checkpoint leg is not hex")?,
+                    )?
+                    .verify(&spec.chain_id()?, main_chain)?;
+                    if leg.tx_block_hash != proven.block_hash {
+                        bail!("the checkpoint leg starts at another transfer block than the one holding the transaction");
+                    }
+                    Some(leg)
+                }
+            };
+            Ok(Proven::Inclusion(proven, leg))
+        }
     }
 }
 
@@ -317,5 +440,68 @@ mod tests {
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert!(MainAnchorProof::decode(&trailing).is_err());
+    }
+
+    /// Transfer headers 1..=n, each the parent of the next.
+    fn tx_chain(n: u64) -> Vec<BlockHeader> {
+        let mut out: Vec<BlockHeader> = Vec::new();
+        for height in 1..=n {
+            let parent = out
+                .last()
+                .map(|h| h.hash().unwrap())
+                .unwrap_or(Hash256([3; 32]));
+            out.push(BlockHeader {
+                chain_id: ChainId(Hash256([6; 32])),
+                height,
+                parent,
+                time: Timestamp(height),
+                proposer: PublicKeyBytes([2; 32]),
+                state_root: Hash256([0; 32]),
+                tx_root: Hash256([0; 32]),
+                base_fee: Amount::from_base_units(1),
+                weight_used: 0,
+                tx_count: 0,
+                main_anchor: MainAnchor::NONE,
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn checkpoint_legs_hold_and_every_break_is_caught() {
+        let tx_id = ChainId(Hash256([6; 32]));
+        let main_id = ChainId(Hash256([5; 32]));
+        let txs = tx_chain(5);
+        let mut main_header = main_chain(1).remove(0);
+        main_header.tx_checkpoint = TxCheckpoint {
+            height: 5,
+            hash: txs[4].hash().unwrap(),
+        };
+        let good = CheckpointProof {
+            tx_headers: txs[2..].to_vec(),
+            main_header,
+        };
+        let back = CheckpointProof::decode(&good.encode().unwrap()).unwrap();
+        let proven = back.verify(&tx_id, Some(&main_id)).unwrap();
+        assert_eq!(proven.tx_block_hash, txs[2].hash().unwrap());
+
+        let mut gap = good.clone();
+        gap.tx_headers.remove(1);
+        assert!(gap.verify(&tx_id, None).is_err());
+        let mut short = good.clone();
+        short.tx_headers.pop();
+        assert!(short.verify(&tx_id, None).is_err());
+        let mut changed = good.clone();
+        changed.tx_headers[0].weight_used = 1;
+        assert!(changed.verify(&tx_id, None).is_err());
+        assert!(good.verify(&ChainId(Hash256([1; 32])), None).is_err());
+        assert!(good
+            .verify(&tx_id, Some(&ChainId(Hash256([1; 32]))))
+            .is_err());
+        let empty = CheckpointProof {
+            tx_headers: vec![],
+            main_header: good.main_header.clone(),
+        };
+        assert!(empty.verify(&tx_id, None).is_err());
     }
 }

@@ -488,7 +488,19 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             }
         }
         WalletCommand::Proof { id, out } => {
-            let proof: serde_json::Value = client.get(&format!("/v1/anchors/tx/{id}")).await?;
+            let mut proof: serde_json::Value = client.get(&format!("/v1/anchors/tx/{id}")).await?;
+            // Once a main block checkpoints the transaction's block, the proof also carries
+            // that leg (from a node that runs both chains).
+            if proof["status"] == "anchored" {
+                if let Some(h) = proof["height"].as_u64() {
+                    if let Ok(leg) = client
+                        .get::<serde_json::Value>(&format!("/v1/anchors/checkpoint/{h}"))
+                        .await
+                    {
+                        proof["checkpoint"] = leg;
+                    }
+                }
+            }
             write_proof(&args, &proof, out.as_deref())?;
         }
         WalletCommand::MainProof { height, out } => {
@@ -513,7 +525,7 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                 None => None,
             };
             match crate::proofcheck::verify_any_proof_json(&text, &spec, main_chain.as_ref())? {
-                crate::proofcheck::Proven::Inclusion(proven) => {
+                crate::proofcheck::Proven::Inclusion(proven, leg) => {
                     if args.json {
                         println!(
                             "{}",
@@ -523,6 +535,10 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                                 "height": proven.height,
                                 "block_hash": proven.block_hash.to_hex(),
                                 "proposer": proven.proposer.to_hex(),
+                                "checkpointed_by": leg.as_ref().map(|l| serde_json::json!({
+                                    "main_height": l.main_height,
+                                    "main_hash": l.main_hash.to_hex(),
+                                })),
                             })
                         );
                     } else {
@@ -530,6 +546,12 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                             "valid: transaction {} is in block {} ({}) signed by validator {}",
                             proven.tx_id, proven.height, proven.block_hash, proven.proposer
                         );
+                        if let Some(l) = leg {
+                            println!(
+                                "       and main block {} ({}) checkpoints that block",
+                                l.main_height, l.main_hash
+                            );
+                        }
                     }
                 }
                 crate::proofcheck::Proven::Anchor(proven) => {

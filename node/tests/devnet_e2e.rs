@@ -405,6 +405,31 @@ fn devnet_wallet_transfer_survives_restart() {
     assert_eq!(cp_block["hash"], main_block["tx_checkpoint"]["hash"]);
     let shown = wallet(&node.base, &a0, &["tx", &id]);
     assert_eq!(shown["status"], "anchored");
+    // The proof now carries the checkpoint leg: transfer headers up to the checkpointed block
+    // and the main header naming it.
+    let proof_file = dir.path().join("anchored-proof.json");
+    wallet(
+        &node.base,
+        &a0,
+        &["proof", &id, "--out", proof_file.to_str().unwrap()],
+    );
+    let checked = wallet(
+        &node.base,
+        &a0,
+        &[
+            "verify-proof",
+            proof_file.to_str().unwrap(),
+            "--genesis",
+            data.join("genesis.json").to_str().unwrap(),
+            "--main-genesis",
+            data.join("main-genesis.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(checked["valid"], true, "{checked}");
+    assert_eq!(
+        checked["checkpointed_by"]["main_height"], tx["anchored_by"]["height"],
+        "{checked}"
+    );
 }
 
 /// The difference between `address`'s transfer-chain balance and the sum of coinbase payouts
