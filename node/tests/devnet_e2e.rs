@@ -95,6 +95,34 @@ fn wallet(base: &str, keystore: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(last).unwrap_or_else(|e| panic!("wallet output {stdout:?}: {e}"))
 }
 
+/// Fetches a proof with `wallet <fetch…> --out FILE` and checks it offline with
+/// `wallet verify-proof FILE --genesis … --main-genesis …`; returns the check's answer.
+fn fetch_and_verify(
+    base: &str,
+    keystore: &Path,
+    data: &Path,
+    file: &Path,
+    fetch: &[&str],
+) -> serde_json::Value {
+    let mut args: Vec<&str> = fetch.to_vec();
+    args.extend(["--out", file.to_str().unwrap()]);
+    wallet(base, keystore, &args);
+    let genesis = data.join("genesis.json");
+    let main_genesis = data.join("main-genesis.json");
+    wallet(
+        base,
+        keystore,
+        &[
+            "verify-proof",
+            file.to_str().unwrap(),
+            "--genesis",
+            genesis.to_str().unwrap(),
+            "--main-genesis",
+            main_genesis.to_str().unwrap(),
+        ],
+    )
+}
+
 fn balance(base: &str, keystore: &Path) -> u64 {
     wallet(base, keystore, &["balance"])["balance"]
         .as_str()
@@ -206,21 +234,7 @@ fn devnet_wallet_transfer_survives_restart() {
     // An exchange keeps the deposit's inclusion proof and checks it offline against the
     // genesis file alone.
     let proof_file = dir.path().join("deposit-proof.json");
-    wallet(
-        &base,
-        &a0,
-        &["proof", &id, "--out", proof_file.to_str().unwrap()],
-    );
-    let checked = wallet(
-        &base,
-        &a0,
-        &[
-            "verify-proof",
-            proof_file.to_str().unwrap(),
-            "--genesis",
-            data.join("genesis.json").to_str().unwrap(),
-        ],
-    );
+    let checked = fetch_and_verify(&base, &a0, &data, &proof_file, &["proof", &id]);
     assert_eq!(checked["valid"], true, "{checked}");
     assert_eq!(checked["tx_id"], sent["id"], "{checked}");
 
@@ -295,23 +309,7 @@ fn devnet_wallet_transfer_survives_restart() {
     assert_eq!(mb["status"], "final", "{mb}");
     assert!(mb["anchored_by"]["height"].as_u64().unwrap() >= 1, "{mb}");
     let main_proof = dir.path().join("main-proof.json");
-    wallet(
-        &base,
-        &a0,
-        &["main-proof", "1", "--out", main_proof.to_str().unwrap()],
-    );
-    let checked = wallet(
-        &base,
-        &a0,
-        &[
-            "verify-proof",
-            main_proof.to_str().unwrap(),
-            "--genesis",
-            data.join("genesis.json").to_str().unwrap(),
-            "--main-genesis",
-            data.join("main-genesis.json").to_str().unwrap(),
-        ],
-    );
+    let checked = fetch_and_verify(&base, &a0, &data, &main_proof, &["main-proof", "1"]);
     assert_eq!(checked["valid"], true, "{checked}");
     assert_eq!(checked["main_height"], 1, "{checked}");
     let mut lying: serde_json::Value =
@@ -408,23 +406,7 @@ fn devnet_wallet_transfer_survives_restart() {
     // The proof now carries the checkpoint leg: transfer headers up to the checkpointed block
     // and the main header naming it.
     let proof_file = dir.path().join("anchored-proof.json");
-    wallet(
-        &node.base,
-        &a0,
-        &["proof", &id, "--out", proof_file.to_str().unwrap()],
-    );
-    let checked = wallet(
-        &node.base,
-        &a0,
-        &[
-            "verify-proof",
-            proof_file.to_str().unwrap(),
-            "--genesis",
-            data.join("genesis.json").to_str().unwrap(),
-            "--main-genesis",
-            data.join("main-genesis.json").to_str().unwrap(),
-        ],
-    );
+    let checked = fetch_and_verify(&node.base, &a0, &data, &proof_file, &["proof", &id]);
     assert_eq!(checked["valid"], true, "{checked}");
     assert_eq!(
         checked["checkpointed_by"]["main_height"], tx["anchored_by"]["height"],

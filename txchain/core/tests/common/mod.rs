@@ -75,19 +75,11 @@ pub fn transfer(
     max_fee: u64,
     tip: u64,
 ) -> SignedTx {
-    TxBody {
-        chain_id: f.params.chain_id,
-        sender: from.public(),
-        nonce,
-        max_fee_per_weight: Amount::from_base_units(max_fee),
-        max_priority_fee_per_weight: Amount::from_base_units(tip),
-        payload: TxPayload::Transfer {
-            to: to.public(),
-            amount: Amount::from_base_units(amount),
-        },
-    }
-    .sign(from)
-    .unwrap()
+    let payload = TxPayload::Transfer {
+        to: to.public(),
+        amount: Amount::from_base_units(amount),
+    };
+    signed(f, from, nonce, payload, max_fee, tip)
 }
 
 /// Any payload, signed by `from`.
