@@ -147,6 +147,17 @@ impl MainView for MainChainAnchors {
         let (_, hash) = checkpoint_at(lo)?;
         Ok(Some(MainAnchor { height: lo, hash }))
     }
+
+    fn checkpointed_hash(&self, tx_height: Height) -> Result<Option<Hash256>, String> {
+        let Some(by) = self.checkpointing_block(tx_height)? else {
+            return Ok(None);
+        };
+        let Some(block) = self.main()?.block(by.height).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let cp = block.header.tx_checkpoint;
+        Ok((cp.height == tx_height).then_some(cp.hash))
+    }
 }
 
 /// The main chain's view of the transfer chain: only final blocks can be checkpointed.

@@ -11,7 +11,7 @@
 use crate::error::BlockError;
 use crate::stake::{slash, Stake, StakeRole, StakingParams};
 use crate::state::{Account, Overlay, StateView};
-use doin_types::{Amount, Credit, Height, MainAnchor, MainEffects, Slash, SlashReason};
+use doin_types::{Amount, Credit, Hash256, Height, MainAnchor, MainEffects, Slash, SlashReason};
 
 /// Most main blocks one transfer block may newly anchor (bounds a block's extra work; a
 /// transfer chain that fell behind catches up over several blocks).
@@ -30,6 +30,12 @@ pub trait MainView {
     /// The first main block (on this node's best main chain) whose transfer checkpoint covers
     /// transfer height `tx_height`, or `None` when no main block checkpoints it yet.
     fn checkpointing_block(&self, tx_height: Height) -> Result<Option<MainAnchor>, String>;
+
+    /// The transfer block hash a main block's checkpoint names at exactly `tx_height`, if any:
+    /// a block at that height with another hash contradicts the main chain.
+    fn checkpointed_hash(&self, _tx_height: Height) -> Result<Option<Hash256>, String> {
+        Ok(None)
+    }
 }
 
 /// No main chain: nothing to anchor, and a block that moves its anchor cannot be checked.
@@ -46,6 +52,19 @@ impl MainView for NoMainChain {
 
     fn checkpointing_block(&self, _tx_height: Height) -> Result<Option<MainAnchor>, String> {
         Ok(None)
+    }
+}
+
+/// Refuses a block that contradicts a main-chain checkpoint: another block at a height a main
+/// block has checkpointed (the transfer chain can never be rewritten below a checkpoint).
+pub fn check_not_contradicting<M: MainView + ?Sized>(
+    main: &M,
+    height: Height,
+    hash: &Hash256,
+) -> Result<(), BlockError> {
+    match main.checkpointed_hash(height).map_err(BlockError::State)? {
+        Some(named) if named != *hash => Err(BlockError::ContradictsCheckpoint { height }),
+        _ => Ok(()),
     }
 }
 

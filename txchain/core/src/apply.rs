@@ -6,7 +6,9 @@
 //! read through `StateView` and the tree through `jmt::storage::TreeReader`, and the caller
 //! commits the returned diff and tree update atomically.
 
-use crate::anchor::{apply_effects, newly_anchored, EffectTotals, MainView, MAX_ANCHOR_STEP};
+use crate::anchor::{
+    apply_effects, check_not_contradicting, newly_anchored, EffectTotals, MainView, MAX_ANCHOR_STEP,
+};
 use crate::block::{tx_root, Block, BlockHeader};
 use crate::error::{BlockError, GenesisError, TxError};
 use crate::fees::{fee_split, next_base_fee};
@@ -292,6 +294,7 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
     let header = &block.header;
     check_header(params, parent, header, ctx.now)?;
     block.verify_signature()?;
+    check_not_contradicting(main, header.height, &header.hash()?)?;
     let anchored = newly_anchored(main, &parent.main_anchor, &header.main_anchor)?;
 
     if block.txs.len() != header.tx_count as usize {

@@ -143,6 +143,8 @@ pub enum BlockError {
     AnchorMismatch { height: u64 },
     #[error("main blocks from {height} on do not form one chain with the parent's anchor")]
     MainChainBroken { height: u64 },
+    #[error("a main block checkpoints another transfer block at height {height}")]
+    ContradictsCheckpoint { height: u64 },
 }
 
 impl BlockError {

@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 struct MainChainStub {
     blocks: BTreeMap<Height, MainEffects>,
     candidate: Option<MainAnchor>,
+    /// Transfer blocks the main chain has checkpointed, by height.
+    checkpoints: BTreeMap<Height, Hash256>,
 }
 
 impl MainChainStub {
@@ -72,6 +74,10 @@ impl MainView for MainChainStub {
 
     fn checkpointing_block(&self, _tx_height: Height) -> Result<Option<MainAnchor>, String> {
         Ok(None)
+    }
+
+    fn checkpointed_hash(&self, tx_height: Height) -> Result<Option<Hash256>, String> {
+        Ok(self.checkpoints.get(&tx_height).copied())
     }
 }
 
@@ -354,4 +360,30 @@ fn anchored_slashes_burn_a_share_of_the_stake_exactly_once() {
         .unwrap()
         .unwrap();
     assert_eq!(st.bonded, Amount::from_base_units(9_000));
+}
+
+#[test]
+fn a_block_that_contradicts_a_checkpoint_is_refused() {
+    let f = fixture(1);
+    let mut main = MainChainStub::with_blocks(2, &[]);
+    let g = f.genesis.header.clone();
+    let b = tampered(&f, &main, &g, |_| {});
+    // The main chain checkpointed another block at height 1: this one is refused.
+    main.checkpoints.insert(1, Hash256([4; 32]));
+    assert!(matches!(
+        import(&f, &main, &g, &b),
+        BlockError::ContradictsCheckpoint { height: 1 }
+    ));
+    // The checkpointed block itself is fine.
+    main.checkpoints.insert(1, b.hash().unwrap());
+    assert!(apply_block(
+        &f.params,
+        &f.state,
+        &f.state,
+        &main,
+        &g,
+        &b,
+        ctx(g.time.0 + 10_000)
+    )
+    .is_ok());
 }
