@@ -36,13 +36,18 @@ fn copy(k: &KeyPair) -> KeyPair {
 }
 
 async fn start(dir: &std::path::Path) -> (Node, devnet::Devnet) {
+    start_with(dir, usize::MAX).await
+}
+
+/// Starts the devnet node with only the first `optimizers` demo optimizers as workers.
+async fn start_with(dir: &std::path::Path, optimizers: usize) -> (Node, devnet::Devnet) {
     let opts = options(dir);
     let d = devnet::prepare(&opts).unwrap();
     let keys = NodeKeys {
         tx_producer: Some(copy(&d.validator)),
         main_producer: Some(copy(&d.validator)),
         evaluators: d.evaluators.iter().map(copy).collect(),
-        optimizers: d.optimizers.iter().map(copy).collect(),
+        optimizers: d.optimizers.iter().take(optimizers).map(copy).collect(),
     };
     // After a stop in this process, the previous node's last tasks may still hold the
     // database for a moment: retry opening briefly.
@@ -65,7 +70,7 @@ async fn start(dir: &std::path::Path) -> (Node, devnet::Devnet) {
                     tx_producer: Some(copy(&d.validator)),
                     main_producer: Some(copy(&d.validator)),
                     evaluators: d.evaluators.iter().map(copy).collect(),
-                    optimizers: d.optimizers.iter().map(copy).collect(),
+                    optimizers: d.optimizers.iter().take(optimizers).map(copy).collect(),
                 });
             }
             Err(e) => panic!("node did not start: {e:#}"),
@@ -178,5 +183,125 @@ async fn rewards_cross_once_and_supply_is_conserved_across_both_chains_and_a_res
         "supply differs across the chains after a restart"
     );
     assert_eq!(u128::from(after.imported.base_units()), minted);
+    node.run_until(async {}).await;
+}
+
+/// Waits up to `secs` for `done` to give a value.
+async fn wait_for<T>(secs: u64, what: &str, mut done: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = done() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what} within {secs} s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_false_claim_is_rejected_and_slashes_the_optimizer_stake_on_the_transfer_chain() {
+    use doin_main_core::{msg, Commit, DomainId, Fx, Reveal, Signed};
+    use doin_main_node::store::OptimaeStatus;
+    use doin_main_node::PoolKind;
+    use doin_tx_core::StakeRole;
+
+    let dir = tempfile::tempdir().unwrap();
+    // Optimizer 1 is not a worker: the test makes its (false) claim by hand.
+    let (node, d) = start_with(dir.path(), 1).await;
+    let main = node.main.clone().unwrap();
+    let tx = node.tx.clone().unwrap();
+    let cheat = &d.optimizers[1];
+    let staked_before = tx
+        .store()
+        .stake(&cheat.public(), StakeRole::Optimizer)
+        .unwrap()
+        .unwrap()
+        .bonded;
+
+    // Claim a perfect sphere (loss 0) for parameters whose true loss is large. The main chain
+    // must have adopted the transfer stakes first (the optimizer is staked there).
+    wait_for(60, "a main block with a transfer checkpoint", || {
+        (main.head().header.tx_checkpoint.height > 0).then_some(())
+    })
+    .await;
+    let chain_id = main.params().chain_id;
+    let domain = DomainId::new("sphere").unwrap();
+    let dim = main.head().state.domains[&domain].spec.dim as usize;
+    let params = vec![Fx::from_int(3); dim];
+    let reported = Fx::ZERO;
+    let salt = [7u8; 32];
+    let commitment = msg::commitment(&domain, &cheat.public(), &params, reported, &salt).unwrap();
+    let commit = Signed::sign(
+        Commit {
+            chain_id,
+            domain: domain.clone(),
+            optimizer: cheat.public(),
+            commitment,
+        },
+        cheat,
+    )
+    .unwrap();
+    let commit_id = main
+        .submit(PoolKind::Commit, &doin_codec::encode(&commit).unwrap())
+        .unwrap()
+        .id;
+    wait_for(60, "the commit on chain", || {
+        main.store().commit_info(&commit_id).unwrap().map(|_| ())
+    })
+    .await;
+    let reveal = Signed::sign(
+        Reveal {
+            chain_id,
+            commit_id,
+            domain,
+            optimizer: cheat.public(),
+            params,
+            reported_metric: reported,
+            salt,
+        },
+        cheat,
+    )
+    .unwrap();
+    let main2 = main.clone();
+    let optimae_id = wait_for(60, "the reveal accepted into the pool", || {
+        main2
+            .submit(PoolKind::Reveal, &doin_codec::encode(&reveal).unwrap())
+            .ok()
+            .map(|s| s.id)
+    })
+    .await;
+    let decided_at = wait_for(90, "the false claim rejected", || {
+        let r = main.store().optimae(&optimae_id).unwrap()?;
+        (r.status == OptimaeStatus::Rejected).then_some(r.decided_at)?
+    })
+    .await;
+
+    // Once a transfer block anchors the rejecting main block, the optimizer's stake is slashed
+    // by the configured share, exactly once, and the slashed coins are burned.
+    let ppm = u64::from(d.spec.params.staking.slash_rejected_optimae_ppm);
+    let expected = staked_before.base_units() - staked_before.base_units() * ppm / 1_000_000;
+    wait_for(90, "the rejecting main block anchored", || {
+        (tx.chain_stats().unwrap().main_anchor.height >= decided_at).then_some(())
+    })
+    .await;
+    let after = tx
+        .store()
+        .stake(&cheat.public(), StakeRole::Optimizer)
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.bonded.base_units(), expected, "slashed by {ppm} ppm");
+    // Later anchors do not slash it again.
+    wait_for(90, "two more main blocks anchored", || {
+        (tx.chain_stats().unwrap().main_anchor.height >= decided_at + 2).then_some(())
+    })
+    .await;
+    let later = tx
+        .store()
+        .stake(&cheat.public(), StakeRole::Optimizer)
+        .unwrap()
+        .unwrap();
+    assert_eq!(later.bonded.base_units(), expected, "slashed exactly once");
+    let (held, expected_supply, _) = supply(&node, &d);
+    assert_eq!(held, expected_supply, "supply differs after a slash");
     node.run_until(async {}).await;
 }
