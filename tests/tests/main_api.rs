@@ -321,4 +321,17 @@ async fn main_chain_reads_and_every_bad_input_is_a_clear_problem() {
     // The OpenAPI document lists the main-chain routes.
     let (_, doc) = call(&s, get("/openapi.json")).await;
     assert!(doc["paths"]["/v1/main/optimae/{id}"].is_object());
+    // … and every route of the other services, including the cross-chain ones.
+    for path in [
+        "/v1/events",
+        "/v1/tx/accounts/{address}/stakes",
+        "/v1/anchors/tx/{id}",
+        "/v1/anchors/main/{height}",
+        "/v1/anchors/checkpoint/{tx_height}",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
 }

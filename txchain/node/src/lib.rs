@@ -7,6 +7,7 @@
 pub mod api;
 pub mod chain;
 pub mod events;
+pub mod events_api;
 pub mod mempool;
 pub mod metrics;
 pub mod producer;

@@ -1,0 +1,140 @@
+//! The event stream (`GET /v1/events`): server-sent block and transaction events, resumable by
+//! `Last-Event-ID`. Owns only the HTTP side; which events exist and how they are buffered is
+//! `events.rs`'s job.
+
+use crate::chain::TxChain;
+use crate::events::{Event, EventId};
+use crate::views;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use doin_http::{ApiQuery, Problem, ProblemDoc};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_stream::StreamExt as _;
+use utoipa::IntoParams;
+
+/// The route of the event stream.
+pub fn router(chain: Arc<TxChain>) -> Router {
+    Router::new()
+        .route("/v1/events", get(events))
+        .with_state(chain)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Resume after this event id (same as the `Last-Event-ID` header, which wins).
+    pub last_event_id: Option<String>,
+}
+
+/// Most block events rebuilt from the store for one resuming client.
+const MAX_REPLAY_BLOCKS: u64 = 10_000;
+
+#[utoipa::path(get, path = "/v1/events", tag = "transfer chain", params(EventsQuery),
+    responses(
+        (status = 200, description = "Server-sent events: `block` (payload BlockEvent) and `tx` (payload PendingTxEvent). Ids are `<height>-<seq>`; send the last one as `Last-Event-ID` to resume without missing a block.", content_type = "text/event-stream"),
+        (status = 400, description = "Malformed event id", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn events(
+    State(chain): State<Arc<TxChain>>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+) -> Result<Response, Problem> {
+    let from_header = headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| Problem::bad_request("invalid-event-id", "Last-Event-ID is not text"))
+        })
+        .transpose()?;
+    let last: Option<EventId> = from_header
+        .or(q.last_event_id)
+        .map(|s| {
+            s.parse()
+                .map_err(|e: String| Problem::bad_request("invalid-event-id", e))
+        })
+        .transpose()?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Arc<Event>>(256);
+    tokio::spawn(pump_events(chain, last, tx));
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|ev| {
+        Ok::<_, std::convert::Infallible>(
+            axum::response::sse::Event::default()
+                .id(ev.id.to_string())
+                .event(ev.kind)
+                .data(ev.data.clone()),
+        )
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+/// Feeds one SSE client: rebuilt block events, buffered events, then live ones, never an id
+/// twice or out of order. Ends when the client goes away.
+async fn pump_events(
+    chain: Arc<TxChain>,
+    last: Option<EventId>,
+    out: tokio::sync::mpsc::Sender<Arc<Event>>,
+) {
+    let mut live = chain.events().subscribe();
+    // An id from the future (another chain, a reset devnet) would block the stream until the
+    // chain caught up with it: treat it as "from now on".
+    let now = chain.events().last_id();
+    let mut sent = last.filter(|id| *id <= now).unwrap_or(now);
+    loop {
+        let replay = chain.events().replay_after(sent);
+        if let Some((lo, hi)) = replay.missing_blocks {
+            let lo = lo.max(hi.saturating_sub(MAX_REPLAY_BLOCKS - 1));
+            for h in lo..=hi {
+                let block = match chain.store().block(h) {
+                    Ok(Some(b)) => b,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event replay stopped on a store error");
+                        return;
+                    }
+                };
+                let Ok(hash) = block.hash() else { return };
+                let ev = Arc::new(Event {
+                    id: EventId { height: h, seq: 0 },
+                    kind: "block",
+                    data: views::block_event(&block, &hash),
+                });
+                sent = ev.id;
+                if out.send(ev).await.is_err() {
+                    return;
+                }
+            }
+        }
+        for ev in replay.buffered {
+            if ev.id > sent {
+                sent = ev.id;
+                if out.send(ev).await.is_err() {
+                    return;
+                }
+            }
+        }
+        // Live until we fall behind; then replay again from what was sent.
+        loop {
+            match live.recv().await {
+                Ok(ev) => {
+                    if ev.id > sent {
+                        sent = ev.id;
+                        if out.send(ev).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}
