@@ -475,15 +475,30 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                 if stakes.is_empty() {
                     println!("{address} has no stakes");
                 }
+                let doin = |v: &serde_json::Value| {
+                    v.as_str()
+                        .and_then(|x| Amount::parse_base_units(x).ok())
+                        .map(|a| format!("{} DOIN", a.to_doin_string()))
+                        .unwrap_or_else(|| v.to_string())
+                };
                 for st in stakes {
-                    println!(
-                        "{:<10} bonded {} unbonding {} (free from height {}) {}",
+                    let mut line = format!(
+                        "{:<10} bonded {}",
                         st["role"].as_str().unwrap_or("?"),
-                        st["bonded"].as_str().unwrap_or("?"),
-                        st["unbonding"].as_str().unwrap_or("?"),
-                        st["unbonding_until"],
-                        st["domains"]
+                        doin(&st["bonded"])
                     );
+                    if st["unbonding"] != "0" {
+                        line.push_str(&format!(
+                            ", unbonding {} (withdrawable from height {})",
+                            doin(&st["unbonding"]),
+                            st["unbonding_until"]
+                        ));
+                    }
+                    if let Some(d) = st["domains"].as_array().filter(|d| !d.is_empty()) {
+                        let names: Vec<&str> = d.iter().filter_map(|x| x.as_str()).collect();
+                        line.push_str(&format!(", domains {}", names.join(",")));
+                    }
+                    println!("{line}");
                 }
             }
         }
