@@ -15,6 +15,7 @@ const SHARED: &[&str] = &[
     "doin-store",
     "doin-telemetry",
     "doin-http",
+    "doin-net",
 ];
 
 fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
@@ -25,6 +26,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     m.insert("doin-store", vec!["doin-types", "doin-codec"]);
     m.insert("doin-telemetry", vec![]);
     m.insert("doin-http", vec![]);
+    m.insert("doin-net", vec!["doin-types", "doin-codec", "doin-crypto"]);
     m.insert(
         "doin-tx-core",
         vec!["doin-types", "doin-codec", "doin-crypto"],

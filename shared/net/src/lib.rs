@@ -1,0 +1,31 @@
+//! The peer-to-peer network of a DOIN node, on libp2p.
+//!
+//! This crate owns the libp2p swarm: transports (TCP + Noise + Yamux, QUIC, relayed
+//! connections), discovery (Kademlia with a bootstrap list, mDNS on a LAN, identify), NAT
+//! traversal (AutoNAT, relay client and server, DCUtR), gossip topics, one request-response
+//! protocol, and the defences every public node needs: message size caps, per-peer rate limits,
+//! peer scores that end in a ban, connection limits and outbound address diversity.
+//!
+//! It knows nothing about blocks or transactions. Chain services subscribe to the topics they
+//! understand, judge every message they receive (accept, ignore or reject — a rejection costs the
+//! sender score) and serve the request kinds they own. A topic nobody subscribed to is simply
+//! not joined, so a node that runs only some chains carries only their traffic.
+
+mod codec;
+mod config;
+mod identity;
+mod metrics;
+mod peers;
+mod service;
+mod swarm;
+mod topics;
+
+pub use config::NetConfig;
+pub use identity::load_or_create_identity;
+pub use libp2p::{Multiaddr, PeerId};
+pub use metrics::NetMetrics;
+pub use peers::{Misbehaviour, PeerBook, PeerPolicy, PeerSummary};
+pub use service::{
+    GossipMessage, InboundRequest, NetError, NetHandle, Network, PeerView, RequestError, Verdict,
+};
+pub use topics::{Service, Topic};

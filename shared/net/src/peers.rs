@@ -1,0 +1,420 @@
+//! What this node knows and thinks of its peers: scores, bans, message rate limits and the
+//! outbound address diversity rule. Pure bookkeeping: time is an argument, and the swarm task
+//! acts on the answers (disconnects, blocks, drops messages).
+
+use libp2p::PeerId;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// How peers are judged.
+#[derive(Clone, Debug)]
+pub struct PeerPolicy {
+    /// A peer whose score falls to this value or below is banned.
+    pub ban_score: i64,
+    /// How long a ban lasts.
+    pub ban_duration: Duration,
+    /// Score points forgiven per second (scores recover towards 0, never above).
+    pub recovery_per_second: i64,
+    /// Gossip messages and requests a peer may send per second, sustained.
+    pub messages_per_second: u32,
+    /// Messages a peer may send in a burst above the sustained rate.
+    pub message_burst: u32,
+    /// Outbound connections allowed into one IPv4 /24 (0 = no limit).
+    pub max_outbound_per_24: usize,
+    /// Outbound connections allowed into one IPv4 /16 (0 = no limit).
+    pub max_outbound_per_16: usize,
+}
+
+impl Default for PeerPolicy {
+    fn default() -> Self {
+        PeerPolicy {
+            ban_score: -100,
+            ban_duration: Duration::from_secs(3600),
+            recovery_per_second: 1,
+            messages_per_second: 200,
+            message_burst: 1000,
+            max_outbound_per_24: 2,
+            max_outbound_per_16: 4,
+        }
+    }
+}
+
+/// Something a peer did wrong, with what it costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Misbehaviour {
+    /// A gossip message that failed validation (undecodable, bad signature, invalid block).
+    InvalidMessage,
+    /// A message larger than its topic's cap.
+    OversizeMessage,
+    /// More messages than the rate limit allows.
+    RateExceeded,
+    /// A request this node cannot parse or does not serve.
+    BadRequest,
+    /// A response that does not decode or contradicts what was asked.
+    InvalidResponse,
+}
+
+impl Misbehaviour {
+    pub fn penalty(self) -> i64 {
+        match self {
+            Misbehaviour::InvalidMessage => 25,
+            Misbehaviour::OversizeMessage => 50,
+            Misbehaviour::RateExceeded => 2,
+            Misbehaviour::BadRequest => 10,
+            Misbehaviour::InvalidResponse => 25,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Misbehaviour::InvalidMessage => "invalid-message",
+            Misbehaviour::OversizeMessage => "oversize-message",
+            Misbehaviour::RateExceeded => "rate-exceeded",
+            Misbehaviour::BadRequest => "bad-request",
+            Misbehaviour::InvalidResponse => "invalid-response",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct PeerState {
+    score: i64,
+    score_at: Instant,
+    /// Rate-limit tokens in thousandths of a message.
+    milli_tokens: u64,
+    tokens_at: Instant,
+    connections: usize,
+    outbound_ip: Option<IpAddr>,
+    addresses: Vec<String>,
+    protocols: Vec<String>,
+    agent: Option<String>,
+}
+
+/// One peer as reported by `/v1/node/peers`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PeerSummary {
+    pub peer_id: String,
+    pub score: i64,
+    pub connected: bool,
+    pub outbound: bool,
+    pub addresses: Vec<String>,
+    pub protocols: Vec<String>,
+    pub agent: Option<String>,
+    /// Seconds left on a ban, when banned.
+    pub banned_for_secs: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+pub struct PeerBook {
+    policy: PeerPolicy,
+    peers: HashMap<PeerId, PeerState>,
+    bans: HashMap<PeerId, Instant>,
+}
+
+/// Whether an address counts for outbound diversity: loopback and private addresses are
+/// exempt (local test networks and LANs), every public address counts.
+fn counts_for_diversity(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !(v4.is_loopback() || v4.is_private() || v4.is_link_local()),
+        IpAddr::V6(v6) => !v6.is_loopback(),
+    }
+}
+
+fn same_prefix(a: &IpAddr, b: &IpAddr, bits: u32) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            (u32::from(*a) & mask) == (u32::from(*b) & mask)
+        }
+        // IPv6: the /24 and /16 rules apply to the matching /48 and /32.
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let bits6 = if bits >= 24 { 48 } else { 32 };
+            let mask = u128::MAX.checked_shl(128 - bits6).unwrap_or(0);
+            (u128::from(*a) & mask) == (u128::from(*b) & mask)
+        }
+        _ => false,
+    }
+}
+
+impl PeerBook {
+    pub fn new(policy: PeerPolicy) -> PeerBook {
+        PeerBook {
+            policy,
+            peers: HashMap::new(),
+            bans: HashMap::new(),
+        }
+    }
+
+    pub fn policy(&self) -> &PeerPolicy {
+        &self.policy
+    }
+
+    fn entry(&mut self, peer: PeerId, now: Instant) -> &mut PeerState {
+        let burst = u64::from(self.policy.message_burst).saturating_mul(1000);
+        self.peers.entry(peer).or_insert_with(|| PeerState {
+            score: 0,
+            score_at: now,
+            milli_tokens: burst,
+            tokens_at: now,
+            connections: 0,
+            outbound_ip: None,
+            addresses: Vec::new(),
+            protocols: Vec::new(),
+            agent: None,
+        })
+    }
+
+    fn recover(policy: &PeerPolicy, state: &mut PeerState, now: Instant) {
+        let secs = now.saturating_duration_since(state.score_at).as_secs();
+        if secs > 0 {
+            let forgiven = i64::try_from(secs)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(policy.recovery_per_second);
+            state.score = state.score.saturating_add(forgiven).min(0);
+            state.score_at += Duration::from_secs(secs);
+        }
+    }
+
+    /// Whether an outbound connection to `ip` keeps the diversity rule.
+    pub fn outbound_allowed(&self, ip: &IpAddr) -> bool {
+        if !counts_for_diversity(ip) {
+            return true;
+        }
+        let count = |bits: u32| {
+            self.peers
+                .values()
+                .filter_map(|p| p.outbound_ip.as_ref())
+                .filter(|other| same_prefix(ip, other, bits))
+                .count()
+        };
+        let p = &self.policy;
+        (p.max_outbound_per_24 == 0 || count(24) < p.max_outbound_per_24)
+            && (p.max_outbound_per_16 == 0 || count(16) < p.max_outbound_per_16)
+    }
+
+    /// Records a new connection. `outbound_ip` is the remote IP when this node dialled.
+    pub fn connected(&mut self, peer: PeerId, outbound_ip: Option<IpAddr>, now: Instant) {
+        let state = self.entry(peer, now);
+        state.connections += 1;
+        if outbound_ip.is_some() {
+            state.outbound_ip = outbound_ip;
+        }
+    }
+
+    /// Records a closed connection; `remaining` is how many the peer still has.
+    pub fn disconnected(&mut self, peer: &PeerId, remaining: u32) {
+        if let Some(state) = self.peers.get_mut(peer) {
+            state.connections = remaining as usize;
+            if remaining == 0 {
+                state.outbound_ip = None;
+            }
+        }
+    }
+
+    /// Records what a peer says about itself.
+    pub fn identified(
+        &mut self,
+        peer: PeerId,
+        agent: String,
+        protocols: Vec<String>,
+        addresses: Vec<String>,
+        now: Instant,
+    ) {
+        let state = self.entry(peer, now);
+        state.agent = Some(agent);
+        state.protocols = protocols;
+        state.addresses = addresses;
+    }
+
+    /// Takes one message from the peer's rate allowance; false when it has none left.
+    pub fn allow_message(&mut self, peer: PeerId, now: Instant) -> bool {
+        let rate = u64::from(self.policy.messages_per_second);
+        let burst = u64::from(self.policy.message_burst).saturating_mul(1000);
+        let state = self.entry(peer, now);
+        let elapsed_ms = now.saturating_duration_since(state.tokens_at).as_millis();
+        let refill = u64::try_from(elapsed_ms)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(rate);
+        state.milli_tokens = state.milli_tokens.saturating_add(refill).min(burst);
+        state.tokens_at = now;
+        if state.milli_tokens >= 1000 {
+            state.milli_tokens -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Charges a peer for misbehaviour. Returns true when the peer is now banned.
+    pub fn penalize(&mut self, peer: PeerId, what: Misbehaviour, now: Instant) -> bool {
+        let policy = self.policy.clone();
+        let state = self.entry(peer, now);
+        Self::recover(&policy, state, now);
+        state.score = state.score.saturating_sub(what.penalty());
+        if state.score <= policy.ban_score {
+            state.score = policy.ban_score;
+            self.bans.insert(peer, now + policy.ban_duration);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn is_banned(&self, peer: &PeerId, now: Instant) -> bool {
+        self.bans.get(peer).is_some_and(|until| *until > now)
+    }
+
+    /// Lifts bans that ran out and returns whom they covered.
+    pub fn expire_bans(&mut self, now: Instant) -> Vec<PeerId> {
+        let expired: Vec<PeerId> = self
+            .bans
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &expired {
+            self.bans.remove(p);
+            if let Some(state) = self.peers.get_mut(p) {
+                state.score = 0;
+                state.score_at = now;
+            }
+        }
+        expired
+    }
+
+    /// Forgets disconnected, unbanned peers (keeps the book bounded).
+    pub fn forget_idle(&mut self, now: Instant) {
+        let bans = &self.bans;
+        self.peers
+            .retain(|p, s| s.connections > 0 || bans.get(p).is_some_and(|u| *u > now));
+    }
+
+    pub fn score(&mut self, peer: &PeerId, now: Instant) -> i64 {
+        let policy = self.policy.clone();
+        match self.peers.get_mut(peer) {
+            Some(state) => {
+                Self::recover(&policy, state, now);
+                state.score
+            }
+            None => 0,
+        }
+    }
+
+    pub fn summaries(&mut self, now: Instant) -> Vec<PeerSummary> {
+        let policy = self.policy.clone();
+        let mut out: Vec<PeerSummary> = self
+            .peers
+            .iter_mut()
+            .map(|(id, s)| {
+                Self::recover(&policy, s, now);
+                PeerSummary {
+                    peer_id: id.to_string(),
+                    score: s.score,
+                    connected: s.connections > 0,
+                    outbound: s.outbound_ip.is_some(),
+                    addresses: s.addresses.clone(),
+                    protocols: s.protocols.clone(),
+                    agent: s.agent.clone(),
+                    banned_for_secs: self
+                        .bans
+                        .get(id)
+                        .filter(|u| **u > now)
+                        .map(|u| u.saturating_duration_since(now).as_secs()),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book() -> PeerBook {
+        PeerBook::new(PeerPolicy {
+            messages_per_second: 10,
+            message_burst: 5,
+            ..PeerPolicy::default()
+        })
+    }
+
+    #[test]
+    fn repeated_invalid_messages_end_in_a_ban_that_expires() {
+        let mut b = book();
+        let p = PeerId::random();
+        let t0 = Instant::now();
+        let mut banned_after = None;
+        for i in 1..=10 {
+            if b.penalize(p, Misbehaviour::InvalidMessage, t0) {
+                banned_after = Some(i);
+                break;
+            }
+        }
+        assert_eq!(banned_after, Some(4), "4 × 25 points reaches -100");
+        assert!(b.is_banned(&p, t0));
+        let later = t0 + b.policy().ban_duration + Duration::from_secs(1);
+        assert!(!b.is_banned(&p, later));
+        assert_eq!(b.expire_bans(later), vec![p]);
+        assert_eq!(b.score(&p, later), 0);
+    }
+
+    #[test]
+    fn scores_recover_slowly_and_never_above_zero() {
+        let mut b = book();
+        let p = PeerId::random();
+        let t0 = Instant::now();
+        assert!(!b.penalize(p, Misbehaviour::OversizeMessage, t0));
+        assert_eq!(b.score(&p, t0), -50);
+        assert_eq!(b.score(&p, t0 + Duration::from_secs(20)), -30);
+        assert_eq!(b.score(&p, t0 + Duration::from_secs(500)), 0);
+        // A well-spaced offender is never banned; a fast one is.
+        let q = PeerId::random();
+        let mut t = t0;
+        for _ in 0..20 {
+            assert!(!b.penalize(q, Misbehaviour::InvalidMessage, t));
+            t += Duration::from_secs(30);
+        }
+    }
+
+    #[test]
+    fn rate_limit_allows_a_burst_then_the_sustained_rate() {
+        let mut b = book();
+        let p = PeerId::random();
+        let t0 = Instant::now();
+        let burst = (0..20).filter(|_| b.allow_message(p, t0)).count();
+        assert_eq!(burst, 5);
+        // 10 per second: after 300 ms three more.
+        let t1 = t0 + Duration::from_millis(300);
+        assert_eq!((0..20).filter(|_| b.allow_message(p, t1)).count(), 3);
+    }
+
+    #[test]
+    fn outbound_diversity_caps_public_prefixes_only() {
+        let mut b = book();
+        let t = Instant::now();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        b.connected(PeerId::random(), Some(ip("8.8.4.1")), t);
+        b.connected(PeerId::random(), Some(ip("8.8.4.2")), t);
+        assert!(!b.outbound_allowed(&ip("8.8.4.3")), "third in one /24");
+        assert!(b.outbound_allowed(&ip("8.8.5.3")), "same /16, other /24");
+        b.connected(PeerId::random(), Some(ip("8.8.5.3")), t);
+        b.connected(PeerId::random(), Some(ip("8.8.6.3")), t);
+        assert!(!b.outbound_allowed(&ip("8.8.7.3")), "fifth in one /16");
+        assert!(b.outbound_allowed(&ip("9.9.9.9")));
+        // Loopback and private addresses are exempt.
+        for i in 1..10 {
+            b.connected(PeerId::random(), Some(ip(&format!("127.0.0.{i}"))), t);
+        }
+        assert!(b.outbound_allowed(&ip("127.0.0.20")));
+        assert!(b.outbound_allowed(&ip("10.0.0.1")));
+        // Inbound connections do not count.
+        let mut c = book();
+        for _ in 0..5 {
+            c.connected(PeerId::random(), None, t);
+        }
+        assert!(c.outbound_allowed(&ip("8.8.4.1")));
+    }
+}

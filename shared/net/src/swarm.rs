@@ -1,0 +1,643 @@
+//! The swarm itself: the combined libp2p behaviour and the task that drives it.
+//!
+//! The task owns the `Swarm`. It enforces the per-peer rules (size caps, rate limits, scores,
+//! bans, outbound diversity) before a message or request reaches a chain service, and it is the
+//! only place that talks to libp2p directly.
+
+use crate::codec::FrameCodec;
+use crate::config::NetConfig;
+use crate::metrics::NetMetrics;
+use crate::peers::{Misbehaviour, PeerBook};
+use crate::service::{
+    Command, GossipMessage, InboundRequest, NetHandle, PeerView, RequestError, Verdict,
+};
+use crate::topics::{Service, Topic};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId, TopicHash};
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    allow_block_list, autonat, connection_limits, dcutr, identify, kad, mdns, ping, relay,
+    Multiaddr, PeerId, StreamProtocol, Swarm,
+};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) gossip: gossipsub::Behaviour,
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) autonat: autonat::Behaviour,
+    pub(crate) relay_client: relay::client::Behaviour,
+    pub(crate) relay_server: Toggle<relay::Behaviour>,
+    pub(crate) dcutr: dcutr::Behaviour,
+    pub(crate) requests: request_response::Behaviour<FrameCodec>,
+}
+
+pub(crate) fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
+pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}
+
+pub(crate) fn build_behaviour(
+    cfg: &NetConfig,
+    key: &Keypair,
+    relay_client: relay::client::Behaviour,
+    max_gossip: usize,
+) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    let peer_id = key.public().to_peer_id();
+    let gossip_cfg = gossipsub::ConfigBuilder::default()
+        // The transport cap sits above every topic's own cap so that an oversize message
+        // reaches our checks and costs its sender score, instead of silently failing a frame.
+        .max_transmit_size(max_gossip.saturating_mul(2))
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        // Content-addressed ids: the same transaction relayed by two nodes is one message.
+        .message_id_fn(|m: &gossipsub::Message| {
+            let h = doin_crypto::tagged_hash_parts(
+                "DOIN/net/gossip-id",
+                &[m.topic.as_str().as_bytes(), &m.data],
+            );
+            MessageId::from(h.0.to_vec())
+        })
+        .build()?;
+    let gossip = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(key.clone()),
+        gossip_cfg,
+    )?;
+    let kad_protocol = StreamProtocol::try_from_owned(format!("/doin/{}/kad/1", cfg.network))?;
+    let mut kad = kad::Behaviour::with_config(
+        peer_id,
+        kad::store::MemoryStore::new(peer_id),
+        kad::Config::new(kad_protocol),
+    );
+    kad.set_mode(Some(kad::Mode::Server));
+    let mdns = if cfg.mdns {
+        Some(mdns::tokio::Behaviour::new(
+            mdns::Config::default(),
+            peer_id,
+        )?)
+    } else {
+        None
+    };
+    let relay_server = cfg
+        .relay_server
+        .then(|| relay::Behaviour::new(peer_id, relay::Config::default()));
+    let request_protocol =
+        StreamProtocol::try_from_owned(format!("/doin/{}/request/1", cfg.network))?;
+    let requests = request_response::Behaviour::with_codec(
+        FrameCodec {
+            max_request_bytes: cfg.max_request_bytes,
+            max_response_bytes: cfg.max_response_bytes,
+        },
+        [(request_protocol, ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(cfg.request_timeout),
+    );
+    Ok(Behaviour {
+        blocked: allow_block_list::Behaviour::default(),
+        limits: connection_limits::Behaviour::new(
+            connection_limits::ConnectionLimits::default()
+                .with_max_established(Some(cfg.max_connections))
+                .with_max_established_per_peer(Some(2)),
+        ),
+        gossip,
+        kad,
+        identify: identify::Behaviour::new(
+            identify::Config::new(format!("/doin/{}/1", cfg.network), key.public())
+                .with_agent_version(format!("doin/{}", env!("CARGO_PKG_VERSION"))),
+        ),
+        ping: ping::Behaviour::default(),
+        mdns: Toggle::from(mdns),
+        autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+        relay_client,
+        relay_server: Toggle::from(relay_server),
+        dcutr: dcutr::Behaviour::new(peer_id),
+        requests,
+    })
+}
+
+/// Where the answer to an outbound request goes.
+type RequestReply = oneshot::Sender<Result<Vec<u8>, RequestError>>;
+
+type PendingReply = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = (
+                    ResponseChannel<Vec<u8>>,
+                    Service,
+                    Result<Result<Vec<u8>, String>, oneshot::error::RecvError>,
+                ),
+            > + Send,
+    >,
+>;
+
+pub(crate) struct SwarmTask {
+    pub(crate) cfg: NetConfig,
+    pub(crate) swarm: Swarm<Behaviour>,
+    pub(crate) handle: NetHandle,
+    pub(crate) book: PeerBook,
+    pub(crate) subscribers: HashMap<Topic, mpsc::Sender<GossipMessage>>,
+    pub(crate) servers: HashMap<Service, mpsc::Sender<InboundRequest>>,
+    pub(crate) metrics: NetMetrics,
+    pub(crate) topics: HashMap<TopicHash, Topic>,
+    pub(crate) pending_requests: HashMap<OutboundRequestId, (Service, RequestReply)>,
+    pub(crate) pending_replies: FuturesUnordered<PendingReply>,
+}
+
+/// Response frames start with a status byte.
+const RESPONSE_OK: u8 = 0;
+const RESPONSE_ERROR: u8 = 1;
+
+fn error_frame(msg: &str) -> Vec<u8> {
+    let mut v = vec![RESPONSE_ERROR];
+    v.extend_from_slice(msg.as_bytes());
+    v
+}
+
+impl SwarmTask {
+    pub(crate) async fn run(
+        &mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut maintenance = tokio::time::interval(Duration::from_secs(10));
+        maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        break;
+                    }
+                }
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = commands.recv() => match command {
+                    Some(c) => self.on_command(c),
+                    None => break,
+                },
+                Some((channel, service, answer)) = self.pending_replies.next(), if !self.pending_replies.is_empty() => {
+                    self.send_reply(channel, service, answer);
+                }
+                _ = maintenance.tick() => self.maintain(),
+            }
+        }
+        tracing::debug!("network task stopped");
+    }
+
+    pub(crate) fn dial_bootstrap(&mut self) {
+        let connected = self.handle.connected.read().clone();
+        for addr in self.cfg.bootstrap.clone() {
+            if peer_of(&addr).is_some_and(|p| connected.contains(&p)) {
+                continue;
+            }
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::debug!(%addr, error = %e, "cannot dial bootstrap peer");
+            }
+        }
+    }
+
+    fn maintain(&mut self) {
+        let now = Instant::now();
+        for peer in self.book.expire_bans(now) {
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            tracing::info!(%peer, "ban expired");
+        }
+        self.book.forget_idle(now);
+        if self.handle.connected.read().len() < self.cfg.target_peers {
+            self.dial_bootstrap();
+            // Ask the DHT for more peers; fails harmlessly when it knows nobody yet.
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
+    }
+
+    fn ban(&mut self, peer: PeerId, what: Misbehaviour) {
+        self.metrics.bans.inc();
+        tracing::warn!(%peer, reason = what.label(), "banning peer");
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+        self.swarm.behaviour_mut().gossip.blacklist_peer(&peer);
+    }
+
+    fn penalize(&mut self, peer: PeerId, what: Misbehaviour) {
+        self.metrics
+            .penalties
+            .with_label_values(&[what.label()])
+            .inc();
+        tracing::debug!(%peer, reason = what.label(), "peer penalized");
+        if self.book.penalize(peer, what, Instant::now()) {
+            self.ban(peer, what);
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { topic, data } => {
+                let t = IdentTopic::new(topic.name(&self.cfg.network));
+                match self.swarm.behaviour_mut().gossip.publish(t, data) {
+                    Ok(_) => {
+                        self.metrics
+                            .gossip_published
+                            .with_label_values(&[topic.label()])
+                            .inc();
+                    }
+                    // Nobody to send to yet, or already sent: neither is an error for the caller.
+                    Err(e) => tracing::debug!(topic = topic.label(), error = %e, "not published"),
+                }
+            }
+            Command::Judge {
+                id,
+                source,
+                topic,
+                verdict,
+            } => {
+                self.metrics
+                    .gossip_received
+                    .with_label_values(&[topic.label(), verdict.label()])
+                    .inc();
+                let acceptance = match verdict {
+                    Verdict::Accept => MessageAcceptance::Accept,
+                    Verdict::Ignore => MessageAcceptance::Ignore,
+                    Verdict::Reject => MessageAcceptance::Reject,
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossip
+                    .report_message_validation_result(&id, &source, acceptance);
+                if verdict == Verdict::Reject {
+                    self.penalize(source, Misbehaviour::InvalidMessage);
+                }
+            }
+            Command::Request {
+                peer,
+                service,
+                data,
+                reply,
+            } => {
+                let mut frame = Vec::with_capacity(data.len() + 1);
+                frame.push(service.tag());
+                frame.extend_from_slice(&data);
+                if frame.len() > self.cfg.max_request_bytes {
+                    let _ = reply.send(Err(RequestError::Failed(format!(
+                        "request of {} bytes exceeds the {}-byte limit",
+                        frame.len(),
+                        self.cfg.max_request_bytes
+                    ))));
+                    return;
+                }
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .requests
+                    .send_request(&peer, frame);
+                self.pending_requests.insert(id, (service, reply));
+            }
+            Command::Penalize { peer, what } => self.penalize(peer, what),
+            Command::Peers { reply } => {
+                let view = PeerView {
+                    local_peer_id: self.handle.local_peer_id.to_string(),
+                    listen_addresses: self
+                        .handle
+                        .listen_addrs
+                        .read()
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect(),
+                    peers: self.book.summaries(Instant::now()),
+                };
+                let _ = reply.send(view);
+            }
+            Command::Dial(addr) => {
+                if let Err(e) = self.swarm.dial(addr.clone()) {
+                    tracing::debug!(%addr, error = %e, "dial failed");
+                }
+            }
+        }
+    }
+
+    fn send_reply(
+        &mut self,
+        channel: ResponseChannel<Vec<u8>>,
+        service: Service,
+        answer: Result<Result<Vec<u8>, String>, oneshot::error::RecvError>,
+    ) {
+        let frame = match answer {
+            Ok(Ok(body)) => {
+                let mut v = Vec::with_capacity(body.len() + 1);
+                v.push(RESPONSE_OK);
+                v.extend_from_slice(&body);
+                v
+            }
+            Ok(Err(msg)) => error_frame(&msg),
+            Err(_) => error_frame("the request was not answered"),
+        };
+        let frame = if frame.len() > self.cfg.max_response_bytes {
+            error_frame("the answer exceeds the response size limit")
+        } else {
+            frame
+        };
+        let outcome = if frame.first() == Some(&RESPONSE_OK) {
+            "ok"
+        } else {
+            "error"
+        };
+        self.metrics
+            .requests
+            .with_label_values(&[service.label(), "inbound", outcome])
+            .inc();
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .requests
+            .send_response(channel, frame);
+    }
+
+    fn refresh_connected(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        self.metrics.peers.set(peers.len() as i64);
+        *self.handle.connected.write() = peers;
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = address
+                    .clone()
+                    .with(Protocol::P2p(self.handle.local_peer_id));
+                tracing::info!(address = %full, "listening for peers");
+                self.handle.listen_addrs.write().push(full);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                let full = address.with(Protocol::P2p(self.handle.local_peer_id));
+                self.handle.listen_addrs.write().retain(|a| *a != full);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                connection_id,
+                ..
+            } => {
+                let now = Instant::now();
+                if self.book.is_banned(&peer_id, now) {
+                    let _ = self.swarm.close_connection(connection_id);
+                    return;
+                }
+                let outbound_ip = match &endpoint {
+                    ConnectedPoint::Dialer { address, .. } => ip_of(address),
+                    ConnectedPoint::Listener { .. } => None,
+                };
+                let is_bootstrap = self
+                    .cfg
+                    .bootstrap
+                    .iter()
+                    .any(|a| peer_of(a) == Some(peer_id));
+                if let Some(ip) = outbound_ip {
+                    if !is_bootstrap && !self.book.outbound_allowed(&ip) {
+                        tracing::debug!(%peer_id, %ip, "closing outbound connection: too many peers in its address range");
+                        let _ = self.swarm.close_connection(connection_id);
+                        return;
+                    }
+                }
+                self.book.connected(peer_id, outbound_ip, now);
+                tracing::debug!(%peer_id, "peer connected");
+                self.refresh_connected();
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                self.book.disconnected(&peer_id, num_established);
+                if num_established == 0 {
+                    tracing::debug!(%peer_id, "peer disconnected");
+                }
+                self.refresh_connected();
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => self.on_gossip(propagation_source, message_id, message),
+            BehaviourEvent::Requests(e) => self.on_request_event(e),
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                for addr in &info.listen_addrs {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, addr.clone());
+                }
+                self.book.identified(
+                    peer_id,
+                    info.agent_version,
+                    info.protocols.iter().map(|p| p.to_string()).collect(),
+                    info.listen_addrs.iter().map(|a| a.to_string()).collect(),
+                    Instant::now(),
+                );
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                let connected = self.handle.connected.read().clone();
+                for (peer, addr) in found {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    if !connected.contains(&peer) && !self.book.is_banned(&peer, Instant::now()) {
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
+                let connected = self.handle.connected.read().len();
+                let known = self.handle.connected.read().contains(&peer);
+                if connected < self.cfg.target_peers
+                    && !known
+                    && !self.book.is_banned(&peer, Instant::now())
+                {
+                    let _ = self.swarm.dial(peer);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
+        let now = Instant::now();
+        let judge = |task: &mut SwarmTask, acceptance: MessageAcceptance| {
+            task.swarm
+                .behaviour_mut()
+                .gossip
+                .report_message_validation_result(&id, &source, acceptance);
+        };
+        let Some(topic) = self.topics.get(&message.topic).copied() else {
+            judge(self, MessageAcceptance::Ignore);
+            return;
+        };
+        self.metrics
+            .gossip_received_bytes
+            .with_label_values(&[topic.label()])
+            .inc_by(message.data.len() as u64);
+        if !self.book.allow_message(source, now) {
+            self.metrics
+                .gossip_received
+                .with_label_values(&[topic.label(), "rate-limited"])
+                .inc();
+            judge(self, MessageAcceptance::Ignore);
+            self.penalize(source, Misbehaviour::RateExceeded);
+            return;
+        }
+        if message.data.len() > topic.max_bytes() {
+            self.metrics
+                .gossip_received
+                .with_label_values(&[topic.label(), "oversize"])
+                .inc();
+            judge(self, MessageAcceptance::Reject);
+            self.penalize(source, Misbehaviour::OversizeMessage);
+            return;
+        }
+        let Some(subscriber) = self.subscribers.get(&topic) else {
+            judge(self, MessageAcceptance::Ignore);
+            return;
+        };
+        let msg = GossipMessage {
+            topic,
+            source,
+            data: message.data,
+            id: id.clone(),
+        };
+        if subscriber.try_send(msg).is_err() {
+            tracing::debug!(topic = topic.label(), "subscriber behind; message ignored");
+            judge(self, MessageAcceptance::Ignore);
+        }
+    }
+
+    fn on_request_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => self.on_inbound_request(peer, request, channel),
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    let Some((service, reply)) = self.pending_requests.remove(&request_id) else {
+                        return;
+                    };
+                    let (outcome, answer) = match response.split_first() {
+                        Some((&RESPONSE_OK, body)) => ("ok", Ok(body.to_vec())),
+                        Some((&RESPONSE_ERROR, msg)) => (
+                            "remote-error",
+                            Err(RequestError::Remote(
+                                String::from_utf8_lossy(msg).into_owned(),
+                            )),
+                        ),
+                        _ => {
+                            self.penalize(peer, Misbehaviour::InvalidResponse);
+                            (
+                                "invalid",
+                                Err(RequestError::Failed("malformed response frame".into())),
+                            )
+                        }
+                    };
+                    self.metrics
+                        .requests
+                        .with_label_values(&[service.label(), "outbound", outcome])
+                        .inc();
+                    let _ = reply.send(answer);
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some((service, reply)) = self.pending_requests.remove(&request_id) {
+                    self.metrics
+                        .requests
+                        .with_label_values(&[service.label(), "outbound", "failed"])
+                        .inc();
+                    let _ = reply.send(Err(RequestError::Failed(error.to_string())));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                // An undecodable or oversize request shows up here.
+                if matches!(error, request_response::InboundFailure::Io(_)) {
+                    self.penalize(peer, Misbehaviour::BadRequest);
+                }
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_inbound_request(
+        &mut self,
+        peer: PeerId,
+        request: Vec<u8>,
+        channel: ResponseChannel<Vec<u8>>,
+    ) {
+        let now = Instant::now();
+        let reject = |task: &mut SwarmTask, channel, msg: &str| {
+            let _ = task
+                .swarm
+                .behaviour_mut()
+                .requests
+                .send_response(channel, error_frame(msg));
+        };
+        if !self.book.allow_message(peer, now) {
+            self.penalize(peer, Misbehaviour::RateExceeded);
+            reject(self, channel, "rate limit exceeded");
+            return;
+        }
+        let Some((tag, body)) = request.split_first() else {
+            self.penalize(peer, Misbehaviour::BadRequest);
+            reject(self, channel, "empty request");
+            return;
+        };
+        let Some(service) = Service::from_tag(*tag) else {
+            self.penalize(peer, Misbehaviour::BadRequest);
+            reject(self, channel, "unknown service");
+            return;
+        };
+        let Some(server) = self.servers.get(&service) else {
+            // A chain this node does not run: not the peer's fault.
+            reject(self, channel, "service not offered by this node");
+            return;
+        };
+        let (reply, answer) = oneshot::channel();
+        let inbound = InboundRequest {
+            peer,
+            data: body.to_vec(),
+            reply,
+        };
+        if server.try_send(inbound).is_err() {
+            reject(self, channel, "busy");
+            return;
+        }
+        self.pending_replies
+            .push(Box::pin(async move { (channel, service, answer.await) }));
+    }
+}

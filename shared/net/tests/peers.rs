@@ -1,0 +1,189 @@
+//! Real libp2p nodes in one process over loopback TCP: gossip is delivered and relayed,
+//! requests are answered, and a peer that keeps sending invalid or oversize messages is banned.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use doin_net::{Multiaddr, NetConfig, NetHandle, Network, Service, Topic, Verdict};
+use libp2p::identity::Keypair;
+use std::time::Duration;
+use tokio::sync::watch;
+
+struct TestNode {
+    handle: NetHandle,
+    gossip: tokio::sync::mpsc::Receiver<doin_net::GossipMessage>,
+    requests: tokio::sync::mpsc::Receiver<doin_net::InboundRequest>,
+}
+
+async fn start(bootstrap: Vec<Multiaddr>, stop: &watch::Receiver<bool>) -> TestNode {
+    let mut cfg = NetConfig::new("testnet", vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+    cfg.bootstrap = bootstrap;
+    let registry = prometheus::Registry::new();
+    let mut net = Network::new(cfg, Keypair::generate_ed25519(), &registry).unwrap();
+    let gossip = net.subscribe(Topic::TxTransactions).unwrap();
+    let requests = net.serve(Service::TxSync);
+    let handle = net.handle();
+    tokio::spawn(net.run(stop.clone()));
+    // Wait for the listen address.
+    for _ in 0..100 {
+        if !handle.listen_addrs().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    TestNode {
+        handle,
+        gossip,
+        requests,
+    }
+}
+
+async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Publishes until the receiver gets it (gossip meshes form a heartbeat after connecting).
+async fn try_publish(
+    from: &NetHandle,
+    to: &mut TestNode,
+    data: Vec<u8>,
+    tries: usize,
+) -> Option<doin_net::GossipMessage> {
+    for _ in 0..tries {
+        from.publish(Topic::TxTransactions, data.clone())
+            .await
+            .unwrap();
+        if let Ok(Some(m)) =
+            tokio::time::timeout(Duration::from_millis(200), to.gossip.recv()).await
+        {
+            return Some(m);
+        }
+    }
+    None
+}
+
+async fn publish_until_received(
+    from: &NetHandle,
+    to: &mut TestNode,
+    data: Vec<u8>,
+) -> doin_net::GossipMessage {
+    try_publish(from, to, data, 100)
+        .await
+        .expect("gossip never arrived")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_requests_and_bans_between_real_peers() {
+    let (stop_tx, stop) = watch::channel(false);
+    let mut a = start(vec![], &stop).await;
+    let a_addr = a.handle.listen_addrs()[0].clone();
+    let b = start(vec![a_addr.clone()], &stop).await;
+    let mut c = start(vec![a_addr], &stop).await;
+    wait_for("both peers connected to a", || {
+        a.handle.connected_peers().len() == 2
+    })
+    .await;
+
+    // b publishes; a receives, accepts, and relays it to c.
+    let m = publish_until_received(&b.handle, &mut a, b"tx-1".to_vec()).await;
+    assert_eq!(m.data, b"tx-1");
+    assert_eq!(m.source, b.handle.local_peer_id());
+    a.handle.judge(&m, Verdict::Accept).await;
+    let relayed = tokio::time::timeout(Duration::from_secs(10), c.gossip.recv())
+        .await
+        .expect("relayed to c")
+        .unwrap();
+    assert_eq!(relayed.data, b"tx-1");
+
+    // Request-response: c asks a; a answers.
+    let a_id = a.handle.local_peer_id();
+    let server = tokio::spawn(async move {
+        let req = a.requests.recv().await.unwrap();
+        let mut answer = req.data.clone();
+        answer.reverse();
+        req.reply.send(Ok(answer)).unwrap();
+        let req = a.requests.recv().await.unwrap();
+        req.reply.send(Err("no such block".into())).unwrap();
+        a
+    });
+    let answer = c
+        .handle
+        .request(a_id, Service::TxSync, b"abc".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(answer, b"cba");
+    let err = c
+        .handle
+        .request(a_id, Service::TxSync, b"x".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(err, doin_net::RequestError::Remote("no such block".into()));
+    // A service a does not offer is an error answer, not a hang.
+    let err = c
+        .handle
+        .request(a_id, Service::MainSync, b"x".to_vec())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, doin_net::RequestError::Remote(_)), "{err:?}");
+    let mut a = server.await.unwrap();
+
+    // c sends oversize messages: each costs 50 points; two and it is banned by a.
+    let c_id = c.handle.local_peer_id();
+    let big = vec![7u8; Topic::TxTransactions.max_bytes() + 1];
+    for i in 0..50u8 {
+        let mut data = big.clone();
+        data[0] = i;
+        c.handle.publish(Topic::TxTransactions, data).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !a.handle.connected_peers().contains(&c_id) {
+            break;
+        }
+    }
+    wait_for("c disconnected by a", || {
+        !a.handle.connected_peers().contains(&c_id)
+    })
+    .await;
+    let view = a.handle.peers().await.unwrap();
+    let c_view = view
+        .peers
+        .iter()
+        .find(|p| p.peer_id == c_id.to_string())
+        .expect("a remembers the banned peer");
+    assert!(c_view.banned_for_secs.is_some(), "{c_view:?}");
+    assert!(!c_view.connected);
+    // The honest peer is unaffected and gossip still flows.
+    assert!(a
+        .handle
+        .connected_peers()
+        .contains(&b.handle.local_peer_id()));
+    let m = publish_until_received(&b.handle, &mut a, b"tx-2".to_vec()).await;
+    a.handle.judge(&m, Verdict::Accept).await;
+    // The banned peer cannot come back: its redial is refused.
+    let _ = c.handle.dial(a.handle.listen_addrs()[0].clone()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!a.handle.connected_peers().contains(&c_id));
+
+    // Invalid (rejected) messages also end in a ban: b sends garbage a rejects.
+    let b_id = b.handle.local_peer_id();
+    for i in 0..20u8 {
+        let Some(m) = try_publish(&b.handle, &mut a, vec![0xff, i], 20).await else {
+            break;
+        };
+        a.handle.judge(&m, Verdict::Reject).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if !a.handle.connected_peers().contains(&b_id) {
+            break;
+        }
+    }
+    wait_for("b disconnected after garbage", || {
+        !a.handle.connected_peers().contains(&b_id)
+    })
+    .await;
+    drop(b.requests);
+    let _ = stop_tx.send(true);
+}
