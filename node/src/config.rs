@@ -25,6 +25,39 @@ pub struct NodeConfig {
     pub producer: ProducerConfig,
     pub mempool: MempoolSection,
     pub storage: StorageConfig,
+    pub p2p: P2pSection,
+}
+
+/// The peer-to-peer network (`[p2p]`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct P2pSection {
+    /// Take part in the network. Off: the node runs alone (a single validator, a test).
+    pub enabled: bool,
+    /// Multiaddresses to listen on: TCP (`/ip4/0.0.0.0/tcp/8646`) and QUIC
+    /// (`/ip4/0.0.0.0/udp/8646/quic-v1`).
+    pub listen: Vec<String>,
+    /// Peers dialled at start and whenever the node has too few: multiaddresses ending in
+    /// `/p2p/<peer id>`.
+    pub bootstrap: Vec<String>,
+    /// Find peers on the local network by mDNS.
+    pub mdns: bool,
+    /// Relay connections for peers behind NAT.
+    pub relay_server: bool,
+    /// Open connections, all peers together.
+    pub max_connections: u32,
+    /// Below this many peers the node keeps discovering and redialling.
+    pub target_peers: usize,
+    /// Milliseconds between sync rounds (asking peers where their chains are).
+    pub sync_interval_ms: u64,
+    /// Gossip messages and requests one peer may send per second, sustained, and in a burst.
+    pub peer_messages_per_second: u32,
+    pub peer_message_burst: u32,
+    /// Seconds a misbehaving peer stays banned.
+    pub ban_secs: u64,
+    /// Outbound connections allowed into one public IPv4 /24 and /16 (0 = no limit).
+    pub max_outbound_per_24: usize,
+    pub max_outbound_per_16: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -148,6 +181,24 @@ impl Default for NodeConfig {
                 cache_mb: 128,
                 state_history: 256,
             },
+            p2p: P2pSection {
+                enabled: true,
+                listen: vec![
+                    "/ip4/0.0.0.0/tcp/8646".into(),
+                    "/ip4/0.0.0.0/udp/8646/quic-v1".into(),
+                ],
+                bootstrap: Vec::new(),
+                mdns: false,
+                relay_server: false,
+                max_connections: 128,
+                target_peers: 8,
+                sync_interval_ms: 2000,
+                peer_messages_per_second: 200,
+                peer_message_burst: 1000,
+                ban_secs: 3600,
+                max_outbound_per_24: 2,
+                max_outbound_per_16: 4,
+            },
         }
     }
 }
@@ -213,6 +264,36 @@ impl NodeConfig {
                     "configuration: main.plugins: plugin {:?} needs a command and a unique name",
                     p.name
                 ));
+            }
+        }
+        if self.p2p.enabled {
+            let parse = |what: &str, a: &String| {
+                a.parse::<doin_net::Multiaddr>().map_err(|e| {
+                    format!("configuration: p2p.{what}: {a:?} is not a multiaddress: {e}")
+                })
+            };
+            if self.p2p.listen.is_empty() {
+                return Err(
+                    "configuration: p2p.listen needs an address (or set p2p.enabled = false)"
+                        .into(),
+                );
+            }
+            for a in &self.p2p.listen {
+                parse("listen", a)?;
+            }
+            for a in &self.p2p.bootstrap {
+                let addr = parse("bootstrap", a)?;
+                if !addr
+                    .iter()
+                    .any(|p| matches!(p, doin_net::multiaddr::Protocol::P2p(_)))
+                {
+                    return Err(format!(
+                        "configuration: p2p.bootstrap: {a:?} must end in /p2p/<peer id>"
+                    ));
+                }
+            }
+            if self.p2p.sync_interval_ms == 0 || self.p2p.peer_messages_per_second == 0 {
+                return Err("configuration: p2p.sync_interval_ms and p2p.peer_messages_per_second must be above zero".into());
             }
         }
         if self.storage.state_history == 0 {

@@ -36,6 +36,8 @@ use std::time::Duration;
 pub struct DevnetOptions {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// Peer-to-peer listen multiaddress.
+    pub p2p_listen: String,
     pub block_time_ms: u64,
     pub accounts: usize,
     pub demo_accounts: usize,
@@ -166,6 +168,7 @@ pub fn prepare(opts: &DevnetOptions) -> anyhow::Result<Devnet> {
     config.main.producer_keystore = Some(key_path(dir, "validator"));
     config.main.poll_ms = (opts.main_block_time_ms / 20).clamp(100, 1000);
     config.rest.listen = opts.listen;
+    config.p2p.listen = vec![opts.p2p_listen.clone()];
     config.producer.enabled = true;
     config.producer.keystore = Some(key_path(dir, "validator"));
     config.producer.block_time_ms = Some(opts.block_time_ms);

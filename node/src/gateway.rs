@@ -58,6 +58,20 @@ pub struct GatewayState {
     pub tx: Option<Arc<TxChain>>,
     pub main: Option<Arc<MainChain>>,
     pub chains: Vec<String>,
+    pub net: Option<doin_net::NetHandle>,
+    pub tx_sync: Option<doin_tx_node::p2p::SyncState>,
+}
+
+impl GatewayState {
+    /// Readiness as reported: a ready node that is catching up with its peers is syncing.
+    fn readiness(&self) -> Readiness {
+        match self.ready.get() {
+            Readiness::Ready if self.tx_sync.as_ref().is_some_and(|s| s.is_syncing()) => {
+                Readiness::Syncing
+            }
+            r => r,
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -87,6 +101,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(doin_tx_node::stake_api::StakeApiDoc::openapi());
     doc.merge(crate::anchor_api::AnchorApiDoc::openapi());
     doc.merge(doin_main_node::api::MainApiDoc::openapi());
+    doc.merge(crate::node_api::NodeNetApiDoc::openapi());
     doc
 }
 
@@ -97,7 +112,8 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/node/status", get(node_status))
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .merge(crate::node_api::router(state.clone()));
     match &state.tx {
         Some(chain) => {
             app = app
@@ -191,7 +207,7 @@ async fn livez() -> Json<Health> {
         (status = 503, description = "Starting, or a critical task failed", body = Health),
     ))]
 async fn readyz(State(s): State<GatewayState>) -> Response {
-    let (code, status) = match s.ready.get() {
+    let (code, status) = match s.readiness() {
         Readiness::Ready => (StatusCode::OK, "ok"),
         Readiness::Syncing => (StatusCode::PARTIAL_CONTENT, "syncing"),
         Readiness::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
@@ -240,7 +256,7 @@ async fn node_status(State(s): State<GatewayState>) -> Json<NodeStatus> {
             .map(|c| c.params().network.to_string())
             .or_else(|| s.main.as_ref().map(|m| m.params().network.to_string())),
         uptime_secs: s.started.elapsed().as_secs(),
-        readiness: match s.ready.get() {
+        readiness: match s.readiness() {
             Readiness::Ready => "ok",
             Readiness::Syncing => "syncing",
             Readiness::Starting => "starting",

@@ -51,6 +51,10 @@ struct DevnetArgs {
     /// REST listen address.
     #[arg(long, default_value = "127.0.0.1:8645")]
     listen: SocketAddr,
+    /// Peer-to-peer listen multiaddress (port 0: any free port; the address is logged, so
+    /// another `doin node` can bootstrap from this devnet).
+    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/0")]
+    p2p_listen: String,
     /// Milliseconds between blocks (public networks use 30000).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
     block_time_ms: u64,
@@ -97,6 +101,14 @@ struct NodeArgs {
     /// Comma-separated chains to run, overriding the file (`tx`, `main`; `hub` later).
     #[arg(long, value_delimiter = ',')]
     chains: Option<Vec<String>>,
+    /// Peer-to-peer listen multiaddresses, comma-separated, overriding `[p2p] listen`
+    /// (e.g. `/ip4/0.0.0.0/tcp/8646,/ip4/0.0.0.0/udp/8646/quic-v1`).
+    #[arg(long, value_delimiter = ',')]
+    p2p_listen: Option<Vec<String>>,
+    /// Bootstrap peers, comma-separated multiaddresses ending in `/p2p/<peer id>`, overriding
+    /// `[p2p] bootstrap`.
+    #[arg(long, value_delimiter = ',')]
+    bootstrap: Option<Vec<String>>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -197,6 +209,7 @@ async fn run_devnet(a: DevnetArgs) -> anyhow::Result<ExitCode> {
     let opts = DevnetOptions {
         data_dir: a.data_dir,
         listen: a.listen,
+        p2p_listen: a.p2p_listen,
         block_time_ms: a.block_time_ms,
         accounts: a.accounts,
         demo_accounts: a.demo_accounts,
@@ -266,8 +279,14 @@ async fn run_node(a: NodeArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = NodeConfig::load(Some(&a.config)).map_err(|e| anyhow!(e))?;
     if let Some(chains) = a.chains {
         cfg.chains = chains;
-        cfg.validate().map_err(|e| anyhow!(e))?;
     }
+    if let Some(listen) = a.p2p_listen {
+        cfg.p2p.listen = listen;
+    }
+    if let Some(bootstrap) = a.bootstrap {
+        cfg.p2p.bootstrap = bootstrap;
+    }
+    cfg.validate().map_err(|e| anyhow!(e))?;
     doin_telemetry::init_tracing(log_format(&cfg.log.format)?, &cfg.log.filter);
     let spec = if cfg.runs("tx") {
         Some(read_genesis(&cfg.genesis_file)?)

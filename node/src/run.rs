@@ -13,10 +13,12 @@ use doin_main_core::MainGenesisSpec;
 use doin_main_node::producer::run_producer;
 use doin_main_node::workers::{run_evaluator, run_optimizer, DomainEvaluator, OptimizerOptions};
 use doin_main_node::{MainChain, MainChainConfig};
+use doin_net::{load_or_create_identity, Multiaddr, NetConfig, NetHandle, Network, PeerPolicy};
 use doin_store::{KvStore, RocksConfig, RocksStore};
 use doin_telemetry::Metrics;
 use doin_tx_core::GenesisSpec;
 use doin_tx_node::mempool::MempoolConfig;
+use doin_tx_node::p2p::{SyncState, TxP2p};
 use doin_tx_node::store::PruneConfig;
 use doin_tx_node::{BlockProducer, SoloProducer, TxChain, TxChainConfig};
 use std::net::SocketAddr;
@@ -56,6 +58,10 @@ pub struct NodeKeys {
 pub struct Node {
     pub tx: Option<Arc<TxChain>>,
     pub main: Option<Arc<MainChain>>,
+    /// The peer-to-peer network, when enabled.
+    pub net: Option<NetHandle>,
+    /// Where the transfer chain stands against its peers, when networked.
+    pub tx_sync: Option<SyncState>,
     pub rest_addr: SocketAddr,
     pub ready: ReadyFlag,
     tasks: TaskManager,
@@ -205,6 +211,8 @@ impl Node {
             main.set_tx_view(Arc::new(crate::anchoring::TxChainCheckpoints::new(tx)));
         }
 
+        let (net, tx_sync) = start_network(cfg, &tx, &main, &metrics, &mut tasks)?;
+
         let listener = tokio::net::TcpListener::bind(cfg.rest.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.rest.listen))?;
@@ -217,6 +225,8 @@ impl Node {
                 tx: tx.clone(),
                 main: main.clone(),
                 chains: cfg.chains.clone(),
+                net: net.clone(),
+                tx_sync: tx_sync.clone(),
             },
             GatewayLimits {
                 rate: RateLimitConfig {
@@ -251,6 +261,8 @@ impl Node {
         Ok(Node {
             tx,
             main,
+            net,
+            tx_sync,
             rest_addr,
             ready,
             tasks,
@@ -268,6 +280,82 @@ impl Node {
         }
         exit
     }
+}
+
+/// The `[p2p]` section as the network library wants it.
+pub fn net_config(cfg: &NodeConfig, network: &str) -> anyhow::Result<NetConfig> {
+    let parse = |a: &String| {
+        a.parse::<Multiaddr>()
+            .map_err(|e| anyhow!("p2p address {a:?}: {e}"))
+    };
+    let p = &cfg.p2p;
+    let mut n = NetConfig::new(
+        network,
+        p.listen.iter().map(parse).collect::<Result<_, _>>()?,
+    );
+    n.bootstrap = p.bootstrap.iter().map(parse).collect::<Result<_, _>>()?;
+    n.mdns = p.mdns;
+    n.relay_server = p.relay_server;
+    n.max_connections = p.max_connections;
+    n.target_peers = p.target_peers;
+    n.policy = PeerPolicy {
+        ban_duration: Duration::from_secs(p.ban_secs),
+        messages_per_second: p.peer_messages_per_second,
+        message_burst: p.peer_message_burst,
+        max_outbound_per_24: p.max_outbound_per_24,
+        max_outbound_per_16: p.max_outbound_per_16,
+        ..PeerPolicy::default()
+    };
+    Ok(n)
+}
+
+/// Joins the peer-to-peer network (when enabled) and puts each networked chain on it.
+fn start_network(
+    cfg: &NodeConfig,
+    tx: &Option<Arc<TxChain>>,
+    main: &Option<Arc<MainChain>>,
+    metrics: &Metrics,
+    tasks: &mut TaskManager,
+) -> anyhow::Result<(Option<NetHandle>, Option<SyncState>)> {
+    if !cfg.p2p.enabled {
+        return Ok((None, None));
+    }
+    let name = match (tx, main) {
+        (Some(t), _) => t.params().network.to_string(),
+        (None, Some(m)) => m.params().network.to_string(),
+        (None, None) => return Ok((None, None)),
+    };
+    let key_path = cfg.data_dir.join("net").join("node_key");
+    let key = load_or_create_identity(&key_path)
+        .with_context(|| format!("network key {}", key_path.display()))?;
+    let net_cfg = net_config(cfg, &name)?;
+    let max_response = net_cfg.max_response_bytes;
+    let mut network = Network::new(net_cfg, key, metrics.registry()).map_err(|e| anyhow!(e))?;
+    let mut tx_sync = None;
+    if let Some(chain) = tx {
+        let p2p = TxP2p::attach(
+            chain.clone(),
+            &mut network,
+            metrics,
+            Duration::from_millis(cfg.p2p.sync_interval_ms),
+            max_response,
+        )
+        .map_err(|e| anyhow!(e))?;
+        tx_sync = Some(p2p.sync_state());
+        let fut = p2p.run(tasks.shutdown_signal());
+        tasks.spawn_critical("transfer-chain network", fut);
+    }
+    if main.is_some() {
+        tracing::warn!(
+            "the main chain does not travel over the network in this version: its blocks, work and votes stay on this node"
+        );
+    }
+    let handle = network.handle();
+    let sig = tasks.shutdown_signal();
+    tasks.spawn_critical("p2p network", async move {
+        network.run(sig).await.map_err(|e| e.to_string())
+    });
+    Ok((Some(handle), tx_sync))
 }
 
 async fn open_tx(

@@ -94,7 +94,7 @@ fn a_node_runs_from_config_with_an_encrypted_validator_key() {
     std::fs::write(
         &cfg,
         format!(
-            "data_dir = {:?}\ngenesis_file = {:?}\n[rest]\nlisten = \"127.0.0.1:1\"\n[producer]\nenabled = true\nkeystore = {:?}\npassword_file = {:?}\n",
+            "data_dir = {:?}\ngenesis_file = {:?}\n[rest]\nlisten = \"127.0.0.1:1\"\n[producer]\nenabled = true\nkeystore = {:?}\npassword_file = {:?}\n[p2p]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n",
             dir.path().join("data"),
             genesis,
             key,

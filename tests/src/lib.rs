@@ -69,6 +69,8 @@ pub fn gateway_with(
                 .collect(),
             tx,
             main,
+            net: None,
+            tx_sync: None,
         },
         GatewayLimits {
             rate: doin_http::RateLimitConfig {

@@ -20,6 +20,7 @@ fn options(dir: &std::path::Path) -> DevnetOptions {
     DevnetOptions {
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
+        p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
         block_time_ms: 200,
         accounts: 2,
         demo_accounts: 0,

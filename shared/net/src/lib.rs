@@ -13,17 +13,17 @@
 
 mod codec;
 mod config;
-mod identity;
 mod metrics;
+mod node_key;
 mod peers;
 mod service;
 mod swarm;
 mod topics;
 
 pub use config::NetConfig;
-pub use identity::load_or_create_identity;
-pub use libp2p::{Multiaddr, PeerId};
+pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};
 pub use metrics::NetMetrics;
+pub use node_key::load_or_create_identity;
 pub use peers::{Misbehaviour, PeerBook, PeerPolicy, PeerSummary};
 pub use service::{
     GossipMessage, InboundRequest, NetError, NetHandle, Network, PeerView, RequestError, Verdict,

@@ -218,7 +218,7 @@ pub struct Network {
 }
 
 impl Network {
-    /// Builds the swarm. Nothing is listened on or dialled until `run`.
+    /// Builds the swarm and binds the listen addresses. Nothing is dialled until `run`.
     pub fn new(
         cfg: NetConfig,
         key: Keypair,
@@ -253,6 +253,16 @@ impl Network {
             .map_err(|e| setup(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(cfg.idle_timeout))
             .build();
+        let mut swarm = swarm;
+        // Bind now, so a port in use is an error at start rather than a silent lonely node.
+        for addr in &cfg.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetError::Listen {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
         let (tx, commands) = mpsc::channel(1024);
         let handle = NetHandle {
             commands: tx,
@@ -296,18 +306,9 @@ impl Network {
         rx
     }
 
-    /// Listens, dials the bootstrap peers, and runs until `shutdown` turns true. Returns an
-    /// error only when the node cannot take part at all (no listen address works).
+    /// Dials the bootstrap peers and runs until `shutdown` turns true.
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), NetError> {
         let mut swarm = self.swarm;
-        for addr in &self.cfg.listen {
-            swarm
-                .listen_on(addr.clone())
-                .map_err(|e| NetError::Listen {
-                    addr: addr.clone(),
-                    reason: e.to_string(),
-                })?;
-        }
         for addr in &self.cfg.bootstrap {
             if let Some(peer) = peer_of(addr) {
                 swarm.behaviour_mut().kad.add_address(&peer, addr.clone());

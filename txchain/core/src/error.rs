@@ -86,6 +86,26 @@ impl TxError {
     pub fn is_internal(&self) -> bool {
         matches!(self, TxError::State(_))
     }
+
+    /// True when the transaction is wrong in itself, whatever the chain state: no node could
+    /// ever accept it, so a peer relaying it is at fault. (A nonce, fee or balance problem may
+    /// just mean the peer saw another tip.)
+    pub fn is_intrinsic(&self) -> bool {
+        matches!(
+            self,
+            TxError::Malformed(_)
+                | TxError::Oversize { .. }
+                | TxError::WrongChain
+                | TxError::InvalidSender
+                | TxError::InvalidRecipient
+                | TxError::ZeroAmount
+                | TxError::PriorityAboveMaxFee { .. }
+                | TxError::MalformedSignature
+                | TxError::BadSignature
+                | TxError::AmountOverflow
+                | TxError::InvalidStake(_)
+        )
+    }
 }
 
 impl From<SignatureError> for TxError {

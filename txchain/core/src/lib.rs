@@ -9,6 +9,7 @@
 pub mod anchor;
 pub mod apply;
 pub mod block;
+pub mod compact;
 pub mod error;
 pub mod fees;
 pub mod memtree;
@@ -23,6 +24,7 @@ pub use apply::{
     apply_block, apply_tx, build_block, genesis, AppliedBlock, ApplyContext, BuiltBlock, TxReceipt,
 };
 pub use block::{tx_root, Block, BlockHash, BlockHeader};
+pub use compact::{short_id, CompactBlock, PartialBlock, ShortId, SHORT_ID_LEN};
 pub use error::{BlockError, GenesisError, TxError};
 pub use params::{Allocation, ChainParams, ConsensusParams, GenesisSpec, GenesisStake};
 pub use proof::{prove_tx, ProofError, ProvenInclusion, TxInclusionProof, TX_PROOF_FORMAT};

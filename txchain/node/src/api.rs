@@ -162,6 +162,13 @@ pub struct ChainInfo {
     /// Everything main-chain blocks have credited to this chain so far (base units).
     #[schema(value_type = String)]
     pub imported_from_main: Amount,
+    /// Base fees burned so far, and slashed stakes (base units).
+    #[schema(value_type = String)]
+    pub burned: Amount,
+    /// Bonded plus unbonding stakes (base units). Genesis allocations + imported − burned =
+    /// balances + staked.
+    #[schema(value_type = String)]
+    pub staked: Amount,
 }
 
 #[utoipa::path(get, path = "/v1/tx/info", tag = "transfer chain",
@@ -190,6 +197,8 @@ async fn chain_info(State(s): St) -> Result<Json<ChainInfo>, Problem> {
         mempool_bytes: bytes,
         main_anchor: (&tip.header.main_anchor).into(),
         imported_from_main: stats.imported,
+        burned: stats.burned,
+        staked: stats.staked,
     }))
 }
 

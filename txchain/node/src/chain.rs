@@ -145,6 +145,16 @@ pub struct TxChain {
     /// Where main-chain blocks come from (anchoring). Without a main chain nothing is anchored
     /// and blocks that move their anchor cannot be checked.
     main: RwLock<Arc<dyn MainView + Send + Sync>>,
+    /// What this node originated and peers should hear about.
+    announcements: tokio::sync::broadcast::Sender<Announcement>,
+}
+
+/// Something this node originated: a block it produced or a transaction submitted to it.
+/// (What arrives from peers is relayed by gossip itself and never announced again.)
+#[derive(Clone, Debug)]
+pub enum Announcement {
+    Block(Arc<Block>),
+    Tx(Arc<Vec<u8>>),
 }
 
 /// Milliseconds since the Unix epoch by the system clock.
@@ -221,6 +231,7 @@ impl TxChain {
             }),
             commit_lock: Mutex::new(()),
             events: EventLog::new(height, cfg.event_buffer.max(1)),
+            announcements: tokio::sync::broadcast::channel(1024).0,
             metrics,
             store,
         });
@@ -463,8 +474,23 @@ impl TxChain {
     }
 
     /// Validates and admits a transaction given as canonical bytes. Persists it before
-    /// returning, so an accepted transaction survives a crash.
+    /// returning, so an accepted transaction survives a crash; a new one is then announced to
+    /// peers.
     pub fn submit(&self, bytes: &[u8]) -> Result<SubmitOutcome, SubmitError> {
+        let result = self.submit_relayed(bytes);
+        if let Ok(o) = &result {
+            if o.new {
+                let _ = self
+                    .announcements
+                    .send(Announcement::Tx(Arc::new(bytes.to_vec())));
+            }
+        }
+        result
+    }
+
+    /// `submit` for a transaction that came from a peer: admitted the same way, not announced
+    /// (gossip relays it once it is judged valid).
+    pub fn submit_relayed(&self, bytes: &[u8]) -> Result<SubmitOutcome, SubmitError> {
         let result = self.submit_inner(bytes);
         let outcome = match &result {
             Ok(o) if o.new => "accepted",
@@ -616,6 +642,9 @@ impl TxChain {
             &skipped,
             view.prior_versions(),
         )?;
+        let _ = self
+            .announcements
+            .send(Announcement::Block(Arc::new(built.block.clone())));
         Ok(built.block)
     }
 
@@ -738,6 +767,20 @@ impl TxChain {
         self.metrics
             .base_fee
             .set(i64::try_from(self.next_base_fee().base_units()).unwrap_or(i64::MAX));
+    }
+
+    /// Blocks produced and transactions submitted here, for announcing to peers.
+    pub fn announcements(&self) -> tokio::sync::broadcast::Receiver<Announcement> {
+        self.announcements.subscribe()
+    }
+
+    /// Starts rebuilding a relayed compact block from the mempool.
+    pub fn rebuild(
+        &self,
+        compact: doin_tx_core::CompactBlock,
+    ) -> Result<doin_tx_core::PartialBlock, BlockError> {
+        let pool = self.mempool.lock();
+        doin_tx_core::PartialBlock::new(compact, pool.iter().map(|t| (t.id(), t.signed())))
     }
 
     /// All pending transactions of `key`, in nonce order.

@@ -10,12 +10,14 @@ pub mod events;
 pub mod events_api;
 pub mod mempool;
 pub mod metrics;
+pub mod p2p;
 pub mod producer;
 pub mod proof_api;
 pub mod stake_api;
 pub mod store;
 pub mod tree;
 pub mod views;
+pub mod wire;
 
 pub use chain::{
     now_ms, ChainError, SubmitError, SubmitOutcome, Tip, TxChain, TxChainConfig, TxStatus,

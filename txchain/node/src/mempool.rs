@@ -127,6 +127,11 @@ impl Mempool {
         self.entries.contains_key(id)
     }
 
+    /// Every pending transaction, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Tx> {
+        self.entries.values().map(|e| &e.tx)
+    }
+
     pub fn get(&self, id: &TxId) -> Option<&Tx> {
         self.entries.get(id).map(|e| &e.tx)
     }

@@ -1,0 +1,450 @@
+//! Black-box: a network of four real `doin node` processes, each with its own RocksDB, talking
+//! libp2p over loopback (127.0.0.1–127.0.0.4). One produces transfer blocks; the others follow
+//! by gossip and sync.
+//!
+//! - a transfer submitted to a follower is included on every node;
+//! - a peer publishing garbage and oversize messages is banned, and the others keep working;
+//! - a node started late catches up by range sync;
+//! - a node killed with SIGKILL and restarted catches up and still has every transaction it
+//!   had answered as included;
+//! - at the end every node has the same blocks, and supply is conserved on each.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MISBEHAVING_PEER: &str = env!("CARGO_BIN_EXE_misbehaving-peer");
+
+/// The `doin` binary of this build (built on demand when only this package was built).
+fn doin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let doin = bin_dir.join(format!("doin{}", std::env::consts::EXE_SUFFIX));
+    if !doin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "doin-node", "--bin", "doin"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the doin binary failed");
+    }
+    doin
+}
+
+fn free_port(ip: &str) -> u16 {
+    TcpListener::bind(format!("{ip}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(url: &str) -> Option<(u16, Value)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        let s = r.status().as_u16();
+        let v = r.json().await.unwrap_or(Value::Null);
+        Some((s, v))
+    })
+}
+
+fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+struct Net {
+    dir: tempfile::TempDir,
+    doin: PathBuf,
+    genesis: PathBuf,
+    validator_key: PathBuf,
+    password: PathBuf,
+}
+
+struct NodeProc {
+    name: String,
+    config: PathBuf,
+    rest: String,
+    child: Option<Child>,
+}
+
+impl NodeProc {
+    fn info(&self) -> Option<Value> {
+        match get(&format!("{}/v1/tx/info", self.rest)) {
+            Some((200, v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn height(&self) -> u64 {
+        self.info().and_then(|v| v["height"].as_u64()).unwrap_or(0)
+    }
+
+    fn peers(&self) -> Value {
+        get(&format!("{}/v1/node/peers", self.rest))
+            .map(|(_, v)| v)
+            .unwrap_or(Value::Null)
+    }
+
+    fn block_hash(&self, height: u64) -> Option<String> {
+        match get(&format!("{}/v1/tx/blocks/{height}", self.rest)) {
+            Some((200, v)) => v["hash"].as_str().map(String::from),
+            _ => None,
+        }
+    }
+
+    fn tx_status(&self, id: &str) -> Option<String> {
+        match get(&format!("{}/v1/tx/transactions/{id}", self.rest)) {
+            Some((200, v)) => v["status"].as_str().map(String::from),
+            _ => None,
+        }
+    }
+
+    fn balance(&self, addr: &str) -> u128 {
+        let (_, v) = get(&format!("{}/v1/tx/accounts/{addr}", self.rest)).unwrap();
+        v["balance"].as_str().unwrap().parse().unwrap()
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            Command::new("kill")
+                .args(["-9", &c.id().to_string()])
+                .status()
+                .unwrap();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+impl Net {
+    fn wallet(&self, key: &Path, args: &[&str]) -> Value {
+        let out = Command::new(&self.doin)
+            .args(["wallet", "--json", "--keystore"])
+            .arg(key)
+            .arg("--password-file")
+            .arg(&self.password)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "doin wallet {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or(Value::Null)
+    }
+
+    fn address(&self, key: &Path) -> String {
+        let out = Command::new(&self.doin)
+            .args(["wallet", "--keystore"])
+            .arg(key)
+            .args(["address", "--network", "testnet"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn new_key(&self, name: &str) -> (PathBuf, String) {
+        let key = self.dir.path().join(format!("{name}.json"));
+        self.wallet(&key, &["new"]);
+        let addr = self.address(&key);
+        (key, addr)
+    }
+
+    /// Writes the node's config; `produce` makes it the validator.
+    fn node(&self, i: usize, produce: bool, bootstrap: &[String]) -> NodeProc {
+        let ip = format!("127.0.0.{}", i + 1);
+        let rest_port = free_port("127.0.0.1");
+        let p2p_port = free_port(&ip);
+        let name = format!("n{i}");
+        let config = self.dir.path().join(format!("{name}.toml"));
+        let bootstrap: Vec<String> = bootstrap.iter().map(|b| format!("{b:?}")).collect();
+        let mut toml = format!(
+            "data_dir = {:?}\ngenesis_file = {:?}\nchains = [\"tx\"]\n\
+             [rest]\nlisten = \"127.0.0.1:{rest_port}\"\nrate_limit_per_second = 0\n\
+             [p2p]\nlisten = [\"/ip4/{ip}/tcp/{p2p_port}\"]\nbootstrap = [{}]\nsync_interval_ms = 500\n",
+            self.dir.path().join(&name),
+            self.genesis,
+            bootstrap.join(", "),
+        );
+        if produce {
+            toml.push_str(&format!(
+                "[producer]\nenabled = true\nkeystore = {:?}\npassword_file = {:?}\n",
+                self.validator_key, self.password
+            ));
+        }
+        std::fs::write(&config, toml).unwrap();
+        NodeProc {
+            name,
+            config,
+            rest: format!("http://127.0.0.1:{rest_port}"),
+            child: None,
+        }
+    }
+
+    fn start(&self, n: &mut NodeProc) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{}.log", n.name)))
+            .unwrap();
+        let child = Command::new(&self.doin)
+            .args(["node", "--config"])
+            .arg(&n.config)
+            .env("RUST_LOG", "info,libp2p=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        n.child = Some(child);
+        wait_until(&format!("{} answers", n.name), 60, || n.info());
+    }
+
+    fn log_tail(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+/// Sum of the samples of a metric (name with labels as a prefix) on a node.
+fn metric(n: &NodeProc, name: &str) -> u64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let text = rt.block_on(async {
+        reqwest::get(format!("{}/metrics", n.rest))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[test]
+fn four_processes_agree_survive_a_crash_and_shut_out_a_misbehaving_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "network test\n").unwrap();
+    let mut net = Net {
+        doin: doin(),
+        genesis: dir.path().join("genesis.json"),
+        validator_key: PathBuf::new(),
+        password,
+        dir,
+    };
+    let (validator_key, validator) = net.new_key("validator");
+    let (user_key, user) = net.new_key("user");
+    let (_, recipient) = net.new_key("recipient");
+    net.validator_key = validator_key;
+    let out = Command::new(&net.doin)
+        .args([
+            "genesis",
+            "new",
+            "--network",
+            "testnet",
+            "--chain-name",
+            "p2p-e2e",
+        ])
+        .args(["--validator", &validator])
+        .args(["--alloc", &format!("{validator}=1000")])
+        .args(["--alloc", &format!("{user}=500")])
+        .args(["--block-time-ms", "500", "--out"])
+        .arg(&net.genesis)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let genesis_total: u128 = 1500 * 100_000_000;
+
+    // The producer first; its listen address is everyone's bootstrap peer.
+    let mut n0 = net.node(0, true, &[]);
+    net.start(&mut n0);
+    let boot = wait_until("n0 listens", 30, || {
+        n0.peers()["listen_addresses"][0].as_str().map(String::from)
+    });
+    assert!(
+        boot.contains("/ip4/127.0.0.1/tcp/") && boot.contains("/p2p/"),
+        "{boot}"
+    );
+    let mut n1 = net.node(1, false, std::slice::from_ref(&boot));
+    let mut n2 = net.node(2, false, std::slice::from_ref(&boot));
+    net.start(&mut n1);
+    net.start(&mut n2);
+    for n in [&n1, &n2] {
+        wait_until(&format!("{} follows n0", n.name), 60, || {
+            (n.height() >= 3).then_some(())
+        });
+    }
+
+    // A transfer submitted to a follower reaches the producer by gossip and is included
+    // everywhere.
+    let sent = net.wallet(
+        &user_key,
+        &[
+            "--node", &n2.rest, "send", "--to", &recipient, "--amount", "2.5",
+        ],
+    );
+    let tx_id = sent["id"].as_str().expect("tx id").to_string();
+    for n in [&n0, &n1, &n2] {
+        wait_until(&format!("{} includes the transfer", n.name), 60, || {
+            n.tx_status(&tx_id)
+                .filter(|s| s == "included" || s == "final")
+        });
+    }
+
+    // A misbehaving peer joins through n1 and is banned by it; the chain keeps moving there.
+    let n1_addr = wait_until("n1 listens", 30, || {
+        n1.peers()["listen_addresses"][0].as_str().map(String::from)
+    });
+    let mut bad = Command::new(MISBEHAVING_PEER)
+        .args(["testnet", &n1_addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let bad_id = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(bad.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line.trim().to_string()
+    };
+    let banned = wait_until("n1 bans the misbehaving peer", 60, || {
+        let peers = n1.peers();
+        peers["peers"]
+            .as_array()?
+            .iter()
+            .find(|p| p["peer_id"] == bad_id.as_str() && p["banned_for_secs"].is_u64())
+            .cloned()
+    });
+    assert_eq!(banned["connected"], false, "{banned}");
+    assert!(metric(&n1, "doin_net_bans_total") >= 1);
+    let _ = bad.kill();
+    let _ = bad.wait();
+    let h1 = n1.height();
+    wait_until("n1 keeps following after the ban", 60, || {
+        (n1.height() >= h1 + 3).then_some(())
+    });
+
+    // A node started late catches up by range sync.
+    let mut n3 = net.node(3, false, &[boot.clone(), n1_addr.clone()]);
+    net.start(&mut n3);
+    let target = n0.height();
+    wait_until("n3 catches up", 90, || {
+        (n3.height() >= target).then_some(())
+    });
+    let (_, sync) = get(&format!("{}/v1/node/sync", n3.rest)).unwrap();
+    assert!(
+        sync["tx"]["blocks_synced"].as_u64().unwrap_or(0) > 0,
+        "n3 synced by range: {sync}"
+    );
+    assert_eq!(
+        n3.tx_status(&tx_id).as_deref().map(|s| s != "pending"),
+        Some(true)
+    );
+
+    // n1 dies hard, the chain moves on, n1 comes back and catches up.
+    n1.kill9();
+    let before = n0.height();
+    wait_until("n0 produces while n1 is down", 60, || {
+        (n0.height() >= before + 5).then_some(())
+    });
+    net.start(&mut n1);
+    let target = n0.height();
+    wait_until("n1 catches up after restart", 90, || {
+        (n1.height() >= target).then_some(())
+    });
+    assert!(
+        matches!(n1.tx_status(&tx_id).as_deref(), Some("included" | "final")),
+        "a transaction n1 answered as included before the crash is still there"
+    );
+    let (code, _) = get(&format!("{}/readyz", n1.rest)).unwrap();
+    assert!(code == 200 || code == 206, "readyz {code}");
+
+    // The end: the same chain everywhere and supply conserved on each node.
+    let nodes = [&n0, &n1, &n2, &n3];
+    let common = nodes.iter().map(|n| n.height()).min().unwrap();
+    assert!(common >= 10, "only {common} blocks");
+    let hashes: Vec<Option<String>> = nodes.iter().map(|n| n.block_hash(common)).collect();
+    assert!(hashes[0].is_some());
+    assert!(
+        hashes.iter().all(|h| *h == hashes[0]),
+        "tips differ at height {common}: {hashes:?}\n{}",
+        net.log_tail("n1")
+    );
+    for n in nodes {
+        // Read the account balances and the totals at one height (the chain is moving).
+        let (info, balances) = wait_until(&format!("{} stable read", n.name), 30, || {
+            let before = n.info()?;
+            let b: u128 = [&validator, &user, &recipient]
+                .iter()
+                .map(|a| n.balance(a))
+                .sum();
+            let after = n.info()?;
+            (before["height"] == after["height"]).then_some((after, b))
+        });
+        let amount = |k: &str| info[k].as_str().unwrap().parse::<u128>().unwrap();
+        assert_eq!(
+            balances + amount("staked"),
+            genesis_total + amount("imported_from_main") - amount("burned"),
+            "supply on {}",
+            n.name
+        );
+    }
+    assert_eq!(n2.balance(&recipient), 250_000_000);
+    // Followers got blocks as compact blocks, not only by range.
+    assert!(
+        metric(&n2, "doin_tx_compact_blocks_total{outcome=\"rebuilt\"}")
+            + metric(&n2, "doin_tx_compact_blocks_total{outcome=\"fetched-missing\"}")
+            > 0
+    );
+    let peers = n0.peers();
+    assert!(
+        peers["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["connected"] == true)
+            .count()
+            >= 2,
+        "{peers}"
+    );
+}

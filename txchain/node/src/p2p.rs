@@ -1,0 +1,615 @@
+//! The transfer chain on the network: gossip of transactions and compact blocks, the sync
+//! service peers ask, and the sync loop that catches this node up with its best peer.
+//!
+//! This module moves bytes between `doin-net` and `TxChain`; every rule is checked by the chain
+//! (and so by the core). It decides only what a peer's message was worth: a message that can
+//! never be valid costs the sender score, one that is merely late or early is ignored.
+//!
+//! Tasks (all stop on shutdown; the first to fail ends the service):
+//! - *transactions*: gossip → mempool;
+//! - *blocks*: compact block → rebuilt from the mempool (+ missing ones fetched) → imported;
+//! - *server*: answers `Status`, `Blocks` and `Txs` requests;
+//! - *announcer*: publishes what this node produced or was sent by its own clients;
+//! - *sync*: asks peers where they are and fetches blocks by range when behind, with progress.
+
+use crate::chain::{now_ms, Announcement, ChainError, SubmitError, TxChain};
+use crate::mempool::MempoolError;
+use crate::wire::{
+    ChainStatus, SyncRequest, SyncResponse, ANSWER_BYTES_TARGET, MAX_BLOCKS_PER_ANSWER,
+};
+use doin_net::{
+    GossipMessage, InboundRequest, Misbehaviour, NetError, NetHandle, Network, PeerId, Service,
+    Topic, Verdict,
+};
+use doin_telemetry::prometheus::{IntCounter, IntCounterVec, Opts};
+use doin_telemetry::{Metrics, MetricsError};
+use doin_tx_core::{Block, CompactBlock};
+use doin_types::{Height, Timestamp};
+use parking_lot::RwLock;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc, watch, Notify};
+
+/// Peers asked for their status in one sync round.
+const STATUS_FANOUT: usize = 8;
+
+/// Where this node's transfer chain stands against its peers (`/v1/node/sync`).
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct SyncReport {
+    /// True while a peer is more than one block ahead.
+    pub syncing: bool,
+    pub local_height: Height,
+    /// Highest tip a peer on this chain reported.
+    pub best_peer_height: Option<Height>,
+    /// Peers on this chain that answered the last status round.
+    pub peers_on_chain: usize,
+    /// Blocks fetched by range and imported since start.
+    pub blocks_synced: u64,
+    /// `local_height / best_peer_height` in percent (100 when level or ahead).
+    pub progress_percent: u8,
+}
+
+/// Shared, read by the gateway.
+#[derive(Clone, Default)]
+pub struct SyncState(Arc<RwLock<SyncReport>>);
+
+impl SyncState {
+    pub fn report(&self) -> SyncReport {
+        self.0.read().clone()
+    }
+
+    pub fn is_syncing(&self) -> bool {
+        self.0.read().syncing
+    }
+}
+
+#[derive(Clone)]
+struct P2pMetrics {
+    compact_blocks: IntCounterVec,
+    missing_txs_fetched: IntCounter,
+    synced_blocks: IntCounter,
+}
+
+impl P2pMetrics {
+    fn register(m: &Metrics) -> Result<P2pMetrics, MetricsError> {
+        Ok(P2pMetrics {
+            compact_blocks: m.register(IntCounterVec::new(
+                Opts::new(
+                    "doin_tx_compact_blocks_total",
+                    "Compact blocks received, by outcome (rebuilt, fetched-missing, fetched-full, stale, ahead, invalid)",
+                ),
+                &["outcome"],
+            )?)?,
+            missing_txs_fetched: m.register(IntCounter::new(
+                "doin_tx_compact_missing_txs_total",
+                "Transactions fetched from peers to complete compact blocks",
+            )?)?,
+            synced_blocks: m.register(IntCounter::new(
+                "doin_tx_sync_blocks_total",
+                "Blocks fetched by range from peers and imported",
+            )?)?,
+        })
+    }
+}
+
+/// The transfer chain's network service, attached before the network starts.
+pub struct TxP2p {
+    chain: Arc<TxChain>,
+    net: NetHandle,
+    txs: mpsc::Receiver<GossipMessage>,
+    blocks: mpsc::Receiver<GossipMessage>,
+    requests: mpsc::Receiver<InboundRequest>,
+    state: SyncState,
+    metrics: P2pMetrics,
+    sync_interval: Duration,
+    max_response_bytes: usize,
+}
+
+impl TxP2p {
+    /// Subscribes the chain's topics and registers its request service on `network`.
+    pub fn attach(
+        chain: Arc<TxChain>,
+        network: &mut Network,
+        metrics: &Metrics,
+        sync_interval: Duration,
+        max_response_bytes: usize,
+    ) -> Result<TxP2p, String> {
+        let e = |e: NetError| e.to_string();
+        Ok(TxP2p {
+            txs: network.subscribe(Topic::TxTransactions).map_err(e)?,
+            blocks: network.subscribe(Topic::TxCompactBlocks).map_err(e)?,
+            requests: network.serve(Service::TxSync),
+            net: network.handle(),
+            chain,
+            state: SyncState::default(),
+            metrics: P2pMetrics::register(metrics).map_err(|e| e.to_string())?,
+            sync_interval,
+            max_response_bytes,
+        })
+    }
+
+    pub fn sync_state(&self) -> SyncState {
+        self.state.clone()
+    }
+
+    /// Runs every task until shutdown (or until one fails).
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), String> {
+        let wake_sync = Arc::new(Notify::new());
+        let ctx = Ctx {
+            chain: self.chain,
+            net: self.net,
+            state: self.state,
+            metrics: self.metrics,
+            wake_sync: wake_sync.clone(),
+            max_response_bytes: self.max_response_bytes,
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(transactions(ctx.clone(), self.txs, shutdown.clone()));
+        tasks.spawn(blocks(ctx.clone(), self.blocks, shutdown.clone()));
+        tasks.spawn(server(ctx.clone(), self.requests, shutdown.clone()));
+        tasks.spawn(announcer(
+            ctx.clone(),
+            ctx.chain.announcements(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(sync_loop(ctx, self.sync_interval, shutdown));
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(e) => return Err(format!("transfer-chain network task failed: {e}")),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+struct Ctx {
+    chain: Arc<TxChain>,
+    net: NetHandle,
+    state: SyncState,
+    metrics: P2pMetrics,
+    wake_sync: Arc<Notify>,
+    max_response_bytes: usize,
+}
+
+/// Imports a block off the async runtime (signature checks and the disk write are blocking).
+async fn import(chain: &Arc<TxChain>, block: Block) -> Result<(), ChainError> {
+    let chain = chain.clone();
+    tokio::task::spawn_blocking(move || chain.import_block(&block, Timestamp(now_ms())))
+        .await
+        .map_err(|e| ChainError::Inconsistent(format!("import task failed: {e}")))?
+}
+
+/// What an import failure says about the block's sender. A block that lost a race with the
+/// same height arriving another way (gossip and sync run side by side) is stale, not invalid.
+fn blame(chain: &TxChain, height: Height, e: &ChainError) -> Verdict {
+    if chain.tip().header.height >= height {
+        return Verdict::Ignore;
+    }
+    match e {
+        // A main block this node has not seen yet: maybe later.
+        ChainError::Block(b) if b.is_retryable() => Verdict::Ignore,
+        ChainError::Block(_) => Verdict::Reject,
+        // Our own storage or state: not the peer's fault.
+        _ => Verdict::Ignore,
+    }
+}
+
+async fn transactions(
+    ctx: Ctx,
+    mut rx: mpsc::Receiver<GossipMessage>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => match m { Some(m) => m, None => return Ok(()) },
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let chain = ctx.chain.clone();
+        let data = msg.data.clone();
+        let result = tokio::task::spawn_blocking(move || chain.submit_relayed(&data))
+            .await
+            .map_err(|e| format!("submit task failed: {e}"))?;
+        let verdict = match result {
+            Ok(o) if o.new => Verdict::Accept,
+            Ok(_) => Verdict::Ignore,
+            Err(SubmitError::Rejected(MempoolError::Tx(e))) if e.is_intrinsic() => {
+                tracing::debug!(peer = %msg.source, error = %e, "invalid transaction from peer");
+                Verdict::Reject
+            }
+            Err(_) => Verdict::Ignore,
+        };
+        ctx.net.judge(&msg, verdict).await;
+    }
+}
+
+async fn blocks(
+    ctx: Ctx,
+    mut rx: mpsc::Receiver<GossipMessage>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => match m { Some(m) => m, None => return Ok(()) },
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let (verdict, outcome) = on_compact_block(&ctx, &msg).await;
+        ctx.metrics
+            .compact_blocks
+            .with_label_values(&[outcome])
+            .inc();
+        ctx.net.judge(&msg, verdict).await;
+    }
+}
+
+/// Handles one compact block; returns the verdict and an outcome label.
+async fn on_compact_block(ctx: &Ctx, msg: &GossipMessage) -> (Verdict, &'static str) {
+    let Ok(compact) = CompactBlock::decode(&msg.data, Topic::TxCompactBlocks.max_bytes()) else {
+        return (Verdict::Reject, "invalid");
+    };
+    let params = ctx.chain.params();
+    let header = &compact.header;
+    if header.chain_id != params.chain_id {
+        return (Verdict::Reject, "invalid");
+    }
+    let tip = ctx.chain.tip();
+    if header.height <= tip.header.height {
+        return (Verdict::Ignore, "stale");
+    }
+    if header.height > tip.header.height + 1 {
+        // We are behind: catch up by range, then later blocks import from gossip again.
+        ctx.wake_sync.notify_one();
+        return (Verdict::Ignore, "ahead");
+    }
+    // Check who signed before spending requests on it.
+    let signed_ok = params.expected_proposer(header.height) == Some(header.proposer)
+        && header
+            .hash()
+            .ok()
+            .is_some_and(|h| doin_crypto::verify(&header.proposer, &h, &compact.signature).is_ok());
+    if !signed_ok {
+        return (Verdict::Reject, "invalid");
+    }
+    let mut partial = match ctx.chain.rebuild(compact) {
+        Ok(p) => p,
+        Err(_) => return (Verdict::Reject, "invalid"),
+    };
+    let missing = partial.missing();
+    let mut outcome = "rebuilt";
+    if !missing.is_empty() {
+        outcome = "fetched-missing";
+        let req = SyncRequest::Txs {
+            block: partial.hash(),
+            indexes: missing.clone(),
+        };
+        match ask(ctx, msg.source, &req).await {
+            Ok(SyncResponse::Txs(txs)) => {
+                ctx.metrics.missing_txs_fetched.inc_by(txs.len() as u64);
+                if partial.fill(&missing, txs).is_err() {
+                    ctx.net
+                        .penalize(msg.source, Misbehaviour::InvalidResponse)
+                        .await;
+                    return (Verdict::Ignore, "invalid");
+                }
+            }
+            Ok(_) => {
+                ctx.net
+                    .penalize(msg.source, Misbehaviour::InvalidResponse)
+                    .await;
+                return (Verdict::Ignore, "invalid");
+            }
+            Err(e) => {
+                tracing::debug!(peer = %msg.source, error = %e, "could not fetch missing transactions");
+                ctx.wake_sync.notify_one();
+                return (Verdict::Ignore, "unavailable");
+            }
+        }
+    }
+    let height = partial.header().height;
+    let block = match partial.into_block() {
+        Ok(Some(b)) => b,
+        // A short-id collision picked the wrong transaction: take the whole block instead.
+        Ok(None) | Err(_) => {
+            outcome = "fetched-full";
+            match fetch_range(ctx, msg.source, height, 1).await {
+                Some(mut blocks) if blocks.len() == 1 => blocks.remove(0),
+                _ => return (Verdict::Ignore, "unavailable"),
+            }
+        }
+    };
+    match import(&ctx.chain, block).await {
+        Ok(()) => (Verdict::Accept, outcome),
+        Err(e) => {
+            let verdict = blame(&ctx.chain, height, &e);
+            if verdict == Verdict::Reject {
+                tracing::warn!(peer = %msg.source, height, error = %e, "invalid block from peer");
+                (verdict, "invalid")
+            } else {
+                tracing::debug!(height, error = %e, "block not imported yet");
+                (verdict, "deferred")
+            }
+        }
+    }
+}
+
+/// Sends a sync request and decodes the answer (a malformed answer costs the peer score).
+async fn ask(ctx: &Ctx, peer: PeerId, req: &SyncRequest) -> Result<SyncResponse, String> {
+    let bytes = req.encode().map_err(|e| e.to_string())?;
+    let answer = ctx
+        .net
+        .request(peer, Service::TxSync, bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    match SyncResponse::decode(&answer, ctx.max_response_bytes) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
+            Err(format!("malformed answer: {e}"))
+        }
+    }
+}
+
+/// Fetches up to `max` blocks from `from`; `None` when the peer failed or answered wrongly
+/// (penalised). The blocks are consecutive from `from`, but not yet validated.
+async fn fetch_range(ctx: &Ctx, peer: PeerId, from: Height, max: u32) -> Option<Vec<Block>> {
+    match ask(ctx, peer, &SyncRequest::Blocks { from, max }).await {
+        Ok(SyncResponse::Blocks(blocks)) => {
+            let consecutive = blocks.len() <= max as usize
+                && blocks
+                    .iter()
+                    .enumerate()
+                    .all(|(i, b)| b.header.height == from + i as u64);
+            if consecutive {
+                Some(blocks)
+            } else {
+                ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
+                None
+            }
+        }
+        Ok(_) => {
+            ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
+            None
+        }
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "block request failed");
+            None
+        }
+    }
+}
+
+async fn server(
+    ctx: Ctx,
+    mut rx: mpsc::Receiver<InboundRequest>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    loop {
+        let req = tokio::select! {
+            r = rx.recv() => match r { Some(r) => r, None => return Ok(()) },
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let parsed = match SyncRequest::decode(&req.data) {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.net.penalize(req.peer, Misbehaviour::BadRequest).await;
+                let _ = req.reply.send(Err(format!("malformed request: {e}")));
+                continue;
+            }
+        };
+        let chain = ctx.chain.clone();
+        let answer = tokio::task::spawn_blocking(move || answer(&chain, parsed))
+            .await
+            .map_err(|e| format!("sync server task failed: {e}"))?;
+        let _ = req.reply.send(answer);
+    }
+}
+
+fn answer(chain: &TxChain, req: SyncRequest) -> Result<Vec<u8>, String> {
+    let store = chain.store();
+    let internal = |e: &dyn std::fmt::Display| format!("node error: {e}");
+    let response = match req {
+        SyncRequest::Status => {
+            let tip = chain.tip();
+            SyncResponse::Status(ChainStatus {
+                chain_id: chain.params().chain_id,
+                height: tip.header.height,
+                tip: tip.hash,
+                final_height: tip.final_height,
+            })
+        }
+        SyncRequest::Blocks { from, max } => {
+            let tip = chain.tip().header.height;
+            let max = max.clamp(1, MAX_BLOCKS_PER_ANSWER);
+            let mut blocks = Vec::new();
+            let mut bytes = 0usize;
+            let mut h = from.max(1);
+            while h <= tip && blocks.len() < max as usize {
+                let Some(block) = store.block(h).map_err(|e| internal(&e))? else {
+                    break;
+                };
+                bytes += block.header.weight_used as usize + 512;
+                blocks.push(block);
+                if bytes >= ANSWER_BYTES_TARGET {
+                    break;
+                }
+                h += 1;
+            }
+            SyncResponse::Blocks(blocks)
+        }
+        SyncRequest::Txs { block, indexes } => {
+            let height = store
+                .height_of(&block)
+                .map_err(|e| internal(&e))?
+                .ok_or("unknown block")?;
+            let body = store
+                .body(height)
+                .map_err(|e| internal(&e))?
+                .ok_or("block body not kept")?;
+            let txs = indexes
+                .iter()
+                .map(|&i| body.get(i as usize).cloned().ok_or("position out of range"))
+                .collect::<Result<Vec<_>, _>>()?;
+            SyncResponse::Txs(txs)
+        }
+    };
+    response.encode().map_err(|e| internal(&e))
+}
+
+async fn announcer(
+    ctx: Ctx,
+    mut rx: broadcast::Receiver<Announcement>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    loop {
+        let next = tokio::select! {
+            a = rx.recv() => a,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let (topic, data) = match next {
+            Ok(Announcement::Tx(bytes)) => (Topic::TxTransactions, bytes.as_ref().clone()),
+            Ok(Announcement::Block(block)) => {
+                match CompactBlock::from_block(&block).and_then(|c| c.encode()) {
+                    Ok(bytes) => (Topic::TxCompactBlocks, bytes),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot encode a produced block for relay");
+                        continue;
+                    }
+                }
+            }
+            // Peers that missed announcements catch up by sync.
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(skipped = n, "announcements fell behind");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+        };
+        if ctx.net.publish(topic, data).await.is_err() {
+            return Ok(()); // the network stopped: shutdown is under way
+        }
+    }
+}
+
+async fn sync_loop(
+    ctx: Ctx,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = ctx.wake_sync.notified() => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        sync_round(&ctx, &shutdown).await;
+    }
+}
+
+fn percent(local: Height, best: Height) -> u8 {
+    if best == 0 || local >= best {
+        100
+    } else {
+        u8::try_from(local.saturating_mul(100) / best).unwrap_or(100)
+    }
+}
+
+/// Asks peers where they are; while the best is ahead, fetches and imports blocks from it.
+async fn sync_round(ctx: &Ctx, shutdown: &watch::Receiver<bool>) {
+    let our_chain = ctx.chain.params().chain_id;
+    let peers: Vec<PeerId> = ctx
+        .net
+        .connected_peers()
+        .into_iter()
+        .take(STATUS_FANOUT)
+        .collect();
+    let mut statuses: Vec<(PeerId, ChainStatus)> = Vec::new();
+    for peer in peers {
+        match ask(ctx, peer, &SyncRequest::Status).await {
+            Ok(SyncResponse::Status(s)) if s.chain_id == our_chain => statuses.push((peer, s)),
+            Ok(SyncResponse::Status(_)) => {} // another chain: not a sync partner
+            Ok(_) => ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await,
+            Err(e) => tracing::debug!(%peer, error = %e, "status request failed"),
+        }
+    }
+    let local = ctx.chain.tip().header.height;
+    let best = statuses.iter().max_by_key(|(_, s)| s.height).cloned();
+    {
+        let mut r = ctx.state.0.write();
+        r.local_height = local;
+        r.peers_on_chain = statuses.len();
+        r.best_peer_height = best.as_ref().map(|(_, s)| s.height);
+        r.syncing = best.as_ref().is_some_and(|(_, s)| s.height > local + 1);
+        r.progress_percent = percent(local, best.as_ref().map_or(local, |(_, s)| s.height));
+    }
+    let Some((peer, status)) = best else { return };
+    if status.height <= local {
+        return;
+    }
+    let started = Instant::now();
+    let mut last_log = Instant::now();
+    let target = status.height;
+    tracing::info!(%peer, from = local, target, "transfer chain behind a peer; syncing");
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let from = ctx.chain.tip().header.height + 1;
+        if from > target {
+            break;
+        }
+        let Some(blocks) = fetch_range(ctx, peer, from, MAX_BLOCKS_PER_ANSWER).await else {
+            break;
+        };
+        if blocks.is_empty() {
+            break;
+        }
+        for block in blocks {
+            let height = block.header.height;
+            if let Err(e) = import(&ctx.chain, block).await {
+                if blame(&ctx.chain, height, &e) == Verdict::Reject {
+                    tracing::warn!(%peer, height, error = %e, "peer served an invalid block");
+                    ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
+                } else {
+                    tracing::debug!(height, error = %e, "sync paused");
+                }
+                finish(ctx, target);
+                return;
+            }
+            ctx.metrics.synced_blocks.inc();
+            let mut r = ctx.state.0.write();
+            r.blocks_synced += 1;
+            r.local_height = height;
+            r.progress_percent = percent(height, target);
+        }
+        if last_log.elapsed() >= Duration::from_secs(5) {
+            last_log = Instant::now();
+            let h = ctx.chain.tip().header.height;
+            tracing::info!(
+                height = h,
+                target,
+                progress = %format!("{}%", percent(h, target)),
+                "syncing the transfer chain"
+            );
+        }
+    }
+    let h = ctx.chain.tip().header.height;
+    tracing::info!(
+        height = h,
+        target,
+        seconds = started.elapsed().as_secs(),
+        "transfer chain caught up"
+    );
+    finish(ctx, target);
+}
+
+fn finish(ctx: &Ctx, target: Height) {
+    let local = ctx.chain.tip().header.height;
+    let mut r = ctx.state.0.write();
+    r.local_height = local;
+    r.syncing = target > local + 1;
+    r.progress_percent = percent(local, target);
+}

@@ -1,0 +1,101 @@
+//! The transfer chain's peer-to-peer messages: sync requests and their answers. (Gossip
+//! payloads are a transaction's canonical bytes and a `CompactBlock`, defined in the core.)
+//!
+//! Every decoder is bounded and rejects trailing bytes; answers are checked against what was
+//! asked by the caller, never trusted.
+
+use doin_codec::{decode_exact_bounded, encode, CodecError};
+use doin_tx_core::{Block, BlockHash, SignedTx};
+use doin_types::{ChainId, Height};
+use serde::{Deserialize, Serialize};
+
+/// Blocks a sync answer carries at most (fewer when they are large).
+pub const MAX_BLOCKS_PER_ANSWER: u32 = 64;
+
+/// Encoded bytes a sync answer aims to stay under (the network's response cap is larger).
+pub const ANSWER_BYTES_TARGET: usize = 8 * 1024 * 1024;
+
+/// Largest request accepted (a `Txs` request names at most one block's positions).
+pub const MAX_REQUEST_BYTES: usize = 60 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncRequest {
+    /// Where the peer's chain is.
+    Status,
+    /// Consecutive blocks starting at `from`.
+    Blocks { from: Height, max: u32 },
+    /// Transactions at `indexes` of the block `block` (to complete a compact block).
+    Txs { block: BlockHash, indexes: Vec<u32> },
+}
+
+/// A peer's chain position.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainStatus {
+    /// Peers on another chain (another genesis) are not sync partners.
+    pub chain_id: ChainId,
+    pub height: Height,
+    pub tip: BlockHash,
+    pub final_height: Height,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncResponse {
+    Status(ChainStatus),
+    Blocks(Vec<Block>),
+    Txs(Vec<SignedTx>),
+}
+
+impl SyncRequest {
+    pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
+        encode(self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<SyncRequest, CodecError> {
+        decode_exact_bounded(bytes, MAX_REQUEST_BYTES)
+    }
+}
+
+impl SyncResponse {
+    pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
+        encode(self)
+    }
+
+    pub fn decode(bytes: &[u8], max_len: usize) -> Result<SyncResponse, CodecError> {
+        decode_exact_bounded(bytes, max_len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use doin_types::Hash256;
+
+    #[test]
+    fn messages_round_trip_and_trailing_bytes_are_refused() {
+        let reqs = [
+            SyncRequest::Status,
+            SyncRequest::Blocks { from: 5, max: 64 },
+            SyncRequest::Txs {
+                block: Hash256([3; 32]),
+                indexes: vec![0, 7, 9],
+            },
+        ];
+        for r in reqs {
+            let mut bytes = r.encode().unwrap();
+            assert_eq!(SyncRequest::decode(&bytes).unwrap(), r);
+            bytes.push(0);
+            assert!(SyncRequest::decode(&bytes).is_err());
+        }
+        let status = SyncResponse::Status(ChainStatus {
+            chain_id: ChainId(Hash256([1; 32])),
+            height: 9,
+            tip: Hash256([2; 32]),
+            final_height: 9,
+        });
+        let bytes = status.encode().unwrap();
+        assert_eq!(SyncResponse::decode(&bytes, 1 << 20).unwrap(), status);
+        assert!(SyncResponse::decode(&bytes, bytes.len() - 1).is_err());
+        assert!(SyncRequest::decode(&[0xff; 8]).is_err());
+        assert!(SyncRequest::decode(&vec![0; MAX_REQUEST_BYTES + 1]).is_err());
+    }
+}
