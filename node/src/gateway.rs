@@ -60,13 +60,17 @@ pub struct GatewayState {
     pub chains: Vec<String>,
     pub net: Option<doin_net::NetHandle>,
     pub tx_sync: Option<doin_tx_node::p2p::SyncState>,
+    pub main_sync: Option<doin_main_node::p2p::MainSyncState>,
 }
 
 impl GatewayState {
     /// Readiness as reported: a ready node that is catching up with its peers is syncing.
     fn readiness(&self) -> Readiness {
         match self.ready.get() {
-            Readiness::Ready if self.tx_sync.as_ref().is_some_and(|s| s.is_syncing()) => {
+            Readiness::Ready
+                if self.tx_sync.as_ref().is_some_and(|s| s.is_syncing())
+                    || self.main_sync.as_ref().is_some_and(|s| s.is_syncing()) =>
+            {
                 Readiness::Syncing
             }
             r => r,

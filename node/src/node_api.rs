@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use doin_http::Problem;
+use doin_main_node::p2p::MainSyncReport;
 use doin_tx_node::p2p::SyncReport;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
@@ -14,7 +15,7 @@ use utoipa::{OpenApi, ToSchema};
 #[derive(OpenApi)]
 #[openapi(
     paths(peers, sync),
-    components(schemas(PeersView, PeerEntry, SyncView, SyncReport)),
+    components(schemas(PeersView, PeerEntry, SyncView, SyncReport, MainSyncReport)),
     tags((name = "node", description = "Liveness, readiness, metrics and status"))
 )]
 pub struct NodeNetApiDoc;
@@ -91,14 +92,18 @@ struct SyncView {
     syncing: bool,
     /// The transfer chain against its peers (absent when it is not run or not networked).
     tx: Option<SyncReport>,
+    /// The main chain against its peers (absent when it is not run or not networked).
+    main: Option<MainSyncReport>,
 }
 
 #[utoipa::path(get, path = "/v1/node/sync", tag = "node",
     responses((status = 200, description = "Sync progress per chain", body = SyncView)))]
 async fn sync(State(s): State<GatewayState>) -> Json<SyncView> {
     let tx = s.tx_sync.as_ref().map(|t| t.report());
+    let main = s.main_sync.as_ref().map(|m| m.report());
     Json(SyncView {
-        syncing: tx.as_ref().is_some_and(|r| r.syncing),
+        syncing: tx.as_ref().is_some_and(|r| r.syncing) || main.as_ref().is_some_and(|r| r.syncing),
         tx,
+        main,
     })
 }

@@ -10,6 +10,7 @@ use doin_crypto::keystore::KeyFile;
 use doin_crypto::KeyPair;
 use doin_http::{RateLimitConfig, ServeConfig};
 use doin_main_core::MainGenesisSpec;
+use doin_main_node::p2p::{MainP2p, MainSyncState};
 use doin_main_node::producer::run_producer;
 use doin_main_node::workers::{run_evaluator, run_optimizer, DomainEvaluator, OptimizerOptions};
 use doin_main_node::{MainChain, MainChainConfig};
@@ -62,6 +63,8 @@ pub struct Node {
     pub net: Option<NetHandle>,
     /// Where the transfer chain stands against its peers, when networked.
     pub tx_sync: Option<SyncState>,
+    /// Where the main chain stands against its peers, when networked.
+    pub main_sync: Option<MainSyncState>,
     pub rest_addr: SocketAddr,
     pub ready: ReadyFlag,
     tasks: TaskManager,
@@ -211,7 +214,11 @@ impl Node {
             main.set_tx_view(Arc::new(crate::anchoring::TxChainCheckpoints::new(tx)));
         }
 
-        let (net, tx_sync) = start_network(cfg, &tx, &main, &metrics, &mut tasks)?;
+        let NetParts {
+            handle: net,
+            tx_sync,
+            main_sync,
+        } = start_network(cfg, &tx, &main, &metrics, &mut tasks)?;
 
         let listener = tokio::net::TcpListener::bind(cfg.rest.listen)
             .await
@@ -227,6 +234,7 @@ impl Node {
                 chains: cfg.chains.clone(),
                 net: net.clone(),
                 tx_sync: tx_sync.clone(),
+                main_sync: main_sync.clone(),
             },
             GatewayLimits {
                 rate: RateLimitConfig {
@@ -263,6 +271,7 @@ impl Node {
             main,
             net,
             tx_sync,
+            main_sync,
             rest_addr,
             ready,
             tasks,
@@ -309,6 +318,14 @@ pub fn net_config(cfg: &NodeConfig, network: &str) -> anyhow::Result<NetConfig> 
     Ok(n)
 }
 
+/// The network and the chains' sync state, when networking is enabled.
+#[derive(Default)]
+struct NetParts {
+    handle: Option<NetHandle>,
+    tx_sync: Option<SyncState>,
+    main_sync: Option<MainSyncState>,
+}
+
 /// Joins the peer-to-peer network (when enabled) and puts each networked chain on it.
 fn start_network(
     cfg: &NodeConfig,
@@ -316,14 +333,14 @@ fn start_network(
     main: &Option<Arc<MainChain>>,
     metrics: &Metrics,
     tasks: &mut TaskManager,
-) -> anyhow::Result<(Option<NetHandle>, Option<SyncState>)> {
+) -> anyhow::Result<NetParts> {
     if !cfg.p2p.enabled {
-        return Ok((None, None));
+        return Ok(NetParts::default());
     }
     let name = match (tx, main) {
         (Some(t), _) => t.params().network.to_string(),
         (None, Some(m)) => m.params().network.to_string(),
-        (None, None) => return Ok((None, None)),
+        (None, None) => return Ok(NetParts::default()),
     };
     let key_path = cfg.data_dir.join("net").join("node_key");
     let key = load_or_create_identity(&key_path)
@@ -345,17 +362,29 @@ fn start_network(
         let fut = p2p.run(tasks.shutdown_signal());
         tasks.spawn_critical("transfer-chain network", fut);
     }
-    if main.is_some() {
-        tracing::warn!(
-            "the main chain does not travel over the network in this version: its blocks, work and votes stay on this node"
-        );
+    let mut main_sync = None;
+    if let Some(chain) = main {
+        let p2p = MainP2p::attach(
+            chain.clone(),
+            &mut network,
+            Duration::from_millis(cfg.p2p.sync_interval_ms),
+            max_response,
+        )
+        .map_err(|e| anyhow!(e))?;
+        main_sync = Some(p2p.sync_state());
+        let fut = p2p.run(tasks.shutdown_signal());
+        tasks.spawn_critical("main-chain network", fut);
     }
     let handle = network.handle();
     let sig = tasks.shutdown_signal();
     tasks.spawn_critical("p2p network", async move {
         network.run(sig).await.map_err(|e| e.to_string())
     });
-    Ok((Some(handle), tx_sync))
+    Ok(NetParts {
+        handle: Some(handle),
+        tx_sync,
+        main_sync,
+    })
 }
 
 async fn open_tx(

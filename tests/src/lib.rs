@@ -71,6 +71,7 @@ pub fn gateway_with(
             main,
             net: None,
             tx_sync: None,
+            main_sync: None,
         },
         GatewayLimits {
             rate: doin_http::RateLimitConfig {

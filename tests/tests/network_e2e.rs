@@ -433,7 +433,10 @@ fn four_processes_agree_survive_a_crash_and_shut_out_a_misbehaving_peer() {
     // Followers got blocks as compact blocks, not only by range.
     assert!(
         metric(&n2, "doin_tx_compact_blocks_total{outcome=\"rebuilt\"}")
-            + metric(&n2, "doin_tx_compact_blocks_total{outcome=\"fetched-missing\"}")
+            + metric(
+                &n2,
+                "doin_tx_compact_blocks_total{outcome=\"fetched-missing\"}"
+            )
             > 0
     );
     let peers = n0.peers();

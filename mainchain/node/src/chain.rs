@@ -94,6 +94,16 @@ pub struct MainChain {
     /// The transfer chain whose final blocks this chain checkpoints. Without one nothing is
     /// checkpointed and blocks that move their checkpoint cannot be checked.
     tx_chain: RwLock<Arc<dyn TxChainView + Send + Sync>>,
+    /// What this node originated and peers should hear about.
+    announcements: tokio::sync::broadcast::Sender<MainAnnouncement>,
+}
+
+/// Something this node originated: a block it produced or a message its own workers or clients
+/// submitted. (What arrives from peers is relayed by gossip and never announced again.)
+#[derive(Clone, Debug)]
+pub enum MainAnnouncement {
+    Block(Arc<MainBlock>),
+    Message(PoolKind, Arc<Vec<u8>>),
 }
 
 impl MainChain {
@@ -161,6 +171,7 @@ impl MainChain {
             metrics,
             cfg,
             tx_chain: RwLock::new(Arc::new(NoTxChain)),
+            announcements: tokio::sync::broadcast::channel(1024).0,
         });
         chain.reload_pool()?;
         chain.refresh_gauges();
@@ -234,8 +245,27 @@ impl MainChain {
         Ok(())
     }
 
-    /// Checks a submitted message against the tip and pools it (persisted).
+    /// Checks a submitted message against the tip and pools it (persisted); a new one is then
+    /// announced to peers.
     pub fn submit(&self, kind: PoolKind, bytes: &[u8]) -> Result<Submitted, SubmitError> {
+        let res = self.submit_relayed(kind, bytes);
+        if let Ok(s) = &res {
+            if s.new {
+                let _ = self
+                    .announcements
+                    .send(MainAnnouncement::Message(kind, Arc::new(bytes.to_vec())));
+            }
+        }
+        res
+    }
+
+    /// Blocks produced and messages submitted here, for announcing to peers.
+    pub fn announcements(&self) -> tokio::sync::broadcast::Receiver<MainAnnouncement> {
+        self.announcements.subscribe()
+    }
+
+    /// `submit` for a message from a peer: checked and pooled the same way, not announced.
+    pub fn submit_relayed(&self, kind: PoolKind, bytes: &[u8]) -> Result<Submitted, SubmitError> {
         let started = Instant::now();
         let res = self.check_and_pool(kind, bytes, true);
         let outcome = match &res {
@@ -328,6 +358,9 @@ impl MainChain {
             built.applied.state,
             &built.applied.events,
         )?;
+        let _ = self
+            .announcements
+            .send(MainAnnouncement::Block(Arc::new(built.block.clone())));
         Ok(Some(built.block))
     }
 

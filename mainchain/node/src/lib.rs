@@ -8,6 +8,7 @@
 pub mod api;
 pub mod chain;
 pub mod metrics;
+pub mod p2p;
 pub mod plugin;
 pub mod pool;
 pub mod producer;

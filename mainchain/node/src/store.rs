@@ -137,7 +137,7 @@ pub enum PoolKind {
 }
 
 impl PoolKind {
-    fn from_byte(b: u8) -> Option<PoolKind> {
+    pub fn from_byte(b: u8) -> Option<PoolKind> {
         match b {
             1 => Some(PoolKind::Register),
             2 => Some(PoolKind::Commit),

@@ -1,0 +1,460 @@
+//! The main chain on the network: blocks and work messages (registrations, commits, reveals,
+//! votes) by gossip, and sync by range from the best peer.
+//!
+//! This module moves bytes between `doin-net` and `MainChain`; every rule is checked by the
+//! chain. It decides only what a peer's message was worth: something that can never be valid
+//! (undecodable, a bad signature, another chain) costs the sender score; something merely early
+//! or late (a reveal outside its window on this node's tip, a vote for a decided optimae) is
+//! ignored. Main-chain timing differs between nodes by a block now and then, and an honest peer
+//! must never be banned for it.
+
+use crate::chain::{MainAnnouncement, MainChain, MainChainError, SubmitError};
+use crate::store::PoolKind;
+use doin_codec::{decode_exact_bounded, encode};
+use doin_main_core::MainBlock;
+use doin_net::{
+    GossipMessage, InboundRequest, Misbehaviour, NetError, NetHandle, Network, PeerId, Service,
+    Topic, Verdict,
+};
+use doin_types::{ChainId, Hash256, Timestamp};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, watch, Notify};
+
+/// Blocks one sync answer carries at most.
+const MAX_BLOCKS_PER_ANSWER: u32 = 32;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MainSyncRequest {
+    Status,
+    Blocks { from: u64, max: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MainStatus {
+    pub chain_id: ChainId,
+    pub height: u64,
+    pub tip: Hash256,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MainSyncResponse {
+    Status(MainStatus),
+    Blocks(Vec<MainBlock>),
+}
+
+/// Where this node's main chain stands against its peers (`/v1/node/sync`).
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct MainSyncReport {
+    /// True while a peer is more than one block ahead.
+    pub syncing: bool,
+    pub local_height: u64,
+    pub best_peer_height: Option<u64>,
+    pub peers_on_chain: usize,
+    pub blocks_synced: u64,
+}
+
+#[derive(Clone, Default)]
+pub struct MainSyncState(Arc<RwLock<MainSyncReport>>);
+
+impl MainSyncState {
+    pub fn report(&self) -> MainSyncReport {
+        self.0.read().clone()
+    }
+
+    pub fn is_syncing(&self) -> bool {
+        self.0.read().syncing
+    }
+}
+
+/// The main chain's network service, attached before the network starts.
+pub struct MainP2p {
+    chain: Arc<MainChain>,
+    net: NetHandle,
+    blocks: mpsc::Receiver<GossipMessage>,
+    work: mpsc::Receiver<GossipMessage>,
+    requests: mpsc::Receiver<InboundRequest>,
+    state: MainSyncState,
+    sync_interval: Duration,
+    max_response_bytes: usize,
+}
+
+#[derive(Clone)]
+struct Ctx {
+    chain: Arc<MainChain>,
+    net: NetHandle,
+    state: MainSyncState,
+    wake_sync: Arc<Notify>,
+    max_response_bytes: usize,
+}
+
+impl MainP2p {
+    pub fn attach(
+        chain: Arc<MainChain>,
+        network: &mut Network,
+        sync_interval: Duration,
+        max_response_bytes: usize,
+    ) -> Result<MainP2p, String> {
+        let e = |e: NetError| e.to_string();
+        Ok(MainP2p {
+            blocks: network.subscribe(Topic::MainBlocks).map_err(e)?,
+            work: network.subscribe(Topic::MainWork).map_err(e)?,
+            requests: network.serve(Service::MainSync),
+            net: network.handle(),
+            chain,
+            state: MainSyncState::default(),
+            sync_interval,
+            max_response_bytes,
+        })
+    }
+
+    pub fn sync_state(&self) -> MainSyncState {
+        self.state.clone()
+    }
+
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), String> {
+        let ctx = Ctx {
+            chain: self.chain,
+            net: self.net,
+            state: self.state,
+            wake_sync: Arc::new(Notify::new()),
+            max_response_bytes: self.max_response_bytes,
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(blocks(ctx.clone(), self.blocks, shutdown.clone()));
+        tasks.spawn(work(ctx.clone(), self.work, shutdown.clone()));
+        tasks.spawn(server(ctx.clone(), self.requests, shutdown.clone()));
+        tasks.spawn(announcer(
+            ctx.clone(),
+            ctx.chain.announcements(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(sync_loop(ctx, self.sync_interval, shutdown));
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(e) => return Err(format!("main-chain network task failed: {e}")),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    )
+}
+
+async fn import(chain: &Arc<MainChain>, block: MainBlock) -> Result<(), MainChainError> {
+    let chain = chain.clone();
+    tokio::task::spawn_blocking(move || chain.import(&block, now()))
+        .await
+        .map_err(|e| MainChainError::Inconsistent(format!("import task failed: {e}")))?
+}
+
+/// What an import failure says about the sender; a block that lost a race with the same
+/// height arriving another way is stale.
+fn blame(chain: &MainChain, height: u64, e: &MainChainError) -> Verdict {
+    if chain.head().header.height >= height {
+        return Verdict::Ignore;
+    }
+    match e {
+        MainChainError::Block(b) if b.is_retryable() => Verdict::Ignore,
+        MainChainError::Block(_) => Verdict::Reject,
+        _ => Verdict::Ignore,
+    }
+}
+
+async fn next(
+    rx: &mut mpsc::Receiver<GossipMessage>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<GossipMessage> {
+    tokio::select! {
+        m = rx.recv() => m,
+        _ = shutdown.changed() => None,
+    }
+}
+
+async fn blocks(
+    ctx: Ctx,
+    mut rx: mpsc::Receiver<GossipMessage>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    while let Some(msg) = next(&mut rx, &mut shutdown).await {
+        let verdict = match MainBlock::decode(&msg.data) {
+            Err(_) => Verdict::Reject,
+            Ok(block) if block.header.chain_id != ctx.chain.params().chain_id => Verdict::Reject,
+            Ok(block) => {
+                let head = ctx.chain.head().header.height;
+                let height = block.header.height;
+                if height <= head {
+                    Verdict::Ignore
+                } else if height > head + 1 {
+                    ctx.wake_sync.notify_one();
+                    Verdict::Ignore
+                } else {
+                    match import(&ctx.chain, block).await {
+                        Ok(()) => Verdict::Accept,
+                        Err(e) => {
+                            let v = blame(&ctx.chain, height, &e);
+                            if v == Verdict::Ignore {
+                                // Most often: the transfer block it checkpoints is not here yet.
+                                ctx.wake_sync.notify_one();
+                            }
+                            tracing::debug!(height, error = %e, "main block from peer not imported");
+                            v
+                        }
+                    }
+                }
+            }
+        };
+        ctx.net.judge(&msg, verdict).await;
+    }
+    Ok(())
+}
+
+/// Rejections that no tip could make valid.
+fn intrinsic(kind: &str) -> bool {
+    matches!(
+        kind,
+        "malformed-message"
+            | "wrong-chain"
+            | "bad-signature"
+            | "invalid-signer"
+            | "invalid-domain-spec"
+    )
+}
+
+async fn work(
+    ctx: Ctx,
+    mut rx: mpsc::Receiver<GossipMessage>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    while let Some(msg) = next(&mut rx, &mut shutdown).await {
+        let Some((kind, body)) = msg
+            .data
+            .split_first()
+            .and_then(|(k, b)| PoolKind::from_byte(*k).map(|k| (k, b.to_vec())))
+        else {
+            ctx.net.judge(&msg, Verdict::Reject).await;
+            continue;
+        };
+        let chain = ctx.chain.clone();
+        let result = tokio::task::spawn_blocking(move || chain.submit_relayed(kind, &body))
+            .await
+            .map_err(|e| format!("main submit task failed: {e}"))?;
+        let verdict = match result {
+            Ok(s) if s.new => Verdict::Accept,
+            Ok(_) => Verdict::Ignore,
+            Err(SubmitError::Rejected(r)) if intrinsic(r.kind) => Verdict::Reject,
+            Err(_) => Verdict::Ignore,
+        };
+        ctx.net.judge(&msg, verdict).await;
+    }
+    Ok(())
+}
+
+async fn server(
+    ctx: Ctx,
+    mut rx: mpsc::Receiver<InboundRequest>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    loop {
+        let req = tokio::select! {
+            r = rx.recv() => match r { Some(r) => r, None => return Ok(()) },
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let parsed: MainSyncRequest = match decode_exact_bounded(&req.data, 1024) {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.net.penalize(req.peer, Misbehaviour::BadRequest).await;
+                let _ = req.reply.send(Err(format!("malformed request: {e}")));
+                continue;
+            }
+        };
+        let chain = ctx.chain.clone();
+        let answer = tokio::task::spawn_blocking(move || answer(&chain, parsed))
+            .await
+            .map_err(|e| format!("main sync server task failed: {e}"))?;
+        let _ = req.reply.send(answer);
+    }
+}
+
+fn answer(chain: &MainChain, req: MainSyncRequest) -> Result<Vec<u8>, String> {
+    let response = match req {
+        MainSyncRequest::Status => {
+            let head = chain.head();
+            MainSyncResponse::Status(MainStatus {
+                chain_id: chain.params().chain_id,
+                height: head.header.height,
+                tip: head.hash,
+            })
+        }
+        MainSyncRequest::Blocks { from, max } => {
+            let tip = chain.head().header.height;
+            let mut blocks = Vec::new();
+            let mut h = from.max(1);
+            while h <= tip && blocks.len() < max.clamp(1, MAX_BLOCKS_PER_ANSWER) as usize {
+                match chain.block(h).map_err(|e| format!("node error: {e}"))? {
+                    Some(b) => blocks.push(b),
+                    None => break,
+                }
+                h += 1;
+            }
+            MainSyncResponse::Blocks(blocks)
+        }
+    };
+    encode(&response).map_err(|e| format!("node error: {e}"))
+}
+
+async fn announcer(
+    ctx: Ctx,
+    mut rx: broadcast::Receiver<MainAnnouncement>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    loop {
+        let next = tokio::select! {
+            a = rx.recv() => a,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let (topic, data) = match next {
+            Ok(MainAnnouncement::Block(block)) => match block.encode() {
+                Ok(bytes) => (Topic::MainBlocks, bytes),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode a produced main block for relay");
+                    continue;
+                }
+            },
+            Ok(MainAnnouncement::Message(kind, bytes)) => {
+                let mut data = Vec::with_capacity(bytes.len() + 1);
+                data.push(kind as u8);
+                data.extend_from_slice(&bytes);
+                (Topic::MainWork, data)
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(skipped = n, "main-chain announcements fell behind");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+        };
+        if ctx.net.publish(topic, data).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+async fn ask(ctx: &Ctx, peer: PeerId, req: &MainSyncRequest) -> Option<MainSyncResponse> {
+    let bytes = encode(req).ok()?;
+    let answer = match ctx.net.request(peer, Service::MainSync, bytes).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "main sync request failed");
+            return None;
+        }
+    };
+    match decode_exact_bounded(&answer, ctx.max_response_bytes) {
+        Ok(r) => Some(r),
+        Err(_) => {
+            ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
+            None
+        }
+    }
+}
+
+async fn sync_loop(
+    ctx: Ctx,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = ctx.wake_sync.notified() => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        sync_round(&ctx).await;
+    }
+}
+
+async fn sync_round(ctx: &Ctx) {
+    let ours = ctx.chain.params().chain_id;
+    let mut best: Option<(PeerId, MainStatus)> = None;
+    let mut on_chain = 0;
+    for peer in ctx.net.connected_peers().into_iter().take(8) {
+        match ask(ctx, peer, &MainSyncRequest::Status).await {
+            Some(MainSyncResponse::Status(s)) if s.chain_id == ours => {
+                on_chain += 1;
+                if best.as_ref().is_none_or(|(_, b)| s.height > b.height) {
+                    best = Some((peer, s));
+                }
+            }
+            Some(MainSyncResponse::Status(_)) | None => {}
+            Some(_) => ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await,
+        }
+    }
+    let local = ctx.chain.head().header.height;
+    {
+        let mut r = ctx.state.0.write();
+        r.local_height = local;
+        r.peers_on_chain = on_chain;
+        r.best_peer_height = best.as_ref().map(|(_, s)| s.height);
+        r.syncing = best.as_ref().is_some_and(|(_, s)| s.height > local + 1);
+    }
+    let Some((peer, status)) = best else { return };
+    while ctx.chain.head().header.height < status.height {
+        let from = ctx.chain.head().header.height + 1;
+        let Some(MainSyncResponse::Blocks(blocks)) = ask(
+            ctx,
+            peer,
+            &MainSyncRequest::Blocks {
+                from,
+                max: MAX_BLOCKS_PER_ANSWER,
+            },
+        )
+        .await
+        else {
+            break;
+        };
+        if blocks.is_empty() {
+            break;
+        }
+        for block in blocks {
+            let height = block.header.height;
+            if height != ctx.chain.head().header.height + 1 {
+                ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
+                return;
+            }
+            if let Err(e) = import(&ctx.chain, block).await {
+                if blame(&ctx.chain, height, &e) == Verdict::Reject {
+                    tracing::warn!(%peer, height, error = %e, "peer served an invalid main block");
+                    ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
+                } else {
+                    tracing::debug!(height, error = %e, "main sync paused");
+                }
+                return;
+            }
+            let mut r = ctx.state.0.write();
+            r.blocks_synced += 1;
+            r.local_height = height;
+        }
+        tracing::info!(
+            height = ctx.chain.head().header.height,
+            target = status.height,
+            "syncing the main chain"
+        );
+    }
+    let local = ctx.chain.head().header.height;
+    let mut r = ctx.state.0.write();
+    r.local_height = local;
+    r.syncing = status.height > local + 1;
+}
