@@ -98,9 +98,7 @@ async fn two_nodes_share_both_chains_and_remote_evaluators_vote() {
             .collect()
     };
     wait_for("a remote evaluator's vote in a main block", 240, || {
-        voters_in_blocks(&a_main)
-            .iter()
-            .any(|k| remote.contains(k))
+        voters_in_blocks(&a_main).iter().any(|k| remote.contains(k))
     })
     .await;
 

@@ -4,73 +4,21 @@
 //!
 //! - a transfer submitted to a follower is included on every node;
 //! - a peer publishing garbage and oversize messages is banned, and the others keep working;
-//! - a node started late catches up by range sync;
+//! - a node started late catches up, headers first, then blocks by range;
 //! - a node killed with SIGKILL and restarted catches up and still has every transaction it
 //!   had answered as included;
 //! - at the end every node has the same blocks, and supply is conserved on each.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{doin, free_port, get, wait_until, NodeProc};
 use serde_json::Value;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 const MISBEHAVING_PEER: &str = env!("CARGO_BIN_EXE_misbehaving-peer");
-
-/// The `doin` binary of this build (built on demand when only this package was built).
-fn doin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let doin = bin_dir.join(format!("doin{}", std::env::consts::EXE_SUFFIX));
-    if !doin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "doin-node", "--bin", "doin"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the doin binary failed");
-    }
-    doin
-}
-
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind(format!("{ip}:0"))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(url: &str) -> Option<(u16, Value)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    rt.block_on(async {
-        let r = reqwest::Client::new()
-            .get(url)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .ok()?;
-        let s = r.status().as_u16();
-        let v = r.json().await.unwrap_or(Value::Null);
-        Some((s, v))
-    })
-}
-
-fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 struct Net {
     dir: tempfile::TempDir,
@@ -78,67 +26,6 @@ struct Net {
     genesis: PathBuf,
     validator_key: PathBuf,
     password: PathBuf,
-}
-
-struct NodeProc {
-    name: String,
-    config: PathBuf,
-    rest: String,
-    child: Option<Child>,
-}
-
-impl NodeProc {
-    fn info(&self) -> Option<Value> {
-        match get(&format!("{}/v1/tx/info", self.rest)) {
-            Some((200, v)) => Some(v),
-            _ => None,
-        }
-    }
-
-    fn height(&self) -> u64 {
-        self.info().and_then(|v| v["height"].as_u64()).unwrap_or(0)
-    }
-
-    fn peers(&self) -> Value {
-        get(&format!("{}/v1/node/peers", self.rest))
-            .map(|(_, v)| v)
-            .unwrap_or(Value::Null)
-    }
-
-    fn block_hash(&self, height: u64) -> Option<String> {
-        match get(&format!("{}/v1/tx/blocks/{height}", self.rest)) {
-            Some((200, v)) => v["hash"].as_str().map(String::from),
-            _ => None,
-        }
-    }
-
-    fn tx_status(&self, id: &str) -> Option<String> {
-        match get(&format!("{}/v1/tx/transactions/{id}", self.rest)) {
-            Some((200, v)) => v["status"].as_str().map(String::from),
-            _ => None,
-        }
-    }
-
-    fn balance(&self, addr: &str) -> u128 {
-        let (_, v) = get(&format!("{}/v1/tx/accounts/{addr}", self.rest)).unwrap();
-        v["balance"].as_str().unwrap().parse().unwrap()
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            Command::new("kill")
-                .args(["-9", &c.id().to_string()])
-                .status()
-                .unwrap();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
 }
 
 impl Net {
@@ -201,6 +88,7 @@ impl Net {
         }
         std::fs::write(&config, toml).unwrap();
         NodeProc {
+            log: self.dir.path().join(format!("{name}.log")),
             name,
             config,
             rest: format!("http://127.0.0.1:{rest_port}"),
@@ -209,49 +97,8 @@ impl Net {
     }
 
     fn start(&self, n: &mut NodeProc) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join(format!("{}.log", n.name)))
-            .unwrap();
-        let child = Command::new(&self.doin)
-            .args(["node", "--config"])
-            .arg(&n.config)
-            .env("RUST_LOG", "info,libp2p=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        n.child = Some(child);
-        wait_until(&format!("{} answers", n.name), 60, || n.info());
+        n.start(&self.doin);
     }
-
-    fn log_tail(&self, name: &str) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
-            .unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-/// Sum of the samples of a metric (name with labels as a prefix) on a node.
-fn metric(n: &NodeProc, name: &str) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let text = rt.block_on(async {
-        reqwest::get(format!("{}/metrics", n.rest))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 #[test]
@@ -296,9 +143,7 @@ fn four_processes_agree_survive_a_crash_and_shut_out_a_misbehaving_peer() {
     // The producer first; its listen address is everyone's bootstrap peer.
     let mut n0 = net.node(0, true, &[]);
     net.start(&mut n0);
-    let boot = wait_until("n0 listens", 30, || {
-        n0.peers()["listen_addresses"][0].as_str().map(String::from)
-    });
+    let boot = n0.listen_address();
     assert!(
         boot.contains("/ip4/127.0.0.1/tcp/") && boot.contains("/p2p/"),
         "{boot}"
@@ -330,9 +175,7 @@ fn four_processes_agree_survive_a_crash_and_shut_out_a_misbehaving_peer() {
     }
 
     // A misbehaving peer joins through n1 and is banned by it; the chain keeps moving there.
-    let n1_addr = wait_until("n1 listens", 30, || {
-        n1.peers()["listen_addresses"][0].as_str().map(String::from)
-    });
+    let n1_addr = n1.listen_address();
     let mut bad = Command::new(MISBEHAVING_PEER)
         .args(["testnet", &n1_addr])
         .stdout(Stdio::piped())
@@ -356,7 +199,7 @@ fn four_processes_agree_survive_a_crash_and_shut_out_a_misbehaving_peer() {
             .cloned()
     });
     assert_eq!(banned["connected"], false, "{banned}");
-    assert!(metric(&n1, "doin_net_bans_total") >= 1);
+    assert!(n1.metric("doin_net_bans_total") >= 1);
     let _ = bad.kill();
     let _ = bad.wait();
     let h1 = n1.height();
@@ -373,8 +216,9 @@ fn four_processes_agree_survive_a_crash_and_shut_out_a_misbehaving_peer() {
     });
     let (_, sync) = get(&format!("{}/v1/node/sync", n3.rest)).unwrap();
     assert!(
-        sync["tx"]["blocks_synced"].as_u64().unwrap_or(0) > 0,
-        "n3 synced by range: {sync}"
+        sync["tx"]["blocks_synced"].as_u64().unwrap_or(0) > 0
+            && sync["tx"]["headers_synced"].as_u64().unwrap_or(0) > 0,
+        "n3 synced headers first, then blocks by range: {sync}"
     );
     assert_eq!(
         n3.tx_status(&tx_id).as_deref().map(|s| s != "pending"),
@@ -408,7 +252,7 @@ fn four_processes_agree_survive_a_crash_and_shut_out_a_misbehaving_peer() {
     assert!(
         hashes.iter().all(|h| *h == hashes[0]),
         "tips differ at height {common}: {hashes:?}\n{}",
-        net.log_tail("n1")
+        n1.log_tail()
     );
     for n in nodes {
         // Read the account balances and the totals at one height (the chain is moving).
@@ -432,11 +276,8 @@ fn four_processes_agree_survive_a_crash_and_shut_out_a_misbehaving_peer() {
     assert_eq!(n2.balance(&recipient), 250_000_000);
     // Followers got blocks as compact blocks, not only by range.
     assert!(
-        metric(&n2, "doin_tx_compact_blocks_total{outcome=\"rebuilt\"}")
-            + metric(
-                &n2,
-                "doin_tx_compact_blocks_total{outcome=\"fetched-missing\"}"
-            )
+        n2.metric("doin_tx_compact_blocks_total{outcome=\"rebuilt\"}")
+            + n2.metric("doin_tx_compact_blocks_total{outcome=\"fetched-missing\"}")
             > 0
     );
     let peers = n0.peers();

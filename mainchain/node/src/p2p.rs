@@ -12,6 +12,7 @@ use crate::chain::{MainAnnouncement, MainChain, MainChainError, SubmitError};
 use crate::store::PoolKind;
 use doin_codec::{decode_exact_bounded, encode};
 use doin_main_core::MainBlock;
+use doin_net::tasks::{join_service, next_or_shutdown, tick_or_shutdown};
 use doin_net::{
     GossipMessage, InboundRequest, Misbehaviour, NetError, NetHandle, Network, PeerId, Service,
     Topic, Verdict,
@@ -132,14 +133,7 @@ impl MainP2p {
             shutdown.clone(),
         ));
         tasks.spawn(sync_loop(ctx, self.sync_interval, shutdown));
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e),
-                Err(e) => return Err(format!("main-chain network task failed: {e}")),
-            }
-        }
-        Ok(())
+        join_service(tasks, "main-chain network").await
     }
 }
 
@@ -172,22 +166,12 @@ fn blame(chain: &MainChain, height: u64, e: &MainChainError) -> Verdict {
     }
 }
 
-async fn next(
-    rx: &mut mpsc::Receiver<GossipMessage>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Option<GossipMessage> {
-    tokio::select! {
-        m = rx.recv() => m,
-        _ = shutdown.changed() => None,
-    }
-}
-
 async fn blocks(
     ctx: Ctx,
     mut rx: mpsc::Receiver<GossipMessage>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    while let Some(msg) = next(&mut rx, &mut shutdown).await {
+    while let Some(msg) = next_or_shutdown(&mut rx, &mut shutdown).await {
         let verdict = match MainBlock::decode(&msg.data) {
             Err(_) => Verdict::Reject,
             Ok(block) if block.header.chain_id != ctx.chain.params().chain_id => Verdict::Reject,
@@ -237,7 +221,7 @@ async fn work(
     mut rx: mpsc::Receiver<GossipMessage>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    while let Some(msg) = next(&mut rx, &mut shutdown).await {
+    while let Some(msg) = next_or_shutdown(&mut rx, &mut shutdown).await {
         let Some((kind, body)) = msg
             .data
             .split_first()
@@ -266,11 +250,7 @@ async fn server(
     mut rx: mpsc::Receiver<InboundRequest>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    loop {
-        let req = tokio::select! {
-            r = rx.recv() => match r { Some(r) => r, None => return Ok(()) },
-            _ = shutdown.changed() => return Ok(()),
-        };
+    while let Some(req) = next_or_shutdown(&mut rx, &mut shutdown).await {
         let parsed: MainSyncRequest = match decode_exact_bounded(&req.data, 1024) {
             Ok(r) => r,
             Err(e) => {
@@ -285,6 +265,7 @@ async fn server(
             .map_err(|e| format!("main sync server task failed: {e}"))?;
         let _ = req.reply.send(answer);
     }
+    Ok(())
 }
 
 fn answer(chain: &MainChain, req: MainSyncRequest) -> Result<Vec<u8>, String> {
@@ -373,17 +354,10 @@ async fn sync_loop(
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = ctx.wake_sync.notified() => {}
-            _ = shutdown.changed() => return Ok(()),
-        }
-        if *shutdown.borrow() {
-            return Ok(());
-        }
+    while tick_or_shutdown(interval, &ctx.wake_sync, &mut shutdown).await {
         sync_round(&ctx).await;
     }
+    Ok(())
 }
 
 async fn sync_round(ctx: &Ctx) {

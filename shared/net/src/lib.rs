@@ -18,6 +18,7 @@ mod node_key;
 mod peers;
 mod service;
 mod swarm;
+pub mod tasks;
 mod topics;
 
 pub use config::NetConfig;

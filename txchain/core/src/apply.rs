@@ -9,7 +9,7 @@
 use crate::anchor::{
     apply_effects, check_not_contradicting, newly_anchored, EffectTotals, MainView, MAX_ANCHOR_STEP,
 };
-use crate::block::{tx_root, Block, BlockHeader};
+use crate::block::{tx_root, Block, BlockHeader, SignedHeader};
 use crate::error::{BlockError, GenesisError, TxError};
 use crate::fees::{fee_split, next_base_fee};
 use crate::params::{ChainParams, GenesisSpec};
@@ -276,6 +276,25 @@ fn check_header(
             expected: expected_fee.base_units(),
             got: header.base_fee.base_units(),
         });
+    }
+    Ok(())
+}
+
+/// Checks a run of signed headers on top of `parent` — heights, parent links, times, proposers,
+/// base fees and signatures — without the transactions, state or main chain (those are checked
+/// when the bodies are applied). Used by headers-first sync to vet a peer's chain before
+/// downloading it. On failure, returns the index of the first bad header with its error.
+pub fn verify_header_chain(
+    params: &ChainParams,
+    parent: &BlockHeader,
+    headers: &[SignedHeader],
+    now: Timestamp,
+) -> Result<(), (usize, BlockError)> {
+    let mut parent = parent;
+    for (i, h) in headers.iter().enumerate() {
+        check_header(params, parent, &h.header, now).map_err(|e| (i, e))?;
+        h.verify_signature().map_err(|e| (i, e))?;
+        parent = &h.header;
     }
     Ok(())
 }

@@ -45,6 +45,25 @@ impl BlockHeader {
     }
 }
 
+/// A header and its proposer's signature, without the transactions: enough to check that a
+/// run of blocks links up and was signed by the right proposers before fetching the bodies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedHeader {
+    pub header: BlockHeader,
+    pub signature: SignatureBytes,
+}
+
+impl SignedHeader {
+    pub fn hash(&self) -> Result<BlockHash, BlockError> {
+        self.header.hash()
+    }
+
+    pub fn verify_signature(&self) -> Result<(), BlockError> {
+        verify(&self.header.proposer, &self.header.hash()?, &self.signature)
+            .map_err(|_| BlockError::BadSignature)
+    }
+}
+
 /// A full block as stored and sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
@@ -72,6 +91,14 @@ impl Block {
     pub fn verify_signature(&self) -> Result<(), BlockError> {
         verify(&self.header.proposer, &self.header.hash()?, &self.signature)
             .map_err(|_| BlockError::BadSignature)
+    }
+
+    /// The header with its signature: what headers-first sync carries.
+    pub fn signed_header(&self) -> SignedHeader {
+        SignedHeader {
+            header: self.header.clone(),
+            signature: self.signature,
+        }
     }
 
     /// Signs the header (the signer must be `header.proposer`).

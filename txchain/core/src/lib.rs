@@ -21,9 +21,10 @@ pub mod tx;
 
 pub use anchor::{MainView, NoMainChain, MAX_ANCHOR_STEP};
 pub use apply::{
-    apply_block, apply_tx, build_block, genesis, AppliedBlock, ApplyContext, BuiltBlock, TxReceipt,
+    apply_block, apply_tx, build_block, genesis, verify_header_chain, AppliedBlock, ApplyContext,
+    BuiltBlock, TxReceipt,
 };
-pub use block::{tx_root, Block, BlockHash, BlockHeader};
+pub use block::{tx_root, Block, BlockHash, BlockHeader, SignedHeader};
 pub use compact::{short_id, CompactBlock, PartialBlock, ShortId, SHORT_ID_LEN};
 pub use error::{BlockError, GenesisError, TxError};
 pub use params::{Allocation, ChainParams, ConsensusParams, GenesisSpec, GenesisStake};

@@ -4,52 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use doin_crypto::KeyPair;
-use doin_tx_core::{
-    tx_root, Block, BlockHeader, CompactBlock, PartialBlock, SignedTx, Tx, TxBody, TxPayload,
-};
-use doin_types::{Amount, ChainId, Hash256, Timestamp};
+use doin_tx_core::{Block, CompactBlock, PartialBlock, SignedTx, Tx};
+
+mod common;
 
 fn block_of(n: usize) -> (Block, Vec<Tx>) {
-    let chain_id = ChainId(Hash256([7; 32]));
-    let validator = KeyPair::generate();
-    let txs: Vec<Tx> = (0..n)
-        .map(|i| {
-            let sender = KeyPair::generate();
-            let body = TxBody {
-                chain_id,
-                sender: sender.public(),
-                nonce: i as u64,
-                max_fee_per_weight: Amount::from_base_units(10),
-                max_priority_fee_per_weight: Amount::from_base_units(1),
-                payload: TxPayload::Transfer {
-                    to: KeyPair::generate().public(),
-                    amount: Amount::from_base_units(100 + i as u64),
-                },
-            };
-            Tx::from_signed(body.sign(&sender).unwrap()).unwrap()
-        })
-        .collect();
-    let header = BlockHeader {
-        chain_id,
-        height: 42,
-        parent: Hash256([1; 32]),
-        time: Timestamp(1_000),
-        proposer: validator.public(),
-        state_root: Hash256([2; 32]),
-        tx_root: tx_root(&txs),
-        base_fee: Amount::from_base_units(1),
-        weight_used: txs.iter().map(|t| t.weight()).sum(),
-        tx_count: n as u32,
-        main_anchor: doin_types::MainAnchor::NONE,
-    };
-    let block = Block::sign(
-        header,
-        txs.iter().map(|t| t.signed().clone()).collect(),
-        &validator,
-    )
-    .unwrap();
-    (block, txs)
+    let b = common::loose_block(n);
+    (b.block, b.txs)
 }
 
 fn pool(txs: &[Tx]) -> Vec<(doin_tx_core::TxId, &SignedTx)> {

@@ -4,64 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use doin_crypto::KeyPair;
-use doin_tx_core::{
-    prove_tx, tx_root, Block, BlockHeader, ProofError, Tx, TxBody, TxInclusionProof, TxPayload,
-};
-use doin_types::{Amount, ChainId, Hash256, Timestamp};
+use doin_tx_core::{prove_tx, ProofError, TxInclusionProof};
+use doin_types::{ChainId, Hash256};
 
-struct Fixture {
-    chain_id: ChainId,
-    validator: KeyPair,
-    block: Block,
-    txs: Vec<Tx>,
-}
+mod common;
 
-fn fixture(n: usize) -> Fixture {
-    let chain_id = ChainId(Hash256([7; 32]));
-    let validator = KeyPair::generate();
-    let txs: Vec<Tx> = (0..n)
-        .map(|i| {
-            let sender = KeyPair::generate();
-            let body = TxBody {
-                chain_id,
-                sender: sender.public(),
-                nonce: i as u64,
-                max_fee_per_weight: Amount::from_base_units(10),
-                max_priority_fee_per_weight: Amount::from_base_units(1),
-                payload: TxPayload::Transfer {
-                    to: KeyPair::generate().public(),
-                    amount: Amount::from_base_units(100 + i as u64),
-                },
-            };
-            Tx::from_signed(body.sign(&sender).unwrap()).unwrap()
-        })
-        .collect();
-    let header = BlockHeader {
-        chain_id,
-        height: 42,
-        parent: Hash256([1; 32]),
-        time: Timestamp(1_000),
-        proposer: validator.public(),
-        state_root: Hash256([2; 32]),
-        tx_root: tx_root(&txs),
-        base_fee: Amount::from_base_units(1),
-        weight_used: 0,
-        tx_count: n as u32,
-        main_anchor: doin_types::MainAnchor::NONE,
-    };
-    let block = Block::sign(
-        header,
-        txs.iter().map(|t| t.signed().clone()).collect(),
-        &validator,
-    )
-    .unwrap();
-    Fixture {
-        chain_id,
-        validator,
-        block,
-        txs,
-    }
-}
+use common::{loose_block as fixture, LooseBlock as Fixture};
 
 fn proof(f: &Fixture, index: usize) -> TxInclusionProof {
     let ids: Vec<_> = f.txs.iter().map(|t| t.id()).collect();

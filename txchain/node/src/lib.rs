@@ -15,6 +15,7 @@ pub mod producer;
 pub mod proof_api;
 pub mod stake_api;
 pub mod store;
+pub mod sync;
 pub mod tree;
 pub mod views;
 pub mod wire;

@@ -8,15 +8,19 @@
 //! Tasks (all stop on shutdown; the first to fail ends the service):
 //! - *transactions*: gossip → mempool;
 //! - *blocks*: compact block → rebuilt from the mempool (+ missing ones fetched) → imported;
-//! - *server*: answers `Status`, `Blocks` and `Txs` requests;
+//! - *server*: answers `Status`, `Headers`, `Blocks` and `Txs` requests;
 //! - *announcer*: publishes what this node produced or was sent by its own clients;
-//! - *sync*: asks peers where they are and fetches blocks by range when behind, with progress.
+//! - *sync*: catches up with the best peer, headers first (see [`crate::sync`]).
 
 use crate::chain::{now_ms, Announcement, ChainError, SubmitError, TxChain};
 use crate::mempool::MempoolError;
+use crate::sync::{fetch_range, sync_loop};
+pub use crate::sync::{SyncReport, SyncState};
 use crate::wire::{
     ChainStatus, SyncRequest, SyncResponse, ANSWER_BYTES_TARGET, MAX_BLOCKS_PER_ANSWER,
+    MAX_HEADERS_PER_ANSWER,
 };
+use doin_net::tasks::{join_service, next_or_shutdown};
 use doin_net::{
     GossipMessage, InboundRequest, Misbehaviour, NetError, NetHandle, Network, PeerId, Service,
     Topic, Verdict,
@@ -25,50 +29,16 @@ use doin_telemetry::prometheus::{IntCounter, IntCounterVec, Opts};
 use doin_telemetry::{Metrics, MetricsError};
 use doin_tx_core::{Block, CompactBlock};
 use doin_types::{Height, Timestamp};
-use parking_lot::RwLock;
-use serde::Serialize;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch, Notify};
 
-/// Peers asked for their status in one sync round.
-const STATUS_FANOUT: usize = 8;
-
-/// Where this node's transfer chain stands against its peers (`/v1/node/sync`).
-#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
-pub struct SyncReport {
-    /// True while a peer is more than one block ahead.
-    pub syncing: bool,
-    pub local_height: Height,
-    /// Highest tip a peer on this chain reported.
-    pub best_peer_height: Option<Height>,
-    /// Peers on this chain that answered the last status round.
-    pub peers_on_chain: usize,
-    /// Blocks fetched by range and imported since start.
-    pub blocks_synced: u64,
-    /// `local_height / best_peer_height` in percent (100 when level or ahead).
-    pub progress_percent: u8,
-}
-
-/// Shared, read by the gateway.
-#[derive(Clone, Default)]
-pub struct SyncState(Arc<RwLock<SyncReport>>);
-
-impl SyncState {
-    pub fn report(&self) -> SyncReport {
-        self.0.read().clone()
-    }
-
-    pub fn is_syncing(&self) -> bool {
-        self.0.read().syncing
-    }
-}
-
 #[derive(Clone)]
-struct P2pMetrics {
+pub(crate) struct P2pMetrics {
     compact_blocks: IntCounterVec,
     missing_txs_fetched: IntCounter,
-    synced_blocks: IntCounter,
+    pub(crate) synced_blocks: IntCounter,
+    pub(crate) synced_headers: IntCounter,
 }
 
 impl P2pMetrics {
@@ -88,6 +58,10 @@ impl P2pMetrics {
             synced_blocks: m.register(IntCounter::new(
                 "doin_tx_sync_blocks_total",
                 "Blocks fetched by range from peers and imported",
+            )?)?,
+            synced_headers: m.register(IntCounter::new(
+                "doin_tx_sync_headers_total",
+                "Signed headers fetched from peers and checked ahead of their blocks",
             )?)?,
         })
     }
@@ -154,29 +128,23 @@ impl TxP2p {
             shutdown.clone(),
         ));
         tasks.spawn(sync_loop(ctx, self.sync_interval, shutdown));
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e),
-                Err(e) => return Err(format!("transfer-chain network task failed: {e}")),
-            }
-        }
-        Ok(())
+        join_service(tasks, "transfer-chain network").await
     }
 }
 
+/// What every task of the service shares.
 #[derive(Clone)]
-struct Ctx {
-    chain: Arc<TxChain>,
-    net: NetHandle,
-    state: SyncState,
-    metrics: P2pMetrics,
-    wake_sync: Arc<Notify>,
-    max_response_bytes: usize,
+pub(crate) struct Ctx {
+    pub(crate) chain: Arc<TxChain>,
+    pub(crate) net: NetHandle,
+    pub(crate) state: SyncState,
+    pub(crate) metrics: P2pMetrics,
+    pub(crate) wake_sync: Arc<Notify>,
+    pub(crate) max_response_bytes: usize,
 }
 
 /// Imports a block off the async runtime (signature checks and the disk write are blocking).
-async fn import(chain: &Arc<TxChain>, block: Block) -> Result<(), ChainError> {
+pub(crate) async fn import(chain: &Arc<TxChain>, block: Block) -> Result<(), ChainError> {
     let chain = chain.clone();
     tokio::task::spawn_blocking(move || chain.import_block(&block, Timestamp(now_ms())))
         .await
@@ -185,7 +153,7 @@ async fn import(chain: &Arc<TxChain>, block: Block) -> Result<(), ChainError> {
 
 /// What an import failure says about the block's sender. A block that lost a race with the
 /// same height arriving another way (gossip and sync run side by side) is stale, not invalid.
-fn blame(chain: &TxChain, height: Height, e: &ChainError) -> Verdict {
+pub(crate) fn blame(chain: &TxChain, height: Height, e: &ChainError) -> Verdict {
     if chain.tip().header.height >= height {
         return Verdict::Ignore;
     }
@@ -203,11 +171,7 @@ async fn transactions(
     mut rx: mpsc::Receiver<GossipMessage>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    loop {
-        let msg = tokio::select! {
-            m = rx.recv() => match m { Some(m) => m, None => return Ok(()) },
-            _ = shutdown.changed() => return Ok(()),
-        };
+    while let Some(msg) = next_or_shutdown(&mut rx, &mut shutdown).await {
         let chain = ctx.chain.clone();
         let data = msg.data.clone();
         let result = tokio::task::spawn_blocking(move || chain.submit_relayed(&data))
@@ -224,6 +188,7 @@ async fn transactions(
         };
         ctx.net.judge(&msg, verdict).await;
     }
+    Ok(())
 }
 
 async fn blocks(
@@ -231,11 +196,7 @@ async fn blocks(
     mut rx: mpsc::Receiver<GossipMessage>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    loop {
-        let msg = tokio::select! {
-            m = rx.recv() => match m { Some(m) => m, None => return Ok(()) },
-            _ = shutdown.changed() => return Ok(()),
-        };
+    while let Some(msg) = next_or_shutdown(&mut rx, &mut shutdown).await {
         let (verdict, outcome) = on_compact_block(&ctx, &msg).await;
         ctx.metrics
             .compact_blocks
@@ -243,6 +204,7 @@ async fn blocks(
             .inc();
         ctx.net.judge(&msg, verdict).await;
     }
+    Ok(())
 }
 
 /// Handles one compact block; returns the verdict and an outcome label.
@@ -336,7 +298,11 @@ async fn on_compact_block(ctx: &Ctx, msg: &GossipMessage) -> (Verdict, &'static 
 }
 
 /// Sends a sync request and decodes the answer (a malformed answer costs the peer score).
-async fn ask(ctx: &Ctx, peer: PeerId, req: &SyncRequest) -> Result<SyncResponse, String> {
+pub(crate) async fn ask(
+    ctx: &Ctx,
+    peer: PeerId,
+    req: &SyncRequest,
+) -> Result<SyncResponse, String> {
     let bytes = req.encode().map_err(|e| e.to_string())?;
     let answer = ctx
         .net
@@ -352,44 +318,12 @@ async fn ask(ctx: &Ctx, peer: PeerId, req: &SyncRequest) -> Result<SyncResponse,
     }
 }
 
-/// Fetches up to `max` blocks from `from`; `None` when the peer failed or answered wrongly
-/// (penalised). The blocks are consecutive from `from`, but not yet validated.
-async fn fetch_range(ctx: &Ctx, peer: PeerId, from: Height, max: u32) -> Option<Vec<Block>> {
-    match ask(ctx, peer, &SyncRequest::Blocks { from, max }).await {
-        Ok(SyncResponse::Blocks(blocks)) => {
-            let consecutive = blocks.len() <= max as usize
-                && blocks
-                    .iter()
-                    .enumerate()
-                    .all(|(i, b)| b.header.height == from + i as u64);
-            if consecutive {
-                Some(blocks)
-            } else {
-                ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
-                None
-            }
-        }
-        Ok(_) => {
-            ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
-            None
-        }
-        Err(e) => {
-            tracing::debug!(%peer, error = %e, "block request failed");
-            None
-        }
-    }
-}
-
 async fn server(
     ctx: Ctx,
     mut rx: mpsc::Receiver<InboundRequest>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    loop {
-        let req = tokio::select! {
-            r = rx.recv() => match r { Some(r) => r, None => return Ok(()) },
-            _ = shutdown.changed() => return Ok(()),
-        };
+    while let Some(req) = next_or_shutdown(&mut rx, &mut shutdown).await {
         let parsed = match SyncRequest::decode(&req.data) {
             Ok(r) => r,
             Err(e) => {
@@ -404,6 +338,7 @@ async fn server(
             .map_err(|e| format!("sync server task failed: {e}"))?;
         let _ = req.reply.send(answer);
     }
+    Ok(())
 }
 
 fn answer(chain: &TxChain, req: SyncRequest) -> Result<Vec<u8>, String> {
@@ -437,6 +372,20 @@ fn answer(chain: &TxChain, req: SyncRequest) -> Result<Vec<u8>, String> {
                 h += 1;
             }
             SyncResponse::Blocks(blocks)
+        }
+        SyncRequest::Headers { from, max } => {
+            let tip = chain.tip().header.height;
+            let max = u64::from(max.clamp(1, MAX_HEADERS_PER_ANSWER));
+            let mut headers = Vec::new();
+            let mut h = from.max(1);
+            while h <= tip && (headers.len() as u64) < max {
+                let Some(header) = store.header(h).map_err(|e| internal(&e))? else {
+                    break;
+                };
+                headers.push(header);
+                h += 1;
+            }
+            SyncResponse::Headers(headers)
         }
         SyncRequest::Txs { block, indexes } => {
             let height = store
@@ -489,127 +438,4 @@ async fn announcer(
             return Ok(()); // the network stopped: shutdown is under way
         }
     }
-}
-
-async fn sync_loop(
-    ctx: Ctx,
-    interval: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = ctx.wake_sync.notified() => {}
-            _ = shutdown.changed() => return Ok(()),
-        }
-        if *shutdown.borrow() {
-            return Ok(());
-        }
-        sync_round(&ctx, &shutdown).await;
-    }
-}
-
-fn percent(local: Height, best: Height) -> u8 {
-    if best == 0 || local >= best {
-        100
-    } else {
-        u8::try_from(local.saturating_mul(100) / best).unwrap_or(100)
-    }
-}
-
-/// Asks peers where they are; while the best is ahead, fetches and imports blocks from it.
-async fn sync_round(ctx: &Ctx, shutdown: &watch::Receiver<bool>) {
-    let our_chain = ctx.chain.params().chain_id;
-    let peers: Vec<PeerId> = ctx
-        .net
-        .connected_peers()
-        .into_iter()
-        .take(STATUS_FANOUT)
-        .collect();
-    let mut statuses: Vec<(PeerId, ChainStatus)> = Vec::new();
-    for peer in peers {
-        match ask(ctx, peer, &SyncRequest::Status).await {
-            Ok(SyncResponse::Status(s)) if s.chain_id == our_chain => statuses.push((peer, s)),
-            Ok(SyncResponse::Status(_)) => {} // another chain: not a sync partner
-            Ok(_) => ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await,
-            Err(e) => tracing::debug!(%peer, error = %e, "status request failed"),
-        }
-    }
-    let local = ctx.chain.tip().header.height;
-    let best = statuses.iter().max_by_key(|(_, s)| s.height).cloned();
-    {
-        let mut r = ctx.state.0.write();
-        r.local_height = local;
-        r.peers_on_chain = statuses.len();
-        r.best_peer_height = best.as_ref().map(|(_, s)| s.height);
-        r.syncing = best.as_ref().is_some_and(|(_, s)| s.height > local + 1);
-        r.progress_percent = percent(local, best.as_ref().map_or(local, |(_, s)| s.height));
-    }
-    let Some((peer, status)) = best else { return };
-    if status.height <= local {
-        return;
-    }
-    let started = Instant::now();
-    let mut last_log = Instant::now();
-    let target = status.height;
-    tracing::info!(%peer, from = local, target, "transfer chain behind a peer; syncing");
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        let from = ctx.chain.tip().header.height + 1;
-        if from > target {
-            break;
-        }
-        let Some(blocks) = fetch_range(ctx, peer, from, MAX_BLOCKS_PER_ANSWER).await else {
-            break;
-        };
-        if blocks.is_empty() {
-            break;
-        }
-        for block in blocks {
-            let height = block.header.height;
-            if let Err(e) = import(&ctx.chain, block).await {
-                if blame(&ctx.chain, height, &e) == Verdict::Reject {
-                    tracing::warn!(%peer, height, error = %e, "peer served an invalid block");
-                    ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
-                } else {
-                    tracing::debug!(height, error = %e, "sync paused");
-                }
-                finish(ctx, target);
-                return;
-            }
-            ctx.metrics.synced_blocks.inc();
-            let mut r = ctx.state.0.write();
-            r.blocks_synced += 1;
-            r.local_height = height;
-            r.progress_percent = percent(height, target);
-        }
-        if last_log.elapsed() >= Duration::from_secs(5) {
-            last_log = Instant::now();
-            let h = ctx.chain.tip().header.height;
-            tracing::info!(
-                height = h,
-                target,
-                progress = %format!("{}%", percent(h, target)),
-                "syncing the transfer chain"
-            );
-        }
-    }
-    let h = ctx.chain.tip().header.height;
-    tracing::info!(
-        height = h,
-        target,
-        seconds = started.elapsed().as_secs(),
-        "transfer chain caught up"
-    );
-    finish(ctx, target);
-}
-
-fn finish(ctx: &Ctx, target: Height) {
-    let local = ctx.chain.tip().header.height;
-    let mut r = ctx.state.0.write();
-    r.local_height = local;
-    r.syncing = target > local + 1;
-    r.progress_percent = percent(local, target);
 }

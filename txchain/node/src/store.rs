@@ -27,11 +27,10 @@ use doin_tx_core::state::{
     stake_key, stakers_key,
 };
 use doin_tx_core::{
-    Account, AppliedBlock, Block, BlockHash, BlockHeader, ChainStats, GenesisSpec, SignedTx,
-    StateView, TxId,
+    Account, AppliedBlock, Block, BlockHash, ChainStats, GenesisSpec, SignedTx, StateView, TxId,
 };
 use doin_tx_core::{Stake, StakeRole};
-use doin_types::{Hash256, Height, PublicKeyBytes, SignatureBytes};
+use doin_types::{Hash256, Height, PublicKeyBytes};
 use jmt::storage::NodeKey;
 use jmt::{KeyHash, Version};
 use serde::{Deserialize, Serialize};
@@ -86,12 +85,8 @@ pub struct TxLocation {
     pub index: u32,
 }
 
-/// A header with its proposer signature, as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredHeader {
-    pub header: BlockHeader,
-    pub signature: SignatureBytes,
-}
+/// A header with its proposer signature, as stored (and as headers-first sync sends it).
+pub type StoredHeader = doin_tx_core::SignedHeader;
 
 /// One entry of an account's history, newest first.
 #[derive(Clone, Debug, PartialEq, Eq)]

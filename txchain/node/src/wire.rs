@@ -5,12 +5,15 @@
 //! asked by the caller, never trusted.
 
 use doin_codec::{decode_exact_bounded, encode, CodecError};
-use doin_tx_core::{Block, BlockHash, SignedTx};
+use doin_tx_core::{Block, BlockHash, SignedHeader, SignedTx};
 use doin_types::{ChainId, Height};
 use serde::{Deserialize, Serialize};
 
 /// Blocks a sync answer carries at most (fewer when they are large).
 pub const MAX_BLOCKS_PER_ANSWER: u32 = 64;
+
+/// Signed headers a sync answer carries at most (about 330 bytes each).
+pub const MAX_HEADERS_PER_ANSWER: u32 = 512;
 
 /// Encoded bytes a sync answer aims to stay under (the network's response cap is larger).
 pub const ANSWER_BYTES_TARGET: usize = 8 * 1024 * 1024;
@@ -26,6 +29,8 @@ pub enum SyncRequest {
     Blocks { from: Height, max: u32 },
     /// Transactions at `indexes` of the block `block` (to complete a compact block).
     Txs { block: BlockHash, indexes: Vec<u32> },
+    /// Consecutive signed headers starting at `from` (headers-first sync).
+    Headers { from: Height, max: u32 },
 }
 
 /// A peer's chain position.
@@ -43,6 +48,7 @@ pub enum SyncResponse {
     Status(ChainStatus),
     Blocks(Vec<Block>),
     Txs(Vec<SignedTx>),
+    Headers(Vec<SignedHeader>),
 }
 
 impl SyncRequest {
@@ -79,6 +85,7 @@ mod tests {
                 block: Hash256([3; 32]),
                 indexes: vec![0, 7, 9],
             },
+            SyncRequest::Headers { from: 9, max: 512 },
         ];
         for r in reqs {
             let mut bytes = r.encode().unwrap();

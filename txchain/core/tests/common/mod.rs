@@ -6,10 +6,10 @@
 use doin_crypto::KeyPair;
 use doin_tx_core::memtree::MemoryState;
 use doin_tx_core::{
-    genesis, Allocation, Block, ChainParams, ConsensusParams, GenesisSpec, SignedTx, StakingParams,
-    TxBody, TxPayload,
+    genesis, tx_root, Allocation, Block, BlockHeader, ChainParams, ConsensusParams, GenesisSpec,
+    SignedTx, StakingParams, Tx, TxBody, TxPayload,
 };
-use doin_types::{Amount, Network, Timestamp};
+use doin_types::{Amount, ChainId, Hash256, Network, Timestamp};
 
 pub struct Fixture {
     pub spec: GenesisSpec,
@@ -142,4 +142,60 @@ pub fn build_and_import(
     f.state.commit(&imported);
     let skipped = built.skipped.into_iter().map(|(_, e)| e).collect();
     (built.block, skipped)
+}
+
+/// A signed block of `n` transfers from fresh keys, outside any chain state (for tests of
+/// encodings and proofs).
+pub struct LooseBlock {
+    pub chain_id: ChainId,
+    pub validator: KeyPair,
+    pub block: Block,
+    pub txs: Vec<Tx>,
+}
+
+pub fn loose_block(n: usize) -> LooseBlock {
+    let chain_id = ChainId(Hash256([7; 32]));
+    let validator = KeyPair::generate();
+    let txs: Vec<Tx> = (0..n)
+        .map(|i| {
+            let sender = KeyPair::generate();
+            let body = TxBody {
+                chain_id,
+                sender: sender.public(),
+                nonce: i as u64,
+                max_fee_per_weight: Amount::from_base_units(10),
+                max_priority_fee_per_weight: Amount::from_base_units(1),
+                payload: TxPayload::Transfer {
+                    to: KeyPair::generate().public(),
+                    amount: Amount::from_base_units(100 + i as u64),
+                },
+            };
+            Tx::from_signed(body.sign(&sender).unwrap()).unwrap()
+        })
+        .collect();
+    let header = BlockHeader {
+        chain_id,
+        height: 42,
+        parent: Hash256([1; 32]),
+        time: Timestamp(1_000),
+        proposer: validator.public(),
+        state_root: Hash256([2; 32]),
+        tx_root: tx_root(&txs),
+        base_fee: Amount::from_base_units(1),
+        weight_used: 0,
+        tx_count: n as u32,
+        main_anchor: doin_types::MainAnchor::NONE,
+    };
+    let block = Block::sign(
+        header,
+        txs.iter().map(|t| t.signed().clone()).collect(),
+        &validator,
+    )
+    .unwrap();
+    LooseBlock {
+        chain_id,
+        validator,
+        block,
+        txs,
+    }
 }
