@@ -12,7 +12,7 @@
 //!
 //! - votes of evaluators in other processes end up in n0's main blocks, and an optimae that
 //!   optimizer 1 commits and reveals on n2 is decided there;
-//! - n3, started late, syncs both chains; n2, killed with SIGKILL and restarted, catches up;
+//! - n3, started late, syncs both chains, headers first; n2, killed with SIGKILL and restarted, catches up;
 //! - at the end all four have the same main and transfer blocks, and on each node the transfer
 //!   chain imported exactly what the anchored main blocks paid out, with supply conserved.
 
@@ -217,6 +217,14 @@ fn four_processes_agree_on_both_chains_through_a_late_start_and_a_crash() {
     wait_until("n3 catches up on both chains", 120, || {
         (n3.height() >= tx_target && n3.main_height() >= main_target).then_some(())
     });
+    let sync = get_ok(&format!("{}/v1/node/sync", n3.rest)).unwrap();
+    for chain in ["tx", "main"] {
+        assert!(
+            sync[chain]["headers_synced"].as_u64().unwrap_or(0) > 0
+                && sync[chain]["blocks_synced"].as_u64().unwrap_or(0) > 0,
+            "n3 synced the {chain} chain headers first: {sync}"
+        );
+    }
 
     // n2 dies hard; both chains move on; n2 comes back and catches up.
     n2.kill9();

@@ -3,7 +3,7 @@
 //! candidate messages. Both run the same `execute`, so what a producer builds is exactly what
 //! an importer accepts.
 
-use crate::block::{MainBlock, MainBody, MainHeader};
+use crate::block::{MainBlock, MainBody, MainHeader, SignedMainHeader};
 use crate::error::{ItemError, MainBlockError};
 use crate::fixed::Fx;
 use crate::items::{commit, register, reveal, verdict};
@@ -238,35 +238,7 @@ pub fn apply_block(
 ) -> Result<AppliedMain, MainBlockError> {
     let h = &block.header;
     let c = &params.consensus;
-    if h.chain_id != params.chain_id {
-        return Err(MainBlockError::WrongChain);
-    }
-    let expected_height = parent
-        .height
-        .checked_add(1)
-        .ok_or(MainBlockError::Overflow("height"))?;
-    if h.height != expected_height {
-        return Err(MainBlockError::WrongHeight {
-            expected: expected_height,
-            got: h.height,
-        });
-    }
-    let parent_hash = parent.hash()?;
-    if h.parent != parent_hash {
-        return Err(MainBlockError::WrongParent);
-    }
-    if h.time <= parent.time {
-        return Err(MainBlockError::TimeNotIncreasing {
-            time: h.time,
-            parent: parent.time,
-        });
-    }
-    if h.time.0 > ctx.now.0.saturating_add(c.max_future_drift_ms) {
-        return Err(MainBlockError::TimeInFuture {
-            time: h.time,
-            now: ctx.now,
-        });
-    }
+    let parent_hash = check_linkage(params, parent, h, ctx.now)?;
     check_checkpoint(ctx.tx_chain, &parent.tx_checkpoint, &h.tx_checkpoint)?;
     let staked = adopted_stakes(ctx.tx_chain, &parent.tx_checkpoint, &h.tx_checkpoint)?;
     check_caps(c, &block.body)?;
@@ -315,6 +287,77 @@ pub fn apply_block(
         state: ex.state,
         events: ex.events,
     })
+}
+
+/// The checks of a header against its parent alone: chain, height, parent hash, time (rising
+/// and not too far ahead of `now`). Returns the parent's hash.
+fn check_linkage(
+    params: &MainChainParams,
+    parent: &MainHeader,
+    h: &MainHeader,
+    now: Timestamp,
+) -> Result<Hash256, MainBlockError> {
+    if h.chain_id != params.chain_id {
+        return Err(MainBlockError::WrongChain);
+    }
+    let expected_height = parent
+        .height
+        .checked_add(1)
+        .ok_or(MainBlockError::Overflow("height"))?;
+    if h.height != expected_height {
+        return Err(MainBlockError::WrongHeight {
+            expected: expected_height,
+            got: h.height,
+        });
+    }
+    let parent_hash = parent.hash()?;
+    if h.parent != parent_hash {
+        return Err(MainBlockError::WrongParent);
+    }
+    if h.time <= parent.time {
+        return Err(MainBlockError::TimeNotIncreasing {
+            time: h.time,
+            parent: parent.time,
+        });
+    }
+    if h.time.0 > now.0.saturating_add(params.consensus.max_future_drift_ms) {
+        return Err(MainBlockError::TimeInFuture { time: h.time, now });
+    }
+    Ok(parent_hash)
+}
+
+/// Checks a run of signed main headers on top of `parent` without bodies or state: linkage,
+/// times, the producer's signature, counted work against the header's threshold (or the
+/// carrier rule) and cumulative work. What needs the state — the threshold's value, the
+/// verdicts behind the counted work, the state root — is checked when the blocks are applied.
+/// Used by headers-first sync; on failure, the index of the first bad header and its error.
+pub fn verify_main_header_chain(
+    params: &MainChainParams,
+    parent: &MainHeader,
+    headers: &[SignedMainHeader],
+    now: Timestamp,
+) -> Result<(), (usize, MainBlockError)> {
+    let mut parent = parent;
+    for (i, s) in headers.iter().enumerate() {
+        let h = &s.header;
+        let check = || -> Result<(), MainBlockError> {
+            check_linkage(params, parent, h, now)?;
+            check_threshold(params, parent, h.time, h.counted_work, h.threshold)?;
+            let counted = u128::try_from(h.counted_work.0)
+                .map_err(|_| MainBlockError::Malformed("negative counted work".into()))?;
+            let cumulative = parent
+                .cumulative_work
+                .checked_add(counted)
+                .ok_or(MainBlockError::Overflow("cumulative work"))?;
+            if cumulative != h.cumulative_work {
+                return Err(MainBlockError::WrongCumulativeWork);
+            }
+            s.verify_signature()
+        };
+        check().map_err(|e| (i, e))?;
+        parent = h;
+    }
+    Ok(())
 }
 
 /// Counted work must reach the threshold, except in a *carrier block*: zero counted work, at

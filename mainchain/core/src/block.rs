@@ -104,6 +104,28 @@ impl MainBlock {
         verify(&self.header.producer, &self.header.hash()?, &self.signature)
             .map_err(|_| MainBlockError::BadSignature)
     }
+
+    /// The header with its signature: what headers-first sync carries.
+    pub fn signed_header(&self) -> SignedMainHeader {
+        SignedMainHeader {
+            header: self.header.clone(),
+            signature: self.signature,
+        }
+    }
+}
+
+/// A main header and its producer's signature, without the body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedMainHeader {
+    pub header: MainHeader,
+    pub signature: SignatureBytes,
+}
+
+impl SignedMainHeader {
+    pub fn verify_signature(&self) -> Result<(), MainBlockError> {
+        verify(&self.header.producer, &self.header.hash()?, &self.signature)
+            .map_err(|_| MainBlockError::BadSignature)
+    }
 }
 
 /// Fork choice: more cumulative counted work wins; equal work, the lower block hash wins.

@@ -21,10 +21,10 @@ pub mod reward;
 pub mod state;
 
 pub use apply::{
-    apply_block, build_block, check_checkpoint, genesis_header, AppliedMain, BuildError, BuiltMain,
-    MainContext, NoTxChain, OptimaeEvent, Skipped, TxChainView,
+    apply_block, build_block, check_checkpoint, genesis_header, verify_main_header_chain,
+    AppliedMain, BuildError, BuiltMain, MainContext, NoTxChain, OptimaeEvent, Skipped, TxChainView,
 };
-pub use block::{fork_choice, MainBlock, MainBody, MainHeader, Verdict};
+pub use block::{fork_choice, MainBlock, MainBody, MainHeader, SignedMainHeader, Verdict};
 pub use controller::Controller;
 pub use domain::{evaluate_builtin, Direction, DomainError, DomainId, DomainSpec, Objective};
 pub use error::{GenesisError, ItemError, MainBlockError};

@@ -1,5 +1,6 @@
 //! The main chain on the network: blocks and work messages (registrations, commits, reveals,
-//! votes) by gossip, and sync by range from the best peer.
+//! votes) by gossip, and sync from the best peer: signed headers first, checked as a chain,
+//! then the blocks that carry exactly those headers.
 //!
 //! This module moves bytes between `doin-net` and `MainChain`; every rule is checked by the
 //! chain. It decides only what a peer's message was worth: something that can never be valid
@@ -11,7 +12,9 @@
 use crate::chain::{MainAnnouncement, MainChain, MainChainError, SubmitError};
 use crate::store::PoolKind;
 use doin_codec::{decode_exact_bounded, encode};
-use doin_main_core::MainBlock;
+use doin_main_core::{
+    verify_main_header_chain, MainBlock, MainBlockError, MainHeader, SignedMainHeader,
+};
 use doin_net::tasks::{join_service, next_or_shutdown, tick_or_shutdown};
 use doin_net::{
     GossipMessage, InboundRequest, Misbehaviour, NetError, NetHandle, Network, PeerId, Service,
@@ -27,10 +30,24 @@ use tokio::sync::{broadcast, mpsc, watch, Notify};
 /// Blocks one sync answer carries at most.
 const MAX_BLOCKS_PER_ANSWER: u32 = 32;
 
+/// Signed headers one sync answer carries at most.
+const MAX_HEADERS_PER_ANSWER: u32 = 256;
+
+/// Heights whose headers are fetched and checked before their blocks.
+const HEADER_WINDOW: u64 = 1024;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MainSyncRequest {
     Status,
-    Blocks { from: u64, max: u32 },
+    Blocks {
+        from: u64,
+        max: u32,
+    },
+    /// Consecutive signed headers from `from` (headers-first sync).
+    Headers {
+        from: u64,
+        max: u32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +61,7 @@ pub struct MainStatus {
 pub enum MainSyncResponse {
     Status(MainStatus),
     Blocks(Vec<MainBlock>),
+    Headers(Vec<SignedMainHeader>),
 }
 
 /// Where this node's main chain stands against its peers (`/v1/node/sync`).
@@ -54,6 +72,9 @@ pub struct MainSyncReport {
     pub local_height: u64,
     pub best_peer_height: Option<u64>,
     pub peers_on_chain: usize,
+    /// Highest header fetched and checked ahead of its block (headers-first sync).
+    pub verified_header_height: u64,
+    pub headers_synced: u64,
     pub blocks_synced: u64,
 }
 
@@ -291,6 +312,19 @@ fn answer(chain: &MainChain, req: MainSyncRequest) -> Result<Vec<u8>, String> {
             }
             MainSyncResponse::Blocks(blocks)
         }
+        MainSyncRequest::Headers { from, max } => {
+            let tip = chain.head().header.height;
+            let mut headers = Vec::new();
+            let mut h = from.max(1);
+            while h <= tip && headers.len() < max.clamp(1, MAX_HEADERS_PER_ANSWER) as usize {
+                match chain.block(h).map_err(|e| format!("node error: {e}"))? {
+                    Some(b) => headers.push(b.signed_header()),
+                    None => break,
+                }
+                h += 1;
+            }
+            MainSyncResponse::Headers(headers)
+        }
     };
     encode(&response).map_err(|e| format!("node error: {e}"))
 }
@@ -385,41 +419,16 @@ async fn sync_round(ctx: &Ctx) {
         r.syncing = best.as_ref().is_some_and(|(_, s)| s.height > local + 1);
     }
     let Some((peer, status)) = best else { return };
+    // Headers first, a window at a time: a peer advertising a chain it cannot back is caught
+    // on its headers, before any body is fetched.
     while ctx.chain.head().header.height < status.height {
-        let from = ctx.chain.head().header.height + 1;
-        let Some(MainSyncResponse::Blocks(blocks)) = ask(
-            ctx,
-            peer,
-            &MainSyncRequest::Blocks {
-                from,
-                max: MAX_BLOCKS_PER_ANSWER,
-            },
-        )
-        .await
-        else {
+        let head = ctx.chain.head().header.clone();
+        let end = status.height.min(head.height.saturating_add(HEADER_WINDOW));
+        let Some(headers) = fetch_headers(ctx, peer, head, end).await else {
             break;
         };
-        if blocks.is_empty() {
+        if !fetch_and_import(ctx, peer, &headers).await {
             break;
-        }
-        for block in blocks {
-            let height = block.header.height;
-            if height != ctx.chain.head().header.height + 1 {
-                ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
-                return;
-            }
-            if let Err(e) = import(&ctx.chain, block).await {
-                if blame(&ctx.chain, height, &e) == Verdict::Reject {
-                    tracing::warn!(%peer, height, error = %e, "peer served an invalid main block");
-                    ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
-                } else {
-                    tracing::debug!(height, error = %e, "main sync paused");
-                }
-                return;
-            }
-            let mut r = ctx.state.0.write();
-            r.blocks_synced += 1;
-            r.local_height = height;
         }
         tracing::info!(
             height = ctx.chain.head().header.height,
@@ -431,4 +440,107 @@ async fn sync_round(ctx: &Ctx) {
     let mut r = ctx.state.0.write();
     r.local_height = local;
     r.syncing = status.height > local + 1;
+}
+
+/// Signed headers after `parent` up to `end` from `peer`, checked as a chain batch by batch.
+/// `None` when nothing usable came back (the peer is penalised when it is its fault).
+async fn fetch_headers(
+    ctx: &Ctx,
+    peer: PeerId,
+    mut parent: MainHeader,
+    end: u64,
+) -> Option<Vec<SignedMainHeader>> {
+    let mut headers = Vec::new();
+    while parent.height < end {
+        let max = u32::try_from(end - parent.height)
+            .unwrap_or(u32::MAX)
+            .min(MAX_HEADERS_PER_ANSWER);
+        let from = parent.height + 1;
+        let batch = match ask(ctx, peer, &MainSyncRequest::Headers { from, max }).await {
+            Some(MainSyncResponse::Headers(h)) if h.len() <= max as usize => h,
+            Some(_) => {
+                ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
+                return None;
+            }
+            None => break,
+        };
+        if batch.is_empty() {
+            break;
+        }
+        let params = ctx.chain.params().clone();
+        let base = parent.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            verify_main_header_chain(&params, &base, &batch, now()).map(|()| batch)
+        })
+        .await;
+        let batch = match checked {
+            Ok(Ok(batch)) => batch,
+            Ok(Err((i, e))) => {
+                if !matches!(e, MainBlockError::TimeInFuture { .. }) {
+                    tracing::warn!(%peer, height = from + i as u64, error = %e, "peer sent an invalid main header");
+                    ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
+                }
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "main header check task failed");
+                return None;
+            }
+        };
+        if let Some(last) = batch.last() {
+            parent = last.header.clone();
+        }
+        let mut r = ctx.state.0.write();
+        r.headers_synced += batch.len() as u64;
+        r.verified_header_height = parent.height;
+        drop(r);
+        headers.extend(batch);
+    }
+    (!headers.is_empty()).then_some(headers)
+}
+
+/// Fetches the blocks of `headers` from `peer`, each required to carry exactly its checked
+/// header, and imports them in order. True when all were imported.
+async fn fetch_and_import(ctx: &Ctx, peer: PeerId, headers: &[SignedMainHeader]) -> bool {
+    let mut next = 0;
+    while next < headers.len() {
+        let rest = &headers[next..];
+        let from = rest[0].header.height;
+        let max = u32::try_from(rest.len())
+            .unwrap_or(MAX_BLOCKS_PER_ANSWER)
+            .min(MAX_BLOCKS_PER_ANSWER);
+        let Some(MainSyncResponse::Blocks(blocks)) =
+            ask(ctx, peer, &MainSyncRequest::Blocks { from, max }).await
+        else {
+            return false;
+        };
+        if blocks.is_empty() || blocks.len() > max as usize {
+            return false;
+        }
+        for (block, expected) in blocks.into_iter().zip(rest) {
+            if block.header != expected.header || block.signature != expected.signature {
+                tracing::warn!(%peer, height = expected.header.height, "peer served a main block that does not match its header");
+                ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
+                return false;
+            }
+            let height = block.header.height;
+            next += 1;
+            if ctx.chain.head().header.height >= height {
+                continue; // arrived by gossip meanwhile
+            }
+            if let Err(e) = import(&ctx.chain, block).await {
+                if blame(&ctx.chain, height, &e) == Verdict::Reject {
+                    tracing::warn!(%peer, height, error = %e, "peer served an invalid main block");
+                    ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
+                } else {
+                    tracing::debug!(height, error = %e, "main sync paused");
+                }
+                return false;
+            }
+            let mut r = ctx.state.0.write();
+            r.blocks_synced += 1;
+            r.local_height = height;
+        }
+    }
+    true
 }
