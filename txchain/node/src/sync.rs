@@ -15,8 +15,9 @@
 //! percentage); it never decides validity itself — the core does.
 
 use crate::p2p::{ask, blame, import, Ctx};
-use crate::wire::MAX_HEADERS_PER_ANSWER;
-use crate::wire::{ChainStatus, SyncRequest, SyncResponse, MAX_BLOCKS_PER_ANSWER};
+use crate::wire::{
+    ChainStatus, SyncRequest, SyncResponse, MAX_BLOCKS_PER_ANSWER, MAX_HEADERS_PER_ANSWER,
+};
 use doin_net::tasks::tick_or_shutdown;
 use doin_net::{Misbehaviour, PeerId, Verdict};
 use doin_tx_core::{verify_header_chain, Block, BlockError, BlockHeader, SignedHeader};
