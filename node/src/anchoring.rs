@@ -8,8 +8,8 @@ use doin_main_core::TxChainView;
 use doin_main_node::store::OptimaeStatus;
 use doin_main_node::MainChain;
 use doin_tx_core::state::{decode_stake, decode_stakers, stake_key, stakers_key};
-use doin_tx_core::MainView;
 use doin_tx_core::{jmt, StakeRole};
+use doin_tx_core::{AnchorHold, MainView};
 use doin_tx_node::TxChain;
 use doin_types::{
     Credit, Hash256, Height, MainAnchor, MainEffects, Slash, SlashReason, StakedEvaluator,
@@ -158,6 +158,10 @@ impl MainView for MainChainAnchors {
         let cp = block.header.tx_checkpoint;
         Ok((cp.height == tx_height).then_some(cp.hash))
     }
+
+    fn hold(&self) -> Result<AnchorHold, String> {
+        Ok(Box::new(self.main()?.hold_best_chain()))
+    }
 }
 
 /// The main chain's view of the transfer chain: only final blocks can be checkpointed.
@@ -260,6 +264,10 @@ impl TxChainView for TxChainCheckpoints {
             }
         }
         Ok(Some(set))
+    }
+
+    fn anchored_main_height(&self) -> Result<u64, String> {
+        Ok(self.tx()?.tip().header.main_anchor.height)
     }
 
     fn anchoring_block(&self, main_height: u64) -> Result<Option<(u64, Hash256)>, String> {

@@ -127,3 +127,71 @@ async fn two_nodes_share_both_chains_and_remote_evaluators_vote() {
     drop(b);
     drop(a);
 }
+
+/// Two main-chain nodes mine apart from genesis (each its own producer, optimizer and
+/// evaluators, not connected), then one dials the other: both end on one chain, the branch with
+/// more work, and the node that had the other branch switched (its block 1 was replaced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn main_nodes_that_mined_apart_converge_on_the_branch_with_more_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = DevnetOptions {
+        data_dir: dir.path().join("keys"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
+        block_time_ms: 300,
+        accounts: 1,
+        demo_accounts: 0,
+        demo: false,
+        demo_interval_ms: 100,
+        main_block_time_ms: 300,
+        evaluators: 5,
+        optimizers: 1,
+    };
+    let d = devnet::prepare(&opts).unwrap();
+    let start = |name: &str| {
+        let mut cfg = d.config.clone();
+        cfg.data_dir = dir.path().join(name);
+        cfg.chains = vec!["main".into()];
+        cfg.p2p.bootstrap = Vec::new();
+        cfg.p2p.sync_interval_ms = 300;
+        let keys = NodeKeys {
+            main_producer: Some(KeyPair::generate()),
+            evaluators: d.evaluators.iter().map(copy).collect(),
+            optimizers: d.optimizers.iter().map(copy).collect(),
+            ..NodeKeys::default()
+        };
+        let spec = d.main_spec.clone();
+        async move { Node::start(&cfg, None, Some(spec), keys, Vec::new()).await }
+    };
+    let a = start("a").await.unwrap();
+    let b = start("b").await.unwrap();
+    let (a_main, b_main) = (a.main.clone().unwrap(), b.main.clone().unwrap());
+    wait_for("both nodes mine work apart", 120, || {
+        [&a_main, &b_main]
+            .iter()
+            .all(|m| m.head().header.cumulative_work > 0 && m.head().header.height >= 3)
+    })
+    .await;
+    let first = |m: &doin_main_node::MainChain| m.block(1).unwrap().unwrap();
+    let (a_first, b_first) = (first(&a_main), first(&b_main));
+    assert_ne!(a_first, b_first, "two branches from genesis");
+
+    let a_addr = a.net.clone().unwrap().listen_addrs()[0].clone();
+    b.net.clone().unwrap().dial(a_addr).await.unwrap();
+    // Both keep mining; they agree once the block below the lower tip is the same on both.
+    wait_for("one chain on both nodes", 120, || {
+        let low = a_main.head().header.height.min(b_main.head().header.height);
+        low >= 2
+            && a_main.block(low - 1).unwrap() == b_main.block(low - 1).unwrap()
+            && first(&a_main) == first(&b_main)
+    })
+    .await;
+    let switched = [(&a_main, &a_first), (&b_main, &b_first)]
+        .iter()
+        .filter(|(m, before)| first(m) != **before)
+        .count();
+    assert_eq!(switched, 1, "exactly one node replaced its branch");
+
+    drop(b);
+    drop(a);
+}

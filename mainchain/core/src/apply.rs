@@ -42,6 +42,12 @@ pub trait TxChainView {
     fn anchoring_block(&self, _main_height: u64) -> Result<Option<(u64, Hash256)>, String> {
         Ok(None)
     }
+
+    /// The highest main height the transfer chain has anchored (and so applied the effects
+    /// of): the main chain is never reorganised at or below it. 0 when nothing is anchored.
+    fn anchored_main_height(&self) -> Result<u64, String> {
+        Ok(0)
+    }
 }
 
 /// No transfer chain: nothing to checkpoint, and a block that moves its checkpoint cannot be

@@ -6,8 +6,11 @@
 //! into a block. A block and everything it changes is written in one fsynced batch before the
 //! in-memory tip moves, so a crash never leaves the two apart.
 
+mod reorg;
 mod submit;
 
+pub use reorg::ImportOutcome;
+use reorg::SideBlocks;
 use submit::{kind_label, message_id};
 pub use submit::{Rejection, SubmitError, Submitted};
 
@@ -69,6 +72,12 @@ pub enum MainChainError {
     GenesisMismatch { stored: String, configured: String },
     #[error("main-chain data is inconsistent: {0}")]
     Inconsistent(String),
+    #[error("main block {height} builds on a block this node does not have")]
+    UnknownParent { height: u64 },
+    #[error("a branch forking at main height {fork} would replace blocks the transfer chain anchored (up to {anchored}): they are final")]
+    BelowFinality { fork: u64, anchored: u64 },
+    #[error("a branch forking at main height {fork} is deeper than the {kept} blocks this node can take back")]
+    TooDeep { fork: u64, kept: u64 },
     #[error("metrics: {0}")]
     Metrics(String),
 }
@@ -89,6 +98,11 @@ pub struct MainChain {
     pool: Mutex<Pool>,
     /// Serialises block production and import.
     commit_lock: Mutex<()>,
+    /// Blocks seen on branches other than the best chain (memory only, bounded).
+    side: Mutex<SideBlocks>,
+    /// Held shared by whoever must see the best chain stand still (the transfer chain while it
+    /// anchors main blocks), exclusively by a reorganisation.
+    reorg_gate: Arc<RwLock<()>>,
     metrics: MainMetrics,
     cfg: MainChainConfig,
     /// The transfer chain whose final blocks this chain checkpoints. Without one nothing is
@@ -168,6 +182,8 @@ impl MainChain {
             }),
             pool: Mutex::new(Pool::default()),
             commit_lock: Mutex::new(()),
+            side: Mutex::new(SideBlocks::default()),
+            reorg_gate: Arc::new(RwLock::new(())),
             metrics,
             cfg,
             tx_chain: RwLock::new(Arc::new(NoTxChain)),
@@ -364,10 +380,19 @@ impl MainChain {
         Ok(Some(built.block))
     }
 
-    /// Checks a block from elsewhere with every consensus rule and commits it.
-    pub fn import(&self, block: &MainBlock, now: Timestamp) -> Result<(), MainChainError> {
+    /// Checks a block from elsewhere with every consensus rule and commits it when it extends
+    /// the tip; a block on another branch is kept, and the node switches to that branch once
+    /// it carries more work (see [`reorg`]).
+    pub fn import(
+        &self,
+        block: &MainBlock,
+        now: Timestamp,
+    ) -> Result<ImportOutcome, MainChainError> {
         let _guard = self.commit_lock.lock();
         let head = self.head();
+        if block.header.parent != head.hash {
+            return self.import_other_branch(&head, block, now);
+        }
         let tx_chain = self.tx_chain.read().clone();
         let applied = apply_block(
             &self.params,
@@ -379,7 +404,18 @@ impl MainChain {
                 tx_chain: tx_chain.as_ref(),
             },
         )?;
-        self.commit(&head, block, applied.state, &applied.events)
+        self.commit(&head, block, applied.state, &applied.events)?;
+        Ok(ImportOutcome::Extended)
+    }
+
+    /// Holds the best chain still (no reorganisation) until the returned guard is dropped.
+    pub fn hold_best_chain(&self) -> parking_lot::ArcRwLockReadGuard<parking_lot::RawRwLock, ()> {
+        self.reorg_gate.read_arc()
+    }
+
+    /// Is the block with `hash` on the best chain or a known side branch?
+    pub fn knows(&self, hash: &Hash256) -> Result<bool, StoreError> {
+        Ok(self.side.lock().contains(hash) || self.store.height_of(hash)?.is_some())
     }
 
     fn commit(

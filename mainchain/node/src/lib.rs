@@ -17,6 +17,7 @@ pub mod views;
 pub mod workers;
 
 pub use chain::{
-    Head, MainChain, MainChainConfig, MainChainError, Rejection, SubmitError, Submitted,
+    Head, ImportOutcome, MainChain, MainChainConfig, MainChainError, Rejection, SubmitError,
+    Submitted,
 };
 pub use store::PoolKind;

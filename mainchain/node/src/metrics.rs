@@ -19,6 +19,9 @@ pub struct MainMetrics {
     pub submit_seconds: Histogram,
     pub block_build_seconds: Histogram,
     pub block_commit_seconds: Histogram,
+    pub reorgs: IntCounter,
+    pub reorg_disconnected: IntCounter,
+    pub side_blocks: IntGauge,
 }
 
 fn seconds(name: &str, help: &str) -> Result<Histogram, MetricsError> {
@@ -85,6 +88,18 @@ impl MainMetrics {
             block_commit_seconds: m.register(seconds(
                 "doin_main_block_commit_seconds",
                 "Time to write a main block's batch (fsync included)",
+            )?)?,
+            reorgs: m.register(IntCounter::new(
+                "doin_main_reorgs_total",
+                "Switches of the main chain to a branch with more work",
+            )?)?,
+            reorg_disconnected: m.register(IntCounter::new(
+                "doin_main_reorg_disconnected_blocks_total",
+                "Main blocks taken off the best chain by reorganisations",
+            )?)?,
+            side_blocks: m.register(IntGauge::new(
+                "doin_main_side_blocks",
+                "Main blocks held on branches other than the best chain",
             )?)?,
         })
     }

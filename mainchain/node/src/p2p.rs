@@ -1,6 +1,8 @@
 //! The main chain on the network: blocks and work messages (registrations, commits, reveals,
-//! votes) by gossip, and sync from the best peer: signed headers first, checked as a chain,
-//! then the blocks that carry exactly those headers.
+//! votes) by gossip, and sync from the peer with the most work: the last common block is
+//! found first, then signed headers after it, checked as a chain, then the blocks that carry
+//! exactly those headers. Blocks of another branch go to the chain like any other; the chain
+//! decides whether its best chain switches.
 //!
 //! This module moves bytes between `doin-net` and `MainChain`; every rule is checked by the
 //! chain. It decides only what a peer's message was worth: something that can never be valid
@@ -9,11 +11,11 @@
 //! ignored. Main-chain timing differs between nodes by a block now and then, and an honest peer
 //! must never be banned for it.
 
-use crate::chain::{MainAnnouncement, MainChain, MainChainError, SubmitError};
+use crate::chain::{ImportOutcome, MainAnnouncement, MainChain, MainChainError, SubmitError};
 use crate::store::PoolKind;
 use doin_codec::{decode_exact_bounded, encode};
 use doin_main_core::{
-    verify_main_header_chain, MainBlock, MainBlockError, MainHeader, SignedMainHeader,
+    fork_choice, verify_main_header_chain, MainBlock, MainBlockError, MainHeader, SignedMainHeader,
 };
 use doin_net::tasks::{join_service, next_or_shutdown, tick_or_shutdown};
 use doin_net::{
@@ -36,6 +38,10 @@ const MAX_HEADERS_PER_ANSWER: u32 = 256;
 /// Heights whose headers are fetched and checked before their blocks.
 const HEADER_WINDOW: u64 = 1024;
 
+/// How far below its tip a node looks for the last block it shares with a peer. Deeper forks
+/// cannot be adopted anyway (the kept states and the anchored blocks bound them).
+const FORK_SEARCH_DEPTH: u64 = 64;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MainSyncRequest {
     Status,
@@ -55,6 +61,8 @@ pub struct MainStatus {
     pub chain_id: ChainId,
     pub height: u64,
     pub tip: Hash256,
+    /// Cumulative counted work of the tip: what fork choice compares.
+    pub cumulative_work: u128,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,7 +175,7 @@ fn now() -> Timestamp {
     )
 }
 
-async fn import(chain: &Arc<MainChain>, block: MainBlock) -> Result<(), MainChainError> {
+async fn import(chain: &Arc<MainChain>, block: MainBlock) -> Result<ImportOutcome, MainChainError> {
     let chain = chain.clone();
     tokio::task::spawn_blocking(move || chain.import(&block, now()))
         .await
@@ -199,14 +207,24 @@ async fn blocks(
             Ok(block) => {
                 let head = ctx.chain.head().header.height;
                 let height = block.header.height;
-                if height <= head {
+                let known = match block.hash() {
+                    Ok(h) => ctx.chain.knows(&h).unwrap_or(true),
+                    Err(_) => true,
+                };
+                if known {
                     Verdict::Ignore
                 } else if height > head + 1 {
                     ctx.wake_sync.notify_one();
                     Verdict::Ignore
                 } else {
+                    // The tip's child, or a block of another branch (which may carry more work).
                     match import(&ctx.chain, block).await {
-                        Ok(()) => Verdict::Accept,
+                        Ok(ImportOutcome::Known) => Verdict::Ignore,
+                        Ok(_) => Verdict::Accept,
+                        Err(MainChainError::UnknownParent { .. }) => {
+                            ctx.wake_sync.notify_one();
+                            Verdict::Ignore
+                        }
                         Err(e) => {
                             let v = blame(&ctx.chain, height, &e);
                             if v == Verdict::Ignore {
@@ -297,6 +315,7 @@ fn answer(chain: &MainChain, req: MainSyncRequest) -> Result<Vec<u8>, String> {
                 chain_id: chain.params().chain_id,
                 height: head.header.height,
                 tip: head.hash,
+                cumulative_work: head.header.cumulative_work,
             })
         }
         MainSyncRequest::Blocks { from, max } => {
@@ -402,7 +421,11 @@ async fn sync_round(ctx: &Ctx) {
         match ask(ctx, peer, &MainSyncRequest::Status).await {
             Some(MainSyncResponse::Status(s)) if s.chain_id == ours => {
                 on_chain += 1;
-                if best.as_ref().is_none_or(|(_, b)| s.height > b.height) {
+                let more = |b: &MainStatus| {
+                    fork_choice((s.cumulative_work, &s.tip), (b.cumulative_work, &b.tip))
+                        == std::cmp::Ordering::Greater
+                };
+                if best.as_ref().is_none_or(|(_, b)| more(b)) {
                     best = Some((peer, s));
                 }
             }
@@ -419,15 +442,31 @@ async fn sync_round(ctx: &Ctx) {
         r.syncing = best.as_ref().is_some_and(|(_, s)| s.height > local + 1);
     }
     let Some((peer, status)) = best else { return };
+    let behind = |ctx: &Ctx| {
+        let head = ctx.chain.head();
+        fork_choice(
+            (status.cumulative_work, &status.tip),
+            (head.header.cumulative_work, &head.hash),
+        ) == std::cmp::Ordering::Greater
+    };
     // Headers first, a window at a time: a peer advertising a chain it cannot back is caught
     // on its headers, before any body is fetched.
-    while ctx.chain.head().header.height < status.height {
-        let head = ctx.chain.head().header.clone();
-        let end = status.height.min(head.height.saturating_add(HEADER_WINDOW));
-        let Some(headers) = fetch_headers(ctx, peer, head, end).await else {
+    while behind(ctx) {
+        let before = ctx.chain.head().hash;
+        let Some(base) = last_common_block(ctx, peer, status.height).await else {
+            break;
+        };
+        let end = status.height.min(base.height.saturating_add(HEADER_WINDOW));
+        let Some(headers) = fetch_headers(ctx, peer, base, end).await else {
             break;
         };
         if !fetch_and_import(ctx, peer, &headers).await {
+            break;
+        }
+        if ctx.chain.head().hash == before {
+            // Everything it served is here and the best chain did not move: its status
+            // claimed more work than its blocks carry. Nothing more to get from it now.
+            tracing::debug!(%peer, "main sync: peer's blocks did not move the best chain");
             break;
         }
         tracing::info!(
@@ -440,6 +479,47 @@ async fn sync_round(ctx: &Ctx) {
     let mut r = ctx.state.0.write();
     r.local_height = local;
     r.syncing = status.height > local + 1;
+}
+
+/// The last block this node's best chain shares with `peer`'s (up to `FORK_SEARCH_DEPTH` below
+/// the tip): the tip itself when the peer simply has more blocks on top. `None` when the
+/// fork is deeper (nothing this node could adopt) or the peer did not answer.
+async fn last_common_block(ctx: &Ctx, peer: PeerId, peer_height: u64) -> Option<MainHeader> {
+    let head = ctx.chain.head();
+    let top = head.header.height.min(peer_height);
+    let lo = head.header.height.saturating_sub(FORK_SEARCH_DEPTH).max(1);
+    if top < lo {
+        return ctx.chain.block(top).ok().flatten().map(|b| b.header);
+    }
+    let max = u32::try_from(top - lo + 1).unwrap_or(MAX_HEADERS_PER_ANSWER);
+    let theirs = match ask(ctx, peer, &MainSyncRequest::Headers { from: lo, max }).await {
+        Some(MainSyncResponse::Headers(h)) if h.len() <= max as usize => h,
+        Some(_) => {
+            ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
+            return None;
+        }
+        None => return None,
+    };
+    let ours = |h: u64| ctx.chain.block(h).ok().flatten();
+    let mut common = ours(lo - 1)?;
+    match theirs.first() {
+        Some(first) if first.header.parent == common.hash().ok()? => {}
+        Some(_) => {
+            tracing::warn!(%peer, below = lo, "main chain forked deeper than this node can follow");
+            return None;
+        }
+        None => return Some(common.header),
+    }
+    for s in &theirs {
+        let Some(mine) = ours(s.header.height) else {
+            break;
+        };
+        if mine.header != s.header {
+            break;
+        }
+        common = mine;
+    }
+    Some(common.header)
 }
 
 /// Signed headers after `parent` up to `end` from `peer`, checked as a chain batch by batch.
@@ -525,7 +605,10 @@ async fn fetch_and_import(ctx: &Ctx, peer: PeerId, headers: &[SignedMainHeader])
             }
             let height = block.header.height;
             next += 1;
-            if ctx.chain.head().header.height >= height {
+            if block
+                .hash()
+                .is_ok_and(|h| ctx.chain.knows(&h).unwrap_or(false))
+            {
                 continue; // arrived by gossip meanwhile
             }
             if let Err(e) = import(&ctx.chain, block).await {

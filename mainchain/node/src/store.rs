@@ -9,9 +9,12 @@
 //! - `main_commits`: commit id → commit record (and the optimae it was revealed as)
 //! - `main_history`: domain ‖ 0 ‖ height (big-endian) ‖ index → a new best metric of the domain
 //! - `main_pool`: kind ‖ id → a submitted message not yet in a block (survives restarts)
+//! - `main_undo`: height (big-endian) → what the block at that height overwrote in the indexes
+//!   above (the last `keep_states`), so a reorganisation can take it back off
 //!
-//! `commit_block` writes a block, its state, its index updates and its pool clean-up in one
-//! atomic, fsynced batch.
+//! `commit_block` writes a block, its state, its index updates, its undo record and its pool
+//! clean-up in one atomic, fsynced batch; `disconnect_to` takes blocks back off the tip in one
+//! such batch. Either way a crash leaves the chain at a block boundary.
 
 use doin_codec::{decode_exact, encode};
 use doin_main_core::{DomainId, Fx, MainBlock, MainGenesisSpec, MainState, OptimaeId};
@@ -28,10 +31,11 @@ pub const CF_OPTIMAE: Cf = "main_optimae";
 pub const CF_COMMITS: Cf = "main_commits";
 pub const CF_HISTORY: Cf = "main_history";
 pub const CF_POOL: Cf = "main_pool";
+pub const CF_UNDO: Cf = "main_undo";
 
 /// Every column family the main chain uses.
 pub const COLUMNS: &[Cf] = &[
-    CF_META, CF_BLOCKS, CF_HASHES, CF_STATES, CF_OPTIMAE, CF_COMMITS, CF_HISTORY, CF_POOL,
+    CF_META, CF_BLOCKS, CF_HASHES, CF_STATES, CF_OPTIMAE, CF_COMMITS, CF_HISTORY, CF_POOL, CF_UNDO,
 ];
 
 const META_GENESIS: &[u8] = b"genesis";
@@ -125,6 +129,15 @@ pub struct HistoryPoint {
     pub height: u64,
     pub optimae: OptimaeId,
     pub metric: Fx,
+}
+
+/// What one block overwrote in the lifecycle indexes: the records as they were before it
+/// (`None`: there was none) and the history points it added.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndoRecord {
+    pub optimae: Vec<(OptimaeId, Option<OptimaeRecord>)>,
+    pub commits: Vec<(Hash256, Option<CommitInfo>)>,
+    pub history: Vec<Vec<u8>>,
 }
 
 /// Pool entry kinds (first key byte of `main_pool`).
@@ -320,6 +333,19 @@ impl MainStore {
         self.kv.write(b, Durability::Sync)
     }
 
+    pub fn undo(&self, height: u64) -> StoreResult<Option<UndoRecord>> {
+        self.kv
+            .get(CF_UNDO, &height.to_be_bytes())?
+            .map(|b| dec(&b, "undo record"))
+            .transpose()
+    }
+
+    /// How many blocks below the tip can be taken off (states and undo records are kept for
+    /// the last `keep_states` blocks).
+    pub fn keep_states(&self) -> u64 {
+        self.keep_states
+    }
+
     /// One atomic, fsynced batch per block.
     pub fn commit_block(&self, w: BlockWrite<'_>) -> StoreResult<()> {
         let h = w.block.header.height;
@@ -329,24 +355,77 @@ impl MainStore {
         b.put(CF_STATES, h.to_be_bytes(), enc(w.state, "main state")?);
         if let Some(old) = h.checked_sub(self.keep_states) {
             b.delete(CF_STATES, old.to_be_bytes());
+            b.delete(CF_UNDO, old.to_be_bytes());
         }
+        let mut undo = UndoRecord::default();
         for r in &w.optimae {
+            undo.optimae.push((r.id, self.optimae(&r.id)?));
             b.put(CF_OPTIMAE, r.id.0, enc(r, "optimae record")?);
         }
         for c in &w.commits {
+            undo.commits.push((c.id, self.commit_info(&c.id)?));
             b.put(CF_COMMITS, c.id.0, enc(c, "commit record")?);
         }
         for (i, (domain, point)) in w.history.iter().enumerate() {
-            b.put(
-                CF_HISTORY,
-                history_key(domain, h, i as u32),
-                enc(point, "history point")?,
-            );
+            let key = history_key(domain, h, i as u32);
+            undo.history.push(key.clone());
+            b.put(CF_HISTORY, key, enc(point, "history point")?);
         }
+        b.put(CF_UNDO, h.to_be_bytes(), enc(&undo, "undo record")?);
         for k in w.pool_deletes {
             b.delete(CF_POOL, k);
         }
         b.put(CF_META, META_TIP, h.to_be_bytes());
         self.kv.write(b, Durability::Sync)
+    }
+
+    /// Takes the blocks above `fork` off the tip in one atomic, fsynced batch: every index
+    /// they changed goes back to what it was, their blocks, states and hashes are deleted and
+    /// the tip becomes `fork`. Returns the blocks taken off, lowest first. Refuses (changing
+    /// nothing) when a block has no undo record: it is older than the kept window.
+    pub fn disconnect_to(&self, fork: u64) -> StoreResult<Vec<MainBlock>> {
+        let tip = self
+            .tip_height()?
+            .ok_or_else(|| corrupt("tip", "not recorded"))?;
+        let mut b = WriteBatch::new();
+        let mut taken = Vec::new();
+        // Highest first: a batch applies in order, so the record as it was before the lowest
+        // disconnected block is the one left standing.
+        for h in (fork.saturating_add(1)..=tip).rev() {
+            let block = self
+                .block(h)?
+                .ok_or_else(|| corrupt("main block", format!("{h} missing")))?;
+            let undo = self
+                .undo(h)?
+                .ok_or_else(|| corrupt("undo record", format!("{h} missing: too deep")))?;
+            for (id, prior) in &undo.optimae {
+                match prior {
+                    Some(r) => b.put(CF_OPTIMAE, id.0, enc(r, "optimae record")?),
+                    None => b.delete(CF_OPTIMAE, id.0),
+                }
+            }
+            for (id, prior) in &undo.commits {
+                match prior {
+                    Some(c) => b.put(CF_COMMITS, id.0, enc(c, "commit record")?),
+                    None => b.delete(CF_COMMITS, id.0),
+                }
+            }
+            for key in undo.history {
+                b.delete(CF_HISTORY, key);
+            }
+            let hash = block.hash().map_err(|e| corrupt("main block hash", e))?;
+            b.delete(CF_HASHES, hash.0);
+            b.delete(CF_BLOCKS, h.to_be_bytes());
+            b.delete(CF_STATES, h.to_be_bytes());
+            b.delete(CF_UNDO, h.to_be_bytes());
+            taken.push(block);
+        }
+        if taken.is_empty() {
+            return Ok(taken);
+        }
+        b.put(CF_META, META_TIP, fork.to_be_bytes());
+        self.kv.write(b, Durability::Sync)?;
+        taken.reverse();
+        Ok(taken)
     }
 }

@@ -11,7 +11,7 @@ use doin_codec::encode;
 use doin_crypto::KeyPair;
 use doin_main_core::msg::commitment;
 use doin_main_core::*;
-use doin_main_node::{MainChain, MainChainError, PoolKind, SubmitError};
+use doin_main_node::{ImportOutcome, MainChain, MainChainError, PoolKind, SubmitError};
 use doin_types::{ChainId, Hash256, Timestamp};
 use std::sync::Arc;
 
@@ -329,4 +329,94 @@ fn another_nodes_blocks_import_and_a_tampered_one_changes_nothing() {
         b.store().optimae(&id).unwrap(),
         a.chain.store().optimae(&id).unwrap()
     );
+}
+
+/// Two nodes' carriers at the same height: equal work, so the lower hash wins (DESIGN §5). A
+/// replaced block's index entries are undone and its messages return to the pool; a side
+/// block with a broken signature or an unknown parent changes nothing; a restart reopens the
+/// branch that won.
+#[test]
+fn a_competing_branch_is_adopted_by_fork_choice_and_the_replaced_one_undone() {
+    let mut a = env();
+    let chain_id = a.chain.params().chain_id;
+    let (opt0, opt1) = (copy(&a.k.optimizers[0]), copy(&a.k.optimizers[1]));
+    let ca = a.commit_msg(&opt0, 5, chain_id);
+    a.chain
+        .submit(PoolKind::Commit, &encode(&ca).unwrap())
+        .unwrap();
+    let a1 = a.produce().unwrap();
+    let ca_id = ca.body.id().unwrap();
+    assert!(a.chain.store().commit_info(&ca_id).unwrap().is_some());
+
+    // Another node, same genesis, its own block 1 and 2.
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(dir.path(), a.spec.clone()).unwrap();
+    let other = KeyPair::generate();
+    let cb = a.commit_msg(&opt1, 6, chain_id);
+    b.submit(PoolKind::Commit, &encode(&cb).unwrap()).unwrap();
+    let b1 = b.produce(&other, Timestamp(a.time + 500)).unwrap().unwrap();
+    let cb2 = a.commit_msg(&opt1, 7, chain_id);
+    b.submit(PoolKind::Commit, &encode(&cb2).unwrap()).unwrap();
+    let b2 = b
+        .produce(&other, Timestamp(a.time + 1_500))
+        .unwrap()
+        .unwrap();
+
+    let now = Timestamp(u64::MAX / 2);
+    let a_tip = a.chain.head().hash;
+    assert!(matches!(
+        a.chain.import(&b2, now),
+        Err(MainChainError::UnknownParent { height: 2 })
+    ));
+    let mut forged = b1.clone();
+    forged.header.time = Timestamp(forged.header.time.0 + 1);
+    assert!(matches!(
+        a.chain.import(&forged, now),
+        Err(MainChainError::Block(_))
+    ));
+    assert!(!a.chain.knows(&forged.hash().unwrap()).unwrap());
+    assert_eq!(a.chain.head().hash, a_tip);
+
+    let (a1_hash, b1_hash, b2_hash) = (a1.hash().unwrap(), b1.hash().unwrap(), b2.hash().unwrap());
+    let first = a.chain.import(&b1, now).unwrap();
+    let second = a.chain.import(&b2, now).unwrap();
+    assert_eq!(a.chain.import(&b1, now).unwrap(), ImportOutcome::Known);
+    let switched = |connected| ImportOutcome::Reorganized {
+        fork: 0,
+        disconnected: 1,
+        connected,
+    };
+    if b1_hash < a1_hash {
+        assert_eq!((first, second), (switched(1), ImportOutcome::Extended));
+    } else if b2_hash < a1_hash {
+        assert_eq!((first, second), (ImportOutcome::SideBranch, switched(2)));
+    } else {
+        assert_eq!(
+            (first, second),
+            (ImportOutcome::SideBranch, ImportOutcome::SideBranch)
+        );
+    }
+    let b_won = b1_hash < a1_hash || b2_hash < a1_hash;
+    if b_won {
+        assert_eq!(a.chain.head().hash, b2_hash);
+        assert_eq!(*a.chain.head().state, *b.head().state);
+        assert_eq!(a.chain.store().commit_info(&ca_id).unwrap(), None);
+        assert!(a
+            .chain
+            .store()
+            .commit_info(&cb.body.id().unwrap())
+            .unwrap()
+            .is_some());
+        assert_eq!(a.chain.block(1).unwrap().unwrap(), b1);
+        // The replaced commit is pending again, so the next block of this node carries it.
+        assert_eq!(a.chain.pool_len(), 1);
+        assert!(a.chain.knows(&a1_hash).unwrap(), "kept as a side block");
+    } else {
+        assert_eq!(a.chain.head().hash, a1_hash);
+        assert!(a.chain.store().commit_info(&ca_id).unwrap().is_some());
+    }
+    let tip = a.chain.head().hash;
+    drop(a.chain);
+    let reopened = open(&a.dir, a.spec.clone()).unwrap();
+    assert_eq!(reopened.head().hash, tip);
 }

@@ -36,7 +36,18 @@ pub trait MainView {
     fn checkpointed_hash(&self, _tx_height: Height) -> Result<Option<Hash256>, String> {
         Ok(None)
     }
+
+    /// Holds the main chain's best chain still until the returned value is dropped: a
+    /// transfer block reads the main blocks it anchors and is committed under it, so the main
+    /// chain cannot replace a block between the two. (A view without reorganisations has
+    /// nothing to hold.)
+    fn hold(&self) -> Result<AnchorHold, String> {
+        Ok(Box::new(()))
+    }
 }
+
+/// Keeps the main chain's best chain from changing while alive (see [`MainView::hold`]).
+pub type AnchorHold = Box<dyn std::any::Any>;
 
 /// No main chain: nothing to anchor, and a block that moves its anchor cannot be checked.
 pub struct NoMainChain;

@@ -19,7 +19,7 @@ pub mod stake;
 pub mod state;
 pub mod tx;
 
-pub use anchor::{MainView, NoMainChain, MAX_ANCHOR_STEP};
+pub use anchor::{AnchorHold, MainView, NoMainChain, MAX_ANCHOR_STEP};
 pub use apply::{
     apply_block, apply_tx, build_block, genesis, verify_header_chain, AppliedBlock, ApplyContext,
     BuiltBlock, TxReceipt,

@@ -612,6 +612,8 @@ impl TxChain {
             transfer_parties(candidates.iter().map(|t| t.body())).chain([key.public()]),
         )?;
         let main = self.main.read().clone();
+        // The main blocks this block anchors stay the main chain's until it is committed.
+        let _hold = main.hold().map_err(BlockError::State)?;
         // Signatures were verified when the transactions entered the mempool.
         let built = build_block(
             &self.params,
@@ -656,6 +658,7 @@ impl TxChain {
             .chain(std::iter::once(block.header.proposer));
         let view = self.store.prefetch_accounts(keys)?;
         let main = self.main.read().clone();
+        let _hold = main.hold().map_err(BlockError::State)?;
         let applied = apply_block(
             &self.params,
             &view,
