@@ -420,3 +420,43 @@ fn a_competing_branch_is_adopted_by_fork_choice_and_the_replaced_one_undone() {
     let reopened = open(&a.dir, a.spec.clone()).unwrap();
     assert_eq!(reopened.head().hash, tip);
 }
+
+/// A crash in the middle of a switch (old blocks taken off, new ones not yet committed) leaves
+/// a chain that reopens at the fork point, consistent, with the taken-off blocks' records undone.
+#[test]
+fn taking_blocks_off_leaves_a_chain_that_reopens_at_the_fork_point() {
+    let mut a = env();
+    let chain_id = a.chain.params().chain_id;
+    let opt = copy(&a.k.optimizers[0]);
+    let c = a.commit_msg(&opt, 5, chain_id);
+    a.chain
+        .submit(PoolKind::Commit, &encode(&c).unwrap())
+        .unwrap();
+    let b1 = a.produce().unwrap();
+    a.chain
+        .submit(
+            PoolKind::Reveal,
+            &encode(&a.reveal_msg(&opt, 5, &c)).unwrap(),
+        )
+        .unwrap();
+    a.produce().unwrap();
+    let id = a.reveal_msg(&opt, 5, &c).body.optimae_id().unwrap();
+    assert!(a.chain.store().optimae(&id).unwrap().is_some());
+
+    let taken = a.chain.store().disconnect_to(1).unwrap();
+    assert_eq!(taken.len(), 1);
+    drop(a.chain);
+    let reopened = open(&a.dir, a.spec.clone()).unwrap();
+    assert_eq!(reopened.head().hash, b1.hash().unwrap());
+    assert_eq!(
+        reopened.store().optimae(&id).unwrap(),
+        None,
+        "reveal undone"
+    );
+    assert!(reopened
+        .store()
+        .commit_info(&c.body.id().unwrap())
+        .unwrap()
+        .is_some_and(|ci| ci.revealed_as.is_none()));
+    assert!(reopened.block(2).unwrap().is_none());
+}
