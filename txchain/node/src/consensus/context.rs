@@ -1,0 +1,397 @@
+//! The DOIN `Context` for the BFT engine: what a height, a value, a proposal, a vote and a
+//! validator are on the transfer chain.
+//!
+//! A value is a transfer block, named by its hash: the engine agrees on hashes, the block itself
+//! travels as proposal parts and is checked by the chain (every rule, as on import) before this
+//! node votes for it. Addresses are validators' x-only public keys.
+
+use arc_malachitebft_core_types as mal;
+use doin_tx_core::BlockHash;
+use doin_types::PublicKeyBytes;
+use mal::{NilOrVal, Round, VoteType};
+use serde::{Deserialize, Serialize};
+
+use super::signing::Bip340;
+
+/// A transfer-chain height as the engine counts it (the first BFT height is 1; 0 is genesis).
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct BftHeight(pub u64);
+
+impl std::fmt::Display for BftHeight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl mal::Height for BftHeight {
+    const ZERO: Self = BftHeight(0);
+    const INITIAL: Self = BftHeight(1);
+
+    fn increment_by(&self, n: u64) -> Self {
+        // A chain cannot reach u64::MAX heights; saturating keeps this total.
+        BftHeight(self.0.saturating_add(n))
+    }
+
+    fn decrement_by(&self, n: u64) -> Option<Self> {
+        self.0.checked_sub(n).map(BftHeight)
+    }
+
+    fn as_u64(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A validator's address: its x-only public key.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ValidatorAddress(pub PublicKeyBytes);
+
+impl std::fmt::Display for ValidatorAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl mal::Address for ValidatorAddress {}
+
+/// The value agreed on: a transfer block, by hash.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BlockValue(pub BlockHash);
+
+impl mal::Value for BlockValue {
+    type Id = BlockHash;
+
+    fn id(&self) -> BlockHash {
+        self.0
+    }
+}
+
+/// The round's proposer names the block it proposes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BftProposal {
+    pub height: BftHeight,
+    pub round: Round,
+    pub value: BlockValue,
+    /// The round in which this value was locked (proof of lock), or `Round::Nil`.
+    pub pol_round: Round,
+    pub proposer: ValidatorAddress,
+}
+
+impl mal::Proposal<DoinContext> for BftProposal {
+    fn height(&self) -> BftHeight {
+        self.height
+    }
+
+    fn round(&self) -> Round {
+        self.round
+    }
+
+    fn value(&self) -> &BlockValue {
+        &self.value
+    }
+
+    fn take_value(self) -> BlockValue {
+        self.value
+    }
+
+    fn pol_round(&self) -> Round {
+        self.pol_round
+    }
+
+    fn validator_address(&self) -> &ValidatorAddress {
+        &self.proposer
+    }
+}
+
+/// A piece of a proposed block as it is streamed to the other validators: the encoded block
+/// cut into chunks, the first announcing the proposal, the last closing it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockPart {
+    pub height: BftHeight,
+    pub round: Round,
+    pub proposer: ValidatorAddress,
+    /// Position of this chunk, from 0.
+    pub index: u32,
+    /// Number of chunks of the block.
+    pub total: u32,
+    pub bytes: Vec<u8>,
+}
+
+impl mal::ProposalPart<DoinContext> for BlockPart {
+    fn is_first(&self) -> bool {
+        self.index == 0
+    }
+
+    fn is_last(&self) -> bool {
+        self.index.saturating_add(1) == self.total
+    }
+}
+
+/// A prevote or precommit, for a block hash or for nil.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BftVote {
+    pub kind: VoteKind,
+    pub height: BftHeight,
+    pub round: Round,
+    pub value: NilOrVal<BlockHash>,
+    pub validator: ValidatorAddress,
+}
+
+/// Our own copy of the engine's vote type, so the signed bytes never depend on how the engine
+/// chooses to serialise its enum.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VoteKind {
+    Prevote,
+    Precommit,
+}
+
+impl From<VoteKind> for VoteType {
+    fn from(k: VoteKind) -> VoteType {
+        match k {
+            VoteKind::Prevote => VoteType::Prevote,
+            VoteKind::Precommit => VoteType::Precommit,
+        }
+    }
+}
+
+impl mal::Vote<DoinContext> for BftVote {
+    fn height(&self) -> BftHeight {
+        self.height
+    }
+
+    fn round(&self) -> Round {
+        self.round
+    }
+
+    fn value(&self) -> &NilOrVal<BlockHash> {
+        &self.value
+    }
+
+    fn take_value(self) -> NilOrVal<BlockHash> {
+        self.value
+    }
+
+    fn vote_type(&self) -> VoteType {
+        self.kind.into()
+    }
+
+    fn validator_address(&self) -> &ValidatorAddress {
+        &self.validator
+    }
+
+    // Vote extensions are disabled on the transfer chain.
+    fn extension(&self) -> Option<&mal::SignedExtension<DoinContext>> {
+        None
+    }
+
+    fn take_extension(&mut self) -> Option<mal::SignedExtension<DoinContext>> {
+        None
+    }
+
+    fn extend(self, _extension: mal::SignedExtension<DoinContext>) -> Self {
+        self
+    }
+}
+
+/// A validator with its voting power (its bonded validator stake, in base units).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BftValidator {
+    pub address: ValidatorAddress,
+    pub public_key: PublicKeyBytes,
+    pub voting_power: u64,
+}
+
+impl mal::Validator<DoinContext> for BftValidator {
+    fn address(&self) -> &ValidatorAddress {
+        &self.address
+    }
+
+    fn public_key(&self) -> &PublicKeyBytes {
+        &self.public_key
+    }
+
+    fn voting_power(&self) -> u64 {
+        self.voting_power
+    }
+}
+
+/// The validators of a height, ordered by address (so every node indexes them alike), each
+/// with non-zero power; never empty. Built only by [`BftValidatorSet::new`] (no `Deserialize`:
+/// a set is derived from chain state, never taken from a peer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BftValidatorSet {
+    validators: Vec<BftValidator>,
+    total_power: u64,
+}
+
+/// Why a validator set cannot be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValidatorSetError {
+    #[error("a validator set needs at least one validator with voting power")]
+    Empty,
+    #[error("validator {0} appears twice")]
+    Duplicate(PublicKeyBytes),
+    #[error("total voting power overflows")]
+    Overflow,
+}
+
+impl BftValidatorSet {
+    /// The set of `(key, power)` pairs: zero-power entries are dropped, duplicates refused.
+    pub fn new(
+        entries: impl IntoIterator<Item = (PublicKeyBytes, u64)>,
+    ) -> Result<BftValidatorSet, ValidatorSetError> {
+        let mut validators: Vec<BftValidator> = entries
+            .into_iter()
+            .filter(|(_, power)| *power > 0)
+            .map(|(key, voting_power)| BftValidator {
+                address: ValidatorAddress(key),
+                public_key: key,
+                voting_power,
+            })
+            .collect();
+        validators.sort_by_key(|v| v.address);
+        if let Some(w) = validators.windows(2).find(|w| w[0].address == w[1].address) {
+            return Err(ValidatorSetError::Duplicate(w[0].public_key));
+        }
+        let total_power = validators
+            .iter()
+            .try_fold(0u64, |acc, v| acc.checked_add(v.voting_power))
+            .ok_or(ValidatorSetError::Overflow)?;
+        if validators.is_empty() {
+            return Err(ValidatorSetError::Empty);
+        }
+        Ok(BftValidatorSet {
+            validators,
+            total_power,
+        })
+    }
+
+    /// The set for an epoch from the validator stakes in the transfer state: the `max`
+    /// largest (ties to the lower key), each with its stake in base units as voting power.
+    pub fn from_stakes(
+        stakes: impl IntoIterator<Item = (PublicKeyBytes, u64)>,
+        max: usize,
+    ) -> Result<BftValidatorSet, ValidatorSetError> {
+        let mut all: Vec<(PublicKeyBytes, u64)> =
+            stakes.into_iter().filter(|(_, s)| *s > 0).collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.truncate(max);
+        BftValidatorSet::new(all)
+    }
+
+    pub fn validators(&self) -> &[BftValidator] {
+        &self.validators
+    }
+
+    /// Smallest power that is more than two thirds of the total (a commit quorum).
+    pub fn quorum_power(&self) -> u64 {
+        // floor(2/3 · total) + 1, computed without overflow.
+        let t = u128::from(self.total_power);
+        u64::try_from(t * 2 / 3 + 1).unwrap_or(u64::MAX)
+    }
+}
+
+impl mal::ValidatorSet<DoinContext> for BftValidatorSet {
+    fn count(&self) -> usize {
+        self.validators.len()
+    }
+
+    fn total_voting_power(&self) -> u64 {
+        self.total_power
+    }
+
+    fn get_by_address(&self, address: &ValidatorAddress) -> Option<&BftValidator> {
+        self.validators
+            .binary_search_by(|v| v.address.cmp(address))
+            .ok()
+            .and_then(|i| self.validators.get(i))
+    }
+
+    fn get_by_index(&self, index: usize) -> Option<&BftValidator> {
+        self.validators.get(index)
+    }
+}
+
+/// The DOIN context; it carries nothing but the timeouts policy's defaults are the engine's.
+#[derive(Clone, Debug, Default)]
+pub struct DoinContext;
+
+impl mal::Context for DoinContext {
+    type Address = ValidatorAddress;
+    type Height = BftHeight;
+    type ProposalPart = BlockPart;
+    type Proposal = BftProposal;
+    type Validator = BftValidator;
+    type ValidatorSet = BftValidatorSet;
+    type Timeouts = mal::LinearTimeouts;
+    type Value = BlockValue;
+    type Vote = BftVote;
+    type Extension = ();
+    type SigningScheme = Bip340;
+
+    /// Round robin over the set in address order, starting at a different validator each
+    /// height: every node computes the same proposer from the same set.
+    fn select_proposer<'a>(
+        &self,
+        validator_set: &'a BftValidatorSet,
+        height: BftHeight,
+        round: Round,
+    ) -> &'a BftValidator {
+        let n = validator_set.validators.len().max(1) as u64;
+        let r = u64::from(round.as_u32().unwrap_or(0));
+        let i = (height.0 % n + r % n) % n;
+        // The set is never empty (see `BftValidatorSet::new`), so index 0 exists.
+        let index = usize::try_from(i).unwrap_or(0);
+        &validator_set.validators[index.min(validator_set.validators.len() - 1)]
+    }
+
+    fn new_proposal(
+        &self,
+        height: BftHeight,
+        round: Round,
+        value: BlockValue,
+        pol_round: Round,
+        address: ValidatorAddress,
+    ) -> BftProposal {
+        BftProposal {
+            height,
+            round,
+            value,
+            pol_round,
+            proposer: address,
+        }
+    }
+
+    fn new_prevote(
+        &self,
+        height: BftHeight,
+        round: Round,
+        value_id: NilOrVal<BlockHash>,
+        address: ValidatorAddress,
+    ) -> BftVote {
+        BftVote {
+            kind: VoteKind::Prevote,
+            height,
+            round,
+            value: value_id,
+            validator: address,
+        }
+    }
+
+    fn new_precommit(
+        &self,
+        height: BftHeight,
+        round: Round,
+        value_id: NilOrVal<BlockHash>,
+        address: ValidatorAddress,
+    ) -> BftVote {
+        BftVote {
+            kind: VoteKind::Precommit,
+            height,
+            round,
+            value: value_id,
+            validator: address,
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The BFT context's pieces on their own: validator sets from stakes, proposer rotation,
+//! domain-separated BIP340 signing of consensus messages, and commit certificates that prove a
+//! block final (every way a certificate can fail to).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use arc_malachitebft_core_types::{Context, NilOrVal, Round, Validator, ValidatorSet};
+use arc_malachitebft_signing::{Signer, Verifier};
+use doin_codec::{decode_exact, encode};
+use doin_crypto::KeyPair;
+use doin_tx_node::consensus::*;
+use doin_types::{ChainId, Hash256, PublicKeyBytes};
+use std::sync::Arc;
+
+fn keys(n: usize) -> Vec<Arc<KeyPair>> {
+    let mut k: Vec<Arc<KeyPair>> = (0..n).map(|_| Arc::new(KeyPair::generate())).collect();
+    k.sort_by_key(|k| k.public());
+    k
+}
+
+fn equal_set(keys: &[Arc<KeyPair>]) -> BftValidatorSet {
+    BftValidatorSet::new(keys.iter().map(|k| (k.public(), 100))).unwrap()
+}
+
+const CHAIN: ChainId = ChainId(Hash256([7; 32]));
+
+#[test]
+fn validator_sets_come_from_the_largest_stakes() {
+    let k = keys(5);
+    let stakes: Vec<(PublicKeyBytes, u64)> = vec![
+        (k[0].public(), 10),
+        (k[1].public(), 50),
+        (k[2].public(), 0),
+        (k[3].public(), 50),
+        (k[4].public(), 30),
+    ];
+    let set = BftValidatorSet::from_stakes(stakes.clone(), 3).unwrap();
+    let chosen: Vec<PublicKeyBytes> = set.validators().iter().map(|v| v.public_key).collect();
+    let mut expected = vec![k[1].public(), k[3].public(), k[4].public()];
+    expected.sort();
+    assert_eq!(chosen, expected, "top three by stake, in address order");
+    assert_eq!(set.total_voting_power(), 130);
+    assert_eq!(set.quorum_power(), 87);
+    assert_eq!(
+        set.get_by_address(&ValidatorAddress(k[4].public()))
+            .map(|v| v.voting_power()),
+        Some(30)
+    );
+    assert!(set
+        .get_by_address(&ValidatorAddress(k[0].public()))
+        .is_none());
+
+    assert_eq!(
+        BftValidatorSet::new(vec![(k[0].public(), 0)]),
+        Err(ValidatorSetError::Empty)
+    );
+    assert_eq!(
+        BftValidatorSet::new(vec![(k[0].public(), 1), (k[0].public(), 2)]),
+        Err(ValidatorSetError::Duplicate(k[0].public()))
+    );
+    assert_eq!(
+        BftValidatorSet::new(vec![(k[0].public(), u64::MAX), (k[1].public(), 1)]),
+        Err(ValidatorSetError::Overflow)
+    );
+    // Quorum: more than two thirds.
+    for (n, q) in [(1, 1), (3, 3), (4, 3), (7, 5), (10, 7)] {
+        let s = BftValidatorSet::new(keys(n).iter().map(|k| (k.public(), 1))).unwrap();
+        assert_eq!(s.quorum_power(), q, "{n} equal validators");
+    }
+}
+
+#[test]
+fn every_validator_proposes_in_turn() {
+    let k = keys(4);
+    let set = equal_set(&k);
+    let ctx = DoinContext;
+    let proposers: Vec<ValidatorAddress> = (1..=4)
+        .map(|h| {
+            *ctx.select_proposer(&set, BftHeight(h), Round::new(0))
+                .address()
+        })
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = proposers.iter().collect();
+    assert_eq!(distinct.len(), 4, "four heights, four proposers");
+    // A new round moves to the next validator.
+    let r0 = *ctx
+        .select_proposer(&set, BftHeight(9), Round::new(0))
+        .address();
+    let r1 = *ctx
+        .select_proposer(&set, BftHeight(9), Round::new(1))
+        .address();
+    assert_ne!(r0, r1);
+    // Same inputs, same proposer.
+    assert_eq!(
+        r0,
+        *ctx.select_proposer(&set, BftHeight(9), Round::new(0))
+            .address()
+    );
+}
+
+#[tokio::test]
+async fn consensus_signatures_are_bound_to_their_kind_and_chain() {
+    let key = Arc::new(KeyPair::generate());
+    let signer = ConsensusSigner::new(CHAIN, ConsensusKey(key.clone()));
+    let ctx = DoinContext;
+    let me = ValidatorAddress(key.public());
+    let block = Hash256([1; 32]);
+    let vote = ctx.new_precommit(BftHeight(5), Round::new(0), NilOrVal::Val(block), me);
+    let signed = signer.sign_vote(vote.clone()).await.unwrap();
+    assert!(signer
+        .verify_signed_vote(&vote, &signed.signature, &key.public())
+        .await
+        .unwrap()
+        .is_valid());
+    // Another chain, another kind of message, another vote, another key: all invalid.
+    let other_chain = ConsensusSigner::verifier(ChainId(Hash256([8; 32])));
+    assert!(other_chain
+        .verify_signed_vote(&vote, &signed.signature, &key.public())
+        .await
+        .unwrap()
+        .is_invalid());
+    assert!(!signer.check(TAG_BFT_PROPOSAL, &vote, &signed.signature, &key.public()));
+    let prevote = ctx.new_prevote(BftHeight(5), Round::new(0), NilOrVal::Val(block), me);
+    assert!(signer
+        .verify_signed_vote(&prevote, &signed.signature, &key.public())
+        .await
+        .unwrap()
+        .is_invalid());
+    assert!(signer
+        .verify_signed_vote(&vote, &signed.signature, &KeyPair::generate().public())
+        .await
+        .unwrap()
+        .is_invalid());
+
+    let proposal = ctx.new_proposal(
+        BftHeight(5),
+        Round::new(0),
+        BlockValue(block),
+        Round::Nil,
+        me,
+    );
+    let sp = signer.sign_proposal(proposal.clone()).await.unwrap();
+    assert!(signer
+        .verify_signed_proposal(&proposal, &sp.signature, &key.public())
+        .await
+        .unwrap()
+        .is_valid());
+    assert!(!signer.check(TAG_BFT_VOTE, &proposal, &sp.signature, &key.public()));
+
+    // A node without a validator key verifies but cannot sign.
+    assert!(ConsensusSigner::verifier(CHAIN)
+        .sign_vote(vote)
+        .await
+        .is_err());
+}
+
+async fn certificate(keys: &[Arc<KeyPair>], height: u64, block: Hash256) -> CommitCertificate {
+    let mut signatures = Vec::new();
+    for k in keys {
+        let signer = ConsensusSigner::new(CHAIN, ConsensusKey(k.clone()));
+        let vote = DoinContext.new_precommit(
+            BftHeight(height),
+            Round::new(1),
+            NilOrVal::Val(block),
+            ValidatorAddress(k.public()),
+        );
+        let signed = signer.sign_vote(vote).await.unwrap();
+        signatures.push((ValidatorAddress(k.public()), signed.signature));
+    }
+    CommitCertificate {
+        height: BftHeight(height),
+        round: Round::new(1),
+        block,
+        signatures,
+    }
+}
+
+#[tokio::test]
+async fn a_commit_certificate_proves_finality_only_with_a_two_thirds_quorum() {
+    let k = keys(4);
+    let set = equal_set(&k);
+    let block = Hash256([3; 32]);
+    let good = certificate(&k[..3], 10, block).await;
+    assert_eq!(good.verify(&CHAIN, 10, &block, &set), Ok(()));
+    assert_eq!(
+        certificate(&k, 10, block)
+            .await
+            .verify(&CHAIN, 10, &block, &set),
+        Ok(())
+    );
+
+    // It round-trips through the one codec, and trailing bytes are refused.
+    let bytes = encode(&good).unwrap();
+    assert_eq!(decode_exact::<CommitCertificate>(&bytes).unwrap(), good);
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(decode_exact::<CommitCertificate>(&longer).is_err());
+
+    let two = certificate(&k[..2], 10, block).await;
+    assert_eq!(
+        two.verify(&CHAIN, 10, &block, &set),
+        Err(CertificateError::NotEnoughPower {
+            signed: 200,
+            needed: 267,
+            total: 400
+        })
+    );
+    let mut dup = two.clone();
+    dup.signatures.push(dup.signatures[0]);
+    assert_eq!(
+        dup.verify(&CHAIN, 10, &block, &set),
+        Err(CertificateError::DuplicateSigner(dup.signatures[0].0))
+    );
+    let outsider = Arc::new(KeyPair::generate());
+    let mut foreign = two.clone();
+    foreign.signatures.extend(
+        certificate(std::slice::from_ref(&outsider), 10, block)
+            .await
+            .signatures,
+    );
+    assert_eq!(
+        foreign.verify(&CHAIN, 10, &block, &set),
+        Err(CertificateError::UnknownSigner(ValidatorAddress(
+            outsider.public()
+        )))
+    );
+    // A signature for another block, copied over.
+    let mut forged = two.clone();
+    let elsewhere = certificate(&k[2..3], 10, Hash256([4; 32])).await;
+    forged.signatures.extend(elsewhere.signatures.clone());
+    assert_eq!(
+        forged.verify(&CHAIN, 10, &block, &set),
+        Err(CertificateError::BadSignature(elsewhere.signatures[0].0))
+    );
+    // Another chain's certificate proves nothing here.
+    assert!(matches!(
+        good.verify(&ChainId(Hash256([8; 32])), 10, &block, &set),
+        Err(CertificateError::BadSignature(_))
+    ));
+    assert_eq!(
+        good.verify(&CHAIN, 11, &block, &set),
+        Err(CertificateError::WrongHeight {
+            expected: 11,
+            got: 10
+        })
+    );
+    assert_eq!(
+        good.verify(&CHAIN, 10, &Hash256([4; 32]), &set),
+        Err(CertificateError::WrongBlock)
+    );
+    let mut nil_round = good.clone();
+    nil_round.round = Round::Nil;
+    assert_eq!(
+        nil_round.verify(&CHAIN, 10, &block, &set),
+        Err(CertificateError::NilRound)
+    );
+    let mut huge = good.clone();
+    huge.signatures = vec![good.signatures[0]; MAX_COMMIT_SIGNATURES + 1];
+    assert_eq!(
+        huge.verify(&CHAIN, 10, &block, &set),
+        Err(CertificateError::TooManySignatures)
+    );
+    // Power, not head count: one validator with most of the stake is a quorum alone.
+    let weighted = BftValidatorSet::new(vec![
+        (k[0].public(), 700),
+        (k[1].public(), 100),
+        (k[2].public(), 100),
+        (k[3].public(), 100),
+    ])
+    .unwrap();
+    let alone = certificate(&k[..1], 10, block).await;
+    assert_eq!(alone.verify(&CHAIN, 10, &block, &weighted), Ok(()));
+}
