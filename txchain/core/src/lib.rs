@@ -8,6 +8,7 @@
 
 pub mod anchor;
 pub mod apply;
+pub mod bft;
 pub mod block;
 pub mod compact;
 pub mod error;

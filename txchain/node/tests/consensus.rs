@@ -119,7 +119,13 @@ async fn consensus_signatures_are_bound_to_their_kind_and_chain() {
         .await
         .unwrap()
         .is_invalid());
-    assert!(!signer.check(TAG_BFT_PROPOSAL, &vote, &signed.signature, &key.public()));
+    assert!(!signer.check(
+        TAG_BFT_PROPOSAL,
+        &vote.form().unwrap(),
+        &signed.signature,
+        &key.public()
+    ));
+    assert!(vote.form().unwrap().verify(&CHAIN, &signed.signature));
     let prevote = ctx.new_prevote(BftHeight(5), Round::new(0), NilOrVal::Val(block), me);
     assert!(signer
         .verify_signed_vote(&prevote, &signed.signature, &key.public())
@@ -145,7 +151,12 @@ async fn consensus_signatures_are_bound_to_their_kind_and_chain() {
         .await
         .unwrap()
         .is_valid());
-    assert!(!signer.check(TAG_BFT_VOTE, &proposal, &sp.signature, &key.public()));
+    assert!(!signer.check(
+        TAG_BFT_VOTE,
+        &proposal.form().unwrap(),
+        &sp.signature,
+        &key.public()
+    ));
 
     // A node without a validator key verifies but cannot sign.
     assert!(ConsensusSigner::verifier(CHAIN)

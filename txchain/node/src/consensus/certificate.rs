@@ -4,9 +4,7 @@
 //! without replaying consensus.
 
 use super::context::{BftHeight, BftValidatorSet, BftVote, ValidatorAddress, VoteKind};
-use super::signing::{signing_hash, TAG_BFT_VOTE};
 use arc_malachitebft_core_types::{NilOrVal, Round, ValidatorSet as _};
-use doin_crypto::verify;
 use doin_tx_core::BlockHash;
 use doin_types::{ChainId, SignatureBytes};
 use serde::{Deserialize, Serialize};
@@ -49,8 +47,6 @@ pub enum CertificateError {
         needed: u64,
         total: u64,
     },
-    #[error("cannot encode the precommit: {0}")]
-    Encode(String),
 }
 
 impl CommitCertificate {
@@ -99,10 +95,13 @@ impl CommitCertificate {
             let validator = validators
                 .get_by_address(address)
                 .ok_or(CertificateError::UnknownSigner(*address))?;
-            let hash = signing_hash(TAG_BFT_VOTE, chain_id, &self.precommit(*address))
-                .map_err(CertificateError::Encode)?;
-            verify(&validator.public_key, &hash, signature)
-                .map_err(|_| CertificateError::BadSignature(*address))?;
+            let form = self
+                .precommit(*address)
+                .form()
+                .ok_or(CertificateError::NilRound)?;
+            if validator.public_key != form.validator || !form.verify(chain_id, signature) {
+                return Err(CertificateError::BadSignature(*address));
+            }
             // The set's total fits in u64, so a sum of distinct members does too.
             signed = signed.saturating_add(validator.voting_power);
         }

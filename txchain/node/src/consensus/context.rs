@@ -6,6 +6,8 @@
 //! node votes for it. Addresses are validators' x-only public keys.
 
 use arc_malachitebft_core_types as mal;
+pub use doin_tx_core::bft::VoteKind;
+use doin_tx_core::bft::{ProposalForm, VoteForm};
 use doin_tx_core::BlockHash;
 use doin_types::PublicKeyBytes;
 use mal::{NilOrVal, Round, VoteType};
@@ -78,6 +80,19 @@ pub struct BftProposal {
     pub proposer: ValidatorAddress,
 }
 
+impl BftProposal {
+    /// The signed form (`None` when the round is not defined: such a proposal is never signed).
+    pub fn form(&self) -> Option<ProposalForm> {
+        Some(ProposalForm {
+            height: self.height.0,
+            round: self.round.as_u32()?,
+            block: self.value.0,
+            pol_round: self.pol_round.as_u32(),
+            proposer: self.proposer.0,
+        })
+    }
+}
+
 impl mal::Proposal<DoinContext> for BftProposal {
     fn height(&self) -> BftHeight {
         self.height
@@ -138,20 +153,19 @@ pub struct BftVote {
     pub validator: ValidatorAddress,
 }
 
-/// Our own copy of the engine's vote type, so the signed bytes never depend on how the engine
-/// chooses to serialise its enum.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum VoteKind {
-    Prevote,
-    Precommit,
-}
-
-impl From<VoteKind> for VoteType {
-    fn from(k: VoteKind) -> VoteType {
-        match k {
-            VoteKind::Prevote => VoteType::Prevote,
-            VoteKind::Precommit => VoteType::Precommit,
-        }
+impl BftVote {
+    /// The signed form (`None` when the round is not defined: such a vote is never signed).
+    pub fn form(&self) -> Option<VoteForm> {
+        Some(VoteForm {
+            kind: self.kind,
+            height: self.height.0,
+            round: self.round.as_u32()?,
+            block: match self.value {
+                NilOrVal::Nil => None,
+                NilOrVal::Val(h) => Some(h),
+            },
+            validator: self.validator.0,
+        })
     }
 }
 
@@ -173,7 +187,10 @@ impl mal::Vote<DoinContext> for BftVote {
     }
 
     fn vote_type(&self) -> VoteType {
-        self.kind.into()
+        match self.kind {
+            VoteKind::Prevote => VoteType::Prevote,
+            VoteKind::Precommit => VoteType::Precommit,
+        }
     }
 
     fn validator_address(&self) -> &ValidatorAddress {

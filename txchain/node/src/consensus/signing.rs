@@ -1,9 +1,7 @@
 //! BIP340 Schnorr signatures for consensus messages (the engine ships no secp256k1 scheme).
 //!
-//! Every signed consensus message is domain-separated by its own tag and by the chain id:
-//! the signed 32 bytes are `H_tag(chain_id ‖ encode(message))` with our one bincode
-//! configuration, so a vote can never be replayed as a proposal, as a transaction, or on
-//! another chain.
+//! What a signature covers is fixed by `doin_tx_core::bft` (the signed forms, tags and chain
+//! id), not by the engine's types: this module converts and signs.
 
 use super::context::{BftProposal, BftVote, DoinContext};
 use arc_malachitebft_core_types::{
@@ -11,14 +9,10 @@ use arc_malachitebft_core_types::{
 };
 use arc_malachitebft_signing::{Error as SigningError, Signer, VerificationResult, Verifier};
 use async_trait::async_trait;
-use doin_codec::encode;
-use doin_crypto::{tagged_hash_parts, verify, KeyPair};
+use doin_crypto::{verify, KeyPair};
+pub use doin_tx_core::bft::{signing_hash, TAG_BFT_PEER, TAG_BFT_PROPOSAL, TAG_BFT_VOTE};
 use doin_types::{ChainId, Hash256, PublicKeyBytes, SignatureBytes};
 use serde::Serialize;
-
-pub const TAG_BFT_VOTE: &str = "doin/bft/vote";
-pub const TAG_BFT_PROPOSAL: &str = "doin/bft/proposal";
-pub const TAG_BFT_PEER: &str = "doin/bft/peer";
 
 /// The signing scheme: x-only public keys and 64-byte BIP340 signatures.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,16 +57,6 @@ impl SigningScheme for Bip340 {
     fn encode_public_key(public_key: &PublicKeyBytes) -> Vec<u8> {
         public_key.0.to_vec()
     }
-}
-
-/// The 32 bytes a consensus message's signature covers.
-pub fn signing_hash<T: Serialize>(
-    tag: &str,
-    chain_id: &ChainId,
-    message: &T,
-) -> Result<Hash256, String> {
-    let bytes = encode(message).map_err(|e| format!("cannot encode a consensus message: {e}"))?;
-    Ok(tagged_hash_parts(tag, &[&chain_id.0 .0, &bytes]))
 }
 
 /// Signs and verifies consensus messages of one chain.
@@ -131,7 +115,10 @@ impl Signer<DoinContext> for ConsensusSigner {
         &self,
         vote: BftVote,
     ) -> Result<SignedMessage<DoinContext, BftVote>, SigningError> {
-        let signature = self.sign_hash(&self.hash(TAG_BFT_VOTE, &vote)?)?;
+        let form = vote
+            .form()
+            .ok_or_else(|| SigningError::from_source("a vote without a round"))?;
+        let signature = self.sign_hash(&self.hash(TAG_BFT_VOTE, &form)?)?;
         Ok(SignedMessage::new(vote, signature))
     }
 
@@ -139,7 +126,10 @@ impl Signer<DoinContext> for ConsensusSigner {
         &self,
         proposal: BftProposal,
     ) -> Result<SignedMessage<DoinContext, BftProposal>, SigningError> {
-        let signature = self.sign_hash(&self.hash(TAG_BFT_PROPOSAL, &proposal)?)?;
+        let form = proposal
+            .form()
+            .ok_or_else(|| SigningError::from_source("a proposal without a round"))?;
+        let signature = self.sign_hash(&self.hash(TAG_BFT_PROPOSAL, &form)?)?;
         Ok(SignedMessage::new(proposal, signature))
     }
 
@@ -171,11 +161,8 @@ impl Verifier<DoinContext> for ConsensusSigner {
         signature: &SignatureBytes,
         public_key: &PublicKeyBytes,
     ) -> Result<VerificationResult, SigningError> {
-        Ok(VerificationResult::from_bool(self.check(
-            TAG_BFT_VOTE,
-            vote,
-            signature,
-            public_key,
+        Ok(VerificationResult::from_bool(vote.form().is_some_and(
+            |f| f.validator == *public_key && f.verify(&self.chain_id, signature),
         )))
     }
 
@@ -185,11 +172,8 @@ impl Verifier<DoinContext> for ConsensusSigner {
         signature: &SignatureBytes,
         public_key: &PublicKeyBytes,
     ) -> Result<VerificationResult, SigningError> {
-        Ok(VerificationResult::from_bool(self.check(
-            TAG_BFT_PROPOSAL,
-            proposal,
-            signature,
-            public_key,
+        Ok(VerificationResult::from_bool(proposal.form().is_some_and(
+            |f| f.proposer == *public_key && f.verify(&self.chain_id, signature),
         )))
     }
 
