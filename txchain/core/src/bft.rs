@@ -69,3 +69,208 @@ impl ProposalForm {
             .is_ok_and(|h| verify(&self.proposer, &h, signature).is_ok())
     }
 }
+
+/// Most validators a set (and signatures a certificate) may hold: bounds decoding and checking.
+pub const MAX_VALIDATORS: usize = 1_000;
+
+/// The validators of a height with their voting power, ordered by key; never empty.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ValidatorSet {
+    validators: Vec<(PublicKeyBytes, u64)>,
+    total_power: u64,
+}
+
+/// Why a validator set cannot be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValidatorSetError {
+    #[error("a validator set needs at least one validator with voting power")]
+    Empty,
+    #[error("validator {0} appears twice")]
+    Duplicate(PublicKeyBytes),
+    #[error("total voting power overflows")]
+    Overflow,
+    #[error("more than {MAX_VALIDATORS} validators")]
+    TooMany,
+}
+
+impl ValidatorSet {
+    /// The set of `(key, power)` pairs: zero-power entries are dropped, duplicates refused.
+    pub fn new(
+        entries: impl IntoIterator<Item = (PublicKeyBytes, u64)>,
+    ) -> Result<ValidatorSet, ValidatorSetError> {
+        let mut validators: Vec<(PublicKeyBytes, u64)> =
+            entries.into_iter().filter(|(_, p)| *p > 0).collect();
+        validators.sort_by_key(|(k, _)| *k);
+        if let Some(w) = validators.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(ValidatorSetError::Duplicate(w[0].0));
+        }
+        if validators.len() > MAX_VALIDATORS {
+            return Err(ValidatorSetError::TooMany);
+        }
+        let total_power = validators
+            .iter()
+            .try_fold(0u64, |acc, (_, p)| acc.checked_add(*p))
+            .ok_or(ValidatorSetError::Overflow)?;
+        if validators.is_empty() {
+            return Err(ValidatorSetError::Empty);
+        }
+        Ok(ValidatorSet {
+            validators,
+            total_power,
+        })
+    }
+
+    /// The set for an epoch from validator stakes: the `max` largest (ties to the lower key),
+    /// each with its stake in base units as voting power.
+    pub fn from_stakes(
+        stakes: impl IntoIterator<Item = (PublicKeyBytes, u64)>,
+        max: usize,
+    ) -> Result<ValidatorSet, ValidatorSetError> {
+        let mut all: Vec<(PublicKeyBytes, u64)> =
+            stakes.into_iter().filter(|(_, s)| *s > 0).collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.truncate(max);
+        ValidatorSet::new(all)
+    }
+
+    /// `(key, power)`, ordered by key.
+    pub fn validators(&self) -> &[(PublicKeyBytes, u64)] {
+        &self.validators
+    }
+
+    pub fn total_power(&self) -> u64 {
+        self.total_power
+    }
+
+    pub fn power_of(&self, key: &PublicKeyBytes) -> Option<u64> {
+        self.validators
+            .binary_search_by(|(k, _)| k.cmp(key))
+            .ok()
+            .and_then(|i| self.validators.get(i))
+            .map(|(_, p)| *p)
+    }
+
+    /// Smallest power that is more than two thirds of the total (a commit quorum).
+    pub fn quorum_power(&self) -> u64 {
+        let t = u128::from(self.total_power);
+        u64::try_from(t * 2 / 3 + 1).unwrap_or(u64::MAX)
+    }
+}
+
+/// Proof that a block is final: precommit signatures, for that block at its height and one
+/// round, of distinct validators holding more than two thirds of the height's voting power.
+/// Carried as `last_commit` by the next block's header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitCertificate {
+    pub height: u64,
+    pub round: u32,
+    pub block: BlockHash,
+    pub signatures: Vec<(PublicKeyBytes, SignatureBytes)>,
+}
+
+/// Why a certificate does not prove a block final.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    #[error("the certificate is for height {got}, expected {expected}")]
+    WrongHeight { expected: u64, got: u64 },
+    #[error("the certificate is for another block")]
+    WrongBlock,
+    #[error("more than {MAX_VALIDATORS} signatures")]
+    TooManySignatures,
+    #[error("validator {0} signed twice")]
+    DuplicateSigner(PublicKeyBytes),
+    #[error("{0} is not a validator of this height")]
+    UnknownSigner(PublicKeyBytes),
+    #[error("the precommit signature of {0} does not verify")]
+    BadSignature(PublicKeyBytes),
+    #[error(
+        "signers hold {signed} of {total} voting power; more than two thirds ({needed}) is needed"
+    )]
+    NotEnoughPower {
+        signed: u64,
+        needed: u64,
+        total: u64,
+    },
+}
+
+impl CommitCertificate {
+    /// The precommit `validator` signed for this certificate.
+    pub fn precommit(&self, validator: PublicKeyBytes) -> VoteForm {
+        VoteForm {
+            kind: VoteKind::Precommit,
+            height: self.height,
+            round: self.round,
+            block: Some(self.block),
+            validator,
+        }
+    }
+
+    /// A certificate signed by `keys` (each signs its precommit for `block`).
+    pub fn sign(
+        chain_id: &ChainId,
+        height: u64,
+        round: u32,
+        block: BlockHash,
+        keys: &[&doin_crypto::KeyPair],
+    ) -> Result<CommitCertificate, String> {
+        let mut c = CommitCertificate {
+            height,
+            round,
+            block,
+            signatures: Vec::with_capacity(keys.len()),
+        };
+        for k in keys {
+            let hash = signing_hash(TAG_BFT_VOTE, chain_id, &c.precommit(k.public()))?;
+            c.signatures.push((k.public(), k.sign(&hash)));
+        }
+        Ok(c)
+    }
+
+    /// Checks that this certificate finalises `block` at `height` under `validators` of chain
+    /// `chain_id`: distinct signers, all in the set, each precommit signature valid, together
+    /// more than two thirds of the set's power. Needs nothing else (light verification).
+    pub fn verify(
+        &self,
+        chain_id: &ChainId,
+        height: u64,
+        block: &BlockHash,
+        validators: &ValidatorSet,
+    ) -> Result<(), CertificateError> {
+        if self.height != height {
+            return Err(CertificateError::WrongHeight {
+                expected: height,
+                got: self.height,
+            });
+        }
+        if self.block != *block {
+            return Err(CertificateError::WrongBlock);
+        }
+        if self.signatures.len() > MAX_VALIDATORS {
+            return Err(CertificateError::TooManySignatures);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut signed: u64 = 0;
+        for (key, signature) in &self.signatures {
+            if !seen.insert(*key) {
+                return Err(CertificateError::DuplicateSigner(*key));
+            }
+            let power = validators
+                .power_of(key)
+                .ok_or(CertificateError::UnknownSigner(*key))?;
+            if !self.precommit(*key).verify(chain_id, signature) {
+                return Err(CertificateError::BadSignature(*key));
+            }
+            // Distinct members of a set whose total fits in u64.
+            signed = signed.saturating_add(power);
+        }
+        let needed = validators.quorum_power();
+        if signed < needed {
+            return Err(CertificateError::NotEnoughPower {
+                signed,
+                needed,
+                total: validators.total_power(),
+            });
+        }
+        Ok(())
+    }
+}

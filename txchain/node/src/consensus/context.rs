@@ -7,7 +7,7 @@
 
 use arc_malachitebft_core_types as mal;
 pub use doin_tx_core::bft::VoteKind;
-use doin_tx_core::bft::{ProposalForm, VoteForm};
+use doin_tx_core::bft::{ProposalForm, ValidatorSet, ValidatorSetError, VoteForm};
 use doin_tx_core::BlockHash;
 use doin_types::PublicKeyBytes;
 use mal::{NilOrVal, Round, VoteType};
@@ -233,24 +233,13 @@ impl mal::Validator<DoinContext> for BftValidator {
     }
 }
 
-/// The validators of a height, ordered by address (so every node indexes them alike), each
-/// with non-zero power; never empty. Built only by [`BftValidatorSet::new`] (no `Deserialize`:
-/// a set is derived from chain state, never taken from a peer).
+/// The validators of a height as the engine sees them: the chain's [`ValidatorSet`] (ordered by
+/// key, never empty), each as a [`BftValidator`]. No `Deserialize`: a set is derived from
+/// chain state, never taken from a peer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct BftValidatorSet {
+    set: ValidatorSet,
     validators: Vec<BftValidator>,
-    total_power: u64,
-}
-
-/// Why a validator set cannot be built.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ValidatorSetError {
-    #[error("a validator set needs at least one validator with voting power")]
-    Empty,
-    #[error("validator {0} appears twice")]
-    Duplicate(PublicKeyBytes),
-    #[error("total voting power overflows")]
-    Overflow,
 }
 
 impl BftValidatorSet {
@@ -258,54 +247,31 @@ impl BftValidatorSet {
     pub fn new(
         entries: impl IntoIterator<Item = (PublicKeyBytes, u64)>,
     ) -> Result<BftValidatorSet, ValidatorSetError> {
-        let mut validators: Vec<BftValidator> = entries
-            .into_iter()
-            .filter(|(_, power)| *power > 0)
-            .map(|(key, voting_power)| BftValidator {
-                address: ValidatorAddress(key),
-                public_key: key,
-                voting_power,
-            })
-            .collect();
-        validators.sort_by_key(|v| v.address);
-        if let Some(w) = validators.windows(2).find(|w| w[0].address == w[1].address) {
-            return Err(ValidatorSetError::Duplicate(w[0].public_key));
-        }
-        let total_power = validators
-            .iter()
-            .try_fold(0u64, |acc, v| acc.checked_add(v.voting_power))
-            .ok_or(ValidatorSetError::Overflow)?;
-        if validators.is_empty() {
-            return Err(ValidatorSetError::Empty);
-        }
-        Ok(BftValidatorSet {
-            validators,
-            total_power,
-        })
+        Ok(BftValidatorSet::from(ValidatorSet::new(entries)?))
     }
 
-    /// The set for an epoch from the validator stakes in the transfer state: the `max`
-    /// largest (ties to the lower key), each with its stake in base units as voting power.
-    pub fn from_stakes(
-        stakes: impl IntoIterator<Item = (PublicKeyBytes, u64)>,
-        max: usize,
-    ) -> Result<BftValidatorSet, ValidatorSetError> {
-        let mut all: Vec<(PublicKeyBytes, u64)> =
-            stakes.into_iter().filter(|(_, s)| *s > 0).collect();
-        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        all.truncate(max);
-        BftValidatorSet::new(all)
+    /// The chain's form of this set (what commit certificates are checked against).
+    pub fn set(&self) -> &ValidatorSet {
+        &self.set
     }
 
     pub fn validators(&self) -> &[BftValidator] {
         &self.validators
     }
+}
 
-    /// Smallest power that is more than two thirds of the total (a commit quorum).
-    pub fn quorum_power(&self) -> u64 {
-        // floor(2/3 · total) + 1, computed without overflow.
-        let t = u128::from(self.total_power);
-        u64::try_from(t * 2 / 3 + 1).unwrap_or(u64::MAX)
+impl From<ValidatorSet> for BftValidatorSet {
+    fn from(set: ValidatorSet) -> BftValidatorSet {
+        let validators = set
+            .validators()
+            .iter()
+            .map(|(key, voting_power)| BftValidator {
+                address: ValidatorAddress(*key),
+                public_key: *key,
+                voting_power: *voting_power,
+            })
+            .collect();
+        BftValidatorSet { set, validators }
     }
 }
 
@@ -315,7 +281,7 @@ impl mal::ValidatorSet<DoinContext> for BftValidatorSet {
     }
 
     fn total_voting_power(&self) -> u64 {
-        self.total_power
+        self.set.total_power()
     }
 
     fn get_by_address(&self, address: &ValidatorAddress) -> Option<&BftValidator> {

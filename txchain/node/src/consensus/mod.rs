@@ -3,22 +3,23 @@
 //! engine: an upgrade touches it and nothing else.
 //!
 //! It owns what the engine needs from DOIN — the `Context` (heights, block values, proposals,
-//! votes, validator sets from validator stakes), BIP340 signing domain-separated by tag and
-//! chain id — and the commit certificates that make a block final on its own. It must not
-//! decide a block's validity: that stays with the chain's `apply_block`.
+//! votes, validator sets), BIP340 signing of the signed forms that `doin_tx_core::bft` fixes.
+//! It must not decide a block's validity (the chain's `apply_block` does) nor what a
+//! certificate proves (`doin_tx_core::bft::CommitCertificate` does).
 //!
-//! Status: the types, signing and certificate verification are here and tested; running the
-//! engine (its actors, write-ahead log and network) for block production is not wired yet, and
-//! the node still produces with the solo producer.
+//! Status: the types and signing are here and tested; running the engine (its actors,
+//! write-ahead log and network) for block production is not wired yet, and the node still
+//! produces with the solo producer.
 
-pub mod certificate;
 pub mod context;
 pub mod signing;
 
-pub use certificate::{CertificateError, CommitCertificate, MAX_COMMIT_SIGNATURES};
 pub use context::{
     BftHeight, BftProposal, BftValidator, BftValidatorSet, BftVote, BlockPart, BlockValue,
-    DoinContext, ValidatorAddress, ValidatorSetError, VoteKind,
+    DoinContext, ValidatorAddress, VoteKind,
+};
+pub use doin_tx_core::bft::{
+    CertificateError, CommitCertificate, ValidatorSet, ValidatorSetError, MAX_VALIDATORS,
 };
 pub use signing::{
     signing_hash, Bip340, ConsensusKey, ConsensusSigner, TAG_BFT_PEER, TAG_BFT_PROPOSAL,
