@@ -390,6 +390,7 @@ mod tests {
                 height: last.height,
                 hash: last.hash().unwrap(),
             },
+            last_commit: None,
         };
         let tx_signature = validator.sign(&tx_header.hash().unwrap());
         MainAnchorProof {
@@ -462,6 +463,7 @@ mod tests {
                 weight_used: 0,
                 tx_count: 0,
                 main_anchor: MainAnchor::NONE,
+                last_commit: None,
             });
         }
         out

@@ -9,6 +9,7 @@
 use crate::anchor::{
     apply_effects, check_not_contradicting, newly_anchored, EffectTotals, MainView, MAX_ANCHOR_STEP,
 };
+use crate::bft::CommitCertificate;
 use crate::block::{tx_root, Block, BlockHeader, SignedHeader};
 use crate::error::{BlockError, GenesisError, TxError};
 use crate::fees::{fee_split, next_base_fee};
@@ -233,6 +234,47 @@ pub fn compute_state_root<R: TreeReader>(
     Ok((Hash256(root.0), batch))
 }
 
+/// The parent must be proven final by the header's `last_commit` (none after genesis).
+fn check_last_commit(
+    params: &ChainParams,
+    parent: &BlockHeader,
+    header: &BlockHeader,
+) -> Result<(), BlockError> {
+    match (&header.last_commit, parent.height) {
+        (None, 0) => Ok(()),
+        (Some(_), 0) => Err(BlockError::UnexpectedLastCommit),
+        (None, _) => Err(BlockError::MissingLastCommit),
+        (Some(c), h) => {
+            let set = params
+                .validator_set()
+                .map_err(|e| BlockError::State(e.to_string()))?;
+            c.verify(&params.chain_id, h, &header.parent, &set)
+                .map_err(BlockError::LastCommit)
+        }
+    }
+}
+
+/// The certificate a solo producer gives its parent: its own precommit. It is a quorum only
+/// when the producer is the only validator; with several, finality needs the BFT engine.
+fn own_certificate(
+    params: &ChainParams,
+    parent: &BlockHeader,
+    key: &KeyPair,
+) -> Result<Option<CommitCertificate>, BlockError> {
+    if parent.height == 0 {
+        return Ok(None);
+    }
+    let parent_hash = parent.hash()?;
+    let cert = CommitCertificate::sign(&params.chain_id, parent.height, 0, parent_hash, &[key])
+        .map_err(BlockError::State)?;
+    let set = params
+        .validator_set()
+        .map_err(|e| BlockError::State(e.to_string()))?;
+    cert.verify(&params.chain_id, parent.height, &parent_hash, &set)
+        .map_err(BlockError::LastCommit)?;
+    Ok(Some(cert))
+}
+
 /// Checks the header against its parent (everything but state and transactions).
 fn check_header(
     params: &ChainParams,
@@ -270,6 +312,7 @@ fn check_header(
     if params.expected_proposer(header.height) != Some(header.proposer) {
         return Err(BlockError::WrongProposer);
     }
+    check_last_commit(params, parent, header)?;
     let expected_fee = next_base_fee(&params.consensus, parent.base_fee, parent.weight_used);
     if header.base_fee != expected_fee {
         return Err(BlockError::WrongBaseFee {
@@ -490,6 +533,7 @@ pub fn build_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
     if params.expected_proposer(height) != Some(proposer) {
         return Err(BlockError::WrongProposer);
     }
+    let last_commit = own_certificate(params, parent, key)?;
     let base_fee = next_base_fee(&params.consensus, parent.base_fee, parent.weight_used);
     let limit = params.consensus.block_weight_limit;
     let main_anchor = choose_anchor(main, &parent.main_anchor)?;
@@ -546,6 +590,7 @@ pub fn build_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
         tx_count: u32::try_from(included.len())
             .map_err(|_| BlockError::State("too many transactions".into()))?,
         main_anchor,
+        last_commit,
     };
     let block = Block::sign(
         header,
@@ -629,6 +674,7 @@ pub fn genesis<R: TreeReader>(
         weight_used: 0,
         tx_count: 0,
         main_anchor: MainAnchor::NONE,
+        last_commit: None,
     };
     let block = Block {
         header,

@@ -205,7 +205,9 @@ impl CommitCertificate {
         }
     }
 
-    /// A certificate signed by `keys` (each signs its precommit for `block`).
+    /// A certificate signed by `keys` (each signs its precommit for `block`). Signing is
+    /// deterministic (zero auxiliary data, which BIP340 allows): the same block built twice from
+    /// the same inputs carries the same certificate.
     pub fn sign(
         chain_id: &ChainId,
         height: u64,
@@ -221,7 +223,8 @@ impl CommitCertificate {
         };
         for k in keys {
             let hash = signing_hash(TAG_BFT_VOTE, chain_id, &c.precommit(k.public()))?;
-            c.signatures.push((k.public(), k.sign(&hash)));
+            c.signatures
+                .push((k.public(), k.sign_with_aux(&hash, &[0u8; 32])));
         }
         Ok(c)
     }

@@ -1,6 +1,7 @@
 //! Transfer-chain blocks: header fields, the block hash, the proposer's signature and the
 //! transaction root.
 
+use crate::bft::CommitCertificate;
 use crate::error::BlockError;
 use crate::tx::{SignedTx, Tx};
 use doin_codec::{decode_exact, encode};
@@ -34,6 +35,9 @@ pub struct BlockHeader {
     pub tx_count: u32,
     /// The newest main-chain block whose effects this block's state includes (DESIGN §6).
     pub main_anchor: MainAnchor,
+    /// The certificate that made the parent final (none for the first block after genesis):
+    /// precommits of more than two thirds of the parent height's validator power.
+    pub last_commit: Option<CommitCertificate>,
 }
 
 impl BlockHeader {

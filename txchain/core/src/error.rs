@@ -135,6 +135,12 @@ pub enum BlockError {
     WrongProposer,
     #[error("block signature is invalid")]
     BadSignature,
+    #[error("the header must carry the certificate that made its parent final")]
+    MissingLastCommit,
+    #[error("the first block after genesis carries no parent certificate")]
+    UnexpectedLastCommit,
+    #[error("the parent's certificate is invalid: {0}")]
+    LastCommit(crate::bft::CertificateError),
     #[error("base fee {got} differs from the required {expected}")]
     WrongBaseFee { expected: u64, got: u64 },
     #[error("weight_used {got} differs from the summed transaction weight {expected}")]

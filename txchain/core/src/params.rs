@@ -220,6 +220,12 @@ pub struct ChainParams {
 }
 
 impl ChainParams {
+    /// The validators whose precommits finalise a block: the genesis validators, one vote each
+    /// (stake-weighted sets per epoch arrive with the BFT engine).
+    pub fn validator_set(&self) -> Result<crate::bft::ValidatorSet, crate::bft::ValidatorSetError> {
+        crate::bft::ValidatorSet::new(self.validators.iter().map(|k| (*k, 1)))
+    }
+
     pub fn from_genesis(spec: &GenesisSpec) -> Result<ChainParams, GenesisError> {
         spec.validate()?;
         Ok(ChainParams {

@@ -82,6 +82,7 @@ fn a_huge_length_prefix_does_not_allocate() {
             weight_used: 0,
             tx_count: 0,
             main_anchor: doin_types::MainAnchor::NONE,
+            last_commit: None,
         },
         signature: doin_types::SignatureBytes([0; 64]),
         txs: vec![],

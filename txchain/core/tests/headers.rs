@@ -1,9 +1,11 @@
 //! Headers-first checks: a run of signed headers is accepted only when it links up from our
-//! tip and every header carries the right proposer's signature; the first bad header is named.
+//! tip, every header carries the right proposer's signature and proves its parent final
+//! (`last_commit`); the first bad header is named.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use doin_crypto::KeyPair;
+use doin_tx_core::bft::{CertificateError, CommitCertificate};
 use doin_tx_core::{verify_header_chain, BlockError, NoMainChain, SignedHeader};
 use doin_types::Timestamp;
 
@@ -100,4 +102,124 @@ fn the_first_bad_header_is_named() {
         verify_header_chain(&f.params, g, &headers, long_ago),
         Err((0, BlockError::TimeInFuture { .. }))
     ));
+}
+
+/// Re-signs a header after a change, as its (legitimate) proposer would.
+fn resigned(
+    f: &common::Fixture,
+    mut h: SignedHeader,
+    change: impl FnOnce(&mut SignedHeader),
+) -> SignedHeader {
+    change(&mut h);
+    h.signature = f.validator.sign(&h.header.hash().unwrap());
+    h
+}
+
+#[test]
+fn every_header_after_the_first_proves_its_parent_final() {
+    let (f, headers) = chain(3);
+    let now = later(&f);
+    let g = &f.genesis.header;
+    assert!(headers[0].header.last_commit.is_none());
+    let cert = headers[1].header.last_commit.clone().unwrap();
+    assert_eq!(cert.height, 1);
+    assert_eq!(cert.block, headers[0].hash().unwrap());
+    assert_eq!(cert.signatures.len(), 1);
+
+    // Missing, or present where there is nothing to certify.
+    let missing = resigned(&f, headers[1].clone(), |h| h.header.last_commit = None);
+    assert_eq!(
+        verify_header_chain(&f.params, &headers[0].header, &[missing], now),
+        Err((0, BlockError::MissingLastCommit))
+    );
+    let early = resigned(&f, headers[0].clone(), |h| {
+        h.header.last_commit = Some(cert.clone())
+    });
+    assert_eq!(
+        verify_header_chain(&f.params, g, &[early], now),
+        Err((0, BlockError::UnexpectedLastCommit))
+    );
+    // Signed by someone who is not a validator, or for another block.
+    let outsider = KeyPair::generate();
+    let foreign = resigned(&f, headers[1].clone(), |h| {
+        h.header.last_commit = Some(
+            CommitCertificate::sign(&f.params.chain_id, 1, 0, cert.block, &[&outsider]).unwrap(),
+        )
+    });
+    assert_eq!(
+        verify_header_chain(&f.params, &headers[0].header, &[foreign], now),
+        Err((
+            0,
+            BlockError::LastCommit(CertificateError::UnknownSigner(outsider.public()))
+        ))
+    );
+    let elsewhere = resigned(&f, headers[2].clone(), |h| {
+        h.header.last_commit = Some(cert.clone());
+    });
+    assert_eq!(
+        verify_header_chain(&f.params, &headers[1].header, &[elsewhere], now),
+        Err((
+            0,
+            BlockError::LastCommit(CertificateError::WrongHeight {
+                expected: 2,
+                got: 1
+            })
+        ))
+    );
+    // A certificate whose signature was copied onto another block.
+    let copied = resigned(&f, headers[2].clone(), |h| {
+        let mut c = cert.clone();
+        c.height = 2;
+        c.block = headers[1].hash().unwrap();
+        h.header.last_commit = Some(c);
+    });
+    assert_eq!(
+        verify_header_chain(&f.params, &headers[1].header, &[copied], now),
+        Err((
+            0,
+            BlockError::LastCommit(CertificateError::BadSignature(f.validator.public()))
+        ))
+    );
+}
+
+#[test]
+fn a_solo_producer_cannot_certify_for_several_validators() {
+    let mut f = common::fixture(2);
+    let other = KeyPair::generate();
+    f.params.validators.push(other.public());
+    let pick = |h: u64| {
+        if f.params.expected_proposer(h) == Some(f.validator.public()) {
+            &f.validator
+        } else {
+            &other
+        }
+    };
+    // Height 1 needs no certificate; height 2 needs a quorum of two, which one key is not.
+    let build = |parent: &doin_tx_core::BlockHeader| {
+        doin_tx_core::build_block(
+            &f.params,
+            &f.state,
+            &f.state,
+            &NoMainChain,
+            parent,
+            Timestamp(parent.time.0 + 1),
+            pick(parent.height + 1),
+            Vec::new(),
+            true,
+        )
+    };
+    let first = build(&f.genesis.header).unwrap().block;
+    assert!(first.header.last_commit.is_none());
+    let err = build(&first.header).expect_err("no quorum from one of two validators");
+    assert!(
+        matches!(
+            err,
+            BlockError::LastCommit(CertificateError::NotEnoughPower {
+                signed: 1,
+                needed: 2,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
 }

@@ -40,7 +40,7 @@ const FEE_HISTORY_BLOCKS: u64 = 20;
         block_txs, fee_estimate, crate::events_api::events
     ),
     components(schemas(
-        ChainInfo, SubmitRequest, SubmitResponse, TxView, views::MainAnchorView, views::PayloadView, views::FeePaidView,
+        ChainInfo, SubmitRequest, SubmitResponse, TxView, views::MainAnchorView, views::CommitView, views::CommitSignatureView, views::PayloadView, views::FeePaidView,
         AccountView, AccountTxsPage, AccountTxItem, BlockView, BlocksPage, FeeEstimate,
         TipSuggestion, ProblemDoc, views::BlockEvent, views::PendingTxEvent
     )),

@@ -64,7 +64,8 @@ const META_TIP: &[u8] = b"tip";
 const META_SCHEMA: &[u8] = b"schema";
 /// Version 2: staleness records are one entry per version (version 1 had one per node), and the
 /// state lives only in the tree's values (version 1 also kept a copy of every account).
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 3: headers carry `last_commit`, the parent's commit certificate.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Key of one transaction of a block body: height ‖ position, both big-endian.
 fn body_key(height: Height, index: u32) -> Vec<u8> {

@@ -6,6 +6,7 @@
 
 use crate::chain::TxLookup;
 use crate::store::StoredHeader;
+use doin_tx_core::bft::CommitCertificate;
 use doin_tx_core::fees::fee_split;
 use doin_tx_core::{Block, BlockHash, BlockHeader, Tx, TxPayload};
 use doin_types::{Address, Amount, MainAnchor, Network, PublicKeyBytes};
@@ -184,6 +185,41 @@ pub struct BlockView {
     /// The first main-chain block whose transfer checkpoint covers this block (set when
     /// `status` is `anchored`).
     pub anchored_by: Option<MainAnchorView>,
+    /// The certificate that made the parent final (null for the first block after genesis).
+    pub last_commit: Option<CommitView>,
+}
+
+/// A commit certificate: precommits of more than two thirds of a height's validator power.
+#[derive(Serialize, ToSchema, Clone, Debug)]
+pub struct CommitView {
+    /// Height and hash of the block it proves final.
+    pub height: u64,
+    pub block: String,
+    pub round: u32,
+    /// Signing validators (addresses) with their BIP340 signatures (hex).
+    pub signatures: Vec<CommitSignatureView>,
+}
+
+#[derive(Serialize, ToSchema, Clone, Debug)]
+pub struct CommitSignatureView {
+    pub validator: String,
+    pub signature: String,
+}
+
+fn commit_view(c: &CommitCertificate, network: Network) -> CommitView {
+    CommitView {
+        height: c.height,
+        block: c.block.to_hex(),
+        round: c.round,
+        signatures: c
+            .signatures
+            .iter()
+            .map(|(k, s)| CommitSignatureView {
+                validator: addr(network, k),
+                signature: s.to_hex(),
+            })
+            .collect(),
+    }
 }
 
 /// A main-chain block named by the transfer chain.
@@ -229,6 +265,7 @@ pub fn block_view(
         transactions: tx_ids,
         main_anchor: (&h.main_anchor).into(),
         anchored_by: None,
+        last_commit: h.last_commit.as_ref().map(|c| commit_view(c, network)),
     }
 }
 

@@ -216,7 +216,7 @@ fn a_data_directory_of_another_storage_layout_is_refused_with_a_clear_error() {
             err,
             doin_tx_node::ChainError::SchemaMismatch {
                 stored: 1,
-                supported: 2
+                supported: doin_tx_node::store::SCHEMA_VERSION
             }
         ),
         "{err}"

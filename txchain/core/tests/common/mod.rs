@@ -185,6 +185,17 @@ pub fn loose_block(n: usize) -> LooseBlock {
         weight_used: 0,
         tx_count: n as u32,
         main_anchor: doin_types::MainAnchor::NONE,
+        // As a single validator's block carries it: its precommit for the parent.
+        last_commit: Some(
+            doin_tx_core::bft::CommitCertificate::sign(
+                &chain_id,
+                41,
+                0,
+                Hash256([1; 32]),
+                &[&validator],
+            )
+            .unwrap(),
+        ),
     };
     let block = Block::sign(
         header,
