@@ -14,7 +14,7 @@ use crate::block::{tx_root, Block, BlockHeader, SignedHeader};
 use crate::error::{BlockError, GenesisError, TxError};
 use crate::fees::{fee_split, next_base_fee};
 use crate::params::{ChainParams, GenesisSpec};
-use crate::stake::{bond, unbond, withdraw, Stake};
+use crate::stake::{bond, slash, unbond, withdraw, Stake, StakeRole};
 use crate::state::{Account, ChainStats, Overlay, StateDiff, StateView};
 use crate::tx::{Tx, TxId, TxPayload};
 use doin_crypto::{is_valid_public_key, merkle, KeyPair};
@@ -34,6 +34,8 @@ pub struct TxReceipt {
     pub staked: Amount,
     /// Coins this transaction released from a stake (`Withdraw`).
     pub unstaked: Amount,
+    /// Stake it burned (`ReportEquivocation`).
+    pub slashed: Amount,
 }
 
 /// The result of applying a block: commit `diff` and `tree_update` together.
@@ -127,7 +129,8 @@ pub fn apply_tx<V: StateView + ?Sized>(
     // untouched.
     let mut writes: Vec<(PublicKeyBytes, Account)> = vec![(body.sender, sender)];
     let mut stake_write = None;
-    let (mut staked, mut unstaked) = (Amount::ZERO, Amount::ZERO);
+    let mut offender_write = None;
+    let (mut staked, mut unstaked, mut slashed) = (Amount::ZERO, Amount::ZERO, Amount::ZERO);
     let staking = &params.consensus.staking;
     match &body.payload {
         TxPayload::Transfer { to, amount } => {
@@ -167,6 +170,26 @@ pub fn apply_tx<V: StateView + ?Sized>(
             stake_write = Some((*role, after));
             unstaked = amount;
         }
+        TxPayload::ReportEquivocation { evidence } => {
+            // The signatures were checked with the other stateless rules.
+            let offender = evidence.first.validator;
+            let set = params
+                .validator_set()
+                .map_err(|e| TxError::State(e.to_string()))?;
+            if set.power_of(&offender).is_none() {
+                return Err(TxError::NotAValidator(offender));
+            }
+            let before = overlay
+                .stake(&offender, StakeRole::Validator)
+                .map_err(TxError::State)?;
+            if before.tombstoned {
+                return Err(TxError::Tombstoned);
+            }
+            let (mut after, taken) = slash(before, 1_000_000)?;
+            after.tombstoned = true;
+            offender_write = Some((offender, after));
+            slashed = taken;
+        }
     }
     if !split.tip.is_zero() {
         let mut p = current(overlay, &writes, proposer)?;
@@ -182,12 +205,16 @@ pub fn apply_tx<V: StateView + ?Sized>(
     if let Some((role, st)) = stake_write {
         overlay.set_stake(body.sender, role, st);
     }
+    if let Some((offender, st)) = offender_write {
+        overlay.set_stake(offender, StakeRole::Validator, st);
+    }
     Ok(TxReceipt {
         id: tx.id(),
         burned: split.burned,
         tip: split.tip,
         staked,
         unstaked,
+        slashed,
     })
 }
 
@@ -452,11 +479,17 @@ fn next_stats<V: StateView + ?Sized>(
             .burned
             .checked_add(r.burned)
             .map_err(|_| BlockError::State("burned total overflows".into()))?;
+        // Stake slashed for equivocation is burned like slashes from the main chain.
         stats.staked = stats
             .staked
             .checked_add(r.staked)
             .and_then(|s| s.checked_sub(r.unstaked))
+            .and_then(|s| s.checked_sub(r.slashed))
             .map_err(|_| BlockError::State("staked total out of range".into()))?;
+        stats.burned = stats
+            .burned
+            .checked_add(r.slashed)
+            .map_err(|_| BlockError::State("burned total overflows".into()))?;
     }
     let overflow = |_| BlockError::State("issued total overflows".into());
     stats.issued = stats.issued.checked_add(imported).map_err(overflow)?;
@@ -647,6 +680,7 @@ pub fn genesis<R: TreeReader>(
                         unbonding: Amount::ZERO,
                         unbonding_until: 0,
                         domains: st.domains.clone(),
+                        tombstoned: false,
                     },
                 )
             })

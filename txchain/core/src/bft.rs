@@ -277,3 +277,37 @@ impl CommitCertificate {
         Ok(())
     }
 }
+
+/// Proof that a validator signed two different votes of one kind at one height and round
+/// (double signing). Anyone may report it in a `ReportEquivocation` transaction; the validator's
+/// whole stake is slashed and it is tombstoned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Equivocation {
+    pub first: VoteForm,
+    pub first_signature: SignatureBytes,
+    pub second: VoteForm,
+    pub second_signature: SignatureBytes,
+}
+
+impl Equivocation {
+    /// Checks the evidence on `chain_id` and names the equivocating validator.
+    pub fn offender(&self, chain_id: &ChainId) -> Result<PublicKeyBytes, String> {
+        let (a, b) = (&self.first, &self.second);
+        if a.validator != b.validator {
+            return Err("the two votes are by different validators".into());
+        }
+        if (a.kind, a.height, a.round) != (b.kind, b.height, b.round) {
+            return Err("the two votes are not of the same kind, height and round".into());
+        }
+        if a.block == b.block {
+            return Err("the two votes are for the same value".into());
+        }
+        if !a.verify(chain_id, &self.first_signature) {
+            return Err("the first vote's signature does not verify".into());
+        }
+        if !b.verify(chain_id, &self.second_signature) {
+            return Err("the second vote's signature does not verify".into());
+        }
+        Ok(a.validator)
+    }
+}

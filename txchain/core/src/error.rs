@@ -53,6 +53,12 @@ pub enum TxError {
     NothingToWithdraw,
     #[error("the stake is unbonding until height {until}; this block is {now}")]
     StillUnbonding { until: u64, now: u64 },
+    #[error("invalid equivocation evidence: {0}")]
+    InvalidEvidence(String),
+    #[error("{0} is not a validator")]
+    NotAValidator(doin_types::PublicKeyBytes),
+    #[error("this validator was slashed for equivocation and may not bond again")]
+    Tombstoned,
 }
 
 impl TxError {
@@ -79,6 +85,9 @@ impl TxError {
             TxError::UnstakeExceedsStake { .. } => "unstake-exceeds-stake",
             TxError::NothingToWithdraw => "nothing-to-withdraw",
             TxError::StillUnbonding { .. } => "still-unbonding",
+            TxError::InvalidEvidence(_) => "invalid-evidence",
+            TxError::NotAValidator(_) => "not-a-validator",
+            TxError::Tombstoned => "tombstoned",
         }
     }
 
@@ -104,6 +113,7 @@ impl TxError {
                 | TxError::BadSignature
                 | TxError::AmountOverflow
                 | TxError::InvalidStake(_)
+                | TxError::InvalidEvidence(_)
         )
     }
 }

@@ -121,6 +121,10 @@ pub struct Stake {
     pub unbonding_until: Height,
     /// Evaluators only: the domains it verifies (strictly ascending).
     pub domains: Vec<String>,
+    /// Validators only: slashed for signing two blocks at one height. The whole stake was
+    /// burned and the key may never bond as a validator again (so old evidence cannot be
+    /// used twice, and an equivocator cannot come back).
+    pub tombstoned: bool,
 }
 
 impl Stake {
@@ -182,6 +186,9 @@ pub fn bond(
     amount: Amount,
     domains: &[String],
 ) -> Result<Stake, TxError> {
+    if role == StakeRole::Validator && current.tombstoned {
+        return Err(TxError::Tombstoned);
+    }
     let mut s = current;
     s.bonded = s
         .bonded

@@ -35,6 +35,11 @@ pub enum TxPayload {
     Unstake { role: StakeRole, amount: Amount },
     /// Returns the sender's unbonded `role` coins to its balance (after the unbonding period).
     Withdraw { role: StakeRole },
+    /// Reports a validator that signed two different votes at one height and round: its whole
+    /// validator stake is burned and it may never bond as a validator again.
+    ReportEquivocation {
+        evidence: Box<crate::bft::Equivocation>,
+    },
 }
 
 impl TxPayload {
@@ -45,6 +50,7 @@ impl TxPayload {
             TxPayload::Stake { .. } => "stake",
             TxPayload::Unstake { .. } => "unstake",
             TxPayload::Withdraw { .. } => "withdraw",
+            TxPayload::ReportEquivocation { .. } => "report-equivocation",
         }
     }
 
@@ -82,7 +88,9 @@ impl TxBody {
     pub fn value(&self) -> Amount {
         match &self.payload {
             TxPayload::Transfer { amount, .. } | TxPayload::Stake { amount, .. } => *amount,
-            TxPayload::Unstake { .. } | TxPayload::Withdraw { .. } => Amount::ZERO,
+            TxPayload::Unstake { .. }
+            | TxPayload::Withdraw { .. }
+            | TxPayload::ReportEquivocation { .. } => Amount::ZERO,
         }
     }
 
@@ -239,6 +247,11 @@ impl Tx {
                 check_domains(*role, domains)?;
             }
             TxPayload::Withdraw { .. } => {}
+            TxPayload::ReportEquivocation { evidence } => {
+                evidence
+                    .offender(chain_id)
+                    .map_err(TxError::InvalidEvidence)?;
+            }
         }
         self.max_cost()?;
         if verify_signature {

@@ -44,6 +44,15 @@ pub enum PayloadView {
     },
     /// Returns unbonded coins of the `role` stake to the balance.
     Withdraw { role: &'static str },
+    /// Reports a validator that signed two different votes at one height and round.
+    ReportEquivocation {
+        /// The equivocating validator's address.
+        validator: String,
+        height: u64,
+        round: u32,
+        /// `prevote` or `precommit`.
+        vote: &'static str,
+    },
 }
 
 /// Fees an included transaction paid.
@@ -113,6 +122,15 @@ pub fn payload_view(tx: &Tx, network: Network) -> PayloadView {
         },
         TxPayload::Withdraw { role } => PayloadView::Withdraw {
             role: role.as_str(),
+        },
+        TxPayload::ReportEquivocation { evidence } => PayloadView::ReportEquivocation {
+            validator: addr(network, &evidence.first.validator),
+            height: evidence.first.height,
+            round: evidence.first.round,
+            vote: match evidence.first.kind {
+                doin_tx_core::bft::VoteKind::Prevote => "prevote",
+                doin_tx_core::bft::VoteKind::Precommit => "precommit",
+            },
         },
     }
 }
