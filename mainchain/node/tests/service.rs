@@ -102,6 +102,24 @@ impl Env {
         .unwrap()
     }
 
+    /// `who` commits to a claim (block 1) and reveals it (block 2).
+    fn commit_then_reveal(&mut self, who: &KeyPair) -> (SignedCommit, MainBlock, MainBlock) {
+        let chain_id = self.chain.params().chain_id;
+        let c = self.commit_msg(who, 5, chain_id);
+        self.chain
+            .submit(PoolKind::Commit, &encode(&c).unwrap())
+            .unwrap();
+        let b1 = self.produce().unwrap();
+        self.chain
+            .submit(
+                PoolKind::Reveal,
+                &encode(&self.reveal_msg(who, 5, &c)).unwrap(),
+            )
+            .unwrap();
+        let b2 = self.produce().unwrap();
+        (c, b1, b2)
+    }
+
     fn refused(&self, kind: PoolKind, bytes: &[u8]) -> &'static str {
         let before = self.chain.pool_len();
         match self.chain.submit(kind, bytes) {
@@ -293,19 +311,7 @@ fn restart_resumes_tip_state_and_pool_and_refuses_another_genesis() {
 fn another_nodes_blocks_import_and_a_tampered_one_changes_nothing() {
     let mut a = env();
     let opt = copy(&a.k.optimizers[0]);
-    let chain_id = a.chain.params().chain_id;
-    let c = a.commit_msg(&opt, 5, chain_id);
-    a.chain
-        .submit(PoolKind::Commit, &encode(&c).unwrap())
-        .unwrap();
-    let b1 = a.produce().unwrap();
-    a.chain
-        .submit(
-            PoolKind::Reveal,
-            &encode(&a.reveal_msg(&opt, 5, &c)).unwrap(),
-        )
-        .unwrap();
-    let b2 = a.produce().unwrap();
+    let (c, b1, b2) = a.commit_then_reveal(&opt);
 
     let dir = tempfile::tempdir().unwrap();
     let b = open(dir.path(), a.spec.clone()).unwrap();
@@ -426,20 +432,8 @@ fn a_competing_branch_is_adopted_by_fork_choice_and_the_replaced_one_undone() {
 #[test]
 fn taking_blocks_off_leaves_a_chain_that_reopens_at_the_fork_point() {
     let mut a = env();
-    let chain_id = a.chain.params().chain_id;
     let opt = copy(&a.k.optimizers[0]);
-    let c = a.commit_msg(&opt, 5, chain_id);
-    a.chain
-        .submit(PoolKind::Commit, &encode(&c).unwrap())
-        .unwrap();
-    let b1 = a.produce().unwrap();
-    a.chain
-        .submit(
-            PoolKind::Reveal,
-            &encode(&a.reveal_msg(&opt, 5, &c)).unwrap(),
-        )
-        .unwrap();
-    a.produce().unwrap();
+    let (c, b1, _) = a.commit_then_reveal(&opt);
     let id = a.reveal_msg(&opt, 5, &c).body.optimae_id().unwrap();
     assert!(a.chain.store().optimae(&id).unwrap().is_some());
 
