@@ -495,6 +495,11 @@ fn load_block_view(chain: &TxChain, height: Height) -> Result<BlockView, Problem
     if status == TxStatus::Anchored {
         view.anchored_by = chain.anchoring_block(height).as_ref().map(Into::into);
     }
+    view.commit = chain
+        .store()
+        .commit_certificate(height)
+        .map_err(internal)?
+        .map(|c| views::commit_view(&c, chain.params().network));
     Ok(view)
 }
 

@@ -15,6 +15,7 @@ use crate::views;
 use doin_crypto::KeyPair;
 use doin_store::{KvStore, StoreError};
 use doin_telemetry::{Metrics, MetricsError};
+use doin_tx_core::bft::CommitCertificate;
 use doin_tx_core::fees::next_base_fee;
 use doin_tx_core::state::Overlay;
 use doin_tx_core::{
@@ -515,11 +516,15 @@ impl TxChain {
         for (id, e) in &built.skipped {
             tracing::debug!(tx = %id, error = %e, "left a pending transaction out of the block");
         }
+        // A single validator's own precommit finalises the block at once (with several, the
+        // certificate comes from BFT consensus).
+        let own_commit = self.own_certificate(&built.block, key);
         self.commit(
             &built.block,
             &built.applied,
             &skipped,
             view.prior_versions(),
+            own_commit.as_ref(),
         )?;
         let _ = self
             .announcements
@@ -548,7 +553,18 @@ impl TxChain {
                 verify_tx_signatures: true,
             },
         )?;
-        self.commit(block, &applied, &[], view.prior_versions())
+        self.commit(block, &applied, &[], view.prior_versions(), None)
+    }
+
+    /// This producer's precommit for `block`, as a certificate, when it alone is a quorum.
+    fn own_certificate(&self, block: &Block, key: &KeyPair) -> Option<CommitCertificate> {
+        let hash = block.hash().ok()?;
+        let height = block.header.height;
+        let cert = CommitCertificate::sign(&self.params.chain_id, height, 0, hash, &[key]).ok()?;
+        let set = self.params.validator_set().ok()?;
+        cert.verify(&self.params.chain_id, height, &hash, &set)
+            .ok()
+            .map(|()| cert)
     }
 
     fn commit(
@@ -557,9 +573,10 @@ impl TxChain {
         applied: &doin_tx_core::AppliedBlock,
         also_drop: &[TxId],
         prior: &PriorVersions,
+        own_commit: Option<&CommitCertificate>,
     ) -> Result<(), ChainError> {
         let started = Instant::now();
-        self.store.commit_block(block, applied, prior)?;
+        self.store.commit_block(block, applied, prior, own_commit)?;
         self.metrics
             .block_commit_seconds
             .observe(started.elapsed().as_secs_f64());

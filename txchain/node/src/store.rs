@@ -12,6 +12,9 @@
 //!   state (accounts, chain totals): the current state is each key's newest value, so nothing
 //!   can disagree with the root the headers commit to.
 //! - `tx_mempool`: pending transactions, so a restart keeps them
+//! - `tx_commits`: height → the commit certificate that made that block final (written with
+//!   the block when this node produced it as the only validator, else with the next block,
+//!   whose header carries it)
 //!
 //! `commit_block` turns an applied block into one atomic, fsynced batch: after a crash the
 //! store holds either the whole block or none of it.
@@ -22,6 +25,7 @@ use crate::tree::{
 };
 use doin_codec::{decode_exact, encode};
 use doin_store::{Cf, Direction, Durability, KvStore, StoreError, WriteBatch};
+use doin_tx_core::bft::CommitCertificate;
 use doin_tx_core::state::{
     account_key, chain_stats_key, decode_account, decode_chain_stats, decode_stake, decode_stakers,
     stake_key, stakers_key,
@@ -43,6 +47,8 @@ pub const CF_BLOCK_HASHES: Cf = "tx_block_hashes";
 pub const CF_TX_INDEX: Cf = "tx_index";
 pub const CF_ADDR_INDEX: Cf = "tx_addr_index";
 pub const CF_MEMPOOL: Cf = "tx_mempool";
+/// Height → the certificate that made that block final (as soon as this node knows it).
+pub const CF_COMMITS: Cf = "tx_commits";
 
 /// Every column family the transfer chain uses; pass to the store when opening it.
 pub const COLUMNS: &[Cf] = &[
@@ -53,6 +59,7 @@ pub const COLUMNS: &[Cf] = &[
     CF_TX_INDEX,
     CF_ADDR_INDEX,
     CF_MEMPOOL,
+    CF_COMMITS,
     CF_JMT_NODES,
     CF_JMT_VALUES,
     CF_JMT_STALE,
@@ -347,15 +354,43 @@ impl ChainStore {
     /// Writes one block and everything derived from it in a single fsynced batch. `prior`
     /// holds what a prefetch already learned about the tree before the block (keys it lacks
     /// are looked up).
+    /// `own_commit` is the block's own certificate when it is already known (a block this node
+    /// produced); the parent's comes with the header.
     pub fn commit_block(
         &self,
         block: &Block,
         applied: &AppliedBlock,
         prior: &PriorVersions,
+        own_commit: Option<&CommitCertificate>,
     ) -> StoreResult<()> {
         let mut batch = WriteBatch::new();
         self.block_writes(&mut batch, block, applied, prior)?;
+        if let Some(c) = &block.header.last_commit {
+            batch.put(
+                CF_COMMITS,
+                c.height.to_be_bytes().to_vec(),
+                encode(c).map_err(|e| corrupt("commit certificate", e))?,
+            );
+        }
+        if let Some(c) = own_commit {
+            batch.put(
+                CF_COMMITS,
+                c.height.to_be_bytes().to_vec(),
+                encode(c).map_err(|e| corrupt("commit certificate", e))?,
+            );
+        }
         self.kv.write(batch, Durability::Sync)
+    }
+
+    /// The certificate that made block `height` final, if this node has it yet (a block's
+    /// certificate also travels in the next block's header).
+    pub fn commit_certificate(&self, height: Height) -> StoreResult<Option<CommitCertificate>> {
+        match self.kv.get(CF_COMMITS, &height.to_be_bytes())? {
+            None => Ok(None),
+            Some(b) => decode_exact(&b)
+                .map(Some)
+                .map_err(|e| corrupt("commit certificate", e)),
+        }
     }
 
     fn block_writes(

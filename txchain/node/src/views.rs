@@ -205,6 +205,9 @@ pub struct BlockView {
     pub anchored_by: Option<MainAnchorView>,
     /// The certificate that made the parent final (null for the first block after genesis).
     pub last_commit: Option<CommitView>,
+    /// The certificate that made this block final, once this node has it (it also arrives with
+    /// the next block's header); null for genesis.
+    pub commit: Option<CommitView>,
 }
 
 /// A commit certificate: precommits of more than two thirds of a height's validator power.
@@ -224,7 +227,7 @@ pub struct CommitSignatureView {
     pub signature: String,
 }
 
-fn commit_view(c: &CommitCertificate, network: Network) -> CommitView {
+pub fn commit_view(c: &CommitCertificate, network: Network) -> CommitView {
     CommitView {
         height: c.height,
         block: c.block.to_hex(),
@@ -284,6 +287,7 @@ pub fn block_view(
         main_anchor: (&h.main_anchor).into(),
         anchored_by: None,
         last_commit: h.last_commit.as_ref().map(|c| commit_view(c, network)),
+        commit: None,
     }
 }
 

@@ -245,3 +245,46 @@ fn events_resume_from_an_id_and_rebuild_blocks_from_the_store() {
         .replay_after(doin_tx_node::events::EventId { height: 1, seq: 0 });
     assert_eq!(replay.missing_blocks, Some((2, 3)));
 }
+
+/// A produced block is final at once (a single validator's precommit is a quorum) and its
+/// certificate is stored with it; a node that imports it learns the certificate from the next
+/// header. Every stored certificate proves its block under the chain's validator set.
+#[test]
+fn every_block_keeps_the_certificate_that_made_it_final() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let k = keys();
+    let a = open(dir_a.path(), spec(&k), 16);
+    let b = open(dir_b.path(), spec(&k), 16);
+    let mut blocks = Vec::new();
+    for h in 1..=3 {
+        let tx = transfer(&a, &k.users[0], &k.users[1], h);
+        a.submit(tx.bytes()).unwrap();
+        blocks.push(a.produce_block(&k.validator, time(h)).unwrap());
+    }
+    for blk in &blocks {
+        b.import_block(blk, Timestamp(u64::MAX / 2)).unwrap();
+    }
+    let set = a.params().validator_set().unwrap();
+    let chain_id = a.params().chain_id;
+    for (i, blk) in blocks.iter().enumerate() {
+        let h = blk.header.height;
+        let hash = blk.hash().unwrap();
+        let own = a
+            .store()
+            .commit_certificate(h)
+            .unwrap()
+            .expect("producer's certificate");
+        assert_eq!(own.verify(&chain_id, h, &hash, &set), Ok(()));
+        let learned = b.store().commit_certificate(h).unwrap();
+        if i + 1 < blocks.len() {
+            assert_eq!(learned.as_ref(), blocks[i + 1].header.last_commit.as_ref());
+            assert_eq!(learned.unwrap().verify(&chain_id, h, &hash, &set), Ok(()));
+        } else {
+            assert_eq!(
+                learned, None,
+                "the tip's certificate comes with the next block"
+            );
+        }
+    }
+    assert_eq!(a.store().commit_certificate(0).unwrap(), None);
+}
