@@ -219,8 +219,12 @@ async fn blocks(
                 } else {
                     // The tip's child, or a block of another branch (which may carry more work).
                     match import(&ctx.chain, block).await {
-                        Ok(ImportOutcome::Known) => Verdict::Ignore,
-                        Ok(_) => Verdict::Accept,
+                        // Only blocks that moved this node's best chain are relayed: a side
+                        // block with less work (cheap to make as a carrier) is kept, not spread.
+                        Ok(ImportOutcome::Known | ImportOutcome::SideBranch) => Verdict::Ignore,
+                        Ok(ImportOutcome::Extended | ImportOutcome::Reorganized { .. }) => {
+                            Verdict::Accept
+                        }
                         Err(MainChainError::UnknownParent { .. }) => {
                             ctx.wake_sync.notify_one();
                             Verdict::Ignore
