@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use arc_malachitebft_core_types::ProposalPart as _;
 use arc_malachitebft_core_types::{Context, NilOrVal, Round, Validator, ValidatorSet as _};
 use arc_malachitebft_signing::{Signer, Verifier};
 use doin_crypto::KeyPair;
@@ -180,4 +181,181 @@ async fn precommits_signed_for_the_engine_make_a_commit_certificate() {
         two.verify(&CHAIN, 10, &block, set.set()),
         Err(CertificateError::NotEnoughPower { .. })
     ));
+}
+
+/// A signed block of `n` (structurally valid, unverified) transactions at height 5.
+fn big_block(key: &KeyPair, n: usize) -> doin_tx_core::Block {
+    let tx = doin_tx_core::SignedTx {
+        body: doin_tx_core::TxBody {
+            chain_id: CHAIN,
+            sender: key.public(),
+            nonce: 0,
+            max_fee_per_weight: doin_types::Amount::from_base_units(10),
+            max_priority_fee_per_weight: doin_types::Amount::from_base_units(1),
+            payload: doin_tx_core::TxPayload::Transfer {
+                to: key.public(),
+                amount: doin_types::Amount::from_base_units(1),
+            },
+        },
+        signature: doin_types::SignatureBytes([0; 64]),
+    };
+    let header = doin_tx_core::BlockHeader {
+        chain_id: CHAIN,
+        height: 5,
+        parent: Hash256([1; 32]),
+        time: doin_types::Timestamp(1),
+        proposer: key.public(),
+        state_root: Hash256([2; 32]),
+        tx_root: Hash256([3; 32]),
+        base_fee: doin_types::Amount::from_base_units(1),
+        weight_used: 0,
+        tx_count: n as u32,
+        main_anchor: doin_types::MainAnchor::NONE,
+        last_commit: None,
+    };
+    doin_tx_core::Block::sign(header, vec![tx; n], key).unwrap()
+}
+
+const MAX: usize = 4 * 1024 * 1024;
+
+#[test]
+fn a_block_streamed_in_parts_comes_back_whole_in_any_order() {
+    let key = KeyPair::generate();
+    let me = ValidatorAddress(key.public());
+    let block = big_block(&key, 1_000);
+    let mut parts = split_block(&block, BftHeight(5), Round::new(0), me, MAX).unwrap();
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    assert!(parts.iter().all(|p| p.bytes.len() <= PART_BYTES));
+    assert!(parts[0].is_first() && parts.last().unwrap().is_last());
+    parts.reverse();
+    let mut c = PartsCollector::new(MAX, 8);
+    let last = parts.pop().unwrap();
+    for p in &parts {
+        assert_eq!(c.insert(p.clone()), Ok(PartsOutcome::Incomplete));
+        // A repeated part is harmless.
+        assert_eq!(c.insert(p.clone()), Ok(PartsOutcome::Incomplete));
+    }
+    assert_eq!(
+        c.insert(last),
+        Ok(PartsOutcome::Complete(Box::new(block.clone())))
+    );
+    assert!(c.is_empty(), "a finished stream is forgotten");
+
+    // A single-part block.
+    let small = big_block(&key, 3);
+    let one = split_block(&small, BftHeight(5), Round::new(1), me, MAX).unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(
+        c.insert(one[0].clone()),
+        Ok(PartsOutcome::Complete(Box::new(small)))
+    );
+}
+
+#[test]
+fn parts_that_do_not_add_up_are_refused_and_their_stream_dropped() {
+    let key = KeyPair::generate();
+    let me = ValidatorAddress(key.public());
+    let block = big_block(&key, 1_000);
+    let parts = split_block(&block, BftHeight(5), Round::new(0), me, MAX).unwrap();
+    let total = parts[0].total;
+    let mut c = PartsCollector::new(MAX, 8);
+
+    c.insert(parts[0].clone()).unwrap();
+    let mut conflicting = parts[0].clone();
+    conflicting.bytes[0] ^= 1;
+    assert_eq!(
+        c.insert(conflicting),
+        Err(PartsError::Conflicting { index: 0 })
+    );
+    assert!(c.is_empty());
+
+    let mut out_of_range = parts[0].clone();
+    out_of_range.index = total;
+    assert!(matches!(
+        c.insert(out_of_range),
+        Err(PartsError::OutOfRange { .. })
+    ));
+    let mut too_many = parts[0].clone();
+    too_many.total = 1_000;
+    too_many.index = 999;
+    assert!(matches!(
+        c.insert(too_many),
+        Err(PartsError::OutOfRange { .. })
+    ));
+    let mut empty = parts[0].clone();
+    empty.bytes.clear();
+    assert_eq!(c.insert(empty), Err(PartsError::Empty));
+
+    c.insert(parts[0].clone()).unwrap();
+    let mut other_total = parts[1].clone();
+    other_total.total = total + 1;
+    assert_eq!(c.insert(other_total), Err(PartsError::TotalMismatch));
+
+    // More bytes than a block may have.
+    assert!(matches!(
+        split_block(&block, BftHeight(5), Round::new(0), me, 1_000),
+        Err(PartsError::TooLarge { .. })
+    ));
+    // A stream announcing more parts than the size bound allows, or carrying more bytes.
+    let mut one_part = PartsCollector::new(PART_BYTES, 8);
+    assert!(matches!(
+        one_part.insert(parts[0].clone()),
+        Err(PartsError::OutOfRange { .. })
+    ));
+    let bytes: usize = parts.iter().map(|p| p.bytes.len()).sum();
+    let mut tight = PartsCollector::new(bytes - 1, 8);
+    let mut result = Ok(PartsOutcome::Incomplete);
+    for p in &parts {
+        result = tight.insert(p.clone());
+        if result.is_err() {
+            break;
+        }
+    }
+    assert!(
+        matches!(result, Err(PartsError::TooLarge { .. })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn a_reassembled_block_must_match_its_announcement_and_signature() {
+    let key = KeyPair::generate();
+    let me = ValidatorAddress(key.public());
+    let block = big_block(&key, 10);
+    let mut c = PartsCollector::new(MAX, 8);
+    let announce = |height, proposer| {
+        split_block(&block, BftHeight(height), Round::new(0), proposer, MAX).unwrap()
+    };
+    assert_eq!(
+        c.insert(announce(6, me)[0].clone()),
+        Err(PartsError::Mismatch("height"))
+    );
+    let other = ValidatorAddress(KeyPair::generate().public());
+    assert_eq!(
+        c.insert(announce(5, other)[0].clone()),
+        Err(PartsError::Mismatch("proposer"))
+    );
+    let mut tampered = block.clone();
+    tampered.header.time = doin_types::Timestamp(2);
+    let parts = split_block(&tampered, BftHeight(5), Round::new(0), me, MAX).unwrap();
+    assert_eq!(c.insert(parts[0].clone()), Err(PartsError::BadSignature));
+    let mut garbage = announce(5, me)[0].clone();
+    garbage.bytes.push(0);
+    assert!(matches!(c.insert(garbage), Err(PartsError::Malformed(_))));
+    assert!(c.is_empty());
+}
+
+#[test]
+fn streams_are_bounded_and_pruned_by_height() {
+    let key = KeyPair::generate();
+    let me = ValidatorAddress(key.public());
+    let block = big_block(&key, 1_000);
+    let mut c = PartsCollector::new(MAX, 2);
+    for h in [3, 4, 5] {
+        let parts = split_block(&block, BftHeight(h), Round::new(0), me, MAX).unwrap();
+        c.insert(parts[0].clone()).unwrap();
+    }
+    assert_eq!(c.len(), 2, "the lowest stream made room");
+    c.prune_below(BftHeight(5));
+    assert_eq!(c.len(), 1);
 }

@@ -7,11 +7,12 @@
 //! It must not decide a block's validity (the chain's `apply_block` does) nor what a
 //! certificate proves (`doin_tx_core::bft::CommitCertificate` does).
 //!
-//! Status: the types and signing are here and tested; running the engine (its actors,
+//! Status: the types, signing and the streaming of proposed blocks as parts are here and tested; running the engine (its actors,
 //! write-ahead log and network) for block production is not wired yet, and the node still
 //! produces with the solo producer.
 
 pub mod context;
+pub mod parts;
 pub mod signing;
 
 pub use context::{
@@ -21,6 +22,7 @@ pub use context::{
 pub use doin_tx_core::bft::{
     CertificateError, CommitCertificate, ValidatorSet, ValidatorSetError, MAX_VALIDATORS,
 };
+pub use parts::{split_block, PartsCollector, PartsError, PartsOutcome, PART_BYTES};
 pub use signing::{
     signing_hash, Bip340, ConsensusKey, ConsensusSigner, TAG_BFT_PEER, TAG_BFT_PROPOSAL,
     TAG_BFT_VOTE,
