@@ -220,7 +220,6 @@ async fn a_reorg_of_the_unfinalized_main_tip_credits_the_winning_rewards_exactly
     let d = devnet::prepare(&options(keys_dir.path())).unwrap();
     let node_dir = tempfile::tempdir().unwrap();
     let rival_dir = tempfile::tempdir().unwrap();
-    let deep_dir = tempfile::tempdir().unwrap();
     let (tx, main) = open_node(node_dir.path(), &d);
     let rival = open_rival(rival_dir.path(), &d);
     let loser = KeyPair::generate();
@@ -325,8 +324,9 @@ async fn a_reorg_of_the_unfinalized_main_tip_credits_the_winning_rewards_exactly
     check_exactly_once(&tx, &main, &winner, &loser);
 
     // The node's producer adds two carriers and the next transfer block anchors the first.
-    // A branch forking just below it, as good by fork choice as the node's chain (all the
-    // work, equal cumulative work, a lower tip hash), is refused: anchored blocks are final.
+    // A branch forking just below it is refused — even one as good by fork choice as the
+    // node's chain (all the work, equal cumulative work, a lower tip hash): anchored blocks
+    // are final.
     let gap = d.main_spec.params.carrier_interval_ms;
     for _ in 0..2 {
         let time = main.head().header.time.0 + gap;
@@ -338,27 +338,33 @@ async fn a_reorg_of_the_unfinalized_main_tip_credits_the_winning_rewards_exactly
     check_exactly_once(&tx, &main, &winner, &loser);
     let below = anchored - 1;
     assert_eq!(below, rival_tip.header.height);
-    let deep = open_rival(deep_dir.path(), &d);
-    for b in best_blocks(&main, below) {
-        deep.import(&b, now_far).unwrap();
-    }
     let tip_before = main.head();
+    // Competing blocks at the height above `below`, each from its own copy of the chain up to
+    // `below`, until one that fork choice alone would prefer (equal work, a lower hash than the
+    // node's tip): every one is refused.
     let mut refused = None;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut time = main.head().header.time.0;
-    while refused.is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "no competing carrier within 60 s"
-        );
-        time += gap;
+    let mut preferred_tried = false;
+    for attempt in 1..=20u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = open_rival(dir.path(), &d);
+        for b in best_blocks(&main, below) {
+            deep.import(&b, now_far).unwrap();
+        }
+        let time = main.head().header.time.0 + gap * attempt;
         let block = carrier(&deep, &d, &winner, time);
         match main.import(&block, now_far) {
-            Ok(ImportOutcome::SideBranch) => {}
             Err(MainChainError::BelowFinality { fork, anchored: a }) => refused = Some((fork, a)),
             other => panic!("unexpected outcome {other:?}"),
         }
+        if block.hash().unwrap() < tip_before.hash {
+            preferred_tried = true;
+            break;
+        }
     }
+    assert!(
+        preferred_tried,
+        "20 blocks, none with a lower hash (odds 1 in a million)"
+    );
     assert_eq!(refused, Some((below, anchored)));
     assert_eq!(main.head().hash, tip_before.hash);
     check_exactly_once(&tx, &main, &winner, &loser);

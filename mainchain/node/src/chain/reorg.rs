@@ -112,6 +112,16 @@ impl MainChain {
         if head.header.height.saturating_sub(fork) >= kept {
             return Err(MainChainError::TooDeep { fork, kept });
         }
+        // A branch below what the transfer chain anchored can never be adopted: not worth
+        // keeping (checked again under the gate before any switch).
+        let anchored = self
+            .tx_chain
+            .read()
+            .anchored_main_height()
+            .map_err(MainChainError::Inconsistent)?;
+        if fork < anchored {
+            return Err(MainChainError::BelowFinality { fork, anchored });
+        }
         // Headers first: linkage, time, signatures, threshold or carrier rule, work. Cheap,
         // and enough to keep a block that may matter later.
         let fork_block = self.store.block(fork)?.ok_or_else(|| {
