@@ -580,6 +580,14 @@ impl TxChain {
         self.metrics
             .block_commit_seconds
             .observe(started.elapsed().as_secs_f64());
+        if let Some(c) = own_commit.or(block.header.last_commit.as_ref()) {
+            self.metrics
+                .certified_height
+                .set(i64::try_from(c.height).unwrap_or(i64::MAX));
+            self.metrics
+                .commit_signers
+                .set(i64::try_from(c.signatures.len()).unwrap_or(i64::MAX));
+        }
         let hash = block.hash()?;
         let height = block.header.height;
         {

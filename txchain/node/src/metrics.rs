@@ -21,6 +21,8 @@ pub struct TxMetrics {
     pub main_anchor_height: IntGauge,
     pub imported: IntGauge,
     pub staked: IntGauge,
+    pub certified_height: IntGauge,
+    pub commit_signers: IntGauge,
 }
 
 impl TxMetrics {
@@ -97,6 +99,14 @@ impl TxMetrics {
             staked: m.register(IntGauge::new(
                 "doin_tx_staked_base_units",
                 "Coins locked in stakes (bonded plus unbonding)",
+            )?)?,
+            certified_height: m.register(IntGauge::new(
+                "doin_tx_certified_height_blocks",
+                "Highest block whose commit certificate this node holds (its finality proof)",
+            )?)?,
+            commit_signers: m.register(IntGauge::new(
+                "doin_tx_commit_signers",
+                "Validators whose precommits the newest certificate holds",
             )?)?,
         })
     }

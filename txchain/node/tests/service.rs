@@ -44,6 +44,10 @@ fn spec(k: &Keys) -> GenesisSpec {
 }
 
 fn open(dir: &Path, spec: GenesisSpec, keep: u64) -> Arc<TxChain> {
+    open_with(dir, spec, keep, &Metrics::new())
+}
+
+fn open_with(dir: &Path, spec: GenesisSpec, keep: u64, metrics: &Metrics) -> Arc<TxChain> {
     let kv: Arc<dyn KvStore> =
         Arc::new(RocksStore::open(dir, COLUMNS, &RocksConfig::default()).unwrap());
     TxChain::open(
@@ -57,7 +61,7 @@ fn open(dir: &Path, spec: GenesisSpec, keep: u64) -> Arc<TxChain> {
             event_buffer: 100,
             ..TxChainConfig::default()
         },
-        &Metrics::new(),
+        metrics,
     )
     .unwrap()
 }
@@ -254,7 +258,8 @@ fn every_block_keeps_the_certificate_that_made_it_final() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let k = keys();
     let a = open(dir_a.path(), spec(&k), 16);
-    let b = open(dir_b.path(), spec(&k), 16);
+    let b_metrics = Metrics::new();
+    let b = open_with(dir_b.path(), spec(&k), 16, &b_metrics);
     let mut blocks = Vec::new();
     for h in 1..=3 {
         let tx = transfer(&a, &k.users[0], &k.users[1], h);
@@ -287,4 +292,15 @@ fn every_block_keeps_the_certificate_that_made_it_final() {
         }
     }
     assert_eq!(a.store().commit_certificate(0).unwrap(), None);
+    // The follower's finality lag is one block until the next header brings the certificate.
+    let gauge = |name: &str| {
+        b_metrics
+            .registry()
+            .gather()
+            .iter()
+            .find(|f| f.name() == name)
+            .map(|f| f.get_metric()[0].get_gauge().get_value())
+    };
+    assert_eq!(gauge("doin_tx_certified_height_blocks"), Some(2.0));
+    assert_eq!(gauge("doin_tx_commit_signers"), Some(1.0));
 }
