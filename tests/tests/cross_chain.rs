@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use doin_crypto::KeyPair;
 use doin_node::devnet::{self, DevnetOptions};
 use doin_node::run::{Node, NodeKeys};
@@ -17,19 +19,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 fn options(dir: &std::path::Path) -> DevnetOptions {
-    DevnetOptions {
-        data_dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
-        block_time_ms: 200,
-        accounts: 2,
-        demo_accounts: 0,
-        demo: false,
-        demo_interval_ms: 100,
-        main_block_time_ms: 300,
-        evaluators: 5,
-        optimizers: 2,
-    }
+    common::devnet_options(dir, 200, 300, 5, 2)
 }
 
 fn copy(k: &KeyPair) -> KeyPair {

@@ -10,8 +10,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use doin_crypto::KeyPair;
-use doin_node::devnet::{self, DevnetOptions};
+use doin_node::devnet;
 use doin_node::run::{Node, NodeKeys};
 use doin_types::PublicKeyBytes;
 use std::collections::BTreeSet;
@@ -32,19 +34,7 @@ async fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_both_chains_and_remote_evaluators_vote() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = DevnetOptions {
-        data_dir: dir.path().join("a"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
-        block_time_ms: 300,
-        accounts: 2,
-        demo_accounts: 0,
-        demo: false,
-        demo_interval_ms: 100,
-        main_block_time_ms: 400,
-        evaluators: 5,
-        optimizers: 2,
-    };
+    let opts = common::devnet_options(&dir.path().join("a"), 300, 400, 5, 2);
     let d = devnet::prepare(&opts).unwrap();
     let a = Node::start(
         &d.config,
@@ -134,19 +124,7 @@ async fn two_nodes_share_both_chains_and_remote_evaluators_vote() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn main_nodes_that_mined_apart_converge_on_the_branch_with_more_work() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = DevnetOptions {
-        data_dir: dir.path().join("keys"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
-        block_time_ms: 300,
-        accounts: 1,
-        demo_accounts: 0,
-        demo: false,
-        demo_interval_ms: 100,
-        main_block_time_ms: 300,
-        evaluators: 5,
-        optimizers: 1,
-    };
+    let opts = common::devnet_options(&dir.path().join("keys"), 300, 300, 5, 1);
     let d = devnet::prepare(&opts).unwrap();
     let start = |name: &str| {
         let mut cfg = d.config.clone();

@@ -13,6 +13,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use doin_codec::encode;
 use doin_crypto::KeyPair;
 use doin_main_core::reward::Role;
@@ -33,19 +35,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 fn options(dir: &Path) -> DevnetOptions {
-    DevnetOptions {
-        data_dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
-        block_time_ms: 200,
-        accounts: 1,
-        demo_accounts: 0,
-        demo: false,
-        demo_interval_ms: 100,
-        main_block_time_ms: 200,
-        evaluators: 5,
-        optimizers: 1,
-    }
+    common::devnet_options(dir, 200, 200, 5, 1)
 }
 
 fn copy(k: &KeyPair) -> KeyPair {

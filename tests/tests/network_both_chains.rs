@@ -21,7 +21,7 @@
 mod common;
 
 use common::{doin, free_port, get_ok, wait_until, NodeProc};
-use doin_node::devnet::{self, Devnet, DevnetOptions};
+use doin_node::devnet::{self, Devnet};
 use doin_types::{Address, PublicKeyBytes};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -131,19 +131,7 @@ fn amount(v: &Value) -> u128 {
 fn four_processes_agree_on_both_chains_through_a_late_start_and_a_crash() {
     let root = tempfile::tempdir().unwrap();
     let doin = doin();
-    let opts = DevnetOptions {
-        data_dir: root.path().join("devnet"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
-        block_time_ms: 500,
-        accounts: 2,
-        demo_accounts: 0,
-        demo: false,
-        demo_interval_ms: 100,
-        main_block_time_ms: 1000,
-        evaluators: 5,
-        optimizers: 2,
-    };
+    let opts = common::devnet_options(&root.path().join("devnet"), 500, 1000, 5, 2);
     let d = devnet::prepare(&opts).unwrap();
     let network = d.spec.network;
     let address = |k: &PublicKeyBytes| Address::new(network, *k).to_string();

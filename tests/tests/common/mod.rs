@@ -199,3 +199,27 @@ impl Drop for NodeProc {
         self.kill9();
     }
 }
+
+/// Devnet options for a test: loopback REST and p2p on free ports, no demo traffic, the given
+/// block times and demo worker counts, keys and genesis under `data_dir`.
+pub fn devnet_options(
+    data_dir: &Path,
+    block_time_ms: u64,
+    main_block_time_ms: u64,
+    evaluators: usize,
+    optimizers: usize,
+) -> doin_node::devnet::DevnetOptions {
+    doin_node::devnet::DevnetOptions {
+        data_dir: data_dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
+        block_time_ms,
+        accounts: 2,
+        demo_accounts: 0,
+        demo: false,
+        demo_interval_ms: 100,
+        main_block_time_ms,
+        evaluators,
+        optimizers,
+    }
+}
