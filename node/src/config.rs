@@ -26,6 +26,37 @@ pub struct NodeConfig {
     pub mempool: MempoolSection,
     pub storage: StorageConfig,
     pub p2p: P2pSection,
+    #[serde(default)]
+    pub consensus: ConsensusSection,
+}
+
+/// BFT consensus of the transfer chain's validators (`[consensus]`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusSection {
+    /// Produce blocks by BFT consensus with the other validators. Off: a single validator
+    /// produces alone (a chain with several validators requires it on).
+    pub enabled: bool,
+    /// Multiaddress the consensus network listens on.
+    pub listen: String,
+    /// The other validators' consensus multiaddresses.
+    pub peers: Vec<String>,
+    /// Least milliseconds from one height to the next; defaults to the genesis target (30 s).
+    pub target_time_ms: Option<u64>,
+    /// Base timeout of each consensus step in milliseconds (grows by half per round).
+    pub step_timeout_ms: u64,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        ConsensusSection {
+            enabled: false,
+            listen: "/ip4/0.0.0.0/tcp/8656".into(),
+            peers: Vec::new(),
+            target_time_ms: None,
+            step_timeout_ms: 3000,
+        }
+    }
 }
 
 /// The peer-to-peer network (`[p2p]`).
@@ -199,6 +230,7 @@ impl Default for NodeConfig {
                 max_outbound_per_24: 2,
                 max_outbound_per_16: 4,
             },
+            consensus: ConsensusSection::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ use doin_net::{load_or_create_identity, Multiaddr, NetConfig, NetHandle, Network
 use doin_store::{KvStore, RocksConfig, RocksStore};
 use doin_telemetry::Metrics;
 use doin_tx_core::GenesisSpec;
+use doin_tx_node::consensus::{BftMetrics, BftProducer, BftSettings};
 use doin_tx_node::mempool::MempoolConfig;
 use doin_tx_node::p2p::{SyncState, TxP2p};
 use doin_tx_node::store::PruneConfig;
@@ -387,6 +388,26 @@ fn start_network(
     })
 }
 
+/// The consensus settings of `[consensus]`; the block time is the target time unless set.
+fn bft_settings(cfg: &NodeConfig, block_time: Duration) -> anyhow::Result<BftSettings> {
+    let c = &cfg.consensus;
+    let parse = |a: &str| {
+        a.parse::<Multiaddr>()
+            .map_err(|e| anyhow!("[consensus] address {a:?} is not a multiaddress: {e}"))
+    };
+    Ok(BftSettings {
+        listen: parse(&c.listen)?,
+        peers: c.peers.iter().map(|p| parse(p)).collect::<Result<_, _>>()?,
+        target_time: c
+            .target_time_ms
+            .map(Duration::from_millis)
+            .unwrap_or(block_time),
+        step_timeout: Duration::from_millis(c.step_timeout_ms.max(1)),
+        wal_dir: cfg.data_dir.join("consensus"),
+        moniker: cfg.data_dir.display().to_string(),
+    })
+}
+
 async fn open_tx(
     cfg: &NodeConfig,
     kv: Arc<dyn KvStore>,
@@ -423,7 +444,20 @@ async fn open_tx(
                 "the producer key is not a validator of this chain's genesis"
             ));
         }
-        let producer: Box<dyn BlockProducer> = Box::new(SoloProducer::new(key, block_time));
+        let producer: Box<dyn BlockProducer> = if cfg.consensus.enabled {
+            Box::new(BftProducer::new(
+                key,
+                bft_settings(cfg, block_time)?,
+                BftMetrics::register(metrics)?,
+            ))
+        } else if chain.params().validators.len() > 1 {
+            return Err(anyhow!(
+                "this chain has {} validators: block production needs [consensus] enabled = true",
+                chain.params().validators.len()
+            ));
+        } else {
+            Box::new(SoloProducer::new(key, block_time))
+        };
         let fut = producer.run(chain.clone(), tasks.shutdown_signal());
         tasks.spawn_critical("block producer", async move {
             fut.await.map_err(|e| e.to_string())

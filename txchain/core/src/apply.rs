@@ -336,7 +336,7 @@ fn check_header(
             got: header.time.0,
         });
     }
-    if params.expected_proposer(header.height) != Some(header.proposer) {
+    if !params.is_validator(&header.proposer) {
         return Err(BlockError::WrongProposer);
     }
     check_last_commit(params, parent, header)?;
@@ -558,15 +558,63 @@ pub fn build_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
     candidates: impl IntoIterator<Item = Tx>,
     verify_signatures: bool,
 ) -> Result<BuiltBlock, BlockError> {
+    build_block_certified(
+        params,
+        view,
+        tree,
+        main,
+        parent,
+        time,
+        key,
+        candidates,
+        verify_signatures,
+        ParentCommit::OwnPrecommit,
+    )
+}
+
+/// Where a new block's `last_commit` (the proof that its parent is final) comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum ParentCommit<'a> {
+    /// The proposer's own precommit: a quorum only when it is the single validator.
+    OwnPrecommit,
+    /// A certificate collected by BFT consensus (checked here like any header's).
+    Certificate(&'a CommitCertificate),
+}
+
+/// [`build_block`] with the parent's proof of finality chosen by the caller.
+#[allow(clippy::too_many_arguments)]
+pub fn build_block_certified<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
+    params: &ChainParams,
+    view: &V,
+    tree: &R,
+    main: &M,
+    parent: &BlockHeader,
+    time: Timestamp,
+    key: &KeyPair,
+    candidates: impl IntoIterator<Item = Tx>,
+    verify_signatures: bool,
+    parent_commit: ParentCommit<'_>,
+) -> Result<BuiltBlock, BlockError> {
     let height = parent
         .height
         .checked_add(1)
         .ok_or_else(|| BlockError::State("height overflow".into()))?;
     let proposer = key.public();
-    if params.expected_proposer(height) != Some(proposer) {
+    if !params.is_validator(&proposer) {
         return Err(BlockError::WrongProposer);
     }
-    let last_commit = own_certificate(params, parent, key)?;
+    let last_commit = match parent_commit {
+        ParentCommit::OwnPrecommit => own_certificate(params, parent, key)?,
+        ParentCommit::Certificate(_) if parent.height == 0 => None,
+        ParentCommit::Certificate(c) => {
+            let set = params
+                .validator_set()
+                .map_err(|e| BlockError::State(e.to_string()))?;
+            c.verify(&params.chain_id, parent.height, &parent.hash()?, &set)
+                .map_err(BlockError::LastCommit)?;
+            Some(c.clone())
+        }
+    };
     let base_fee = next_base_fee(&params.consensus, parent.base_fee, parent.weight_used);
     let limit = params.consensus.block_weight_limit;
     let main_anchor = choose_anchor(main, &parent.main_anchor)?;

@@ -236,6 +236,13 @@ impl ChainParams {
         })
     }
 
+    /// Whether `key` may propose a block: it is a validator of the chain. Under BFT the proposer
+    /// of a height depends on the round it was decided in, which the header does not record;
+    /// the commit certificate, not the proposer's name, is what makes a block final.
+    pub fn is_validator(&self, key: &PublicKeyBytes) -> bool {
+        self.validators.contains(key)
+    }
+
     /// The proposer whose turn it is at `height` (round robin). `None` only for a parameter
     /// set without validators, which `from_genesis` never builds.
     pub fn expected_proposer(&self, height: u64) -> Option<PublicKeyBytes> {

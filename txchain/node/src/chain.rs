@@ -5,7 +5,10 @@
 //! only moves data between the core, the store and the outside world, in this order: validate,
 //! persist, then publish (a block or transaction is announced only after it is on disk).
 
+mod bft;
 mod submit;
+
+pub use bft::{now, DecidedOutcome};
 
 use crate::events::EventLog;
 use crate::mempool::{Admission, Mempool, MempoolConfig, MempoolError};

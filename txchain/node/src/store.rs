@@ -382,6 +382,18 @@ impl ChainStore {
         self.kv.write(batch, Durability::Sync)
     }
 
+    /// Records the certificate of an already committed block (a block this node committed before
+    /// its own consensus decided it, e.g. from gossip).
+    pub fn put_commit_certificate(&self, c: &CommitCertificate) -> StoreResult<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(
+            CF_COMMITS,
+            c.height.to_be_bytes().to_vec(),
+            encode(c).map_err(|e| corrupt("commit certificate", e))?,
+        );
+        self.kv.write(batch, Durability::Sync)
+    }
+
     /// The certificate that made block `height` final, if this node has it yet (a block's
     /// certificate also travels in the next block's header).
     pub fn commit_certificate(&self, height: Height) -> StoreResult<Option<CommitCertificate>> {

@@ -11,7 +11,12 @@
 //! write-ahead log and network) for block production is not wired yet, and the node still
 //! produces with the solo producer.
 
+pub mod codec;
 pub mod context;
+pub mod engine;
+mod events;
+pub mod host;
+pub mod metrics;
 pub mod parts;
 pub mod signing;
 
@@ -22,6 +27,8 @@ pub use context::{
 pub use doin_tx_core::bft::{
     CertificateError, CommitCertificate, ValidatorSet, ValidatorSetError, MAX_VALIDATORS,
 };
+pub use engine::{BftProducer, BftSettings, Multiaddr};
+pub use metrics::BftMetrics;
 pub use parts::{split_block, PartsCollector, PartsError, PartsOutcome, PART_BYTES};
 pub use signing::{
     signing_hash, Bip340, ConsensusKey, ConsensusSigner, TAG_BFT_PEER, TAG_BFT_PROPOSAL,

@@ -1,0 +1,281 @@
+//! Black-box: four validators as four real `doin node` processes reach BFT finality over
+//! the consensus network (each its own RocksDB and write-ahead log, loopback 127.0.0.1–4).
+//!
+//! - all four finalize blocks, every block carrying its parent's certificate;
+//! - one killed (SIGKILL): the other three keep finalizing;
+//! - a second killed: no block is finalized (2 of 4 is not more than 2/3) and nothing forks;
+//! - both restarted: they catch up and finality resumes;
+//! - at the end every node has the same blocks, supply is conserved, and a transfer a node
+//!   answered as included is still there on every node.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{doin, free_port, wait_until, NodeProc};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+struct Net {
+    dir: tempfile::TempDir,
+    doin: PathBuf,
+    genesis: PathBuf,
+    password: PathBuf,
+}
+
+impl Net {
+    fn wallet(&self, key: &Path, args: &[&str]) -> Value {
+        let out = Command::new(&self.doin)
+            .args(["wallet", "--json", "--keystore"])
+            .arg(key)
+            .arg("--password-file")
+            .arg(&self.password)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "doin wallet {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or(Value::Null)
+    }
+
+    fn new_key(&self, name: &str) -> (PathBuf, String) {
+        let key = self.dir.path().join(format!("{name}.json"));
+        self.wallet(&key, &["new"]);
+        let out = Command::new(&self.doin)
+            .args(["wallet", "--keystore"])
+            .arg(&key)
+            .args(["address", "--network", "testnet"])
+            .output()
+            .unwrap();
+        (
+            key,
+            String::from_utf8(out.stdout).unwrap().trim().to_string(),
+        )
+    }
+}
+
+struct Validator {
+    proc: NodeProc,
+}
+
+fn configure(net: &Net, keys: &[PathBuf]) -> Vec<Validator> {
+    let ports: Vec<(u16, u16, u16)> = (0..keys.len())
+        .map(|i| {
+            let ip = format!("127.0.0.{}", i + 1);
+            (free_port("127.0.0.1"), free_port(&ip), free_port(&ip))
+        })
+        .collect();
+    let consensus: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, c))| format!("/ip4/127.0.0.{}/tcp/{c}", i + 1))
+        .collect();
+    let p2p: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p, _))| format!("/ip4/127.0.0.{}/tcp/{p}", i + 1))
+        .collect();
+    keys.iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let name = format!("v{i}");
+            let (rest_port, _, _) = ports[i];
+            let peers: Vec<String> = consensus
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, a)| format!("{a:?}"))
+                .collect();
+            let config = net.dir.path().join(format!("{name}.toml"));
+            let toml = format!(
+                "data_dir = {:?}\ngenesis_file = {:?}\nchains = [\"tx\"]\n\
+                 [rest]\nlisten = \"127.0.0.1:{rest_port}\"\nrate_limit_per_second = 0\n\
+                 [p2p]\nlisten = [{:?}]\nbootstrap = []\nsync_interval_ms = 500\n\
+                 [producer]\nenabled = true\nkeystore = {key:?}\npassword_file = {:?}\n\
+                 [consensus]\nenabled = true\nlisten = {:?}\npeers = [{}]\nstep_timeout_ms = 1000\n",
+                net.dir.path().join(&name),
+                net.genesis,
+                p2p[i],
+                net.password,
+                consensus[i],
+                peers.join(", "),
+            );
+            std::fs::write(&config, toml).unwrap();
+            Validator {
+                proc: NodeProc {
+                    log: net.dir.path().join(format!("{name}.log")),
+                    name,
+                    config,
+                    rest: format!("http://127.0.0.1:{rest_port}"),
+                    child: None,
+                },
+            }
+        })
+        .collect()
+}
+
+fn certified(n: &NodeProc) -> u64 {
+    n.metric("doin_tx_certified_height_blocks")
+}
+
+#[test]
+fn four_validators_finalize_through_the_loss_of_one_and_recover_from_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "bft test\n").unwrap();
+    let net = Net {
+        doin: doin(),
+        genesis: dir.path().join("genesis.json"),
+        password,
+        dir,
+    };
+    let keys: Vec<(PathBuf, String)> = (0..4).map(|i| net.new_key(&format!("key{i}"))).collect();
+    let (user_key, user) = net.new_key("user");
+    let (_, recipient) = net.new_key("recipient");
+    let mut genesis = Command::new(&net.doin);
+    genesis.args([
+        "genesis",
+        "new",
+        "--network",
+        "testnet",
+        "--chain-name",
+        "bft-e2e",
+    ]);
+    for (_, addr) in &keys {
+        genesis.args(["--validator", addr]);
+        genesis.args(["--alloc", &format!("{addr}=100")]);
+    }
+    let out = genesis
+        .args(["--alloc", &format!("{user}=500")])
+        .args(["--block-time-ms", "1000", "--out"])
+        .arg(&net.genesis)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let genesis_total: u128 = 900 * 100_000_000;
+
+    let key_paths: Vec<PathBuf> = keys.iter().map(|(k, _)| k.clone()).collect();
+    let mut vs = configure(&net, &key_paths);
+    for v in vs.iter_mut() {
+        v.proc.start(&net.doin);
+    }
+    for v in &vs {
+        wait_until(&format!("{} finalizes", v.proc.name), 120, || {
+            (certified(&v.proc) >= 4).then_some(())
+        });
+    }
+    // Every block after the first carries its parent's certificate signed by a quorum.
+    let block = common::get_ok(&format!("{}/v1/tx/blocks/3", vs[0].proc.rest)).unwrap();
+    let signers = block["last_commit"]["signatures"]
+        .as_array()
+        .map(|a| a.len())
+        .unwrap_or(0);
+    assert!(signers >= 3, "block 3's last_commit: {block}");
+
+    // A transfer answered as included stays included everywhere.
+    let sent = net.wallet(
+        &user_key,
+        &[
+            "--node",
+            &vs[1].proc.rest,
+            "send",
+            "--to",
+            &recipient,
+            "--amount",
+            "2.5",
+        ],
+    );
+    let tx_id = sent["id"].as_str().expect("tx id").to_string();
+    wait_until("the transfer is final", 60, || {
+        vs[1].proc.tx_status(&tx_id).filter(|s| s == "final")
+    });
+
+    // One validator lost: the other three keep finalizing.
+    vs[3].proc.kill9();
+    let before = certified(&vs[0].proc);
+    for v in &vs[..3] {
+        wait_until(&format!("{} finalizes without v3", v.proc.name), 90, || {
+            (certified(&v.proc) >= before + 3).then_some(())
+        });
+    }
+
+    // Two lost: no quorum, so no block is finalized (and none can fork).
+    vs[2].proc.kill9();
+    std::thread::sleep(Duration::from_secs(3));
+    let stalled: Vec<u64> = vs[..2].iter().map(|v| v.proc.height()).collect();
+    std::thread::sleep(Duration::from_secs(6));
+    for (v, h) in vs[..2].iter().zip(&stalled) {
+        assert_eq!(
+            v.proc.height(),
+            *h,
+            "{} moved on without a quorum",
+            v.proc.name
+        );
+    }
+
+    // Both back: they catch up and finality resumes.
+    vs[2].proc.start(&net.doin);
+    vs[3].proc.start(&net.doin);
+    let target = stalled.iter().copied().max().unwrap_or(0) + 3;
+    for v in &vs {
+        wait_until(&format!("{} finalizes again", v.proc.name), 180, || {
+            (v.proc.height() >= target).then_some(())
+        });
+    }
+
+    // Same blocks everywhere, supply conserved, the transfer still there.
+    let common_height = vs.iter().map(|v| v.proc.height()).min().unwrap();
+    for h in 1..=common_height {
+        let hashes: Vec<Option<String>> = vs.iter().map(|v| v.proc.block_hash(h)).collect();
+        assert!(
+            hashes.iter().all(|x| x.is_some() && *x == hashes[0]),
+            "nodes disagree at height {h}: {hashes:?}"
+        );
+    }
+    let mut accounts: Vec<String> = keys.iter().map(|(_, a)| a.clone()).collect();
+    accounts.extend([user.clone(), recipient.clone()]);
+    for v in &vs {
+        let n = &v.proc;
+        assert_eq!(n.tx_status(&tx_id).as_deref(), Some("final"), "{}", n.name);
+        assert_eq!(n.balance(&recipient), 250_000_000, "{}", n.name);
+        // Balances and totals read at one height (the chain is moving).
+        let (info, balances) = wait_until(&format!("{} stable read", n.name), 30, || {
+            let before = n.info()?;
+            let b: u128 = accounts.iter().map(|a| n.balance(a)).sum();
+            let after = n.info()?;
+            (before["height"] == after["height"]).then_some((after, b))
+        });
+        let amount = |k: &str| info[k].as_str().unwrap().parse::<u128>().unwrap();
+        assert_eq!(
+            balances + amount("staked"),
+            genesis_total + amount("imported_from_main") - amount("burned"),
+            "supply on {}",
+            n.name
+        );
+    }
+    for v in &vs {
+        eprintln!(
+            "{}: height {} decided {} round-timeouts {} votes-received {}\n{}",
+            v.proc.name,
+            v.proc.height(),
+            v.proc.metric("doin_bft_decisions_total"),
+            v.proc.metric("doin_bft_round_timeouts_total"),
+            v.proc
+                .metric("doin_bft_votes_total{direction=\"received\",kind=\"precommit\"}"),
+            v.proc.log_tail()
+        );
+    }
+    for v in vs.iter_mut() {
+        v.proc.kill9();
+    }
+}

@@ -1,0 +1,595 @@
+//! The application side of the engine: answers what consensus asks of the chain.
+//!
+//! The engine owns rounds, votes, timeouts and its write-ahead log; this loop owns blocks. It
+//! builds a block when this validator proposes, streams it as parts, reassembles and checks
+//! the blocks others propose, commits what is decided with its certificate, serves decided
+//! blocks to syncing peers and files slashing evidence the engine observed. It must not sign
+//! votes (the engine does, through [`super::ConsensusSigner`]) and must not decide validity
+//! itself (the chain's `check_proposal` does).
+
+use super::codec::to_chain_certificate;
+use super::context::{
+    BftHeight, BftValidatorSet, BlockPart, BlockValue, DoinContext, ValidatorAddress,
+};
+use super::metrics::BftMetrics;
+use super::parts::{split_block, PartsCollector, PartsOutcome};
+use arc_malachitebft_app_channel::app::types::core::{
+    HeightParams, LinearTimeouts, Round, Validity, VoteExtensionPolicy,
+};
+use arc_malachitebft_app_channel::app::types::sync::RawDecidedValue;
+use arc_malachitebft_app_channel::app::types::{LocallyProposedValue, ProposedValue};
+use arc_malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
+use arc_malachitebft_core_consensus::MisbehaviorEvidence;
+use arc_malachitebft_engine::host::{Next, SyncedValueOutcome};
+use arc_malachitebft_engine::util::streaming::{StreamContent, StreamId, StreamMessage};
+use bytes::Bytes;
+use doin_crypto::KeyPair;
+use doin_tx_core::bft::{Equivocation, VoteForm};
+use doin_tx_core::{Block, BlockHash, TxBody, TxPayload};
+use doin_types::Timestamp;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::chain::{now_ms, ChainError, TxChain};
+
+/// How many decided blocks one sync response carries at most.
+const MAX_SYNC_BATCH: u64 = 32;
+/// Proposals kept for heights above the tip (a node a little behind its peers).
+const MAX_PENDING_PROPOSALS: usize = 64;
+
+/// A block seen for an undecided height, with what the engine needs to know about it.
+struct Seen {
+    round: Round,
+    proposer: ValidatorAddress,
+    block: Arc<Block>,
+    /// `None` until the block was checked on the tip it extends.
+    validity: Option<Validity>,
+}
+
+/// Timing of consensus heights.
+#[derive(Clone, Debug)]
+pub struct HeightTiming {
+    pub timeouts: LinearTimeouts,
+    /// Least time between the start of a height and the next (the block time).
+    pub target_time: Duration,
+}
+
+pub struct Host {
+    chain: Arc<TxChain>,
+    key: Arc<KeyPair>,
+    address: ValidatorAddress,
+    validators: BftValidatorSet,
+    timing: HeightTiming,
+    collector: PartsCollector,
+    max_block_bytes: usize,
+    /// Blocks proposed for heights above the tip, by height and hash.
+    seen: BTreeMap<(u64, BlockHash), Seen>,
+    stream_counter: u64,
+    metrics: BftMetrics,
+}
+
+impl Host {
+    pub fn new(
+        chain: Arc<TxChain>,
+        key: Arc<KeyPair>,
+        validators: BftValidatorSet,
+        timing: HeightTiming,
+        metrics: BftMetrics,
+    ) -> Host {
+        let limit =
+            usize::try_from(chain.params().consensus.block_weight_limit).unwrap_or(usize::MAX);
+        // A block's bytes are bounded by its weight plus its header and signatures.
+        let max_block_bytes = limit
+            .saturating_mul(2)
+            .saturating_add(256 * 1024)
+            .min(doin_codec::MAX_DECODE_LEN);
+        Host {
+            address: ValidatorAddress(key.public()),
+            chain,
+            key,
+            validators,
+            timing,
+            collector: PartsCollector::new(max_block_bytes, 64),
+            max_block_bytes,
+            seen: BTreeMap::new(),
+            stream_counter: 0,
+            metrics,
+        }
+    }
+
+    fn next_height(&self) -> u64 {
+        self.chain.tip().header.height.saturating_add(1)
+    }
+
+    fn height_params(&self) -> HeightParams<DoinContext> {
+        HeightParams {
+            validator_set: self.validators.clone(),
+            timeouts: self.timing.timeouts,
+            target_time: Some(self.timing.target_time),
+            vote_extension_policy: VoteExtensionPolicy::Disabled,
+        }
+    }
+
+    /// Runs until the engine closes its channel. An error means the chain cannot go on (its
+    /// store failed); the node stops.
+    pub async fn run(mut self, channels: &mut Channels<DoinContext>) -> Result<(), ChainError> {
+        while let Some(msg) = channels.consensus.recv().await {
+            self.handle(msg, &channels.network).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        msg: AppMsg<DoinContext>,
+        network: &tokio::sync::mpsc::Sender<NetworkMsg<DoinContext>>,
+    ) -> Result<(), ChainError> {
+        match msg {
+            AppMsg::ConsensusReady { reply } => {
+                let height = BftHeight(self.next_height());
+                tracing::info!(%height, validators = self.validators.validators().len(), "consensus ready");
+                let _ = reply.send((height, self.height_params()));
+            }
+            AppMsg::StartedRound {
+                height,
+                round,
+                reply_value,
+                ..
+            } => {
+                self.metrics.height.set(gauge(height.0));
+                self.metrics
+                    .round
+                    .set(i64::from(round.as_u32().unwrap_or(0)));
+                self.metrics.height_lag.set(gauge(
+                    height.0.saturating_sub(self.chain.tip().header.height),
+                ));
+                self.check_pending(height.0).await?;
+                let values = self
+                    .seen
+                    .range((height.0, BlockHash::zero())..)
+                    .take_while(|((h, _), _)| *h == height.0)
+                    .filter_map(|((h, hash), s)| {
+                        s.validity.map(|validity| ProposedValue {
+                            height: BftHeight(*h),
+                            round: s.round,
+                            valid_round: Round::Nil,
+                            proposer: s.proposer,
+                            value: BlockValue(*hash),
+                            validity,
+                        })
+                    })
+                    .collect();
+                let _ = reply_value.send(values);
+            }
+            AppMsg::GetValue {
+                height,
+                round,
+                reply,
+                ..
+            } => {
+                let block = self.build(height).await?;
+                let hash = block.hash()?;
+                self.seen.insert(
+                    (height.0, hash),
+                    Seen {
+                        round,
+                        proposer: self.address,
+                        block: block.clone(),
+                        validity: Some(Validity::Valid),
+                    },
+                );
+                let _ = reply.send(LocallyProposedValue::new(height, round, BlockValue(hash)));
+                self.metrics.proposals.with_label_values(&["sent"]).inc();
+                self.stream(&block, height, round, self.address, network)
+                    .await;
+            }
+            AppMsg::ReceivedProposalPart { part, reply, .. } => {
+                let value = match part.content {
+                    StreamContent::Data(p) => self.on_part(p).await?,
+                    StreamContent::Fin => None,
+                };
+                let _ = reply.send(value);
+            }
+            AppMsg::Decided {
+                certificate, reply, ..
+            } => {
+                self.on_decided(&certificate).await?;
+                let _ = reply.send(());
+            }
+            AppMsg::Finalized {
+                certificate,
+                evidence,
+                reply,
+                ..
+            } => {
+                self.file_evidence(&evidence).await;
+                let next = BftHeight(self.next_height());
+                self.collector.prune_below(next);
+                self.seen = self.seen.split_off(&(next.0, BlockHash::zero()));
+                let decided = certificate.height;
+                let _ = reply.send(if next > decided {
+                    Next::Start(next, self.height_params())
+                } else {
+                    // The decided block never reached this node: run the height again while
+                    // value sync fetches it from a peer.
+                    Next::Restart(next, self.height_params())
+                });
+            }
+            AppMsg::GetDecidedValues { range, reply } => {
+                let values = self.decided_values(range.start().0, range.end().0).await?;
+                let _ = reply.send(values);
+            }
+            AppMsg::ProcessSyncedValue {
+                height,
+                round,
+                proposer,
+                value_bytes,
+                reply,
+            } => {
+                let outcome = self
+                    .on_synced(height, round, proposer, &value_bytes)
+                    .await?;
+                let _ = reply.send(outcome);
+            }
+            AppMsg::GetHistoryMinHeight { reply } => {
+                // Every block this node has is kept with its certificate.
+                let _ = reply.send(BftHeight(1));
+            }
+            AppMsg::RestreamProposal {
+                height,
+                round,
+                address,
+                value_id,
+                ..
+            } => {
+                if let Some(s) = self.seen.get(&(height.0, value_id)) {
+                    let block = s.block.clone();
+                    self.stream(&block, height, round, address, network).await;
+                }
+            }
+            AppMsg::ExtendVote { reply, .. } => {
+                // Vote extensions are disabled on the transfer chain.
+                let _ = reply.send(None);
+            }
+            AppMsg::VerifyVoteExtensions {
+                extensions, reply, ..
+            } => {
+                let _ = reply.send(
+                    extensions
+                        .into_iter()
+                        .map(|(a, _)| {
+                            (
+                                a,
+                                Err(arc_malachitebft_core_consensus::VoteExtensionError::InvalidVoteExtension),
+                            )
+                        })
+                        .collect(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds this validator's proposal for `height` on the tip.
+    async fn build(&self, height: BftHeight) -> Result<Arc<Block>, ChainError> {
+        let chain = self.chain.clone();
+        let key = self.key.clone();
+        let block = tokio::task::spawn_blocking(move || {
+            let tip = chain.tip().header.height;
+            if tip.saturating_add(1) != height.0 {
+                return Err(ChainError::Inconsistent(format!(
+                    "asked to propose height {height} on tip {tip}"
+                )));
+            }
+            let parent_commit = match tip {
+                0 => None,
+                h => Some(chain.certificate(h)?.ok_or_else(|| {
+                    ChainError::Inconsistent(format!("no certificate for the tip {h}"))
+                })?),
+            };
+            chain.propose_block(&key, Timestamp(now_ms()), parent_commit.as_ref())
+        })
+        .await
+        .map_err(|e| ChainError::Inconsistent(format!("block builder failed: {e}")))??;
+        Ok(Arc::new(block))
+    }
+
+    /// Publishes `block` as a stream of parts (a fresh stream id each time).
+    async fn stream(
+        &mut self,
+        block: &Block,
+        height: BftHeight,
+        round: Round,
+        proposer: ValidatorAddress,
+        network: &tokio::sync::mpsc::Sender<NetworkMsg<DoinContext>>,
+    ) {
+        let parts = match split_block(block, height, round, proposer, self.max_block_bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(%height, error = %e, "cannot split a proposed block");
+                return;
+            }
+        };
+        self.stream_counter = self.stream_counter.wrapping_add(1);
+        let mut id = Vec::with_capacity(24);
+        id.extend_from_slice(&height.0.to_be_bytes());
+        id.extend_from_slice(&round.as_i64().to_be_bytes());
+        id.extend_from_slice(&self.stream_counter.to_be_bytes());
+        let stream_id = StreamId::new(Bytes::from(id));
+        let count = parts.len() as u64;
+        let messages = parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| StreamMessage::new(stream_id.clone(), i as u64, StreamContent::Data(p)))
+            .chain(std::iter::once(StreamMessage::new(
+                stream_id.clone(),
+                count,
+                StreamContent::Fin,
+            )));
+        for m in messages {
+            if network
+                .send(NetworkMsg::PublishProposalPart(m))
+                .await
+                .is_err()
+            {
+                tracing::warn!("the consensus network is gone; proposal not streamed");
+                return;
+            }
+        }
+    }
+
+    /// A part arrived; when it completes a block for the next height, returns the checked value.
+    async fn on_part(
+        &mut self,
+        part: BlockPart,
+    ) -> Result<Option<ProposedValue<DoinContext>>, ChainError> {
+        let (height, round, proposer) = (part.height, part.round, part.proposer);
+        if height.0 < self.next_height() {
+            return Ok(None);
+        }
+        let block = match self.collector.insert(part) {
+            Ok(PartsOutcome::Incomplete) => return Ok(None),
+            Ok(PartsOutcome::Complete(b)) => Arc::new(*b),
+            Err(e) => {
+                tracing::debug!(%height, %proposer, error = %e, "dropped a proposal stream");
+                return Ok(None);
+            }
+        };
+        self.metrics
+            .proposals
+            .with_label_values(&["received"])
+            .inc();
+        let hash = block.hash()?;
+        self.remember(height.0, hash, round, proposer, block);
+        self.check_pending(height.0).await?;
+        Ok(self.seen.get(&(height.0, hash)).and_then(|s| {
+            s.validity.map(|validity| ProposedValue {
+                height,
+                round,
+                valid_round: Round::Nil,
+                proposer,
+                value: BlockValue(hash),
+                validity,
+            })
+        }))
+    }
+
+    fn remember(
+        &mut self,
+        height: u64,
+        hash: BlockHash,
+        round: Round,
+        proposer: ValidatorAddress,
+        block: Arc<Block>,
+    ) {
+        if self.seen.len() >= MAX_PENDING_PROPOSALS && !self.seen.contains_key(&(height, hash)) {
+            // Drop the highest height: the least likely to be needed soon.
+            if let Some(last) = self.seen.keys().next_back().copied() {
+                if last.0 > height {
+                    self.seen.remove(&last);
+                } else {
+                    return;
+                }
+            }
+        }
+        self.seen.entry((height, hash)).or_insert(Seen {
+            round,
+            proposer,
+            block,
+            validity: None,
+        });
+    }
+
+    /// Checks every unchecked block proposed for `height` when it extends the tip.
+    async fn check_pending(&mut self, height: u64) -> Result<(), ChainError> {
+        if height != self.next_height() {
+            return Ok(());
+        }
+        let unchecked: Vec<(BlockHash, Arc<Block>)> = self
+            .seen
+            .range((height, BlockHash::zero())..)
+            .take_while(|((h, _), _)| *h == height)
+            .filter(|(_, s)| s.validity.is_none())
+            .map(|((_, hash), s)| (*hash, s.block.clone()))
+            .collect();
+        for (hash, block) in unchecked {
+            let chain = self.chain.clone();
+            let checked = tokio::task::spawn_blocking(move || {
+                chain.check_proposal(&block, Timestamp(now_ms()))
+            })
+            .await
+            .map_err(|e| ChainError::Inconsistent(format!("block check failed: {e}")))?;
+            let validity = match checked {
+                Ok(()) => Validity::Valid,
+                Err(ChainError::Block(e)) => {
+                    tracing::warn!(height, block = %hash, error = %e, "proposed block is invalid");
+                    self.metrics.proposals_rejected.inc();
+                    Validity::Invalid
+                }
+                // Our own store failed: not the proposer's fault, and not something to vote on.
+                Err(e) => return Err(e),
+            };
+            if let Some(s) = self.seen.get_mut(&(height, hash)) {
+                s.validity = Some(validity);
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_decided(
+        &mut self,
+        certificate: &arc_malachitebft_core_types::CommitCertificate<DoinContext>,
+    ) -> Result<(), ChainError> {
+        let height = certificate.height.0;
+        let Some(cert) = to_chain_certificate(certificate) else {
+            tracing::error!(height, "decided certificate without a round");
+            return Ok(());
+        };
+        let Some(block) = self
+            .seen
+            .get(&(height, certificate.value_id))
+            .map(|s| s.block.clone())
+        else {
+            // Decided without the block reaching us; value sync will bring it.
+            tracing::warn!(height, block = %certificate.value_id, "decided a block this node does not have");
+            return Ok(());
+        };
+        let chain = self.chain.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            chain.commit_decided(&block, &cert, Timestamp(now_ms()))
+        })
+        .await
+        .map_err(|e| ChainError::Inconsistent(format!("commit task failed: {e}")))?;
+        match outcome {
+            Ok(o) => {
+                self.metrics.decided.inc();
+                tracing::debug!(height, ?o, "decided block committed");
+                Ok(())
+            }
+            Err(ChainError::Block(e)) => {
+                // 2/3+ of the validators decided a block this node finds invalid: its own
+                // state or main-chain view differs. Stop rather than fork.
+                Err(ChainError::Inconsistent(format!(
+                    "consensus decided block {} at height {height}, which this node cannot apply: {e}",
+                    certificate.value_id
+                )))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn decided_values(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<RawDecidedValue<DoinContext>>, ChainError> {
+        let chain = self.chain.clone();
+        let tip = chain.tip().header.height;
+        let to = to.min(tip).min(from.saturating_add(MAX_SYNC_BATCH - 1));
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for h in from.max(1)..=to {
+                let (Some(block), Some(cert)) = (chain.block_at(h)?, chain.certificate(h)?) else {
+                    break;
+                };
+                out.push(RawDecidedValue::new(
+                    Bytes::from(block.encode()?),
+                    super::codec::to_engine_certificate(&cert),
+                ));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| ChainError::Inconsistent(format!("sync task failed: {e}")))?
+    }
+
+    async fn on_synced(
+        &mut self,
+        height: BftHeight,
+        round: Round,
+        proposer: ValidatorAddress,
+        bytes: &[u8],
+    ) -> Result<SyncedValueOutcome<DoinContext>, ChainError> {
+        if bytes.len() > self.max_block_bytes {
+            return Ok(SyncedValueOutcome::PeerFault);
+        }
+        let Ok(block) = Block::decode(bytes) else {
+            return Ok(SyncedValueOutcome::PeerFault);
+        };
+        if block.header.height != height.0 || block.verify_signature().is_err() {
+            return Ok(SyncedValueOutcome::PeerFault);
+        }
+        let hash = block.hash()?;
+        self.remember(height.0, hash, round, proposer, Arc::new(block));
+        self.check_pending(height.0).await?;
+        Ok(
+            match self.seen.get(&(height.0, hash)).and_then(|s| s.validity) {
+                Some(validity) => SyncedValueOutcome::Verdict(ProposedValue {
+                    height,
+                    round,
+                    valid_round: Round::Nil,
+                    proposer,
+                    value: BlockValue(hash),
+                    validity,
+                }),
+                // Not on our tip yet (we are further behind): ask again later.
+                None => SyncedValueOutcome::LocalTransientError,
+            },
+        )
+    }
+
+    /// Files every double vote the engine saw as a `ReportEquivocation` transaction.
+    async fn file_evidence(&self, evidence: &MisbehaviorEvidence<DoinContext>) {
+        for (address, doubles) in evidence.votes.iter() {
+            for (first, second) in doubles {
+                self.metrics.equivocations.inc();
+                let (Some(a), Some(b)) = (first.message.form(), second.message.form()) else {
+                    continue;
+                };
+                tracing::warn!(validator = %address, height = a.height, "validator double-voted; reporting it");
+                if let Err(e) = self.report(a, first.signature, b, second.signature) {
+                    tracing::warn!(validator = %address, error = %e, "could not file equivocation evidence");
+                }
+            }
+        }
+    }
+
+    fn report(
+        &self,
+        first: VoteForm,
+        first_signature: doin_types::SignatureBytes,
+        second: VoteForm,
+        second_signature: doin_types::SignatureBytes,
+    ) -> Result<(), String> {
+        let me = self.key.public();
+        let (nonce, _) = self.chain.next_nonce(&me).map_err(|e| e.to_string())?;
+        let base_fee = self.chain.next_base_fee();
+        let body = TxBody {
+            chain_id: self.chain.params().chain_id,
+            sender: me,
+            nonce,
+            // Room for the base fee to rise for a few blocks before the report is included.
+            max_fee_per_weight: base_fee.checked_mul(4).unwrap_or(base_fee),
+            max_priority_fee_per_weight: doin_types::Amount::ZERO,
+            payload: TxPayload::ReportEquivocation {
+                evidence: Box::new(Equivocation {
+                    first,
+                    first_signature,
+                    second,
+                    second_signature,
+                }),
+            },
+        };
+        let signed = body.sign(&self.key).map_err(|e| e.to_string())?;
+        let bytes = doin_codec::encode(&signed).map_err(|e| e.to_string())?;
+        self.chain
+            .submit(&bytes)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn gauge(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
