@@ -172,6 +172,11 @@ pub fn prepare(opts: &DevnetOptions) -> anyhow::Result<Devnet> {
     config.producer.enabled = true;
     config.producer.keystore = Some(key_path(dir, "validator"));
     config.producer.block_time_ms = Some(opts.block_time_ms);
+    // The single validator decides its blocks through the same BFT engine as a validator set.
+    // Alone, it has no consensus peers: the engine's network would log every publish as an
+    // error, so `doin devnet` turns that log off and keeps only the engine's warnings.
+    config.consensus.enabled = true;
+    config.consensus.listen = "/ip4/127.0.0.1/tcp/0".into();
     Ok(Devnet {
         config,
         spec,

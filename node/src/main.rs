@@ -205,7 +205,10 @@ fn exit_code(exit: Exit) -> ExitCode {
 }
 
 async fn run_devnet(a: DevnetArgs) -> anyhow::Result<ExitCode> {
-    doin_telemetry::init_tracing(log_format(&a.log_format)?, "info");
+    doin_telemetry::init_tracing(
+        log_format(&a.log_format)?,
+        "info,arc_malachitebft=warn,arc_malachitebft_network=off",
+    );
     let opts = DevnetOptions {
         data_dir: a.data_dir,
         listen: a.listen,
