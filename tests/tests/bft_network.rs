@@ -5,6 +5,9 @@
 //! - one killed (SIGKILL): the other three keep finalizing;
 //! - a second killed: no block is finalized (2 of 4 is not more than 2/3) and nothing forks;
 //! - both restarted: they catch up and finality resumes;
+//! - a network partition 1 | 3 (v3 reaches the others only through a TCP link the test cuts):
+//!   the three keep finalizing, the one alone finalizes nothing, and once the link is back it
+//!   catches up onto the same chain;
 //! - at the end every node has the same blocks, supply is conserved, and a transfer a node
 //!   answered as included is still there on every node.
 
@@ -14,9 +17,68 @@ mod common;
 
 use common::{doin, free_port, wait_until, NodeProc};
 use serde_json::Value;
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// A TCP link the test can cut and restore: it forwards connections from its own address to
+/// `target`; cut, it closes every open connection and refuses new ones.
+struct Link {
+    addr: String,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Link {
+    fn new(ip: &str, target: String) -> Link {
+        let listener = TcpListener::bind(format!("{ip}:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::<TcpStream>::new()));
+        let (c, o) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for inbound in listener.incoming() {
+                let Ok(inbound) = inbound else { continue };
+                if c.load(Ordering::SeqCst) {
+                    let _ = inbound.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(outbound) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let mut list = o.lock().unwrap();
+                for (from, to) in [(&inbound, &outbound), (&outbound, &inbound)] {
+                    let (mut r, mut w) = (from.try_clone().unwrap(), to.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut r, &mut w);
+                        let _ = w.shutdown(Shutdown::Both);
+                    });
+                }
+                list.push(inbound);
+                list.push(outbound);
+            }
+        });
+        Link {
+            addr: format!("/ip4/{}/tcp/{}", addr.ip(), addr.port()),
+            cut,
+            open,
+        }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
 
 struct Net {
     dir: tempfile::TempDir,
@@ -64,7 +126,9 @@ struct Validator {
     proc: NodeProc,
 }
 
-fn configure(net: &Net, keys: &[PathBuf]) -> Vec<Validator> {
+/// Configures the validators; the last is reached by the others only through a [`Link`] and
+/// dials no one itself, so cutting the link partitions it from the rest.
+fn configure(net: &Net, keys: &[PathBuf]) -> (Vec<Validator>, Link) {
     let ports: Vec<(u16, u16, u16)> = (0..keys.len())
         .map(|i| {
             let ip = format!("127.0.0.{}", i + 1);
@@ -76,22 +140,32 @@ fn configure(net: &Net, keys: &[PathBuf]) -> Vec<Validator> {
         .enumerate()
         .map(|(i, (_, _, c))| format!("/ip4/127.0.0.{}/tcp/{c}", i + 1))
         .collect();
+    let last = keys.len() - 1;
+    let link = Link::new("127.0.0.1", {
+        let (_, _, c) = ports[last];
+        format!("127.0.0.{}:{c}", last + 1)
+    });
     let p2p: Vec<String> = ports
         .iter()
         .enumerate()
         .map(|(i, (_, p, _))| format!("/ip4/127.0.0.{}/tcp/{p}", i + 1))
         .collect();
-    keys.iter()
+    let validators = keys
+        .iter()
         .enumerate()
         .map(|(i, key)| {
             let name = format!("v{i}");
             let (rest_port, _, _) = ports[i];
-            let peers: Vec<String> = consensus
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, a)| format!("{a:?}"))
-                .collect();
+            let peers: Vec<String> = if i == last {
+                Vec::new()
+            } else {
+                consensus
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(j, a)| if j == last { format!("{:?}", link.addr) } else { format!("{a:?}") })
+                    .collect()
+            };
             let config = net.dir.path().join(format!("{name}.toml"));
             let toml = format!(
                 "data_dir = {:?}\ngenesis_file = {:?}\nchains = [\"tx\"]\n\
@@ -117,7 +191,8 @@ fn configure(net: &Net, keys: &[PathBuf]) -> Vec<Validator> {
                 },
             }
         })
-        .collect()
+        .collect();
+    (validators, link)
 }
 
 fn certified(n: &NodeProc) -> u64 {
@@ -125,7 +200,7 @@ fn certified(n: &NodeProc) -> u64 {
 }
 
 #[test]
-fn four_validators_finalize_through_the_loss_of_one_and_recover_from_two() {
+fn four_validators_finalize_through_the_loss_of_one_recover_from_two_and_heal_a_partition() {
     let dir = tempfile::tempdir().unwrap();
     let password = dir.path().join("password");
     std::fs::write(&password, "bft test\n").unwrap();
@@ -165,7 +240,7 @@ fn four_validators_finalize_through_the_loss_of_one_and_recover_from_two() {
     let genesis_total: u128 = 900 * 100_000_000;
 
     let key_paths: Vec<PathBuf> = keys.iter().map(|(k, _)| k.clone()).collect();
-    let mut vs = configure(&net, &key_paths);
+    let (mut vs, link) = configure(&net, &key_paths);
     for v in vs.iter_mut() {
         v.proc.start(&net.doin);
     }
@@ -231,6 +306,28 @@ fn four_validators_finalize_through_the_loss_of_one_and_recover_from_two() {
         wait_until(&format!("{} finalizes again", v.proc.name), 180, || {
             (v.proc.height() >= target).then_some(())
         });
+    }
+
+    // Partition 1 | 3: the three keep finalizing, v3 alone finalizes nothing.
+    link.cut();
+    std::thread::sleep(Duration::from_secs(2));
+    let alone = vs[3].proc.height();
+    let before = vs[0].proc.height();
+    for v in &vs[..3] {
+        wait_until(&format!("{} finalizes without v3", v.proc.name), 90, || {
+            (v.proc.height() >= before + 3).then_some(())
+        });
+    }
+    assert_eq!(vs[3].proc.height(), alone, "v3 finalized alone");
+    // Healed: v3 catches up onto the same chain, and all four finalize together.
+    link.restore();
+    let target = vs[0].proc.height() + 2;
+    for v in &vs {
+        wait_until(
+            &format!("{} finalizes after the partition", v.proc.name),
+            120,
+            || (v.proc.height() >= target).then_some(()),
+        );
     }
 
     // Same blocks everywhere, supply conserved, the transfer still there.
