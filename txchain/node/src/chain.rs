@@ -22,9 +22,9 @@ use doin_tx_core::bft::CommitCertificate;
 use doin_tx_core::fees::next_base_fee;
 use doin_tx_core::state::Overlay;
 use doin_tx_core::{
-    apply_block, apply_tx, build_block, genesis, prove_tx, Account, ApplyContext, Block,
-    BlockError, BlockHash, BlockHeader, ChainParams, GenesisError, GenesisSpec, MainView,
-    NoMainChain, SignedTx, StateView, Tx, TxBody, TxError, TxId, TxInclusionProof,
+    apply_tx, build_block, genesis, prove_tx, Account, Block, BlockError, BlockHash, BlockHeader,
+    ChainParams, GenesisError, GenesisSpec, MainView, NoMainChain, SignedTx, StateView, Tx, TxBody,
+    TxError, TxId, TxInclusionProof,
 };
 use doin_types::{Amount, Height, MainAnchor, PublicKeyBytes, Timestamp};
 use jmt::Sha256Jmt;
@@ -538,24 +538,7 @@ impl TxChain {
     /// Validates a block from elsewhere (every rule, every signature) and commits it.
     pub fn import_block(&self, block: &Block, now: Timestamp) -> Result<(), ChainError> {
         let _commit = self.commit_lock.lock();
-        let parent = self.tip.read().header.clone();
-        let keys = transfer_parties(block.txs.iter().map(|t| &t.body))
-            .chain(std::iter::once(block.header.proposer));
-        let view = self.store.prefetch_accounts(keys)?;
-        let main = self.main.read().clone();
-        let _hold = main.hold().map_err(BlockError::State)?;
-        let applied = apply_block(
-            &self.params,
-            &view,
-            &self.store.tree(),
-            main.as_ref(),
-            &parent,
-            block,
-            ApplyContext {
-                now,
-                verify_tx_signatures: true,
-            },
-        )?;
+        let (applied, view, _hold) = self.apply_on_tip(block, now)?;
         self.commit(block, &applied, &[], view.prior_versions(), None)
     }
 

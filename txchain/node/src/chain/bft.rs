@@ -17,7 +17,7 @@ use doin_types::{Height, Timestamp};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::store::PriorVersions;
+use crate::store::Prefetched;
 
 /// What committing a decided block did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,8 +114,14 @@ impl TxChain {
         }
         // The hold keeps the main blocks this block anchors on the main chain until it is
         // committed.
-        let (applied, prior, _hold) = self.apply_on_tip(block, now)?;
-        self.commit(block, &applied, &[] as &[TxId], &prior, Some(cert))?;
+        let (applied, view, _hold) = self.apply_on_tip(block, now)?;
+        self.commit(
+            block,
+            &applied,
+            &[] as &[TxId],
+            view.prior_versions(),
+            Some(cert),
+        )?;
         let _ = self
             .announcements
             .send(Announcement::Block(Arc::new(block.clone())));
@@ -132,12 +138,14 @@ impl TxChain {
         self.store.block(height)
     }
 
-    /// Applies `block` on the tip (caller holds the commit lock).
-    fn apply_on_tip(
+    /// Applies `block` on the tip with every rule (caller holds the commit lock). Returns the
+    /// state view it read (its prior versions go into the commit) and the hold that keeps the
+    /// anchored main blocks in place until the commit.
+    pub(super) fn apply_on_tip(
         &self,
         block: &Block,
         now: Timestamp,
-    ) -> Result<(doin_tx_core::AppliedBlock, PriorVersions, AnchorHold), ChainError> {
+    ) -> Result<(doin_tx_core::AppliedBlock, Prefetched<'_>, AnchorHold), ChainError> {
         let parent = self.tip.read().header.clone();
         let keys = super::transfer_parties(block.txs.iter().map(|t| &t.body))
             .chain(std::iter::once(block.header.proposer));
@@ -156,7 +164,7 @@ impl TxChain {
                 verify_tx_signatures: true,
             },
         )?;
-        Ok((applied, view.prior_versions().clone(), hold))
+        Ok((applied, view, hold))
     }
 }
 

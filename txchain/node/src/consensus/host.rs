@@ -150,14 +150,8 @@ impl Host {
                     .range((height.0, BlockHash::zero())..)
                     .take_while(|((h, _), _)| *h == height.0)
                     .filter_map(|((h, hash), s)| {
-                        s.validity.map(|validity| ProposedValue {
-                            height: BftHeight(*h),
-                            round: s.round,
-                            valid_round: Round::Nil,
-                            proposer: s.proposer,
-                            value: BlockValue(*hash),
-                            validity,
-                        })
+                        s.validity
+                            .map(|v| proposed(BftHeight(*h), s.round, s.proposer, *hash, v))
                     })
                     .collect();
                 let _ = reply_value.send(values);
@@ -364,14 +358,8 @@ impl Host {
         self.remember(height.0, hash, round, proposer, block);
         self.check_pending(height.0).await?;
         Ok(self.seen.get(&(height.0, hash)).and_then(|s| {
-            s.validity.map(|validity| ProposedValue {
-                height,
-                round,
-                valid_round: Round::Nil,
-                proposer,
-                value: BlockValue(hash),
-                validity,
-            })
+            s.validity
+                .map(|v| proposed(height, round, proposer, hash, v))
         }))
     }
 
@@ -525,14 +513,7 @@ impl Host {
         self.check_pending(height.0).await?;
         Ok(
             match self.seen.get(&(height.0, hash)).and_then(|s| s.validity) {
-                Some(validity) => SyncedValueOutcome::Verdict(ProposedValue {
-                    height,
-                    round,
-                    valid_round: Round::Nil,
-                    proposer,
-                    value: BlockValue(hash),
-                    validity,
-                }),
+                Some(v) => SyncedValueOutcome::Verdict(proposed(height, round, proposer, hash, v)),
                 // Not on our tip yet (we are further behind): ask again later.
                 None => SyncedValueOutcome::LocalTransientError,
             },
@@ -587,6 +568,25 @@ impl Host {
             .submit(&bytes)
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+}
+
+/// What the engine is told about a checked block. The lock round is the engine's business
+/// (the signed proposal carries it), so it is not repeated here.
+fn proposed(
+    height: BftHeight,
+    round: Round,
+    proposer: ValidatorAddress,
+    hash: BlockHash,
+    validity: Validity,
+) -> ProposedValue<DoinContext> {
+    ProposedValue {
+        height,
+        round,
+        valid_round: Round::Nil,
+        proposer,
+        value: BlockValue(hash),
+        validity,
     }
 }
 
