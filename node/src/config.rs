@@ -45,6 +45,10 @@ pub struct ConsensusSection {
     pub target_time_ms: Option<u64>,
     /// Base timeout of each consensus step in milliseconds (grows by half per round).
     pub step_timeout_ms: u64,
+    /// Test builds only (feature `byzantine-testing`): this validator signs a conflicting nil
+    /// vote after each of its votes, so tests can watch double signing get punished.
+    #[cfg(feature = "byzantine-testing")]
+    pub test_double_vote: bool,
 }
 
 impl Default for ConsensusSection {
@@ -55,6 +59,8 @@ impl Default for ConsensusSection {
             peers: Vec::new(),
             target_time_ms: None,
             step_timeout_ms: 3000,
+            #[cfg(feature = "byzantine-testing")]
+            test_double_vote: false,
         }
     }
 }

@@ -11,7 +11,7 @@ use doin_node::run::{
 use doin_node::tasks::Exit;
 use doin_node::wallet::{self, WalletArgs};
 use doin_telemetry::LogFormat;
-use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec};
+use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec, GenesisStake, StakeRole};
 use doin_types::{Address, Amount, Network, Timestamp};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -129,6 +129,14 @@ enum GenesisCommand {
         /// Target block time in milliseconds.
         #[arg(long, default_value_t = 30_000)]
         block_time_ms: u64,
+        /// Validator stake bonded at genesis for each validator, in DOIN (default: the minimum
+        /// validator stake). From the first epoch boundary on the set is the largest stakes,
+        /// so an unstaked genesis validator would lose its seat.
+        #[arg(long)]
+        validator_stake: Option<String>,
+        /// Blocks per validator epoch.
+        #[arg(long, default_value_t = 2_880)]
+        epoch_blocks: u64,
         /// Output file.
         #[arg(long)]
         out: PathBuf,
@@ -341,6 +349,8 @@ fn genesis(cmd: GenesisCommand) -> anyhow::Result<()> {
             validators,
             allocations,
             block_time_ms,
+            validator_stake,
+            epoch_blocks,
             out,
         } => {
             let validators = validators
@@ -361,15 +371,38 @@ fn genesis(cmd: GenesisCommand) -> anyhow::Result<()> {
                         .map_err(|e| anyhow!("--alloc {a:?}: {e}"))?,
                 });
             }
+            let params = ConsensusParams {
+                target_block_time_ms: block_time_ms,
+                epoch_blocks,
+                ..ConsensusParams::public_defaults()
+            };
+            let stake = match &validator_stake {
+                Some(s) => {
+                    Amount::parse_doin(s).map_err(|e| anyhow!("--validator-stake {s:?}: {e}"))?
+                }
+                None => params.staking.min_validator_stake,
+            };
+            if stake < params.staking.min_validator_stake {
+                return Err(anyhow!(
+                    "--validator-stake must be at least the minimum validator stake, {} DOIN",
+                    params.staking.min_validator_stake.to_doin_string()
+                ));
+            }
+            let stakes = validators
+                .iter()
+                .map(|key| GenesisStake {
+                    key: *key,
+                    role: StakeRole::Validator,
+                    amount: stake,
+                    domains: Vec::new(),
+                })
+                .collect();
             let spec = GenesisSpec {
-                stakes: Vec::new(),
+                stakes,
                 network,
                 chain_name,
                 genesis_time: Timestamp(doin_tx_node::now_ms()),
-                params: ConsensusParams {
-                    target_block_time_ms: block_time_ms,
-                    ..ConsensusParams::public_defaults()
-                },
+                params,
                 validators,
                 allocations: allocs,
             };
@@ -390,6 +423,7 @@ fn genesis(cmd: GenesisCommand) -> anyhow::Result<()> {
             println!("chain name  {}", spec.chain_name);
             println!("chain id    {}", spec.chain_id()?);
             println!("validators  {}", spec.validators.len());
+            println!("epoch       {} blocks", spec.params.epoch_blocks);
             println!("supply      {} DOIN", spec.total_supply()?.to_doin_string());
         }
     }

@@ -439,17 +439,28 @@ async fn open_tx(
                 .block_time_ms
                 .unwrap_or(chain.params().consensus.target_block_time_ms),
         );
-        if !chain.params().validators.contains(&key.public()) {
-            return Err(anyhow!(
-                "the producer key is not a validator of this chain's genesis"
-            ));
+        // Under consensus a key may win a seat from its stake at an epoch boundary; the solo
+        // producer only ever runs a single genesis validator.
+        let seated = chain.params().validators.contains(&key.public())
+            || chain
+                .validator_set_at(chain.tip().header.height + 1)
+                .is_some_and(|s| s.contains(&key.public()));
+        if !cfg.consensus.enabled && !seated {
+            return Err(anyhow!("the producer key is not a validator of this chain"));
         }
         let producer: Box<dyn BlockProducer> = if cfg.consensus.enabled {
-            Box::new(BftProducer::new(
+            let bft = BftProducer::new(
                 key,
                 bft_settings(cfg, block_time)?,
                 BftMetrics::register(metrics)?,
-            ))
+            );
+            #[cfg(feature = "byzantine-testing")]
+            let bft = if cfg.consensus.test_double_vote {
+                bft.double_voting()
+            } else {
+                bft
+            };
+            Box::new(bft)
         } else if chain.params().validators.len() > 1 {
             return Err(anyhow!(
                 "this chain has {} validators: block production needs [consensus] enabled = true",

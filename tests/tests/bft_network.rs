@@ -10,6 +10,12 @@
 //!   catches up onto the same chain;
 //! - at the end every node has the same blocks, supply is conserved, and a transfer a node
 //!   answered as included is still there on every node.
+//!
+//! And a validator that double-votes (a test build's `test_double_vote`): the honest three
+//! report it, its whole stake is burned and tombstoned, the next epoch's set leaves it out,
+//! and the three finalize on.
+//!
+//! The two scenarios run one after the other (each is four node processes).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -126,9 +132,97 @@ struct Validator {
     proc: NodeProc,
 }
 
+/// A keystore file and its address.
+type Key = (PathBuf, String);
+
+/// One four-validator scenario at a time: each runs four nodes on two cores.
+static ONE_NETWORK_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// A new network directory with four validator keys, a user and a recipient, and a genesis
+/// (testnet, 1-second blocks, each validator staked and given 100 DOIN, the user 500).
+fn new_net(chain_name: &str, epoch_blocks: u64) -> (Net, Vec<Key>, Key, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "bft test\n").unwrap();
+    let net = Net {
+        doin: doin(),
+        genesis: dir.path().join("genesis.json"),
+        password,
+        dir,
+    };
+    let keys: Vec<(PathBuf, String)> = (0..4).map(|i| net.new_key(&format!("key{i}"))).collect();
+    let user = net.new_key("user");
+    let (_, recipient) = net.new_key("recipient");
+    let mut genesis = Command::new(&net.doin);
+    genesis.args([
+        "genesis",
+        "new",
+        "--network",
+        "testnet",
+        "--chain-name",
+        chain_name,
+    ]);
+    for (_, addr) in &keys {
+        genesis.args(["--validator", addr]);
+        genesis.args(["--alloc", &format!("{addr}=100")]);
+    }
+    let out = genesis
+        .args(["--alloc", &format!("{}=500", user.1)])
+        .args(["--block-time-ms", "1000"])
+        .args(["--epoch-blocks", &epoch_blocks.to_string()])
+        .arg("--out")
+        .arg(&net.genesis)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (net, keys, user, recipient)
+}
+
+/// Everything created at genesis by [`new_net`]: 900 DOIN of balances and four validator
+/// stakes of the public minimum (10 000 DOIN), in base units.
+const GENESIS_TOTAL: u128 = (900 + 4 * 10_000) * 100_000_000;
+
+/// Checks on every node, reading at one height, that balances and stakes add up to what was
+/// created less what was burned.
+fn assert_supply(vs: &[Validator], accounts: &[String]) {
+    for v in vs {
+        let n = &v.proc;
+        let (info, balances) = wait_until(&format!("{} stable read", n.name), 30, || {
+            let before = n.info()?;
+            let b: u128 = accounts.iter().map(|a| n.balance(a)).sum();
+            let after = n.info()?;
+            (before["height"] == after["height"]).then_some((after, b))
+        });
+        let amount = |k: &str| info[k].as_str().unwrap().parse::<u128>().unwrap();
+        assert_eq!(
+            balances + amount("staked"),
+            GENESIS_TOTAL + amount("imported_from_main") - amount("burned"),
+            "supply on {}",
+            n.name
+        );
+    }
+}
+
+/// Every node holds the same block at every height up to the lowest tip.
+fn assert_same_chain(vs: &[Validator]) {
+    let common_height = vs.iter().map(|v| v.proc.height()).min().unwrap();
+    for h in 1..=common_height {
+        let hashes: Vec<Option<String>> = vs.iter().map(|v| v.proc.block_hash(h)).collect();
+        assert!(
+            hashes.iter().all(|x| x.is_some() && *x == hashes[0]),
+            "nodes disagree at height {h}: {hashes:?}"
+        );
+    }
+}
+
 /// Configures the validators; the last is reached by the others only through a [`Link`] and
-/// dials no one itself, so cutting the link partitions it from the rest.
-fn configure(net: &Net, keys: &[PathBuf]) -> (Vec<Validator>, Link) {
+/// dials no one itself, so cutting the link partitions it from the rest. `double_voter`, if
+/// any, is configured to double-vote.
+fn configure(net: &Net, keys: &[PathBuf], double_voter: Option<usize>) -> (Vec<Validator>, Link) {
     let ports: Vec<(u16, u16, u16)> = (0..keys.len())
         .map(|i| {
             let ip = format!("127.0.0.{}", i + 1);
@@ -163,7 +257,13 @@ fn configure(net: &Net, keys: &[PathBuf]) -> (Vec<Validator>, Link) {
                     .iter()
                     .enumerate()
                     .filter(|(j, _)| *j != i)
-                    .map(|(j, a)| if j == last { format!("{:?}", link.addr) } else { format!("{a:?}") })
+                    .map(|(j, a)| {
+                        if j == last {
+                            format!("{:?}", link.addr)
+                        } else {
+                            format!("{a:?}")
+                        }
+                    })
                     .collect()
             };
             let config = net.dir.path().join(format!("{name}.toml"));
@@ -172,13 +272,15 @@ fn configure(net: &Net, keys: &[PathBuf]) -> (Vec<Validator>, Link) {
                  [rest]\nlisten = \"127.0.0.1:{rest_port}\"\nrate_limit_per_second = 0\n\
                  [p2p]\nlisten = [{:?}]\nbootstrap = []\nsync_interval_ms = 500\n\
                  [producer]\nenabled = true\nkeystore = {key:?}\npassword_file = {:?}\n\
-                 [consensus]\nenabled = true\nlisten = {:?}\npeers = [{}]\nstep_timeout_ms = 1000\n",
+                 [consensus]\nenabled = true\nlisten = {:?}\npeers = [{}]\nstep_timeout_ms = 1000\n\
+                 test_double_vote = {}\n",
                 net.dir.path().join(&name),
                 net.genesis,
                 p2p[i],
                 net.password,
                 consensus[i],
                 peers.join(", "),
+                double_voter == Some(i),
             );
             std::fs::write(&config, toml).unwrap();
             Validator {
@@ -201,46 +303,12 @@ fn certified(n: &NodeProc) -> u64 {
 
 #[test]
 fn four_validators_finalize_through_the_loss_of_one_recover_from_two_and_heal_a_partition() {
-    let dir = tempfile::tempdir().unwrap();
-    let password = dir.path().join("password");
-    std::fs::write(&password, "bft test\n").unwrap();
-    let net = Net {
-        doin: doin(),
-        genesis: dir.path().join("genesis.json"),
-        password,
-        dir,
-    };
-    let keys: Vec<(PathBuf, String)> = (0..4).map(|i| net.new_key(&format!("key{i}"))).collect();
-    let (user_key, user) = net.new_key("user");
-    let (_, recipient) = net.new_key("recipient");
-    let mut genesis = Command::new(&net.doin);
-    genesis.args([
-        "genesis",
-        "new",
-        "--network",
-        "testnet",
-        "--chain-name",
-        "bft-e2e",
-    ]);
-    for (_, addr) in &keys {
-        genesis.args(["--validator", addr]);
-        genesis.args(["--alloc", &format!("{addr}=100")]);
-    }
-    let out = genesis
-        .args(["--alloc", &format!("{user}=500")])
-        .args(["--block-time-ms", "1000", "--out"])
-        .arg(&net.genesis)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let genesis_total: u128 = 900 * 100_000_000;
-
+    let _one = ONE_NETWORK_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (net, keys, (user_key, user), recipient) = new_net("bft-e2e", 2_880);
     let key_paths: Vec<PathBuf> = keys.iter().map(|(k, _)| k.clone()).collect();
-    let (mut vs, link) = configure(&net, &key_paths);
+    let (mut vs, link) = configure(&net, &key_paths, None);
     for v in vs.iter_mut() {
         v.proc.start(&net.doin);
     }
@@ -331,35 +399,15 @@ fn four_validators_finalize_through_the_loss_of_one_recover_from_two_and_heal_a_
     }
 
     // Same blocks everywhere, supply conserved, the transfer still there.
-    let common_height = vs.iter().map(|v| v.proc.height()).min().unwrap();
-    for h in 1..=common_height {
-        let hashes: Vec<Option<String>> = vs.iter().map(|v| v.proc.block_hash(h)).collect();
-        assert!(
-            hashes.iter().all(|x| x.is_some() && *x == hashes[0]),
-            "nodes disagree at height {h}: {hashes:?}"
-        );
-    }
+    assert_same_chain(&vs);
     let mut accounts: Vec<String> = keys.iter().map(|(_, a)| a.clone()).collect();
     accounts.extend([user.clone(), recipient.clone()]);
     for v in &vs {
         let n = &v.proc;
         assert_eq!(n.tx_status(&tx_id).as_deref(), Some("final"), "{}", n.name);
         assert_eq!(n.balance(&recipient), 250_000_000, "{}", n.name);
-        // Balances and totals read at one height (the chain is moving).
-        let (info, balances) = wait_until(&format!("{} stable read", n.name), 30, || {
-            let before = n.info()?;
-            let b: u128 = accounts.iter().map(|a| n.balance(a)).sum();
-            let after = n.info()?;
-            (before["height"] == after["height"]).then_some((after, b))
-        });
-        let amount = |k: &str| info[k].as_str().unwrap().parse::<u128>().unwrap();
-        assert_eq!(
-            balances + amount("staked"),
-            genesis_total + amount("imported_from_main") - amount("burned"),
-            "supply on {}",
-            n.name
-        );
     }
+    assert_supply(&vs, &accounts);
     for v in &vs {
         eprintln!(
             "{}: height {} decided {} round-timeouts {} votes-received {}\n{}",
@@ -372,6 +420,85 @@ fn four_validators_finalize_through_the_loss_of_one_recover_from_two_and_heal_a_
             v.proc.log_tail()
         );
     }
+    for v in vs.iter_mut() {
+        v.proc.kill9();
+    }
+}
+
+/// The validator set of the next block as `v` reports it: addresses in key order.
+fn next_set(v: &NodeProc) -> Option<Vec<String>> {
+    let sets = common::get_ok(&format!("{}/v1/tx/validators", v.rest))?;
+    Some(
+        sets["next"]
+            .as_array()?
+            .iter()
+            .filter_map(|m| m["address"].as_str().map(String::from))
+            .collect(),
+    )
+}
+
+#[test]
+fn a_double_voting_validator_is_reported_burned_and_unseated() {
+    let _one = ONE_NETWORK_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Epochs of 8 blocks: the set is fixed again soon after the offence.
+    let (net, keys, (_, user), recipient) = new_net("bft-double-vote", 8);
+    let key_paths: Vec<PathBuf> = keys.iter().map(|(k, _)| k.clone()).collect();
+    let (mut vs, _link) = configure(&net, &key_paths, Some(3));
+    for v in vs.iter_mut() {
+        v.proc.start(&net.doin);
+    }
+    let offender = keys[3].1.clone();
+    assert_eq!(next_set(&vs[0].proc).map(|s| s.len()), Some(4));
+
+    // The honest validators see v3 vote twice and report it; one report burns its stake.
+    let stake_url = format!("{}/v1/tx/accounts/{offender}/stakes", vs[0].proc.rest);
+    let stake = wait_until("v3's stake burned for double voting", 120, || {
+        let s = common::get_ok(&stake_url)?;
+        let validator = s["stakes"]
+            .as_array()?
+            .iter()
+            .find(|x| x["role"] == "validator")?
+            .clone();
+        (validator["tombstoned"] == true).then_some(validator)
+    });
+    assert_eq!(stake["bonded"], "0", "{stake}");
+    assert_eq!(stake["unbonding"], "0", "{stake}");
+    let reported: u64 = vs[..3]
+        .iter()
+        .map(|v| v.proc.metric("doin_bft_equivocations_total"))
+        .sum();
+    assert!(reported >= 1, "no honest node counted the double votes");
+
+    // The next epoch's set leaves v3 out; the three honest validators finalize on.
+    let seated = wait_until("a set without v3", 90, || {
+        next_set(&vs[0].proc).filter(|s| !s.contains(&offender))
+    });
+    assert_eq!(seated.len(), 3, "{seated:?}");
+    let before = vs[0].proc.height();
+    for v in &vs[..3] {
+        wait_until(
+            &format!("{} finalizes without v3's seat", v.proc.name),
+            90,
+            || (certified(&v.proc) >= before + 3).then_some(()),
+        );
+    }
+
+    // One chain everywhere (v3 follows it), and the burned stake is accounted for.
+    wait_until("v3 follows the chain", 60, || {
+        (vs[3].proc.height() >= before + 3).then_some(())
+    });
+    assert_same_chain(&vs);
+    let mut accounts: Vec<String> = keys.iter().map(|(_, a)| a.clone()).collect();
+    accounts.extend([user, recipient]);
+    assert_supply(&vs, &accounts);
+    let info = vs[0].proc.info().unwrap();
+    let burned: u128 = info["burned"].as_str().unwrap().parse().unwrap();
+    assert!(
+        burned >= 10_000 * 100_000_000,
+        "the offender's 10 000 DOIN stake is not in the burned total: {info}"
+    );
     for v in vs.iter_mut() {
         v.proc.kill9();
     }

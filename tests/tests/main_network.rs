@@ -111,8 +111,12 @@ async fn two_nodes_share_both_chains_and_remote_evaluators_vote() {
         b_tx.store().block(tx_target).unwrap().unwrap()
     );
     // The transfer chain the follower imported anchors main blocks (verified against its own
-    // synced main chain, not taken on trust).
-    assert!(b_tx.tip().header.main_anchor.height >= 1);
+    // synced main chain, not taken on trust). The tip read above may predate the first anchor
+    // (an anchor needs a main block one deep), so wait for the next transfer blocks.
+    wait_for("b's transfer chain anchors a main block", 60, || {
+        b_tx.tip().header.main_anchor.height >= 1
+    })
+    .await;
 
     drop(b);
     drop(a);

@@ -138,7 +138,8 @@ fn four_processes_agree_survive_a_crash_and_shut_out_a_misbehaving_peer() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let genesis_total: u128 = 1500 * 100_000_000;
+    // Balances plus the validator's genesis stake (the public minimum, 10 000 DOIN).
+    let genesis_total: u128 = (1500 + 10_000) * 100_000_000;
 
     // The producer first; its listen address is everyone's bootstrap peer.
     let mut n0 = net.node(0, true, &[]);

@@ -9,7 +9,7 @@
 use crate::anchor::{
     apply_effects, check_not_contradicting, newly_anchored, EffectTotals, MainView, MAX_ANCHOR_STEP,
 };
-use crate::bft::CommitCertificate;
+use crate::bft::{CommitCertificate, EpochValidators, ValidatorSet, ValidatorSetError};
 use crate::block::{tx_root, Block, BlockHeader, SignedHeader};
 use crate::error::{BlockError, GenesisError, TxError};
 use crate::fees::{fee_split, next_base_fee};
@@ -23,6 +23,7 @@ use doin_types::{
 };
 use jmt::storage::{TreeReader, TreeUpdateBatch};
 use jmt::Sha256Jmt;
+use std::collections::BTreeMap;
 
 /// What the fee of one included transaction became.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,16 +173,17 @@ pub fn apply_tx<V: StateView + ?Sized>(
         }
         TxPayload::ReportEquivocation { evidence } => {
             // The signatures were checked with the other stateless rules.
+            // A validator of the current sets, or anyone still holding a validator stake (a
+            // double vote from an earlier epoch stays punishable until the stake is gone).
             let offender = evidence.first.validator;
-            let set = params
-                .validator_set()
-                .map_err(|e| TxError::State(e.to_string()))?;
-            if set.power_of(&offender).is_none() {
-                return Err(TxError::NotAValidator(offender));
-            }
+            let sets = overlay.validators().map_err(TxError::State)?;
             let before = overlay
                 .stake(&offender, StakeRole::Validator)
                 .map_err(TxError::State)?;
+            let holds_stake = !before.bonded.is_zero() || !before.unbonding.is_zero();
+            if !holds_stake && !sets.current.contains(&offender) && !sets.next.contains(&offender) {
+                return Err(TxError::NotAValidator(offender));
+            }
             if before.tombstoned {
                 return Err(TxError::Tombstoned);
             }
@@ -261,9 +263,11 @@ pub fn compute_state_root<R: TreeReader>(
     Ok((Hash256(root.0), batch))
 }
 
-/// The parent must be proven final by the header's `last_commit` (none after genesis).
+/// The parent must be proven final by the header's `last_commit` (none after genesis), signed
+/// by `parent_set`, the set of the parent's height.
 fn check_last_commit(
     params: &ChainParams,
+    parent_set: &ValidatorSet,
     parent: &BlockHeader,
     header: &BlockHeader,
 ) -> Result<(), BlockError> {
@@ -271,13 +275,9 @@ fn check_last_commit(
         (None, 0) => Ok(()),
         (Some(_), 0) => Err(BlockError::UnexpectedLastCommit),
         (None, _) => Err(BlockError::MissingLastCommit),
-        (Some(c), h) => {
-            let set = params
-                .validator_set()
-                .map_err(|e| BlockError::State(e.to_string()))?;
-            c.verify(&params.chain_id, h, &header.parent, &set)
-                .map_err(BlockError::LastCommit)
-        }
+        (Some(c), h) => c
+            .verify(&params.chain_id, h, &header.parent, parent_set)
+            .map_err(BlockError::LastCommit),
     }
 }
 
@@ -285,6 +285,7 @@ fn check_last_commit(
 /// when the producer is the only validator; with several, finality needs the BFT engine.
 fn own_certificate(
     params: &ChainParams,
+    parent_set: &ValidatorSet,
     parent: &BlockHeader,
     key: &KeyPair,
 ) -> Result<Option<CommitCertificate>, BlockError> {
@@ -294,17 +295,87 @@ fn own_certificate(
     let parent_hash = parent.hash()?;
     let cert = CommitCertificate::sign(&params.chain_id, parent.height, 0, parent_hash, &[key])
         .map_err(BlockError::State)?;
-    let set = params
-        .validator_set()
-        .map_err(|e| BlockError::State(e.to_string()))?;
-    cert.verify(&params.chain_id, parent.height, &parent_hash, &set)
+    cert.verify(&params.chain_id, parent.height, &parent_hash, parent_set)
         .map_err(BlockError::LastCommit)?;
     Ok(Some(cert))
 }
 
-/// Checks the header against its parent (everything but state and transactions).
+/// The validator sets after the block at `height`, whose changed `stakes` and stakers
+/// registry (`None`: unchanged) are given; `None` when the sets stay as in `view`, the parent
+/// state. The next set moves into `current`; a block that closes an epoch picks the next
+/// epoch's set: the `max_validators` largest bonded validator stakes, tombstoned ones
+/// excluded, stake in base units as voting power. If nobody holds a validator stake the set
+/// stays as it is — a chain without validators could never make another block.
+pub fn next_validators<V: StateView + ?Sized>(
+    params: &ChainParams,
+    view: &V,
+    height: Height,
+    stakes: &BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
+    stakers: Option<&[(PublicKeyBytes, StakeRole)]>,
+) -> Result<Option<EpochValidators>, BlockError> {
+    let before = view.validators().map_err(BlockError::State)?;
+    let next = if params.closes_epoch(height) {
+        let registry = match stakers {
+            Some(list) => list.to_vec(),
+            None => view.stakers().map_err(BlockError::State)?,
+        };
+        let mut powers = Vec::new();
+        for (key, role) in registry {
+            if role != StakeRole::Validator {
+                continue;
+            }
+            let stake = match stakes.get(&(key, role)) {
+                Some(s) => s.clone(),
+                None => view
+                    .stake(&key, role)
+                    .map_err(BlockError::State)?
+                    .unwrap_or_default(),
+            };
+            if !stake.tombstoned {
+                powers.push((key, stake.bonded.base_units()));
+            }
+        }
+        match ValidatorSet::from_stakes(powers, params.consensus.max_validators as usize) {
+            Ok(set) => set,
+            Err(ValidatorSetError::Empty) => before.next.clone(),
+            Err(e) => return Err(BlockError::State(e.to_string())),
+        }
+    } else {
+        before.next.clone()
+    };
+    let after = EpochValidators {
+        current: before.next.clone(),
+        next,
+    };
+    Ok((after != before).then_some(after))
+}
+
+/// The state diff of the block at `height` once its transactions are applied to `overlay`.
+fn finish_diff<V: StateView + ?Sized>(
+    params: &ChainParams,
+    view: &V,
+    height: Height,
+    overlay: Overlay<'_, V>,
+    chain_stats: ChainStats,
+) -> Result<StateDiff, BlockError> {
+    let (accounts, stakes) = overlay.into_changes();
+    let stakers = StateDiff::next_stakers(view, &stakes).map_err(BlockError::State)?;
+    let validators = next_validators(params, view, height, &stakes, stakers.as_deref())?;
+    Ok(StateDiff {
+        accounts,
+        stakes,
+        stakers,
+        validators,
+        chain_stats,
+    })
+}
+
+/// Checks the header against its parent (everything but state and transactions). `parent_set`
+/// signed the parent, `set` may propose and sign this block.
 fn check_header(
     params: &ChainParams,
+    parent_set: &ValidatorSet,
+    set: &ValidatorSet,
     parent: &BlockHeader,
     header: &BlockHeader,
     now: Timestamp,
@@ -336,10 +407,10 @@ fn check_header(
             got: header.time.0,
         });
     }
-    if !params.is_validator(&header.proposer) {
+    if !set.contains(&header.proposer) {
         return Err(BlockError::WrongProposer);
     }
-    check_last_commit(params, parent, header)?;
+    check_last_commit(params, parent_set, parent, header)?;
     let expected_fee = next_base_fee(&params.consensus, parent.base_fee, parent.weight_used);
     if header.base_fee != expected_fee {
         return Err(BlockError::WrongBaseFee {
@@ -351,22 +422,33 @@ fn check_header(
 }
 
 /// Checks a run of signed headers on top of `parent` — heights, parent links, times, proposers,
-/// base fees and signatures — without the transactions, state or main chain (those are checked
-/// when the bodies are applied). Used by headers-first sync to vet a peer's chain before
-/// downloading it. On failure, returns the index of the first bad header with its error.
+/// base fees, certificates and signatures — without the transactions, state or main chain
+/// (those are checked when the bodies are applied). Used by headers-first sync to vet a peer's
+/// chain before downloading it. `parent_sets` are the validator sets of the state after
+/// `parent`. A header past an epoch boundary needs the sets that boundary's state fixed, which
+/// headers alone do not give: the check stops there and returns how many headers it verified
+/// (the caller applies those bodies, then checks on). On failure, returns the index of the
+/// first bad header with its error.
 pub fn verify_header_chain(
     params: &ChainParams,
     parent: &BlockHeader,
+    parent_sets: &EpochValidators,
     headers: &[SignedHeader],
     now: Timestamp,
-) -> Result<(), (usize, BlockError)> {
+) -> Result<usize, (usize, BlockError)> {
     let mut parent = parent;
+    let mut parent_set = &parent_sets.current;
+    let set = &parent_sets.next;
     for (i, h) in headers.iter().enumerate() {
-        check_header(params, parent, &h.header, now).map_err(|e| (i, e))?;
+        if i > 0 && params.closes_epoch(parent.height) {
+            return Ok(i);
+        }
+        check_header(params, parent_set, set, parent, &h.header, now).map_err(|e| (i, e))?;
         h.verify_signature().map_err(|e| (i, e))?;
         parent = &h.header;
+        parent_set = set;
     }
-    Ok(())
+    Ok(headers.len())
 }
 
 /// Validates and applies `block` on top of `parent` and the state `view` (which must be the
@@ -381,7 +463,8 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
     ctx: ApplyContext,
 ) -> Result<AppliedBlock, BlockError> {
     let header = &block.header;
-    check_header(params, parent, header, ctx.now)?;
+    let sets = view.validators().map_err(BlockError::State)?;
+    check_header(params, &sets.current, &sets.next, parent, header, ctx.now)?;
     block.verify_signature()?;
     check_not_contradicting(main, header.height, &header.hash()?)?;
     let anchored = newly_anchored(main, &parent.main_anchor, &header.main_anchor)?;
@@ -442,14 +525,7 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
         receipts.push(r);
     }
     let stats = next_stats(view, header.height, &receipts, imported, header.main_anchor)?;
-    let (accounts, stakes) = overlay.into_changes();
-    let stakers = StateDiff::next_stakers(view, &stakes).map_err(BlockError::State)?;
-    let diff = StateDiff {
-        accounts,
-        stakes,
-        stakers,
-        chain_stats: stats,
-    };
+    let diff = finish_diff(params, view, header.height, overlay, stats)?;
     let (state_root, tree_update) =
         compute_state_root(tree, header.height, &diff).map_err(BlockError::State)?;
     if state_root != header.state_root {
@@ -600,18 +676,21 @@ pub fn build_block_certified<V: StateView + ?Sized, R: TreeReader, M: MainView +
         .checked_add(1)
         .ok_or_else(|| BlockError::State("height overflow".into()))?;
     let proposer = key.public();
-    if !params.is_validator(&proposer) {
+    let sets = view.validators().map_err(BlockError::State)?;
+    if !sets.next.contains(&proposer) {
         return Err(BlockError::WrongProposer);
     }
     let last_commit = match parent_commit {
-        ParentCommit::OwnPrecommit => own_certificate(params, parent, key)?,
+        ParentCommit::OwnPrecommit => own_certificate(params, &sets.current, parent, key)?,
         ParentCommit::Certificate(_) if parent.height == 0 => None,
         ParentCommit::Certificate(c) => {
-            let set = params
-                .validator_set()
-                .map_err(|e| BlockError::State(e.to_string()))?;
-            c.verify(&params.chain_id, parent.height, &parent.hash()?, &set)
-                .map_err(BlockError::LastCommit)?;
+            c.verify(
+                &params.chain_id,
+                parent.height,
+                &parent.hash()?,
+                &sets.current,
+            )
+            .map_err(BlockError::LastCommit)?;
             Some(c.clone())
         }
     };
@@ -648,14 +727,7 @@ pub fn build_block_certified<V: StateView + ?Sized, R: TreeReader, M: MainView +
         }
     }
     let stats = next_stats(view, height, &receipts, imported, main_anchor)?;
-    let (accounts, stakes) = overlay.into_changes();
-    let stakers = StateDiff::next_stakers(view, &stakes).map_err(BlockError::State)?;
-    let diff = StateDiff {
-        accounts,
-        stakes,
-        stakers,
-        chain_stats: stats,
-    };
+    let diff = finish_diff(params, view, height, overlay, stats)?;
     let (state_root, tree_update) =
         compute_state_root(tree, height, &diff).map_err(BlockError::State)?;
     let header = BlockHeader {
@@ -717,6 +789,11 @@ pub fn genesis<R: TreeReader>(
             list.sort();
             (!list.is_empty()).then_some(list)
         },
+        validators: Some(EpochValidators::steady(
+            params
+                .genesis_validator_set()
+                .map_err(|e| GenesisError::Invalid(e.to_string()))?,
+        )),
         stakes: spec
             .stakes
             .iter()

@@ -73,8 +73,13 @@ impl ProposalForm {
 /// Most validators a set (and signatures a certificate) may hold: bounds decoding and checking.
 pub const MAX_VALIDATORS: usize = 1_000;
 
-/// The validators of a height with their voting power, ordered by key; never empty.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// The validators of a height with their voting power, ordered by key; never empty. Encoded
+/// as its `(key, power)` list; decoding re-checks every rule of [`ValidatorSet::new`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    into = "Vec<(PublicKeyBytes, u64)>",
+    try_from = "Vec<(PublicKeyBytes, u64)>"
+)]
 pub struct ValidatorSet {
     validators: Vec<(PublicKeyBytes, u64)>,
     total_power: u64,
@@ -85,12 +90,40 @@ pub struct ValidatorSet {
 pub enum ValidatorSetError {
     #[error("a validator set needs at least one validator with voting power")]
     Empty,
+    #[error("an encoded validator set lists a validator without voting power")]
+    ZeroPower,
+    #[error("an encoded validator set is not in ascending key order")]
+    NotAscending,
     #[error("validator {0} appears twice")]
     Duplicate(PublicKeyBytes),
     #[error("total voting power overflows")]
     Overflow,
     #[error("more than {MAX_VALIDATORS} validators")]
     TooMany,
+}
+
+impl From<ValidatorSet> for Vec<(PublicKeyBytes, u64)> {
+    fn from(set: ValidatorSet) -> Self {
+        set.validators
+    }
+}
+
+impl TryFrom<Vec<(PublicKeyBytes, u64)>> for ValidatorSet {
+    type Error = ValidatorSetError;
+    fn try_from(entries: Vec<(PublicKeyBytes, u64)>) -> Result<Self, Self::Error> {
+        // The encoded form is canonical: ascending keys, no zero power (as `new` leaves it).
+        if entries.iter().any(|(_, p)| *p == 0) {
+            return Err(ValidatorSetError::ZeroPower);
+        }
+        if let Some(w) = entries.windows(2).find(|w| w[0].0 >= w[1].0) {
+            return Err(if w[0].0 == w[1].0 {
+                ValidatorSetError::Duplicate(w[0].0)
+            } else {
+                ValidatorSetError::NotAscending
+            });
+        }
+        ValidatorSet::new(entries)
+    }
 }
 
 impl ValidatorSet {
@@ -150,10 +183,36 @@ impl ValidatorSet {
             .map(|(_, p)| *p)
     }
 
+    pub fn contains(&self, key: &PublicKeyBytes) -> bool {
+        self.power_of(key).is_some()
+    }
+
     /// Smallest power that is more than two thirds of the total (a commit quorum).
     pub fn quorum_power(&self) -> u64 {
         let t = u128::from(self.total_power);
         u64::try_from(t * 2 / 3 + 1).unwrap_or(u64::MAX)
+    }
+}
+
+/// The validator sets a state knows (DESIGN §4: the top validator stakes at the start of each
+/// epoch). Kept in the authenticated state, so a block's state root commits to the set that
+/// signs its successor: a certificate can be checked by whoever trusts one header and holds a
+/// proof of this entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochValidators {
+    /// The set whose precommits finalise the block this state belongs to.
+    pub current: ValidatorSet,
+    /// The set that proposes and finalises the next block.
+    pub next: ValidatorSet,
+}
+
+impl EpochValidators {
+    /// Both sets equal (genesis, and every state not next to an epoch boundary).
+    pub fn steady(set: ValidatorSet) -> EpochValidators {
+        EpochValidators {
+            current: set.clone(),
+            next: set,
+        }
     }
 }
 

@@ -22,9 +22,10 @@ pub mod tx;
 
 pub use anchor::{AnchorHold, MainView, NoMainChain, MAX_ANCHOR_STEP};
 pub use apply::{
-    apply_block, apply_tx, build_block, build_block_certified, genesis, verify_header_chain,
-    AppliedBlock, ApplyContext, BuiltBlock, ParentCommit, TxReceipt,
+    apply_block, apply_tx, build_block, build_block_certified, genesis, next_validators,
+    verify_header_chain, AppliedBlock, ApplyContext, BuiltBlock, ParentCommit, TxReceipt,
 };
+pub use bft::{EpochValidators, ValidatorSet};
 pub use block::{tx_root, Block, BlockHash, BlockHeader, SignedHeader};
 pub use compact::{short_id, CompactBlock, PartialBlock, ShortId, SHORT_ID_LEN};
 pub use error::{BlockError, GenesisError, TxError};

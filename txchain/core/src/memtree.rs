@@ -5,6 +5,7 @@
 //! never prunes; production nodes use the store-backed state of `doin-tx-node`.
 
 use crate::apply::AppliedBlock;
+use crate::bft::EpochValidators;
 use crate::stake::{Stake, StakeRole};
 use crate::state::{Account, ChainStats, StateView};
 use doin_types::PublicKeyBytes;
@@ -19,6 +20,7 @@ pub struct MemoryState {
     accounts: BTreeMap<PublicKeyBytes, Account>,
     stakes: BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
     stakers: Vec<(PublicKeyBytes, StakeRole)>,
+    validators: Option<EpochValidators>,
     stats: ChainStats,
 }
 
@@ -44,6 +46,9 @@ impl MemoryState {
         }
         if let Some(list) = &applied.diff.stakers {
             self.stakers = list.clone();
+        }
+        if let Some(sets) = &applied.diff.validators {
+            self.validators = Some(sets.clone());
         }
         self.stats = applied.diff.chain_stats;
     }
@@ -74,6 +79,12 @@ impl StateView for MemoryState {
 
     fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, String> {
         Ok(self.stakers.clone())
+    }
+
+    fn validators(&self) -> Result<EpochValidators, String> {
+        self.validators
+            .clone()
+            .ok_or_else(|| "no validator sets: genesis was not committed".to_string())
     }
 }
 

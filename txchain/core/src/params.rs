@@ -33,6 +33,22 @@ pub struct ConsensusParams {
     /// Minimum stakes and the unbonding period.
     #[serde(default)]
     pub staking: StakingParams,
+    /// Blocks per validator epoch: the block at every multiple of this height fixes, from the
+    /// validator stakes after it, the set of the epoch that follows.
+    #[serde(default = "default_epoch_blocks")]
+    pub epoch_blocks: u64,
+    /// Most validators of an epoch: the largest validator stakes, ties to the lower key.
+    #[serde(default = "default_max_validators")]
+    pub max_validators: u32,
+}
+
+/// One day of 30-second blocks.
+fn default_epoch_blocks() -> u64 {
+    2_880
+}
+
+fn default_max_validators() -> u32 {
+    100
 }
 
 impl ConsensusParams {
@@ -46,6 +62,8 @@ impl ConsensusParams {
             target_block_time_ms: 30_000,
             max_future_drift_ms: 15_000,
             staking: StakingParams::default(),
+            epoch_blocks: default_epoch_blocks(),
+            max_validators: default_max_validators(),
         }
     }
 
@@ -72,7 +90,9 @@ pub struct GenesisSpec {
     pub chain_name: String,
     pub genesis_time: Timestamp,
     pub params: ConsensusParams,
-    /// Block proposers, in rotation order (height mod count).
+    /// The first epoch's validators, one vote each (later epochs: the largest validator
+    /// stakes). Give each a validator stake in `stakes` so it keeps its seat when the first
+    /// epoch closes. The solo producer follows this order (height mod count).
     pub validators: Vec<PublicKeyBytes>,
     pub allocations: Vec<Allocation>,
     /// Stakes bonded at genesis (e.g. a network's first evaluators and optimizers).
@@ -119,6 +139,22 @@ impl GenesisSpec {
         if p.target_block_time_ms == 0 {
             return Err(GenesisError::Invalid(
                 "target_block_time_ms must be above zero".into(),
+            ));
+        }
+        if p.epoch_blocks == 0 {
+            return Err(GenesisError::Invalid(
+                "epoch_blocks must be above zero".into(),
+            ));
+        }
+        if p.max_validators == 0 || p.max_validators as usize > crate::bft::MAX_VALIDATORS {
+            return Err(GenesisError::Invalid(format!(
+                "max_validators must be in 1..={}",
+                crate::bft::MAX_VALIDATORS
+            )));
+        }
+        if self.validators.len() > p.max_validators as usize {
+            return Err(GenesisError::Invalid(
+                "more genesis validators than max_validators".into(),
             ));
         }
         if self.chain_name.is_empty() || self.chain_name.len() > 64 {
@@ -220,10 +256,19 @@ pub struct ChainParams {
 }
 
 impl ChainParams {
-    /// The validators whose precommits finalise a block: the genesis validators, one vote each
-    /// (stake-weighted sets per epoch arrive with the BFT engine).
-    pub fn validator_set(&self) -> Result<crate::bft::ValidatorSet, crate::bft::ValidatorSetError> {
+    /// The set of the first epoch: the genesis validators, one vote each. Later epochs take
+    /// their sets from validator stakes (see `apply::next_validators`); read them from the
+    /// state ([`StateView::validators`](crate::state::StateView::validators)).
+    pub fn genesis_validator_set(
+        &self,
+    ) -> Result<crate::bft::ValidatorSet, crate::bft::ValidatorSetError> {
         crate::bft::ValidatorSet::new(self.validators.iter().map(|k| (*k, 1)))
+    }
+
+    /// True when the block at `height` closes an epoch: the state after it fixes the next
+    /// epoch's validator set.
+    pub fn closes_epoch(&self, height: u64) -> bool {
+        height > 0 && height % self.consensus.epoch_blocks.max(1) == 0
     }
 
     pub fn from_genesis(spec: &GenesisSpec) -> Result<ChainParams, GenesisError> {
@@ -236,14 +281,8 @@ impl ChainParams {
         })
     }
 
-    /// Whether `key` may propose a block: it is a validator of the chain. Under BFT the proposer
-    /// of a height depends on the round it was decided in, which the header does not record;
-    /// the commit certificate, not the proposer's name, is what makes a block final.
-    pub fn is_validator(&self, key: &PublicKeyBytes) -> bool {
-        self.validators.contains(key)
-    }
-
-    /// The proposer whose turn it is at `height` (round robin). `None` only for a parameter
+    /// The genesis validator whose turn it is at `height` (round robin): the solo producer's
+    /// schedule, and a guess of the next proposer for fee estimates. `None` only for a parameter
     /// set without validators, which `from_genesis` never builds.
     pub fn expected_proposer(&self, height: u64) -> Option<PublicKeyBytes> {
         let n = self.validators.len() as u64;

@@ -5,6 +5,7 @@
 //! whose values are canonical encodings; the root is in every header. This module defines the
 //! layout; storing the tree is the service's job.
 
+use crate::bft::EpochValidators;
 use crate::stake::{Stake, StakeRole};
 use doin_codec::{decode_exact, encode};
 use doin_crypto::tagged_hash_parts;
@@ -20,6 +21,7 @@ const KEY_ACCOUNT: u8 = 0x01;
 const KEY_CHAIN_STATS: u8 = 0x02;
 const KEY_STAKE: u8 = 0x03;
 const KEY_STAKERS: u8 = 0x04;
+const KEY_VALIDATORS: u8 = 0x05;
 
 /// An account. Accounts that never received funds are absent, read as the default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +78,17 @@ pub fn decode_stakers(bytes: &[u8]) -> Result<Vec<(PublicKeyBytes, StakeRole)>, 
     decode_exact(bytes).map_err(|e| e.to_string())
 }
 
+/// Tree key of the validator sets ([`EpochValidators`]): the set that finalised this state's
+/// block and the one that finalises the next.
+pub fn validators_key() -> KeyHash {
+    KeyHash(tagged_hash_parts(TAG_STATE_KEY, &[&[KEY_VALIDATORS]]).0)
+}
+
+/// Decodes the validator sets (every set rule re-checked).
+pub fn decode_validators(bytes: &[u8]) -> Result<EpochValidators, String> {
+    decode_exact(bytes).map_err(|e| e.to_string())
+}
+
 /// Tree key of the chain totals.
 pub fn chain_stats_key() -> KeyHash {
     KeyHash(tagged_hash_parts(TAG_STATE_KEY, &[&[KEY_CHAIN_STATS]]).0)
@@ -89,6 +102,8 @@ pub trait StateView {
     fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, String>;
     /// The stakers registry (see [`stakers_key`]).
     fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, String>;
+    /// The validator sets (see [`validators_key`]); every state from genesis on has them.
+    fn validators(&self) -> Result<EpochValidators, String>;
 }
 
 /// Everything a block changes. Applying it to the parent state gives the child state.
@@ -98,6 +113,8 @@ pub struct StateDiff {
     pub stakes: BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
     /// The new stakers registry, when someone joined or left it.
     pub stakers: Option<Vec<(PublicKeyBytes, StakeRole)>>,
+    /// The new validator sets, when they changed (at and right after an epoch boundary).
+    pub validators: Option<EpochValidators>,
     pub chain_stats: ChainStats,
 }
 
@@ -142,6 +159,12 @@ impl StateDiff {
             out.push((
                 stakers_key(),
                 Some(encode(list).map_err(|e| e.to_string())?),
+            ));
+        }
+        if let Some(sets) = &self.validators {
+            out.push((
+                validators_key(),
+                Some(encode(sets).map_err(|e| e.to_string())?),
             ));
         }
         out.push((
@@ -199,6 +222,11 @@ impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
             return Ok(s.clone());
         }
         Ok(self.base.stake(owner, role)?.unwrap_or_default())
+    }
+
+    /// The validator sets of the base state (a transaction never changes them).
+    pub fn validators(&self) -> Result<EpochValidators, String> {
+        self.base.validators()
     }
 
     pub fn set_stake(&mut self, owner: PublicKeyBytes, role: StakeRole, stake: Stake) {

@@ -6,7 +6,8 @@
 
 use doin_crypto::KeyPair;
 use doin_tx_core::bft::{CertificateError, CommitCertificate};
-use doin_tx_core::{verify_header_chain, BlockError, NoMainChain, SignedHeader};
+use doin_tx_core::state::StateView;
+use doin_tx_core::{verify_header_chain, BlockError, EpochValidators, NoMainChain, SignedHeader};
 use doin_types::Timestamp;
 
 mod common;
@@ -27,6 +28,11 @@ fn chain(n: usize) -> (common::Fixture, Vec<SignedHeader>) {
     (f, headers)
 }
 
+/// The validator sets of the fixture's state (the same at every height: no epoch closes).
+fn sets(f: &common::Fixture) -> EpochValidators {
+    f.state.validators().unwrap()
+}
+
 fn later(f: &common::Fixture) -> Timestamp {
     Timestamp(f.genesis.header.time.0 + 1_000_000)
 }
@@ -36,17 +42,17 @@ fn an_honest_run_of_headers_verifies() {
     let (f, headers) = chain(5);
     let now = later(&f);
     assert_eq!(
-        verify_header_chain(&f.params, &f.genesis.header, &headers, now),
-        Ok(())
+        verify_header_chain(&f.params, &f.genesis.header, &sets(&f), &headers, now),
+        Ok(5)
     );
     // From the middle too: the parent is whatever we already have.
     assert_eq!(
-        verify_header_chain(&f.params, &headers[1].header, &headers[2..], now),
-        Ok(())
+        verify_header_chain(&f.params, &headers[1].header, &sets(&f), &headers[2..], now),
+        Ok(3)
     );
     assert_eq!(
-        verify_header_chain(&f.params, &f.genesis.header, &[], now),
-        Ok(())
+        verify_header_chain(&f.params, &f.genesis.header, &sets(&f), &[], now),
+        Ok(0)
     );
 }
 
@@ -60,13 +66,13 @@ fn the_first_bad_header_is_named() {
     let mut gap = headers.clone();
     gap.remove(2);
     assert!(matches!(
-        verify_header_chain(&f.params, g, &gap, now),
+        verify_header_chain(&f.params, g, &sets(&f), &gap, now),
         Err((2, BlockError::WrongHeight { .. }))
     ));
 
     // Not on top of our tip.
     assert!(matches!(
-        verify_header_chain(&f.params, g, &headers[1..], now),
+        verify_header_chain(&f.params, g, &sets(&f), &headers[1..], now),
         Err((0, BlockError::WrongHeight { .. }))
     ));
 
@@ -74,7 +80,7 @@ fn the_first_bad_header_is_named() {
     let mut tampered = headers.clone();
     tampered[3].header.state_root.0[0] ^= 1;
     assert_eq!(
-        verify_header_chain(&f.params, g, &tampered, now),
+        verify_header_chain(&f.params, g, &sets(&f), &tampered, now),
         Err((3, BlockError::BadSignature))
     );
 
@@ -84,7 +90,7 @@ fn the_first_bad_header_is_named() {
     forged[1].header.proposer = stranger.public();
     forged[1].signature = stranger.sign(&forged[1].header.hash().unwrap());
     assert_eq!(
-        verify_header_chain(&f.params, g, &forged, now),
+        verify_header_chain(&f.params, g, &sets(&f), &forged, now),
         Err((1, BlockError::WrongProposer))
     );
 
@@ -92,14 +98,14 @@ fn the_first_bad_header_is_named() {
     let mut bad_sig = headers.clone();
     bad_sig[4].signature = headers[3].signature;
     assert_eq!(
-        verify_header_chain(&f.params, g, &bad_sig, now),
+        verify_header_chain(&f.params, g, &sets(&f), &bad_sig, now),
         Err((4, BlockError::BadSignature))
     );
 
     // Headers from the future (beyond the allowed drift) are not accepted yet.
     let long_ago = Timestamp(f.genesis.header.time.0 - 20_000);
     assert!(matches!(
-        verify_header_chain(&f.params, g, &headers, long_ago),
+        verify_header_chain(&f.params, g, &sets(&f), &headers, long_ago),
         Err((0, BlockError::TimeInFuture { .. }))
     ));
 }
@@ -129,14 +135,14 @@ fn every_header_after_the_first_proves_its_parent_final() {
     // Missing, or present where there is nothing to certify.
     let missing = resigned(&f, headers[1].clone(), |h| h.header.last_commit = None);
     assert_eq!(
-        verify_header_chain(&f.params, &headers[0].header, &[missing], now),
+        verify_header_chain(&f.params, &headers[0].header, &sets(&f), &[missing], now),
         Err((0, BlockError::MissingLastCommit))
     );
     let early = resigned(&f, headers[0].clone(), |h| {
         h.header.last_commit = Some(cert.clone())
     });
     assert_eq!(
-        verify_header_chain(&f.params, g, &[early], now),
+        verify_header_chain(&f.params, g, &sets(&f), &[early], now),
         Err((0, BlockError::UnexpectedLastCommit))
     );
     // Signed by someone who is not a validator, or for another block.
@@ -147,7 +153,7 @@ fn every_header_after_the_first_proves_its_parent_final() {
         )
     });
     assert_eq!(
-        verify_header_chain(&f.params, &headers[0].header, &[foreign], now),
+        verify_header_chain(&f.params, &headers[0].header, &sets(&f), &[foreign], now),
         Err((
             0,
             BlockError::LastCommit(CertificateError::UnknownSigner(outsider.public()))
@@ -157,7 +163,7 @@ fn every_header_after_the_first_proves_its_parent_final() {
         h.header.last_commit = Some(cert.clone());
     });
     assert_eq!(
-        verify_header_chain(&f.params, &headers[1].header, &[elsewhere], now),
+        verify_header_chain(&f.params, &headers[1].header, &sets(&f), &[elsewhere], now),
         Err((
             0,
             BlockError::LastCommit(CertificateError::WrongHeight {
@@ -174,7 +180,7 @@ fn every_header_after_the_first_proves_its_parent_final() {
         h.header.last_commit = Some(c);
     });
     assert_eq!(
-        verify_header_chain(&f.params, &headers[1].header, &[copied], now),
+        verify_header_chain(&f.params, &headers[1].header, &sets(&f), &[copied], now),
         Err((
             0,
             BlockError::LastCommit(CertificateError::BadSignature(f.validator.public()))
@@ -186,7 +192,8 @@ fn every_header_after_the_first_proves_its_parent_final() {
 fn a_solo_producer_cannot_certify_for_several_validators() {
     let mut f = common::fixture(2);
     let other = KeyPair::generate();
-    f.params.validators.push(other.public());
+    f.spec.validators.push(other.public());
+    common::regenesis(&mut f);
     let pick = |h: u64| {
         if f.params.expected_proposer(h) == Some(f.validator.public()) {
             &f.validator

@@ -71,6 +71,7 @@ proptest! {
             let diff = StateDiff {
                 stakes: Default::default(),
                 stakers: None,
+                validators: None,
                 accounts: updates
                     .iter()
                     .map(|(k, b)| {

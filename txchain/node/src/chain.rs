@@ -18,7 +18,7 @@ use crate::views;
 use doin_crypto::KeyPair;
 use doin_store::{KvStore, StoreError};
 use doin_telemetry::{Metrics, MetricsError};
-use doin_tx_core::bft::CommitCertificate;
+use doin_tx_core::bft::{CommitCertificate, EpochValidators, ValidatorSet};
 use doin_tx_core::fees::next_base_fee;
 use doin_tx_core::state::Overlay;
 use doin_tx_core::{
@@ -136,6 +136,9 @@ pub struct Tip {
     /// Highest final height. With one validator every committed block is final; BFT will set
     /// this from commit certificates.
     pub final_height: Height,
+    /// The validator sets of the tip's state: `current` signed the tip, `next` proposes and
+    /// signs the block after it. Kept with the tip so both always describe the same state.
+    pub validators: Arc<EpochValidators>,
 }
 
 pub struct TxChain {
@@ -224,6 +227,7 @@ impl TxChain {
             )));
         }
         let hash = stored.header.hash()?;
+        let validators = Arc::new(store.validators().map_err(ChainError::Inconsistent)?);
         let metrics = TxMetrics::register(metrics)?;
         let chain = Arc::new(TxChain {
             main: RwLock::new(Arc::new(NoMainChain)),
@@ -234,6 +238,7 @@ impl TxChain {
                 header: stored.header.clone(),
                 hash,
                 final_height: height,
+                validators,
             }),
             commit_lock: Mutex::new(()),
             events: EventLog::new(height, cfg.event_buffer.max(1)),
@@ -311,6 +316,19 @@ impl TxChain {
 
     pub fn tip(&self) -> Tip {
         self.tip.read().clone()
+    }
+
+    /// The validator set of `height` when this node knows it: the tip's (`current`) or the
+    /// next block's (`next`). Older and later heights need other states.
+    pub fn validator_set_at(&self, height: Height) -> Option<ValidatorSet> {
+        let tip = self.tip.read();
+        if height == tip.header.height.checked_add(1)? {
+            Some(tip.validators.next.clone())
+        } else if height == tip.header.height && height > 0 {
+            Some(tip.validators.current.clone())
+        } else {
+            None
+        }
     }
 
     /// Base fee the next block will charge.
@@ -547,7 +565,7 @@ impl TxChain {
         let hash = block.hash().ok()?;
         let height = block.header.height;
         let cert = CommitCertificate::sign(&self.params.chain_id, height, 0, hash, &[key]).ok()?;
-        let set = self.params.validator_set().ok()?;
+        let set = self.validator_set_at(height)?;
         cert.verify(&self.params.chain_id, height, &hash, &set)
             .ok()
             .map(|()| cert)
@@ -581,6 +599,9 @@ impl TxChain {
             tip.header = block.header.clone();
             tip.hash = hash;
             tip.final_height = height;
+            if let Some(sets) = &applied.diff.validators {
+                tip.validators = Arc::new(sets.clone());
+            }
         }
         // Mempool: drop what was included, then re-check every sender of the block.
         let included: Vec<TxId> = applied.txs.iter().map(|t| t.id()).collect();

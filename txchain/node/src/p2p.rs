@@ -227,11 +227,13 @@ async fn on_compact_block(ctx: &Ctx, msg: &GossipMessage) -> (Verdict, &'static 
         return (Verdict::Ignore, "ahead");
     }
     // Check who signed before spending requests on it.
-    let signed_ok = params.expected_proposer(header.height) == Some(header.proposer)
-        && header
-            .hash()
-            .ok()
-            .is_some_and(|h| doin_crypto::verify(&header.proposer, &h, &compact.signature).is_ok());
+    let signed_ok =
+        ctx.chain
+            .validator_set_at(header.height)
+            .is_some_and(|set| set.contains(&header.proposer))
+            && header.hash().ok().is_some_and(|h| {
+                doin_crypto::verify(&header.proposer, &h, &compact.signature).is_ok()
+            });
     if !signed_ok {
         return (Verdict::Reject, "invalid");
     }

@@ -44,12 +44,7 @@ impl BlockProducer for SoloProducer {
     ) -> Pin<Box<dyn Future<Output = Result<(), ChainError>> + Send>> {
         Box::pin(async move {
             let me = self.key.public();
-            let height = chain.tip().header.height + 1;
-            if chain.params().expected_proposer(height) != Some(me) {
-                tracing::warn!(
-                    "this node's validator key is not the genesis proposer; it will not produce blocks"
-                );
-            }
+            let mut warned = false;
             loop {
                 let tip = chain.tip();
                 // Next slot: one block time after the parent, never in the past.
@@ -67,8 +62,18 @@ impl BlockProducer for SoloProducer {
                     return Ok(());
                 }
                 let next = tip.header.height + 1;
-                if chain.params().expected_proposer(next) != Some(me) {
-                    // Not our turn (multi-validator genesis without BFT): wait a slot.
+                // Alone, this producer's precommit is a quorum only while the height's set is
+                // this key alone; once stakes seat others, finality needs the BFT engine.
+                let alone = chain
+                    .validator_set_at(next)
+                    .is_some_and(|set| set.validators().len() == 1 && set.contains(&me));
+                if !alone {
+                    if !std::mem::replace(&mut warned, true) {
+                        tracing::warn!(
+                            height = next,
+                            "this node's key is not the height's only validator; without consensus enabled it cannot produce blocks"
+                        );
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(self.block_time) => continue,
                         _ = shutdown.changed() => return Ok(()),

@@ -25,10 +25,10 @@ use crate::tree::{
 };
 use doin_codec::{decode_exact, encode};
 use doin_store::{Cf, Direction, Durability, KvStore, StoreError, WriteBatch};
-use doin_tx_core::bft::CommitCertificate;
+use doin_tx_core::bft::{CommitCertificate, EpochValidators};
 use doin_tx_core::state::{
     account_key, chain_stats_key, decode_account, decode_chain_stats, decode_stake, decode_stakers,
-    stake_key, stakers_key,
+    decode_validators, stake_key, stakers_key, validators_key,
 };
 use doin_tx_core::{
     Account, AppliedBlock, Block, BlockHash, ChainStats, GenesisSpec, SignedTx, StateView, TxId,
@@ -72,7 +72,8 @@ const META_SCHEMA: &[u8] = b"schema";
 /// Version 2: staleness records are one entry per version (version 1 had one per node), and the
 /// state lives only in the tree's values (version 1 also kept a copy of every account).
 /// Version 3: headers carry `last_commit`, the parent's commit certificate.
-pub const SCHEMA_VERSION: u32 = 3;
+/// Version 4: the state holds the validator sets of each epoch.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Key of one transaction of a block body: height ‖ position, both big-endian.
 fn body_key(height: Height, index: u32) -> Vec<u8> {
@@ -649,6 +650,10 @@ impl StateView for Prefetched<'_> {
     fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, String> {
         self.store.stakers()
     }
+
+    fn validators(&self) -> Result<EpochValidators, String> {
+        self.store.validators()
+    }
 }
 
 impl StateView for ChainStore {
@@ -675,6 +680,14 @@ impl StateView for ChainStore {
         match self.state_value(stakers_key())? {
             None => Ok(Vec::new()),
             Some(b) => decode_stakers(&b),
+        }
+    }
+
+    fn validators(&self) -> Result<EpochValidators, String> {
+        match self.state_value(validators_key())? {
+            // Written by genesis: a state without it is corrupt.
+            None => Err("the state holds no validator sets".into()),
+            Some(b) => decode_validators(&b),
         }
     }
 }

@@ -20,7 +20,9 @@ use crate::wire::{
 };
 use doin_net::tasks::tick_or_shutdown;
 use doin_net::{Misbehaviour, PeerId, Verdict};
-use doin_tx_core::{verify_header_chain, Block, BlockError, BlockHeader, SignedHeader};
+use doin_tx_core::{
+    verify_header_chain, Block, BlockError, BlockHeader, EpochValidators, SignedHeader,
+};
 use doin_types::{Height, Timestamp};
 use parking_lot::RwLock;
 use serde::Serialize;
@@ -120,7 +122,9 @@ async fn sync_round(ctx: &Ctx, shutdown: &watch::Receiver<bool>) {
             break;
         }
         let window_end = target.min(tip.header.height.saturating_add(HEADER_WINDOW));
-        let Some(headers) = fetch_headers(ctx, peer, &tip.header, window_end).await else {
+        let Some(headers) =
+            fetch_headers(ctx, peer, &tip.header, &tip.validators, window_end).await
+        else {
             break;
         };
         let imported = fetch_and_import_bodies(ctx, peer, &statuses, &headers).await;
@@ -171,17 +175,22 @@ async fn peer_statuses(ctx: &Ctx) -> Vec<(PeerId, ChainStatus)> {
 }
 
 /// Signed headers from `tip.height + 1` up to `end` from `peer`, each batch checked as a chain
-/// on top of the previous one. `None` (and a penalty when it is the peer's fault) when the peer
-/// answers nothing usable.
+/// on top of the previous one. Stops early at the first epoch boundary: the headers after it
+/// can be checked only with the validator set that boundary's state fixes, so they wait for the
+/// next round, after these blocks are applied. `None` (and a penalty when it is the peer's
+/// fault) when the peer answers nothing usable.
 async fn fetch_headers(
     ctx: &Ctx,
     peer: PeerId,
     tip: &BlockHeader,
+    tip_sets: &EpochValidators,
     end: Height,
 ) -> Option<Vec<SignedHeader>> {
     let mut headers: Vec<SignedHeader> = Vec::new();
     let mut parent = tip.clone();
-    while parent.height < end {
+    let mut parent_sets = tip_sets.clone();
+    let mut at_boundary = false;
+    while parent.height < end && !at_boundary {
         let from = parent.height + 1;
         let max = u32::try_from(end - parent.height)
             .unwrap_or(u32::MAX)
@@ -202,9 +211,16 @@ async fn fetch_headers(
         }
         let params = ctx.chain.params().clone();
         let checked_parent = parent.clone();
+        let checked_sets = parent_sets.clone();
         let checked = tokio::task::spawn_blocking(move || {
             let now = Timestamp(crate::chain::now_ms());
-            verify_header_chain(&params, &checked_parent, &batch, now).map(|()| batch)
+            verify_header_chain(&params, &checked_parent, &checked_sets, &batch, now).map(
+                |verified| {
+                    let mut batch = batch;
+                    batch.truncate(verified);
+                    batch
+                },
+            )
         })
         .await;
         let batch = match checked {
@@ -222,9 +238,14 @@ async fn fetch_headers(
                 return None;
             }
         };
-        if let Some(last) = batch.last() {
-            parent = last.header.clone();
-        }
+        let Some(last) = batch.last() else {
+            break; // the first header already needs sets we do not have yet
+        };
+        parent = last.header.clone();
+        // Past the batch's first header every one was checked with `next`; no boundary lies
+        // inside the batch (the check would have stopped there), so `next` stays.
+        parent_sets = EpochValidators::steady(parent_sets.next.clone());
+        at_boundary = ctx.chain.params().closes_epoch(parent.height);
         ctx.metrics.synced_headers.inc_by(batch.len() as u64);
         {
             let mut r = ctx.state.0.write();

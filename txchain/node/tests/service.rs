@@ -269,7 +269,7 @@ fn every_block_keeps_the_certificate_that_made_it_final() {
     for blk in &blocks {
         b.import_block(blk, Timestamp(u64::MAX / 2)).unwrap();
     }
-    let set = a.params().validator_set().unwrap();
+    let set = a.validator_set_at(3).expect("the tip's set");
     let chain_id = a.params().chain_id;
     for (i, blk) in blocks.iter().enumerate() {
         let h = blk.header.height;

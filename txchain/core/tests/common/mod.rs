@@ -66,6 +66,15 @@ pub fn fixture(users: usize) -> Fixture {
     }
 }
 
+/// Rebuilds the fixture's parameters, genesis block and state from its (edited) `spec`.
+pub fn regenesis(f: &mut Fixture) {
+    f.params = ChainParams::from_genesis(&f.spec).unwrap();
+    f.state = MemoryState::new();
+    let (genesis, applied) = genesis(&f.spec, &f.state).unwrap();
+    f.state.commit(&applied);
+    f.genesis = genesis;
+}
+
 pub fn transfer(
     f: &Fixture,
     from: &KeyPair,

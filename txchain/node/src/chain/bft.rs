@@ -101,9 +101,11 @@ impl TxChain {
         let _commit = self.commit_lock.lock();
         let hash = block.hash()?;
         let set = self
-            .params
-            .validator_set()
-            .map_err(|e| BlockError::State(e.to_string()))?;
+            .validator_set_at(block.header.height)
+            .ok_or(BlockError::WrongHeight {
+                parent: self.tip.read().header.height,
+                got: block.header.height,
+            })?;
         cert.verify(&self.params.chain_id, block.header.height, &hash, &set)
             .map_err(BlockError::LastCommit)?;
         let tip = self.tip.read().clone();

@@ -7,7 +7,7 @@
 //! mid-round replays what it signed instead of signing something else.
 
 use super::codec::WireCodec;
-use super::context::{BftValidatorSet, DoinContext, ValidatorAddress};
+use super::context::{DoinContext, ValidatorAddress};
 use super::host::{HeightTiming, Host};
 use super::metrics::BftMetrics;
 use super::signing::{ConsensusKey, ConsensusSigner};
@@ -103,6 +103,9 @@ pub struct BftProducer {
     key: Arc<KeyPair>,
     settings: BftSettings,
     metrics: BftMetrics,
+    /// Test builds: sign a second, conflicting (nil) vote for every vote (see `double_voting`).
+    #[cfg(feature = "byzantine-testing")]
+    double_vote: bool,
 }
 
 impl BftProducer {
@@ -111,7 +114,18 @@ impl BftProducer {
             key: Arc::new(key),
             settings,
             metrics,
+            #[cfg(feature = "byzantine-testing")]
+            double_vote: false,
         }
+    }
+
+    /// Makes this validator Byzantine on purpose: every vote it sends for a block is followed
+    /// by a second one, signed with its key, for nil — double signing that honest validators
+    /// record as evidence. Exists only in test builds (feature `byzantine-testing`).
+    #[cfg(feature = "byzantine-testing")]
+    pub fn double_voting(mut self) -> BftProducer {
+        self.double_vote = true;
+        self
     }
 }
 
@@ -134,18 +148,9 @@ impl BlockProducer for BftProducer {
     ) -> Pin<Box<dyn Future<Output = Result<(), ChainError>> + Send>> {
         Box::pin(async move {
             let params = chain.params().clone();
-            let validators = BftValidatorSet::from(
-                params
-                    .validator_set()
-                    .map_err(|e| engine_error("validator set", e))?,
-            );
+            // A key without a seat now may win one at an epoch boundary: the engine runs
+            // either way and votes only at heights whose set holds the key.
             let address = ValidatorAddress(self.key.public());
-            if !params.is_validator(&address.0) {
-                return Err(engine_error(
-                    "start",
-                    "this node's key is not a validator of the chain",
-                ));
-            }
             std::fs::create_dir_all(&self.settings.wal_dir)
                 .map_err(|e| engine_error("write-ahead log directory", e))?;
             let signer = ConsensusSigner::new(params.chain_id, ConsensusKey(self.key.clone()));
@@ -181,8 +186,50 @@ impl BlockProducer for BftProducer {
                 },
             };
             let wal_file = self.settings.wal_dir.join("consensus.wal");
-            let (mut channels, engine) = EngineBuilder::new(DoinContext, config)
-                .with_default_wal(WalContext::new(wal_file, WireCodec))
+            let builder = EngineBuilder::new(DoinContext, config)
+                .with_default_wal(WalContext::new(wal_file, WireCodec));
+            #[cfg(feature = "byzantine-testing")]
+            let built = if self.double_vote {
+                tracing::warn!("this validator double-votes on purpose (test build)");
+                let byzantine = arc_malachitebft_app_channel::ByzantineContext {
+                    identity,
+                    codec: WireCodec,
+                    config: arc_malachitebft_engine_byzantine::ByzantineConfig::default()
+                        .with_equivocate_votes(arc_malachitebft_engine_byzantine::Trigger::Always),
+                    signer: Box::new(signer.clone()),
+                    address,
+                    conflicting_value_fn: None,
+                    // None: each vote for a block is doubled by a vote for nil.
+                    conflicting_vote_value_fn: None,
+                };
+                builder
+                    .with_byzantine_network(byzantine)
+                    .await
+                    .map_err(|e| engine_error("start", e))?
+                    .with_default_sync(SyncContext::new(WireCodec))
+                    .with_default_consensus(ConsensusContext::new_validator(
+                        address,
+                        Box::new(ConsensusSigner::verifier(params.chain_id)),
+                        Box::new(signer),
+                    ))
+                    .with_default_request(RequestContext::new(100))
+                    .build()
+                    .await
+            } else {
+                builder
+                    .with_default_network(NetworkContext::new(identity, WireCodec))
+                    .with_default_sync(SyncContext::new(WireCodec))
+                    .with_default_consensus(ConsensusContext::new_validator(
+                        address,
+                        Box::new(ConsensusSigner::verifier(params.chain_id)),
+                        Box::new(signer),
+                    ))
+                    .with_default_request(RequestContext::new(100))
+                    .build()
+                    .await
+            };
+            #[cfg(not(feature = "byzantine-testing"))]
+            let built = builder
                 .with_default_network(NetworkContext::new(identity, WireCodec))
                 .with_default_sync(SyncContext::new(WireCodec))
                 .with_default_consensus(ConsensusContext::new_validator(
@@ -192,8 +239,8 @@ impl BlockProducer for BftProducer {
                 ))
                 .with_default_request(RequestContext::new(100))
                 .build()
-                .await
-                .map_err(|e| engine_error("start", e))?;
+                .await;
+            let (mut channels, engine) = built.map_err(|e| engine_error("start", e))?;
             tracing::info!(
                 listen = %self.settings.listen,
                 peers = self.settings.peers.len(),
@@ -205,7 +252,6 @@ impl BlockProducer for BftProducer {
             let host = Host::new(
                 chain,
                 self.key.clone(),
-                validators,
                 HeightTiming {
                     timeouts: self.settings.timeouts(),
                     target_time: self.settings.target_time,

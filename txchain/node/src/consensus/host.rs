@@ -25,7 +25,7 @@ use arc_malachitebft_engine::util::streaming::{StreamContent, StreamId, StreamMe
 use bytes::Bytes;
 use doin_crypto::KeyPair;
 use doin_tx_core::bft::{Equivocation, VoteForm};
-use doin_tx_core::{Block, BlockHash, TxBody, TxPayload};
+use doin_tx_core::{Block, BlockHash, StakeRole, StateView, TxBody, TxPayload};
 use doin_types::Timestamp;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,7 +59,8 @@ pub struct Host {
     chain: Arc<TxChain>,
     key: Arc<KeyPair>,
     address: ValidatorAddress,
-    validators: BftValidatorSet,
+    /// Whether the key held a seat at the last height started (logged when it changes).
+    seated: Option<bool>,
     timing: HeightTiming,
     collector: PartsCollector,
     max_block_bytes: usize,
@@ -73,7 +74,6 @@ impl Host {
     pub fn new(
         chain: Arc<TxChain>,
         key: Arc<KeyPair>,
-        validators: BftValidatorSet,
         timing: HeightTiming,
         metrics: BftMetrics,
     ) -> Host {
@@ -88,7 +88,7 @@ impl Host {
             address: ValidatorAddress(key.public()),
             chain,
             key,
-            validators,
+            seated: None,
             timing,
             collector: PartsCollector::new(max_block_bytes, 64),
             max_block_bytes,
@@ -102,13 +102,32 @@ impl Host {
         self.chain.tip().header.height.saturating_add(1)
     }
 
-    fn height_params(&self) -> HeightParams<DoinContext> {
-        HeightParams {
-            validator_set: self.validators.clone(),
+    /// What the engine needs to run `height`: above all its validator set, which the chain's
+    /// state fixes per epoch (the engine only ever runs the height after the tip).
+    fn height_params(
+        &mut self,
+        height: BftHeight,
+    ) -> Result<HeightParams<DoinContext>, ChainError> {
+        let set = self.chain.validator_set_at(height.0).ok_or_else(|| {
+            ChainError::Inconsistent(format!(
+                "consensus asked for height {height}, but the tip is {}",
+                self.chain.tip().header.height
+            ))
+        })?;
+        let seated = set.contains(&self.address.0);
+        if self.seated.replace(seated) != Some(seated) {
+            if seated {
+                tracing::info!(%height, validators = set.validators().len(), "this node's key holds a seat in the validator set");
+            } else {
+                tracing::warn!(%height, validators = set.validators().len(), "this node's key holds no seat in the validator set; it follows without voting");
+            }
+        }
+        Ok(HeightParams {
+            validator_set: BftValidatorSet::from(set),
             timeouts: self.timing.timeouts,
             target_time: Some(self.timing.target_time),
             vote_extension_policy: VoteExtensionPolicy::Disabled,
-        }
+        })
     }
 
     /// Runs until the engine closes its channel. An error means the chain cannot go on (its
@@ -128,8 +147,9 @@ impl Host {
         match msg {
             AppMsg::ConsensusReady { reply } => {
                 let height = BftHeight(self.next_height());
-                tracing::info!(%height, validators = self.validators.validators().len(), "consensus ready");
-                let _ = reply.send((height, self.height_params()));
+                tracing::info!(%height, "consensus ready");
+                let params = self.height_params(height)?;
+                let _ = reply.send((height, params));
             }
             AppMsg::StartedRound {
                 height,
@@ -202,12 +222,13 @@ impl Host {
                 self.collector.prune_below(next);
                 self.seen = self.seen.split_off(&(next.0, BlockHash::zero()));
                 let decided = certificate.height;
+                let params = self.height_params(next)?;
                 let _ = reply.send(if next > decided {
-                    Next::Start(next, self.height_params())
+                    Next::Start(next, params)
                 } else {
                     // The decided block never reached this node: run the height again while
                     // value sync fetches it from a peer.
-                    Next::Restart(next, self.height_params())
+                    Next::Restart(next, params)
                 });
             }
             AppMsg::GetDecidedValues { range, reply } => {
@@ -528,6 +549,17 @@ impl Host {
                 let (Some(a), Some(b)) = (first.message.form(), second.message.form()) else {
                     continue;
                 };
+                let punished = self
+                    .chain
+                    .store()
+                    .stake(&a.validator, StakeRole::Validator)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| s.tombstoned);
+                if punished {
+                    tracing::debug!(validator = %address, height = a.height, "validator double-voted again; its stake is already burned");
+                    continue;
+                }
                 tracing::warn!(validator = %address, height = a.height, "validator double-voted; reporting it");
                 if let Err(e) = self.report(a, first.signature, b, second.signature) {
                     tracing::warn!(validator = %address, error = %e, "could not file equivocation evidence");
