@@ -33,7 +33,7 @@ pub struct AnchorApiDoc;
 /// A main block's anchoring proof. Only `proof` is evidence; the rest restates it.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct MainAnchorProofView {
-    /// `doin-main-anchor/1`.
+    /// `doin-main-anchor/2`.
     pub format: String,
     pub main_height: u64,
     pub main_hash: String,
@@ -43,7 +43,8 @@ pub struct MainAnchorProofView {
     pub tx_height: u64,
     pub tx_block_hash: String,
     /// Hex of the encoded proof: the main headers from `main_height` up to the one the
-    /// transfer header anchors, the transfer header and its proposer's signature.
+    /// transfer header anchors, the transfer header and its finality proof (commit
+    /// certificate and one epoch hop per earlier epoch).
     pub proof: String,
 }
 
@@ -186,10 +187,20 @@ async fn main_anchor_proof(
         .ok_or_else(|| Problem::internal("no main header"))?
         .hash()
         .map_err(Problem::internal)?;
+    let tx_finality = c
+        .tx
+        .finality_proof(tx_height)
+        .map_err(Problem::internal)?
+        .ok_or_else(|| {
+            Problem::not_found(
+                "not-anchored",
+                format!("the commit certificate of transfer block {tx_height}, which anchors main block {height}, is not known here yet; retry after the next block"),
+            )
+        })?;
     let proof = MainAnchorProof {
         main_headers,
         tx_header: stored.header,
-        tx_signature: stored.signature,
+        tx_finality,
     };
     Ok(Json(MainAnchorProofView {
         format: MAIN_ANCHOR_PROOF_FORMAT.to_string(),

@@ -103,6 +103,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(doin_tx_node::api::TxApiDoc::openapi());
     doc.merge(doin_tx_node::proof_api::ProofApiDoc::openapi());
     doc.merge(doin_tx_node::stake_api::StakeApiDoc::openapi());
+    doc.merge(doin_tx_node::channel_api::ChannelApiDoc::openapi());
     doc.merge(crate::anchor_api::AnchorApiDoc::openapi());
     doc.merge(doin_main_node::api::MainApiDoc::openapi());
     doc.merge(crate::node_api::NodeNetApiDoc::openapi());
@@ -124,6 +125,7 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
                 .merge(doin_tx_node::api::router(chain.clone()))
                 .merge(doin_tx_node::proof_api::router(chain.clone()))
                 .merge(doin_tx_node::stake_api::router(chain.clone()))
+                .merge(doin_tx_node::channel_api::router(chain.clone()))
         }
         None => {
             app = app

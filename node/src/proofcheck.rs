@@ -1,37 +1,43 @@
 //! `doin wallet proof` and `doin wallet verify-proof`: fetching proofs and checking them
-//! offline against a genesis file — a transaction's inclusion in a signed transfer block
-//! (`doin-tx-inclusion/1`) and a main block's anchoring by the transfer chain
-//! (`doin-main-anchor/1`).
+//! offline against a genesis file — a transaction's inclusion in a final transfer block
+//! (`doin-tx-inclusion/2`) and a main block's anchoring by a final transfer block
+//! (`doin-main-anchor/2`).
 //!
-//! The check trusts only the genesis file (chain id and validators) and the proof bytes; the
+//! The check trusts only the genesis file (chain id, genesis validators, epoch length) and the
+//! proof bytes: a transfer block counts when its commit certificate holds under the validator
+//! set of its epoch, learned from genesis through the proof's epoch hops. The
 //! convenience fields of a served proof (`tx_id`, `height`, `block_hash`) must agree with what
 //! the proof itself proves, or the proof is refused.
 
 use anyhow::{anyhow, bail, Context};
 use doin_codec::{decode_exact_bounded, encode};
-use doin_crypto::verify;
 use doin_main_core::MainHeader;
 use doin_tx_core::{
-    BlockHeader, GenesisSpec, ProvenInclusion, TxInclusionProof, MAX_ANCHOR_STEP, TX_PROOF_FORMAT,
+    BlockHeader, ChainParams, FinalityProof, GenesisSpec, ProvenInclusion, TxInclusionProof,
+    MAX_ANCHOR_STEP, TX_PROOF_FORMAT,
 };
-use doin_types::{ChainId, Hash256, SignatureBytes};
+use doin_types::{ChainId, Hash256};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Name and version of the main-anchor proof format.
-pub const MAIN_ANCHOR_PROOF_FORMAT: &str = "doin-main-anchor/1";
+pub const MAIN_ANCHOR_PROOF_FORMAT: &str = "doin-main-anchor/2";
 
-/// Largest encoded main-anchor proof accepted.
-const MAX_MAIN_ANCHOR_PROOF_BYTES: usize = 256 * 1024;
+/// Largest encoded main-anchor proof accepted (the transfer block's finality proof grows by
+/// one epoch hop per epoch).
+const MAX_MAIN_ANCHOR_PROOF_BYTES: usize = 16 * 1024 * 1024;
 
-/// Evidence that a main block is anchored by a signed transfer block: the main headers from
+/// Largest encoded checkpoint leg accepted.
+const MAX_CHECKPOINT_PROOF_BYTES: usize = 1024 * 1024;
+
+/// Evidence that a main block is anchored by a final transfer block: the main headers from
 /// the anchored block up to the one the transfer header names (each the parent of the next),
-/// the transfer header and its proposer's signature.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// the transfer header and its finality proof.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MainAnchorProof {
     pub main_headers: Vec<MainHeader>,
     pub tx_header: BlockHeader,
-    pub tx_signature: SignatureBytes,
+    pub tx_finality: FinalityProof,
 }
 
 /// What a valid main-anchor proof establishes.
@@ -60,15 +66,15 @@ impl MainAnchorProof {
         })
     }
 
-    /// Checks the proof for the transfer chain `tx_chain` with `validators`, and (when given)
-    /// main chain `main_chain`.
+    /// Checks the proof for the transfer chain of `tx_params` (from its genesis file), and
+    /// (when given) main chain `main_chain`.
     pub fn verify(
         &self,
-        tx_chain: &ChainId,
-        validators: &[doin_types::PublicKeyBytes],
+        tx_params: &ChainParams,
         main_chain: Option<&ChainId>,
     ) -> anyhow::Result<ProvenAnchor> {
         let t = &self.tx_header;
+        let tx_chain = &tx_params.chain_id;
         if t.chain_id != *tx_chain {
             bail!(
                 "the transfer header is for chain {}, not {tx_chain}",
@@ -76,14 +82,9 @@ impl MainAnchorProof {
             );
         }
         let tx_block_hash = t.hash()?;
-        verify(&t.proposer, &tx_block_hash, &self.tx_signature)
-            .map_err(|_| anyhow!("the transfer block's signature does not verify"))?;
-        if !validators.contains(&t.proposer) {
-            bail!(
-                "the transfer block's proposer {} is not a validator",
-                t.proposer
-            );
-        }
+        self.tx_finality
+            .verify(tx_params, t, &tx_block_hash)
+            .map_err(|e| anyhow!("the transfer block is not proven final: {e}"))?;
         let first = self
             .main_headers
             .first()
@@ -161,13 +162,13 @@ impl CheckpointProof {
     }
 
     pub fn decode(bytes: &[u8]) -> anyhow::Result<CheckpointProof> {
-        if bytes.len() > MAX_MAIN_ANCHOR_PROOF_BYTES {
+        if bytes.len() > MAX_CHECKPOINT_PROOF_BYTES {
             bail!(
-                "the checkpoint proof is {} bytes, more than the {MAX_MAIN_ANCHOR_PROOF_BYTES} allowed",
+                "the checkpoint proof is {} bytes, more than the {MAX_CHECKPOINT_PROOF_BYTES} allowed",
                 bytes.len()
             );
         }
-        decode_exact_bounded(bytes, MAX_MAIN_ANCHOR_PROOF_BYTES).map_err(|e| {
+        decode_exact_bounded(bytes, MAX_CHECKPOINT_PROOF_BYTES).map_err(|e| {
             anyhow!(
                 "the checkpoint proof is not a well-formed {CHECKPOINT_PROOF_FORMAT} encoding: {e}"
             )
@@ -251,7 +252,8 @@ pub fn verify_any_proof_json(
                 .ok_or_else(|| anyhow!("the proof has no `proof` field"))?;
             let proof =
                 MainAnchorProof::decode(&hex::decode(hex_proof).context("`proof` is not hex")?)?;
-            let proven = proof.verify(&spec.chain_id()?, &spec.validators, main_chain)?;
+            let params = ChainParams::from_genesis(spec)?;
+            let proven = proof.verify(&params, main_chain)?;
             for (field, value) in [
                 ("main_hash", proven.main_hash.to_hex()),
                 ("tx_block_hash", proven.tx_block_hash.to_hex()),
@@ -317,8 +319,8 @@ pub fn verify_proof_json(text: &str, spec: &GenesisSpec) -> anyhow::Result<Prove
         .ok_or_else(|| anyhow!("the proof has no `proof` field"))?;
     let bytes = hex::decode(hex_proof).context("`proof` is not hex")?;
     let proof = TxInclusionProof::decode(&bytes)?;
-    let chain_id = spec.chain_id()?;
-    let proven = proof.verify(&chain_id, &spec.validators)?;
+    let params = ChainParams::from_genesis(spec)?;
+    let proven = proof.verify(&params)?;
     let claims = [
         ("tx_id", proven.tx_id.to_hex()),
         ("block_hash", proven.block_hash.to_hex()),
@@ -347,6 +349,7 @@ mod tests {
     use super::*;
     use doin_crypto::KeyPair;
     use doin_main_core::Fx;
+    use doin_tx_core::bft::CommitCertificate;
     use doin_types::{Amount, MainAnchor, PublicKeyBytes, Timestamp, TxCheckpoint};
 
     fn main_chain(n: u64) -> Vec<MainHeader> {
@@ -392,51 +395,72 @@ mod tests {
             },
             last_commit: None,
         };
-        let tx_signature = validator.sign(&tx_header.hash().unwrap());
+        let certificate = CommitCertificate::sign(
+            &tx_header.chain_id,
+            7,
+            0,
+            tx_header.hash().unwrap(),
+            &[validator],
+        )
+        .unwrap();
         MainAnchorProof {
             main_headers: headers,
             tx_header,
-            tx_signature,
+            tx_finality: FinalityProof {
+                hops: Vec::new(),
+                certificate,
+            },
+        }
+    }
+
+    /// A transfer chain whose genesis names `validator` alone (height 7 is in its first epoch).
+    fn tx_params(chain: u8, validator: &KeyPair) -> ChainParams {
+        ChainParams {
+            chain_id: ChainId(Hash256([chain; 32])),
+            network: doin_types::Network::Devnet,
+            consensus: doin_tx_core::ConsensusParams::public_defaults(),
+            validators: vec![validator.public()],
         }
     }
 
     #[test]
     fn main_anchor_proofs_hold_and_every_break_is_caught() {
         let v = KeyPair::generate();
-        let tx_chain = ChainId(Hash256([6; 32]));
         let main_id = ChainId(Hash256([5; 32]));
-        let trusted = [v.public()];
+        let trusted = tx_params(6, &v);
         let chain = main_chain(4);
         // Main block 2, anchored by a transfer header naming main block 4.
         let good = proof(&v, chain[1..].to_vec());
         let bytes = good.encode().unwrap();
         let back = MainAnchorProof::decode(&bytes).unwrap();
-        let proven = back.verify(&tx_chain, &trusted, Some(&main_id)).unwrap();
+        let proven = back.verify(&trusted, Some(&main_id)).unwrap();
         assert_eq!(proven.main_height, 2);
         assert_eq!(proven.main_hash, chain[1].hash().unwrap());
 
         // A gap in the headers.
         let mut gap = good.clone();
         gap.main_headers.remove(1);
-        assert!(gap.verify(&tx_chain, &trusted, None).is_err());
+        assert!(gap.verify(&trusted, None).is_err());
         // A header changed (its successor no longer links to it).
         let mut changed = good.clone();
         changed.main_headers[0].time = Timestamp(99);
-        assert!(changed.verify(&tx_chain, &trusted, None).is_err());
+        assert!(changed.verify(&trusted, None).is_err());
         // The transfer header anchors something else.
         let mut other = good.clone();
         other.main_headers.pop();
-        assert!(other.verify(&tx_chain, &trusted, None).is_err());
+        assert!(other.verify(&trusted, None).is_err());
         // Signed by a stranger, or for other chains.
         assert!(good
-            .verify(&tx_chain, &[KeyPair::generate().public()], None)
+            .verify(&tx_params(6, &KeyPair::generate()), None)
             .is_err());
+        assert!(good.verify(&tx_params(7, &v), None).is_err());
         assert!(good
-            .verify(&ChainId(Hash256([7; 32])), &trusted, None)
+            .verify(&trusted, Some(&ChainId(Hash256([8; 32]))))
             .is_err());
-        assert!(good
-            .verify(&tx_chain, &trusted, Some(&ChainId(Hash256([8; 32]))))
-            .is_err());
+        // A transfer header changed after its certificate.
+        let mut uncertified = good.clone();
+        uncertified.tx_header.weight_used = 1;
+        assert!(uncertified.verify(&trusted, None).is_err());
         // Trailing bytes.
         let mut trailing = bytes.clone();
         trailing.push(0);

@@ -85,14 +85,16 @@ pub enum WalletCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Check a proof offline: a transaction's inclusion in a transfer block signed by one of
-    /// the genesis validators, or a main block's anchoring by such a block. Needs no node;
-    /// exits non-zero if the proof fails.
+    /// Check a proof offline: a transaction's inclusion in a final transfer block (its commit
+    /// certificate holds under its epoch's validators, traced from the genesis validators), or
+    /// a main block's anchoring by such a block. Needs no node; exits non-zero if the proof
+    /// fails.
     VerifyProof {
         /// Proof file written by `wallet proof` / `wallet main-proof` (or the JSON of
         /// GET /v1/anchors/...); `-` reads standard input.
         file: PathBuf,
-        /// Genesis file of the transfer chain (chain id and validators are taken from it).
+        /// Genesis file of the transfer chain (chain id, validators and epoch length are taken
+        /// from it).
         #[arg(long)]
         genesis: PathBuf,
         /// Main-chain genesis file: also checks the main headers' chain id.
@@ -558,7 +560,7 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                         );
                     } else {
                         println!(
-                            "valid: transaction {} is in block {} ({}) signed by validator {}",
+                            "valid: transaction {} is in final block {} ({}) proposed by validator {}",
                             proven.tx_id, proven.height, proven.block_hash, proven.proposer
                         );
                         if let Some(l) = leg {

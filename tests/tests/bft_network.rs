@@ -199,7 +199,7 @@ fn assert_supply(vs: &[Validator], accounts: &[String]) {
         });
         let amount = |k: &str| info[k].as_str().unwrap().parse::<u128>().unwrap();
         assert_eq!(
-            balances + amount("staked"),
+            balances + amount("staked") + amount("in_channels"),
             GENESIS_TOTAL + amount("imported_from_main") - amount("burned"),
             "supply on {}",
             n.name

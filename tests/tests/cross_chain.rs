@@ -111,7 +111,9 @@ fn supply(node: &Node, d: &devnet::Devnet) -> (u128, u128, u128) {
             )
         })
         .sum();
-    let held = balances + u128::from(stats.staked.base_units());
+    let held = balances
+        + u128::from(stats.staked.base_units())
+        + u128::from(stats.in_channels.base_units());
     let anchored_mint: u128 = (1..=stats.main_anchor.height)
         .map(|h| {
             main.block(h)

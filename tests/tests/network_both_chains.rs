@@ -278,7 +278,7 @@ fn four_processes_agree_on_both_chains_through_a_late_start_and_a_crash() {
             n.name
         );
         assert_eq!(
-            balances + amount(&info["staked"]),
+            balances + amount(&info["staked"]) + amount(&info["in_channels"]),
             genesis_total + paid - amount(&info["burned"]),
             "supply on {}",
             n.name

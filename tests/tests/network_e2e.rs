@@ -268,7 +268,7 @@ fn four_processes_agree_survive_a_crash_and_shut_out_a_misbehaving_peer() {
         });
         let amount = |k: &str| info[k].as_str().unwrap().parse::<u128>().unwrap();
         assert_eq!(
-            balances + amount("staked"),
+            balances + amount("staked") + amount("in_channels"),
             genesis_total + amount("imported_from_main") - amount("burned"),
             "supply on {}",
             n.name

@@ -8,7 +8,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use doin_crypto::KeyPair;
 use doin_node::proofcheck::verify_proof_json;
-use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec, Tx, TxBody, TxPayload};
+use doin_tx_core::bft::CommitCertificate;
+use doin_tx_core::{
+    Allocation, ConsensusParams, GenesisSpec, GenesisStake, StakeRole, Tx, TxBody, TxPayload,
+};
 use doin_types::{Amount, Network, Timestamp};
 use serde_json::Value;
 
@@ -80,7 +83,7 @@ async fn served_proofs_verify_offline_and_tampering_is_caught() {
     for id in &ids {
         let (status, v) = get(&router, &format!("/v1/anchors/tx/{}", id.to_hex())).await;
         assert_eq!(status, StatusCode::OK, "{v}");
-        assert_eq!(v["format"], "doin-tx-inclusion/1");
+        assert_eq!(v["format"], "doin-tx-inclusion/2");
         assert_eq!(v["height"], 1);
         assert_eq!(v["checkpoint"], Value::Null);
         let proven = verify_proof_json(&v.to_string(), &spec).unwrap();
@@ -129,4 +132,133 @@ async fn served_proofs_verify_offline_and_tampering_is_caught() {
     let (status, v) = get(&router, "/v1/anchors/tx/zz").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     assert!(v["type"].as_str().unwrap().ends_with("invalid-hash"));
+}
+
+fn signed_tx(chain: &doin_tx_node::TxChain, from: &KeyPair, nonce: u64, payload: TxPayload) -> Tx {
+    let body = TxBody {
+        chain_id: chain.params().chain_id,
+        sender: from.public(),
+        nonce,
+        max_fee_per_weight: Amount::from_base_units(20),
+        max_priority_fee_per_weight: Amount::from_base_units(1),
+        payload,
+    };
+    Tx::from_signed(body.sign(from).unwrap()).unwrap()
+}
+
+/// After an epoch boundary seats a validator the genesis file does not name, proofs of its
+/// blocks still verify offline: the served proof carries the hop that traces its seat back to
+/// the genesis validators.
+#[tokio::test]
+async fn proofs_hold_after_an_epoch_seats_a_validator_genesis_does_not_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let genesis_validator = KeyPair::generate();
+    let newcomer = KeyPair::generate();
+    let payer = KeyPair::generate();
+    let mut spec = genesis_of(&genesis_validator, &[]);
+    let min = spec.params.staking.min_validator_stake;
+    spec.params.epoch_blocks = 2;
+    spec.params.max_validators = 1;
+    spec.stakes.push(GenesisStake {
+        key: genesis_validator.public(),
+        role: StakeRole::Validator,
+        amount: min,
+        domains: Vec::new(),
+    });
+    let plenty = min.checked_mul(10).unwrap();
+    spec.allocations = vec![
+        Allocation {
+            key: newcomer.public(),
+            amount: plenty,
+        },
+        Allocation {
+            key: payer.public(),
+            amount: plenty,
+        },
+    ];
+    let chain = doin_tests::open_rocks_chain(dir.path(), spec.clone()).unwrap();
+    let router = doin_tests::gateway_for(chain.clone()).unwrap();
+    let now = || Timestamp(doin_tx_node::now_ms());
+
+    // Block 1: the newcomer bonds twice the genesis validator's stake; block 2 closes the
+    // epoch and hands it the only seat.
+    let bond = signed_tx(
+        &chain,
+        &newcomer,
+        0,
+        TxPayload::Stake {
+            role: StakeRole::Validator,
+            amount: min.checked_mul(2).unwrap(),
+            domains: Vec::new(),
+        },
+    );
+    chain.submit(bond.bytes()).unwrap();
+    chain.produce_block(&genesis_validator, now()).unwrap();
+    chain.produce_block(&genesis_validator, now()).unwrap();
+    let seated = chain.validator_set_at(3).unwrap();
+    assert!(seated.contains(&newcomer.public()) && !seated.contains(&genesis_validator.public()));
+
+    // Block 3, proposed and finalised by the newcomer alone, holds a payment.
+    let pay = signed_tx(
+        &chain,
+        &payer,
+        0,
+        TxPayload::Transfer {
+            to: newcomer.public(),
+            amount: Amount::from_base_units(5_000),
+        },
+    );
+    chain.submit(pay.bytes()).unwrap();
+    let parent_commit = chain.certificate(2).unwrap().unwrap();
+    let block3 = chain
+        .propose_block(&newcomer, now(), Some(&parent_commit))
+        .unwrap();
+    let cert3 = CommitCertificate::sign(
+        &chain.params().chain_id,
+        3,
+        0,
+        block3.hash().unwrap(),
+        &[&newcomer],
+    )
+    .unwrap();
+    chain.commit_decided(&block3, &cert3, now()).unwrap();
+
+    for (id, height, proposer) in [
+        (bond.id(), 1, genesis_validator.public()),
+        (pay.id(), 3, newcomer.public()),
+    ] {
+        let (status, v) = get(&router, &format!("/v1/anchors/tx/{}", id.to_hex())).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let proven = verify_proof_json(&v.to_string(), &spec).unwrap();
+        assert_eq!((proven.tx_id, proven.height), (id, height));
+        assert_eq!(proven.proposer, proposer);
+    }
+
+    // The genesis validator alone cannot finalise block 3 in a proof: swap in its certificate.
+    let (_, served) = get(&router, &format!("/v1/anchors/tx/{}", pay.id().to_hex())).await;
+    let mut proof = doin_tx_core::TxInclusionProof::decode(
+        &hex::decode(served["proof"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    proof.finality.certificate = CommitCertificate::sign(
+        &chain.params().chain_id,
+        3,
+        0,
+        block3.hash().unwrap(),
+        &[&genesis_validator],
+    )
+    .unwrap();
+    let mut doc = served.clone();
+    doc["proof"] = Value::String(hex::encode(proof.encode().unwrap()));
+    let err = verify_proof_json(&doc.to_string(), &spec).unwrap_err();
+    assert!(
+        err.to_string().contains("not a validator of this height"),
+        "{err}"
+    );
+    // Without the hop the proof does not hold either.
+    proof.finality.certificate = cert3;
+    proof.finality.hops.clear();
+    doc["proof"] = Value::String(hex::encode(proof.encode().unwrap()));
+    let err = verify_proof_json(&doc.to_string(), &spec).unwrap_err();
+    assert!(err.to_string().contains("epoch hops"), "{err}");
 }

@@ -37,6 +37,12 @@ pub struct TxReceipt {
     pub unstaked: Amount,
     /// Stake it burned (`ReportEquivocation`).
     pub slashed: Amount,
+    /// Coins it locked in a channel (`ChannelOpen`).
+    pub channel_locked: Amount,
+    /// Coins a channel payout released (the whole capacity, rounding included).
+    pub channel_released: Amount,
+    /// The payout's rounding, burned.
+    pub channel_burned: Amount,
 }
 
 /// The result of applying a block: commit `diff` and `tree_update` together.
@@ -131,6 +137,9 @@ pub fn apply_tx<V: StateView + ?Sized>(
     let mut writes: Vec<(PublicKeyBytes, Account)> = vec![(body.sender, sender)];
     let mut stake_write = None;
     let mut offender_write = None;
+    let mut channel_write = None;
+    let (mut channel_locked, mut channel_released, mut channel_burned) =
+        (Amount::ZERO, Amount::ZERO, Amount::ZERO);
     let (mut staked, mut unstaked, mut slashed) = (Amount::ZERO, Amount::ZERO, Amount::ZERO);
     let staking = &params.consensus.staking;
     match &body.payload {
@@ -192,6 +201,41 @@ pub fn apply_tx<V: StateView + ?Sized>(
             offender_write = Some((offender, after));
             slashed = taken;
         }
+        TxPayload::ChannelOpen { .. }
+        | TxPayload::ChannelCoopClose { .. }
+        | TxPayload::ChannelForceClose { .. }
+        | TxPayload::ChannelChallenge { .. }
+        | TxPayload::ChannelSettle { .. }
+        | TxPayload::HtlcClaim { .. } => {
+            let fx = crate::channel_tx::apply(params, overlay, body, height)?
+                .ok_or_else(|| TxError::InvalidChannel("not a channel transaction".into()))?;
+            for (key, amount) in fx.debits {
+                let mut a = current(overlay, &writes, &key)?;
+                a.balance =
+                    a.balance
+                        .checked_sub(amount)
+                        .map_err(|_| TxError::InsufficientBalance {
+                            needed: amount,
+                            available: a.balance,
+                        })?;
+                writes.push((key, a));
+            }
+            for (key, amount) in fx.credits {
+                if amount.is_zero() {
+                    continue;
+                }
+                let mut a = current(overlay, &writes, &key)?;
+                a.balance = a
+                    .balance
+                    .checked_add(amount)
+                    .map_err(|_| TxError::AmountOverflow)?;
+                writes.push((key, a));
+            }
+            channel_locked = fx.locked;
+            channel_released = fx.released;
+            channel_burned = fx.burned;
+            channel_write = Some((fx.id, fx.channel));
+        }
     }
     if !split.tip.is_zero() {
         let mut p = current(overlay, &writes, proposer)?;
@@ -210,6 +254,9 @@ pub fn apply_tx<V: StateView + ?Sized>(
     if let Some((offender, st)) = offender_write {
         overlay.set_stake(offender, StakeRole::Validator, st);
     }
+    if let Some((id, channel)) = channel_write {
+        overlay.set_channel(id, channel);
+    }
     Ok(TxReceipt {
         id: tx.id(),
         burned: split.burned,
@@ -217,6 +264,9 @@ pub fn apply_tx<V: StateView + ?Sized>(
         staked,
         unstaked,
         slashed,
+        channel_locked,
+        channel_released,
+        channel_burned,
     })
 }
 
@@ -358,7 +408,7 @@ fn finish_diff<V: StateView + ?Sized>(
     overlay: Overlay<'_, V>,
     chain_stats: ChainStats,
 ) -> Result<StateDiff, BlockError> {
-    let (accounts, stakes) = overlay.into_changes();
+    let (accounts, stakes, channels) = overlay.into_changes();
     let stakers = StateDiff::next_stakers(view, &stakes).map_err(BlockError::State)?;
     let validators = next_validators(params, view, height, &stakes, stakers.as_deref())?;
     Ok(StateDiff {
@@ -366,6 +416,7 @@ fn finish_diff<V: StateView + ?Sized>(
         stakes,
         stakers,
         validators,
+        channels,
         chain_stats,
     })
 }
@@ -565,7 +616,13 @@ fn next_stats<V: StateView + ?Sized>(
         stats.burned = stats
             .burned
             .checked_add(r.slashed)
+            .and_then(|b| b.checked_add(r.channel_burned))
             .map_err(|_| BlockError::State("burned total overflows".into()))?;
+        stats.in_channels = stats
+            .in_channels
+            .checked_add(r.channel_locked)
+            .and_then(|c| c.checked_sub(r.channel_released))
+            .map_err(|_| BlockError::State("channel total out of range".into()))?;
     }
     let overflow = |_| BlockError::State("issued total overflows".into());
     stats.issued = stats.issued.checked_add(imported).map_err(overflow)?;
@@ -817,7 +874,9 @@ pub fn genesis<R: TreeReader>(
             imported: Amount::ZERO,
             main_anchor: MainAnchor::NONE,
             staked: spec.total_staked()?,
+            in_channels: Amount::ZERO,
         },
+        channels: BTreeMap::new(),
     };
     let (state_root, tree_update) =
         compute_state_root(tree, 0, &diff).map_err(GenesisError::State)?;

@@ -59,6 +59,26 @@ pub enum TxError {
     NotAValidator(doin_types::PublicKeyBytes),
     #[error("this validator was slashed for equivocation and may not bond again")]
     Tombstoned,
+    #[error("invalid channel transaction: {0}")]
+    InvalidChannel(String),
+    #[error("no such channel")]
+    ChannelNotFound,
+    #[error("the channel is not open")]
+    ChannelNotOpen,
+    #[error("the channel is not being closed")]
+    ChannelNotClosing,
+    #[error("the sender is not a party of the channel")]
+    NotAChannelParty,
+    #[error("the dispute window ended at height {closed_at}")]
+    DisputeWindowOver { closed_at: u64 },
+    #[error("the dispute window (or a pending HTLC) runs until height {until}")]
+    DisputeWindowOpen { until: u64 },
+    #[error("the posted state has seq {posted}; a challenge needs a higher one, not {got}")]
+    StaleChannelState { posted: u64, got: u64 },
+    #[error("no pending HTLC of the posted state has this preimage's payment hash")]
+    HtlcNotFound,
+    #[error("the HTLC expired at height {expiry}")]
+    HtlcExpired { expiry: u64 },
 }
 
 impl TxError {
@@ -88,6 +108,16 @@ impl TxError {
             TxError::InvalidEvidence(_) => "invalid-evidence",
             TxError::NotAValidator(_) => "not-a-validator",
             TxError::Tombstoned => "tombstoned",
+            TxError::InvalidChannel(_) => "invalid-channel",
+            TxError::ChannelNotFound => "channel-not-found",
+            TxError::ChannelNotOpen => "channel-not-open",
+            TxError::ChannelNotClosing => "channel-not-closing",
+            TxError::NotAChannelParty => "not-a-channel-party",
+            TxError::DisputeWindowOver { .. } => "dispute-window-over",
+            TxError::DisputeWindowOpen { .. } => "dispute-window-open",
+            TxError::StaleChannelState { .. } => "stale-channel-state",
+            TxError::HtlcNotFound => "htlc-not-found",
+            TxError::HtlcExpired { .. } => "htlc-expired",
         }
     }
 

@@ -6,6 +6,7 @@
 
 use crate::apply::AppliedBlock;
 use crate::bft::EpochValidators;
+use crate::channel::{Channel, ChannelId};
 use crate::stake::{Stake, StakeRole};
 use crate::state::{Account, ChainStats, StateView};
 use doin_types::PublicKeyBytes;
@@ -21,6 +22,7 @@ pub struct MemoryState {
     stakes: BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
     stakers: Vec<(PublicKeyBytes, StakeRole)>,
     validators: Option<EpochValidators>,
+    channels: BTreeMap<ChannelId, Channel>,
     stats: ChainStats,
 }
 
@@ -49,6 +51,9 @@ impl MemoryState {
         }
         if let Some(sets) = &applied.diff.validators {
             self.validators = Some(sets.clone());
+        }
+        for (id, c) in &applied.diff.channels {
+            self.channels.insert(*id, c.clone());
         }
         self.stats = applied.diff.chain_stats;
     }
@@ -85,6 +90,10 @@ impl StateView for MemoryState {
         self.validators
             .clone()
             .ok_or_else(|| "no validator sets: genesis was not committed".to_string())
+    }
+
+    fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, String> {
+        Ok(self.channels.get(id).cloned())
     }
 }
 

@@ -1,37 +1,40 @@
-//! Transaction inclusion proofs: the evidence that a transaction is in a signed transfer block,
-//! checkable offline by anyone who knows the chain id and its validators.
+//! Transaction inclusion proofs: the evidence that a transaction is in a final transfer block,
+//! checkable offline by anyone who holds the chain's genesis file.
 //!
-//! A proof carries the transaction's canonical bytes, the block header, the proposer's signature
-//! over the header and the RFC 6962 audit path from the transaction id to the header's
-//! `tx_root`. Checking it recomputes everything (the id from the bytes, the root from the path,
-//! the block hash from the header) and trusts nothing the proof merely states. This module owns
-//! the format and the check; serving proofs is the node's job.
-//!
-//! The leg from the transfer block to a main-chain checkpoint (DESIGN §6) is not part of this
-//! format yet; it extends it once main blocks carry checkpoints.
+//! A proof carries the transaction's canonical bytes, the block header, the block's
+//! [`FinalityProof`] (its commit certificate and the epoch hops that say which validators
+//! signed it) and the RFC 6962 audit path from the transaction id to the header's `tx_root`.
+//! Checking it recomputes everything (the id from the bytes, the root from the path, the block
+//! hash from the header, the signing set from genesis) and trusts nothing the proof merely
+//! states. This module owns the format and the check; serving proofs is the node's job. The leg
+//! from the transfer block to a main-chain checkpoint is a separate proof the node serves.
 
 use crate::block::{BlockHash, BlockHeader};
+use crate::light::{FinalityError, FinalityProof};
+use crate::params::ChainParams;
 use crate::tx::{Tx, TxId};
 use doin_codec::{decode_exact_bounded, encode};
 use doin_crypto::merkle::{verify_inclusion, InclusionProof};
-use doin_crypto::verify;
-use doin_types::{ChainId, Height, PublicKeyBytes, SignatureBytes};
+use doin_types::{ChainId, Height, PublicKeyBytes};
 use serde::{Deserialize, Serialize};
 
 /// Name and version of the proof format, part of every served proof.
-pub const TX_PROOF_FORMAT: &str = "doin-tx-inclusion/1";
+pub const TX_PROOF_FORMAT: &str = "doin-tx-inclusion/2";
 
-/// Largest encoded proof accepted: a maximal transaction plus a header and a 64-step path.
-pub const MAX_TX_PROOF_BYTES: usize = 4 * 1024 * 1024;
+/// Largest encoded proof accepted: a maximal transaction, a header, a 64-step path and the
+/// epoch hops (each a header, a certificate and a state proof; a few kB with a handful of
+/// validators, tens of kB at the validator cap).
+pub const MAX_TX_PROOF_BYTES: usize = 16 * 1024 * 1024;
 
-/// Evidence that a transaction is in a signed transfer block.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Evidence that a transaction is in a final transfer block.
+// Not `Eq`: the state proof type is only `PartialEq`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TxInclusionProof {
     /// The transaction's canonical bytes (its id is recomputed from them).
     pub tx: Vec<u8>,
     pub header: BlockHeader,
-    /// The proposer's signature over the block hash.
-    pub signature: SignatureBytes,
+    /// That the block is final, and under which validators.
+    pub finality: FinalityProof,
     /// Audit path from the transaction id to `header.tx_root`.
     pub merkle: InclusionProof,
 }
@@ -60,10 +63,8 @@ pub enum ProofError {
     NotInBlock,
     #[error("the proof claims a tree of {claimed} transactions but the block has {in_block}")]
     WrongTreeSize { claimed: u64, in_block: u32 },
-    #[error("the block's signature does not verify against its proposer")]
-    BadSignature,
-    #[error("the block's proposer {0} is not one of the trusted validators")]
-    UnknownProposer(PublicKeyBytes),
+    #[error("the block is not proven final: {0}")]
+    NotFinal(FinalityError),
 }
 
 impl TxInclusionProof {
@@ -83,12 +84,9 @@ impl TxInclusionProof {
             .map_err(|e| ProofError::Malformed(e.to_string()))
     }
 
-    /// Checks the proof for `chain_id`, trusting blocks signed by one of `validators`.
-    pub fn verify(
-        &self,
-        chain_id: &ChainId,
-        validators: &[PublicKeyBytes],
-    ) -> Result<ProvenInclusion, ProofError> {
+    /// Checks the proof for the chain of `params` (from its genesis file).
+    pub fn verify(&self, params: &ChainParams) -> Result<ProvenInclusion, ProofError> {
+        let chain_id = &params.chain_id;
         let bytes_len = u64::try_from(self.tx.len()).unwrap_or(u64::MAX);
         let tx = Tx::decode(&self.tx, bytes_len)
             .map_err(|e| ProofError::BadTransaction(e.to_string()))?;
@@ -114,11 +112,9 @@ impl TxInclusionProof {
             .header
             .hash()
             .map_err(|e| ProofError::Malformed(e.to_string()))?;
-        verify(&self.header.proposer, &block_hash, &self.signature)
-            .map_err(|_| ProofError::BadSignature)?;
-        if !validators.contains(&self.header.proposer) {
-            return Err(ProofError::UnknownProposer(self.header.proposer));
-        }
+        self.finality
+            .verify(params, &self.header, &block_hash)
+            .map_err(ProofError::NotFinal)?;
         Ok(ProvenInclusion {
             tx_id,
             height: self.header.height,
@@ -132,7 +128,7 @@ impl TxInclusionProof {
 /// order, are `ids`; `None` if `index` is out of range.
 pub fn prove_tx(
     header: BlockHeader,
-    signature: SignatureBytes,
+    finality: FinalityProof,
     ids: &[TxId],
     index: usize,
     tx_bytes: Vec<u8>,
@@ -142,7 +138,7 @@ pub fn prove_tx(
     Some(TxInclusionProof {
         tx: tx_bytes,
         header,
-        signature,
+        finality,
         merkle,
     })
 }

@@ -6,6 +6,7 @@
 //! layout; storing the tree is the service's job.
 
 use crate::bft::EpochValidators;
+use crate::channel::{Channel, ChannelId};
 use crate::stake::{Stake, StakeRole};
 use doin_codec::{decode_exact, encode};
 use doin_crypto::tagged_hash_parts;
@@ -22,6 +23,7 @@ const KEY_CHAIN_STATS: u8 = 0x02;
 const KEY_STAKE: u8 = 0x03;
 const KEY_STAKERS: u8 = 0x04;
 const KEY_VALIDATORS: u8 = 0x05;
+const KEY_CHANNEL: u8 = 0x06;
 
 /// An account. Accounts that never received funds are absent, read as the default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,10 +49,12 @@ pub struct ChainStats {
     pub main_anchor: MainAnchor,
     /// Coins locked in stakes (bonded plus unbonding), out of every balance.
     pub staked: Amount,
+    /// Coins locked in payment channels that are not paid out yet.
+    pub in_channels: Amount,
 }
 
 impl ChainStats {
-    /// `issued − burned`: what all balances and stakes must add up to.
+    /// `issued − burned`: what all balances, stakes and channels must add up to.
     pub fn circulating(&self) -> Option<Amount> {
         self.issued.checked_sub(self.burned).ok()
     }
@@ -89,6 +93,16 @@ pub fn decode_validators(bytes: &[u8]) -> Result<EpochValidators, String> {
     decode_exact(bytes).map_err(|e| e.to_string())
 }
 
+/// Tree key of a payment channel.
+pub fn channel_key(id: &ChannelId) -> KeyHash {
+    KeyHash(tagged_hash_parts(TAG_STATE_KEY, &[&[KEY_CHANNEL], &id.0]).0)
+}
+
+/// Decodes a stored channel.
+pub fn decode_channel(bytes: &[u8]) -> Result<Channel, String> {
+    decode_exact(bytes).map_err(|e| e.to_string())
+}
+
 /// Tree key of the chain totals.
 pub fn chain_stats_key() -> KeyHash {
     KeyHash(tagged_hash_parts(TAG_STATE_KEY, &[&[KEY_CHAIN_STATS]]).0)
@@ -104,6 +118,7 @@ pub trait StateView {
     fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, String>;
     /// The validator sets (see [`validators_key`]); every state from genesis on has them.
     fn validators(&self) -> Result<EpochValidators, String>;
+    fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, String>;
 }
 
 /// Everything a block changes. Applying it to the parent state gives the child state.
@@ -115,6 +130,7 @@ pub struct StateDiff {
     pub stakers: Option<Vec<(PublicKeyBytes, StakeRole)>>,
     /// The new validator sets, when they changed (at and right after an epoch boundary).
     pub validators: Option<EpochValidators>,
+    pub channels: BTreeMap<ChannelId, Channel>,
     pub chain_stats: ChainStats,
 }
 
@@ -161,6 +177,9 @@ impl StateDiff {
                 Some(encode(list).map_err(|e| e.to_string())?),
             ));
         }
+        for (id, c) in &self.channels {
+            out.push((channel_key(id), Some(encode(c).map_err(|e| e.to_string())?)));
+        }
         if let Some(sets) = &self.validators {
             out.push((
                 validators_key(),
@@ -195,7 +214,15 @@ pub struct Overlay<'a, V: StateView + ?Sized> {
     base: &'a V,
     accounts: BTreeMap<PublicKeyBytes, Account>,
     stakes: BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
+    channels: BTreeMap<ChannelId, Channel>,
 }
+
+/// What an overlay changed: accounts, stakes and channels.
+pub type OverlayChanges = (
+    BTreeMap<PublicKeyBytes, Account>,
+    BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
+    BTreeMap<ChannelId, Channel>,
+);
 
 impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
     pub fn new(base: &'a V) -> Self {
@@ -203,7 +230,19 @@ impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
             base,
             accounts: BTreeMap::new(),
             stakes: BTreeMap::new(),
+            channels: BTreeMap::new(),
         }
+    }
+
+    pub fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, String> {
+        if let Some(c) = self.channels.get(id) {
+            return Ok(Some(c.clone()));
+        }
+        self.base.channel(id)
+    }
+
+    pub fn set_channel(&mut self, id: ChannelId, channel: Channel) {
+        self.channels.insert(id, channel);
     }
 
     pub fn account(&self, key: &PublicKeyBytes) -> Result<Account, String> {
@@ -233,14 +272,8 @@ impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
         self.stakes.insert((owner, role), stake);
     }
 
-    /// The changed accounts and stakes.
-    #[allow(clippy::type_complexity)]
-    pub fn into_changes(
-        self,
-    ) -> (
-        BTreeMap<PublicKeyBytes, Account>,
-        BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
-    ) {
-        (self.accounts, self.stakes)
+    /// The changed accounts, stakes and channels.
+    pub fn into_changes(self) -> OverlayChanges {
+        (self.accounts, self.stakes, self.channels)
     }
 }

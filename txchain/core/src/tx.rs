@@ -40,6 +40,37 @@ pub enum TxPayload {
     ReportEquivocation {
         evidence: Box<crate::bft::Equivocation>,
     },
+    /// Opens a payment channel with `counterparty` (DESIGN §7): `deposit` from the sender and
+    /// `counterparty_deposit` from the counterparty, which then signs its `consent` (an
+    /// [`crate::channel::OpenConsent`]). The channel id is recomputed from sender and nonce.
+    ChannelOpen {
+        counterparty: PublicKeyBytes,
+        deposit: Amount,
+        counterparty_deposit: Amount,
+        dispute_blocks: u64,
+        consent: Option<SignatureBytes>,
+    },
+    /// Pays out a state both parties signed, without pending HTLCs, at once.
+    ChannelCoopClose {
+        state: Box<crate::channel::SignedChannelState>,
+    },
+    /// A party posts the latest state it holds (`None`: the opening split) and opens the
+    /// dispute window.
+    ChannelForceClose {
+        channel: crate::channel::ChannelId,
+        state: Option<Box<crate::channel::SignedChannelState>>,
+    },
+    /// A party replaces the posted state with a higher one during the window.
+    ChannelChallenge {
+        state: Box<crate::channel::SignedChannelState>,
+    },
+    /// Pays out a closing channel after its window.
+    ChannelSettle { channel: crate::channel::ChannelId },
+    /// Claims a pending HTLC of a closing channel with its preimage, before its expiry.
+    HtlcClaim {
+        channel: crate::channel::ChannelId,
+        preimage: [u8; 32],
+    },
 }
 
 impl TxPayload {
@@ -51,6 +82,12 @@ impl TxPayload {
             TxPayload::Unstake { .. } => "unstake",
             TxPayload::Withdraw { .. } => "withdraw",
             TxPayload::ReportEquivocation { .. } => "report-equivocation",
+            TxPayload::ChannelOpen { .. } => "channel-open",
+            TxPayload::ChannelCoopClose { .. } => "channel-coop-close",
+            TxPayload::ChannelForceClose { .. } => "channel-force-close",
+            TxPayload::ChannelChallenge { .. } => "channel-challenge",
+            TxPayload::ChannelSettle { .. } => "channel-settle",
+            TxPayload::HtlcClaim { .. } => "htlc-claim",
         }
     }
 
@@ -58,6 +95,9 @@ impl TxPayload {
     pub fn recipient(&self) -> Option<&PublicKeyBytes> {
         match self {
             TxPayload::Transfer { to, .. } => Some(to),
+            // The counterparty of a new channel: its key must be valid and the channel shows
+            // in its history.
+            TxPayload::ChannelOpen { counterparty, .. } => Some(counterparty),
             _ => None,
         }
     }
@@ -88,9 +128,15 @@ impl TxBody {
     pub fn value(&self) -> Amount {
         match &self.payload {
             TxPayload::Transfer { amount, .. } | TxPayload::Stake { amount, .. } => *amount,
+            TxPayload::ChannelOpen { deposit, .. } => *deposit,
             TxPayload::Unstake { .. }
             | TxPayload::Withdraw { .. }
-            | TxPayload::ReportEquivocation { .. } => Amount::ZERO,
+            | TxPayload::ReportEquivocation { .. }
+            | TxPayload::ChannelCoopClose { .. }
+            | TxPayload::ChannelForceClose { .. }
+            | TxPayload::ChannelChallenge { .. }
+            | TxPayload::ChannelSettle { .. }
+            | TxPayload::HtlcClaim { .. } => Amount::ZERO,
         }
     }
 
@@ -252,6 +298,12 @@ impl Tx {
                     .offender(chain_id)
                     .map_err(TxError::InvalidEvidence)?;
             }
+            TxPayload::ChannelOpen { .. }
+            | TxPayload::ChannelCoopClose { .. }
+            | TxPayload::ChannelForceClose { .. }
+            | TxPayload::ChannelChallenge { .. }
+            | TxPayload::ChannelSettle { .. }
+            | TxPayload::HtlcClaim { .. } => crate::channel_tx::check_payload(body)?,
         }
         self.max_cost()?;
         if verify_signature {

@@ -7,7 +7,7 @@
 
 use doin_crypto::KeyPair;
 use doin_tx_core::bft::{CertificateError, CommitCertificate, ValidatorSetError};
-use doin_tx_core::state::StateView;
+use doin_tx_core::state::{self, StateView};
 use doin_tx_core::*;
 use doin_types::{Amount, Timestamp};
 
@@ -233,4 +233,126 @@ fn an_encoded_set_must_be_canonical() {
         ValidatorSet::try_from(vec![(keys[1], 1), (keys[0], 2)]),
         Err(ValidatorSetError::NotAscending)
     );
+}
+
+/// The hop across the boundary `header` closes, read from the fixture's state with its proof.
+fn hop(f: &common::Fixture, header: &BlockHeader, certificate: CommitCertificate) -> EpochHop {
+    let tree = jmt::Sha256Jmt::new(&f.state);
+    let (value, proof) = tree
+        .get_with_proof(state::validators_key(), header.height)
+        .unwrap();
+    EpochHop {
+        header: header.clone(),
+        certificate,
+        validators: value.unwrap(),
+        proof,
+    }
+}
+
+#[test]
+fn finality_is_proven_from_genesis_through_one_hop_per_epoch() {
+    let mut f = epoch_fixture(true);
+    let (v, a, b) = (copy(&f.validator), copy(&f.users[0]), copy(&f.users[1]));
+    let id = f.params.chain_id;
+    let cert = |h: &Block, signers: &[&KeyPair]| {
+        CommitCertificate::sign(&id, h.header.height, 0, h.hash().unwrap(), signers).unwrap()
+    };
+    let g = f.genesis.header.clone();
+    let txs = vec![bond(&f, &a, 3_000), bond(&f, &b, 2_000)];
+    let (b1, _) = common::build_and_import(&mut f, &NoMainChain, &g, txs);
+    let (b2, _) = common::build_and_import(&mut f, &NoMainChain, &b1.header, Vec::new());
+    let (b3, _) = common::build_and_import(&mut f, &NoMainChain, &b2.header, Vec::new());
+    // Epoch 2 (blocks 4..=6) and 3 (7..) belong to V and A.
+    let b4 = certified_block(&mut f, &b3.header, &v, ParentCommit::OwnPrecommit).unwrap();
+    let mut blocks = vec![b4];
+    for _ in 5..=7 {
+        let parent = blocks.last().unwrap().clone();
+        let q = cert(&parent, &[&v, &a]);
+        let next =
+            certified_block(&mut f, &parent.header, &v, ParentCommit::Certificate(&q)).unwrap();
+        blocks.push(next);
+    }
+    let (b5, b6, b7) = (&blocks[1], &blocks[2], &blocks[3]);
+    let hop3 = hop(&f, &b3.header, cert(&b3, &[&v]));
+    let hop6 = hop(&f, &b6.header, cert(b6, &[&v, &a]));
+
+    // Block 2 needs no hop, block 5 one, block 7 two.
+    let p2 = FinalityProof {
+        hops: vec![],
+        certificate: cert(&b2, &[&v]),
+    };
+    assert_eq!(
+        p2.verify(&f.params, &b2.header, &b2.hash().unwrap()),
+        Ok(())
+    );
+    let p5 = FinalityProof {
+        hops: vec![hop3.clone()],
+        certificate: cert(b5, &[&v, &a]),
+    };
+    let h5 = b5.hash().unwrap();
+    assert_eq!(p5.verify(&f.params, &b5.header, &h5), Ok(()));
+    let p7 = FinalityProof {
+        hops: vec![hop3.clone(), hop6.clone()],
+        certificate: cert(b7, &[&v, &a]),
+    };
+    assert_eq!(
+        p7.verify(&f.params, &b7.header, &b7.hash().unwrap()),
+        Ok(())
+    );
+    let decoded: FinalityProof =
+        doin_codec::decode_exact(&doin_codec::encode(&p7).unwrap()).unwrap();
+    assert_eq!(decoded, p7);
+
+    // The genesis validator alone no longer finalises block 5 (5 000 of 8 000).
+    let mut alone = p5.clone();
+    alone.certificate = cert(b5, &[&v]);
+    assert!(matches!(
+        alone.verify(&f.params, &b5.header, &h5),
+        Err(FinalityError::Certificate {
+            height: 5,
+            source: CertificateError::NotEnoughPower { .. }
+        })
+    ));
+    // A hop missing, hops out of order, a hop certified by a set not yet trusted.
+    let mut missing = p7.clone();
+    missing.hops.remove(0);
+    assert!(matches!(
+        missing.verify(&f.params, &b7.header, &b7.hash().unwrap()),
+        Err(FinalityError::HopCount {
+            expected: 2,
+            got: 1,
+            ..
+        })
+    ));
+    let mut swapped = p7.clone();
+    swapped.hops.reverse();
+    assert!(matches!(
+        swapped.verify(&f.params, &b7.header, &b7.hash().unwrap()),
+        Err(FinalityError::HopHeight {
+            index: 0,
+            expected: 3,
+            got: 6
+        })
+    ));
+    let mut early = p5.clone();
+    early.hops[0].certificate = cert(&b3, &[&a]);
+    assert!(matches!(
+        early.verify(&f.params, &b5.header, &h5),
+        Err(FinalityError::Certificate { height: 3, .. })
+    ));
+    // A validators entry the state root does not hold: the sets a forger would like.
+    let mut forged = p5.clone();
+    forged.hops[0].validators =
+        doin_codec::encode(&EpochValidators::steady(set_of(&[(&b, 1)]))).unwrap();
+    assert!(matches!(
+        forged.verify(&f.params, &b5.header, &h5),
+        Err(FinalityError::StateProof { height: 3, .. })
+    ));
+    // A header of another block under the hop's certificate.
+    let mut other_header = p5;
+    other_header.hops[0].header = b2.header.clone();
+    assert!(matches!(
+        other_header.verify(&f.params, &b5.header, &h5),
+        Err(FinalityError::HopHeight { .. })
+    ));
 }

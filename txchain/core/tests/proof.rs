@@ -4,18 +4,40 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use doin_crypto::KeyPair;
-use doin_tx_core::{prove_tx, ProofError, TxInclusionProof};
-use doin_types::{ChainId, Hash256};
+use doin_tx_core::bft::{CertificateError, CommitCertificate};
+use doin_tx_core::{
+    prove_tx, ChainParams, ConsensusParams, FinalityError, FinalityProof, ProofError,
+    TxInclusionProof,
+};
+use doin_types::{ChainId, Hash256, Network};
 
 mod common;
 
 use common::{loose_block as fixture, LooseBlock as Fixture};
 
+/// The chain the loose block belongs to: its validator alone in genesis, and its height (42)
+/// inside the first epoch, so no epoch hop is needed (hops are tested in `epochs.rs`).
+fn params(f: &Fixture) -> ChainParams {
+    ChainParams {
+        chain_id: f.chain_id,
+        network: Network::Devnet,
+        consensus: ConsensusParams::public_defaults(),
+        validators: vec![f.validator.public()],
+    }
+}
+
+fn certificate(f: &Fixture, signer: &KeyPair) -> CommitCertificate {
+    CommitCertificate::sign(&f.chain_id, 42, 0, f.block.hash().unwrap(), &[signer]).unwrap()
+}
+
 fn proof(f: &Fixture, index: usize) -> TxInclusionProof {
     let ids: Vec<_> = f.txs.iter().map(|t| t.id()).collect();
     prove_tx(
         f.block.header.clone(),
-        f.block.signature,
+        FinalityProof {
+            hops: Vec::new(),
+            certificate: certificate(f, &f.validator),
+        },
         &ids,
         index,
         f.txs[index].bytes().to_vec(),
@@ -31,7 +53,7 @@ fn every_transaction_of_blocks_of_many_sizes_proves_its_inclusion() {
             let p = proof(&f, i);
             // Through the wire format, as a wallet receives it.
             let p = TxInclusionProof::decode(&p.encode().unwrap()).unwrap();
-            let proven = p.verify(&f.chain_id, &[f.validator.public()]).unwrap();
+            let proven = p.verify(&params(&f)).unwrap();
             assert_eq!(proven.tx_id, f.txs[i].id());
             assert_eq!(proven.height, 42);
             assert_eq!(proven.block_hash, f.block.hash().unwrap());
@@ -42,61 +64,92 @@ fn every_transaction_of_blocks_of_many_sizes_proves_its_inclusion() {
 #[test]
 fn tampered_proofs_are_refused_with_the_reason() {
     let f = fixture(5);
-    let trusted = [f.validator.public()];
+    let trusted = params(&f);
 
     // Another transaction of the same block under this one's path.
     let mut p = proof(&f, 1);
     p.tx = f.txs[2].bytes().to_vec();
-    assert_eq!(p.verify(&f.chain_id, &trusted), Err(ProofError::NotInBlock));
+    assert_eq!(p.verify(&trusted), Err(ProofError::NotInBlock));
 
     // A transaction that is in no block.
     let mut p = proof(&f, 1);
     p.tx = fixture(1).txs[0].bytes().to_vec();
     assert!(matches!(
-        p.verify(&f.chain_id, &trusted),
+        p.verify(&trusted),
         Err(ProofError::WrongChain { .. }) | Err(ProofError::NotInBlock)
     ));
 
     // The right transaction at a claimed position it does not have.
     let mut p = proof(&f, 1);
     p.merkle.index = 3;
-    assert_eq!(p.verify(&f.chain_id, &trusted), Err(ProofError::NotInBlock));
+    assert_eq!(p.verify(&trusted), Err(ProofError::NotInBlock));
 
     // A path step flipped.
     let mut p = proof(&f, 1);
     p.merkle.path[0].0[0] ^= 1;
-    assert_eq!(p.verify(&f.chain_id, &trusted), Err(ProofError::NotInBlock));
+    assert_eq!(p.verify(&trusted), Err(ProofError::NotInBlock));
 
     // A tree size that differs from the header's count.
     let mut p = proof(&f, 1);
     p.merkle.size = 6;
     assert!(matches!(
-        p.verify(&f.chain_id, &trusted),
+        p.verify(&trusted),
         Err(ProofError::WrongTreeSize {
             claimed: 6,
             in_block: 5
         })
     ));
 
-    // A header field changed after signing.
+    // A header field changed after certification.
     let mut p = proof(&f, 1);
-    p.header.height = 43;
+    p.header.weight_used = 7;
     assert_eq!(
-        p.verify(&f.chain_id, &trusted),
-        Err(ProofError::BadSignature)
+        p.verify(&trusted),
+        Err(ProofError::NotFinal(FinalityError::Certificate {
+            height: 42,
+            source: CertificateError::WrongBlock
+        }))
     );
 
-    // A block signed by someone the verifier does not trust.
-    let p = proof(&f, 1);
-    let stranger = KeyPair::generate().public();
+    // A block certified by someone the genesis file does not name.
+    let mut p = proof(&f, 1);
+    let stranger = KeyPair::generate();
+    p.finality.certificate = certificate(&f, &stranger);
     assert_eq!(
-        p.verify(&f.chain_id, &[stranger]),
-        Err(ProofError::UnknownProposer(f.validator.public()))
+        p.verify(&trusted),
+        Err(ProofError::NotFinal(FinalityError::Certificate {
+            height: 42,
+            source: CertificateError::UnknownSigner(stranger.public())
+        }))
     );
+
+    // Epoch hops where the block's epoch needs none.
+    let mut p = proof(&f, 1);
+    let mut short_epochs = trusted.clone();
+    short_epochs.consensus.epoch_blocks = 20;
+    assert_eq!(
+        p.verify(&short_epochs),
+        Err(ProofError::NotFinal(FinalityError::HopCount {
+            height: 42,
+            expected: 2,
+            got: 0
+        }))
+    );
+    p.finality.certificate.signatures.clear();
+    assert!(matches!(
+        p.verify(&trusted),
+        Err(ProofError::NotFinal(FinalityError::Certificate {
+            source: CertificateError::NotEnoughPower { .. },
+            ..
+        }))
+    ));
 
     // The right proof checked against another chain.
+    let p = proof(&f, 1);
+    let mut other = trusted.clone();
+    other.chain_id = ChainId(Hash256([8; 32]));
     assert!(matches!(
-        p.verify(&ChainId(Hash256([8; 32])), &trusted),
+        p.verify(&other),
         Err(ProofError::WrongChain { .. })
     ));
 
@@ -104,7 +157,7 @@ fn tampered_proofs_are_refused_with_the_reason() {
     let mut p = proof(&f, 1);
     p.tx.push(0);
     assert!(matches!(
-        p.verify(&f.chain_id, &trusted),
+        p.verify(&trusted),
         Err(ProofError::BadTransaction(_))
     ));
 }

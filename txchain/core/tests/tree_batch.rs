@@ -72,6 +72,7 @@ proptest! {
                 stakes: Default::default(),
                 stakers: None,
                 validators: None,
+                channels: Default::default(),
                 accounts: updates
                     .iter()
                     .map(|(k, b)| {

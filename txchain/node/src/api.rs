@@ -166,9 +166,12 @@ pub struct ChainInfo {
     #[schema(value_type = String)]
     pub burned: Amount,
     /// Bonded plus unbonding stakes (base units). Genesis allocations + imported − burned =
-    /// balances + staked.
+    /// balances + staked + in_channels.
     #[schema(value_type = String)]
     pub staked: Amount,
+    /// Locked in payment channels not paid out yet (base units).
+    #[schema(value_type = String)]
+    pub in_channels: Amount,
 }
 
 #[utoipa::path(get, path = "/v1/tx/info", tag = "transfer chain",
@@ -199,6 +202,7 @@ async fn chain_info(State(s): St) -> Result<Json<ChainInfo>, Problem> {
         imported_from_main: stats.imported,
         burned: stats.burned,
         staked: stats.staked,
+        in_channels: stats.in_channels,
     }))
 }
 

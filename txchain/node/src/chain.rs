@@ -94,6 +94,20 @@ pub enum TxStatus {
     Anchored,
 }
 
+/// What [`TxChain::tx_proof`] found.
+#[derive(Debug)]
+pub enum TxProofLookup {
+    /// The transaction is in no block (unknown, or still pending).
+    NotInBlock,
+    /// The transaction's block is committed here but its certificate is not known yet.
+    NotFinal { height: Height },
+    Proof {
+        proof: Box<TxInclusionProof>,
+        status: TxStatus,
+        confirmations: u64,
+    },
+}
+
 impl TxStatus {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -456,16 +470,15 @@ impl TxChain {
         *self.main.write() = main;
     }
 
-    /// The inclusion proof of a transaction in a block, with its status; `Ok(None)` when the
-    /// transaction is in no block of this chain (unknown or still pending).
-    pub fn tx_proof(
-        &self,
-        id: &TxId,
-    ) -> Result<Option<(TxInclusionProof, TxStatus, u64)>, StoreError> {
+    /// The inclusion proof of a transaction in a final block, with its status.
+    pub fn tx_proof(&self, id: &TxId) -> Result<TxProofLookup, StoreError> {
         let Some(loc) = self.store.tx_location(id)? else {
-            return Ok(None);
+            return Ok(TxProofLookup::NotInBlock);
         };
         let corrupt = |what: String| StoreError::Corrupt(what);
+        let Some(finality) = self.finality_proof(loc.height)? else {
+            return Ok(TxProofLookup::NotFinal { height: loc.height });
+        };
         let stored = self
             .store
             .header(loc.height)?
@@ -485,16 +498,14 @@ impl TxChain {
         }
         let bytes =
             bytes.ok_or_else(|| corrupt(format!("indexed tx {id} missing from its block")))?;
-        let proof = prove_tx(
-            stored.header,
-            stored.signature,
-            &ids,
-            loc.index as usize,
-            bytes,
-        )
-        .ok_or_else(|| corrupt(format!("tx {id} outside its block")))?;
+        let proof = prove_tx(stored.header, finality, &ids, loc.index as usize, bytes)
+            .ok_or_else(|| corrupt(format!("tx {id} outside its block")))?;
         let (status, confirmations) = self.status_of(loc.height);
-        Ok(Some((proof, status, confirmations)))
+        Ok(TxProofLookup::Proof {
+            proof: Box::new(proof),
+            status,
+            confirmations,
+        })
     }
 
     /// Builds, commits and announces the next block (this node must be the proposer).
@@ -580,7 +591,9 @@ impl TxChain {
         own_commit: Option<&CommitCertificate>,
     ) -> Result<(), ChainError> {
         let started = Instant::now();
-        self.store.commit_block(block, applied, prior, own_commit)?;
+        let closes_epoch = self.params.closes_epoch(block.header.height);
+        self.store
+            .commit_block(block, applied, prior, own_commit, closes_epoch)?;
         self.metrics
             .block_commit_seconds
             .observe(started.elapsed().as_secs_f64());

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod chain;
+pub mod channel_api;
 pub mod consensus;
 pub mod events;
 pub mod events_api;

@@ -6,7 +6,7 @@
 //! `checkpoint` field stays empty until main blocks carry transfer-chain checkpoints.
 
 use crate::api::parse_hash;
-use crate::chain::TxChain;
+use crate::chain::{TxChain, TxProofLookup};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -29,18 +29,20 @@ pub struct ProofApiDoc;
 /// proves for convenience, and a verifier recomputes them from `proof`.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct TxProofView {
-    /// Proof format, `doin-tx-inclusion/1`.
+    /// Proof format, `doin-tx-inclusion/2`.
     pub format: String,
     pub tx_id: String,
     pub height: u64,
     pub block_hash: String,
-    /// Hex key of the validator that signed the block.
+    /// Hex key of the validator that proposed the block.
     pub proposer: String,
     /// `included` or `final`.
     pub status: String,
     pub confirmations: u64,
-    /// Hex of the encoded proof: transaction bytes, block header, proposer signature and the
-    /// RFC 6962 audit path from the transaction id to the header's `tx_root`.
+    /// Hex of the encoded proof: transaction bytes, block header, the block's finality proof
+    /// (its commit certificate and one epoch hop per earlier epoch: that epoch's last header,
+    /// its certificate and a state proof of the next validator set) and the RFC 6962 audit
+    /// path from the transaction id to the header's `tx_root`.
     pub proof: String,
     /// The main-chain checkpoint of this block, once main blocks carry checkpoints (not yet:
     /// always null).
@@ -59,7 +61,7 @@ pub fn router(chain: Arc<TxChain>) -> Router {
     responses(
         (status = 200, description = "The inclusion proof", body = TxProofView),
         (status = 400, description = "Malformed id", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "The transaction is in no block (unknown, or still pending)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "The transaction is in no block (unknown, or still pending), or its block's certificate is not known here yet", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 async fn tx_proof(
     State(chain): State<Arc<TxChain>>,
@@ -67,15 +69,27 @@ async fn tx_proof(
 ) -> Result<Json<TxProofView>, Problem> {
     let Path(id) = id.map_err(path_problem)?;
     let id = parse_hash(&id, "transaction id")?;
-    let found = chain.tx_proof(&id).map_err(Problem::internal)?;
-    let Some((proof, status, confirmations)) = found else {
-        let pending = chain.lookup_tx(&id).map_err(Problem::internal)?.is_some();
-        let detail = if pending {
-            format!("transaction {id} is pending; its proof exists once it is in a block")
-        } else {
-            format!("no transaction {id}")
-        };
-        return Err(Problem::not_found("transaction-not-in-block", detail));
+    let (proof, status, confirmations) = match chain.tx_proof(&id).map_err(Problem::internal)? {
+        TxProofLookup::Proof {
+            proof,
+            status,
+            confirmations,
+        } => (proof, status, confirmations),
+        TxProofLookup::NotFinal { height } => {
+            return Err(Problem::not_found(
+                "block-not-final",
+                format!("transaction {id} is in block {height}, whose commit certificate this node does not hold yet; retry after the next block"),
+            ))
+        }
+        TxProofLookup::NotInBlock => {
+            let pending = chain.lookup_tx(&id).map_err(Problem::internal)?.is_some();
+            let detail = if pending {
+                format!("transaction {id} is pending; its proof exists once it is in a block")
+            } else {
+                format!("no transaction {id}")
+            };
+            return Err(Problem::not_found("transaction-not-in-block", detail));
+        }
     };
     let block_hash = proof.header.hash().map_err(Problem::internal)?;
     let encoded = proof.encode().map_err(Problem::internal)?;

@@ -15,25 +15,29 @@
 //! - `tx_commits`: height → the commit certificate that made that block final (written with
 //!   the block when this node produced it as the only validator, else with the next block,
 //!   whose header carries it)
+//! - `tx_epoch_proofs`: height of a block that closes an epoch → its validators entry with a
+//!   state proof against its root, taken when the block is written (old state versions are
+//!   pruned, these never are): the hops of light-client finality proofs
 //!
 //! `commit_block` turns an applied block into one atomic, fsynced batch: after a crash the
 //! store holds either the whole block or none of it.
 
 use crate::tree::{
-    encode_stale_nodes, encode_value, value_key, value_version_of, StoreTree, CF_JMT_NODES,
-    CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_VALUES,
+    encode_stale_nodes, encode_value, value_key, value_version_of, PendingTree, StoreTree,
+    CF_JMT_NODES, CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_VALUES,
 };
 use doin_codec::{decode_exact, encode};
 use doin_store::{Cf, Direction, Durability, KvStore, StoreError, WriteBatch};
 use doin_tx_core::bft::{CommitCertificate, EpochValidators};
+use doin_tx_core::channel::{Channel, ChannelId};
 use doin_tx_core::state::{
-    account_key, chain_stats_key, decode_account, decode_chain_stats, decode_stake, decode_stakers,
-    decode_validators, stake_key, stakers_key, validators_key,
+    account_key, chain_stats_key, channel_key, decode_account, decode_chain_stats, decode_channel,
+    decode_stake, decode_stakers, decode_validators, stake_key, stakers_key, validators_key,
 };
 use doin_tx_core::{
     Account, AppliedBlock, Block, BlockHash, ChainStats, GenesisSpec, SignedTx, StateView, TxId,
 };
-use doin_tx_core::{Stake, StakeRole};
+use doin_tx_core::{Stake, StakeRole, StateProof};
 use doin_types::{Hash256, Height, PublicKeyBytes};
 use jmt::storage::NodeKey;
 use jmt::{KeyHash, Version};
@@ -49,6 +53,7 @@ pub const CF_ADDR_INDEX: Cf = "tx_addr_index";
 pub const CF_MEMPOOL: Cf = "tx_mempool";
 /// Height → the certificate that made that block final (as soon as this node knows it).
 pub const CF_COMMITS: Cf = "tx_commits";
+pub const CF_EPOCH_PROOFS: Cf = "tx_epoch_proofs";
 
 /// Every column family the transfer chain uses; pass to the store when opening it.
 pub const COLUMNS: &[Cf] = &[
@@ -60,6 +65,7 @@ pub const COLUMNS: &[Cf] = &[
     CF_ADDR_INDEX,
     CF_MEMPOOL,
     CF_COMMITS,
+    CF_EPOCH_PROOFS,
     CF_JMT_NODES,
     CF_JMT_VALUES,
     CF_JMT_STALE,
@@ -73,7 +79,16 @@ const META_SCHEMA: &[u8] = b"schema";
 /// state lives only in the tree's values (version 1 also kept a copy of every account).
 /// Version 3: headers carry `last_commit`, the parent's commit certificate.
 /// Version 4: the state holds the validator sets of each epoch.
-pub const SCHEMA_VERSION: u32 = 4;
+/// Version 5: epoch-closing blocks keep a proof of their validators entry.
+pub const SCHEMA_VERSION: u32 = 5;
+
+/// The validators entry of an epoch-closing block's state, with its proof against the block's
+/// state root.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ValidatorsProof {
+    pub value: Vec<u8>,
+    pub proof: StateProof,
+}
 
 /// Key of one transaction of a block body: height ‖ position, both big-endian.
 fn body_key(height: Height, index: u32) -> Vec<u8> {
@@ -356,16 +371,27 @@ impl ChainStore {
     /// holds what a prefetch already learned about the tree before the block (keys it lacks
     /// are looked up).
     /// `own_commit` is the block's own certificate when it is already known (a block this node
-    /// produced); the parent's comes with the header.
+    /// produced); the parent's comes with the header. `closes_epoch`: the block is an epoch's
+    /// last, whose validators entry is kept with its proof.
     pub fn commit_block(
         &self,
         block: &Block,
         applied: &AppliedBlock,
         prior: &PriorVersions,
         own_commit: Option<&CommitCertificate>,
+        closes_epoch: bool,
     ) -> StoreResult<()> {
         let mut batch = WriteBatch::new();
         self.block_writes(&mut batch, block, applied, prior)?;
+        if closes_epoch {
+            let height = block.header.height;
+            let proven = self.validators_proof_pending(applied, height)?;
+            batch.put(
+                CF_EPOCH_PROOFS,
+                height.to_be_bytes().to_vec(),
+                encode(&proven).map_err(|e| corrupt("validators proof", e))?,
+            );
+        }
         if let Some(c) = &block.header.last_commit {
             batch.put(
                 CF_COMMITS,
@@ -381,6 +407,38 @@ impl ChainStore {
             );
         }
         self.kv.write(batch, Durability::Sync)
+    }
+
+    /// The validators entry at `version` with its proof, read through the block's pending
+    /// tree update (the version is written by the same batch).
+    fn validators_proof_pending(
+        &self,
+        applied: &AppliedBlock,
+        version: Version,
+    ) -> StoreResult<ValidatorsProof> {
+        let tree = PendingTree::new(self.tree(), &applied.tree_update.node_batch);
+        let (value, proof) = jmt::Sha256Jmt::new(&tree)
+            .get_with_proof(validators_key(), version)
+            .map_err(|e| corrupt("validators proof", e))?;
+        let value = value.ok_or_else(|| corrupt("validators proof", "no validators entry"))?;
+        proof
+            .verify_existence(
+                jmt::RootHash(applied.state_root.0),
+                validators_key(),
+                &value,
+            )
+            .map_err(|e| corrupt("validators proof", e))?;
+        Ok(ValidatorsProof { value, proof })
+    }
+
+    /// The validators entry of the epoch-closing block at `height`, with its state proof.
+    pub fn validators_proof(&self, height: Height) -> StoreResult<Option<ValidatorsProof>> {
+        match self.kv.get(CF_EPOCH_PROOFS, &height.to_be_bytes())? {
+            None => Ok(None),
+            Some(b) => decode_exact(&b)
+                .map(Some)
+                .map_err(|e| corrupt("validators proof", e)),
+        }
     }
 
     /// Records the certificate of an already committed block (a block this node committed before
@@ -654,6 +712,10 @@ impl StateView for Prefetched<'_> {
     fn validators(&self) -> Result<EpochValidators, String> {
         self.store.validators()
     }
+
+    fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, String> {
+        self.store.channel(id)
+    }
 }
 
 impl StateView for ChainStore {
@@ -689,5 +751,11 @@ impl StateView for ChainStore {
             None => Err("the state holds no validator sets".into()),
             Some(b) => decode_validators(&b),
         }
+    }
+
+    fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, String> {
+        self.state_value(channel_key(id))?
+            .map(|b| decode_channel(&b))
+            .transpose()
     }
 }

@@ -16,7 +16,7 @@
 //! the tree grows by every node on every updated path, every block.
 
 use doin_store::{Cf, Direction, KvStore, StoreError, WriteBatch};
-use jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
+use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader};
 use jmt::{KeyHash, OwnedValue, Version};
 
 pub const CF_JMT_NODES: Cf = "tx_jmt_nodes";
@@ -176,6 +176,52 @@ impl TreeReader for StoreTree<'_> {
         Err(anyhow::anyhow!(
             "rightmost-leaf lookup is only used by snapshot restore, which this store does not support"
         ))
+    }
+}
+
+/// The stored tree with one block's pending update laid over it, so that proofs against the
+/// version the block writes can be taken before the block's batch is committed (and go into
+/// that same batch).
+pub struct PendingTree<'a> {
+    base: StoreTree<'a>,
+    pending: &'a NodeBatch,
+}
+
+impl<'a> PendingTree<'a> {
+    pub fn new(base: StoreTree<'a>, pending: &'a NodeBatch) -> PendingTree<'a> {
+        PendingTree { base, pending }
+    }
+}
+
+impl TreeReader for PendingTree<'_> {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        match self.pending.nodes().get(node_key) {
+            Some(node) => Ok(Some(node.clone())),
+            None => self.base.get_node_option(node_key),
+        }
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        // The pending batch holds one block's version; a write there at or below `max_version`
+        // is newer than anything stored.
+        let pending = self
+            .pending
+            .values()
+            .iter()
+            .rev()
+            .find(|((version, key), _)| *key == key_hash && *version <= max_version);
+        match pending {
+            Some((_, value)) => Ok(value.clone()),
+            None => self.base.get_value_option(max_version, key_hash),
+        }
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        self.base.get_rightmost_leaf()
     }
 }
 

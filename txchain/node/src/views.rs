@@ -7,6 +7,7 @@
 use crate::chain::TxLookup;
 use crate::store::StoredHeader;
 use doin_tx_core::bft::CommitCertificate;
+use doin_tx_core::channel;
 use doin_tx_core::fees::fee_split;
 use doin_tx_core::{Block, BlockHash, BlockHeader, Tx, TxPayload};
 use doin_types::{Address, Amount, MainAnchor, Network, PublicKeyBytes};
@@ -52,6 +53,38 @@ pub enum PayloadView {
         round: u32,
         /// `prevote` or `precommit`.
         vote: &'static str,
+    },
+    /// Opens a payment channel (id recomputed from sender and nonce) with `counterparty`.
+    ChannelOpen {
+        channel_id: String,
+        counterparty: String,
+        #[schema(value_type = String)]
+        deposit: Amount,
+        #[schema(value_type = String)]
+        counterparty_deposit: Amount,
+        dispute_blocks: u64,
+    },
+    /// Pays out a state both parties signed (milli-units, decimal strings).
+    ChannelCoopClose {
+        channel_id: String,
+        seq: u64,
+        balance_a_msat: String,
+        balance_b_msat: String,
+    },
+    /// Posts a state (`seq` null: the opening split) and opens the dispute window.
+    ChannelForceClose {
+        channel_id: String,
+        seq: Option<u64>,
+    },
+    /// Replaces the posted state with a higher one.
+    ChannelChallenge { channel_id: String, seq: u64 },
+    /// Pays out a closing channel after its window.
+    ChannelSettle { channel_id: String },
+    /// Claims a pending HTLC with its preimage.
+    HtlcClaim {
+        channel_id: String,
+        /// SHA-256 of the revealed preimage (hex).
+        payment_hash: String,
     },
 }
 
@@ -131,6 +164,45 @@ pub fn payload_view(tx: &Tx, network: Network) -> PayloadView {
                 doin_tx_core::bft::VoteKind::Prevote => "prevote",
                 doin_tx_core::bft::VoteKind::Precommit => "precommit",
             },
+        },
+        TxPayload::ChannelOpen {
+            counterparty,
+            deposit,
+            counterparty_deposit,
+            dispute_blocks,
+            ..
+        } => PayloadView::ChannelOpen {
+            channel_id: channel::channel_id(
+                &tx.body().chain_id,
+                &tx.body().sender,
+                tx.body().nonce,
+            )
+            .to_hex(),
+            counterparty: addr(network, counterparty),
+            deposit: *deposit,
+            counterparty_deposit: *counterparty_deposit,
+            dispute_blocks: *dispute_blocks,
+        },
+        TxPayload::ChannelCoopClose { state } => PayloadView::ChannelCoopClose {
+            channel_id: state.state.channel_id.to_hex(),
+            seq: state.state.seq,
+            balance_a_msat: state.state.balance_a_msat.to_string(),
+            balance_b_msat: state.state.balance_b_msat.to_string(),
+        },
+        TxPayload::ChannelForceClose { channel, state } => PayloadView::ChannelForceClose {
+            channel_id: channel.to_hex(),
+            seq: state.as_ref().map(|s| s.state.seq),
+        },
+        TxPayload::ChannelChallenge { state } => PayloadView::ChannelChallenge {
+            channel_id: state.state.channel_id.to_hex(),
+            seq: state.state.seq,
+        },
+        TxPayload::ChannelSettle { channel } => PayloadView::ChannelSettle {
+            channel_id: channel.to_hex(),
+        },
+        TxPayload::HtlcClaim { channel, preimage } => PayloadView::HtlcClaim {
+            channel_id: channel.to_hex(),
+            payment_hash: hex::encode(channel::sha256(preimage)),
         },
     }
 }
