@@ -38,6 +38,10 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     let mut tx_node = SHARED.to_vec();
     tx_node.push("doin-tx-core");
     m.insert("doin-tx-node", tx_node);
+    // The hub reaches the transfer chain through its own port, never its service.
+    let mut hub = SHARED.to_vec();
+    hub.extend(["doin-tx-core", "doin-channels"]);
+    m.insert("doin-hub", hub);
     m.insert(
         "doin-main-core",
         vec!["doin-types", "doin-codec", "doin-crypto"],

@@ -64,7 +64,7 @@ async fn a_transfer_signed_by_an_independent_bip340_library_is_accepted() {
 
     let input = json!({
         "chain_id": chain.params().chain_id.to_string(),
-        "secret_key": hex::encode(wallet.secret_bytes().as_ref()),
+        "secret_key": hex::encode(*wallet.secret_bytes()),
         "nonce": "0",
         "max_fee_per_weight": "25",
         "max_priority_fee_per_weight": "2",

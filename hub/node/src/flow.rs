@@ -1,0 +1,424 @@
+//! How payments move through the hub: which proposals of a peer the hub signs, what a
+//! completed update sets in motion on the other channel, and the hub's own proposals.
+//!
+//! Called by [`Hub::handle`] under the state lock; everything it changes goes into the one
+//! [`Staged`] batch of that input.
+
+use crate::hub::{now, now_ms, Hub, HubError, ProposalContext, Staged, State};
+use crate::store::{ChannelRole, HubChannel, Payment, PaymentKind, Route, RouteState};
+use doin_channels::{parse_invoice, Change, ChannelMachine, Event};
+use doin_tx_core::channel::{sha256, ChannelId, Side};
+use doin_types::{Hash256, Height, PublicKeyBytes};
+
+/// The channel `id` as staged, loading it from the state first.
+fn staged_channel<'a>(
+    st: &State,
+    staged: &'a mut Staged,
+    id: &ChannelId,
+) -> Option<&'a mut HubChannel> {
+    if !staged.channels.contains_key(id) {
+        let c = st.channels.get(id)?.clone();
+        staged.channels.insert(*id, c);
+    }
+    staged.channels.get_mut(id)
+}
+
+fn staged_route<'a>(st: &State, staged: &'a mut Staged, hash: &Hash256) -> Option<&'a mut Route> {
+    if !staged.routes.contains_key(hash) {
+        let r = st.routes.get(hash)?.clone();
+        staged.routes.insert(*hash, r);
+    }
+    staged.routes.get_mut(hash)
+}
+
+/// The side the peer is on, seen from the hub.
+fn peer_side(role: ChannelRole) -> Side {
+    match role {
+        ChannelRole::Incoming => Side::A,
+        ChannelRole::Outgoing => Side::B,
+    }
+}
+
+impl Hub {
+    fn record(
+        st: &mut State,
+        staged: &mut Staged,
+        payment: Payment,
+        payee: Option<PublicKeyBytes>,
+    ) {
+        let mut p = payment;
+        p.seq = st.next_seq;
+        st.next_seq = st.next_seq.saturating_add(1);
+        staged.payments.push((p, payee));
+    }
+
+    /// Whether the hub signs `change` proposed by the peer of `id`: the machine checks the
+    /// mechanics; this checks the hub's policy (streams, invoices, fees, liquidity).
+    pub(crate) fn check_proposal(
+        &self,
+        st: &State,
+        id: &ChannelId,
+        channel: &HubChannel,
+        change: &Change,
+        ctx: &ProposalContext,
+        height: Height,
+    ) -> Result<(), String> {
+        match (channel.role, change) {
+            (ChannelRole::Incoming, Change::Pay { amount_msat }) => {
+                let Some(sid) = ctx.stream else {
+                    return Ok(());
+                };
+                let s = st.streams.get(&sid).ok_or("no such stream")?;
+                if s.closed || s.payer_channel != *id {
+                    return Err("the stream is closed or not paid from this channel".into());
+                }
+                let total = s
+                    .received_msat
+                    .checked_add(*amount_msat)
+                    .ok_or("overflow")?;
+                if total > s.budget_msat {
+                    return Err(format!(
+                        "the tick takes the stream past its budget of {} msat",
+                        s.budget_msat
+                    ));
+                }
+                let fee = self.cfg.fee.fee(*amount_msat).ok_or("fee overflows")?;
+                let forward = amount_msat
+                    .checked_sub(fee)
+                    .filter(|f| *f > 0)
+                    .ok_or_else(|| {
+                        format!("the tick does not cover the hub's fee of {fee} msat")
+                    })?;
+                let payee = st
+                    .channels
+                    .get(&s.payee_channel)
+                    .ok_or("the payee's channel is gone")?;
+                if payee.owed_msat.saturating_add(forward) > self.cfg.max_owed_msat
+                    || Self::spendable(payee) < forward
+                {
+                    return Err("the hub has not enough liquidity towards the payee".into());
+                }
+                Ok(())
+            }
+            (
+                ChannelRole::Incoming,
+                Change::AddHtlc {
+                    amount_msat,
+                    payment_hash,
+                    expiry,
+                },
+            ) => {
+                let text = ctx
+                    .invoice
+                    .as_deref()
+                    .ok_or("an HTLC through the hub names the invoice it pays")?;
+                let inv = parse_invoice(text, self.chain.network(), now(), None)
+                    .map_err(|e| e.to_string())?;
+                if inv.payment_hash != *payment_hash {
+                    return Err("the HTLC's hash is not the invoice's".into());
+                }
+                if st.routes.contains_key(payment_hash) {
+                    return Err("a payment with this hash already went through the hub".into());
+                }
+                let fee = self.cfg.fee.fee(inv.amount_msat).ok_or("fee overflows")?;
+                if *amount_msat < inv.amount_msat.saturating_add(fee) {
+                    return Err(format!(
+                        "the HTLC must carry the invoice's {} msat plus the hub's fee of {fee}",
+                        inv.amount_msat
+                    ));
+                }
+                let out_expiry = expiry.saturating_sub(self.cfg.cltv_delta);
+                if out_expiry < height.saturating_add(inv.min_final_cltv_blocks) {
+                    return Err("the HTLC expires too soon to forward".into());
+                }
+                let payee = Self::payee_channel(st, &inv.payee)
+                    .and_then(|c| st.channels.get(&c))
+                    .ok_or("the hub has no open channel to the invoice's payee")?;
+                if Self::spendable(payee) < inv.amount_msat {
+                    return Err("the hub has not enough liquidity towards the payee".into());
+                }
+                Ok(())
+            }
+            (ChannelRole::Incoming, Change::ExpireHtlc { payment_hash }) => {
+                match st.routes.get(payment_hash).map(|r| &r.state) {
+                    Some(RouteState::Fulfilled { .. }) => {
+                        Err("the payee was paid; the hub claims this HTLC".into())
+                    }
+                    Some(RouteState::Pending) => {
+                        Err("the payment is still pending towards the payee".into())
+                    }
+                    _ => Ok(()),
+                }
+            }
+            (ChannelRole::Incoming, _) => {
+                Err("the hub offers no HTLCs on a payer's channel".into())
+            }
+            (ChannelRole::Outgoing, Change::AddHtlc { .. } | Change::ExpireHtlc { .. }) => {
+                Err("payees do not route through the hub".into())
+            }
+            (ChannelRole::Outgoing, _) => Ok(()),
+        }
+    }
+
+    /// Acts on one event of channel `id`'s machine.
+    pub(crate) fn on_event(
+        &self,
+        st: &mut State,
+        staged: &mut Staged,
+        id: &ChannelId,
+        event: Event,
+    ) -> Result<(), HubError> {
+        let role = staged_channel(st, staged, id)
+            .ok_or(HubError::UnknownChannel(*id))?
+            .role;
+        let peer = staged_channel(st, staged, id)
+            .ok_or(HubError::UnknownChannel(*id))?
+            .peer;
+        let state_seq = staged_channel(st, staged, id)
+            .map(|c| c.machine.latest.state.seq)
+            .unwrap_or(0);
+        let ledger = |kind, amount_msat, fee_msat, stream, payment_hash| Payment {
+            seq: 0,
+            at_ms: now_ms(),
+            kind,
+            channel: *id,
+            counterparty: peer,
+            amount_msat,
+            fee_msat,
+            stream,
+            payment_hash,
+            state_seq,
+        };
+        match event {
+            Event::Completed {
+                proposer, change, ..
+            } if proposer == peer_side(role) => match (role, change) {
+                (ChannelRole::Incoming, Change::Pay { amount_msat }) => {
+                    let ctx = st.contexts.remove(id).unwrap_or_default();
+                    match ctx.stream.and_then(|sid| st.streams.get(&sid).cloned()) {
+                        Some(mut s) => {
+                            let fee = self.cfg.fee.fee(amount_msat).unwrap_or(amount_msat);
+                            let forward = amount_msat.saturating_sub(fee);
+                            s.received_msat = s.received_msat.saturating_add(amount_msat);
+                            s.fees_msat = s.fees_msat.saturating_add(fee);
+                            s.forwarded_msat = s.forwarded_msat.saturating_add(forward);
+                            s.ticks = s.ticks.saturating_add(1);
+                            if let Some(pc) = staged_channel(st, staged, &s.payee_channel) {
+                                pc.owed_msat = pc.owed_msat.saturating_add(forward);
+                            }
+                            let p =
+                                ledger(PaymentKind::StreamIn, amount_msat, fee, Some(s.id), None);
+                            staged.streams.insert(s.id, s);
+                            Self::record(st, staged, p, None);
+                        }
+                        None => {
+                            let p = ledger(PaymentKind::Received, amount_msat, 0, None, None);
+                            Self::record(st, staged, p, Some(self.key.public()));
+                        }
+                    }
+                }
+                (
+                    ChannelRole::Incoming,
+                    Change::AddHtlc {
+                        amount_msat,
+                        payment_hash,
+                        expiry,
+                    },
+                ) => {
+                    let ctx = st.contexts.remove(id).unwrap_or_default();
+                    // Checked when the proposal came in; parsed again for its terms.
+                    let inv = ctx
+                        .invoice
+                        .as_deref()
+                        .ok_or_else(|| HubError::Invalid("the invoice is gone".into()))
+                        .and_then(|t| {
+                            parse_invoice(t, self.chain.network(), now(), None).map_err(Into::into)
+                        });
+                    let outgoing = inv
+                        .as_ref()
+                        .ok()
+                        .and_then(|inv| Self::payee_channel(st, &inv.payee));
+                    match (inv, outgoing) {
+                        (Ok(inv), Some(out)) => {
+                            let expiry_out = expiry.saturating_sub(self.cfg.cltv_delta);
+                            staged.routes.insert(
+                                payment_hash,
+                                Route {
+                                    payment_hash,
+                                    incoming: *id,
+                                    outgoing: out,
+                                    payee: inv.payee,
+                                    amount_in_msat: amount_msat,
+                                    amount_out_msat: inv.amount_msat,
+                                    expiry_in: expiry,
+                                    expiry_out,
+                                    state: RouteState::Pending,
+                                },
+                            );
+                            if let Some(oc) = staged_channel(st, staged, &out) {
+                                oc.queued.push(Change::AddHtlc {
+                                    amount_msat: inv.amount_msat,
+                                    payment_hash,
+                                    expiry: expiry_out,
+                                });
+                            }
+                        }
+                        // Cannot forward after all (the payee's channel went away): give the
+                        // payer's HTLC back.
+                        _ => {
+                            if let Some(c) = staged_channel(st, staged, id) {
+                                c.queued.push(Change::FailHtlc { payment_hash });
+                            }
+                        }
+                    }
+                }
+                (ChannelRole::Incoming, Change::ExpireHtlc { payment_hash }) => {
+                    if let Some(r) = staged_route(st, staged, &payment_hash) {
+                        r.state = RouteState::Failed;
+                    }
+                }
+                (ChannelRole::Outgoing, Change::FulfillHtlc { preimage }) => {
+                    let hash = Hash256(sha256(&preimage));
+                    if let Some(r) = staged_route(st, staged, &hash) {
+                        r.state = RouteState::Fulfilled { preimage };
+                        let (incoming, out, fee) = (
+                            r.incoming,
+                            r.amount_out_msat,
+                            r.amount_in_msat.saturating_sub(r.amount_out_msat),
+                        );
+                        if let Some(ic) = staged_channel(st, staged, &incoming) {
+                            ic.queued.push(Change::FulfillHtlc { preimage });
+                        }
+                        let p = ledger(PaymentKind::RoutedOut, out, fee, None, Some(hash));
+                        Self::record(st, staged, p, Some(peer));
+                    }
+                }
+                (ChannelRole::Outgoing, Change::FailHtlc { payment_hash }) => {
+                    if let Some(r) = staged_route(st, staged, &payment_hash) {
+                        r.state = RouteState::Failed;
+                        let incoming = r.incoming;
+                        if let Some(ic) = staged_channel(st, staged, &incoming) {
+                            ic.queued.push(Change::FailHtlc { payment_hash });
+                        }
+                    }
+                }
+                (ChannelRole::Outgoing, Change::Pay { amount_msat }) => {
+                    let p = ledger(PaymentKind::Received, amount_msat, 0, None, None);
+                    Self::record(st, staged, p, Some(self.key.public()));
+                }
+                _ => {}
+            },
+            // The hub's own proposal completed.
+            Event::Completed { change, .. } => match (role, change) {
+                (ChannelRole::Outgoing, Change::Pay { amount_msat }) => {
+                    if let Some(c) = staged_channel(st, staged, id) {
+                        c.in_flight_owed_msat = 0;
+                    }
+                    let p = ledger(PaymentKind::StreamOut, amount_msat, 0, None, None);
+                    Self::record(st, staged, p, Some(peer));
+                }
+                (ChannelRole::Outgoing, Change::ExpireHtlc { payment_hash }) => {
+                    if let Some(r) = staged_route(st, staged, &payment_hash) {
+                        r.state = RouteState::Failed;
+                        let incoming = r.incoming;
+                        if let Some(ic) = staged_channel(st, staged, &incoming) {
+                            ic.queued.push(Change::FailHtlc { payment_hash });
+                        }
+                    }
+                }
+                _ => {}
+            },
+            Event::Dropped { change } | Event::Rejected { change, .. } => {
+                let Some(c) = staged_channel(st, staged, id) else {
+                    return Ok(());
+                };
+                match change {
+                    Change::Pay { .. } => {
+                        c.owed_msat = c.owed_msat.saturating_add(c.in_flight_owed_msat);
+                        c.in_flight_owed_msat = 0;
+                    }
+                    // The peer will not take it now: propose it again later. (A payee that
+                    // keeps refusing an HTLC lets it expire; the watch then takes it back.)
+                    other => c.queued.insert(0, other),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Proposes the hub's next change on every staged channel that is free: a queued change
+    /// first, else one `Pay` of everything owed.
+    pub(crate) fn flush_staged(&self, st: &State, staged: &mut Staged, height: Height) {
+        let ids: Vec<ChannelId> = staged.channels.keys().copied().collect();
+        for id in ids {
+            let Some(c) = staged_channel(st, staged, &id) else {
+                continue;
+            };
+            if !c.confirmed || c.closing || c.closed_at.is_some() {
+                continue;
+            }
+            let mut machine = ChannelMachine::restore(c.machine.clone());
+            if machine.in_flight().is_some() {
+                continue;
+            }
+            let change = if !c.queued.is_empty() {
+                c.queued.remove(0)
+            } else if c.role == ChannelRole::Outgoing && c.owed_msat > 0 {
+                let amount = c.owed_msat.min(machine.my_balance_msat());
+                if amount == 0 {
+                    continue;
+                }
+                c.owed_msat -= amount;
+                c.in_flight_owed_msat = amount;
+                Change::Pay {
+                    amount_msat: amount,
+                }
+            } else {
+                continue;
+            };
+            match machine.propose(change.clone(), height) {
+                Ok(_) => c.machine = machine.snapshot().clone(),
+                Err(e) => {
+                    tracing::warn!(channel = %id, "the hub cannot propose {change:?}: {e}");
+                    if let Change::Pay { .. } = change {
+                        c.owed_msat = c.owed_msat.saturating_add(c.in_flight_owed_msat);
+                        c.in_flight_owed_msat = 0;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Proposes whatever waits on every channel (after a restart, or when a payee comes
+    /// back). Returns how many channels got a proposal.
+    pub fn flush_all(&self) -> Result<usize, HubError> {
+        let height = self.chain.height();
+        let mut st = self.state.lock();
+        let mut staged = Staged::default();
+        for (id, c) in &st.channels {
+            let free = c.machine.in_flight.is_none();
+            if free && (!c.queued.is_empty() || c.owed_msat > 0) {
+                staged.channels.insert(*id, c.clone());
+            }
+        }
+        let before: Vec<_> = staged
+            .channels
+            .iter()
+            .map(|(id, c)| (*id, c.machine.in_flight.is_some()))
+            .collect();
+        self.flush_staged(&st, &mut staged, height);
+        let proposed = before
+            .iter()
+            .filter(|(id, had)| {
+                !had && staged
+                    .channels
+                    .get(id)
+                    .is_some_and(|c| c.machine.in_flight.is_some())
+            })
+            .count();
+        let (durable, payments) = self.stage(&mut st, staged)?;
+        drop(st);
+        self.finish(durable, payments)?;
+        Ok(proposed)
+    }
+}

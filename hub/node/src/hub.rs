@@ -1,0 +1,528 @@
+//! The hub: channels to many payers and payees, streams and hash-locked payments through it.
+//!
+//! The hub is side B of every payer's channel (the payer opened it) and side A of its own
+//! channels to payees. Each channel runs a [`ChannelMachine`]; this module decides what the hub
+//! accepts and proposes, and keeps the books:
+//!
+//! - **streams**: a payee's invoice sets one up between a payer channel and the payee's
+//!   channel; each tick the payer proposes one `Pay` of everything since the last tick (one
+//!   signature covers many micropayments); once that update is signed by both, the amount less
+//!   the hub's fee is owed to the payee, and the hub pays what it owes in one `Pay` whenever the
+//!   payee's channel is free (so ticks are batched again on the way out);
+//! - **routed payments**: a payer locks an HTLC for a payee's invoice; the hub locks the
+//!   same hash towards the payee (less its fee, with an earlier expiry); the payee's preimage
+//!   releases both, a refusal releases both back. The hub never holds the payer's money
+//!   without the matching lock towards the payee.
+//!
+//! Every input is computed under one lock on the in-memory state, queued as one batch for the
+//! group-commit writer before the lock is released, and answered only once that batch is on
+//! disk (batches are written in queue order, so an answer never depends on state that is not
+//! durable). Nothing is signed or answered before it is persisted.
+
+use crate::fees::HubConfig;
+use crate::ports::ChainPort;
+use crate::store::{
+    put, ChannelRole, HubChannel, HubStore, Payment, Route, Stream, CF_CHANNELS, CF_ROUTES,
+    CF_STREAMS,
+};
+use doin_channels::{parse_invoice, Change, ChannelMachine, InFlight, Message};
+use doin_crypto::KeyPair;
+use doin_store::{StoreError, WriteBatch};
+use doin_tx_core::channel::{channel_id, ChannelId, ChannelPhase, Side};
+use doin_types::{Amount, Hash256, PublicKeyBytes};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Why the hub refused a request (the REST layer maps these to problem types).
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("no channel {0} at this hub")]
+    UnknownChannel(ChannelId),
+    #[error("no stream {0}")]
+    UnknownStream(Hash256),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Liquidity(String),
+    #[error(transparent)]
+    Channel(#[from] doin_channels::ChannelError),
+    #[error(transparent)]
+    Invoice(#[from] doin_channels::InvoiceError),
+    #[error("the transfer chain: {0}")]
+    Chain(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What handling a message produced: the answer to send back (already durable) and the
+/// payments it completed.
+#[derive(Debug, Default)]
+pub struct Handled {
+    pub reply: Option<Message>,
+    pub payments: Vec<Payment>,
+}
+
+/// Extra context of a proposal from a payer (which stream a tick belongs to, which invoice an
+/// HTLC pays).
+#[derive(Clone, Debug, Default)]
+pub struct ProposalContext {
+    pub stream: Option<Hash256>,
+    pub invoice: Option<String>,
+}
+
+pub(crate) struct State {
+    pub(crate) channels: BTreeMap<ChannelId, HubChannel>,
+    pub(crate) streams: BTreeMap<Hash256, Stream>,
+    pub(crate) routes: BTreeMap<Hash256, Route>,
+    /// Per payer channel: the context of the proposal it has in flight.
+    pub(crate) contexts: BTreeMap<ChannelId, ProposalContext>,
+    pub(crate) next_seq: u64,
+}
+
+/// One hub.
+pub struct Hub {
+    pub(crate) key: KeyPair,
+    pub(crate) chain: Arc<dyn ChainPort>,
+    pub(crate) store: HubStore,
+    pub(crate) cfg: HubConfig,
+    pub(crate) state: Mutex<State>,
+    payments_tx: tokio::sync::broadcast::Sender<Payment>,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+pub(crate) fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+}
+
+/// Staged changes of one input, written as one batch.
+#[derive(Default)]
+pub(crate) struct Staged {
+    pub(crate) channels: BTreeMap<ChannelId, HubChannel>,
+    pub(crate) streams: BTreeMap<Hash256, Stream>,
+    pub(crate) routes: BTreeMap<Hash256, Route>,
+    pub(crate) payments: Vec<(Payment, Option<PublicKeyBytes>)>,
+}
+
+impl Hub {
+    /// Opens the hub over `store`, loading every channel, stream and route.
+    pub fn open(
+        key: KeyPair,
+        chain: Arc<dyn ChainPort>,
+        store: HubStore,
+        cfg: HubConfig,
+    ) -> Result<Hub, HubError> {
+        let channels = store.channels()?.into_iter().collect();
+        let streams = store.streams()?.into_iter().map(|s| (s.id, s)).collect();
+        let routes = store
+            .routes()?
+            .into_iter()
+            .map(|r| (r.payment_hash, r))
+            .collect();
+        let next_seq = store.next_payment_seq()?;
+        let (payments_tx, _) = tokio::sync::broadcast::channel(4096);
+        Ok(Hub {
+            key,
+            chain,
+            store,
+            cfg,
+            state: Mutex::new(State {
+                channels,
+                streams,
+                routes,
+                contexts: BTreeMap::new(),
+                next_seq,
+            }),
+            payments_tx,
+        })
+    }
+
+    pub fn public_key(&self) -> PublicKeyBytes {
+        self.key.public()
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.cfg
+    }
+
+    pub fn store(&self) -> &HubStore {
+        &self.store
+    }
+
+    pub fn chain(&self) -> &Arc<dyn ChainPort> {
+        &self.chain
+    }
+
+    /// Ledger entries as they are made durable.
+    pub fn subscribe_payments(&self) -> tokio::sync::broadcast::Receiver<Payment> {
+        self.payments_tx.subscribe()
+    }
+
+    pub fn channel(&self, id: &ChannelId) -> Option<HubChannel> {
+        self.state.lock().channels.get(id).cloned()
+    }
+
+    pub fn channels(&self) -> Vec<(ChannelId, HubChannel)> {
+        self.state
+            .lock()
+            .channels
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    }
+
+    pub fn stream(&self, id: &Hash256) -> Option<Stream> {
+        self.state.lock().streams.get(id).cloned()
+    }
+
+    pub fn streams(&self) -> Vec<Stream> {
+        self.state.lock().streams.values().cloned().collect()
+    }
+
+    /// Writes `staged` under the state lock's protection (queued in order) and returns the
+    /// handle to wait on after the lock is released.
+    pub(crate) fn stage(
+        &self,
+        st: &mut State,
+        staged: Staged,
+    ) -> Result<(crate::store::Durable, Vec<Payment>), HubError> {
+        let mut batch = WriteBatch::new();
+        for (id, c) in &staged.channels {
+            put(&mut batch, CF_CHANNELS, &id.0, c)?;
+        }
+        for (id, s) in &staged.streams {
+            put(&mut batch, CF_STREAMS, &id.0, s)?;
+        }
+        for (h, r) in &staged.routes {
+            put(&mut batch, CF_ROUTES, &h.0, r)?;
+        }
+        for (p, payee) in &staged.payments {
+            HubStore::put_payment(&mut batch, p, payee.as_ref())?;
+        }
+        let durable = self.store.enqueue(batch);
+        st.channels.extend(staged.channels);
+        st.streams.extend(staged.streams);
+        st.routes.extend(staged.routes);
+        Ok((
+            durable,
+            staged.payments.into_iter().map(|(p, _)| p).collect(),
+        ))
+    }
+
+    pub(crate) fn finish(
+        &self,
+        durable: crate::store::Durable,
+        payments: Vec<Payment>,
+    ) -> Result<Vec<Payment>, HubError> {
+        durable.wait()?;
+        for p in &payments {
+            // Nobody listening is fine.
+            let _ = self.payments_tx.send(p.clone());
+        }
+        Ok(payments)
+    }
+
+    /// Takes over a channel a payer opened on chain with this hub as counterparty.
+    pub fn register_incoming(&self, id: ChannelId) -> Result<HubChannel, HubError> {
+        if let Some(c) = self.channel(&id) {
+            return Ok(c);
+        }
+        let on_chain = self
+            .chain
+            .channel(&id)
+            .map_err(HubError::Chain)?
+            .ok_or_else(|| HubError::Invalid(format!("no channel {id} on the transfer chain")))?;
+        if on_chain.party_b != self.key.public() {
+            return Err(HubError::Invalid(
+                "this hub is not the channel's counterparty".into(),
+            ));
+        }
+        if on_chain.phase != ChannelPhase::Open {
+            return Err(HubError::Invalid("the channel is not open".into()));
+        }
+        if on_chain.dispute_blocks < self.cfg.min_dispute_blocks {
+            return Err(HubError::Invalid(format!(
+                "the channel's dispute window ({} blocks) is shorter than this hub accepts ({})",
+                on_chain.dispute_blocks, self.cfg.min_dispute_blocks
+            )));
+        }
+        let machine = ChannelMachine::new(
+            self.chain.chain_id(),
+            id,
+            Side::B,
+            on_chain.party_a,
+            on_chain.party_b,
+            on_chain.opening_a_msat,
+            on_chain.opening_b_msat,
+        )?;
+        let channel = HubChannel {
+            role: ChannelRole::Incoming,
+            peer: on_chain.party_a,
+            machine: machine.snapshot().clone(),
+            owed_msat: 0,
+            in_flight_owed_msat: 0,
+            queued: Vec::new(),
+            confirmed: true,
+            closing: false,
+            closed_at: None,
+            challenged_seq: None,
+            settle_submitted: false,
+        };
+        let mut st = self.state.lock();
+        if let Some(c) = st.channels.get(&id) {
+            return Ok(c.clone());
+        }
+        let mut staged = Staged::default();
+        staged.channels.insert(id, channel.clone());
+        let (durable, payments) = self.stage(&mut st, staged)?;
+        drop(st);
+        self.finish(durable, payments)?;
+        Ok(channel)
+    }
+
+    /// Opens a channel from the hub to `payee` with `deposit` on chain. The channel is usable
+    /// once the transfer chain has it ([`Hub::watch`] notices).
+    pub fn open_outgoing(
+        &self,
+        payee: PublicKeyBytes,
+        deposit: Amount,
+    ) -> Result<ChannelId, HubError> {
+        if deposit.is_zero() {
+            return Err(HubError::Invalid("a deposit above zero is needed".into()));
+        }
+        let chain_id = self.chain.chain_id();
+        let me = self.key.public();
+        // Keeps concurrent opens from taking the same nonce.
+        let mut st = self.state.lock();
+        let nonce = self.chain.next_nonce(&me).map_err(HubError::Chain)?;
+        let id = channel_id(&chain_id, &me, nonce);
+        let capacity_msat = deposit
+            .base_units()
+            .checked_mul(doin_tx_core::channel::MSAT_PER_UNIT)
+            .ok_or_else(|| HubError::Invalid("the deposit is too large".into()))?;
+        let machine = ChannelMachine::new(chain_id, id, Side::A, me, payee, capacity_msat, 0)?;
+        let channel = HubChannel {
+            role: ChannelRole::Outgoing,
+            peer: payee,
+            machine: machine.snapshot().clone(),
+            owed_msat: 0,
+            in_flight_owed_msat: 0,
+            queued: Vec::new(),
+            confirmed: false,
+            closing: false,
+            closed_at: None,
+            challenged_seq: None,
+            settle_submitted: false,
+        };
+        let tx = crate::txs::sign(
+            &self.key,
+            chain_id,
+            nonce,
+            self.chain.base_fee(),
+            doin_tx_core::TxPayload::ChannelOpen {
+                counterparty: payee,
+                deposit,
+                counterparty_deposit: Amount::ZERO,
+                dispute_blocks: self.cfg.dispute_blocks,
+                consent: None,
+            },
+        )
+        .map_err(HubError::Invalid)?;
+        // Recorded before it is submitted: a crash in between leaves a channel the watch
+        // confirms or drops, never coins the hub does not know about.
+        let mut staged = Staged::default();
+        staged.channels.insert(id, channel);
+        let (durable, _) = self.stage(&mut st, staged)?;
+        durable.wait()?;
+        // Submitted under the lock, so the next open sees this nonce taken.
+        let submitted = self.chain.submit(&tx);
+        drop(st);
+        submitted.map_err(HubError::Chain)?;
+        Ok(id)
+    }
+
+    /// The outgoing channel the hub has to `payee` (confirmed, not closing), if any.
+    pub(crate) fn payee_channel(st: &State, payee: &PublicKeyBytes) -> Option<ChannelId> {
+        st.channels
+            .iter()
+            .find(|(_, c)| {
+                c.role == ChannelRole::Outgoing
+                    && c.peer == *payee
+                    && c.confirmed
+                    && !c.closing
+                    && c.closed_at.is_none()
+            })
+            .map(|(id, _)| *id)
+    }
+
+    /// What the hub can still pay out on an outgoing channel: its balance less what it owes
+    /// and has in flight or queued.
+    pub(crate) fn spendable(c: &HubChannel) -> u64 {
+        let m = ChannelMachine::restore(c.machine.clone());
+        let queued: u64 = c
+            .queued
+            .iter()
+            .map(|ch| match ch {
+                Change::AddHtlc { amount_msat, .. } | Change::Pay { amount_msat } => *amount_msat,
+                _ => 0,
+            })
+            .sum();
+        let in_flight = match m.in_flight() {
+            Some(InFlight::Proposed {
+                change: Change::Pay { amount_msat } | Change::AddHtlc { amount_msat, .. },
+                ..
+            }) => *amount_msat,
+            _ => 0,
+        };
+        m.my_balance_msat()
+            .saturating_sub(c.owed_msat)
+            .saturating_sub(queued)
+            .saturating_sub(in_flight)
+    }
+
+    /// Sets up a stream from `payer_channel` to the payee of `invoice` (its amount is the
+    /// stream's budget, its payment hash the stream's id).
+    pub fn open_stream(&self, payer_channel: ChannelId, invoice: &str) -> Result<Stream, HubError> {
+        let parsed = parse_invoice(invoice, self.chain.network(), now(), None)?;
+        let mut st = self.state.lock();
+        if let Some(s) = st.streams.get(&parsed.payment_hash) {
+            if s.payer_channel == payer_channel {
+                return Ok(s.clone());
+            }
+            return Err(HubError::Invalid(
+                "the invoice already pays another stream".into(),
+            ));
+        }
+        let payer = st
+            .channels
+            .get(&payer_channel)
+            .ok_or(HubError::UnknownChannel(payer_channel))?;
+        if payer.role != ChannelRole::Incoming || payer.closed_at.is_some() {
+            return Err(HubError::Invalid(
+                "streams are paid from an open payer channel".into(),
+            ));
+        }
+        let payee_channel = Self::payee_channel(&st, &parsed.payee).ok_or_else(|| {
+            HubError::Liquidity(format!(
+                "the hub has no open channel to the invoice's payee {}",
+                parsed.payee
+            ))
+        })?;
+        let stream = Stream {
+            id: parsed.payment_hash,
+            payer_channel,
+            payee_channel,
+            payee: parsed.payee,
+            budget_msat: parsed.amount_msat,
+            received_msat: 0,
+            forwarded_msat: 0,
+            fees_msat: 0,
+            ticks: 0,
+            opened_at_ms: now_ms(),
+            closed: false,
+        };
+        let mut staged = Staged::default();
+        staged.streams.insert(stream.id, stream.clone());
+        let (durable, payments) = self.stage(&mut st, staged)?;
+        drop(st);
+        self.finish(durable, payments)?;
+        Ok(stream)
+    }
+
+    /// Closes a stream: no further ticks are accepted (what it carried stays paid).
+    pub fn close_stream(&self, id: &Hash256) -> Result<Stream, HubError> {
+        let mut st = self.state.lock();
+        let mut s = st
+            .streams
+            .get(id)
+            .cloned()
+            .ok_or(HubError::UnknownStream(*id))?;
+        s.closed = true;
+        let mut staged = Staged::default();
+        staged.streams.insert(s.id, s.clone());
+        let (durable, payments) = self.stage(&mut st, staged)?;
+        drop(st);
+        self.finish(durable, payments)?;
+        Ok(s)
+    }
+
+    /// The proposal the hub has in flight on `id` for the peer to accept, if any (peers fetch
+    /// it: the hub reaches no one).
+    pub fn outbox(&self, id: &ChannelId) -> Result<Option<Message>, HubError> {
+        let st = self.state.lock();
+        let c = st.channels.get(id).ok_or(HubError::UnknownChannel(*id))?;
+        let m = ChannelMachine::restore(c.machine.clone());
+        Ok(match m.in_flight() {
+            Some(InFlight::Proposed { change, state }) => Some(Message::Propose {
+                channel_id: *id,
+                seq: state.seq,
+                change: change.clone(),
+            }),
+            _ => None,
+        })
+    }
+
+    /// Handles a message from the peer of channel `id`; `ctx` says what a payer's proposal is
+    /// for. Returns the answer once everything it depends on is durable.
+    pub fn handle(
+        &self,
+        id: &ChannelId,
+        msg: Message,
+        ctx: ProposalContext,
+    ) -> Result<Handled, HubError> {
+        if *msg.channel_id() != *id {
+            return Err(HubError::Invalid(
+                "the message is for another channel".into(),
+            ));
+        }
+        let height = self.chain.height();
+        let mut st = self.state.lock();
+        let channel = st
+            .channels
+            .get(id)
+            .cloned()
+            .ok_or(HubError::UnknownChannel(*id))?;
+        if !channel.confirmed || channel.closing || channel.closed_at.is_some() {
+            return Err(HubError::Invalid("the channel is not open".into()));
+        }
+        if let Message::Propose { change, .. } = &msg {
+            if let Err(reason) = self.check_proposal(&st, id, &channel, change, &ctx, height) {
+                return Ok(Handled {
+                    reply: Some(Message::Reject {
+                        channel_id: *id,
+                        seq: channel.machine.latest.state.seq.saturating_add(1),
+                        reason,
+                    }),
+                    payments: Vec::new(),
+                });
+            }
+            st.contexts.insert(*id, ctx);
+        }
+        let mut machine = ChannelMachine::restore(channel.machine.clone());
+        let out = machine.handle(&self.key, msg, height)?;
+        let mut staged = Staged::default();
+        let mut updated = channel;
+        updated.machine = machine.snapshot().clone();
+        staged.channels.insert(*id, updated);
+        for event in out.events {
+            self.on_event(&mut st, &mut staged, id, event)?;
+        }
+        self.flush_staged(&st, &mut staged, height);
+        let (durable, payments) = self.stage(&mut st, staged)?;
+        drop(st);
+        let payments = self.finish(durable, payments)?;
+        Ok(Handled {
+            reply: out.send,
+            payments,
+        })
+    }
+}

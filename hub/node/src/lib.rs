@@ -1,0 +1,26 @@
+//! The channel hub (DESIGN §7): channels to many payers and payees, streamed micropayments,
+//! hash-locked payments through the hub, a watchtower, and the books.
+//!
+//! - [`hub`] owns the hub's state and its entry points; [`flow`] decides what the hub signs
+//!   and proposes; [`watch`] guards the channels on chain; [`store`] persists everything with
+//!   group commit; [`ports`] says what the hub needs from the transfer chain (the node
+//!   implements it); [`fees`] holds the fee policy and limits; [`txs`] signs the hub's
+//!   transactions.
+//! - Persist before acting: no signature, answer or transaction leaves before the state it
+//!   depends on is on disk.
+//! - This crate never imports another node crate: the transfer chain is reached through
+//!   [`ports::ChainPort`].
+
+pub mod fees;
+mod flow;
+pub mod hub;
+pub mod ports;
+pub mod store;
+pub mod txs;
+pub mod watch;
+
+pub use fees::{FeePolicy, HubConfig};
+pub use hub::{Handled, Hub, HubError, ProposalContext};
+pub use ports::ChainPort;
+pub use store::{HubStore, COLUMNS};
+pub use watch::WatchReport;

@@ -1,0 +1,21 @@
+//! What the hub needs from the transfer chain, as a port the node implements (the hub never
+//! imports the transfer chain's service).
+
+use doin_tx_core::channel::{Channel, ChannelId};
+use doin_types::{Amount, ChainId, Hash256, Height, Network, PublicKeyBytes};
+
+/// Read and submit access to the transfer chain.
+pub trait ChainPort: Send + Sync {
+    fn chain_id(&self) -> ChainId;
+    fn network(&self) -> Network;
+    /// Height of the final tip.
+    fn height(&self) -> Height;
+    /// The channel's on-chain record at the tip.
+    fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, String>;
+    /// The nonce the next transaction of `key` must carry (counting its pending ones).
+    fn next_nonce(&self, key: &PublicKeyBytes) -> Result<u64, String>;
+    /// Base fee per weight unit of the next block.
+    fn base_fee(&self) -> Amount;
+    /// Submits a signed transaction (canonical bytes); its id once the pool took it.
+    fn submit(&self, tx: &[u8]) -> Result<Hash256, String>;
+}

@@ -1,0 +1,388 @@
+//! The hub's persistent layout on `KvStore`, and group commit.
+//!
+//! Column families:
+//! - `hub_channels`: channel id → [`HubChannel`] (the state machine's snapshot and the hub's
+//!   bookkeeping around it)
+//! - `hub_routes`: payment hash → [`Route`] of a hash-locked payment through the hub
+//! - `hub_streams`: stream id → [`Stream`]
+//! - `hub_payments`: sequence number (big-endian) → [`Payment`], the accounting ledger
+//! - `hub_payee_payments`: payee ‖ sequence number → nothing (a payee's payments in order)
+//! - `hub_idempotency`: idempotency key → the answer given to the first request
+//! - `hub_meta`: reserved for the hub's settings
+//!
+//! Every operation of the hub is one [`WriteBatch`], written with `fsync` before any signature
+//! or answer leaves the process. Batches submitted at the same time share one `fsync` (group
+//! commit): the writer thread takes everything queued, writes it as one batch and wakes every
+//! caller. A caller never returns before its own batch is durable.
+
+use doin_channels::{Change, Snapshot};
+use doin_codec::{decode_exact, encode};
+use doin_store::{Cf, Direction, Durability, KvStore, StoreError, WriteBatch};
+use doin_tx_core::channel::ChannelId;
+use doin_types::{Hash256, Height, PublicKeyBytes};
+use serde::{Deserialize, Serialize};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+pub const CF_CHANNELS: Cf = "hub_channels";
+pub const CF_ROUTES: Cf = "hub_routes";
+pub const CF_STREAMS: Cf = "hub_streams";
+pub const CF_PAYMENTS: Cf = "hub_payments";
+pub const CF_PAYEE_PAYMENTS: Cf = "hub_payee_payments";
+pub const CF_IDEMPOTENCY: Cf = "hub_idempotency";
+pub const CF_META: Cf = "hub_meta";
+
+pub const COLUMNS: &[Cf] = &[
+    CF_CHANNELS,
+    CF_ROUTES,
+    CF_STREAMS,
+    CF_PAYMENTS,
+    CF_PAYEE_PAYMENTS,
+    CF_IDEMPOTENCY,
+    CF_META,
+];
+
+/// Which way a channel faces from the hub.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChannelRole {
+    /// A payer's channel: the payer opened it and pays into the hub (the hub is side B).
+    Incoming,
+    /// The hub's channel to a payee: the hub opened it and pays out (the hub is side A).
+    Outgoing,
+}
+
+/// One channel of the hub.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HubChannel {
+    pub role: ChannelRole,
+    pub peer: PublicKeyBytes,
+    pub machine: Snapshot,
+    /// Outgoing: stream money forwarded to the payee and not yet in a proposal.
+    pub owed_msat: u64,
+    /// Outgoing: the part of the `Pay` in flight that came from `owed_msat` (back to owed if
+    /// the payee refuses it).
+    pub in_flight_owed_msat: u64,
+    /// Changes the hub will propose once the channel is free (HTLC forwards, fulfilments,
+    /// failures), in order.
+    pub queued: Vec<Change>,
+    /// The channel is on chain (an outgoing one is recorded before its opening transaction
+    /// is included).
+    pub confirmed: bool,
+    /// A close is under way on chain (posted by either side): the hub proposes nothing more.
+    pub closing: bool,
+    /// Set once the channel is paid out on chain.
+    pub closed_at: Option<Height>,
+    /// The watchtower's last challenge (the seq it posted), so it does not repeat it.
+    pub challenged_seq: Option<u64>,
+    /// The watchtower submitted the settlement.
+    pub settle_submitted: bool,
+}
+
+/// Where a hash-locked payment through the hub stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RouteState {
+    /// Locked on the incoming channel, forwarded (or queued) on the outgoing one.
+    Pending,
+    /// The payee showed the preimage; the hub claims the incoming HTLC with it.
+    Fulfilled { preimage: [u8; 32] },
+    /// The payee gave the HTLC up; the hub gives the incoming one up too.
+    Failed,
+}
+
+/// A hash-locked payment payer → hub → payee.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub payment_hash: Hash256,
+    pub incoming: ChannelId,
+    pub outgoing: ChannelId,
+    pub payee: PublicKeyBytes,
+    pub amount_in_msat: u64,
+    pub amount_out_msat: u64,
+    pub expiry_in: Height,
+    pub expiry_out: Height,
+    pub state: RouteState,
+}
+
+/// A stream of cumulative payments from one payer channel to one payee, set up by invoice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stream {
+    /// The invoice's payment hash.
+    pub id: Hash256,
+    pub payer_channel: ChannelId,
+    pub payee_channel: ChannelId,
+    pub payee: PublicKeyBytes,
+    /// Most the stream may carry in total (the invoice amount).
+    pub budget_msat: u64,
+    pub received_msat: u64,
+    pub forwarded_msat: u64,
+    pub fees_msat: u64,
+    pub ticks: u64,
+    pub opened_at_ms: u64,
+    pub closed: bool,
+}
+
+/// What a ledger entry records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaymentKind {
+    /// A stream tick received from the payer.
+    StreamIn,
+    /// Stream money delivered to the payee (signed by both on the payee's channel).
+    StreamOut,
+    /// A hash-locked payment delivered to the payee.
+    RoutedOut,
+    /// A direct payment to the hub.
+    Received,
+}
+
+impl PaymentKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PaymentKind::StreamIn => "stream_in",
+            PaymentKind::StreamOut => "stream_out",
+            PaymentKind::RoutedOut => "routed_out",
+            PaymentKind::Received => "received",
+        }
+    }
+}
+
+/// One entry of the accounting ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub seq: u64,
+    pub at_ms: u64,
+    pub kind: PaymentKind,
+    pub channel: ChannelId,
+    /// Who paid (incoming) or was paid (outgoing).
+    pub counterparty: PublicKeyBytes,
+    pub amount_msat: u64,
+    pub fee_msat: u64,
+    pub stream: Option<Hash256>,
+    pub payment_hash: Option<Hash256>,
+    /// The channel state (`seq`) that carries it.
+    pub state_seq: u64,
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn get<T: serde::de::DeserializeOwned>(
+    kv: &dyn KvStore,
+    cf: Cf,
+    key: &[u8],
+    what: &str,
+) -> Result<Option<T>, StoreError> {
+    match kv.get(cf, key)? {
+        None => Ok(None),
+        Some(b) => decode_exact(&b).map(Some).map_err(|e| corrupt(what, e)),
+    }
+}
+
+/// Adds `value` under `key` to `batch`.
+pub fn put<T: Serialize>(
+    batch: &mut WriteBatch,
+    cf: Cf,
+    key: &[u8],
+    value: &T,
+) -> Result<(), StoreError> {
+    batch.put(cf, key.to_vec(), encode(value).map_err(|e| corrupt(cf, e))?);
+    Ok(())
+}
+
+type Job = (WriteBatch, mpsc::Sender<Result<(), StoreError>>);
+
+/// A queued write; [`Durable::wait`] returns once it is on disk.
+pub struct Durable {
+    done: Option<mpsc::Receiver<Result<(), StoreError>>>,
+}
+
+impl Durable {
+    pub fn wait(self) -> Result<(), StoreError> {
+        let gone = || StoreError::Backend("the hub's commit thread is gone".into());
+        self.done.ok_or_else(gone)?.recv().map_err(|_| gone())?
+    }
+}
+
+/// The hub's store: typed reads, and durable writes through the group-commit thread.
+pub struct HubStore {
+    kv: Arc<dyn KvStore>,
+    jobs: parking_lot::Mutex<mpsc::Sender<Job>>,
+}
+
+impl HubStore {
+    pub fn new(kv: Arc<dyn KvStore>) -> HubStore {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let writer = kv.clone();
+        std::thread::Builder::new()
+            .name("hub-commit".into())
+            .spawn(move || group_commit(writer, rx))
+            .map(|_| ())
+            .unwrap_or_else(|e| tracing::error!("cannot start the hub's commit thread: {e}"));
+        HubStore {
+            kv,
+            jobs: parking_lot::Mutex::new(tx),
+        }
+    }
+
+    /// Queues `batch` for a durable write. Batches are written in the order they are queued,
+    /// so once one is durable every batch queued before it is too. Wait on the answer before
+    /// anything that depends on the batch leaves the process.
+    pub fn enqueue(&self, batch: WriteBatch) -> Durable {
+        let (done_tx, done_rx) = mpsc::channel();
+        let sent = self.jobs.lock().send((batch, done_tx)).is_ok();
+        Durable {
+            done: sent.then_some(done_rx),
+        }
+    }
+
+    /// Writes `batch` durably (fsync), sharing the sync with batches queued meanwhile.
+    pub fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.enqueue(batch).wait()
+    }
+
+    pub fn channel(&self, id: &ChannelId) -> Result<Option<HubChannel>, StoreError> {
+        get(self.kv.as_ref(), CF_CHANNELS, &id.0, "hub channel")
+    }
+
+    /// Every channel, by id.
+    pub fn channels(&self) -> Result<Vec<(ChannelId, HubChannel)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.kv.iter_from(CF_CHANNELS, &[], Direction::Forward)? {
+            let (k, v) = item?;
+            let id: [u8; 32] = k
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt("hub channel key", "not 32 bytes"))?;
+            out.push((
+                Hash256(id),
+                decode_exact(&v).map_err(|e| corrupt("hub channel", e))?,
+            ));
+        }
+        Ok(out)
+    }
+
+    pub fn route(&self, hash: &Hash256) -> Result<Option<Route>, StoreError> {
+        get(self.kv.as_ref(), CF_ROUTES, &hash.0, "route")
+    }
+
+    pub fn routes(&self) -> Result<Vec<Route>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.kv.iter_from(CF_ROUTES, &[], Direction::Forward)? {
+            let (_, v) = item?;
+            out.push(decode_exact(&v).map_err(|e| corrupt("route", e))?);
+        }
+        Ok(out)
+    }
+
+    pub fn stream(&self, id: &Hash256) -> Result<Option<Stream>, StoreError> {
+        get(self.kv.as_ref(), CF_STREAMS, &id.0, "stream")
+    }
+
+    pub fn streams(&self) -> Result<Vec<Stream>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.kv.iter_from(CF_STREAMS, &[], Direction::Forward)? {
+            let (_, v) = item?;
+            out.push(decode_exact(&v).map_err(|e| corrupt("stream", e))?);
+        }
+        Ok(out)
+    }
+
+    /// One past the ledger's last sequence number. Taken from the ledger itself (not a
+    /// counter) so batches merged by group commit in any order cannot make it go back.
+    pub fn next_payment_seq(&self) -> Result<u64, StoreError> {
+        let mut it = self
+            .kv
+            .iter_from(CF_PAYMENTS, &u64::MAX.to_be_bytes(), Direction::Reverse)?;
+        match it.next() {
+            None => Ok(1),
+            Some(item) => {
+                let (k, _) = item?;
+                let seq: [u8; 8] = k
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| corrupt("payment key", "not 8 bytes"))?;
+                Ok(u64::from_be_bytes(seq).saturating_add(1))
+            }
+        }
+    }
+
+    /// Adds ledger entry `p` (its `seq` taken from the caller's counter) to `batch`.
+    pub fn put_payment(
+        batch: &mut WriteBatch,
+        p: &Payment,
+        payee: Option<&PublicKeyBytes>,
+    ) -> Result<(), StoreError> {
+        put(batch, CF_PAYMENTS, &p.seq.to_be_bytes(), p)?;
+        if let Some(payee) = payee {
+            let mut k = payee.0.to_vec();
+            k.extend_from_slice(&p.seq.to_be_bytes());
+            batch.put(CF_PAYEE_PAYMENTS, k, Vec::new());
+        }
+        Ok(())
+    }
+
+    /// Ledger entries from `after` (exclusive), at most `limit`.
+    pub fn payments(&self, after: u64, limit: usize) -> Result<Vec<Payment>, StoreError> {
+        let start = after.saturating_add(1).to_be_bytes();
+        let mut out = Vec::new();
+        for item in self.kv.iter_from(CF_PAYMENTS, &start, Direction::Forward)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, v) = item?;
+            out.push(decode_exact(&v).map_err(|e| corrupt("payment", e))?);
+        }
+        Ok(out)
+    }
+
+    /// `payee`'s ledger entries with a sequence number above `after`, at most `limit`.
+    pub fn payee_payments(
+        &self,
+        payee: &PublicKeyBytes,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Payment>, StoreError> {
+        let mut start = payee.0.to_vec();
+        start.extend_from_slice(&after.saturating_add(1).to_be_bytes());
+        let mut out = Vec::new();
+        for item in self
+            .kv
+            .iter_from(CF_PAYEE_PAYMENTS, &start, Direction::Forward)?
+        {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = item?;
+            if !k.starts_with(&payee.0) || k.len() != 40 {
+                break;
+            }
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&k[32..]);
+            if let Some(p) = get(self.kv.as_ref(), CF_PAYMENTS, &seq, "payment")? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn idempotent_answer(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.kv.get(CF_IDEMPOTENCY, key.as_bytes())
+    }
+}
+
+/// The commit thread: takes every queued batch, writes them as one synced batch, answers all.
+fn group_commit(kv: Arc<dyn KvStore>, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut waiting = vec![first.1];
+        let mut batch = first.0;
+        while let Ok((more, done)) = jobs.try_recv() {
+            batch.extend(more);
+            waiting.push(done);
+        }
+        let result = kv.write(batch, Durability::Sync).map_err(|e| e.to_string());
+        for done in waiting {
+            // A caller that gave up waiting is no reason to stop.
+            let _ = done.send(result.clone().map_err(StoreError::Backend));
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The watchtower and the hub's closes: it compares every channel's on-chain record with what
+//! the hub holds, confirms channels that reached the chain, challenges a stale close with the
+//! newest state both signed (the stale publisher forfeits its reserve to the hub), settles
+//! once the window is over and records the payout.
+//!
+//! Run [`Hub::watch`] once per transfer block (the node's watch task does); it is idempotent.
+
+use crate::hub::{Hub, HubError, Staged};
+use doin_channels::ChannelMachine;
+use doin_tx_core::channel::{ChannelId, ChannelPhase};
+use doin_tx_core::TxPayload;
+
+/// What one pass of the watch did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatchReport {
+    pub confirmed: Vec<ChannelId>,
+    pub challenged: Vec<ChannelId>,
+    pub settled: Vec<ChannelId>,
+    pub closed: Vec<ChannelId>,
+}
+
+impl Hub {
+    fn submit_tx(&self, payload: TxPayload) -> Result<(), HubError> {
+        let me = self.key.public();
+        let nonce = self.chain.next_nonce(&me).map_err(HubError::Chain)?;
+        let tx = crate::txs::sign(
+            &self.key,
+            self.chain.chain_id(),
+            nonce,
+            self.chain.base_fee(),
+            payload,
+        )
+        .map_err(HubError::Invalid)?;
+        self.chain.submit(&tx).map(|_| ()).map_err(HubError::Chain)
+    }
+
+    /// One pass over every channel the hub has not seen paid out.
+    pub fn watch(&self) -> Result<WatchReport, HubError> {
+        let height = self.chain.height();
+        let mut report = WatchReport::default();
+        let mut st = self.state.lock();
+        let mut staged = Staged::default();
+        let open: Vec<(ChannelId, crate::store::HubChannel)> = st
+            .channels
+            .iter()
+            .filter(|(_, c)| c.closed_at.is_none())
+            .map(|(id, c)| (*id, c.clone()))
+            .collect();
+        for (id, mut c) in open {
+            let before = c.clone();
+            let Some(on_chain) = self.chain.channel(&id).map_err(HubError::Chain)? else {
+                continue;
+            };
+            if !c.confirmed {
+                c.confirmed = true;
+                report.confirmed.push(id);
+            }
+            match &on_chain.phase {
+                ChannelPhase::Open => {}
+                ChannelPhase::Closing {
+                    posted, closes_at, ..
+                } => {
+                    c.closing = true;
+                    let latest = &c.machine.latest;
+                    let stale = latest.state.seq > posted.seq;
+                    if stale && height < *closes_at && c.challenged_seq != Some(latest.state.seq) {
+                        self.submit_tx(TxPayload::ChannelChallenge {
+                            state: Box::new(latest.clone()),
+                        })?;
+                        c.challenged_seq = Some(latest.state.seq);
+                        report.challenged.push(id);
+                    }
+                    let until = posted
+                        .htlcs
+                        .iter()
+                        .map(|h| h.expiry)
+                        .fold(*closes_at, u64::max);
+                    if height >= until && !c.settle_submitted {
+                        self.submit_tx(TxPayload::ChannelSettle { channel: id })?;
+                        c.settle_submitted = true;
+                        report.settled.push(id);
+                    }
+                }
+                ChannelPhase::Closed { at } => {
+                    c.closing = true;
+                    c.closed_at = Some(*at);
+                    report.closed.push(id);
+                }
+            }
+            if c != before {
+                staged.channels.insert(id, c);
+            }
+        }
+        let (durable, payments) = self.stage(&mut st, staged)?;
+        drop(st);
+        self.finish(durable, payments)?;
+        Ok(report)
+    }
+
+    /// Closes channel `id` from the hub's side: cooperatively with the newest state both
+    /// signed when it holds no HTLC and nothing is in flight (paid out at once), else by
+    /// posting that state and waiting out the window (the watch settles it).
+    pub fn close(&self, id: &ChannelId) -> Result<&'static str, HubError> {
+        let mut st = self.state.lock();
+        let mut c = st
+            .channels
+            .get(id)
+            .cloned()
+            .ok_or(HubError::UnknownChannel(*id))?;
+        if c.closing || c.closed_at.is_some() {
+            return Err(HubError::Invalid("the channel is already closing".into()));
+        }
+        let machine = ChannelMachine::restore(c.machine.clone());
+        let latest = machine.latest().clone();
+        let how = if latest.state.seq > 0
+            && latest.state.htlcs.is_empty()
+            && machine.in_flight().is_none()
+        {
+            self.submit_tx(TxPayload::ChannelCoopClose {
+                state: Box::new(latest),
+            })?;
+            "cooperative"
+        } else {
+            let state = (latest.state.seq > 0).then(|| Box::new(latest));
+            self.submit_tx(TxPayload::ChannelForceClose {
+                channel: *id,
+                state,
+            })?;
+            "force"
+        };
+        c.closing = true;
+        let mut staged = Staged::default();
+        staged.channels.insert(*id, c);
+        let (durable, payments) = self.stage(&mut st, staged)?;
+        drop(st);
+        self.finish(durable, payments)?;
+        Ok(how)
+    }
+}

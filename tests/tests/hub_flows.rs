@@ -1,0 +1,447 @@
+//! The hub end to end on a real transfer chain (RocksDB, signed transactions, blocks): a payer
+//! streams micropayments to a payee through the hub, set up by the payee's invoice; a
+//! hash-locked payment goes payer → hub → payee; the hub restarts from its store without
+//! losing an acknowledged payment; a payer that posts an old state is challenged by the
+//! watchtower and loses its reserve; the payee closes and finds the money in its balance; and
+//! the supply adds up throughout.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Message};
+use doin_crypto::KeyPair;
+use doin_hub::store::PaymentKind;
+use doin_hub::{Hub, HubConfig, HubStore, ProposalContext};
+use doin_store::{KvStore, RocksConfig, RocksStore};
+use doin_tx_core::channel::{channel_id, sha256, ChannelId, ChannelPhase, Side};
+use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec, StateView, Tx, TxBody, TxPayload};
+use doin_tx_node::TxChain;
+use doin_types::{Amount, Hash256, Network, Timestamp};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const UNIT: u64 = 1_000; // milli-units per base unit
+
+struct Net {
+    chain: Arc<TxChain>,
+    validator: KeyPair,
+    spec: GenesisSpec,
+}
+
+impl Net {
+    fn block(&self) {
+        self.chain
+            .produce_block(&self.validator, Timestamp(doin_tx_node::now_ms()))
+            .unwrap();
+    }
+
+    fn height(&self) -> u64 {
+        self.chain.tip().final_height
+    }
+
+    fn send(&self, from: &KeyPair, payload: TxPayload) {
+        let (nonce, _) = self.chain.next_nonce(&from.public()).unwrap();
+        let body = TxBody {
+            chain_id: self.chain.params().chain_id,
+            sender: from.public(),
+            nonce,
+            max_fee_per_weight: Amount::from_base_units(40),
+            max_priority_fee_per_weight: Amount::from_base_units(1),
+            payload,
+        };
+        let tx = Tx::from_signed(body.sign(from).unwrap()).unwrap();
+        self.chain.submit(tx.bytes()).unwrap();
+    }
+
+    fn balance(&self, k: &KeyPair) -> u64 {
+        self.chain
+            .account(&k.public())
+            .unwrap()
+            .balance
+            .base_units()
+    }
+
+    fn assert_supply(&self) {
+        let stats = self.chain.chain_stats().unwrap();
+        let balances: u64 = [&self.validator]
+            .into_iter()
+            .map(|k| self.balance(k))
+            .sum::<u64>()
+            + self
+                .spec
+                .allocations
+                .iter()
+                .map(|a| self.chain.account(&a.key).unwrap().balance.base_units())
+                .sum::<u64>();
+        assert_eq!(
+            balances + stats.staked.base_units() + stats.in_channels.base_units(),
+            stats.circulating().unwrap().base_units()
+        );
+    }
+}
+
+/// A payer's or payee's side of one channel.
+struct Peer {
+    key: KeyPair,
+    m: ChannelMachine,
+}
+
+fn open_hub(dir: &Path, key: &KeyPair, net: &Net, cfg: HubConfig) -> Hub {
+    let kv: Arc<dyn KvStore> = Arc::new(
+        RocksStore::open(&dir.join("hub"), doin_hub::COLUMNS, &RocksConfig::default()).unwrap(),
+    );
+    let port = Arc::new(doin_node::hub_port::TxChainPort::new(&net.chain));
+    Hub::open(
+        KeyPair::from_secret_bytes(&key.secret_bytes()).unwrap(),
+        port,
+        HubStore::new(kv),
+        cfg,
+    )
+    .unwrap()
+}
+
+/// `peer` sends `first` to the hub and the two answer each other until done.
+fn exchange(
+    hub: &Hub,
+    peer: &mut Peer,
+    id: &ChannelId,
+    first: Message,
+    ctx: ProposalContext,
+    h: u64,
+) {
+    let mut next = Some(first);
+    let mut ctx = Some(ctx);
+    while let Some(msg) = next.take() {
+        let handled = hub.handle(id, msg, ctx.take().unwrap_or_default()).unwrap();
+        let Some(reply) = handled.reply else { break };
+        let out = peer.m.handle(&peer.key, reply, h).unwrap();
+        next = out.send;
+    }
+}
+
+/// The hub's pending proposal on `id`, accepted by `peer`.
+fn pull(hub: &Hub, peer: &mut Peer, id: &ChannelId, h: u64) -> bool {
+    let Some(proposal) = hub.outbox(id).unwrap() else {
+        return false;
+    };
+    let out = peer.m.handle(&peer.key, proposal, h).unwrap();
+    exchange(
+        hub,
+        peer,
+        id,
+        out.send.unwrap(),
+        ProposalContext::default(),
+        h,
+    );
+    true
+}
+
+fn unix_now() -> std::time::Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap()
+}
+
+#[test]
+fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let (validator, hub_key, payer_key, payee_key) = (
+        KeyPair::generate(),
+        KeyPair::generate(),
+        KeyPair::generate(),
+        KeyPair::generate(),
+    );
+    let fund = |k: &KeyPair| Allocation {
+        key: k.public(),
+        amount: Amount::from_base_units(10_000_000),
+    };
+    let spec = GenesisSpec {
+        stakes: Vec::new(),
+        network: Network::Devnet,
+        chain_name: "hub".into(),
+        genesis_time: Timestamp(doin_tx_node::now_ms() - 10_000),
+        params: ConsensusParams::public_defaults(),
+        validators: vec![validator.public()],
+        allocations: vec![fund(&hub_key), fund(&payer_key), fund(&payee_key)],
+    };
+    let chain = doin_tests::open_rocks_chain(dir.path(), spec.clone()).unwrap();
+    let net = Net {
+        chain,
+        validator,
+        spec,
+    };
+    let cfg = HubConfig {
+        dispute_blocks: 4,
+        min_dispute_blocks: 3,
+        cltv_delta: 5,
+        ..HubConfig::default()
+    };
+    let mut hub = open_hub(dir.path(), &hub_key, &net, cfg.clone());
+    let chain_id = net.chain.params().chain_id;
+
+    // The hub opens a channel to the payee (100 000 units); the payer opens one to the hub.
+    let out_id = hub
+        .open_outgoing(payee_key.public(), Amount::from_base_units(100_000))
+        .unwrap();
+    let payer_nonce = net.chain.next_nonce(&payer_key.public()).unwrap().0;
+    net.send(
+        &payer_key,
+        TxPayload::ChannelOpen {
+            counterparty: hub_key.public(),
+            deposit: Amount::from_base_units(50_000),
+            counterparty_deposit: Amount::ZERO,
+            dispute_blocks: 4,
+            consent: None,
+        },
+    );
+    let in_id = channel_id(&chain_id, &payer_key.public(), payer_nonce);
+    net.block();
+    let report = hub.watch().unwrap();
+    assert_eq!(report.confirmed, vec![out_id]);
+    hub.register_incoming(in_id).unwrap();
+    net.assert_supply();
+    let copy = |k: &KeyPair| KeyPair::from_secret_bytes(&k.secret_bytes()).unwrap();
+    let mut payer = Peer {
+        key: copy(&payer_key),
+        m: ChannelMachine::new(
+            chain_id,
+            in_id,
+            Side::A,
+            payer_key.public(),
+            hub_key.public(),
+            50_000 * UNIT,
+            0,
+        )
+        .unwrap(),
+    };
+    let mut payee = Peer {
+        key: copy(&payee_key),
+        m: ChannelMachine::new(
+            chain_id,
+            out_id,
+            Side::B,
+            hub_key.public(),
+            payee_key.public(),
+            100_000 * UNIT,
+            0,
+        )
+        .unwrap(),
+    };
+
+    // The payee's invoice sets up a stream of at most 20 000 units.
+    let stream_invoice = create_invoice(
+        Network::Devnet,
+        &payee_key,
+        &InvoiceTerms {
+            amount_msat: 20_000 * UNIT,
+            payment_hash: Hash256(sha256(&[1; 32])),
+            payment_secret: [2; 32],
+            description: "evaluation stream".into(),
+            expiry_secs: 3_600,
+            min_final_cltv_blocks: 2,
+        },
+        unix_now(),
+    )
+    .unwrap();
+    let stream = hub.open_stream(in_id, &stream_invoice).unwrap();
+    let ctx = || ProposalContext {
+        stream: Some(stream.id),
+        invoice: None,
+    };
+    // 30 ticks of 100.5 units each; the payee pulls after every few.
+    let h = net.height();
+    for tick in 0..30 {
+        let out = payer
+            .m
+            .propose(
+                Change::Pay {
+                    amount_msat: 100_500,
+                },
+                h,
+            )
+            .unwrap();
+        exchange(&hub, &mut payer, &in_id, out.send.unwrap(), ctx(), h);
+        if tick % 4 == 3 {
+            while pull(&hub, &mut payee, &out_id, h) {}
+        }
+    }
+    while pull(&hub, &mut payee, &out_id, h) {}
+    let s = hub.stream(&stream.id).unwrap();
+    assert_eq!(s.ticks, 30);
+    assert_eq!(s.received_msat, 30 * 100_500);
+    // 0.1 % fee per tick: 100 msat each.
+    assert_eq!(s.fees_msat, 30 * 100);
+    assert_eq!(s.forwarded_msat, 30 * 100_400);
+    assert_eq!(payee.m.my_balance_msat(), 30 * 100_400);
+    assert_eq!(payer.m.my_balance_msat(), 50_000 * UNIT - 30 * 100_500);
+    assert_eq!(
+        payer.m.latest(),
+        &hub.channel(&in_id).unwrap().machine.latest
+    );
+    assert_eq!(
+        payee.m.latest(),
+        &hub.channel(&out_id).unwrap().machine.latest
+    );
+    // Over budget is refused without a signature.
+    let over = payer
+        .m
+        .propose(
+            Change::Pay {
+                amount_msat: 20_000 * UNIT,
+            },
+            h,
+        )
+        .unwrap();
+    let refused = hub.handle(&in_id, over.send.unwrap(), ctx()).unwrap();
+    assert!(
+        matches!(refused.reply, Some(Message::Reject { .. })),
+        "{refused:?}"
+    );
+    payer
+        .m
+        .handle(&payer.key, refused.reply.unwrap(), h)
+        .unwrap();
+
+    // The hub restarts: every acknowledged payment and state is still there.
+    let ledger_before = hub.store().payments(0, 10_000).unwrap();
+    drop(hub);
+    hub = open_hub(dir.path(), &hub_key, &net, cfg.clone());
+    assert_eq!(hub.store().payments(0, 10_000).unwrap(), ledger_before);
+    assert_eq!(hub.stream(&stream.id).unwrap(), s);
+    assert_eq!(
+        payer.m.latest(),
+        &hub.channel(&in_id).unwrap().machine.latest
+    );
+    let delivered: u64 = ledger_before
+        .iter()
+        .filter(|p| p.kind == PaymentKind::StreamOut)
+        .map(|p| p.amount_msat)
+        .sum();
+    assert_eq!(delivered, payee.m.my_balance_msat());
+    let payee_view = hub
+        .store()
+        .payee_payments(&payee_key.public(), 0, 1_000)
+        .unwrap();
+    assert!(payee_view.iter().all(|p| p.kind == PaymentKind::StreamOut));
+    assert_eq!(
+        payee_view.iter().map(|p| p.amount_msat).sum::<u64>(),
+        delivered
+    );
+
+    // A hash-locked payment of 777 units: payer → hub → payee, released by the preimage.
+    let preimage = [42u8; 32];
+    let invoice = create_invoice(
+        Network::Devnet,
+        &payee_key,
+        &InvoiceTerms {
+            amount_msat: 777 * UNIT,
+            payment_hash: Hash256(sha256(&preimage)),
+            payment_secret: [3; 32],
+            description: "one verification".into(),
+            expiry_secs: 600,
+            min_final_cltv_blocks: 2,
+        },
+        unix_now(),
+    )
+    .unwrap();
+    let h = net.height();
+    let fee = cfg.fee.fee(777 * UNIT).unwrap();
+    let add = payer
+        .m
+        .propose(
+            Change::AddHtlc {
+                amount_msat: 777 * UNIT + fee,
+                payment_hash: Hash256(sha256(&preimage)),
+                expiry: h + 40,
+            },
+            h,
+        )
+        .unwrap();
+    exchange(
+        &hub,
+        &mut payer,
+        &in_id,
+        add.send.unwrap(),
+        ProposalContext {
+            stream: None,
+            invoice: Some(invoice),
+        },
+        h,
+    );
+    // The hub locked the same hash towards the payee, with an earlier expiry.
+    assert!(pull(&hub, &mut payee, &out_id, h));
+    let locked = &payee.m.latest().state.htlcs[0];
+    assert_eq!(locked.amount_msat, 777 * UNIT);
+    assert_eq!(locked.expiry, h + 40 - 5);
+    // The payee takes it with the preimage; the hub then takes the payer's with it.
+    let take = payee
+        .m
+        .propose(Change::FulfillHtlc { preimage }, h)
+        .unwrap();
+    exchange(
+        &hub,
+        &mut payee,
+        &out_id,
+        take.send.unwrap(),
+        ProposalContext::default(),
+        h,
+    );
+    assert!(pull(&hub, &mut payer, &in_id, h));
+    assert!(payer.m.latest().state.htlcs.is_empty());
+    assert_eq!(payee.m.my_balance_msat(), delivered + 777 * UNIT);
+    assert_eq!(
+        payer.m.my_balance_msat(),
+        50_000 * UNIT - 30 * 100_500 - 777 * UNIT - fee
+    );
+
+    // The payer posts its opening state (seq 0), older than what it signed since: the
+    // watchtower challenges with the newest state and the payer forfeits 1 % of 50 000.
+    net.send(
+        &payer_key,
+        TxPayload::ChannelForceClose {
+            channel: in_id,
+            state: None,
+        },
+    );
+    net.block();
+    let report = hub.watch().unwrap();
+    assert_eq!(report.challenged, vec![in_id]);
+    net.block();
+    let latest_seq = payer.m.latest().state.seq;
+    match net.chain.store().channel(&in_id).unwrap().unwrap().phase {
+        ChannelPhase::Closing {
+            posted, posted_by, ..
+        } => {
+            assert_eq!(posted.seq, latest_seq);
+            assert_eq!(posted_by, Side::B);
+            assert_eq!(
+                posted.balance_a_msat,
+                payer.m.my_balance_msat() - 500 * UNIT
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // The payee closes cooperatively with the newest state both signed: paid at once (the
+    // payer hands the transaction in here, so the payee's balance moves by exactly its share).
+    let payee_before = net.balance(&payee_key);
+    net.send(
+        &payer_key,
+        TxPayload::ChannelCoopClose {
+            state: Box::new(payee.m.latest().clone()),
+        },
+    );
+    net.block();
+    assert_eq!(
+        net.balance(&payee_key),
+        payee_before + (delivered + 777 * UNIT) / UNIT
+    );
+    // The watch settles the payer's channel once its window is over.
+    for _ in 0..5 {
+        net.block();
+        hub.watch().unwrap();
+    }
+    net.block();
+    let report = hub.watch().unwrap();
+    assert!(report.closed.contains(&in_id) || hub.channel(&in_id).unwrap().closed_at.is_some());
+    assert!(hub.channel(&out_id).unwrap().closed_at.is_some());
+    assert_eq!(net.chain.chain_stats().unwrap().in_channels, Amount::ZERO);
+    net.assert_supply();
+}
