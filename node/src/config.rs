@@ -17,7 +17,7 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Genesis specification (JSON) of the transfer chain.
     pub genesis_file: PathBuf,
-    /// Chains this node runs: `tx`, `main` (`hub` later).
+    /// Services this node runs: `tx`, `main`, `hub` (the hub needs `tx` beside it).
     pub chains: Vec<String>,
     pub rest: RestConfig,
     pub main: MainSection,
@@ -28,6 +28,64 @@ pub struct NodeConfig {
     pub p2p: P2pSection,
     #[serde(default)]
     pub consensus: ConsensusSection,
+    #[serde(default)]
+    pub hub: HubSection,
+}
+
+/// The channel hub (`[hub]`), run when `chains` names `hub`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubSection {
+    /// Key file of the hub (its channels and transactions are signed with it).
+    pub keystore: Option<PathBuf>,
+    /// File holding the key file's password (else `DOIN_HUB_PASSWORD`).
+    pub password_file: Option<PathBuf>,
+    /// Fee per forwarded payment, milli-units.
+    pub fee_base_msat: u64,
+    /// Fee in millionths of the forwarded amount.
+    pub fee_ppm: u32,
+    /// Dispute window of the channels the hub opens, blocks.
+    pub dispute_blocks: u64,
+    /// Shortest dispute window accepted on a payer's channel, blocks.
+    pub min_dispute_blocks: u64,
+    /// Blocks between a routed HTLC's expiry towards the payee and the payer's.
+    pub cltv_delta: u64,
+    /// Most the hub owes one payee before it refuses more ticks towards it, milli-units.
+    pub max_owed_msat: u64,
+    /// How often the watchtower compares the channels with the chain, milliseconds.
+    pub watch_interval_ms: u64,
+}
+
+impl Default for HubSection {
+    fn default() -> Self {
+        let d = doin_hub::HubConfig::default();
+        HubSection {
+            keystore: None,
+            password_file: None,
+            fee_base_msat: d.fee.base_msat,
+            fee_ppm: d.fee.ppm,
+            dispute_blocks: d.dispute_blocks,
+            min_dispute_blocks: d.min_dispute_blocks,
+            cltv_delta: d.cltv_delta,
+            max_owed_msat: d.max_owed_msat,
+            watch_interval_ms: 2_000,
+        }
+    }
+}
+
+impl HubSection {
+    pub fn hub_config(&self) -> doin_hub::HubConfig {
+        doin_hub::HubConfig {
+            fee: doin_hub::FeePolicy {
+                base_msat: self.fee_base_msat,
+                ppm: self.fee_ppm,
+            },
+            dispute_blocks: self.dispute_blocks,
+            min_dispute_blocks: self.min_dispute_blocks,
+            cltv_delta: self.cltv_delta,
+            max_owed_msat: self.max_owed_msat,
+        }
+    }
 }
 
 /// BFT consensus of the transfer chain's validators (`[consensus]`).
@@ -237,13 +295,14 @@ impl Default for NodeConfig {
                 max_outbound_per_16: 4,
             },
             consensus: ConsensusSection::default(),
+            hub: HubSection::default(),
         }
     }
 }
 
 /// The chains a node can be asked to run, and which of them exist in this build.
 pub const KNOWN_CHAINS: &[&str] = &["main", "tx", "hub"];
-pub const AVAILABLE_CHAINS: &[&str] = &["tx", "main"];
+pub const AVAILABLE_CHAINS: &[&str] = &["tx", "main", "hub"];
 
 impl NodeConfig {
     /// Defaults, then the file (if any), then `DOIN_*` variables.
@@ -261,6 +320,7 @@ impl NodeConfig {
             "wallet_password",
             "validator_password",
             "main_password",
+            "hub_password",
         ]));
         let cfg: NodeConfig = fig.extract().map_err(|e| format!("configuration: {e}"))?;
         cfg.validate()?;
@@ -279,9 +339,26 @@ impl NodeConfig {
             }
             if !AVAILABLE_CHAINS.contains(&c.as_str()) {
                 return Err(format!(
-                    "configuration: chain {c:?} is not available in this version of doin (available: tx, main)"
+                    "configuration: chain {c:?} is not available in this version of doin (available: tx, main, hub)"
                 ));
             }
+        }
+        if self.runs("hub") && !self.runs("tx") {
+            return Err(
+                "configuration: the hub needs the transfer chain in the same node (chains = [\"tx\", \"hub\"])"
+                    .into(),
+            );
+        }
+        if self.hub.dispute_blocks == 0
+            || self.hub.dispute_blocks > doin_tx_core::channel::MAX_DISPUTE_BLOCKS
+        {
+            return Err(format!(
+                "configuration: hub.dispute_blocks must be 1..={}",
+                doin_tx_core::channel::MAX_DISPUTE_BLOCKS
+            ));
+        }
+        if self.hub.watch_interval_ms == 0 {
+            return Err("configuration: hub.watch_interval_ms must be above zero".into());
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err("configuration: log.format must be `text` or `json`".into());
@@ -378,7 +455,7 @@ mod tests {
         assert!(NodeConfig::load(Some(&f)).is_err());
         std::fs::write(&f, "chains = [\"hub\"]\n").unwrap();
         let e = NodeConfig::load(Some(&f)).unwrap_err();
-        assert!(e.contains("not available"), "{e}");
+        assert!(e.contains("needs the transfer chain"), "{e}");
         std::fs::write(&f, "chains = [\"moon\"]\n").unwrap();
         assert!(NodeConfig::load(Some(&f))
             .unwrap_err()

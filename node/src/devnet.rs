@@ -59,6 +59,10 @@ pub struct Devnet {
     pub validator: KeyPair,
     pub evaluators: Vec<KeyPair>,
     pub optimizers: Vec<KeyPair>,
+    /// The channel hub's key (funded at genesis).
+    pub hub: KeyPair,
+    /// The demo payer that streams to the evaluators through the hub (funded at genesis).
+    pub payer: KeyPair,
     pub demo_keys: Vec<KeyPair>,
     pub account_files: Vec<PathBuf>,
     pub created: bool,
@@ -97,6 +101,8 @@ pub fn prepare(opts: &DevnetOptions) -> anyhow::Result<Devnet> {
     let genesis_path = dir.join("genesis.json");
     let created = !genesis_path.exists();
     let validator = load_or_create_key(&key_path(dir, "validator"), created)?;
+    let hub = load_or_create_key(&key_path(dir, "hub"), created)?;
+    let payer = load_or_create_key(&key_path(dir, "payer"), created)?;
     let mut accounts = Vec::new();
     let mut account_files = Vec::new();
     for i in 0..opts.accounts {
@@ -129,6 +135,7 @@ pub fn prepare(opts: &DevnetOptions) -> anyhow::Result<Devnet> {
             allocations: accounts
                 .iter()
                 .chain(demo_keys.iter())
+                .chain([&hub, &payer])
                 .map(|k| Allocation {
                     key: k.public(),
                     amount: per_account,
@@ -161,9 +168,15 @@ pub fn prepare(opts: &DevnetOptions) -> anyhow::Result<Devnet> {
     let mut config = NodeConfig {
         data_dir: dir.clone(),
         genesis_file: genesis_path,
-        chains: vec!["tx".into(), "main".into()],
+        chains: vec!["tx".into(), "main".into(), "hub".into()],
         ..NodeConfig::default()
     };
+    config.hub.keystore = Some(key_path(dir, "hub"));
+    // Short windows so a close can be watched to the end in minutes.
+    config.hub.dispute_blocks = 20;
+    config.hub.min_dispute_blocks = 10;
+    config.hub.cltv_delta = 10;
+    config.hub.watch_interval_ms = 1_000;
     config.main.genesis_file = dir.join("main-genesis.json");
     config.main.producer_keystore = Some(key_path(dir, "validator"));
     config.main.poll_ms = (opts.main_block_time_ms / 20).clamp(100, 1000);
@@ -184,6 +197,8 @@ pub fn prepare(opts: &DevnetOptions) -> anyhow::Result<Devnet> {
         validator,
         evaluators,
         optimizers,
+        hub,
+        payer,
         demo_keys,
         account_files,
         created,
@@ -356,6 +371,13 @@ pub fn print_banner(d: &Devnet, rest: SocketAddr) {
     println!("  API docs      {base}/docs   (OpenAPI: {base}/openapi.json)");
     println!("  main chain    {base}/v1/main/info   (domains: {base}/v1/main/domains)");
     println!("  events (SSE)  {base}/v1/events");
+    println!("  channel hub   {base}/v1/hub/info   (channels: {base}/v1/hub/channels)");
+    if let Some(e) = d.evaluators.first() {
+        println!(
+            "  payments      {base}/v1/hub/payees/{}/events   (an evaluator's live micropayments, SSE)",
+            Address::new(network, e.public())
+        );
+    }
     println!("  metrics       {base}/metrics");
     println!("  data dir      {}", d.config.data_dir.display());
     for f in &d.account_files {

@@ -57,6 +57,7 @@ pub struct GatewayState {
     pub started: Instant,
     pub tx: Option<Arc<TxChain>>,
     pub main: Option<Arc<MainChain>>,
+    pub hub: Option<Arc<doin_hub::Hub>>,
     pub chains: Vec<String>,
     pub net: Option<doin_net::NetHandle>,
     pub tx_sync: Option<doin_tx_node::p2p::SyncState>,
@@ -106,6 +107,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(doin_tx_node::channel_api::ChannelApiDoc::openapi());
     doc.merge(crate::anchor_api::AnchorApiDoc::openapi());
     doc.merge(doin_main_node::api::MainApiDoc::openapi());
+    doc.merge(doin_hub::api::HubApiDoc::openapi());
     doc.merge(crate::node_api::NodeNetApiDoc::openapi());
     doc
 }
@@ -153,10 +155,11 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
             .route("/v1/anchors/main/{*rest}", any(both))
             .route("/v1/anchors/checkpoint/{*rest}", any(both));
     }
-    // Services this build does not have yet answer like a disabled chain.
-    app = app
-        .route("/v1/anchors/{*rest}", any(not_yet_anchors))
-        .route("/v1/hub/{*rest}", any(|| disabled("hub", "channel hub")));
+    app = match &state.hub {
+        Some(hub) => app.merge(doin_hub::api::router(hub.clone())),
+        None => app.route("/v1/hub/{*rest}", any(|| disabled("hub", "channel hub"))),
+    };
+    app = app.route("/v1/anchors/{*rest}", any(not_yet_anchors));
     let app = app
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
         .fallback(doin_http::not_found)

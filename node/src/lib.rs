@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod devnet;
 pub mod gateway;
+pub mod hub_demo;
 pub mod hub_port;
 pub mod node_api;
 pub mod proofcheck;

@@ -249,6 +249,21 @@ async fn run_devnet(a: DevnetArgs) -> anyhow::Result<ExitCode> {
                 std::time::Duration::from_millis(opts.demo_interval_ms),
             ),
         ));
+        let payees = d
+            .evaluators
+            .iter()
+            .filter_map(|k| doin_crypto::KeyPair::from_secret_bytes(&k.secret_bytes()).ok())
+            .collect();
+        side.push((
+            "hub demo",
+            doin_node::hub_demo::hub_demo(
+                doin_crypto::KeyPair::from_secret_bytes(&d.payer.secret_bytes())
+                    .map_err(|e| anyhow!("key: {e}"))?,
+                payees,
+                d.config.data_dir.clone(),
+                std::time::Duration::from_millis(opts.demo_interval_ms.max(200)),
+            ),
+        ));
     }
     let copy = |k: &doin_crypto::KeyPair| {
         doin_crypto::KeyPair::from_secret_bytes(&k.secret_bytes()).map_err(|e| anyhow!("key: {e}"))
@@ -273,6 +288,7 @@ async fn run_devnet(a: DevnetArgs) -> anyhow::Result<ExitCode> {
         } else {
             Vec::new()
         },
+        hub: Some(copy(&d.hub)?),
     };
     let node = Node::start(
         &d.config,
@@ -336,6 +352,18 @@ async fn run_node(a: NodeArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(unlock)
             .collect::<anyhow::Result<_>>()?;
+    }
+    if cfg.runs("hub") {
+        let ks = cfg
+            .hub
+            .keystore
+            .clone()
+            .ok_or_else(|| anyhow!("the hub needs [hub] keystore"))?;
+        keys.hub = Some(unlock_key(
+            &ks,
+            cfg.hub.password_file.as_deref(),
+            "DOIN_HUB_PASSWORD",
+        )?);
     }
     let node = Node::start(&cfg, spec, main_spec, keys, Vec::new()).await?;
     Ok(exit_code(node.run_until(shutdown_signal()).await))

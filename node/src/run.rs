@@ -28,11 +28,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The chains a started node runs.
+/// The chains (and hub) a started node runs.
 #[derive(Clone, Default)]
 pub struct Handles {
     pub tx: Option<Arc<TxChain>>,
     pub main: Option<Arc<MainChain>>,
+    pub hub: Option<Arc<doin_hub::Hub>>,
 }
 
 /// Extra work a node runs besides its chains (the devnet's demo traffic).
@@ -54,12 +55,15 @@ pub struct NodeKeys {
     pub main_producer: Option<KeyPair>,
     pub evaluators: Vec<KeyPair>,
     pub optimizers: Vec<KeyPair>,
+    /// The channel hub's key.
+    pub hub: Option<KeyPair>,
 }
 
 /// A started node.
 pub struct Node {
     pub tx: Option<Arc<TxChain>>,
     pub main: Option<Arc<MainChain>>,
+    pub hub: Option<Arc<doin_hub::Hub>>,
     /// The peer-to-peer network, when enabled.
     pub net: Option<NetHandle>,
     /// Where the transfer chain stands against its peers, when networked.
@@ -154,6 +158,7 @@ impl Node {
             let columns: Vec<&'static str> = doin_tx_node::store::COLUMNS
                 .iter()
                 .chain(doin_main_node::store::COLUMNS)
+                .chain(doin_hub::COLUMNS)
                 .copied()
                 .collect();
             let store = tokio::task::spawn_blocking(move || {
@@ -215,6 +220,17 @@ impl Node {
             main.set_tx_view(Arc::new(crate::anchoring::TxChainCheckpoints::new(tx)));
         }
 
+        let hub = match (&tx, cfg.runs("hub")) {
+            (Some(tx), true) => {
+                let key = keys
+                    .hub
+                    .ok_or_else(|| anyhow!("the hub needs its key ([hub] keystore)"))?;
+                Some(start_hub(cfg, tx, kv.clone(), key, &mut tasks)?)
+            }
+            (None, true) => return Err(anyhow!("the hub needs the transfer chain in this node")),
+            _ => None,
+        };
+
         let NetParts {
             handle: net,
             tx_sync,
@@ -232,6 +248,7 @@ impl Node {
                 started,
                 tx: tx.clone(),
                 main: main.clone(),
+                hub: hub.clone(),
                 chains: cfg.chains.clone(),
                 net: net.clone(),
                 tx_sync: tx_sync.clone(),
@@ -260,6 +277,7 @@ impl Node {
         let handles = Handles {
             tx: tx.clone(),
             main: main.clone(),
+            hub: hub.clone(),
         };
         for (name, task) in side_tasks {
             let fut = task(handles.clone(), tasks.shutdown_signal());
@@ -270,6 +288,7 @@ impl Node {
         Ok(Node {
             tx,
             main,
+            hub,
             net,
             tx_sync,
             main_sync,
@@ -290,6 +309,55 @@ impl Node {
         }
         exit
     }
+}
+
+/// Opens the hub over the node's database and starts its watch: every `watch_interval_ms`
+/// it compares the channels with the chain (challenging stale closes, settling, confirming)
+/// and proposes whatever waits. A watch that cannot run is a critical failure: a hub that
+/// does not watch its channels can lose funds.
+fn start_hub(
+    cfg: &NodeConfig,
+    tx: &Arc<TxChain>,
+    kv: Arc<dyn KvStore>,
+    key: KeyPair,
+    tasks: &mut TaskManager,
+) -> anyhow::Result<Arc<doin_hub::Hub>> {
+    let port = Arc::new(crate::hub_port::TxChainPort::new(tx));
+    let hub = Arc::new(
+        doin_hub::Hub::open(key, port, doin_hub::HubStore::new(kv), cfg.hub.hub_config())
+            .map_err(|e| anyhow!("cannot open the hub: {e}"))?,
+    );
+    let every = Duration::from_millis(cfg.hub.watch_interval_ms);
+    let watched = hub.clone();
+    let mut stop = tasks.shutdown_signal();
+    tasks.spawn_critical("hub watchtower", async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return Ok(()),
+            }
+            let h = watched.clone();
+            let pass = tokio::task::spawn_blocking(move || {
+                let report = h.watch()?;
+                h.flush_all()?;
+                Ok::<_, doin_hub::HubError>(report)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            match pass {
+                Ok(r) if r != doin_hub::WatchReport::default() => {
+                    tracing::info!(?r, "hub watch");
+                }
+                Ok(_) => {}
+                // The chain refusing one transaction is retried next pass; a store failure is not.
+                Err(doin_hub::HubError::Chain(e)) => tracing::warn!(error = %e, "hub watch"),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    });
+    tracing::info!(hub = %hub.public_key(), "hub started");
+    Ok(hub)
 }
 
 /// The `[p2p]` section as the network library wants it.

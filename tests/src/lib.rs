@@ -69,6 +69,7 @@ pub fn gateway_with(
                 .collect(),
             tx,
             main,
+            hub: None,
             net: None,
             tx_sync: None,
             main_sync: None,

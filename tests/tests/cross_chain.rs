@@ -39,6 +39,7 @@ async fn start_with(dir: &std::path::Path, optimizers: usize) -> (Node, devnet::
         main_producer: Some(copy(&d.validator)),
         evaluators: d.evaluators.iter().map(copy).collect(),
         optimizers: d.optimizers.iter().take(optimizers).map(copy).collect(),
+        hub: Some(copy(&d.hub)),
     };
     // After a stop in this process, the previous node's last tasks may still hold the
     // database for a moment: retry opening briefly.
@@ -62,6 +63,7 @@ async fn start_with(dir: &std::path::Path, optimizers: usize) -> (Node, devnet::
                     main_producer: Some(copy(&d.validator)),
                     evaluators: d.evaluators.iter().map(copy).collect(),
                     optimizers: d.optimizers.iter().take(optimizers).map(copy).collect(),
+                    hub: Some(copy(&d.hub)),
                 });
             }
             Err(e) => panic!("node did not start: {e:#}"),

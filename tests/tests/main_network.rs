@@ -45,6 +45,7 @@ async fn two_nodes_share_both_chains_and_remote_evaluators_vote() {
             main_producer: Some(copy(&d.validator)),
             evaluators: d.evaluators[..3].iter().map(copy).collect(),
             optimizers: d.optimizers.iter().map(copy).collect(),
+            hub: Some(copy(&d.hub)),
         },
         Vec::new(),
     )
@@ -59,6 +60,8 @@ async fn two_nodes_share_both_chains_and_remote_evaluators_vote() {
     cfg.producer.enabled = false;
     cfg.producer.keystore = None;
     cfg.main.producer_keystore = None;
+    // The hub runs on the first node only.
+    cfg.chains.retain(|c| c != "hub");
     cfg.p2p.bootstrap = vec![boot];
     cfg.p2p.sync_interval_ms = 300;
     let remote: Vec<PublicKeyBytes> = d.evaluators[3..].iter().map(|k| k.public()).collect();

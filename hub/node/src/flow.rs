@@ -31,6 +31,18 @@ fn staged_route<'a>(st: &State, staged: &'a mut Staged, hash: &Hash256) -> Optio
     staged.routes.get_mut(hash)
 }
 
+/// The payee's side of a routed payment is gone (refused or expired): the route fails and
+/// the hub gives the payer's HTLC back.
+fn fail_route(st: &State, staged: &mut Staged, payment_hash: Hash256) {
+    if let Some(r) = staged_route(st, staged, &payment_hash) {
+        r.state = RouteState::Failed;
+        let incoming = r.incoming;
+        if let Some(ic) = staged_channel(st, staged, &incoming) {
+            ic.queued.push(Change::FailHtlc { payment_hash });
+        }
+    }
+}
+
 /// The side the peer is on, seen from the hub.
 fn peer_side(role: ChannelRole) -> Side {
     match role {
@@ -194,7 +206,9 @@ impl Hub {
                 proposer, change, ..
             } if proposer == peer_side(role) => match (role, change) {
                 (ChannelRole::Incoming, Change::Pay { amount_msat }) => {
-                    let ctx = st.contexts.remove(id).unwrap_or_default();
+                    let ctx = staged_channel(st, staged, id)
+                        .and_then(|c| c.pending_context.take())
+                        .unwrap_or_default();
                     match ctx.stream.and_then(|sid| st.streams.get(&sid).cloned()) {
                         Some(mut s) => {
                             let fee = self.cfg.fee.fee(amount_msat).unwrap_or(amount_msat);
@@ -225,7 +239,9 @@ impl Hub {
                         expiry,
                     },
                 ) => {
-                    let ctx = st.contexts.remove(id).unwrap_or_default();
+                    let ctx = staged_channel(st, staged, id)
+                        .and_then(|c| c.pending_context.take())
+                        .unwrap_or_default();
                     // Checked when the proposal came in; parsed again for its terms.
                     let inv = ctx
                         .invoice
@@ -294,13 +310,7 @@ impl Hub {
                     }
                 }
                 (ChannelRole::Outgoing, Change::FailHtlc { payment_hash }) => {
-                    if let Some(r) = staged_route(st, staged, &payment_hash) {
-                        r.state = RouteState::Failed;
-                        let incoming = r.incoming;
-                        if let Some(ic) = staged_channel(st, staged, &incoming) {
-                            ic.queued.push(Change::FailHtlc { payment_hash });
-                        }
-                    }
+                    fail_route(st, staged, payment_hash);
                 }
                 (ChannelRole::Outgoing, Change::Pay { amount_msat }) => {
                     let p = ledger(PaymentKind::Received, amount_msat, 0, None, None);
@@ -318,13 +328,7 @@ impl Hub {
                     Self::record(st, staged, p, Some(peer));
                 }
                 (ChannelRole::Outgoing, Change::ExpireHtlc { payment_hash }) => {
-                    if let Some(r) = staged_route(st, staged, &payment_hash) {
-                        r.state = RouteState::Failed;
-                        let incoming = r.incoming;
-                        if let Some(ic) = staged_channel(st, staged, &incoming) {
-                            ic.queued.push(Change::FailHtlc { payment_hash });
-                        }
-                    }
+                    fail_route(st, staged, payment_hash);
                 }
                 _ => {}
             },

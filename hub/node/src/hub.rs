@@ -76,8 +76,6 @@ pub(crate) struct State {
     pub(crate) channels: BTreeMap<ChannelId, HubChannel>,
     pub(crate) streams: BTreeMap<Hash256, Stream>,
     pub(crate) routes: BTreeMap<Hash256, Route>,
-    /// Per payer channel: the context of the proposal it has in flight.
-    pub(crate) contexts: BTreeMap<ChannelId, ProposalContext>,
     pub(crate) next_seq: u64,
 }
 
@@ -139,7 +137,6 @@ impl Hub {
                 channels,
                 streams,
                 routes,
-                contexts: BTreeMap::new(),
                 next_seq,
             }),
             payments_tx,
@@ -160,6 +157,21 @@ impl Hub {
 
     pub fn chain(&self) -> &Arc<dyn ChainPort> {
         &self.chain
+    }
+
+    pub fn idempotent_answer(
+        &self,
+        key: &str,
+    ) -> Result<Option<crate::store::StoredAnswer>, HubError> {
+        Ok(self.store.answer(key)?)
+    }
+
+    pub fn store_answer(
+        &self,
+        key: &str,
+        answer: &crate::store::StoredAnswer,
+    ) -> Result<(), HubError> {
+        Ok(self.store.put_answer(key, answer)?)
     }
 
     /// Ledger entries as they are made durable.
@@ -276,6 +288,7 @@ impl Hub {
             closed_at: None,
             challenged_seq: None,
             settle_submitted: false,
+            pending_context: None,
         };
         let mut st = self.state.lock();
         if let Some(c) = st.channels.get(&id) {
@@ -322,6 +335,7 @@ impl Hub {
             closed_at: None,
             challenged_seq: None,
             settle_submitted: false,
+            pending_context: None,
         };
         let tx = crate::txs::sign(
             &self.key,
@@ -505,13 +519,20 @@ impl Hub {
                     payments: Vec::new(),
                 });
             }
-            st.contexts.insert(*id, ctx);
         }
+        let was_accepted = matches!(channel.machine.in_flight, Some(InFlight::Accepted { .. }));
         let mut machine = ChannelMachine::restore(channel.machine.clone());
         let out = machine.handle(&self.key, msg, height)?;
         let mut staged = Staged::default();
         let mut updated = channel;
         updated.machine = machine.snapshot().clone();
+        // The hub just signed a new proposal of the peer: keep what it is for, with it.
+        if !was_accepted && matches!(machine.in_flight(), Some(InFlight::Accepted { .. })) {
+            updated.pending_context = Some(crate::store::PendingContext {
+                stream: ctx.stream,
+                invoice: ctx.invoice,
+            });
+        }
         staged.channels.insert(*id, updated);
         for event in out.events {
             self.on_event(&mut st, &mut staged, id, event)?;

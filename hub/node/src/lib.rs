@@ -11,9 +11,11 @@
 //! - This crate never imports another node crate: the transfer chain is reached through
 //!   [`ports::ChainPort`].
 
+pub mod api;
 pub mod fees;
 mod flow;
 pub mod hub;
+mod ledger_api;
 pub mod ports;
 pub mod store;
 pub mod txs;

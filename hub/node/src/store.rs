@@ -76,6 +76,16 @@ pub struct HubChannel {
     pub challenged_seq: Option<u64>,
     /// The watchtower submitted the settlement.
     pub settle_submitted: bool,
+    /// What the peer's proposal in flight (signed by the hub, not yet confirmed) is for: kept
+    /// with it so a restart in between books the payment where it belongs.
+    pub pending_context: Option<PendingContext>,
+}
+
+/// The stream or invoice a peer's proposal names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingContext {
+    pub stream: Option<Hash256>,
+    pub invoice: Option<String>,
 }
 
 /// Where a hash-locked payment through the hub stands.
@@ -119,6 +129,16 @@ pub struct Stream {
     pub ticks: u64,
     pub opened_at_ms: u64,
     pub closed: bool,
+}
+
+/// The first answer to a request with an `Idempotency-Key`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAnswer {
+    /// What the request asked (a repeat must ask the same).
+    pub fingerprint: String,
+    pub status: u16,
+    /// The JSON body.
+    pub body: Vec<u8>,
 }
 
 /// What a ledger entry records.
@@ -365,8 +385,21 @@ impl HubStore {
         Ok(out)
     }
 
-    pub fn idempotent_answer(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.kv.get(CF_IDEMPOTENCY, key.as_bytes())
+    /// The answer kept under an `Idempotency-Key`.
+    pub fn answer(&self, key: &str) -> Result<Option<StoredAnswer>, StoreError> {
+        get(
+            self.kv.as_ref(),
+            CF_IDEMPOTENCY,
+            key.as_bytes(),
+            "idempotent answer",
+        )
+    }
+
+    /// Keeps the answer given under an `Idempotency-Key` (durably).
+    pub fn put_answer(&self, key: &str, answer: &StoredAnswer) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::new();
+        put(&mut batch, CF_IDEMPOTENCY, key.as_bytes(), answer)?;
+        self.commit(batch)
     }
 }
 

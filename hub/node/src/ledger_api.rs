@@ -1,0 +1,234 @@
+//! REST routes of the hub's books (`/v1/hub/payees/...`, `/v1/hub/accounting.csv`): what it
+//! delivered to a payee, as a page or a live resumable feed, and the whole ledger as CSV.
+//! Reads only; entries are written by the hub as payments complete.
+
+use crate::hub::Hub;
+use crate::store::Payment;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use doin_http::{path_problem, ApiQuery, Problem, ProblemDoc};
+use doin_types::PublicKeyBytes;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_stream::StreamExt as _;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::{addr, parse_addr, St};
+
+/// One ledger entry. Milli-unit amounts are decimal strings.
+#[derive(Serialize, ToSchema, Clone)]
+pub struct PaymentView {
+    pub seq: u64,
+    pub at_ms: u64,
+    /// `stream_in`, `stream_out`, `routed_out` or `received`.
+    pub kind: &'static str,
+    pub channel: String,
+    pub counterparty: String,
+    pub amount_msat: String,
+    pub fee_msat: String,
+    pub stream: Option<String>,
+    pub payment_hash: Option<String>,
+    pub state_seq: u64,
+}
+
+pub(crate) fn payment_view(hub: &Hub, p: &Payment) -> PaymentView {
+    PaymentView {
+        seq: p.seq,
+        at_ms: p.at_ms,
+        kind: p.kind.as_str(),
+        channel: p.channel.to_hex(),
+        counterparty: addr(hub, &p.counterparty),
+        amount_msat: p.amount_msat.to_string(),
+        fee_msat: p.fee_msat.to_string(),
+        stream: p.stream.map(|s| s.to_hex()),
+        payment_hash: p.payment_hash.map(|h| h.to_hex()),
+        state_seq: p.state_seq,
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Entries with a sequence number above this one.
+    pub after: Option<u64>,
+    /// At most this many (1-1000, default 100).
+    pub limit: Option<usize>,
+}
+
+fn limit_of(q: &PageQuery) -> Result<usize, Problem> {
+    match q.limit {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(_) => Err(Problem::bad_request("invalid-limit", "limit is 1-1000")),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/hub/payees/{address}/payments", tag = "hub", params(PageQuery,
+        ("address" = String, Path, description = "The payee's address")),
+    responses(
+        (status = 200, description = "What the hub delivered to this payee, oldest first", body = [PaymentView]),
+        (status = 400, description = "Bad address or paging", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn payee_payments(
+    State(hub): St,
+    address: Result<Path<String>, PathRejection>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<Vec<PaymentView>>, Problem> {
+    let Path(address) = address.map_err(path_problem)?;
+    let payee = parse_addr(&hub, &address)?;
+    let limit = limit_of(&q)?;
+    let list = hub
+        .store()
+        .payee_payments(&payee, q.after.unwrap_or(0), limit)
+        .map_err(Problem::internal)?;
+    Ok(Json(list.iter().map(|p| payment_view(&hub, p)).collect()))
+}
+
+#[utoipa::path(get, path = "/v1/hub/payees/{address}/events", tag = "hub",
+    params(("address" = String, Path, description = "The payee's address")),
+    responses(
+        (status = 200, description = "Server-sent `payment` events (PaymentView) as they become durable. The id is the ledger sequence number; send the last one as `Last-Event-ID` to resume without a gap.", content_type = "text/event-stream"),
+        (status = 400, description = "Bad address or event id", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn payee_payment_events(
+    State(hub): St,
+    headers: HeaderMap,
+    address: Result<Path<String>, PathRejection>,
+) -> Result<Response, Problem> {
+    let Path(address) = address.map_err(path_problem)?;
+    let payee = parse_addr(&hub, &address)?;
+    let after: u64 = match headers.get("last-event-id") {
+        None => 0,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| {
+                Problem::bad_request("invalid-event-id", "Last-Event-ID is a sequence number")
+            })?,
+    };
+    // An id from the future (another hub, a reset devnet) would hold the feed back until the
+    // ledger caught up with it: treat it as "from now on".
+    let last = hub
+        .store()
+        .next_payment_seq()
+        .map_err(Problem::internal)?
+        .saturating_sub(1);
+    let after = after.min(last);
+    let (tx, rx) = tokio::sync::mpsc::channel::<PaymentView>(256);
+    tokio::spawn(pump_payments(hub, payee, after, tx));
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|p| {
+        Ok::<_, std::convert::Infallible>(
+            axum::response::sse::Event::default()
+                .id(p.seq.to_string())
+                .event("payment")
+                .data(serde_json::to_string(&p).unwrap_or_default()),
+        )
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+/// Feeds one SSE client: stored entries after `after`, then live ones, each once and in order.
+async fn pump_payments(
+    hub: Arc<Hub>,
+    payee: PublicKeyBytes,
+    mut after: u64,
+    out: tokio::sync::mpsc::Sender<PaymentView>,
+) {
+    let mut live = hub.subscribe_payments();
+    loop {
+        // Catch up from the store (also after falling behind the live feed).
+        loop {
+            let page = match hub.store().payee_payments(&payee, after, 500) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "payment feed stopped on a store error");
+                    return;
+                }
+            };
+            let done = page.len() < 500;
+            for p in page {
+                after = p.seq;
+                if out.send(payment_view(&hub, &p)).await.is_err() {
+                    return;
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        loop {
+            match live.recv().await {
+                Ok(p) => {
+                    let to_payee = p.counterparty == payee
+                        && matches!(
+                            p.kind,
+                            crate::store::PaymentKind::StreamOut
+                                | crate::store::PaymentKind::RoutedOut
+                        );
+                    if to_payee && p.seq > after {
+                        after = p.seq;
+                        if out.send(payment_view(&hub, &p)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/v1/hub/accounting.csv", tag = "hub", params(PageQuery),
+    responses(
+        (status = 200, description = "The ledger as CSV: seq,at_ms,kind,channel,counterparty,amount_msat,fee_msat,stream,payment_hash,state_seq", content_type = "text/csv"),
+        (status = 400, description = "Bad paging", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn accounting_csv(
+    State(hub): St,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Response, Problem> {
+    let limit = match q.limit {
+        None => 100_000,
+        Some(n) if (1..=100_000).contains(&n) => n,
+        Some(_) => return Err(Problem::bad_request("invalid-limit", "limit is 1-100000")),
+    };
+    let rows = hub
+        .store()
+        .payments(q.after.unwrap_or(0), limit)
+        .map_err(Problem::internal)?;
+    let mut csv = String::from(
+        "seq,at_ms,kind,channel,counterparty,amount_msat,fee_msat,stream,payment_hash,state_seq\n",
+    );
+    for p in &rows {
+        let v = payment_view(&hub, p);
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            v.seq,
+            v.at_ms,
+            v.kind,
+            v.channel,
+            v.counterparty,
+            v.amount_msat,
+            v.fee_msat,
+            v.stream.unwrap_or_default(),
+            v.payment_hash.unwrap_or_default(),
+            v.state_seq
+        ));
+    }
+    Ok((
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        csv,
+    )
+        .into_response())
+}

@@ -1,0 +1,362 @@
+//! The devnet's channel demo: a payer opens a channel to the hub, the hub opens one to every
+//! demo evaluator, each evaluator's invoice sets up a stream, and the payer pays a tick into
+//! every stream at a steady pace; the evaluators accept what the hub pays out, so their
+//! payments show on `GET /v1/hub/payees/{address}/events` as they happen.
+//!
+//! The payer's and evaluators' sides of the channels are kept in `hub-demo.bin` in the data
+//! directory (written and fsynced after every update), so the demo continues after a restart
+//! where it stopped. It talks to the hub in process; a real payer or payee does the same over
+//! `/v1/hub/...`.
+
+use crate::run::{Handles, SideTask};
+use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Message, Snapshot};
+use doin_crypto::KeyPair;
+use doin_hub::{Hub, ProposalContext};
+use doin_tx_core::channel::{channel_id, ChannelId, Side, MSAT_PER_UNIT};
+use doin_tx_core::{StateView, Tx, TxBody, TxPayload};
+use doin_tx_node::TxChain;
+use doin_types::{Amount, Hash256};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the payer locks in its channel, and the hub in each evaluator's, DOIN.
+const PAYER_DEPOSIT_DOIN: u64 = 10_000;
+const HUB_DEPOSIT_DOIN: u64 = 2_000;
+/// Budget of one stream (a new one starts when it is spent), DOIN.
+const STREAM_BUDGET_DOIN: u64 = 100;
+/// One tick into one stream: 0.25 base units… in milli-units.
+const TICK_MSAT: u64 = 250_000;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct PayeeState {
+    channel: ChannelId,
+    machine: Snapshot,
+    stream: Option<Hash256>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct DemoState {
+    payer_channel: Option<ChannelId>,
+    payer_machine: Option<Snapshot>,
+    payees: Vec<Option<PayeeState>>,
+}
+
+fn load(path: &Path) -> anyhow::Result<DemoState> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(doin_codec::decode_exact(&b)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DemoState::default()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes the state durably: a temporary file, fsynced, renamed over the old one.
+fn save(path: &Path, s: &DemoState) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&doin_codec::encode(s)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The demo task.
+pub fn hub_demo(payer: KeyPair, payees: Vec<KeyPair>, dir: PathBuf, tick: Duration) -> SideTask {
+    Box::new(move |handles: Handles, mut shutdown| {
+        Box::pin(async move {
+            let (Some(chain), Some(hub)) = (handles.tx, handles.hub) else {
+                return Ok(());
+            };
+            let demo = Arc::new(parking_lot::Mutex::new(Demo {
+                payer,
+                payees,
+                path: dir.join("hub-demo.bin"),
+                state: DemoState::default(),
+            }));
+            {
+                let d = demo.clone();
+                let loaded = tokio::task::spawn_blocking(move || {
+                    let mut d = d.lock();
+                    d.state = load(&d.path)?;
+                    let n = d.payees.len();
+                    d.state.payees.resize(n, None);
+                    Ok::<_, anyhow::Error>(())
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                loaded.map_err(|e| format!("hub demo state: {e:#}"))?;
+            }
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(tick) => {}
+                    _ = shutdown.changed() => return Ok(()),
+                }
+                let (d, c, h) = (demo.clone(), chain.clone(), hub.clone());
+                let step = tokio::task::spawn_blocking(move || d.lock().step(&c, &h))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if let Err(e) = step {
+                    tracing::debug!(error = %format!("{e:#}"), "hub demo step");
+                }
+            }
+        })
+    })
+}
+
+struct Demo {
+    payer: KeyPair,
+    payees: Vec<KeyPair>,
+    path: PathBuf,
+    state: DemoState,
+}
+
+fn copy(k: &KeyPair) -> anyhow::Result<KeyPair> {
+    Ok(KeyPair::from_secret_bytes(&k.secret_bytes())?)
+}
+
+impl Demo {
+    /// One step: set up whatever is missing, else pay one tick into every stream.
+    fn step(&mut self, chain: &TxChain, hub: &Hub) -> anyhow::Result<()> {
+        let chain_id = chain.params().chain_id;
+        let height = chain.tip().final_height;
+        // The payer's channel.
+        let Some(payer_channel) = self.state.payer_channel else {
+            let (nonce, _) = chain.next_nonce(&self.payer.public())?;
+            let id = channel_id(&chain_id, &self.payer.public(), nonce);
+            let body = TxBody {
+                chain_id,
+                sender: self.payer.public(),
+                nonce,
+                max_fee_per_weight: chain.next_base_fee().checked_mul(2)?,
+                max_priority_fee_per_weight: Amount::ZERO,
+                payload: TxPayload::ChannelOpen {
+                    counterparty: hub.public_key(),
+                    deposit: Amount::from_doin(PAYER_DEPOSIT_DOIN)?,
+                    counterparty_deposit: Amount::ZERO,
+                    dispute_blocks: hub.config().dispute_blocks,
+                    consent: None,
+                },
+            };
+            // Recorded before it is sent, so a restart waits for it instead of opening another.
+            self.state.payer_channel = Some(id);
+            save(&self.path, &self.state)?;
+            chain.submit(Tx::from_signed(body.sign(&self.payer)?)?.bytes())?;
+            return Ok(());
+        };
+        if self.state.payer_machine.is_none() {
+            let Some(on_chain) = chain
+                .store()
+                .channel(&payer_channel)
+                .map_err(anyhow::Error::msg)?
+            else {
+                return Ok(()); // not in a block yet
+            };
+            hub.register_incoming(payer_channel)?;
+            let m = ChannelMachine::new(
+                chain_id,
+                payer_channel,
+                Side::A,
+                on_chain.party_a,
+                on_chain.party_b,
+                on_chain.opening_a_msat,
+                on_chain.opening_b_msat,
+            )?;
+            self.state.payer_machine = Some(m.snapshot().clone());
+            save(&self.path, &self.state)?;
+            tracing::info!(channel = %payer_channel, "hub demo: the payer's channel is open");
+        }
+        // The hub's channel to every payee, and a stream to each.
+        for i in 0..self.payees.len() {
+            let payee = copy(&self.payees[i])?;
+            match &self.state.payees[i] {
+                None => {
+                    let id =
+                        hub.open_outgoing(payee.public(), Amount::from_doin(HUB_DEPOSIT_DOIN)?)?;
+                    let m = ChannelMachine::new(
+                        chain_id,
+                        id,
+                        Side::B,
+                        hub.public_key(),
+                        payee.public(),
+                        HUB_DEPOSIT_DOIN
+                            .saturating_mul(doin_types::BASE_UNITS_PER_DOIN)
+                            .saturating_mul(MSAT_PER_UNIT),
+                        0,
+                    )?;
+                    self.state.payees[i] = Some(PayeeState {
+                        channel: id,
+                        machine: m.snapshot().clone(),
+                        stream: None,
+                    });
+                    save(&self.path, &self.state)?;
+                }
+                Some(p) if p.stream.is_none() => {
+                    let confirmed = hub.channel(&p.channel).is_some_and(|c| c.confirmed);
+                    if !confirmed {
+                        continue;
+                    }
+                    let stream = self.new_stream(hub, &payee, payer_channel)?;
+                    if let Some(p) = &mut self.state.payees[i] {
+                        p.stream = Some(stream);
+                    }
+                    save(&self.path, &self.state)?;
+                    tracing::info!(payee = %payee.public(), stream = %stream, "hub demo: streaming");
+                }
+                Some(_) => {}
+            }
+        }
+        // One tick into every stream; the payees take what the hub pays out.
+        for i in 0..self.payees.len() {
+            let Some(PayeeState {
+                stream: Some(stream),
+                ..
+            }) = self.state.payees[i].clone()
+            else {
+                continue;
+            };
+            let spent = hub
+                .stream(&stream)
+                .is_none_or(|s| s.received_msat.saturating_add(TICK_MSAT) > s.budget_msat);
+            if spent {
+                if let Some(p) = &mut self.state.payees[i] {
+                    p.stream = None;
+                }
+                save(&self.path, &self.state)?;
+                continue;
+            }
+            self.tick(hub, payer_channel, stream, height)?;
+        }
+        for i in 0..self.payees.len() {
+            self.payee_pulls(hub, i, height)?;
+        }
+        Ok(())
+    }
+
+    fn new_stream(
+        &self,
+        hub: &Hub,
+        payee: &KeyPair,
+        payer_channel: ChannelId,
+    ) -> anyhow::Result<Hash256> {
+        let preimage: [u8; 32] = rand::thread_rng().gen();
+        let invoice = create_invoice(
+            hub.chain().network(),
+            payee,
+            &InvoiceTerms {
+                amount_msat: STREAM_BUDGET_DOIN
+                    .saturating_mul(doin_types::BASE_UNITS_PER_DOIN)
+                    .saturating_mul(MSAT_PER_UNIT),
+                payment_hash: Hash256(doin_tx_core::channel::sha256(&preimage)),
+                payment_secret: rand::thread_rng().gen(),
+                description: "devnet evaluation stream".into(),
+                expiry_secs: 3_600,
+                min_final_cltv_blocks: 10,
+            },
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?,
+        )?;
+        Ok(hub.open_stream(payer_channel, &invoice)?.id)
+    }
+
+    /// The payer pays one tick into `stream`.
+    fn tick(
+        &mut self,
+        hub: &Hub,
+        channel: ChannelId,
+        stream: Hash256,
+        height: u64,
+    ) -> anyhow::Result<()> {
+        let Some(snapshot) = self.state.payer_machine.clone() else {
+            return Ok(());
+        };
+        let mut m = ChannelMachine::restore(snapshot);
+        if m.in_flight().is_some() {
+            // Left over from a crash: ask again with the same proposal.
+            if let Some(doin_channels::InFlight::Proposed { change, state }) =
+                m.in_flight().cloned()
+            {
+                let msg = Message::Propose {
+                    channel_id: channel,
+                    seq: state.seq,
+                    change,
+                };
+                self.exchange(hub, &mut m, channel, msg, Some(stream), height)?;
+            }
+            return Ok(());
+        }
+        let out = m.propose(
+            Change::Pay {
+                amount_msat: TICK_MSAT,
+            },
+            height,
+        )?;
+        self.state.payer_machine = Some(m.snapshot().clone());
+        save(&self.path, &self.state)?;
+        if let Some(msg) = out.send {
+            self.exchange(hub, &mut m, channel, msg, Some(stream), height)?;
+        }
+        Ok(())
+    }
+
+    /// The payer's side of one update with the hub.
+    fn exchange(
+        &mut self,
+        hub: &Hub,
+        m: &mut ChannelMachine,
+        channel: ChannelId,
+        first: Message,
+        stream: Option<Hash256>,
+        height: u64,
+    ) -> anyhow::Result<()> {
+        let mut next = Some(first);
+        let mut ctx = Some(ProposalContext {
+            stream,
+            invoice: None,
+        });
+        while let Some(msg) = next.take() {
+            let handled = hub.handle(&channel, msg, ctx.take().unwrap_or_default())?;
+            let Some(reply) = handled.reply else { break };
+            let out = m.handle(&self.payer, reply, height)?;
+            self.state.payer_machine = Some(m.snapshot().clone());
+            save(&self.path, &self.state)?;
+            next = out.send;
+        }
+        Ok(())
+    }
+
+    /// Payee `i` accepts whatever the hub proposes on its channel.
+    fn payee_pulls(&mut self, hub: &Hub, i: usize, height: u64) -> anyhow::Result<()> {
+        let Some(p) = self.state.payees[i].clone() else {
+            return Ok(());
+        };
+        let key = copy(&self.payees[i])?;
+        let mut m = ChannelMachine::restore(p.machine.clone());
+        // A few updates per step at most: the hub proposes the next one as soon as one ends.
+        for _ in 0..8 {
+            let Some(proposal) = hub.outbox(&p.channel)? else {
+                break;
+            };
+            let mut next = m.handle(&key, proposal, height)?.send;
+            self.save_payee(i, &m)?;
+            while let Some(msg) = next.take() {
+                let handled = hub.handle(&p.channel, msg, ProposalContext::default())?;
+                let Some(reply) = handled.reply else { break };
+                next = m.handle(&key, reply, height)?.send;
+                self.save_payee(i, &m)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn save_payee(&mut self, i: usize, m: &ChannelMachine) -> anyhow::Result<()> {
+        if let Some(p) = &mut self.state.payees[i] {
+            p.machine = m.snapshot().clone();
+        }
+        save(&self.path, &self.state)
+    }
+}

@@ -1,0 +1,425 @@
+//! Black-box: the hub in a real `doin node` process (transfer chain + hub on one RocksDB), a
+//! payer and a payee talking to it only over REST with signed channel messages.
+//!
+//! A stream set up by the payee's invoice carries ticks; the node is killed with SIGKILL in
+//! the middle of an update (after the hub signed, before the payer confirmed); after the
+//! restart every payment the hub had acknowledged is still there, the update completes, both
+//! sides of both channels agree with the hub, the stream goes on, and the payee closes its
+//! channel and finds the money in its transfer-chain balance.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{doin, free_port, get, wait_until, NodeProc};
+use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Message};
+use doin_crypto::keystore::KeyFile;
+use doin_crypto::KeyPair;
+use doin_hub::api::message_auth_hash;
+use doin_tx_core::channel::{channel_id, sha256, ChannelId, Side};
+use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec, Tx, TxBody, TxPayload};
+use doin_types::{Address, Amount, ChainId, Hash256, Network, Timestamp};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const UNIT: u64 = 1_000;
+
+fn post(url: &str, body: Value, idempotency: Option<&str>) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut req = reqwest::Client::new()
+            .post(url)
+            .timeout(Duration::from_secs(10))
+            .json(&body);
+        if let Some(k) = idempotency {
+            req = req.header("Idempotency-Key", k);
+        }
+        let r = req.send().await.unwrap();
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    })
+}
+
+struct Client {
+    rest: String,
+    chain_id: ChainId,
+}
+
+impl Client {
+    fn submit(&self, from: &KeyPair, nonce: u64, payload: TxPayload) -> String {
+        let body = TxBody {
+            chain_id: self.chain_id,
+            sender: from.public(),
+            nonce,
+            max_fee_per_weight: Amount::from_base_units(50),
+            max_priority_fee_per_weight: Amount::from_base_units(1),
+            payload,
+        };
+        let tx = Tx::from_signed(body.sign(from).unwrap()).unwrap();
+        let (s, v) = post(
+            &format!("{}/v1/tx/transactions", self.rest),
+            json!({"tx": hex::encode(tx.bytes())}),
+            None,
+        );
+        assert!(s == 202 || s == 200, "{s} {v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    /// Sends `msg` on `channel`, signed by `key`; the hub's reply and the payments it reports.
+    fn send(
+        &self,
+        key: &KeyPair,
+        channel: &ChannelId,
+        msg: &Message,
+        stream: Option<&Hash256>,
+    ) -> (Option<Message>, Vec<Value>) {
+        let bytes = msg.encode().unwrap();
+        let sig = key.sign(&message_auth_hash(
+            &self.chain_id,
+            channel,
+            &bytes,
+            stream,
+            None,
+        ));
+        let mut body = json!({"message": hex::encode(&bytes), "signature": hex::encode(sig.0)});
+        if let Some(s) = stream {
+            body["stream"] = json!(s.to_hex());
+        }
+        let (s, v) = post(
+            &format!(
+                "{}/v1/hub/channels/{}/messages",
+                self.rest,
+                channel.to_hex()
+            ),
+            body,
+            None,
+        );
+        assert_eq!(s, 200, "{v}");
+        let reply = v["reply"]
+            .as_str()
+            .map(|h| Message::decode(&hex::decode(h).unwrap()).unwrap());
+        (reply, v["payments"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// The payer pays one tick into `stream`; the payments the hub acknowledged.
+    fn tick(
+        &self,
+        payer: &KeyPair,
+        m: &mut ChannelMachine,
+        stream: &Hash256,
+        msat: u64,
+    ) -> Vec<Value> {
+        let id = m.id();
+        let out = m.propose(Change::Pay { amount_msat: msat }, 1).unwrap();
+        let (accept, _) = self.send(payer, &id, &out.send.unwrap(), Some(stream));
+        let confirm = m.handle(payer, accept.unwrap(), 1).unwrap().send.unwrap();
+        let (none, acked) = self.send(payer, &id, &confirm, Some(stream));
+        assert!(none.is_none());
+        acked
+    }
+
+    /// The payee accepts whatever the hub proposes on `channel`; the payments acknowledged.
+    fn pull(&self, payee: &KeyPair, m: &mut ChannelMachine) -> Vec<Value> {
+        let id = m.id();
+        let mut acked = Vec::new();
+        loop {
+            let (_, v) = get(&format!(
+                "{}/v1/hub/channels/{}/outbox",
+                self.rest,
+                id.to_hex()
+            ))
+            .unwrap();
+            let Some(h) = v["message"].as_str() else {
+                return acked;
+            };
+            let proposal = Message::decode(&hex::decode(h).unwrap()).unwrap();
+            let accept = m.handle(payee, proposal, 1).unwrap().send.unwrap();
+            let (confirm, payments) = self.send(payee, &id, &accept, None);
+            m.handle(payee, confirm.unwrap(), 1).unwrap();
+            acked.extend(payments);
+        }
+    }
+
+    fn hub_channel(&self, id: &ChannelId) -> Value {
+        get(&format!("{}/v1/hub/channels/{}", self.rest, id.to_hex()))
+            .unwrap()
+            .1
+    }
+}
+
+fn write_key(dir: &Path, name: &str, k: &KeyPair) -> std::path::PathBuf {
+    let p = dir.join(format!("{name}.json"));
+    KeyFile::plaintext_devnet(k).write_new(&p).unwrap();
+    p
+}
+
+#[test]
+fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_paid_on_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (validator, hub, payer, payee) = (
+        KeyPair::generate(),
+        KeyPair::generate(),
+        KeyPair::generate(),
+        KeyPair::generate(),
+    );
+    let fund = |k: &KeyPair| Allocation {
+        key: k.public(),
+        amount: Amount::from_base_units(100_000_000),
+    };
+    let spec = GenesisSpec {
+        stakes: Vec::new(),
+        network: Network::Devnet,
+        chain_name: "hub-process".into(),
+        genesis_time: Timestamp(doin_tx_node::now_ms() - 10_000),
+        params: ConsensusParams {
+            target_block_time_ms: 300,
+            ..ConsensusParams::public_defaults()
+        },
+        validators: vec![validator.public()],
+        allocations: vec![fund(&hub), fund(&payer), fund(&payee)],
+    };
+    let genesis = dir.path().join("genesis.json");
+    std::fs::write(&genesis, serde_json::to_string(&spec).unwrap()).unwrap();
+    let validator_key = write_key(dir.path(), "validator", &validator);
+    let hub_key = write_key(dir.path(), "hub", &hub);
+    let rest_port = free_port("127.0.0.1");
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\ngenesis_file = {genesis:?}\nchains = [\"tx\", \"hub\"]\n\
+             [rest]\nlisten = \"127.0.0.1:{rest_port}\"\nrate_limit_per_second = 0\n\
+             [p2p]\nenabled = false\n\
+             [producer]\nenabled = true\nkeystore = {validator_key:?}\nblock_time_ms = 300\n\
+             [hub]\nkeystore = {hub_key:?}\ndispute_blocks = 30\nmin_dispute_blocks = 10\nwatch_interval_ms = 200\n",
+            dir.path().join("data"),
+        ),
+    )
+    .unwrap();
+    let mut node = NodeProc {
+        name: "hub".into(),
+        log: dir.path().join("node.log"),
+        config,
+        rest: format!("http://127.0.0.1:{rest_port}"),
+        child: None,
+    };
+    let doin = doin();
+    node.start(&doin);
+    let chain_id = spec.chain_id().unwrap();
+    let c = Client {
+        rest: node.rest.clone(),
+        chain_id,
+    };
+    let addr = |k: &KeyPair| Address::new(Network::Devnet, k.public()).to_string();
+
+    // The payer opens a channel to the hub; the hub opens one to the payee (an idempotent call).
+    c.submit(
+        &payer,
+        0,
+        TxPayload::ChannelOpen {
+            counterparty: hub.public(),
+            deposit: Amount::from_base_units(50_000),
+            counterparty_deposit: Amount::ZERO,
+            dispute_blocks: 30,
+            consent: None,
+        },
+    );
+    let in_id = channel_id(&chain_id, &payer.public(), 0);
+    let open_out = || {
+        post(
+            &format!("{}/v1/hub/channels/outgoing", c.rest),
+            json!({"payee": addr(&payee), "deposit": "40000"}),
+            Some("open-payee-1"),
+        )
+    };
+    let (s, first) = open_out();
+    assert_eq!(s, 202, "{first}");
+    let (s, again) = open_out();
+    assert_eq!(
+        (s, &again),
+        (202, &first),
+        "a repeated Idempotency-Key got another answer"
+    );
+    let out_id = Hash256::from_hex(first["channel_id"].as_str().unwrap()).unwrap();
+    wait_until("the payer's channel is on chain", 60, || {
+        matches!(
+            get(&format!("{}/v1/tx/channels/{}", c.rest, in_id.to_hex())),
+            Some((200, _))
+        )
+        .then_some(())
+    });
+    let (s, v) = post(
+        &format!("{}/v1/hub/channels", c.rest),
+        json!({"channel_id": in_id.to_hex()}),
+        None,
+    );
+    assert_eq!(s, 201, "{v}");
+    wait_until("the hub's channel to the payee is open", 60, || {
+        (c.hub_channel(&out_id)["status"] == "open").then_some(())
+    });
+    let mut payer_m = ChannelMachine::new(
+        chain_id,
+        in_id,
+        Side::A,
+        payer.public(),
+        hub.public(),
+        50_000 * UNIT,
+        0,
+    )
+    .unwrap();
+    let mut payee_m = ChannelMachine::new(
+        chain_id,
+        out_id,
+        Side::B,
+        hub.public(),
+        payee.public(),
+        40_000 * UNIT,
+        0,
+    )
+    .unwrap();
+
+    // The payee's invoice sets up the stream.
+    let invoice = create_invoice(
+        Network::Devnet,
+        &payee,
+        &InvoiceTerms {
+            amount_msat: 10_000 * UNIT,
+            payment_hash: Hash256(sha256(&[9; 32])),
+            payment_secret: [1; 32],
+            description: "stream".into(),
+            expiry_secs: 3_600,
+            min_final_cltv_blocks: 5,
+        },
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap(),
+    )
+    .unwrap();
+    let (s, v) = post(
+        &format!("{}/v1/hub/streams", c.rest),
+        json!({"payer_channel": in_id.to_hex(), "invoice": invoice}),
+        None,
+    );
+    assert_eq!(s, 201, "{v}");
+    let stream = Hash256::from_hex(v["id"].as_str().unwrap()).unwrap();
+
+    // A message signed by someone else is refused.
+    let forged = payer_m
+        .clone()
+        .propose(Change::Pay { amount_msat: 1 }, 1)
+        .unwrap();
+    let bytes = forged.send.unwrap().encode().unwrap();
+    let sig = payee.sign(&message_auth_hash(&chain_id, &in_id, &bytes, None, None));
+    let (s, _) = post(
+        &format!("{}/v1/hub/channels/{}/messages", c.rest, in_id.to_hex()),
+        json!({"message": hex::encode(&bytes), "signature": hex::encode(sig.0)}),
+        None,
+    );
+    assert_eq!(s, 401);
+
+    let mut acked_out: Vec<Value> = Vec::new();
+    for _ in 0..12 {
+        c.tick(&payer, &mut payer_m, &stream, 100_000);
+        acked_out.extend(c.pull(&payee, &mut payee_m));
+    }
+    // Mid-update: the hub has signed the payer's next tick; SIGKILL before the confirmation.
+    let out = payer_m
+        .propose(
+            Change::Pay {
+                amount_msat: 100_000,
+            },
+            1,
+        )
+        .unwrap();
+    let (accept, _) = c.send(&payer, &in_id, &out.send.unwrap(), Some(&stream));
+    let confirm = payer_m
+        .handle(&payer, accept.unwrap(), 1)
+        .unwrap()
+        .send
+        .unwrap();
+    node.kill9();
+    node.start(&doin);
+    // Every payment acknowledged to the payee is still there.
+    let (_, kept) = get(&format!(
+        "{}/v1/hub/payees/{}/payments?limit=1000",
+        c.rest,
+        addr(&payee)
+    ))
+    .unwrap();
+    let kept = kept.as_array().unwrap().clone();
+    for p in &acked_out {
+        assert!(
+            kept.contains(p),
+            "acknowledged payment {p} lost in the crash"
+        );
+    }
+    // The interrupted update completes; both sides agree with the hub.
+    let (_, acked) = c.send(&payer, &in_id, &confirm, Some(&stream));
+    assert_eq!(acked.len(), 1, "the confirmed tick is booked once");
+    acked_out.extend(c.pull(&payee, &mut payee_m));
+    for _ in 0..5 {
+        c.tick(&payer, &mut payer_m, &stream, 100_000);
+        acked_out.extend(c.pull(&payee, &mut payee_m));
+    }
+    let hin = c.hub_channel(&in_id);
+    assert_eq!(hin["seq"], payer_m.latest().state.seq);
+    assert_eq!(
+        hin["peer_balance_msat"],
+        payer_m.my_balance_msat().to_string()
+    );
+    let hout = c.hub_channel(&out_id);
+    assert_eq!(hout["seq"], payee_m.latest().state.seq);
+    assert_eq!(
+        hout["peer_balance_msat"],
+        payee_m.my_balance_msat().to_string()
+    );
+    // 18 ticks of 100 000 msat, less 0.1 % each.
+    assert_eq!(payee_m.my_balance_msat(), 18 * 99_900);
+    let delivered: u64 = acked_out
+        .iter()
+        .map(|p| p["amount_msat"].as_str().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(delivered, payee_m.my_balance_msat());
+    let (_, csv) = {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let r = reqwest::get(format!("{}/v1/hub/accounting.csv", c.rest))
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    assert!(csv.starts_with("seq,at_ms,kind"));
+    assert_eq!(
+        csv.lines().filter(|l| l.contains(",stream_in,")).count(),
+        18
+    );
+
+    // The payee closes with the newest state both signed and is paid on chain at once.
+    let before: u64 = {
+        let (_, v) = get(&format!("{}/v1/tx/accounts/{}", c.rest, addr(&payee))).unwrap();
+        v["balance"].as_str().unwrap().parse().unwrap()
+    };
+    let id = c.submit(
+        &payee,
+        0,
+        TxPayload::ChannelCoopClose {
+            state: Box::new(payee_m.latest().clone()),
+        },
+    );
+    let fee: u64 = wait_until("the close is in a block", 60, || {
+        let (_, v) = get(&format!("{}/v1/tx/transactions/{id}", c.rest))?;
+        v["fee_paid"]["total"].as_str()?.parse().ok()
+    });
+    let (_, v) = get(&format!("{}/v1/tx/accounts/{}", c.rest, addr(&payee))).unwrap();
+    let after: u64 = v["balance"].as_str().unwrap().parse().unwrap();
+    assert_eq!(after, before + payee_m.my_balance_msat() / UNIT - fee);
+    wait_until("the hub sees its channel closed", 30, || {
+        (c.hub_channel(&out_id)["status"] == "closed").then_some(())
+    });
+}
