@@ -34,6 +34,19 @@ impl Hub {
         self.chain.submit(&tx).map(|_| ()).map_err(HubError::Chain)
     }
 
+    /// Submits `payload` for channel `id`: `Ok(false)` when the chain refused it now (tried
+    /// again next pass), so one refusal does not hold up the other channels' watch.
+    fn submit_or_retry(&self, id: &ChannelId, payload: TxPayload) -> Result<bool, HubError> {
+        match self.submit_tx(payload) {
+            Ok(()) => Ok(true),
+            Err(HubError::Chain(e)) => {
+                tracing::warn!(channel = %id, error = %e, "watchtower transaction refused; retrying next pass");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// One pass over every channel the hub has not seen paid out.
     pub fn watch(&self) -> Result<WatchReport, HubError> {
         let height = self.chain.height();
@@ -64,19 +77,23 @@ impl Hub {
                     let latest = &c.machine.latest;
                     let stale = latest.state.seq > posted.seq;
                     if stale && height < *closes_at && c.challenged_seq != Some(latest.state.seq) {
-                        self.submit_tx(TxPayload::ChannelChallenge {
+                        let challenge = TxPayload::ChannelChallenge {
                             state: Box::new(latest.clone()),
-                        })?;
-                        c.challenged_seq = Some(latest.state.seq);
-                        report.challenged.push(id);
+                        };
+                        if self.submit_or_retry(&id, challenge)? {
+                            c.challenged_seq = Some(latest.state.seq);
+                            report.challenged.push(id);
+                        }
                     }
                     let until = posted
                         .htlcs
                         .iter()
                         .map(|h| h.expiry)
                         .fold(*closes_at, u64::max);
-                    if height >= until && !c.settle_submitted {
-                        self.submit_tx(TxPayload::ChannelSettle { channel: id })?;
+                    if height >= until
+                        && !c.settle_submitted
+                        && self.submit_or_retry(&id, TxPayload::ChannelSettle { channel: id })?
+                    {
                         c.settle_submitted = true;
                         report.settled.push(id);
                     }
