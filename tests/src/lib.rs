@@ -5,12 +5,40 @@
 
 pub mod scenario;
 
+use doin_crypto::KeyPair;
 use doin_store::{KvStore, MemStore, RocksConfig, RocksStore};
 use doin_telemetry::Metrics;
-use doin_tx_core::GenesisSpec;
+use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec};
 use doin_tx_node::{TxChain, TxChainConfig};
+use doin_types::{Amount, Network, Timestamp};
 use std::path::Path;
 use std::sync::Arc;
+
+/// A devnet genesis, started ten seconds ago, with `validator` alone validating and each of
+/// `funded` holding `amount` base units.
+pub fn funded_genesis(
+    name: &str,
+    validator: &KeyPair,
+    funded: &[&KeyPair],
+    amount: u64,
+    params: ConsensusParams,
+) -> GenesisSpec {
+    GenesisSpec {
+        stakes: Vec::new(),
+        network: Network::Devnet,
+        chain_name: name.into(),
+        genesis_time: Timestamp(doin_tx_node::now_ms().saturating_sub(10_000)),
+        params,
+        validators: vec![validator.public()],
+        allocations: funded
+            .iter()
+            .map(|k| Allocation {
+                key: k.public(),
+                amount: Amount::from_base_units(amount),
+            })
+            .collect(),
+    }
+}
 
 /// Opens a transfer chain on a RocksDB in `dir`.
 pub fn open_rocks_chain(dir: &Path, spec: GenesisSpec) -> anyhow::Result<Arc<TxChain>> {

@@ -13,7 +13,7 @@ use doin_hub::store::PaymentKind;
 use doin_hub::{Hub, HubConfig, HubStore, ProposalContext};
 use doin_store::{KvStore, RocksConfig, RocksStore};
 use doin_tx_core::channel::{channel_id, sha256, ChannelId, ChannelPhase, Side};
-use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec, StateView, Tx, TxBody, TxPayload};
+use doin_tx_core::{ConsensusParams, GenesisSpec, StateView, Tx, TxBody, TxPayload};
 use doin_tx_node::TxChain;
 use doin_types::{Amount, Hash256, Network, Timestamp};
 use std::path::Path;
@@ -149,19 +149,13 @@ fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
         KeyPair::generate(),
         KeyPair::generate(),
     );
-    let fund = |k: &KeyPair| Allocation {
-        key: k.public(),
-        amount: Amount::from_base_units(10_000_000),
-    };
-    let spec = GenesisSpec {
-        stakes: Vec::new(),
-        network: Network::Devnet,
-        chain_name: "hub".into(),
-        genesis_time: Timestamp(doin_tx_node::now_ms() - 10_000),
-        params: ConsensusParams::public_defaults(),
-        validators: vec![validator.public()],
-        allocations: vec![fund(&hub_key), fund(&payer_key), fund(&payee_key)],
-    };
+    let spec = doin_tests::funded_genesis(
+        "hub",
+        &validator,
+        &[&hub_key, &payer_key, &payee_key],
+        10_000_000,
+        ConsensusParams::public_defaults(),
+    );
     let chain = doin_tests::open_rocks_chain(dir.path(), spec.clone()).unwrap();
     let net = Net {
         chain,

@@ -17,8 +17,8 @@ use doin_crypto::keystore::KeyFile;
 use doin_crypto::KeyPair;
 use doin_hub::api::message_auth_hash;
 use doin_tx_core::channel::{channel_id, sha256, ChannelId, Side};
-use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec, Tx, TxBody, TxPayload};
-use doin_types::{Address, Amount, ChainId, Hash256, Network, Timestamp};
+use doin_tx_core::{ConsensusParams, Tx, TxBody, TxPayload};
+use doin_types::{Address, Amount, ChainId, Hash256, Network};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -166,22 +166,16 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         KeyPair::generate(),
         KeyPair::generate(),
     );
-    let fund = |k: &KeyPair| Allocation {
-        key: k.public(),
-        amount: Amount::from_base_units(100_000_000),
-    };
-    let spec = GenesisSpec {
-        stakes: Vec::new(),
-        network: Network::Devnet,
-        chain_name: "hub-process".into(),
-        genesis_time: Timestamp(doin_tx_node::now_ms() - 10_000),
-        params: ConsensusParams {
+    let spec = doin_tests::funded_genesis(
+        "hub-process",
+        &validator,
+        &[&hub, &payer, &payee],
+        100_000_000,
+        ConsensusParams {
             target_block_time_ms: 300,
             ..ConsensusParams::public_defaults()
         },
-        validators: vec![validator.public()],
-        allocations: vec![fund(&hub), fund(&payer), fund(&payee)],
-    };
+    );
     let genesis = dir.path().join("genesis.json");
     std::fs::write(&genesis, serde_json::to_string(&spec).unwrap()).unwrap();
     let validator_key = write_key(dir.path(), "validator", &validator);
