@@ -4,7 +4,7 @@
 
 use doin_hub::ChainPort;
 use doin_tx_core::channel::{Channel, ChannelId};
-use doin_tx_core::StateView;
+use doin_tx_core::{StateView, TxPayload};
 use doin_tx_node::TxChain;
 use doin_types::{Amount, ChainId, Hash256, Height, Network, PublicKeyBytes};
 use std::sync::{Arc, Weak};
@@ -59,6 +59,25 @@ impl ChainPort for TxChainPort {
         self.chain()
             .map(|c| c.next_base_fee())
             .unwrap_or(Amount::ZERO)
+    }
+
+    fn htlc_claims(&self, from: Height, to: Height) -> Result<Vec<(ChannelId, [u8; 32])>, String> {
+        let chain = self.chain()?;
+        let to = to.min(chain.tip().final_height);
+        let mut claims = Vec::new();
+        for height in from..=to {
+            // A block the node no longer keeps is skipped (the watch reads every few seconds,
+            // far inside what pruning keeps).
+            let Some(block) = chain.store().block(height).map_err(|e| e.to_string())? else {
+                continue;
+            };
+            for tx in &block.txs {
+                if let TxPayload::HtlcClaim { channel, preimage } = &tx.body.payload {
+                    claims.push((*channel, *preimage));
+                }
+            }
+        }
+        Ok(claims)
     }
 
     fn submit(&self, tx: &[u8]) -> Result<Hash256, String> {

@@ -3,6 +3,7 @@
 //!
 //! Nothing here is used by the node itself.
 
+pub mod hub_harness;
 pub mod scenario;
 
 use doin_crypto::KeyPair;

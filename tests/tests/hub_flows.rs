@@ -7,218 +7,34 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Message};
-use doin_crypto::KeyPair;
+use doin_channels::{create_invoice, Change, InvoiceTerms, Message};
 use doin_hub::store::PaymentKind;
-use doin_hub::{Hub, HubConfig, HubStore, ProposalContext};
-use doin_store::{KvStore, RocksConfig, RocksStore};
-use doin_tx_core::channel::{channel_id, sha256, ChannelId, ChannelPhase, Side};
-use doin_tx_core::{ConsensusParams, GenesisSpec, StateView, Tx, TxBody, TxPayload};
-use doin_tx_node::TxChain;
-use doin_types::{Amount, Hash256, Network, Timestamp};
-use std::path::Path;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-const UNIT: u64 = 1_000; // milli-units per base unit
-
-struct Net {
-    chain: Arc<TxChain>,
-    validator: KeyPair,
-    spec: GenesisSpec,
-}
-
-impl Net {
-    fn block(&self) {
-        self.chain
-            .produce_block(&self.validator, Timestamp(doin_tx_node::now_ms()))
-            .unwrap();
-    }
-
-    fn height(&self) -> u64 {
-        self.chain.tip().final_height
-    }
-
-    fn send(&self, from: &KeyPair, payload: TxPayload) {
-        let (nonce, _) = self.chain.next_nonce(&from.public()).unwrap();
-        let body = TxBody {
-            chain_id: self.chain.params().chain_id,
-            sender: from.public(),
-            nonce,
-            max_fee_per_weight: Amount::from_base_units(40),
-            max_priority_fee_per_weight: Amount::from_base_units(1),
-            payload,
-        };
-        let tx = Tx::from_signed(body.sign(from).unwrap()).unwrap();
-        self.chain.submit(tx.bytes()).unwrap();
-    }
-
-    fn balance(&self, k: &KeyPair) -> u64 {
-        self.chain
-            .account(&k.public())
-            .unwrap()
-            .balance
-            .base_units()
-    }
-
-    fn assert_supply(&self) {
-        let stats = self.chain.chain_stats().unwrap();
-        let balances: u64 = [&self.validator]
-            .into_iter()
-            .map(|k| self.balance(k))
-            .sum::<u64>()
-            + self
-                .spec
-                .allocations
-                .iter()
-                .map(|a| self.chain.account(&a.key).unwrap().balance.base_units())
-                .sum::<u64>();
-        assert_eq!(
-            balances + stats.staked.base_units() + stats.in_channels.base_units(),
-            stats.circulating().unwrap().base_units()
-        );
-    }
-}
-
-/// A payer's or payee's side of one channel.
-struct Peer {
-    key: KeyPair,
-    m: ChannelMachine,
-}
-
-fn open_hub(dir: &Path, key: &KeyPair, net: &Net, cfg: HubConfig) -> Hub {
-    let kv: Arc<dyn KvStore> = Arc::new(
-        RocksStore::open(&dir.join("hub"), doin_hub::COLUMNS, &RocksConfig::default()).unwrap(),
-    );
-    let port = Arc::new(doin_node::hub_port::TxChainPort::new(&net.chain));
-    Hub::open(
-        KeyPair::from_secret_bytes(&key.secret_bytes()).unwrap(),
-        port,
-        HubStore::new(kv),
-        cfg,
-    )
-    .unwrap()
-}
-
-/// `peer` sends `first` to the hub and the two answer each other until done.
-fn exchange(
-    hub: &Hub,
-    peer: &mut Peer,
-    id: &ChannelId,
-    first: Message,
-    ctx: ProposalContext,
-    h: u64,
-) {
-    let mut next = Some(first);
-    let mut ctx = Some(ctx);
-    while let Some(msg) = next.take() {
-        let handled = hub.handle(id, msg, ctx.take().unwrap_or_default()).unwrap();
-        let Some(reply) = handled.reply else { break };
-        let out = peer.m.handle(&peer.key, reply, h).unwrap();
-        next = out.send;
-    }
-}
-
-/// The hub's pending proposal on `id`, accepted by `peer`.
-fn pull(hub: &Hub, peer: &mut Peer, id: &ChannelId, h: u64) -> bool {
-    let Some(proposal) = hub.outbox(id).unwrap() else {
-        return false;
-    };
-    let out = peer.m.handle(&peer.key, proposal, h).unwrap();
-    exchange(
-        hub,
-        peer,
-        id,
-        out.send.unwrap(),
-        ProposalContext::default(),
-        h,
-    );
-    true
-}
-
-fn unix_now() -> std::time::Duration {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap()
-}
+use doin_hub::{HubConfig, ProposalContext};
+use doin_tests::hub_harness::{copy_key, exchange, open_hub, pull, unix_now, HubWorld, UNIT};
+use doin_tx_core::channel::{sha256, ChannelPhase, Side};
+use doin_tx_core::{StateView, TxPayload};
+use doin_types::{Amount, Hash256, Network};
 
 #[test]
 fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
     let dir = tempfile::tempdir().unwrap();
-    let (validator, hub_key, payer_key, payee_key) = (
-        KeyPair::generate(),
-        KeyPair::generate(),
-        KeyPair::generate(),
-        KeyPair::generate(),
-    );
-    let spec = doin_tests::funded_genesis(
-        "hub",
-        &validator,
-        &[&hub_key, &payer_key, &payee_key],
-        10_000_000,
-        ConsensusParams::public_defaults(),
-    );
-    let chain = doin_tests::open_rocks_chain(dir.path(), spec.clone()).unwrap();
-    let net = Net {
-        chain,
-        validator,
-        spec,
-    };
     let cfg = HubConfig {
         dispute_blocks: 4,
         min_dispute_blocks: 3,
         cltv_delta: 5,
         ..HubConfig::default()
     };
-    let mut hub = open_hub(dir.path(), &hub_key, &net, cfg.clone());
-    let chain_id = net.chain.params().chain_id;
-
-    // The hub opens a channel to the payee (100 000 units); the payer opens one to the hub.
-    let out_id = hub
-        .open_outgoing(payee_key.public(), Amount::from_base_units(100_000))
-        .unwrap();
-    let payer_nonce = net.chain.next_nonce(&payer_key.public()).unwrap().0;
-    net.send(
-        &payer_key,
-        TxPayload::ChannelOpen {
-            counterparty: hub_key.public(),
-            deposit: Amount::from_base_units(50_000),
-            counterparty_deposit: Amount::ZERO,
-            dispute_blocks: 4,
-            consent: None,
-        },
-    );
-    let in_id = channel_id(&chain_id, &payer_key.public(), payer_nonce);
-    net.block();
-    let report = hub.watch().unwrap();
-    assert_eq!(report.confirmed, vec![out_id]);
-    hub.register_incoming(in_id).unwrap();
-    net.assert_supply();
-    let copy = |k: &KeyPair| KeyPair::from_secret_bytes(&k.secret_bytes()).unwrap();
-    let mut payer = Peer {
-        key: copy(&payer_key),
-        m: ChannelMachine::new(
-            chain_id,
-            in_id,
-            Side::A,
-            payer_key.public(),
-            hub_key.public(),
-            50_000 * UNIT,
-            0,
-        )
-        .unwrap(),
-    };
-    let mut payee = Peer {
-        key: copy(&payee_key),
-        m: ChannelMachine::new(
-            chain_id,
-            out_id,
-            Side::B,
-            hub_key.public(),
-            payee_key.public(),
-            100_000 * UNIT,
-            0,
-        )
-        .unwrap(),
-    };
+    // The hub has a channel to the payee (100 000 units); the payer one to the hub (50 000).
+    let HubWorld {
+        net,
+        mut hub,
+        hub_key,
+        mut payer,
+        mut payee,
+        in_id,
+        out_id,
+    } = HubWorld::new(dir.path(), cfg.clone(), 50_000, 100_000);
+    let (payer_key, payee_key) = (copy_key(&payer.key), copy_key(&payee.key));
 
     // The payee's invoice sets up a stream of at most 20 000 units.
     let stream_invoice = create_invoice(

@@ -11,7 +11,7 @@ use doin_tx_core::channel::{sha256, ChannelId, Side};
 use doin_types::{Hash256, Height, PublicKeyBytes};
 
 /// The channel `id` as staged, loading it from the state first.
-fn staged_channel<'a>(
+pub(crate) fn staged_channel<'a>(
     st: &State,
     staged: &'a mut Staged,
     id: &ChannelId,
@@ -33,7 +33,7 @@ fn staged_route<'a>(st: &State, staged: &'a mut Staged, hash: &Hash256) -> Optio
 
 /// The payee's side of a routed payment is gone (refused or expired): the route fails and
 /// the hub gives the payer's HTLC back.
-fn fail_route(st: &State, staged: &mut Staged, payment_hash: Hash256) {
+pub(crate) fn fail_route(st: &State, staged: &mut Staged, payment_hash: Hash256) {
     if let Some(r) = staged_route(st, staged, &payment_hash) {
         r.state = RouteState::Failed;
         let incoming = r.incoming;
@@ -41,6 +41,47 @@ fn fail_route(st: &State, staged: &mut Staged, payment_hash: Hash256) {
             ic.queued.push(Change::FailHtlc { payment_hash });
         }
     }
+}
+
+/// The hub learned `preimage` from the payee (off chain or on chain): the route is paid
+/// out, and the hub claims the payer's HTLC with it. Idempotent: a route already fulfilled,
+/// failed or unknown is left alone.
+pub(crate) fn fulfil_route(st: &mut State, staged: &mut Staged, preimage: [u8; 32]) -> bool {
+    let hash = Hash256(sha256(&preimage));
+    let Some(r) = staged_route(st, staged, &hash) else {
+        return false;
+    };
+    if r.state != RouteState::Pending {
+        return false;
+    }
+    r.state = RouteState::Fulfilled { preimage };
+    let (incoming, outgoing, payee, out, fee) = (
+        r.incoming,
+        r.outgoing,
+        r.payee,
+        r.amount_out_msat,
+        r.amount_in_msat.saturating_sub(r.amount_out_msat),
+    );
+    if let Some(ic) = staged_channel(st, staged, &incoming) {
+        ic.queued.push(Change::FulfillHtlc { preimage });
+    }
+    let state_seq = staged_channel(st, staged, &outgoing)
+        .map(|c| c.machine.latest.state.seq)
+        .unwrap_or(0);
+    let payment = Payment {
+        seq: 0,
+        at_ms: now_ms(),
+        kind: PaymentKind::RoutedOut,
+        channel: outgoing,
+        counterparty: payee,
+        amount_msat: out,
+        fee_msat: fee,
+        stream: None,
+        payment_hash: Some(hash),
+        state_seq,
+    };
+    Hub::record(st, staged, payment, Some(payee));
+    true
 }
 
 /// The side the peer is on, seen from the hub.
@@ -294,20 +335,7 @@ impl Hub {
                     }
                 }
                 (ChannelRole::Outgoing, Change::FulfillHtlc { preimage }) => {
-                    let hash = Hash256(sha256(&preimage));
-                    if let Some(r) = staged_route(st, staged, &hash) {
-                        r.state = RouteState::Fulfilled { preimage };
-                        let (incoming, out, fee) = (
-                            r.incoming,
-                            r.amount_out_msat,
-                            r.amount_in_msat.saturating_sub(r.amount_out_msat),
-                        );
-                        if let Some(ic) = staged_channel(st, staged, &incoming) {
-                            ic.queued.push(Change::FulfillHtlc { preimage });
-                        }
-                        let p = ledger(PaymentKind::RoutedOut, out, fee, None, Some(hash));
-                        Self::record(st, staged, p, Some(peer));
-                    }
+                    fulfil_route(st, staged, preimage);
                 }
                 (ChannelRole::Outgoing, Change::FailHtlc { payment_hash }) => {
                     fail_route(st, staged, payment_hash);

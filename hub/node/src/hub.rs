@@ -29,7 +29,7 @@ use doin_channels::{parse_invoice, Change, ChannelMachine, InFlight, Message};
 use doin_crypto::KeyPair;
 use doin_store::{StoreError, WriteBatch};
 use doin_tx_core::channel::{channel_id, ChannelId, ChannelPhase, Side};
-use doin_types::{Amount, Hash256, PublicKeyBytes};
+use doin_types::{Amount, Hash256, Height, PublicKeyBytes};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -77,6 +77,8 @@ pub(crate) struct State {
     pub(crate) streams: BTreeMap<Hash256, Stream>,
     pub(crate) routes: BTreeMap<Hash256, Route>,
     pub(crate) next_seq: u64,
+    /// The last final height the watchtower read for preimages revealed on chain.
+    pub(crate) claims_scanned: Height,
 }
 
 /// One hub.
@@ -109,6 +111,7 @@ pub(crate) struct Staged {
     pub(crate) streams: BTreeMap<Hash256, Stream>,
     pub(crate) routes: BTreeMap<Hash256, Route>,
     pub(crate) payments: Vec<(Payment, Option<PublicKeyBytes>)>,
+    pub(crate) claims_scanned: Option<Height>,
 }
 
 impl Hub {
@@ -119,6 +122,7 @@ impl Hub {
         store: HubStore,
         cfg: HubConfig,
     ) -> Result<Hub, HubError> {
+        store.check_layout()?;
         let channels = store.channels()?.into_iter().collect();
         let streams = store.streams()?.into_iter().map(|s| (s.id, s)).collect();
         let routes = store
@@ -127,6 +131,11 @@ impl Hub {
             .map(|r| (r.payment_hash, r))
             .collect();
         let next_seq = store.next_payment_seq()?;
+        // A new hub has no HTLC on chain to learn from: it reads from today's tip on.
+        let claims_scanned = match store.claims_scanned()? {
+            Some(h) => h,
+            None => chain.height(),
+        };
         let (payments_tx, _) = tokio::sync::broadcast::channel(4096);
         Ok(Hub {
             key,
@@ -138,6 +147,7 @@ impl Hub {
                 streams,
                 routes,
                 next_seq,
+                claims_scanned,
             }),
             payments_tx,
         })
@@ -220,6 +230,10 @@ impl Hub {
         for (p, payee) in &staged.payments {
             HubStore::put_payment(&mut batch, p, payee.as_ref())?;
         }
+        if let Some(h) = staged.claims_scanned {
+            HubStore::put_claims_scanned(&mut batch, h)?;
+            st.claims_scanned = h;
+        }
         let durable = self.store.enqueue(batch);
         st.channels.extend(staged.channels);
         st.streams.extend(staged.streams);
@@ -276,20 +290,12 @@ impl Hub {
             on_chain.opening_a_msat,
             on_chain.opening_b_msat,
         )?;
-        let channel = HubChannel {
-            role: ChannelRole::Incoming,
-            peer: on_chain.party_a,
-            machine: machine.snapshot().clone(),
-            owed_msat: 0,
-            in_flight_owed_msat: 0,
-            queued: Vec::new(),
-            confirmed: true,
-            closing: false,
-            closed_at: None,
-            challenged_seq: None,
-            settle_submitted: false,
-            pending_context: None,
-        };
+        let channel = HubChannel::new(
+            ChannelRole::Incoming,
+            on_chain.party_a,
+            machine.snapshot().clone(),
+            true,
+        );
         let mut st = self.state.lock();
         if let Some(c) = st.channels.get(&id) {
             return Ok(c.clone());
@@ -323,20 +329,12 @@ impl Hub {
             .checked_mul(doin_tx_core::channel::MSAT_PER_UNIT)
             .ok_or_else(|| HubError::Invalid("the deposit is too large".into()))?;
         let machine = ChannelMachine::new(chain_id, id, Side::A, me, payee, capacity_msat, 0)?;
-        let channel = HubChannel {
-            role: ChannelRole::Outgoing,
-            peer: payee,
-            machine: machine.snapshot().clone(),
-            owed_msat: 0,
-            in_flight_owed_msat: 0,
-            queued: Vec::new(),
-            confirmed: false,
-            closing: false,
-            closed_at: None,
-            challenged_seq: None,
-            settle_submitted: false,
-            pending_context: None,
-        };
+        let channel = HubChannel::new(
+            ChannelRole::Outgoing,
+            payee,
+            machine.snapshot().clone(),
+            false,
+        );
         let tx = crate::txs::sign(
             &self.key,
             chain_id,
@@ -533,7 +531,21 @@ impl Hub {
                 invoice: ctx.invoice,
             });
         }
+        let role = updated.role;
         staged.channels.insert(*id, updated);
+        // A payee's preimage is the hub's to use from the moment it signs the fulfilment: the
+        // payee holds a state both signed from then on, confirmed or not.
+        if let (
+            ChannelRole::Outgoing,
+            false,
+            Some(InFlight::Accepted {
+                change: Change::FulfillHtlc { preimage },
+                ..
+            }),
+        ) = (role, was_accepted, machine.in_flight())
+        {
+            crate::flow::fulfil_route(&mut st, &mut staged, *preimage);
+        }
         for event in out.events {
             self.on_event(&mut st, &mut staged, id, event)?;
         }

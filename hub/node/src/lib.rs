@@ -2,7 +2,8 @@
 //! hash-locked payments through the hub, a watchtower, and the books.
 //!
 //! - [`hub`] owns the hub's state and its entry points; [`flow`] decides what the hub signs
-//!   and proposes; [`watch`] guards the channels on chain; [`store`] persists everything with
+//!   and proposes; [`watch`] guards the channels on chain and [`deadlines`] their HTLCs'
+//!   expiries; [`store`] persists everything with
 //!   group commit; [`ports`] says what the hub needs from the transfer chain (the node
 //!   implements it); [`fees`] holds the fee policy and limits; [`txs`] signs the hub's
 //!   transactions.
@@ -12,6 +13,7 @@
 //!   [`ports::ChainPort`].
 
 pub mod api;
+mod deadlines;
 pub mod fees;
 mod flow;
 pub mod hub;

@@ -16,6 +16,9 @@ pub trait ChainPort: Send + Sync {
     fn next_nonce(&self, key: &PublicKeyBytes) -> Result<u64, String>;
     /// Base fee per weight unit of the next block.
     fn base_fee(&self) -> Amount;
+    /// Preimages revealed by `HtlcClaim` transactions in the final blocks `from..=to`, with
+    /// the channel each names (how the hub learns a preimage a payee claimed on chain).
+    fn htlc_claims(&self, from: Height, to: Height) -> Result<Vec<(ChannelId, [u8; 32])>, String>;
     /// Submits a signed transaction (canonical bytes); its id once the pool took it.
     fn submit(&self, tx: &[u8]) -> Result<Hash256, String>;
 }

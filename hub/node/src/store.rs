@@ -8,7 +8,8 @@
 //! - `hub_payments`: sequence number (big-endian) → [`Payment`], the accounting ledger
 //! - `hub_payee_payments`: payee ‖ sequence number → nothing (a payee's payments in order)
 //! - `hub_idempotency`: idempotency key → the answer given to the first request
-//! - `hub_meta`: reserved for the hub's settings
+//! - `hub_meta`: the layout version (`layout`) and how far the watchtower has read the chain
+//!   for revealed preimages (`claims-scanned`)
 //!
 //! Every operation of the hub is one [`WriteBatch`], written with `fsync` before any signature
 //! or answer leaves the process. Batches submitted at the same time share one `fsync` (group
@@ -41,6 +42,12 @@ pub const COLUMNS: &[Cf] = &[
     CF_IDEMPOTENCY,
     CF_META,
 ];
+
+/// The layout this build reads and writes. A store written by another layout is refused at
+/// open rather than misread.
+pub const LAYOUT_VERSION: u32 = 2;
+const META_LAYOUT: &[u8] = b"layout";
+const META_CLAIMS_SCANNED: &[u8] = b"claims-scanned";
 
 /// Which way a channel faces from the hub.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,9 +83,37 @@ pub struct HubChannel {
     pub challenged_seq: Option<u64>,
     /// The watchtower submitted the settlement.
     pub settle_submitted: bool,
+    /// Payment hashes whose HTLC the watchtower claimed on chain with the preimage.
+    pub claims_submitted: Vec<Hash256>,
     /// What the peer's proposal in flight (signed by the hub, not yet confirmed) is for: kept
     /// with it so a restart in between books the payment where it belongs.
     pub pending_context: Option<PendingContext>,
+}
+
+impl HubChannel {
+    /// A channel the hub just took on, with nothing owed, queued or posted yet.
+    pub fn new(
+        role: ChannelRole,
+        peer: PublicKeyBytes,
+        machine: Snapshot,
+        confirmed: bool,
+    ) -> Self {
+        HubChannel {
+            role,
+            peer,
+            machine,
+            owed_msat: 0,
+            in_flight_owed_msat: 0,
+            queued: Vec::new(),
+            confirmed,
+            closing: false,
+            closed_at: None,
+            challenged_seq: None,
+            settle_submitted: false,
+            claims_submitted: Vec::new(),
+            pending_context: None,
+        }
+    }
 }
 
 /// The stream or invoice a peer's proposal names.
@@ -258,6 +293,41 @@ impl HubStore {
     /// Writes `batch` durably (fsync), sharing the sync with batches queued meanwhile.
     pub fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
         self.enqueue(batch).wait()
+    }
+
+    /// Checks the store's layout version; an empty store gets this build's.
+    pub fn check_layout(&self) -> Result<(), StoreError> {
+        match get::<u32>(self.kv.as_ref(), CF_META, META_LAYOUT, "hub layout")? {
+            Some(v) if v == LAYOUT_VERSION => Ok(()),
+            found => {
+                let empty = self.channels()?.is_empty() && self.next_payment_seq()? == 1;
+                if found.is_none() && empty {
+                    let mut batch = WriteBatch::new();
+                    put(&mut batch, CF_META, META_LAYOUT, &LAYOUT_VERSION)?;
+                    return self.commit(batch);
+                }
+                Err(StoreError::Corrupt(format!(
+                    "the hub's store has layout {}, this build reads layout {LAYOUT_VERSION}: \
+                     close its channels with the build that wrote it, or move the data \
+                     directory aside",
+                    found.map_or_else(|| "1".to_string(), |v| v.to_string())
+                )))
+            }
+        }
+    }
+
+    /// The last transfer-chain height the watchtower read for revealed preimages.
+    pub fn claims_scanned(&self) -> Result<Option<Height>, StoreError> {
+        get(
+            self.kv.as_ref(),
+            CF_META,
+            META_CLAIMS_SCANNED,
+            "claims scanned",
+        )
+    }
+
+    pub fn put_claims_scanned(batch: &mut WriteBatch, height: Height) -> Result<(), StoreError> {
+        put(batch, CF_META, META_CLAIMS_SCANNED, &height)
     }
 
     pub fn channel(&self, id: &ChannelId) -> Result<Option<HubChannel>, StoreError> {

@@ -9,6 +9,7 @@ use crate::hub::{Hub, HubError, Staged};
 use doin_channels::ChannelMachine;
 use doin_tx_core::channel::{ChannelId, ChannelPhase};
 use doin_tx_core::TxPayload;
+use doin_types::Hash256;
 
 /// What one pass of the watch did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -17,6 +18,14 @@ pub struct WatchReport {
     pub challenged: Vec<ChannelId>,
     pub settled: Vec<ChannelId>,
     pub closed: Vec<ChannelId>,
+    /// Channels the hub closed on chain over an HTLC deadline.
+    pub force_closed: Vec<ChannelId>,
+    /// HTLCs claimed on chain with their preimage (by payment hash).
+    pub claimed: Vec<Hash256>,
+    /// Preimages learned from payees' claims on chain.
+    pub learned: Vec<Hash256>,
+    /// Routed payments failed because the payee let its HTLC expire.
+    pub expired: Vec<Hash256>,
 }
 
 impl Hub {
@@ -36,7 +45,11 @@ impl Hub {
 
     /// Submits `payload` for channel `id`: `Ok(false)` when the chain refused it now (tried
     /// again next pass), so one refusal does not hold up the other channels' watch.
-    fn submit_or_retry(&self, id: &ChannelId, payload: TxPayload) -> Result<bool, HubError> {
+    pub(crate) fn submit_or_retry(
+        &self,
+        id: &ChannelId,
+        payload: TxPayload,
+    ) -> Result<bool, HubError> {
         match self.submit_tx(payload) {
             Ok(()) => Ok(true),
             Err(HubError::Chain(e)) => {
@@ -47,21 +60,30 @@ impl Hub {
         }
     }
 
-    /// One pass over every channel the hub has not seen paid out.
+    /// One pass over every channel the hub has not seen paid out: preimages revealed on
+    /// chain, confirmations, challenges, HTLC claims, settlements, payouts, then the HTLC
+    /// deadlines of the channels still open (see [`crate::deadlines`]).
     pub fn watch(&self) -> Result<WatchReport, HubError> {
         let height = self.chain.height();
         let mut report = WatchReport::default();
         let mut st = self.state.lock();
         let mut staged = Staged::default();
-        let open: Vec<(ChannelId, crate::store::HubChannel)> = st
+        self.learn_claimed_preimages(&mut st, &mut staged, height, &mut report)?;
+        let open: Vec<ChannelId> = st
             .channels
             .iter()
             .filter(|(_, c)| c.closed_at.is_none())
-            .map(|(id, c)| (*id, c.clone()))
+            .map(|(id, _)| *id)
             .collect();
-        for (id, mut c) in open {
-            let before = c.clone();
+        for id in open {
             let Some(on_chain) = self.chain.channel(&id).map_err(HubError::Chain)? else {
+                continue;
+            };
+            if crate::flow::staged_channel(&st, &mut staged, &id).is_none() {
+                continue;
+            }
+            // Fields borrowed apart: the channel is changed while the routes are read.
+            let Some(c) = staged.channels.get_mut(&id) else {
                 continue;
             };
             if !c.confirmed {
@@ -74,7 +96,8 @@ impl Hub {
                     posted, closes_at, ..
                 } => {
                     c.closing = true;
-                    let latest = &c.machine.latest;
+                    let latest = c.machine.latest.clone();
+                    let mut standing = posted.clone();
                     let stale = latest.state.seq > posted.seq;
                     if stale && height < *closes_at && c.challenged_seq != Some(latest.state.seq) {
                         let challenge = TxPayload::ChannelChallenge {
@@ -83,11 +106,16 @@ impl Hub {
                         if self.submit_or_retry(&id, challenge)? {
                             c.challenged_seq = Some(latest.state.seq);
                             report.challenged.push(id);
+                            // Claims follow the challenge in nonce order: against its state.
+                            standing = latest.state;
                         }
                     }
+                    let routes = (&staged.routes, &st.routes);
+                    self.claim_posted(&id, c, &standing, routes, height, &mut report)?;
                     let until = posted
                         .htlcs
                         .iter()
+                        .chain(standing.htlcs.iter())
                         .map(|h| h.expiry)
                         .fold(*closes_at, u64::max);
                     if height >= until
@@ -104,10 +132,15 @@ impl Hub {
                     report.closed.push(id);
                 }
             }
-            if c != before {
-                staged.channels.insert(id, c);
-            }
         }
+        self.htlc_deadlines(&mut st, &mut staged, height, &mut report)?;
+        // What the pass queued (fulfilments and failures towards payers, expiries towards
+        // payees) is proposed at once.
+        self.flush_staged(&st, &mut staged, height);
+        // Only what changed is written.
+        staged
+            .channels
+            .retain(|id, c| st.channels.get(id) != Some(&*c));
         let (durable, payments) = self.stage(&mut st, staged)?;
         drop(st);
         self.finish(durable, payments)?;

@@ -98,10 +98,21 @@ impl NodeProc {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let name = self.name.clone();
-        wait_until(&format!("{name} answers"), 60, || {
-            matches!(get(&format!("{}/livez", self.rest)), Some((200, _))).then_some(())
-        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !matches!(get(&format!("{}/livez", self.rest)), Some((200, _))) {
+            if Instant::now() >= deadline {
+                // The log says why (a refused config or store, a port in use).
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "timed out: {} answers; its log ends:\n{}",
+                    self.name,
+                    tail.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     pub fn info(&self) -> Option<Value> {
