@@ -225,7 +225,7 @@ impl Node {
                 let key = keys
                     .hub
                     .ok_or_else(|| anyhow!("the hub needs its key ([hub] keystore)"))?;
-                Some(start_hub(cfg, tx, kv.clone(), key, &mut tasks)?)
+                Some(start_hub(cfg, tx, kv.clone(), key, &metrics, &mut tasks)?)
             }
             (None, true) => return Err(anyhow!("the hub needs the transfer chain in this node")),
             _ => None,
@@ -320,12 +320,19 @@ fn start_hub(
     tx: &Arc<TxChain>,
     kv: Arc<dyn KvStore>,
     key: KeyPair,
+    metrics: &Metrics,
     tasks: &mut TaskManager,
 ) -> anyhow::Result<Arc<doin_hub::Hub>> {
+    let metrics = doin_hub::HubMetrics::register(metrics)?;
     let port = Arc::new(crate::hub_port::TxChainPort::new(tx));
     let hub = Arc::new(
-        doin_hub::Hub::open(key, port, doin_hub::HubStore::new(kv), cfg.hub.hub_config())
-            .map_err(|e| anyhow!("cannot open the hub: {e}"))?,
+        doin_hub::Hub::open(
+            key,
+            port,
+            doin_hub::HubStore::new(kv, metrics),
+            cfg.hub.hub_config(),
+        )
+        .map_err(|e| anyhow!("cannot open the hub: {e}"))?,
     );
     let every = Duration::from_millis(cfg.hub.watch_interval_ms);
     let watched = hub.clone();

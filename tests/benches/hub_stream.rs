@@ -112,7 +112,7 @@ fn main() {
         Hub::open(
             KeyPair::from_secret_bytes(&hub_key.secret_bytes()).unwrap(),
             Arc::new(doin_node::hub_port::TxChainPort::new(&chain)),
-            HubStore::new(kv),
+            HubStore::new(kv, doin_hub::HubMetrics::unregistered().unwrap()),
             HubConfig {
                 max_owed_msat: u64::MAX,
                 ..HubConfig::default()

@@ -117,7 +117,13 @@ pub fn open_hub(dir: &Path, key: &KeyPair, net: &Net, cfg: HubConfig) -> Hub {
         RocksStore::open(&dir.join("hub"), doin_hub::COLUMNS, &RocksConfig::default()).unwrap(),
     );
     let port = Arc::new(doin_node::hub_port::TxChainPort::new(&net.chain));
-    Hub::open(copy_key(key), port, HubStore::new(kv), cfg).unwrap()
+    Hub::open(
+        copy_key(key),
+        port,
+        HubStore::new(kv, doin_hub::HubMetrics::unregistered().unwrap()),
+        cfg,
+    )
+    .unwrap()
 }
 
 /// `peer` sends `first` to the hub and the two answer each other until done.

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{doin, free_port, get, wait_until, NodeProc};
+use common::{doin, free_port, get, get_text, wait_until, NodeProc};
 use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Message};
 use doin_crypto::keystore::KeyFile;
 use doin_crypto::KeyPair;
@@ -376,22 +376,31 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         .map(|p| p["amount_msat"].as_str().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(delivered, payee_m.my_balance_msat());
-    let (_, csv) = {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let r = reqwest::get(format!("{}/v1/hub/accounting.csv", c.rest))
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        })
-    };
+    let (_, csv) = get_text(&format!("{}/v1/hub/accounting.csv", c.rest)).unwrap();
     assert!(csv.starts_with("seq,at_ms,kind"));
     assert_eq!(
         csv.lines().filter(|l| l.contains(",stream_in,")).count(),
         18
+    );
+
+    // The metrics count what happened since the restart: 6 stream ticks in, every one
+    // persisted before its answer, and the two channels open.
+    let (_, metrics) = get_text(&format!("{}/metrics", c.rest)).unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    assert_eq!(value("doin_hub_payments_total{kind=\"stream_in\"}"), 6.0);
+    assert!(value("doin_hub_persist_seconds_count") >= 6.0);
+    assert_eq!(
+        value("doin_hub_channels{role=\"payer\",status=\"open\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("doin_hub_channels{role=\"payee\",status=\"open\"}"),
+        1.0
     );
 
     // The payee closes with the newest state both signed and is paid on chain at once.

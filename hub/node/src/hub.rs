@@ -250,6 +250,13 @@ impl Hub {
         payments: Vec<Payment>,
     ) -> Result<Vec<Payment>, HubError> {
         durable.wait()?;
+        let m = self.store.metrics();
+        for p in &payments {
+            m.payments.with_label_values(&[p.kind.as_str()]).inc();
+            m.payments_msat
+                .with_label_values(&[p.kind.as_str()])
+                .inc_by(p.amount_msat);
+        }
         for p in &payments {
             // Nobody listening is fine.
             let _ = self.payments_tx.send(p.clone());
@@ -486,6 +493,29 @@ impl Hub {
     /// Handles a message from the peer of channel `id`; `ctx` says what a payer's proposal is
     /// for. Returns the answer once everything it depends on is durable.
     pub fn handle(
+        &self,
+        id: &ChannelId,
+        msg: Message,
+        ctx: ProposalContext,
+    ) -> Result<Handled, HubError> {
+        let result = self.handle_inner(id, msg, ctx);
+        let outcome = match &result {
+            Ok(Handled {
+                reply: Some(Message::Reject { .. }),
+                ..
+            }) => "rejected",
+            Ok(_) => "accepted",
+            Err(_) => "error",
+        };
+        self.store
+            .metrics()
+            .messages
+            .with_label_values(&[outcome])
+            .inc();
+        result
+    }
+
+    fn handle_inner(
         &self,
         id: &ChannelId,
         msg: Message,

@@ -18,6 +18,7 @@ pub mod fees;
 mod flow;
 pub mod hub;
 mod ledger_api;
+pub mod metrics;
 pub mod ports;
 pub mod store;
 pub mod txs;
@@ -25,6 +26,7 @@ pub mod watch;
 
 pub use fees::{FeePolicy, HubConfig};
 pub use hub::{Handled, Hub, HubError, ProposalContext};
+pub use metrics::HubMetrics;
 pub use ports::ChainPort;
 pub use store::{HubStore, COLUMNS};
 pub use watch::WatchReport;

@@ -16,14 +16,17 @@
 //! commit): the writer thread takes everything queued, writes it as one batch and wakes every
 //! caller. A caller never returns before its own batch is durable.
 
+use crate::metrics::HubMetrics;
 use doin_channels::{Change, Snapshot};
 use doin_codec::{decode_exact, encode};
 use doin_store::{Cf, Direction, Durability, KvStore, StoreError, WriteBatch};
+use doin_telemetry::prometheus::Histogram;
 use doin_tx_core::channel::ChannelId;
 use doin_types::{Hash256, Height, PublicKeyBytes};
 use serde::{Deserialize, Serialize};
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::Instant;
 
 pub const CF_CHANNELS: Cf = "hub_channels";
 pub const CF_ROUTES: Cf = "hub_routes";
@@ -246,15 +249,26 @@ pub fn put<T: Serialize>(
 
 type Job = (WriteBatch, mpsc::Sender<Result<(), StoreError>>);
 
+/// The commit thread's view of the metrics.
+struct CommitTimers {
+    fsync_seconds: Histogram,
+    commit_inputs: Histogram,
+}
+
 /// A queued write; [`Durable::wait`] returns once it is on disk.
 pub struct Durable {
     done: Option<mpsc::Receiver<Result<(), StoreError>>>,
+    queued_at: Instant,
+    persist_seconds: Histogram,
 }
 
 impl Durable {
     pub fn wait(self) -> Result<(), StoreError> {
         let gone = || StoreError::Backend("the hub's commit thread is gone".into());
-        self.done.ok_or_else(gone)?.recv().map_err(|_| gone())?
+        let result = self.done.ok_or_else(gone)?.recv().map_err(|_| gone())?;
+        self.persist_seconds
+            .observe(self.queued_at.elapsed().as_secs_f64());
+        result
     }
 }
 
@@ -262,21 +276,32 @@ impl Durable {
 pub struct HubStore {
     kv: Arc<dyn KvStore>,
     jobs: parking_lot::Mutex<mpsc::Sender<Job>>,
+    metrics: HubMetrics,
 }
 
 impl HubStore {
-    pub fn new(kv: Arc<dyn KvStore>) -> HubStore {
+    /// The store over `kv`, timing its writes on `metrics` (which the hub counts on too).
+    pub fn new(kv: Arc<dyn KvStore>, metrics: HubMetrics) -> HubStore {
         let (tx, rx) = mpsc::channel::<Job>();
         let writer = kv.clone();
+        let timers = CommitTimers {
+            fsync_seconds: metrics.fsync_seconds.clone(),
+            commit_inputs: metrics.commit_inputs.clone(),
+        };
         std::thread::Builder::new()
             .name("hub-commit".into())
-            .spawn(move || group_commit(writer, rx))
+            .spawn(move || group_commit(writer, rx, timers))
             .map(|_| ())
             .unwrap_or_else(|e| tracing::error!("cannot start the hub's commit thread: {e}"));
         HubStore {
             kv,
             jobs: parking_lot::Mutex::new(tx),
+            metrics,
         }
+    }
+
+    pub fn metrics(&self) -> &HubMetrics {
+        &self.metrics
     }
 
     /// Queues `batch` for a durable write. Batches are written in the order they are queued,
@@ -284,9 +309,12 @@ impl HubStore {
     /// anything that depends on the batch leaves the process.
     pub fn enqueue(&self, batch: WriteBatch) -> Durable {
         let (done_tx, done_rx) = mpsc::channel();
+        let queued_at = Instant::now();
         let sent = self.jobs.lock().send((batch, done_tx)).is_ok();
         Durable {
             done: sent.then_some(done_rx),
+            queued_at,
+            persist_seconds: self.metrics.persist_seconds.clone(),
         }
     }
 
@@ -474,7 +502,7 @@ impl HubStore {
 }
 
 /// The commit thread: takes every queued batch, writes them as one synced batch, answers all.
-fn group_commit(kv: Arc<dyn KvStore>, jobs: mpsc::Receiver<Job>) {
+fn group_commit(kv: Arc<dyn KvStore>, jobs: mpsc::Receiver<Job>, timers: CommitTimers) {
     while let Ok(first) = jobs.recv() {
         let mut waiting = vec![first.1];
         let mut batch = first.0;
@@ -482,7 +510,12 @@ fn group_commit(kv: Arc<dyn KvStore>, jobs: mpsc::Receiver<Job>) {
             batch.extend(more);
             waiting.push(done);
         }
+        let started = Instant::now();
         let result = kv.write(batch, Durability::Sync).map_err(|e| e.to_string());
+        timers
+            .fsync_seconds
+            .observe(started.elapsed().as_secs_f64());
+        timers.commit_inputs.observe(waiting.len() as f64);
         for done in waiting {
             // A caller that gave up waiting is no reason to stop.
             let _ = done.send(result.clone().map_err(StoreError::Backend));

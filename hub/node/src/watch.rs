@@ -5,11 +5,13 @@
 //!
 //! Run [`Hub::watch`] once per transfer block (the node's watch task does); it is idempotent.
 
-use crate::hub::{Hub, HubError, Staged};
+use crate::hub::{Hub, HubError, Staged, State};
+use crate::store::ChannelRole;
 use doin_channels::ChannelMachine;
 use doin_tx_core::channel::{ChannelId, ChannelPhase};
 use doin_tx_core::TxPayload;
 use doin_types::Hash256;
+use std::collections::BTreeMap;
 
 /// What one pass of the watch did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -142,9 +144,61 @@ impl Hub {
             .channels
             .retain(|id, c| st.channels.get(id) != Some(&*c));
         let (durable, payments) = self.stage(&mut st, staged)?;
+        self.set_gauges(&st);
         drop(st);
         self.finish(durable, payments)?;
+        self.count_actions(&report);
         Ok(report)
+    }
+
+    fn set_gauges(&self, st: &State) {
+        let m = self.store.metrics();
+        let mut counts: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+        let mut owed: u64 = 0;
+        for c in st.channels.values() {
+            let role = match c.role {
+                ChannelRole::Incoming => "payer",
+                ChannelRole::Outgoing => "payee",
+            };
+            let status = match (c.confirmed, c.closing, c.closed_at) {
+                (_, _, Some(_)) => "closed",
+                (_, true, None) => "closing",
+                (false, false, None) => "opening",
+                (true, false, None) => "open",
+            };
+            *counts.entry((role, status)).or_default() += 1;
+            owed = owed.saturating_add(c.owed_msat);
+        }
+        for role in ["payer", "payee"] {
+            for status in ["opening", "open", "closing", "closed"] {
+                let n = counts.get(&(role, status)).copied().unwrap_or(0);
+                m.channels.with_label_values(&[role, status]).set(n);
+            }
+        }
+        m.owed_msat.set(i64::try_from(owed).unwrap_or(i64::MAX));
+        let open_streams = st.streams.values().filter(|s| !s.closed).count();
+        m.open_streams
+            .set(i64::try_from(open_streams).unwrap_or(i64::MAX));
+    }
+
+    fn count_actions(&self, r: &WatchReport) {
+        let m = self.store.metrics();
+        for (action, n) in [
+            ("confirmed", r.confirmed.len()),
+            ("challenged", r.challenged.len()),
+            ("settled", r.settled.len()),
+            ("closed", r.closed.len()),
+            ("force_closed", r.force_closed.len()),
+            ("claimed", r.claimed.len()),
+            ("learned", r.learned.len()),
+            ("expired", r.expired.len()),
+        ] {
+            if n > 0 {
+                m.watch_actions
+                    .with_label_values(&[action])
+                    .inc_by(n as u64);
+            }
+        }
     }
 
     /// Closes channel `id` from the hub's side: cooperatively with the newest state both

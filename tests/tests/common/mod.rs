@@ -53,6 +53,25 @@ pub fn get(url: &str) -> Option<(u16, Value)> {
     })
 }
 
+/// GET with a 5 s timeout: status and text body.
+#[allow(dead_code)] // not every test binary that includes this module reads text
+pub fn get_text(url: &str) -> Option<(u16, String)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        let s = r.status().as_u16();
+        Some((s, r.text().await.ok()?))
+    })
+}
+
 /// The body of a 200 answer, `None` for anything else.
 pub fn get_ok(url: &str) -> Option<Value> {
     match get(url) {
