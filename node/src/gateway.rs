@@ -57,7 +57,8 @@ pub struct GatewayState {
     pub started: Instant,
     pub tx: Option<Arc<TxChain>>,
     pub main: Option<Arc<MainChain>>,
-    pub hub: Option<Arc<doin_hub::Hub>>,
+    /// The hub with the token its operator calls need.
+    pub hub: Option<(Arc<doin_hub::Hub>, doin_hub::api::OperatorToken)>,
     pub chains: Vec<String>,
     pub net: Option<doin_net::NetHandle>,
     pub tx_sync: Option<doin_tx_node::p2p::SyncState>,
@@ -156,7 +157,7 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
             .route("/v1/anchors/checkpoint/{*rest}", any(both));
     }
     app = match &state.hub {
-        Some(hub) => app.merge(doin_hub::api::router(hub.clone())),
+        Some((hub, operator)) => app.merge(doin_hub::api::router(hub.clone(), operator.clone())),
         None => app.route("/v1/hub/{*rest}", any(|| disabled("hub", "channel hub"))),
     };
     app = app.route("/v1/anchors/{*rest}", any(not_yet_anchors));

@@ -230,6 +230,10 @@ impl Node {
             (None, true) => return Err(anyhow!("the hub needs the transfer chain in this node")),
             _ => None,
         };
+        let hub_operator = match &hub {
+            Some(_) => Some(write_operator_cookie(&cfg.data_dir)?),
+            None => None,
+        };
 
         let NetParts {
             handle: net,
@@ -248,7 +252,7 @@ impl Node {
                 started,
                 tx: tx.clone(),
                 main: main.clone(),
-                hub: hub.clone(),
+                hub: hub.clone().zip(hub_operator),
                 chains: cfg.chains.clone(),
                 net: net.clone(),
                 tx_sync: tx_sync.clone(),
@@ -365,6 +369,33 @@ fn start_hub(
     });
     tracing::info!(hub = %hub.public_key(), "hub started");
     Ok(hub)
+}
+
+/// A new operator token for the hub's operator calls, written to `hub.cookie` in the data
+/// directory (readable by this user only, fsynced): each start makes a new one, so a token
+/// that leaked stops working at the next restart.
+fn write_operator_cookie(data_dir: &Path) -> anyhow::Result<doin_hub::api::OperatorToken> {
+    use rand::RngCore;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let token = hex::encode(secret);
+    let path = data_dir.join("hub.cookie");
+    let tmp = data_dir.join("hub.cookie.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(token.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(data_dir)?.sync_all()?;
+    doin_hub::api::OperatorToken::new(&token)
+        .ok_or_else(|| anyhow!("the operator token is malformed"))
 }
 
 /// The `[p2p]` section as the network library wants it.

@@ -26,6 +26,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const UNIT: u64 = 1_000;
 
 fn post(url: &str, body: Value, idempotency: Option<&str>) -> (u16, Value) {
+    post_with(url, body, idempotency, None)
+}
+
+/// `post` with the operator's bearer token.
+fn post_with(
+    url: &str,
+    body: Value,
+    idempotency: Option<&str>,
+    operator: Option<&str>,
+) -> (u16, Value) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -37,6 +47,9 @@ fn post(url: &str, body: Value, idempotency: Option<&str>) -> (u16, Value) {
             .json(&body);
         if let Some(k) = idempotency {
             req = req.header("Idempotency-Key", k);
+        }
+        if let Some(t) = operator {
+            req = req.bearer_auth(t);
         }
         let r = req.send().await.unwrap();
         let s = r.status().as_u16();
@@ -223,13 +236,24 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         },
     );
     let in_id = channel_id(&chain_id, &payer.public(), 0);
-    let open_out = || {
-        post(
+    // Opening the hub's channels is the operator's call: the token is in the data directory.
+    let cookie = std::fs::read_to_string(dir.path().join("data").join("hub.cookie")).unwrap();
+    let open_out_as = |token: Option<&str>| {
+        post_with(
             &format!("{}/v1/hub/channels/outgoing", c.rest),
             json!({"payee": addr(&payee), "deposit": "40000"}),
             Some("open-payee-1"),
+            token,
         )
     };
+    for token in [None, Some("0".repeat(64).as_str())] {
+        let (s, v) = open_out_as(token);
+        assert_eq!(
+            (s, &v["type"]),
+            (401, &json!("urn:doin:problem:operator-only"))
+        );
+    }
+    let open_out = || open_out_as(Some(&cookie));
     let (s, first) = open_out();
     assert_eq!(s, 202, "{first}");
     let (s, again) = open_out();
@@ -376,7 +400,11 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         .map(|p| p["amount_msat"].as_str().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(delivered, payee_m.my_balance_msat());
-    let (_, csv) = get_text(&format!("{}/v1/hub/accounting.csv", c.rest)).unwrap();
+    let csv_url = format!("{}/v1/hub/accounting.csv", c.rest);
+    assert_eq!(get_text(&csv_url, None).unwrap().0, 401);
+    // A restart made a new token.
+    let cookie = std::fs::read_to_string(dir.path().join("data").join("hub.cookie")).unwrap();
+    let (_, csv) = get_text(&csv_url, Some(&cookie)).unwrap();
     assert!(csv.starts_with("seq,at_ms,kind"));
     assert_eq!(
         csv.lines().filter(|l| l.contains(",stream_in,")).count(),
@@ -385,7 +413,7 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
 
     // The metrics count what happened since the restart: 6 stream ticks in, every one
     // persisted before its answer, and the two channels open.
-    let (_, metrics) = get_text(&format!("{}/metrics", c.rest)).unwrap();
+    let (_, metrics) = get_text(&format!("{}/metrics", c.rest), None).unwrap();
     let value = |name: &str| -> f64 {
         metrics
             .lines()

@@ -10,8 +10,10 @@ use crate::hub::{Hub, HubError, ProposalContext};
 use crate::ledger_api::{payment_view, PaymentView};
 use crate::store::{ChannelRole, HubChannel, Stream};
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
+use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
 
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -68,23 +70,73 @@ pub struct HubApiDoc;
 
 pub(crate) type St = State<Arc<Hub>>;
 
-/// Routes under `/v1/hub`.
-pub fn router(hub: Arc<Hub>) -> Router {
+/// The secret that operator calls (opening and closing the hub's channels, closing streams,
+/// the accounting export) present as `Authorization: Bearer <token>`. The node writes it to a
+/// file only its user can read; whoever can read that file runs the hub.
+#[derive(Clone)]
+pub struct OperatorToken(Arc<str>);
+
+impl OperatorToken {
+    /// A token of at least 32 characters (shorter ones are refused: they could be guessed).
+    pub fn new(token: &str) -> Option<OperatorToken> {
+        (token.len() >= 32 && token.bytes().all(|b| b.is_ascii_graphic()))
+            .then(|| OperatorToken(Arc::from(token)))
+    }
+
+    /// Whether `given` is the token (compared in constant time).
+    fn matches(&self, given: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), given.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+async fn require_operator(
+    State(token): State<OperatorToken>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let given = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|g| token.matches(g.trim())) {
+        return next.run(req).await;
+    }
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "operator-only",
+        "Operator only",
+        "this call needs the hub operator's token: `Authorization: Bearer <contents of \
+         hub.cookie in the node's data directory>`",
+    )
+    .into_response()
+}
+
+/// Routes under `/v1/hub`; the operator calls need `operator`.
+pub fn router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
+    let operator_only = Router::new()
+        .route("/v1/hub/channels/outgoing", post(open_outgoing))
+        .route("/v1/hub/channels/{id}/close", post(close_channel))
+        .route("/v1/hub/streams/{id}/close", post(close_stream))
+        .route(
+            "/v1/hub/accounting.csv",
+            get(crate::ledger_api::accounting_csv),
+        )
+        .route_layer(from_fn_with_state(operator, require_operator));
     Router::new()
+        .merge(operator_only)
         .route("/v1/hub/info", get(info))
         .route(
             "/v1/hub/channels",
             get(list_channels).post(register_channel),
         )
-        .route("/v1/hub/channels/outgoing", post(open_outgoing))
         .route("/v1/hub/channels/{id}", get(get_channel))
-        .route("/v1/hub/channels/{id}/close", post(close_channel))
         .route("/v1/hub/channels/{id}/messages", post(post_message))
         .route("/v1/hub/channels/{id}/outbox", get(outbox))
         .route("/v1/hub/invoices/decode", post(decode_invoice))
         .route("/v1/hub/streams", get(list_streams).post(open_stream))
         .route("/v1/hub/streams/{id}", get(get_stream))
-        .route("/v1/hub/streams/{id}/close", post(close_stream))
         .route(
             "/v1/hub/payees/{address}/payments",
             get(crate::ledger_api::payee_payments),
@@ -92,10 +144,6 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route(
             "/v1/hub/payees/{address}/events",
             get(crate::ledger_api::payee_payment_events),
-        )
-        .route(
-            "/v1/hub/accounting.csv",
-            get(crate::ledger_api::accounting_csv),
         )
         .with_state(hub)
 }
@@ -375,6 +423,7 @@ pub struct OpenedView {
 #[utoipa::path(post, path = "/v1/hub/channels/outgoing", tag = "hub", request_body = OpenOutgoingRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeats get the first answer")),
     responses(
+        (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 202, description = "The opening transaction is submitted; the channel is usable once on chain", body = OpenedView),
         (status = 400, description = "Bad payee or amount", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "The transfer chain refused the transaction", body = ProblemDoc, content_type = "application/problem+json"),
@@ -410,6 +459,7 @@ pub struct ClosedView {
     params(("id" = String, Path, description = "Channel id (hex)"),
         ("Idempotency-Key" = Option<String>, Header, description = "Repeats get the first answer")),
     responses(
+        (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 202, description = "The closing transaction is submitted", body = ClosedView),
         (status = 400, description = "Already closing", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "Not a channel of this hub", body = ProblemDoc, content_type = "application/problem+json"),
@@ -683,6 +733,7 @@ async fn get_stream(
 #[utoipa::path(post, path = "/v1/hub/streams/{id}/close", tag = "hub",
     params(("id" = String, Path, description = "Stream id (hex)")),
     responses(
+        (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 200, description = "Closed: no more ticks are taken", body = StreamView),
         (status = 404, description = "No such stream", body = ProblemDoc, content_type = "application/problem+json"),
     ))]

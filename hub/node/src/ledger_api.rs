@@ -190,6 +190,7 @@ async fn pump_payments(
 
 #[utoipa::path(get, path = "/v1/hub/accounting.csv", tag = "hub", params(PageQuery),
     responses(
+        (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 200, description = "The ledger as CSV: seq,at_ms,kind,channel,counterparty,amount_msat,fee_msat,stream,payment_hash,state_seq", content_type = "text/csv"),
         (status = 400, description = "Bad paging", body = ProblemDoc, content_type = "application/problem+json"),
     ))]

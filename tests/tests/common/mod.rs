@@ -53,20 +53,21 @@ pub fn get(url: &str) -> Option<(u16, Value)> {
     })
 }
 
-/// GET with a 5 s timeout: status and text body.
+/// GET with a 5 s timeout (and a bearer token when given): status and text body.
 #[allow(dead_code)] // not every test binary that includes this module reads text
-pub fn get_text(url: &str) -> Option<(u16, String)> {
+pub fn get_text(url: &str, bearer: Option<&str>) -> Option<(u16, String)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .ok()?;
     rt.block_on(async {
-        let r = reqwest::Client::new()
+        let mut req = reqwest::Client::new()
             .get(url)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .ok()?;
+            .timeout(Duration::from_secs(5));
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.ok()?;
         let s = r.status().as_u16();
         Some((s, r.text().await.ok()?))
     })
