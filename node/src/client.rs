@@ -162,6 +162,82 @@ impl Client {
         self.decode(&url, resp).await
     }
 
+    /// A JSON request with an optional body, bearer token and idempotency key; the HTTP
+    /// status and the JSON answer.
+    pub async fn request<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        bearer: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> Result<(u16, T), ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.request(method, &url);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        if let Some(k) = idempotency_key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let resp = req.send().await;
+        self.decode(&url, resp).await
+    }
+
+    /// A GET answered with text (CSV), with an optional bearer token.
+    pub async fn get_text(&self, path: &str, bearer: Option<&str>) -> Result<String, ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.get(&url);
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| ClientError::Network {
+            url: url.clone(),
+            source: e,
+        })?;
+        if resp.status().is_success() {
+            return resp
+                .text()
+                .await
+                .map_err(|e| ClientError::Decode(e.to_string()));
+        }
+        // A problem document: decoded (and reported) like any other.
+        self.decode::<Value>(&url, Ok(resp))
+            .await
+            .map(|_| String::new())
+    }
+
+    /// Opens a long-lived GET (server-sent events): no overall timeout, resumed after
+    /// `last_event_id` when given.
+    pub async fn open_events(
+        &self,
+        path: &str,
+        last_event_id: Option<u64>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = reqwest::Client::new()
+            .get(&url)
+            .header("Accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let resp = req.send().await.map_err(|e| ClientError::Network {
+            url: url.clone(),
+            source: e,
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(self
+            .decode::<Value>(&url, Ok(resp))
+            .await
+            .err()
+            .unwrap_or_else(|| ClientError::Decode("the event stream was refused".into())))
+    }
+
     /// Submits signed transaction bytes; returns the HTTP status (202 new, 200 known) too.
     pub async fn submit(&self, tx_bytes: &[u8]) -> Result<(u16, Submitted), ClientError> {
         let url = format!("{}/v1/tx/transactions", self.base);

@@ -5,6 +5,7 @@ use anyhow::{anyhow, Context};
 use clap::{Parser, Subcommand};
 use doin_node::config::NodeConfig;
 use doin_node::devnet::{self, DevnetOptions};
+use doin_node::hub_cli::{self, HubArgs};
 use doin_node::run::{
     read_genesis, read_main_genesis, shutdown_signal, unlock_key, Node, NodeKeys,
 };
@@ -36,6 +37,8 @@ enum Command {
     Node(NodeArgs),
     /// Manage keys and send transfers through a node.
     Wallet(WalletArgs),
+    /// The channel hub: channels, invoices, streams, payments, and its operator's calls.
+    Hub(HubArgs),
     /// Create or inspect genesis specifications.
     Genesis {
         #[command(subcommand)]
@@ -196,6 +199,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Wallet(a) => {
             doin_telemetry::init_tracing(LogFormat::Text, "warn");
             wallet::run(a).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Hub(a) => {
+            doin_telemetry::init_tracing(LogFormat::Text, "warn");
+            hub_cli::run(a).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Genesis { command } => genesis(command).map(|_| ExitCode::SUCCESS),

@@ -15,6 +15,15 @@ use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 pub struct WalletArgs {
+    #[command(flatten)]
+    pub opts: WalletOpts,
+    #[command(subcommand)]
+    pub command: WalletCommand,
+}
+
+/// The node, key file and output options every wallet (and `doin hub`) command shares.
+#[derive(Args, Debug, Clone)]
+pub struct WalletOpts {
     /// Node REST URL.
     #[arg(
         long,
@@ -32,8 +41,6 @@ pub struct WalletArgs {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    #[command(subcommand)]
-    pub command: WalletCommand,
 }
 
 #[derive(Subcommand, Debug)]
@@ -162,7 +169,7 @@ impl AmountArgs {
 }
 
 /// Fee, nonce and waiting options of every command that signs a transaction.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct TxOptions {
     /// Fee level from the node's estimate.
     #[arg(long, value_enum, default_value = "standard")]
@@ -181,6 +188,19 @@ pub struct TxOptions {
     pub wait: bool,
     #[arg(long, default_value_t = 120)]
     pub wait_secs: u64,
+}
+
+impl Default for TxOptions {
+    fn default() -> Self {
+        TxOptions {
+            fee: FeeLevel::Standard,
+            max_fee_per_weight: None,
+            max_priority_fee_per_weight: None,
+            nonce: None,
+            wait: false,
+            wait_secs: 120,
+        }
+    }
 }
 
 /// `wallet stake`.
@@ -226,7 +246,7 @@ fn default_keystore() -> PathBuf {
     home.join(".doin").join("wallet.json")
 }
 
-fn read_password(args: &WalletArgs, confirm: bool) -> anyhow::Result<String> {
+fn read_password(args: &WalletOpts, confirm: bool) -> anyhow::Result<String> {
     if let Some(p) = &args.password_file {
         let s = std::fs::read_to_string(p)
             .with_context(|| format!("cannot read password file {}", p.display()))?;
@@ -247,11 +267,11 @@ fn read_password(args: &WalletArgs, confirm: bool) -> anyhow::Result<String> {
     Ok(p)
 }
 
-fn keystore_path(args: &WalletArgs) -> PathBuf {
+fn keystore_path(args: &WalletOpts) -> PathBuf {
     args.keystore.clone().unwrap_or_else(default_keystore)
 }
 
-fn load_key(args: &WalletArgs) -> anyhow::Result<KeyPair> {
+pub(crate) fn load_key(args: &WalletOpts) -> anyhow::Result<KeyPair> {
     let path = keystore_path(args);
     let file = KeyFile::read(&path).with_context(|| {
         format!(
@@ -267,11 +287,11 @@ fn load_key(args: &WalletArgs) -> anyhow::Result<KeyPair> {
     }
 }
 
-fn public_of(args: &WalletArgs) -> anyhow::Result<doin_types::PublicKeyBytes> {
+fn public_of(args: &WalletOpts) -> anyhow::Result<doin_types::PublicKeyBytes> {
     Ok(KeyFile::read(&keystore_path(args))?.public_key)
 }
 
-fn show_amount(a: Amount) -> String {
+pub(crate) fn show_amount(a: Amount) -> String {
     format!("{} DOIN ({} base units)", a.to_doin_string(), a)
 }
 
@@ -283,7 +303,7 @@ async fn network_of(client: &Client) -> anyhow::Result<Network> {
 }
 
 async fn register_domain(
-    args: &WalletArgs,
+    args: &WalletOpts,
     client: &Client,
     spec_path: &Path,
     wait: bool,
@@ -358,18 +378,19 @@ async fn register_domain(
     Ok(())
 }
 
-pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
+pub async fn run(wallet: WalletArgs) -> anyhow::Result<()> {
+    let args = &wallet.opts;
     let client = Client::new(&args.node)?;
-    match &args.command {
+    match &wallet.command {
         WalletCommand::RegisterDomain {
             spec,
             wait,
             wait_secs,
         } => {
-            register_domain(&args, &client, spec, *wait, *wait_secs).await?;
+            register_domain(args, &client, spec, *wait, *wait_secs).await?;
         }
         WalletCommand::New => {
-            let path = keystore_path(&args);
+            let path = keystore_path(args);
             if path.exists() {
                 bail!(
                     "{} already exists; refusing to overwrite a key",
@@ -379,7 +400,7 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let pw = read_password(&args, true)?;
+            let pw = read_password(args, true)?;
             if pw.len() < 8 {
                 bail!("use a password of at least 8 characters");
             }
@@ -400,7 +421,7 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             }
         }
         WalletCommand::Address { network } => {
-            let key = public_of(&args)?;
+            let key = public_of(args)?;
             let network = match network {
                 Some(n) => *n,
                 None => network_of(&client).await.context(
@@ -417,7 +438,7 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
         WalletCommand::Balance { address } => {
             let addr = match address {
                 Some(a) => a.clone(),
-                None => Address::new(network_of(&client).await?, public_of(&args)?).to_string(),
+                None => Address::new(network_of(&client).await?, public_of(args)?).to_string(),
             };
             let acct = client.account(&addr).await?;
             if args.json {
@@ -439,32 +460,32 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                 println!("at height {}", acct.height);
             }
         }
-        WalletCommand::Send(s) => send(&args, &client, s).await?,
+        WalletCommand::Send(s) => send(args, &client, s).await?,
         WalletCommand::Stake(s) => {
             let payload = TxPayload::Stake {
                 role: s.role,
                 amount: s.amount.parse()?,
                 domains: s.domains.clone(),
             };
-            submit_payload(&args, &client, payload, &s.opts).await?
+            submit_payload(args, &client, payload, &s.opts).await?
         }
         WalletCommand::Unstake(s) => {
             let payload = TxPayload::Unstake {
                 role: s.role,
                 amount: s.amount.parse()?,
             };
-            submit_payload(&args, &client, payload, &s.opts).await?
+            submit_payload(args, &client, payload, &s.opts).await?
         }
         WalletCommand::Withdraw(s) => {
             let payload = TxPayload::Withdraw { role: s.role };
-            submit_payload(&args, &client, payload, &s.opts).await?
+            submit_payload(args, &client, payload, &s.opts).await?
         }
         WalletCommand::Stakes { address } => {
             let address = match address {
                 Some(a) => a.clone(),
                 None => {
                     let network = network_of(&client).await?;
-                    Address::new(network, public_of(&args)?).to_string()
+                    Address::new(network, public_of(args)?).to_string()
                 }
             };
             let v: serde_json::Value = client
@@ -518,12 +539,12 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                     }
                 }
             }
-            write_proof(&args, &proof, out.as_deref())?;
+            write_proof(args, &proof, out.as_deref())?;
         }
         WalletCommand::MainProof { height, out } => {
             let proof: serde_json::Value =
                 client.get(&format!("/v1/anchors/main/{height}")).await?;
-            write_proof(&args, &proof, out.as_deref())?;
+            write_proof(args, &proof, out.as_deref())?;
         }
         WalletCommand::VerifyProof {
             file,
@@ -642,7 +663,7 @@ fn print_tx(tx: &serde_json::Value) {
     }
 }
 
-async fn chain_of(client: &Client) -> anyhow::Result<(Network, ChainId)> {
+pub(crate) async fn chain_of(client: &Client) -> anyhow::Result<(Network, ChainId)> {
     let info = client.info().await?;
     let network: Network = info
         .network
@@ -655,7 +676,7 @@ async fn chain_of(client: &Client) -> anyhow::Result<(Network, ChainId)> {
     Ok((network, chain_id))
 }
 
-async fn send(args: &WalletArgs, client: &Client, s: &SendArgs) -> anyhow::Result<()> {
+async fn send(args: &WalletOpts, client: &Client, s: &SendArgs) -> anyhow::Result<()> {
     let network = network_of(client).await?;
     let to = Address::parse(&s.to, network).map_err(|e| anyhow!("--to: {e}"))?;
     let amount = s.amount.parse()?;
@@ -671,13 +692,32 @@ async fn send(args: &WalletArgs, client: &Client, s: &SendArgs) -> anyhow::Resul
 /// Signs `payload` with this wallet's key (fees from the node's estimate unless given), checks
 /// the balance, submits it and optionally waits until it is final.
 async fn submit_payload(
-    args: &WalletArgs,
+    args: &WalletOpts,
     client: &Client,
     payload: TxPayload,
     s: &TxOptions,
 ) -> anyhow::Result<()> {
-    let (network, chain_id) = chain_of(client).await?;
     let key = load_key(args)?;
+    let tx = sign_payload(client, &key, payload, s).await?;
+    let (_, sub) = match client.submit(tx.bytes()).await {
+        Ok(x) => x,
+        Err(e @ ClientError::Problem { .. }) => {
+            return Err(anyhow!("the node refused the transaction: {e}"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    report_submitted(args, client, &sub, s).await
+}
+
+/// Builds and signs `payload` from `key` (fees from the node's estimate unless given, the
+/// next free nonce unless given) and checks the balance covers its maximum cost.
+pub(crate) async fn sign_payload(
+    client: &Client,
+    key: &KeyPair,
+    payload: TxPayload,
+    s: &TxOptions,
+) -> anyhow::Result<Tx> {
+    let (network, chain_id) = chain_of(client).await?;
     let me = Address::new(network, key.public());
     let acct = client.account(&me.to_string()).await?;
     let fees = client.fees().await?;
@@ -702,7 +742,7 @@ async fn submit_payload(
         max_priority_fee_per_weight: tip,
         payload,
     };
-    let tx = Tx::from_signed(body.sign(&key)?)?;
+    let tx = Tx::from_signed(body.sign(key)?)?;
     let max_cost = tx.max_cost()?;
     if max_cost > acct.balance {
         bail!(
@@ -711,13 +751,16 @@ async fn submit_payload(
             show_amount(max_cost)
         );
     }
-    let (_, sub) = match client.submit(tx.bytes()).await {
-        Ok(x) => x,
-        Err(e @ ClientError::Problem { .. }) => {
-            return Err(anyhow!("the node refused the transaction: {e}"))
-        }
-        Err(e) => return Err(e.into()),
-    };
+    Ok(tx)
+}
+
+/// Prints what the node said of a submitted transaction; with `--wait`, waits until final.
+pub(crate) async fn report_submitted(
+    args: &WalletOpts,
+    client: &Client,
+    sub: &crate::client::Submitted,
+    s: &TxOptions,
+) -> anyhow::Result<()> {
     if !args.json {
         println!("submitted {} ({})", sub.id, sub.status);
         if let Some(r) = &sub.replaced {
@@ -763,7 +806,7 @@ async fn wait_final(
 
 /// Prints a fetched proof, or writes it to `out`.
 fn write_proof(
-    args: &WalletArgs,
+    args: &WalletOpts,
     proof: &serde_json::Value,
     out: Option<&Path>,
 ) -> anyhow::Result<()> {

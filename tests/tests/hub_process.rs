@@ -11,16 +11,14 @@
 
 mod common;
 
-use common::{doin, free_port, get, get_text, wait_until, NodeProc};
+use common::{doin, get, get_text, hub_node, wait_until};
 use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Message};
-use doin_crypto::keystore::KeyFile;
 use doin_crypto::KeyPair;
 use doin_hub::api::message_auth_hash;
 use doin_tx_core::channel::{channel_id, sha256, ChannelId, Side};
-use doin_tx_core::{ConsensusParams, Tx, TxBody, TxPayload};
+use doin_tx_core::{Tx, TxBody, TxPayload};
 use doin_types::{Address, Amount, ChainId, Hash256, Network};
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const UNIT: u64 = 1_000;
@@ -164,12 +162,6 @@ impl Client {
     }
 }
 
-fn write_key(dir: &Path, name: &str, k: &KeyPair) -> std::path::PathBuf {
-    let p = dir.join(format!("{name}.json"));
-    KeyFile::plaintext_devnet(k).write_new(&p).unwrap();
-    p
-}
-
 #[test]
 fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_paid_on_chain() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,41 +171,7 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         KeyPair::generate(),
         KeyPair::generate(),
     );
-    let spec = doin_tests::funded_genesis(
-        "hub-process",
-        &validator,
-        &[&hub, &payer, &payee],
-        100_000_000,
-        ConsensusParams {
-            target_block_time_ms: 300,
-            ..ConsensusParams::public_defaults()
-        },
-    );
-    let genesis = dir.path().join("genesis.json");
-    std::fs::write(&genesis, serde_json::to_string(&spec).unwrap()).unwrap();
-    let validator_key = write_key(dir.path(), "validator", &validator);
-    let hub_key = write_key(dir.path(), "hub", &hub);
-    let rest_port = free_port("127.0.0.1");
-    let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\ngenesis_file = {genesis:?}\nchains = [\"tx\", \"hub\"]\n\
-             [rest]\nlisten = \"127.0.0.1:{rest_port}\"\nrate_limit_per_second = 0\n\
-             [p2p]\nenabled = false\n\
-             [producer]\nenabled = true\nkeystore = {validator_key:?}\nblock_time_ms = 300\n\
-             [hub]\nkeystore = {hub_key:?}\ndispute_blocks = 30\nmin_dispute_blocks = 10\nwatch_interval_ms = 200\n",
-            dir.path().join("data"),
-        ),
-    )
-    .unwrap();
-    let mut node = NodeProc {
-        name: "hub".into(),
-        log: dir.path().join("node.log"),
-        config,
-        rest: format!("http://127.0.0.1:{rest_port}"),
-        child: None,
-    };
+    let (mut node, spec) = hub_node(dir.path(), "hub", &validator, &hub, &[&hub, &payer, &payee]);
     let doin = doin();
     node.start(&doin);
     let chain_id = spec.chain_id().unwrap();

@@ -54,7 +54,6 @@ pub fn get(url: &str) -> Option<(u16, Value)> {
 }
 
 /// GET with a 5 s timeout (and a bearer token when given): status and text body.
-#[allow(dead_code)] // not every test binary that includes this module reads text
 pub fn get_text(url: &str, bearer: Option<&str>) -> Option<(u16, String)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -253,4 +252,61 @@ pub fn devnet_options(
         evaluators,
         optimizers,
     }
+}
+
+/// Writes `k` as a plaintext devnet key file `dir/name.json`.
+pub fn write_key(dir: &Path, name: &str, k: &doin_crypto::KeyPair) -> PathBuf {
+    let p = dir.join(format!("{name}.json"));
+    doin_crypto::keystore::KeyFile::plaintext_devnet(k)
+        .write_new(&p)
+        .unwrap();
+    p
+}
+
+/// A `doin node` (not started yet) running the transfer chain, produced by its own validator
+/// every 300 ms, and the hub, with each of `funded` holding 100 000 000 base units. Its data
+/// directory is `dir/data` (the operator token is `dir/data/hub.cookie`).
+pub fn hub_node(
+    dir: &Path,
+    name: &str,
+    validator: &doin_crypto::KeyPair,
+    hub: &doin_crypto::KeyPair,
+    funded: &[&doin_crypto::KeyPair],
+) -> (NodeProc, doin_tx_core::GenesisSpec) {
+    let spec = doin_tests::funded_genesis(
+        name,
+        validator,
+        funded,
+        100_000_000,
+        doin_tx_core::ConsensusParams {
+            target_block_time_ms: 300,
+            ..doin_tx_core::ConsensusParams::public_defaults()
+        },
+    );
+    let genesis = dir.join("genesis.json");
+    std::fs::write(&genesis, serde_json::to_string(&spec).unwrap()).unwrap();
+    let validator_key = write_key(dir, "validator", validator);
+    let hub_key = write_key(dir, "hub", hub);
+    let rest_port = free_port("127.0.0.1");
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\ngenesis_file = {genesis:?}\nchains = [\"tx\", \"hub\"]\n\
+             [rest]\nlisten = \"127.0.0.1:{rest_port}\"\nrate_limit_per_second = 0\n\
+             [p2p]\nenabled = false\n\
+             [producer]\nenabled = true\nkeystore = {validator_key:?}\nblock_time_ms = 300\n\
+             [hub]\nkeystore = {hub_key:?}\ndispute_blocks = 30\nmin_dispute_blocks = 10\nwatch_interval_ms = 200\n",
+            dir.join("data"),
+        ),
+    )
+    .unwrap();
+    let node = NodeProc {
+        name: name.into(),
+        log: dir.join("node.log"),
+        config,
+        rest: format!("http://127.0.0.1:{rest_port}"),
+        child: None,
+    };
+    (node, spec)
 }

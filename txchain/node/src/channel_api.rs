@@ -38,6 +38,9 @@ pub struct ChannelView {
     /// Base units locked.
     #[schema(value_type = String)]
     pub capacity: Amount,
+    /// The opening split in milli-units: the state a party's channel machine starts from.
+    pub opening_a_msat: String,
+    pub opening_b_msat: String,
     pub dispute_blocks: u64,
     pub opened_at: u64,
     /// `open`, `closing` or `closed`.
@@ -108,6 +111,8 @@ fn view(id: String, height: u64, network: Network, c: Channel) -> ChannelView {
         ChannelPhase::Closed { at } => ("closed", None, Some(at)),
     };
     ChannelView {
+        opening_a_msat: c.opening_a_msat.to_string(),
+        opening_b_msat: c.opening_b_msat.to_string(),
         id,
         height,
         party_a: addr(c.party_a),

@@ -1,0 +1,812 @@
+//! `doin hub …`: the channel hub from the command line, over the node's REST API.
+//!
+//! - Anyone: `info`, `channels`, `streams`, `payments` (a payee's; `--follow` for the live
+//!   feed), `invoice decode`.
+//! - A payer or payee with its own key (`--keystore`): `connect` (a payer opens a channel to
+//!   the hub and registers it), `invoice create`, `stream-open`, `tick`, `pay`, `sync` (answer
+//!   the hub's proposals: payouts, fulfilments; take HTLCs it holds the preimage of) and
+//!   `close` (its own close with the newest state both signed). Channel states live in
+//!   `--state-dir`, see [`crate::hub_peer`].
+//! - The hub's operator (`--cookie`, the node's `hub.cookie`): `operator open`, `operator
+//!   close`, `operator close-stream`, `operator accounting`.
+
+use crate::client::Client;
+use crate::hub_peer::{write_durably, Exchanged, HubPeer};
+use crate::wallet::{self, TxOptions, WalletOpts};
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, Subcommand};
+use doin_channels::{create_invoice, parse_invoice, Change, InvoiceTerms};
+use doin_hub::FeePolicy;
+use doin_tx_core::channel::{channel_id, sha256, ChannelId, MSAT_PER_UNIT};
+use doin_tx_core::TxPayload;
+use doin_types::{Address, Amount, Hash256};
+use rand::RngCore;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Args, Debug)]
+pub struct HubArgs {
+    #[command(flatten)]
+    pub opts: WalletOpts,
+    /// Where this peer keeps its channel states and invoice preimages.
+    #[arg(long, env = "DOIN_HUB_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// The hub operator's token file (`hub.cookie` in the node's data directory; default
+    /// `./devnet/hub.cookie` or `./doin-data/hub.cookie`, whichever exists).
+    #[arg(long, env = "DOIN_HUB_COOKIE", global = true)]
+    pub cookie: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: HubCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HubCommand {
+    /// The hub's address, fee policy, windows and liquidity.
+    Info,
+    /// The hub's channels with balances (or one of them).
+    Channels { id: Option<String> },
+    /// The hub's streams (or one of them).
+    Streams { id: Option<String> },
+    /// What the hub delivered to a payee (default: this key's address).
+    Payments {
+        address: Option<String>,
+        /// Ledger sequence number to start after.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Keep printing payments as they arrive (resumes after a dropped connection).
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Make or check BOLT11 invoices.
+    Invoice {
+        #[command(subcommand)]
+        command: InvoiceCommand,
+    },
+    /// Payer: open a channel to the hub with DEPOSIT DOIN and register it with the hub.
+    Connect {
+        /// DOIN to lock, e.g. 100.
+        #[arg(long)]
+        deposit: String,
+        /// The channel's dispute window in blocks (default: what the hub uses).
+        #[arg(long)]
+        dispute_blocks: Option<u64>,
+        #[arg(long, default_value_t = 120)]
+        wait_secs: u64,
+    },
+    /// Payer: hand a channel opened on chain with the hub as counterparty over to the hub.
+    Register {
+        #[arg(long)]
+        channel: String,
+    },
+    /// Payer: set up a stream from CHANNEL to the payee of INVOICE (its amount is the budget).
+    StreamOpen {
+        #[arg(long)]
+        channel: String,
+        #[arg(long)]
+        invoice: String,
+    },
+    /// Payer: pay ticks into a stream (each one update signed by both).
+    Tick {
+        #[arg(long)]
+        channel: String,
+        #[arg(long)]
+        stream: String,
+        /// Milli-units per tick (1 base unit = 1000).
+        #[arg(long)]
+        amount_msat: u64,
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+        /// Pause between ticks.
+        #[arg(long, default_value_t = 0)]
+        every_ms: u64,
+    },
+    /// Payer: pay INVOICE through the hub with a hash-locked payment (then `sync` to see it
+    /// fulfilled).
+    Pay {
+        #[arg(long)]
+        channel: String,
+        #[arg(long)]
+        invoice: String,
+    },
+    /// Payer or payee: answer what the hub proposed on CHANNEL (payouts, fulfilments,
+    /// failures) and take HTLCs this key holds the preimage of.
+    Sync {
+        #[arg(long)]
+        channel: String,
+        /// Keep syncing every INTERVAL ms.
+        #[arg(long)]
+        follow: bool,
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+    },
+    /// Payer or payee: close CHANNEL with the newest state both signed (cooperatively when it
+    /// holds no HTLC: paid out at once; else posted, paid out after the window).
+    Close {
+        #[arg(long)]
+        channel: String,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// The hub operator's calls (need the operator token).
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InvoiceCommand {
+    /// Payee: a new invoice signed by this key; its preimage is kept in the state directory
+    /// (so `sync` can take hash-locked payments for it).
+    Create {
+        /// Milli-units (1 base unit = 1000; 1 DOIN = 100 000 000 000).
+        #[arg(long)]
+        amount_msat: u64,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long, default_value_t = 3600)]
+        expiry_secs: u64,
+        #[arg(long, default_value_t = 6)]
+        min_final_cltv_blocks: u64,
+    },
+    /// Check an invoice against the node's network (signature, expiry, amount).
+    Decode { invoice: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCommand {
+    /// Open a channel from the hub to PAYEE with DEPOSIT DOIN.
+    Open {
+        #[arg(long)]
+        payee: String,
+        #[arg(long)]
+        deposit: String,
+        /// Repeats with the same key get the first answer (default: a new random key).
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Close one of the hub's channels from its side.
+    Close {
+        channel: String,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Close a stream: no more ticks are taken.
+    CloseStream { stream: String },
+    /// The hub's ledger as CSV.
+    Accounting {
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 10_000)]
+        limit: usize,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn print(opts: &WalletOpts, v: &Value, text: impl FnOnce(&Value)) {
+    if opts.json {
+        println!("{v}");
+    } else {
+        text(v);
+    }
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("-")
+}
+
+fn print_channel(c: &Value) {
+    println!(
+        "{}  {:<8} {:<8} seq {:<6} hub {} msat  peer {} msat  owed {} msat  htlcs {}  peer {}",
+        s(c, "id"),
+        s(c, "role"),
+        s(c, "status"),
+        c["seq"],
+        s(c, "hub_balance_msat"),
+        s(c, "peer_balance_msat"),
+        s(c, "owed_msat"),
+        c["pending_htlcs"],
+        s(c, "peer"),
+    );
+}
+
+fn print_stream(st: &Value) {
+    println!(
+        "{}  payer {}  payee {}  budget {}  received {}  forwarded {}  fees {}  ticks {}  {}",
+        s(st, "id"),
+        s(st, "payer_channel"),
+        s(st, "payee"),
+        s(st, "budget_msat"),
+        s(st, "received_msat"),
+        s(st, "forwarded_msat"),
+        s(st, "fees_msat"),
+        st["ticks"],
+        if st["closed"] == json!(true) {
+            "closed"
+        } else {
+            "open"
+        },
+    );
+}
+
+fn print_payment(p: &Value) {
+    println!(
+        "#{:<6} {:<10} {:>14} msat  fee {:>8}  channel {}  state {}",
+        p["seq"],
+        s(p, "kind"),
+        s(p, "amount_msat"),
+        s(p, "fee_msat"),
+        s(p, "channel"),
+        p["state_seq"],
+    );
+}
+
+fn hash(text: &str, what: &str) -> anyhow::Result<Hash256> {
+    Hash256::from_hex(text).map_err(|e| anyhow!("{what}: {e}"))
+}
+
+fn doin(text: &str, what: &str) -> anyhow::Result<Amount> {
+    Amount::parse_doin(text).map_err(|e| anyhow!("{what}: {e}"))
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+}
+
+fn cookie(args: &HubArgs) -> anyhow::Result<String> {
+    let path = match &args.cookie {
+        Some(p) => p.clone(),
+        None => ["./devnet/hub.cookie", "./doin-data/hub.cookie"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .ok_or_else(|| {
+                anyhow!("operator calls need the node's hub.cookie: give --cookie PATH")
+            })?,
+    };
+    let token = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the operator token {}", path.display()))?;
+    Ok(token.trim().to_string())
+}
+
+fn random_key() -> String {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+async fn peer(args: &HubArgs, client: &Client) -> anyhow::Result<HubPeer> {
+    let (network, chain_id) = wallet::chain_of(client).await?;
+    let key = wallet::load_key(&args.opts)?;
+    let state_dir = match &args.state_dir {
+        Some(d) => d.clone(),
+        None => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| ".".into())
+            .join(".doin")
+            .join("channels"),
+    };
+    Ok(HubPeer {
+        client: client.clone(),
+        key,
+        chain_id,
+        network,
+        state_dir,
+    })
+}
+
+async fn height(client: &Client) -> anyhow::Result<u64> {
+    Ok(client.info().await?.height)
+}
+
+fn report(opts: &WalletOpts, id: &ChannelId, done: &Exchanged, balance_msat: u64) {
+    let v = json!({
+        "channel": id.to_hex(),
+        "completed": done.completed.len(),
+        "rejected": done.rejected,
+        "payments": done.payments,
+        "my_balance_msat": balance_msat.to_string(),
+    });
+    print(opts, &v, |_| {
+        for p in &done.payments {
+            print_payment(p);
+        }
+        println!(
+            "{} update(s) completed; my balance {balance_msat} msat",
+            done.completed.len()
+        );
+        if let Some(r) = &done.rejected {
+            println!("the hub refused: {r}");
+        }
+    });
+}
+
+pub async fn run(args: HubArgs) -> anyhow::Result<()> {
+    let opts = &args.opts;
+    let client = Client::new(&opts.node)?;
+    match &args.command {
+        HubCommand::Info => {
+            let v: Value = client.get("/v1/hub/info").await?;
+            print(opts, &v, |v| {
+                println!("hub             {}", s(v, "address"));
+                println!("network         {}", s(v, "network"));
+                println!(
+                    "fee             {} msat + {} ppm",
+                    v["fee"]["base_msat"], v["fee"]["ppm"]
+                );
+                println!(
+                    "dispute window  {} blocks (payers' at least {})",
+                    v["dispute_blocks"], v["min_dispute_blocks"]
+                );
+                println!("cltv delta      {} blocks", v["cltv_delta"]);
+                println!("channels        {}", v["channels"]);
+                println!("liquidity out   {} msat", s(v, "outgoing_liquidity_msat"));
+                println!("capacity in     {} msat", s(v, "incoming_capacity_msat"));
+            });
+        }
+        HubCommand::Channels { id } => {
+            let path = match id {
+                Some(id) => format!("/v1/hub/channels/{}", hash(id, "channel id")?.to_hex()),
+                None => "/v1/hub/channels".into(),
+            };
+            let v: Value = client.get(&path).await?;
+            print(opts, &v, |v| match v.as_array() {
+                Some(list) => list.iter().for_each(print_channel),
+                None => print_channel(v),
+            });
+        }
+        HubCommand::Streams { id } => {
+            let path = match id {
+                Some(id) => format!("/v1/hub/streams/{}", hash(id, "stream id")?.to_hex()),
+                None => "/v1/hub/streams".into(),
+            };
+            let v: Value = client.get(&path).await?;
+            print(opts, &v, |v| match v.as_array() {
+                Some(list) => list.iter().for_each(print_stream),
+                None => print_stream(v),
+            });
+        }
+        HubCommand::Payments {
+            address,
+            after,
+            limit,
+            follow,
+        } => {
+            let address = match address {
+                Some(a) => a.clone(),
+                None => {
+                    let (network, _) = wallet::chain_of(&client).await?;
+                    Address::new(network, wallet::load_key(opts)?.public()).to_string()
+                }
+            };
+            if *follow {
+                follow_payments(opts, &client, &address, *after).await?;
+            } else {
+                let v: Value = client
+                    .get(&format!(
+                        "/v1/hub/payees/{address}/payments?after={after}&limit={limit}"
+                    ))
+                    .await?;
+                print(opts, &v, |v| {
+                    v.as_array().into_iter().flatten().for_each(print_payment)
+                });
+            }
+        }
+        HubCommand::Invoice { command } => invoice(&args, &client, command).await?,
+        HubCommand::Connect {
+            deposit,
+            dispute_blocks,
+            wait_secs,
+        } => connect(&args, &client, deposit, *dispute_blocks, *wait_secs).await?,
+        HubCommand::Register { channel } => {
+            let id = hash(channel, "--channel")?;
+            let (_, v): (u16, Value) = client
+                .post("/v1/hub/channels", &json!({"channel_id": id.to_hex()}))
+                .await?;
+            print(opts, &v, print_channel);
+        }
+        HubCommand::StreamOpen { channel, invoice } => {
+            let body = json!({
+                "payer_channel": hash(channel, "--channel")?.to_hex(),
+                "invoice": invoice,
+            });
+            let (_, v): (u16, Value) = client.post("/v1/hub/streams", &body).await?;
+            print(opts, &v, print_stream);
+        }
+        HubCommand::Tick {
+            channel,
+            stream,
+            amount_msat,
+            count,
+            every_ms,
+        } => {
+            let p = peer(&args, &client).await?;
+            let id = hash(channel, "--channel")?;
+            let stream = hash(stream, "--stream")?;
+            let mut m = p.machine(&id).await?;
+            let mut all = Exchanged::default();
+            for i in 0..*count {
+                if i > 0 && *every_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(*every_ms)).await;
+                }
+                let h = height(&client).await?;
+                let change = Change::Pay {
+                    amount_msat: *amount_msat,
+                };
+                let done = p.propose(&mut m, change, Some(&stream), None, h).await?;
+                all.completed.extend(done.completed);
+                all.payments.extend(done.payments);
+                if done.rejected.is_some() {
+                    all.rejected = done.rejected;
+                    break;
+                }
+            }
+            report(opts, &id, &all, m.my_balance_msat());
+            if let Some(r) = all.rejected {
+                bail!("the hub refused a tick: {r}");
+            }
+        }
+        HubCommand::Pay { channel, invoice } => {
+            let p = peer(&args, &client).await?;
+            let id = hash(channel, "--channel")?;
+            let parsed = parse_invoice(invoice, p.network, unix_now(), None)?;
+            let info: Value = client.get("/v1/hub/info").await?;
+            let fee = FeePolicy {
+                base_msat: info["fee"]["base_msat"].as_u64().unwrap_or(0),
+                ppm: info["fee"]["ppm"]
+                    .as_u64()
+                    .and_then(|x| u32::try_from(x).ok())
+                    .unwrap_or(0),
+            }
+            .fee(parsed.amount_msat)
+            .ok_or_else(|| anyhow!("the amount is too large"))?;
+            let cltv_delta = info["cltv_delta"].as_u64().unwrap_or(40);
+            let h = height(&client).await?;
+            // The hub's lock towards the payee expires `cltv_delta` earlier and must leave
+            // the payee its final blocks, with a few to spare for the hub's forward.
+            let expiry = h + cltv_delta + parsed.min_final_cltv_blocks + 6;
+            let mut m = p.machine(&id).await?;
+            let change = Change::AddHtlc {
+                amount_msat: parsed
+                    .amount_msat
+                    .checked_add(fee)
+                    .ok_or_else(|| anyhow!("the amount is too large"))?,
+                payment_hash: parsed.payment_hash,
+                expiry,
+            };
+            let done = p.propose(&mut m, change, None, Some(invoice), h).await?;
+            report(opts, &id, &done, m.my_balance_msat());
+            if let Some(r) = done.rejected {
+                bail!("the hub refused the payment: {r}");
+            }
+            if !opts.json {
+                println!(
+                    "locked until height {expiry}; `doin hub sync --channel {}` collects the outcome",
+                    id.to_hex()
+                );
+            }
+        }
+        HubCommand::Sync {
+            channel,
+            follow,
+            interval_ms,
+        } => {
+            let p = peer(&args, &client).await?;
+            let id = hash(channel, "--channel")?;
+            let mut m = p.machine(&id).await?;
+            loop {
+                let h = height(&client).await?;
+                let done = p.sync(&mut m, h).await?;
+                if !*follow || !done.payments.is_empty() || !done.completed.is_empty() {
+                    report(opts, &id, &done, m.my_balance_msat());
+                }
+                if !*follow {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(*interval_ms)).await;
+            }
+        }
+        HubCommand::Close { channel, tx } => {
+            let p = peer(&args, &client).await?;
+            let id = hash(channel, "--channel")?;
+            let m = p.machine(&id).await?;
+            if m.in_flight().is_some() {
+                bail!("an update is in flight: run `doin hub sync --channel {channel}` first");
+            }
+            let latest = m.latest().clone();
+            let payload = if latest.state.seq > 0 && latest.state.htlcs.is_empty() {
+                TxPayload::ChannelCoopClose {
+                    state: Box::new(latest),
+                }
+            } else {
+                TxPayload::ChannelForceClose {
+                    channel: id,
+                    state: (latest.state.seq > 0).then(|| Box::new(latest)),
+                }
+            };
+            let signed = wallet::sign_payload(&client, &p.key, payload, tx).await?;
+            let (_, sub) = client
+                .submit(signed.bytes())
+                .await
+                .map_err(|e| anyhow!("the node refused the close: {e}"))?;
+            if !opts.json {
+                println!(
+                    "closing with my balance of {} msat ({} base units)",
+                    m.my_balance_msat(),
+                    m.my_balance_msat() / MSAT_PER_UNIT
+                );
+            }
+            wallet::report_submitted(opts, &client, &sub, tx).await?;
+        }
+        HubCommand::Operator { command } => operator(&args, &client, command).await?,
+    }
+    Ok(())
+}
+
+async fn invoice(args: &HubArgs, client: &Client, command: &InvoiceCommand) -> anyhow::Result<()> {
+    let opts = &args.opts;
+    match command {
+        InvoiceCommand::Create {
+            amount_msat,
+            description,
+            expiry_secs,
+            min_final_cltv_blocks,
+        } => {
+            let p = peer(args, client).await?;
+            let mut preimage = [0u8; 32];
+            let mut secret = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut preimage);
+            rand::rngs::OsRng.fill_bytes(&mut secret);
+            let payment_hash = Hash256(sha256(&preimage));
+            let text = create_invoice(
+                p.network,
+                &p.key,
+                &InvoiceTerms {
+                    amount_msat: *amount_msat,
+                    payment_hash,
+                    payment_secret: secret,
+                    description: description.clone(),
+                    expiry_secs: *expiry_secs,
+                    min_final_cltv_blocks: *min_final_cltv_blocks,
+                },
+                unix_now(),
+            )?;
+            // Kept before the invoice is shown: a payment for it can only be taken with it.
+            let path = p.preimage_path(&payment_hash);
+            write_durably(&path, hex::encode(preimage).as_bytes())?;
+            let v = json!({
+                "invoice": text,
+                "payment_hash": payment_hash.to_hex(),
+                "preimage_file": path,
+            });
+            print(opts, &v, |v| {
+                println!("{}", s(v, "invoice"));
+                eprintln!(
+                    "payment hash {} (preimage kept in {})",
+                    s(v, "payment_hash"),
+                    path.display()
+                );
+            });
+        }
+        InvoiceCommand::Decode { invoice } => {
+            let (_, v): (u16, Value) = client
+                .post("/v1/hub/invoices/decode", &json!({ "invoice": invoice }))
+                .await?;
+            print(opts, &v, |v| {
+                for (k, x) in v.as_object().into_iter().flatten() {
+                    println!("{k:<22} {}", x.as_str().map_or(x.to_string(), String::from));
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn connect(
+    args: &HubArgs,
+    client: &Client,
+    deposit: &str,
+    dispute_blocks: Option<u64>,
+    wait_secs: u64,
+) -> anyhow::Result<()> {
+    let opts = &args.opts;
+    let p = peer(args, client).await?;
+    let info: Value = client.get("/v1/hub/info").await?;
+    let hub = Address::parse(s(&info, "address"), p.network)?.key;
+    let min = info["min_dispute_blocks"].as_u64().unwrap_or(0);
+    let blocks = dispute_blocks
+        .or_else(|| info["dispute_blocks"].as_u64())
+        .unwrap_or(min);
+    if blocks < min {
+        bail!("the hub takes channels with a dispute window of at least {min} blocks");
+    }
+    let payload = TxPayload::ChannelOpen {
+        counterparty: hub,
+        deposit: doin(deposit, "--deposit")?,
+        counterparty_deposit: Amount::ZERO,
+        dispute_blocks: blocks,
+        consent: None,
+    };
+    let tx = wallet::sign_payload(client, &p.key, payload, &TxOptions::default()).await?;
+    let id = channel_id(&p.chain_id, &p.key.public(), tx.body().nonce);
+    client
+        .submit(tx.bytes())
+        .await
+        .map_err(|e| anyhow!("the node refused the opening transaction: {e}"))?;
+    if !opts.json {
+        eprintln!("channel {} submitted; waiting for it on chain", id.to_hex());
+    }
+    let started = std::time::Instant::now();
+    loop {
+        match client
+            .get::<Value>(&format!("/v1/tx/channels/{}", id.to_hex()))
+            .await
+        {
+            Ok(_) => break,
+            Err(crate::client::ClientError::Problem { status: 404, .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if started.elapsed() > Duration::from_secs(wait_secs) {
+            bail!(
+                "channel {0} is not on chain after {wait_secs} s; once it is, \
+                 `doin hub register --channel {0}`",
+                id.to_hex()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The opening state is kept before the hub knows of the channel.
+    let m = p.machine(&id).await?;
+    let (_, v): (u16, Value) = client
+        .post("/v1/hub/channels", &json!({"channel_id": id.to_hex()}))
+        .await?;
+    print(opts, &v, |v| {
+        print_channel(v);
+        println!(
+            "channel {} open with {} msat",
+            id.to_hex(),
+            m.my_balance_msat()
+        );
+    });
+    Ok(())
+}
+
+async fn operator(
+    args: &HubArgs,
+    client: &Client,
+    command: &OperatorCommand,
+) -> anyhow::Result<()> {
+    let opts = &args.opts;
+    let token = cookie(args)?;
+    let token = Some(token.as_str());
+    match command {
+        OperatorCommand::Open {
+            payee,
+            deposit,
+            idempotency_key,
+        } => {
+            let deposit = doin(deposit, "--deposit")?;
+            let key = idempotency_key.clone().unwrap_or_else(random_key);
+            let (_, v): (u16, Value) = client
+                .request(
+                    Method::POST,
+                    "/v1/hub/channels/outgoing",
+                    Some(&json!({"payee": payee, "deposit": deposit.to_string()})),
+                    token,
+                    Some(&key),
+                )
+                .await?;
+            print(opts, &v, |v| {
+                println!(
+                    "channel {} submitted (idempotency key {key}); usable once on chain",
+                    s(v, "channel_id")
+                )
+            });
+        }
+        OperatorCommand::Close {
+            channel,
+            idempotency_key,
+        } => {
+            let id = hash(channel, "channel id")?;
+            let key = idempotency_key.clone().unwrap_or_else(random_key);
+            let (_, v): (u16, Value) = client
+                .request(
+                    Method::POST,
+                    &format!("/v1/hub/channels/{}/close", id.to_hex()),
+                    None,
+                    token,
+                    Some(&key),
+                )
+                .await?;
+            print(opts, &v, |v| println!("closing: {}", s(v, "how")));
+        }
+        OperatorCommand::CloseStream { stream } => {
+            let id = hash(stream, "stream id")?;
+            let (_, v): (u16, Value) = client
+                .request(
+                    Method::POST,
+                    &format!("/v1/hub/streams/{}/close", id.to_hex()),
+                    None,
+                    token,
+                    None,
+                )
+                .await?;
+            print(opts, &v, print_stream);
+        }
+        OperatorCommand::Accounting { after, limit, out } => {
+            let csv = client
+                .get_text(
+                    &format!("/v1/hub/accounting.csv?after={after}&limit={limit}"),
+                    token,
+                )
+                .await?;
+            match out {
+                Some(path) => {
+                    write_durably(path, csv.as_bytes())?;
+                    eprintln!(
+                        "{} entries written to {}",
+                        csv.lines().count().saturating_sub(1),
+                        path.display()
+                    );
+                }
+                None => print!("{csv}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints a payee's payments as they arrive, resuming after the last one seen when the
+/// connection drops.
+async fn follow_payments(
+    opts: &WalletOpts,
+    client: &Client,
+    address: &str,
+    after: u64,
+) -> anyhow::Result<()> {
+    let mut last = after;
+    loop {
+        let mut resp = match client
+            .open_events(&format!("/v1/hub/payees/{address}/events"), Some(last))
+            .await
+        {
+            Ok(r) => r,
+            Err(e @ crate::client::ClientError::Problem { .. }) => return Err(e.into()),
+            Err(e) => {
+                eprintln!("{e}; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        let mut buf = String::new();
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                let data = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join("");
+                let Ok(p) = serde_json::from_str::<Value>(&data) else {
+                    continue;
+                };
+                if let Some(seq) = p["seq"].as_u64() {
+                    last = last.max(seq);
+                }
+                print(opts, &p, print_payment);
+            }
+        }
+        eprintln!("the payment feed closed; reconnecting");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -1,0 +1,273 @@
+//! A payer's or payee's own side of its channels with the hub, over REST: the channel
+//! machine's state kept in files, and the protocol messages signed with the peer's key.
+//!
+//! Persist before acting: a state is written (temporary file, fsync, rename, directory fsync)
+//! before any message that depends on it leaves, so an interrupted command can simply be run
+//! again (the hub answers a retransmitted message the same way). This module never decides
+//! what to pay: the `doin hub` commands do.
+
+use crate::client::Client;
+use anyhow::{anyhow, bail, Context};
+use doin_channels::{Change, ChannelMachine, Event, InFlight, Message, Output, Snapshot};
+use doin_crypto::KeyPair;
+use doin_hub::api::message_auth_hash;
+use doin_tx_core::channel::{sha256, ChannelId, Side};
+use doin_types::{Address, ChainId, Hash256, Network};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` durably: a temporary file, fsynced, renamed over the old one.
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no directory", path.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = path.with_extension("tmp");
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// One peer (its key) talking to the hub of one node.
+pub struct HubPeer {
+    pub client: Client,
+    pub key: KeyPair,
+    pub chain_id: ChainId,
+    pub network: Network,
+    pub state_dir: PathBuf,
+}
+
+/// What one exchange with the hub completed.
+#[derive(Debug, Default)]
+pub struct Exchanged {
+    /// Updates signed by both, in order.
+    pub completed: Vec<Change>,
+    /// The hub refused this peer's proposal, with its reason.
+    pub rejected: Option<String>,
+    /// The ledger entries the hub reported.
+    pub payments: Vec<Value>,
+}
+
+impl HubPeer {
+    fn state_path(&self, id: &ChannelId) -> PathBuf {
+        self.state_dir.join(format!("{}.channel", id.to_hex()))
+    }
+
+    /// Where a payee keeps the preimage of an invoice it made.
+    pub fn preimage_path(&self, hash: &Hash256) -> PathBuf {
+        self.state_dir
+            .join("preimages")
+            .join(format!("{}.preimage", hash.to_hex()))
+    }
+
+    pub fn save(&self, m: &ChannelMachine) -> anyhow::Result<()> {
+        write_durably(
+            &self.state_path(&m.id()),
+            &doin_codec::encode(m.snapshot())?,
+        )
+    }
+
+    /// The channel's machine: from its file, else started from the channel's opening state
+    /// on chain (this key must be one of its parties).
+    pub async fn machine(&self, id: &ChannelId) -> anyhow::Result<ChannelMachine> {
+        let path = self.state_path(id);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let s: Snapshot = doin_codec::decode_exact(&bytes)
+                    .with_context(|| format!("{} is not a channel state", path.display()))?;
+                return Ok(ChannelMachine::restore(s));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+        let v: Value = self
+            .client
+            .get(&format!("/v1/tx/channels/{}", id.to_hex()))
+            .await?;
+        let party = |k: &str| -> anyhow::Result<_> {
+            let text = v[k]
+                .as_str()
+                .ok_or_else(|| anyhow!("no {k} in the answer"))?;
+            Ok(Address::parse(text, self.network)?.key)
+        };
+        let msat = |k: &str| -> anyhow::Result<u64> {
+            v[k].as_str()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| anyhow!("no {k} in the answer"))
+        };
+        let (a, b) = (party("party_a")?, party("party_b")?);
+        let me = if a == self.key.public() {
+            Side::A
+        } else if b == self.key.public() {
+            Side::B
+        } else {
+            bail!("this key is not a party of channel {}", id.to_hex());
+        };
+        let m = ChannelMachine::new(
+            self.chain_id,
+            *id,
+            me,
+            a,
+            b,
+            msat("opening_a_msat")?,
+            msat("opening_b_msat")?,
+        )?;
+        self.save(&m)?;
+        Ok(m)
+    }
+
+    /// Sends one signed message; the hub's reply and the payments it reported.
+    async fn send(
+        &self,
+        id: &ChannelId,
+        msg: &Message,
+        stream: Option<&Hash256>,
+        invoice: Option<&str>,
+    ) -> anyhow::Result<(Option<Message>, Vec<Value>)> {
+        let bytes = msg.encode()?;
+        let sig = self.key.sign(&message_auth_hash(
+            &self.chain_id,
+            id,
+            &bytes,
+            stream,
+            invoice,
+        ));
+        let mut body = json!({"message": hex::encode(&bytes), "signature": hex::encode(sig.0)});
+        if let Some(s) = stream {
+            body["stream"] = json!(s.to_hex());
+        }
+        if let Some(i) = invoice {
+            body["invoice"] = json!(i);
+        }
+        let path = format!("/v1/hub/channels/{}/messages", id.to_hex());
+        let (_, v): (u16, Value) = self.client.post(&path, &body).await?;
+        let reply = match v["reply"].as_str() {
+            Some(h) => Some(Message::decode(&hex::decode(h)?)?),
+            None => None,
+        };
+        Ok((reply, v["payments"].as_array().cloned().unwrap_or_default()))
+    }
+
+    /// Runs `first` (the output of a proposal or of handling the hub's proposal) to its end:
+    /// persist, send, handle the reply, persist, send, ...
+    async fn run(
+        &self,
+        m: &mut ChannelMachine,
+        first: Output,
+        stream: Option<&Hash256>,
+        invoice: Option<&str>,
+        height: u64,
+    ) -> anyhow::Result<Exchanged> {
+        let mut done = Exchanged::default();
+        let mut out = first;
+        let mut context = (stream, invoice);
+        loop {
+            self.save(m)?;
+            for e in out.events {
+                match e {
+                    Event::Completed { change, .. } => done.completed.push(change),
+                    Event::Rejected { reason, .. } => done.rejected = Some(reason),
+                    Event::Dropped { .. } => {}
+                }
+            }
+            let Some(msg) = out.send else {
+                return Ok(done);
+            };
+            let id = m.id();
+            let (reply, payments) = self.send(&id, &msg, context.0, context.1).await?;
+            // Only a proposal carries its context; the confirmation repeats the stream so the
+            // hub books the tick, the invoice is not needed again.
+            context = (context.0, None);
+            done.payments.extend(payments);
+            let Some(reply) = reply else {
+                return Ok(done);
+            };
+            out = m.handle(&self.key, reply, height)?;
+        }
+    }
+
+    /// Proposes `change` and completes the update with the hub.
+    pub async fn propose(
+        &self,
+        m: &mut ChannelMachine,
+        change: Change,
+        stream: Option<&Hash256>,
+        invoice: Option<&str>,
+        height: u64,
+    ) -> anyhow::Result<Exchanged> {
+        if m.in_flight().is_some() {
+            bail!("an update of this channel is in flight: run `doin hub sync` first");
+        }
+        let out = m.propose(change, height)?;
+        self.run(m, out, stream, invoice, height).await
+    }
+
+    /// Answers every proposal the hub has waiting on the channel; as a payee, takes every
+    /// HTLC it holds the preimage of. Returns what completed.
+    pub async fn sync(&self, m: &mut ChannelMachine, height: u64) -> anyhow::Result<Exchanged> {
+        let mut all = Exchanged::default();
+        let id = m.id();
+        // A proposal of ours left in flight by an interrupted command: send it again.
+        if let Some(InFlight::Proposed { change, state }) = m.in_flight().cloned() {
+            let resend = Message::Propose {
+                channel_id: id,
+                seq: state.seq,
+                change,
+            };
+            let out = Output {
+                persist: None,
+                send: Some(resend),
+                events: Vec::new(),
+            };
+            merge(&mut all, self.run(m, out, None, None, height).await?);
+        }
+        loop {
+            let v: Value = self
+                .client
+                .get(&format!("/v1/hub/channels/{}/outbox", id.to_hex()))
+                .await?;
+            let Some(h) = v["message"].as_str() else {
+                break;
+            };
+            let proposal = Message::decode(&hex::decode(h)?)?;
+            let out = m.handle(&self.key, proposal, height)?;
+            merge(&mut all, self.run(m, out, None, None, height).await?);
+        }
+        // HTLCs offered to this peer whose preimage it holds (it made the invoice).
+        let mine = m.me();
+        let claimable: Vec<[u8; 32]> = m
+            .latest()
+            .state
+            .htlcs
+            .iter()
+            .filter(|h| h.offered_by != mine && h.expiry > height)
+            .filter_map(|h| self.preimage(&h.payment_hash))
+            .collect();
+        for preimage in claimable {
+            let done = self
+                .propose(m, Change::FulfillHtlc { preimage }, None, None, height)
+                .await?;
+            merge(&mut all, done);
+        }
+        Ok(all)
+    }
+
+    fn preimage(&self, hash: &Hash256) -> Option<[u8; 32]> {
+        let text = std::fs::read_to_string(self.preimage_path(hash)).ok()?;
+        let bytes: [u8; 32] = hex::decode(text.trim()).ok()?.try_into().ok()?;
+        (Hash256(sha256(&bytes)) == *hash).then_some(bytes)
+    }
+}
+
+fn merge(into: &mut Exchanged, more: Exchanged) {
+    into.completed.extend(more.completed);
+    into.payments.extend(more.payments);
+    if more.rejected.is_some() {
+        into.rejected = more.rejected;
+    }
+}
