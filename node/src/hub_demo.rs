@@ -215,11 +215,19 @@ impl Demo {
         for i in 0..self.payees.len() {
             let Some(PayeeState {
                 stream: Some(stream),
+                channel,
                 ..
             }) = self.state.payees[i].clone()
             else {
                 continue;
             };
+            // A payee channel the operator closes gets nothing more (its payouts still flow).
+            let closing = hub.channel(&channel).is_none_or(|c| {
+                c.closing || c.closed_at.is_some() || c.close_requested_at.is_some()
+            });
+            if closing {
+                continue;
+            }
             let spent = hub
                 .stream(&stream)
                 .is_none_or(|s| s.received_msat.saturating_add(TICK_MSAT) > s.budget_msat);

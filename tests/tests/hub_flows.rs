@@ -255,3 +255,84 @@ fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
     assert_eq!(net.chain.chain_stats().unwrap().in_channels, Amount::ZERO);
     net.assert_supply();
 }
+
+#[test]
+fn an_operator_close_pays_the_payee_what_it_is_owed_first_and_ends_its_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = HubConfig {
+        dispute_blocks: 4,
+        min_dispute_blocks: 3,
+        cltv_delta: 5,
+        ..HubConfig::default()
+    };
+    let HubWorld {
+        net,
+        hub,
+        mut payer,
+        mut payee,
+        in_id,
+        out_id,
+        ..
+    } = HubWorld::new(dir.path(), cfg, 50_000, 100_000);
+    let payee_key = copy_key(&payee.key);
+    let invoice = create_invoice(
+        Network::Devnet,
+        &payee_key,
+        &InvoiceTerms {
+            amount_msat: 20_000 * UNIT,
+            payment_hash: Hash256(sha256(&[4; 32])),
+            payment_secret: [5; 32],
+            description: "evaluation stream".into(),
+            expiry_secs: 3_600,
+            min_final_cltv_blocks: 2,
+        },
+        unix_now(),
+    )
+    .unwrap();
+    let stream = hub.open_stream(in_id, &invoice).unwrap();
+    let ctx = || ProposalContext {
+        stream: Some(stream.id),
+        invoice: None,
+    };
+    let h = net.height();
+    let tick = |payer: &mut doin_tests::hub_harness::Peer| {
+        let out = payer
+            .m
+            .propose(
+                Change::Pay {
+                    amount_msat: 100_000,
+                },
+                h,
+            )
+            .unwrap();
+        let first = hub.handle(&in_id, out.send.unwrap(), ctx()).unwrap();
+        let reply = first.reply.unwrap();
+        let out = payer.m.handle(&payer.key, reply, h).unwrap();
+        if let Some(confirm) = out.send {
+            hub.handle(&in_id, confirm, ctx()).unwrap();
+        }
+    };
+    // Three ticks; the payee has not taken the payout yet when the operator closes.
+    for _ in 0..3 {
+        tick(&mut payer);
+    }
+    assert_eq!(hub.close(&out_id).unwrap(), "after-payout");
+    // Nothing new towards the payee: the next tick is refused, unsigned.
+    let before = payer.m.latest().state.seq;
+    tick(&mut payer);
+    assert_eq!(payer.m.latest().state.seq, before);
+    assert!(payer.m.in_flight().is_none());
+    // Not closed while the payout waits.
+    net.block();
+    assert!(hub.watch().unwrap().closing.is_empty());
+    while pull(&hub, &mut payee, &out_id, h) {}
+    assert_eq!(payee.m.my_balance_msat(), 3 * 99_900);
+    // Now the watch closes cooperatively and the payee is paid on chain at once.
+    let balance = net.balance(&payee_key);
+    assert_eq!(hub.watch().unwrap().closing, vec![out_id]);
+    net.block();
+    assert_eq!(net.balance(&payee_key), balance + 3 * 99_900 / UNIT);
+    hub.watch().unwrap();
+    assert!(hub.channel(&out_id).unwrap().closed_at.is_some());
+    net.assert_supply();
+}

@@ -451,7 +451,10 @@ async fn open_outgoing(
 
 #[derive(Serialize, ToSchema)]
 pub struct ClosedView {
-    /// `cooperative` (paid out at once) or `force` (posted; settled after the window).
+    /// `cooperative` (paid out at once), `force` (posted; settled after the window) or
+    /// `after-payout` (a payee channel with a payout due or under way: nothing new goes
+    /// towards the payee, and the hub closes once the payee has taken it, or after
+    /// `cltv_delta` blocks regardless).
     pub how: String,
 }
 

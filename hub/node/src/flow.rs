@@ -146,6 +146,10 @@ impl Hub {
                     .channels
                     .get(&s.payee_channel)
                     .ok_or("the payee's channel is gone")?;
+                if payee.closing || payee.closed_at.is_some() || payee.close_requested_at.is_some()
+                {
+                    return Err("the payee's channel is closing: the stream ends".into());
+                }
                 if payee.owed_msat.saturating_add(forward) > self.cfg.max_owed_msat
                     || Self::spendable(payee) < forward
                 {

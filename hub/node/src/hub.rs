@@ -379,6 +379,7 @@ impl Hub {
                     && c.confirmed
                     && !c.closing
                     && c.closed_at.is_none()
+                    && c.close_requested_at.is_none()
             })
             .map(|(id, _)| *id)
     }

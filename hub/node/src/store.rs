@@ -88,6 +88,9 @@ pub struct HubChannel {
     pub settle_submitted: bool,
     /// Payment hashes whose HTLC the watchtower claimed on chain with the preimage.
     pub claims_submitted: Vec<Hash256>,
+    /// The operator asked to close this payee channel at this height: nothing new goes
+    /// towards the payee, and the watch closes it once what the hub owes has been taken.
+    pub close_requested_at: Option<Height>,
     /// What the peer's proposal in flight (signed by the hub, not yet confirmed) is for: kept
     /// with it so a restart in between books the payment where it belongs.
     pub pending_context: Option<PendingContext>,
@@ -114,6 +117,7 @@ impl HubChannel {
             challenged_seq: None,
             settle_submitted: false,
             claims_submitted: Vec::new(),
+            close_requested_at: None,
             pending_context: None,
         }
     }

@@ -6,11 +6,12 @@
 //! Run [`Hub::watch`] once per transfer block (the node's watch task does); it is idempotent.
 
 use crate::hub::{Hub, HubError, Staged, State};
-use crate::store::ChannelRole;
+use crate::store::{ChannelRole, HubChannel};
 use doin_channels::ChannelMachine;
 use doin_tx_core::channel::{ChannelId, ChannelPhase};
 use doin_tx_core::TxPayload;
 use doin_types::Hash256;
+use doin_types::Height;
 use std::collections::BTreeMap;
 
 /// What one pass of the watch did.
@@ -28,6 +29,8 @@ pub struct WatchReport {
     pub learned: Vec<Hash256>,
     /// Routed payments failed because the payee let its HTLC expire.
     pub expired: Vec<Hash256>,
+    /// Closes the operator asked for, started now that the payee took what was due.
+    pub closing: Vec<ChannelId>,
 }
 
 impl Hub {
@@ -139,6 +142,7 @@ impl Hub {
         // What the pass queued (fulfilments and failures towards payers, expiries towards
         // payees) is proposed at once.
         self.flush_staged(&st, &mut staged, height);
+        self.requested_closes(&st, &mut staged, height, &mut report)?;
         // Only what changed is written.
         staged
             .channels
@@ -192,6 +196,7 @@ impl Hub {
             ("claimed", r.claimed.len()),
             ("learned", r.learned.len()),
             ("expired", r.expired.len()),
+            ("closing", r.closing.len()),
         ] {
             if n > 0 {
                 m.watch_actions
@@ -201,10 +206,14 @@ impl Hub {
         }
     }
 
-    /// Closes channel `id` from the hub's side: cooperatively with the newest state both
-    /// signed when it holds no HTLC and nothing is in flight (paid out at once), else by
-    /// posting that state and waiting out the window (the watch settles it).
+    /// Closes channel `id` from the hub's side. A payee channel with something still due or
+    /// under way is closed once the payee has taken it (`after-payout`; nothing new goes
+    /// towards it meanwhile, and after `cltv_delta` blocks it is closed regardless); otherwise
+    /// at once: cooperatively with the newest state both signed when it holds no HTLC and
+    /// nothing is in flight (paid out at once), else by posting that state (the watch settles
+    /// it after the window).
     pub fn close(&self, id: &ChannelId) -> Result<&'static str, HubError> {
+        let height = self.chain.height();
         let mut st = self.state.lock();
         let mut c = st
             .channels
@@ -214,25 +223,14 @@ impl Hub {
         if c.closing || c.closed_at.is_some() {
             return Err(HubError::Invalid("the channel is already closing".into()));
         }
-        let machine = ChannelMachine::restore(c.machine.clone());
-        let latest = machine.latest().clone();
-        let how = if latest.state.seq > 0
-            && latest.state.htlcs.is_empty()
-            && machine.in_flight().is_none()
-        {
-            self.submit_tx(TxPayload::ChannelCoopClose {
-                state: Box::new(latest),
-            })?;
-            "cooperative"
+        let how = if c.role == ChannelRole::Outgoing && c.confirmed && payout_due(&c) {
+            c.close_requested_at.get_or_insert(height);
+            "after-payout"
         } else {
-            let state = (latest.state.seq > 0).then(|| Box::new(latest));
-            self.submit_tx(TxPayload::ChannelForceClose {
-                channel: *id,
-                state,
-            })?;
-            "force"
+            let how = self.close_now(id, &c)?;
+            c.closing = true;
+            how
         };
-        c.closing = true;
         let mut staged = Staged::default();
         staged.channels.insert(*id, c);
         let (durable, payments) = self.stage(&mut st, staged)?;
@@ -240,4 +238,75 @@ impl Hub {
         self.finish(durable, payments)?;
         Ok(how)
     }
+
+    /// Submits the close of `c`: cooperative when possible, else posting the newest state.
+    fn close_now(&self, id: &ChannelId, c: &HubChannel) -> Result<&'static str, HubError> {
+        let machine = ChannelMachine::restore(c.machine.clone());
+        let latest = machine.latest().clone();
+        if latest.state.seq > 0 && latest.state.htlcs.is_empty() && machine.in_flight().is_none() {
+            self.submit_tx(TxPayload::ChannelCoopClose {
+                state: Box::new(latest),
+            })?;
+            Ok("cooperative")
+        } else {
+            let state = (latest.state.seq > 0).then(|| Box::new(latest));
+            self.submit_tx(TxPayload::ChannelForceClose {
+                channel: *id,
+                state,
+            })?;
+            Ok("force")
+        }
+    }
+
+    /// Carries out the closes the operator asked for once the payee has taken what was due
+    /// (or the wait is over).
+    fn requested_closes(
+        &self,
+        st: &State,
+        staged: &mut Staged,
+        height: Height,
+        report: &mut WatchReport,
+    ) -> Result<(), HubError> {
+        let waiting: Vec<ChannelId> = st
+            .channels
+            .iter()
+            .filter(|(_, c)| c.close_requested_at.is_some() && !c.closing)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            let Some(c) = crate::flow::staged_channel(st, staged, &id) else {
+                continue;
+            };
+            let asked = c.close_requested_at.unwrap_or(height);
+            let overdue = height >= asked.saturating_add(self.cfg.cltv_delta);
+            if c.closing || (payout_due(c) && !overdue) {
+                continue;
+            }
+            if payout_due(c) {
+                tracing::warn!(channel = %id, owed_msat = c.owed_msat, "the payee did not take what it was owed in time; closing without it");
+            }
+            let snapshot = c.clone();
+            match self.close_now(&id, &snapshot) {
+                Ok(_) => {
+                    if let Some(c) = staged.channels.get_mut(&id) {
+                        c.closing = true;
+                    }
+                    report.closing.push(id);
+                }
+                Err(HubError::Chain(e)) => {
+                    tracing::warn!(channel = %id, error = %e, "close refused; retrying next pass");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Something is still owed to the payee or under way on its channel.
+fn payout_due(c: &HubChannel) -> bool {
+    c.owed_msat > 0
+        || c.in_flight_owed_msat > 0
+        || !c.queued.is_empty()
+        || c.machine.in_flight.is_some()
 }
