@@ -522,6 +522,20 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
                 bail!("an update is in flight: run `doin hub sync --channel {channel}` first");
             }
             let latest = m.latest().clone();
+            // Posting a state older than one both signed forfeits the reserve to the hub's
+            // watchtower: refuse when the hub holds a newer one than this machine does.
+            let at_hub: Value = client
+                .get(&format!("/v1/hub/channels/{}", id.to_hex()))
+                .await?;
+            let hub_seq = at_hub["seq"].as_u64().unwrap_or(0);
+            if hub_seq > latest.state.seq {
+                bail!(
+                    "this machine's state of the channel (seq {}) is older than the hub's (seq \
+                     {hub_seq}): closing with it would cost the channel reserve. Use the state \
+                     directory that took part in the updates, or ask the hub's operator to close",
+                    latest.state.seq
+                );
+            }
             let payload = if latest.state.seq > 0 && latest.state.htlcs.is_empty() {
                 TxPayload::ChannelCoopClose {
                     state: Box::new(latest),

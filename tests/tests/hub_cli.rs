@@ -230,6 +230,15 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
         "{kinds:?}"
     );
 
+    // Closing from a machine without the channel's history (an old state) is refused: it
+    // would forfeit the reserve.
+    let stranger = User {
+        keystore: payee.keystore.clone(),
+        state_dir: dir.path().join("empty-state"),
+    };
+    let (ok, _, err) = cli.run(Some(&stranger), &["close", "--channel", &out_id]);
+    assert!(!ok && err.contains("older than the hub's"), "{err}");
+
     // The payee closes with the newest state both signed and is paid on chain at once.
     let before = balance(&cli.rest, &payee_key);
     let closed = cli.ok(Some(&payee), &["close", "--channel", &out_id, "--wait"]);
