@@ -8,11 +8,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use doin_channels::{create_invoice, Change, InvoiceTerms, Message};
+use doin_crypto::KeyPair;
 use doin_hub::store::PaymentKind;
-use doin_hub::{HubConfig, ProposalContext};
-use doin_tests::hub_harness::{copy_key, exchange, open_hub, pull, unix_now, HubWorld, UNIT};
-use doin_tx_core::channel::{sha256, ChannelPhase, Side};
-use doin_tx_core::{StateView, TxPayload};
+use doin_hub::{HubConfig, PendingAnswer, ProposalContext};
+use doin_tests::hub_harness::{copy_key, exchange, open_hub, pull, unix_now, HubWorld, Net, UNIT};
+use doin_tx_core::channel::{sha256, ChannelId, ChannelPhase, Side};
+use doin_tx_core::{ConsensusParams, StateView, TxPayload};
 use doin_types::{Amount, Hash256, Network};
 
 #[test]
@@ -335,4 +336,57 @@ fn an_operator_close_pays_the_payee_what_it_is_owed_first_and_ends_its_streams()
     hub.watch().unwrap();
     assert!(hub.channel(&out_id).unwrap().closed_at.is_some());
     net.assert_supply();
+}
+
+#[test]
+fn an_opening_a_node_lost_is_submitted_again_by_the_watch_and_its_answer_kept_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (validator, hub_key, payee) = (
+        KeyPair::generate(),
+        KeyPair::generate(),
+        KeyPair::generate(),
+    );
+    let spec = doin_tests::funded_genesis(
+        "hub",
+        &validator,
+        &[&hub_key, &payee],
+        10_000_000,
+        ConsensusParams::public_defaults(),
+    );
+    // Node A takes the hub's opening transaction; node B (same chain) never sees it.
+    let net_a = Net {
+        chain: doin_tests::open_rocks_chain(&dir.path().join("a"), spec.clone()).unwrap(),
+        validator: copy_key(&validator),
+        spec: spec.clone(),
+    };
+    let hub = open_hub(dir.path(), &hub_key, &net_a, HubConfig::default());
+    let answer = PendingAnswer {
+        key: "open-1".into(),
+        fingerprint: "open:payee".into(),
+        status: 202,
+        body: |id: &ChannelId| id.to_hex().into_bytes(),
+    };
+    let id = hub
+        .open_outgoing_answering(payee.public(), Amount::from_base_units(1_000), Some(answer))
+        .unwrap();
+    // The answer was written with the channel's record.
+    let stored = hub.idempotent_answer("open-1").unwrap().unwrap();
+    assert_eq!(stored.body, id.to_hex().into_bytes());
+    drop(hub);
+    drop(net_a);
+
+    let net_b = Net {
+        chain: doin_tests::open_rocks_chain(&dir.path().join("b"), spec.clone()).unwrap(),
+        validator,
+        spec,
+    };
+    let hub = open_hub(dir.path(), &hub_key, &net_b, HubConfig::default());
+    net_b.block();
+    assert!(net_b.chain.store().channel(&id).unwrap().is_none());
+    // The watch hands the recorded transaction to B; the channel opens there.
+    assert!(hub.watch().unwrap().confirmed.is_empty());
+    net_b.block();
+    assert_eq!(hub.watch().unwrap().confirmed, vec![id]);
+    assert!(hub.channel(&id).unwrap().opening_tx.is_none());
+    net_b.assert_supply();
 }

@@ -6,7 +6,7 @@
 //! [`message_auth_hash`] of the chain id, the channel id, the message and the context it
 //! names, so nobody but the channel's peer can make the hub sign or block anything.
 
-use crate::hub::{Hub, HubError, ProposalContext};
+use crate::hub::{Hub, HubError, PendingAnswer, ProposalContext};
 use crate::ledger_api::{payment_view, PaymentView};
 use crate::store::{ChannelRole, HubChannel, Stream};
 use axum::extract::rejection::PathRejection;
@@ -191,15 +191,34 @@ async fn blocking<T: Send + 'static>(
         .map_err(problem)
 }
 
-/// Answers a repeated `Idempotency-Key` with the first answer; otherwise runs `f` and keeps
-/// its answer under the key (with a fingerprint of the request, so a key reused for another
-/// request is refused).
+/// An `Idempotency-Key` request's identity: the key and what it asked.
+pub(crate) struct IdempotencySlot {
+    key: String,
+    fingerprint: String,
+    status: StatusCode,
+}
+
+impl IdempotencySlot {
+    /// The answer to write with the operation, its body made from the result by `body`.
+    fn answer<R>(self, body: fn(&R) -> Vec<u8>) -> PendingAnswer<R> {
+        PendingAnswer {
+            key: self.key,
+            fingerprint: self.fingerprint,
+            status: self.status.as_u16(),
+            body,
+        }
+    }
+}
+
+/// Answers a repeated `Idempotency-Key` with the first answer; otherwise runs `f`, which
+/// writes its answer under the key in the operation's own batch (with a fingerprint of the
+/// request, so a key reused for another request is refused).
 async fn idempotent<T: Serialize + Send + 'static>(
     hub: &Arc<Hub>,
     headers: &HeaderMap,
     fingerprint: String,
     status: StatusCode,
-    f: impl FnOnce() -> Result<T, HubError> + Send + 'static,
+    f: impl FnOnce(Option<IdempotencySlot>) -> Result<T, HubError> + Send + 'static,
 ) -> Result<Response, Problem> {
     let key = match headers.get("idempotency-key") {
         None => None,
@@ -230,17 +249,12 @@ async fn idempotent<T: Serialize + Send + 'static>(
             return Ok((code, Json(body)).into_response());
         }
     }
-    let answer = blocking(f).await?;
-    let body = serde_json::to_vec(&answer).map_err(Problem::internal)?;
-    if let Some(k) = key {
-        let h = hub.clone();
-        let stored = crate::store::StoredAnswer {
-            fingerprint,
-            status: status.as_u16(),
-            body: body.clone(),
-        };
-        blocking(move || h.store_answer(&k, &stored)).await?;
-    }
+    let slot = key.map(|key| IdempotencySlot {
+        key,
+        fingerprint,
+        status,
+    });
+    let answer = blocking(move || f(slot)).await?;
     Ok((status, Json(answer)).into_response())
 }
 
@@ -441,12 +455,23 @@ async fn open_outgoing(
         .map_err(|e| Problem::bad_request("invalid-amount", format!("deposit: {e}")))?;
     let h = hub.clone();
     let fp = format!("open:{}:{}", body.0.payee, body.0.deposit);
-    idempotent(&hub, &headers, fp, StatusCode::ACCEPTED, move || {
-        h.open_outgoing(payee, deposit).map(|id| OpenedView {
-            channel_id: id.to_hex(),
-        })
+    idempotent(&hub, &headers, fp, StatusCode::ACCEPTED, move |slot| {
+        let answer = slot.map(|s| s.answer(|id| json_body(&opened_view(id))));
+        h.open_outgoing_answering(payee, deposit, answer)
+            .map(|id| opened_view(&id))
     })
     .await
+}
+
+fn opened_view(id: &ChannelId) -> OpenedView {
+    OpenedView {
+        channel_id: id.to_hex(),
+    }
+}
+
+/// A view as a stored answer's body (serialising these plain structs cannot fail).
+fn json_body<T: Serialize>(view: &T) -> Vec<u8> {
+    serde_json::to_vec(view).unwrap_or_default()
 }
 
 #[derive(Serialize, ToSchema)]
@@ -456,6 +481,12 @@ pub struct ClosedView {
     /// towards the payee, and the hub closes once the payee has taken it, or after
     /// `cltv_delta` blocks regardless).
     pub how: String,
+}
+
+fn closed_view(how: &&'static str) -> ClosedView {
+    ClosedView {
+        how: how.to_string(),
+    }
 }
 
 #[utoipa::path(post, path = "/v1/hub/channels/{id}/close", tag = "hub",
@@ -480,10 +511,9 @@ async fn close_channel(
         &headers,
         format!("close:{id}"),
         StatusCode::ACCEPTED,
-        move || {
-            h.close(&id).map(|how| ClosedView {
-                how: how.to_string(),
-            })
+        move |slot| {
+            let answer = slot.map(|s| s.answer(|how| json_body(&closed_view(how))));
+            h.close_answering(&id, answer).map(|how| closed_view(&how))
         },
     )
     .await

@@ -104,6 +104,31 @@ pub(crate) fn now() -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
+/// The answer to a request with an `Idempotency-Key`, written in the batch of the operation
+/// it answers: a crash can never leave the operation done without its answer (a retry would
+/// repeat it) nor the answer without the operation.
+pub struct PendingAnswer<R> {
+    pub key: String,
+    /// What the request asked (a repeat must ask the same).
+    pub fingerprint: String,
+    pub status: u16,
+    /// The answer's JSON body, from the operation's result.
+    pub body: fn(&R) -> Vec<u8>,
+}
+
+impl<R> PendingAnswer<R> {
+    pub(crate) fn stored(self, result: &R) -> (String, crate::store::StoredAnswer) {
+        (
+            self.key,
+            crate::store::StoredAnswer {
+                fingerprint: self.fingerprint,
+                status: self.status,
+                body: (self.body)(result),
+            },
+        )
+    }
+}
+
 /// Staged changes of one input, written as one batch.
 #[derive(Default)]
 pub(crate) struct Staged {
@@ -112,6 +137,7 @@ pub(crate) struct Staged {
     pub(crate) routes: BTreeMap<Hash256, Route>,
     pub(crate) payments: Vec<(Payment, Option<PublicKeyBytes>)>,
     pub(crate) claims_scanned: Option<Height>,
+    pub(crate) answers: Vec<(String, crate::store::StoredAnswer)>,
 }
 
 impl Hub {
@@ -176,14 +202,6 @@ impl Hub {
         Ok(self.store.answer(key)?)
     }
 
-    pub fn store_answer(
-        &self,
-        key: &str,
-        answer: &crate::store::StoredAnswer,
-    ) -> Result<(), HubError> {
-        Ok(self.store.put_answer(key, answer)?)
-    }
-
     /// Ledger entries as they are made durable.
     pub fn subscribe_payments(&self) -> tokio::sync::broadcast::Receiver<Payment> {
         self.payments_tx.subscribe()
@@ -229,6 +247,9 @@ impl Hub {
         }
         for (p, payee) in &staged.payments {
             HubStore::put_payment(&mut batch, p, payee.as_ref())?;
+        }
+        for (key, answer) in &staged.answers {
+            HubStore::put_answer(&mut batch, key, answer)?;
         }
         if let Some(h) = staged.claims_scanned {
             HubStore::put_claims_scanned(&mut batch, h)?;
@@ -322,6 +343,16 @@ impl Hub {
         payee: PublicKeyBytes,
         deposit: Amount,
     ) -> Result<ChannelId, HubError> {
+        self.open_outgoing_answering(payee, deposit, None)
+    }
+
+    /// [`Hub::open_outgoing`], writing `answer` with the channel's record.
+    pub fn open_outgoing_answering(
+        &self,
+        payee: PublicKeyBytes,
+        deposit: Amount,
+        answer: Option<PendingAnswer<ChannelId>>,
+    ) -> Result<ChannelId, HubError> {
         if deposit.is_zero() {
             return Err(HubError::Invalid("a deposit above zero is needed".into()));
         }
@@ -356,16 +387,31 @@ impl Hub {
             },
         )
         .map_err(HubError::Invalid)?;
-        // Recorded before it is submitted: a crash in between leaves a channel the watch
-        // confirms or drops, never coins the hub does not know about.
+        // Recorded with its transaction before it is submitted: after a crash in between the
+        // watch submits it again, so the hub never forgets coins it locked.
+        let mut channel = channel;
+        channel.opening_tx = Some(tx.clone());
         let mut staged = Staged::default();
         staged.channels.insert(id, channel);
+        staged.answers.extend(answer.map(|a| a.stored(&id)));
+        let answer_key = staged.answers.first().map(|(k, _)| k.clone());
         let (durable, _) = self.stage(&mut st, staged)?;
         durable.wait()?;
         // Submitted under the lock, so the next open sees this nonce taken.
-        let submitted = self.chain.submit(&tx);
+        if let Err(e) = self.chain.submit(&tx) {
+            // Refused: the channel never existed; its record and answer go.
+            let mut batch = WriteBatch::new();
+            batch.delete(CF_CHANNELS, id.0.to_vec());
+            if let Some(k) = answer_key {
+                batch.delete(crate::store::CF_IDEMPOTENCY, k.into_bytes());
+            }
+            let durable = self.store.enqueue(batch);
+            st.channels.remove(&id);
+            drop(st);
+            durable.wait()?;
+            return Err(HubError::Chain(e));
+        }
         drop(st);
-        submitted.map_err(HubError::Chain)?;
         Ok(id)
     }
 

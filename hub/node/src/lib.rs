@@ -25,7 +25,7 @@ pub mod txs;
 pub mod watch;
 
 pub use fees::{FeePolicy, HubConfig};
-pub use hub::{Handled, Hub, HubError, ProposalContext};
+pub use hub::{Handled, Hub, HubError, PendingAnswer, ProposalContext};
 pub use metrics::HubMetrics;
 pub use ports::ChainPort;
 pub use store::{HubStore, COLUMNS};

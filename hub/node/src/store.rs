@@ -88,6 +88,9 @@ pub struct HubChannel {
     pub settle_submitted: bool,
     /// Payment hashes whose HTLC the watchtower claimed on chain with the preimage.
     pub claims_submitted: Vec<Hash256>,
+    /// An outgoing channel's signed opening transaction, kept until the channel is on chain
+    /// so the watch can submit it again (after a crash, or a node that lost its mempool).
+    pub opening_tx: Option<Vec<u8>>,
     /// The operator asked to close this payee channel at this height: nothing new goes
     /// towards the payee, and the watch closes it once what the hub owes has been taken.
     pub close_requested_at: Option<Height>,
@@ -117,6 +120,7 @@ impl HubChannel {
             challenged_seq: None,
             settle_submitted: false,
             claims_submitted: Vec::new(),
+            opening_tx: None,
             close_requested_at: None,
             pending_context: None,
         }
@@ -498,10 +502,14 @@ impl HubStore {
     }
 
     /// Keeps the answer given under an `Idempotency-Key` (durably).
-    pub fn put_answer(&self, key: &str, answer: &StoredAnswer) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::new();
-        put(&mut batch, CF_IDEMPOTENCY, key.as_bytes(), answer)?;
-        self.commit(batch)
+    /// Adds `answer` under the idempotency `key` to `batch` (the batch of the operation it
+    /// answers, so the one is never on disk without the other).
+    pub fn put_answer(
+        batch: &mut WriteBatch,
+        key: &str,
+        answer: &StoredAnswer,
+    ) -> Result<(), StoreError> {
+        put(batch, CF_IDEMPOTENCY, key.as_bytes(), answer)
     }
 }
 

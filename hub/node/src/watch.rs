@@ -5,7 +5,7 @@
 //!
 //! Run [`Hub::watch`] once per transfer block (the node's watch task does); it is idempotent.
 
-use crate::hub::{Hub, HubError, Staged, State};
+use crate::hub::{Hub, HubError, PendingAnswer, Staged, State};
 use crate::store::{ChannelRole, HubChannel};
 use doin_channels::ChannelMachine;
 use doin_tx_core::channel::{ChannelId, ChannelPhase};
@@ -82,6 +82,7 @@ impl Hub {
             .collect();
         for id in open {
             let Some(on_chain) = self.chain.channel(&id).map_err(HubError::Chain)? else {
+                self.resubmit_opening(&st, &id);
                 continue;
             };
             if crate::flow::staged_channel(&st, &mut staged, &id).is_none() {
@@ -93,6 +94,7 @@ impl Hub {
             };
             if !c.confirmed {
                 c.confirmed = true;
+                c.opening_tx = None;
                 report.confirmed.push(id);
             }
             match &on_chain.phase {
@@ -213,6 +215,15 @@ impl Hub {
     /// nothing is in flight (paid out at once), else by posting that state (the watch settles
     /// it after the window).
     pub fn close(&self, id: &ChannelId) -> Result<&'static str, HubError> {
+        self.close_answering(id, None)
+    }
+
+    /// [`Hub::close`], writing `answer` with the channel's new state.
+    pub fn close_answering(
+        &self,
+        id: &ChannelId,
+        answer: Option<PendingAnswer<&'static str>>,
+    ) -> Result<&'static str, HubError> {
         let height = self.chain.height();
         let mut st = self.state.lock();
         let mut c = st
@@ -233,10 +244,22 @@ impl Hub {
         };
         let mut staged = Staged::default();
         staged.channels.insert(*id, c);
+        staged.answers.extend(answer.map(|a| a.stored(&how)));
         let (durable, payments) = self.stage(&mut st, staged)?;
         drop(st);
         self.finish(durable, payments)?;
         Ok(how)
+    }
+
+    /// An outgoing channel not on chain yet: its opening transaction goes to the pool again
+    /// (a pool that has it answers "known"; one that lost it, after a crash, takes it back).
+    fn resubmit_opening(&self, st: &State, id: &ChannelId) {
+        let Some(tx) = st.channels.get(id).and_then(|c| c.opening_tx.as_ref()) else {
+            return;
+        };
+        if let Err(e) = self.chain.submit(tx) {
+            tracing::warn!(channel = %id, error = %e, "the hub's opening transaction is refused");
+        }
     }
 
     /// Submits the close of `c`: cooperative when possible, else posting the newest state.
