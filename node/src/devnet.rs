@@ -345,7 +345,8 @@ fn demo_domains() -> anyhow::Result<Vec<DomainSpec>> {
             tolerance: Fx::parse("0.000001")?,
             baseline: Fx::parse(baseline)?,
             eval_budget: 100_000,
-            verification_fee: Amount::ZERO,
+            // What the demo payer releases to an evaluator per agreeing vote (0.00025 DOIN).
+            verification_fee: Amount::from_base_units(25_000),
         })
     };
     Ok(vec![

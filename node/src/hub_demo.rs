@@ -1,7 +1,11 @@
-//! The devnet's channel demo: a payer opens a channel to the hub, the hub opens one to every
-//! demo evaluator, each evaluator's invoice sets up a stream, and the payer pays a tick into
-//! every stream at a steady pace; the evaluators accept what the hub pays out, so their
-//! payments show on `GET /v1/hub/payees/{address}/events` as they happen.
+//! The devnet's channel demo: a payer (funding the demo optimizers' verification) opens a
+//! channel to the hub, the hub opens one to every demo evaluator, and each evaluator's invoice
+//! sets up a stream. **Evaluator pay**: for every vote of an evaluator that a committed main
+//! block carries and that agreed with the optimae's decision, the payer pays one tick of the
+//! domain's verification fee naming that vote; the hub releases it only after checking the
+//! vote on the main chain (once per vote). Without the main chain in the node, the payer ticks
+//! at a steady pace instead. The evaluators accept what the hub pays out, so their payments
+//! show on `GET /v1/hub/payees/{address}/events` as they happen.
 //!
 //! The payer's and evaluators' sides of the channels are kept in `hub-demo.bin` in the data
 //! directory (written and fsynced after every update), so the demo continues after a restart
@@ -11,6 +15,7 @@
 use crate::run::{Handles, SideTask};
 use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Message, Snapshot};
 use doin_crypto::KeyPair;
+use doin_hub::store::VoteRef;
 use doin_hub::{Hub, ProposalContext};
 use doin_tx_core::channel::{channel_id, ChannelId, Side, MSAT_PER_UNIT};
 use doin_tx_core::{StateView, Tx, TxBody, TxPayload};
@@ -42,6 +47,11 @@ struct DemoState {
     payer_channel: Option<ChannelId>,
     payer_machine: Option<Snapshot>,
     payees: Vec<Option<PayeeState>>,
+    /// The last main-chain height whose votes were paid.
+    main_seen: u64,
+    /// What the payer's proposal in flight pays (its stream and vote), kept with it so a
+    /// retransmission after a crash names the same.
+    in_flight: Option<(Hash256, Option<VoteRef>)>,
 }
 
 fn load(path: &Path) -> anyhow::Result<DemoState> {
@@ -73,6 +83,7 @@ pub fn hub_demo(payer: KeyPair, payees: Vec<KeyPair>, dir: PathBuf, tick: Durati
             let (Some(chain), Some(hub)) = (handles.tx, handles.hub) else {
                 return Ok(());
             };
+            let main = handles.main;
             let demo = Arc::new(parking_lot::Mutex::new(Demo {
                 payer,
                 payees,
@@ -97,8 +108,8 @@ pub fn hub_demo(payer: KeyPair, payees: Vec<KeyPair>, dir: PathBuf, tick: Durati
                     _ = tokio::time::sleep(tick) => {}
                     _ = shutdown.changed() => return Ok(()),
                 }
-                let (d, c, h) = (demo.clone(), chain.clone(), hub.clone());
-                let step = tokio::task::spawn_blocking(move || d.lock().step(&c, &h))
+                let (d, c, h, m) = (demo.clone(), chain.clone(), hub.clone(), main.clone());
+                let step = tokio::task::spawn_blocking(move || d.lock().step(&c, &h, m.as_deref()))
                     .await
                     .map_err(|e| e.to_string())?;
                 if let Err(e) = step {
@@ -122,7 +133,12 @@ fn copy(k: &KeyPair) -> anyhow::Result<KeyPair> {
 
 impl Demo {
     /// One step: set up whatever is missing, else pay one tick into every stream.
-    fn step(&mut self, chain: &TxChain, hub: &Hub) -> anyhow::Result<()> {
+    fn step(
+        &mut self,
+        chain: &TxChain,
+        hub: &Hub,
+        main: Option<&doin_main_node::MainChain>,
+    ) -> anyhow::Result<()> {
         let chain_id = chain.params().chain_id;
         let height = chain.tip().final_height;
         // The payer's channel.
@@ -211,37 +227,106 @@ impl Demo {
                 Some(_) => {}
             }
         }
-        // One tick into every stream; the payees take what the hub pays out.
-        for i in 0..self.payees.len() {
-            let Some(PayeeState {
-                stream: Some(stream),
-                channel,
-                ..
-            }) = self.state.payees[i].clone()
-            else {
-                continue;
-            };
-            // A payee channel the operator closes gets nothing more (its payouts still flow).
-            let closing = hub.channel(&channel).is_none_or(|c| {
-                c.closing || c.closed_at.is_some() || c.close_requested_at.is_some()
-            });
-            if closing {
-                continue;
-            }
-            let spent = hub
-                .stream(&stream)
-                .is_none_or(|s| s.received_msat.saturating_add(TICK_MSAT) > s.budget_msat);
-            if spent {
-                if let Some(p) = &mut self.state.payees[i] {
-                    p.stream = None;
-                }
-                save(&self.path, &self.state)?;
-                continue;
-            }
-            self.tick(hub, payer_channel, stream, height)?;
+        match main {
+            Some(main) => self.pay_votes(hub, main, payer_channel, height)?,
+            None => self.steady_ticks(hub, payer_channel, height)?,
         }
         for i in 0..self.payees.len() {
             self.payee_pulls(hub, i, height)?;
+        }
+        Ok(())
+    }
+
+    /// The stream into payee `i` that can still carry `amount` msat, if any (a spent one is
+    /// let go, so the next step opens a new one); `None` too while its channel is closing.
+    fn open_stream_of(
+        &mut self,
+        hub: &Hub,
+        i: usize,
+        amount: u64,
+    ) -> anyhow::Result<Option<Hash256>> {
+        let Some(PayeeState {
+            stream: Some(stream),
+            channel,
+            ..
+        }) = self.state.payees[i].clone()
+        else {
+            return Ok(None);
+        };
+        // A payee channel the operator closes gets nothing more (its payouts still flow).
+        let closing = hub
+            .channel(&channel)
+            .is_none_or(|c| c.closing || c.closed_at.is_some() || c.close_requested_at.is_some());
+        if closing {
+            return Ok(None);
+        }
+        let spent = hub
+            .stream(&stream)
+            .is_none_or(|s| s.received_msat.saturating_add(amount) > s.budget_msat);
+        if spent {
+            if let Some(p) = &mut self.state.payees[i] {
+                p.stream = None;
+            }
+            save(&self.path, &self.state)?;
+            return Ok(None);
+        }
+        Ok(Some(stream))
+    }
+
+    /// Evaluator pay: one tick of the verification fee per vote the main blocks since the
+    /// last step carry (the hub checks each against the main chain and refuses the rest).
+    fn pay_votes(
+        &mut self,
+        hub: &Hub,
+        main: &doin_main_node::MainChain,
+        payer_channel: ChannelId,
+        height: u64,
+    ) -> anyhow::Result<()> {
+        let tip = main.head().header.height;
+        let votes = crate::hub_port::MainChainVotes::new_borrowed(main);
+        // A bounded number of blocks per step keeps a step short after a long pause.
+        let to = tip.min(self.state.main_seen.saturating_add(20));
+        for h in self.state.main_seen.saturating_add(1)..=to {
+            let Some(block) = main.store().block(h)? else {
+                continue;
+            };
+            for verdict in &block.body.verdicts {
+                for vote in &verdict.votes {
+                    let evaluator = vote.body.evaluator;
+                    let Some(i) = self.payees.iter().position(|k| k.public() == evaluator) else {
+                        continue;
+                    };
+                    let Some(fee) = votes.fee(&verdict.optimae_id, &evaluator)? else {
+                        continue;
+                    };
+                    let amount = fee.base_units().saturating_mul(MSAT_PER_UNIT);
+                    let Some(stream) = self.open_stream_of(hub, i, amount)? else {
+                        continue;
+                    };
+                    let paid = VoteRef {
+                        optimae: verdict.optimae_id,
+                        evaluator,
+                    };
+                    self.tick(hub, payer_channel, stream, amount, Some(paid), height)?;
+                }
+            }
+            self.state.main_seen = h;
+            save(&self.path, &self.state)?;
+        }
+        Ok(())
+    }
+
+    /// Without the main chain: one tick into every stream at a steady pace.
+    fn steady_ticks(
+        &mut self,
+        hub: &Hub,
+        payer_channel: ChannelId,
+        height: u64,
+    ) -> anyhow::Result<()> {
+        for i in 0..self.payees.len() {
+            if let Some(stream) = self.open_stream_of(hub, i, TICK_MSAT)? {
+                self.tick(hub, payer_channel, stream, TICK_MSAT, None, height)?;
+            }
         }
         Ok(())
     }
@@ -271,12 +356,14 @@ impl Demo {
         Ok(hub.open_stream(payer_channel, &invoice)?.id)
     }
 
-    /// The payer pays one tick into `stream`.
+    /// The payer pays one tick of `amount` msat into `stream` (paying `vote`'s fee, if any).
     fn tick(
         &mut self,
         hub: &Hub,
         channel: ChannelId,
         stream: Hash256,
+        amount: u64,
+        vote: Option<VoteRef>,
         height: u64,
     ) -> anyhow::Result<()> {
         let Some(snapshot) = self.state.payer_machine.clone() else {
@@ -293,20 +380,32 @@ impl Demo {
                     seq: state.seq,
                     change,
                 };
-                self.exchange(hub, &mut m, channel, msg, Some(stream), height)?;
+                let (stream, vote) = self.state.in_flight.unwrap_or((stream, None));
+                let ctx = ProposalContext {
+                    stream: Some(stream),
+                    invoice: None,
+                    vote,
+                };
+                self.exchange(hub, &mut m, channel, msg, ctx, height)?;
             }
             return Ok(());
         }
         let out = m.propose(
             Change::Pay {
-                amount_msat: TICK_MSAT,
+                amount_msat: amount,
             },
             height,
         )?;
         self.state.payer_machine = Some(m.snapshot().clone());
+        self.state.in_flight = Some((stream, vote));
         save(&self.path, &self.state)?;
         if let Some(msg) = out.send {
-            self.exchange(hub, &mut m, channel, msg, Some(stream), height)?;
+            let ctx = ProposalContext {
+                stream: Some(stream),
+                invoice: None,
+                vote,
+            };
+            self.exchange(hub, &mut m, channel, msg, ctx, height)?;
         }
         Ok(())
     }
@@ -318,19 +417,19 @@ impl Demo {
         m: &mut ChannelMachine,
         channel: ChannelId,
         first: Message,
-        stream: Option<Hash256>,
+        ctx: ProposalContext,
         height: u64,
     ) -> anyhow::Result<()> {
         let mut next = Some(first);
-        let mut ctx = Some(ProposalContext {
-            stream,
-            invoice: None,
-        });
+        let mut ctx = Some(ctx);
         while let Some(msg) = next.take() {
             let handled = hub.handle(&channel, msg, ctx.take().unwrap_or_default())?;
             let Some(reply) = handled.reply else { break };
             let out = m.handle(&self.payer, reply, height)?;
             self.state.payer_machine = Some(m.snapshot().clone());
+            if m.in_flight().is_none() {
+                self.state.in_flight = None;
+            }
             save(&self.path, &self.state)?;
             next = out.send;
         }

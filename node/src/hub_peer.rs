@@ -136,6 +136,7 @@ impl HubPeer {
             &bytes,
             stream,
             invoice,
+            None,
         ));
         let mut body = json!({"message": hex::encode(&bytes), "signature": hex::encode(sig.0)});
         if let Some(s) = stream {

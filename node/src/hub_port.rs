@@ -1,4 +1,5 @@
-//! The hub's port onto this node's transfer chain (`doin_hub::ChainPort` over `TxChain`).
+//! The hub's ports onto this node's chains: `doin_hub::ChainPort` over the transfer chain and
+//! `doin_hub::ports::MainPort` over the main chain (what evaluator pay checks a vote against).
 //!
 //! Held weakly, like the cross-chain adapters: the hub never keeps the chain alive.
 
@@ -85,5 +86,72 @@ impl ChainPort for TxChainPort {
             .submit(tx)
             .map(|o| o.id)
             .map_err(|e| e.to_string())
+    }
+}
+
+/// The main chain as the hub sees it: which votes earned their verification fee.
+pub struct MainChainVotes {
+    chain: Weak<doin_main_node::MainChain>,
+}
+
+impl MainChainVotes {
+    pub fn new(chain: &Arc<doin_main_node::MainChain>) -> MainChainVotes {
+        MainChainVotes {
+            chain: Arc::downgrade(chain),
+        }
+    }
+}
+
+impl doin_hub::ports::MainPort for MainChainVotes {
+    fn vote_fee(
+        &self,
+        optimae: &Hash256,
+        evaluator: &PublicKeyBytes,
+    ) -> Result<Option<Amount>, String> {
+        let chain = self
+            .chain
+            .upgrade()
+            .ok_or_else(|| "the main chain is shut down".to_string())?;
+        BorrowedVotes(&chain)
+            .fee(optimae, evaluator)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The same check on a main chain at hand (the devnet demo's payer decides what to pay with it).
+pub struct BorrowedVotes<'a>(pub &'a doin_main_node::MainChain);
+
+impl MainChainVotes {
+    pub fn new_borrowed(chain: &doin_main_node::MainChain) -> BorrowedVotes<'_> {
+        BorrowedVotes(chain)
+    }
+}
+
+impl BorrowedVotes<'_> {
+    /// See [`doin_hub::ports::MainPort::vote_fee`].
+    pub fn fee(
+        &self,
+        optimae: &Hash256,
+        evaluator: &PublicKeyBytes,
+    ) -> anyhow::Result<Option<Amount>> {
+        let chain = self.0;
+        let Some(record) = chain.store().optimae(optimae)? else {
+            return Ok(None);
+        };
+        let earned = record.decided_at.is_some()
+            && record
+                .votes
+                .iter()
+                .any(|v| v.evaluator == *evaluator && v.agreed);
+        if !earned {
+            return Ok(None);
+        }
+        let head = chain.head();
+        Ok(head
+            .state
+            .domains
+            .get(&record.domain)
+            .map(|d| d.spec.verification_fee)
+            .filter(|fee| !fee.is_zero()))
     }
 }

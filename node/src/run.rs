@@ -225,7 +225,15 @@ impl Node {
                 let key = keys
                     .hub
                     .ok_or_else(|| anyhow!("the hub needs its key ([hub] keystore)"))?;
-                Some(start_hub(cfg, tx, kv.clone(), key, &metrics, &mut tasks)?)
+                Some(start_hub(
+                    cfg,
+                    tx,
+                    kv.clone(),
+                    main.as_ref(),
+                    key,
+                    &metrics,
+                    &mut tasks,
+                )?)
             }
             (None, true) => return Err(anyhow!("the hub needs the transfer chain in this node")),
             _ => None,
@@ -323,21 +331,27 @@ fn start_hub(
     cfg: &NodeConfig,
     tx: &Arc<TxChain>,
     kv: Arc<dyn KvStore>,
+    main: Option<&Arc<MainChain>>,
     key: KeyPair,
     metrics: &Metrics,
     tasks: &mut TaskManager,
 ) -> anyhow::Result<Arc<doin_hub::Hub>> {
     let metrics = doin_hub::HubMetrics::register(metrics)?;
     let port = Arc::new(crate::hub_port::TxChainPort::new(tx));
-    let hub = Arc::new(
-        doin_hub::Hub::open(
+    let hub = Arc::new({
+        let hub = doin_hub::Hub::open(
             key,
             port,
             doin_hub::HubStore::new(kv, metrics),
             cfg.hub.hub_config(),
         )
-        .map_err(|e| anyhow!("cannot open the hub: {e}"))?,
-    );
+        .map_err(|e| anyhow!("cannot open the hub: {e}"))?;
+        // With the main chain in this node, the hub can release evaluator pay.
+        match main {
+            Some(main) => hub.with_main(Arc::new(crate::hub_port::MainChainVotes::new(main))),
+            None => hub,
+        }
+    });
     let every = Duration::from_millis(cfg.hub.watch_interval_ms);
     let watched = hub.clone();
     let mut stop = tasks.shutdown_signal();

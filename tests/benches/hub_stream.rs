@@ -217,6 +217,7 @@ fn main() {
                     let ctx = ProposalContext {
                         stream: Some(lane.stream),
                         invoice: None,
+                        vote: None,
                     };
                     exchange(
                         &hub,

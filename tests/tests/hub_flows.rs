@@ -56,6 +56,7 @@ fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
     let ctx = || ProposalContext {
         stream: Some(stream.id),
         invoice: None,
+        vote: None,
     };
     // 30 ticks of 100.5 units each; the payee pulls after every few.
     let h = net.height();
@@ -174,6 +175,7 @@ fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
         ProposalContext {
             stream: None,
             invoice: Some(invoice),
+            vote: None,
         },
         h,
     );
@@ -294,6 +296,7 @@ fn an_operator_close_pays_the_payee_what_it_is_owed_first_and_ends_its_streams()
     let ctx = || ProposalContext {
         stream: Some(stream.id),
         invoice: None,
+        vote: None,
     };
     let h = net.height();
     let tick = |payer: &mut doin_tests::hub_harness::Peer| {
@@ -389,4 +392,125 @@ fn an_opening_a_node_lost_is_submitted_again_by_the_watch_and_its_answer_kept_wi
     assert_eq!(hub.watch().unwrap().confirmed, vec![id]);
     assert!(hub.channel(&id).unwrap().opening_tx.is_none());
     net_b.assert_supply();
+}
+
+#[test]
+fn a_tick_naming_a_vote_is_released_only_for_a_vote_the_main_chain_holds() {
+    use doin_hub::store::VoteRef;
+    use doin_main_core::{
+        Direction, DomainId, DomainSpec, EvaluatorEntry, Fx, MainGenesisSpec, MainParams, Objective,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = HubConfig {
+        dispute_blocks: 4,
+        min_dispute_blocks: 3,
+        ..HubConfig::default()
+    };
+    let HubWorld {
+        net,
+        hub,
+        mut payer,
+        payee,
+        in_id,
+        ..
+    } = HubWorld::new(dir.path(), cfg, 50_000, 100_000);
+    // A main chain where the payee is an evaluator, with no vote of it yet.
+    let domain = DomainSpec {
+        id: DomainId::new("sphere").unwrap(),
+        metric: "loss".into(),
+        direction: Direction::Minimize,
+        objective: Objective::Sphere,
+        dim: 2,
+        scale: Fx::ONE,
+        weight: Fx::ONE,
+        tolerance: Fx::ZERO,
+        baseline: Fx::from_int(100),
+        eval_budget: 100,
+        verification_fee: Amount::from_base_units(25),
+    };
+    let spec = MainGenesisSpec {
+        network: Network::Devnet,
+        chain_name: "votes".into(),
+        genesis_time: doin_types::Timestamp(doin_main_node::producer::now_ms()),
+        params: MainParams::public_defaults(),
+        evaluators: vec![EvaluatorEntry {
+            key: payee.key.public(),
+            domains: vec![domain.id.clone()],
+            stake: Amount::from_base_units(1),
+            all_domains: false,
+        }],
+        domains: vec![domain],
+        reputation: vec![],
+    };
+    let kv: std::sync::Arc<dyn doin_store::KvStore> = std::sync::Arc::new(
+        doin_store::RocksStore::open(
+            &dir.path().join("main"),
+            doin_main_node::store::COLUMNS,
+            &doin_store::RocksConfig::default(),
+        )
+        .unwrap(),
+    );
+    let main = doin_main_node::MainChain::open(
+        kv,
+        spec,
+        doin_main_node::MainChainConfig::default(),
+        &doin_telemetry::Metrics::new(),
+    )
+    .unwrap();
+
+    let invoice = create_invoice(
+        Network::Devnet,
+        &payee.key,
+        &InvoiceTerms {
+            amount_msat: 20_000 * UNIT,
+            payment_hash: Hash256(sha256(&[6; 32])),
+            payment_secret: [7; 32],
+            description: "verification".into(),
+            expiry_secs: 3_600,
+            min_final_cltv_blocks: 2,
+        },
+        unix_now(),
+    )
+    .unwrap();
+    let stream = hub.open_stream(in_id, &invoice).unwrap();
+    let vote = VoteRef {
+        optimae: Hash256([8; 32]),
+        evaluator: payee.key.public(),
+    };
+    let h = net.height();
+    let mut refused = |hub: &doin_hub::Hub, vote: VoteRef| -> String {
+        let out = payer
+            .m
+            .propose(
+                Change::Pay {
+                    amount_msat: 25 * UNIT,
+                },
+                h,
+            )
+            .unwrap();
+        let ctx = ProposalContext {
+            stream: Some(stream.id),
+            invoice: None,
+            vote: Some(vote),
+        };
+        let reply = hub.handle(&in_id, out.send.unwrap(), ctx).unwrap().reply;
+        let Some(Message::Reject { reason, .. }) = reply.clone() else {
+            panic!("the hub signed a tick for {vote:?}: {reply:?}");
+        };
+        payer.m.handle(&payer.key, reply.unwrap(), h).unwrap();
+        reason
+    };
+    // A hub that does not see the main chain releases no evaluator pay.
+    assert!(refused(&hub, vote).contains("does not see the main chain"));
+    // One that does, not for a vote the main chain does not hold, nor for someone else's.
+    let hub = hub.with_main(std::sync::Arc::new(
+        doin_node::hub_port::MainChainVotes::new(&main),
+    ));
+    assert!(refused(&hub, vote).contains("holds no agreeing vote"));
+    let other = VoteRef {
+        evaluator: KeyPair::generate().public(),
+        ..vote
+    };
+    assert!(refused(&hub, other).contains("not the stream payee's"));
+    assert_eq!(hub.stream(&stream.id).unwrap().ticks, 0);
 }

@@ -67,6 +67,7 @@ fn route_htlc(w: &mut HubWorld, preimage: [u8; 32], amount: u64, expiry: u64) ->
         ProposalContext {
             stream: None,
             invoice: Some(invoice),
+            vote: None,
         },
         h,
     );

@@ -95,6 +95,7 @@ impl Client {
             &bytes,
             stream,
             None,
+            None,
         ));
         let mut body = json!({"message": hex::encode(&bytes), "signature": hex::encode(sig.0)});
         if let Some(s) = stream {
@@ -287,7 +288,9 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         .propose(Change::Pay { amount_msat: 1 }, 1)
         .unwrap();
     let bytes = forged.send.unwrap().encode().unwrap();
-    let sig = payee.sign(&message_auth_hash(&chain_id, &in_id, &bytes, None, None));
+    let sig = payee.sign(&message_auth_hash(
+        &chain_id, &in_id, &bytes, None, None, None,
+    ));
     let (s, _) = post(
         &format!("{}/v1/hub/channels/{}/messages", c.rest, in_id.to_hex()),
         json!({"message": hex::encode(&bytes), "signature": hex::encode(sig.0)}),

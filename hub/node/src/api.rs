@@ -32,13 +32,14 @@ use utoipa::{OpenApi, ToSchema};
 pub const TAG_HUB_MESSAGE: &str = "doin/hub-message";
 
 /// `H_tag(chain_id ‖ channel_id ‖ message ‖ stream id or 32 zero bytes ‖ SHA-256 of the
-/// invoice text or 32 zero bytes)`.
+/// invoice text or 32 zero bytes ‖ the paid vote's optimae id or 32 zero bytes)`.
 pub fn message_auth_hash(
     chain_id: &ChainId,
     channel: &ChannelId,
     message: &[u8],
     stream: Option<&Hash256>,
     invoice: Option<&str>,
+    vote_optimae: Option<&Hash256>,
 ) -> Hash256 {
     let invoice_hash = invoice
         .map(|t| doin_tx_core::channel::sha256(t.as_bytes()))
@@ -51,6 +52,7 @@ pub fn message_auth_hash(
             message,
             &stream.map(|s| s.0).unwrap_or([0; 32]),
             &invoice_hash,
+            &vote_optimae.map(|o| o.0).unwrap_or([0; 32]),
         ],
     )
 }
@@ -528,8 +530,13 @@ pub struct MessageRequest {
     pub stream: Option<String>,
     /// An HTLC through the hub: the invoice it pays.
     pub invoice: Option<String>,
+    /// Evaluator pay: a stream tick that pays the verification fee of the stream payee's vote
+    /// on this optimae (hex). The hub signs it only for a vote the main chain holds, that
+    /// agreed with the decision and was not paid before, and only for exactly the fee.
+    pub vote_optimae: Option<String>,
     /// The peer's BIP340 signature (hex) over `H_tag("doin/hub-message", chain_id ‖
-    /// channel_id ‖ message ‖ stream or 32 zero bytes ‖ SHA-256(invoice) or 32 zero bytes)`.
+    /// channel_id ‖ message ‖ stream or 32 zero bytes ‖ SHA-256(invoice) or 32 zero bytes ‖
+    /// vote_optimae or 32 zero bytes)`.
     pub signature: String,
 }
 
@@ -578,12 +585,18 @@ async fn post_message(
         .channel(&id)
         .ok_or_else(|| problem(HubError::UnknownChannel(id)))?
         .peer;
+    let vote_optimae = req
+        .vote_optimae
+        .as_deref()
+        .map(|s| parse_hash(s, "vote_optimae"))
+        .transpose()?;
     let hash = message_auth_hash(
         &hub.chain().chain_id(),
         &id,
         &bytes,
         stream.as_ref(),
         req.invoice.as_deref(),
+        vote_optimae.as_ref(),
     );
     verify(&peer, &hash, &sig).map_err(|_| {
         Problem::new(
@@ -593,9 +606,30 @@ async fn post_message(
             "the message is not signed by the channel's peer",
         )
     })?;
+    // The vote is the stream payee's: a vote without a stream names nobody to pay.
+    let vote = match (vote_optimae, &stream) {
+        (None, _) => None,
+        (Some(optimae), Some(sid)) => {
+            let payee = hub
+                .stream(sid)
+                .ok_or_else(|| problem(HubError::UnknownStream(*sid)))?
+                .payee;
+            Some(crate::store::VoteRef {
+                optimae,
+                evaluator: payee,
+            })
+        }
+        (Some(_), None) => {
+            return Err(Problem::bad_request(
+                "invalid-request",
+                "vote_optimae names the vote a stream tick pays: give the stream too",
+            ))
+        }
+    };
     let ctx = ProposalContext {
         stream,
         invoice: req.invoice,
+        vote,
     };
     let h = hub.clone();
     let handled = blocking(move || h.handle(&id, msg, ctx)).await?;

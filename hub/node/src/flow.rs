@@ -125,6 +125,9 @@ impl Hub {
                 if s.closed || s.payer_channel != *id {
                     return Err("the stream is closed or not paid from this channel".into());
                 }
+                if let Some(vote) = &ctx.vote {
+                    self.check_vote_pay(st, id, channel, s, vote, *amount_msat)?;
+                }
                 let total = s
                     .received_msat
                     .checked_add(*amount_msat)
@@ -215,6 +218,50 @@ impl Hub {
             }
             (ChannelRole::Outgoing, _) => Ok(()),
         }
+    }
+
+    /// A tick that pays a vote's verification fee: the vote is the stream payee's, on the
+    /// main chain and agreeing with the decision, the tick is exactly the fee, and the vote
+    /// has not been paid (a retransmission of the proposal that pays it is fine).
+    fn check_vote_pay(
+        &self,
+        st: &State,
+        id: &ChannelId,
+        channel: &HubChannel,
+        stream: &crate::store::Stream,
+        vote: &crate::store::VoteRef,
+        amount_msat: u64,
+    ) -> Result<(), String> {
+        if vote.evaluator != stream.payee {
+            return Err("the vote is not the stream payee's".into());
+        }
+        if let Some(paid_by) = st.paid_votes.get(vote) {
+            let retransmitted = paid_by == id
+                && channel
+                    .pending_context
+                    .as_ref()
+                    .is_some_and(|p| p.vote.as_ref() == Some(vote));
+            if !retransmitted {
+                return Err("this vote's fee is paid already".into());
+            }
+        }
+        let main = self
+            .main
+            .as_ref()
+            .ok_or("this hub does not see the main chain: it cannot release evaluator pay")?;
+        let fee = main
+            .vote_fee(&vote.optimae, &vote.evaluator)?
+            .ok_or("the main chain holds no agreeing vote of this evaluator on this optimae")?;
+        let fee_msat = fee
+            .base_units()
+            .checked_mul(doin_tx_core::channel::MSAT_PER_UNIT)
+            .ok_or("the fee overflows")?;
+        if amount_msat != fee_msat {
+            return Err(format!(
+                "a vote pays exactly its verification fee of {fee_msat} msat"
+            ));
+        }
+        Ok(())
     }
 
     /// Acts on one event of channel `id`'s machine.

@@ -70,6 +70,9 @@ pub struct Handled {
 pub struct ProposalContext {
     pub stream: Option<Hash256>,
     pub invoice: Option<String>,
+    /// A stream tick that pays an evaluator's verification fee for this vote (released only
+    /// for a vote the main chain holds).
+    pub vote: Option<crate::store::VoteRef>,
 }
 
 pub(crate) struct State {
@@ -77,6 +80,8 @@ pub(crate) struct State {
     pub(crate) streams: BTreeMap<Hash256, Stream>,
     pub(crate) routes: BTreeMap<Hash256, Route>,
     pub(crate) next_seq: u64,
+    /// Votes whose fee a payer's tick paid (or is paying), with that payer's channel.
+    pub(crate) paid_votes: BTreeMap<crate::store::VoteRef, ChannelId>,
     /// The last final height the watchtower read for preimages revealed on chain.
     pub(crate) claims_scanned: Height,
 }
@@ -88,6 +93,7 @@ pub struct Hub {
     pub(crate) store: HubStore,
     pub(crate) cfg: HubConfig,
     pub(crate) state: Mutex<State>,
+    pub(crate) main: Option<Arc<dyn crate::ports::MainPort>>,
     payments_tx: tokio::sync::broadcast::Sender<Payment>,
 }
 
@@ -138,6 +144,7 @@ pub(crate) struct Staged {
     pub(crate) payments: Vec<(Payment, Option<PublicKeyBytes>)>,
     pub(crate) claims_scanned: Option<Height>,
     pub(crate) answers: Vec<(String, crate::store::StoredAnswer)>,
+    pub(crate) paid_votes: Vec<(crate::store::VoteRef, ChannelId)>,
 }
 
 impl Hub {
@@ -157,6 +164,7 @@ impl Hub {
             .map(|r| (r.payment_hash, r))
             .collect();
         let next_seq = store.next_payment_seq()?;
+        let paid_votes = store.paid_votes()?.into_iter().collect();
         // A new hub has no HTLC on chain to learn from: it reads from today's tip on.
         let claims_scanned = match store.claims_scanned()? {
             Some(h) => h,
@@ -173,10 +181,19 @@ impl Hub {
                 streams,
                 routes,
                 next_seq,
+                paid_votes,
                 claims_scanned,
             }),
+            main: None,
             payments_tx,
         })
+    }
+
+    /// Lets the hub release evaluator pay: ticks naming a vote are checked against the main
+    /// chain through `main`.
+    pub fn with_main(mut self, main: Arc<dyn crate::ports::MainPort>) -> Hub {
+        self.main = Some(main);
+        self
     }
 
     pub fn public_key(&self) -> PublicKeyBytes {
@@ -247,6 +264,15 @@ impl Hub {
         }
         for (p, payee) in &staged.payments {
             HubStore::put_payment(&mut batch, p, payee.as_ref())?;
+        }
+        for (vote, channel) in &staged.paid_votes {
+            put(
+                &mut batch,
+                crate::store::CF_PAID_VOTES,
+                &vote.key(),
+                channel,
+            )?;
+            st.paid_votes.insert(*vote, *channel);
         }
         for (key, answer) in &staged.answers {
             HubStore::put_answer(&mut batch, key, answer)?;
@@ -606,7 +632,13 @@ impl Hub {
             updated.pending_context = Some(crate::store::PendingContext {
                 stream: ctx.stream,
                 invoice: ctx.invoice,
+                vote: ctx.vote,
             });
+            // The vote counts as paid from the hub's signature on: the payer holds a state
+            // both signed from then on.
+            if let Some(vote) = ctx.vote {
+                staged.paid_votes.push((vote, *id));
+            }
         }
         let role = updated.role;
         staged.channels.insert(*id, updated);

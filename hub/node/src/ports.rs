@@ -1,5 +1,5 @@
-//! What the hub needs from the transfer chain, as a port the node implements (the hub never
-//! imports the transfer chain's service).
+//! What the hub needs from the chains, as ports the node implements (the hub never imports a
+//! chain's service).
 
 use doin_tx_core::channel::{Channel, ChannelId};
 use doin_types::{Amount, ChainId, Hash256, Height, Network, PublicKeyBytes};
@@ -21,4 +21,16 @@ pub trait ChainPort: Send + Sync {
     fn htlc_claims(&self, from: Height, to: Height) -> Result<Vec<(ChannelId, [u8; 32])>, String>;
     /// Submits a signed transaction (canonical bytes); its id once the pool took it.
     fn submit(&self, tx: &[u8]) -> Result<Hash256, String>;
+}
+
+/// What the hub needs from the main chain: whether an evaluator earned a verification fee.
+pub trait MainPort: Send + Sync {
+    /// The verification fee (of the optimae's domain) that `evaluator`'s vote on `optimae`
+    /// earns: `Some` when the vote is in a committed main block, the optimae is decided and
+    /// the vote agreed with the decision; `None` otherwise.
+    fn vote_fee(
+        &self,
+        optimae: &Hash256,
+        evaluator: &PublicKeyBytes,
+    ) -> Result<Option<Amount>, String>;
 }

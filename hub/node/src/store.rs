@@ -8,6 +8,8 @@
 //! - `hub_payments`: sequence number (big-endian) → [`Payment`], the accounting ledger
 //! - `hub_payee_payments`: payee ‖ sequence number → nothing (a payee's payments in order)
 //! - `hub_idempotency`: idempotency key → the answer given to the first request
+//! - `hub_paid_votes`: optimae ‖ evaluator → the payer channel whose tick paid that vote's
+//!   verification fee (each vote is paid once)
 //! - `hub_meta`: the layout version (`layout`) and how far the watchtower has read the chain
 //!   for revealed preimages (`claims-scanned`)
 //!
@@ -35,6 +37,7 @@ pub const CF_PAYMENTS: Cf = "hub_payments";
 pub const CF_PAYEE_PAYMENTS: Cf = "hub_payee_payments";
 pub const CF_IDEMPOTENCY: Cf = "hub_idempotency";
 pub const CF_META: Cf = "hub_meta";
+pub const CF_PAID_VOTES: Cf = "hub_paid_votes";
 
 pub const COLUMNS: &[Cf] = &[
     CF_CHANNELS,
@@ -44,6 +47,7 @@ pub const COLUMNS: &[Cf] = &[
     CF_PAYEE_PAYMENTS,
     CF_IDEMPOTENCY,
     CF_META,
+    CF_PAID_VOTES,
 ];
 
 /// The layout this build reads and writes. A store written by another layout is refused at
@@ -127,11 +131,27 @@ impl HubChannel {
     }
 }
 
-/// The stream or invoice a peer's proposal names.
+/// An evaluator's vote on an optimae, named by a tick that pays its verification fee.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct VoteRef {
+    pub optimae: Hash256,
+    pub evaluator: PublicKeyBytes,
+}
+
+impl VoteRef {
+    pub fn key(&self) -> Vec<u8> {
+        let mut k = self.optimae.0.to_vec();
+        k.extend_from_slice(&self.evaluator.0);
+        k
+    }
+}
+
+/// The stream, invoice or vote a peer's proposal names.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingContext {
     pub stream: Option<Hash256>,
     pub invoice: Option<String>,
+    pub vote: Option<VoteRef>,
 }
 
 /// Where a hash-locked payment through the hub stands.
@@ -350,6 +370,29 @@ impl HubStore {
                 )))
             }
         }
+    }
+
+    /// Every vote paid, with the payer channel that paid it.
+    pub fn paid_votes(&self) -> Result<Vec<(VoteRef, ChannelId)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.kv.iter_from(CF_PAID_VOTES, &[], Direction::Forward)? {
+            let (k, v) = item?;
+            let (o, e) = k
+                .split_at_checked(32)
+                .ok_or_else(|| corrupt("paid vote key", "short"))?;
+            let vote = VoteRef {
+                optimae: Hash256(
+                    o.try_into()
+                        .map_err(|_| corrupt("paid vote key", "length"))?,
+                ),
+                evaluator: PublicKeyBytes(
+                    e.try_into()
+                        .map_err(|_| corrupt("paid vote key", "length"))?,
+                ),
+            };
+            out.push((vote, decode_exact(&v).map_err(|e| corrupt("paid vote", e))?));
+        }
+        Ok(out)
     }
 
     /// The last transfer-chain height the watchtower read for revealed preimages.

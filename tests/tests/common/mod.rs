@@ -103,14 +103,22 @@ pub struct NodeProc {
 impl NodeProc {
     /// Starts `doin node --config` (logs appended to `self.log`) and waits until REST answers.
     pub fn start(&mut self, doin: &Path) {
+        let config = self.config.clone().into_os_string();
+        self.start_with(
+            doin,
+            &["node".as_ref(), "--config".as_ref(), config.as_os_str()],
+        );
+    }
+
+    /// Starts `doin <args>` (e.g. a devnet) and waits until REST answers.
+    pub fn start_with(&mut self, doin: &Path, args: &[&std::ffi::OsStr]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
         let child = Command::new(doin)
-            .args(["node", "--config"])
-            .arg(&self.config)
+            .args(args)
             .env("RUST_LOG", "info,libp2p=warn")
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

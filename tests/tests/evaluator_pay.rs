@@ -1,0 +1,142 @@
+//! Black-box: evaluator pay in a `doin devnet` process. Every demo evaluator's vote that a
+//! committed main block carries, for an optimae that was decided and that the vote agreed
+//! with, releases the domain's verification fee through the hub: each tick into an
+//! evaluator's stream is exactly one fee, there are never more ticks than such votes, and a
+//! SIGKILL and restart pays no vote twice.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{doin, free_port, get_ok, wait_until, NodeProc};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+
+/// The devnet's verification fee per vote (25 000 base units) in milli-units.
+const FEE_MSAT: u64 = 25_000_000;
+
+fn num(v: &Value) -> u64 {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Ticks and milli-units received over every stream of the hub.
+fn streams(rest: &str) -> Vec<(u64, u64)> {
+    get_ok(&format!("{rest}/v1/hub/streams"))
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| (num(&s["ticks"]), num(&s["received_msat"])))
+        .collect()
+}
+
+/// Agreeing votes of decided optimae that the main blocks up to the tip carry.
+fn agreeing_votes(rest: &str) -> u64 {
+    let height = get_ok(&format!("{rest}/v1/main/info"))
+        .map(|v| num(&v["height"]))
+        .unwrap_or(0);
+    let mut optimae = BTreeSet::new();
+    for h in 1..=height {
+        let Some(block) = get_ok(&format!("{rest}/v1/main/blocks/{h}")) else {
+            continue;
+        };
+        for verdict in block["verdicts"].as_array().into_iter().flatten() {
+            optimae.insert(verdict["optimae_id"].as_str().unwrap_or("").to_string());
+        }
+    }
+    let mut votes = 0;
+    for id in optimae {
+        let Some(o) = get_ok(&format!("{rest}/v1/main/optimae/{id}")) else {
+            continue;
+        };
+        if o["decided_at"].is_null() {
+            continue;
+        }
+        votes += o["votes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["agreed"] == Value::Bool(true))
+            .count() as u64;
+    }
+    votes
+}
+
+fn check(rest: &str) -> u64 {
+    let s = streams(rest);
+    for (ticks, received) in &s {
+        assert_eq!(
+            *received,
+            ticks * FEE_MSAT,
+            "a tick that is not one vote's fee"
+        );
+    }
+    let ticks: u64 = s.iter().map(|(t, _)| t).sum();
+    // Read after the ticks: votes only grow, so this bound holds at the ticks' moment too.
+    let votes = agreeing_votes(rest);
+    assert!(
+        ticks <= votes,
+        "{ticks} fees paid for {votes} agreeing votes: a vote was paid twice"
+    );
+    ticks
+}
+
+#[test]
+fn agreeing_votes_release_their_fee_through_the_hub_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port("127.0.0.1");
+    let mut node = NodeProc {
+        name: "devnet".into(),
+        config: dir.path().join("unused"),
+        rest: format!("http://127.0.0.1:{port}"),
+        log: dir.path().join("devnet.log"),
+        child: None,
+    };
+    let args: Vec<OsString> = vec![
+        "devnet".into(),
+        "--data-dir".into(),
+        dir.path().join("devnet").into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}").into(),
+        "--block-time-ms".into(),
+        "300".into(),
+        "--main-block-time-ms".into(),
+        "1000".into(),
+        "--demo-interval-ms".into(),
+        "200".into(),
+        "--evaluators".into(),
+        "3".into(),
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let doin = doin();
+    node.start_with(&doin, &args);
+
+    let paid = wait_until("evaluators are paid for their votes", 240, || {
+        let ticks = check(&node.rest);
+        (ticks >= 3).then_some(ticks)
+    });
+    // The payees took their payouts: what reached them is what the ticks carried, less the
+    // hub's fee (0.1 %).
+    wait_until("the payouts are taken", 60, || {
+        let delivered: u64 = get_ok(&format!("{}/v1/hub/channels", node.rest))
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter(|c| c["role"] == "outgoing")
+            .map(|c| num(&c["peer_balance_msat"]))
+            .sum();
+        let received: u64 = streams(&node.rest).iter().map(|(_, r)| r).sum();
+        (delivered > 0 && delivered == received - received / 1000).then_some(())
+    });
+
+    node.kill9();
+    node.start_with(&doin, &args);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let after = check(&node.rest);
+    assert!(
+        after >= paid,
+        "payments lost in the restart: {paid} then {after}"
+    );
+}
