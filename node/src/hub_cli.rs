@@ -11,7 +11,7 @@
 //!   close`, `operator close-stream`, `operator accounting`.
 
 use crate::client::Client;
-use crate::hub_peer::{write_durably, Exchanged, HubPeer};
+use crate::hub_peer::{write_durably, Exchanged, HubPeer, MessageContext};
 use crate::wallet::{self, TxOptions, WalletOpts};
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
@@ -103,6 +103,10 @@ pub enum HubCommand {
         /// Pause between ticks.
         #[arg(long, default_value_t = 0)]
         every_ms: u64,
+        /// Evaluator pay: the tick pays the verification fee of the stream payee's vote on
+        /// this optimae (hex); the hub checks the vote on the main chain. One tick only.
+        #[arg(long)]
+        vote: Option<String>,
     },
     /// Payer: pay INVOICE through the hub with a hash-locked payment (then `sync` to see it
     /// fulfilled).
@@ -414,9 +418,15 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             print(opts, &v, print_channel);
         }
         HubCommand::StreamOpen { channel, invoice } => {
+            let p = peer(&args, &client).await?;
+            let id = hash(channel, "--channel")?;
+            let sig = p
+                .key
+                .sign(&doin_hub::api::stream_auth_hash(&p.chain_id, &id, invoice));
             let body = json!({
-                "payer_channel": hash(channel, "--channel")?.to_hex(),
+                "payer_channel": id.to_hex(),
                 "invoice": invoice,
+                "signature": hex::encode(sig.0),
             });
             let (_, v): (u16, Value) = client.post("/v1/hub/streams", &body).await?;
             print(opts, &v, print_stream);
@@ -427,10 +437,15 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             amount_msat,
             count,
             every_ms,
+            vote,
         } => {
             let p = peer(&args, &client).await?;
             let id = hash(channel, "--channel")?;
             let stream = hash(stream, "--stream")?;
+            let vote = vote.as_deref().map(|v| hash(v, "--vote")).transpose()?;
+            if vote.is_some() && *count != 1 {
+                bail!("a vote's fee is paid once: --vote goes with --count 1");
+            }
             let mut m = p.machine(&id).await?;
             let mut all = Exchanged::default();
             for i in 0..*count {
@@ -441,7 +456,12 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
                 let change = Change::Pay {
                     amount_msat: *amount_msat,
                 };
-                let done = p.propose(&mut m, change, Some(&stream), None, h).await?;
+                let ctx = MessageContext {
+                    stream: Some(&stream),
+                    invoice: None,
+                    vote_optimae: vote.as_ref(),
+                };
+                let done = p.propose(&mut m, change, ctx, h).await?;
                 all.completed.extend(done.completed);
                 all.payments.extend(done.payments);
                 if done.rejected.is_some() {
@@ -482,7 +502,11 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
                 payment_hash: parsed.payment_hash,
                 expiry,
             };
-            let done = p.propose(&mut m, change, None, Some(invoice), h).await?;
+            let ctx = MessageContext {
+                invoice: Some(invoice),
+                ..MessageContext::default()
+            };
+            let done = p.propose(&mut m, change, ctx, h).await?;
             report(opts, &id, &done, m.my_balance_msat());
             if let Some(r) = done.rejected {
                 bail!("the hub refused the payment: {r}");

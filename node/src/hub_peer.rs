@@ -42,6 +42,15 @@ pub struct HubPeer {
     pub state_dir: PathBuf,
 }
 
+/// What a proposal to the hub is for (signed with the message): the stream a tick pays, the
+/// invoice an HTLC pays, the vote whose verification fee a tick pays.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MessageContext<'a> {
+    pub stream: Option<&'a Hash256>,
+    pub invoice: Option<&'a str>,
+    pub vote_optimae: Option<&'a Hash256>,
+}
+
 /// What one exchange with the hub completed.
 #[derive(Debug, Default)]
 pub struct Exchanged {
@@ -126,24 +135,26 @@ impl HubPeer {
         &self,
         id: &ChannelId,
         msg: &Message,
-        stream: Option<&Hash256>,
-        invoice: Option<&str>,
+        ctx: MessageContext<'_>,
     ) -> anyhow::Result<(Option<Message>, Vec<Value>)> {
         let bytes = msg.encode()?;
         let sig = self.key.sign(&message_auth_hash(
             &self.chain_id,
             id,
             &bytes,
-            stream,
-            invoice,
-            None,
+            ctx.stream,
+            ctx.invoice,
+            ctx.vote_optimae,
         ));
         let mut body = json!({"message": hex::encode(&bytes), "signature": hex::encode(sig.0)});
-        if let Some(s) = stream {
+        if let Some(s) = ctx.stream {
             body["stream"] = json!(s.to_hex());
         }
-        if let Some(i) = invoice {
+        if let Some(i) = ctx.invoice {
             body["invoice"] = json!(i);
+        }
+        if let Some(o) = ctx.vote_optimae {
+            body["vote_optimae"] = json!(o.to_hex());
         }
         let path = format!("/v1/hub/channels/{}/messages", id.to_hex());
         let (_, v): (u16, Value) = self.client.post(&path, &body).await?;
@@ -160,13 +171,12 @@ impl HubPeer {
         &self,
         m: &mut ChannelMachine,
         first: Output,
-        stream: Option<&Hash256>,
-        invoice: Option<&str>,
+        ctx: MessageContext<'_>,
         height: u64,
     ) -> anyhow::Result<Exchanged> {
         let mut done = Exchanged::default();
         let mut out = first;
-        let mut context = (stream, invoice);
+        let mut context = ctx;
         loop {
             self.save(m)?;
             for e in out.events {
@@ -180,10 +190,13 @@ impl HubPeer {
                 return Ok(done);
             };
             let id = m.id();
-            let (reply, payments) = self.send(&id, &msg, context.0, context.1).await?;
-            // Only a proposal carries its context; the confirmation repeats the stream so the
-            // hub books the tick, the invoice is not needed again.
-            context = (context.0, None);
+            let (reply, payments) = self.send(&id, &msg, context).await?;
+            // Only a proposal carries its context (the hub keeps it with its signature); the
+            // confirmation names the stream alone.
+            context = MessageContext {
+                stream: context.stream,
+                ..MessageContext::default()
+            };
             done.payments.extend(payments);
             let Some(reply) = reply else {
                 return Ok(done);
@@ -197,15 +210,14 @@ impl HubPeer {
         &self,
         m: &mut ChannelMachine,
         change: Change,
-        stream: Option<&Hash256>,
-        invoice: Option<&str>,
+        ctx: MessageContext<'_>,
         height: u64,
     ) -> anyhow::Result<Exchanged> {
         if m.in_flight().is_some() {
             bail!("an update of this channel is in flight: run `doin hub sync` first");
         }
         let out = m.propose(change, height)?;
-        self.run(m, out, stream, invoice, height).await
+        self.run(m, out, ctx, height).await
     }
 
     /// Answers every proposal the hub has waiting on the channel; as a payee, takes every
@@ -225,7 +237,10 @@ impl HubPeer {
                 send: Some(resend),
                 events: Vec::new(),
             };
-            merge(&mut all, self.run(m, out, None, None, height).await?);
+            merge(
+                &mut all,
+                self.run(m, out, MessageContext::default(), height).await?,
+            );
         }
         loop {
             let v: Value = self
@@ -237,7 +252,10 @@ impl HubPeer {
             };
             let proposal = Message::decode(&hex::decode(h)?)?;
             let out = m.handle(&self.key, proposal, height)?;
-            merge(&mut all, self.run(m, out, None, None, height).await?);
+            merge(
+                &mut all,
+                self.run(m, out, MessageContext::default(), height).await?,
+            );
         }
         // HTLCs offered to this peer whose preimage it holds (it made the invoice).
         let mine = m.me();
@@ -251,7 +269,12 @@ impl HubPeer {
             .collect();
         for preimage in claimable {
             let done = self
-                .propose(m, Change::FulfillHtlc { preimage }, None, None, height)
+                .propose(
+                    m,
+                    Change::FulfillHtlc { preimage },
+                    MessageContext::default(),
+                    height,
+                )
                 .await?;
             merge(&mut all, done);
         }

@@ -162,6 +162,30 @@ pub fn pull(hub: &Hub, peer: &mut Peer, id: &ChannelId, h: u64) -> bool {
     true
 }
 
+/// A devnet invoice of `payee` for `amount_msat` locked to `preimage`'s hash (valid an hour,
+/// two final blocks).
+pub fn payee_invoice(
+    payee: &KeyPair,
+    amount_msat: u64,
+    preimage: [u8; 32],
+    description: &str,
+) -> String {
+    doin_channels::create_invoice(
+        doin_types::Network::Devnet,
+        payee,
+        &doin_channels::InvoiceTerms {
+            amount_msat,
+            payment_hash: doin_types::Hash256(doin_tx_core::channel::sha256(&preimage)),
+            payment_secret: doin_tx_core::channel::sha256(&[&preimage[..], b"secret"].concat()),
+            description: description.into(),
+            expiry_secs: 3_600,
+            min_final_cltv_blocks: 2,
+        },
+        unix_now(),
+    )
+    .unwrap()
+}
+
 pub fn unix_now() -> std::time::Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap()
 }

@@ -189,6 +189,22 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
         ],
     );
     assert_eq!(ticked["completed"], 5);
+    // A tick naming a vote: this node runs no main chain, so the hub refuses it unsigned.
+    let (ok, _, err) = cli.run(
+        Some(&payer),
+        &[
+            "tick",
+            "--channel",
+            &in_id,
+            "--stream",
+            &stream_id,
+            "--amount-msat",
+            "25000",
+            "--vote",
+            &"ab".repeat(32),
+        ],
+    );
+    assert!(!ok && err.contains("does not see the main chain"), "{err}");
     let synced = cli.ok(Some(&payee), &["sync", "--channel", &out_id]);
     // 0.1 % of every tick stays with the hub.
     assert_eq!(synced["my_balance_msat"], (5 * 99_900).to_string());

@@ -7,11 +7,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use doin_channels::{create_invoice, Change, InvoiceTerms, Message};
+use doin_channels::{Change, Message};
 use doin_crypto::KeyPair;
 use doin_hub::store::PaymentKind;
 use doin_hub::{HubConfig, PendingAnswer, ProposalContext};
-use doin_tests::hub_harness::{copy_key, exchange, open_hub, pull, unix_now, HubWorld, Net, UNIT};
+use doin_tests::hub_harness::{
+    copy_key, exchange, open_hub, payee_invoice, pull, HubWorld, Net, UNIT,
+};
 use doin_tx_core::channel::{sha256, ChannelId, ChannelPhase, Side};
 use doin_tx_core::{ConsensusParams, StateView, TxPayload};
 use doin_types::{Amount, Hash256, Network};
@@ -38,20 +40,7 @@ fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
     let (payer_key, payee_key) = (copy_key(&payer.key), copy_key(&payee.key));
 
     // The payee's invoice sets up a stream of at most 20 000 units.
-    let stream_invoice = create_invoice(
-        Network::Devnet,
-        &payee_key,
-        &InvoiceTerms {
-            amount_msat: 20_000 * UNIT,
-            payment_hash: Hash256(sha256(&[1; 32])),
-            payment_secret: [2; 32],
-            description: "evaluation stream".into(),
-            expiry_secs: 3_600,
-            min_final_cltv_blocks: 2,
-        },
-        unix_now(),
-    )
-    .unwrap();
+    let stream_invoice = payee_invoice(&payee_key, 20_000 * UNIT, [1; 32], "evaluation stream");
     let stream = hub.open_stream(in_id, &stream_invoice).unwrap();
     let ctx = || ProposalContext {
         stream: Some(stream.id),
@@ -140,20 +129,7 @@ fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
 
     // A hash-locked payment of 777 units: payer → hub → payee, released by the preimage.
     let preimage = [42u8; 32];
-    let invoice = create_invoice(
-        Network::Devnet,
-        &payee_key,
-        &InvoiceTerms {
-            amount_msat: 777 * UNIT,
-            payment_hash: Hash256(sha256(&preimage)),
-            payment_secret: [3; 32],
-            description: "one verification".into(),
-            expiry_secs: 600,
-            min_final_cltv_blocks: 2,
-        },
-        unix_now(),
-    )
-    .unwrap();
+    let invoice = payee_invoice(&payee_key, 777 * UNIT, preimage, "one verification");
     let h = net.height();
     let fee = cfg.fee.fee(777 * UNIT).unwrap();
     let add = payer
@@ -278,20 +254,7 @@ fn an_operator_close_pays_the_payee_what_it_is_owed_first_and_ends_its_streams()
         ..
     } = HubWorld::new(dir.path(), cfg, 50_000, 100_000);
     let payee_key = copy_key(&payee.key);
-    let invoice = create_invoice(
-        Network::Devnet,
-        &payee_key,
-        &InvoiceTerms {
-            amount_msat: 20_000 * UNIT,
-            payment_hash: Hash256(sha256(&[4; 32])),
-            payment_secret: [5; 32],
-            description: "evaluation stream".into(),
-            expiry_secs: 3_600,
-            min_final_cltv_blocks: 2,
-        },
-        unix_now(),
-    )
-    .unwrap();
+    let invoice = payee_invoice(&payee_key, 20_000 * UNIT, [4; 32], "evaluation stream");
     let stream = hub.open_stream(in_id, &invoice).unwrap();
     let ctx = || ProposalContext {
         stream: Some(stream.id),
@@ -458,20 +421,7 @@ fn a_tick_naming_a_vote_is_released_only_for_a_vote_the_main_chain_holds() {
     )
     .unwrap();
 
-    let invoice = create_invoice(
-        Network::Devnet,
-        &payee.key,
-        &InvoiceTerms {
-            amount_msat: 20_000 * UNIT,
-            payment_hash: Hash256(sha256(&[6; 32])),
-            payment_secret: [7; 32],
-            description: "verification".into(),
-            expiry_secs: 3_600,
-            min_final_cltv_blocks: 2,
-        },
-        unix_now(),
-    )
-    .unwrap();
+    let invoice = payee_invoice(&payee.key, 20_000 * UNIT, [6; 32], "verification");
     let stream = hub.open_stream(in_id, &invoice).unwrap();
     let vote = VoteRef {
         optimae: Hash256([8; 32]),

@@ -5,13 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use doin_channels::{create_invoice, Change, InvoiceTerms};
+use doin_channels::Change;
 use doin_hub::store::RouteState;
 use doin_hub::{HubConfig, ProposalContext, WatchReport};
-use doin_tests::hub_harness::{exchange, pull, unix_now, HubWorld, UNIT};
+use doin_tests::hub_harness::{exchange, payee_invoice, pull, HubWorld, UNIT};
 use doin_tx_core::channel::{sha256, ChannelPhase, ChannelState, Side};
 use doin_tx_core::{StateView, TxPayload};
-use doin_types::{Hash256, Network};
+use doin_types::Hash256;
 
 const PAYER_DEPOSIT: u64 = 50_000;
 const HUB_DEPOSIT: u64 = 100_000;
@@ -30,20 +30,7 @@ fn config() -> HubConfig {
 /// `expiry`; the hub forwards it and the payee signs the forward. Returns the HTLC amount the
 /// payer locked (milli-units).
 fn route_htlc(w: &mut HubWorld, preimage: [u8; 32], amount: u64, expiry: u64) -> u64 {
-    let invoice = create_invoice(
-        Network::Devnet,
-        &w.payee.key,
-        &InvoiceTerms {
-            amount_msat: amount * UNIT,
-            payment_hash: Hash256(sha256(&preimage)),
-            payment_secret: [9; 32],
-            description: "one verification".into(),
-            expiry_secs: 600,
-            min_final_cltv_blocks: 2,
-        },
-        unix_now(),
-    )
-    .unwrap();
+    let invoice = payee_invoice(&w.payee.key, amount * UNIT, preimage, "one verification");
     let h = w.net.height();
     let locked = amount * UNIT + w.hub.config().fee.fee(amount * UNIT).unwrap();
     let add = w

@@ -14,7 +14,7 @@ mod common;
 use common::{doin, get, get_text, hub_node, wait_until};
 use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Message};
 use doin_crypto::KeyPair;
-use doin_hub::api::message_auth_hash;
+use doin_hub::api::{message_auth_hash, stream_auth_hash};
 use doin_tx_core::channel::{channel_id, sha256, ChannelId, Side};
 use doin_tx_core::{Tx, TxBody, TxPayload};
 use doin_types::{Address, Amount, ChainId, Hash256, Network};
@@ -274,11 +274,21 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         SystemTime::now().duration_since(UNIX_EPOCH).unwrap(),
     )
     .unwrap();
-    let (s, v) = post(
-        &format!("{}/v1/hub/streams", c.rest),
-        json!({"payer_channel": in_id.to_hex(), "invoice": invoice}),
-        None,
+    // Only the payer binds an invoice to its channel.
+    let open_stream = |signer: &KeyPair| {
+        let sig = signer.sign(&stream_auth_hash(&chain_id, &in_id, &invoice));
+        post(
+            &format!("{}/v1/hub/streams", c.rest),
+            json!({"payer_channel": in_id.to_hex(), "invoice": invoice, "signature": hex::encode(sig.0)}),
+            None,
+        )
+    };
+    let (s, v) = open_stream(&payee);
+    assert_eq!(
+        (s, &v["type"]),
+        (401, &json!("urn:doin:problem:not-the-peer"))
     );
+    let (s, v) = open_stream(&payer);
     assert_eq!(s, 201, "{v}");
     let stream = Hash256::from_hex(v["id"].as_str().unwrap()).unwrap();
 

@@ -548,6 +548,15 @@ pub struct MessageResponse {
     pub payments: Vec<PaymentView>,
 }
 
+fn not_the_peer() -> Problem {
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "not-the-peer",
+        "Unauthorized",
+        "the request is not signed by the channel's peer",
+    )
+}
+
 fn hex32(s: &str, what: &str) -> Result<[u8; 64], Problem> {
     let b =
         hex::decode(s).map_err(|e| Problem::bad_request("invalid-hex", format!("{what}: {e}")))?;
@@ -598,14 +607,7 @@ async fn post_message(
         req.invoice.as_deref(),
         vote_optimae.as_ref(),
     );
-    verify(&peer, &hash, &sig).map_err(|_| {
-        Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "not-the-peer",
-            "Unauthorized",
-            "the message is not signed by the channel's peer",
-        )
-    })?;
+    verify(&peer, &hash, &sig).map_err(|_| not_the_peer())?;
     // The vote is the stream payee's: a vote without a stream names nobody to pay.
     let vote = match (vote_optimae, &stream) {
         (None, _) => None,
@@ -726,6 +728,25 @@ pub struct StreamRequest {
     pub payer_channel: String,
     /// The payee's invoice: its amount is the stream's budget, its hash the stream's id.
     pub invoice: String,
+    /// The payer's BIP340 signature (hex) over [`stream_auth_hash`]: `H_tag("doin/hub-stream",
+    /// chain_id ‖ payer_channel ‖ SHA-256(invoice))`. Only the payer binds an invoice to its
+    /// channel.
+    pub signature: String,
+}
+
+/// Tag of what a payer signs to set up a stream from its channel.
+pub const TAG_HUB_STREAM: &str = "doin/hub-stream";
+
+/// `H_tag("doin/hub-stream", chain_id ‖ payer_channel ‖ SHA-256 of the invoice text)`.
+pub fn stream_auth_hash(chain_id: &ChainId, payer_channel: &ChannelId, invoice: &str) -> Hash256 {
+    tagged_hash_parts(
+        TAG_HUB_STREAM,
+        &[
+            &chain_id.0 .0,
+            &payer_channel.0,
+            &doin_tx_core::channel::sha256(invoice.as_bytes()),
+        ],
+    )
 }
 
 #[derive(Serialize, ToSchema)]
@@ -763,11 +784,20 @@ fn stream_view(hub: &Hub, s: &Stream) -> StreamView {
     responses(
         (status = 201, description = "The stream (the same one again for the same invoice)", body = StreamView),
         (status = 400, description = "Bad channel or invoice", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed by the payer channel's peer", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "Not a channel of this hub", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "The hub has no open channel to the payee", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 async fn open_stream(State(hub): St, body: ApiJson<StreamRequest>) -> Result<Response, Problem> {
     let payer = parse_hash(&body.0.payer_channel, "payer_channel")?;
     let invoice = body.0.invoice;
+    let sig = SignatureBytes(hex32(&body.0.signature, "signature")?);
+    let peer = hub
+        .channel(&payer)
+        .ok_or_else(|| problem(HubError::UnknownChannel(payer)))?
+        .peer;
+    let hash = stream_auth_hash(&hub.chain().chain_id(), &payer, &invoice);
+    verify(&peer, &hash, &sig).map_err(|_| not_the_peer())?;
     let h = hub.clone();
     let s = blocking(move || h.open_stream(payer, &invoice)).await?;
     Ok((StatusCode::CREATED, Json(stream_view(&hub, &s))).into_response())
