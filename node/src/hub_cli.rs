@@ -181,6 +181,18 @@ pub enum OperatorCommand {
     },
     /// Close a stream: no more ticks are taken.
     CloseStream { stream: String },
+    /// An invoice payable to the hub itself (a payer's HTLC for it is taken at once).
+    Invoice {
+        /// Milli-units.
+        #[arg(long)]
+        amount_msat: u64,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long, default_value_t = 3600)]
+        expiry_secs: u64,
+    },
+    /// An invoice of the hub, and whether it is paid.
+    InvoiceStatus { payment_hash: String },
     /// The hub's ledger as CSV.
     Accounting {
         #[arg(long, default_value_t = 0)]
@@ -488,6 +500,9 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             }
             .fee(parsed.amount_msat)
             .ok_or_else(|| anyhow!("the amount is too large"))?;
+            // An invoice of the hub itself is paid to it directly: no forwarding fee.
+            let to_hub = Address::parse(s(&info, "address"), p.network)?.key == parsed.payee;
+            let fee = if to_hub { 0 } else { fee };
             let cltv_delta = info["cltv_delta"].as_u64().unwrap_or(40);
             let h = height(&client).await?;
             // The hub's lock towards the payee expires `cltv_delta` earlier and must leave
@@ -778,6 +793,42 @@ async fn operator(
                 )
                 .await?;
             print(opts, &v, print_stream);
+        }
+        OperatorCommand::Invoice {
+            amount_msat,
+            description,
+            expiry_secs,
+        } => {
+            let body = json!({
+                "amount_msat": amount_msat.to_string(),
+                "description": description,
+                "expiry_secs": expiry_secs,
+            });
+            let (_, v): (u16, Value) = client
+                .request(Method::POST, "/v1/hub/invoices", Some(&body), token, None)
+                .await?;
+            print(opts, &v, |v| println!("{}", s(v, "invoice")));
+        }
+        OperatorCommand::InvoiceStatus { payment_hash } => {
+            let h = hash(payment_hash, "payment hash")?;
+            let (_, v): (u16, Value) = client
+                .request(
+                    Method::GET,
+                    &format!("/v1/hub/invoices/{}", h.to_hex()),
+                    None,
+                    token,
+                    None,
+                )
+                .await?;
+            print(opts, &v, |v| {
+                println!(
+                    "{} msat  {}",
+                    s(v, "amount_msat"),
+                    v["paid_by"]
+                        .as_str()
+                        .map_or("unpaid".to_string(), |c| format!("paid by channel {c}"))
+                )
+            });
         }
         OperatorCommand::Accounting { after, limit, out } => {
             let csv = client

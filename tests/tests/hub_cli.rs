@@ -268,6 +268,40 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
         before + (5 * 99_900 + 70 * UNIT) / UNIT - fee_paid
     );
 
+    // An invoice of the hub itself, paid by the payer and taken by the hub at once.
+    let own = cli.ok(
+        None,
+        &[
+            "operator",
+            "invoice",
+            "--amount-msat",
+            "5000",
+            "--description",
+            "liquidity",
+        ],
+    );
+    let own_invoice = own["invoice"].as_str().unwrap().to_string();
+    let paid = cli.ok(
+        Some(&payer),
+        &["pay", "--channel", &in_id, "--invoice", &own_invoice],
+    );
+    assert_eq!(paid["completed"], 1, "{paid}");
+    let settled = cli.ok(Some(&payer), &["sync", "--channel", &in_id]);
+    assert_eq!(
+        settled["my_balance_msat"],
+        (500_000 * UNIT - 5 * 100_000 - 70 * UNIT - fee - 5_000).to_string(),
+        "{settled}"
+    );
+    let status = cli.ok(
+        None,
+        &[
+            "operator",
+            "invoice-status",
+            own["payment_hash"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(status["paid_by"], in_id.as_str());
+
     // The operator's books.
     let out = Command::new(&cli.doin)
         .args([

@@ -335,6 +335,8 @@ async fn main_chain_reads_and_every_bad_input_is_a_clear_problem() {
         "/v1/hub/channels/{id}/messages",
         "/v1/hub/channels/{id}/outbox",
         "/v1/hub/channels/{id}/close",
+        "/v1/hub/invoices",
+        "/v1/hub/invoices/{hash}",
         "/v1/hub/invoices/decode",
         "/v1/hub/streams",
         "/v1/hub/streams/{id}/close",

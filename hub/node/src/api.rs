@@ -60,12 +60,12 @@ pub fn message_auth_hash(
 #[derive(OpenApi)]
 #[openapi(
     paths(info, list_channels, get_channel, register_channel, open_outgoing, close_channel,
-        post_message, outbox, decode_invoice, open_stream, list_streams, get_stream,
+        post_message, outbox, decode_invoice, create_hub_invoice, get_hub_invoice, open_stream, list_streams, get_stream,
         close_stream, crate::ledger_api::payee_payments,
         crate::ledger_api::payee_payment_events, crate::ledger_api::accounting_csv),
     components(schemas(HubInfo, FeeView, ChannelView, RegisterRequest, OpenOutgoingRequest,
         OpenedView, ClosedView, MessageRequest, MessageResponse, OutboxView, DecodeRequest,
-        InvoiceView, StreamRequest, StreamView, PaymentView, ProblemDoc)),
+        InvoiceView, HubInvoiceRequest, HubInvoiceView, StreamRequest, StreamView, PaymentView, ProblemDoc)),
     tags((name = "hub", description = "The channel hub: channels, streams, hash-locked payments, payee payment feeds, accounting"))
 )]
 pub struct HubApiDoc;
@@ -125,6 +125,8 @@ pub fn router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
             "/v1/hub/accounting.csv",
             get(crate::ledger_api::accounting_csv),
         )
+        .route("/v1/hub/invoices", post(create_hub_invoice))
+        .route("/v1/hub/invoices/{hash}", get(get_hub_invoice))
         .route_layer(from_fn_with_state(operator, require_operator));
     Router::new()
         .merge(operator_only)
@@ -692,6 +694,94 @@ pub struct InvoiceView {
     pub created_at: u64,
     pub expires_at: u64,
     pub min_final_cltv_blocks: u64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HubInvoiceRequest {
+    /// Milli-units (decimal string).
+    pub amount_msat: String,
+    #[serde(default)]
+    pub description: String,
+    /// Seconds the invoice stays payable (default 3600, at most a week).
+    pub expiry_secs: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HubInvoiceView {
+    /// BOLT11, signed by the hub's key.
+    pub invoice: String,
+    pub payment_hash: String,
+    pub amount_msat: String,
+    pub description: String,
+    pub expires_at: u64,
+    /// The payer channel whose HTLC paid it; null while unpaid.
+    pub paid_by: Option<String>,
+}
+
+fn hub_invoice_view(i: &crate::store::HubInvoice) -> HubInvoiceView {
+    HubInvoiceView {
+        invoice: i.text.clone(),
+        payment_hash: i.payment_hash.to_hex(),
+        amount_msat: i.amount_msat.to_string(),
+        description: i.description.clone(),
+        expires_at: i.expires_at,
+        paid_by: i.paid_by.map(|c| c.to_hex()),
+    }
+}
+
+/// Longest an invoice of the hub stays payable.
+const MAX_INVOICE_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+
+#[utoipa::path(post, path = "/v1/hub/invoices", tag = "hub", request_body = HubInvoiceRequest,
+    responses(
+        (status = 201, description = "An invoice payable to the hub; a payer's HTLC for it is taken at once", body = HubInvoiceView),
+        (status = 400, description = "Bad amount or expiry", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn create_hub_invoice(
+    State(hub): St,
+    body: ApiJson<HubInvoiceRequest>,
+) -> Result<Response, Problem> {
+    let req = body.0;
+    let amount: u64 = req
+        .amount_msat
+        .parse()
+        .map_err(|e| Problem::bad_request("invalid-amount", format!("amount_msat: {e}")))?;
+    let expiry = req.expiry_secs.unwrap_or(3600);
+    if expiry == 0 || expiry > MAX_INVOICE_EXPIRY_SECS {
+        return Err(Problem::bad_request(
+            "invalid-expiry",
+            format!("expiry_secs: 1 to {MAX_INVOICE_EXPIRY_SECS}"),
+        ));
+    }
+    if req.description.len() > 639 {
+        return Err(Problem::bad_request(
+            "invalid-description",
+            "description: at most 639 bytes (BOLT11)",
+        ));
+    }
+    let h = hub.clone();
+    let inv = blocking(move || h.create_invoice(amount, &req.description, expiry)).await?;
+    Ok((StatusCode::CREATED, Json(hub_invoice_view(&inv))).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/hub/invoices/{hash}", tag = "hub",
+    params(("hash" = String, Path, description = "Payment hash (hex)")),
+    responses(
+        (status = 200, description = "The invoice and whether it is paid", body = HubInvoiceView),
+        (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such invoice of the hub", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn get_hub_invoice(
+    State(hub): St,
+    hash: Result<Path<String>, PathRejection>,
+) -> Result<Json<HubInvoiceView>, Problem> {
+    let Path(hash) = hash.map_err(path_problem)?;
+    let hash = parse_hash(&hash, "payment hash")?;
+    hub.invoice(&hash)
+        .map(|i| Json(hub_invoice_view(&i)))
+        .ok_or_else(|| Problem::not_found("not-found", format!("no invoice {hash} of this hub")))
 }
 
 #[utoipa::path(post, path = "/v1/hub/invoices/decode", tag = "hub", request_body = DecodeRequest,

@@ -23,7 +23,7 @@
 
 use crate::flow::{fail_route, fulfil_route, staged_channel};
 use crate::hub::{Hub, HubError, Staged, State};
-use crate::store::{ChannelRole, HubChannel, Route, RouteState};
+use crate::store::{ChannelRole, HubChannel, HubInvoice, Route, RouteState};
 use crate::watch::WatchReport;
 use doin_channels::{Change, InFlight};
 use doin_tx_core::channel::{sha256, ChannelId, ChannelState, Side};
@@ -45,6 +45,28 @@ fn route_state<'a>(
         .get(hash)
         .or_else(|| state.get(hash))
         .map(|r| &r.state)
+}
+
+/// The preimages the hub may claim a payer's HTLC with: of routes the payee fulfilled, and of
+/// the hub's own invoices a payer paid.
+pub(crate) struct Preimages<'a> {
+    pub(crate) staged_routes: &'a BTreeMap<Hash256, Route>,
+    pub(crate) routes: &'a BTreeMap<Hash256, Route>,
+    pub(crate) invoices: &'a BTreeMap<Hash256, HubInvoice>,
+}
+
+impl Preimages<'_> {
+    fn of(&self, hash: &Hash256) -> Option<[u8; 32]> {
+        if let Some(RouteState::Fulfilled { preimage }) =
+            route_state(self.staged_routes, self.routes, hash)
+        {
+            return Some(*preimage);
+        }
+        self.invoices
+            .get(hash)
+            .filter(|i| i.paid_by.is_some())
+            .map(|i| i.preimage)
+    }
 }
 
 impl Hub {
@@ -176,12 +198,12 @@ impl Hub {
             .filter(|h| height.saturating_add(margin) >= h.expiry)
             .map(|h| h.payment_hash)
             .collect();
-        let known = due.iter().any(|hash| {
-            matches!(
-                route_state(&staged.routes, &st.routes, hash),
-                Some(RouteState::Fulfilled { .. })
-            )
-        });
+        let preimages = Preimages {
+            staged_routes: &staged.routes,
+            routes: &st.routes,
+            invoices: &st.invoices,
+        };
+        let known = due.iter().any(|hash| preimages.of(hash).is_some());
         if known {
             tracing::warn!(channel = %id, "the payer has not released an HTLC the hub was paid for; claiming it on chain");
             self.force_close(st, staged, id, height, report)?;
@@ -216,14 +238,12 @@ impl Hub {
             return Ok(());
         };
         c.closing = true;
-        self.claim_posted(
-            id,
-            c,
-            &latest.state,
-            (&staged.routes, &st.routes),
-            height,
-            report,
-        )
+        let preimages = Preimages {
+            staged_routes: &staged.routes,
+            routes: &st.routes,
+            invoices: &st.invoices,
+        };
+        self.claim_posted(id, c, &latest.state, &preimages, height, report)
     }
 
     /// Claims on chain, once each and before its expiry, every HTLC the peer offered in the
@@ -233,7 +253,7 @@ impl Hub {
         id: &ChannelId,
         c: &mut HubChannel,
         posted: &ChannelState,
-        routes: (&BTreeMap<Hash256, Route>, &BTreeMap<Hash256, Route>),
+        preimages: &Preimages<'_>,
         height: Height,
         report: &mut WatchReport,
     ) -> Result<(), HubError> {
@@ -246,9 +266,7 @@ impl Hub {
             .iter()
             .filter(|h| h.offered_by == peer && height < h.expiry)
         {
-            let Some(RouteState::Fulfilled { preimage }) =
-                route_state(routes.0, routes.1, &h.payment_hash)
-            else {
+            let Some(preimage) = preimages.of(&h.payment_hash) else {
                 continue;
             };
             if c.claims_submitted.contains(&h.payment_hash) {
@@ -256,7 +274,7 @@ impl Hub {
             }
             let claim = TxPayload::HtlcClaim {
                 channel: *id,
-                preimage: *preimage,
+                preimage,
             };
             if self.submit_or_retry(id, claim)? {
                 c.claims_submitted.push(h.payment_hash);

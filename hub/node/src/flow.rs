@@ -177,6 +177,26 @@ impl Hub {
                 if inv.payment_hash != *payment_hash {
                     return Err("the HTLC's hash is not the invoice's".into());
                 }
+                if inv.payee == self.key.public() {
+                    // Payable to the hub itself: taken at once with the preimage it kept.
+                    let own = st
+                        .invoices
+                        .get(payment_hash)
+                        .ok_or("the hub made no such invoice")?;
+                    if own.paid_by.is_some() {
+                        return Err("the invoice is paid already".into());
+                    }
+                    if *amount_msat < own.amount_msat {
+                        return Err(format!(
+                            "the HTLC must carry the invoice's {} msat",
+                            own.amount_msat
+                        ));
+                    }
+                    if *expiry <= height.saturating_add(1) {
+                        return Err("the HTLC expires too soon to be taken".into());
+                    }
+                    return Ok(());
+                }
                 if st.routes.contains_key(payment_hash) {
                     return Err("a payment with this hash already went through the hub".into());
                 }
@@ -334,6 +354,25 @@ impl Hub {
                     let ctx = staged_channel(st, staged, id)
                         .and_then(|c| c.pending_context.take())
                         .unwrap_or_default();
+                    if let Some(own) = st.invoices.get(&payment_hash).cloned() {
+                        // An invoice of the hub's own: take the HTLC with its preimage.
+                        let mut own = own;
+                        own.paid_by = Some(*id);
+                        let preimage = own.preimage;
+                        staged.invoices.insert(payment_hash, own);
+                        if let Some(c) = staged_channel(st, staged, id) {
+                            c.queued.push(Change::FulfillHtlc { preimage });
+                        }
+                        let p = ledger(
+                            PaymentKind::Received,
+                            amount_msat,
+                            0,
+                            None,
+                            Some(payment_hash),
+                        );
+                        Self::record(st, staged, p, Some(self.key.public()));
+                        return Ok(());
+                    }
                     // Checked when the proposal came in; parsed again for its terms.
                     let inv = ctx
                         .invoice

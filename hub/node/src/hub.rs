@@ -80,6 +80,8 @@ pub(crate) struct State {
     pub(crate) streams: BTreeMap<Hash256, Stream>,
     pub(crate) routes: BTreeMap<Hash256, Route>,
     pub(crate) next_seq: u64,
+    /// Invoices payable to the hub, by payment hash.
+    pub(crate) invoices: BTreeMap<Hash256, crate::store::HubInvoice>,
     /// Votes whose fee a payer's tick paid (or is paying), with that payer's channel.
     pub(crate) paid_votes: BTreeMap<crate::store::VoteRef, ChannelId>,
     /// The last final height the watchtower read for preimages revealed on chain.
@@ -145,6 +147,7 @@ pub(crate) struct Staged {
     pub(crate) claims_scanned: Option<Height>,
     pub(crate) answers: Vec<(String, crate::store::StoredAnswer)>,
     pub(crate) paid_votes: Vec<(crate::store::VoteRef, ChannelId)>,
+    pub(crate) invoices: BTreeMap<Hash256, crate::store::HubInvoice>,
 }
 
 impl Hub {
@@ -165,6 +168,11 @@ impl Hub {
             .collect();
         let next_seq = store.next_payment_seq()?;
         let paid_votes = store.paid_votes()?.into_iter().collect();
+        let invoices = store
+            .invoices()?
+            .into_iter()
+            .map(|i| (i.payment_hash, i))
+            .collect();
         // A new hub has no HTLC on chain to learn from: it reads from today's tip on.
         let claims_scanned = match store.claims_scanned()? {
             Some(h) => h,
@@ -181,6 +189,7 @@ impl Hub {
                 streams,
                 routes,
                 next_seq,
+                invoices,
                 paid_votes,
                 claims_scanned,
             }),
@@ -265,6 +274,10 @@ impl Hub {
         for (p, payee) in &staged.payments {
             HubStore::put_payment(&mut batch, p, payee.as_ref())?;
         }
+        for (hash, invoice) in &staged.invoices {
+            put(&mut batch, crate::store::CF_INVOICES, &hash.0, invoice)?;
+        }
+        st.invoices.extend(staged.invoices.clone());
         for (vote, channel) in &staged.paid_votes {
             put(
                 &mut batch,
@@ -439,6 +452,60 @@ impl Hub {
         }
         drop(st);
         Ok(id)
+    }
+
+    /// A new invoice payable to the hub itself for `amount_msat`, valid `expiry_secs`; the
+    /// hub keeps its preimage (written before the invoice is returned) and takes a payer's
+    /// HTLC for it at once.
+    pub fn create_invoice(
+        &self,
+        amount_msat: u64,
+        description: &str,
+        expiry_secs: u64,
+    ) -> Result<crate::store::HubInvoice, HubError> {
+        use rand::RngCore;
+        if amount_msat == 0 {
+            return Err(HubError::Invalid("an amount above zero is needed".into()));
+        }
+        let mut preimage = [0u8; 32];
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut preimage);
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let payment_hash = Hash256(doin_tx_core::channel::sha256(&preimage));
+        let created = now();
+        let text = doin_channels::create_invoice(
+            self.chain.network(),
+            &self.key,
+            &doin_channels::InvoiceTerms {
+                amount_msat,
+                payment_hash,
+                payment_secret: secret,
+                description: description.to_string(),
+                expiry_secs,
+                min_final_cltv_blocks: self.htlc_margin(),
+            },
+            created,
+        )?;
+        let invoice = crate::store::HubInvoice {
+            text,
+            payment_hash,
+            preimage,
+            amount_msat,
+            description: description.to_string(),
+            expires_at: created.as_secs().saturating_add(expiry_secs),
+            paid_by: None,
+        };
+        let mut st = self.state.lock();
+        let mut staged = Staged::default();
+        staged.invoices.insert(payment_hash, invoice.clone());
+        let (durable, payments) = self.stage(&mut st, staged)?;
+        drop(st);
+        self.finish(durable, payments)?;
+        Ok(invoice)
+    }
+
+    pub fn invoice(&self, hash: &Hash256) -> Option<crate::store::HubInvoice> {
+        self.state.lock().invoices.get(hash).cloned()
     }
 
     /// The outgoing channel the hub has to `payee` (confirmed, not closing), if any.

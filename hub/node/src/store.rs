@@ -10,6 +10,7 @@
 //! - `hub_idempotency`: idempotency key → the answer given to the first request
 //! - `hub_paid_votes`: optimae ‖ evaluator → the payer channel whose tick paid that vote's
 //!   verification fee (each vote is paid once)
+//! - `hub_invoices`: payment hash → [`HubInvoice`], an invoice payable to the hub itself
 //! - `hub_meta`: the layout version (`layout`) and how far the watchtower has read the chain
 //!   for revealed preimages (`claims-scanned`)
 //!
@@ -38,6 +39,7 @@ pub const CF_PAYEE_PAYMENTS: Cf = "hub_payee_payments";
 pub const CF_IDEMPOTENCY: Cf = "hub_idempotency";
 pub const CF_META: Cf = "hub_meta";
 pub const CF_PAID_VOTES: Cf = "hub_paid_votes";
+pub const CF_INVOICES: Cf = "hub_invoices";
 
 pub const COLUMNS: &[Cf] = &[
     CF_CHANNELS,
@@ -48,6 +50,7 @@ pub const COLUMNS: &[Cf] = &[
     CF_IDEMPOTENCY,
     CF_META,
     CF_PAID_VOTES,
+    CF_INVOICES,
 ];
 
 /// The layout this build reads and writes. A store written by another layout is refused at
@@ -129,6 +132,20 @@ impl HubChannel {
             pending_context: None,
         }
     }
+}
+
+/// An invoice payable to the hub itself, with the preimage the hub takes the payment with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubInvoice {
+    pub text: String,
+    pub payment_hash: Hash256,
+    pub preimage: [u8; 32],
+    pub amount_msat: u64,
+    pub description: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// The payer channel whose HTLC paid it, once paid.
+    pub paid_by: Option<ChannelId>,
 }
 
 /// An evaluator's vote on an optimae, named by a tick that pays its verification fee.
@@ -370,6 +387,16 @@ impl HubStore {
                 )))
             }
         }
+    }
+
+    /// Every invoice payable to the hub.
+    pub fn invoices(&self) -> Result<Vec<HubInvoice>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.kv.iter_from(CF_INVOICES, &[], Direction::Forward)? {
+            let (_, v) = item?;
+            out.push(decode_exact(&v).map_err(|e| corrupt("hub invoice", e))?);
+        }
+        Ok(out)
     }
 
     /// Every vote paid, with the payer channel that paid it.

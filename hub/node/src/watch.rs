@@ -117,8 +117,12 @@ impl Hub {
                             standing = latest.state;
                         }
                     }
-                    let routes = (&staged.routes, &st.routes);
-                    self.claim_posted(&id, c, &standing, routes, height, &mut report)?;
+                    let preimages = crate::deadlines::Preimages {
+                        staged_routes: &staged.routes,
+                        routes: &st.routes,
+                        invoices: &st.invoices,
+                    };
+                    self.claim_posted(&id, c, &standing, &preimages, height, &mut report)?;
                     let until = posted
                         .htlcs
                         .iter()
