@@ -372,7 +372,7 @@ fn start_hub(
             .map_err(|e| e.to_string())?;
             match pass {
                 Ok(r) if r != doin_hub::WatchReport::default() => {
-                    tracing::info!(?r, "hub watch");
+                    tracing::info!(report = %r, "hub watch");
                 }
                 Ok(_) => {}
                 // The chain refusing one transaction is retried next pass; a store failure is not.

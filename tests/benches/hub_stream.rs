@@ -108,11 +108,12 @@ fn main() {
         )
         .unwrap(),
     );
+    let metrics = doin_hub::HubMetrics::unregistered().unwrap();
     let hub = Arc::new(
         Hub::open(
             KeyPair::from_secret_bytes(&hub_key.secret_bytes()).unwrap(),
             Arc::new(doin_node::hub_port::TxChainPort::new(&chain)),
-            HubStore::new(kv, doin_hub::HubMetrics::unregistered().unwrap()),
+            HubStore::new(kv, metrics.clone()),
             HubConfig {
                 max_owed_msat: u64::MAX,
                 ..HubConfig::default()
@@ -283,4 +284,32 @@ fn main() {
         pct(0.99),
         lat[lat.len() - 1]
     );
+    let persist = &metrics.persist_seconds;
+    let inputs = metrics.commit_inputs.get_sample_sum()
+        / metrics.commit_inputs.get_sample_count().max(1) as f64;
+    println!(
+        "persist (queued to fsynced, per input, doin_hub_persist_seconds): {} inputs, mean {:.3} ms, p50 <= {} ms, p99 <= {} ms; {:.1} inputs per fsync",
+        persist.get_sample_count(),
+        persist.get_sample_sum() * 1000.0 / persist.get_sample_count().max(1) as f64,
+        bucket_bound_ms(persist, 0.5),
+        bucket_bound_ms(persist, 0.99),
+        inputs
+    );
+}
+
+/// The upper bound (ms) of the histogram bucket holding quantile `q` (bucket resolution).
+fn bucket_bound_ms(h: &doin_telemetry::prometheus::Histogram, q: f64) -> String {
+    use doin_telemetry::prometheus::core::Collector;
+    let families = h.collect();
+    let Some(m) = families.first().and_then(|f| f.get_metric().first()) else {
+        return "?".into();
+    };
+    let hist = m.get_histogram();
+    let total = hist.get_sample_count() as f64;
+    for b in hist.get_bucket() {
+        if b.cumulative_count() as f64 >= total * q {
+            return format!("{}", b.upper_bound() * 1000.0);
+        }
+    }
+    "inf".into()
 }

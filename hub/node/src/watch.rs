@@ -33,6 +33,36 @@ pub struct WatchReport {
     pub closing: Vec<ChannelId>,
 }
 
+impl std::fmt::Display for WatchReport {
+    /// Only what happened, with short channel ids: `confirmed 2 (1a7c71…, 5c58aa…) settled 1 (…)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let groups: [(&str, &[Hash256]); 9] = [
+            ("confirmed", &self.confirmed),
+            ("challenged", &self.challenged),
+            ("settled", &self.settled),
+            ("closed", &self.closed),
+            ("force-closed", &self.force_closed),
+            ("claimed", &self.claimed),
+            ("learned", &self.learned),
+            ("expired", &self.expired),
+            ("closing", &self.closing),
+        ];
+        let mut first = true;
+        for (name, ids) in groups.iter().filter(|(_, ids)| !ids.is_empty()) {
+            let short: Vec<String> = ids
+                .iter()
+                .map(|id| format!("{}…", &id.to_hex()[..12]))
+                .collect();
+            if !first {
+                write!(f, " ")?;
+            }
+            first = false;
+            write!(f, "{name} {} ({})", ids.len(), short.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
 impl Hub {
     fn submit_tx(&self, payload: TxPayload) -> Result<(), HubError> {
         let me = self.key.public();
