@@ -7,13 +7,13 @@
 //!   the hub's proposals: payouts, fulfilments; take HTLCs it holds the preimage of) and
 //!   `close` (its own close with the newest state both signed). Channel states live in
 //!   `--state-dir`, see [`crate::hub_peer`].
-//! - The hub's operator (`--cookie`, the node's `hub.cookie`): `operator open`, `operator
-//!   close`, `operator close-stream`, `operator accounting`.
+//! - The hub's operator (`--cookie`, the node's `hub.cookie`): `operator …`, see
+//!   [`crate::hub_operator_cli`].
 
 use crate::client::Client;
 use crate::hub_peer::{write_durably, Exchanged, HubPeer, MessageContext};
 use crate::wallet::{self, TxOptions, WalletOpts};
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
 use doin_channels::{create_invoice, parse_invoice, Change, InvoiceTerms};
 use doin_hub::FeePolicy;
@@ -21,7 +21,6 @@ use doin_tx_core::channel::{channel_id, sha256, ChannelId, MSAT_PER_UNIT};
 use doin_tx_core::TxPayload;
 use doin_types::{Address, Amount, Hash256};
 use rand::RngCore;
-use reqwest::Method;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -138,7 +137,7 @@ pub enum HubCommand {
     /// The hub operator's calls (need the operator token).
     Operator {
         #[command(subcommand)]
-        command: OperatorCommand,
+        command: crate::hub_operator_cli::OperatorCommand,
     },
 }
 
@@ -161,51 +160,7 @@ pub enum InvoiceCommand {
     Decode { invoice: String },
 }
 
-#[derive(Subcommand, Debug)]
-pub enum OperatorCommand {
-    /// Open a channel from the hub to PAYEE with DEPOSIT DOIN.
-    Open {
-        #[arg(long)]
-        payee: String,
-        #[arg(long)]
-        deposit: String,
-        /// Repeats with the same key get the first answer (default: a new random key).
-        #[arg(long)]
-        idempotency_key: Option<String>,
-    },
-    /// Close one of the hub's channels from its side.
-    Close {
-        channel: String,
-        #[arg(long)]
-        idempotency_key: Option<String>,
-    },
-    /// Close a stream: no more ticks are taken.
-    CloseStream { stream: String },
-    /// An invoice payable to the hub itself (a payer's HTLC for it is taken at once).
-    Invoice {
-        /// Milli-units.
-        #[arg(long)]
-        amount_msat: u64,
-        #[arg(long, default_value = "")]
-        description: String,
-        #[arg(long, default_value_t = 3600)]
-        expiry_secs: u64,
-    },
-    /// An invoice of the hub, and whether it is paid.
-    InvoiceStatus { payment_hash: String },
-    /// The hub's ledger as CSV.
-    Accounting {
-        #[arg(long, default_value_t = 0)]
-        after: u64,
-        #[arg(long, default_value_t = 10_000)]
-        limit: usize,
-        /// Write to this file instead of standard output.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
-}
-
-fn print(opts: &WalletOpts, v: &Value, text: impl FnOnce(&Value)) {
+pub(crate) fn print(opts: &WalletOpts, v: &Value, text: impl FnOnce(&Value)) {
     if opts.json {
         println!("{v}");
     } else {
@@ -213,7 +168,7 @@ fn print(opts: &WalletOpts, v: &Value, text: impl FnOnce(&Value)) {
     }
 }
 
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+pub(crate) fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("-")
 }
 
@@ -232,7 +187,7 @@ fn print_channel(c: &Value) {
     );
 }
 
-fn print_stream(st: &Value) {
+pub(crate) fn print_stream(st: &Value) {
     println!(
         "{}  payer {}  payee {}  budget {}  received {}  forwarded {}  fees {}  ticks {}  {}",
         s(st, "id"),
@@ -263,11 +218,11 @@ fn print_payment(p: &Value) {
     );
 }
 
-fn hash(text: &str, what: &str) -> anyhow::Result<Hash256> {
+pub(crate) fn hash(text: &str, what: &str) -> anyhow::Result<Hash256> {
     Hash256::from_hex(text).map_err(|e| anyhow!("{what}: {e}"))
 }
 
-fn doin(text: &str, what: &str) -> anyhow::Result<Amount> {
+pub(crate) fn doin(text: &str, what: &str) -> anyhow::Result<Amount> {
     Amount::parse_doin(text).map_err(|e| anyhow!("{what}: {e}"))
 }
 
@@ -275,28 +230,6 @@ fn unix_now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
-}
-
-fn cookie(args: &HubArgs) -> anyhow::Result<String> {
-    let path = match &args.cookie {
-        Some(p) => p.clone(),
-        None => ["./devnet/hub.cookie", "./doin-data/hub.cookie"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .ok_or_else(|| {
-                anyhow!("operator calls need the node's hub.cookie: give --cookie PATH")
-            })?,
-    };
-    let token = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read the operator token {}", path.display()))?;
-    Ok(token.trim().to_string())
-}
-
-fn random_key() -> String {
-    let mut b = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    hex::encode(b)
 }
 
 async fn peer(args: &HubArgs, client: &Client) -> anyhow::Result<HubPeer> {
@@ -599,7 +532,9 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             }
             wallet::report_submitted(opts, &client, &sub, tx).await?;
         }
-        HubCommand::Operator { command } => operator(&args, &client, command).await?,
+        HubCommand::Operator { command } => {
+            crate::hub_operator_cli::run(&args, &client, command).await?
+        }
     }
     Ok(())
 }
@@ -729,127 +664,6 @@ async fn connect(
             m.my_balance_msat()
         );
     });
-    Ok(())
-}
-
-async fn operator(
-    args: &HubArgs,
-    client: &Client,
-    command: &OperatorCommand,
-) -> anyhow::Result<()> {
-    let opts = &args.opts;
-    let token = cookie(args)?;
-    let token = Some(token.as_str());
-    match command {
-        OperatorCommand::Open {
-            payee,
-            deposit,
-            idempotency_key,
-        } => {
-            let deposit = doin(deposit, "--deposit")?;
-            let key = idempotency_key.clone().unwrap_or_else(random_key);
-            let (_, v): (u16, Value) = client
-                .request(
-                    Method::POST,
-                    "/v1/hub/channels/outgoing",
-                    Some(&json!({"payee": payee, "deposit": deposit.to_string()})),
-                    token,
-                    Some(&key),
-                )
-                .await?;
-            print(opts, &v, |v| {
-                println!(
-                    "channel {} submitted (idempotency key {key}); usable once on chain",
-                    s(v, "channel_id")
-                )
-            });
-        }
-        OperatorCommand::Close {
-            channel,
-            idempotency_key,
-        } => {
-            let id = hash(channel, "channel id")?;
-            let key = idempotency_key.clone().unwrap_or_else(random_key);
-            let (_, v): (u16, Value) = client
-                .request(
-                    Method::POST,
-                    &format!("/v1/hub/channels/{}/close", id.to_hex()),
-                    None,
-                    token,
-                    Some(&key),
-                )
-                .await?;
-            print(opts, &v, |v| println!("closing: {}", s(v, "how")));
-        }
-        OperatorCommand::CloseStream { stream } => {
-            let id = hash(stream, "stream id")?;
-            let (_, v): (u16, Value) = client
-                .request(
-                    Method::POST,
-                    &format!("/v1/hub/streams/{}/close", id.to_hex()),
-                    None,
-                    token,
-                    None,
-                )
-                .await?;
-            print(opts, &v, print_stream);
-        }
-        OperatorCommand::Invoice {
-            amount_msat,
-            description,
-            expiry_secs,
-        } => {
-            let body = json!({
-                "amount_msat": amount_msat.to_string(),
-                "description": description,
-                "expiry_secs": expiry_secs,
-            });
-            let (_, v): (u16, Value) = client
-                .request(Method::POST, "/v1/hub/invoices", Some(&body), token, None)
-                .await?;
-            print(opts, &v, |v| println!("{}", s(v, "invoice")));
-        }
-        OperatorCommand::InvoiceStatus { payment_hash } => {
-            let h = hash(payment_hash, "payment hash")?;
-            let (_, v): (u16, Value) = client
-                .request(
-                    Method::GET,
-                    &format!("/v1/hub/invoices/{}", h.to_hex()),
-                    None,
-                    token,
-                    None,
-                )
-                .await?;
-            print(opts, &v, |v| {
-                println!(
-                    "{} msat  {}",
-                    s(v, "amount_msat"),
-                    v["paid_by"]
-                        .as_str()
-                        .map_or("unpaid".to_string(), |c| format!("paid by channel {c}"))
-                )
-            });
-        }
-        OperatorCommand::Accounting { after, limit, out } => {
-            let csv = client
-                .get_text(
-                    &format!("/v1/hub/accounting.csv?after={after}&limit={limit}"),
-                    token,
-                )
-                .await?;
-            match out {
-                Some(path) => {
-                    write_durably(path, csv.as_bytes())?;
-                    eprintln!(
-                        "{} entries written to {}",
-                        csv.lines().count().saturating_sub(1),
-                        path.display()
-                    );
-                }
-                None => print!("{csv}"),
-            }
-        }
-    }
     Ok(())
 }
 

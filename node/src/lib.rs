@@ -10,6 +10,7 @@ pub mod devnet;
 pub mod gateway;
 pub mod hub_cli;
 pub mod hub_demo;
+pub mod hub_operator_cli;
 pub mod hub_peer;
 pub mod hub_port;
 pub mod node_api;

@@ -21,6 +21,7 @@ mod ledger_api;
 pub mod metrics;
 pub mod ports;
 pub mod store;
+pub mod stream_api;
 pub mod txs;
 pub mod watch;
 

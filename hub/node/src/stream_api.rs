@@ -1,0 +1,277 @@
+//! REST routes of the hub's streams and invoices (`/v1/hub/streams…`, `/v1/hub/invoices…`):
+//! parsing, authentication and formatting only; what a stream or an invoice does is the hub's.
+
+use crate::api::{addr, blocking, hex32, not_the_peer, parse_hash, problem, St};
+use crate::hub::{Hub, HubError};
+use crate::store::Stream;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use doin_channels::parse_invoice;
+use doin_crypto::{tagged_hash_parts, verify};
+use doin_http::{path_problem, ApiJson, Problem, ProblemDoc};
+use doin_tx_core::channel::ChannelId;
+use doin_types::{ChainId, Hash256, SignatureBytes};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecodeRequest {
+    pub invoice: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvoiceView {
+    pub amount_msat: String,
+    pub payment_hash: String,
+    pub payee: String,
+    pub description: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub min_final_cltv_blocks: u64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HubInvoiceRequest {
+    /// Milli-units (decimal string).
+    pub amount_msat: String,
+    #[serde(default)]
+    pub description: String,
+    /// Seconds the invoice stays payable (default 3600, at most a week).
+    pub expiry_secs: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HubInvoiceView {
+    /// BOLT11, signed by the hub's key.
+    pub invoice: String,
+    pub payment_hash: String,
+    pub amount_msat: String,
+    pub description: String,
+    pub expires_at: u64,
+    /// The payer channel whose HTLC paid it; null while unpaid.
+    pub paid_by: Option<String>,
+}
+
+fn hub_invoice_view(i: &crate::store::HubInvoice) -> HubInvoiceView {
+    HubInvoiceView {
+        invoice: i.text.clone(),
+        payment_hash: i.payment_hash.to_hex(),
+        amount_msat: i.amount_msat.to_string(),
+        description: i.description.clone(),
+        expires_at: i.expires_at,
+        paid_by: i.paid_by.map(|c| c.to_hex()),
+    }
+}
+
+/// Longest an invoice of the hub stays payable.
+const MAX_INVOICE_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+
+#[utoipa::path(post, path = "/v1/hub/invoices", tag = "hub", request_body = HubInvoiceRequest,
+    responses(
+        (status = 201, description = "An invoice payable to the hub; a payer's HTLC for it is taken at once", body = HubInvoiceView),
+        (status = 400, description = "Bad amount or expiry", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn create_hub_invoice(
+    State(hub): St,
+    body: ApiJson<HubInvoiceRequest>,
+) -> Result<Response, Problem> {
+    let req = body.0;
+    let amount: u64 = req
+        .amount_msat
+        .parse()
+        .map_err(|e| Problem::bad_request("invalid-amount", format!("amount_msat: {e}")))?;
+    let expiry = req.expiry_secs.unwrap_or(3600);
+    if expiry == 0 || expiry > MAX_INVOICE_EXPIRY_SECS {
+        return Err(Problem::bad_request(
+            "invalid-expiry",
+            format!("expiry_secs: 1 to {MAX_INVOICE_EXPIRY_SECS}"),
+        ));
+    }
+    if req.description.len() > 639 {
+        return Err(Problem::bad_request(
+            "invalid-description",
+            "description: at most 639 bytes (BOLT11)",
+        ));
+    }
+    let h = hub.clone();
+    let inv = blocking(move || h.create_invoice(amount, &req.description, expiry)).await?;
+    Ok((StatusCode::CREATED, Json(hub_invoice_view(&inv))).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/hub/invoices/{hash}", tag = "hub",
+    params(("hash" = String, Path, description = "Payment hash (hex)")),
+    responses(
+        (status = 200, description = "The invoice and whether it is paid", body = HubInvoiceView),
+        (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such invoice of the hub", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_hub_invoice(
+    State(hub): St,
+    hash: Result<Path<String>, PathRejection>,
+) -> Result<Json<HubInvoiceView>, Problem> {
+    let Path(hash) = hash.map_err(path_problem)?;
+    let hash = parse_hash(&hash, "payment hash")?;
+    hub.invoice(&hash)
+        .map(|i| Json(hub_invoice_view(&i)))
+        .ok_or_else(|| Problem::not_found("not-found", format!("no invoice {hash} of this hub")))
+}
+
+#[utoipa::path(post, path = "/v1/hub/invoices/decode", tag = "hub", request_body = DecodeRequest,
+    responses(
+        (status = 200, description = "A valid invoice of this network", body = InvoiceView),
+        (status = 400, description = "Malformed, badly signed, for another network, expired or without amount", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn decode_invoice(
+    State(hub): St,
+    body: ApiJson<DecodeRequest>,
+) -> Result<Json<InvoiceView>, Problem> {
+    let inv = parse_invoice(
+        &body.0.invoice,
+        hub.chain().network(),
+        crate::hub::now(),
+        None,
+    )
+    .map_err(|e| problem(e.into()))?;
+    Ok(Json(InvoiceView {
+        amount_msat: inv.amount_msat.to_string(),
+        payment_hash: inv.payment_hash.to_hex(),
+        payee: addr(&hub, &inv.payee),
+        description: inv.description,
+        created_at: inv.created_at,
+        expires_at: inv.expires_at,
+        min_final_cltv_blocks: inv.min_final_cltv_blocks,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StreamRequest {
+    /// The payer's channel to the hub (hex).
+    pub payer_channel: String,
+    /// The payee's invoice: its amount is the stream's budget, its hash the stream's id.
+    pub invoice: String,
+    /// The payer's BIP340 signature (hex) over [`stream_auth_hash`]: `H_tag("doin/hub-stream",
+    /// chain_id ‖ payer_channel ‖ SHA-256(invoice))`. Only the payer binds an invoice to its
+    /// channel.
+    pub signature: String,
+}
+
+/// Tag of what a payer signs to set up a stream from its channel.
+pub const TAG_HUB_STREAM: &str = "doin/hub-stream";
+
+/// `H_tag("doin/hub-stream", chain_id ‖ payer_channel ‖ SHA-256 of the invoice text)`.
+pub fn stream_auth_hash(chain_id: &ChainId, payer_channel: &ChannelId, invoice: &str) -> Hash256 {
+    tagged_hash_parts(
+        TAG_HUB_STREAM,
+        &[
+            &chain_id.0 .0,
+            &payer_channel.0,
+            &doin_tx_core::channel::sha256(invoice.as_bytes()),
+        ],
+    )
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StreamView {
+    pub id: String,
+    pub payer_channel: String,
+    pub payee_channel: String,
+    pub payee: String,
+    pub budget_msat: String,
+    pub received_msat: String,
+    pub forwarded_msat: String,
+    pub fees_msat: String,
+    pub ticks: u64,
+    pub opened_at_ms: u64,
+    pub closed: bool,
+}
+
+fn stream_view(hub: &Hub, s: &Stream) -> StreamView {
+    StreamView {
+        id: s.id.to_hex(),
+        payer_channel: s.payer_channel.to_hex(),
+        payee_channel: s.payee_channel.to_hex(),
+        payee: addr(hub, &s.payee),
+        budget_msat: s.budget_msat.to_string(),
+        received_msat: s.received_msat.to_string(),
+        forwarded_msat: s.forwarded_msat.to_string(),
+        fees_msat: s.fees_msat.to_string(),
+        ticks: s.ticks,
+        opened_at_ms: s.opened_at_ms,
+        closed: s.closed,
+    }
+}
+
+#[utoipa::path(post, path = "/v1/hub/streams", tag = "hub", request_body = StreamRequest,
+    responses(
+        (status = 201, description = "The stream (the same one again for the same invoice)", body = StreamView),
+        (status = 400, description = "Bad channel or invoice", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed by the payer channel's peer", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "Not a channel of this hub", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The hub has no open channel to the payee", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn open_stream(
+    State(hub): St,
+    body: ApiJson<StreamRequest>,
+) -> Result<Response, Problem> {
+    let payer = parse_hash(&body.0.payer_channel, "payer_channel")?;
+    let invoice = body.0.invoice;
+    let sig = SignatureBytes(hex32(&body.0.signature, "signature")?);
+    let peer = hub
+        .channel(&payer)
+        .ok_or_else(|| problem(HubError::UnknownChannel(payer)))?
+        .peer;
+    let hash = stream_auth_hash(&hub.chain().chain_id(), &payer, &invoice);
+    verify(&peer, &hash, &sig).map_err(|_| not_the_peer())?;
+    let h = hub.clone();
+    let s = blocking(move || h.open_stream(payer, &invoice)).await?;
+    Ok((StatusCode::CREATED, Json(stream_view(&hub, &s))).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/hub/streams", tag = "hub",
+    responses((status = 200, description = "Every stream", body = [StreamView])))]
+pub(crate) async fn list_streams(State(hub): St) -> Json<Vec<StreamView>> {
+    Json(hub.streams().iter().map(|s| stream_view(&hub, s)).collect())
+}
+
+#[utoipa::path(get, path = "/v1/hub/streams/{id}", tag = "hub",
+    params(("id" = String, Path, description = "Stream id (the invoice's payment hash, hex)")),
+    responses(
+        (status = 200, description = "The stream", body = StreamView),
+        (status = 404, description = "No such stream", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_stream(
+    State(hub): St,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<StreamView>, Problem> {
+    let Path(id) = id.map_err(path_problem)?;
+    let id = parse_hash(&id, "stream id")?;
+    let s = hub
+        .stream(&id)
+        .ok_or_else(|| problem(HubError::UnknownStream(id)))?;
+    Ok(Json(stream_view(&hub, &s)))
+}
+
+#[utoipa::path(post, path = "/v1/hub/streams/{id}/close", tag = "hub",
+    params(("id" = String, Path, description = "Stream id (hex)")),
+    responses(
+        (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, description = "Closed: no more ticks are taken", body = StreamView),
+        (status = 404, description = "No such stream", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn close_stream(
+    State(hub): St,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<StreamView>, Problem> {
+    let Path(id) = id.map_err(path_problem)?;
+    let id = parse_hash(&id, "stream id")?;
+    let h = hub.clone();
+    let s = blocking(move || h.close_stream(&id)).await?;
+    Ok(Json(stream_view(&hub, &s)))
+}
