@@ -182,3 +182,32 @@ print(json.dumps({
     let payee_hex = v["payee"].as_str().unwrap();
     assert_eq!(&payee_hex[2..], hex::encode(payee.public().0));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+    /// Whatever text a client sends as an invoice, and whatever a genuine invoice becomes with
+    /// one character changed: parsing answers an invoice or an error, never a panic, and a
+    /// changed invoice is never taken for the original.
+    #[test]
+    fn arbitrary_or_altered_invoice_text_never_panics(
+        text in "\\PC{0,400}",
+        at in proptest::prelude::any::<proptest::sample::Index>(),
+        with in proptest::prelude::any::<char>(),
+    ) {
+        let now = Duration::from_secs(1_800_000_000);
+        let _ = parse_invoice(&text, Network::Devnet, now, None);
+        let payee = KeyPair::generate();
+        let genuine = create_invoice(Network::Devnet, &payee, &terms(), now).unwrap();
+        let mut chars: Vec<char> = genuine.chars().collect();
+        let i = at.index(chars.len());
+        let changed = chars[i] != with;
+        chars[i] = with;
+        let altered: String = chars.into_iter().collect();
+        let parsed = parse_invoice(&altered, Network::Devnet, now, None);
+        if changed {
+            let same = parsed.is_ok_and(|p| p == parse_invoice(&genuine, Network::Devnet, now, None).unwrap());
+            proptest::prop_assert!(!same || altered.eq_ignore_ascii_case(&genuine));
+        }
+    }
+}

@@ -439,3 +439,40 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// A peer's bytes, whatever they are: decoding never panics, and whatever decodes a
+    /// machine handles with an answer or an error, never a panic, never a broken channel.
+    #[test]
+    fn arbitrary_peer_bytes_never_panic_or_break_the_channel(
+        bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+    ) {
+        let mut p = pair(1_000, 700);
+        let before = p.b.latest().clone();
+        // Raw bytes, and a genuine proposal with a few bytes changed.
+        let genuine = p
+            .a
+            .propose(Change::Pay { amount_msat: 5_000 }, 1)
+            .unwrap()
+            .send
+            .unwrap()
+            .encode()
+            .unwrap();
+        let mut mutated = genuine.clone();
+        for (at, x) in &flips {
+            let i = at.index(mutated.len());
+            mutated[i] ^= x;
+        }
+        for input in [bytes, mutated] {
+            if let Ok(msg) = Message::decode(&input) {
+                let _ = p.b.handle(&p.kb, msg, 1);
+            }
+            // Nothing both signed changes without a signature of each side.
+            prop_assert_eq!(p.b.latest(), &before);
+            prop_assert_eq!(p.b.latest().state.total_msat(), Some(1_700_000));
+        }
+    }
+}
