@@ -320,8 +320,22 @@ impl Durable {
 /// The hub's store: typed reads, and durable writes through the group-commit thread.
 pub struct HubStore {
     kv: Arc<dyn KvStore>,
-    jobs: parking_lot::Mutex<mpsc::Sender<Job>>,
+    /// `None` once the store is dropped (so the commit thread sees the queue close).
+    jobs: parking_lot::Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Option<std::thread::JoinHandle<()>>,
     metrics: HubMetrics,
+}
+
+impl Drop for HubStore {
+    /// Closes the queue and waits for the commit thread to write what is queued and let go of
+    /// the database, so the database is never closed on a detached thread while the process
+    /// exits (RocksDB aborts when its last handle is dropped during exit).
+    fn drop(&mut self) {
+        self.jobs.lock().take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 impl HubStore {
@@ -333,14 +347,15 @@ impl HubStore {
             fsync_seconds: metrics.fsync_seconds.clone(),
             commit_inputs: metrics.commit_inputs.clone(),
         };
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("hub-commit".into())
             .spawn(move || group_commit(writer, rx, timers))
-            .map(|_| ())
-            .unwrap_or_else(|e| tracing::error!("cannot start the hub's commit thread: {e}"));
+            .map_err(|e| tracing::error!("cannot start the hub's commit thread: {e}"))
+            .ok();
         HubStore {
             kv,
-            jobs: parking_lot::Mutex::new(tx),
+            jobs: parking_lot::Mutex::new(Some(tx)),
+            writer,
             metrics,
         }
     }
@@ -355,7 +370,11 @@ impl HubStore {
     pub fn enqueue(&self, batch: WriteBatch) -> Durable {
         let (done_tx, done_rx) = mpsc::channel();
         let queued_at = Instant::now();
-        let sent = self.jobs.lock().send((batch, done_tx)).is_ok();
+        let sent = self
+            .jobs
+            .lock()
+            .as_ref()
+            .is_some_and(|jobs| jobs.send((batch, done_tx)).is_ok());
         Durable {
             done: sent.then_some(done_rx),
             queued_at,
