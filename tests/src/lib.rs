@@ -41,6 +41,25 @@ pub fn funded_genesis(
     }
 }
 
+/// A two-dimensional sphere domain (baseline 100, no tolerance) charging `verification_fee`
+/// per vote: the main-chain tests' domain.
+pub fn sphere_domain(verification_fee: Amount) -> doin_main_core::DomainSpec {
+    use doin_main_core::{Direction, DomainId, Fx, Objective};
+    doin_main_core::DomainSpec {
+        id: DomainId::new("sphere").unwrap_or_else(|e| unreachable!("a constant id: {e}")),
+        metric: "loss".into(),
+        direction: Direction::Minimize,
+        objective: Objective::Sphere,
+        dim: 2,
+        scale: Fx::ONE,
+        weight: Fx::ONE,
+        tolerance: Fx::ZERO,
+        baseline: Fx::from_int(100),
+        eval_budget: 100,
+        verification_fee,
+    }
+}
+
 /// Opens a transfer chain on a RocksDB in `dir`.
 pub fn open_rocks_chain(dir: &Path, spec: GenesisSpec) -> anyhow::Result<Arc<TxChain>> {
     let kv: Arc<dyn KvStore> = Arc::new(RocksStore::open(

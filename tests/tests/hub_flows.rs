@@ -18,15 +18,20 @@ use doin_tx_core::channel::{sha256, ChannelId, ChannelPhase, Side};
 use doin_tx_core::{ConsensusParams, StateView, TxPayload};
 use doin_types::{Amount, Hash256, Network};
 
-#[test]
-fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = HubConfig {
+/// Windows of a few blocks, so the tests can wait them out.
+fn short_windows() -> HubConfig {
+    HubConfig {
         dispute_blocks: 4,
         min_dispute_blocks: 3,
         cltv_delta: 5,
         ..HubConfig::default()
-    };
+    }
+}
+
+#[test]
+fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = short_windows();
     // The hub has a channel to the payee (100 000 units); the payer one to the hub (50 000).
     let HubWorld {
         net,
@@ -238,12 +243,7 @@ fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
 #[test]
 fn an_operator_close_pays_the_payee_what_it_is_owed_first_and_ends_its_streams() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = HubConfig {
-        dispute_blocks: 4,
-        min_dispute_blocks: 3,
-        cltv_delta: 5,
-        ..HubConfig::default()
-    };
+    let cfg = short_windows();
     let HubWorld {
         net,
         hub,
@@ -360,15 +360,9 @@ fn an_opening_a_node_lost_is_submitted_again_by_the_watch_and_its_answer_kept_wi
 #[test]
 fn a_tick_naming_a_vote_is_released_only_for_a_vote_the_main_chain_holds() {
     use doin_hub::store::VoteRef;
-    use doin_main_core::{
-        Direction, DomainId, DomainSpec, EvaluatorEntry, Fx, MainGenesisSpec, MainParams, Objective,
-    };
+    use doin_main_core::{EvaluatorEntry, MainGenesisSpec, MainParams};
     let dir = tempfile::tempdir().unwrap();
-    let cfg = HubConfig {
-        dispute_blocks: 4,
-        min_dispute_blocks: 3,
-        ..HubConfig::default()
-    };
+    let cfg = short_windows();
     let HubWorld {
         net,
         hub,
@@ -378,19 +372,7 @@ fn a_tick_naming_a_vote_is_released_only_for_a_vote_the_main_chain_holds() {
         ..
     } = HubWorld::new(dir.path(), cfg, 50_000, 100_000);
     // A main chain where the payee is an evaluator, with no vote of it yet.
-    let domain = DomainSpec {
-        id: DomainId::new("sphere").unwrap(),
-        metric: "loss".into(),
-        direction: Direction::Minimize,
-        objective: Objective::Sphere,
-        dim: 2,
-        scale: Fx::ONE,
-        weight: Fx::ONE,
-        tolerance: Fx::ZERO,
-        baseline: Fx::from_int(100),
-        eval_budget: 100,
-        verification_fee: Amount::from_base_units(25),
-    };
+    let domain = doin_tests::sphere_domain(Amount::from_base_units(25));
     let spec = MainGenesisSpec {
         network: Network::Devnet,
         chain_name: "votes".into(),

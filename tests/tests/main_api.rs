@@ -29,19 +29,7 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let evaluators: Vec<KeyPair> = (0..3).map(|_| KeyPair::generate()).collect();
     let optimizer = KeyPair::generate();
-    let domain = DomainSpec {
-        id: DomainId::new("sphere").unwrap(),
-        metric: "loss".into(),
-        direction: Direction::Minimize,
-        objective: Objective::Sphere,
-        dim: 2,
-        scale: Fx::ONE,
-        weight: Fx::ONE,
-        tolerance: Fx::ZERO,
-        baseline: Fx::from_int(100),
-        eval_budget: 100,
-        verification_fee: Amount::ZERO,
-    };
+    let domain = doin_tests::sphere_domain(Amount::ZERO);
     let spec = MainGenesisSpec {
         network: Network::Devnet,
         chain_name: "main-api".into(),
