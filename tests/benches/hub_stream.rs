@@ -2,15 +2,17 @@
 //! one BIP340 signature plus one verification measured in the same run (DESIGN §11: timings
 //! are reported, never asserted).
 //!
-//! Run (release): `cargo bench -p doin-tests --bench hub_stream`
-//! Optional: `DOIN_BENCH_PAYERS=8 DOIN_BENCH_TICKS=2000 DOIN_BENCH_PULL_EVERY=16`.
+//! Run (release): `cargo bench --workspace --bench hub_stream`
+//! Optional: `DOIN_BENCH_PAYERS=8 DOIN_BENCH_TICKS=2000 DOIN_BENCH_PULL_EVERY=16
+//! DOIN_BENCH_PIPELINE=1` (0: Confirm and the next proposal in separate calls).
 //!
 //! Setup: a real transfer chain (RocksDB) where every payer opens a channel to the hub and the
 //! hub one to every payer's payee, and a stream per payer set up by the payee's invoice; the hub
 //! has its own RocksDB with group commit. Measured: payer threads each pay ticks into their
 //! stream as fast as the hub answers — one tick is one update signed by both (propose, accept,
-//! confirm), persisted by the hub with fsync before each answer — and every few ticks the payee
-//! takes what the hub pays out (one more update, batching those ticks). A "payment" is one tick.
+//! confirm), persisted by the hub with fsync before each answer; pipelined, the payer sends each
+//! tick's Confirm with the next tick's proposal — and every few ticks the payee takes what the
+//! hub pays out (one more update, batching those ticks). A "payment" is one tick.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -73,11 +75,34 @@ fn exchange(
     }
 }
 
+/// Takes every payout the hub has waiting for the lane's payee.
+fn pull(hub: &Hub, lane: &mut Lane, lat: &mut Vec<Duration>) {
+    while let Some(p) = hub.outbox(&lane.payee_m.id()).unwrap() {
+        let accept = lane
+            .payee_m
+            .handle(&lane.payee, p, 1)
+            .unwrap()
+            .send
+            .unwrap();
+        exchange(
+            hub,
+            &lane.payee,
+            &mut lane.payee_m,
+            accept,
+            ProposalContext::default(),
+            lat,
+        );
+    }
+}
+
 fn main() {
     let payers = env_usize("DOIN_BENCH_PAYERS", 8);
+    // 1: the payer sends each tick's Confirm with the next tick's proposal (one hub call
+    // per tick); 0: three messages in two hub calls per tick.
+    let pipeline = env_usize("DOIN_BENCH_PIPELINE", 1) == 1;
     let ticks = env_usize("DOIN_BENCH_TICKS", 2_000);
     let pull_every = env_usize("DOIN_BENCH_PULL_EVERY", 16).max(1);
-    println!("setup: {payers} payers, {ticks} ticks each, the payee takes its payout every {pull_every} ticks");
+    println!("setup: {payers} payers, {ticks} ticks each, the payee takes its payout every {pull_every} ticks, pipelined: {pipeline}");
     let dir = tempfile::tempdir().unwrap();
     let (validator, hub_key) = (KeyPair::generate(), KeyPair::generate());
     let pairs: Vec<(KeyPair, KeyPair)> = (0..payers)
@@ -205,8 +230,16 @@ fn main() {
             let hub = hub.clone();
             std::thread::spawn(move || {
                 let mut lat = Vec::with_capacity(ticks * 3);
+                let stream = lane.stream;
+                let ctx = || ProposalContext {
+                    stream: Some(stream),
+                    invoice: None,
+                    vote: None,
+                };
+                // The Confirm of the previous tick, when pipelining.
+                let mut unsent: Option<Message> = None;
                 for t in 0..ticks {
-                    let out = lane
+                    let proposal = lane
                         .payer_m
                         .propose(
                             Change::Pay {
@@ -214,39 +247,43 @@ fn main() {
                             },
                             1,
                         )
+                        .unwrap()
+                        .send
                         .unwrap();
-                    let ctx = ProposalContext {
-                        stream: Some(lane.stream),
-                        invoice: None,
-                        vote: None,
-                    };
-                    exchange(
-                        &hub,
-                        &lane.payer,
-                        &mut lane.payer_m,
-                        out.send.unwrap(),
-                        ctx,
-                        &mut lat,
-                    );
-                    if t % pull_every == pull_every - 1 || t == ticks - 1 {
-                        while let Some(p) = hub.outbox(&lane.payee_m.id()).unwrap() {
-                            let accept = lane
-                                .payee_m
-                                .handle(&lane.payee, p, 1)
-                                .unwrap()
-                                .send
-                                .unwrap();
-                            exchange(
-                                &hub,
-                                &lane.payee,
-                                &mut lane.payee_m,
-                                accept,
-                                ProposalContext::default(),
-                                &mut lat,
-                            );
+                    if pipeline {
+                        let at = Instant::now();
+                        let handled = match unsent.take() {
+                            Some(confirm) => {
+                                hub.handle_pipelined(&lane.payer_m.id(), confirm, proposal, ctx())
+                            }
+                            None => hub.handle(&lane.payer_m.id(), proposal, ctx()),
                         }
+                        .unwrap();
+                        lat.push(at.elapsed());
+                        let accept = handled.reply.unwrap();
+                        unsent = lane.payer_m.handle(&lane.payer, accept, 1).unwrap().send;
+                        assert!(unsent.is_some(), "the hub accepted the tick");
+                    } else {
+                        exchange(
+                            &hub,
+                            &lane.payer,
+                            &mut lane.payer_m,
+                            proposal,
+                            ctx(),
+                            &mut lat,
+                        );
+                    }
+                    if t % pull_every == pull_every - 1 {
+                        pull(&hub, &mut lane, &mut lat);
                     }
                 }
+                if let Some(confirm) = unsent.take() {
+                    let at = Instant::now();
+                    hub.handle(&lane.payer_m.id(), confirm, ProposalContext::default())
+                        .unwrap();
+                    lat.push(at.elapsed());
+                }
+                pull(&hub, &mut lane, &mut lat);
                 (lat, lane.payee_m.my_balance_msat())
             })
         })

@@ -446,3 +446,159 @@ fn a_tick_naming_a_vote_is_released_only_for_a_vote_the_main_chain_holds() {
     assert!(refused(&hub, other).contains("not the stream payee's"));
     assert_eq!(hub.stream(&stream.id).unwrap().ticks, 0);
 }
+
+#[test]
+fn a_pipelined_confirm_and_next_tick_are_one_durable_step_and_a_refused_tick_keeps_the_confirm() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = short_windows();
+    let HubWorld {
+        net,
+        hub,
+        hub_key,
+        mut payer,
+        mut payee,
+        in_id,
+        out_id,
+    } = HubWorld::new(dir.path(), cfg.clone(), 50_000, 100_000);
+    let payee_key = copy_key(&payee.key);
+    // A budget of five ticks.
+    let invoice = payee_invoice(&payee_key, 500_000, [6; 32], "pipelined stream");
+    let stream = hub.open_stream(in_id, &invoice).unwrap();
+    let ctx = || ProposalContext {
+        stream: Some(stream.id),
+        invoice: None,
+        vote: None,
+    };
+    let h = net.height();
+    let propose = |payer: &mut doin_tests::hub_harness::Peer| {
+        payer
+            .m
+            .propose(
+                Change::Pay {
+                    amount_msat: 100_000,
+                },
+                h,
+            )
+            .unwrap()
+            .send
+            .unwrap()
+    };
+    // Tick 1 alone; ticks 2..=5 each carry the previous tick's Confirm.
+    let first = hub.handle(&in_id, propose(&mut payer), ctx()).unwrap();
+    let mut confirm = payer
+        .m
+        .handle(&payer.key, first.reply.unwrap(), h)
+        .unwrap()
+        .send
+        .unwrap();
+    // Only a Confirm may lead: a proposal followed by another is refused before anything.
+    let p = propose(&mut payer);
+    assert!(hub
+        .handle_pipelined(&in_id, p.clone(), confirm.clone(), ctx())
+        .is_err());
+    // A Confirm with a forged signature: an error, and the next proposal is not signed.
+    let Message::Confirm {
+        channel_id, seq, ..
+    } = confirm.clone()
+    else {
+        panic!("a confirm");
+    };
+    let forged = Message::Confirm {
+        channel_id,
+        seq,
+        sig: payee_key.sign(&Hash256([1; 32])),
+    };
+    assert!(hub
+        .handle_pipelined(&in_id, forged, p.clone(), ctx())
+        .is_err());
+    assert_eq!(hub.channel(&in_id).unwrap().machine.latest.state.seq, 0);
+    let mut next = Some(p);
+    for tick in 2..=5u64 {
+        let proposal = next.take().unwrap_or_else(|| propose(&mut payer));
+        let handled = hub
+            .handle_pipelined(&in_id, confirm, proposal, ctx())
+            .unwrap();
+        // The confirmed tick is in the books by the time the answer comes.
+        assert_eq!(hub.stream(&stream.id).unwrap().ticks, tick - 1);
+        confirm = payer
+            .m
+            .handle(&payer.key, handled.reply.unwrap(), h)
+            .unwrap()
+            .send
+            .unwrap();
+    }
+    // The sixth tick is over the budget: refused, unsigned, but the Confirm of the fifth counts.
+    let over = propose(&mut payer);
+    let handled = hub.handle_pipelined(&in_id, confirm, over, ctx()).unwrap();
+    assert!(matches!(handled.reply, Some(Message::Reject { .. })));
+    let s = hub.stream(&stream.id).unwrap();
+    assert_eq!((s.ticks, s.received_msat), (5, 500_000));
+    assert_eq!(
+        hub.channel(&in_id).unwrap().machine.latest,
+        *payer.m.latest()
+    );
+    // All of it is on disk: a reopened hub has the same books and pays the payee all five.
+    drop(hub);
+    let hub = open_hub(dir.path(), &hub_key, &net, cfg);
+    assert_eq!(hub.stream(&stream.id).unwrap().ticks, 5);
+    assert_eq!(
+        hub.channel(&in_id).unwrap().machine.latest,
+        *payer.m.latest()
+    );
+    hub.flush_all().unwrap();
+    while pull(&hub, &mut payee, &out_id, h) {}
+    assert_eq!(payee.m.my_balance_msat(), 5 * 99_900);
+}
+
+#[test]
+fn concurrent_copies_of_one_proposal_get_one_signature() {
+    // The hub signs outside its state lock on a copy of the channel; a copy that is stale by
+    // the time it is applied must be computed again, so two racing retransmissions of one
+    // proposal can never get two different signatures, nor two states signed at one seq.
+    let dir = tempfile::tempdir().unwrap();
+    let HubWorld {
+        net,
+        hub,
+        mut payer,
+        in_id,
+        ..
+    } = HubWorld::new(dir.path(), short_windows(), 50_000, 100_000);
+    let h = net.height();
+    for _ in 0..40 {
+        let proposal = payer
+            .m
+            .propose(Change::Pay { amount_msat: 1_000 }, h)
+            .unwrap()
+            .send
+            .unwrap();
+        let barrier = std::sync::Barrier::new(2);
+        let replies: Vec<Message> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        hub.handle(&in_id, proposal.clone(), ProposalContext::default())
+                            .unwrap()
+                            .reply
+                            .unwrap()
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert!(matches!(replies[0], Message::Accept { .. }));
+        assert_eq!(replies[0], replies[1]);
+        let confirm = payer
+            .m
+            .handle(&payer.key, replies[0].clone(), h)
+            .unwrap()
+            .send
+            .unwrap();
+        hub.handle(&in_id, confirm, ProposalContext::default())
+            .unwrap();
+        assert_eq!(
+            hub.channel(&in_id).unwrap().machine.latest,
+            *payer.m.latest()
+        );
+    }
+}

@@ -14,7 +14,7 @@ mod common;
 use common::{doin, get, get_text, hub_node, wait_until};
 use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Message};
 use doin_crypto::KeyPair;
-use doin_hub::api::{message_auth_hash, stream_auth_hash};
+use doin_hub::api::{message_auth_hash, pipelined_auth_hash, stream_auth_hash};
 use doin_tx_core::channel::{channel_id, sha256, ChannelId, Side};
 use doin_tx_core::{Tx, TxBody, TxPayload};
 use doin_types::{Address, Amount, ChainId, Hash256, Network};
@@ -115,6 +115,42 @@ impl Client {
             .as_str()
             .map(|h| Message::decode(&hex::decode(h).unwrap()).unwrap());
         (reply, v["payments"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Sends `confirm` and `next` in one request (`next` pays into `stream`); the status, the
+    /// answer, the hub's reply to `next` and the payments it reports.
+    fn send_pipelined(
+        &self,
+        key: &KeyPair,
+        channel: &ChannelId,
+        confirm: &Message,
+        next: &Message,
+        stream: &Hash256,
+    ) -> (u16, Value, Option<Message>) {
+        let (a, b) = (confirm.encode().unwrap(), next.encode().unwrap());
+        let sig = key.sign(&pipelined_auth_hash(
+            &self.chain_id,
+            channel,
+            &a,
+            &b,
+            Some(stream),
+            None,
+            None,
+        ));
+        let (s, v) = post(
+            &format!(
+                "{}/v1/hub/channels/{}/messages",
+                self.rest,
+                channel.to_hex()
+            ),
+            json!({"message": hex::encode(&a), "next": hex::encode(&b),
+                "stream": stream.to_hex(), "signature": hex::encode(sig.0)}),
+            None,
+        );
+        let reply = v["reply"]
+            .as_str()
+            .map(|h| Message::decode(&hex::decode(h).unwrap()).unwrap());
+        (s, v, reply)
     }
 
     /// The payer pays one tick into `stream`; the payments the hub acknowledged.
@@ -344,14 +380,59 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
             "acknowledged payment {p} lost in the crash"
         );
     }
-    // The interrupted update completes; both sides agree with the hub.
-    let (_, acked) = c.send(&payer, &in_id, &confirm, Some(&stream));
-    assert_eq!(acked.len(), 1, "the confirmed tick is booked once");
-    acked_out.extend(c.pull(&payee, &mut payee_m));
-    for _ in 0..5 {
-        c.tick(&payer, &mut payer_m, &stream, 100_000);
+    // The interrupted update completes, pipelined with the next tick (one request carries
+    // the Confirm of one tick and the proposal of the next); then four more ticks that way.
+    let pay = |m: &mut ChannelMachine| {
+        m.propose(
+            Change::Pay {
+                amount_msat: 100_000,
+            },
+            1,
+        )
+        .unwrap()
+        .send
+        .unwrap()
+    };
+    let mut confirm = confirm;
+    let mut next = pay(&mut payer_m);
+    // Signed as a single message, or not led by a Confirm: refused, nothing done.
+    let (a, b) = (confirm.encode().unwrap(), next.encode().unwrap());
+    let single = payer.sign(&message_auth_hash(
+        &chain_id,
+        &in_id,
+        &a,
+        Some(&stream),
+        None,
+        None,
+    ));
+    let (s, _) = post(
+        &format!("{}/v1/hub/channels/{}/messages", c.rest, in_id.to_hex()),
+        json!({"message": hex::encode(&a), "next": hex::encode(&b),
+            "stream": stream.to_hex(), "signature": hex::encode(single.0)}),
+        None,
+    );
+    assert_eq!(s, 401);
+    let (s, v, _) = c.send_pipelined(&payer, &in_id, &next, &confirm, &stream);
+    assert_eq!(s, 400, "{v}");
+    for tick in 0..5 {
+        let (s, v, accept) = c.send_pipelined(&payer, &in_id, &confirm, &next, &stream);
+        assert_eq!(s, 200, "{v}");
+        let acked = v["payments"].as_array().unwrap();
+        assert_eq!(acked.len(), 1, "the confirmed tick is booked once");
         acked_out.extend(c.pull(&payee, &mut payee_m));
+        confirm = payer_m
+            .handle(&payer, accept.unwrap(), 1)
+            .unwrap()
+            .send
+            .unwrap();
+        if tick < 4 {
+            next = pay(&mut payer_m);
+        }
     }
+    let (none, acked) = c.send(&payer, &in_id, &confirm, Some(&stream));
+    assert!(none.is_none());
+    assert_eq!(acked.len(), 1);
+    acked_out.extend(c.pull(&payee, &mut payee_m));
     let hin = c.hub_channel(&in_id);
     assert_eq!(hin["seq"], payer_m.latest().state.seq);
     assert_eq!(

@@ -59,6 +59,37 @@ pub fn message_auth_hash(
     )
 }
 
+/// Tag of what a peer signs to send the hub a `Confirm` and its next message in one request.
+pub const TAG_HUB_MESSAGES: &str = "doin/hub-messages";
+
+/// `H_tag("doin/hub-messages", chain_id ‖ channel_id ‖ SHA-256(confirm) ‖ SHA-256(next) ‖
+/// stream or 32 zero bytes ‖ SHA-256 of the invoice text or 32 zero bytes ‖ the paid vote's
+/// optimae id or 32 zero bytes)`: the context belongs to `next`.
+pub fn pipelined_auth_hash(
+    chain_id: &ChainId,
+    channel: &ChannelId,
+    confirm: &[u8],
+    next: &[u8],
+    stream: Option<&Hash256>,
+    invoice: Option<&str>,
+    vote_optimae: Option<&Hash256>,
+) -> Hash256 {
+    let sha = doin_tx_core::channel::sha256;
+    let invoice_hash = invoice.map(|t| sha(t.as_bytes())).unwrap_or([0; 32]);
+    tagged_hash_parts(
+        TAG_HUB_MESSAGES,
+        &[
+            &chain_id.0 .0,
+            &channel.0,
+            &sha(confirm),
+            &sha(next),
+            &stream.map(|s| s.0).unwrap_or([0; 32]),
+            &invoice_hash,
+            &vote_optimae.map(|o| o.0).unwrap_or([0; 32]),
+        ],
+    )
+}
+
 #[derive(OpenApi)]
 #[openapi(
     paths(info, list_channels, get_channel, register_channel, open_outgoing, close_channel,
@@ -553,9 +584,15 @@ pub struct MessageRequest {
     /// on this optimae (hex). The hub signs it only for a vote the main chain holds, that
     /// agreed with the decision and was not paid before, and only for exactly the fee.
     pub vote_optimae: Option<String>,
+    /// Pipelining: a second message (hex), handled right after `message` in the same durable
+    /// step; `message` must then be a `Confirm`, and `stream`, `invoice` and `vote_optimae`
+    /// belong to this one. A streaming payer confirms one tick and proposes the next in one
+    /// request.
+    pub next: Option<String>,
     /// The peer's BIP340 signature (hex) over `H_tag("doin/hub-message", chain_id ‖
     /// channel_id ‖ message ‖ stream or 32 zero bytes ‖ SHA-256(invoice) or 32 zero bytes ‖
-    /// vote_optimae or 32 zero bytes)`.
+    /// vote_optimae or 32 zero bytes)`; with `next`, over `H_tag("doin/hub-messages",
+    /// chain_id ‖ channel_id ‖ SHA-256(message) ‖ SHA-256(next) ‖ the same three)`.
     pub signature: String,
 }
 
@@ -603,6 +640,22 @@ async fn post_message(
         .map_err(|e| Problem::bad_request("invalid-hex", format!("message: {e}")))?;
     let msg = Message::decode(&bytes)
         .map_err(|e| Problem::bad_request("malformed-message", e.to_string()))?;
+    let next = match &req.next {
+        None => None,
+        Some(text) => {
+            let b = hex::decode(text)
+                .map_err(|e| Problem::bad_request("invalid-hex", format!("next: {e}")))?;
+            let m = Message::decode(&b)
+                .map_err(|e| Problem::bad_request("malformed-message", format!("next: {e}")))?;
+            if !matches!(msg, Message::Confirm { .. }) {
+                return Err(Problem::bad_request(
+                    "invalid-request",
+                    "only a Confirm can be followed by a next message",
+                ));
+            }
+            Some((b, m))
+        }
+    };
     let stream = req
         .stream
         .as_deref()
@@ -618,14 +671,26 @@ async fn post_message(
         .as_deref()
         .map(|s| parse_hash(s, "vote_optimae"))
         .transpose()?;
-    let hash = message_auth_hash(
-        &hub.chain().chain_id(),
-        &id,
-        &bytes,
-        stream.as_ref(),
-        req.invoice.as_deref(),
-        vote_optimae.as_ref(),
-    );
+    let chain_id = hub.chain().chain_id();
+    let hash = match &next {
+        None => message_auth_hash(
+            &chain_id,
+            &id,
+            &bytes,
+            stream.as_ref(),
+            req.invoice.as_deref(),
+            vote_optimae.as_ref(),
+        ),
+        Some((next_bytes, _)) => pipelined_auth_hash(
+            &chain_id,
+            &id,
+            &bytes,
+            next_bytes,
+            stream.as_ref(),
+            req.invoice.as_deref(),
+            vote_optimae.as_ref(),
+        ),
+    };
     verify(&peer, &hash, &sig).map_err(|_| not_the_peer())?;
     // The vote is the stream payee's: a vote without a stream names nobody to pay.
     let vote = match (vote_optimae, &stream) {
@@ -653,7 +718,11 @@ async fn post_message(
         vote,
     };
     let h = hub.clone();
-    let handled = blocking(move || h.handle(&id, msg, ctx)).await?;
+    let handled = blocking(move || match next {
+        None => h.handle(&id, msg, ctx),
+        Some((_, next)) => h.handle_pipelined(&id, msg, next, ctx),
+    })
+    .await?;
     let reply = handled
         .reply
         .map(|m| m.encode().map(hex::encode))

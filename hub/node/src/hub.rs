@@ -14,10 +14,14 @@
 //!   releases both, a refusal releases both back. The hub never holds the payer's money
 //!   without the matching lock towards the payee.
 //!
-//! Every input is computed under one lock on the in-memory state, queued as one batch for the
+//! Every input is applied under one lock on the in-memory state, queued as one batch for the
 //! group-commit writer before the lock is released, and answered only once that batch is on
 //! disk (batches are written in queue order, so an answer never depends on state that is not
-//! durable). Nothing is signed or answered before it is persisted.
+//! durable). Nothing is signed or answered before it is persisted. The signatures themselves
+//! are made and checked before the lock, on a copy of the channel's machine; the result is
+//! applied only if the channel has not moved since the copy, else computed again under the
+//! lock — so inputs on different channels use every core, and one channel never signs two
+//! states at one `seq`.
 
 use crate::fees::HubConfig;
 use crate::ports::ChainPort;
@@ -526,7 +530,11 @@ impl Hub {
     /// What the hub can still pay out on an outgoing channel: its balance less what it owes
     /// and has in flight or queued.
     pub(crate) fn spendable(c: &HubChannel) -> u64 {
-        let m = ChannelMachine::restore(c.machine.clone());
+        let latest = &c.machine.latest.state;
+        let mine = match c.machine.me {
+            Side::A => latest.balance_a_msat,
+            Side::B => latest.balance_b_msat,
+        };
         let queued: u64 = c
             .queued
             .iter()
@@ -535,15 +543,14 @@ impl Hub {
                 _ => 0,
             })
             .sum();
-        let in_flight = match m.in_flight() {
+        let in_flight = match &c.machine.in_flight {
             Some(InFlight::Proposed {
                 change: Change::Pay { amount_msat } | Change::AddHtlc { amount_msat, .. },
                 ..
             }) => *amount_msat,
             _ => 0,
         };
-        m.my_balance_msat()
-            .saturating_sub(c.owed_msat)
+        mine.saturating_sub(c.owed_msat)
             .saturating_sub(queued)
             .saturating_sub(in_flight)
     }
@@ -638,7 +645,33 @@ impl Hub {
         msg: Message,
         ctx: ProposalContext,
     ) -> Result<Handled, HubError> {
-        let result = self.handle_inner(id, msg, ctx);
+        self.handle_messages(id, vec![(msg, ctx)])
+    }
+
+    /// Handles a `Confirm` of the update in flight and the peer's next proposal in one input:
+    /// both are written in one durable step and answered by the answer to the proposal. A
+    /// streaming payer confirms tick *n* and proposes tick *n + 1* in one round trip.
+    pub fn handle_pipelined(
+        &self,
+        id: &ChannelId,
+        confirm: Message,
+        next: Message,
+        ctx: ProposalContext,
+    ) -> Result<Handled, HubError> {
+        if !matches!(confirm, Message::Confirm { .. }) {
+            return Err(HubError::Invalid(
+                "only a Confirm can be followed by another message in one request".into(),
+            ));
+        }
+        self.handle_messages(id, vec![(confirm, ProposalContext::default()), (next, ctx)])
+    }
+
+    fn handle_messages(
+        &self,
+        id: &ChannelId,
+        msgs: Vec<(Message, ProposalContext)>,
+    ) -> Result<Handled, HubError> {
+        let result = self.handle_inner(id, msgs);
         let outcome = match &result {
             Ok(Handled {
                 reply: Some(Message::Reject { .. }),
@@ -655,19 +688,95 @@ impl Hub {
         result
     }
 
+    /// Runs the channel's machine over `msgs` on a copy, without the state lock: this is where
+    /// the signatures are made and checked, so the hub's inputs on different channels sign
+    /// and verify in parallel. Each step keeps the snapshot it started from; the result of a
+    /// step is used only if the channel is still exactly at that snapshot when it is applied.
+    fn precompute(
+        &self,
+        id: &ChannelId,
+        msgs: &[(Message, ProposalContext)],
+        height: Height,
+    ) -> Vec<Precomputed> {
+        let Some(base) = self
+            .state
+            .lock()
+            .channels
+            .get(id)
+            .map(|c| c.machine.clone())
+        else {
+            return Vec::new();
+        };
+        let mut machine = ChannelMachine::restore(base);
+        let mut steps = Vec::with_capacity(msgs.len());
+        for (msg, _) in msgs {
+            let from = machine.snapshot().clone();
+            let out = machine.handle(&self.key, msg.clone(), height);
+            let failed = out.is_err();
+            steps.push(Precomputed {
+                from,
+                out,
+                to: machine.snapshot().clone(),
+            });
+            if failed {
+                break;
+            }
+        }
+        steps
+    }
+
     fn handle_inner(
         &self,
         id: &ChannelId,
-        msg: Message,
-        ctx: ProposalContext,
+        msgs: Vec<(Message, ProposalContext)>,
     ) -> Result<Handled, HubError> {
-        if *msg.channel_id() != *id {
+        if msgs.iter().any(|(m, _)| *m.channel_id() != *id) {
             return Err(HubError::Invalid(
                 "the message is for another channel".into(),
             ));
         }
         let height = self.chain.height();
+        let mut steps = self.precompute(id, &msgs, height).into_iter();
         let mut st = self.state.lock();
+        let mut durables = Vec::with_capacity(msgs.len());
+        let mut handled = Handled::default();
+        let mut result = Ok(());
+        for (msg, ctx) in msgs {
+            match self.apply_message(&mut st, id, msg, ctx, steps.next(), height) {
+                Ok((reply, staging)) => {
+                    durables.extend(staging);
+                    handled.reply = reply;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            // A refused proposal ends the request: nothing after it applies.
+            if matches!(handled.reply, Some(Message::Reject { .. })) {
+                break;
+            }
+        }
+        drop(st);
+        // Answered only once everything staged is on disk (batches are written in order).
+        for (durable, payments) in durables {
+            handled.payments.extend(self.finish(durable, payments)?);
+        }
+        result.map(|()| handled)
+    }
+
+    /// Applies one message of the peer under the state lock: the hub's policy, the machine
+    /// (the precomputed `step` when the channel has not moved since, else computed here),
+    /// what the update sets in motion, and the one batch that makes it durable.
+    fn apply_message(
+        &self,
+        st: &mut State,
+        id: &ChannelId,
+        msg: Message,
+        ctx: ProposalContext,
+        step: Option<Precomputed>,
+        height: Height,
+    ) -> Result<(Option<Message>, Option<Staging>), HubError> {
         let channel = st
             .channels
             .get(id)
@@ -677,25 +786,32 @@ impl Hub {
             return Err(HubError::Invalid("the channel is not open".into()));
         }
         if let Message::Propose { change, .. } = &msg {
-            if let Err(reason) = self.check_proposal(&st, id, &channel, change, &ctx, height) {
-                return Ok(Handled {
-                    reply: Some(Message::Reject {
-                        channel_id: *id,
-                        seq: channel.machine.latest.state.seq.saturating_add(1),
-                        reason,
-                    }),
-                    payments: Vec::new(),
-                });
+            if let Err(reason) = self.check_proposal(st, id, &channel, change, &ctx, height) {
+                let reject = Message::Reject {
+                    channel_id: *id,
+                    seq: channel.machine.latest.state.seq.saturating_add(1),
+                    reason,
+                };
+                // Nothing to write: the hub signed nothing.
+                return Ok((Some(reject), None));
             }
         }
         let was_accepted = matches!(channel.machine.in_flight, Some(InFlight::Accepted { .. }));
-        let mut machine = ChannelMachine::restore(channel.machine.clone());
-        let out = machine.handle(&self.key, msg, height)?;
+        let (out, snapshot) = match step {
+            Some(step) if step.from == channel.machine => (step.out?, step.to),
+            // The channel moved since the copy was taken (another input on it): compute here.
+            _ => {
+                let mut machine = ChannelMachine::restore(channel.machine.clone());
+                let out = machine.handle(&self.key, msg, height)?;
+                (out, machine.snapshot().clone())
+            }
+        };
         let mut staged = Staged::default();
         let mut updated = channel;
-        updated.machine = machine.snapshot().clone();
+        updated.machine = snapshot;
+        let now_accepted = matches!(updated.machine.in_flight, Some(InFlight::Accepted { .. }));
         // The hub just signed a new proposal of the peer: keep what it is for, with it.
-        if !was_accepted && matches!(machine.in_flight(), Some(InFlight::Accepted { .. })) {
+        if !was_accepted && now_accepted {
             updated.pending_context = Some(crate::store::PendingContext {
                 stream: ctx.stream,
                 invoice: ctx.invoice,
@@ -708,30 +824,39 @@ impl Hub {
             }
         }
         let role = updated.role;
-        staged.channels.insert(*id, updated);
         // A payee's preimage is the hub's to use from the moment it signs the fulfilment: the
         // payee holds a state both signed from then on, confirmed or not.
-        if let (
-            ChannelRole::Outgoing,
-            false,
-            Some(InFlight::Accepted {
-                change: Change::FulfillHtlc { preimage },
-                ..
-            }),
-        ) = (role, was_accepted, machine.in_flight())
-        {
-            crate::flow::fulfil_route(&mut st, &mut staged, *preimage);
+        let fulfilment = match (&role, was_accepted, &updated.machine.in_flight) {
+            (
+                ChannelRole::Outgoing,
+                false,
+                Some(InFlight::Accepted {
+                    change: Change::FulfillHtlc { preimage },
+                    ..
+                }),
+            ) => Some(*preimage),
+            _ => None,
+        };
+        staged.channels.insert(*id, updated);
+        if let Some(preimage) = fulfilment {
+            crate::flow::fulfil_route(st, &mut staged, preimage);
         }
         for event in out.events {
-            self.on_event(&mut st, &mut staged, id, event)?;
+            self.on_event(st, &mut staged, id, event)?;
         }
-        self.flush_staged(&st, &mut staged, height);
-        let (durable, payments) = self.stage(&mut st, staged)?;
-        drop(st);
-        let payments = self.finish(durable, payments)?;
-        Ok(Handled {
-            reply: out.send,
-            payments,
-        })
+        self.flush_staged(st, &mut staged, height);
+        Ok((out.send, Some(self.stage(st, staged)?)))
     }
+}
+
+/// A batch queued for the writer and the ledger entries it makes, to finish once durable.
+type Staging = (crate::store::Durable, Vec<Payment>);
+
+/// One message run through a copy of a channel's machine outside the state lock.
+struct Precomputed {
+    /// The snapshot the step started from.
+    from: doin_channels::Snapshot,
+    out: Result<doin_channels::Output, doin_channels::ChannelError>,
+    /// The snapshot after the step.
+    to: doin_channels::Snapshot,
 }
