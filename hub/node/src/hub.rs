@@ -266,46 +266,49 @@ impl Hub {
         staged: Staged,
     ) -> Result<(crate::store::Durable, Vec<Payment>), HubError> {
         let mut batch = WriteBatch::new();
+        let payments = self.stage_into(st, staged, &mut batch)?;
+        Ok((self.store.enqueue(batch), payments))
+    }
+
+    /// Applies `staged` to the state and adds its writes to `batch`, which the caller queues
+    /// before it releases the state lock.
+    pub(crate) fn stage_into(
+        &self,
+        st: &mut State,
+        staged: Staged,
+        batch: &mut WriteBatch,
+    ) -> Result<Vec<Payment>, HubError> {
         for (id, c) in &staged.channels {
-            put(&mut batch, CF_CHANNELS, &id.0, c)?;
+            put(batch, CF_CHANNELS, &id.0, c)?;
         }
         for (id, s) in &staged.streams {
-            put(&mut batch, CF_STREAMS, &id.0, s)?;
+            put(batch, CF_STREAMS, &id.0, s)?;
         }
         for (h, r) in &staged.routes {
-            put(&mut batch, CF_ROUTES, &h.0, r)?;
+            put(batch, CF_ROUTES, &h.0, r)?;
         }
         for (p, payee) in &staged.payments {
-            HubStore::put_payment(&mut batch, p, payee.as_ref())?;
+            HubStore::put_payment(batch, p, payee.as_ref())?;
         }
         for (hash, invoice) in &staged.invoices {
-            put(&mut batch, crate::store::CF_INVOICES, &hash.0, invoice)?;
+            put(batch, crate::store::CF_INVOICES, &hash.0, invoice)?;
         }
         st.invoices.extend(staged.invoices.clone());
         for (vote, channel) in &staged.paid_votes {
-            put(
-                &mut batch,
-                crate::store::CF_PAID_VOTES,
-                &vote.key(),
-                channel,
-            )?;
+            put(batch, crate::store::CF_PAID_VOTES, &vote.key(), channel)?;
             st.paid_votes.insert(*vote, *channel);
         }
         for (key, answer) in &staged.answers {
-            HubStore::put_answer(&mut batch, key, answer)?;
+            HubStore::put_answer(batch, key, answer)?;
         }
         if let Some(h) = staged.claims_scanned {
-            HubStore::put_claims_scanned(&mut batch, h)?;
+            HubStore::put_claims_scanned(batch, h)?;
             st.claims_scanned = h;
         }
-        let durable = self.store.enqueue(batch);
         st.channels.extend(staged.channels);
         st.streams.extend(staged.streams);
         st.routes.extend(staged.routes);
-        Ok((
-            durable,
-            staged.payments.into_iter().map(|(p, _)| p).collect(),
-        ))
+        Ok(staged.payments.into_iter().map(|(p, _)| p).collect())
     }
 
     pub(crate) fn finish(
@@ -738,13 +741,15 @@ impl Hub {
         let height = self.chain.height();
         let mut steps = self.precompute(id, &msgs, height).into_iter();
         let mut st = self.state.lock();
-        let mut durables = Vec::with_capacity(msgs.len());
+        // One batch for the whole request: one write, one wait.
+        let mut batch = WriteBatch::new();
+        let mut payments = Vec::new();
         let mut handled = Handled::default();
         let mut result = Ok(());
         for (msg, ctx) in msgs {
-            match self.apply_message(&mut st, id, msg, ctx, steps.next(), height) {
-                Ok((reply, staging)) => {
-                    durables.extend(staging);
+            match self.apply_message(&mut st, id, msg, ctx, steps.next(), height, &mut batch) {
+                Ok((reply, made)) => {
+                    payments.extend(made);
                     handled.reply = reply;
                 }
                 Err(e) => {
@@ -757,10 +762,12 @@ impl Hub {
                 break;
             }
         }
+        // Nothing staged (a refusal, an error): nothing to wait for.
+        let durable = (!batch.is_empty()).then(|| self.store.enqueue(batch));
         drop(st);
         // Answered only once everything staged is on disk (batches are written in order).
-        for (durable, payments) in durables {
-            handled.payments.extend(self.finish(durable, payments)?);
+        if let Some(durable) = durable {
+            handled.payments = self.finish(durable, payments)?;
         }
         result.map(|()| handled)
     }
@@ -768,6 +775,7 @@ impl Hub {
     /// Applies one message of the peer under the state lock: the hub's policy, the machine
     /// (the precomputed `step` when the channel has not moved since, else computed here),
     /// what the update sets in motion, and the one batch that makes it durable.
+    #[allow(clippy::too_many_arguments)]
     fn apply_message(
         &self,
         st: &mut State,
@@ -776,7 +784,8 @@ impl Hub {
         ctx: ProposalContext,
         step: Option<Precomputed>,
         height: Height,
-    ) -> Result<(Option<Message>, Option<Staging>), HubError> {
+        batch: &mut WriteBatch,
+    ) -> Result<(Option<Message>, Vec<Payment>), HubError> {
         let channel = st
             .channels
             .get(id)
@@ -793,7 +802,7 @@ impl Hub {
                     reason,
                 };
                 // Nothing to write: the hub signed nothing.
-                return Ok((Some(reject), None));
+                return Ok((Some(reject), Vec::new()));
             }
         }
         let was_accepted = matches!(channel.machine.in_flight, Some(InFlight::Accepted { .. }));
@@ -845,12 +854,9 @@ impl Hub {
             self.on_event(st, &mut staged, id, event)?;
         }
         self.flush_staged(st, &mut staged, height);
-        Ok((out.send, Some(self.stage(st, staged)?)))
+        Ok((out.send, self.stage_into(st, staged, batch)?))
     }
 }
-
-/// A batch queued for the writer and the ledger entries it makes, to finish once durable.
-type Staging = (crate::store::Durable, Vec<Payment>);
 
 /// One message run through a copy of a channel's machine outside the state lock.
 struct Precomputed {
