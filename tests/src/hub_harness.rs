@@ -107,6 +107,26 @@ pub struct Peer {
     pub m: ChannelMachine,
 }
 
+impl Peer {
+    /// Proposes paying `amount_msat` at height `h`: the proposal to send.
+    pub fn pay(&mut self, amount_msat: u64, h: u64) -> Message {
+        self.m
+            .propose(doin_channels::Change::Pay { amount_msat }, h)
+            .unwrap()
+            .send
+            .unwrap()
+    }
+}
+
+/// The context of a tick into `stream`.
+pub fn tick_context(stream: doin_types::Hash256) -> ProposalContext {
+    ProposalContext {
+        stream: Some(stream),
+        invoice: None,
+        vote: None,
+    }
+}
+
 pub fn copy_key(k: &KeyPair) -> KeyPair {
     KeyPair::from_secret_bytes(&k.secret_bytes()).unwrap()
 }

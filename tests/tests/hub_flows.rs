@@ -12,7 +12,7 @@ use doin_crypto::KeyPair;
 use doin_hub::store::PaymentKind;
 use doin_hub::{HubConfig, PendingAnswer, ProposalContext};
 use doin_tests::hub_harness::{
-    copy_key, exchange, open_hub, payee_invoice, pull, HubWorld, Net, UNIT,
+    copy_key, exchange, open_hub, payee_invoice, pull, tick_context, HubWorld, Net, UNIT,
 };
 use doin_tx_core::channel::{sha256, ChannelId, ChannelPhase, Side};
 use doin_tx_core::{ConsensusParams, StateView, TxPayload};
@@ -47,11 +47,7 @@ fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
     // The payee's invoice sets up a stream of at most 20 000 units.
     let stream_invoice = payee_invoice(&payee_key, 20_000 * UNIT, [1; 32], "evaluation stream");
     let stream = hub.open_stream(in_id, &stream_invoice).unwrap();
-    let ctx = || ProposalContext {
-        stream: Some(stream.id),
-        invoice: None,
-        vote: None,
-    };
+    let ctx = || tick_context(stream.id);
     // 30 ticks of 100.5 units each; the payee pulls after every few.
     let h = net.height();
     for tick in 0..30 {
@@ -256,23 +252,10 @@ fn an_operator_close_pays_the_payee_what_it_is_owed_first_and_ends_its_streams()
     let payee_key = copy_key(&payee.key);
     let invoice = payee_invoice(&payee_key, 20_000 * UNIT, [4; 32], "evaluation stream");
     let stream = hub.open_stream(in_id, &invoice).unwrap();
-    let ctx = || ProposalContext {
-        stream: Some(stream.id),
-        invoice: None,
-        vote: None,
-    };
+    let ctx = || tick_context(stream.id);
     let h = net.height();
     let tick = |payer: &mut doin_tests::hub_harness::Peer| {
-        let out = payer
-            .m
-            .propose(
-                Change::Pay {
-                    amount_msat: 100_000,
-                },
-                h,
-            )
-            .unwrap();
-        let first = hub.handle(&in_id, out.send.unwrap(), ctx()).unwrap();
+        let first = hub.handle(&in_id, payer.pay(100_000, h), ctx()).unwrap();
         let reply = first.reply.unwrap();
         let out = payer.m.handle(&payer.key, reply, h).unwrap();
         if let Some(confirm) = out.send {
@@ -464,25 +447,9 @@ fn a_pipelined_confirm_and_next_tick_are_one_durable_step_and_a_refused_tick_kee
     // A budget of five ticks.
     let invoice = payee_invoice(&payee_key, 500_000, [6; 32], "pipelined stream");
     let stream = hub.open_stream(in_id, &invoice).unwrap();
-    let ctx = || ProposalContext {
-        stream: Some(stream.id),
-        invoice: None,
-        vote: None,
-    };
+    let ctx = || tick_context(stream.id);
     let h = net.height();
-    let propose = |payer: &mut doin_tests::hub_harness::Peer| {
-        payer
-            .m
-            .propose(
-                Change::Pay {
-                    amount_msat: 100_000,
-                },
-                h,
-            )
-            .unwrap()
-            .send
-            .unwrap()
-    };
+    let propose = |payer: &mut doin_tests::hub_harness::Peer| payer.pay(100_000, h);
     // Tick 1 alone; ticks 2..=5 each carry the previous tick's Confirm.
     let first = hub.handle(&in_id, propose(&mut payer), ctx()).unwrap();
     let mut confirm = payer
@@ -565,12 +532,7 @@ fn concurrent_copies_of_one_proposal_get_one_signature() {
     } = HubWorld::new(dir.path(), short_windows(), 50_000, 100_000);
     let h = net.height();
     for _ in 0..40 {
-        let proposal = payer
-            .m
-            .propose(Change::Pay { amount_msat: 1_000 }, h)
-            .unwrap()
-            .send
-            .unwrap();
+        let proposal = payer.pay(1_000, h);
         let barrier = std::sync::Barrier::new(2);
         let replies: Vec<Message> = std::thread::scope(|s| {
             let racers: Vec<_> = (0..2)
