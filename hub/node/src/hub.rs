@@ -854,7 +854,12 @@ impl Hub {
             self.on_event(st, &mut staged, id, event)?;
         }
         self.flush_staged(st, &mut staged, height);
-        Ok((out.send, self.stage_into(st, staged, batch)?))
+        // Staged on its own first: a message that fails half-way adds nothing to the request's
+        // batch (the messages before it are still written).
+        let mut own = WriteBatch::new();
+        let payments = self.stage_into(st, staged, &mut own)?;
+        batch.extend(own);
+        Ok((out.send, payments))
     }
 }
 
