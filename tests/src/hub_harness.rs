@@ -127,6 +127,15 @@ pub fn tick_context(stream: doin_types::Hash256) -> ProposalContext {
     }
 }
 
+/// The context of an HTLC through the hub for `invoice`.
+pub fn htlc_context(invoice: String) -> ProposalContext {
+    ProposalContext {
+        stream: None,
+        invoice: Some(invoice),
+        vote: None,
+    }
+}
+
 pub fn copy_key(k: &KeyPair) -> KeyPair {
     KeyPair::from_secret_bytes(&k.secret_bytes()).unwrap()
 }

@@ -12,7 +12,8 @@ use doin_crypto::KeyPair;
 use doin_hub::store::PaymentKind;
 use doin_hub::{HubConfig, PendingAnswer, ProposalContext};
 use doin_tests::hub_harness::{
-    copy_key, exchange, open_hub, payee_invoice, pull, tick_context, HubWorld, Net, UNIT,
+    copy_key, exchange, htlc_context, open_hub, payee_invoice, pull, tick_context, HubWorld, Net,
+    UNIT,
 };
 use doin_tx_core::channel::{sha256, ChannelId, ChannelPhase, Side};
 use doin_tx_core::{ConsensusParams, StateView, TxPayload};
@@ -149,11 +150,7 @@ fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
         &mut payer,
         &in_id,
         add.send.unwrap(),
-        ProposalContext {
-            stream: None,
-            invoice: Some(invoice),
-            vote: None,
-        },
+        htlc_context(invoice),
         h,
     );
     // The hub locked the same hash towards the payee, with an earlier expiry.

@@ -8,7 +8,7 @@
 use doin_channels::Change;
 use doin_hub::store::RouteState;
 use doin_hub::{HubConfig, ProposalContext, WatchReport};
-use doin_tests::hub_harness::{exchange, payee_invoice, pull, HubWorld, UNIT};
+use doin_tests::hub_harness::{exchange, htlc_context, payee_invoice, pull, HubWorld, UNIT};
 use doin_tx_core::channel::{sha256, ChannelPhase, ChannelState, Side};
 use doin_tx_core::{StateView, TxPayload};
 use doin_types::Hash256;
@@ -51,11 +51,7 @@ fn route_htlc(w: &mut HubWorld, preimage: [u8; 32], amount: u64, expiry: u64) ->
         &mut w.payer,
         &in_id,
         add.send.unwrap(),
-        ProposalContext {
-            stream: None,
-            invoice: Some(invoice),
-            vote: None,
-        },
+        htlc_context(invoice),
         h,
     );
     assert_eq!(
