@@ -16,6 +16,7 @@ use crate::wallet::{self, TxOptions, WalletOpts};
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
 use doin_channels::{create_invoice, parse_invoice, Change, InvoiceTerms};
+use doin_hub::store::StreamShare;
 use doin_hub::FeePolicy;
 use doin_tx_core::channel::{channel_id, sha256, ChannelId, MSAT_PER_UNIT};
 use doin_tx_core::TxPayload;
@@ -88,13 +89,15 @@ pub enum HubCommand {
         #[arg(long)]
         invoice: String,
     },
-    /// Payer: pay ticks into a stream (each one update signed by both).
+    /// Payer: pay ticks into a stream (each one update signed by both). Given several
+    /// streams, each tick is a split tick: one update pays every stream AMOUNT_MSAT.
     Tick {
         #[arg(long)]
         channel: String,
-        #[arg(long)]
-        stream: String,
-        /// Milli-units per tick (1 base unit = 1000).
+        /// The stream (hex); repeat it to pay several streams with one update per tick.
+        #[arg(long, required = true)]
+        stream: Vec<String>,
+        /// Milli-units per tick and stream (1 base unit = 1000).
         #[arg(long)]
         amount_msat: u64,
         #[arg(long, default_value_t = 1)]
@@ -386,11 +389,31 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
         } => {
             let p = peer(&args, &client).await?;
             let id = hash(channel, "--channel")?;
-            let stream = hash(stream, "--stream")?;
+            let streams = stream
+                .iter()
+                .map(|s| hash(s, "--stream"))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let vote = vote.as_deref().map(|v| hash(v, "--vote")).transpose()?;
             if vote.is_some() && *count != 1 {
                 bail!("a vote's fee is paid once: --vote goes with --count 1");
             }
+            if vote.is_some() && streams.len() > 1 {
+                bail!("a vote's fee is paid into one stream: --vote goes with one --stream");
+            }
+            // Several streams: a split tick, each stream its AMOUNT_MSAT.
+            let split: Vec<StreamShare> = match streams.as_slice() {
+                [_] => Vec::new(),
+                many => many
+                    .iter()
+                    .map(|s| StreamShare {
+                        stream: *s,
+                        amount_msat: *amount_msat,
+                    })
+                    .collect(),
+            };
+            let tick_msat = amount_msat
+                .checked_mul(streams.len() as u64)
+                .ok_or_else(|| anyhow!("the tick's amount overflows"))?;
             let mut m = p.machine(&id).await?;
             let mut all = Exchanged::default();
             for i in 0..*count {
@@ -399,12 +422,13 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
                 }
                 let h = height(&client).await?;
                 let change = Change::Pay {
-                    amount_msat: *amount_msat,
+                    amount_msat: tick_msat,
                 };
                 let ctx = MessageContext {
-                    stream: Some(&stream),
+                    stream: streams.first().filter(|_| split.is_empty()),
                     invoice: None,
                     vote_optimae: vote.as_ref(),
+                    split: &split,
                 };
                 let done = p.propose(&mut m, change, ctx, h).await?;
                 all.completed.extend(done.completed);

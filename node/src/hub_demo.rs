@@ -385,6 +385,7 @@ impl Demo {
                     stream: Some(stream),
                     invoice: None,
                     vote,
+                    split: Vec::new(),
                 };
                 self.exchange(hub, &mut m, channel, msg, ctx, height)?;
             }
@@ -404,6 +405,7 @@ impl Demo {
                 stream: Some(stream),
                 invoice: None,
                 vote,
+                split: Vec::new(),
             };
             self.exchange(hub, &mut m, channel, msg, ctx, height)?;
         }

@@ -11,6 +11,7 @@ use anyhow::{anyhow, bail, Context};
 use doin_channels::{Change, ChannelMachine, Event, InFlight, Message, Output, Snapshot};
 use doin_crypto::KeyPair;
 use doin_hub::api::message_auth_hash;
+use doin_hub::store::StreamShare;
 use doin_tx_core::channel::{sha256, ChannelId, Side};
 use doin_types::{Address, ChainId, Hash256, Network};
 use serde_json::{json, Value};
@@ -43,12 +44,14 @@ pub struct HubPeer {
 }
 
 /// What a proposal to the hub is for (signed with the message): the stream a tick pays, the
-/// invoice an HTLC pays, the vote whose verification fee a tick pays.
+/// invoice an HTLC pays, the vote whose verification fee a tick pays, the streams a split
+/// tick pays.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MessageContext<'a> {
     pub stream: Option<&'a Hash256>,
     pub invoice: Option<&'a str>,
     pub vote_optimae: Option<&'a Hash256>,
+    pub split: &'a [StreamShare],
 }
 
 /// What one exchange with the hub completed.
@@ -145,6 +148,7 @@ impl HubPeer {
             ctx.stream,
             ctx.invoice,
             ctx.vote_optimae,
+            ctx.split,
         ));
         let mut body = json!({"message": hex::encode(&bytes), "signature": hex::encode(sig.0)});
         if let Some(s) = ctx.stream {
@@ -155,6 +159,14 @@ impl HubPeer {
         }
         if let Some(o) = ctx.vote_optimae {
             body["vote_optimae"] = json!(o.to_hex());
+        }
+        if !ctx.split.is_empty() {
+            let shares: Vec<Value> = ctx
+                .split
+                .iter()
+                .map(|s| json!({"stream": s.stream.to_hex(), "amount_msat": s.amount_msat.to_string()}))
+                .collect();
+            body["split"] = json!(shares);
         }
         let path = format!("/v1/hub/channels/{}/messages", id.to_hex());
         let (_, v): (u16, Value) = self.client.post(&path, &body).await?;

@@ -4,7 +4,7 @@
 //!
 //! Run (release): `cargo bench --workspace --bench hub_stream`
 //! Optional: `DOIN_BENCH_PAYERS=8 DOIN_BENCH_TICKS=2000 DOIN_BENCH_PULL_EVERY=16
-//! DOIN_BENCH_PIPELINE=1 DOIN_BENCH_SERVER_THREADS=1` (pipeline 0: Confirm and the next
+//! DOIN_BENCH_PIPELINE=1 DOIN_BENCH_SERVER_THREADS=1 DOIN_BENCH_SPLIT=1` (pipeline 0: Confirm and the next
 //! proposal in separate calls; server threads 0: clients call the hub on their own threads).
 //!
 //! Setup: a real transfer chain (RocksDB) where every payer opens a channel to the hub and the
@@ -13,12 +13,15 @@
 //! stream as fast as the hub answers — one tick is one update signed by both (propose, accept,
 //! confirm), persisted by the hub with fsync before each answer; pipelined, the payer sends each
 //! tick's Confirm with the next tick's proposal — and every few ticks the payee takes what the
-//! hub pays out (one more update, batching those ticks). A "payment" is one tick.
+//! hub pays out (one more update, batching those ticks). A "payment" is one stream's share of a
+//! tick: with `DOIN_BENCH_SPLIT=1` (the default) one tick; with `DOIN_BENCH_SPLIT=k`, each payer
+//! has k streams (k payees) and each tick is a split tick paying all k with one update.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Message};
 use doin_crypto::{verify, KeyPair};
+use doin_hub::store::StreamShare;
 use doin_hub::{Handled, Hub, HubConfig, HubStore, ProposalContext};
 use doin_store::{KvStore, RocksConfig, RocksStore};
 use doin_tx_core::channel::{channel_id, sha256, ChannelId, Side};
@@ -182,11 +185,16 @@ impl Link {
     }
 }
 
+/// One payer, its channel to the hub, and the payees its streams pay (one stream each).
 struct Lane {
     payer: KeyPair,
-    payee: KeyPair,
     payer_m: ChannelMachine,
-    payee_m: ChannelMachine,
+    payees: Vec<Payee>,
+}
+
+struct Payee {
+    key: KeyPair,
+    m: ChannelMachine,
     stream: Hash256,
 }
 
@@ -210,19 +218,14 @@ fn exchange(
     }
 }
 
-/// Takes every payout the hub has waiting for the lane's payee.
-fn pull(hub: &Link, lane: &mut Lane, lat: &mut Vec<Duration>) {
-    while let Some(p) = hub.outbox(&lane.payee_m.id()) {
-        let accept = lane
-            .payee_m
-            .handle(&lane.payee, p, 1)
-            .unwrap()
-            .send
-            .unwrap();
+/// Takes every payout the hub has waiting for the payee.
+fn pull(hub: &Link, payee: &mut Payee, lat: &mut Vec<Duration>) {
+    while let Some(p) = hub.outbox(&payee.m.id()) {
+        let accept = payee.m.handle(&payee.key, p, 1).unwrap().send.unwrap();
         exchange(
             hub,
-            &lane.payee,
-            &mut lane.payee_m,
+            &payee.key,
+            &mut payee.m,
             accept,
             ProposalContext::default(),
             lat,
@@ -241,18 +244,25 @@ fn main() {
     let served = env_usize("DOIN_BENCH_SERVER_THREADS", 1) == 1;
     let ticks = env_usize("DOIN_BENCH_TICKS", 2_000);
     let pull_every = env_usize("DOIN_BENCH_PULL_EVERY", 16).max(1);
-    println!("setup: {payers} payers, {ticks} ticks each, the payee takes its payout every {pull_every} ticks, pipelined: {pipeline}, hub threads apart: {served}");
+    // Streams per payer, each to a payee of its own: above 1, every tick is a split tick
+    // that pays all of the payer's streams with one update (one payment per stream).
+    let split = env_usize("DOIN_BENCH_SPLIT", 1).clamp(1, doin_hub::hub::MAX_SPLIT_SHARES);
+    println!("setup: {payers} payers, {ticks} ticks each paying {split} stream(s), each payee takes its payout every {pull_every} ticks, pipelined: {pipeline}, hub threads apart: {served}");
     let dir = tempfile::tempdir().unwrap();
     let (validator, hub_key) = (KeyPair::generate(), KeyPair::generate());
-    let pairs: Vec<(KeyPair, KeyPair)> = (0..payers)
-        .map(|_| (KeyPair::generate(), KeyPair::generate()))
+    let pairs: Vec<(KeyPair, Vec<KeyPair>)> = (0..payers)
+        .map(|_| {
+            let payees = (0..split).map(|_| KeyPair::generate()).collect();
+            (KeyPair::generate(), payees)
+        })
         .collect();
-    let fund = |k: &KeyPair| Allocation {
+    let deposit = 1_000_000_000u64; // base units, each side of every channel
+    let fund = |k: &KeyPair, channels: usize| Allocation {
         key: k.public(),
-        amount: Amount::from_base_units(100_000_000_000),
+        amount: Amount::from_base_units(deposit * (channels as u64 + 1)),
     };
-    let mut allocations = vec![fund(&hub_key)];
-    allocations.extend(pairs.iter().map(|(p, _)| fund(p)));
+    let mut allocations = vec![fund(&hub_key, payers * split)];
+    allocations.extend(pairs.iter().map(|(p, _)| fund(p, 1)));
     let spec = GenesisSpec {
         stakes: Vec::new(),
         network: Network::Devnet,
@@ -285,13 +295,20 @@ fn main() {
         )
         .unwrap(),
     );
-    let deposit = 1_000_000_000u64; // base units, each side
     let mut outgoing = Vec::new();
-    for (payer, payee) in &pairs {
-        outgoing.push(
-            hub.open_outgoing(payee.public(), Amount::from_base_units(deposit))
-                .unwrap(),
-        );
+    for (payer, payees) in &pairs {
+        for payee in payees {
+            outgoing.push(
+                hub.open_outgoing(payee.public(), Amount::from_base_units(deposit))
+                    .unwrap(),
+            );
+            // The pool holds at most 64 pending transactions of one sender.
+            if outgoing.len() % 60 == 0 {
+                chain
+                    .produce_block(&validator, Timestamp(doin_tx_node::now_ms()))
+                    .unwrap();
+            }
+        }
         let body = TxBody {
             chain_id,
             sender: payer.public(),
@@ -316,24 +333,39 @@ fn main() {
     hub.watch().unwrap();
     let msat = deposit * 1_000;
     let mut lanes = Vec::new();
-    for (i, (payer, payee)) in pairs.into_iter().enumerate() {
+    let mut outgoing = outgoing.into_iter();
+    for (i, (payer, payee_keys)) in pairs.into_iter().enumerate() {
         let in_id: ChannelId = channel_id(&chain_id, &payer.public(), 0);
         hub.register_incoming(in_id).unwrap();
-        let invoice = create_invoice(
-            Network::Devnet,
-            &payee,
-            &InvoiceTerms {
-                amount_msat: msat,
-                payment_hash: Hash256(sha256(&[i as u8; 32])),
-                payment_secret: [1; 32],
-                description: "bench".into(),
-                expiry_secs: 3_600,
-                min_final_cltv_blocks: 5,
-            },
-            SystemTime::now().duration_since(UNIX_EPOCH).unwrap(),
-        )
-        .unwrap();
-        let stream = hub.open_stream(in_id, &invoice).unwrap().id;
+        let mut payees = Vec::new();
+        for (j, key) in payee_keys.into_iter().enumerate() {
+            let invoice = create_invoice(
+                Network::Devnet,
+                &key,
+                &InvoiceTerms {
+                    amount_msat: msat,
+                    payment_hash: Hash256(sha256(&((i * 1_000 + j) as u64).to_be_bytes())),
+                    payment_secret: [1; 32],
+                    description: "bench".into(),
+                    expiry_secs: 3_600,
+                    min_final_cltv_blocks: 5,
+                },
+                SystemTime::now().duration_since(UNIX_EPOCH).unwrap(),
+            )
+            .unwrap();
+            let stream = hub.open_stream(in_id, &invoice).unwrap().id;
+            let m = ChannelMachine::new(
+                chain_id,
+                outgoing.next().unwrap(),
+                Side::B,
+                hub_key.public(),
+                key.public(),
+                msat,
+                0,
+            )
+            .unwrap();
+            payees.push(Payee { key, m, stream });
+        }
         lanes.push(Lane {
             payer_m: ChannelMachine::new(
                 chain_id,
@@ -345,19 +377,8 @@ fn main() {
                 0,
             )
             .unwrap(),
-            payee_m: ChannelMachine::new(
-                chain_id,
-                outgoing[i],
-                Side::B,
-                hub_key.public(),
-                payee.public(),
-                msat,
-                0,
-            )
-            .unwrap(),
             payer,
-            payee,
-            stream,
+            payees,
         });
     }
 
@@ -380,12 +401,25 @@ fn main() {
                 .spawn(move || {
                     let client_at = thread_cpu();
                     let mut lat = Vec::with_capacity(ticks * 3);
-                    let stream = lane.stream;
-                    let ctx = || ProposalContext {
-                        stream: Some(stream),
-                        invoice: None,
-                        vote: None,
+                    // One stream: an ordinary tick; more: a split tick, 10 000 msat each.
+                    let streams: Vec<Hash256> = lane.payees.iter().map(|p| p.stream).collect();
+                    let ctx = || match streams.as_slice() {
+                        [one] => ProposalContext {
+                            stream: Some(*one),
+                            ..ProposalContext::default()
+                        },
+                        many => ProposalContext {
+                            split: many
+                                .iter()
+                                .map(|s| StreamShare {
+                                    stream: *s,
+                                    amount_msat: 10_000,
+                                })
+                                .collect(),
+                            ..ProposalContext::default()
+                        },
                     };
+                    let tick_msat = 10_000 * streams.len() as u64;
                     // The Confirm of the previous tick, when pipelining.
                     let mut unsent: Option<Message> = None;
                     for t in 0..ticks {
@@ -393,7 +427,7 @@ fn main() {
                             .payer_m
                             .propose(
                                 Change::Pay {
-                                    amount_msat: 10_000,
+                                    amount_msat: tick_msat,
                                 },
                                 1,
                             )
@@ -423,7 +457,9 @@ fn main() {
                             );
                         }
                         if t % pull_every == pull_every - 1 {
-                            pull(&hub, &mut lane, &mut lat);
+                            for payee in &mut lane.payees {
+                                pull(&hub, payee, &mut lat);
+                            }
                         }
                     }
                     if let Some(confirm) = unsent.take() {
@@ -431,10 +467,15 @@ fn main() {
                         hub.handle(&lane.payer_m.id(), confirm, ProposalContext::default());
                         lat.push(at.elapsed());
                     }
-                    pull(&hub, &mut lane, &mut lat);
+                    for payee in &mut lane.payees {
+                        pull(&hub, payee, &mut lat);
+                    }
                     (
                         lat,
-                        lane.payee_m.my_balance_msat(),
+                        lane.payees
+                            .iter()
+                            .map(|p| p.m.my_balance_msat())
+                            .sum::<u64>(),
                         thread_cpu() - client_at,
                     )
                 })
@@ -458,7 +499,7 @@ fn main() {
     let base = (base_before + base_after) / 2.0;
     let base_cpu = (cpu_before + cpu_after) / 2.0;
     let all_cores = baseline_all_cores(2_000);
-    let payments = (payers * ticks) as f64;
+    let payments = (payers * ticks * split) as f64;
     let rate = payments / elapsed.as_secs_f64();
     lat.sort();
     // The hub's CPU per payment, in sign+verify pairs: what one payment costs the hub
@@ -468,7 +509,7 @@ fn main() {
     // Fees: 0.1 % of each 10 000 msat tick.
     assert_eq!(
         paid_out,
-        (payers * ticks) as u64 * 9_990,
+        (payers * ticks * split) as u64 * 9_990,
         "every tick reached its payee"
     );
     println!("baseline: {base:.0} sign+verify pairs per second (before {base_before:.0}, after {base_after:.0}); {all_cores:.0} on all cores, so at most {:.0} ticks per second with payers and hub on this machine (ratio {:.2})", all_cores / 2.0, all_cores / 2.0 / base);

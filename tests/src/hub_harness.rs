@@ -124,6 +124,7 @@ pub fn tick_context(stream: doin_types::Hash256) -> ProposalContext {
         stream: Some(stream),
         invoice: None,
         vote: None,
+        split: Vec::new(),
     }
 }
 
@@ -133,6 +134,7 @@ pub fn htlc_context(invoice: String) -> ProposalContext {
         stream: None,
         invoice: Some(invoice),
         vote: None,
+        split: Vec::new(),
     }
 }
 

@@ -209,6 +209,47 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
     // 0.1 % of every tick stays with the hub.
     assert_eq!(synced["my_balance_msat"], (5 * 99_900).to_string());
 
+    // A second stream; two split ticks pay both streams 50 units each, one update per tick.
+    let inv_b = cli.ok(
+        Some(&payee),
+        &["invoice", "create", "--amount-msat", "1000000"],
+    );
+    let stream_b = cli.ok(
+        Some(&payer),
+        &[
+            "stream-open",
+            "--channel",
+            &in_id,
+            "--invoice",
+            inv_b["invoice"].as_str().unwrap(),
+        ],
+    );
+    let stream_b = stream_b["id"].as_str().unwrap().to_string();
+    let split = cli.ok(
+        Some(&payer),
+        &[
+            "tick",
+            "--channel",
+            &in_id,
+            "--stream",
+            &stream_id,
+            "--stream",
+            &stream_b,
+            "--amount-msat",
+            "50000",
+            "--count",
+            "2",
+        ],
+    );
+    assert_eq!(split["completed"], 2, "{split}");
+    for id in [&stream_id, &stream_b] {
+        let st = cli.ok(None, &["streams", id]);
+        assert_eq!(st["ticks"], if *id == stream_id { 7 } else { 2 }, "{st}");
+    }
+    let streamed = 5 * 99_900 + 4 * 49_950;
+    let synced = cli.ok(Some(&payee), &["sync", "--channel", &out_id]);
+    assert_eq!(synced["my_balance_msat"], streamed.to_string());
+
     // A hash-locked payment of 70 units: the payee's sync takes it with the kept preimage,
     // the payer's sync sees it fulfilled.
     let inv2 = cli.ok(
@@ -224,14 +265,14 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
     let synced = cli.ok(Some(&payee), &["sync", "--channel", &out_id]);
     assert_eq!(
         synced["my_balance_msat"],
-        (5 * 99_900 + 70 * UNIT).to_string(),
+        (streamed + 70 * UNIT).to_string(),
         "{synced}"
     );
     let settled = cli.ok(Some(&payer), &["sync", "--channel", &in_id]);
     let fee = 70 * UNIT / 1000;
     assert_eq!(
         settled["my_balance_msat"],
-        (500_000 * UNIT - 5 * 100_000 - 70 * UNIT - fee).to_string(),
+        (500_000 * UNIT - 5 * 100_000 - 2 * 100_000 - 70 * UNIT - fee).to_string(),
         "{settled}"
     );
     let payments = cli.ok(None, &["payments", &payee_addr]);
@@ -265,7 +306,7 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
         .unwrap();
     assert_eq!(
         balance(&cli.rest, &payee_key),
-        before + (5 * 99_900 + 70 * UNIT) / UNIT - fee_paid
+        before + (streamed + 70 * UNIT) / UNIT - fee_paid
     );
 
     // An invoice of the hub itself, paid by the payer and taken by the hub at once.
@@ -289,7 +330,7 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
     let settled = cli.ok(Some(&payer), &["sync", "--channel", &in_id]);
     assert_eq!(
         settled["my_balance_msat"],
-        (500_000 * UNIT - 5 * 100_000 - 70 * UNIT - fee - 5_000).to_string(),
+        (500_000 * UNIT - 5 * 100_000 - 2 * 100_000 - 70 * UNIT - fee - 5_000).to_string(),
         "{settled}"
     );
     let status = cli.ok(
@@ -317,7 +358,8 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
         .unwrap();
     let csv = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert_eq!(csv.lines().filter(|l| l.contains(",stream_in,")).count(), 5);
+    // Five ticks and two split ticks of two shares: an entry per stream and tick.
+    assert_eq!(csv.lines().filter(|l| l.contains(",stream_in,")).count(), 9);
     assert_eq!(
         csv.lines().filter(|l| l.contains(",routed_out,")).count(),
         1

@@ -7,13 +7,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use doin_channels::ChannelMachine;
 use doin_channels::{Change, Message};
 use doin_crypto::KeyPair;
-use doin_hub::store::PaymentKind;
+use doin_hub::store::{PaymentKind, StreamShare};
 use doin_hub::{HubConfig, PendingAnswer, ProposalContext};
 use doin_tests::hub_harness::{
     copy_key, exchange, htlc_context, open_hub, payee_invoice, pull, tick_context, HubWorld, Net,
-    UNIT,
+    Peer, UNIT,
 };
 use doin_tx_core::channel::{sha256, ChannelId, ChannelPhase, Side};
 use doin_tx_core::{ConsensusParams, StateView, TxPayload};
@@ -404,6 +405,7 @@ fn a_tick_naming_a_vote_is_released_only_for_a_vote_the_main_chain_holds() {
             stream: Some(stream.id),
             invoice: None,
             vote: Some(vote),
+            split: Vec::new(),
         };
         let reply = hub.handle(&in_id, out.send.unwrap(), ctx).unwrap().reply;
         let Some(Message::Reject { reason, .. }) = reply.clone() else {
@@ -512,6 +514,189 @@ fn a_pipelined_confirm_and_next_tick_are_one_durable_step_and_a_refused_tick_kee
     hub.flush_all().unwrap();
     while pull(&hub, &mut payee, &out_id, h) {}
     assert_eq!(payee.m.my_balance_msat(), 5 * 99_900);
+}
+
+/// The context of a split tick paying `shares` (stream, msat).
+fn split_context(shares: &[(Hash256, u64)]) -> ProposalContext {
+    ProposalContext {
+        split: shares
+            .iter()
+            .map(|(stream, amount_msat)| StreamShare {
+                stream: *stream,
+                amount_msat: *amount_msat,
+            })
+            .collect(),
+        ..ProposalContext::default()
+    }
+}
+
+#[test]
+fn a_split_tick_pays_several_streams_with_one_update_and_is_checked_share_by_share() {
+    let dir = tempfile::tempdir().unwrap();
+    // The hub may owe a payee at most 200 000 msat at a time.
+    let cfg = HubConfig {
+        max_owed_msat: 200_000,
+        ..short_windows()
+    };
+    let HubWorld {
+        net,
+        hub,
+        hub_key,
+        mut payer,
+        mut payee,
+        in_id,
+        out_id,
+    } = HubWorld::new(dir.path(), cfg.clone(), 50_000, 100_000);
+    // A second payee, with a channel the hub funds.
+    let payee2_key = KeyPair::generate();
+    let out2 = hub
+        .open_outgoing(payee2_key.public(), Amount::from_base_units(100_000))
+        .unwrap();
+    net.block();
+    assert_eq!(hub.watch().unwrap().confirmed, vec![out2]);
+    let mut payee2 = Peer {
+        m: ChannelMachine::new(
+            net.chain.params().chain_id,
+            out2,
+            Side::B,
+            hub_key.public(),
+            payee2_key.public(),
+            100_000 * UNIT,
+            0,
+        )
+        .unwrap(),
+        key: payee2_key,
+    };
+    // Two streams to the first payee, one to the second, each a budget of 300 000 msat.
+    let payee_key = copy_key(&payee.key);
+    let a = hub
+        .open_stream(in_id, &payee_invoice(&payee_key, 300_000, [1; 32], "a"))
+        .unwrap()
+        .id;
+    let b = hub
+        .open_stream(in_id, &payee_invoice(&payee_key, 300_000, [2; 32], "b"))
+        .unwrap()
+        .id;
+    let c = hub
+        .open_stream(in_id, &payee_invoice(&payee2.key, 300_000, [3; 32], "c"))
+        .unwrap()
+        .id;
+    let h = net.height();
+    let refused = |payer: &mut Peer, amount: u64, ctx: ProposalContext, why: &str| {
+        let handled = hub.handle(&in_id, payer.pay(amount, h), ctx).unwrap();
+        let Some(reject @ Message::Reject { .. }) = handled.reply else {
+            panic!("{why}: refused");
+        };
+        if let Message::Reject { reason, .. } = &reject {
+            assert!(reason.contains(why), "{reason}");
+        }
+        payer.m.handle(&payer.key, reject, h).unwrap();
+    };
+    // Shares that do not add up to the Pay, a stream named twice, an unknown stream, a share
+    // past its stream's budget, a split with a stream beside it: refused, nothing signed.
+    refused(
+        &mut payer,
+        250_000,
+        split_context(&[(a, 100_000), (b, 100_000)]),
+        "add up",
+    );
+    refused(
+        &mut payer,
+        200_000,
+        split_context(&[(a, 100_000), (a, 100_000)]),
+        "twice",
+    );
+    refused(
+        &mut payer,
+        200_000,
+        split_context(&[(a, 100_000), (Hash256([9; 32]), 100_000)]),
+        "no such stream",
+    );
+    refused(
+        &mut payer,
+        400_001,
+        split_context(&[(a, 100_000), (b, 300_001)]),
+        "budget",
+    );
+    // Two shares to one payee that fit one by one but not together.
+    refused(
+        &mut payer,
+        240_000,
+        split_context(&[(a, 120_000), (b, 120_000)]),
+        "liquidity",
+    );
+    let mut with_stream = split_context(&[(a, 100_000)]);
+    with_stream.stream = Some(b);
+    refused(&mut payer, 100_000, with_stream, "only its shares");
+    assert_eq!(hub.channel(&in_id).unwrap().machine.latest.state.seq, 0);
+    // One update pays all three streams: three stream payments, each its share.
+    let shares = [(a, 100_000), (b, 50_000), (c, 120_000)];
+    let handled = hub
+        .handle(&in_id, payer.pay(270_000, h), split_context(&shares))
+        .unwrap();
+    let confirm = payer
+        .m
+        .handle(&payer.key, handled.reply.unwrap(), h)
+        .unwrap()
+        .send
+        .unwrap();
+    let handled = hub
+        .handle(&in_id, confirm, ProposalContext::default())
+        .unwrap();
+    let mut paid: Vec<_> = handled
+        .payments
+        .iter()
+        .map(|p| {
+            assert_eq!(p.kind, PaymentKind::StreamIn);
+            (p.stream.unwrap(), p.amount_msat)
+        })
+        .collect();
+    paid.sort();
+    let mut expected = shares.to_vec();
+    expected.sort();
+    assert_eq!(paid, expected);
+    // The next split tick is signed by the hub, then the hub stops before the Confirm: the
+    // reopened hub still knows what the signed tick pays and books it on the Confirm.
+    let handled = hub
+        .handle(
+            &in_id,
+            payer.pay(150_000, h),
+            split_context(&[(a, 50_000), (c, 100_000)]),
+        )
+        .unwrap();
+    drop(hub);
+    let hub = open_hub(dir.path(), &hub_key, &net, cfg);
+    let confirm = payer
+        .m
+        .handle(&payer.key, handled.reply.unwrap(), h)
+        .unwrap()
+        .send
+        .unwrap();
+    hub.handle(&in_id, confirm, ProposalContext::default())
+        .unwrap();
+    let ticks = |s| {
+        let s = hub.stream(&s).unwrap();
+        (s.ticks, s.received_msat)
+    };
+    assert_eq!(ticks(a), (2, 150_000));
+    assert_eq!(ticks(b), (1, 50_000));
+    assert_eq!(ticks(c), (2, 220_000));
+    assert_eq!(
+        hub.channel(&in_id).unwrap().machine.latest,
+        *payer.m.latest()
+    );
+    // Each payee takes what its streams forwarded.
+    let forwarded = |ids: &[Hash256]| -> u64 {
+        ids.iter()
+            .map(|s| hub.stream(s).unwrap().forwarded_msat)
+            .sum()
+    };
+    hub.flush_all().unwrap();
+    while pull(&hub, &mut payee, &out_id, h) {}
+    while pull(&hub, &mut payee2, &out2, h) {}
+    assert_eq!(payee.m.my_balance_msat(), forwarded(&[a, b]));
+    assert_eq!(payee2.m.my_balance_msat(), forwarded(&[c]));
+    assert!(forwarded(&[a, b, c]) > 0);
 }
 
 #[test]

@@ -15,6 +15,7 @@ use common::{doin, get, get_text, hub_node, wait_until};
 use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Message};
 use doin_crypto::KeyPair;
 use doin_hub::api::{message_auth_hash, pipelined_auth_hash, stream_auth_hash};
+use doin_hub::store::StreamShare;
 use doin_tx_core::channel::{channel_id, sha256, ChannelId, Side};
 use doin_tx_core::{Tx, TxBody, TxPayload};
 use doin_types::{Address, Amount, ChainId, Hash256, Network};
@@ -96,6 +97,7 @@ impl Client {
             stream,
             None,
             None,
+            &[],
         ));
         let mut body = json!({"message": hex::encode(&bytes), "signature": hex::encode(sig.0)});
         if let Some(s) = stream {
@@ -136,6 +138,7 @@ impl Client {
             Some(stream),
             None,
             None,
+            &[],
         ));
         let (s, v) = post(
             &format!(
@@ -335,7 +338,13 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         .unwrap();
     let bytes = forged.send.unwrap().encode().unwrap();
     let sig = payee.sign(&message_auth_hash(
-        &chain_id, &in_id, &bytes, None, None, None,
+        &chain_id,
+        &in_id,
+        &bytes,
+        None,
+        None,
+        None,
+        &[],
     ));
     let (s, _) = post(
         &format!("{}/v1/hub/channels/{}/messages", c.rest, in_id.to_hex()),
@@ -404,6 +413,7 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         Some(&stream),
         None,
         None,
+        &[],
     ));
     let (s, _) = post(
         &format!("{}/v1/hub/channels/{}/messages", c.rest, in_id.to_hex()),
@@ -433,6 +443,39 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
     assert!(none.is_none());
     assert_eq!(acked.len(), 1);
     acked_out.extend(c.pull(&payee, &mut payee_m));
+    // A split tick (here of one share) over REST: the shares are part of what the payer
+    // signs; an empty list or an amount that is not a number is refused before anything.
+    let tick = pay(&mut payer_m);
+    let bytes = tick.encode().unwrap();
+    let share = [StreamShare {
+        stream,
+        amount_msat: 100_000,
+    }];
+    let url = format!("{}/v1/hub/channels/{}/messages", c.rest, in_id.to_hex());
+    let signed = |split: &[StreamShare]| {
+        let sig = payer.sign(&message_auth_hash(
+            &chain_id, &in_id, &bytes, None, None, None, split,
+        ));
+        hex::encode(sig.0)
+    };
+    let body = |split: Value, sig: String| json!({"message": hex::encode(&bytes), "split": split, "signature": sig});
+    let share_json = json!([{"stream": stream.to_hex(), "amount_msat": "100000"}]);
+    let (s, _) = post(&url, body(json!([]), signed(&[])), None);
+    assert_eq!(s, 400);
+    let bad_amount = json!([{"stream": stream.to_hex(), "amount_msat": "1e5"}]);
+    let (s, _) = post(&url, body(bad_amount, signed(&share)), None);
+    assert_eq!(s, 400);
+    let (s, _) = post(&url, body(share_json.clone(), signed(&[])), None);
+    assert_eq!(s, 401, "the split is signed");
+    let (s, v) = post(&url, body(share_json, signed(&share)), None);
+    assert_eq!(s, 200, "{v}");
+    let accept = Message::decode(&hex::decode(v["reply"].as_str().unwrap()).unwrap()).unwrap();
+    let confirm = payer_m.handle(&payer, accept, 1).unwrap().send.unwrap();
+    let (none, acked) = c.send(&payer, &in_id, &confirm, None);
+    assert!(none.is_none());
+    assert_eq!(acked.len(), 1);
+    assert_eq!(acked[0]["stream"], stream.to_hex());
+    acked_out.extend(c.pull(&payee, &mut payee_m));
     let hin = c.hub_channel(&in_id);
     assert_eq!(hin["seq"], payer_m.latest().state.seq);
     assert_eq!(
@@ -445,8 +488,8 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         hout["peer_balance_msat"],
         payee_m.my_balance_msat().to_string()
     );
-    // 18 ticks of 100 000 msat, less 0.1 % each.
-    assert_eq!(payee_m.my_balance_msat(), 18 * 99_900);
+    // 19 ticks of 100 000 msat, less 0.1 % each.
+    assert_eq!(payee_m.my_balance_msat(), 19 * 99_900);
     let delivered: u64 = acked_out
         .iter()
         .map(|p| p["amount_msat"].as_str().unwrap().parse::<u64>().unwrap())
@@ -460,10 +503,10 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
     assert!(csv.starts_with("seq,at_ms,kind"));
     assert_eq!(
         csv.lines().filter(|l| l.contains(",stream_in,")).count(),
-        18
+        19
     );
 
-    // The metrics count what happened since the restart: 6 stream ticks in, every one
+    // The metrics count what happened since the restart: 7 stream ticks in, every one
     // persisted before its answer, and the two channels open.
     let (_, metrics) = get_text(&format!("{}/metrics", c.rest), None).unwrap();
     let value = |name: &str| -> f64 {
@@ -472,8 +515,8 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
             .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
             .unwrap_or_else(|| panic!("{name} missing from /metrics"))
     };
-    assert_eq!(value("doin_hub_payments_total{kind=\"stream_in\"}"), 6.0);
-    assert!(value("doin_hub_persist_seconds_count") >= 6.0);
+    assert_eq!(value("doin_hub_payments_total{kind=\"stream_in\"}"), 7.0);
+    assert!(value("doin_hub_persist_seconds_count") >= 7.0);
     assert_eq!(
         value("doin_hub_channels{role=\"payer\",status=\"open\"}"),
         1.0

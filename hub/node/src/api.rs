@@ -2,12 +2,12 @@
 //! hub does is `hub`, `flow` and `watch`'s job. Every call that moves money waits until the
 //! state it changed is on disk before answering, and takes an `Idempotency-Key`.
 //!
-//! Channel protocol messages are authenticated: the peer signs (BIP340) the tagged hash
-//! [`message_auth_hash`] of the chain id, the channel id, the message and the context it
-//! names, so nobody but the channel's peer can make the hub sign or block anything.
+//! Channel protocol messages (`message_api`) are authenticated: the peer signs (BIP340) the
+//! tagged hash [`message_auth_hash`] of the chain id, the channel id, the message and the
+//! context it names, so nobody but the channel's peer can make the hub sign or block anything.
 
-use crate::hub::{Hub, HubError, PendingAnswer, ProposalContext};
-use crate::ledger_api::{payment_view, PaymentView};
+use crate::hub::{Hub, HubError, PendingAnswer};
+use crate::ledger_api::PaymentView;
 use crate::store::{ChannelRole, HubChannel};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
@@ -18,86 +18,28 @@ use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use doin_channels::{ChannelMachine, Message};
-use doin_crypto::{tagged_hash_parts, verify};
+use doin_channels::ChannelMachine;
 use doin_http::{path_problem, ApiJson, Problem, ProblemDoc};
 use doin_tx_core::channel::ChannelId;
-use doin_types::{Address, Amount, ChainId, Hash256, PublicKeyBytes, SignatureBytes};
+use doin_types::{Address, Amount, Hash256, PublicKeyBytes};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use utoipa::{OpenApi, ToSchema};
 
+pub use crate::message_api::{
+    message_auth_hash, pipelined_auth_hash, split_digest, TAG_HUB_MESSAGE, TAG_HUB_MESSAGES,
+};
 pub use crate::stream_api::{stream_auth_hash, TAG_HUB_STREAM};
-
-/// Tag of what a peer signs to send the hub a channel message.
-pub const TAG_HUB_MESSAGE: &str = "doin/hub-message";
-
-/// `H_tag(chain_id ‖ channel_id ‖ message ‖ stream id or 32 zero bytes ‖ SHA-256 of the
-/// invoice text or 32 zero bytes ‖ the paid vote's optimae id or 32 zero bytes)`.
-pub fn message_auth_hash(
-    chain_id: &ChainId,
-    channel: &ChannelId,
-    message: &[u8],
-    stream: Option<&Hash256>,
-    invoice: Option<&str>,
-    vote_optimae: Option<&Hash256>,
-) -> Hash256 {
-    let invoice_hash = invoice
-        .map(|t| doin_tx_core::channel::sha256(t.as_bytes()))
-        .unwrap_or([0; 32]);
-    tagged_hash_parts(
-        TAG_HUB_MESSAGE,
-        &[
-            &chain_id.0 .0,
-            &channel.0,
-            message,
-            &stream.map(|s| s.0).unwrap_or([0; 32]),
-            &invoice_hash,
-            &vote_optimae.map(|o| o.0).unwrap_or([0; 32]),
-        ],
-    )
-}
-
-/// Tag of what a peer signs to send the hub a `Confirm` and its next message in one request.
-pub const TAG_HUB_MESSAGES: &str = "doin/hub-messages";
-
-/// `H_tag("doin/hub-messages", chain_id ‖ channel_id ‖ SHA-256(confirm) ‖ SHA-256(next) ‖
-/// stream or 32 zero bytes ‖ SHA-256 of the invoice text or 32 zero bytes ‖ the paid vote's
-/// optimae id or 32 zero bytes)`: the context belongs to `next`.
-pub fn pipelined_auth_hash(
-    chain_id: &ChainId,
-    channel: &ChannelId,
-    confirm: &[u8],
-    next: &[u8],
-    stream: Option<&Hash256>,
-    invoice: Option<&str>,
-    vote_optimae: Option<&Hash256>,
-) -> Hash256 {
-    let sha = doin_tx_core::channel::sha256;
-    let invoice_hash = invoice.map(|t| sha(t.as_bytes())).unwrap_or([0; 32]);
-    tagged_hash_parts(
-        TAG_HUB_MESSAGES,
-        &[
-            &chain_id.0 .0,
-            &channel.0,
-            &sha(confirm),
-            &sha(next),
-            &stream.map(|s| s.0).unwrap_or([0; 32]),
-            &invoice_hash,
-            &vote_optimae.map(|o| o.0).unwrap_or([0; 32]),
-        ],
-    )
-}
 
 #[derive(OpenApi)]
 #[openapi(
     paths(info, list_channels, get_channel, register_channel, open_outgoing, close_channel,
-        post_message, outbox, crate::stream_api::decode_invoice, crate::stream_api::create_hub_invoice, crate::stream_api::get_hub_invoice, crate::stream_api::open_stream, crate::stream_api::list_streams, crate::stream_api::get_stream,
+        crate::message_api::post_message, crate::message_api::outbox, crate::stream_api::decode_invoice, crate::stream_api::create_hub_invoice, crate::stream_api::get_hub_invoice, crate::stream_api::open_stream, crate::stream_api::list_streams, crate::stream_api::get_stream,
         crate::stream_api::close_stream, crate::ledger_api::payee_payments,
         crate::ledger_api::payee_payment_events, crate::ledger_api::accounting_csv),
     components(schemas(HubInfo, FeeView, ChannelView, RegisterRequest, OpenOutgoingRequest,
-        OpenedView, ClosedView, MessageRequest, MessageResponse, OutboxView, crate::stream_api::DecodeRequest,
+        OpenedView, ClosedView, crate::message_api::MessageRequest, crate::message_api::ShareRequest, crate::message_api::MessageResponse, crate::message_api::OutboxView, crate::stream_api::DecodeRequest,
         crate::stream_api::InvoiceView, crate::stream_api::HubInvoiceRequest, crate::stream_api::HubInvoiceView, crate::stream_api::StreamRequest, crate::stream_api::StreamView, PaymentView, ProblemDoc)),
     tags((name = "hub", description = "The channel hub: channels, streams, hash-locked payments, payee payment feeds, accounting"))
 )]
@@ -178,8 +120,14 @@ pub fn router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
             get(list_channels).post(register_channel),
         )
         .route("/v1/hub/channels/{id}", get(get_channel))
-        .route("/v1/hub/channels/{id}/messages", post(post_message))
-        .route("/v1/hub/channels/{id}/outbox", get(outbox))
+        .route(
+            "/v1/hub/channels/{id}/messages",
+            post(crate::message_api::post_message),
+        )
+        .route(
+            "/v1/hub/channels/{id}/outbox",
+            get(crate::message_api::outbox),
+        )
         .route(
             "/v1/hub/invoices/decode",
             post(crate::stream_api::decode_invoice),
@@ -571,39 +519,6 @@ async fn close_channel(
     .await
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MessageRequest {
-    /// The channel message (bincode, hex), see docs/channels.md.
-    pub message: String,
-    /// A stream tick: the stream it pays (hex).
-    pub stream: Option<String>,
-    /// An HTLC through the hub: the invoice it pays.
-    pub invoice: Option<String>,
-    /// Evaluator pay: a stream tick that pays the verification fee of the stream payee's vote
-    /// on this optimae (hex). The hub signs it only for a vote the main chain holds, that
-    /// agreed with the decision and was not paid before, and only for exactly the fee.
-    pub vote_optimae: Option<String>,
-    /// Pipelining: a second message (hex), handled right after `message` in the same durable
-    /// step; `message` must then be a `Confirm`, and `stream`, `invoice` and `vote_optimae`
-    /// belong to this one. A streaming payer confirms one tick and proposes the next in one
-    /// request.
-    pub next: Option<String>,
-    /// The peer's BIP340 signature (hex) over `H_tag("doin/hub-message", chain_id ‖
-    /// channel_id ‖ message ‖ stream or 32 zero bytes ‖ SHA-256(invoice) or 32 zero bytes ‖
-    /// vote_optimae or 32 zero bytes)`; with `next`, over `H_tag("doin/hub-messages",
-    /// chain_id ‖ channel_id ‖ SHA-256(message) ‖ SHA-256(next) ‖ the same three)`.
-    pub signature: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MessageResponse {
-    /// The hub's answer (hex), already durable; null when none is due.
-    pub reply: Option<String>,
-    /// Ledger entries this message completed.
-    pub payments: Vec<PaymentView>,
-}
-
 pub(crate) fn not_the_peer() -> Problem {
     Problem::new(
         StatusCode::UNAUTHORIZED,
@@ -618,149 +533,4 @@ pub(crate) fn hex32(s: &str, what: &str) -> Result<[u8; 64], Problem> {
         hex::decode(s).map_err(|e| Problem::bad_request("invalid-hex", format!("{what}: {e}")))?;
     b.try_into()
         .map_err(|_| Problem::bad_request("invalid-signature", format!("{what}: 64 bytes")))
-}
-
-#[utoipa::path(post, path = "/v1/hub/channels/{id}/messages", tag = "hub", request_body = MessageRequest,
-    params(("id" = String, Path, description = "Channel id (hex)")),
-    responses(
-        (status = 200, description = "Handled; the reply is durable", body = MessageResponse),
-        (status = 400, description = "Malformed message, bad signature, or a protocol error", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed by the channel's peer", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "Not a channel of this hub", body = ProblemDoc, content_type = "application/problem+json"),
-    ))]
-async fn post_message(
-    State(hub): St,
-    id: Result<Path<String>, PathRejection>,
-    body: ApiJson<MessageRequest>,
-) -> Result<Json<MessageResponse>, Problem> {
-    let Path(id) = id.map_err(path_problem)?;
-    let id = parse_hash(&id, "channel id")?;
-    let req = body.0;
-    let bytes = hex::decode(&req.message)
-        .map_err(|e| Problem::bad_request("invalid-hex", format!("message: {e}")))?;
-    let msg = Message::decode(&bytes)
-        .map_err(|e| Problem::bad_request("malformed-message", e.to_string()))?;
-    let next = match &req.next {
-        None => None,
-        Some(text) => {
-            let b = hex::decode(text)
-                .map_err(|e| Problem::bad_request("invalid-hex", format!("next: {e}")))?;
-            let m = Message::decode(&b)
-                .map_err(|e| Problem::bad_request("malformed-message", format!("next: {e}")))?;
-            if !matches!(msg, Message::Confirm { .. }) {
-                return Err(Problem::bad_request(
-                    "invalid-request",
-                    "only a Confirm can be followed by a next message",
-                ));
-            }
-            Some((b, m))
-        }
-    };
-    let stream = req
-        .stream
-        .as_deref()
-        .map(|s| parse_hash(s, "stream"))
-        .transpose()?;
-    let sig = SignatureBytes(hex32(&req.signature, "signature")?);
-    let peer = hub
-        .channel(&id)
-        .ok_or_else(|| problem(HubError::UnknownChannel(id)))?
-        .peer;
-    let vote_optimae = req
-        .vote_optimae
-        .as_deref()
-        .map(|s| parse_hash(s, "vote_optimae"))
-        .transpose()?;
-    let chain_id = hub.chain().chain_id();
-    let hash = match &next {
-        None => message_auth_hash(
-            &chain_id,
-            &id,
-            &bytes,
-            stream.as_ref(),
-            req.invoice.as_deref(),
-            vote_optimae.as_ref(),
-        ),
-        Some((next_bytes, _)) => pipelined_auth_hash(
-            &chain_id,
-            &id,
-            &bytes,
-            next_bytes,
-            stream.as_ref(),
-            req.invoice.as_deref(),
-            vote_optimae.as_ref(),
-        ),
-    };
-    verify(&peer, &hash, &sig).map_err(|_| not_the_peer())?;
-    // The vote is the stream payee's: a vote without a stream names nobody to pay.
-    let vote = match (vote_optimae, &stream) {
-        (None, _) => None,
-        (Some(optimae), Some(sid)) => {
-            let payee = hub
-                .stream(sid)
-                .ok_or_else(|| problem(HubError::UnknownStream(*sid)))?
-                .payee;
-            Some(crate::store::VoteRef {
-                optimae,
-                evaluator: payee,
-            })
-        }
-        (Some(_), None) => {
-            return Err(Problem::bad_request(
-                "invalid-request",
-                "vote_optimae names the vote a stream tick pays: give the stream too",
-            ))
-        }
-    };
-    let ctx = ProposalContext {
-        stream,
-        invoice: req.invoice,
-        vote,
-    };
-    let h = hub.clone();
-    let handled = blocking(move || match next {
-        None => h.handle(&id, msg, ctx),
-        Some((_, next)) => h.handle_pipelined(&id, msg, next, ctx),
-    })
-    .await?;
-    let reply = handled
-        .reply
-        .map(|m| m.encode().map(hex::encode))
-        .transpose()
-        .map_err(Problem::internal)?;
-    Ok(Json(MessageResponse {
-        reply,
-        payments: handled
-            .payments
-            .iter()
-            .map(|p| payment_view(&hub, p))
-            .collect(),
-    }))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct OutboxView {
-    /// The hub's proposal waiting for the peer (hex), or null.
-    pub message: Option<String>,
-}
-
-#[utoipa::path(get, path = "/v1/hub/channels/{id}/outbox", tag = "hub",
-    params(("id" = String, Path, description = "Channel id (hex)")),
-    responses(
-        (status = 200, description = "The hub's pending proposal on this channel, for the peer to accept", body = OutboxView),
-        (status = 404, description = "Not a channel of this hub", body = ProblemDoc, content_type = "application/problem+json"),
-    ))]
-async fn outbox(
-    State(hub): St,
-    id: Result<Path<String>, PathRejection>,
-) -> Result<Json<OutboxView>, Problem> {
-    let Path(id) = id.map_err(path_problem)?;
-    let id = parse_hash(&id, "channel id")?;
-    let m = hub.outbox(&id).map_err(problem)?;
-    Ok(Json(OutboxView {
-        message: m
-            .map(|m| m.encode().map(hex::encode))
-            .transpose()
-            .map_err(Problem::internal)?,
-    }))
 }

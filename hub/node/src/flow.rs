@@ -4,11 +4,12 @@
 //! Called by [`Hub::handle`] under the state lock; everything it changes goes into the one
 //! [`Staged`] batch of that input.
 
-use crate::hub::{now, now_ms, Hub, HubError, ProposalContext, Staged, State};
+use crate::hub::{now, now_ms, Hub, HubError, ProposalContext, Staged, State, MAX_SPLIT_SHARES};
 use crate::store::{ChannelRole, HubChannel, Payment, PaymentKind, Route, RouteState};
 use doin_channels::{parse_invoice, Change, ChannelMachine, Event};
 use doin_tx_core::channel::{sha256, ChannelId, Side};
 use doin_types::{Hash256, Height, PublicKeyBytes};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The channel `id` as staged, loading it from the state first.
 pub(crate) fn staged_channel<'a>(
@@ -118,47 +119,18 @@ impl Hub {
     ) -> Result<(), String> {
         match (channel.role, change) {
             (ChannelRole::Incoming, Change::Pay { amount_msat }) => {
+                if !ctx.split.is_empty() {
+                    return self.check_split_tick(st, id, ctx, *amount_msat);
+                }
                 let Some(sid) = ctx.stream else {
                     return Ok(());
                 };
-                let s = st.streams.get(&sid).ok_or("no such stream")?;
-                if s.closed || s.payer_channel != *id {
-                    return Err("the stream is closed or not paid from this channel".into());
-                }
+                let s = Self::stream_paid_from(st, id, &sid)?;
                 if let Some(vote) = &ctx.vote {
                     self.check_vote_pay(st, id, channel, s, vote, *amount_msat)?;
                 }
-                let total = s
-                    .received_msat
-                    .checked_add(*amount_msat)
-                    .ok_or("overflow")?;
-                if total > s.budget_msat {
-                    return Err(format!(
-                        "the tick takes the stream past its budget of {} msat",
-                        s.budget_msat
-                    ));
-                }
-                let fee = self.cfg.fee.fee(*amount_msat).ok_or("fee overflows")?;
-                let forward = amount_msat
-                    .checked_sub(fee)
-                    .filter(|f| *f > 0)
-                    .ok_or_else(|| {
-                        format!("the tick does not cover the hub's fee of {fee} msat")
-                    })?;
-                let payee = st
-                    .channels
-                    .get(&s.payee_channel)
-                    .ok_or("the payee's channel is gone")?;
-                if payee.closing || payee.closed_at.is_some() || payee.close_requested_at.is_some()
-                {
-                    return Err("the payee's channel is closing: the stream ends".into());
-                }
-                if payee.owed_msat.saturating_add(forward) > self.cfg.max_owed_msat
-                    || Self::spendable(payee) < forward
-                {
-                    return Err("the hub has not enough liquidity towards the payee".into());
-                }
-                Ok(())
+                let forward = self.check_share(s, *amount_msat)?;
+                self.check_payee_room(st, &s.payee_channel, forward)
             }
             (
                 ChannelRole::Incoming,
@@ -240,6 +212,99 @@ impl Hub {
         }
     }
 
+    /// The open stream `sid`, paid from channel `id`.
+    fn stream_paid_from<'a>(
+        st: &'a State,
+        id: &ChannelId,
+        sid: &Hash256,
+    ) -> Result<&'a crate::store::Stream, String> {
+        let s = st.streams.get(sid).ok_or("no such stream")?;
+        if s.closed || s.payer_channel != *id {
+            return Err("the stream is closed or not paid from this channel".into());
+        }
+        Ok(s)
+    }
+
+    /// Whether stream `s` may take `amount_msat` more (its budget, the hub's fee): what the
+    /// hub forwards to the payee for it.
+    fn check_share(&self, s: &crate::store::Stream, amount_msat: u64) -> Result<u64, String> {
+        let total = s.received_msat.checked_add(amount_msat).ok_or("overflow")?;
+        if total > s.budget_msat {
+            return Err(format!(
+                "the tick takes the stream past its budget of {} msat",
+                s.budget_msat
+            ));
+        }
+        let fee = self.cfg.fee.fee(amount_msat).ok_or("fee overflows")?;
+        amount_msat
+            .checked_sub(fee)
+            .filter(|f| *f > 0)
+            .ok_or_else(|| format!("the tick does not cover the hub's fee of {fee} msat"))
+    }
+
+    /// Whether the hub can owe the payee of `payee_channel` `forward` msat more.
+    fn check_payee_room(
+        &self,
+        st: &State,
+        payee_channel: &ChannelId,
+        forward: u64,
+    ) -> Result<(), String> {
+        let payee = st
+            .channels
+            .get(payee_channel)
+            .ok_or("the payee's channel is gone")?;
+        if payee.closing || payee.closed_at.is_some() || payee.close_requested_at.is_some() {
+            return Err("the payee's channel is closing: the stream ends".into());
+        }
+        if payee.owed_msat.saturating_add(forward) > self.cfg.max_owed_msat
+            || Self::spendable(payee) < forward
+        {
+            return Err("the hub has not enough liquidity towards the payee".into());
+        }
+        Ok(())
+    }
+
+    /// A split tick: one `Pay` of channel `id` paying each share to its stream. Every share
+    /// is checked as a tick of its own; the hub's room towards a payee is checked for the sum
+    /// of the shares that go to it.
+    fn check_split_tick(
+        &self,
+        st: &State,
+        id: &ChannelId,
+        ctx: &ProposalContext,
+        amount_msat: u64,
+    ) -> Result<(), String> {
+        if ctx.stream.is_some() || ctx.invoice.is_some() || ctx.vote.is_some() {
+            return Err("a split tick names only its shares (no stream, invoice or vote)".into());
+        }
+        if ctx.split.len() > MAX_SPLIT_SHARES {
+            return Err(format!(
+                "a split tick pays at most {MAX_SPLIT_SHARES} streams"
+            ));
+        }
+        let mut sum = 0u64;
+        let mut seen = BTreeSet::new();
+        let mut to_payee: BTreeMap<ChannelId, u64> = BTreeMap::new();
+        for share in &ctx.split {
+            if !seen.insert(share.stream) {
+                return Err("a split tick names a stream twice".into());
+            }
+            sum = sum.checked_add(share.amount_msat).ok_or("overflow")?;
+            let s = Self::stream_paid_from(st, id, &share.stream)?;
+            let forward = self.check_share(s, share.amount_msat)?;
+            let owed = to_payee.entry(s.payee_channel).or_insert(0);
+            *owed = owed.checked_add(forward).ok_or("overflow")?;
+        }
+        if sum != amount_msat {
+            return Err(format!(
+                "the shares add up to {sum} msat, the tick pays {amount_msat} msat"
+            ));
+        }
+        to_payee
+            .iter()
+            .try_for_each(|(payee, forward)| self.check_payee_room(st, payee, *forward))
+    }
+
     /// A tick that pays a vote's verification fee: the vote is the stream payee's, on the
     /// main chain and agreeing with the decision, the tick is exactly the fee, and the vote
     /// has not been paid (a retransmission of the proposal that pays it is fine).
@@ -284,6 +349,30 @@ impl Hub {
         Ok(())
     }
 
+    /// Books `amount_msat` of a tick into stream `s`: the stream's totals, what the hub now
+    /// owes its payee, and the stream's payment record (returned, to be recorded).
+    fn book_tick(
+        &self,
+        st: &State,
+        staged: &mut Staged,
+        mut s: crate::store::Stream,
+        amount_msat: u64,
+        ledger: &dyn Fn(PaymentKind, u64, u64, Option<Hash256>, Option<Hash256>) -> Payment,
+    ) -> Payment {
+        let fee = self.cfg.fee.fee(amount_msat).unwrap_or(amount_msat);
+        let forward = amount_msat.saturating_sub(fee);
+        s.received_msat = s.received_msat.saturating_add(amount_msat);
+        s.fees_msat = s.fees_msat.saturating_add(fee);
+        s.forwarded_msat = s.forwarded_msat.saturating_add(forward);
+        s.ticks = s.ticks.saturating_add(1);
+        if let Some(pc) = staged_channel(st, staged, &s.payee_channel) {
+            pc.owed_msat = pc.owed_msat.saturating_add(forward);
+        }
+        let p = ledger(PaymentKind::StreamIn, amount_msat, fee, Some(s.id), None);
+        staged.streams.insert(s.id, s);
+        p
+    }
+
     /// Acts on one event of channel `id`'s machine.
     pub(crate) fn on_event(
         &self,
@@ -321,20 +410,19 @@ impl Hub {
                     let ctx = staged_channel(st, staged, id)
                         .and_then(|c| c.pending_context.take())
                         .unwrap_or_default();
-                    match ctx.stream.and_then(|sid| st.streams.get(&sid).cloned()) {
-                        Some(mut s) => {
-                            let fee = self.cfg.fee.fee(amount_msat).unwrap_or(amount_msat);
-                            let forward = amount_msat.saturating_sub(fee);
-                            s.received_msat = s.received_msat.saturating_add(amount_msat);
-                            s.fees_msat = s.fees_msat.saturating_add(fee);
-                            s.forwarded_msat = s.forwarded_msat.saturating_add(forward);
-                            s.ticks = s.ticks.saturating_add(1);
-                            if let Some(pc) = staged_channel(st, staged, &s.payee_channel) {
-                                pc.owed_msat = pc.owed_msat.saturating_add(forward);
+                    if !ctx.split.is_empty() {
+                        // Checked when the proposal came in; the shares add up to the Pay.
+                        for share in &ctx.split {
+                            if let Some(s) = st.streams.get(&share.stream).cloned() {
+                                let p = self.book_tick(st, staged, s, share.amount_msat, &ledger);
+                                Self::record(st, staged, p, None);
                             }
-                            let p =
-                                ledger(PaymentKind::StreamIn, amount_msat, fee, Some(s.id), None);
-                            staged.streams.insert(s.id, s);
+                        }
+                        return Ok(());
+                    }
+                    match ctx.stream.and_then(|sid| st.streams.get(&sid).cloned()) {
+                        Some(s) => {
+                            let p = self.book_tick(st, staged, s, amount_msat, &ledger);
                             Self::record(st, staged, p, None);
                         }
                         None => {

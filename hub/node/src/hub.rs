@@ -77,7 +77,13 @@ pub struct ProposalContext {
     /// A stream tick that pays an evaluator's verification fee for this vote (released only
     /// for a vote the main chain holds).
     pub vote: Option<crate::store::VoteRef>,
+    /// A split tick: one `Pay` that pays several streams of this payer at once, each its
+    /// share (the shares add up to the `Pay`). Used alone: no `stream`, `invoice` or `vote`.
+    pub split: Vec<crate::store::StreamShare>,
 }
+
+/// The most streams one split tick pays (bounds the work and the records of one update).
+pub const MAX_SPLIT_SHARES: usize = 64;
 
 pub(crate) struct State {
     pub(crate) channels: BTreeMap<ChannelId, HubChannel>,
@@ -825,6 +831,7 @@ impl Hub {
                 stream: ctx.stream,
                 invoice: ctx.invoice,
                 vote: ctx.vote,
+                split: ctx.split,
             });
             // The vote counts as paid from the hub's signature on: the payer holds a state
             // both signed from then on.

@@ -18,6 +18,7 @@ pub mod fees;
 mod flow;
 pub mod hub;
 mod ledger_api;
+mod message_api;
 pub mod metrics;
 pub mod ports;
 pub mod store;

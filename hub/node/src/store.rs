@@ -55,7 +55,8 @@ pub const COLUMNS: &[Cf] = &[
 
 /// The layout this build reads and writes. A store written by another layout is refused at
 /// open rather than misread.
-pub const LAYOUT_VERSION: u32 = 2;
+/// (3: a pending proposal's context records the streams a split tick pays.)
+pub const LAYOUT_VERSION: u32 = 3;
 const META_LAYOUT: &[u8] = b"layout";
 const META_CLAIMS_SCANNED: &[u8] = b"claims-scanned";
 
@@ -169,6 +170,16 @@ pub struct PendingContext {
     pub stream: Option<Hash256>,
     pub invoice: Option<String>,
     pub vote: Option<VoteRef>,
+    /// A split tick: the streams one `Pay` pays, and how much each.
+    pub split: Vec<StreamShare>,
+}
+
+/// One stream's part of a split tick (a payer paying several of its streams with one signed
+/// update).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamShare {
+    pub stream: Hash256,
+    pub amount_msat: u64,
 }
 
 /// Where a hash-locked payment through the hub stands.
