@@ -216,11 +216,15 @@ impl Client {
         &self,
         path: &str,
         last_event_id: Option<u64>,
+        bearer: Option<&str>,
     ) -> Result<reqwest::Response, ClientError> {
         let url = format!("{}{}", self.base, path);
         let mut req = reqwest::Client::new()
             .get(&url)
             .header("Accept", "text/event-stream");
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
         }

@@ -375,8 +375,12 @@ pub fn print_banner(d: &Devnet, rest: SocketAddr) {
     println!("  channel hub   {base}/v1/hub/info   (channels: {base}/v1/hub/channels)");
     if let Some(e) = d.evaluators.first() {
         println!(
-            "  payments      {base}/v1/hub/payees/{}/events   (an evaluator's live micropayments, SSE)",
+            "  payments      {base}/v1/hub/payees/{}/events   (an evaluator's live micropayments, SSE, signed by the evaluator)",
             Address::new(network, e.public())
+        );
+        println!(
+            "                watch them: doin hub --node {base} payments --follow --keystore {}",
+            key_path(&d.config.data_dir, "evaluator-0").display()
         );
     }
     println!("  metrics       {base}/metrics");

@@ -16,11 +16,12 @@ use crate::wallet::{self, TxOptions, WalletOpts};
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
 use doin_channels::{create_invoice, parse_invoice, Change, InvoiceTerms};
+use doin_crypto::KeyPair;
 use doin_hub::store::StreamShare;
 use doin_hub::FeePolicy;
 use doin_tx_core::channel::{channel_id, sha256, ChannelId, MSAT_PER_UNIT};
 use doin_tx_core::TxPayload;
-use doin_types::{Address, Amount, Hash256};
+use doin_types::{Address, Amount, ChainId, Hash256};
 use rand::RngCore;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -49,7 +50,8 @@ pub enum HubCommand {
     Channels { id: Option<String> },
     /// The hub's streams (or one of them).
     Streams { id: Option<String> },
-    /// What the hub delivered to a payee (default: this key's address).
+    /// What the hub delivered to a payee (default: this key's address). Shown to the payee
+    /// (signed with its key, `--keystore`) or to the operator (`--cookie`).
     Payments {
         address: Option<String>,
         /// Ledger sequence number to start after.
@@ -332,20 +334,21 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             limit,
             follow,
         } => {
-            let address = match address {
-                Some(a) => a.clone(),
-                None => {
-                    let (network, _) = wallet::chain_of(&client).await?;
-                    Address::new(network, wallet::load_key(opts)?.public()).to_string()
-                }
-            };
+            let (address, reader) = feed_reader(&args, &client, address.as_deref()).await?;
             if *follow {
-                follow_payments(opts, &client, &address, *after).await?;
+                follow_payments(opts, &client, &address, &reader, *after).await?;
             } else {
-                let v: Value = client
-                    .get(&format!(
-                        "/v1/hub/payees/{address}/payments?after={after}&limit={limit}"
-                    ))
+                let (_, v): (u16, Value) = client
+                    .request(
+                        reqwest::Method::GET,
+                        &format!(
+                            "/v1/hub/payees/{address}/payments?after={after}&limit={limit}{}",
+                            reader.query().map(|q| format!("&{q}")).unwrap_or_default()
+                        ),
+                        None,
+                        reader.bearer(),
+                        None,
+                    )
                     .await?;
                 print(opts, &v, |v| {
                     v.as_array().into_iter().flatten().for_each(print_payment)
@@ -691,20 +694,83 @@ async fn connect(
     Ok(())
 }
 
+/// Who reads a payee's payments: the payee, signing a fresh proof for every request, or the
+/// operator with its token.
+enum FeedReader {
+    Payee { key: KeyPair, chain_id: ChainId },
+    Operator(String),
+}
+
+impl FeedReader {
+    /// The query parameters of a fresh proof (`at=…&sig=…`; none for the operator).
+    fn query(&self) -> Option<String> {
+        match self {
+            FeedReader::Payee { key, chain_id } => {
+                let at = u64::try_from(unix_now().as_millis()).unwrap_or(u64::MAX);
+                let sig = key.sign(&doin_hub::api::feed_auth_hash(chain_id, &key.public(), at));
+                Some(format!("at={at}&sig={}", hex::encode(sig.0)))
+            }
+            FeedReader::Operator(_) => None,
+        }
+    }
+
+    fn bearer(&self) -> Option<&str> {
+        match self {
+            FeedReader::Payee { .. } => None,
+            FeedReader::Operator(token) => Some(token),
+        }
+    }
+}
+
+/// The payee whose payments to show (`address`, else this key's) and how to prove the right
+/// to see them: this key when it is the payee's, else the operator's token.
+async fn feed_reader(
+    args: &HubArgs,
+    client: &Client,
+    address: Option<&str>,
+) -> anyhow::Result<(String, FeedReader)> {
+    let (network, chain_id) = wallet::chain_of(client).await?;
+    let key = match address {
+        // No address: this key's payments, so the key is needed.
+        None => Some(wallet::load_key(&args.opts)?),
+        Some(_) => wallet::load_key(&args.opts).ok(),
+    };
+    let payee = match address {
+        Some(a) => Address::parse(a, network)?.key,
+        None => key
+            .as_ref()
+            .map(|k| k.public())
+            .ok_or_else(|| anyhow!("no key"))?,
+    };
+    let address = Address::new(network, payee).to_string();
+    if let Some(key) = key.filter(|k| k.public() == payee) {
+        return Ok((address, FeedReader::Payee { key, chain_id }));
+    }
+    let token = crate::hub_operator_cli::cookie(args).map_err(|_| {
+        anyhow!(
+            "a payee's payments are shown to the payee (give its key file with --keystore) or \
+             to the hub's operator (--cookie)"
+        )
+    })?;
+    Ok((address, FeedReader::Operator(token)))
+}
+
 /// Prints a payee's payments as they arrive, resuming after the last one seen when the
-/// connection drops.
+/// connection drops (with a fresh proof each time).
 async fn follow_payments(
     opts: &WalletOpts,
     client: &Client,
     address: &str,
+    reader: &FeedReader,
     after: u64,
 ) -> anyhow::Result<()> {
     let mut last = after;
     loop {
-        let mut resp = match client
-            .open_events(&format!("/v1/hub/payees/{address}/events"), Some(last))
-            .await
-        {
+        let path = match reader.query() {
+            Some(q) => format!("/v1/hub/payees/{address}/events?{q}"),
+            None => format!("/v1/hub/payees/{address}/events"),
+        };
+        let mut resp = match client.open_events(&path, Some(last), reader.bearer()).await {
             Ok(r) => r,
             Err(e @ crate::client::ClientError::Problem { .. }) => return Err(e.into()),
             Err(e) => {

@@ -5,7 +5,7 @@
 //! domain's verification fee naming that vote; the hub releases it only after checking the
 //! vote on the main chain (once per vote). Without the main chain in the node, the payer ticks
 //! at a steady pace instead. The evaluators accept what the hub pays out, so their payments
-//! show on `GET /v1/hub/payees/{address}/events` as they happen.
+//! show on `GET /v1/hub/payees/{address}/events` (signed by the evaluator) as they happen.
 //!
 //! The payer's and evaluators' sides of the channels are kept in `hub-demo.bin` in the data
 //! directory (written and fsynced after every update), so the demo continues after a restart

@@ -55,7 +55,7 @@ pub enum OperatorCommand {
     },
 }
 
-fn cookie(args: &HubArgs) -> anyhow::Result<String> {
+pub(crate) fn cookie(args: &HubArgs) -> anyhow::Result<String> {
     let path = match &args.cookie {
         Some(p) => p.clone(),
         None => ["./devnet/hub.cookie", "./doin-data/hub.cookie"]

@@ -15,6 +15,7 @@ use doin_types::{Address, Network};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 const UNIT: u64 = 1_000;
 
@@ -122,7 +123,7 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
     let wrong = dir.path().join("wrong.cookie");
     std::fs::write(&wrong, "f".repeat(64)).unwrap();
     let (ok, _, err) = Cli {
-        cookie: wrong,
+        cookie: wrong.clone(),
         doin: cli.doin.clone(),
         rest: cli.rest.clone(),
     }
@@ -286,6 +287,43 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
         kinds.contains(&"stream_out") && kinds.contains(&"routed_out"),
         "{kinds:?}"
     );
+    // The payee reads the same with its own key (a fresh signature per request); the payer,
+    // without the operator's token, is refused.
+    assert_eq!(cli.ok(Some(&payee), &["payments"]), payments);
+    let (ok, _, err) = Cli {
+        cookie: wrong.clone(),
+        doin: cli.doin.clone(),
+        rest: cli.rest.clone(),
+    }
+    .run(Some(&payer), &["payments", &payee_addr]);
+    assert!(!ok && err.contains("payee-only"), "{err}");
+    // The live feed, signed by the payee: the entries so far arrive first.
+    let mut follow = Command::new(&cli.doin)
+        .args(["hub", "payments", "--follow", "--json", "--node", &cli.rest])
+        .arg("--keystore")
+        .arg(&payee.keystore)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let first: Value =
+        serde_json::from_str(&rx.recv_timeout(Duration::from_secs(30)).unwrap()).unwrap();
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    assert_eq!(first, payments[0]);
 
     // Closing from a machine without the channel's history (an old state) is refused: it
     // would forfeit the reserve.

@@ -14,7 +14,7 @@ mod common;
 use common::{doin, get, get_text, hub_node, wait_until};
 use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Message};
 use doin_crypto::KeyPair;
-use doin_hub::api::{message_auth_hash, pipelined_auth_hash, stream_auth_hash};
+use doin_hub::api::{feed_auth_hash, message_auth_hash, pipelined_auth_hash, stream_auth_hash};
 use doin_hub::store::StreamShare;
 use doin_tx_core::channel::{channel_id, sha256, ChannelId, Side};
 use doin_tx_core::{Tx, TxBody, TxPayload};
@@ -375,13 +375,31 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         .unwrap();
     node.kill9();
     node.start(&doin);
-    // Every payment acknowledged to the payee is still there.
-    let (_, kept) = get(&format!(
+    // Every payment acknowledged to the payee is still there. The payee's payments are shown
+    // to the payee only (or the operator): not without its signature, not with someone
+    // else's, not with one older than the window.
+    let feed = format!(
         "{}/v1/hub/payees/{}/payments?limit=1000",
         c.rest,
         addr(&payee)
-    ))
+    );
+    let now_ms = u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
     .unwrap();
+    let signed = |k: &KeyPair, at: u64| {
+        let sig = k.sign(&feed_auth_hash(&chain_id, &payee.public(), at));
+        format!("{feed}&at={at}&sig={}", hex::encode(sig.0))
+    };
+    assert_eq!(get(&feed).unwrap().0, 401);
+    assert_eq!(get(&signed(&payer, now_ms)).unwrap().0, 401);
+    assert_eq!(get(&signed(&payee, now_ms - 600_000)).unwrap().0, 401);
+    assert_eq!(get(&format!("{feed}&at={now_ms}&sig=zz")).unwrap().0, 400);
+    let (s, kept) = get(&signed(&payee, now_ms)).unwrap();
+    assert_eq!(s, 200, "{kept}");
     let kept = kept.as_array().unwrap().clone();
     for p in &acked_out {
         assert!(

@@ -17,7 +17,7 @@ use axum::middleware::{from_fn_with_state, Next};
 
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use doin_channels::ChannelMachine;
 use doin_http::{path_problem, ApiJson, Problem, ProblemDoc};
 use doin_tx_core::channel::ChannelId;
@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use utoipa::{OpenApi, ToSchema};
 
+pub use crate::ledger_api::{feed_auth_hash, FEED_AUTH_WINDOW_MS, TAG_HUB_FEED};
 pub use crate::message_api::{
     message_auth_hash, pipelined_auth_hash, split_digest, TAG_HUB_MESSAGE, TAG_HUB_MESSAGES,
 };
@@ -65,6 +66,15 @@ impl OperatorToken {
         let (a, b) = (self.0.as_bytes(), given.as_bytes());
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
+
+    /// Whether the request's `Authorization: Bearer` is this token.
+    pub(crate) fn authorizes(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|g| self.matches(g.trim()))
+    }
 }
 
 async fn require_operator(
@@ -72,12 +82,7 @@ async fn require_operator(
     req: Request,
     next: Next,
 ) -> Response {
-    let given = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if given.is_some_and(|g| token.matches(g.trim())) {
+    if token.authorizes(req.headers()) {
         return next.run(req).await;
     }
     Problem::new(
@@ -111,7 +116,7 @@ pub fn router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
             "/v1/hub/invoices/{hash}",
             get(crate::stream_api::get_hub_invoice),
         )
-        .route_layer(from_fn_with_state(operator, require_operator));
+        .route_layer(from_fn_with_state(operator.clone(), require_operator));
     Router::new()
         .merge(operator_only)
         .route("/v1/hub/info", get(info))
@@ -145,6 +150,8 @@ pub fn router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
             "/v1/hub/payees/{address}/events",
             get(crate::ledger_api::payee_payment_events),
         )
+        // The payee feeds serve the operator too.
+        .layer(Extension(operator))
         .with_state(hub)
 }
 

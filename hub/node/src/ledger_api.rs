@@ -1,6 +1,10 @@
 //! REST routes of the hub's books (`/v1/hub/payees/...`, `/v1/hub/accounting.csv`): what it
 //! delivered to a payee, as a page or a live resumable feed, and the whole ledger as CSV.
 //! Reads only; entries are written by the hub as payments complete.
+//!
+//! What a payee earns is the payee's business: its feed is served to the payee (a fresh
+//! signature of its key over [`feed_auth_hash`], in the query) or to the operator (its token),
+//! to nobody else.
 
 use crate::hub::Hub;
 use crate::store::Payment;
@@ -18,7 +22,74 @@ use std::time::Duration;
 use tokio_stream::StreamExt as _;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::{addr, parse_addr, St};
+use crate::api::{addr, parse_addr, OperatorToken, St};
+use axum::Extension;
+use doin_crypto::{tagged_hash_parts, verify};
+use doin_types::{ChainId, Hash256, SignatureBytes};
+
+/// Tag of what a payee signs to read its own payment feed.
+pub const TAG_HUB_FEED: &str = "doin/hub-feed";
+
+/// How far a feed signature's time may be from the hub's clock, either way (ms).
+pub const FEED_AUTH_WINDOW_MS: u64 = 300_000;
+
+/// `H_tag("doin/hub-feed", chain_id ‖ payee key (33 bytes) ‖ at_ms as u64 big-endian)`: what a
+/// payee signs to read its feed; valid while `at_ms` is within [`FEED_AUTH_WINDOW_MS`] of the
+/// hub's clock.
+pub fn feed_auth_hash(chain_id: &ChainId, payee: &PublicKeyBytes, at_ms: u64) -> Hash256 {
+    tagged_hash_parts(
+        TAG_HUB_FEED,
+        &[&chain_id.0 .0, &payee.0, &at_ms.to_be_bytes()],
+    )
+}
+
+/// The payee's proof that it asks for its own feed (absent when the operator asks).
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FeedAuth {
+    /// The time the payee signed, in unix milliseconds (within 5 minutes of the hub's clock).
+    pub at: Option<u64>,
+    /// The payee's BIP340 signature (hex) over `H_tag("doin/hub-feed", chain_id ‖ payee key ‖
+    /// at as u64 big-endian)`.
+    pub sig: Option<String>,
+}
+
+fn payee_only(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::UNAUTHORIZED, "payee-only", "Payee only", detail)
+}
+
+/// Whether the request may read `payee`'s feed: the operator's token, or the payee's fresh
+/// signature.
+fn authorize_feed(
+    hub: &Hub,
+    operator: &OperatorToken,
+    headers: &HeaderMap,
+    payee: &PublicKeyBytes,
+    at: Option<u64>,
+    sig: Option<&str>,
+) -> Result<(), Problem> {
+    if operator.authorizes(headers) {
+        return Ok(());
+    }
+    let (Some(at), Some(sig)) = (at, sig) else {
+        return Err(payee_only(
+            "a payee's payments are shown to the payee (`at` and `sig`: its signature over \
+             H_tag(\"doin/hub-feed\", chain_id ‖ payee key ‖ at)) or to the operator",
+        ));
+    };
+    let now = crate::hub::now_ms();
+    if now.abs_diff(at) > FEED_AUTH_WINDOW_MS {
+        return Err(payee_only(format!(
+            "the signature's time {at} is more than {} s from the hub's clock ({now}): sign \
+             again",
+            FEED_AUTH_WINDOW_MS / 1000
+        )));
+    }
+    let sig = SignatureBytes(crate::api::hex32(sig, "sig")?);
+    let hash = feed_auth_hash(&hub.chain().chain_id(), payee, at);
+    verify(payee, &hash, &sig).map_err(|_| payee_only("the signature is not the payee's"))
+}
 
 /// One ledger entry. Milli-unit amounts are decimal strings.
 #[derive(Serialize, ToSchema, Clone)]
@@ -61,28 +132,47 @@ pub struct PageQuery {
     pub limit: Option<usize>,
 }
 
-fn limit_of(q: &PageQuery) -> Result<usize, Problem> {
-    match q.limit {
+/// A page of a payee's entries, with the payee's proof ([`FeedAuth`]).
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PayeePageQuery {
+    /// Entries with a sequence number above this one.
+    pub after: Option<u64>,
+    /// At most this many (1-1000, default 100).
+    pub limit: Option<usize>,
+    /// See [`FeedAuth`].
+    pub at: Option<u64>,
+    /// See [`FeedAuth`].
+    pub sig: Option<String>,
+}
+
+fn limit_of(limit: Option<usize>) -> Result<usize, Problem> {
+    match limit {
         None => Ok(100),
         Some(n) if (1..=1000).contains(&n) => Ok(n),
         Some(_) => Err(Problem::bad_request("invalid-limit", "limit is 1-1000")),
     }
 }
 
-#[utoipa::path(get, path = "/v1/hub/payees/{address}/payments", tag = "hub", params(PageQuery,
+#[utoipa::path(get, path = "/v1/hub/payees/{address}/payments", tag = "hub", params(PayeePageQuery,
         ("address" = String, Path, description = "The payee's address")),
     responses(
         (status = 200, description = "What the hub delivered to this payee, oldest first", body = [PaymentView]),
-        (status = 400, description = "Bad address or paging", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "Bad address, paging or signature encoding", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Neither the payee's fresh signature (`at`, `sig`) nor the operator's token", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn payee_payments(
     State(hub): St,
+    Extension(operator): Extension<OperatorToken>,
+    headers: HeaderMap,
     address: Result<Path<String>, PathRejection>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<PayeePageQuery>,
 ) -> Result<Json<Vec<PaymentView>>, Problem> {
     let Path(address) = address.map_err(path_problem)?;
     let payee = parse_addr(&hub, &address)?;
-    let limit = limit_of(&q)?;
+    let limit = limit_of(q.limit)?;
+    authorize_feed(&hub, &operator, &headers, &payee, q.at, q.sig.as_deref())?;
     let list = hub
         .store()
         .payee_payments(&payee, q.after.unwrap_or(0), limit)
@@ -91,18 +181,29 @@ pub(crate) async fn payee_payments(
 }
 
 #[utoipa::path(get, path = "/v1/hub/payees/{address}/events", tag = "hub",
-    params(("address" = String, Path, description = "The payee's address")),
+    params(FeedAuth, ("address" = String, Path, description = "The payee's address")),
     responses(
-        (status = 200, description = "Server-sent `payment` events (PaymentView) as they become durable. The id is the ledger sequence number; send the last one as `Last-Event-ID` to resume without a gap.", content_type = "text/event-stream"),
-        (status = 400, description = "Bad address or event id", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, description = "Server-sent `payment` events (PaymentView) as they become durable. The id is the ledger sequence number; send the last one as `Last-Event-ID` to resume without a gap (with a fresh signature).", content_type = "text/event-stream"),
+        (status = 400, description = "Bad address, event id or signature encoding", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Neither the payee's fresh signature (`at`, `sig`) nor the operator's token", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn payee_payment_events(
     State(hub): St,
+    Extension(operator): Extension<OperatorToken>,
     headers: HeaderMap,
     address: Result<Path<String>, PathRejection>,
+    ApiQuery(auth): ApiQuery<FeedAuth>,
 ) -> Result<Response, Problem> {
     let Path(address) = address.map_err(path_problem)?;
     let payee = parse_addr(&hub, &address)?;
+    authorize_feed(
+        &hub,
+        &operator,
+        &headers,
+        &payee,
+        auth.at,
+        auth.sig.as_deref(),
+    )?;
     let after: u64 = match headers.get("last-event-id") {
         None => 0,
         Some(v) => v
