@@ -411,6 +411,7 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
                     .map(|s| StreamShare {
                         stream: *s,
                         amount_msat: *amount_msat,
+                        vote_optimae: None,
                     })
                     .collect(),
             };

@@ -15,7 +15,7 @@
 use crate::run::{Handles, SideTask};
 use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Message, Snapshot};
 use doin_crypto::KeyPair;
-use doin_hub::store::VoteRef;
+use doin_hub::store::{PendingContext, StreamShare};
 use doin_hub::{Hub, ProposalContext};
 use doin_tx_core::channel::{channel_id, ChannelId, Side, MSAT_PER_UNIT};
 use doin_tx_core::{StateView, Tx, TxBody, TxPayload};
@@ -49,9 +49,9 @@ struct DemoState {
     payees: Vec<Option<PayeeState>>,
     /// The last main-chain height whose votes were paid.
     main_seen: u64,
-    /// What the payer's proposal in flight pays (its stream and vote), kept with it so a
-    /// retransmission after a crash names the same.
-    in_flight: Option<(Hash256, Option<VoteRef>)>,
+    /// What the payer's proposal in flight pays (its stream and vote, or its split), kept with
+    /// it so a retransmission after a crash names the same.
+    in_flight: Option<PendingContext>,
 }
 
 fn load(path: &Path) -> anyhow::Result<DemoState> {
@@ -282,7 +282,9 @@ impl Demo {
         payer_channel: ChannelId,
         height: u64,
     ) -> anyhow::Result<()> {
-        let tip = main.head().header.height;
+        // Only blocks the transfer chain has anchored: their decisions are final (the hub
+        // refuses to pay for one that a reorganisation could still undo).
+        let tip = main.head().header.height.min(main.anchored_height());
         let votes = crate::hub_port::MainChainVotes::new_borrowed(main);
         // A bounded number of blocks per step keeps a step short after a long pause.
         let to = tip.min(self.state.main_seen.saturating_add(20));
@@ -291,6 +293,8 @@ impl Demo {
                 continue;
             };
             for verdict in &block.body.verdicts {
+                // Every agreeing demo evaluator of this decision, paid with one update.
+                let mut shares = Vec::new();
                 for vote in &verdict.votes {
                     let evaluator = vote.body.evaluator;
                     let Some(i) = self.payees.iter().position(|k| k.public() == evaluator) else {
@@ -303,12 +307,32 @@ impl Demo {
                     let Some(stream) = self.open_stream_of(hub, i, amount)? else {
                         continue;
                     };
-                    let paid = VoteRef {
-                        optimae: verdict.optimae_id,
-                        evaluator,
-                    };
-                    self.tick(hub, payer_channel, stream, amount, Some(paid), height)?;
+                    shares.push(StreamShare {
+                        stream,
+                        amount_msat: amount,
+                        vote_optimae: Some(verdict.optimae_id),
+                    });
                 }
+                let Some(amount) = shares
+                    .iter()
+                    .try_fold(0u64, |sum, s| sum.checked_add(s.amount_msat))
+                else {
+                    continue;
+                };
+                let ctx = match shares.as_slice() {
+                    [] => continue,
+                    // One vote: a tick of its own, naming it.
+                    [one] => PendingContext {
+                        stream: Some(one.stream),
+                        vote: hub.stream(&one.stream).and_then(|s| one.vote(s.payee)),
+                        ..PendingContext::default()
+                    },
+                    _ => PendingContext {
+                        split: shares,
+                        ..PendingContext::default()
+                    },
+                };
+                self.tick(hub, payer_channel, ctx, amount, height)?;
             }
             self.state.main_seen = h;
             save(&self.path, &self.state)?;
@@ -325,7 +349,11 @@ impl Demo {
     ) -> anyhow::Result<()> {
         for i in 0..self.payees.len() {
             if let Some(stream) = self.open_stream_of(hub, i, TICK_MSAT)? {
-                self.tick(hub, payer_channel, stream, TICK_MSAT, None, height)?;
+                let ctx = PendingContext {
+                    stream: Some(stream),
+                    ..PendingContext::default()
+                };
+                self.tick(hub, payer_channel, ctx, TICK_MSAT, height)?;
             }
         }
         Ok(())
@@ -356,14 +384,14 @@ impl Demo {
         Ok(hub.open_stream(payer_channel, &invoice)?.id)
     }
 
-    /// The payer pays one tick of `amount` msat into `stream` (paying `vote`'s fee, if any).
+    /// The payer pays one tick of `amount` msat: into `what.stream` (paying `what.vote`'s fee,
+    /// if any), or a split tick over `what.split` (the shares add up to `amount`).
     fn tick(
         &mut self,
         hub: &Hub,
         channel: ChannelId,
-        stream: Hash256,
+        what: PendingContext,
         amount: u64,
-        vote: Option<VoteRef>,
         height: u64,
     ) -> anyhow::Result<()> {
         let Some(snapshot) = self.state.payer_machine.clone() else {
@@ -380,13 +408,7 @@ impl Demo {
                     seq: state.seq,
                     change,
                 };
-                let (stream, vote) = self.state.in_flight.unwrap_or((stream, None));
-                let ctx = ProposalContext {
-                    stream: Some(stream),
-                    invoice: None,
-                    vote,
-                    split: Vec::new(),
-                };
+                let ctx = context(self.state.in_flight.clone().unwrap_or(what));
                 self.exchange(hub, &mut m, channel, msg, ctx, height)?;
             }
             return Ok(());
@@ -398,16 +420,10 @@ impl Demo {
             height,
         )?;
         self.state.payer_machine = Some(m.snapshot().clone());
-        self.state.in_flight = Some((stream, vote));
+        self.state.in_flight = Some(what.clone());
         save(&self.path, &self.state)?;
         if let Some(msg) = out.send {
-            let ctx = ProposalContext {
-                stream: Some(stream),
-                invoice: None,
-                vote,
-                split: Vec::new(),
-            };
-            self.exchange(hub, &mut m, channel, msg, ctx, height)?;
+            self.exchange(hub, &mut m, channel, msg, context(what), height)?;
         }
         Ok(())
     }
@@ -467,5 +483,15 @@ impl Demo {
             p.machine = m.snapshot().clone();
         }
         save(&self.path, &self.state)
+    }
+}
+
+/// What the payer tells the hub its proposal pays.
+fn context(what: PendingContext) -> ProposalContext {
+    ProposalContext {
+        stream: what.stream,
+        invoice: what.invoice,
+        vote: what.vote,
+        split: what.split,
     }
 }

@@ -146,6 +146,15 @@ impl BorrowedVotes<'_> {
         if !earned {
             return Ok(None);
         }
+        // Paid only once no reorganisation can take the decision back: an off-chain payment
+        // cannot be undone.
+        let anchored = chain.anchored_height();
+        if let Some(decided) = record.decided_at.filter(|d| *d > anchored) {
+            anyhow::bail!(
+                "the decision (main block {decided}) is not final yet: the transfer chain has \
+                 anchored main blocks up to {anchored}; ask again once it is anchored"
+            );
+        }
         let head = chain.head();
         Ok(head
             .state

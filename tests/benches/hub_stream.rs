@@ -414,6 +414,7 @@ fn main() {
                                 .map(|s| StreamShare {
                                     stream: *s,
                                     amount_msat: 10_000,
+                                    vote_optimae: None,
                                 })
                                 .collect(),
                             ..ProposalContext::default()

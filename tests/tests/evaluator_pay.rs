@@ -1,16 +1,17 @@
 //! Black-box: evaluator pay in a `doin devnet` process. Every demo evaluator's vote that a
 //! committed main block carries, for an optimae that was decided and that the vote agreed
 //! with, releases the domain's verification fee through the hub: each tick into an
-//! evaluator's stream is exactly one fee, there are never more ticks than such votes, and a
-//! SIGKILL and restart pays no vote twice.
+//! evaluator's stream is exactly one fee, there are never more ticks than such votes, the
+//! evaluators of one decision are paid with one update (a split tick), and a SIGKILL and
+//! restart pays no vote twice.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{doin, free_port, get_ok, wait_until, NodeProc};
+use common::{doin, free_port, get_ok, get_text, wait_until, NodeProc};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 
 /// The devnet's verification fee per vote (25 000 base units) in milli-units.
@@ -130,6 +131,29 @@ fn agreeing_votes_release_their_fee_through_the_hub_once_each() {
         let received: u64 = streams(&node.rest).iter().map(|(_, r)| r).sum();
         (delivered > 0 && delivered == received - received / 1000).then_some(())
     });
+
+    // The payer pays every agreeing demo evaluator of a decision with one update (a split
+    // tick): stream entries of one payer channel state, each into another stream.
+    let cookie = std::fs::read_to_string(dir.path().join("devnet").join("hub.cookie")).unwrap();
+    let (_, csv) = get_text(
+        &format!("{}/v1/hub/accounting.csv", node.rest),
+        Some(cookie.trim()),
+    )
+    .unwrap();
+    let mut per_update: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for row in csv.lines().skip(1) {
+        let f: Vec<&str> = row.split(',').collect();
+        if f.get(2) == Some(&"stream_in") {
+            per_update
+                .entry((f[3].to_string(), f[9].to_string()))
+                .or_default()
+                .insert(f[7].to_string());
+        }
+    }
+    assert!(
+        per_update.values().any(|streams| streams.len() >= 2),
+        "no split tick among {per_update:?}"
+    );
 
     node.kill9();
     node.start_with(&doin, &args);

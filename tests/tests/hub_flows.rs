@@ -391,7 +391,8 @@ fn a_tick_naming_a_vote_is_released_only_for_a_vote_the_main_chain_holds() {
         evaluator: payee.key.public(),
     };
     let h = net.height();
-    let mut refused = |hub: &doin_hub::Hub, vote: VoteRef| -> String {
+    // A tick naming the vote, or (split) a split tick whose one share names it.
+    let mut refused_as = |hub: &doin_hub::Hub, vote: VoteRef, split: bool| -> String {
         let out = payer
             .m
             .propose(
@@ -401,11 +402,14 @@ fn a_tick_naming_a_vote_is_released_only_for_a_vote_the_main_chain_holds() {
                 h,
             )
             .unwrap();
-        let ctx = ProposalContext {
-            stream: Some(stream.id),
-            invoice: None,
-            vote: Some(vote),
-            split: Vec::new(),
+        let ctx = match split {
+            false => ProposalContext {
+                stream: Some(stream.id),
+                invoice: None,
+                vote: Some(vote),
+                split: Vec::new(),
+            },
+            true => split_context_voting(&[(stream.id, 25 * UNIT, Some(vote.optimae))]),
         };
         let reply = hub.handle(&in_id, out.send.unwrap(), ctx).unwrap().reply;
         let Some(Message::Reject { reason, .. }) = reply.clone() else {
@@ -413,6 +417,16 @@ fn a_tick_naming_a_vote_is_released_only_for_a_vote_the_main_chain_holds() {
         };
         payer.m.handle(&payer.key, reply.unwrap(), h).unwrap();
         reason
+    };
+    // (A share's vote is always its stream payee's: someone else's cannot be named.)
+    let payee_key = payee.key.public();
+    let mut refused = |hub: &doin_hub::Hub, vote: VoteRef| -> String {
+        let single = refused_as(hub, vote, false);
+        if vote.evaluator == payee_key {
+            let split = refused_as(hub, vote, true);
+            assert_eq!(single, split, "a split share is checked like a tick");
+        }
+        single
     };
     // A hub that does not see the main chain releases no evaluator pay.
     assert!(refused(&hub, vote).contains("does not see the main chain"));
@@ -518,12 +532,19 @@ fn a_pipelined_confirm_and_next_tick_are_one_durable_step_and_a_refused_tick_kee
 
 /// The context of a split tick paying `shares` (stream, msat).
 fn split_context(shares: &[(Hash256, u64)]) -> ProposalContext {
+    let voting: Vec<_> = shares.iter().map(|(s, a)| (*s, *a, None)).collect();
+    split_context_voting(&voting)
+}
+
+/// The context of a split tick paying `shares` (stream, msat, the optimae of the vote paid).
+fn split_context_voting(shares: &[(Hash256, u64, Option<Hash256>)]) -> ProposalContext {
     ProposalContext {
         split: shares
             .iter()
-            .map(|(stream, amount_msat)| StreamShare {
+            .map(|(stream, amount_msat, vote_optimae)| StreamShare {
                 stream: *stream,
                 amount_msat: *amount_msat,
+                vote_optimae: *vote_optimae,
             })
             .collect(),
         ..ProposalContext::default()

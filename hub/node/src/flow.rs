@@ -120,7 +120,7 @@ impl Hub {
         match (channel.role, change) {
             (ChannelRole::Incoming, Change::Pay { amount_msat }) => {
                 if !ctx.split.is_empty() {
-                    return self.check_split_tick(st, id, ctx, *amount_msat);
+                    return self.check_split_tick(st, id, channel, ctx, *amount_msat);
                 }
                 let Some(sid) = ctx.stream else {
                     return Ok(());
@@ -271,6 +271,7 @@ impl Hub {
         &self,
         st: &State,
         id: &ChannelId,
+        channel: &HubChannel,
         ctx: &ProposalContext,
         amount_msat: u64,
     ) -> Result<(), String> {
@@ -291,6 +292,9 @@ impl Hub {
             }
             sum = sum.checked_add(share.amount_msat).ok_or("overflow")?;
             let s = Self::stream_paid_from(st, id, &share.stream)?;
+            if let Some(vote) = share.vote(s.payee) {
+                self.check_vote_pay(st, id, channel, s, &vote, share.amount_msat)?;
+            }
             let forward = self.check_share(s, share.amount_msat)?;
             let owed = to_payee.entry(s.payee_channel).or_insert(0);
             *owed = owed.checked_add(forward).ok_or("overflow")?;
@@ -321,11 +325,14 @@ impl Hub {
             return Err("the vote is not the stream payee's".into());
         }
         if let Some(paid_by) = st.paid_votes.get(vote) {
+            // The proposal in flight (a single tick or a split tick's share) pays this vote.
             let retransmitted = paid_by == id
-                && channel
-                    .pending_context
-                    .as_ref()
-                    .is_some_and(|p| p.vote.as_ref() == Some(vote));
+                && channel.pending_context.as_ref().is_some_and(|p| {
+                    p.vote.as_ref() == Some(vote)
+                        || p.split.iter().any(|share| {
+                            share.stream == stream.id && share.vote(stream.payee) == Some(*vote)
+                        })
+                });
             if !retransmitted {
                 return Err("this vote's fee is paid already".into());
             }

@@ -831,12 +831,18 @@ impl Hub {
                 stream: ctx.stream,
                 invoice: ctx.invoice,
                 vote: ctx.vote,
-                split: ctx.split,
+                split: ctx.split.clone(),
             });
             // The vote counts as paid from the hub's signature on: the payer holds a state
             // both signed from then on.
             if let Some(vote) = ctx.vote {
                 staged.paid_votes.push((vote, *id));
+            }
+            for share in &ctx.split {
+                let payee = st.streams.get(&share.stream).map(|s| s.payee);
+                if let Some(vote) = payee.and_then(|p| share.vote(p)) {
+                    staged.paid_votes.push((vote, *id));
+                }
             }
         }
         let role = updated.role;

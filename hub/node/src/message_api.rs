@@ -26,16 +26,18 @@ use utoipa::ToSchema;
 /// Tag of what a peer signs to send the hub a channel message.
 pub const TAG_HUB_MESSAGE: &str = "doin/hub-message";
 
-/// `SHA-256(stream₁ ‖ amount₁ ‖ stream₂ ‖ amount₂ ‖ …)` of a split tick's shares (amounts as
-/// u64 big-endian), or 32 zero bytes when the request is not a split tick.
+/// `SHA-256(stream₁ ‖ amount₁ ‖ vote₁ ‖ stream₂ ‖ amount₂ ‖ vote₂ ‖ …)` of a split tick's shares
+/// (amounts as u64 big-endian, each vote's optimae id or 32 zero bytes), or 32 zero bytes when
+/// the request is not a split tick.
 pub fn split_digest(split: &[StreamShare]) -> [u8; 32] {
     if split.is_empty() {
         return [0; 32];
     }
-    let mut bytes = Vec::with_capacity(split.len().saturating_mul(40));
+    let mut bytes = Vec::with_capacity(split.len().saturating_mul(72));
     for share in split {
         bytes.extend_from_slice(&share.stream.0);
         bytes.extend_from_slice(&share.amount_msat.to_be_bytes());
+        bytes.extend_from_slice(&share.vote_optimae.map(|o| o.0).unwrap_or([0; 32]));
     }
     doin_tx_core::channel::sha256(&bytes)
 }
@@ -122,15 +124,17 @@ pub struct MessageRequest {
     /// request.
     pub next: Option<String>,
     /// A split tick: the payer pays several of its streams with one `Pay` (one signature for
-    /// them all), each stream its share; the shares add up to the `Pay`. Given alone (no
-    /// `stream`, `invoice` or `vote_optimae`), at most 64 shares, each stream once.
+    /// them all), each stream its share (which may pay a vote's verification fee); the shares
+    /// add up to the `Pay`. Given alone (no `stream`, `invoice` or `vote_optimae`), at most 64
+    /// shares, each stream once.
     pub split: Option<Vec<ShareRequest>>,
     /// The peer's BIP340 signature (hex) over `H_tag("doin/hub-message", chain_id ‖
     /// channel_id ‖ message ‖ stream or 32 zero bytes ‖ SHA-256(invoice) or 32 zero bytes ‖
     /// vote_optimae or 32 zero bytes ‖ split digest)`; with `next`, over
     /// `H_tag("doin/hub-messages", chain_id ‖ channel_id ‖ SHA-256(message) ‖ SHA-256(next) ‖
-    /// the same four)`. The split digest is `SHA-256(stream ‖ amount_msat as u64 big-endian,
-    /// for each share in order)`, or 32 zero bytes without `split`.
+    /// the same four)`. The split digest is `SHA-256(stream ‖ amount_msat as u64 big-endian ‖
+    /// vote_optimae or 32 zero bytes, for each share in order)`, or 32 zero bytes without
+    /// `split`.
     pub signature: String,
 }
 
@@ -142,6 +146,9 @@ pub struct ShareRequest {
     pub stream: String,
     /// Its share of the tick in milli-units (decimal string).
     pub amount_msat: String,
+    /// Evaluator pay: the share is the verification fee of the stream payee's vote on this
+    /// optimae (hex), checked like `vote_optimae` of a single tick.
+    pub vote_optimae: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -207,6 +214,11 @@ pub(crate) async fn post_message(
                         "split amount_msat: a whole number of milli-units",
                     )
                 })?,
+                vote_optimae: share
+                    .vote_optimae
+                    .as_deref()
+                    .map(|o| parse_hash(o, "split vote_optimae"))
+                    .transpose()?,
             })
         })
         .collect::<Result<Vec<_>, Problem>>()?;

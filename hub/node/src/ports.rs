@@ -26,8 +26,10 @@ pub trait ChainPort: Send + Sync {
 /// What the hub needs from the main chain: whether an evaluator earned a verification fee.
 pub trait MainPort: Send + Sync {
     /// The verification fee (of the optimae's domain) that `evaluator`'s vote on `optimae`
-    /// earns: `Some` when the vote is in a committed main block, the optimae is decided and
-    /// the vote agreed with the decision; `None` otherwise.
+    /// earns: `Some` when the vote is in a committed main block, the optimae is decided, the
+    /// vote agreed with the decision and the decision is final (at or below the main height
+    /// the transfer chain has anchored, which no reorganisation can undo); `None` when it
+    /// earns nothing; an error while the decision is not final yet (ask again later).
     fn vote_fee(
         &self,
         optimae: &Hash256,

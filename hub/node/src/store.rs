@@ -180,6 +180,19 @@ pub struct PendingContext {
 pub struct StreamShare {
     pub stream: Hash256,
     pub amount_msat: u64,
+    /// Evaluator pay: the share pays the verification fee of the stream payee's vote on this
+    /// optimae (checked like a single tick naming the vote).
+    pub vote_optimae: Option<Hash256>,
+}
+
+impl StreamShare {
+    /// The vote this share pays, if any: the stream payee's on `vote_optimae`.
+    pub fn vote(&self, payee: PublicKeyBytes) -> Option<VoteRef> {
+        self.vote_optimae.map(|optimae| VoteRef {
+            optimae,
+            evaluator: payee,
+        })
+    }
 }
 
 /// Where a hash-locked payment through the hub stands.

@@ -314,6 +314,17 @@ impl MainChain {
         }
     }
 
+    /// The highest main height the transfer chain this node runs has anchored: blocks at or
+    /// below it are never reorganised (0 when nothing is anchored, or without a transfer
+    /// chain, or when it cannot be read).
+    pub fn anchored_height(&self) -> u64 {
+        let view = self.tx_chain.read().clone();
+        view.anchored_main_height().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not read the anchored main height");
+            0
+        })
+    }
+
     /// Connects the transfer chain this node runs: main blocks checkpoint it from now on.
     pub fn set_tx_view(&self, tx_chain: Arc<dyn TxChainView + Send + Sync>) {
         *self.tx_chain.write() = tx_chain;
