@@ -1,8 +1,9 @@
 //! The channel hub (DESIGN §7): channels to many payers and payees, streamed micropayments,
 //! hash-locked payments through the hub, a watchtower, and the books.
 //!
-//! - [`hub`] owns the hub's state and its entry points; [`flow`] decides what the hub signs
-//!   and proposes; [`watch`] guards the channels on chain and [`deadlines`] their HTLCs'
+//! - [`hub`] owns the hub's state and its entry points; `messages` takes a peer's channel
+//!   messages through it (signatures outside the state lock, one durable batch per request);
+//!   `flow` decides what the hub signs and proposes; [`watch`] guards the channels on chain and `deadlines` their HTLCs'
 //!   expiries; [`store`] persists everything with
 //!   group commit; [`ports`] says what the hub needs from the transfer chain (the node
 //!   implements it); [`fees`] holds the fee policy and limits; [`txs`] signs the hub's
@@ -19,6 +20,7 @@ mod flow;
 pub mod hub;
 mod ledger_api;
 mod message_api;
+mod messages;
 pub mod metrics;
 pub mod ports;
 pub mod store;

@@ -97,7 +97,7 @@ impl Hub {
 
     /// One pass over every channel the hub has not seen paid out: preimages revealed on
     /// chain, confirmations, challenges, HTLC claims, settlements, payouts, then the HTLC
-    /// deadlines of the channels still open (see [`crate::deadlines`]).
+    /// deadlines of the channels still open (see `deadlines`).
     pub fn watch(&self) -> Result<WatchReport, HubError> {
         let height = self.chain.height();
         let mut report = WatchReport::default();
