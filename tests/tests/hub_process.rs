@@ -398,6 +398,8 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
     assert_eq!(get(&signed(&payer, now_ms)).unwrap().0, 401);
     assert_eq!(get(&signed(&payee, now_ms - 600_000)).unwrap().0, 401);
     assert_eq!(get(&format!("{feed}&at={now_ms}&sig=zz")).unwrap().0, 400);
+    assert_eq!(get(&format!("{feed}&at=soon&sig=00")).unwrap().0, 400);
+    assert_eq!(get(&format!("{feed}&since=1")).unwrap().0, 400);
     let (s, kept) = get(&signed(&payee, now_ms)).unwrap();
     assert_eq!(s, 200, "{kept}");
     let kept = kept.as_array().unwrap().clone();
@@ -484,6 +486,19 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
     let bad_amount = json!([{"stream": stream.to_hex(), "amount_msat": "1e5"}]);
     let (s, _) = post(&url, body(bad_amount, signed(&share)), None);
     assert_eq!(s, 400);
+    // More than 64 shares or a malformed vote: 400; a field the API does not know: 422.
+    let too_many: Vec<Value> = (0..65)
+        .map(|_| json!({"stream": stream.to_hex(), "amount_msat": "1"}))
+        .collect();
+    let (s, _) = post(&url, body(json!(too_many), signed(&share)), None);
+    assert_eq!(s, 400);
+    let bad_vote =
+        json!([{"stream": stream.to_hex(), "amount_msat": "100000", "vote_optimae": "xyz"}]);
+    let (s, _) = post(&url, body(bad_vote, signed(&share)), None);
+    assert_eq!(s, 400);
+    let unknown = json!([{"stream": stream.to_hex(), "amount_msat": "100000", "memo": "x"}]);
+    let (s, _) = post(&url, body(unknown, signed(&share)), None);
+    assert_eq!(s, 422, "JSON of the wrong shape");
     let (s, _) = post(&url, body(share_json.clone(), signed(&[])), None);
     assert_eq!(s, 401, "the split is signed");
     let (s, v) = post(&url, body(share_json, signed(&share)), None);
