@@ -112,6 +112,18 @@ pub enum HubCommand {
         #[arg(long)]
         vote: Option<String>,
     },
+    /// Payer: put AMOUNT_MSAT into the verification fund of a revealed optimae. Once its
+    /// decision is final the hub pays each agreeing evaluator one verification fee out of it
+    /// and proposes the rest back on this channel (take it with `sync`).
+    Fund {
+        #[arg(long)]
+        channel: String,
+        /// The optimae id (hex).
+        #[arg(long)]
+        optimae: String,
+        #[arg(long)]
+        amount_msat: u64,
+    },
     /// Payer: pay INVOICE through the hub with a hash-locked payment (then `sync` to see it
     /// fulfilled).
     Pay {
@@ -433,6 +445,7 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
                     invoice: None,
                     vote_optimae: vote.as_ref(),
                     split: &split,
+                    fund_optimae: None,
                 };
                 let done = p.propose(&mut m, change, ctx, h).await?;
                 all.completed.extend(done.completed);
@@ -445,6 +458,29 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             report(opts, &id, &all, m.my_balance_msat());
             if let Some(r) = all.rejected {
                 bail!("the hub refused a tick: {r}");
+            }
+        }
+        HubCommand::Fund {
+            channel,
+            optimae,
+            amount_msat,
+        } => {
+            let p = peer(&args, &client).await?;
+            let id = hash(channel, "--channel")?;
+            let optimae = hash(optimae, "--optimae")?;
+            let mut m = p.machine(&id).await?;
+            let h = height(&client).await?;
+            let ctx = MessageContext {
+                fund_optimae: Some(&optimae),
+                ..MessageContext::default()
+            };
+            let change = Change::Pay {
+                amount_msat: *amount_msat,
+            };
+            let done = p.propose(&mut m, change, ctx, h).await?;
+            report(opts, &id, &done, m.my_balance_msat());
+            if let Some(r) = done.rejected {
+                bail!("the hub refused the funding: {r}");
             }
         }
         HubCommand::Pay { channel, invoice } => {

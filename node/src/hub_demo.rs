@@ -77,7 +77,24 @@ fn save(path: &Path, s: &DemoState) -> anyhow::Result<()> {
 }
 
 /// The demo task.
-pub fn hub_demo(payer: KeyPair, payees: Vec<KeyPair>, dir: PathBuf, tick: Duration) -> SideTask {
+/// How the demo payer pays the demo evaluators' verification fees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvaluatorPay {
+    /// At reveal, each optimae's fees go into a verification fund the hub pays out to the
+    /// agreeing evaluators once the decision is final (and returns the rest of).
+    Fund,
+    /// After each final decision, the payer pays every agreeing evaluator's vote itself (one
+    /// split tick per decision, the hub checking each vote).
+    Ticks,
+}
+
+pub fn hub_demo(
+    payer: KeyPair,
+    payees: Vec<KeyPair>,
+    dir: PathBuf,
+    tick: Duration,
+    pay: EvaluatorPay,
+) -> SideTask {
     Box::new(move |handles: Handles, mut shutdown| {
         Box::pin(async move {
             let (Some(chain), Some(hub)) = (handles.tx, handles.hub) else {
@@ -87,6 +104,7 @@ pub fn hub_demo(payer: KeyPair, payees: Vec<KeyPair>, dir: PathBuf, tick: Durati
             let demo = Arc::new(parking_lot::Mutex::new(Demo {
                 payer,
                 payees,
+                pay,
                 path: dir.join("hub-demo.bin"),
                 state: DemoState::default(),
             }));
@@ -123,6 +141,7 @@ pub fn hub_demo(payer: KeyPair, payees: Vec<KeyPair>, dir: PathBuf, tick: Durati
 struct Demo {
     payer: KeyPair,
     payees: Vec<KeyPair>,
+    pay: EvaluatorPay,
     path: PathBuf,
     state: DemoState,
 }
@@ -227,9 +246,16 @@ impl Demo {
                 Some(_) => {}
             }
         }
-        match main {
-            Some(main) => self.pay_votes(hub, main, payer_channel, height)?,
-            None => self.steady_ticks(hub, payer_channel, height)?,
+        // What the hub gives back (a settled fund's rest) first: the channel is then free.
+        self.payer_pulls(hub, payer_channel, height)?;
+        match (main, self.pay) {
+            (Some(main), EvaluatorPay::Fund) => {
+                self.fund_reveals(hub, main, payer_channel, height)?
+            }
+            (Some(main), EvaluatorPay::Ticks) => {
+                self.pay_votes(hub, main, payer_channel, height)?
+            }
+            (None, _) => self.steady_ticks(hub, payer_channel, height)?,
         }
         for i in 0..self.payees.len() {
             self.payee_pulls(hub, i, height)?;
@@ -336,6 +362,78 @@ impl Demo {
             }
             self.state.main_seen = h;
             save(&self.path, &self.state)?;
+        }
+        Ok(())
+    }
+
+    /// Verification funds: for every optimae the main blocks since the last step reveal, the
+    /// payer puts one verification fee per demo evaluator into its fund; the hub pays the
+    /// agreeing evaluators out of it once the decision is final.
+    fn fund_reveals(
+        &mut self,
+        hub: &Hub,
+        main: &doin_main_node::MainChain,
+        payer_channel: ChannelId,
+        height: u64,
+    ) -> anyhow::Result<()> {
+        let tip = main.head().header.height;
+        let domains = main.head().state.domains.clone();
+        let to = tip.min(self.state.main_seen.saturating_add(20));
+        for h in self.state.main_seen.saturating_add(1)..=to {
+            let Some(block) = main.store().block(h)? else {
+                continue;
+            };
+            for reveal in &block.body.reveals {
+                let fee = domains
+                    .get(&reveal.body.domain)
+                    .map(|d| d.spec.verification_fee.base_units())
+                    .unwrap_or(0);
+                let amount = fee
+                    .saturating_mul(MSAT_PER_UNIT)
+                    .saturating_mul(self.payees.len() as u64);
+                if amount == 0 {
+                    continue;
+                }
+                let ctx = PendingContext {
+                    fund: Some(reveal.body.optimae_id()?),
+                    ..PendingContext::default()
+                };
+                self.tick(hub, payer_channel, ctx, amount, height)?;
+            }
+            self.state.main_seen = h;
+            save(&self.path, &self.state)?;
+        }
+        Ok(())
+    }
+
+    /// The payer takes what the hub proposes on its channel (a settled fund's rest).
+    fn payer_pulls(
+        &mut self,
+        hub: &Hub,
+        payer_channel: ChannelId,
+        height: u64,
+    ) -> anyhow::Result<()> {
+        let Some(snapshot) = self.state.payer_machine.clone() else {
+            return Ok(());
+        };
+        let mut m = ChannelMachine::restore(snapshot);
+        if m.in_flight().is_some() {
+            return Ok(());
+        }
+        for _ in 0..8 {
+            let Some(proposal) = hub.outbox(&payer_channel)? else {
+                break;
+            };
+            let mut next = m.handle(&self.payer, proposal, height)?.send;
+            self.state.payer_machine = Some(m.snapshot().clone());
+            save(&self.path, &self.state)?;
+            while let Some(msg) = next.take() {
+                let handled = hub.handle(&payer_channel, msg, ProposalContext::default())?;
+                let Some(reply) = handled.reply else { break };
+                next = m.handle(&self.payer, reply, height)?.send;
+                self.state.payer_machine = Some(m.snapshot().clone());
+                save(&self.path, &self.state)?;
+            }
         }
         Ok(())
     }
@@ -493,5 +591,6 @@ fn context(what: PendingContext) -> ProposalContext {
         invoice: what.invoice,
         vote: what.vote,
         split: what.split,
+        fund: what.fund,
     }
 }

@@ -11,7 +11,6 @@ use anyhow::{anyhow, bail, Context};
 use doin_channels::{Change, ChannelMachine, Event, InFlight, Message, Output, Snapshot};
 use doin_crypto::KeyPair;
 use doin_hub::api::message_auth_hash;
-use doin_hub::store::StreamShare;
 use doin_tx_core::channel::{sha256, ChannelId, Side};
 use doin_types::{Address, ChainId, Hash256, Network};
 use serde_json::{json, Value};
@@ -45,14 +44,8 @@ pub struct HubPeer {
 
 /// What a proposal to the hub is for (signed with the message): the stream a tick pays, the
 /// invoice an HTLC pays, the vote whose verification fee a tick pays, the streams a split
-/// tick pays.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MessageContext<'a> {
-    pub stream: Option<&'a Hash256>,
-    pub invoice: Option<&'a str>,
-    pub vote_optimae: Option<&'a Hash256>,
-    pub split: &'a [StreamShare],
-}
+/// tick pays, the optimae a funding tick funds.
+pub type MessageContext<'a> = doin_hub::api::SignedContext<'a>;
 
 /// What one exchange with the hub completed.
 #[derive(Debug, Default)]
@@ -141,15 +134,9 @@ impl HubPeer {
         ctx: MessageContext<'_>,
     ) -> anyhow::Result<(Option<Message>, Vec<Value>)> {
         let bytes = msg.encode()?;
-        let sig = self.key.sign(&message_auth_hash(
-            &self.chain_id,
-            id,
-            &bytes,
-            ctx.stream,
-            ctx.invoice,
-            ctx.vote_optimae,
-            ctx.split,
-        ));
+        let sig = self
+            .key
+            .sign(&message_auth_hash(&self.chain_id, id, &bytes, &ctx));
         let mut body = json!({"message": hex::encode(&bytes), "signature": hex::encode(sig.0)});
         if let Some(s) = ctx.stream {
             body["stream"] = json!(s.to_hex());
@@ -167,6 +154,9 @@ impl HubPeer {
                 .map(|s| json!({"stream": s.stream.to_hex(), "amount_msat": s.amount_msat.to_string()}))
                 .collect();
             body["split"] = json!(shares);
+        }
+        if let Some(o) = ctx.fund_optimae {
+            body["fund_optimae"] = json!(o.to_hex());
         }
         let path = format!("/v1/hub/channels/{}/messages", id.to_hex());
         let (_, v): (u16, Value) = self.client.post(&path, &body).await?;

@@ -116,6 +116,16 @@ impl doin_hub::ports::MainPort for MainChainVotes {
             .fee(optimae, evaluator)
             .map_err(|e| e.to_string())
     }
+
+    fn decision(&self, optimae: &Hash256) -> Result<doin_hub::ports::Decision, String> {
+        let chain = self
+            .chain
+            .upgrade()
+            .ok_or_else(|| "the main chain is shut down".to_string())?;
+        BorrowedVotes(&chain)
+            .decision(optimae)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// The same check on a main chain at hand (the devnet demo's payer decides what to pay with it).
@@ -128,6 +138,37 @@ impl MainChainVotes {
 }
 
 impl BorrowedVotes<'_> {
+    /// See [`doin_hub::ports::MainPort::decision`].
+    pub fn decision(&self, optimae: &Hash256) -> anyhow::Result<doin_hub::ports::Decision> {
+        use doin_hub::ports::Decision;
+        let chain = self.0;
+        let Some(record) = chain.store().optimae(optimae)? else {
+            return Ok(Decision::Unknown);
+        };
+        // Final only once no reorganisation can take the decision back.
+        let Some(decided) = record.decided_at.filter(|d| *d <= chain.anchored_height()) else {
+            return Ok(Decision::Pending);
+        };
+        let fee = chain
+            .head()
+            .state
+            .domains
+            .get(&record.domain)
+            .map(|d| d.spec.verification_fee)
+            .unwrap_or(Amount::ZERO);
+        let mut agreeing: Vec<PublicKeyBytes> = record
+            .votes
+            .iter()
+            .filter(|v| v.agreed)
+            .map(|v| v.evaluator)
+            .collect();
+        // One fee per evaluator, however many rounds it voted in.
+        agreeing.sort();
+        agreeing.dedup();
+        tracing::debug!(%optimae, decided, agreeing = agreeing.len(), "final decision");
+        Ok(Decision::Final { fee, agreeing })
+    }
+
     /// See [`doin_hub::ports::MainPort::vote_fee`].
     pub fn fee(
         &self,

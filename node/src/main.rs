@@ -73,6 +73,11 @@ struct DevnetArgs {
     /// Milliseconds between demo transfers.
     #[arg(long, default_value_t = 700)]
     demo_interval_ms: u64,
+    /// How the demo payer pays the demo evaluators: `fund` (each revealed optimae's fees in a
+    /// verification fund the hub pays out once the decision is final) or `ticks` (the payer
+    /// pays each final agreeing vote itself, one split tick per decision).
+    #[arg(long, value_enum, default_value_t = doin_node::hub_demo::EvaluatorPay::Fund)]
+    evaluator_pay: doin_node::hub_demo::EvaluatorPay,
     /// Target milliseconds between main-chain blocks (public networks use 600000). Only used
     /// when creating; the threshold controller steers block times toward it.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(200..))]
@@ -270,6 +275,7 @@ async fn run_devnet(a: DevnetArgs) -> anyhow::Result<ExitCode> {
                 payees,
                 d.config.data_dir.clone(),
                 std::time::Duration::from_millis(opts.demo_interval_ms.max(200)),
+                a.evaluator_pay,
             ),
         ));
     }

@@ -125,6 +125,7 @@ pub fn tick_context(stream: doin_types::Hash256) -> ProposalContext {
         invoice: None,
         vote: None,
         split: Vec::new(),
+        fund: None,
     }
 }
 
@@ -135,6 +136,7 @@ pub fn htlc_context(invoice: String) -> ProposalContext {
         invoice: Some(invoice),
         vote: None,
         split: Vec::new(),
+        fund: None,
     }
 }
 

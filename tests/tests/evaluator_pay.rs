@@ -84,21 +84,21 @@ fn check(rest: &str) -> u64 {
     ticks
 }
 
-#[test]
-fn agreeing_votes_release_their_fee_through_the_hub_once_each() {
-    let dir = tempfile::tempdir().unwrap();
+/// A devnet whose demo payer pays the evaluators by `pay` (`ticks` or `fund`); its node and
+/// its arguments (to start it again).
+fn devnet(dir: &std::path::Path, pay: &str) -> (NodeProc, Vec<OsString>) {
     let port = free_port("127.0.0.1");
-    let mut node = NodeProc {
+    let node = NodeProc {
         name: "devnet".into(),
-        config: dir.path().join("unused"),
+        config: dir.join("unused"),
         rest: format!("http://127.0.0.1:{port}"),
-        log: dir.path().join("devnet.log"),
+        log: dir.join("devnet.log"),
         child: None,
     };
     let args: Vec<OsString> = vec![
         "devnet".into(),
         "--data-dir".into(),
-        dir.path().join("devnet").into(),
+        dir.join("devnet").into(),
         "--listen".into(),
         format!("127.0.0.1:{port}").into(),
         "--block-time-ms".into(),
@@ -109,7 +109,16 @@ fn agreeing_votes_release_their_fee_through_the_hub_once_each() {
         "200".into(),
         "--evaluators".into(),
         "3".into(),
+        "--evaluator-pay".into(),
+        pay.into(),
     ];
+    (node, args)
+}
+
+#[test]
+fn agreeing_votes_release_their_fee_through_the_hub_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, args) = devnet(dir.path(), "ticks");
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let doin = doin();
     node.start_with(&doin, &args);
@@ -159,6 +168,143 @@ fn agreeing_votes_release_their_fee_through_the_hub_once_each() {
     node.start_with(&doin, &args);
     std::thread::sleep(std::time::Duration::from_secs(5));
     let after = check(&node.rest);
+    assert!(
+        after >= paid,
+        "payments lost in the restart: {paid} then {after}"
+    );
+}
+
+/// Every verification fund: optimae, funded, released, returned, settled, (evaluator, fee)s.
+type FundRow = (String, u64, u64, u64, bool, Vec<(String, u64)>);
+
+fn funds(rest: &str) -> Vec<FundRow> {
+    get_ok(&format!("{rest}/v1/hub/funds"))
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|f| {
+            let paid = f["paid"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    (
+                        p["evaluator"].as_str().unwrap_or("").to_string(),
+                        num(&p["fee_msat"]),
+                    )
+                })
+                .collect();
+            (
+                f["optimae"].as_str().unwrap_or("").to_string(),
+                num(&f["funded_msat"]),
+                num(&f["released_msat"]),
+                num(&f["returned_msat"]),
+                f["settled"] == Value::Bool(true),
+                paid,
+            )
+        })
+        .collect()
+}
+
+/// Checks every fund's books; the number of votes paid out of funds.
+fn check_funds(rest: &str) -> u64 {
+    let all = funds(rest);
+    let mut paid_votes = 0;
+    for (optimae, funded, released, returned, settled, paid) in &all {
+        let evaluators: BTreeSet<&String> = paid.iter().map(|(e, _)| e).collect();
+        assert_eq!(
+            evaluators.len(),
+            paid.len(),
+            "{optimae}: an evaluator paid twice"
+        );
+        assert!(
+            paid.iter().all(|(_, fee)| *fee == FEE_MSAT),
+            "{optimae}: not one fee each"
+        );
+        assert_eq!(*released, FEE_MSAT * paid.len() as u64, "{optimae}");
+        assert!(
+            released <= funded,
+            "{optimae}: paid out more than was put in"
+        );
+        if *settled {
+            assert_eq!(
+                released + returned,
+                *funded,
+                "{optimae}: the rest not returned"
+            );
+        } else {
+            assert!(
+                paid.is_empty(),
+                "{optimae}: paid before its decision was final"
+            );
+        }
+        paid_votes += paid.len() as u64;
+    }
+    // Read after the funds: votes only grow.
+    let votes = agreeing_votes(rest);
+    assert!(
+        paid_votes <= votes,
+        "{paid_votes} fees paid for {votes} agreeing votes"
+    );
+    paid_votes
+}
+
+#[test]
+fn revealed_optimae_are_funded_and_the_hub_pays_each_agreeing_evaluator_once_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, args) = devnet(dir.path(), "fund");
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let doin = doin();
+    node.start_with(&doin, &args);
+
+    // The payer funds every revealed optimae (a fee per demo evaluator); once a decision is
+    // final the hub pays the agreeing evaluators and returns the rest.
+    let paid = wait_until("funds pay evaluators", 240, || {
+        let n = check_funds(&node.rest);
+        (n >= 3).then_some(n)
+    });
+    // What reached the evaluators is what the funds released, less the hub's fee (0.1 %).
+    wait_until("the payouts are taken", 60, || {
+        let delivered: u64 = get_ok(&format!("{}/v1/hub/channels", node.rest))
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter(|c| c["role"] == "outgoing")
+            .map(|c| num(&c["peer_balance_msat"]))
+            .sum();
+        let released: u64 = funds(&node.rest).iter().map(|f| f.2).sum();
+        (delivered > 0 && delivered == released - released / 1000).then_some(())
+    });
+    // The ledger books each fund's money in and each evaluator's fee out, naming the optimae.
+    let cookie = std::fs::read_to_string(dir.path().join("devnet").join("hub.cookie")).unwrap();
+    let (_, csv) = get_text(
+        &format!("{}/v1/hub/accounting.csv", node.rest),
+        Some(cookie.trim()),
+    )
+    .unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let released: BTreeSet<(String, String)> = rows
+        .iter()
+        .filter(|f| f.get(2) == Some(&"fund_release"))
+        .map(|f| (f[10].to_string(), f[4].to_string()))
+        .collect();
+    let listed: BTreeSet<(String, String)> = funds(&node.rest)
+        .iter()
+        .flat_map(|f| f.5.iter().map(|(e, _)| (f.0.clone(), e.clone())))
+        .collect();
+    assert!(listed.is_subset(&released) || released.is_subset(&listed));
+    assert!(rows
+        .iter()
+        .any(|f| f.get(2) == Some(&"fund_in") && !f[10].is_empty()));
+
+    node.kill9();
+    node.start_with(&doin, &args);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let after = check_funds(&node.rest);
     assert!(
         after >= paid,
         "payments lost in the restart: {paid} then {after}"

@@ -206,6 +206,20 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
         ],
     );
     assert!(!ok && err.contains("does not see the main chain"), "{err}");
+    // A verification fund: refused the same way, unsigned.
+    let (ok, _, err) = cli.run(
+        Some(&payer),
+        &[
+            "fund",
+            "--channel",
+            &in_id,
+            "--optimae",
+            &"cd".repeat(32),
+            "--amount-msat",
+            "75000",
+        ],
+    );
+    assert!(!ok && err.contains("does not see the main chain"), "{err}");
     let synced = cli.ok(Some(&payee), &["sync", "--channel", &out_id]);
     // 0.1 % of every tick stays with the hub.
     assert_eq!(synced["my_balance_msat"], (5 * 99_900).to_string());

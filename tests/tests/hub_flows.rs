@@ -391,39 +391,25 @@ fn a_tick_naming_a_vote_is_released_only_for_a_vote_the_main_chain_holds() {
         evaluator: payee.key.public(),
     };
     let h = net.height();
-    // A tick naming the vote, or (split) a split tick whose one share names it.
-    let mut refused_as = |hub: &doin_hub::Hub, vote: VoteRef, split: bool| -> String {
-        let out = payer
-            .m
-            .propose(
-                Change::Pay {
-                    amount_msat: 25 * UNIT,
-                },
-                h,
-            )
-            .unwrap();
-        let ctx = match split {
-            false => ProposalContext {
-                stream: Some(stream.id),
-                invoice: None,
-                vote: Some(vote),
-                split: Vec::new(),
-            },
-            true => split_context_voting(&[(stream.id, 25 * UNIT, Some(vote.optimae))]),
-        };
-        let reply = hub.handle(&in_id, out.send.unwrap(), ctx).unwrap().reply;
-        let Some(Message::Reject { reason, .. }) = reply.clone() else {
-            panic!("the hub signed a tick for {vote:?}: {reply:?}");
-        };
-        payer.m.handle(&payer.key, reply.unwrap(), h).unwrap();
-        reason
+    // A tick naming the vote, or (split) a split tick whose one share names it; a funding
+    // tick into an optimae's verification fund.
+    let tick = |vote: VoteRef| ProposalContext {
+        stream: Some(stream.id),
+        vote: Some(vote),
+        ..ProposalContext::default()
+    };
+    let split_tick =
+        |vote: VoteRef| split_context_voting(&[(stream.id, 25 * UNIT, Some(vote.optimae))]);
+    let funding = |optimae: Hash256| ProposalContext {
+        fund: Some(optimae),
+        ..ProposalContext::default()
     };
     // (A share's vote is always its stream payee's: someone else's cannot be named.)
     let payee_key = payee.key.public();
     let mut refused = |hub: &doin_hub::Hub, vote: VoteRef| -> String {
-        let single = refused_as(hub, vote, false);
+        let single = refused_tick(hub, &mut payer, &in_id, h, tick(vote));
         if vote.evaluator == payee_key {
-            let split = refused_as(hub, vote, true);
+            let split = refused_tick(hub, &mut payer, &in_id, h, split_tick(vote));
             assert_eq!(single, split, "a split share is checked like a tick");
         }
         single
@@ -440,6 +426,16 @@ fn a_tick_naming_a_vote_is_released_only_for_a_vote_the_main_chain_holds() {
         ..vote
     };
     assert!(refused(&hub, other).contains("not the stream payee's"));
+    // A verification fund only for an optimae the main chain has revealed, and alone.
+    let reason = refused_tick(&hub, &mut payer, &in_id, h, funding(vote.optimae));
+    assert!(reason.contains("no such optimae revealed"), "{reason}");
+    let with_stream = ProposalContext {
+        stream: Some(stream.id),
+        ..funding(vote.optimae)
+    };
+    let reason = refused_tick(&hub, &mut payer, &in_id, h, with_stream);
+    assert!(reason.contains("names only its optimae"), "{reason}");
+    assert!(hub.funds().is_empty());
     assert_eq!(hub.stream(&stream.id).unwrap().ticks, 0);
 }
 
@@ -528,6 +524,24 @@ fn a_pipelined_confirm_and_next_tick_are_one_durable_step_and_a_refused_tick_kee
     hub.flush_all().unwrap();
     while pull(&hub, &mut payee, &out_id, h) {}
     assert_eq!(payee.m.my_balance_msat(), 5 * 99_900);
+}
+
+/// `payer` proposes a 25-unit `Pay` with `ctx` on `in_id`; the hub must refuse it unsigned.
+/// The reason it gave.
+fn refused_tick(
+    hub: &doin_hub::Hub,
+    payer: &mut Peer,
+    in_id: &ChannelId,
+    h: u64,
+    ctx: ProposalContext,
+) -> String {
+    let proposal = payer.pay(25 * UNIT, h);
+    let reply = hub.handle(in_id, proposal, ctx).unwrap().reply;
+    let Some(Message::Reject { reason, .. }) = reply.clone() else {
+        panic!("the hub signed it: {reply:?}");
+    };
+    payer.m.handle(&payer.key, reply.unwrap(), h).unwrap();
+    reason
 }
 
 /// The context of a split tick paying `shares` (stream, msat).

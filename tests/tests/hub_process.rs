@@ -14,7 +14,9 @@ mod common;
 use common::{doin, get, get_text, hub_node, wait_until};
 use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Message};
 use doin_crypto::KeyPair;
-use doin_hub::api::{feed_auth_hash, message_auth_hash, pipelined_auth_hash, stream_auth_hash};
+use doin_hub::api::{
+    feed_auth_hash, message_auth_hash, pipelined_auth_hash, stream_auth_hash, SignedContext,
+};
 use doin_hub::store::StreamShare;
 use doin_tx_core::channel::{channel_id, sha256, ChannelId, Side};
 use doin_tx_core::{Tx, TxBody, TxPayload};
@@ -94,10 +96,10 @@ impl Client {
             &self.chain_id,
             channel,
             &bytes,
-            stream,
-            None,
-            None,
-            &[],
+            &SignedContext {
+                stream,
+                ..SignedContext::default()
+            },
         ));
         let mut body = json!({"message": hex::encode(&bytes), "signature": hex::encode(sig.0)});
         if let Some(s) = stream {
@@ -135,10 +137,10 @@ impl Client {
             channel,
             &a,
             &b,
-            Some(stream),
-            None,
-            None,
-            &[],
+            &SignedContext {
+                stream: Some(stream),
+                ..SignedContext::default()
+            },
         ));
         let (s, v) = post(
             &format!(
@@ -341,10 +343,7 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         &chain_id,
         &in_id,
         &bytes,
-        None,
-        None,
-        None,
-        &[],
+        &SignedContext::default(),
     ));
     let (s, _) = post(
         &format!("{}/v1/hub/channels/{}/messages", c.rest, in_id.to_hex()),
@@ -430,10 +429,10 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         &chain_id,
         &in_id,
         &a,
-        Some(&stream),
-        None,
-        None,
-        &[],
+        &SignedContext {
+            stream: Some(&stream),
+            ..SignedContext::default()
+        },
     ));
     let (s, _) = post(
         &format!("{}/v1/hub/channels/{}/messages", c.rest, in_id.to_hex()),
@@ -475,7 +474,13 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
     let url = format!("{}/v1/hub/channels/{}/messages", c.rest, in_id.to_hex());
     let signed = |split: &[StreamShare]| {
         let sig = payer.sign(&message_auth_hash(
-            &chain_id, &in_id, &bytes, None, None, None, split,
+            &chain_id,
+            &in_id,
+            &bytes,
+            &SignedContext {
+                split,
+                ..SignedContext::default()
+            },
         ));
         hex::encode(sig.0)
     };
@@ -510,6 +515,35 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
     assert_eq!(acked.len(), 1);
     assert_eq!(acked[0]["stream"], stream.to_hex());
     acked_out.extend(c.pull(&payee, &mut payee_m));
+    // A funding tick over REST: the optimae is part of what the payer signs; this node runs
+    // no main chain, so the hub refuses it unsigned (a Reject), and a malformed id is 400.
+    let funding = pay(&mut payer_m);
+    let fbytes = funding.encode().unwrap();
+    let optimae = Hash256([5; 32]);
+    let fsig = |o: Option<&Hash256>| {
+        let ctx = SignedContext {
+            fund_optimae: o,
+            ..SignedContext::default()
+        };
+        hex::encode(
+            payer
+                .sign(&message_auth_hash(&chain_id, &in_id, &fbytes, &ctx))
+                .0,
+        )
+    };
+    let fbody = |o: &str, sig: String| json!({"message": hex::encode(&fbytes), "fund_optimae": o, "signature": sig});
+    let (s, _) = post(&url, fbody(&optimae.to_hex(), fsig(None)), None);
+    assert_eq!(s, 401, "the funded optimae is signed");
+    let (s, _) = post(&url, fbody("zz", fsig(Some(&optimae))), None);
+    assert_eq!(s, 400);
+    let (s, v) = post(&url, fbody(&optimae.to_hex(), fsig(Some(&optimae))), None);
+    assert_eq!(s, 200, "{v}");
+    let reject = Message::decode(&hex::decode(v["reply"].as_str().unwrap()).unwrap()).unwrap();
+    let Message::Reject { reason, .. } = &reject else {
+        panic!("the hub signed a funding tick without the main chain: {reject:?}");
+    };
+    assert!(reason.contains("does not see the main chain"), "{reason}");
+    payer_m.handle(&payer, reject, 1).unwrap();
     let hin = c.hub_channel(&in_id);
     assert_eq!(hin["seq"], payer_m.latest().state.seq);
     assert_eq!(

@@ -328,6 +328,8 @@ async fn main_chain_reads_and_every_bad_input_is_a_clear_problem() {
         "/v1/hub/invoices/decode",
         "/v1/hub/streams",
         "/v1/hub/streams/{id}/close",
+        "/v1/hub/funds",
+        "/v1/hub/funds/{optimae}",
         "/v1/hub/payees/{address}/payments",
         "/v1/hub/payees/{address}/events",
         "/v1/hub/accounting.csv",

@@ -29,7 +29,8 @@ use utoipa::{OpenApi, ToSchema};
 
 pub use crate::ledger_api::{feed_auth_hash, FEED_AUTH_WINDOW_MS, TAG_HUB_FEED};
 pub use crate::message_api::{
-    message_auth_hash, pipelined_auth_hash, split_digest, TAG_HUB_MESSAGE, TAG_HUB_MESSAGES,
+    message_auth_hash, pipelined_auth_hash, split_digest, SignedContext, TAG_HUB_MESSAGE,
+    TAG_HUB_MESSAGES,
 };
 pub use crate::stream_api::{stream_auth_hash, TAG_HUB_STREAM};
 
@@ -37,11 +38,11 @@ pub use crate::stream_api::{stream_auth_hash, TAG_HUB_STREAM};
 #[openapi(
     paths(info, list_channels, get_channel, register_channel, open_outgoing, close_channel,
         crate::message_api::post_message, crate::message_api::outbox, crate::stream_api::decode_invoice, crate::stream_api::create_hub_invoice, crate::stream_api::get_hub_invoice, crate::stream_api::open_stream, crate::stream_api::list_streams, crate::stream_api::get_stream,
-        crate::stream_api::close_stream, crate::ledger_api::payee_payments,
+        crate::stream_api::close_stream, crate::stream_api::list_funds, crate::stream_api::get_fund, crate::ledger_api::payee_payments,
         crate::ledger_api::payee_payment_events, crate::ledger_api::accounting_csv),
     components(schemas(HubInfo, FeeView, ChannelView, RegisterRequest, OpenOutgoingRequest,
         OpenedView, ClosedView, crate::message_api::MessageRequest, crate::message_api::ShareRequest, crate::message_api::MessageResponse, crate::message_api::OutboxView, crate::stream_api::DecodeRequest,
-        crate::stream_api::InvoiceView, crate::stream_api::HubInvoiceRequest, crate::stream_api::HubInvoiceView, crate::stream_api::StreamRequest, crate::stream_api::StreamView, PaymentView, ProblemDoc)),
+        crate::stream_api::InvoiceView, crate::stream_api::HubInvoiceRequest, crate::stream_api::HubInvoiceView, crate::stream_api::StreamRequest, crate::stream_api::StreamView, crate::stream_api::FundView, crate::stream_api::FundPaidView, PaymentView, ProblemDoc)),
     tags((name = "hub", description = "The channel hub: channels, streams, hash-locked payments, payee payment feeds, accounting"))
 )]
 pub struct HubApiDoc;
@@ -142,6 +143,8 @@ pub fn router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
             get(crate::stream_api::list_streams).post(crate::stream_api::open_stream),
         )
         .route("/v1/hub/streams/{id}", get(crate::stream_api::get_stream))
+        .route("/v1/hub/funds", get(crate::stream_api::list_funds))
+        .route("/v1/hub/funds/{optimae}", get(crate::stream_api::get_fund))
         .route(
             "/v1/hub/payees/{address}/payments",
             get(crate::ledger_api::payee_payments),

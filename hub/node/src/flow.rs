@@ -80,6 +80,7 @@ pub(crate) fn fulfil_route(st: &mut State, staged: &mut Staged, preimage: [u8; 3
         stream: None,
         payment_hash: Some(hash),
         state_seq,
+        optimae: None,
     };
     Hub::record(st, staged, payment, Some(payee));
     true
@@ -94,7 +95,7 @@ fn peer_side(role: ChannelRole) -> Side {
 }
 
 impl Hub {
-    fn record(
+    pub(crate) fn record(
         st: &mut State,
         staged: &mut Staged,
         payment: Payment,
@@ -119,6 +120,9 @@ impl Hub {
     ) -> Result<(), String> {
         match (channel.role, change) {
             (ChannelRole::Incoming, Change::Pay { amount_msat }) => {
+                if let Some(optimae) = ctx.fund {
+                    return self.check_funding(st, id, ctx, &optimae);
+                }
                 if !ctx.split.is_empty() {
                     return self.check_split_tick(st, id, channel, ctx, *amount_msat);
                 }
@@ -408,6 +412,7 @@ impl Hub {
             stream,
             payment_hash,
             state_seq,
+            optimae: None,
         };
         match event {
             Event::Completed {
@@ -417,6 +422,32 @@ impl Hub {
                     let ctx = staged_channel(st, staged, id)
                         .and_then(|c| c.pending_context.take())
                         .unwrap_or_default();
+                    if let Some(optimae) = ctx.fund {
+                        // Checked when the proposal came in: into the optimae's fund.
+                        let mut fund = staged
+                            .funds
+                            .get(&optimae)
+                            .or_else(|| st.funds.get(&optimae))
+                            .cloned()
+                            .unwrap_or(crate::store::Fund {
+                                optimae,
+                                payer_channel: *id,
+                                funded_msat: 0,
+                                released_msat: 0,
+                                returned_msat: 0,
+                                paid: Vec::new(),
+                                funded_at_ms: now_ms(),
+                                settled: false,
+                            });
+                        fund.funded_msat = fund.funded_msat.saturating_add(amount_msat);
+                        staged.funds.insert(optimae, fund);
+                        let p = Payment {
+                            optimae: Some(optimae),
+                            ..ledger(PaymentKind::FundIn, amount_msat, 0, None, None)
+                        };
+                        Self::record(st, staged, p, None);
+                        return Ok(());
+                    }
                     if !ctx.split.is_empty() {
                         // Checked when the proposal came in; the shares add up to the Pay.
                         for share in &ctx.split {
@@ -533,6 +564,11 @@ impl Hub {
             },
             // The hub's own proposal completed.
             Event::Completed { change, .. } => match (role, change) {
+                // What a settled verification fund did not pay out, back to the payer.
+                (ChannelRole::Incoming, Change::Pay { amount_msat }) => {
+                    let p = ledger(PaymentKind::FundReturn, amount_msat, 0, None, None);
+                    Self::record(st, staged, p, None);
+                }
                 (ChannelRole::Outgoing, Change::Pay { amount_msat }) => {
                     if let Some(c) = staged_channel(st, staged, id) {
                         c.in_flight_owed_msat = 0;
@@ -550,6 +586,10 @@ impl Hub {
                     return Ok(());
                 };
                 match change {
+                    // A fund's return the payer did not take now: proposed again later.
+                    pay @ Change::Pay { .. } if c.role == ChannelRole::Incoming => {
+                        c.queued.insert(0, pay)
+                    }
                     Change::Pay { .. } => {
                         c.owed_msat = c.owed_msat.saturating_add(c.in_flight_owed_msat);
                         c.in_flight_owed_msat = 0;
@@ -597,9 +637,16 @@ impl Hub {
                 Ok(_) => c.machine = machine.snapshot().clone(),
                 Err(e) => {
                     tracing::warn!(channel = %id, "the hub cannot propose {change:?}: {e}");
-                    if let Change::Pay { .. } = change {
-                        c.owed_msat = c.owed_msat.saturating_add(c.in_flight_owed_msat);
-                        c.in_flight_owed_msat = 0;
+                    match change {
+                        // Kept for a later try (a fund's return towards a payer).
+                        Change::Pay { .. } if c.role == ChannelRole::Incoming => {
+                            c.queued.insert(0, change)
+                        }
+                        Change::Pay { .. } => {
+                            c.owed_msat = c.owed_msat.saturating_add(c.in_flight_owed_msat);
+                            c.in_flight_owed_msat = 0;
+                        }
+                        _ => {}
                     }
                 }
             }

@@ -12,7 +12,10 @@
 //! - **routed payments**: a payer locks an HTLC for a payee's invoice; the hub locks the
 //!   same hash towards the payee (less its fee, with an earlier expiry); the payee's preimage
 //!   releases both, a refusal releases both back. The hub never holds the payer's money
-//!   without the matching lock towards the payee.
+//!   without the matching lock towards the payee;
+//! - **verification funds**: a payer funds an optimae's evaluators at reveal; once the
+//!   decision is final each agreeing evaluator is paid one fee out of it, the rest goes back
+//!   (`funds`).
 //!
 //! Every input is applied under one lock on the in-memory state, queued as one batch for the
 //! group-commit writer before the lock is released, and answered only once that batch is on
@@ -80,6 +83,8 @@ pub struct ProposalContext {
     /// A split tick: one `Pay` that pays several streams of this payer at once, each its
     /// share (the shares add up to the `Pay`). Used alone: no `stream`, `invoice` or `vote`.
     pub split: Vec<crate::store::StreamShare>,
+    /// A funding tick: the `Pay` goes into the verification fund of this optimae (used alone).
+    pub fund: Option<Hash256>,
 }
 
 /// The most streams one split tick pays (bounds the work and the records of one update).
@@ -94,6 +99,8 @@ pub(crate) struct State {
     pub(crate) invoices: BTreeMap<Hash256, crate::store::HubInvoice>,
     /// Votes whose fee a payer's tick paid (or is paying), with that payer's channel.
     pub(crate) paid_votes: BTreeMap<crate::store::VoteRef, ChannelId>,
+    /// Verification funds, by optimae.
+    pub(crate) funds: BTreeMap<Hash256, crate::store::Fund>,
     /// The last final height the watchtower read for preimages revealed on chain.
     pub(crate) claims_scanned: Height,
 }
@@ -158,6 +165,7 @@ pub(crate) struct Staged {
     pub(crate) answers: Vec<(String, crate::store::StoredAnswer)>,
     pub(crate) paid_votes: Vec<(crate::store::VoteRef, ChannelId)>,
     pub(crate) invoices: BTreeMap<Hash256, crate::store::HubInvoice>,
+    pub(crate) funds: BTreeMap<Hash256, crate::store::Fund>,
 }
 
 impl Hub {
@@ -178,6 +186,7 @@ impl Hub {
             .collect();
         let next_seq = store.next_payment_seq()?;
         let paid_votes = store.paid_votes()?.into_iter().collect();
+        let funds = store.funds()?.into_iter().map(|f| (f.optimae, f)).collect();
         let invoices = store
             .invoices()?
             .into_iter()
@@ -201,6 +210,7 @@ impl Hub {
                 next_seq,
                 invoices,
                 paid_votes,
+                funds,
                 claims_scanned,
             }),
             main: None,
@@ -260,6 +270,14 @@ impl Hub {
         self.state.lock().streams.get(id).cloned()
     }
 
+    pub fn fund(&self, optimae: &Hash256) -> Option<crate::store::Fund> {
+        self.state.lock().funds.get(optimae).cloned()
+    }
+
+    pub fn funds(&self) -> Vec<crate::store::Fund> {
+        self.state.lock().funds.values().cloned().collect()
+    }
+
     pub fn streams(&self) -> Vec<Stream> {
         self.state.lock().streams.values().cloned().collect()
     }
@@ -300,6 +318,10 @@ impl Hub {
             put(batch, crate::store::CF_INVOICES, &hash.0, invoice)?;
         }
         st.invoices.extend(staged.invoices.clone());
+        for (optimae, fund) in &staged.funds {
+            put(batch, crate::store::CF_FUNDS, &optimae.0, fund)?;
+        }
+        st.funds.extend(staged.funds.clone());
         for (vote, channel) in &staged.paid_votes {
             put(batch, crate::store::CF_PAID_VOTES, &vote.key(), channel)?;
             st.paid_votes.insert(*vote, *channel);

@@ -96,7 +96,8 @@ fn authorize_feed(
 pub struct PaymentView {
     pub seq: u64,
     pub at_ms: u64,
-    /// `stream_in`, `stream_out`, `routed_out` or `received`.
+    /// `stream_in`, `stream_out`, `routed_out`, `received`, `fund_in`, `fund_release` or
+    /// `fund_return`.
     pub kind: &'static str,
     pub channel: String,
     pub counterparty: String,
@@ -105,6 +106,8 @@ pub struct PaymentView {
     pub stream: Option<String>,
     pub payment_hash: Option<String>,
     pub state_seq: u64,
+    /// A verification fund's entry: its optimae (hex).
+    pub optimae: Option<String>,
 }
 
 pub(crate) fn payment_view(hub: &Hub, p: &Payment) -> PaymentView {
@@ -119,6 +122,7 @@ pub(crate) fn payment_view(hub: &Hub, p: &Payment) -> PaymentView {
         stream: p.stream.map(|s| s.to_hex()),
         payment_hash: p.payment_hash.map(|h| h.to_hex()),
         state_seq: p.state_seq,
+        optimae: p.optimae.map(|o| o.to_hex()),
     }
 }
 
@@ -292,7 +296,7 @@ async fn pump_payments(
 #[utoipa::path(get, path = "/v1/hub/accounting.csv", tag = "hub", params(PageQuery),
     responses(
         (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 200, description = "The ledger as CSV: seq,at_ms,kind,channel,counterparty,amount_msat,fee_msat,stream,payment_hash,state_seq", content_type = "text/csv"),
+        (status = 200, description = "The ledger as CSV: seq,at_ms,kind,channel,counterparty,amount_msat,fee_msat,stream,payment_hash,state_seq,optimae", content_type = "text/csv"),
         (status = 400, description = "Bad paging", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn accounting_csv(
@@ -309,12 +313,12 @@ pub(crate) async fn accounting_csv(
         .payments(q.after.unwrap_or(0), limit)
         .map_err(Problem::internal)?;
     let mut csv = String::from(
-        "seq,at_ms,kind,channel,counterparty,amount_msat,fee_msat,stream,payment_hash,state_seq\n",
+        "seq,at_ms,kind,channel,counterparty,amount_msat,fee_msat,stream,payment_hash,state_seq,optimae\n",
     );
     for p in &rows {
         let v = payment_view(&hub, p);
         csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
             v.seq,
             v.at_ms,
             v.kind,
@@ -324,7 +328,8 @@ pub(crate) async fn accounting_csv(
             v.fee_msat,
             v.stream.unwrap_or_default(),
             v.payment_hash.unwrap_or_default(),
-            v.state_seq
+            v.state_seq,
+            v.optimae.unwrap_or_default()
         ));
     }
     Ok((

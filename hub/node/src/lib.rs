@@ -3,7 +3,7 @@
 //!
 //! - [`hub`] owns the hub's state and its entry points; `messages` takes a peer's channel
 //!   messages through it (signatures outside the state lock, one durable batch per request);
-//!   `flow` decides what the hub signs and proposes; [`watch`] guards the channels on chain and `deadlines` their HTLCs'
+//!   `flow` decides what the hub signs and proposes (`funds`: verification funds); [`watch`] guards the channels on chain and `deadlines` their HTLCs'
 //!   expiries; [`store`] persists everything with
 //!   group commit; [`ports`] says what the hub needs from the transfer chain (the node
 //!   implements it); [`fees`] holds the fee policy and limits; [`txs`] signs the hub's
@@ -17,6 +17,7 @@ pub mod api;
 mod deadlines;
 pub mod fees;
 mod flow;
+mod funds;
 pub mod hub;
 mod ledger_api;
 mod message_api;

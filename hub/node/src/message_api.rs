@@ -42,54 +42,68 @@ pub fn split_digest(split: &[StreamShare]) -> [u8; 32] {
     doin_tx_core::channel::sha256(&bytes)
 }
 
-/// `H_tag(chain_id ‖ channel_id ‖ message ‖ stream id or 32 zero bytes ‖ SHA-256 of the
-/// invoice text or 32 zero bytes ‖ the paid vote's optimae id or 32 zero bytes ‖
-/// [`split_digest`])`.
+/// What a peer's signature on a channel message covers besides the message itself: the
+/// context the hub books a proposal under (all empty for other messages).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SignedContext<'a> {
+    /// A stream tick: its stream.
+    pub stream: Option<&'a Hash256>,
+    /// An HTLC through the hub: the invoice it pays.
+    pub invoice: Option<&'a str>,
+    /// Evaluator pay: the optimae of the stream payee's vote the tick pays.
+    pub vote_optimae: Option<&'a Hash256>,
+    /// A split tick: its shares.
+    pub split: &'a [StreamShare],
+    /// A funding tick: the optimae whose verification fund it pays into.
+    pub fund_optimae: Option<&'a Hash256>,
+}
+
+impl SignedContext<'_> {
+    /// `stream ‖ SHA-256(invoice) ‖ vote_optimae ‖ split digest ‖ fund_optimae`, each 32 bytes
+    /// (zeros when absent).
+    fn parts(&self) -> [[u8; 32]; 5] {
+        let zeros = [0; 32];
+        [
+            self.stream.map_or(zeros, |s| s.0),
+            self.invoice
+                .map_or(zeros, |t| doin_tx_core::channel::sha256(t.as_bytes())),
+            self.vote_optimae.map_or(zeros, |o| o.0),
+            split_digest(self.split),
+            self.fund_optimae.map_or(zeros, |o| o.0),
+        ]
+    }
+}
+
+/// `H_tag("doin/hub-message", chain_id ‖ channel_id ‖ message ‖ stream id ‖ SHA-256 of the
+/// invoice text ‖ the paid vote's optimae id ‖ [`split_digest`] ‖ the funded optimae id)`, each
+/// context part 32 zero bytes when absent.
 pub fn message_auth_hash(
     chain_id: &ChainId,
     channel: &ChannelId,
     message: &[u8],
-    stream: Option<&Hash256>,
-    invoice: Option<&str>,
-    vote_optimae: Option<&Hash256>,
-    split: &[StreamShare],
+    ctx: &SignedContext<'_>,
 ) -> Hash256 {
-    let invoice_hash = invoice
-        .map(|t| doin_tx_core::channel::sha256(t.as_bytes()))
-        .unwrap_or([0; 32]);
+    let [a, b, c, d, e] = ctx.parts();
     tagged_hash_parts(
         TAG_HUB_MESSAGE,
-        &[
-            &chain_id.0 .0,
-            &channel.0,
-            message,
-            &stream.map(|s| s.0).unwrap_or([0; 32]),
-            &invoice_hash,
-            &vote_optimae.map(|o| o.0).unwrap_or([0; 32]),
-            &split_digest(split),
-        ],
+        &[&chain_id.0 .0, &channel.0, message, &a, &b, &c, &d, &e],
     )
 }
 
 /// Tag of what a peer signs to send the hub a `Confirm` and its next message in one request.
 pub const TAG_HUB_MESSAGES: &str = "doin/hub-messages";
 
-/// `H_tag("doin/hub-messages", chain_id ‖ channel_id ‖ SHA-256(confirm) ‖ SHA-256(next) ‖
-/// stream or 32 zero bytes ‖ SHA-256 of the invoice text or 32 zero bytes ‖ the paid vote's
-/// optimae id or 32 zero bytes ‖ [`split_digest`])`: the context belongs to `next`.
-#[allow(clippy::too_many_arguments)]
+/// `H_tag("doin/hub-messages", chain_id ‖ channel_id ‖ SHA-256(confirm) ‖ SHA-256(next) ‖ the
+/// same five context parts)`: the context belongs to `next`.
 pub fn pipelined_auth_hash(
     chain_id: &ChainId,
     channel: &ChannelId,
     confirm: &[u8],
     next: &[u8],
-    stream: Option<&Hash256>,
-    invoice: Option<&str>,
-    vote_optimae: Option<&Hash256>,
-    split: &[StreamShare],
+    ctx: &SignedContext<'_>,
 ) -> Hash256 {
     let sha = doin_tx_core::channel::sha256;
-    let invoice_hash = invoice.map(|t| sha(t.as_bytes())).unwrap_or([0; 32]);
+    let [a, b, c, d, e] = ctx.parts();
     tagged_hash_parts(
         TAG_HUB_MESSAGES,
         &[
@@ -97,10 +111,11 @@ pub fn pipelined_auth_hash(
             &channel.0,
             &sha(confirm),
             &sha(next),
-            &stream.map(|s| s.0).unwrap_or([0; 32]),
-            &invoice_hash,
-            &vote_optimae.map(|o| o.0).unwrap_or([0; 32]),
-            &split_digest(split),
+            &a,
+            &b,
+            &c,
+            &d,
+            &e,
         ],
     )
 }
@@ -128,11 +143,15 @@ pub struct MessageRequest {
     /// add up to the `Pay`. Given alone (no `stream`, `invoice` or `vote_optimae`), at most 64
     /// shares, each stream once.
     pub split: Option<Vec<ShareRequest>>,
+    /// A funding tick: the `Pay` goes into this optimae's verification fund (hex), which the
+    /// hub pays out to the agreeing evaluators once the decision is final and returns the
+    /// rest of. Given alone; only while the optimae is revealed and not finally decided.
+    pub fund_optimae: Option<String>,
     /// The peer's BIP340 signature (hex) over `H_tag("doin/hub-message", chain_id ‖
-    /// channel_id ‖ message ‖ stream or 32 zero bytes ‖ SHA-256(invoice) or 32 zero bytes ‖
-    /// vote_optimae or 32 zero bytes ‖ split digest)`; with `next`, over
+    /// channel_id ‖ message ‖ stream ‖ SHA-256(invoice) ‖ vote_optimae ‖ split digest ‖
+    /// fund_optimae)`, each of the last five 32 zero bytes when absent; with `next`, over
     /// `H_tag("doin/hub-messages", chain_id ‖ channel_id ‖ SHA-256(message) ‖ SHA-256(next) ‖
-    /// the same four)`. The split digest is `SHA-256(stream ‖ amount_msat as u64 big-endian ‖
+    /// the same five)`. The split digest is `SHA-256(stream ‖ amount_msat as u64 big-endian ‖
     /// vote_optimae or 32 zero bytes, for each share in order)`, or 32 zero bytes without
     /// `split`.
     pub signature: String,
@@ -243,26 +262,21 @@ pub(crate) async fn post_message(
         .map(|s| parse_hash(s, "vote_optimae"))
         .transpose()?;
     let chain_id = hub.chain().chain_id();
+    let fund = req
+        .fund_optimae
+        .as_deref()
+        .map(|s| parse_hash(s, "fund_optimae"))
+        .transpose()?;
+    let signed = SignedContext {
+        stream: stream.as_ref(),
+        invoice: req.invoice.as_deref(),
+        vote_optimae: vote_optimae.as_ref(),
+        split: &split,
+        fund_optimae: fund.as_ref(),
+    };
     let hash = match &next {
-        None => message_auth_hash(
-            &chain_id,
-            &id,
-            &bytes,
-            stream.as_ref(),
-            req.invoice.as_deref(),
-            vote_optimae.as_ref(),
-            &split,
-        ),
-        Some((next_bytes, _)) => pipelined_auth_hash(
-            &chain_id,
-            &id,
-            &bytes,
-            next_bytes,
-            stream.as_ref(),
-            req.invoice.as_deref(),
-            vote_optimae.as_ref(),
-            &split,
-        ),
+        None => message_auth_hash(&chain_id, &id, &bytes, &signed),
+        Some((next_bytes, _)) => pipelined_auth_hash(&chain_id, &id, &bytes, next_bytes, &signed),
     };
     verify(&peer, &hash, &sig).map_err(|_| not_the_peer())?;
     // The vote is the stream payee's: a vote without a stream names nobody to pay.
@@ -290,6 +304,7 @@ pub(crate) async fn post_message(
         invoice: req.invoice,
         vote,
         split,
+        fund,
     };
     let h = hub.clone();
     let handled = blocking(move || match next {

@@ -202,6 +202,7 @@ impl Hub {
                 invoice: ctx.invoice,
                 vote: ctx.vote,
                 split: ctx.split.clone(),
+                fund: ctx.fund,
             });
             // The vote counts as paid from the hub's signature on: the payer holds a state
             // both signed from then on.

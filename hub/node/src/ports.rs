@@ -35,4 +35,23 @@ pub trait MainPort: Send + Sync {
         optimae: &Hash256,
         evaluator: &PublicKeyBytes,
     ) -> Result<Option<Amount>, String>;
+
+    /// Where `optimae`'s decision stands, for a verification fund.
+    fn decision(&self, optimae: &Hash256) -> Result<Decision, String>;
+}
+
+/// An optimae's decision as a verification fund sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The main chain does not know the optimae (not revealed, or its reveal was undone).
+    Unknown,
+    /// Revealed, not decided yet, or decided in a block the transfer chain has not anchored
+    /// (a reorganisation could still change it).
+    Pending,
+    /// Decided for good: the evaluators whose votes agreed with the decision, and the fee each
+    /// such vote earns (the domain's verification fee; zero when the domain charges none).
+    Final {
+        fee: Amount,
+        agreeing: Vec<PublicKeyBytes>,
+    },
 }

@@ -11,6 +11,7 @@
 //! - `hub_paid_votes`: optimae ‖ evaluator → the payer channel whose tick paid that vote's
 //!   verification fee (each vote is paid once)
 //! - `hub_invoices`: payment hash → [`HubInvoice`], an invoice payable to the hub itself
+//! - `hub_funds`: optimae id → [`Fund`], a verification fund a payer put in at reveal
 //! - `hub_meta`: the layout version (`layout`) and how far the watchtower has read the chain
 //!   for revealed preimages (`claims-scanned`)
 //!
@@ -40,6 +41,7 @@ pub const CF_IDEMPOTENCY: Cf = "hub_idempotency";
 pub const CF_META: Cf = "hub_meta";
 pub const CF_PAID_VOTES: Cf = "hub_paid_votes";
 pub const CF_INVOICES: Cf = "hub_invoices";
+pub const CF_FUNDS: Cf = "hub_funds";
 
 pub const COLUMNS: &[Cf] = &[
     CF_CHANNELS,
@@ -51,11 +53,13 @@ pub const COLUMNS: &[Cf] = &[
     CF_META,
     CF_PAID_VOTES,
     CF_INVOICES,
+    CF_FUNDS,
 ];
 
 /// The layout this build reads and writes. A store written by another layout is refused at
 /// open rather than misread.
-/// (3: a pending proposal's context records the streams a split tick pays.)
+/// (3: a pending proposal's context records the streams a split tick pays and the optimae a
+/// funding tick funds; verification funds; ledger kinds for funds.)
 pub const LAYOUT_VERSION: u32 = 3;
 const META_LAYOUT: &[u8] = b"layout";
 const META_CLAIMS_SCANNED: &[u8] = b"claims-scanned";
@@ -172,6 +176,28 @@ pub struct PendingContext {
     pub vote: Option<VoteRef>,
     /// A split tick: the streams one `Pay` pays, and how much each.
     pub split: Vec<StreamShare>,
+    /// A funding tick: the optimae whose verification fees it puts in a fund.
+    pub fund: Option<Hash256>,
+}
+
+/// A verification fund: what a payer put in (at reveal) for the evaluators of one optimae.
+/// The hub holds it; once the optimae's decision is final it pays each agreeing evaluator one
+/// verification fee out of it and returns the rest to the payer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fund {
+    pub optimae: Hash256,
+    /// The payer's channel: funding ticks come from it, the rest goes back over it.
+    pub payer_channel: ChannelId,
+    pub funded_msat: u64,
+    /// Paid to evaluators (verification fees, the hub's fee included).
+    pub released_msat: u64,
+    /// Given back to the payer (proposed on its channel when the fund settled).
+    pub returned_msat: u64,
+    /// Each evaluator paid and what its fee was (msat, the hub's fee included).
+    pub paid: Vec<(PublicKeyBytes, u64)>,
+    pub funded_at_ms: u64,
+    /// Set when the decision was final and the fund paid out: takes nothing more.
+    pub settled: bool,
 }
 
 /// One stream's part of a split tick (a payer paying several of its streams with one signed
@@ -259,6 +285,12 @@ pub enum PaymentKind {
     RoutedOut,
     /// A direct payment to the hub.
     Received,
+    /// A payer put money in a verification fund (held by the hub).
+    FundIn,
+    /// One agreeing evaluator's verification fee out of a fund (now owed to the evaluator).
+    FundRelease,
+    /// What a settled fund did not pay out, back on the payer's channel.
+    FundReturn,
 }
 
 impl PaymentKind {
@@ -268,6 +300,9 @@ impl PaymentKind {
             PaymentKind::StreamOut => "stream_out",
             PaymentKind::RoutedOut => "routed_out",
             PaymentKind::Received => "received",
+            PaymentKind::FundIn => "fund_in",
+            PaymentKind::FundRelease => "fund_release",
+            PaymentKind::FundReturn => "fund_return",
         }
     }
 }
@@ -287,6 +322,8 @@ pub struct Payment {
     pub payment_hash: Option<Hash256>,
     /// The channel state (`seq`) that carries it.
     pub state_seq: u64,
+    /// A verification fund's entries: the optimae it is for.
+    pub optimae: Option<Hash256>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -438,6 +475,16 @@ impl HubStore {
         for item in self.kv.iter_from(CF_INVOICES, &[], Direction::Forward)? {
             let (_, v) = item?;
             out.push(decode_exact(&v).map_err(|e| corrupt("hub invoice", e))?);
+        }
+        Ok(out)
+    }
+
+    /// Every verification fund.
+    pub fn funds(&self) -> Result<Vec<Fund>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.kv.iter_from(CF_FUNDS, &[], Direction::Forward)? {
+            let (_, v) = item?;
+            out.push(decode_exact(&v).map_err(|e| corrupt("fund", e))?);
         }
         Ok(out)
     }

@@ -275,3 +275,71 @@ pub(crate) async fn close_stream(
     let s = blocking(move || h.close_stream(&id)).await?;
     Ok(Json(stream_view(&hub, &s)))
 }
+
+/// A verification fund. Milli-unit amounts are decimal strings.
+#[derive(Serialize, ToSchema)]
+pub struct FundView {
+    /// The optimae (hex).
+    pub optimae: String,
+    pub payer_channel: String,
+    pub funded_msat: String,
+    /// Paid to evaluators (their verification fees, the hub's fee included).
+    pub released_msat: String,
+    /// Given back to the payer on its channel when the fund settled.
+    pub returned_msat: String,
+    /// Each evaluator paid (address) and its fee in msat.
+    pub paid: Vec<FundPaidView>,
+    pub funded_at_ms: u64,
+    /// The decision was final and the fund paid out.
+    pub settled: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FundPaidView {
+    pub evaluator: String,
+    pub fee_msat: String,
+}
+
+fn fund_view(hub: &Hub, f: &crate::store::Fund) -> FundView {
+    FundView {
+        optimae: f.optimae.to_hex(),
+        payer_channel: f.payer_channel.to_hex(),
+        funded_msat: f.funded_msat.to_string(),
+        released_msat: f.released_msat.to_string(),
+        returned_msat: f.returned_msat.to_string(),
+        paid: f
+            .paid
+            .iter()
+            .map(|(k, fee)| FundPaidView {
+                evaluator: addr(hub, k),
+                fee_msat: fee.to_string(),
+            })
+            .collect(),
+        funded_at_ms: f.funded_at_ms,
+        settled: f.settled,
+    }
+}
+
+#[utoipa::path(get, path = "/v1/hub/funds", tag = "hub",
+    responses((status = 200, description = "Every verification fund", body = [FundView])))]
+pub(crate) async fn list_funds(State(hub): St) -> Json<Vec<FundView>> {
+    Json(hub.funds().iter().map(|f| fund_view(&hub, f)).collect())
+}
+
+#[utoipa::path(get, path = "/v1/hub/funds/{optimae}", tag = "hub",
+    params(("optimae" = String, Path, description = "The optimae id (hex)")),
+    responses(
+        (status = 200, description = "The optimae's verification fund", body = FundView),
+        (status = 404, description = "No fund for this optimae", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_fund(
+    State(hub): St,
+    optimae: Result<Path<String>, PathRejection>,
+) -> Result<Json<FundView>, Problem> {
+    let Path(optimae) = optimae.map_err(path_problem)?;
+    let optimae = parse_hash(&optimae, "optimae id")?;
+    let f = hub
+        .fund(&optimae)
+        .ok_or_else(|| Problem::not_found("not-found", "no fund for this optimae"))?;
+    Ok(Json(fund_view(&hub, &f)))
+}

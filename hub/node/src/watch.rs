@@ -175,6 +175,8 @@ impl Hub {
             }
         }
         self.htlc_deadlines(&mut st, &mut staged, height, &mut report)?;
+        // Verification funds whose decision became final pay out.
+        self.release_funds(&mut st, &mut staged);
         // What the pass queued (fulfilments and failures towards payers, expiries towards
         // payees) is proposed at once.
         self.flush_staged(&st, &mut staged, height);
