@@ -440,6 +440,14 @@ impl Hub {
                                 settled: false,
                             });
                         fund.funded_msat = fund.funded_msat.saturating_add(amount_msat);
+                        if fund.settled {
+                            // Settled between the hub's signature and this Confirm: nothing
+                            // more is paid out of it, so the top-up goes straight back.
+                            if let Some(c) = staged_channel(st, staged, id) {
+                                c.queued.push(Change::Pay { amount_msat });
+                                fund.returned_msat = fund.returned_msat.saturating_add(amount_msat);
+                            }
+                        }
                         staged.funds.insert(optimae, fund);
                         let p = Payment {
                             optimae: Some(optimae),
