@@ -423,32 +423,7 @@ impl Hub {
                         .and_then(|c| c.pending_context.take())
                         .unwrap_or_default();
                     if let Some(optimae) = ctx.fund {
-                        // Checked when the proposal came in: into the optimae's fund.
-                        let mut fund = staged
-                            .funds
-                            .get(&optimae)
-                            .or_else(|| st.funds.get(&optimae))
-                            .cloned()
-                            .unwrap_or(crate::store::Fund {
-                                optimae,
-                                payer_channel: *id,
-                                funded_msat: 0,
-                                released_msat: 0,
-                                returned_msat: 0,
-                                paid: Vec::new(),
-                                funded_at_ms: now_ms(),
-                                settled: false,
-                            });
-                        fund.funded_msat = fund.funded_msat.saturating_add(amount_msat);
-                        if fund.settled {
-                            // Settled between the hub's signature and this Confirm: nothing
-                            // more is paid out of it, so the top-up goes straight back.
-                            if let Some(c) = staged_channel(st, staged, id) {
-                                c.queued.push(Change::Pay { amount_msat });
-                                fund.returned_msat = fund.returned_msat.saturating_add(amount_msat);
-                            }
-                        }
-                        staged.funds.insert(optimae, fund);
+                        self.book_funding(st, staged, id, optimae, amount_msat);
                         let p = Payment {
                             optimae: Some(optimae),
                             ..ledger(PaymentKind::FundIn, amount_msat, 0, None, None)

@@ -22,10 +22,11 @@ impl Hub {
         ctx: &ProposalContext,
         optimae: &Hash256,
     ) -> Result<(), String> {
-        if ctx.stream.is_some() || ctx.invoice.is_some() || ctx.vote.is_some() {
-            return Err("a funding tick names only its optimae".into());
-        }
-        if !ctx.split.is_empty() {
+        if ctx.stream.is_some()
+            || ctx.invoice.is_some()
+            || ctx.vote.is_some()
+            || !ctx.split.is_empty()
+        {
             return Err("a funding tick names only its optimae".into());
         }
         if let Some(f) = st.funds.get(optimae) {
@@ -47,6 +48,52 @@ impl Hub {
                 Err("this optimae is decided already: there is nothing to fund".into())
             }
         }
+    }
+
+    /// A funding tick of `amount_msat` from channel `id` completed (checked when it came in):
+    /// into `optimae`'s fund. What cannot join it any more goes straight back to the payer:
+    /// a fund settled between the hub's signature and the Confirm pays nothing more out, and
+    /// a fund another channel opened meanwhile returns its rest to that channel only.
+    pub(crate) fn book_funding(
+        &self,
+        st: &State,
+        staged: &mut Staged,
+        id: &ChannelId,
+        optimae: Hash256,
+        amount_msat: u64,
+    ) {
+        let existing = staged
+            .funds
+            .get(&optimae)
+            .or_else(|| st.funds.get(&optimae))
+            .cloned();
+        let mut fund = match existing {
+            Some(f) if f.payer_channel != *id => {
+                if let Some(c) = staged_channel(st, staged, id) {
+                    c.queued.push(Change::Pay { amount_msat });
+                }
+                return;
+            }
+            Some(f) => f,
+            None => crate::store::Fund {
+                optimae,
+                payer_channel: *id,
+                funded_msat: 0,
+                released_msat: 0,
+                returned_msat: 0,
+                paid: Vec::new(),
+                funded_at_ms: now_ms(),
+                settled: false,
+            },
+        };
+        fund.funded_msat = fund.funded_msat.saturating_add(amount_msat);
+        if fund.settled {
+            if let Some(c) = staged_channel(st, staged, id) {
+                c.queued.push(Change::Pay { amount_msat });
+                fund.returned_msat = fund.returned_msat.saturating_add(amount_msat);
+            }
+        }
+        staged.funds.insert(optimae, fund);
     }
 
     /// Pays out every verification fund whose optimae is finally decided: one verification fee
