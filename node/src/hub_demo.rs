@@ -420,22 +420,11 @@ impl Demo {
         if m.in_flight().is_some() {
             return Ok(());
         }
-        for _ in 0..8 {
-            let Some(proposal) = hub.outbox(&payer_channel)? else {
-                break;
-            };
-            let mut next = m.handle(&self.payer, proposal, height)?.send;
+        let key = copy(&self.payer)?;
+        answer_outbox(hub, payer_channel, &key, &mut m, height, |m| {
             self.state.payer_machine = Some(m.snapshot().clone());
-            save(&self.path, &self.state)?;
-            while let Some(msg) = next.take() {
-                let handled = hub.handle(&payer_channel, msg, ProposalContext::default())?;
-                let Some(reply) = handled.reply else { break };
-                next = m.handle(&self.payer, reply, height)?.send;
-                self.state.payer_machine = Some(m.snapshot().clone());
-                save(&self.path, &self.state)?;
-            }
-        }
-        Ok(())
+            save(&self.path, &self.state)
+        })
     }
 
     /// Without the main chain: one tick into every stream at a steady pace.
@@ -559,21 +548,9 @@ impl Demo {
         };
         let key = copy(&self.payees[i])?;
         let mut m = ChannelMachine::restore(p.machine.clone());
-        // A few updates per step at most: the hub proposes the next one as soon as one ends.
-        for _ in 0..8 {
-            let Some(proposal) = hub.outbox(&p.channel)? else {
-                break;
-            };
-            let mut next = m.handle(&key, proposal, height)?.send;
-            self.save_payee(i, &m)?;
-            while let Some(msg) = next.take() {
-                let handled = hub.handle(&p.channel, msg, ProposalContext::default())?;
-                let Some(reply) = handled.reply else { break };
-                next = m.handle(&key, reply, height)?.send;
-                self.save_payee(i, &m)?;
-            }
-        }
-        Ok(())
+        answer_outbox(hub, p.channel, &key, &mut m, height, |m| {
+            self.save_payee(i, m)
+        })
     }
 
     fn save_payee(&mut self, i: usize, m: &ChannelMachine) -> anyhow::Result<()> {
@@ -593,4 +570,31 @@ fn context(what: PendingContext) -> ProposalContext {
         split: what.split,
         fund: what.fund,
     }
+}
+
+/// `key`'s side `m` of `channel` accepts what the hub proposes there, a few updates at most
+/// (the hub proposes the next one as soon as one ends); `persist` runs after every step of
+/// the machine, before its message goes out.
+fn answer_outbox(
+    hub: &Hub,
+    channel: ChannelId,
+    key: &KeyPair,
+    m: &mut ChannelMachine,
+    height: u64,
+    mut persist: impl FnMut(&ChannelMachine) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    for _ in 0..8 {
+        let Some(proposal) = hub.outbox(&channel)? else {
+            break;
+        };
+        let mut next = m.handle(key, proposal, height)?.send;
+        persist(m)?;
+        while let Some(msg) = next.take() {
+            let handled = hub.handle(&channel, msg, ProposalContext::default())?;
+            let Some(reply) = handled.reply else { break };
+            next = m.handle(key, reply, height)?.send;
+            persist(m)?;
+        }
+    }
+    Ok(())
 }

@@ -33,6 +33,17 @@ fn streams(rest: &str) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// What the evaluators hold on their channels from the hub.
+fn delivered(rest: &str) -> u64 {
+    get_ok(&format!("{rest}/v1/hub/channels"))
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c["role"] == "outgoing")
+        .map(|c| num(&c["peer_balance_msat"]))
+        .sum()
+}
+
 /// Agreeing votes of decided optimae that the main blocks up to the tip carry.
 fn agreeing_votes(rest: &str) -> u64 {
     let height = get_ok(&format!("{rest}/v1/main/info"))
@@ -130,13 +141,7 @@ fn agreeing_votes_release_their_fee_through_the_hub_once_each() {
     // The payees took their payouts: what reached them is what the ticks carried, less the
     // hub's fee (0.1 %).
     wait_until("the payouts are taken", 60, || {
-        let delivered: u64 = get_ok(&format!("{}/v1/hub/channels", node.rest))
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter(|c| c["role"] == "outgoing")
-            .map(|c| num(&c["peer_balance_msat"]))
-            .sum();
+        let delivered = delivered(&node.rest);
         let received: u64 = streams(&node.rest).iter().map(|(_, r)| r).sum();
         (delivered > 0 && delivered == received - received / 1000).then_some(())
     });
@@ -265,13 +270,7 @@ fn revealed_optimae_are_funded_and_the_hub_pays_each_agreeing_evaluator_once_fin
     });
     // What reached the evaluators is what the funds released, less the hub's fee (0.1 %).
     wait_until("the payouts are taken", 60, || {
-        let delivered: u64 = get_ok(&format!("{}/v1/hub/channels", node.rest))
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter(|c| c["role"] == "outgoing")
-            .map(|c| num(&c["peer_balance_msat"]))
-            .sum();
+        let delivered = delivered(&node.rest);
         let released: u64 = funds(&node.rest).iter().map(|f| f.2).sum();
         (delivered > 0 && delivered == released - released / 1000).then_some(())
     });
