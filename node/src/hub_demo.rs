@@ -312,25 +312,20 @@ impl Demo {
         // refuses to pay for one that a reorganisation could still undo).
         let tip = main.head().header.height.min(main.anchored_height());
         let votes = crate::hub_port::MainChainVotes::new_borrowed(main);
-        // A bounded number of blocks per step keeps a step short after a long pause.
-        let to = tip.min(self.state.main_seen.saturating_add(20));
-        for h in self.state.main_seen.saturating_add(1)..=to {
-            let Some(block) = main.store().block(h)? else {
-                continue;
-            };
+        self.each_new_block(main, tip, |demo, block| {
             for verdict in &block.body.verdicts {
                 // Every agreeing demo evaluator of this decision, paid with one update.
                 let mut shares = Vec::new();
                 for vote in &verdict.votes {
                     let evaluator = vote.body.evaluator;
-                    let Some(i) = self.payees.iter().position(|k| k.public() == evaluator) else {
+                    let Some(i) = demo.payees.iter().position(|k| k.public() == evaluator) else {
                         continue;
                     };
                     let Some(fee) = votes.fee(&verdict.optimae_id, &evaluator)? else {
                         continue;
                     };
                     let amount = fee.base_units().saturating_mul(MSAT_PER_UNIT);
-                    let Some(stream) = self.open_stream_of(hub, i, amount)? else {
+                    let Some(stream) = demo.open_stream_of(hub, i, amount)? else {
                         continue;
                     };
                     shares.push(StreamShare {
@@ -358,12 +353,10 @@ impl Demo {
                         ..PendingContext::default()
                     },
                 };
-                self.tick(hub, payer_channel, ctx, amount, height)?;
+                demo.tick(hub, payer_channel, ctx, amount, height)?;
             }
-            self.state.main_seen = h;
-            save(&self.path, &self.state)?;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Verification funds: for every optimae the main blocks since the last step reveal, the
@@ -378,11 +371,7 @@ impl Demo {
     ) -> anyhow::Result<()> {
         let tip = main.head().header.height;
         let domains = main.head().state.domains.clone();
-        let to = tip.min(self.state.main_seen.saturating_add(20));
-        for h in self.state.main_seen.saturating_add(1)..=to {
-            let Some(block) = main.store().block(h)? else {
-                continue;
-            };
+        self.each_new_block(main, tip, |demo, block| {
             for reveal in &block.body.reveals {
                 let fee = domains
                     .get(&reveal.body.domain)
@@ -390,7 +379,7 @@ impl Demo {
                     .unwrap_or(0);
                 let amount = fee
                     .saturating_mul(MSAT_PER_UNIT)
-                    .saturating_mul(self.payees.len() as u64);
+                    .saturating_mul(demo.payees.len() as u64);
                 if amount == 0 {
                     continue;
                 }
@@ -398,7 +387,25 @@ impl Demo {
                     fund: Some(reveal.body.optimae_id()?),
                     ..PendingContext::default()
                 };
-                self.tick(hub, payer_channel, ctx, amount, height)?;
+                demo.tick(hub, payer_channel, ctx, amount, height)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs `pay` on each main block after the last one paid, up to `tip`, and records it as
+    /// paid (durably) once `pay` is done with it. A bounded number of blocks per step keeps a
+    /// step short after a long pause.
+    fn each_new_block(
+        &mut self,
+        main: &doin_main_node::MainChain,
+        tip: u64,
+        mut pay: impl FnMut(&mut Self, &doin_main_core::MainBlock) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let to = tip.min(self.state.main_seen.saturating_add(20));
+        for h in self.state.main_seen.saturating_add(1)..=to {
+            if let Some(block) = main.store().block(h)? {
+                pay(self, &block)?;
             }
             self.state.main_seen = h;
             save(&self.path, &self.state)?;
