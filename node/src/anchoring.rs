@@ -12,10 +12,15 @@ use doin_tx_core::{jmt, StakeRole};
 use doin_tx_core::{AnchorHold, MainView};
 use doin_tx_node::TxChain;
 use doin_types::{
-    Credit, Hash256, Height, MainAnchor, MainEffects, Slash, SlashReason, StakedEvaluator,
-    StakedSet, TxCheckpoint,
+    Credit, Hash256, Height, MainAnchor, MainEffects, PortError, Slash, SlashReason,
+    StakedEvaluator, StakedSet, TxCheckpoint,
 };
 use std::sync::{Arc, Weak};
+
+/// What another chain holds that does not make sense.
+fn corrupt(e: impl std::fmt::Display) -> PortError {
+    PortError::Corrupt(e.to_string())
+}
 
 /// How deep a main block must be before the transfer chain anchors it: with depth 1 the main
 /// tip itself is never anchored, so replacing the tip touches nothing already credited.
@@ -34,10 +39,10 @@ impl MainChainAnchors {
         }
     }
 
-    fn main(&self) -> Result<Arc<MainChain>, String> {
+    fn main(&self) -> Result<Arc<MainChain>, PortError> {
         self.main
             .upgrade()
-            .ok_or_else(|| "the main chain is shut down".to_string())
+            .ok_or_else(|| PortError::Unavailable("the main chain is shut down".into()))
     }
 }
 
@@ -47,15 +52,11 @@ impl MainChainAnchors {
     /// rejected optimae only: an inconclusive round proves no one wrong). Derived from the
     /// verdicts the block carries and their recorded outcome at this height, both of which
     /// every node with this main chain has.
-    fn slashes_of(&self, block: &MainBlock, height: Height) -> Result<Vec<Slash>, String> {
+    fn slashes_of(&self, block: &MainBlock, height: Height) -> Result<Vec<Slash>, PortError> {
         let main = self.main()?;
         let mut out = Vec::new();
         for v in &block.body.verdicts {
-            let Some(rec) = main
-                .store()
-                .optimae(&v.optimae_id)
-                .map_err(|e| e.to_string())?
-            else {
+            let Some(rec) = main.store().optimae(&v.optimae_id)? else {
                 continue;
             };
             if rec.decided_at != Some(height) {
@@ -90,11 +91,11 @@ impl MainChainAnchors {
 }
 
 impl MainView for MainChainAnchors {
-    fn effects(&self, height: Height) -> Result<Option<MainEffects>, String> {
-        let Some(block) = self.main()?.block(height).map_err(|e| e.to_string())? else {
+    fn effects(&self, height: Height) -> Result<Option<MainEffects>, PortError> {
+        let Some(block) = self.main()?.block(height)? else {
             return Ok(None);
         };
-        let hash = block.hash().map_err(|e| e.to_string())?;
+        let hash = block.hash().map_err(corrupt)?;
         let slashes = self.slashes_of(&block, height)?;
         Ok(Some(MainEffects {
             slashes,
@@ -114,7 +115,7 @@ impl MainView for MainChainAnchors {
         }))
     }
 
-    fn anchor_candidate(&self) -> Result<Option<MainAnchor>, String> {
+    fn anchor_candidate(&self) -> Result<Option<MainAnchor>, PortError> {
         let head = self.main()?.head();
         let Some(height) = head
             .header
@@ -130,14 +131,13 @@ impl MainView for MainChainAnchors {
         }))
     }
 
-    fn checkpointing_block(&self, tx_height: Height) -> Result<Option<MainAnchor>, String> {
-        let checkpoint_at = |h: u64| -> Result<(u64, Hash256), String> {
+    fn checkpointing_block(&self, tx_height: Height) -> Result<Option<MainAnchor>, PortError> {
+        let checkpoint_at = |h: u64| -> Result<(u64, Hash256), PortError> {
             let block = self
                 .main()?
-                .block(h)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("main block {h} missing"))?;
-            let hash = block.hash().map_err(|e| e.to_string())?;
+                .block(h)?
+                .ok_or_else(|| corrupt(format!("main block {h} missing")))?;
+            let hash = block.hash().map_err(corrupt)?;
             Ok((block.header.tx_checkpoint.height, hash))
         };
         let tip = self.main()?.head().header.height;
@@ -148,18 +148,18 @@ impl MainView for MainChainAnchors {
         Ok(Some(MainAnchor { height: lo, hash }))
     }
 
-    fn checkpointed_hash(&self, tx_height: Height) -> Result<Option<Hash256>, String> {
+    fn checkpointed_hash(&self, tx_height: Height) -> Result<Option<Hash256>, PortError> {
         let Some(by) = self.checkpointing_block(tx_height)? else {
             return Ok(None);
         };
-        let Some(block) = self.main()?.block(by.height).map_err(|e| e.to_string())? else {
+        let Some(block) = self.main()?.block(by.height)? else {
             return Ok(None);
         };
         let cp = block.header.tx_checkpoint;
         Ok((cp.height == tx_height).then_some(cp.hash))
     }
 
-    fn hold(&self) -> Result<AnchorHold, String> {
+    fn hold(&self) -> Result<AnchorHold, PortError> {
         Ok(Box::new(self.main()?.hold_best_chain()))
     }
 }
@@ -177,30 +177,25 @@ impl TxChainCheckpoints {
         }
     }
 
-    fn tx(&self) -> Result<Arc<TxChain>, String> {
+    fn tx(&self) -> Result<Arc<TxChain>, PortError> {
         self.tx
             .upgrade()
-            .ok_or_else(|| "the transfer chain is shut down".to_string())
+            .ok_or_else(|| PortError::Unavailable("the transfer chain is shut down".into()))
     }
 }
 
 impl TxChainView for TxChainCheckpoints {
-    fn final_block_hash(&self, height: u64) -> Result<Option<Hash256>, String> {
+    fn final_block_hash(&self, height: u64) -> Result<Option<Hash256>, PortError> {
         if height > self.tx()?.tip().final_height {
             return Ok(None);
         }
-        match self
-            .tx()?
-            .store()
-            .header(height)
-            .map_err(|e| e.to_string())?
-        {
+        match self.tx()?.store().header(height)? {
             None => Ok(None),
-            Some(stored) => stored.header.hash().map(Some).map_err(|e| e.to_string()),
+            Some(stored) => stored.header.hash().map(Some).map_err(corrupt),
         }
     }
 
-    fn checkpoint_candidate(&self) -> Result<Option<TxCheckpoint>, String> {
+    fn checkpoint_candidate(&self) -> Result<Option<TxCheckpoint>, PortError> {
         let height = self.tx()?.tip().final_height;
         if height == 0 {
             return Ok(None);
@@ -210,16 +205,11 @@ impl TxChainView for TxChainCheckpoints {
             .map(|hash| TxCheckpoint { height, hash }))
     }
 
-    fn stakes_at(&self, height: u64) -> Result<Option<StakedSet>, String> {
+    fn stakes_at(&self, height: u64) -> Result<Option<StakedSet>, PortError> {
         if height > self.tx()?.tip().final_height {
             return Ok(None);
         }
-        let Some(stored) = self
-            .tx()?
-            .store()
-            .header(height)
-            .map_err(|e| e.to_string())?
-        else {
+        let Some(stored) = self.tx()?.store().header(height)? else {
             return Ok(None);
         };
         let root = jmt::RootHash(stored.header.state_root.0);
@@ -228,18 +218,18 @@ impl TxChainView for TxChainCheckpoints {
         let jmt = jmt::Sha256Jmt::new(&tree);
         // Every value is read with its proof and checked against the block's state root:
         // what the main chain adopts is what that header commits to.
-        let proven = |key: jmt::KeyHash| -> Result<Option<Vec<u8>>, String> {
+        let proven = |key: jmt::KeyHash| -> Result<Option<Vec<u8>>, PortError> {
             let (value, proof) = jmt
                 .get_with_proof(key, height)
-                .map_err(|e| format!("transfer state at {height}: {e}"))?;
+                .map_err(|e| corrupt(format!("transfer state at {height}: {e}")))?;
             proof
                 .verify(root, key, value.as_ref())
-                .map_err(|e| format!("transfer state at {height} fails its root: {e}"))?;
+                .map_err(|e| corrupt(format!("transfer state at {height} fails its root: {e}")))?;
             Ok(value)
         };
         let stakers = match proven(stakers_key())? {
             None => Vec::new(),
-            Some(b) => decode_stakers(&b)?,
+            Some(b) => decode_stakers(&b).map_err(corrupt)?,
         };
         let mut set = StakedSet::default();
         for (owner, role) in stakers {
@@ -247,12 +237,12 @@ impl TxChainView for TxChainCheckpoints {
                 continue;
             }
             let Some(bytes) = proven(stake_key(&owner, role))? else {
-                return Err(format!(
+                return Err(corrupt(format!(
                     "registered {} stake of {owner} is missing",
                     role.as_str()
-                ));
+                )));
             };
-            let st = decode_stake(&bytes)?;
+            let st = decode_stake(&bytes).map_err(corrupt)?;
             match role {
                 StakeRole::Evaluator => set.evaluators.push(StakedEvaluator {
                     key: owner,
@@ -266,19 +256,18 @@ impl TxChainView for TxChainCheckpoints {
         Ok(Some(set))
     }
 
-    fn anchored_main_height(&self) -> Result<u64, String> {
+    fn anchored_main_height(&self) -> Result<u64, PortError> {
         Ok(self.tx()?.tip().header.main_anchor.height)
     }
 
-    fn anchoring_block(&self, main_height: u64) -> Result<Option<(u64, Hash256)>, String> {
-        let anchor_at = |h: u64| -> Result<(u64, Hash256), String> {
+    fn anchoring_block(&self, main_height: u64) -> Result<Option<(u64, Hash256)>, PortError> {
+        let anchor_at = |h: u64| -> Result<(u64, Hash256), PortError> {
             let stored = self
                 .tx()?
                 .store()
-                .header(h)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("transfer header {h} missing"))?;
-            let hash = stored.header.hash().map_err(|e| e.to_string())?;
+                .header(h)?
+                .ok_or_else(|| corrupt(format!("transfer header {h} missing")))?;
+            let hash = stored.header.hash().map_err(corrupt)?;
             Ok((stored.header.main_anchor.height, hash))
         };
         let top = self.tx()?.tip().final_height;
@@ -295,8 +284,8 @@ impl TxChainView for TxChainCheckpoints {
 fn first_covering(
     top: u64,
     target: u64,
-    position: impl Fn(u64) -> Result<u64, String>,
-) -> Result<Option<u64>, String> {
+    position: impl Fn(u64) -> Result<u64, PortError>,
+) -> Result<Option<u64>, PortError> {
     if top == 0 || position(top)? < target {
         return Ok(None);
     }

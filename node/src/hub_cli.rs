@@ -21,7 +21,7 @@ use doin_hub::store::StreamShare;
 use doin_hub::FeePolicy;
 use doin_tx_core::channel::{channel_id, sha256, ChannelId, MSAT_PER_UNIT};
 use doin_tx_core::TxPayload;
-use doin_types::{Address, Amount, ChainId, Hash256};
+use doin_types::{Address, Amount, ChainId, Hash256, Msat};
 use rand::RngCore;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -422,7 +422,7 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
                     .iter()
                     .map(|s| StreamShare {
                         stream: *s,
-                        amount_msat: *amount_msat,
+                        amount_msat: Msat::new(*amount_msat),
                         vote_optimae: None,
                     })
                     .collect(),
@@ -495,8 +495,9 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
                     .and_then(|x| u32::try_from(x).ok())
                     .unwrap_or(0),
             }
-            .fee(parsed.amount_msat)
-            .ok_or_else(|| anyhow!("the amount is too large"))?;
+            .fee(Msat::new(parsed.amount_msat))
+            .ok_or_else(|| anyhow!("the amount is too large"))?
+            .get();
             // An invoice of the hub itself is paid to it directly: no forwarding fee.
             let to_hub = Address::parse(s(&info, "address"), p.network)?.key == parsed.payee;
             let fee = if to_hub { 0 } else { fee };

@@ -17,10 +17,10 @@ use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Messag
 use doin_crypto::KeyPair;
 use doin_hub::store::{PendingContext, StreamShare};
 use doin_hub::{Hub, ProposalContext};
-use doin_tx_core::channel::{channel_id, ChannelId, Side, MSAT_PER_UNIT};
+use doin_tx_core::channel::{channel_id, ChannelId, Side};
 use doin_tx_core::{StateView, Tx, TxBody, TxPayload};
 use doin_tx_node::TxChain;
-use doin_types::{Amount, Hash256};
+use doin_types::{Amount, Hash256, Msat};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -33,7 +33,7 @@ const HUB_DEPOSIT_DOIN: u64 = 2_000;
 /// Budget of one stream (a new one starts when it is spent), DOIN.
 const STREAM_BUDGET_DOIN: u64 = 100;
 /// One tick into one stream: 0.25 base units… in milli-units.
-const TICK_MSAT: u64 = 250_000;
+const TICK_MSAT: Msat = Msat::new(250_000);
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct PayeeState {
@@ -219,9 +219,7 @@ impl Demo {
                         Side::B,
                         hub.public_key(),
                         payee.public(),
-                        HUB_DEPOSIT_DOIN
-                            .saturating_mul(doin_types::BASE_UNITS_PER_DOIN)
-                            .saturating_mul(MSAT_PER_UNIT),
+                        Msat::from_amount(Amount::from_doin(HUB_DEPOSIT_DOIN)?)?.get(),
                         0,
                     )?;
                     self.state.payees[i] = Some(PayeeState {
@@ -269,7 +267,7 @@ impl Demo {
         &mut self,
         hub: &Hub,
         i: usize,
-        amount: u64,
+        amount: Msat,
     ) -> anyhow::Result<Option<Hash256>> {
         let Some(PayeeState {
             stream: Some(stream),
@@ -286,9 +284,11 @@ impl Demo {
         if closing {
             return Ok(None);
         }
-        let spent = hub
-            .stream(&stream)
-            .is_none_or(|s| s.received_msat.saturating_add(amount) > s.budget_msat);
+        let spent = hub.stream(&stream).is_none_or(|s| {
+            s.received_msat
+                .checked_add(amount)
+                .map_or(true, |total| total > s.budget_msat)
+        });
         if spent {
             if let Some(p) = &mut self.state.payees[i] {
                 p.stream = None;
@@ -324,7 +324,7 @@ impl Demo {
                     let Some(fee) = votes.fee(&verdict.optimae_id, &evaluator)? else {
                         continue;
                     };
-                    let amount = fee.base_units().saturating_mul(MSAT_PER_UNIT);
+                    let amount = Msat::from_amount(fee)?;
                     let Some(stream) = demo.open_stream_of(hub, i, amount)? else {
                         continue;
                     };
@@ -334,12 +334,7 @@ impl Demo {
                         vote_optimae: Some(verdict.optimae_id),
                     });
                 }
-                let Some(amount) = shares
-                    .iter()
-                    .try_fold(0u64, |sum, s| sum.checked_add(s.amount_msat))
-                else {
-                    continue;
-                };
+                let amount = Msat::sum(shares.iter().map(|s| s.amount_msat))?;
                 let ctx = match shares.as_slice() {
                     [] => continue,
                     // One vote: a tick of its own, naming it.
@@ -375,12 +370,10 @@ impl Demo {
             for reveal in &block.body.reveals {
                 let fee = domains
                     .get(&reveal.body.domain)
-                    .map(|d| d.spec.verification_fee.base_units())
-                    .unwrap_or(0);
-                let amount = fee
-                    .saturating_mul(MSAT_PER_UNIT)
-                    .saturating_mul(demo.payees.len() as u64);
-                if amount == 0 {
+                    .map(|d| d.spec.verification_fee)
+                    .unwrap_or(Amount::ZERO);
+                let amount = Msat::from_amount(fee)?.checked_mul(demo.payees.len() as u64)?;
+                if amount.is_zero() {
                     continue;
                 }
                 let ctx = PendingContext {
@@ -464,9 +457,7 @@ impl Demo {
             hub.chain().network(),
             payee,
             &InvoiceTerms {
-                amount_msat: STREAM_BUDGET_DOIN
-                    .saturating_mul(doin_types::BASE_UNITS_PER_DOIN)
-                    .saturating_mul(MSAT_PER_UNIT),
+                amount_msat: Msat::from_amount(Amount::from_doin(STREAM_BUDGET_DOIN)?)?.get(),
                 payment_hash: Hash256(doin_tx_core::channel::sha256(&preimage)),
                 payment_secret: rand::thread_rng().gen(),
                 description: "devnet evaluation stream".into(),
@@ -485,7 +476,7 @@ impl Demo {
         hub: &Hub,
         channel: ChannelId,
         what: PendingContext,
-        amount: u64,
+        amount: Msat,
         height: u64,
     ) -> anyhow::Result<()> {
         let Some(snapshot) = self.state.payer_machine.clone() else {
@@ -509,7 +500,7 @@ impl Demo {
         }
         let out = m.propose(
             Change::Pay {
-                amount_msat: amount,
+                amount_msat: amount.get(),
             },
             height,
         )?;

@@ -7,7 +7,7 @@ use doin_hub::ChainPort;
 use doin_tx_core::channel::{Channel, ChannelId};
 use doin_tx_core::{StateView, TxPayload};
 use doin_tx_node::TxChain;
-use doin_types::{Amount, ChainId, Hash256, Height, Network, PublicKeyBytes};
+use doin_types::{Amount, ChainId, Hash256, Height, Network, PortError, PublicKeyBytes};
 use std::sync::{Arc, Weak};
 
 pub struct TxChainPort {
@@ -25,10 +25,10 @@ impl TxChainPort {
         }
     }
 
-    fn chain(&self) -> Result<Arc<TxChain>, String> {
+    fn chain(&self) -> Result<Arc<TxChain>, PortError> {
         self.chain
             .upgrade()
-            .ok_or_else(|| "the transfer chain is shut down".to_string())
+            .ok_or_else(|| PortError::Unavailable("the transfer chain is shut down".into()))
     }
 }
 
@@ -45,15 +45,12 @@ impl ChainPort for TxChainPort {
         self.chain().map(|c| c.tip().final_height).unwrap_or(0)
     }
 
-    fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, String> {
+    fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, PortError> {
         self.chain()?.store().channel(id)
     }
 
-    fn next_nonce(&self, key: &PublicKeyBytes) -> Result<u64, String> {
-        self.chain()?
-            .next_nonce(key)
-            .map(|(n, _)| n)
-            .map_err(|e| e.to_string())
+    fn next_nonce(&self, key: &PublicKeyBytes) -> Result<u64, PortError> {
+        Ok(self.chain()?.next_nonce(key).map(|(n, _)| n)?)
     }
 
     fn base_fee(&self) -> Amount {
@@ -62,14 +59,18 @@ impl ChainPort for TxChainPort {
             .unwrap_or(Amount::ZERO)
     }
 
-    fn htlc_claims(&self, from: Height, to: Height) -> Result<Vec<(ChannelId, [u8; 32])>, String> {
+    fn htlc_claims(
+        &self,
+        from: Height,
+        to: Height,
+    ) -> Result<Vec<(ChannelId, [u8; 32])>, PortError> {
         let chain = self.chain()?;
         let to = to.min(chain.tip().final_height);
         let mut claims = Vec::new();
         for height in from..=to {
             // A block the node no longer keeps is skipped (the watch reads every few seconds,
             // far inside what pruning keeps).
-            let Some(block) = chain.store().block(height).map_err(|e| e.to_string())? else {
+            let Some(block) = chain.store().block(height)? else {
                 continue;
             };
             for tx in &block.txs {
@@ -81,11 +82,11 @@ impl ChainPort for TxChainPort {
         Ok(claims)
     }
 
-    fn submit(&self, tx: &[u8]) -> Result<Hash256, String> {
-        self.chain()?
-            .submit(tx)
-            .map(|o| o.id)
-            .map_err(|e| e.to_string())
+    fn submit(&self, tx: &[u8]) -> Result<Hash256, PortError> {
+        self.chain()?.submit(tx).map(|o| o.id).map_err(|e| match e {
+            doin_tx_node::SubmitError::Store(s) => PortError::Store(s),
+            refused => PortError::Invalid(refused.to_string()),
+        })
     }
 }
 
@@ -102,29 +103,25 @@ impl MainChainVotes {
     }
 }
 
+impl MainChainVotes {
+    fn chain(&self) -> Result<Arc<doin_main_node::MainChain>, PortError> {
+        self.chain
+            .upgrade()
+            .ok_or_else(|| PortError::Unavailable("the main chain is shut down".into()))
+    }
+}
+
 impl doin_hub::ports::MainPort for MainChainVotes {
     fn vote_fee(
         &self,
         optimae: &Hash256,
         evaluator: &PublicKeyBytes,
-    ) -> Result<Option<Amount>, String> {
-        let chain = self
-            .chain
-            .upgrade()
-            .ok_or_else(|| "the main chain is shut down".to_string())?;
-        BorrowedVotes(&chain)
-            .fee(optimae, evaluator)
-            .map_err(|e| e.to_string())
+    ) -> Result<Option<Amount>, PortError> {
+        BorrowedVotes(self.chain()?.as_ref()).fee(optimae, evaluator)
     }
 
-    fn decision(&self, optimae: &Hash256) -> Result<doin_hub::ports::Decision, String> {
-        let chain = self
-            .chain
-            .upgrade()
-            .ok_or_else(|| "the main chain is shut down".to_string())?;
-        BorrowedVotes(&chain)
-            .decision(optimae)
-            .map_err(|e| e.to_string())
+    fn decision(&self, optimae: &Hash256) -> Result<doin_hub::ports::Decision, PortError> {
+        BorrowedVotes(self.chain()?.as_ref()).decision(optimae)
     }
 }
 
@@ -139,7 +136,7 @@ impl MainChainVotes {
 
 impl BorrowedVotes<'_> {
     /// See [`doin_hub::ports::MainPort::decision`].
-    pub fn decision(&self, optimae: &Hash256) -> anyhow::Result<doin_hub::ports::Decision> {
+    pub fn decision(&self, optimae: &Hash256) -> Result<doin_hub::ports::Decision, PortError> {
         use doin_hub::ports::Decision;
         let chain = self.0;
         let Some(record) = chain.store().optimae(optimae)? else {
@@ -174,7 +171,7 @@ impl BorrowedVotes<'_> {
         &self,
         optimae: &Hash256,
         evaluator: &PublicKeyBytes,
-    ) -> anyhow::Result<Option<Amount>> {
+    ) -> Result<Option<Amount>, PortError> {
         let chain = self.0;
         let Some(record) = chain.store().optimae(optimae)? else {
             return Ok(None);
@@ -191,10 +188,10 @@ impl BorrowedVotes<'_> {
         // cannot be undone.
         let anchored = chain.anchored_height();
         if let Some(decided) = record.decided_at.filter(|d| *d > anchored) {
-            anyhow::bail!(
+            return Err(PortError::NotYet(format!(
                 "the decision (main block {decided}) is not final yet: the transfer chain has \
                  anchored main blocks up to {anchored}; ask again once it is anchored"
-            );
+            )));
         }
         let head = chain.head();
         Ok(head

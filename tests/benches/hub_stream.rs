@@ -413,7 +413,7 @@ fn main() {
                                 .iter()
                                 .map(|s| StreamShare {
                                     stream: *s,
-                                    amount_msat: 10_000,
+                                    amount_msat: doin_types::Msat::new(10_000),
                                     vote_optimae: None,
                                 })
                                 .collect(),

@@ -38,9 +38,13 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     let mut tx_node = SHARED.to_vec();
     tx_node.push("doin-tx-core");
     m.insert("doin-tx-node", tx_node);
+    m.insert(
+        "doin-hub-core",
+        vec!["doin-types", "doin-crypto", "doin-tx-core", "doin-channels"],
+    );
     // The hub reaches the transfer chain through its own port, never its service.
     let mut hub = SHARED.to_vec();
-    hub.extend(["doin-tx-core", "doin-channels"]);
+    hub.extend(["doin-tx-core", "doin-channels", "doin-hub-core"]);
     m.insert("doin-hub", hub);
     m.insert(
         "doin-main-core",
@@ -57,7 +61,12 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
 }
 
 /// The sans-IO crates (DESIGN §2: the cores and the channel state machine).
-const SANS_IO: &[&str] = &["doin-tx-core", "doin-main-core", "doin-channels"];
+const SANS_IO: &[&str] = &[
+    "doin-tx-core",
+    "doin-main-core",
+    "doin-channels",
+    "doin-hub-core",
+];
 
 /// Crates a sans-IO core must never use directly.
 const IO_CRATES: &[&str] = &["tokio", "rocksdb", "libp2p", "axum", "hyper", "reqwest"];

@@ -18,7 +18,7 @@ use doin_tests::hub_harness::{
 };
 use doin_tx_core::channel::{sha256, ChannelId, ChannelPhase, Side};
 use doin_tx_core::{ConsensusParams, StateView, TxPayload};
-use doin_types::{Amount, Hash256, Network};
+use doin_types::{Amount, Hash256, Msat, Network};
 
 /// Windows of a few blocks, so the tests can wait them out.
 fn short_windows() -> HubConfig {
@@ -70,10 +70,10 @@ fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
     while pull(&hub, &mut payee, &out_id, h) {}
     let s = hub.stream(&stream.id).unwrap();
     assert_eq!(s.ticks, 30);
-    assert_eq!(s.received_msat, 30 * 100_500);
+    assert_eq!(s.received_msat.get(), 30 * 100_500);
     // 0.1 % fee per tick: 100 msat each.
-    assert_eq!(s.fees_msat, 30 * 100);
-    assert_eq!(s.forwarded_msat, 30 * 100_400);
+    assert_eq!(s.fees_msat.get(), 30 * 100);
+    assert_eq!(s.forwarded_msat.get(), 30 * 100_400);
     assert_eq!(payee.m.my_balance_msat(), 30 * 100_400);
     assert_eq!(payer.m.my_balance_msat(), 50_000 * UNIT - 30 * 100_500);
     assert_eq!(
@@ -117,7 +117,7 @@ fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
     let delivered: u64 = ledger_before
         .iter()
         .filter(|p| p.kind == PaymentKind::StreamOut)
-        .map(|p| p.amount_msat)
+        .map(|p| p.amount_msat.get())
         .sum();
     assert_eq!(delivered, payee.m.my_balance_msat());
     let payee_view = hub
@@ -126,7 +126,7 @@ fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
         .unwrap();
     assert!(payee_view.iter().all(|p| p.kind == PaymentKind::StreamOut));
     assert_eq!(
-        payee_view.iter().map(|p| p.amount_msat).sum::<u64>(),
+        payee_view.iter().map(|p| p.amount_msat.get()).sum::<u64>(),
         delivered
     );
 
@@ -134,7 +134,7 @@ fn streams_routed_payments_restart_watchtower_and_payout_through_the_hub() {
     let preimage = [42u8; 32];
     let invoice = payee_invoice(&payee_key, 777 * UNIT, preimage, "one verification");
     let h = net.height();
-    let fee = cfg.fee.fee(777 * UNIT).unwrap();
+    let fee = cfg.fee.fee(Msat::new(777 * UNIT)).unwrap().get();
     let add = payer
         .m
         .propose(
@@ -508,7 +508,7 @@ fn a_pipelined_confirm_and_next_tick_are_one_durable_step_and_a_refused_tick_kee
     let handled = hub.handle_pipelined(&in_id, confirm, over, ctx()).unwrap();
     assert!(matches!(handled.reply, Some(Message::Reject { .. })));
     let s = hub.stream(&stream.id).unwrap();
-    assert_eq!((s.ticks, s.received_msat), (5, 500_000));
+    assert_eq!((s.ticks, s.received_msat.get()), (5, 500_000));
     assert_eq!(
         hub.channel(&in_id).unwrap().machine.latest,
         *payer.m.latest()
@@ -557,7 +557,7 @@ fn split_context_voting(shares: &[(Hash256, u64, Option<Hash256>)]) -> ProposalC
             .iter()
             .map(|(stream, amount_msat, vote_optimae)| StreamShare {
                 stream: *stream,
-                amount_msat: *amount_msat,
+                amount_msat: Msat::new(*amount_msat),
                 vote_optimae: *vote_optimae,
             })
             .collect(),
@@ -683,7 +683,7 @@ fn a_split_tick_pays_several_streams_with_one_update_and_is_checked_share_by_sha
         .iter()
         .map(|p| {
             assert_eq!(p.kind, PaymentKind::StreamIn);
-            (p.stream.unwrap(), p.amount_msat)
+            (p.stream.unwrap(), p.amount_msat.get())
         })
         .collect();
     paid.sort();
@@ -711,7 +711,7 @@ fn a_split_tick_pays_several_streams_with_one_update_and_is_checked_share_by_sha
         .unwrap();
     let ticks = |s| {
         let s = hub.stream(&s).unwrap();
-        (s.ticks, s.received_msat)
+        (s.ticks, s.received_msat.get())
     };
     assert_eq!(ticks(a), (2, 150_000));
     assert_eq!(ticks(b), (1, 50_000));
@@ -723,7 +723,7 @@ fn a_split_tick_pays_several_streams_with_one_update_and_is_checked_share_by_sha
     // Each payee takes what its streams forwarded.
     let forwarded = |ids: &[Hash256]| -> u64 {
         ids.iter()
-            .map(|s| hub.stream(s).unwrap().forwarded_msat)
+            .map(|s| hub.stream(s).unwrap().forwarded_msat.get())
             .sum()
     };
     hub.flush_all().unwrap();

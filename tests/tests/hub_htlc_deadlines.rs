@@ -32,7 +32,13 @@ fn config() -> HubConfig {
 fn route_htlc(w: &mut HubWorld, preimage: [u8; 32], amount: u64, expiry: u64) -> u64 {
     let invoice = payee_invoice(&w.payee.key, amount * UNIT, preimage, "one verification");
     let h = w.net.height();
-    let locked = amount * UNIT + w.hub.config().fee.fee(amount * UNIT).unwrap();
+    let locked = amount * UNIT
+        + w.hub
+            .config()
+            .fee
+            .fee(doin_types::Msat::new(amount * UNIT))
+            .unwrap()
+            .get();
     let add = w
         .payer
         .m
@@ -238,6 +244,6 @@ fn a_preimage_a_payee_reveals_on_chain_pays_the_hub_off_chain() {
         .filter(|p| p.payment_hash == Some(hash))
         .collect();
     assert_eq!(routed.len(), 1);
-    assert_eq!(routed[0].amount_msat, 900 * UNIT);
+    assert_eq!(routed[0].amount_msat.get(), 900 * UNIT);
     w.net.assert_supply();
 }

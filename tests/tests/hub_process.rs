@@ -468,7 +468,7 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
     let bytes = tick.encode().unwrap();
     let share = [StreamShare {
         stream,
-        amount_msat: 100_000,
+        amount_msat: doin_types::Msat::new(100_000),
         vote_optimae: None,
     }];
     let url = format!("{}/v1/hub/channels/{}/messages", c.rest, in_id.to_hex());

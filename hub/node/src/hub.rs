@@ -1,67 +1,31 @@
-//! The hub: channels to many payers and payees, streams and hash-locked payments through it.
+//! The hub's shell around `doin-hub-core`: it owns the lock on the state, reads the chains
+//! before it takes the lock, runs an input through [`doin_hub_core::handle`] and carries out
+//! the output in order — **persist** (the input's batch queued for the group-commit writer
+//! before the lock is released, so batches reach the disk in the order their inputs were
+//! handled), **submit** (the hub's transactions, one after the other under their own lock so
+//! their nonces follow each other; their outcomes go back to the core), **reply** (only once
+//! everything it depends on is durable). Every rule of the hub is in the core; nothing here
+//! decides anything about money.
 //!
-//! The hub is side B of every payer's channel (the payer opened it) and side A of its own
-//! channels to payees. Each channel runs a [`ChannelMachine`]; this module decides what the hub
-//! accepts and proposes, and keeps the books:
-//!
-//! - **streams**: a payee's invoice sets one up between a payer channel and the payee's
-//!   channel; each tick the payer proposes one `Pay` of everything since the last tick (one
-//!   signature covers many micropayments); once that update is signed by both, the amount less
-//!   the hub's fee is owed to the payee, and the hub pays what it owes in one `Pay` whenever the
-//!   payee's channel is free (so ticks are batched again on the way out);
-//! - **routed payments**: a payer locks an HTLC for a payee's invoice; the hub locks the
-//!   same hash towards the payee (less its fee, with an earlier expiry); the payee's preimage
-//!   releases both, a refusal releases both back. The hub never holds the payer's money
-//!   without the matching lock towards the payee;
-//! - **verification funds**: a payer funds an optimae's evaluators at reveal; once the
-//!   decision is final each agreeing evaluator is paid one fee out of it, the rest goes back
-//!   (`funds`).
-//!
-//! Every input is applied under one lock on the in-memory state, queued as one batch for the
-//! group-commit writer before the lock is released, and answered only once that batch is on
-//! disk (batches are written in queue order, so an answer never depends on state that is not
-//! durable). Nothing is signed or answered before it is persisted. The signatures themselves
-//! are made and checked before the lock, on a copy of the channel's machine (`messages`); the
-//! result is applied only if the channel has not moved since the copy, else computed again
-//! under the lock — so inputs on different channels use every core, and one channel never
-//! signs two states at one `seq`.
+//! A peer's channel messages are signed and checked before the lock, on a copy of the
+//! channel's machine ([`doin_hub_core::precompute`]): inputs on different channels use every
+//! core, and the core uses a step only if the channel has not moved since the copy.
 
-use crate::fees::HubConfig;
-use crate::ports::ChainPort;
-use crate::store::{
-    put, ChannelRole, HubChannel, HubStore, Payment, Route, Stream, CF_CHANNELS, CF_ROUTES,
-    CF_STREAMS,
-};
-use doin_channels::{parse_invoice, Change, ChannelMachine, InFlight, Message};
+use crate::ports::{ChainPort, MainPort};
+use crate::store::{Durable, Fund, HubChannel, HubStore, Payment, Stream};
+use doin_channels::Message;
 use doin_crypto::KeyPair;
-use doin_store::{StoreError, WriteBatch};
-use doin_tx_core::channel::{channel_id, ChannelId, ChannelPhase, Side};
-use doin_types::{Amount, Hash256, Height, PublicKeyBytes};
+use doin_hub_core::{
+    ChainSnapshot, ClaimsRead, CloseHow, Condition, HubInput, HubOutput, HubParams, HubState,
+    MainSnapshot, Mark, Needs, PendingTx, Reply, Submission, WatchReport,
+};
+use doin_tx_core::channel::ChannelId;
+use doin_types::{Amount, Hash256, Msat, PortError, PublicKeyBytes};
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Why the hub refused a request (the REST layer maps these to problem types).
-#[derive(Debug, thiserror::Error)]
-pub enum HubError {
-    #[error("no channel {0} at this hub")]
-    UnknownChannel(ChannelId),
-    #[error("no stream {0}")]
-    UnknownStream(Hash256),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Liquidity(String),
-    #[error(transparent)]
-    Channel(#[from] doin_channels::ChannelError),
-    #[error(transparent)]
-    Invoice(#[from] doin_channels::InvoiceError),
-    #[error("the transfer chain: {0}")]
-    Chain(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+pub use doin_hub_core::{HubConfig, HubError, PendingAnswer, ProposalContext, MAX_SPLIT_SHARES};
 
 /// What handling a message produced: the answer to send back (already durable) and the
 /// payments it completed.
@@ -71,101 +35,33 @@ pub struct Handled {
     pub payments: Vec<Payment>,
 }
 
-/// Extra context of a proposal from a payer (which stream a tick belongs to, which invoice an
-/// HTLC pays).
-#[derive(Clone, Debug, Default)]
-pub struct ProposalContext {
-    pub stream: Option<Hash256>,
-    pub invoice: Option<String>,
-    /// A stream tick that pays an evaluator's verification fee for this vote (released only
-    /// for a vote the main chain holds).
-    pub vote: Option<crate::store::VoteRef>,
-    /// A split tick: one `Pay` that pays several streams of this payer at once, each its
-    /// share (the shares add up to the `Pay`). Used alone: no `stream`, `invoice` or `vote`.
-    pub split: Vec<crate::store::StreamShare>,
-    /// A funding tick: the `Pay` goes into the verification fund of this optimae (used alone).
-    pub fund: Option<Hash256>,
-}
-
-/// The most streams one split tick pays (bounds the work and the records of one update).
-pub const MAX_SPLIT_SHARES: usize = 64;
-
-pub(crate) struct State {
-    pub(crate) channels: BTreeMap<ChannelId, HubChannel>,
-    pub(crate) streams: BTreeMap<Hash256, Stream>,
-    pub(crate) routes: BTreeMap<Hash256, Route>,
-    pub(crate) next_seq: u64,
-    /// Invoices payable to the hub, by payment hash.
-    pub(crate) invoices: BTreeMap<Hash256, crate::store::HubInvoice>,
-    /// Votes whose fee a payer's tick paid (or is paying), with that payer's channel.
-    pub(crate) paid_votes: BTreeMap<crate::store::VoteRef, ChannelId>,
-    /// Verification funds, by optimae.
-    pub(crate) funds: BTreeMap<Hash256, crate::store::Fund>,
-    /// The last final height the watchtower read for preimages revealed on chain.
-    pub(crate) claims_scanned: Height,
-}
-
 /// One hub.
 pub struct Hub {
-    pub(crate) key: KeyPair,
-    pub(crate) chain: Arc<dyn ChainPort>,
-    pub(crate) store: HubStore,
-    pub(crate) cfg: HubConfig,
-    pub(crate) state: Mutex<State>,
-    pub(crate) main: Option<Arc<dyn crate::ports::MainPort>>,
+    key: Arc<KeyPair>,
+    chain: Arc<dyn ChainPort>,
+    main: Option<Arc<dyn MainPort>>,
+    store: HubStore,
+    cfg: HubConfig,
+    state: Mutex<HubState>,
+    /// Held while the hub submits transactions (and reads the nonce it signs with), so that
+    /// its transactions take nonces one after the other.
+    submitting: Mutex<()>,
     payments_tx: tokio::sync::broadcast::Sender<Payment>,
 }
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
+/// The wall clock, as the core takes it.
 pub(crate) fn now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
 }
 
-/// The answer to a request with an `Idempotency-Key`, written in the batch of the operation
-/// it answers: a crash can never leave the operation done without its answer (a retry would
-/// repeat it) nor the answer without the operation.
-pub struct PendingAnswer<R> {
-    pub key: String,
-    /// What the request asked (a repeat must ask the same).
-    pub fingerprint: String,
-    pub status: u16,
-    /// The answer's JSON body, from the operation's result.
-    pub body: fn(&R) -> Vec<u8>,
-}
-
-impl<R> PendingAnswer<R> {
-    pub(crate) fn stored(self, result: &R) -> (String, crate::store::StoredAnswer) {
-        (
-            self.key,
-            crate::store::StoredAnswer {
-                fingerprint: self.fingerprint,
-                status: self.status,
-                body: (self.body)(result),
-            },
-        )
-    }
-}
-
-/// Staged changes of one input, written as one batch.
-#[derive(Default)]
-pub(crate) struct Staged {
-    pub(crate) channels: BTreeMap<ChannelId, HubChannel>,
-    pub(crate) streams: BTreeMap<Hash256, Stream>,
-    pub(crate) routes: BTreeMap<Hash256, Route>,
-    pub(crate) payments: Vec<(Payment, Option<PublicKeyBytes>)>,
-    pub(crate) claims_scanned: Option<Height>,
-    pub(crate) answers: Vec<(String, crate::store::StoredAnswer)>,
-    pub(crate) paid_votes: Vec<(crate::store::VoteRef, ChannelId)>,
-    pub(crate) invoices: BTreeMap<Hash256, crate::store::HubInvoice>,
-    pub(crate) funds: BTreeMap<Hash256, crate::store::Fund>,
+/// What happened to one submission.
+enum Outcome {
+    Accepted,
+    Refused(PortError),
+    /// Its condition did not hold.
+    Skipped,
 }
 
 impl Hub {
@@ -177,50 +73,32 @@ impl Hub {
         cfg: HubConfig,
     ) -> Result<Hub, HubError> {
         store.check_layout()?;
-        let channels = store.channels()?.into_iter().collect();
-        let streams = store.streams()?.into_iter().map(|s| (s.id, s)).collect();
-        let routes = store
-            .routes()?
-            .into_iter()
-            .map(|r| (r.payment_hash, r))
-            .collect();
-        let next_seq = store.next_payment_seq()?;
-        let paid_votes = store.paid_votes()?.into_iter().collect();
-        let funds = store.funds()?.into_iter().map(|f| (f.optimae, f)).collect();
-        let invoices = store
-            .invoices()?
-            .into_iter()
-            .map(|i| (i.payment_hash, i))
-            .collect();
+        let (mut loaded, scanned) = store.load()?;
         // A new hub has no HTLC on chain to learn from: it reads from today's tip on.
-        let claims_scanned = match store.claims_scanned()? {
-            Some(h) => h,
-            None => chain.height(),
+        loaded.claims_scanned = scanned.unwrap_or_else(|| chain.height());
+        let key = Arc::new(key);
+        let params = HubParams {
+            key: key.clone(),
+            cfg: cfg.clone(),
+            chain_id: chain.chain_id(),
+            network: chain.network(),
         };
         let (payments_tx, _) = tokio::sync::broadcast::channel(4096);
         Ok(Hub {
             key,
             chain,
+            main: None,
             store,
             cfg,
-            state: Mutex::new(State {
-                channels,
-                streams,
-                routes,
-                next_seq,
-                invoices,
-                paid_votes,
-                funds,
-                claims_scanned,
-            }),
-            main: None,
+            state: Mutex::new(HubState::new(params, loaded)),
+            submitting: Mutex::new(()),
             payments_tx,
         })
     }
 
     /// Lets the hub release evaluator pay: ticks naming a vote are checked against the main
     /// chain through `main`.
-    pub fn with_main(mut self, main: Arc<dyn crate::ports::MainPort>) -> Hub {
+    pub fn with_main(mut self, main: Arc<dyn MainPort>) -> Hub {
         self.main = Some(main);
         self
     }
@@ -254,160 +132,291 @@ impl Hub {
     }
 
     pub fn channel(&self, id: &ChannelId) -> Option<HubChannel> {
-        self.state.lock().channels.get(id).cloned()
+        self.state.lock().channel(id).cloned()
     }
 
     pub fn channels(&self) -> Vec<(ChannelId, HubChannel)> {
         self.state
             .lock()
-            .channels
-            .iter()
+            .channels()
             .map(|(k, v)| (*k, v.clone()))
             .collect()
     }
 
     pub fn stream(&self, id: &Hash256) -> Option<Stream> {
-        self.state.lock().streams.get(id).cloned()
-    }
-
-    pub fn fund(&self, optimae: &Hash256) -> Option<crate::store::Fund> {
-        self.state.lock().funds.get(optimae).cloned()
-    }
-
-    pub fn funds(&self) -> Vec<crate::store::Fund> {
-        self.state.lock().funds.values().cloned().collect()
+        self.state.lock().stream(id).cloned()
     }
 
     pub fn streams(&self) -> Vec<Stream> {
-        self.state.lock().streams.values().cloned().collect()
+        self.state.lock().streams().cloned().collect()
     }
 
-    /// Writes `staged` under the state lock's protection (queued in order) and returns the
-    /// handle to wait on after the lock is released.
-    pub(crate) fn stage(
-        &self,
-        st: &mut State,
-        staged: Staged,
-    ) -> Result<(crate::store::Durable, Vec<Payment>), HubError> {
-        let mut batch = WriteBatch::new();
-        let payments = self.stage_into(st, staged, &mut batch)?;
-        Ok((self.store.enqueue(batch), payments))
+    pub fn fund(&self, optimae: &Hash256) -> Option<Fund> {
+        self.state.lock().fund(optimae).cloned()
     }
 
-    /// Applies `staged` to the state and adds its writes to `batch`, which the caller queues
-    /// before it releases the state lock.
-    pub(crate) fn stage_into(
-        &self,
-        st: &mut State,
-        staged: Staged,
-        batch: &mut WriteBatch,
-    ) -> Result<Vec<Payment>, HubError> {
-        for (id, c) in &staged.channels {
-            put(batch, CF_CHANNELS, &id.0, c)?;
-        }
-        for (id, s) in &staged.streams {
-            put(batch, CF_STREAMS, &id.0, s)?;
-        }
-        for (h, r) in &staged.routes {
-            put(batch, CF_ROUTES, &h.0, r)?;
-        }
-        for (p, payee) in &staged.payments {
-            HubStore::put_payment(batch, p, payee.as_ref())?;
-        }
-        for (hash, invoice) in &staged.invoices {
-            put(batch, crate::store::CF_INVOICES, &hash.0, invoice)?;
-        }
-        st.invoices.extend(staged.invoices.clone());
-        for (optimae, fund) in &staged.funds {
-            put(batch, crate::store::CF_FUNDS, &optimae.0, fund)?;
-        }
-        st.funds.extend(staged.funds.clone());
-        for (vote, channel) in &staged.paid_votes {
-            put(batch, crate::store::CF_PAID_VOTES, &vote.key(), channel)?;
-            st.paid_votes.insert(*vote, *channel);
-        }
-        for (key, answer) in &staged.answers {
-            HubStore::put_answer(batch, key, answer)?;
-        }
-        if let Some(h) = staged.claims_scanned {
-            HubStore::put_claims_scanned(batch, h)?;
-            st.claims_scanned = h;
-        }
-        st.channels.extend(staged.channels);
-        st.streams.extend(staged.streams);
-        st.routes.extend(staged.routes);
-        Ok(staged.payments.into_iter().map(|(p, _)| p).collect())
+    pub fn funds(&self) -> Vec<Fund> {
+        self.state.lock().funds().cloned().collect()
     }
 
-    pub(crate) fn finish(
-        &self,
-        durable: crate::store::Durable,
-        payments: Vec<Payment>,
-    ) -> Result<Vec<Payment>, HubError> {
+    pub fn invoice(&self, hash: &Hash256) -> Option<crate::store::HubInvoice> {
+        self.state.lock().invoice(hash).cloned()
+    }
+
+    /// The proposal the hub has in flight on `id` for the peer to accept, if any (peers fetch
+    /// it: the hub reaches no one).
+    pub fn outbox(&self, id: &ChannelId) -> Result<Option<Message>, HubError> {
+        self.state.lock().outbox(id)
+    }
+
+    /// Reads from the chains what an input needs, at final height `height`.
+    fn snapshot(&self, height: u64, needs: &Needs) -> Result<ChainSnapshot, HubError> {
+        let chain = HubError::Chain;
+        let mut snap = ChainSnapshot {
+            height,
+            ..ChainSnapshot::default()
+        };
+        if needs.nonce {
+            snap.base_fee = self.chain.base_fee();
+            snap.hub_nonce = Some(self.chain.next_nonce(&self.key.public()).map_err(chain)?);
+        }
+        for id in &needs.channels {
+            snap.channels
+                .insert(*id, self.chain.channel(id).map_err(chain)?);
+        }
+        if let Some(from) = needs.claims_from {
+            let to = height.min(from.saturating_add(doin_hub_core::MAX_CLAIM_BLOCKS_PER_PASS - 1));
+            let claims = self.chain.htlc_claims(from, to).map_err(chain)?;
+            snap.claims = Some(ClaimsRead { from, to, claims });
+        }
+        if let Some(main) = &self.main {
+            let mut m = MainSnapshot::default();
+            for optimae in &needs.decisions {
+                m.decisions.insert(*optimae, main.decision(optimae));
+            }
+            for vote in &needs.vote_fees {
+                m.vote_fees
+                    .insert(*vote, main.vote_fee(&vote.optimae, &vote.evaluator));
+            }
+            snap.main = Some(m);
+        }
+        Ok(snap)
+    }
+
+    /// The snapshot `input` needs, read now.
+    fn snapshot_for(&self, input: &HubInput) -> Result<ChainSnapshot, HubError> {
+        let height = self.chain.height();
+        let needs = doin_hub_core::needs(&self.state.lock(), input, height);
+        self.snapshot(height, &needs)
+    }
+
+    /// Handles `input` and makes its writes durable; the output's submissions and reply are
+    /// the caller's to carry out next.
+    fn run(&self, input: HubInput, snap: &ChainSnapshot) -> Result<HubOutput, HubError> {
+        let mut st = self.state.lock();
+        let out = doin_hub_core::handle(&mut st, input, now(), snap)?;
+        let durable = if out.writes.is_empty() {
+            None
+        } else {
+            // Queued before the lock is released: batches reach the disk in input order.
+            Some(self.store.enqueue(HubStore::batch(&out.writes)?))
+        };
+        drop(st);
+        if let Some(durable) = durable {
+            self.finish(durable, out.writes.ledger())?;
+        }
+        Ok(out)
+    }
+
+    /// Waits until an input's batch is on disk, then counts and announces its ledger entries.
+    fn finish(&self, durable: Durable, payments: Vec<Payment>) -> Result<(), HubError> {
         durable.wait()?;
         let m = self.store.metrics();
         for p in &payments {
             m.payments.with_label_values(&[p.kind.as_str()]).inc();
             m.payments_msat
                 .with_label_values(&[p.kind.as_str()])
-                .inc_by(p.amount_msat);
+                .inc_by(p.amount_msat.get());
         }
-        for p in &payments {
+        for p in payments {
             // Nobody listening is fine.
-            let _ = self.payments_tx.send(p.clone());
+            let _ = self.payments_tx.send(p);
         }
-        Ok(payments)
+        Ok(())
+    }
+
+    /// Submits `subs` in order (the caller holds `submitting`), each whose condition holds;
+    /// payloads are signed with the hub's next nonce at the time.
+    fn submit_all(&self, subs: &[Submission]) -> Vec<Outcome> {
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(subs.len());
+        for sub in subs {
+            let go = match sub.when {
+                Condition::Always => true,
+                Condition::IfAccepted(i) => matches!(outcomes.get(i), Some(Outcome::Accepted)),
+                Condition::IfRefused(i) => matches!(outcomes.get(i), Some(Outcome::Refused(_))),
+            };
+            if !go {
+                outcomes.push(Outcome::Skipped);
+                continue;
+            }
+            let submitted = match &sub.tx {
+                PendingTx::Signed(bytes) => self.chain.submit(bytes),
+                PendingTx::Payload(payload) => self
+                    .chain
+                    .next_nonce(&self.key.public())
+                    .and_then(|nonce| {
+                        doin_hub_core::txs::sign(
+                            &self.key,
+                            self.chain.chain_id(),
+                            nonce,
+                            self.chain.base_fee(),
+                            payload.clone(),
+                        )
+                        .map_err(PortError::Invalid)
+                    })
+                    .and_then(|tx| self.chain.submit(&tx)),
+            };
+            outcomes.push(match submitted {
+                Ok(_) => Outcome::Accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a hub transaction was refused; it is tried again when next due");
+                    Outcome::Refused(e)
+                }
+            });
+        }
+        outcomes
+    }
+
+    /// The marks the outcomes of `subs` call for.
+    fn marks(subs: Vec<Submission>, outcomes: &[Outcome]) -> Vec<Mark> {
+        subs.into_iter()
+            .zip(outcomes)
+            .flat_map(|(sub, outcome)| match outcome {
+                Outcome::Accepted => sub.on_accept,
+                Outcome::Refused(_) => sub.on_refusal,
+                Outcome::Skipped => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Submits an output's transactions, records their outcomes, and returns what the
+    /// recording reported and the first refusal.
+    fn carry_out(
+        &self,
+        subs: Vec<Submission>,
+        snap: &ChainSnapshot,
+    ) -> Result<(WatchReport, Option<PortError>), HubError> {
+        if subs.is_empty() {
+            return Ok((WatchReport::default(), None));
+        }
+        let mut outcomes = self.submit_all(&subs);
+        let marks = Self::marks(subs, &outcomes);
+        let refusal = outcomes.iter_mut().find_map(|o| match o {
+            Outcome::Refused(e) => Some(e.clone()),
+            _ => None,
+        });
+        if marks.is_empty() {
+            return Ok((WatchReport::default(), refusal));
+        }
+        let out = self.run(HubInput::Apply { marks }, snap)?;
+        Ok((out.report, refusal))
+    }
+
+    /// Handles a message from the peer of channel `id`; `ctx` says what a payer's proposal is
+    /// for. Returns the answer once everything it depends on is durable.
+    pub fn handle(
+        &self,
+        id: &ChannelId,
+        msg: Message,
+        ctx: ProposalContext,
+    ) -> Result<Handled, HubError> {
+        self.handle_messages(id, vec![(msg, ctx)])
+    }
+
+    /// Handles a `Confirm` of the update in flight and the peer's next proposal in one input:
+    /// both are written in one durable step and answered by the answer to the proposal. A
+    /// streaming payer confirms tick *n* and proposes tick *n + 1* in one round trip.
+    pub fn handle_pipelined(
+        &self,
+        id: &ChannelId,
+        confirm: Message,
+        next: Message,
+        ctx: ProposalContext,
+    ) -> Result<Handled, HubError> {
+        if !matches!(confirm, Message::Confirm { .. }) {
+            return Err(HubError::Invalid(
+                "only a Confirm can be followed by another message in one request".into(),
+            ));
+        }
+        self.handle_messages(id, vec![(confirm, ProposalContext::default()), (next, ctx)])
+    }
+
+    fn handle_messages(
+        &self,
+        id: &ChannelId,
+        msgs: Vec<(Message, ProposalContext)>,
+    ) -> Result<Handled, HubError> {
+        let result = self.handle_inner(id, msgs);
+        let outcome = match &result {
+            Ok(Handled {
+                reply: Some(Message::Reject { .. }),
+                ..
+            }) => "rejected",
+            Ok(_) => "accepted",
+            Err(_) => "error",
+        };
+        self.store
+            .metrics()
+            .messages
+            .with_label_values(&[outcome])
+            .inc();
+        result
+    }
+
+    fn handle_inner(
+        &self,
+        id: &ChannelId,
+        msgs: Vec<(Message, ProposalContext)>,
+    ) -> Result<Handled, HubError> {
+        let height = self.chain.height();
+        let mut input = HubInput::Messages {
+            channel: *id,
+            msgs,
+            precomputed: Vec::new(),
+        };
+        // The lock is held only to copy the channel and see what the chains must be asked.
+        let (base, needs) = {
+            let st = self.state.lock();
+            let base = st.channel(id).map(|c| c.machine.clone());
+            (base, doin_hub_core::needs(&st, &input, height))
+        };
+        if let (
+            Some(base),
+            HubInput::Messages {
+                msgs, precomputed, ..
+            },
+        ) = (base, &mut input)
+        {
+            *precomputed = doin_hub_core::precompute(&self.key, base, msgs, height);
+        }
+        let snap = self.snapshot(height, &needs)?;
+        let out = self.run(input, &snap)?;
+        let payments = out.writes.ledger();
+        match out.reply {
+            Reply::Messages { error: Some(e), .. } => Err(e),
+            Reply::Messages { reply, error: None } => Ok(Handled { reply, payments }),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Takes over a channel a payer opened on chain with this hub as counterparty.
     pub fn register_incoming(&self, id: ChannelId) -> Result<HubChannel, HubError> {
-        if let Some(c) = self.channel(&id) {
-            return Ok(c);
+        let input = HubInput::RegisterIncoming { channel: id };
+        let snap = self.snapshot_for(&input)?;
+        match self.run(input, &snap)?.reply {
+            Reply::Channel(c) => Ok(*c),
+            other => Err(unexpected(&other)),
         }
-        let on_chain = self
-            .chain
-            .channel(&id)
-            .map_err(HubError::Chain)?
-            .ok_or_else(|| HubError::Invalid(format!("no channel {id} on the transfer chain")))?;
-        if on_chain.party_b != self.key.public() {
-            return Err(HubError::Invalid(
-                "this hub is not the channel's counterparty".into(),
-            ));
-        }
-        if on_chain.phase != ChannelPhase::Open {
-            return Err(HubError::Invalid("the channel is not open".into()));
-        }
-        if on_chain.dispute_blocks < self.cfg.min_dispute_blocks {
-            return Err(HubError::Invalid(format!(
-                "the channel's dispute window ({} blocks) is shorter than this hub accepts ({})",
-                on_chain.dispute_blocks, self.cfg.min_dispute_blocks
-            )));
-        }
-        let machine = ChannelMachine::new(
-            self.chain.chain_id(),
-            id,
-            Side::B,
-            on_chain.party_a,
-            on_chain.party_b,
-            on_chain.opening_a_msat,
-            on_chain.opening_b_msat,
-        )?;
-        let channel = HubChannel::new(
-            ChannelRole::Incoming,
-            on_chain.party_a,
-            machine.snapshot().clone(),
-            true,
-        );
-        let mut st = self.state.lock();
-        if let Some(c) = st.channels.get(&id) {
-            return Ok(c.clone());
-        }
-        let mut staged = Staged::default();
-        staged.channels.insert(id, channel.clone());
-        let (durable, payments) = self.stage(&mut st, staged)?;
-        drop(st);
-        self.finish(durable, payments)?;
-        Ok(channel)
     }
 
     /// Opens a channel from the hub to `payee` with `deposit` on chain. The channel is usable
@@ -427,244 +436,161 @@ impl Hub {
         deposit: Amount,
         answer: Option<PendingAnswer<ChannelId>>,
     ) -> Result<ChannelId, HubError> {
-        if deposit.is_zero() {
-            return Err(HubError::Invalid("a deposit above zero is needed".into()));
-        }
-        let chain_id = self.chain.chain_id();
-        let me = self.key.public();
-        // Keeps concurrent opens from taking the same nonce.
-        let mut st = self.state.lock();
-        let nonce = self.chain.next_nonce(&me).map_err(HubError::Chain)?;
-        let id = channel_id(&chain_id, &me, nonce);
-        let capacity_msat = deposit
-            .base_units()
-            .checked_mul(doin_tx_core::channel::MSAT_PER_UNIT)
-            .ok_or_else(|| HubError::Invalid("the deposit is too large".into()))?;
-        let machine = ChannelMachine::new(chain_id, id, Side::A, me, payee, capacity_msat, 0)?;
-        let channel = HubChannel::new(
-            ChannelRole::Outgoing,
+        // The nonce read for the channel's id stays the hub's until its transaction is in.
+        let _submitting = self.submitting.lock();
+        let input = HubInput::OpenOutgoing {
             payee,
-            machine.snapshot().clone(),
-            false,
-        );
-        let tx = crate::txs::sign(
-            &self.key,
-            chain_id,
-            nonce,
-            self.chain.base_fee(),
-            doin_tx_core::TxPayload::ChannelOpen {
-                counterparty: payee,
-                deposit,
-                counterparty_deposit: Amount::ZERO,
-                dispute_blocks: self.cfg.dispute_blocks,
-                consent: None,
-            },
-        )
-        .map_err(HubError::Invalid)?;
-        // Recorded with its transaction before it is submitted: after a crash in between the
-        // watch submits it again, so the hub never forgets coins it locked.
-        let mut channel = channel;
-        channel.opening_tx = Some(tx.clone());
-        let mut staged = Staged::default();
-        staged.channels.insert(id, channel);
-        staged.answers.extend(answer.map(|a| a.stored(&id)));
-        let answer_key = staged.answers.first().map(|(k, _)| k.clone());
-        let (durable, _) = self.stage(&mut st, staged)?;
-        durable.wait()?;
-        // Submitted under the lock, so the next open sees this nonce taken.
-        if let Err(e) = self.chain.submit(&tx) {
-            // Refused: the channel never existed; its record and answer go.
-            let mut batch = WriteBatch::new();
-            batch.delete(CF_CHANNELS, id.0.to_vec());
-            if let Some(k) = answer_key {
-                batch.delete(crate::store::CF_IDEMPOTENCY, k.into_bytes());
-            }
-            let durable = self.store.enqueue(batch);
-            st.channels.remove(&id);
-            drop(st);
-            durable.wait()?;
-            return Err(HubError::Chain(e));
+            deposit,
+            answer,
+        };
+        let snap = self.snapshot_for(&input)?;
+        let out = self.run(input, &snap)?;
+        let Reply::Opened(id) = out.reply else {
+            return Err(unexpected(&out.reply));
+        };
+        match self.carry_out(out.submissions, &snap)? {
+            (_, Some(refused)) => Err(HubError::Chain(refused)),
+            (_, None) => Ok(id),
         }
-        drop(st);
-        Ok(id)
     }
 
-    /// A new invoice payable to the hub itself for `amount_msat`, valid `expiry_secs`; the
-    /// hub keeps its preimage (written before the invoice is returned) and takes a payer's
-    /// HTLC for it at once.
+    /// A new invoice payable to the hub itself for `amount`, valid `expiry_secs`; the hub
+    /// keeps its preimage (written before the invoice is returned) and takes a payer's HTLC
+    /// for it at once.
     pub fn create_invoice(
         &self,
-        amount_msat: u64,
+        amount: Msat,
         description: &str,
         expiry_secs: u64,
     ) -> Result<crate::store::HubInvoice, HubError> {
         use rand::RngCore;
-        if amount_msat == 0 {
-            return Err(HubError::Invalid("an amount above zero is needed".into()));
-        }
         let mut preimage = [0u8; 32];
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut preimage);
         rand::rngs::OsRng.fill_bytes(&mut secret);
-        let payment_hash = Hash256(doin_tx_core::channel::sha256(&preimage));
-        let created = now();
-        let text = doin_channels::create_invoice(
-            self.chain.network(),
-            &self.key,
-            &doin_channels::InvoiceTerms {
-                amount_msat,
-                payment_hash,
-                payment_secret: secret,
-                description: description.to_string(),
-                expiry_secs,
-                min_final_cltv_blocks: self.htlc_margin(),
-            },
-            created,
-        )?;
-        let invoice = crate::store::HubInvoice {
-            text,
-            payment_hash,
-            preimage,
-            amount_msat,
+        let input = HubInput::CreateInvoice {
+            amount,
             description: description.to_string(),
-            expires_at: created.as_secs().saturating_add(expiry_secs),
-            paid_by: None,
+            expiry_secs,
+            preimage,
+            secret,
         };
-        let mut st = self.state.lock();
-        let mut staged = Staged::default();
-        staged.invoices.insert(payment_hash, invoice.clone());
-        let (durable, payments) = self.stage(&mut st, staged)?;
-        drop(st);
-        self.finish(durable, payments)?;
-        Ok(invoice)
-    }
-
-    pub fn invoice(&self, hash: &Hash256) -> Option<crate::store::HubInvoice> {
-        self.state.lock().invoices.get(hash).cloned()
-    }
-
-    /// The outgoing channel the hub has to `payee` (confirmed, not closing), if any.
-    pub(crate) fn payee_channel(st: &State, payee: &PublicKeyBytes) -> Option<ChannelId> {
-        st.channels
-            .iter()
-            .find(|(_, c)| {
-                c.role == ChannelRole::Outgoing
-                    && c.peer == *payee
-                    && c.confirmed
-                    && !c.closing
-                    && c.closed_at.is_none()
-                    && c.close_requested_at.is_none()
-            })
-            .map(|(id, _)| *id)
-    }
-
-    /// What the hub can still pay out on an outgoing channel: its balance less what it owes
-    /// and has in flight or queued.
-    pub(crate) fn spendable(c: &HubChannel) -> u64 {
-        let latest = &c.machine.latest.state;
-        let mine = match c.machine.me {
-            Side::A => latest.balance_a_msat,
-            Side::B => latest.balance_b_msat,
-        };
-        let queued: u64 = c
-            .queued
-            .iter()
-            .map(|ch| match ch {
-                Change::AddHtlc { amount_msat, .. } | Change::Pay { amount_msat } => *amount_msat,
-                _ => 0,
-            })
-            .sum();
-        let in_flight = match &c.machine.in_flight {
-            Some(InFlight::Proposed {
-                change: Change::Pay { amount_msat } | Change::AddHtlc { amount_msat, .. },
-                ..
-            }) => *amount_msat,
-            _ => 0,
-        };
-        mine.saturating_sub(c.owed_msat)
-            .saturating_sub(queued)
-            .saturating_sub(in_flight)
+        match self.run(input, &ChainSnapshot::default())?.reply {
+            Reply::Invoice(i) => Ok(i),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Sets up a stream from `payer_channel` to the payee of `invoice` (its amount is the
     /// stream's budget, its payment hash the stream's id).
     pub fn open_stream(&self, payer_channel: ChannelId, invoice: &str) -> Result<Stream, HubError> {
-        let parsed = parse_invoice(invoice, self.chain.network(), now(), None)?;
-        let mut st = self.state.lock();
-        if let Some(s) = st.streams.get(&parsed.payment_hash) {
-            if s.payer_channel == payer_channel {
-                return Ok(s.clone());
-            }
-            return Err(HubError::Invalid(
-                "the invoice already pays another stream".into(),
-            ));
-        }
-        let payer = st
-            .channels
-            .get(&payer_channel)
-            .ok_or(HubError::UnknownChannel(payer_channel))?;
-        if payer.role != ChannelRole::Incoming || payer.closed_at.is_some() {
-            return Err(HubError::Invalid(
-                "streams are paid from an open payer channel".into(),
-            ));
-        }
-        let payee_channel = Self::payee_channel(&st, &parsed.payee).ok_or_else(|| {
-            HubError::Liquidity(format!(
-                "the hub has no open channel to the invoice's payee {}",
-                parsed.payee
-            ))
-        })?;
-        let stream = Stream {
-            id: parsed.payment_hash,
+        let input = HubInput::OpenStream {
             payer_channel,
-            payee_channel,
-            payee: parsed.payee,
-            budget_msat: parsed.amount_msat,
-            received_msat: 0,
-            forwarded_msat: 0,
-            fees_msat: 0,
-            ticks: 0,
-            opened_at_ms: now_ms(),
-            closed: false,
+            invoice: invoice.to_string(),
         };
-        let mut staged = Staged::default();
-        staged.streams.insert(stream.id, stream.clone());
-        let (durable, payments) = self.stage(&mut st, staged)?;
-        drop(st);
-        self.finish(durable, payments)?;
-        Ok(stream)
+        match self.run(input, &ChainSnapshot::default())?.reply {
+            Reply::Stream(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Closes a stream: no further ticks are accepted (what it carried stays paid).
     pub fn close_stream(&self, id: &Hash256) -> Result<Stream, HubError> {
-        let mut st = self.state.lock();
-        let mut s = st
-            .streams
-            .get(id)
-            .cloned()
-            .ok_or(HubError::UnknownStream(*id))?;
-        s.closed = true;
-        let mut staged = Staged::default();
-        staged.streams.insert(s.id, s.clone());
-        let (durable, payments) = self.stage(&mut st, staged)?;
-        drop(st);
-        self.finish(durable, payments)?;
-        Ok(s)
+        let input = HubInput::CloseStream { stream: *id };
+        match self.run(input, &ChainSnapshot::default())?.reply {
+            Reply::Stream(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
     }
 
-    /// The proposal the hub has in flight on `id` for the peer to accept, if any (peers fetch
-    /// it: the hub reaches no one).
-    pub fn outbox(&self, id: &ChannelId) -> Result<Option<Message>, HubError> {
-        let st = self.state.lock();
-        let c = st.channels.get(id).ok_or(HubError::UnknownChannel(*id))?;
-        let m = ChannelMachine::restore(c.machine.clone());
-        Ok(match m.in_flight() {
-            Some(InFlight::Proposed { change, state }) => Some(Message::Propose {
-                channel_id: *id,
-                seq: state.seq,
-                change: change.clone(),
-            }),
-            _ => None,
-        })
+    /// Proposes whatever waits on every channel (after a restart, or when a payee comes
+    /// back). Returns how many channels got a proposal.
+    pub fn flush_all(&self) -> Result<usize, HubError> {
+        let input = HubInput::FlushAll;
+        let snap = self.snapshot_for(&input)?;
+        match self.run(input, &snap)?.reply {
+            Reply::Flushed(n) => Ok(n),
+            other => Err(unexpected(&other)),
+        }
     }
+
+    /// Closes channel `id` from the hub's side. A payee channel with something still due or
+    /// under way is closed once the payee has taken it (`after-payout`; nothing new goes
+    /// towards it meanwhile, and after `cltv_delta` blocks it is closed regardless); otherwise
+    /// at once: cooperatively with the newest state both signed when it holds no HTLC and
+    /// nothing is in flight (paid out at once), else by posting that state (the watch settles
+    /// it after the window).
+    pub fn close(&self, id: &ChannelId) -> Result<&'static str, HubError> {
+        self.close_answering(id, None)
+    }
+
+    /// [`Hub::close`], writing `answer` with the channel's new state.
+    pub fn close_answering(
+        &self,
+        id: &ChannelId,
+        answer: Option<PendingAnswer<CloseHow>>,
+    ) -> Result<&'static str, HubError> {
+        let _submitting = self.submitting.lock();
+        let input = HubInput::Close {
+            channel: *id,
+            answer,
+        };
+        let snap = self.snapshot_for(&input)?;
+        let out = self.run(input, &snap)?;
+        let Reply::Closed(how) = out.reply else {
+            return Err(unexpected(&out.reply));
+        };
+        match self.carry_out(out.submissions, &snap)? {
+            (_, Some(refused)) => Err(HubError::Chain(refused)),
+            (_, None) => Ok(how.as_str()),
+        }
+    }
+
+    /// One pass of the watchtower over every channel the hub has not seen paid out (see
+    /// `doin_hub_core::watch`). Run it once per transfer block; it is idempotent.
+    pub fn watch(&self) -> Result<WatchReport, HubError> {
+        let _submitting = self.submitting.lock();
+        let input = HubInput::Watch;
+        let snap = self.snapshot_for(&input)?;
+        let out = self.run(input, &snap)?;
+        let mut report = out.report;
+        let (outcomes, _) = self.carry_out(out.submissions, &snap)?;
+        report.merge(outcomes);
+        self.set_gauges();
+        self.count_actions(&report);
+        Ok(report)
+    }
+
+    fn set_gauges(&self) {
+        let g = self.state.lock().gauges();
+        let m = self.store.metrics();
+        for role in ["payer", "payee"] {
+            for status in ["opening", "open", "closing", "closed"] {
+                let n = g.channels.get(&(role, status)).copied().unwrap_or(0);
+                m.channels.with_label_values(&[role, status]).set(n);
+            }
+        }
+        m.owed_msat
+            .set(i64::try_from(g.owed_msat).unwrap_or(i64::MAX));
+        m.open_streams
+            .set(i64::try_from(g.open_streams).unwrap_or(i64::MAX));
+    }
+
+    fn count_actions(&self, r: &WatchReport) {
+        let m = self.store.metrics();
+        for (action, ids) in r.groups() {
+            if !ids.is_empty() {
+                m.watch_actions
+                    .with_label_values(&[action])
+                    .inc_by(ids.len() as u64);
+            }
+        }
+    }
+}
+
+/// A reply of another input than the one handled: a fault of this build, not of the caller.
+fn unexpected(reply: &Reply) -> HubError {
+    HubError::Internal(format!(
+        "the hub answered with an unexpected reply: {reply:?}"
+    ))
 }

@@ -22,26 +22,11 @@ use std::time::Duration;
 use tokio_stream::StreamExt as _;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::{addr, parse_addr, OperatorToken, St};
+use crate::rest::{addr, parse_addr, OperatorToken, St};
 use axum::Extension;
-use doin_crypto::{tagged_hash_parts, verify};
-use doin_types::{ChainId, Hash256, SignatureBytes};
-
-/// Tag of what a payee signs to read its own payment feed.
-pub const TAG_HUB_FEED: &str = "doin/hub-feed";
-
-/// How far a feed signature's time may be from the hub's clock, either way (ms).
-pub const FEED_AUTH_WINDOW_MS: u64 = 300_000;
-
-/// `H_tag("doin/hub-feed", chain_id ‖ payee key (33 bytes) ‖ at_ms as u64 big-endian)`: what a
-/// payee signs to read its feed; valid while `at_ms` is within [`FEED_AUTH_WINDOW_MS`] of the
-/// hub's clock.
-pub fn feed_auth_hash(chain_id: &ChainId, payee: &PublicKeyBytes, at_ms: u64) -> Hash256 {
-    tagged_hash_parts(
-        TAG_HUB_FEED,
-        &[&chain_id.0 .0, &payee.0, &at_ms.to_be_bytes()],
-    )
-}
+use doin_crypto::verify;
+use doin_hub_core::auth::{feed_auth_hash, FEED_AUTH_WINDOW_MS};
+use doin_types::SignatureBytes;
 
 /// The payee's proof that it asks for its own feed (absent when the operator asks).
 #[derive(Deserialize, IntoParams)]
@@ -78,7 +63,7 @@ fn authorize_feed(
              H_tag(\"doin/hub-feed\", chain_id ‖ payee key ‖ at)) or to the operator",
         ));
     };
-    let now = crate::hub::now_ms();
+    let now = u64::try_from(crate::hub::now().as_millis()).unwrap_or(u64::MAX);
     if now.abs_diff(at) > FEED_AUTH_WINDOW_MS {
         return Err(payee_only(format!(
             "the signature's time {at} is more than {} s from the hub's clock ({now}): sign \
@@ -86,7 +71,7 @@ fn authorize_feed(
             FEED_AUTH_WINDOW_MS / 1000
         )));
     }
-    let sig = SignatureBytes(crate::api::hex32(sig, "sig")?);
+    let sig = SignatureBytes(crate::rest::hex32(sig, "sig")?);
     let hash = feed_auth_hash(&hub.chain().chain_id(), payee, at);
     verify(payee, &hash, &sig).map_err(|_| payee_only("the signature is not the payee's"))
 }

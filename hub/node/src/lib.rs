@@ -1,37 +1,29 @@
-//! The channel hub (DESIGN §7): channels to many payers and payees, streamed micropayments,
-//! hash-locked payments through the hub, a watchtower, and the books.
+//! The channel hub as a node service: the shell around `doin-hub-core` (which holds every
+//! rule of the hub: streams, routed payments, verification funds, the watchtower's decisions,
+//! the books), its store, its metrics and its REST routes.
 //!
-//! - [`hub`] owns the hub's state and its entry points; `messages` takes a peer's channel
-//!   messages through it (signatures outside the state lock, one durable batch per request);
-//!   `flow` decides what the hub signs and proposes (`funds`: verification funds); [`watch`] guards the channels on chain and `deadlines` their HTLCs'
-//!   expiries; [`store`] persists everything with
-//!   group commit; [`ports`] says what the hub needs from the transfer chain (the node
-//!   implements it); [`fees`] holds the fee policy and limits; [`txs`] signs the hub's
-//!   transactions.
+//! - [`hub`] owns the lock on the hub's state and carries out the core's outputs in order:
+//!   persist, submit, reply; [`store`] persists everything with group commit; [`ports`] says
+//!   what the hub needs from the chains (the node implements them); [`api`] and its route
+//!   modules serve `/v1/hub/...`.
 //! - Persist before acting: no signature, answer or transaction leaves before the state it
 //!   depends on is on disk.
-//! - This crate never imports another node crate: the transfer chain is reached through
-//!   [`ports::ChainPort`].
+//! - This crate never imports another node crate: the chains are reached through
+//!   [`ports::ChainPort`] and [`ports::MainPort`].
 
 pub mod api;
-mod deadlines;
-pub mod fees;
-mod flow;
-mod funds;
+mod channel_api;
 pub mod hub;
 mod ledger_api;
 mod message_api;
-mod messages;
 pub mod metrics;
 pub mod ports;
+mod rest;
 pub mod store;
 pub mod stream_api;
-pub mod txs;
-pub mod watch;
 
-pub use fees::{FeePolicy, HubConfig};
+pub use doin_hub_core::{auth, FeePolicy, HubConfig, WatchReport};
 pub use hub::{Handled, Hub, HubError, PendingAnswer, ProposalContext};
 pub use metrics::HubMetrics;
 pub use ports::ChainPort;
 pub use store::{HubStore, COLUMNS};
-pub use watch::WatchReport;

@@ -3,122 +3,25 @@
 //! and fetches the hub's own proposals (`GET /v1/hub/channels/{id}/outbox`).
 //!
 //! Every message is authenticated: the peer signs (BIP340) the tagged hash
-//! [`message_auth_hash`] (or [`pipelined_auth_hash`]) of the chain id, the channel id, the
+//! [`message_auth_hash`] (or [`pipelined_auth_hash`], both `doin-hub-core`'s) of the chain id, the channel id, the
 //! message and the context it names, so nobody but the channel's peer can make the hub sign
 //! or block anything. What the hub does with a message is `hub` and `flow`'s job; this module
 //! parses, authenticates and formats only.
 
-use crate::api::{blocking, hex32, not_the_peer, parse_hash, problem, St};
 use crate::hub::{HubError, ProposalContext};
 use crate::ledger_api::{payment_view, PaymentView};
+use crate::rest::{blocking, hex32, not_the_peer, parse_hash, problem, St};
 use crate::store::StreamShare;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use doin_channels::Message;
-use doin_crypto::{tagged_hash_parts, verify};
+use doin_crypto::verify;
 use doin_http::{path_problem, ApiJson, Problem, ProblemDoc};
-use doin_tx_core::channel::ChannelId;
-use doin_types::{ChainId, Hash256, SignatureBytes};
+use doin_hub_core::auth::{message_auth_hash, pipelined_auth_hash, SignedContext};
+use doin_types::{Msat, SignatureBytes};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-/// Tag of what a peer signs to send the hub a channel message.
-pub const TAG_HUB_MESSAGE: &str = "doin/hub-message";
-
-/// `SHA-256(stream₁ ‖ amount₁ ‖ vote₁ ‖ stream₂ ‖ amount₂ ‖ vote₂ ‖ …)` of a split tick's shares
-/// (amounts as u64 big-endian, each vote's optimae id or 32 zero bytes), or 32 zero bytes when
-/// the request is not a split tick.
-pub fn split_digest(split: &[StreamShare]) -> [u8; 32] {
-    if split.is_empty() {
-        return [0; 32];
-    }
-    let mut bytes = Vec::with_capacity(split.len().saturating_mul(72));
-    for share in split {
-        bytes.extend_from_slice(&share.stream.0);
-        bytes.extend_from_slice(&share.amount_msat.to_be_bytes());
-        bytes.extend_from_slice(&share.vote_optimae.map(|o| o.0).unwrap_or([0; 32]));
-    }
-    doin_tx_core::channel::sha256(&bytes)
-}
-
-/// What a peer's signature on a channel message covers besides the message itself: the
-/// context the hub books a proposal under (all empty for other messages).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SignedContext<'a> {
-    /// A stream tick: its stream.
-    pub stream: Option<&'a Hash256>,
-    /// An HTLC through the hub: the invoice it pays.
-    pub invoice: Option<&'a str>,
-    /// Evaluator pay: the optimae of the stream payee's vote the tick pays.
-    pub vote_optimae: Option<&'a Hash256>,
-    /// A split tick: its shares.
-    pub split: &'a [StreamShare],
-    /// A funding tick: the optimae whose verification fund it pays into.
-    pub fund_optimae: Option<&'a Hash256>,
-}
-
-impl SignedContext<'_> {
-    /// `stream ‖ SHA-256(invoice) ‖ vote_optimae ‖ split digest ‖ fund_optimae`, each 32 bytes
-    /// (zeros when absent).
-    fn parts(&self) -> [[u8; 32]; 5] {
-        let zeros = [0; 32];
-        [
-            self.stream.map_or(zeros, |s| s.0),
-            self.invoice
-                .map_or(zeros, |t| doin_tx_core::channel::sha256(t.as_bytes())),
-            self.vote_optimae.map_or(zeros, |o| o.0),
-            split_digest(self.split),
-            self.fund_optimae.map_or(zeros, |o| o.0),
-        ]
-    }
-}
-
-/// `H_tag("doin/hub-message", chain_id ‖ channel_id ‖ message ‖ stream id ‖ SHA-256 of the
-/// invoice text ‖ the paid vote's optimae id ‖ [`split_digest`] ‖ the funded optimae id)`, each
-/// context part 32 zero bytes when absent.
-pub fn message_auth_hash(
-    chain_id: &ChainId,
-    channel: &ChannelId,
-    message: &[u8],
-    ctx: &SignedContext<'_>,
-) -> Hash256 {
-    let [a, b, c, d, e] = ctx.parts();
-    tagged_hash_parts(
-        TAG_HUB_MESSAGE,
-        &[&chain_id.0 .0, &channel.0, message, &a, &b, &c, &d, &e],
-    )
-}
-
-/// Tag of what a peer signs to send the hub a `Confirm` and its next message in one request.
-pub const TAG_HUB_MESSAGES: &str = "doin/hub-messages";
-
-/// `H_tag("doin/hub-messages", chain_id ‖ channel_id ‖ SHA-256(confirm) ‖ SHA-256(next) ‖ the
-/// same five context parts)`: the context belongs to `next`.
-pub fn pipelined_auth_hash(
-    chain_id: &ChainId,
-    channel: &ChannelId,
-    confirm: &[u8],
-    next: &[u8],
-    ctx: &SignedContext<'_>,
-) -> Hash256 {
-    let sha = doin_tx_core::channel::sha256;
-    let [a, b, c, d, e] = ctx.parts();
-    tagged_hash_parts(
-        TAG_HUB_MESSAGES,
-        &[
-            &chain_id.0 .0,
-            &channel.0,
-            &sha(confirm),
-            &sha(next),
-            &a,
-            &b,
-            &c,
-            &d,
-            &e,
-        ],
-    )
-}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -227,7 +130,7 @@ pub(crate) async fn post_message(
         .map(|share| {
             Ok(StreamShare {
                 stream: parse_hash(&share.stream, "split stream")?,
-                amount_msat: share.amount_msat.parse().map_err(|_| {
+                amount_msat: share.amount_msat.parse().map(Msat::new).map_err(|_| {
                     Problem::bad_request(
                         "invalid-amount",
                         "split amount_msat: a whole number of milli-units",
@@ -244,11 +147,14 @@ pub(crate) async fn post_message(
     if req
         .split
         .as_ref()
-        .is_some_and(|s| s.is_empty() || s.len() > crate::hub::MAX_SPLIT_SHARES)
+        .is_some_and(|s| s.is_empty() || s.len() > doin_hub_core::MAX_SPLIT_SHARES)
     {
         return Err(Problem::bad_request(
             "invalid-request",
-            format!("split names 1 to {} shares", crate::hub::MAX_SPLIT_SHARES),
+            format!(
+                "split names 1 to {} shares",
+                doin_hub_core::MAX_SPLIT_SHARES
+            ),
         ));
     }
     let sig = SignatureBytes(hex32(&req.signature, "signature")?);

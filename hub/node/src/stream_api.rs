@@ -1,8 +1,8 @@
 //! REST routes of the hub's streams and invoices (`/v1/hub/streams…`, `/v1/hub/invoices…`):
 //! parsing, authentication and formatting only; what a stream or an invoice does is the hub's.
 
-use crate::api::{addr, blocking, hex32, not_the_peer, parse_hash, problem, St};
 use crate::hub::{Hub, HubError};
+use crate::rest::{addr, blocking, hex32, not_the_peer, parse_hash, problem, St};
 use crate::store::Stream;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -10,10 +10,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use doin_channels::parse_invoice;
-use doin_crypto::{tagged_hash_parts, verify};
+use doin_crypto::verify;
 use doin_http::{path_problem, ApiJson, Problem, ProblemDoc};
-use doin_tx_core::channel::ChannelId;
-use doin_types::{ChainId, Hash256, SignatureBytes};
+use doin_hub_core::auth::stream_auth_hash;
+use doin_types::{Msat, SignatureBytes};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -82,9 +82,10 @@ pub(crate) async fn create_hub_invoice(
     body: ApiJson<HubInvoiceRequest>,
 ) -> Result<Response, Problem> {
     let req = body.0;
-    let amount: u64 = req
+    let amount = req
         .amount_msat
         .parse()
+        .map(Msat::new)
         .map_err(|e| Problem::bad_request("invalid-amount", format!("amount_msat: {e}")))?;
     let expiry = req.expiry_secs.unwrap_or(3600);
     if expiry == 0 || expiry > MAX_INVOICE_EXPIRY_SECS {
@@ -160,21 +161,6 @@ pub struct StreamRequest {
     /// chain_id ‖ payer_channel ‖ SHA-256(invoice))`. Only the payer binds an invoice to its
     /// channel.
     pub signature: String,
-}
-
-/// Tag of what a payer signs to set up a stream from its channel.
-pub const TAG_HUB_STREAM: &str = "doin/hub-stream";
-
-/// `H_tag("doin/hub-stream", chain_id ‖ payer_channel ‖ SHA-256 of the invoice text)`.
-pub fn stream_auth_hash(chain_id: &ChainId, payer_channel: &ChannelId, invoice: &str) -> Hash256 {
-    tagged_hash_parts(
-        TAG_HUB_STREAM,
-        &[
-            &chain_id.0 .0,
-            &payer_channel.0,
-            &doin_tx_core::channel::sha256(invoice.as_bytes()),
-        ],
-    )
 }
 
 #[derive(Serialize, ToSchema)]

@@ -13,7 +13,7 @@ use crate::reward;
 use crate::state::MainState;
 use crate::DomainId;
 use doin_crypto::KeyPair;
-use doin_types::{Hash256, PublicKeyBytes, StakedSet, Timestamp, TxCheckpoint};
+use doin_types::{Hash256, PortError, PublicKeyBytes, StakedSet, Timestamp, TxCheckpoint};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,25 +27,25 @@ pub struct MainContext<'a> {
 /// What the main chain needs from the transfer chain: the port the node implements.
 pub trait TxChainView {
     /// Hash of the transfer block at `height` if this node has it and it is final.
-    fn final_block_hash(&self, height: u64) -> Result<Option<Hash256>, String>;
+    fn final_block_hash(&self, height: u64) -> Result<Option<Hash256>, PortError>;
 
     /// The final transfer block a producer should checkpoint now, if any.
-    fn checkpoint_candidate(&self) -> Result<Option<TxCheckpoint>, String>;
+    fn checkpoint_candidate(&self) -> Result<Option<TxCheckpoint>, PortError>;
 
     /// Who is staked as evaluator and optimizer in the transfer state after the final block
     /// at `height` (read through that block's state root); `None` if this node cannot tell.
-    fn stakes_at(&self, height: u64) -> Result<Option<StakedSet>, String>;
+    fn stakes_at(&self, height: u64) -> Result<Option<StakedSet>, PortError>;
 
     /// The first final transfer block whose `main_anchor` covers main height `main_height`
     /// (its height and hash), if any. Only views use this (main-block finality); consensus
     /// does not.
-    fn anchoring_block(&self, _main_height: u64) -> Result<Option<(u64, Hash256)>, String> {
+    fn anchoring_block(&self, _main_height: u64) -> Result<Option<(u64, Hash256)>, PortError> {
         Ok(None)
     }
 
     /// The highest main height the transfer chain has anchored (and so applied the effects
     /// of): the main chain is never reorganised at or below it. 0 when nothing is anchored.
-    fn anchored_main_height(&self) -> Result<u64, String> {
+    fn anchored_main_height(&self) -> Result<u64, PortError> {
         Ok(0)
     }
 }
@@ -55,15 +55,15 @@ pub trait TxChainView {
 pub struct NoTxChain;
 
 impl TxChainView for NoTxChain {
-    fn final_block_hash(&self, _height: u64) -> Result<Option<Hash256>, String> {
+    fn final_block_hash(&self, _height: u64) -> Result<Option<Hash256>, PortError> {
         Ok(None)
     }
 
-    fn checkpoint_candidate(&self) -> Result<Option<TxCheckpoint>, String> {
+    fn checkpoint_candidate(&self) -> Result<Option<TxCheckpoint>, PortError> {
         Ok(None)
     }
 
-    fn stakes_at(&self, _height: u64) -> Result<Option<StakedSet>, String> {
+    fn stakes_at(&self, _height: u64) -> Result<Option<StakedSet>, PortError> {
         Ok(None)
     }
 }

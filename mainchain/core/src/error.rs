@@ -134,13 +134,17 @@ pub enum MainBlockError {
     #[error("transfer checkpoint at height {height} is not the final block this node has there")]
     CheckpointMismatch { height: u64 },
     #[error("the transfer chain could not be read: {0}")]
-    TxChain(String),
+    TxChain(doin_types::PortError),
 }
 
 impl MainBlockError {
     /// True when the block may become valid later (this node lacks the transfer block its
     /// checkpoint names), as opposed to a block that is wrong for good.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, MainBlockError::UnknownTxBlock { .. })
+        matches!(
+            self,
+            MainBlockError::UnknownTxBlock { .. }
+                | MainBlockError::TxChain(doin_types::PortError::NotYet(_))
+        )
     }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use common::chain;
 use doin_main_core::*;
-use doin_types::{Amount, Hash256, StakedEvaluator, StakedSet, Timestamp, TxCheckpoint};
+use doin_types::{Amount, Hash256, PortError, StakedEvaluator, StakedSet, Timestamp, TxCheckpoint};
 use std::collections::BTreeMap;
 
 /// The transfer chain as the main chain sees it: final block hashes and a candidate. (The
@@ -38,15 +38,15 @@ impl TxChainStub {
 }
 
 impl TxChainView for TxChainStub {
-    fn final_block_hash(&self, height: u64) -> Result<Option<Hash256>, String> {
+    fn final_block_hash(&self, height: u64) -> Result<Option<Hash256>, PortError> {
         Ok(self.final_blocks.get(&height).copied())
     }
 
-    fn checkpoint_candidate(&self) -> Result<Option<TxCheckpoint>, String> {
+    fn checkpoint_candidate(&self) -> Result<Option<TxCheckpoint>, PortError> {
         Ok(self.candidate)
     }
 
-    fn stakes_at(&self, height: u64) -> Result<Option<StakedSet>, String> {
+    fn stakes_at(&self, height: u64) -> Result<Option<StakedSet>, PortError> {
         Ok(self
             .final_blocks
             .contains_key(&height)

@@ -72,6 +72,8 @@ pub enum MainChainError {
     GenesisMismatch { stored: String, configured: String },
     #[error("main-chain data is inconsistent: {0}")]
     Inconsistent(String),
+    #[error("the transfer chain could not answer: {0}")]
+    TxChain(doin_types::PortError),
     #[error("main block {height} builds on a block this node does not have")]
     UnknownParent { height: u64 },
     #[error("a branch forking at main height {fork} would replace blocks the transfer chain anchored (up to {anchored}): they are final")]

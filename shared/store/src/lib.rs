@@ -10,25 +10,17 @@
 
 mod mem;
 mod rocks;
+mod table;
 
+/// Storage failure (defined with the other port errors in `doin-types`).
+pub use doin_types::StoreError;
 pub use mem::MemStore;
 pub use rocks::{RocksConfig, RocksStore};
+pub use table::{BigEndian, Canonical, FixedKey, Raw, Table, TableKey, ValueCodec};
 
 /// A column family name. Services declare theirs as constants and pass the full list when the
 /// store is opened.
 pub type Cf = &'static str;
-
-/// Storage failure. Every variant is an operator problem (disk, corruption, misuse), never a
-/// client's mistake.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("storage backend error: {0}")]
-    Backend(String),
-    #[error("unknown column family {0:?}")]
-    UnknownColumn(String),
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
-}
 
 /// How hard a write must reach the disk before `write` returns.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

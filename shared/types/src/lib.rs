@@ -14,6 +14,8 @@ mod amount;
 mod anchor;
 mod bytes;
 mod hash;
+mod msat;
+mod port;
 
 pub use address::{Address, AddressError, Network, PublicKeyBytes};
 pub use amount::{Amount, AmountError, BASE_UNITS_PER_DOIN};
@@ -22,6 +24,8 @@ pub use anchor::{
 };
 pub use bytes::{FixedBytesError, SignatureBytes};
 pub use hash::{ChainId, Hash256, HashParseError};
+pub use msat::{Msat, MsatError, MSAT_PER_BASE_UNIT};
+pub use port::{PortError, StoreError};
 
 use serde::{Deserialize, Serialize};
 

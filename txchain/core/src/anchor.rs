@@ -11,7 +11,9 @@
 use crate::error::BlockError;
 use crate::stake::{slash, Stake, StakeRole, StakingParams};
 use crate::state::{Account, Overlay, StateView};
-use doin_types::{Amount, Credit, Hash256, Height, MainAnchor, MainEffects, Slash, SlashReason};
+use doin_types::{
+    Amount, Credit, Hash256, Height, MainAnchor, MainEffects, PortError, Slash, SlashReason,
+};
 
 /// Most main blocks one transfer block may newly anchor (bounds a block's extra work; a
 /// transfer chain that fell behind catches up over several blocks).
@@ -21,19 +23,19 @@ pub const MAX_ANCHOR_STEP: u64 = 64;
 pub trait MainView {
     /// The effects of the main block at `height` on this node's best main chain; `None` when
     /// the node does not have that block (yet).
-    fn effects(&self, height: Height) -> Result<Option<MainEffects>, String>;
+    fn effects(&self, height: Height) -> Result<Option<MainEffects>, PortError>;
 
     /// The main block a proposer should anchor now (at least one block deep on its best main
     /// chain), or `None` when there is none.
-    fn anchor_candidate(&self) -> Result<Option<MainAnchor>, String>;
+    fn anchor_candidate(&self) -> Result<Option<MainAnchor>, PortError>;
 
     /// The first main block (on this node's best main chain) whose transfer checkpoint covers
     /// transfer height `tx_height`, or `None` when no main block checkpoints it yet.
-    fn checkpointing_block(&self, tx_height: Height) -> Result<Option<MainAnchor>, String>;
+    fn checkpointing_block(&self, tx_height: Height) -> Result<Option<MainAnchor>, PortError>;
 
     /// The transfer block hash a main block's checkpoint names at exactly `tx_height`, if any:
     /// a block at that height with another hash contradicts the main chain.
-    fn checkpointed_hash(&self, _tx_height: Height) -> Result<Option<Hash256>, String> {
+    fn checkpointed_hash(&self, _tx_height: Height) -> Result<Option<Hash256>, PortError> {
         Ok(None)
     }
 
@@ -41,7 +43,7 @@ pub trait MainView {
     /// transfer block reads the main blocks it anchors and is committed under it, so the main
     /// chain cannot replace a block between the two. (A view without reorganisations has
     /// nothing to hold.)
-    fn hold(&self) -> Result<AnchorHold, String> {
+    fn hold(&self) -> Result<AnchorHold, PortError> {
         Ok(Box::new(()))
     }
 }
@@ -53,15 +55,15 @@ pub type AnchorHold = Box<dyn std::any::Any>;
 pub struct NoMainChain;
 
 impl MainView for NoMainChain {
-    fn effects(&self, _height: Height) -> Result<Option<MainEffects>, String> {
+    fn effects(&self, _height: Height) -> Result<Option<MainEffects>, PortError> {
         Ok(None)
     }
 
-    fn anchor_candidate(&self) -> Result<Option<MainAnchor>, String> {
+    fn anchor_candidate(&self) -> Result<Option<MainAnchor>, PortError> {
         Ok(None)
     }
 
-    fn checkpointing_block(&self, _tx_height: Height) -> Result<Option<MainAnchor>, String> {
+    fn checkpointing_block(&self, _tx_height: Height) -> Result<Option<MainAnchor>, PortError> {
         Ok(None)
     }
 }
@@ -73,7 +75,7 @@ pub fn check_not_contradicting<M: MainView + ?Sized>(
     height: Height,
     hash: &Hash256,
 ) -> Result<(), BlockError> {
-    match main.checkpointed_hash(height).map_err(BlockError::State)? {
+    match main.checkpointed_hash(height).map_err(BlockError::View)? {
         Some(named) if named != *hash => Err(BlockError::ContradictsCheckpoint { height }),
         _ => Ok(()),
     }
@@ -113,7 +115,7 @@ pub fn newly_anchored<M: MainView + ?Sized>(
     for height in parent.height + 1..=next.height {
         let effects = main
             .effects(height)
-            .map_err(BlockError::State)?
+            .map_err(BlockError::View)?
             .ok_or(BlockError::UnknownMainBlock { height })?;
         if effects.height != height {
             return Err(BlockError::State(format!(
@@ -155,7 +157,7 @@ pub fn apply_effects<V: StateView + ?Sized>(
     let mut slashed = Amount::ZERO;
     for e in effects {
         for Credit { key, amount } in &e.credits {
-            let account = overlay.account(key).map_err(BlockError::State)?;
+            let account = overlay.account(key).map_err(BlockError::View)?;
             let balance = account.balance.checked_add(*amount).map_err(|_| {
                 BlockError::State(format!("credit from main block {} overflows", e.height))
             })?;
@@ -177,7 +179,7 @@ pub fn apply_effects<V: StateView + ?Sized>(
                 }
                 SlashReason::WrongVote => (StakeRole::Evaluator, staking.slash_wrong_vote_ppm),
             };
-            let before = overlay.stake(key, role).map_err(BlockError::State)?;
+            let before = overlay.stake(key, role).map_err(BlockError::View)?;
             if before == Stake::default() {
                 continue;
             }

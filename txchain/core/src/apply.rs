@@ -363,11 +363,11 @@ pub fn next_validators<V: StateView + ?Sized>(
     stakes: &BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
     stakers: Option<&[(PublicKeyBytes, StakeRole)]>,
 ) -> Result<Option<EpochValidators>, BlockError> {
-    let before = view.validators().map_err(BlockError::State)?;
+    let before = view.validators().map_err(BlockError::View)?;
     let next = if params.closes_epoch(height) {
         let registry = match stakers {
             Some(list) => list.to_vec(),
-            None => view.stakers().map_err(BlockError::State)?,
+            None => view.stakers().map_err(BlockError::View)?,
         };
         let mut powers = Vec::new();
         for (key, role) in registry {
@@ -378,7 +378,7 @@ pub fn next_validators<V: StateView + ?Sized>(
                 Some(s) => s.clone(),
                 None => view
                     .stake(&key, role)
-                    .map_err(BlockError::State)?
+                    .map_err(BlockError::View)?
                     .unwrap_or_default(),
             };
             if !stake.tombstoned {
@@ -409,7 +409,7 @@ fn finish_diff<V: StateView + ?Sized>(
     chain_stats: ChainStats,
 ) -> Result<StateDiff, BlockError> {
     let (accounts, stakes, channels) = overlay.into_changes();
-    let stakers = StateDiff::next_stakers(view, &stakes).map_err(BlockError::State)?;
+    let stakers = StateDiff::next_stakers(view, &stakes).map_err(BlockError::View)?;
     let validators = next_validators(params, view, height, &stakes, stakers.as_deref())?;
     Ok(StateDiff {
         accounts,
@@ -514,7 +514,7 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
     ctx: ApplyContext,
 ) -> Result<AppliedBlock, BlockError> {
     let header = &block.header;
-    let sets = view.validators().map_err(BlockError::State)?;
+    let sets = view.validators().map_err(BlockError::View)?;
     check_header(params, &sets.current, &sets.next, parent, header, ctx.now)?;
     block.verify_signature()?;
     check_not_contradicting(main, header.height, &header.hash()?)?;
@@ -570,7 +570,7 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
             ctx.verify_tx_signatures,
         )
         .map_err(|error| match error {
-            TxError::State(s) => BlockError::State(s),
+            TxError::State(s) => BlockError::View(s),
             error => BlockError::InvalidTx { index, error },
         })?;
         receipts.push(r);
@@ -600,7 +600,7 @@ fn next_stats<V: StateView + ?Sized>(
     main_anchor: MainAnchor,
 ) -> Result<ChainStats, BlockError> {
     let imported = effects.credited;
-    let mut stats = view.chain_stats().map_err(BlockError::State)?;
+    let mut stats = view.chain_stats().map_err(BlockError::View)?;
     for r in receipts {
         stats.burned = stats
             .burned
@@ -647,7 +647,7 @@ fn choose_anchor<M: MainView + ?Sized>(
     main: &M,
     parent: &MainAnchor,
 ) -> Result<MainAnchor, BlockError> {
-    let Some(candidate) = main.anchor_candidate().map_err(BlockError::State)? else {
+    let Some(candidate) = main.anchor_candidate().map_err(BlockError::View)? else {
         return Ok(*parent);
     };
     if candidate.height <= parent.height {
@@ -659,7 +659,7 @@ fn choose_anchor<M: MainView + ?Sized>(
     if height == candidate.height {
         return Ok(candidate);
     }
-    match main.effects(height).map_err(BlockError::State)? {
+    match main.effects(height).map_err(BlockError::View)? {
         Some(e) => Ok(MainAnchor {
             height,
             hash: e.hash,
@@ -733,7 +733,7 @@ pub fn build_block_certified<V: StateView + ?Sized, R: TreeReader, M: MainView +
         .checked_add(1)
         .ok_or_else(|| BlockError::State("height overflow".into()))?;
     let proposer = key.public();
-    let sets = view.validators().map_err(BlockError::State)?;
+    let sets = view.validators().map_err(BlockError::View)?;
     if !sets.next.contains(&proposer) {
         return Err(BlockError::WrongProposer);
     }
@@ -779,7 +779,7 @@ pub fn build_block_certified<V: StateView + ?Sized, R: TreeReader, M: MainView +
                 receipts.push(r);
                 included.push(tx);
             }
-            Err(TxError::State(s)) => return Err(BlockError::State(s)),
+            Err(TxError::State(s)) => return Err(BlockError::View(s)),
             Err(e) => skipped.push((tx.id(), e)),
         }
     }

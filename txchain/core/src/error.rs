@@ -38,7 +38,7 @@ pub enum TxError {
     #[error("balance {available} is short of amount plus maximum fee {needed}")]
     InsufficientBalance { needed: Amount, available: Amount },
     #[error("state could not be read: {0}")]
-    State(String),
+    State(doin_types::PortError),
     #[error("invalid stake: {0}")]
     InvalidStake(String),
     #[error("a {role} stake must be at least {minimum}; this one would be {got}")]
@@ -197,6 +197,9 @@ pub enum BlockError {
     Malformed(String),
     #[error("state could not be read or hashed: {0}")]
     State(String),
+    /// What the node holds for the block (its state, the other chain) could not be read.
+    #[error("the node could not read what the block needs: {0}")]
+    View(#[from] doin_types::PortError),
     #[error("main anchor {got} is below the parent's {parent} (anchors never go back)")]
     AnchorBackwards { parent: u64, got: u64 },
     #[error("main anchor names another block at height {height} than the parent's anchor")]
@@ -217,7 +220,11 @@ impl BlockError {
     /// True when the block may become valid later (this node lacks a main block it names),
     /// as opposed to a block that is wrong for good.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, BlockError::UnknownMainBlock { .. })
+        matches!(
+            self,
+            BlockError::UnknownMainBlock { .. }
+                | BlockError::View(doin_types::PortError::NotYet(_))
+        )
     }
 }
 

@@ -9,7 +9,7 @@ use crate::bft::EpochValidators;
 use crate::channel::{Channel, ChannelId};
 use crate::stake::{Stake, StakeRole};
 use crate::state::{Account, ChainStats, StateView};
-use doin_types::PublicKeyBytes;
+use doin_types::{PortError, PublicKeyBytes};
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
 use jmt::{KeyHash, OwnedValue, Version};
 use std::collections::BTreeMap;
@@ -70,29 +70,29 @@ impl MemoryState {
 }
 
 impl StateView for MemoryState {
-    fn account(&self, key: &PublicKeyBytes) -> Result<Option<Account>, String> {
+    fn account(&self, key: &PublicKeyBytes) -> Result<Option<Account>, PortError> {
         Ok(self.accounts.get(key).copied())
     }
 
-    fn chain_stats(&self) -> Result<ChainStats, String> {
+    fn chain_stats(&self) -> Result<ChainStats, PortError> {
         Ok(self.stats)
     }
 
-    fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, String> {
+    fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, PortError> {
         Ok(self.stakes.get(&(*owner, role)).cloned())
     }
 
-    fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, String> {
+    fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, PortError> {
         Ok(self.stakers.clone())
     }
 
-    fn validators(&self) -> Result<EpochValidators, String> {
-        self.validators
-            .clone()
-            .ok_or_else(|| "no validator sets: genesis was not committed".to_string())
+    fn validators(&self) -> Result<EpochValidators, PortError> {
+        self.validators.clone().ok_or_else(|| {
+            PortError::Corrupt("no validator sets: genesis was not committed".into())
+        })
     }
 
-    fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, String> {
+    fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, PortError> {
         Ok(self.channels.get(id).cloned())
     }
 }

@@ -10,7 +10,7 @@ use crate::channel::{Channel, ChannelId};
 use crate::stake::{Stake, StakeRole};
 use doin_codec::{decode_exact, encode};
 use doin_crypto::tagged_hash_parts;
-use doin_types::{Amount, Height, MainAnchor, PublicKeyBytes};
+use doin_types::{Amount, Height, MainAnchor, PortError, PublicKeyBytes};
 use jmt::{KeyHash, OwnedValue};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -111,14 +111,14 @@ pub fn chain_stats_key() -> KeyHash {
 /// Read access to the state a block builds on. Implemented by the service over its store and
 /// by tests over maps.
 pub trait StateView {
-    fn account(&self, key: &PublicKeyBytes) -> Result<Option<Account>, String>;
-    fn chain_stats(&self) -> Result<ChainStats, String>;
-    fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, String>;
+    fn account(&self, key: &PublicKeyBytes) -> Result<Option<Account>, PortError>;
+    fn chain_stats(&self) -> Result<ChainStats, PortError>;
+    fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, PortError>;
     /// The stakers registry (see [`stakers_key`]).
-    fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, String>;
+    fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, PortError>;
     /// The validator sets (see [`validators_key`]); every state from genesis on has them.
-    fn validators(&self) -> Result<EpochValidators, String>;
-    fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, String>;
+    fn validators(&self) -> Result<EpochValidators, PortError>;
+    fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, PortError>;
 }
 
 /// Everything a block changes. Applying it to the parent state gives the child state.
@@ -139,7 +139,7 @@ impl StateDiff {
     pub fn next_stakers<V: StateView + ?Sized>(
         view: &V,
         stakes: &BTreeMap<(PublicKeyBytes, StakeRole), Stake>,
-    ) -> Result<Option<Vec<(PublicKeyBytes, StakeRole)>>, String> {
+    ) -> Result<Option<Vec<(PublicKeyBytes, StakeRole)>>, PortError> {
         if stakes.is_empty() {
             return Ok(None);
         }
@@ -234,7 +234,7 @@ impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
         }
     }
 
-    pub fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, String> {
+    pub fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, PortError> {
         if let Some(c) = self.channels.get(id) {
             return Ok(Some(c.clone()));
         }
@@ -245,7 +245,7 @@ impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
         self.channels.insert(id, channel);
     }
 
-    pub fn account(&self, key: &PublicKeyBytes) -> Result<Account, String> {
+    pub fn account(&self, key: &PublicKeyBytes) -> Result<Account, PortError> {
         if let Some(a) = self.accounts.get(key) {
             return Ok(*a);
         }
@@ -256,7 +256,7 @@ impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
         self.accounts.insert(key, account);
     }
 
-    pub fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Stake, String> {
+    pub fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Stake, PortError> {
         if let Some(s) = self.stakes.get(&(*owner, role)) {
             return Ok(s.clone());
         }
@@ -264,7 +264,7 @@ impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
     }
 
     /// The validator sets of the base state (a transaction never changes them).
-    pub fn validators(&self) -> Result<EpochValidators, String> {
+    pub fn validators(&self) -> Result<EpochValidators, PortError> {
         self.base.validators()
     }
 

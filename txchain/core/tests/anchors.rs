@@ -12,7 +12,7 @@ use doin_tx_core::{
     Tx, MAX_ANCHOR_STEP,
 };
 use doin_types::{
-    Amount, Credit, Hash256, Height, MainAnchor, MainEffects, PublicKeyBytes, Timestamp,
+    Amount, Credit, Hash256, Height, MainAnchor, MainEffects, PortError, PublicKeyBytes, Timestamp,
 };
 use std::collections::BTreeMap;
 
@@ -64,19 +64,19 @@ impl MainChainStub {
 }
 
 impl MainView for MainChainStub {
-    fn effects(&self, height: Height) -> Result<Option<MainEffects>, String> {
+    fn effects(&self, height: Height) -> Result<Option<MainEffects>, PortError> {
         Ok(self.blocks.get(&height).cloned())
     }
 
-    fn anchor_candidate(&self) -> Result<Option<MainAnchor>, String> {
+    fn anchor_candidate(&self) -> Result<Option<MainAnchor>, PortError> {
         Ok(self.candidate)
     }
 
-    fn checkpointing_block(&self, _tx_height: Height) -> Result<Option<MainAnchor>, String> {
+    fn checkpointing_block(&self, _tx_height: Height) -> Result<Option<MainAnchor>, PortError> {
         Ok(None)
     }
 
-    fn checkpointed_hash(&self, tx_height: Height) -> Result<Option<Hash256>, String> {
+    fn checkpointed_hash(&self, tx_height: Height) -> Result<Option<Hash256>, PortError> {
         Ok(self.checkpoints.get(&tx_height).copied())
     }
 }

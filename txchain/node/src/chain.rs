@@ -241,7 +241,7 @@ impl TxChain {
             )));
         }
         let hash = stored.header.hash()?;
-        let validators = Arc::new(store.validators().map_err(ChainError::Inconsistent)?);
+        let validators = Arc::new(store.validators().map_err(crate::store::state_error)?);
         let metrics = TxMetrics::register(metrics)?;
         let chain = Arc::new(TxChain {
             main: RwLock::new(Arc::new(NoMainChain)),
@@ -360,7 +360,7 @@ impl TxChain {
         self.store
             .account(key)
             .map(|a| a.unwrap_or_default())
-            .map_err(StoreError::Corrupt)
+            .map_err(crate::store::state_error)
     }
 
     /// Next nonce for a new transaction of `key`, counting its pending ones.
@@ -461,7 +461,7 @@ impl TxChain {
     }
 
     /// Chain totals at the tip (issued, burned, imported from the main chain, anchor).
-    pub fn chain_stats(&self) -> Result<doin_tx_core::ChainStats, String> {
+    pub fn chain_stats(&self) -> Result<doin_tx_core::ChainStats, doin_types::PortError> {
         self.store.chain_stats()
     }
 
@@ -523,7 +523,7 @@ impl TxChain {
         )?;
         let main = self.main.read().clone();
         // The main blocks this block anchors stay the main chain's until it is committed.
-        let _hold = main.hold().map_err(BlockError::State)?;
+        let _hold = main.hold().map_err(BlockError::View)?;
         // Signatures were verified when the transactions entered the mempool.
         let built = build_block(
             &self.params,

@@ -38,7 +38,7 @@ use doin_tx_core::{
     Account, AppliedBlock, Block, BlockHash, ChainStats, GenesisSpec, SignedTx, StateView, TxId,
 };
 use doin_tx_core::{Stake, StakeRole, StateProof};
-use doin_types::{Hash256, Height, PublicKeyBytes};
+use doin_types::{Hash256, Height, PortError, PublicKeyBytes};
 use jmt::storage::NodeKey;
 use jmt::{KeyHash, Version};
 use serde::{Deserialize, Serialize};
@@ -680,82 +680,98 @@ impl ChainStore {
     }
 
     /// The newest value of one state key.
-    fn state_value(&self, key_hash: KeyHash) -> Result<Option<Vec<u8>>, String> {
-        let mut found = self
-            .tree()
-            .latest_values(&[key_hash])
-            .map_err(|e| e.to_string())?;
+    fn state_value(&self, key_hash: KeyHash) -> Result<Option<Vec<u8>>, PortError> {
+        let mut found = self.tree().latest_values(&[key_hash])?;
         Ok(found.pop().flatten().and_then(|(_, v)| v))
     }
 }
 
 impl StateView for Prefetched<'_> {
-    fn account(&self, key: &PublicKeyBytes) -> Result<Option<Account>, String> {
+    fn account(&self, key: &PublicKeyBytes) -> Result<Option<Account>, PortError> {
         match self.accounts.get(key) {
             Some(a) => Ok(*a),
             None => self.store.account(key),
         }
     }
 
-    fn chain_stats(&self) -> Result<ChainStats, String> {
+    fn chain_stats(&self) -> Result<ChainStats, PortError> {
         Ok(self.chain_stats)
     }
 
-    fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, String> {
+    fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, PortError> {
         self.store.stake(owner, role)
     }
 
-    fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, String> {
+    fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, PortError> {
         self.store.stakers()
     }
 
-    fn validators(&self) -> Result<EpochValidators, String> {
+    fn validators(&self) -> Result<EpochValidators, PortError> {
         self.store.validators()
     }
 
-    fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, String> {
+    fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, PortError> {
         self.store.channel(id)
     }
 }
 
 impl StateView for ChainStore {
-    fn account(&self, key: &PublicKeyBytes) -> Result<Option<Account>, String> {
+    fn account(&self, key: &PublicKeyBytes) -> Result<Option<Account>, PortError> {
         self.state_value(account_key(key))?
-            .map(|b| decode_account(&b))
+            .map(|b| decode_account(&b).map_err(corrupt_state))
             .transpose()
     }
 
-    fn chain_stats(&self) -> Result<ChainStats, String> {
+    fn chain_stats(&self) -> Result<ChainStats, PortError> {
         match self.state_value(chain_stats_key())? {
             None => Ok(ChainStats::default()),
-            Some(b) => decode_chain_stats(&b),
+            Some(b) => decode_chain_stats(&b).map_err(corrupt_state),
         }
     }
 
-    fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, String> {
+    fn stake(&self, owner: &PublicKeyBytes, role: StakeRole) -> Result<Option<Stake>, PortError> {
         self.state_value(stake_key(owner, role))?
-            .map(|b| decode_stake(&b))
+            .map(|b| decode_stake(&b).map_err(corrupt_state))
             .transpose()
     }
 
-    fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, String> {
+    fn stakers(&self) -> Result<Vec<(PublicKeyBytes, StakeRole)>, PortError> {
         match self.state_value(stakers_key())? {
             None => Ok(Vec::new()),
-            Some(b) => decode_stakers(&b),
+            Some(b) => decode_stakers(&b).map_err(corrupt_state),
         }
     }
 
-    fn validators(&self) -> Result<EpochValidators, String> {
+    fn validators(&self) -> Result<EpochValidators, PortError> {
         match self.state_value(validators_key())? {
             // Written by genesis: a state without it is corrupt.
-            None => Err("the state holds no validator sets".into()),
-            Some(b) => decode_validators(&b),
+            None => Err(PortError::Corrupt(
+                "the state holds no validator sets".into(),
+            )),
+            Some(b) => decode_validators(&b).map_err(corrupt_state),
         }
     }
 
-    fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, String> {
+    fn channel(&self, id: &ChannelId) -> Result<Option<Channel>, PortError> {
         self.state_value(channel_key(id))?
-            .map(|b| decode_channel(&b))
+            .map(|b| decode_channel(&b).map_err(corrupt_state))
             .transpose()
     }
+}
+
+/// A state read's failure as a storage failure: the transfer chain's own state is read from its
+/// store, so it is never "not yet", only a failing or corrupt store.
+pub fn state_error(e: PortError) -> StoreError {
+    match e {
+        PortError::Store(e) => e,
+        PortError::Corrupt(what)
+        | PortError::NotYet(what)
+        | PortError::Invalid(what)
+        | PortError::Unavailable(what) => StoreError::Corrupt(what),
+    }
+}
+
+/// A state value that does not decode.
+fn corrupt_state(e: String) -> PortError {
+    PortError::Corrupt(format!("state value: {e}"))
 }

@@ -118,7 +118,7 @@ impl MainChain {
             .tx_chain
             .read()
             .anchored_main_height()
-            .map_err(MainChainError::Inconsistent)?;
+            .map_err(MainChainError::TxChain)?;
         if fork < anchored {
             return Err(MainChainError::BelowFinality { fork, anchored });
         }
@@ -184,7 +184,7 @@ impl MainChain {
         let tx_chain = self.tx_chain.read().clone();
         let anchored = tx_chain
             .anchored_main_height()
-            .map_err(MainChainError::Inconsistent)?;
+            .map_err(MainChainError::TxChain)?;
         if fork < anchored {
             return Err(MainChainError::BelowFinality { fork, anchored });
         }

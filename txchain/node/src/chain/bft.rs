@@ -54,7 +54,7 @@ impl TxChain {
             super::transfer_parties(candidates.iter().map(|t| t.body())).chain([key.public()]),
         )?;
         let main = self.main.read().clone();
-        let _hold = main.hold().map_err(BlockError::State)?;
+        let _hold = main.hold().map_err(BlockError::View)?;
         let built = build_block_certified(
             &self.params,
             &view,
@@ -191,7 +191,7 @@ impl TxChain {
             .chain(std::iter::once(block.header.proposer));
         let view = self.store.prefetch_accounts(keys)?;
         let main = self.main.read().clone();
-        let hold = main.hold().map_err(BlockError::State)?;
+        let hold = main.hold().map_err(BlockError::View)?;
         let applied = apply_block(
             &self.params,
             &view,

@@ -113,7 +113,7 @@ impl TxChain {
             false,
         ) {
             Ok(_) => Ok(()),
-            Err(TxError::State(e)) => Err(SubmitError::Store(StoreError::Corrupt(e))),
+            Err(TxError::State(e)) => Err(SubmitError::Store(crate::store::state_error(e))),
             // Fee and balance rules are the mempool's to report, with its own wording.
             Err(TxError::FeeBelowBaseFee { .. } | TxError::InsufficientBalance { .. }) => Ok(()),
             Err(e) => Err(e.into()),

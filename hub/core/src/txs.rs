@@ -1,4 +1,5 @@
-//! Transactions the hub signs: opening its channels, challenging stale closes, settling.
+//! Transactions the hub signs: opening its channels, challenging stale closes, settling,
+//! claiming HTLCs. Pure: the caller picks the nonce and the base fee.
 
 use doin_crypto::KeyPair;
 use doin_tx_core::{Tx, TxBody, TxPayload};

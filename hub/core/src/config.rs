@@ -1,5 +1,6 @@
 //! The hub's fee policy and limits.
 
+use doin_types::Msat;
 use serde::{Deserialize, Serialize};
 
 /// What the hub charges for forwarding: `base_msat` per forwarded payment (a stream tick or a
@@ -11,13 +12,14 @@ pub struct FeePolicy {
 }
 
 impl FeePolicy {
-    /// The fee of forwarding `amount_msat` (`None` on overflow).
-    pub fn fee(&self, amount_msat: u64) -> Option<u64> {
-        let proportional = u128::from(amount_msat)
+    /// The fee of forwarding `amount` (`None` on overflow).
+    pub fn fee(&self, amount: Msat) -> Option<Msat> {
+        let proportional = u128::from(amount.get())
             .checked_mul(u128::from(self.ppm))?
             .checked_div(1_000_000)?;
         self.base_msat
             .checked_add(u64::try_from(proportional).ok()?)
+            .map(Msat::new)
     }
 }
 
@@ -34,6 +36,19 @@ pub struct HubConfig {
     pub cltv_delta: u64,
     /// Most the hub owes one payee and has not paid out yet (liquidity limit per channel).
     pub max_owed_msat: u64,
+}
+
+impl HubConfig {
+    /// Blocks before an HTLC's expiry by which the hub acts on chain: half of `cltv_delta`
+    /// (at least two blocks: one for the close, one spare), so the blocks between a route's
+    /// two expiries are split between the payee's deadline and the hub's.
+    pub fn htlc_margin(&self) -> u64 {
+        (self.cltv_delta / 2).max(2)
+    }
+
+    pub fn max_owed(&self) -> Msat {
+        Msat::new(self.max_owed_msat)
+    }
 }
 
 impl Default for HubConfig {
@@ -61,13 +76,13 @@ mod tests {
             base_msat: 10,
             ppm: 2_500,
         };
-        assert_eq!(p.fee(0), Some(10));
-        assert_eq!(p.fee(1_000_000), Some(2_510));
-        assert_eq!(p.fee(399), Some(10));
+        assert_eq!(p.fee(Msat::new(0)), Some(Msat::new(10)));
+        assert_eq!(p.fee(Msat::new(1_000_000)), Some(Msat::new(2_510)));
+        assert_eq!(p.fee(Msat::new(399)), Some(Msat::new(10)));
         let huge = FeePolicy {
             base_msat: u64::MAX,
             ppm: 1,
         };
-        assert_eq!(huge.fee(1_000_000), None);
+        assert_eq!(huge.fee(Msat::new(1_000_000)), None);
     }
 }

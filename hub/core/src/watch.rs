@@ -1,0 +1,427 @@
+//! The watchtower and the hub's closes. One pass compares every channel's on-chain record
+//! (from the snapshot) with what the hub holds: it confirms channels that reached the chain,
+//! challenges a stale close with the newest state both signed (the stale publisher forfeits
+//! its reserve to the hub), claims HTLCs whose preimage it knows, settles once the window is
+//! over, records payouts, acts on HTLC deadlines ([`crate::deadlines`]), pays out final
+//! verification funds and carries out the closes the operator asked for.
+//!
+//! A pass decides; it does not submit. Its transactions come out as [`Submission`]s, in the
+//! order the chain must see them, each with the [`Mark`]s to record once the outcome is known
+//! ([`apply_marks`]): a challenge counts as made only once the chain took it, so a refused one
+//! is made again next pass. Claims that follow a challenge depend on it ([`Condition`]): the
+//! HTLCs to claim are those of the state that will stand.
+
+use crate::booking::fulfil_route;
+use crate::error::HubError;
+use crate::io::{
+    ChainSnapshot, CloseHow, Condition, HubOutput, Mark, PendingTx, Reply, Submission, WatchReport,
+    Writes,
+};
+use crate::records::HubChannel;
+use crate::state::{HubState, Staging};
+use doin_channels::ChannelMachine;
+use doin_tx_core::channel::{sha256, ChannelId, ChannelPhase, ChannelState};
+use doin_tx_core::TxPayload;
+use doin_types::Hash256;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most blocks read for revealed preimages in one pass; the rest wait for the next pass, so
+/// a hub far behind never does a long pass.
+pub const MAX_CLAIM_BLOCKS_PER_PASS: u64 = 1_000;
+
+/// One pass's decisions in progress.
+pub(crate) struct Pass<'a, 'b> {
+    pub(crate) s: &'a mut Staging<'b>,
+    pub(crate) snap: &'a ChainSnapshot,
+    pub(crate) report: WatchReport,
+    pub(crate) submissions: Vec<Submission>,
+    /// Channels this pass closes on chain (if the chain takes the close): the hub proposes
+    /// nothing more on them.
+    pub(crate) closing_now: BTreeSet<ChannelId>,
+}
+
+impl Pass<'_, '_> {
+    /// Adds a submission; returns its index (for the conditions of later ones).
+    pub(crate) fn submit(
+        &mut self,
+        payload: TxPayload,
+        when: Condition,
+        on_accept: Vec<Mark>,
+    ) -> usize {
+        self.submissions.push(Submission {
+            tx: PendingTx::Payload(payload),
+            when,
+            on_accept,
+            on_refusal: Vec::new(),
+        });
+        self.submissions.len() - 1
+    }
+
+    /// Claims on chain every HTLC the peer offered in the state that will stand (`states`:
+    /// each candidate state with the condition under which it stands) whose preimage the hub
+    /// knows, before its expiry and once each.
+    pub(crate) fn claim_posted(&mut self, id: &ChannelId, states: &[(&ChannelState, Condition)]) {
+        let height = self.snap.height;
+        let Some(c) = self.s.peek_channel(id) else {
+            return;
+        };
+        let peer = crate::booking::peer_side(c.role);
+        // Each hash once, with the conditions under which its HTLC is in the standing state.
+        let mut wanted: BTreeMap<Hash256, Vec<Condition>> = BTreeMap::new();
+        for (state, when) in states {
+            for h in state
+                .htlcs
+                .iter()
+                .filter(|h| h.offered_by == peer && height < h.expiry)
+            {
+                if c.claims_submitted.contains(&h.payment_hash) {
+                    continue;
+                }
+                wanted.entry(h.payment_hash).or_default().push(*when);
+            }
+        }
+        for (hash, conditions) in wanted {
+            let Some(preimage) = self.preimage_of(&hash) else {
+                continue;
+            };
+            // In the state that stands whichever way its condition goes: claimed whatever
+            // happens; else only where it stands.
+            let either_way = conditions.iter().any(|c| match c {
+                Condition::IfAccepted(i) => conditions.contains(&Condition::IfRefused(*i)),
+                _ => false,
+            });
+            let when = if either_way {
+                Condition::Always
+            } else {
+                conditions[0]
+            };
+            self.submit(
+                TxPayload::HtlcClaim {
+                    channel: *id,
+                    preimage,
+                },
+                when,
+                vec![Mark::ClaimSubmitted { channel: *id, hash }],
+            );
+        }
+    }
+
+    /// The preimage the hub may claim a payer's HTLC with: of a route the payee fulfilled,
+    /// or of the hub's own invoice a payer paid.
+    pub(crate) fn preimage_of(&self, hash: &Hash256) -> Option<[u8; 32]> {
+        if let Some(crate::records::RouteState::Fulfilled { preimage }) =
+            self.s.peek_route(hash).map(|r| &r.state)
+        {
+            return Some(*preimage);
+        }
+        self.s
+            .st
+            .invoices
+            .get(hash)
+            .filter(|i| i.paid_by.is_some())
+            .map(|i| i.preimage)
+    }
+}
+
+/// The transaction that closes `c` from the hub's side now: cooperative with the newest state
+/// both signed when it holds no HTLC and nothing is in flight (paid out at once), else posting
+/// that state (settled after the window).
+pub(crate) fn close_now(id: &ChannelId, c: &HubChannel) -> (TxPayload, CloseHow) {
+    let machine = ChannelMachine::restore(c.machine.clone());
+    let latest = machine.latest().clone();
+    if latest.state.seq > 0 && latest.state.htlcs.is_empty() && machine.in_flight().is_none() {
+        (
+            TxPayload::ChannelCoopClose {
+                state: Box::new(latest),
+            },
+            CloseHow::Cooperative,
+        )
+    } else {
+        let state = (latest.state.seq > 0).then(|| Box::new(latest));
+        (
+            TxPayload::ChannelForceClose {
+                channel: *id,
+                state,
+            },
+            CloseHow::Force,
+        )
+    }
+}
+
+/// One pass over every channel the hub has not seen paid out (see the module docs).
+pub(crate) fn watch(
+    st: &mut HubState,
+    snap: &ChainSnapshot,
+    now_ms: u64,
+) -> Result<HubOutput, HubError> {
+    let mut staging = Staging::new(st, now_ms);
+    let mut pass = Pass {
+        s: &mut staging,
+        snap,
+        report: WatchReport::default(),
+        submissions: Vec::new(),
+        closing_now: BTreeSet::new(),
+    };
+    learn_claimed_preimages(&mut pass)?;
+    let open: Vec<ChannelId> = pass
+        .s
+        .st
+        .channels
+        .iter()
+        .filter(|(_, c)| c.closed_at.is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    for id in open {
+        // A channel the caller did not read (it came in after the snapshot): next pass.
+        let Some(on_chain) = snap.channels.get(&id) else {
+            continue;
+        };
+        let Some(on_chain) = on_chain else {
+            resubmit_opening(&mut pass, &id);
+            continue;
+        };
+        let height = snap.height;
+        let Some(c) = pass.s.channel(&id) else {
+            continue;
+        };
+        let newly_confirmed = !c.confirmed;
+        c.confirmed = true;
+        if newly_confirmed {
+            c.opening_tx = None;
+            pass.report.confirmed.push(id);
+        }
+        match &on_chain.phase {
+            ChannelPhase::Open => {}
+            ChannelPhase::Closing {
+                posted, closes_at, ..
+            } => {
+                let Some(c) = pass.s.channel(&id) else {
+                    continue;
+                };
+                c.closing = true;
+                let latest = c.machine.latest.clone();
+                let (challenged_seq, settled) = (c.challenged_seq, c.settle_submitted);
+                let stale = latest.state.seq > posted.seq;
+                if stale && height < *closes_at && challenged_seq != Some(latest.state.seq) {
+                    let challenge = pass.submit(
+                        TxPayload::ChannelChallenge {
+                            state: Box::new(latest.clone()),
+                        },
+                        Condition::Always,
+                        vec![Mark::Challenged {
+                            channel: id,
+                            seq: latest.state.seq,
+                        }],
+                    );
+                    // Claims follow the challenge in nonce order: against the state that
+                    // will stand (the challenge's if the chain takes it).
+                    pass.claim_posted(
+                        &id,
+                        &[
+                            (&latest.state, Condition::IfAccepted(challenge)),
+                            (posted, Condition::IfRefused(challenge)),
+                        ],
+                    );
+                    // The window is still open: nothing to settle this pass.
+                    continue;
+                }
+                pass.claim_posted(&id, &[(posted, Condition::Always)]);
+                let until = posted
+                    .htlcs
+                    .iter()
+                    .map(|h| h.expiry)
+                    .fold(*closes_at, u64::max);
+                if height >= until && !settled {
+                    pass.submit(
+                        TxPayload::ChannelSettle { channel: id },
+                        Condition::Always,
+                        vec![Mark::SettleSubmitted { channel: id }],
+                    );
+                }
+            }
+            ChannelPhase::Closed { at } => {
+                if let Some(c) = pass.s.channel(&id) {
+                    c.closing = true;
+                    c.closed_at = Some(*at);
+                }
+                pass.report.closed.push(id);
+            }
+        }
+    }
+    crate::deadlines::htlc_deadlines(&mut pass)?;
+    // Verification funds whose decision became final pay out.
+    crate::funds::release_funds(pass.s, snap);
+    // What the pass queued (fulfilments and failures towards payers, expiries towards
+    // payees) is proposed at once.
+    let closing_now = pass.closing_now.clone();
+    crate::flush::flush_staged(pass.s, snap.height, &closing_now)?;
+    requested_closes(&mut pass);
+    let Pass {
+        report,
+        submissions,
+        ..
+    } = pass;
+    // Only what changed is written.
+    staging.drop_unchanged_channels();
+    Ok(HubOutput {
+        writes: staging.commit(),
+        submissions,
+        reply: Reply::None,
+        report,
+    })
+}
+
+/// Reads the final blocks since the last pass (from the snapshot) for preimages payees
+/// revealed on chain for HTLCs the hub forwarded.
+fn learn_claimed_preimages(pass: &mut Pass<'_, '_>) -> Result<(), HubError> {
+    let Some(read) = &pass.snap.claims else {
+        return Ok(());
+    };
+    // Read for another starting point (the state moved since): next pass.
+    if read.from != pass.s.st.claims_scanned.saturating_add(1) || read.to < read.from {
+        return Ok(());
+    }
+    for (channel, preimage) in &read.claims {
+        let hash = Hash256(sha256(preimage));
+        let forwarded_there = pass
+            .s
+            .st
+            .routes
+            .get(&hash)
+            .is_some_and(|r| r.outgoing == *channel);
+        if forwarded_there && fulfil_route(pass.s, *preimage)? {
+            tracing::info!(payment_hash = %hash, %channel, "preimage learned from the chain");
+            pass.report.learned.push(hash);
+        }
+    }
+    pass.s.w.claims_scanned = Some(read.to);
+    Ok(())
+}
+
+/// An outgoing channel not on chain yet: its opening transaction goes to the pool again (a
+/// pool that has it answers "known"; one that lost it, after a crash, takes it back).
+fn resubmit_opening(pass: &mut Pass<'_, '_>, id: &ChannelId) {
+    let Some(tx) = pass
+        .s
+        .st
+        .channels
+        .get(id)
+        .and_then(|c| c.opening_tx.clone())
+    else {
+        return;
+    };
+    pass.submissions.push(Submission {
+        tx: PendingTx::Signed(tx),
+        when: Condition::Always,
+        on_accept: Vec::new(),
+        on_refusal: Vec::new(),
+    });
+}
+
+/// Carries out the closes the operator asked for once the payee has taken what was due (or
+/// the wait is over).
+fn requested_closes(pass: &mut Pass<'_, '_>) {
+    let height = pass.snap.height;
+    let cltv_delta = pass.s.cfg().cltv_delta;
+    let waiting: Vec<ChannelId> = pass
+        .s
+        .st
+        .channels
+        .iter()
+        .filter(|(_, c)| c.close_requested_at.is_some() && !c.closing)
+        .map(|(id, _)| *id)
+        .collect();
+    for id in waiting {
+        if pass.closing_now.contains(&id) {
+            continue;
+        }
+        let Some(c) = pass.s.channel(&id) else {
+            continue;
+        };
+        let asked = c.close_requested_at.unwrap_or(height);
+        let overdue = height >= asked.saturating_add(cltv_delta);
+        if c.closing || (c.payout_due() && !overdue) {
+            continue;
+        }
+        if c.payout_due() {
+            tracing::warn!(channel = %id, owed_msat = %c.owed_msat, "the payee did not take what it was owed in time; closing without it");
+        }
+        let (payload, _) = close_now(&id, c);
+        pass.submit(
+            payload,
+            Condition::Always,
+            vec![Mark::RequestedClose { channel: id }],
+        );
+    }
+}
+
+/// Records the outcomes of submissions: what the chain took (or refused) is written and
+/// reported.
+pub(crate) fn apply_marks(
+    st: &mut HubState,
+    marks: Vec<Mark>,
+    now_ms: u64,
+) -> Result<HubOutput, HubError> {
+    let mut s = Staging::new(st, now_ms);
+    let mut report = WatchReport::default();
+    let mut deleted: Writes = Writes::default();
+    for mark in marks {
+        match mark {
+            Mark::Challenged { channel, seq } => {
+                if let Some(c) = s.channel(&channel) {
+                    c.challenged_seq = Some(seq);
+                    report.challenged.push(channel);
+                }
+            }
+            Mark::SettleSubmitted { channel } => {
+                if let Some(c) = s.channel(&channel) {
+                    c.settle_submitted = true;
+                    report.settled.push(channel);
+                }
+            }
+            Mark::ClaimSubmitted { channel, hash } => {
+                if let Some(c) = s.channel(&channel) {
+                    c.claims_submitted.push(hash);
+                    report.claimed.push(hash);
+                }
+            }
+            Mark::ForceClosed { channel } => {
+                if let Some(c) = s.channel(&channel) {
+                    c.closing = true;
+                    report.force_closed.push(channel);
+                }
+            }
+            Mark::RequestedClose { channel } => {
+                if let Some(c) = s.channel(&channel) {
+                    c.closing = true;
+                    report.closing.push(channel);
+                }
+            }
+            Mark::OperatorClosed {
+                channel, answer, ..
+            } => {
+                if let Some(c) = s.channel(&channel) {
+                    c.closing = true;
+                }
+                s.w.answers.extend(answer);
+            }
+            Mark::OpeningRefused {
+                channel,
+                answer_key,
+            } => {
+                s.w.channels.remove(&channel);
+                deleted.deleted_channels.push(channel);
+                deleted.deleted_answers.extend(answer_key);
+            }
+        }
+    }
+    s.w.deleted_channels = deleted.deleted_channels;
+    s.w.deleted_answers = deleted.deleted_answers;
+    let reply = Reply::None;
+    Ok(HubOutput {
+        writes: s.commit(),
+        submissions: Vec::new(),
+        reply,
+        report,
+    })
+}
