@@ -16,26 +16,37 @@
 //! clean-up in one atomic, fsynced batch; `disconnect_to` takes blocks back off the tip in one
 //! such batch. Either way a crash leaves the chain at a block boundary.
 
-use doin_codec::{decode_exact, encode};
 use doin_main_core::{DomainId, Fx, MainBlock, MainGenesisSpec, MainState, OptimaeId};
-use doin_store::{Cf, Direction, Durability, KvStore, StoreError, WriteBatch};
+use doin_store::{
+    BigEndian, Cf, Direction, Durability, KvStore, Raw, StoreError, Table, WriteBatch,
+};
 use doin_types::{Hash256, PublicKeyBytes};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-pub const CF_META: Cf = "main_meta";
-pub const CF_BLOCKS: Cf = "main_blocks";
-pub const CF_HASHES: Cf = "main_hashes";
-pub const CF_STATES: Cf = "main_states";
-pub const CF_OPTIMAE: Cf = "main_optimae";
-pub const CF_COMMITS: Cf = "main_commits";
-pub const CF_HISTORY: Cf = "main_history";
-pub const CF_POOL: Cf = "main_pool";
-pub const CF_UNDO: Cf = "main_undo";
+const GENESIS: Table<Vec<u8>, MainGenesisSpec> = Table::new("main_meta", "main genesis");
+const TIP: Table<Vec<u8>, u64, BigEndian> = Table::new("main_meta", "tip");
+const BLOCKS: Table<u64, MainBlock> = Table::new("main_blocks", "main block");
+const HASHES: Table<Hash256, u64, BigEndian> = Table::new("main_hashes", "hash index");
+const STATES: Table<u64, MainState> = Table::new("main_states", "main state");
+const OPTIMAE: Table<OptimaeId, OptimaeRecord> = Table::new("main_optimae", "optimae record");
+const COMMITS: Table<Hash256, CommitInfo> = Table::new("main_commits", "commit record");
+/// Keys built by [`history_key`] (a domain's name is not of fixed length).
+const HISTORY: Table<Vec<u8>, HistoryPoint> = Table::new("main_history", "history point");
+const POOL: Table<Vec<u8>, Vec<u8>, Raw> = Table::new("main_pool", "pool entry");
+const UNDO: Table<u64, UndoRecord> = Table::new("main_undo", "undo record");
 
 /// Every column family the main chain uses.
 pub const COLUMNS: &[Cf] = &[
-    CF_META, CF_BLOCKS, CF_HASHES, CF_STATES, CF_OPTIMAE, CF_COMMITS, CF_HISTORY, CF_POOL, CF_UNDO,
+    GENESIS.cf(),
+    BLOCKS.cf(),
+    HASHES.cf(),
+    STATES.cf(),
+    OPTIMAE.cf(),
+    COMMITS.cf(),
+    HISTORY.cf(),
+    POOL.cf(),
+    UNDO.cf(),
 ];
 
 const META_GENESIS: &[u8] = b"genesis";
@@ -45,14 +56,6 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
-}
-
-fn enc<T: Serialize>(v: &T, what: &str) -> StoreResult<Vec<u8>> {
-    encode(v).map_err(|e| corrupt(what, e))
-}
-
-fn dec<T: serde::de::DeserializeOwned>(b: &[u8], what: &str) -> StoreResult<T> {
-    decode_exact(b).map_err(|e| corrupt(what, e))
 }
 
 /// Where an optimae is in its life.
@@ -208,64 +211,31 @@ impl MainStore {
     }
 
     pub fn genesis_spec(&self) -> StoreResult<Option<MainGenesisSpec>> {
-        self.kv
-            .get(CF_META, META_GENESIS)?
-            .map(|b| dec(&b, "main genesis"))
-            .transpose()
+        GENESIS.get(self.kv.as_ref(), &META_GENESIS.to_vec())
     }
 
     pub fn tip_height(&self) -> StoreResult<Option<u64>> {
-        match self.kv.get(CF_META, META_TIP)? {
-            None => Ok(None),
-            Some(b) => {
-                let arr: [u8; 8] = b
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| corrupt("tip", "not 8 bytes"))?;
-                Ok(Some(u64::from_be_bytes(arr)))
-            }
-        }
+        TIP.get(self.kv.as_ref(), &META_TIP.to_vec())
     }
 
     pub fn block(&self, height: u64) -> StoreResult<Option<MainBlock>> {
-        self.kv
-            .get(CF_BLOCKS, &height.to_be_bytes())?
-            .map(|b| dec(&b, "main block"))
-            .transpose()
+        BLOCKS.get(self.kv.as_ref(), &height)
     }
 
     pub fn height_of(&self, hash: &Hash256) -> StoreResult<Option<u64>> {
-        match self.kv.get(CF_HASHES, &hash.0)? {
-            None => Ok(None),
-            Some(b) => {
-                let arr: [u8; 8] = b
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| corrupt("hash index", "not 8 bytes"))?;
-                Ok(Some(u64::from_be_bytes(arr)))
-            }
-        }
+        HASHES.get(self.kv.as_ref(), hash)
     }
 
     pub fn state(&self, height: u64) -> StoreResult<Option<MainState>> {
-        self.kv
-            .get(CF_STATES, &height.to_be_bytes())?
-            .map(|b| dec(&b, "main state"))
-            .transpose()
+        STATES.get(self.kv.as_ref(), &height)
     }
 
     pub fn optimae(&self, id: &OptimaeId) -> StoreResult<Option<OptimaeRecord>> {
-        self.kv
-            .get(CF_OPTIMAE, &id.0)?
-            .map(|b| dec(&b, "optimae record"))
-            .transpose()
+        OPTIMAE.get(self.kv.as_ref(), id)
     }
 
     pub fn commit_info(&self, id: &Hash256) -> StoreResult<Option<CommitInfo>> {
-        self.kv
-            .get(CF_COMMITS, &id.0)?
-            .map(|b| dec(&b, "commit record"))
-            .transpose()
+        COMMITS.get(self.kv.as_ref(), id)
     }
 
     /// The newest `limit` best-metric points of `domain`, newest first.
@@ -274,12 +244,12 @@ impl MainStore {
         let mut start = prefix.clone();
         start.extend_from_slice(&[0xff; 12]);
         let mut out = Vec::new();
-        for item in self.kv.iter_from(CF_HISTORY, &start, Direction::Reverse)? {
-            let (k, v) = item?;
+        for item in HISTORY.iter(self.kv.as_ref(), Some(&start), Direction::Reverse)? {
+            let (k, point) = item?;
             if !k.starts_with(&prefix) || out.len() >= limit {
                 break;
             }
-            out.push(dec(&v, "history point")?);
+            out.push(point);
         }
         Ok(out)
     }
@@ -287,7 +257,7 @@ impl MainStore {
     /// Every pooled message, by kind, as stored bytes.
     pub fn pool_entries(&self) -> StoreResult<Vec<(PoolKind, Vec<u8>)>> {
         let mut out = Vec::new();
-        for item in self.kv.iter_from(CF_POOL, &[], Direction::Forward)? {
+        for item in POOL.iter(self.kv.as_ref(), None, Direction::Forward)? {
             let (k, v) = item?;
             match k.first().copied().and_then(PoolKind::from_byte) {
                 Some(kind) => out.push((kind, v)),
@@ -301,7 +271,7 @@ impl MainStore {
     /// power cut costs a resubmission, never consensus data).
     pub fn pool_put(&self, kind: PoolKind, id: &Hash256, bytes: &[u8]) -> StoreResult<()> {
         let mut b = WriteBatch::new();
-        b.put(CF_POOL, pool_key(kind, id), bytes.to_vec());
+        POOL.put(&mut b, &pool_key(kind, id), &bytes.to_vec())?;
         self.kv.write(b, Durability::Buffered)
     }
 
@@ -311,7 +281,7 @@ impl MainStore {
         }
         let mut b = WriteBatch::new();
         for k in keys {
-            b.delete(CF_POOL, k);
+            POOL.delete(&mut b, &k);
         }
         self.kv.write(b, Durability::Buffered)
     }
@@ -324,20 +294,17 @@ impl MainStore {
         state: &MainState,
     ) -> StoreResult<()> {
         let mut b = WriteBatch::new();
-        b.put(CF_META, META_GENESIS, enc(spec, "main genesis")?);
-        b.put(CF_BLOCKS, 0u64.to_be_bytes(), enc(block, "main block")?);
+        GENESIS.put(&mut b, &META_GENESIS.to_vec(), spec)?;
+        BLOCKS.put(&mut b, &0, block)?;
         let hash = block.hash().map_err(|e| corrupt("genesis hash", e))?;
-        b.put(CF_HASHES, hash.0, 0u64.to_be_bytes());
-        b.put(CF_STATES, 0u64.to_be_bytes(), enc(state, "main state")?);
-        b.put(CF_META, META_TIP, 0u64.to_be_bytes());
+        HASHES.put(&mut b, &hash, &0)?;
+        STATES.put(&mut b, &0, state)?;
+        TIP.put(&mut b, &META_TIP.to_vec(), &0)?;
         self.kv.write(b, Durability::Sync)
     }
 
     pub fn undo(&self, height: u64) -> StoreResult<Option<UndoRecord>> {
-        self.kv
-            .get(CF_UNDO, &height.to_be_bytes())?
-            .map(|b| dec(&b, "undo record"))
-            .transpose()
+        UNDO.get(self.kv.as_ref(), &height)
     }
 
     /// How many blocks below the tip can be taken off (states and undo records are kept for
@@ -350,32 +317,32 @@ impl MainStore {
     pub fn commit_block(&self, w: BlockWrite<'_>) -> StoreResult<()> {
         let h = w.block.header.height;
         let mut b = WriteBatch::new();
-        b.put(CF_BLOCKS, h.to_be_bytes(), enc(w.block, "main block")?);
-        b.put(CF_HASHES, w.hash.0, h.to_be_bytes());
-        b.put(CF_STATES, h.to_be_bytes(), enc(w.state, "main state")?);
+        BLOCKS.put(&mut b, &h, w.block)?;
+        HASHES.put(&mut b, &w.hash, &h)?;
+        STATES.put(&mut b, &h, w.state)?;
         if let Some(old) = h.checked_sub(self.keep_states) {
-            b.delete(CF_STATES, old.to_be_bytes());
-            b.delete(CF_UNDO, old.to_be_bytes());
+            STATES.delete(&mut b, &old);
+            UNDO.delete(&mut b, &old);
         }
         let mut undo = UndoRecord::default();
         for r in &w.optimae {
             undo.optimae.push((r.id, self.optimae(&r.id)?));
-            b.put(CF_OPTIMAE, r.id.0, enc(r, "optimae record")?);
+            OPTIMAE.put(&mut b, &r.id, r)?;
         }
         for c in &w.commits {
             undo.commits.push((c.id, self.commit_info(&c.id)?));
-            b.put(CF_COMMITS, c.id.0, enc(c, "commit record")?);
+            COMMITS.put(&mut b, &c.id, c)?;
         }
         for (i, (domain, point)) in w.history.iter().enumerate() {
             let key = history_key(domain, h, i as u32);
             undo.history.push(key.clone());
-            b.put(CF_HISTORY, key, enc(point, "history point")?);
+            HISTORY.put(&mut b, &key, point)?;
         }
-        b.put(CF_UNDO, h.to_be_bytes(), enc(&undo, "undo record")?);
+        UNDO.put(&mut b, &h, &undo)?;
         for k in w.pool_deletes {
-            b.delete(CF_POOL, k);
+            POOL.delete(&mut b, &k);
         }
-        b.put(CF_META, META_TIP, h.to_be_bytes());
+        TIP.put(&mut b, &META_TIP.to_vec(), &h)?;
         self.kv.write(b, Durability::Sync)
     }
 
@@ -400,30 +367,30 @@ impl MainStore {
                 .ok_or_else(|| corrupt("undo record", format!("{h} missing: too deep")))?;
             for (id, prior) in &undo.optimae {
                 match prior {
-                    Some(r) => b.put(CF_OPTIMAE, id.0, enc(r, "optimae record")?),
-                    None => b.delete(CF_OPTIMAE, id.0),
+                    Some(r) => OPTIMAE.put(&mut b, id, r)?,
+                    None => OPTIMAE.delete(&mut b, id),
                 }
             }
             for (id, prior) in &undo.commits {
                 match prior {
-                    Some(c) => b.put(CF_COMMITS, id.0, enc(c, "commit record")?),
-                    None => b.delete(CF_COMMITS, id.0),
+                    Some(c) => COMMITS.put(&mut b, id, c)?,
+                    None => COMMITS.delete(&mut b, id),
                 }
             }
-            for key in undo.history {
-                b.delete(CF_HISTORY, key);
+            for key in &undo.history {
+                HISTORY.delete(&mut b, key);
             }
             let hash = block.hash().map_err(|e| corrupt("main block hash", e))?;
-            b.delete(CF_HASHES, hash.0);
-            b.delete(CF_BLOCKS, h.to_be_bytes());
-            b.delete(CF_STATES, h.to_be_bytes());
-            b.delete(CF_UNDO, h.to_be_bytes());
+            HASHES.delete(&mut b, &hash);
+            BLOCKS.delete(&mut b, &h);
+            STATES.delete(&mut b, &h);
+            UNDO.delete(&mut b, &h);
             taken.push(block);
         }
         if taken.is_empty() {
             return Ok(taken);
         }
-        b.put(CF_META, META_TIP, fork.to_be_bytes());
+        TIP.put(&mut b, &META_TIP.to_vec(), &fork)?;
         self.kv.write(b, Durability::Sync)?;
         taken.reverse();
         Ok(taken)

@@ -26,8 +26,9 @@ use crate::tree::{
     encode_stale_nodes, encode_value, value_key, value_version_of, PendingTree, StoreTree,
     CF_JMT_NODES, CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_VALUES,
 };
-use doin_codec::{decode_exact, encode};
-use doin_store::{Cf, Direction, Durability, KvStore, StoreError, WriteBatch};
+use doin_store::{
+    BigEndian, Cf, Direction, Durability, KvStore, Raw, StoreError, Table, TableKey, WriteBatch,
+};
 use doin_tx_core::bft::{CommitCertificate, EpochValidators};
 use doin_tx_core::channel::{Channel, ChannelId};
 use doin_tx_core::state::{
@@ -45,15 +46,29 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 pub const CF_META: Cf = "tx_meta";
-pub const CF_HEADERS: Cf = "tx_headers";
-pub const CF_BODIES: Cf = "tx_bodies";
-pub const CF_BLOCK_HASHES: Cf = "tx_block_hashes";
-pub const CF_TX_INDEX: Cf = "tx_index";
+pub const CF_HEADERS: Cf = HEADERS.cf();
+pub const CF_BODIES: Cf = BODIES.cf();
+pub const CF_BLOCK_HASHES: Cf = BLOCK_HASHES.cf();
+pub const CF_TX_INDEX: Cf = TX_INDEX.cf();
 pub const CF_ADDR_INDEX: Cf = "tx_addr_index";
-pub const CF_MEMPOOL: Cf = "tx_mempool";
+pub const CF_MEMPOOL: Cf = MEMPOOL.cf();
 /// Height → the certificate that made that block final (as soon as this node knows it).
-pub const CF_COMMITS: Cf = "tx_commits";
-pub const CF_EPOCH_PROOFS: Cf = "tx_epoch_proofs";
+pub const CF_COMMITS: Cf = COMMITS.cf();
+pub const CF_EPOCH_PROOFS: Cf = EPOCH_PROOFS.cf();
+
+const GENESIS: Table<Vec<u8>, GenesisSpec> = Table::new(CF_META, "genesis spec");
+const SCHEMA: Table<Vec<u8>, u32> = Table::new(CF_META, "schema version");
+const TIP: Table<Vec<u8>, Height, BigEndian> = Table::new(CF_META, "tip");
+const HEADERS: Table<Height, StoredHeader> = Table::new("tx_headers", "header");
+/// Height ‖ position → one transaction's canonical bytes.
+const BODIES: Table<(Height, u32), Vec<u8>, Raw> = Table::new("tx_bodies", "transaction");
+const BLOCK_HASHES: Table<BlockHash, Height, BigEndian> =
+    Table::new("tx_block_hashes", "block hash index");
+const TX_INDEX: Table<TxId, TxLocation> = Table::new("tx_index", "tx index");
+const MEMPOOL: Table<TxId, Vec<u8>, Raw> = Table::new("tx_mempool", "pending transaction");
+const COMMITS: Table<Height, CommitCertificate> = Table::new("tx_commits", "commit certificate");
+const EPOCH_PROOFS: Table<Height, ValidatorsProof> =
+    Table::new("tx_epoch_proofs", "validators proof");
 
 /// Every column family the transfer chain uses; pass to the store when opening it.
 pub const COLUMNS: &[Cf] = &[
@@ -90,14 +105,6 @@ pub struct ValidatorsProof {
     pub proof: StateProof,
 }
 
-/// Key of one transaction of a block body: height ‖ position, both big-endian.
-fn body_key(height: Height, index: u32) -> Vec<u8> {
-    let mut k = Vec::with_capacity(12);
-    k.extend_from_slice(&height.to_be_bytes());
-    k.extend_from_slice(&index.to_be_bytes());
-    k
-}
-
 /// Role bits in the address index.
 pub const ROLE_SENT: u8 = 1;
 pub const ROLE_RECEIVED: u8 = 2;
@@ -120,6 +127,11 @@ pub struct AccountTxRef {
     pub role: u8,
 }
 
+/// A stored transaction's canonical bytes, decoded.
+fn decode_tx(bytes: &[u8]) -> StoreResult<SignedTx> {
+    doin_codec::decode_exact(bytes).map_err(|e| corrupt("transaction", e))
+}
+
 /// Store errors plus "the data is there but makes no sense".
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -128,10 +140,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 fn be_u64(bytes: &[u8], what: &str) -> StoreResult<u64> {
-    let arr: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| corrupt(what, "expected 8 bytes"))?;
-    Ok(u64::from_be_bytes(arr))
+    u64::from_key_bytes(bytes).ok_or_else(|| corrupt(what, "expected 8 bytes"))
 }
 
 /// How many old state versions to keep before pruning stale tree nodes.
@@ -173,35 +182,19 @@ impl ChainStore {
 
     /// The genesis specification this store was initialised with, if any.
     pub fn genesis_spec(&self) -> StoreResult<Option<GenesisSpec>> {
-        match self.kv.get(CF_META, META_GENESIS)? {
-            None => Ok(None),
-            Some(b) => decode_exact(&b)
-                .map(Some)
-                .map_err(|e| corrupt("genesis spec", e)),
-        }
+        GENESIS.get(self.kv.as_ref(), &META_GENESIS.to_vec())
     }
 
     pub fn schema_version(&self) -> StoreResult<Option<u32>> {
-        match self.kv.get(CF_META, META_SCHEMA)? {
-            None => Ok(None),
-            Some(b) => decode_exact(&b)
-                .map(Some)
-                .map_err(|e| corrupt("schema version", e)),
-        }
+        SCHEMA.get(self.kv.as_ref(), &META_SCHEMA.to_vec())
     }
 
     pub fn tip_height(&self) -> StoreResult<Option<Height>> {
-        match self.kv.get(CF_META, META_TIP)? {
-            None => Ok(None),
-            Some(b) => be_u64(&b, "tip").map(Some),
-        }
+        TIP.get(self.kv.as_ref(), &META_TIP.to_vec())
     }
 
     pub fn header(&self, height: Height) -> StoreResult<Option<StoredHeader>> {
-        match self.kv.get(CF_HEADERS, &height.to_be_bytes())? {
-            None => Ok(None),
-            Some(b) => decode_exact(&b).map(Some).map_err(|e| corrupt("header", e)),
-        }
+        HEADERS.get(self.kv.as_ref(), &height)
     }
 
     /// The transactions of block `height` (empty for an empty block), or `None` when the
@@ -211,9 +204,9 @@ impl ChainStore {
             return Ok(None);
         };
         let mut txs = Vec::with_capacity(h.header.tx_count as usize);
-        for item in self.kv.scan_prefix(CF_BODIES, &height.to_be_bytes())? {
+        for item in BODIES.with_prefix(self.kv.as_ref(), &height)? {
             let (_, v) = item?;
-            txs.push(decode_exact(&v).map_err(|e| corrupt("transaction", e))?);
+            txs.push(decode_tx(&v)?);
         }
         if txs.len() != h.header.tx_count as usize {
             return Err(corrupt(
@@ -243,29 +236,19 @@ impl ChainStore {
     }
 
     pub fn height_of(&self, hash: &BlockHash) -> StoreResult<Option<Height>> {
-        match self.kv.get(CF_BLOCK_HASHES, &hash.0)? {
-            None => Ok(None),
-            Some(b) => be_u64(&b, "block hash index").map(Some),
-        }
+        BLOCK_HASHES.get(self.kv.as_ref(), hash)
     }
 
     pub fn tx_location(&self, id: &TxId) -> StoreResult<Option<TxLocation>> {
-        match self.kv.get(CF_TX_INDEX, &id.0)? {
-            None => Ok(None),
-            Some(b) => decode_exact(&b)
-                .map(Some)
-                .map_err(|e| corrupt("tx index", e)),
-        }
+        TX_INDEX.get(self.kv.as_ref(), id)
     }
 
     /// The transaction at `loc` (one point read, not the whole block).
     pub fn tx_at(&self, loc: TxLocation) -> StoreResult<Option<SignedTx>> {
-        match self.kv.get(CF_BODIES, &body_key(loc.height, loc.index))? {
-            None => Ok(None),
-            Some(b) => decode_exact(&b)
-                .map(Some)
-                .map_err(|e| corrupt("transaction", e)),
-        }
+        BODIES
+            .get(self.kv.as_ref(), &(loc.height, loc.index))?
+            .map(|b| decode_tx(&b))
+            .transpose()
     }
 
     /// Up to `limit` entries of `key`'s history strictly older than `before` (newest first).
@@ -319,17 +302,13 @@ impl ChainStore {
 
     /// Every pending transaction persisted by the mempool.
     pub fn mempool_entries(&self) -> StoreResult<Vec<Vec<u8>>> {
-        let mut out = Vec::new();
-        for item in self.kv.iter_from(CF_MEMPOOL, &[], Direction::Forward)? {
-            out.push(item?.1);
-        }
-        Ok(out)
+        MEMPOOL.values(self.kv.as_ref())
     }
 
     /// Persists a newly admitted pending transaction (survives a process crash).
     pub fn mempool_put(&self, id: &TxId, bytes: &[u8]) -> StoreResult<()> {
         let mut b = WriteBatch::new();
-        b.put(CF_MEMPOOL, id.0.to_vec(), bytes.to_vec());
+        MEMPOOL.put(&mut b, id, &bytes.to_vec())?;
         self.kv.write(b, Durability::Buffered)
     }
 
@@ -340,7 +319,7 @@ impl ChainStore {
         }
         let mut b = WriteBatch::new();
         for id in ids {
-            b.delete(CF_MEMPOOL, id.0.to_vec());
+            MEMPOOL.delete(&mut b, id);
         }
         self.kv.write(b, Durability::Buffered)
     }
@@ -353,16 +332,8 @@ impl ChainStore {
         applied: &AppliedBlock,
     ) -> StoreResult<()> {
         let mut batch = WriteBatch::new();
-        batch.put(
-            CF_META,
-            META_GENESIS.to_vec(),
-            encode(spec).map_err(|e| corrupt("genesis spec", e))?,
-        );
-        batch.put(
-            CF_META,
-            META_SCHEMA.to_vec(),
-            encode(&SCHEMA_VERSION).map_err(|e| corrupt("schema", e))?,
-        );
+        GENESIS.put(&mut batch, &META_GENESIS.to_vec(), spec)?;
+        SCHEMA.put(&mut batch, &META_SCHEMA.to_vec(), &SCHEMA_VERSION)?;
         self.block_writes(&mut batch, block, applied, &PriorVersions::new())?;
         self.kv.write(batch, Durability::Sync)
     }
@@ -386,25 +357,13 @@ impl ChainStore {
         if closes_epoch {
             let height = block.header.height;
             let proven = self.validators_proof_pending(applied, height)?;
-            batch.put(
-                CF_EPOCH_PROOFS,
-                height.to_be_bytes().to_vec(),
-                encode(&proven).map_err(|e| corrupt("validators proof", e))?,
-            );
+            EPOCH_PROOFS.put(&mut batch, &height, &proven)?;
         }
         if let Some(c) = &block.header.last_commit {
-            batch.put(
-                CF_COMMITS,
-                c.height.to_be_bytes().to_vec(),
-                encode(c).map_err(|e| corrupt("commit certificate", e))?,
-            );
+            COMMITS.put(&mut batch, &c.height, c)?;
         }
         if let Some(c) = own_commit {
-            batch.put(
-                CF_COMMITS,
-                c.height.to_be_bytes().to_vec(),
-                encode(c).map_err(|e| corrupt("commit certificate", e))?,
-            );
+            COMMITS.put(&mut batch, &c.height, c)?;
         }
         self.kv.write(batch, Durability::Sync)
     }
@@ -433,35 +392,21 @@ impl ChainStore {
 
     /// The validators entry of the epoch-closing block at `height`, with its state proof.
     pub fn validators_proof(&self, height: Height) -> StoreResult<Option<ValidatorsProof>> {
-        match self.kv.get(CF_EPOCH_PROOFS, &height.to_be_bytes())? {
-            None => Ok(None),
-            Some(b) => decode_exact(&b)
-                .map(Some)
-                .map_err(|e| corrupt("validators proof", e)),
-        }
+        EPOCH_PROOFS.get(self.kv.as_ref(), &height)
     }
 
     /// Records the certificate of an already committed block (a block this node committed before
     /// its own consensus decided it, e.g. from gossip).
     pub fn put_commit_certificate(&self, c: &CommitCertificate) -> StoreResult<()> {
         let mut batch = WriteBatch::new();
-        batch.put(
-            CF_COMMITS,
-            c.height.to_be_bytes().to_vec(),
-            encode(c).map_err(|e| corrupt("commit certificate", e))?,
-        );
+        COMMITS.put(&mut batch, &c.height, c)?;
         self.kv.write(batch, Durability::Sync)
     }
 
     /// The certificate that made block `height` final, if this node has it yet (a block's
     /// certificate also travels in the next block's header).
     pub fn commit_certificate(&self, height: Height) -> StoreResult<Option<CommitCertificate>> {
-        match self.kv.get(CF_COMMITS, &height.to_be_bytes())? {
-            None => Ok(None),
-            Some(b) => decode_exact(&b)
-                .map(Some)
-                .map_err(|e| corrupt("commit certificate", e)),
-        }
+        COMMITS.get(self.kv.as_ref(), &height)
     }
 
     fn block_writes(
@@ -478,23 +423,15 @@ impl ChainStore {
             header: block.header.clone(),
             signature: block.signature,
         };
-        batch.put(
-            CF_HEADERS,
-            hkey.to_vec(),
-            encode(&stored).map_err(|e| corrupt("header", e))?,
-        );
-        batch.put(CF_BLOCK_HASHES, hash.0.to_vec(), hkey.to_vec());
+        HEADERS.put(batch, &height, &stored)?;
+        BLOCK_HASHES.put(batch, &hash, &height)?;
 
         for (i, tx) in applied.txs.iter().enumerate() {
             let index = u32::try_from(i).map_err(|_| corrupt("block", "too many transactions"))?;
             let loc = TxLocation { height, index };
             let id = tx.id();
-            batch.put(CF_BODIES, body_key(height, index), tx.bytes().to_vec());
-            batch.put(
-                CF_TX_INDEX,
-                id.0.to_vec(),
-                encode(&loc).map_err(|e| corrupt("tx index", e))?,
-            );
+            BODIES.put(batch, &(height, index), &tx.bytes().to_vec())?;
+            TX_INDEX.put(batch, &id, &loc)?;
             let sender = tx.body().sender;
             let mut roles: Vec<(PublicKeyBytes, u8)> = vec![(sender, ROLE_SENT)];
             match tx.body().payload.recipient() {
@@ -514,7 +451,7 @@ impl ChainStore {
             }
         }
 
-        batch.put(CF_META, META_TIP.to_vec(), hkey.to_vec());
+        TIP.put(batch, &META_TIP.to_vec(), &height)?;
 
         self.tree_writes(batch, height, applied, prior)?;
         Ok(())
