@@ -61,8 +61,8 @@ pub struct GatewayState {
     pub hub: Option<(Arc<doin_hub::Hub>, doin_hub::api::OperatorToken)>,
     pub chains: Vec<String>,
     pub net: Option<doin_net::NetHandle>,
-    pub tx_sync: Option<doin_tx_node::p2p::SyncState>,
-    pub main_sync: Option<doin_main_node::p2p::MainSyncState>,
+    pub tx_sync: Option<doin_sync::SyncState>,
+    pub main_sync: Option<doin_sync::SyncState>,
 }
 
 impl GatewayState {

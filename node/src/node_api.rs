@@ -7,15 +7,14 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use doin_http::Problem;
-use doin_main_node::p2p::MainSyncReport;
-use doin_tx_node::p2p::SyncReport;
+use doin_sync::SyncReport;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 #[derive(OpenApi)]
 #[openapi(
     paths(peers, sync),
-    components(schemas(PeersView, PeerEntry, SyncView, SyncReport, MainSyncReport)),
+    components(schemas(PeersView, PeerEntry, SyncView, SyncReport)),
     tags((name = "node", description = "Liveness, readiness, metrics and status"))
 )]
 pub struct NodeNetApiDoc;
@@ -93,7 +92,7 @@ struct SyncView {
     /// The transfer chain against its peers (absent when it is not run or not networked).
     tx: Option<SyncReport>,
     /// The main chain against its peers (absent when it is not run or not networked).
-    main: Option<MainSyncReport>,
+    main: Option<SyncReport>,
 }
 
 #[utoipa::path(get, path = "/v1/node/sync", tag = "node",

@@ -10,17 +10,18 @@ use doin_crypto::keystore::KeyFile;
 use doin_crypto::KeyPair;
 use doin_http::{RateLimitConfig, ServeConfig};
 use doin_main_core::MainGenesisSpec;
-use doin_main_node::p2p::{MainP2p, MainSyncState};
+use doin_main_node::p2p::MainP2p;
 use doin_main_node::producer::run_producer;
 use doin_main_node::workers::{run_evaluator, run_optimizer, DomainEvaluator, OptimizerOptions};
 use doin_main_node::{MainChain, MainChainConfig};
 use doin_net::{load_or_create_identity, Multiaddr, NetConfig, NetHandle, Network, PeerPolicy};
 use doin_store::{KvStore, RocksConfig, RocksStore};
+use doin_sync::SyncState;
 use doin_telemetry::Metrics;
 use doin_tx_core::GenesisSpec;
 use doin_tx_node::consensus::{BftMetrics, BftProducer, BftSettings};
 use doin_tx_node::mempool::MempoolConfig;
-use doin_tx_node::p2p::{SyncState, TxP2p};
+use doin_tx_node::p2p::TxP2p;
 use doin_tx_node::store::PruneConfig;
 use doin_tx_node::{BlockProducer, SoloProducer, TxChain, TxChainConfig};
 use std::net::SocketAddr;
@@ -69,7 +70,7 @@ pub struct Node {
     /// Where the transfer chain stands against its peers, when networked.
     pub tx_sync: Option<SyncState>,
     /// Where the main chain stands against its peers, when networked.
-    pub main_sync: Option<MainSyncState>,
+    pub main_sync: Option<SyncState>,
     pub rest_addr: SocketAddr,
     pub ready: ReadyFlag,
     tasks: TaskManager,
@@ -444,7 +445,7 @@ pub fn net_config(cfg: &NodeConfig, network: &str) -> anyhow::Result<NetConfig> 
 struct NetParts {
     handle: Option<NetHandle>,
     tx_sync: Option<SyncState>,
-    main_sync: Option<MainSyncState>,
+    main_sync: Option<SyncState>,
 }
 
 /// Joins the peer-to-peer network (when enabled) and puts each networked chain on it.

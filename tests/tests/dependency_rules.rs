@@ -16,6 +16,7 @@ const SHARED: &[&str] = &[
     "doin-telemetry",
     "doin-http",
     "doin-net",
+    "doin-sync",
 ];
 
 fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
@@ -27,6 +28,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     m.insert("doin-telemetry", vec![]);
     m.insert("doin-http", vec![]);
     m.insert("doin-net", vec!["doin-types", "doin-codec", "doin-crypto"]);
+    m.insert("doin-sync", vec!["doin-net"]);
     m.insert(
         "doin-tx-core",
         vec!["doin-types", "doin-codec", "doin-crypto"],

@@ -1,8 +1,9 @@
 //! The main chain on the network: blocks and work messages (registrations, commits, reveals,
-//! votes) by gossip, and sync from the peer with the most work: the last common block is
-//! found first, then signed headers after it, checked as a chain, then the blocks that carry
-//! exactly those headers. Blocks of another branch go to the chain like any other; the chain
-//! decides whether its best chain switches.
+//! votes) by gossip, and sync from the peer with the most work (`doin-sync` runs the rounds:
+//! the last common block is found first, then signed headers after it, checked as a chain,
+//! then the blocks that carry exactly those headers; this module is the main chain's side of
+//! it). Blocks of another branch go to the chain like any other; the chain decides whether its
+//! best chain switches.
 //!
 //! This module moves bytes between `doin-net` and `MainChain`; every rule is checked by the
 //! chain. It decides only what a peer's message was worth: something that can never be valid
@@ -17,13 +18,14 @@ use doin_codec::{decode_exact_bounded, encode};
 use doin_main_core::{
     fork_choice, verify_main_header_chain, MainBlock, MainBlockError, MainHeader, SignedMainHeader,
 };
-use doin_net::tasks::{join_service, next_or_shutdown, tick_or_shutdown};
+use doin_net::tasks::{join_service, next_or_shutdown};
 use doin_net::{
     GossipMessage, InboundRequest, Misbehaviour, NetError, NetHandle, Network, PeerId, Service,
     Topic, Verdict,
 };
+use doin_sync::{consecutive, serve, sync_loop, Answer, Checked, Imported, SyncIo, SyncSpec};
+pub use doin_sync::{SyncReport, SyncState};
 use doin_types::{ChainId, Hash256, Timestamp};
-use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +39,12 @@ const MAX_HEADERS_PER_ANSWER: u32 = 256;
 
 /// Heights whose headers are fetched and checked before their blocks.
 const HEADER_WINDOW: u64 = 1024;
+
+/// Peers asked for their status in one sync round.
+const STATUS_FANOUT: usize = 8;
+
+/// Block ranges fetched at the same time (all from peers on the followed peer's chain).
+const BODY_FETCHES_IN_FLIGHT: usize = 4;
 
 /// How far below its tip a node looks for the last block it shares with a peer. Deeper forks
 /// cannot be adopted anyway (the kept states and the anchored blocks bound them).
@@ -72,33 +80,6 @@ pub enum MainSyncResponse {
     Headers(Vec<SignedMainHeader>),
 }
 
-/// Where this node's main chain stands against its peers (`/v1/node/sync`).
-#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
-pub struct MainSyncReport {
-    /// True while a peer is more than one block ahead.
-    pub syncing: bool,
-    pub local_height: u64,
-    pub best_peer_height: Option<u64>,
-    pub peers_on_chain: usize,
-    /// Highest header fetched and checked ahead of its block (headers-first sync).
-    pub verified_header_height: u64,
-    pub headers_synced: u64,
-    pub blocks_synced: u64,
-}
-
-#[derive(Clone, Default)]
-pub struct MainSyncState(Arc<RwLock<MainSyncReport>>);
-
-impl MainSyncState {
-    pub fn report(&self) -> MainSyncReport {
-        self.0.read().clone()
-    }
-
-    pub fn is_syncing(&self) -> bool {
-        self.0.read().syncing
-    }
-}
-
 /// The main chain's network service, attached before the network starts.
 pub struct MainP2p {
     chain: Arc<MainChain>,
@@ -106,7 +87,7 @@ pub struct MainP2p {
     blocks: mpsc::Receiver<GossipMessage>,
     work: mpsc::Receiver<GossipMessage>,
     requests: mpsc::Receiver<InboundRequest>,
-    state: MainSyncState,
+    state: SyncState,
     sync_interval: Duration,
     max_response_bytes: usize,
 }
@@ -115,7 +96,6 @@ pub struct MainP2p {
 struct Ctx {
     chain: Arc<MainChain>,
     net: NetHandle,
-    state: MainSyncState,
     wake_sync: Arc<Notify>,
     max_response_bytes: usize,
 }
@@ -134,34 +114,47 @@ impl MainP2p {
             requests: network.serve(Service::MainSync),
             net: network.handle(),
             chain,
-            state: MainSyncState::default(),
+            state: SyncState::default(),
             sync_interval,
             max_response_bytes,
         })
     }
 
-    pub fn sync_state(&self) -> MainSyncState {
+    pub fn sync_state(&self) -> SyncState {
         self.state.clone()
     }
 
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), String> {
+        let wake_sync = Arc::new(Notify::new());
         let ctx = Ctx {
             chain: self.chain,
             net: self.net,
-            state: self.state,
-            wake_sync: Arc::new(Notify::new()),
+            wake_sync: wake_sync.clone(),
             max_response_bytes: self.max_response_bytes,
         };
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(blocks(ctx.clone(), self.blocks, shutdown.clone()));
         tasks.spawn(work(ctx.clone(), self.work, shutdown.clone()));
-        tasks.spawn(server(ctx.clone(), self.requests, shutdown.clone()));
+        let chain = ctx.chain.clone();
+        tasks.spawn(serve(
+            ctx.net.clone(),
+            self.requests,
+            shutdown.clone(),
+            |bytes| decode_exact_bounded(bytes, 1024).map_err(|e| e.to_string()),
+            Arc::new(move |req| answer(&chain, req)),
+        ));
         tasks.spawn(announcer(
             ctx.clone(),
             ctx.chain.announcements(),
             shutdown.clone(),
         ));
-        tasks.spawn(sync_loop(ctx, self.sync_interval, shutdown));
+        tasks.spawn(sync_loop(
+            Arc::new(MainSyncIo(ctx)),
+            self.state,
+            self.sync_interval,
+            wake_sync,
+            shutdown,
+        ));
         join_service(tasks, "main-chain network").await
     }
 }
@@ -288,29 +281,6 @@ async fn work(
     Ok(())
 }
 
-async fn server(
-    ctx: Ctx,
-    mut rx: mpsc::Receiver<InboundRequest>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
-    while let Some(req) = next_or_shutdown(&mut rx, &mut shutdown).await {
-        let parsed: MainSyncRequest = match decode_exact_bounded(&req.data, 1024) {
-            Ok(r) => r,
-            Err(e) => {
-                ctx.net.penalize(req.peer, Misbehaviour::BadRequest).await;
-                let _ = req.reply.send(Err(format!("malformed request: {e}")));
-                continue;
-            }
-        };
-        let chain = ctx.chain.clone();
-        let answer = tokio::task::spawn_blocking(move || answer(&chain, parsed))
-            .await
-            .map_err(|e| format!("main sync server task failed: {e}"))?;
-        let _ = req.reply.send(answer);
-    }
-    Ok(())
-}
-
 fn answer(chain: &MainChain, req: MainSyncRequest) -> Result<Vec<u8>, String> {
     let response = match req {
         MainSyncRequest::Status => {
@@ -322,32 +292,28 @@ fn answer(chain: &MainChain, req: MainSyncRequest) -> Result<Vec<u8>, String> {
                 cumulative_work: head.header.cumulative_work,
             })
         }
-        MainSyncRequest::Blocks { from, max } => {
-            let tip = chain.head().header.height;
-            let mut blocks = Vec::new();
-            let mut h = from.max(1);
-            while h <= tip && blocks.len() < max.clamp(1, MAX_BLOCKS_PER_ANSWER) as usize {
-                match chain.block(h).map_err(|e| format!("node error: {e}"))? {
-                    Some(b) => blocks.push(b),
-                    None => break,
-                }
-                h += 1;
-            }
-            MainSyncResponse::Blocks(blocks)
-        }
-        MainSyncRequest::Headers { from, max } => {
-            let tip = chain.head().header.height;
-            let mut headers = Vec::new();
-            let mut h = from.max(1);
-            while h <= tip && headers.len() < max.clamp(1, MAX_HEADERS_PER_ANSWER) as usize {
-                match chain.block(h).map_err(|e| format!("node error: {e}"))? {
-                    Some(b) => headers.push(b.signed_header()),
-                    None => break,
-                }
-                h += 1;
-            }
-            MainSyncResponse::Headers(headers)
-        }
+        MainSyncRequest::Blocks { from, max } => MainSyncResponse::Blocks(
+            consecutive(
+                from,
+                chain.head().header.height,
+                max.clamp(1, MAX_BLOCKS_PER_ANSWER) as usize,
+                usize::MAX,
+                |_| 0,
+                |h| chain.block(h),
+            )
+            .map_err(|e| format!("node error: {e}"))?,
+        ),
+        MainSyncRequest::Headers { from, max } => MainSyncResponse::Headers(
+            consecutive(
+                from,
+                chain.head().header.height,
+                max.clamp(1, MAX_HEADERS_PER_ANSWER) as usize,
+                usize::MAX,
+                |_| 0,
+                |h| chain.block(h).map(|b| b.map(|b| b.signed_header())),
+            )
+            .map_err(|e| format!("node error: {e}"))?,
+        ),
     };
     encode(&response).map_err(|e| format!("node error: {e}"))
 }
@@ -406,228 +372,212 @@ async fn ask(ctx: &Ctx, peer: PeerId, req: &MainSyncRequest) -> Option<MainSyncR
     }
 }
 
-async fn sync_loop(
-    ctx: Ctx,
-    interval: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
-    while tick_or_shutdown(interval, &ctx.wake_sync, &mut shutdown).await {
-        sync_round(&ctx).await;
+/// The main chain as the sync engine sees it: peers ordered by most work, forks searched
+/// up to [`FORK_SEARCH_DEPTH`] below the tip.
+pub struct MainSyncSpec;
+
+impl SyncSpec for MainSyncSpec {
+    type Peer = PeerId;
+    type Status = MainStatus;
+    type Header = SignedMainHeader;
+    type Block = MainBlock;
+    type Anchor = MainHeader;
+    /// Height, cumulative work and hash of the head.
+    type Tip = (u64, u128, Hash256);
+
+    fn status_fanout(&self) -> usize {
+        STATUS_FANOUT
     }
-    Ok(())
+
+    fn header_window(&self) -> u64 {
+        HEADER_WINDOW
+    }
+
+    fn max_headers_per_answer(&self) -> u32 {
+        MAX_HEADERS_PER_ANSWER
+    }
+
+    fn max_blocks_per_answer(&self) -> u32 {
+        MAX_BLOCKS_PER_ANSWER
+    }
+
+    fn bodies_in_flight(&self) -> usize {
+        BODY_FETCHES_IN_FLIGHT
+    }
+
+    fn fork_search_depth(&self) -> Option<u64> {
+        Some(FORK_SEARCH_DEPTH)
+    }
+
+    fn status_height(&self, s: &MainStatus) -> u64 {
+        s.height
+    }
+
+    fn compare(&self, a: &MainStatus, b: &MainStatus) -> std::cmp::Ordering {
+        fork_choice((a.cumulative_work, &a.tip), (b.cumulative_work, &b.tip))
+    }
+
+    fn behind(&self, tip: &(u64, u128, Hash256), peer: &MainStatus) -> bool {
+        fork_choice((peer.cumulative_work, &peer.tip), (tip.1, &tip.2))
+            == std::cmp::Ordering::Greater
+    }
+
+    /// Only a peer on the same chain as the followed one has its blocks: heights alone say
+    /// nothing across forks.
+    fn can_serve(&self, holder: &MainStatus, best: &MainStatus, height: u64) -> bool {
+        holder.tip == best.tip && holder.height >= height
+    }
+
+    fn tip_height(&self, t: &(u64, u128, Hash256)) -> u64 {
+        t.0
+    }
+
+    fn header_height(&self, h: &SignedMainHeader) -> u64 {
+        h.header.height
+    }
+
+    fn anchor_height(&self, a: &MainHeader) -> u64 {
+        a.height
+    }
+
+    fn advance(&self, anchor: &MainHeader, verified: &[SignedMainHeader]) -> MainHeader {
+        verified
+            .last()
+            .map_or_else(|| anchor.clone(), |h| h.header.clone())
+    }
+
+    fn ends_window(&self, _anchor: &MainHeader) -> bool {
+        false
+    }
+
+    fn same(&self, mine: &MainHeader, header: &SignedMainHeader) -> bool {
+        *mine == header.header
+    }
+
+    fn builds_on(&self, header: &SignedMainHeader, parent: &MainHeader) -> bool {
+        parent.hash().is_ok_and(|h| header.header.parent == h)
+    }
+
+    fn block_height(&self, b: &MainBlock) -> u64 {
+        b.header.height
+    }
+
+    fn carries(&self, block: &MainBlock, header: &SignedMainHeader) -> bool {
+        block.header == header.header && block.signature == header.signature
+    }
 }
 
-async fn sync_round(ctx: &Ctx) {
-    let ours = ctx.chain.params().chain_id;
-    let mut best: Option<(PeerId, MainStatus)> = None;
-    let mut on_chain = 0;
-    for peer in ctx.net.connected_peers().into_iter().take(8) {
-        match ask(ctx, peer, &MainSyncRequest::Status).await {
-            Some(MainSyncResponse::Status(s)) if s.chain_id == ours => {
-                on_chain += 1;
-                let more = |b: &MainStatus| {
-                    fork_choice((s.cumulative_work, &s.tip), (b.cumulative_work, &b.tip))
-                        == std::cmp::Ordering::Greater
-                };
-                if best.as_ref().is_none_or(|(_, b)| more(b)) {
-                    best = Some((peer, s));
-                }
+/// What the sync engine does through the main chain's service and wire messages.
+struct MainSyncIo(Ctx);
+
+#[async_trait::async_trait]
+impl SyncIo for MainSyncIo {
+    type Spec = MainSyncSpec;
+
+    fn name(&self) -> &'static str {
+        "main chain"
+    }
+
+    fn spec(&self) -> MainSyncSpec {
+        MainSyncSpec
+    }
+
+    fn tip(&self) -> (u64, u128, Hash256) {
+        let head = self.0.chain.head();
+        (head.header.height, head.header.cumulative_work, head.hash)
+    }
+
+    fn peers(&self) -> Vec<PeerId> {
+        self.0.net.connected_peers()
+    }
+
+    async fn status(&self, peer: PeerId) -> Answer<MainStatus> {
+        match ask(&self.0, peer, &MainSyncRequest::Status).await {
+            Some(MainSyncResponse::Status(s)) if s.chain_id == self.0.chain.params().chain_id => {
+                Answer::Ok(s)
             }
-            Some(MainSyncResponse::Status(_)) | None => {}
-            Some(_) => ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await,
+            Some(MainSyncResponse::Status(_)) => Answer::OtherChain,
+            Some(_) => Answer::Invalid,
+            None => Answer::Failed,
         }
     }
-    let local = ctx.chain.head().header.height;
-    {
-        let mut r = ctx.state.0.write();
-        r.local_height = local;
-        r.peers_on_chain = on_chain;
-        r.best_peer_height = best.as_ref().map(|(_, s)| s.height);
-        r.syncing = best.as_ref().is_some_and(|(_, s)| s.height > local + 1);
-    }
-    let Some((peer, status)) = best else { return };
-    let behind = |ctx: &Ctx| {
-        let head = ctx.chain.head();
-        fork_choice(
-            (status.cumulative_work, &status.tip),
-            (head.header.cumulative_work, &head.hash),
-        ) == std::cmp::Ordering::Greater
-    };
-    // Headers first, a window at a time: a peer advertising a chain it cannot back is caught
-    // on its headers, before any body is fetched.
-    while behind(ctx) {
-        let before = ctx.chain.head().hash;
-        let Some(base) = last_common_block(ctx, peer, status.height).await else {
-            break;
-        };
-        let end = status.height.min(base.height.saturating_add(HEADER_WINDOW));
-        let Some(headers) = fetch_headers(ctx, peer, base, end).await else {
-            break;
-        };
-        if !fetch_and_import(ctx, peer, &headers).await {
-            break;
-        }
-        if ctx.chain.head().hash == before {
-            // Everything it served is here and the best chain did not move: its status
-            // claimed more work than its blocks carry. Nothing more to get from it now.
-            tracing::debug!(%peer, "main sync: peer's blocks did not move the best chain");
-            break;
-        }
-        tracing::info!(
-            height = ctx.chain.head().header.height,
-            target = status.height,
-            "syncing the main chain"
-        );
-    }
-    let local = ctx.chain.head().header.height;
-    let mut r = ctx.state.0.write();
-    r.local_height = local;
-    r.syncing = status.height > local + 1;
-}
 
-/// The last block this node's best chain shares with `peer`'s (up to `FORK_SEARCH_DEPTH` below
-/// the tip): the tip itself when the peer simply has more blocks on top. `None` when the
-/// fork is deeper (nothing this node could adopt) or the peer did not answer.
-async fn last_common_block(ctx: &Ctx, peer: PeerId, peer_height: u64) -> Option<MainHeader> {
-    let head = ctx.chain.head();
-    let top = head.header.height.min(peer_height);
-    let lo = head.header.height.saturating_sub(FORK_SEARCH_DEPTH).max(1);
-    if top < lo {
-        return ctx.chain.block(top).ok().flatten().map(|b| b.header);
-    }
-    let max = u32::try_from(top - lo + 1).unwrap_or(MAX_HEADERS_PER_ANSWER);
-    let theirs = match ask(ctx, peer, &MainSyncRequest::Headers { from: lo, max }).await {
-        Some(MainSyncResponse::Headers(h)) if h.len() <= max as usize => h,
-        Some(_) => {
-            ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
-            return None;
+    async fn headers(&self, peer: PeerId, from: u64, max: u32) -> Answer<Vec<SignedMainHeader>> {
+        match ask(&self.0, peer, &MainSyncRequest::Headers { from, max }).await {
+            Some(MainSyncResponse::Headers(h)) => Answer::Ok(h),
+            Some(_) => Answer::Invalid,
+            None => Answer::Failed,
         }
-        None => return None,
-    };
-    let ours = |h: u64| ctx.chain.block(h).ok().flatten();
-    let mut common = ours(lo - 1)?;
-    match theirs.first() {
-        Some(first) if first.header.parent == common.hash().ok()? => {}
-        Some(_) => {
-            tracing::warn!(%peer, below = lo, "main chain forked deeper than this node can follow");
-            return None;
-        }
-        None => return Some(common.header),
     }
-    for s in &theirs {
-        let Some(mine) = ours(s.header.height) else {
-            break;
-        };
-        if mine.header != s.header {
-            break;
-        }
-        common = mine;
-    }
-    Some(common.header)
-}
 
-/// Signed headers after `parent` up to `end` from `peer`, checked as a chain batch by batch.
-/// `None` when nothing usable came back (the peer is penalised when it is its fault).
-async fn fetch_headers(
-    ctx: &Ctx,
-    peer: PeerId,
-    mut parent: MainHeader,
-    end: u64,
-) -> Option<Vec<SignedMainHeader>> {
-    let mut headers = Vec::new();
-    while parent.height < end {
-        let max = u32::try_from(end - parent.height)
-            .unwrap_or(u32::MAX)
-            .min(MAX_HEADERS_PER_ANSWER);
-        let from = parent.height + 1;
-        let batch = match ask(ctx, peer, &MainSyncRequest::Headers { from, max }).await {
-            Some(MainSyncResponse::Headers(h)) if h.len() <= max as usize => h,
-            Some(_) => {
-                ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
-                return None;
+    async fn blocks(&self, peer: PeerId, from: u64, max: u32) -> Answer<Vec<MainBlock>> {
+        match ask(&self.0, peer, &MainSyncRequest::Blocks { from, max }).await {
+            Some(MainSyncResponse::Blocks(b)) => Answer::Ok(b),
+            Some(_) => Answer::Invalid,
+            None => Answer::Failed,
+        }
+    }
+
+    async fn local(&self, from: u64, to: u64) -> Vec<MainHeader> {
+        let mut out = Vec::new();
+        for h in from..=to {
+            match self.0.chain.block(h) {
+                Ok(Some(b)) => out.push(b.header),
+                _ => break,
             }
-            None => break,
-        };
-        if batch.is_empty() {
-            break;
         }
-        let params = ctx.chain.params().clone();
-        let base = parent.clone();
+        out
+    }
+
+    async fn check(&self, anchor: MainHeader, batch: Vec<SignedMainHeader>) -> Checked {
+        let params = self.0.chain.params().clone();
         let checked = tokio::task::spawn_blocking(move || {
-            verify_main_header_chain(&params, &base, &batch, now()).map(|()| batch)
+            verify_main_header_chain(&params, &anchor, &batch, now()).map(|()| batch.len())
         })
         .await;
-        let batch = match checked {
-            Ok(Ok(batch)) => batch,
-            Ok(Err((i, e))) => {
-                if !matches!(e, MainBlockError::TimeInFuture { .. }) {
-                    tracing::warn!(%peer, height = from + i as u64, error = %e, "peer sent an invalid main header");
-                    ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
-                }
-                return None;
-            }
+        match checked {
+            Ok(Ok(n)) => Checked::Valid(n),
+            Ok(Err((index, e))) => Checked::Invalid {
+                index,
+                blame: !matches!(e, MainBlockError::TimeInFuture { .. }),
+                reason: e.to_string(),
+            },
             Err(e) => {
                 tracing::error!(error = %e, "main header check task failed");
-                return None;
-            }
-        };
-        if let Some(last) = batch.last() {
-            parent = last.header.clone();
-        }
-        let mut r = ctx.state.0.write();
-        r.headers_synced += batch.len() as u64;
-        r.verified_header_height = parent.height;
-        drop(r);
-        headers.extend(batch);
-    }
-    (!headers.is_empty()).then_some(headers)
-}
-
-/// Fetches the blocks of `headers` from `peer`, each required to carry exactly its checked
-/// header, and imports them in order. True when all were imported.
-async fn fetch_and_import(ctx: &Ctx, peer: PeerId, headers: &[SignedMainHeader]) -> bool {
-    let mut next = 0;
-    while next < headers.len() {
-        let rest = &headers[next..];
-        let from = rest[0].header.height;
-        let max = u32::try_from(rest.len())
-            .unwrap_or(MAX_BLOCKS_PER_ANSWER)
-            .min(MAX_BLOCKS_PER_ANSWER);
-        let Some(MainSyncResponse::Blocks(blocks)) =
-            ask(ctx, peer, &MainSyncRequest::Blocks { from, max }).await
-        else {
-            return false;
-        };
-        if blocks.is_empty() || blocks.len() > max as usize {
-            return false;
-        }
-        for (block, expected) in blocks.into_iter().zip(rest) {
-            if block.header != expected.header || block.signature != expected.signature {
-                tracing::warn!(%peer, height = expected.header.height, "peer served a main block that does not match its header");
-                ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
-                return false;
-            }
-            let height = block.header.height;
-            next += 1;
-            if block
-                .hash()
-                .is_ok_and(|h| ctx.chain.knows(&h).unwrap_or(false))
-            {
-                continue; // arrived by gossip meanwhile
-            }
-            if let Err(e) = import(&ctx.chain, block).await {
-                if blame(&ctx.chain, height, &e) == Verdict::Reject {
-                    tracing::warn!(%peer, height, error = %e, "peer served an invalid main block");
-                    ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
-                } else {
-                    tracing::debug!(height, error = %e, "main sync paused");
+                Checked::Invalid {
+                    index: 0,
+                    blame: false,
+                    reason: e.to_string(),
                 }
-                return false;
             }
-            let mut r = ctx.state.0.write();
-            r.blocks_synced += 1;
-            r.local_height = height;
         }
     }
-    true
+
+    async fn import(&self, block: MainBlock) -> Imported {
+        let height = block.header.height;
+        if block
+            .hash()
+            .is_ok_and(|h| self.0.chain.knows(&h).unwrap_or(false))
+        {
+            return Imported::Known; // arrived by gossip meanwhile
+        }
+        match import(&self.0.chain, block).await {
+            Ok(ImportOutcome::Known) => Imported::Known,
+            Ok(_) => Imported::Imported,
+            Err(e) if blame(&self.0.chain, height, &e) == Verdict::Reject => {
+                Imported::Invalid(e.to_string())
+            }
+            Err(e) => {
+                tracing::debug!(height, error = %e, "main sync paused");
+                Imported::Paused(e.to_string())
+            }
+        }
+    }
+
+    async fn penalize(&self, peer: PeerId) {
+        self.0
+            .net
+            .penalize(peer, Misbehaviour::InvalidResponse)
+            .await;
+    }
 }

@@ -10,11 +10,12 @@
 //! - *blocks*: compact block → rebuilt from the mempool (+ missing ones fetched) → imported;
 //! - *server*: answers `Status`, `Headers`, `Blocks` and `Txs` requests;
 //! - *announcer*: publishes what this node produced or was sent by its own clients;
-//! - *sync*: catches up with the best peer, headers first (see [`crate::sync`]).
+//! - *sync*: catches up with the best peer, headers first (`doin-sync`, with this chain's
+//!   side in [`crate::sync`]).
 
 use crate::chain::{now_ms, Announcement, ChainError, SubmitError, TxChain};
 use crate::mempool::MempoolError;
-use crate::sync::{fetch_range, sync_loop};
+use crate::sync::{fetch_range, TxSyncIo};
 pub use crate::sync::{SyncReport, SyncState};
 use crate::wire::{
     ChainStatus, SyncRequest, SyncResponse, ANSWER_BYTES_TARGET, MAX_BLOCKS_PER_ANSWER,
@@ -25,6 +26,7 @@ use doin_net::{
     GossipMessage, InboundRequest, Misbehaviour, NetError, NetHandle, Network, PeerId, Service,
     Topic, Verdict,
 };
+use doin_sync::{consecutive, serve, sync_loop};
 use doin_telemetry::prometheus::{IntCounter, IntCounterVec, Opts};
 use doin_telemetry::{Metrics, MetricsError};
 use doin_tx_core::{Block, CompactBlock};
@@ -113,7 +115,6 @@ impl TxP2p {
         let ctx = Ctx {
             chain: self.chain,
             net: self.net,
-            state: self.state,
             metrics: self.metrics,
             wake_sync: wake_sync.clone(),
             max_response_bytes: self.max_response_bytes,
@@ -121,13 +122,26 @@ impl TxP2p {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(transactions(ctx.clone(), self.txs, shutdown.clone()));
         tasks.spawn(blocks(ctx.clone(), self.blocks, shutdown.clone()));
-        tasks.spawn(server(ctx.clone(), self.requests, shutdown.clone()));
+        let chain = ctx.chain.clone();
+        tasks.spawn(serve(
+            ctx.net.clone(),
+            self.requests,
+            shutdown.clone(),
+            |bytes| SyncRequest::decode(bytes).map_err(|e| e.to_string()),
+            Arc::new(move |req| answer(&chain, req)),
+        ));
         tasks.spawn(announcer(
             ctx.clone(),
             ctx.chain.announcements(),
             shutdown.clone(),
         ));
-        tasks.spawn(sync_loop(ctx, self.sync_interval, shutdown));
+        tasks.spawn(sync_loop(
+            Arc::new(TxSyncIo(ctx)),
+            self.state,
+            self.sync_interval,
+            wake_sync,
+            shutdown,
+        ));
         join_service(tasks, "transfer-chain network").await
     }
 }
@@ -137,7 +151,6 @@ impl TxP2p {
 pub(crate) struct Ctx {
     pub(crate) chain: Arc<TxChain>,
     pub(crate) net: NetHandle,
-    pub(crate) state: SyncState,
     pub(crate) metrics: P2pMetrics,
     pub(crate) wake_sync: Arc<Notify>,
     pub(crate) max_response_bytes: usize,
@@ -320,29 +333,6 @@ pub(crate) async fn ask(
     }
 }
 
-async fn server(
-    ctx: Ctx,
-    mut rx: mpsc::Receiver<InboundRequest>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
-    while let Some(req) = next_or_shutdown(&mut rx, &mut shutdown).await {
-        let parsed = match SyncRequest::decode(&req.data) {
-            Ok(r) => r,
-            Err(e) => {
-                ctx.net.penalize(req.peer, Misbehaviour::BadRequest).await;
-                let _ = req.reply.send(Err(format!("malformed request: {e}")));
-                continue;
-            }
-        };
-        let chain = ctx.chain.clone();
-        let answer = tokio::task::spawn_blocking(move || answer(&chain, parsed))
-            .await
-            .map_err(|e| format!("sync server task failed: {e}"))?;
-        let _ = req.reply.send(answer);
-    }
-    Ok(())
-}
-
 fn answer(chain: &TxChain, req: SyncRequest) -> Result<Vec<u8>, String> {
     let store = chain.store();
     let internal = |e: &dyn std::fmt::Display| format!("node error: {e}");
@@ -356,39 +346,28 @@ fn answer(chain: &TxChain, req: SyncRequest) -> Result<Vec<u8>, String> {
                 final_height: tip.final_height,
             })
         }
-        SyncRequest::Blocks { from, max } => {
-            let tip = chain.tip().header.height;
-            let max = max.clamp(1, MAX_BLOCKS_PER_ANSWER);
-            let mut blocks = Vec::new();
-            let mut bytes = 0usize;
-            let mut h = from.max(1);
-            while h <= tip && blocks.len() < max as usize {
-                let Some(block) = store.block(h).map_err(|e| internal(&e))? else {
-                    break;
-                };
-                bytes += block.header.weight_used as usize + 512;
-                blocks.push(block);
-                if bytes >= ANSWER_BYTES_TARGET {
-                    break;
-                }
-                h += 1;
-            }
-            SyncResponse::Blocks(blocks)
-        }
-        SyncRequest::Headers { from, max } => {
-            let tip = chain.tip().header.height;
-            let max = u64::from(max.clamp(1, MAX_HEADERS_PER_ANSWER));
-            let mut headers = Vec::new();
-            let mut h = from.max(1);
-            while h <= tip && (headers.len() as u64) < max {
-                let Some(header) = store.header(h).map_err(|e| internal(&e))? else {
-                    break;
-                };
-                headers.push(header);
-                h += 1;
-            }
-            SyncResponse::Headers(headers)
-        }
+        SyncRequest::Blocks { from, max } => SyncResponse::Blocks(
+            consecutive(
+                from,
+                chain.tip().header.height,
+                max.clamp(1, MAX_BLOCKS_PER_ANSWER) as usize,
+                ANSWER_BYTES_TARGET,
+                |b: &Block| b.header.weight_used as usize + 512,
+                |h| store.block(h),
+            )
+            .map_err(|e| internal(&e))?,
+        ),
+        SyncRequest::Headers { from, max } => SyncResponse::Headers(
+            consecutive(
+                from,
+                chain.tip().header.height,
+                max.clamp(1, MAX_HEADERS_PER_ANSWER) as usize,
+                usize::MAX,
+                |_| 0,
+                |h| store.header(h),
+            )
+            .map_err(|e| internal(&e))?,
+        ),
         SyncRequest::Txs { block, indexes } => {
             let height = store
                 .height_of(&block)

@@ -1,0 +1,16 @@
+//! Headers-first sync, once for both chains: a sans-IO state machine ([`machine`]) that
+//! chooses the peer to follow, finds where the chains part, fetches and checks headers in
+//! windows, fetches bodies in ranges from the peers that have them and blames whoever sent
+//! something wrong; and a thin async driver ([`driver`]) that carries out its effects through
+//! a chain's [`driver::SyncIo`] adapter.
+//!
+//! A chain supplies what differs: its types and order of peers ([`machine::SyncSpec`]: height
+//! for the transfer chain, most work for the main chain), how it checks a batch of headers
+//! and imports a block, and its wire messages. It never decides validity here: the chain's
+//! core does.
+
+pub mod driver;
+pub mod machine;
+
+pub use driver::{consecutive, run_round, serve, sync_loop, SyncIo, SyncState};
+pub use machine::{Answer, Checked, Effect, Event, Fetch, Imported, Round, SyncReport, SyncSpec};
