@@ -7,20 +7,20 @@
 //!   chain — the transfer headers from it up to the checkpointed block and the main header that
 //!   names that block.
 
-use crate::proofcheck::{
-    CheckpointProof, MainAnchorProof, CHECKPOINT_PROOF_FORMAT, MAIN_ANCHOR_PROOF_FORMAT,
-    MAX_CHECKPOINT_LEG,
-};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use doin_api::node::*;
+use doin_client::proofcheck::{
+    CheckpointProof, MainAnchorProof, CHECKPOINT_PROOF_FORMAT, MAIN_ANCHOR_PROOF_FORMAT,
+    MAX_CHECKPOINT_LEG,
+};
 use doin_http::{path_problem, Problem, ProblemDoc};
 use doin_main_node::MainChain;
 use doin_tx_node::TxChain;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,42 +30,10 @@ use utoipa::{OpenApi, ToSchema};
 )]
 pub struct AnchorApiDoc;
 
-/// A main block's anchoring proof. Only `proof` is evidence; the rest restates it.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct MainAnchorProofView {
-    /// `doin-main-anchor/2`.
-    pub format: String,
-    pub main_height: u64,
-    pub main_hash: String,
-    /// `final` (anchored by a final transfer block and at least 2 deep) or `included`.
-    pub status: String,
-    /// The transfer block that anchors it.
-    pub tx_height: u64,
-    pub tx_block_hash: String,
-    /// Hex of the encoded proof: the main headers from `main_height` up to the one the
-    /// transfer header anchors, the transfer header and its finality proof (commit
-    /// certificate and one epoch hop per earlier epoch).
-    pub proof: String,
-}
-
 #[derive(Clone)]
 pub(crate) struct Chains {
     tx: Arc<TxChain>,
     main: Arc<MainChain>,
-}
-
-/// A transfer block's checkpoint leg. Only `proof` is evidence.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct CheckpointProofView {
-    /// `doin-tx-checkpoint/1`.
-    pub format: String,
-    pub tx_height: u64,
-    /// The first main block whose `tx_checkpoint` covers the transfer block.
-    pub main_height: u64,
-    pub main_hash: String,
-    /// Hex of the encoded leg: the transfer headers from `tx_height` up to the checkpointed
-    /// one and the main header that names it.
-    pub proof: String,
 }
 
 /// Routes under `/v1/anchors/main` and `/v1/anchors/checkpoint`.

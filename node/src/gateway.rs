@@ -121,7 +121,11 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
         .route("/metrics", get(metrics))
         .route("/v1/node/status", get(node_status))
         .with_state(state.clone())
-        .merge(crate::node_api::router(state.clone()));
+        .merge(crate::node_api::router(crate::node_api::NetState {
+            net: state.net.clone(),
+            tx_sync: state.tx_sync.clone(),
+            main_sync: state.main_sync.clone(),
+        }));
     match &state.tx {
         Some(chain) => {
             app = app

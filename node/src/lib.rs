@@ -1,20 +1,15 @@
-//! The `doin` node: configuration, wiring of the chain services, the REST gateway, the devnet
-//! and the wallet and hub clients. Everything consensus-related lives in the chain crates; this crate
-//! only assembles them.
+//! The `doin` node: the composition root — configuration, wiring of the chain services and
+//! their ports onto each other, the REST gateway, the node's tasks and the devnet. Everything
+//! consensus-related lives in the chain crates and every client command in `doin-client`;
+//! this crate only assembles them.
 
 pub mod anchor_api;
 pub mod anchoring;
-pub mod client;
 pub mod config;
 pub mod devnet;
 pub mod gateway;
-pub mod hub_cli;
 pub mod hub_demo;
-pub mod hub_operator_cli;
-pub mod hub_peer;
 pub mod hub_port;
 pub mod node_api;
-pub mod proofcheck;
 pub mod run;
 pub mod tasks;
-pub mod wallet;

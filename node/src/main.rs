@@ -3,14 +3,14 @@
 
 use anyhow::{anyhow, Context};
 use clap::{Parser, Subcommand};
+use doin_client::hub_cli::{self, HubArgs};
+use doin_client::wallet::{self, WalletArgs};
 use doin_node::config::NodeConfig;
 use doin_node::devnet::{self, DevnetOptions};
-use doin_node::hub_cli::{self, HubArgs};
 use doin_node::run::{
     read_genesis, read_main_genesis, shutdown_signal, unlock_key, Node, NodeKeys,
 };
 use doin_node::tasks::Exit;
-use doin_node::wallet::{self, WalletArgs};
 use doin_telemetry::LogFormat;
 use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec, GenesisStake, StakeRole};
 use doin_types::{Address, Amount, Network, Timestamp};

@@ -76,33 +76,7 @@ pub struct Node {
     tasks: TaskManager,
 }
 
-/// Reads a main-chain genesis specification from a JSON file.
-pub fn read_main_genesis(path: &Path) -> anyhow::Result<MainGenesisSpec> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read main genesis file {}", path.display()))?;
-    let spec: MainGenesisSpec = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "main genesis file {} is not a valid specification",
-            path.display()
-        )
-    })?;
-    spec.validate()?;
-    Ok(spec)
-}
-
-/// Reads a genesis specification from a JSON file.
-pub fn read_genesis(path: &Path) -> anyhow::Result<GenesisSpec> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read genesis file {}", path.display()))?;
-    let spec: GenesisSpec = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "genesis file {} is not a valid specification",
-            path.display()
-        )
-    })?;
-    spec.validate()?;
-    Ok(spec)
-}
+pub use doin_client::genesis::{read_genesis, read_main_genesis};
 
 /// Unlocks a key file; the password comes from `password_file` or the `env_var` variable.
 pub fn unlock_key(

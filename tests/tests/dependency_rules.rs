@@ -10,6 +10,7 @@ use std::process::Command;
 
 const SHARED: &[&str] = &[
     "doin-types",
+    "doin-api",
     "doin-codec",
     "doin-crypto",
     "doin-store",
@@ -22,13 +23,14 @@ const SHARED: &[&str] = &[
 fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     let mut m = BTreeMap::new();
     m.insert("doin-types", vec![]);
+    m.insert("doin-api", vec!["doin-types"]);
     m.insert("doin-codec", vec!["doin-types"]);
     m.insert("doin-crypto", vec!["doin-types", "doin-codec"]);
     m.insert("doin-store", vec!["doin-types", "doin-codec"]);
     m.insert("doin-telemetry", vec![]);
     m.insert("doin-http", vec![]);
     m.insert("doin-net", vec!["doin-types", "doin-codec", "doin-crypto"]);
-    m.insert("doin-sync", vec!["doin-net"]);
+    m.insert("doin-sync", vec!["doin-net", "doin-api"]);
     m.insert(
         "doin-tx-core",
         vec!["doin-types", "doin-codec", "doin-crypto"],
@@ -57,6 +59,20 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     let mut main_node = SHARED.to_vec();
     main_node.push("doin-main-core");
     m.insert("doin-main-node", main_node);
+    // The clients reach a node only through its REST API: no service, store or network.
+    m.insert(
+        "doin-client",
+        vec![
+            "doin-types",
+            "doin-codec",
+            "doin-crypto",
+            "doin-api",
+            "doin-tx-core",
+            "doin-main-core",
+            "doin-channels",
+            "doin-hub-core",
+        ],
+    );
     m.insert("doin-node", vec!["*"]);
     m.insert("doin-tests", vec!["*"]);
     m

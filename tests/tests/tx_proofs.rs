@@ -6,8 +6,8 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use doin_client::proofcheck::verify_proof_json;
 use doin_crypto::KeyPair;
-use doin_node::proofcheck::verify_proof_json;
 use doin_tx_core::bft::CommitCertificate;
 use doin_tx_core::{
     Allocation, ConsensusParams, GenesisSpec, GenesisStake, StakeRole, Tx, TxBody, TxPayload,

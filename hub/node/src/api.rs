@@ -9,15 +9,12 @@
 //! the context it names, so nobody but the channel's peer can make the hub sign or block
 //! anything.
 
-use crate::channel_api::{
-    ChannelView, ClosedView, FeeView, HubInfo, OpenOutgoingRequest, OpenedView, RegisterRequest,
-};
 use crate::hub::Hub;
-use crate::ledger_api::PaymentView;
 use crate::rest::require_operator;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use doin_api::hub::*;
 use doin_http::ProblemDoc;
 use std::sync::Arc;
 use utoipa::OpenApi;
@@ -32,8 +29,8 @@ pub use doin_hub_core::auth::*;
         crate::stream_api::close_stream, crate::stream_api::list_funds, crate::stream_api::get_fund, crate::ledger_api::payee_payments,
         crate::ledger_api::payee_payment_events, crate::ledger_api::accounting_csv),
     components(schemas(HubInfo, FeeView, ChannelView, RegisterRequest, OpenOutgoingRequest,
-        OpenedView, ClosedView, crate::message_api::MessageRequest, crate::message_api::ShareRequest, crate::message_api::MessageResponse, crate::message_api::OutboxView, crate::stream_api::DecodeRequest,
-        crate::stream_api::InvoiceView, crate::stream_api::HubInvoiceRequest, crate::stream_api::HubInvoiceView, crate::stream_api::StreamRequest, crate::stream_api::StreamView, crate::stream_api::FundView, crate::stream_api::FundPaidView, PaymentView, ProblemDoc)),
+        OpenedView, ClosedView, MessageRequest, ShareRequest, MessageResponse, OutboxView, DecodeRequest,
+        InvoiceView, HubInvoiceRequest, HubInvoiceView, StreamRequest, StreamView, FundView, FundPaidView, PaymentView, ProblemDoc)),
     tags((name = "hub", description = "The channel hub: channels, streams, hash-locked payments, payee payment feeds, accounting"))
 )]
 pub struct HubApiDoc;

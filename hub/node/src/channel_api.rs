@@ -9,39 +9,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use doin_api::hub::*;
 use doin_channels::ChannelMachine;
 use doin_http::{path_problem, ApiJson, Problem, ProblemDoc};
 use doin_tx_core::channel::ChannelId;
 use doin_types::Amount;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-#[derive(Serialize, ToSchema)]
-pub struct FeeView {
-    /// Charged per forwarded payment (a stream tick or a routed HTLC), milli-units.
-    pub base_msat: u64,
-    /// Millionths of the forwarded amount.
-    pub ppm: u32,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct HubInfo {
-    pub address: String,
-    pub network: String,
-    pub fee: FeeView,
-    /// Dispute window of the channels the hub opens; the shortest it accepts on a payer's.
-    pub dispute_blocks: u64,
-    pub min_dispute_blocks: u64,
-    /// Blocks between a routed HTLC's expiry towards the payee and the payer's.
-    pub cltv_delta: u64,
-    /// Most the hub owes one payee before it refuses more stream ticks towards it.
-    pub max_owed_msat: String,
-    pub channels: usize,
-    /// What the hub can still pay out over its open payee channels, milli-units.
-    pub outgoing_liquidity_msat: String,
-    /// What payers hold in their open channels to the hub, milli-units.
-    pub incoming_capacity_msat: String,
-}
 
 #[utoipa::path(get, path = "/v1/hub/info", tag = "hub",
     responses((status = 200, description = "The hub's identity, fee policy, limits and liquidity", body = HubInfo)))]
@@ -83,45 +55,13 @@ pub(crate) async fn info(State(hub): St) -> Result<Json<HubInfo>, Problem> {
     }))
 }
 
-/// One channel as the hub holds it. Milli-unit amounts are decimal strings.
-#[derive(Serialize, ToSchema)]
-pub struct ChannelView {
-    pub id: String,
-    /// `incoming` (a payer's channel to the hub) or `outgoing` (the hub's to a payee).
-    pub role: &'static str,
-    pub peer: String,
-    /// `opening` (not on chain yet), `open`, `closing` or `closed`.
-    pub status: &'static str,
-    /// Seq of the newest state both signed.
-    pub seq: u64,
-    pub hub_balance_msat: String,
-    pub peer_balance_msat: String,
-    pub pending_htlcs: usize,
-    /// Outgoing: forwarded to the payee and not yet paid out.
-    pub owed_msat: String,
-    /// An update is in flight (the peer may need to fetch the outbox).
-    pub update_in_flight: bool,
-    pub closed_at: Option<u64>,
-}
-
 fn channel_view(hub: &Hub, id: &ChannelId, c: &HubChannel) -> ChannelView {
     let m = ChannelMachine::restore(c.machine.clone());
     ChannelView {
         id: id.to_hex(),
-        role: match c.role {
-            ChannelRole::Incoming => "incoming",
-            ChannelRole::Outgoing => "outgoing",
-        },
+        role: c.role.as_str().into(),
         peer: addr(hub, &c.peer),
-        status: if c.closed_at.is_some() {
-            "closed"
-        } else if c.closing {
-            "closing"
-        } else if !c.confirmed {
-            "opening"
-        } else {
-            "open"
-        },
+        status: c.status().into(),
         seq: m.latest().state.seq,
         hub_balance_msat: m.my_balance_msat().to_string(),
         peer_balance_msat: m.their_balance_msat().to_string(),
@@ -162,13 +102,6 @@ pub(crate) async fn get_channel(
     Ok(Json(channel_view(&hub, &id, &c)))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterRequest {
-    /// A channel the payer opened on the transfer chain with this hub as counterparty.
-    pub channel_id: String,
-}
-
 #[utoipa::path(post, path = "/v1/hub/channels", tag = "hub", request_body = RegisterRequest,
     responses(
         (status = 201, description = "The hub took the channel over (again: the same answer)", body = ChannelView),
@@ -182,20 +115,6 @@ pub(crate) async fn register_channel(
     let h = hub.clone();
     let c = blocking(move || h.register_incoming(id)).await?;
     Ok((StatusCode::CREATED, Json(channel_view(&hub, &id, &c))).into_response())
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OpenOutgoingRequest {
-    /// The payee's address.
-    pub payee: String,
-    /// Base units the hub locks (decimal string).
-    pub deposit: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct OpenedView {
-    pub channel_id: String,
 }
 
 #[utoipa::path(post, path = "/v1/hub/channels/outgoing", tag = "hub", request_body = OpenOutgoingRequest,
@@ -231,15 +150,6 @@ fn opened_view(id: &ChannelId) -> OpenedView {
     OpenedView {
         channel_id: id.to_hex(),
     }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ClosedView {
-    /// `cooperative` (paid out at once), `force` (posted; settled after the window) or
-    /// `after-payout` (a payee channel with a payout due or under way: nothing new goes
-    /// towards the payee, and the hub closes once the payee has taken it, or after
-    /// `cltv_delta` blocks regardless).
-    pub how: String,
 }
 
 fn closed_view(how: &str) -> ClosedView {

@@ -14,31 +14,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use doin_api::hub::*;
 use doin_http::{path_problem, ApiQuery, Problem, ProblemDoc};
 use doin_types::PublicKeyBytes;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::StreamExt as _;
-use utoipa::{IntoParams, ToSchema};
 
 use crate::rest::{addr, parse_addr, OperatorToken, St};
 use axum::Extension;
 use doin_crypto::verify;
 use doin_hub_core::auth::{feed_auth_hash, FEED_AUTH_WINDOW_MS};
 use doin_types::SignatureBytes;
-
-/// The payee's proof that it asks for its own feed (absent when the operator asks).
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct FeedAuth {
-    /// The time the payee signed, in unix milliseconds (within 5 minutes of the hub's clock).
-    pub at: Option<u64>,
-    /// The payee's BIP340 signature (hex) over `H_tag("doin/hub-feed", chain_id ‖ payee key ‖
-    /// at as u64 big-endian)`.
-    pub sig: Option<String>,
-}
 
 fn payee_only(detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::UNAUTHORIZED, "payee-only", "Payee only", detail)
@@ -76,30 +63,11 @@ fn authorize_feed(
     verify(payee, &hash, &sig).map_err(|_| payee_only("the signature is not the payee's"))
 }
 
-/// One ledger entry. Milli-unit amounts are decimal strings.
-#[derive(Serialize, ToSchema, Clone)]
-pub struct PaymentView {
-    pub seq: u64,
-    pub at_ms: u64,
-    /// `stream_in`, `stream_out`, `routed_out`, `received`, `fund_in`, `fund_release` or
-    /// `fund_return`.
-    pub kind: &'static str,
-    pub channel: String,
-    pub counterparty: String,
-    pub amount_msat: String,
-    pub fee_msat: String,
-    pub stream: Option<String>,
-    pub payment_hash: Option<String>,
-    pub state_seq: u64,
-    /// A verification fund's entry: its optimae (hex).
-    pub optimae: Option<String>,
-}
-
 pub(crate) fn payment_view(hub: &Hub, p: &Payment) -> PaymentView {
     PaymentView {
         seq: p.seq,
         at_ms: p.at_ms,
-        kind: p.kind.as_str(),
+        kind: p.kind.as_str().to_string(),
         channel: p.channel.to_hex(),
         counterparty: addr(hub, &p.counterparty),
         amount_msat: p.amount_msat.to_string(),
@@ -109,31 +77,6 @@ pub(crate) fn payment_view(hub: &Hub, p: &Payment) -> PaymentView {
         state_seq: p.state_seq,
         optimae: p.optimae.map(|o| o.to_hex()),
     }
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// Entries with a sequence number above this one.
-    pub after: Option<u64>,
-    /// At most this many (1-1000, default 100).
-    pub limit: Option<usize>,
-}
-
-/// A page of a payee's entries, with the payee's proof ([`FeedAuth`]).
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PayeePageQuery {
-    /// Entries with a sequence number above this one.
-    pub after: Option<u64>,
-    /// At most this many (1-1000, default 100).
-    pub limit: Option<usize>,
-    /// See [`FeedAuth`].
-    pub at: Option<u64>,
-    /// See [`FeedAuth`].
-    pub sig: Option<String>,
 }
 
 fn limit_of(limit: Option<usize>) -> Result<usize, Problem> {

@@ -9,77 +9,18 @@
 //! parses, authenticates and formats only.
 
 use crate::hub::{HubError, ProposalContext};
-use crate::ledger_api::{payment_view, PaymentView};
+use crate::ledger_api::payment_view;
 use crate::rest::{blocking, hex32, not_the_peer, parse_hash, problem, St};
 use crate::store::StreamShare;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::Json;
+use doin_api::hub::*;
 use doin_channels::Message;
 use doin_crypto::verify;
 use doin_http::{path_problem, ApiJson, Problem, ProblemDoc};
 use doin_hub_core::auth::{message_auth_hash, pipelined_auth_hash, SignedContext};
 use doin_types::{Msat, SignatureBytes};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MessageRequest {
-    /// The channel message (bincode, hex), see docs/channels.md.
-    pub message: String,
-    /// A stream tick: the stream it pays (hex).
-    pub stream: Option<String>,
-    /// An HTLC through the hub: the invoice it pays.
-    pub invoice: Option<String>,
-    /// Evaluator pay: a stream tick that pays the verification fee of the stream payee's vote
-    /// on this optimae (hex). The hub signs it only for a vote the main chain holds, that
-    /// agreed with the decision and was not paid before, and only for exactly the fee.
-    pub vote_optimae: Option<String>,
-    /// Pipelining: a second message (hex), handled right after `message` in the same durable
-    /// step; `message` must then be a `Confirm`, and `stream`, `invoice` and `vote_optimae`
-    /// belong to this one. A streaming payer confirms one tick and proposes the next in one
-    /// request.
-    pub next: Option<String>,
-    /// A split tick: the payer pays several of its streams with one `Pay` (one signature for
-    /// them all), each stream its share (which may pay a vote's verification fee); the shares
-    /// add up to the `Pay`. Given alone (no `stream`, `invoice` or `vote_optimae`), at most 64
-    /// shares, each stream once.
-    pub split: Option<Vec<ShareRequest>>,
-    /// A funding tick: the `Pay` goes into this optimae's verification fund (hex), which the
-    /// hub pays out to the agreeing evaluators once the decision is final and returns the
-    /// rest of. Given alone; only while the optimae is revealed and not finally decided.
-    pub fund_optimae: Option<String>,
-    /// The peer's BIP340 signature (hex) over `H_tag("doin/hub-message", chain_id ‖
-    /// channel_id ‖ message ‖ stream ‖ SHA-256(invoice) ‖ vote_optimae ‖ split digest ‖
-    /// fund_optimae)`, each of the last five 32 zero bytes when absent; with `next`, over
-    /// `H_tag("doin/hub-messages", chain_id ‖ channel_id ‖ SHA-256(message) ‖ SHA-256(next) ‖
-    /// the same five)`. The split digest is `SHA-256(stream ‖ amount_msat as u64 big-endian ‖
-    /// vote_optimae or 32 zero bytes, for each share in order)`, or 32 zero bytes without
-    /// `split`.
-    pub signature: String,
-}
-
-/// One stream's share of a split tick.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ShareRequest {
-    /// The stream (hex).
-    pub stream: String,
-    /// Its share of the tick in milli-units (decimal string).
-    pub amount_msat: String,
-    /// Evaluator pay: the share is the verification fee of the stream payee's vote on this
-    /// optimae (hex), checked like `vote_optimae` of a single tick.
-    pub vote_optimae: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MessageResponse {
-    /// The hub's answer (hex), already durable; null when none is due.
-    pub reply: Option<String>,
-    /// Ledger entries this message completed.
-    pub payments: Vec<PaymentView>,
-}
 
 #[utoipa::path(post, path = "/v1/hub/channels/{id}/messages", tag = "hub", request_body = MessageRequest,
     params(("id" = String, Path, description = "Channel id (hex)")),
@@ -231,12 +172,6 @@ pub(crate) async fn post_message(
             .map(|p| payment_view(&hub, p))
             .collect(),
     }))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct OutboxView {
-    /// The hub's proposal waiting for the peer (hex), or null.
-    pub message: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/hub/channels/{id}/outbox", tag = "hub",

@@ -9,53 +9,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use doin_api::hub::*;
 use doin_channels::parse_invoice;
 use doin_crypto::verify;
 use doin_http::{path_problem, ApiJson, Problem, ProblemDoc};
 use doin_hub_core::auth::stream_auth_hash;
 use doin_types::{Msat, SignatureBytes};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DecodeRequest {
-    pub invoice: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct InvoiceView {
-    pub amount_msat: String,
-    pub payment_hash: String,
-    pub payee: String,
-    pub description: String,
-    pub created_at: u64,
-    pub expires_at: u64,
-    pub min_final_cltv_blocks: u64,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HubInvoiceRequest {
-    /// Milli-units (decimal string).
-    pub amount_msat: String,
-    #[serde(default)]
-    pub description: String,
-    /// Seconds the invoice stays payable (default 3600, at most a week).
-    pub expiry_secs: Option<u64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct HubInvoiceView {
-    /// BOLT11, signed by the hub's key.
-    pub invoice: String,
-    pub payment_hash: String,
-    pub amount_msat: String,
-    pub description: String,
-    pub expires_at: u64,
-    /// The payer channel whose HTLC paid it; null while unpaid.
-    pub paid_by: Option<String>,
-}
 
 fn hub_invoice_view(i: &crate::store::HubInvoice) -> HubInvoiceView {
     HubInvoiceView {
@@ -150,34 +109,6 @@ pub(crate) async fn decode_invoice(
     }))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StreamRequest {
-    /// The payer's channel to the hub (hex).
-    pub payer_channel: String,
-    /// The payee's invoice: its amount is the stream's budget, its hash the stream's id.
-    pub invoice: String,
-    /// The payer's BIP340 signature (hex) over [`stream_auth_hash`]: `H_tag("doin/hub-stream",
-    /// chain_id ‖ payer_channel ‖ SHA-256(invoice))`. Only the payer binds an invoice to its
-    /// channel.
-    pub signature: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct StreamView {
-    pub id: String,
-    pub payer_channel: String,
-    pub payee_channel: String,
-    pub payee: String,
-    pub budget_msat: String,
-    pub received_msat: String,
-    pub forwarded_msat: String,
-    pub fees_msat: String,
-    pub ticks: u64,
-    pub opened_at_ms: u64,
-    pub closed: bool,
-}
-
 fn stream_view(hub: &Hub, s: &Stream) -> StreamView {
     StreamView {
         id: s.id.to_hex(),
@@ -260,30 +191,6 @@ pub(crate) async fn close_stream(
     let h = hub.clone();
     let s = blocking(move || h.close_stream(&id)).await?;
     Ok(Json(stream_view(&hub, &s)))
-}
-
-/// A verification fund. Milli-unit amounts are decimal strings.
-#[derive(Serialize, ToSchema)]
-pub struct FundView {
-    /// The optimae (hex).
-    pub optimae: String,
-    pub payer_channel: String,
-    pub funded_msat: String,
-    /// Paid to evaluators (their verification fees, the hub's fee included).
-    pub released_msat: String,
-    /// Given back to the payer on its channel when the fund settled.
-    pub returned_msat: String,
-    /// Each evaluator paid (address) and its fee in msat.
-    pub paid: Vec<FundPaidView>,
-    pub funded_at_ms: u64,
-    /// The decision was final and the fund paid out.
-    pub settled: bool,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct FundPaidView {
-    pub evaluator: String,
-    pub fee_msat: String,
 }
 
 fn fund_view(hub: &Hub, f: &crate::store::Fund) -> FundView {

@@ -17,13 +17,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use doin_api::mainchain::*;
 use doin_http::{path_problem, ApiJson, ApiQuery, Problem, ProblemDoc};
 use doin_main_core::{DomainId, MainBlock};
 use doin_store::StoreError;
 use doin_types::{Address, Amount, Hash256, PublicKeyBytes};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 /// Largest request body (hex doubles the message size).
 const MAX_BODY_BYTES: usize = 160 * 1024;
@@ -72,28 +72,6 @@ fn internal(e: StoreError) -> Problem {
 
 fn parse_hash(s: &str, what: &str) -> Result<Hash256, Problem> {
     Hash256::from_hex(s).map_err(|e| Problem::bad_request("invalid-hash", format!("{what}: {e}")))
-}
-
-/// Main-chain identity, tip and parameters.
-#[derive(Serialize, ToSchema)]
-pub struct MainInfo {
-    pub network: String,
-    /// Main chain id (hex): the first field of every signed main-chain message.
-    pub chain_id: String,
-    pub chain_name: String,
-    pub height: u64,
-    pub tip_hash: String,
-    /// Counted work the next block must reach.
-    pub threshold: String,
-    pub cumulative_work: String,
-    pub target_block_time_ms: u64,
-    pub carrier_interval_ms: u64,
-    pub reveal_window: u64,
-    pub verdict_window: u64,
-    pub pending_optimae: usize,
-    pub pool_messages: usize,
-    #[schema(value_type = String)]
-    pub minted: Amount,
 }
 
 #[utoipa::path(get, path = "/v1/main/info", tag = "main chain",
@@ -163,14 +141,6 @@ async fn list_domains(State(c): St) -> Json<Vec<DomainView>> {
     )
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct HistoryQuery {
-    /// Points of metric history to return (1–500, default 50), newest first.
-    pub history: Option<usize>,
-}
-
 #[utoipa::path(get, path = "/v1/main/domains/{id}", tag = "main chain",
     params(("id" = String, Path, description = "Domain id"), HistoryQuery),
     responses(
@@ -235,17 +205,6 @@ async fn get_optimae(
     Ok(Json(optimae_view(&c, &r)))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct CommitView {
-    pub id: String,
-    pub domain: String,
-    pub optimizer: String,
-    /// `pooled` (waiting for a block), `committed` (on chain, not revealed), `revealed`.
-    pub status: String,
-    pub height: Option<u64>,
-    pub optimae_id: Option<String>,
-}
-
 #[utoipa::path(get, path = "/v1/main/commits/{id}", tag = "main chain",
     params(("id" = String, Path, description = "Commit id (hex)")),
     responses(
@@ -278,31 +237,6 @@ async fn get_commit(
             format!("no commit {id} on chain"),
         )),
     }
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct RoleQuery {
-    /// `evaluator` or `optimizer` (default: both).
-    pub role: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ParticipantView {
-    pub address: String,
-    /// `evaluator` or `optimizer`.
-    pub role: String,
-    /// Reputation decayed to the tip height.
-    pub reputation: String,
-    /// min(1, ln(1+r)/ln 11): the factor applied to this optimizer's counted work.
-    pub reputation_factor: String,
-    #[schema(value_type = String)]
-    pub rewards: Amount,
-    /// Domains an evaluator may verify.
-    pub domains: Vec<String>,
-    #[schema(value_type = Option<String>)]
-    pub stake: Option<Amount>,
 }
 
 #[utoipa::path(get, path = "/v1/main/participants", tag = "main chain",
@@ -357,16 +291,6 @@ async fn participants(
     Ok(Json(out))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct RewardsView {
-    pub address: String,
-    /// Coinbase paid to this address on the main chain so far.
-    #[schema(value_type = String)]
-    pub total: Amount,
-    pub reputation: String,
-    pub height: u64,
-}
-
 #[utoipa::path(get, path = "/v1/main/rewards/{address}", tag = "main chain",
     params(("address" = String, Path, description = "bech32m address of this network")),
     responses(
@@ -396,24 +320,6 @@ async fn rewards(
             .to_string(),
         height: h,
     }))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct StatsView {
-    pub height: u64,
-    pub threshold: String,
-    /// The controller's EMA of block times.
-    pub ema_block_time_ms: u64,
-    pub target_block_time_ms: u64,
-    /// Over the last `window` blocks:
-    pub window: u64,
-    pub mean_block_time_ms: Option<u64>,
-    pub min_block_time_ms: Option<u64>,
-    pub max_block_time_ms: Option<u64>,
-    pub work_blocks: u64,
-    pub carrier_blocks: u64,
-    /// Thresholds of those blocks, oldest first.
-    pub thresholds: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/v1/main/stats", tag = "main chain",
@@ -462,21 +368,6 @@ async fn stats(State(c): St) -> Result<Json<StatsView>, Problem> {
             .map(|b| b.header.threshold.to_string())
             .collect(),
     }))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MessageRequest {
-    /// The signed message: its canonical encoding in hex (see docs/mainchain.md).
-    pub message: String,
-}
-
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct MessageResponse {
-    /// Commit id, optimae id (for a reveal), domain-registration id or vote id.
-    pub id: String,
-    /// `pooled` (new) or `known` (already pooled or on chain).
-    pub status: String,
 }
 
 async fn submit(

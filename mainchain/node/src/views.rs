@@ -3,11 +3,10 @@
 
 use crate::chain::MainChain;
 use crate::store::OptimaeRecord;
+pub use doin_api::mainchain::*;
 use doin_http::Problem;
 use doin_main_core::{DomainState, MainBlock, Objective, Payout};
-use doin_types::{Address, Amount, Network, PublicKeyBytes};
-use serde::Serialize;
-use utoipa::ToSchema;
+use doin_types::{Address, Network, PublicKeyBytes};
 
 /// A key as an address of `network`.
 pub fn addr(network: Network, k: &PublicKeyBytes) -> String {
@@ -17,61 +16,6 @@ pub fn addr(network: Network, k: &PublicKeyBytes) -> String {
 /// u128 work units (10^-9) as a decimal string.
 pub fn work_string(w: u128) -> String {
     format!("{}.{:09}", w / 1_000_000_000, w % 1_000_000_000)
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PayoutView {
-    /// `optimizer`, `evaluator` or `producer`.
-    pub role: String,
-    pub address: String,
-    #[schema(value_type = String)]
-    pub amount: Amount,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct VerdictView {
-    pub optimae_id: String,
-    pub round: u8,
-    pub votes: Vec<VoteView>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MainBlockView {
-    pub height: u64,
-    pub hash: String,
-    pub parent: String,
-    pub time: u64,
-    pub producer: String,
-    /// `work` (met the threshold) or `carrier` (commits/reveals only, no work, no reward).
-    pub kind: &'static str,
-    pub threshold: String,
-    pub counted_work: String,
-    pub cumulative_work: String,
-    pub state_root: String,
-    pub registrations: Vec<String>,
-    /// Commit ids.
-    pub commits: Vec<String>,
-    /// Optimae ids revealed.
-    pub reveals: Vec<String>,
-    pub verdicts: Vec<VerdictView>,
-    pub coinbase: Vec<PayoutView>,
-    /// Blocks on top of this one.
-    pub confirmations: u64,
-    /// The final transfer-chain block this block checkpoints (height 0 and an all-zero hash
-    /// before any).
-    pub tx_checkpoint: CheckpointView,
-    /// `final` once a final transfer block anchors this block and it is at least 2 deep
-    /// (one block on top); `included` before.
-    pub status: &'static str,
-    /// The first final transfer block that anchors this block.
-    pub anchored_by: Option<CheckpointView>,
-}
-
-/// A transfer-chain block named by a main block.
-#[derive(Serialize, ToSchema)]
-pub struct CheckpointView {
-    pub height: u64,
-    pub hash: String,
 }
 
 pub fn payout_view(n: Network, p: &Payout) -> PayoutView {
@@ -103,9 +47,9 @@ pub fn block_view(c: &MainChain, b: &MainBlock, tip: u64) -> Result<MainBlockVie
         time: h.time.0,
         producer: addr(n, &h.producer),
         kind: if h.counted_work.0 > 0 || h.height == 0 {
-            "work"
+            "work".into()
         } else {
-            "carrier"
+            "carrier".into()
         },
         threshold: h.threshold.to_string(),
         counted_work: h.counted_work.to_string(),
@@ -157,49 +101,15 @@ pub fn block_view(c: &MainChain, b: &MainBlock, tip: u64) -> Result<MainBlockVie
             hash: h.tx_checkpoint.hash.to_hex(),
         },
         status: if h.height == 0 || (anchored_by.is_some() && tip > h.height) {
-            "final"
+            "final".into()
         } else {
-            "included"
+            "included".into()
         },
         anchored_by: anchored_by.map(|(height, hash)| CheckpointView {
             height,
             hash: hash.to_hex(),
         }),
     })
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct HistoryView {
-    pub height: u64,
-    pub optimae_id: String,
-    pub metric: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct DomainView {
-    pub id: String,
-    pub metric: String,
-    /// `minimize` or `maximize`.
-    pub direction: String,
-    /// `sphere`, `rosenbrock`, `rastrigin`, `least_squares` or `external:<plugin>`.
-    pub objective: String,
-    pub dim: u32,
-    pub scale: String,
-    pub weight: String,
-    pub tolerance: String,
-    pub baseline: String,
-    pub best_metric: String,
-    pub best_params: Vec<String>,
-    pub best_optimae: Option<String>,
-    pub registered_at: u64,
-    pub accepted: u64,
-    pub rejected: u64,
-    pub eligible_evaluators: usize,
-    #[schema(value_type = String)]
-    pub verification_fee: Amount,
-    /// Newest first; only in single-domain answers.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub history: Option<Vec<HistoryView>>,
 }
 
 pub fn domain_view(d: &DomainState, eligible: usize) -> DomainView {
@@ -234,41 +144,6 @@ pub fn domain_view(d: &DomainState, eligible: usize) -> DomainView {
         verification_fee: s.verification_fee,
         history: None,
     }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct VoteView {
-    pub round: u8,
-    pub evaluator: String,
-    pub metric: String,
-    /// Whether the vote was within tolerance of the median (absent before a decision).
-    pub agreed: Option<bool>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct OptimaeView {
-    pub id: String,
-    pub commit_id: String,
-    pub domain: String,
-    pub optimizer: String,
-    /// `revealed`, `verifying`, `accepted`, `rejected`, `inconclusive` or `expired`.
-    pub status: String,
-    pub round: u8,
-    pub params: Vec<String>,
-    pub reported_metric: String,
-    pub verified_metric: Option<String>,
-    /// Counted work before the per-domain cap (accepted only).
-    pub work: Option<String>,
-    pub new_best: bool,
-    pub committed_at: Option<u64>,
-    pub revealed_at: u64,
-    pub decided_at: Option<u64>,
-    /// Votes recorded with the decision(s).
-    pub votes: Vec<VoteView>,
-    /// Votes waiting in this node's pool for the current round.
-    pub pooled_votes: usize,
-    /// Evaluators selected for the current round (once known).
-    pub quorum: Option<Vec<String>>,
 }
 
 pub fn optimae_view(c: &MainChain, r: &OptimaeRecord) -> OptimaeView {

@@ -20,6 +20,7 @@
 //!
 //! Then the next window, until this node is level with the peer or a window brings nothing.
 
+pub use doin_api::node::SyncReport;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
@@ -167,26 +168,6 @@ pub enum Event<S: SyncSpec> {
         outcomes: Vec<(u64, Imported)>,
         tip: S::Tip,
     },
-}
-
-/// Where this node's sync of one chain stands, for its operators (`/v1/node/sync`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct SyncReport {
-    /// True while a peer is more than one block ahead.
-    pub syncing: bool,
-    pub local_height: u64,
-    /// Highest tip a peer on this chain reported.
-    pub best_peer_height: Option<u64>,
-    /// Highest header fetched and checked ahead of its block.
-    pub verified_header_height: u64,
-    /// Peers on this chain that answered the last status round.
-    pub peers_on_chain: usize,
-    /// Signed headers fetched and checked since start.
-    pub headers_synced: u64,
-    /// Blocks fetched by range and imported since start.
-    pub blocks_synced: u64,
-    /// `local_height / best_peer_height` in percent (100 when level or ahead).
-    pub progress_percent: u8,
 }
 
 /// `local / best` in percent (100 when level or ahead).

@@ -15,15 +15,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use doin_api::tx::*;
 use doin_http::{path_problem, ApiJson, ApiQuery, Problem, ProblemDoc};
 use doin_store::StoreError;
 use doin_tx_core::fees::effective_tip_per_weight;
 use doin_tx_core::{Tx, TxError};
 use doin_types::{Address, Amount, Hash256, Height};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 /// Largest request body the transaction routes accept (hex doubles the transaction size).
 const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -133,47 +133,6 @@ pub fn submit_problem(e: &MempoolError) -> Problem {
     }
 }
 
-/// Chain identity, tip and parameters.
-#[derive(Serialize, ToSchema)]
-pub struct ChainInfo {
-    /// `mainnet`, `testnet` or `devnet`.
-    pub network: String,
-    /// Address prefix of this network.
-    pub address_prefix: String,
-    /// Chain id (hex): the first field of every signed transaction.
-    pub chain_id: String,
-    pub chain_name: String,
-    pub height: u64,
-    pub tip_hash: String,
-    pub final_height: u64,
-    pub genesis_time: u64,
-    pub block_weight_limit: u64,
-    pub max_tx_weight: u64,
-    #[schema(value_type = String)]
-    pub min_base_fee: Amount,
-    /// Base fee per weight unit of the next block.
-    #[schema(value_type = String)]
-    pub next_base_fee: Amount,
-    pub target_block_time_ms: u64,
-    pub mempool_transactions: usize,
-    pub mempool_bytes: usize,
-    /// The newest main-chain block whose rewards the tip's state includes.
-    pub main_anchor: views::MainAnchorView,
-    /// Everything main-chain blocks have credited to this chain so far (base units).
-    #[schema(value_type = String)]
-    pub imported_from_main: Amount,
-    /// Base fees burned so far, and slashed stakes (base units).
-    #[schema(value_type = String)]
-    pub burned: Amount,
-    /// Bonded plus unbonding stakes (base units). Genesis allocations + imported − burned =
-    /// balances + staked + in_channels.
-    #[schema(value_type = String)]
-    pub staked: Amount,
-    /// Locked in payment channels not paid out yet (base units).
-    #[schema(value_type = String)]
-    pub in_channels: Amount,
-}
-
 #[utoipa::path(get, path = "/v1/tx/info", tag = "transfer chain",
     responses((status = 200, description = "Chain identity, tip and parameters", body = ChainInfo)))]
 async fn chain_info(State(s): St) -> Result<Json<ChainInfo>, Problem> {
@@ -204,23 +163,6 @@ async fn chain_info(State(s): St) -> Result<Json<ChainInfo>, Problem> {
         staked: stats.staked,
         in_channels: stats.in_channels,
     }))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubmitRequest {
-    /// The signed transaction: its canonical encoding in hex (see docs/transactions.md).
-    pub tx: String,
-}
-
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct SubmitResponse {
-    /// Transaction id, recomputed by the node.
-    pub id: String,
-    /// `pending` for a new transaction; for a resubmission, its current status.
-    pub status: String,
-    /// Id of the pending transaction this one replaced (same sender and nonce).
-    pub replaced: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/tx/transactions", tag = "transfer chain", request_body = SubmitRequest,
@@ -281,22 +223,6 @@ async fn get_tx(
     Ok(Json(views::tx_view(&l, s.chain.params().network)))
 }
 
-/// An account at the tip.
-#[derive(Serialize, ToSchema)]
-pub struct AccountView {
-    pub address: String,
-    #[schema(value_type = String, example = "150000000")]
-    pub balance: Amount,
-    /// Nonce the chain expects next (transactions included so far).
-    pub nonce: u64,
-    /// Nonce a new transaction should use, counting pending ones.
-    pub next_nonce: u64,
-    /// Pending transactions sent by this account.
-    pub pending: usize,
-    /// Height of the state this answer reflects.
-    pub height: u64,
-}
-
 #[utoipa::path(get, path = "/v1/tx/accounts/{address}", tag = "transfer chain",
     params(("address" = String, Path, description = "bech32m address of this network")),
     responses(
@@ -320,34 +246,6 @@ async fn get_account(
         pending,
         height,
     }))
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// Opaque cursor from a previous page's `next_cursor`.
-    pub cursor: Option<String>,
-    /// Items per page (1–200, default 25).
-    pub limit: Option<usize>,
-}
-
-/// One entry of an account's history.
-#[derive(Serialize, ToSchema)]
-pub struct AccountTxItem {
-    /// `sent`, `received` or `self` (sent to itself).
-    pub direction: &'static str,
-    pub transaction: TxView,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AccountTxsPage {
-    /// Pending transactions sent by the account (first page only), in nonce order.
-    pub pending: Vec<TxView>,
-    /// Included transactions, newest first.
-    pub items: Vec<AccountTxItem>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
 }
 
 fn parse_tx_cursor(c: &str) -> Result<TxLocation, Problem> {
@@ -400,7 +298,7 @@ async fn account_txs(
             _ => "self",
         };
         items.push(AccountTxItem {
-            direction,
+            direction: direction.to_string(),
             transaction: views::tx_view(&l, network),
         });
     }
@@ -574,13 +472,6 @@ async fn block_txs(
     Ok(Json(out))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct BlocksPage {
-    /// Newest first.
-    pub items: Vec<BlockView>,
-    pub next_cursor: Option<String>,
-}
-
 #[utoipa::path(get, path = "/v1/tx/blocks", tag = "transfer chain", params(PageQuery),
     responses(
         (status = 200, description = "Blocks, newest first", body = BlocksPage),
@@ -629,43 +520,6 @@ async fn list_blocks(
         .filter(|b| b.height > 0 && items.len() == limit)
         .map(|b| b.height.to_string());
     Ok(Json(BlocksPage { items, next_cursor }))
-}
-
-/// A tip level and the fee caps to sign with.
-#[derive(Serialize, Clone, ToSchema)]
-pub struct TipSuggestion {
-    /// `max_priority_fee_per_weight` to use.
-    #[schema(value_type = String)]
-    pub max_priority_fee_per_weight: Amount,
-    /// `max_fee_per_weight` to use: twice the next base fee plus the tip, so the transaction
-    /// stays valid through several full blocks of base-fee rises.
-    #[schema(value_type = String)]
-    pub max_fee_per_weight: Amount,
-    /// Most a typical transfer (196 bytes) could cost at these caps.
-    #[schema(value_type = String)]
-    pub max_transfer_fee: Amount,
-}
-
-#[derive(Serialize, Clone, ToSchema)]
-pub struct FeeEstimate {
-    /// Base fee per weight unit of the next block (burned).
-    #[schema(value_type = String)]
-    pub base_fee: Amount,
-    #[schema(value_type = String)]
-    pub min_base_fee: Amount,
-    pub block_weight_limit: u64,
-    pub target_weight: u64,
-    /// Weight of the latest block.
-    pub last_block_weight: u64,
-    /// Weight of a transfer transaction.
-    pub transfer_weight: u64,
-    /// From the 25th, 50th and 90th percentile of tips paid in the last 20 blocks (at least
-    /// 0, 1 and 2 base units per weight).
-    pub slow: TipSuggestion,
-    pub standard: TipSuggestion,
-    pub fast: TipSuggestion,
-    /// Height the estimate was computed at.
-    pub height: u64,
 }
 
 /// Weight of a transfer: every field is fixed size.

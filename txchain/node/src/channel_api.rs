@@ -10,13 +10,13 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use doin_api::tx::*;
 use doin_http::{path_problem, Problem, ProblemDoc};
 use doin_tx_core::channel::{Channel, ChannelPhase, Side};
 use doin_tx_core::StateView;
-use doin_types::{Address, Amount, Network};
-use serde::Serialize;
+use doin_types::{Address, Network};
 use std::sync::Arc;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,52 +25,6 @@ use utoipa::{OpenApi, ToSchema};
     tags((name = "transfer chain"))
 )]
 pub struct ChannelApiDoc;
-
-/// A channel as the tip's state holds it. Milli-unit amounts are decimal strings.
-#[derive(Serialize, ToSchema)]
-pub struct ChannelView {
-    pub id: String,
-    /// Height of the state this answer reflects.
-    pub height: u64,
-    /// The opener.
-    pub party_a: String,
-    pub party_b: String,
-    /// Base units locked.
-    #[schema(value_type = String)]
-    pub capacity: Amount,
-    /// The opening split in milli-units: the state a party's channel machine starts from.
-    pub opening_a_msat: String,
-    pub opening_b_msat: String,
-    pub dispute_blocks: u64,
-    pub opened_at: u64,
-    /// `open`, `closing` or `closed`.
-    pub phase: &'static str,
-    /// While `closing`: the posted state, who posted it and the first height at which the
-    /// channel can be settled (later if a pending HTLC expires later).
-    pub posted: Option<PostedStateView>,
-    /// While `closed`: the height it was paid out at.
-    pub closed_at: Option<u64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PostedStateView {
-    pub seq: u64,
-    pub balance_a_msat: String,
-    pub balance_b_msat: String,
-    pub htlcs: Vec<HtlcView>,
-    /// `a` or `b`.
-    pub posted_by: &'static str,
-    pub closes_at: u64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct HtlcView {
-    /// `a` or `b`: who offered it (and gets it back after `expiry`).
-    pub offered_by: &'static str,
-    pub amount_msat: String,
-    pub payment_hash: String,
-    pub expiry: u64,
-}
 
 fn side(s: Side) -> &'static str {
     match s {
@@ -97,13 +51,13 @@ fn view(id: String, height: u64, network: Network, c: Channel) -> ChannelView {
                     .htlcs
                     .iter()
                     .map(|h| HtlcView {
-                        offered_by: side(h.offered_by),
+                        offered_by: side(h.offered_by).to_string(),
                         amount_msat: h.amount_msat.to_string(),
                         payment_hash: h.payment_hash.to_hex(),
                         expiry: h.expiry,
                     })
                     .collect(),
-                posted_by: side(posted_by),
+                posted_by: side(posted_by).to_string(),
                 closes_at,
             }),
             None,
@@ -120,7 +74,7 @@ fn view(id: String, height: u64, network: Network, c: Channel) -> ChannelView {
         capacity: c.capacity,
         dispute_blocks: c.dispute_blocks,
         opened_at: c.opened_at,
-        phase,
+        phase: phase.to_string(),
         posted,
         closed_at,
     }

@@ -11,26 +11,17 @@ use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use doin_api::tx::*;
 use doin_http::{ApiQuery, Problem, ProblemDoc};
-use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::StreamExt as _;
-use utoipa::IntoParams;
 
 /// The route of the event stream.
 pub fn router(chain: Arc<TxChain>) -> Router {
     Router::new()
         .route("/v1/events", get(events))
         .with_state(chain)
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct EventsQuery {
-    /// Resume after this event id (same as the `Last-Event-ID` header, which wins).
-    pub last_event_id: Option<String>,
 }
 
 /// Most block events rebuilt from the store for one resuming client.

@@ -11,11 +11,11 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use doin_api::tx::*;
 use doin_http::{path_problem, Problem, ProblemDoc};
 use doin_tx_core::TX_PROOF_FORMAT;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,30 +24,6 @@ use utoipa::{OpenApi, ToSchema};
     tags((name = "anchors", description = "Proofs a client checks offline: a transaction's inclusion in a signed transfer block"))
 )]
 pub struct ProofApiDoc;
-
-/// A transaction's inclusion proof. Only `proof` is evidence; the other fields restate what it
-/// proves for convenience, and a verifier recomputes them from `proof`.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct TxProofView {
-    /// Proof format, `doin-tx-inclusion/2`.
-    pub format: String,
-    pub tx_id: String,
-    pub height: u64,
-    pub block_hash: String,
-    /// Hex key of the validator that proposed the block.
-    pub proposer: String,
-    /// `included` or `final`.
-    pub status: String,
-    pub confirmations: u64,
-    /// Hex of the encoded proof: transaction bytes, block header, the block's finality proof
-    /// (its commit certificate and one epoch hop per earlier epoch: that epoch's last header,
-    /// its certificate and a state proof of the next validator set) and the RFC 6962 audit
-    /// path from the transaction id to the header's `tx_root`.
-    pub proof: String,
-    /// The main-chain checkpoint of this block, once main blocks carry checkpoints (not yet:
-    /// always null).
-    pub checkpoint: Option<String>,
-}
 
 /// Routes under `/v1/anchors`.
 pub fn router(chain: Arc<TxChain>) -> Router {

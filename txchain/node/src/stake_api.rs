@@ -10,12 +10,12 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use doin_api::tx::*;
 use doin_http::{path_problem, Problem, ProblemDoc};
 use doin_tx_core::{StakeRole, StateView, ValidatorSet};
-use doin_types::{Address, Amount, Network};
-use serde::Serialize;
+use doin_types::{Address, Network};
 use std::sync::Arc;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,59 +24,6 @@ use utoipa::{OpenApi, ToSchema};
     tags((name = "transfer chain"))
 )]
 pub struct StakeApiDoc;
-
-/// An account's stakes at the tip, one per role it ever staked in.
-#[derive(Serialize, ToSchema)]
-pub struct StakesView {
-    pub address: String,
-    /// Height of the state this answer reflects.
-    pub height: u64,
-    pub stakes: Vec<StakeView>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct StakeView {
-    /// `validator`, `evaluator` or `optimizer`.
-    pub role: &'static str,
-    #[schema(value_type = String)]
-    pub bonded: Amount,
-    #[schema(value_type = String)]
-    pub unbonding: Amount,
-    /// First height at which a `Withdraw` of `unbonding` is valid (0 when nothing unbonds).
-    pub unbonding_until: u64,
-    /// True when a `Withdraw` in the next block would succeed.
-    pub withdrawable: bool,
-    /// Evaluators: the domains staked for.
-    pub domains: Vec<String>,
-    /// Punished for double signing: the stake was burned and can never bond again.
-    pub tombstoned: bool,
-}
-
-/// The validator sets of the tip's state (DESIGN §4: the largest validator stakes, fixed by
-/// the block that closes each epoch).
-#[derive(Serialize, ToSchema)]
-pub struct ValidatorsView {
-    /// Height of the tip these sets belong to.
-    pub height: u64,
-    /// Blocks per epoch.
-    pub epoch_blocks: u64,
-    /// Height of the next block that closes an epoch (and fixes the set after it).
-    pub next_epoch_close: u64,
-    /// The set that signed the tip.
-    pub current: Vec<ValidatorView>,
-    /// The set that proposes and signs the next block.
-    pub next: Vec<ValidatorView>,
-    /// Voting power of `next` that finalises the next block (more than two thirds).
-    pub next_quorum_power: u64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ValidatorView {
-    pub address: String,
-    /// The validator's bonded stake in base units when the set was fixed (1 for each
-    /// validator of the first epoch).
-    pub voting_power: u64,
-}
 
 fn members(network: Network, set: &ValidatorSet) -> Vec<ValidatorView> {
     set.validators()
@@ -119,7 +66,7 @@ async fn account_stakes(
             continue;
         };
         stakes.push(StakeView {
-            role: role.as_str(),
+            role: role.as_str().to_string(),
             withdrawable: !s.unbonding.is_zero() && height.saturating_add(1) >= s.unbonding_until,
             bonded: s.bonded,
             unbonding: s.unbonding,

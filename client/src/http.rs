@@ -1,9 +1,15 @@
-//! A small typed client of the node's REST API, used by the wallet commands.
+//! A small typed client of the node's REST API: requests and answers are `doin-api`'s types,
+//! and a refusal is the node's problem document, read into [`ClientError::Problem`].
 
-use doin_types::Amount;
+use doin_api::tx::{AccountView, ChainInfo, FeeEstimate, SubmitRequest, SubmitResponse, TxView};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::Serialize;
 use serde_json::Value;
+
+/// `v` as compact JSON (what `--json` prints).
+pub fn json<T: Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -35,46 +41,6 @@ impl ClientError {
 pub struct Client {
     base: String,
     http: reqwest::Client,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ChainInfo {
-    pub network: String,
-    pub chain_id: String,
-    pub height: u64,
-    pub next_base_fee: Amount,
-    pub max_tx_weight: u64,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct AccountInfo {
-    pub address: String,
-    pub balance: Amount,
-    pub nonce: u64,
-    pub next_nonce: u64,
-    pub pending: usize,
-    pub height: u64,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct TipLevel {
-    pub max_priority_fee_per_weight: Amount,
-    pub max_fee_per_weight: Amount,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Fees {
-    pub base_fee: Amount,
-    pub slow: TipLevel,
-    pub standard: TipLevel,
-    pub fast: TipLevel,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Submitted {
-    pub id: String,
-    pub status: String,
-    pub replaced: Option<String>,
 }
 
 impl Client {
@@ -139,23 +105,23 @@ impl Client {
         self.get("/v1/tx/info").await
     }
 
-    pub async fn account(&self, address: &str) -> Result<AccountInfo, ClientError> {
+    pub async fn account(&self, address: &str) -> Result<AccountView, ClientError> {
         self.get(&format!("/v1/tx/accounts/{address}")).await
     }
 
-    pub async fn fees(&self) -> Result<Fees, ClientError> {
+    pub async fn fees(&self) -> Result<FeeEstimate, ClientError> {
         self.get("/v1/tx/fees").await
     }
 
-    pub async fn tx(&self, id: &str) -> Result<Value, ClientError> {
+    pub async fn tx(&self, id: &str) -> Result<TxView, ClientError> {
         self.get(&format!("/v1/tx/transactions/{id}")).await
     }
 
     /// POSTs a JSON body; returns the HTTP status and the JSON answer.
-    pub async fn post<T: DeserializeOwned>(
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         path: &str,
-        body: &Value,
+        body: &B,
     ) -> Result<(u16, T), ClientError> {
         let url = format!("{}{}", self.base, path);
         let resp = self.http.post(&url).json(body).send().await;
@@ -164,11 +130,11 @@ impl Client {
 
     /// A JSON request with an optional body, bearer token and idempotency key; the HTTP
     /// status and the JSON answer.
-    pub async fn request<T: DeserializeOwned>(
+    pub async fn request<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&B>,
         bearer: Option<&str>,
         idempotency_key: Option<&str>,
     ) -> Result<(u16, T), ClientError> {
@@ -243,14 +209,10 @@ impl Client {
     }
 
     /// Submits signed transaction bytes; returns the HTTP status (202 new, 200 known) too.
-    pub async fn submit(&self, tx_bytes: &[u8]) -> Result<(u16, Submitted), ClientError> {
-        let url = format!("{}/v1/tx/transactions", self.base);
-        let resp = self
-            .http
-            .post(&url)
-            .json(&serde_json::json!({ "tx": hex::encode(tx_bytes) }))
-            .send()
-            .await;
-        self.decode(&url, resp).await
+    pub async fn submit(&self, tx_bytes: &[u8]) -> Result<(u16, SubmitResponse), ClientError> {
+        let body = SubmitRequest {
+            tx: hex::encode(tx_bytes),
+        };
+        self.post("/v1/tx/transactions", &body).await
     }
 }

@@ -10,20 +10,25 @@
 //! - The hub's operator (`--cookie`, the node's `hub.cookie`): `operator …`, see
 //!   [`crate::hub_operator_cli`].
 
-use crate::client::Client;
+use crate::http::Client;
+use crate::hub_common::{cookie, doin, hash, print, print_channel, print_payment, print_stream};
 use crate::hub_peer::{write_durably, Exchanged, HubPeer, MessageContext};
 use crate::wallet::{self, TxOptions, WalletOpts};
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
+use doin_api::hub::{
+    ChannelView, DecodeRequest, HubInfo, InvoiceView, PaymentView, RegisterRequest, StreamRequest,
+    StreamView,
+};
 use doin_channels::{create_invoice, parse_invoice, Change, InvoiceTerms};
 use doin_crypto::KeyPair;
-use doin_hub::store::StreamShare;
-use doin_hub::FeePolicy;
+use doin_hub_core::records::StreamShare;
+use doin_hub_core::FeePolicy;
 use doin_tx_core::channel::{channel_id, sha256, ChannelId, MSAT_PER_UNIT};
 use doin_tx_core::TxPayload;
 use doin_types::{Address, Amount, ChainId, Hash256, Msat};
 use rand::RngCore;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -177,72 +182,6 @@ pub enum InvoiceCommand {
     Decode { invoice: String },
 }
 
-pub(crate) fn print(opts: &WalletOpts, v: &Value, text: impl FnOnce(&Value)) {
-    if opts.json {
-        println!("{v}");
-    } else {
-        text(v);
-    }
-}
-
-pub(crate) fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("-")
-}
-
-fn print_channel(c: &Value) {
-    println!(
-        "{}  {:<8} {:<8} seq {:<6} hub {} msat  peer {} msat  owed {} msat  htlcs {}  peer {}",
-        s(c, "id"),
-        s(c, "role"),
-        s(c, "status"),
-        c["seq"],
-        s(c, "hub_balance_msat"),
-        s(c, "peer_balance_msat"),
-        s(c, "owed_msat"),
-        c["pending_htlcs"],
-        s(c, "peer"),
-    );
-}
-
-pub(crate) fn print_stream(st: &Value) {
-    println!(
-        "{}  payer {}  payee {}  budget {}  received {}  forwarded {}  fees {}  ticks {}  {}",
-        s(st, "id"),
-        s(st, "payer_channel"),
-        s(st, "payee"),
-        s(st, "budget_msat"),
-        s(st, "received_msat"),
-        s(st, "forwarded_msat"),
-        s(st, "fees_msat"),
-        st["ticks"],
-        if st["closed"] == json!(true) {
-            "closed"
-        } else {
-            "open"
-        },
-    );
-}
-
-fn print_payment(p: &Value) {
-    println!(
-        "#{:<6} {:<10} {:>14} msat  fee {:>8}  channel {}  state {}",
-        p["seq"],
-        s(p, "kind"),
-        s(p, "amount_msat"),
-        s(p, "fee_msat"),
-        s(p, "channel"),
-        p["state_seq"],
-    );
-}
-
-pub(crate) fn hash(text: &str, what: &str) -> anyhow::Result<Hash256> {
-    Hash256::from_hex(text).map_err(|e| anyhow!("{what}: {e}"))
-}
-
-pub(crate) fn doin(text: &str, what: &str) -> anyhow::Result<Amount> {
-    Amount::parse_doin(text).map_err(|e| anyhow!("{what}: {e}"))
-}
-
 fn unix_now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -300,46 +239,46 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
     let client = Client::new(&opts.node)?;
     match &args.command {
         HubCommand::Info => {
-            let v: Value = client.get("/v1/hub/info").await?;
+            let v: HubInfo = client.get("/v1/hub/info").await?;
             print(opts, &v, |v| {
-                println!("hub             {}", s(v, "address"));
-                println!("network         {}", s(v, "network"));
+                println!("hub             {}", v.address);
+                println!("network         {}", v.network);
                 println!(
                     "fee             {} msat + {} ppm",
-                    v["fee"]["base_msat"], v["fee"]["ppm"]
+                    v.fee.base_msat, v.fee.ppm
                 );
                 println!(
                     "dispute window  {} blocks (payers' at least {})",
-                    v["dispute_blocks"], v["min_dispute_blocks"]
+                    v.dispute_blocks, v.min_dispute_blocks
                 );
-                println!("cltv delta      {} blocks", v["cltv_delta"]);
-                println!("channels        {}", v["channels"]);
-                println!("liquidity out   {} msat", s(v, "outgoing_liquidity_msat"));
-                println!("capacity in     {} msat", s(v, "incoming_capacity_msat"));
+                println!("cltv delta      {} blocks", v.cltv_delta);
+                println!("channels        {}", v.channels);
+                println!("liquidity out   {} msat", v.outgoing_liquidity_msat);
+                println!("capacity in     {} msat", v.incoming_capacity_msat);
             });
         }
-        HubCommand::Channels { id } => {
-            let path = match id {
-                Some(id) => format!("/v1/hub/channels/{}", hash(id, "channel id")?.to_hex()),
-                None => "/v1/hub/channels".into(),
-            };
-            let v: Value = client.get(&path).await?;
-            print(opts, &v, |v| match v.as_array() {
-                Some(list) => list.iter().for_each(print_channel),
-                None => print_channel(v),
-            });
-        }
-        HubCommand::Streams { id } => {
-            let path = match id {
-                Some(id) => format!("/v1/hub/streams/{}", hash(id, "stream id")?.to_hex()),
-                None => "/v1/hub/streams".into(),
-            };
-            let v: Value = client.get(&path).await?;
-            print(opts, &v, |v| match v.as_array() {
-                Some(list) => list.iter().for_each(print_stream),
-                None => print_stream(v),
-            });
-        }
+        HubCommand::Channels { id } => match id {
+            Some(id) => {
+                let path = format!("/v1/hub/channels/{}", hash(id, "channel id")?.to_hex());
+                let v: ChannelView = client.get(&path).await?;
+                print(opts, &v, print_channel);
+            }
+            None => {
+                let v: Vec<ChannelView> = client.get("/v1/hub/channels").await?;
+                print(opts, &v, |v| v.iter().for_each(print_channel));
+            }
+        },
+        HubCommand::Streams { id } => match id {
+            Some(id) => {
+                let path = format!("/v1/hub/streams/{}", hash(id, "stream id")?.to_hex());
+                let v: StreamView = client.get(&path).await?;
+                print(opts, &v, print_stream);
+            }
+            None => {
+                let v: Vec<StreamView> = client.get("/v1/hub/streams").await?;
+                print(opts, &v, |v| v.iter().for_each(print_stream));
+            }
+        },
         HubCommand::Payments {
             address,
             after,
@@ -350,21 +289,19 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             if *follow {
                 follow_payments(opts, &client, &address, &reader, *after).await?;
             } else {
-                let (_, v): (u16, Value) = client
+                let (_, v): (u16, Vec<PaymentView>) = client
                     .request(
                         reqwest::Method::GET,
                         &format!(
                             "/v1/hub/payees/{address}/payments?after={after}&limit={limit}{}",
                             reader.query().map(|q| format!("&{q}")).unwrap_or_default()
                         ),
-                        None,
+                        None::<&()>,
                         reader.bearer(),
                         None,
                     )
                     .await?;
-                print(opts, &v, |v| {
-                    v.as_array().into_iter().flatten().for_each(print_payment)
-                });
+                print(opts, &v, |v| v.iter().for_each(print_payment));
             }
         }
         HubCommand::Invoice { command } => invoice(&args, &client, command).await?,
@@ -375,23 +312,26 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
         } => connect(&args, &client, deposit, *dispute_blocks, *wait_secs).await?,
         HubCommand::Register { channel } => {
             let id = hash(channel, "--channel")?;
-            let (_, v): (u16, Value) = client
-                .post("/v1/hub/channels", &json!({"channel_id": id.to_hex()}))
-                .await?;
+            let body = RegisterRequest {
+                channel_id: id.to_hex(),
+            };
+            let (_, v): (u16, ChannelView) = client.post("/v1/hub/channels", &body).await?;
             print(opts, &v, print_channel);
         }
         HubCommand::StreamOpen { channel, invoice } => {
             let p = peer(&args, &client).await?;
             let id = hash(channel, "--channel")?;
-            let sig = p
-                .key
-                .sign(&doin_hub::api::stream_auth_hash(&p.chain_id, &id, invoice));
-            let body = json!({
-                "payer_channel": id.to_hex(),
-                "invoice": invoice,
-                "signature": hex::encode(sig.0),
-            });
-            let (_, v): (u16, Value) = client.post("/v1/hub/streams", &body).await?;
+            let sig = p.key.sign(&doin_hub_core::auth::stream_auth_hash(
+                &p.chain_id,
+                &id,
+                invoice,
+            ));
+            let body = StreamRequest {
+                payer_channel: id.to_hex(),
+                invoice: invoice.clone(),
+                signature: hex::encode(sig.0),
+            };
+            let (_, v): (u16, StreamView) = client.post("/v1/hub/streams", &body).await?;
             print(opts, &v, print_stream);
         }
         HubCommand::Tick {
@@ -487,21 +427,18 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             let p = peer(&args, &client).await?;
             let id = hash(channel, "--channel")?;
             let parsed = parse_invoice(invoice, p.network, unix_now(), None)?;
-            let info: Value = client.get("/v1/hub/info").await?;
+            let info: HubInfo = client.get("/v1/hub/info").await?;
             let fee = FeePolicy {
-                base_msat: info["fee"]["base_msat"].as_u64().unwrap_or(0),
-                ppm: info["fee"]["ppm"]
-                    .as_u64()
-                    .and_then(|x| u32::try_from(x).ok())
-                    .unwrap_or(0),
+                base_msat: info.fee.base_msat,
+                ppm: info.fee.ppm,
             }
             .fee(Msat::new(parsed.amount_msat))
             .ok_or_else(|| anyhow!("the amount is too large"))?
             .get();
             // An invoice of the hub itself is paid to it directly: no forwarding fee.
-            let to_hub = Address::parse(s(&info, "address"), p.network)?.key == parsed.payee;
+            let to_hub = Address::parse(&info.address, p.network)?.key == parsed.payee;
             let fee = if to_hub { 0 } else { fee };
-            let cltv_delta = info["cltv_delta"].as_u64().unwrap_or(40);
+            let cltv_delta = info.cltv_delta;
             let h = height(&client).await?;
             // The hub's lock towards the payee expires `cltv_delta` earlier and must leave
             // the payee its final blocks, with a few to spare for the hub's forward.
@@ -561,10 +498,10 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             let latest = m.latest().clone();
             // Posting a state older than one both signed forfeits the reserve to the hub's
             // watchtower: refuse when the hub holds a newer one than this machine does.
-            let at_hub: Value = client
+            let at_hub: ChannelView = client
                 .get(&format!("/v1/hub/channels/{}", id.to_hex()))
                 .await?;
-            let hub_seq = at_hub["seq"].as_u64().unwrap_or(0);
+            let hub_seq = at_hub.seq;
             if hub_seq > latest.state.seq {
                 bail!(
                     "this machine's state of the channel (seq {}) is older than the hub's (seq \
@@ -598,7 +535,7 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             wallet::report_submitted(opts, &client, &sub, tx).await?;
         }
         HubCommand::Operator { command } => {
-            crate::hub_operator_cli::run(&args, &client, command).await?
+            crate::hub_operator_cli::run(opts, args.cookie.as_deref(), &client, command).await?
         }
     }
     Ok(())
@@ -640,22 +577,32 @@ async fn invoice(args: &HubArgs, client: &Client, command: &InvoiceCommand) -> a
                 "payment_hash": payment_hash.to_hex(),
                 "preimage_file": path,
             });
-            print(opts, &v, |v| {
-                println!("{}", s(v, "invoice"));
+            print(opts, &v, |_| {
+                println!("{text}");
                 eprintln!(
                     "payment hash {} (preimage kept in {})",
-                    s(v, "payment_hash"),
+                    payment_hash.to_hex(),
                     path.display()
                 );
             });
         }
         InvoiceCommand::Decode { invoice } => {
-            let (_, v): (u16, Value) = client
-                .post("/v1/hub/invoices/decode", &json!({ "invoice": invoice }))
-                .await?;
+            let body = DecodeRequest {
+                invoice: invoice.clone(),
+            };
+            let (_, v): (u16, InvoiceView) = client.post("/v1/hub/invoices/decode", &body).await?;
             print(opts, &v, |v| {
-                for (k, x) in v.as_object().into_iter().flatten() {
-                    println!("{k:<22} {}", x.as_str().map_or(x.to_string(), String::from));
+                let fields: [(&str, String); 7] = [
+                    ("amount_msat", v.amount_msat.clone()),
+                    ("created_at", v.created_at.to_string()),
+                    ("description", v.description.clone()),
+                    ("expires_at", v.expires_at.to_string()),
+                    ("min_final_cltv_blocks", v.min_final_cltv_blocks.to_string()),
+                    ("payee", v.payee.clone()),
+                    ("payment_hash", v.payment_hash.clone()),
+                ];
+                for (k, x) in fields {
+                    println!("{k:<22} {x}");
                 }
             });
         }
@@ -672,12 +619,10 @@ async fn connect(
 ) -> anyhow::Result<()> {
     let opts = &args.opts;
     let p = peer(args, client).await?;
-    let info: Value = client.get("/v1/hub/info").await?;
-    let hub = Address::parse(s(&info, "address"), p.network)?.key;
-    let min = info["min_dispute_blocks"].as_u64().unwrap_or(0);
-    let blocks = dispute_blocks
-        .or_else(|| info["dispute_blocks"].as_u64())
-        .unwrap_or(min);
+    let info: HubInfo = client.get("/v1/hub/info").await?;
+    let hub = Address::parse(&info.address, p.network)?.key;
+    let min = info.min_dispute_blocks;
+    let blocks = dispute_blocks.unwrap_or(info.dispute_blocks);
     if blocks < min {
         bail!("the hub takes channels with a dispute window of at least {min} blocks");
     }
@@ -700,11 +645,11 @@ async fn connect(
     let started = std::time::Instant::now();
     loop {
         match client
-            .get::<Value>(&format!("/v1/tx/channels/{}", id.to_hex()))
+            .get::<doin_api::tx::ChannelView>(&format!("/v1/tx/channels/{}", id.to_hex()))
             .await
         {
             Ok(_) => break,
-            Err(crate::client::ClientError::Problem { status: 404, .. }) => {}
+            Err(crate::http::ClientError::Problem { status: 404, .. }) => {}
             Err(e) => return Err(e.into()),
         }
         if started.elapsed() > Duration::from_secs(wait_secs) {
@@ -718,9 +663,10 @@ async fn connect(
     }
     // The opening state is kept before the hub knows of the channel.
     let m = p.machine(&id).await?;
-    let (_, v): (u16, Value) = client
-        .post("/v1/hub/channels", &json!({"channel_id": id.to_hex()}))
-        .await?;
+    let body = RegisterRequest {
+        channel_id: id.to_hex(),
+    };
+    let (_, v): (u16, ChannelView) = client.post("/v1/hub/channels", &body).await?;
     print(opts, &v, |v| {
         print_channel(v);
         println!(
@@ -745,7 +691,11 @@ impl FeedReader {
         match self {
             FeedReader::Payee { key, chain_id } => {
                 let at = u64::try_from(unix_now().as_millis()).unwrap_or(u64::MAX);
-                let sig = key.sign(&doin_hub::api::feed_auth_hash(chain_id, &key.public(), at));
+                let sig = key.sign(&doin_hub_core::auth::feed_auth_hash(
+                    chain_id,
+                    &key.public(),
+                    at,
+                ));
                 Some(format!("at={at}&sig={}", hex::encode(sig.0)))
             }
             FeedReader::Operator(_) => None,
@@ -784,7 +734,7 @@ async fn feed_reader(
     if let Some(key) = key.filter(|k| k.public() == payee) {
         return Ok((address, FeedReader::Payee { key, chain_id }));
     }
-    let token = crate::hub_operator_cli::cookie(args).map_err(|_| {
+    let token = cookie(args.cookie.as_deref()).map_err(|_| {
         anyhow!(
             "a payee's payments are shown to the payee (give its key file with --keystore) or \
              to the hub's operator (--cookie)"
@@ -810,7 +760,7 @@ async fn follow_payments(
         };
         let mut resp = match client.open_events(&path, Some(last), reader.bearer()).await {
             Ok(r) => r,
-            Err(e @ crate::client::ClientError::Problem { .. }) => return Err(e.into()),
+            Err(e @ crate::http::ClientError::Problem { .. }) => return Err(e.into()),
             Err(e) => {
                 eprintln!("{e}; retrying");
                 tokio::time::sleep(Duration::from_secs(2)).await;
@@ -828,12 +778,10 @@ async fn follow_payments(
                     .map(str::trim)
                     .collect::<Vec<_>>()
                     .join("");
-                let Ok(p) = serde_json::from_str::<Value>(&data) else {
+                let Ok(p) = serde_json::from_str::<PaymentView>(&data) else {
                     continue;
                 };
-                if let Some(seq) = p["seq"].as_u64() {
-                    last = last.max(seq);
-                }
+                last = last.max(p.seq);
                 print(opts, &p, print_payment);
             }
         }

@@ -6,14 +6,14 @@
 //! again (the hub answers a retransmitted message the same way). This module never decides
 //! what to pay: the `doin hub` commands do.
 
-use crate::client::Client;
+use crate::http::Client;
 use anyhow::{anyhow, bail, Context};
+use doin_api::hub::{MessageRequest, MessageResponse, OutboxView, PaymentView, ShareRequest};
 use doin_channels::{Change, ChannelMachine, Event, InFlight, Message, Output, Snapshot};
 use doin_crypto::KeyPair;
-use doin_hub::api::message_auth_hash;
+use doin_hub_core::auth::message_auth_hash;
 use doin_tx_core::channel::{sha256, ChannelId, Side};
 use doin_types::{Address, ChainId, Hash256, Network};
-use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` durably: a temporary file, fsynced, renamed over the old one.
@@ -45,7 +45,7 @@ pub struct HubPeer {
 /// What a proposal to the hub is for (signed with the message): the stream a tick pays, the
 /// invoice an HTLC pays, the vote whose verification fee a tick pays, the streams a split
 /// tick pays, the optimae a funding tick funds.
-pub type MessageContext<'a> = doin_hub::api::SignedContext<'a>;
+pub type MessageContext<'a> = doin_hub_core::auth::SignedContext<'a>;
 
 /// What one exchange with the hub completed.
 #[derive(Debug, Default)]
@@ -55,7 +55,7 @@ pub struct Exchanged {
     /// The hub refused this peer's proposal, with its reason.
     pub rejected: Option<String>,
     /// The ledger entries the hub reported.
-    pub payments: Vec<Value>,
+    pub payments: Vec<PaymentView>,
 }
 
 impl HubPeer {
@@ -90,22 +90,17 @@ impl HubPeer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
-        let v: Value = self
+        let v: doin_api::tx::ChannelView = self
             .client
             .get(&format!("/v1/tx/channels/{}", id.to_hex()))
             .await?;
-        let party = |k: &str| -> anyhow::Result<_> {
-            let text = v[k]
-                .as_str()
-                .ok_or_else(|| anyhow!("no {k} in the answer"))?;
-            Ok(Address::parse(text, self.network)?.key)
+        let party =
+            |text: &str| -> anyhow::Result<_> { Ok(Address::parse(text, self.network)?.key) };
+        let msat = |what: &str, text: &str| -> anyhow::Result<u64> {
+            text.parse()
+                .map_err(|_| anyhow!("{what} in the answer is not a number"))
         };
-        let msat = |k: &str| -> anyhow::Result<u64> {
-            v[k].as_str()
-                .and_then(|t| t.parse().ok())
-                .ok_or_else(|| anyhow!("no {k} in the answer"))
-        };
-        let (a, b) = (party("party_a")?, party("party_b")?);
+        let (a, b) = (party(&v.party_a)?, party(&v.party_b)?);
         let me = if a == self.key.public() {
             Side::A
         } else if b == self.key.public() {
@@ -119,8 +114,8 @@ impl HubPeer {
             me,
             a,
             b,
-            msat("opening_a_msat")?,
-            msat("opening_b_msat")?,
+            msat("opening_a_msat", &v.opening_a_msat)?,
+            msat("opening_b_msat", &v.opening_b_msat)?,
         )?;
         self.save(&m)?;
         Ok(m)
@@ -132,39 +127,37 @@ impl HubPeer {
         id: &ChannelId,
         msg: &Message,
         ctx: MessageContext<'_>,
-    ) -> anyhow::Result<(Option<Message>, Vec<Value>)> {
+    ) -> anyhow::Result<(Option<Message>, Vec<PaymentView>)> {
         let bytes = msg.encode()?;
         let sig = self
             .key
             .sign(&message_auth_hash(&self.chain_id, id, &bytes, &ctx));
-        let mut body = json!({"message": hex::encode(&bytes), "signature": hex::encode(sig.0)});
-        if let Some(s) = ctx.stream {
-            body["stream"] = json!(s.to_hex());
-        }
-        if let Some(i) = ctx.invoice {
-            body["invoice"] = json!(i);
-        }
-        if let Some(o) = ctx.vote_optimae {
-            body["vote_optimae"] = json!(o.to_hex());
-        }
-        if !ctx.split.is_empty() {
-            let shares: Vec<Value> = ctx
-                .split
-                .iter()
-                .map(|s| json!({"stream": s.stream.to_hex(), "amount_msat": s.amount_msat.to_string()}))
-                .collect();
-            body["split"] = json!(shares);
-        }
-        if let Some(o) = ctx.fund_optimae {
-            body["fund_optimae"] = json!(o.to_hex());
-        }
+        let body = MessageRequest {
+            message: hex::encode(&bytes),
+            stream: ctx.stream.map(|s| s.to_hex()),
+            invoice: ctx.invoice.map(str::to_string),
+            vote_optimae: ctx.vote_optimae.map(|o| o.to_hex()),
+            next: None,
+            split: (!ctx.split.is_empty()).then(|| {
+                ctx.split
+                    .iter()
+                    .map(|s| ShareRequest {
+                        stream: s.stream.to_hex(),
+                        amount_msat: s.amount_msat.to_string(),
+                        vote_optimae: s.vote_optimae.map(|o| o.to_hex()),
+                    })
+                    .collect()
+            }),
+            fund_optimae: ctx.fund_optimae.map(|o| o.to_hex()),
+            signature: hex::encode(sig.0),
+        };
         let path = format!("/v1/hub/channels/{}/messages", id.to_hex());
-        let (_, v): (u16, Value) = self.client.post(&path, &body).await?;
-        let reply = match v["reply"].as_str() {
+        let (_, v): (u16, MessageResponse) = self.client.post(&path, &body).await?;
+        let reply = match &v.reply {
             Some(h) => Some(Message::decode(&hex::decode(h)?)?),
             None => None,
         };
-        Ok((reply, v["payments"].as_array().cloned().unwrap_or_default()))
+        Ok((reply, v.payments))
     }
 
     /// Runs `first` (the output of a proposal or of handling the hub's proposal) to its end:
@@ -245,11 +238,11 @@ impl HubPeer {
             );
         }
         loop {
-            let v: Value = self
+            let v: OutboxView = self
                 .client
                 .get(&format!("/v1/hub/channels/{}/outbox", id.to_hex()))
                 .await?;
-            let Some(h) = v["message"].as_str() else {
+            let Some(h) = v.message else {
                 break;
             };
             let proposal = Message::decode(&hex::decode(h)?)?;

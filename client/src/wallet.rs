@@ -3,9 +3,11 @@
 //! Keys never leave this process: transactions are built and signed here and only the signed
 //! bytes are sent. The node is asked for the chain id, the next nonce and the fee level.
 
-use crate::client::{Client, ClientError};
+use crate::http::{json, Client, ClientError};
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
+use doin_api::mainchain::{DomainView, MainInfo, MessageResponse};
+use doin_api::tx::{PayloadView, StakesView, SubmitResponse, TxView};
 use doin_crypto::keystore::{KeyFile, DEFAULT_SCRYPT_LOG_N};
 use doin_crypto::KeyPair;
 use doin_tx_core::{StakeRole, Tx, TxBody, TxPayload};
@@ -316,10 +318,9 @@ async fn register_domain(
         .with_context(|| format!("{} is not a domain specification", spec_path.display()))?;
     spec.validate()
         .map_err(|e| anyhow!("{}: {e}", spec_path.display()))?;
-    let info: serde_json::Value = client.get("/v1/main/info").await?;
-    let chain_id: ChainId = info["chain_id"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the node does not report a main chain id"))?
+    let info: MainInfo = client.get("/v1/main/info").await?;
+    let chain_id: ChainId = info
+        .chain_id
         .parse()
         .map_err(|e| anyhow!("the node reports an invalid main chain id: {e}"))?;
     let key = load_key(args)?;
@@ -333,26 +334,24 @@ async fn register_domain(
         &key,
     )?;
     let bytes = doin_codec::encode(&msg)?;
-    let (_, answer): (u16, serde_json::Value) = client
-        .post(
-            "/v1/main/domains",
-            &serde_json::json!({ "message": hex::encode(bytes) }),
-        )
-        .await?;
+    let request = doin_api::mainchain::MessageRequest {
+        message: hex::encode(bytes),
+    };
+    let (_, answer): (u16, MessageResponse) = client.post("/v1/main/domains", &request).await?;
     if wait {
         let deadline = Instant::now() + Duration::from_secs(wait_secs);
         loop {
             match client
-                .get::<serde_json::Value>(&format!("/v1/main/domains/{id}"))
+                .get::<DomainView>(&format!("/v1/main/domains/{id}"))
                 .await
             {
                 Ok(d) => {
                     if args.json {
-                        println!("{d}");
+                        println!("{}", json(&d));
                     } else {
                         println!(
                             "domain {id} is on chain since main block {}",
-                            d["registered_at"]
+                            d.registered_at
                         );
                     }
                     return Ok(());
@@ -367,12 +366,11 @@ async fn register_domain(
         }
     }
     if args.json {
-        println!("{answer}");
+        println!("{}", json(&answer));
     } else {
         println!(
             "domain {id} submitted ({}); registration id {}",
-            answer["status"].as_str().unwrap_or("?"),
-            answer["id"].as_str().unwrap_or("?")
+            answer.status, answer.id
         );
     }
     Ok(())
@@ -488,38 +486,27 @@ pub async fn run(wallet: WalletArgs) -> anyhow::Result<()> {
                     Address::new(network, public_of(args)?).to_string()
                 }
             };
-            let v: serde_json::Value = client
+            let v: StakesView = client
                 .get(&format!("/v1/tx/accounts/{address}/stakes"))
                 .await?;
             if args.json {
-                println!("{v}");
+                println!("{}", json(&v));
             } else {
-                let stakes = v["stakes"].as_array().cloned().unwrap_or_default();
-                if stakes.is_empty() {
+                if v.stakes.is_empty() {
                     println!("{address} has no stakes");
                 }
-                let doin = |v: &serde_json::Value| {
-                    v.as_str()
-                        .and_then(|x| Amount::parse_base_units(x).ok())
-                        .map(|a| format!("{} DOIN", a.to_doin_string()))
-                        .unwrap_or_else(|| v.to_string())
-                };
-                for st in stakes {
-                    let mut line = format!(
-                        "{:<10} bonded {}",
-                        st["role"].as_str().unwrap_or("?"),
-                        doin(&st["bonded"])
-                    );
-                    if st["unbonding"] != "0" {
+                let doin = |a: Amount| format!("{} DOIN", a.to_doin_string());
+                for st in &v.stakes {
+                    let mut line = format!("{:<10} bonded {}", st.role, doin(st.bonded));
+                    if !st.unbonding.is_zero() {
                         line.push_str(&format!(
                             ", unbonding {} (withdrawable from height {})",
-                            doin(&st["unbonding"]),
-                            st["unbonding_until"]
+                            doin(st.unbonding),
+                            st.unbonding_until
                         ));
                     }
-                    if let Some(d) = st["domains"].as_array().filter(|d| !d.is_empty()) {
-                        let names: Vec<&str> = d.iter().filter_map(|x| x.as_str()).collect();
-                        line.push_str(&format!(", domains {}", names.join(",")));
+                    if !st.domains.is_empty() {
+                        line.push_str(&format!(", domains {}", st.domains.join(",")));
                     }
                     println!("{line}");
                 }
@@ -557,9 +544,9 @@ pub async fn run(wallet: WalletArgs) -> anyhow::Result<()> {
                 std::fs::read_to_string(file)
                     .with_context(|| format!("cannot read {}", file.display()))?
             };
-            let spec = crate::run::read_genesis(genesis)?;
+            let spec = crate::genesis::read_genesis(genesis)?;
             let main_chain = match main_genesis {
-                Some(p) => Some(crate::run::read_main_genesis(p)?.chain_id()?),
+                Some(p) => Some(crate::genesis::read_main_genesis(p)?.chain_id()?),
                 None => None,
             };
             match crate::proofcheck::verify_any_proof_json(&text, &spec, main_chain.as_ref())? {
@@ -619,7 +606,7 @@ pub async fn run(wallet: WalletArgs) -> anyhow::Result<()> {
         WalletCommand::Tx { id } => {
             let tx = client.tx(id).await?;
             if args.json {
-                println!("{tx}");
+                println!("{}", json(&tx));
             } else {
                 print_tx(&tx);
             }
@@ -628,38 +615,30 @@ pub async fn run(wallet: WalletArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_tx(tx: &serde_json::Value) {
-    let g = |k: &str| {
-        tx.get(k)
-            .map(|v| v.to_string().trim_matches('"').to_string())
-            .unwrap_or_default()
+fn print_tx(tx: &TxView) {
+    println!("id             {}", tx.id);
+    println!("status         {}", tx.status);
+    println!("confirmations  {}", tx.confirmations);
+    if let Some(h) = tx.block_height {
+        println!(
+            "block          {h} ({})",
+            tx.block_hash.as_deref().unwrap_or_default()
+        );
+    }
+    println!("from           {} (nonce {})", tx.sender, tx.nonce);
+    let (to, amount) = match &tx.payload {
+        PayloadView::Transfer { to, amount } => (to.as_str(), Some(*amount)),
+        PayloadView::Stake { amount, .. } | PayloadView::Unstake { amount, .. } => {
+            ("", Some(*amount))
+        }
+        _ => ("", None),
     };
-    println!("id             {}", g("id"));
-    println!("status         {}", g("status"));
-    println!("confirmations  {}", g("confirmations"));
-    if let Some(h) = tx.get("block_height").and_then(|v| v.as_u64()) {
-        println!("block          {h} ({})", g("block_hash"));
+    println!("to             {to}");
+    if let Some(a) = amount {
+        println!("amount         {}", show_amount(a));
     }
-    println!("from           {} (nonce {})", g("sender"), g("nonce"));
-    if let Some(p) = tx.get("payload") {
-        let to = p.get("to").and_then(|v| v.as_str()).unwrap_or("");
-        let amount = p
-            .get("amount")
-            .and_then(|v| v.as_str())
-            .and_then(|s| Amount::parse_base_units(s).ok());
-        println!("to             {to}");
-        if let Some(a) = amount {
-            println!("amount         {}", show_amount(a));
-        }
-    }
-    if let Some(fee) = tx
-        .get("fee_paid")
-        .and_then(|f| f.get("total"))
-        .and_then(|v| v.as_str())
-    {
-        if let Ok(a) = Amount::parse_base_units(fee) {
-            println!("fee paid       {}", show_amount(a));
-        }
+    if let Some(fee) = &tx.fee_paid {
+        println!("fee paid       {}", show_amount(fee.total));
     }
 }
 
@@ -758,7 +737,7 @@ pub(crate) async fn sign_payload(
 pub(crate) async fn report_submitted(
     args: &WalletOpts,
     client: &Client,
-    sub: &crate::client::Submitted,
+    sub: &SubmitResponse,
     s: &TxOptions,
 ) -> anyhow::Result<()> {
     if !args.json {
@@ -770,31 +749,21 @@ pub(crate) async fn report_submitted(
     if s.wait {
         let final_tx = wait_final(client, &sub.id, Duration::from_secs(s.wait_secs)).await?;
         if args.json {
-            println!("{final_tx}");
+            println!("{}", json(&final_tx));
         } else {
             print_tx(&final_tx);
         }
     } else if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"id": sub.id, "status": sub.status, "replaced": sub.replaced})
-        );
+        println!("{}", json(sub));
     }
     Ok(())
 }
 
-async fn wait_final(
-    client: &Client,
-    id: &str,
-    limit: Duration,
-) -> anyhow::Result<serde_json::Value> {
+async fn wait_final(client: &Client, id: &str, limit: Duration) -> anyhow::Result<TxView> {
     let start = Instant::now();
     loop {
         let tx = client.tx(id).await?;
-        if matches!(
-            tx.get("status").and_then(|s| s.as_str()),
-            Some("final" | "anchored")
-        ) {
+        if matches!(tx.status.as_str(), "final" | "anchored") {
             return Ok(tx);
         }
         if start.elapsed() > limit {

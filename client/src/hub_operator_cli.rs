@@ -1,15 +1,20 @@
 //! `doin hub operator …`: the hub operator's calls, authenticated with the token the node
 //! writes to `hub.cookie` in its data directory.
 
-use crate::client::Client;
-use crate::hub_cli::{doin, hash, print, print_stream, s, HubArgs};
+use crate::http::Client;
+use crate::hub_common::{cookie, doin, hash, print, print_stream};
 use crate::hub_peer::write_durably;
-use anyhow::{anyhow, Context};
+use crate::wallet::WalletOpts;
 use clap::Subcommand;
+use doin_api::hub::{
+    ClosedView, HubInvoiceRequest, HubInvoiceView, OpenOutgoingRequest, OpenedView, StreamView,
+};
 use rand::RngCore;
 use reqwest::Method;
-use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// A request without a body.
+const NO_BODY: Option<&()> = None;
 
 #[derive(Subcommand, Debug)]
 pub enum OperatorCommand {
@@ -55,35 +60,20 @@ pub enum OperatorCommand {
     },
 }
 
-pub(crate) fn cookie(args: &HubArgs) -> anyhow::Result<String> {
-    let path = match &args.cookie {
-        Some(p) => p.clone(),
-        None => ["./devnet/hub.cookie", "./doin-data/hub.cookie"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .ok_or_else(|| {
-                anyhow!("operator calls need the node's hub.cookie: give --cookie PATH")
-            })?,
-    };
-    let token = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read the operator token {}", path.display()))?;
-    Ok(token.trim().to_string())
-}
-
 fn random_key() -> String {
     let mut b = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut b);
     hex::encode(b)
 }
 
+/// Runs an operator command with the token read from `cookie_path` (or the default places).
 pub(crate) async fn run(
-    args: &HubArgs,
+    opts: &WalletOpts,
+    cookie_path: Option<&Path>,
     client: &Client,
     command: &OperatorCommand,
 ) -> anyhow::Result<()> {
-    let opts = &args.opts;
-    let token = cookie(args)?;
+    let token = cookie(cookie_path)?;
     let token = Some(token.as_str());
     match command {
         OperatorCommand::Open {
@@ -93,11 +83,15 @@ pub(crate) async fn run(
         } => {
             let deposit = doin(deposit, "--deposit")?;
             let key = idempotency_key.clone().unwrap_or_else(random_key);
-            let (_, v): (u16, Value) = client
+            let body = OpenOutgoingRequest {
+                payee: payee.clone(),
+                deposit: deposit.to_string(),
+            };
+            let (_, v): (u16, OpenedView) = client
                 .request(
                     Method::POST,
                     "/v1/hub/channels/outgoing",
-                    Some(&json!({"payee": payee, "deposit": deposit.to_string()})),
+                    Some(&body),
                     token,
                     Some(&key),
                 )
@@ -105,7 +99,7 @@ pub(crate) async fn run(
             print(opts, &v, |v| {
                 println!(
                     "channel {} submitted (idempotency key {key}); usable once on chain",
-                    s(v, "channel_id")
+                    v.channel_id
                 )
             });
         }
@@ -115,24 +109,24 @@ pub(crate) async fn run(
         } => {
             let id = hash(channel, "channel id")?;
             let key = idempotency_key.clone().unwrap_or_else(random_key);
-            let (_, v): (u16, Value) = client
+            let (_, v): (u16, ClosedView) = client
                 .request(
                     Method::POST,
                     &format!("/v1/hub/channels/{}/close", id.to_hex()),
-                    None,
+                    NO_BODY,
                     token,
                     Some(&key),
                 )
                 .await?;
-            print(opts, &v, |v| println!("closing: {}", s(v, "how")));
+            print(opts, &v, |v| println!("closing: {}", v.how));
         }
         OperatorCommand::CloseStream { stream } => {
             let id = hash(stream, "stream id")?;
-            let (_, v): (u16, Value) = client
+            let (_, v): (u16, StreamView) = client
                 .request(
                     Method::POST,
                     &format!("/v1/hub/streams/{}/close", id.to_hex()),
-                    None,
+                    NO_BODY,
                     token,
                     None,
                 )
@@ -144,23 +138,23 @@ pub(crate) async fn run(
             description,
             expiry_secs,
         } => {
-            let body = json!({
-                "amount_msat": amount_msat.to_string(),
-                "description": description,
-                "expiry_secs": expiry_secs,
-            });
-            let (_, v): (u16, Value) = client
+            let body = HubInvoiceRequest {
+                amount_msat: amount_msat.to_string(),
+                description: description.clone(),
+                expiry_secs: Some(*expiry_secs),
+            };
+            let (_, v): (u16, HubInvoiceView) = client
                 .request(Method::POST, "/v1/hub/invoices", Some(&body), token, None)
                 .await?;
-            print(opts, &v, |v| println!("{}", s(v, "invoice")));
+            print(opts, &v, |v| println!("{}", v.invoice));
         }
         OperatorCommand::InvoiceStatus { payment_hash } => {
             let h = hash(payment_hash, "payment hash")?;
-            let (_, v): (u16, Value) = client
+            let (_, v): (u16, HubInvoiceView) = client
                 .request(
                     Method::GET,
                     &format!("/v1/hub/invoices/{}", h.to_hex()),
-                    None,
+                    NO_BODY,
                     token,
                     None,
                 )
@@ -168,9 +162,9 @@ pub(crate) async fn run(
             print(opts, &v, |v| {
                 println!(
                     "{} msat  {}",
-                    s(v, "amount_msat"),
-                    v["paid_by"]
-                        .as_str()
+                    v.amount_msat,
+                    v.paid_by
+                        .as_ref()
                         .map_or("unpaid".to_string(), |c| format!("paid by channel {c}"))
                 )
             });

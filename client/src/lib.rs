@@ -1,0 +1,13 @@
+//! The clients of a DOIN node: the wallet (`doin wallet`), the hub's payer, payee and
+//! operator commands (`doin hub`), offline proof checking, and the typed HTTP client they
+//! share. They reach a node only through its REST API (`doin-api`'s types) and build and
+//! sign what they send with the chains' sans-IO cores; nothing here runs a chain.
+
+pub mod genesis;
+pub mod http;
+pub mod hub_cli;
+mod hub_common;
+pub mod hub_operator_cli;
+pub mod hub_peer;
+pub mod proofcheck;
+pub mod wallet;

@@ -1,0 +1,294 @@
+//! The channel hub's REST types (`/v1/hub/...`). Milli-unit amounts are decimal strings.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FeeView {
+    /// Charged per forwarded payment (a stream tick or a routed HTLC), milli-units.
+    pub base_msat: u64,
+    /// Millionths of the forwarded amount.
+    pub ppm: u32,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HubInfo {
+    pub address: String,
+    pub network: String,
+    pub fee: FeeView,
+    /// Dispute window of the channels the hub opens; the shortest it accepts on a payer's.
+    pub dispute_blocks: u64,
+    pub min_dispute_blocks: u64,
+    /// Blocks between a routed HTLC's expiry towards the payee and the payer's.
+    pub cltv_delta: u64,
+    /// Most the hub owes one payee before it refuses more stream ticks towards it.
+    pub max_owed_msat: String,
+    pub channels: usize,
+    /// What the hub can still pay out over its open payee channels, milli-units.
+    pub outgoing_liquidity_msat: String,
+    /// What payers hold in their open channels to the hub, milli-units.
+    pub incoming_capacity_msat: String,
+}
+
+/// One channel as the hub holds it. Milli-unit amounts are decimal strings.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChannelView {
+    pub id: String,
+    /// `incoming` (a payer's channel to the hub) or `outgoing` (the hub's to a payee).
+    pub role: String,
+    pub peer: String,
+    /// `opening` (not on chain yet), `open`, `closing` or `closed`.
+    pub status: String,
+    /// Seq of the newest state both signed.
+    pub seq: u64,
+    pub hub_balance_msat: String,
+    pub peer_balance_msat: String,
+    pub pending_htlcs: usize,
+    /// Outgoing: forwarded to the payee and not yet paid out.
+    pub owed_msat: String,
+    /// An update is in flight (the peer may need to fetch the outbox).
+    pub update_in_flight: bool,
+    pub closed_at: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// A channel the payer opened on the transfer chain with this hub as counterparty.
+    pub channel_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenOutgoingRequest {
+    /// The payee's address.
+    pub payee: String,
+    /// Base units the hub locks (decimal string).
+    pub deposit: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OpenedView {
+    pub channel_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClosedView {
+    /// `cooperative` (paid out at once), `force` (posted; settled after the window) or
+    /// `after-payout` (a payee channel with a payout due or under way: nothing new goes
+    /// towards the payee, and the hub closes once the payee has taken it, or after
+    /// `cltv_delta` blocks regardless).
+    pub how: String,
+}
+
+/// The payee's proof that it asks for its own feed (absent when the operator asks).
+#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FeedAuth {
+    /// The time the payee signed, in unix milliseconds (within 5 minutes of the hub's clock).
+    pub at: Option<u64>,
+    /// The payee's BIP340 signature (hex) over `H_tag("doin/hub-feed", chain_id ‖ payee key ‖
+    /// at as u64 big-endian)`.
+    pub sig: Option<String>,
+}
+
+/// One ledger entry. Milli-unit amounts are decimal strings.
+#[derive(Debug, Serialize, Deserialize, ToSchema, Clone)]
+pub struct PaymentView {
+    pub seq: u64,
+    pub at_ms: u64,
+    /// `stream_in`, `stream_out`, `routed_out`, `received`, `fund_in`, `fund_release` or
+    /// `fund_return`.
+    pub kind: String,
+    pub channel: String,
+    pub counterparty: String,
+    pub amount_msat: String,
+    pub fee_msat: String,
+    pub stream: Option<String>,
+    pub payment_hash: Option<String>,
+    pub state_seq: u64,
+    /// A verification fund's entry: its optimae (hex).
+    pub optimae: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Entries with a sequence number above this one.
+    pub after: Option<u64>,
+    /// At most this many (1-1000, default 100).
+    pub limit: Option<usize>,
+}
+
+/// A page of a payee's entries, with the payee's proof ([`FeedAuth`]).
+#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PayeePageQuery {
+    /// Entries with a sequence number above this one.
+    pub after: Option<u64>,
+    /// At most this many (1-1000, default 100).
+    pub limit: Option<usize>,
+    /// See [`FeedAuth`].
+    pub at: Option<u64>,
+    /// See [`FeedAuth`].
+    pub sig: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRequest {
+    /// The channel message (bincode, hex), see docs/channels.md.
+    pub message: String,
+    /// A stream tick: the stream it pays (hex).
+    pub stream: Option<String>,
+    /// An HTLC through the hub: the invoice it pays.
+    pub invoice: Option<String>,
+    /// Evaluator pay: a stream tick that pays the verification fee of the stream payee's vote
+    /// on this optimae (hex). The hub signs it only for a vote the main chain holds, that
+    /// agreed with the decision and was not paid before, and only for exactly the fee.
+    pub vote_optimae: Option<String>,
+    /// Pipelining: a second message (hex), handled right after `message` in the same durable
+    /// step; `message` must then be a `Confirm`, and `stream`, `invoice` and `vote_optimae`
+    /// belong to this one. A streaming payer confirms one tick and proposes the next in one
+    /// request.
+    pub next: Option<String>,
+    /// A split tick: the payer pays several of its streams with one `Pay` (one signature for
+    /// them all), each stream its share (which may pay a vote's verification fee); the shares
+    /// add up to the `Pay`. Given alone (no `stream`, `invoice` or `vote_optimae`), at most 64
+    /// shares, each stream once.
+    pub split: Option<Vec<ShareRequest>>,
+    /// A funding tick: the `Pay` goes into this optimae's verification fund (hex), which the
+    /// hub pays out to the agreeing evaluators once the decision is final and returns the
+    /// rest of. Given alone; only while the optimae is revealed and not finally decided.
+    pub fund_optimae: Option<String>,
+    /// The peer's BIP340 signature (hex) over `H_tag("doin/hub-message", chain_id ‖
+    /// channel_id ‖ message ‖ stream ‖ SHA-256(invoice) ‖ vote_optimae ‖ split digest ‖
+    /// fund_optimae)`, each of the last five 32 zero bytes when absent; with `next`, over
+    /// `H_tag("doin/hub-messages", chain_id ‖ channel_id ‖ SHA-256(message) ‖ SHA-256(next) ‖
+    /// the same five)`. The split digest is `SHA-256(stream ‖ amount_msat as u64 big-endian ‖
+    /// vote_optimae or 32 zero bytes, for each share in order)`, or 32 zero bytes without
+    /// `split`.
+    pub signature: String,
+}
+
+/// One stream's share of a split tick.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRequest {
+    /// The stream (hex).
+    pub stream: String,
+    /// Its share of the tick in milli-units (decimal string).
+    pub amount_msat: String,
+    /// Evaluator pay: the share is the verification fee of the stream payee's vote on this
+    /// optimae (hex), checked like `vote_optimae` of a single tick.
+    pub vote_optimae: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MessageResponse {
+    /// The hub's answer (hex), already durable; null when none is due.
+    pub reply: Option<String>,
+    /// Ledger entries this message completed.
+    pub payments: Vec<PaymentView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OutboxView {
+    /// The hub's proposal waiting for the peer (hex), or null.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecodeRequest {
+    pub invoice: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InvoiceView {
+    pub amount_msat: String,
+    pub payment_hash: String,
+    pub payee: String,
+    pub description: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub min_final_cltv_blocks: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HubInvoiceRequest {
+    /// Milli-units (decimal string).
+    pub amount_msat: String,
+    #[serde(default)]
+    pub description: String,
+    /// Seconds the invoice stays payable (default 3600, at most a week).
+    pub expiry_secs: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HubInvoiceView {
+    /// BOLT11, signed by the hub's key.
+    pub invoice: String,
+    pub payment_hash: String,
+    pub amount_msat: String,
+    pub description: String,
+    pub expires_at: u64,
+    /// The payer channel whose HTLC paid it; null while unpaid.
+    pub paid_by: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StreamRequest {
+    /// The payer's channel to the hub (hex).
+    pub payer_channel: String,
+    /// The payee's invoice: its amount is the stream's budget, its hash the stream's id.
+    pub invoice: String,
+    /// The payer's BIP340 signature (hex) over [`stream_auth_hash`]: `H_tag("doin/hub-stream",
+    /// chain_id ‖ payer_channel ‖ SHA-256(invoice))`. Only the payer binds an invoice to its
+    /// channel.
+    pub signature: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StreamView {
+    pub id: String,
+    pub payer_channel: String,
+    pub payee_channel: String,
+    pub payee: String,
+    pub budget_msat: String,
+    pub received_msat: String,
+    pub forwarded_msat: String,
+    pub fees_msat: String,
+    pub ticks: u64,
+    pub opened_at_ms: u64,
+    pub closed: bool,
+}
+
+/// A verification fund. Milli-unit amounts are decimal strings.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FundView {
+    /// The optimae (hex).
+    pub optimae: String,
+    pub payer_channel: String,
+    pub funded_msat: String,
+    /// Paid to evaluators (their verification fees, the hub's fee included).
+    pub released_msat: String,
+    /// Given back to the payer on its channel when the fund settled.
+    pub returned_msat: String,
+    /// Each evaluator paid (address) and its fee in msat.
+    pub paid: Vec<FundPaidView>,
+    pub funded_at_ms: u64,
+    /// The decision was final and the fund paid out.
+    pub settled: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FundPaidView {
+    pub evaluator: String,
+    pub fee_msat: String,
+}

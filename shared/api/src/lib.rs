@@ -1,0 +1,10 @@
+//! The REST API's request and response types, in one place for the routes that answer them,
+//! the command-line clients that read them and the tests: a field added here is added for all.
+//!
+//! Types only: no route, no service, no I/O. Amounts of base units are decimal strings,
+//! milli-unit amounts too; hashes and ids are hex; addresses bech32m (see `docs/api.md`).
+
+pub mod hub;
+pub mod mainchain;
+pub mod node;
+pub mod tx;

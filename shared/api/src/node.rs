@@ -1,0 +1,95 @@
+//! The node's own REST types: peers, sync progress (`/v1/node/...`) and cross-chain proofs
+//! (`/v1/anchors/...`).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PeersView {
+    /// This node's peer id (give `<listen address>` to other nodes as a bootstrap peer).
+    pub local_peer_id: String,
+    /// Listen multiaddresses, each ending in `/p2p/<local_peer_id>`.
+    pub listen_addresses: Vec<String>,
+    pub peers: Vec<PeerEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PeerEntry {
+    pub peer_id: String,
+    /// 0 is a clean record; penalties lower it, time restores it; at -100 a peer is banned.
+    pub score: i64,
+    pub connected: bool,
+    /// This node dialled the peer (outbound) rather than the other way round.
+    pub outbound: bool,
+    /// Addresses the peer says it listens on.
+    pub addresses: Vec<String>,
+    /// Protocols the peer supports (from identify).
+    pub protocols: Vec<String>,
+    pub agent: Option<String>,
+    /// Seconds left on the peer's ban, when banned.
+    pub banned_for_secs: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SyncView {
+    /// True while any networked chain is more than one block behind its best peer.
+    pub syncing: bool,
+    /// The transfer chain against its peers (absent when it is not run or not networked).
+    pub tx: Option<SyncReport>,
+    /// The main chain against its peers (absent when it is not run or not networked).
+    pub main: Option<SyncReport>,
+}
+
+/// A main block's anchoring proof. Only `proof` is evidence; the rest restates it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MainAnchorProofView {
+    /// `doin-main-anchor/2`.
+    pub format: String,
+    pub main_height: u64,
+    pub main_hash: String,
+    /// `final` (anchored by a final transfer block and at least 2 deep) or `included`.
+    pub status: String,
+    /// The transfer block that anchors it.
+    pub tx_height: u64,
+    pub tx_block_hash: String,
+    /// Hex of the encoded proof: the main headers from `main_height` up to the one the
+    /// transfer header anchors, the transfer header and its finality proof (commit
+    /// certificate and one epoch hop per earlier epoch).
+    pub proof: String,
+}
+
+/// A transfer block's checkpoint leg. Only `proof` is evidence.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointProofView {
+    /// `doin-tx-checkpoint/1`.
+    pub format: String,
+    pub tx_height: u64,
+    /// The first main block whose `tx_checkpoint` covers the transfer block.
+    pub main_height: u64,
+    pub main_hash: String,
+    /// Hex of the encoded leg: the transfer headers from `tx_height` up to the checkpointed
+    /// one and the main header that names it.
+    pub proof: String,
+}
+
+/// Where this node's sync of one chain stands, for its operators (`/v1/node/sync`).
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+pub struct SyncReport {
+    /// True while a peer is more than one block ahead.
+    pub syncing: bool,
+    pub local_height: u64,
+    /// Highest tip a peer on this chain reported.
+    pub best_peer_height: Option<u64>,
+    /// Highest header fetched and checked ahead of its block.
+    pub verified_header_height: u64,
+    /// Peers on this chain that answered the last status round.
+    pub peers_on_chain: usize,
+    /// Signed headers fetched and checked since start.
+    pub headers_synced: u64,
+    /// Blocks fetched by range and imported since start.
+    pub blocks_synced: u64,
+    /// `local_height / best_peer_height` in percent (100 when level or ahead).
+    pub progress_percent: u8,
+}
