@@ -20,8 +20,8 @@
 use crate::booking::fail_route;
 use crate::error::HubError;
 use crate::io::{Condition, Mark};
+use crate::pass::Pass;
 use crate::records::{ChannelRole, RouteState};
-use crate::watch::Pass;
 use doin_channels::{Change, InFlight};
 use doin_tx_core::channel::{ChannelId, Side};
 use doin_tx_core::TxPayload;

@@ -47,6 +47,7 @@ pub mod funds;
 mod io;
 pub mod messages;
 pub mod operations;
+mod pass;
 pub mod policy;
 pub mod records;
 pub mod state;

@@ -11,9 +11,10 @@ mod submit;
 pub use bft::{now, DecidedOutcome};
 
 use crate::events::EventLog;
+pub use crate::lookup::{TxLookup, TxStatus};
 use crate::mempool::{Admission, Mempool, MempoolConfig, MempoolError};
 use crate::metrics::TxMetrics;
-use crate::store::{ChainStore, PriorVersions, PruneConfig, StoredHeader, TxLocation};
+use crate::store::{ChainStore, PriorVersions, PruneConfig};
 use crate::views;
 use doin_crypto::KeyPair;
 use doin_store::{KvStore, StoreError};
@@ -81,19 +82,6 @@ fn transfer_parties<'a>(
     bodies.flat_map(|b| std::iter::once(b.sender).chain(b.payload.recipient().copied()))
 }
 
-/// Where a transaction is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TxStatus {
-    /// In the mempool.
-    Pending,
-    /// In a block that is not final yet.
-    Included,
-    /// In a final block: it can never be reverted.
-    Final,
-    /// In a final block that a main-chain block checkpoints.
-    Anchored,
-}
-
 /// What [`TxChain::tx_proof`] found.
 #[derive(Debug)]
 pub enum TxProofLookup {
@@ -108,17 +96,6 @@ pub enum TxProofLookup {
     },
 }
 
-impl TxStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TxStatus::Pending => "pending",
-            TxStatus::Included => "included",
-            TxStatus::Final => "final",
-            TxStatus::Anchored => "anchored",
-        }
-    }
-}
-
 /// Result of a submission that was not an error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubmitOutcome {
@@ -128,18 +105,6 @@ pub struct SubmitOutcome {
     pub new: bool,
     /// The transaction this one replaced in the mempool, if any.
     pub replaced: Option<TxId>,
-}
-
-/// A transaction with where it is.
-#[derive(Clone, Debug)]
-pub struct TxLookup {
-    pub tx: Tx,
-    pub status: TxStatus,
-    pub location: Option<TxLocation>,
-    pub block: Option<StoredHeader>,
-    pub confirmations: u64,
-    /// The first main-chain block that checkpoints the transaction's block.
-    pub anchored_by: Option<MainAnchor>,
 }
 
 /// The chain tip as the service sees it.

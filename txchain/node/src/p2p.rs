@@ -13,9 +13,10 @@
 //! - *sync*: catches up with the best peer, headers first (`doin-sync`, with this chain's
 //!   side in [`crate::sync`]).
 
-use crate::chain::{now_ms, Announcement, ChainError, SubmitError, TxChain};
+use crate::chain::{Announcement, SubmitError, TxChain};
 use crate::mempool::MempoolError;
-use crate::sync::{fetch_range, TxSyncIo};
+use crate::net_ctx::{ask, blame, fetch_range, import, Ctx, P2pMetrics};
+use crate::sync::TxSyncIo;
 pub use crate::sync::{SyncReport, SyncState};
 use crate::wire::{
     ChainStatus, SyncRequest, SyncResponse, ANSWER_BYTES_TARGET, MAX_BLOCKS_PER_ANSWER,
@@ -23,51 +24,15 @@ use crate::wire::{
 };
 use doin_net::tasks::{join_service, next_or_shutdown};
 use doin_net::{
-    GossipMessage, InboundRequest, Misbehaviour, NetError, NetHandle, Network, PeerId, Service,
-    Topic, Verdict,
+    GossipMessage, InboundRequest, Misbehaviour, NetError, NetHandle, Network, Service, Topic,
+    Verdict,
 };
 use doin_sync::{consecutive, serve, sync_loop};
-use doin_telemetry::prometheus::{IntCounter, IntCounterVec, Opts};
-use doin_telemetry::{Metrics, MetricsError};
+use doin_telemetry::Metrics;
 use doin_tx_core::{Block, CompactBlock};
-use doin_types::{Height, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch, Notify};
-
-#[derive(Clone)]
-pub(crate) struct P2pMetrics {
-    compact_blocks: IntCounterVec,
-    missing_txs_fetched: IntCounter,
-    pub(crate) synced_blocks: IntCounter,
-    pub(crate) synced_headers: IntCounter,
-}
-
-impl P2pMetrics {
-    fn register(m: &Metrics) -> Result<P2pMetrics, MetricsError> {
-        Ok(P2pMetrics {
-            compact_blocks: m.register(IntCounterVec::new(
-                Opts::new(
-                    "doin_tx_compact_blocks_total",
-                    "Compact blocks received, by outcome (rebuilt, fetched-missing, fetched-full, stale, ahead, invalid)",
-                ),
-                &["outcome"],
-            )?)?,
-            missing_txs_fetched: m.register(IntCounter::new(
-                "doin_tx_compact_missing_txs_total",
-                "Transactions fetched from peers to complete compact blocks",
-            )?)?,
-            synced_blocks: m.register(IntCounter::new(
-                "doin_tx_sync_blocks_total",
-                "Blocks fetched by range from peers and imported",
-            )?)?,
-            synced_headers: m.register(IntCounter::new(
-                "doin_tx_sync_headers_total",
-                "Signed headers fetched from peers and checked ahead of their blocks",
-            )?)?,
-        })
-    }
-}
 
 /// The transfer chain's network service, attached before the network starts.
 pub struct TxP2p {
@@ -143,39 +108,6 @@ impl TxP2p {
             shutdown,
         ));
         join_service(tasks, "transfer-chain network").await
-    }
-}
-
-/// What every task of the service shares.
-#[derive(Clone)]
-pub(crate) struct Ctx {
-    pub(crate) chain: Arc<TxChain>,
-    pub(crate) net: NetHandle,
-    pub(crate) metrics: P2pMetrics,
-    pub(crate) wake_sync: Arc<Notify>,
-    pub(crate) max_response_bytes: usize,
-}
-
-/// Imports a block off the async runtime (signature checks and the disk write are blocking).
-pub(crate) async fn import(chain: &Arc<TxChain>, block: Block) -> Result<(), ChainError> {
-    let chain = chain.clone();
-    tokio::task::spawn_blocking(move || chain.import_block(&block, Timestamp(now_ms())))
-        .await
-        .map_err(|e| ChainError::Inconsistent(format!("import task failed: {e}")))?
-}
-
-/// What an import failure says about the block's sender. A block that lost a race with the
-/// same height arriving another way (gossip and sync run side by side) is stale, not invalid.
-pub(crate) fn blame(chain: &TxChain, height: Height, e: &ChainError) -> Verdict {
-    if chain.tip().header.height >= height {
-        return Verdict::Ignore;
-    }
-    match e {
-        // A main block this node has not seen yet: maybe later.
-        ChainError::Block(b) if b.is_retryable() => Verdict::Ignore,
-        ChainError::Block(_) => Verdict::Reject,
-        // Our own storage or state: not the peer's fault.
-        _ => Verdict::Ignore,
     }
 }
 
@@ -308,27 +240,6 @@ async fn on_compact_block(ctx: &Ctx, msg: &GossipMessage) -> (Verdict, &'static 
                 tracing::debug!(height, error = %e, "block not imported yet");
                 (verdict, "deferred")
             }
-        }
-    }
-}
-
-/// Sends a sync request and decodes the answer (a malformed answer costs the peer score).
-pub(crate) async fn ask(
-    ctx: &Ctx,
-    peer: PeerId,
-    req: &SyncRequest,
-) -> Result<SyncResponse, String> {
-    let bytes = req.encode().map_err(|e| e.to_string())?;
-    let answer = ctx
-        .net
-        .request(peer, Service::TxSync, bytes)
-        .await
-        .map_err(|e| e.to_string())?;
-    match SyncResponse::decode(&answer, ctx.max_response_bytes) {
-        Ok(r) => Ok(r),
-        Err(e) => {
-            ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
-            Err(format!("malformed answer: {e}"))
         }
     }
 }

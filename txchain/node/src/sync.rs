@@ -7,7 +7,7 @@
 //! Transfer blocks are final once decided, so a round builds on this node's tip: there is
 //! no fork to search for. This module never decides validity itself — the core does.
 
-use crate::p2p::{ask, blame, import, Ctx};
+use crate::net_ctx::{ask, blame, import, Ctx};
 use crate::wire::{
     ChainStatus, SyncRequest, SyncResponse, MAX_BLOCKS_PER_ANSWER, MAX_HEADERS_PER_ANSWER,
 };
@@ -267,38 +267,5 @@ impl SyncIo for TxSyncIo {
             .net
             .penalize(peer, Misbehaviour::InvalidResponse)
             .await;
-    }
-}
-
-/// Fetches up to `max` blocks from `from`; `None` when the peer failed or answered wrongly
-/// (penalised). The blocks are consecutive from `from`, but not yet validated.
-pub(crate) async fn fetch_range(
-    ctx: &Ctx,
-    peer: PeerId,
-    from: Height,
-    max: u32,
-) -> Option<Vec<Block>> {
-    match ask(ctx, peer, &SyncRequest::Blocks { from, max }).await {
-        Ok(SyncResponse::Blocks(blocks)) => {
-            let consecutive = blocks.len() <= max as usize
-                && blocks
-                    .iter()
-                    .enumerate()
-                    .all(|(i, b)| b.header.height == from + i as u64);
-            if consecutive {
-                Some(blocks)
-            } else {
-                ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
-                None
-            }
-        }
-        Ok(_) => {
-            ctx.net.penalize(peer, Misbehaviour::InvalidResponse).await;
-            None
-        }
-        Err(e) => {
-            tracing::debug!(%peer, error = %e, "block request failed");
-            None
-        }
     }
 }

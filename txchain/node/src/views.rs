@@ -4,7 +4,7 @@
 //! accounts are bech32m addresses of the chain's network, and every transaction carries
 //! `status` and `confirmations`.
 
-use crate::chain::TxLookup;
+use crate::lookup::TxLookup;
 use crate::store::StoredHeader;
 pub use doin_api::tx::*;
 use doin_tx_core::bft::CommitCertificate;
