@@ -3,6 +3,7 @@
 //!
 //! Nothing here is used by the node itself.
 
+pub mod cluster;
 pub mod hub_harness;
 pub mod scenario;
 

@@ -115,6 +115,11 @@ pub(crate) enum Command {
         reply: oneshot::Sender<PeerView>,
     },
     Dial(Multiaddr),
+    /// Refuse (or accept again) every connection with a peer.
+    Refuse {
+        peer: PeerId,
+        refused: bool,
+    },
 }
 
 /// How chain services reach the network. Cheap to clone.
@@ -201,6 +206,29 @@ impl NetHandle {
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
         self.commands
             .send(Command::Dial(addr))
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Refuses every connection with `peer` (closing those open) until [`NetHandle::accept`]:
+    /// an operator's block list, apart from bans (which expire).
+    pub async fn refuse(&self, peer: PeerId) -> Result<(), NetError> {
+        self.commands
+            .send(Command::Refuse {
+                peer,
+                refused: true,
+            })
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Takes `peer` off the block list (a peer still banned stays refused until its ban ends).
+    pub async fn accept(&self, peer: PeerId) -> Result<(), NetError> {
+        self.commands
+            .send(Command::Refuse {
+                peer,
+                refused: false,
+            })
             .await
             .map_err(|_| NetError::Stopped)
     }
@@ -329,6 +357,7 @@ impl Network {
             topics,
             pending_requests: HashMap::new(),
             pending_replies: FuturesUnordered::new(),
+            refused: std::collections::BTreeSet::new(),
         };
         task.dial_bootstrap();
         task.run(self.commands, shutdown).await;

@@ -164,6 +164,9 @@ pub(crate) struct SwarmTask {
     pub(crate) topics: HashMap<TopicHash, Topic>,
     pub(crate) pending_requests: HashMap<OutboundRequestId, (Service, RequestReply)>,
     pub(crate) pending_replies: FuturesUnordered<PendingReply>,
+    /// Peers on the operator's block list (see [`NetHandle::refuse`]): a ban that ends does
+    /// not let them back.
+    pub(crate) refused: std::collections::BTreeSet<PeerId>,
 }
 
 /// Response frames start with a status byte.
@@ -220,7 +223,9 @@ impl SwarmTask {
     fn maintain(&mut self) {
         let now = Instant::now();
         for peer in self.book.expire_bans(now) {
-            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            if !self.refused.contains(&peer) {
+                self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            }
             tracing::info!(%peer, "ban expired");
         }
         self.book.forget_idle(now);
@@ -312,6 +317,17 @@ impl SwarmTask {
                 self.pending_requests.insert(id, (service, reply));
             }
             Command::Penalize { peer, what } => self.penalize(peer, what),
+            Command::Refuse { peer, refused } => {
+                if refused {
+                    tracing::info!(%peer, "peer refused");
+                    self.refused.insert(peer);
+                    self.swarm.behaviour_mut().blocked.block_peer(peer);
+                } else if self.refused.remove(&peer) && !self.book.is_banned(&peer, Instant::now())
+                {
+                    tracing::info!(%peer, "peer accepted again");
+                    self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+                }
+            }
             Command::Peers { reply } => {
                 let view = PeerView {
                     local_peer_id: self.handle.local_peer_id.to_string(),

@@ -1,0 +1,4 @@
+//! The channel state machine and invoices, in one test binary.
+
+mod invoice;
+mod machine;

@@ -1,0 +1,330 @@
+//! Driving real `doin` processes from a test: finding the binary, free ports, blocking REST
+//! reads, waiting with a deadline, and a node process that is killed when the test ends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The `doin` binary of this build (built on demand when only this package was built).
+pub fn doin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let doin = bin_dir.join(format!("doin{}", std::env::consts::EXE_SUFFIX));
+    if !doin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "doin-node", "--bin", "doin"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the doin binary failed");
+    }
+    doin
+}
+
+pub fn free_port(ip: &str) -> u16 {
+    TcpListener::bind(format!("{ip}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET with a 5 s timeout: status and JSON body (`Null` when the body is not JSON).
+pub fn get(url: &str) -> Option<(u16, Value)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        let s = r.status().as_u16();
+        let v = r.json().await.unwrap_or(Value::Null);
+        Some((s, v))
+    })
+}
+
+/// GET with a 5 s timeout (and a bearer token when given): status and text body.
+pub fn get_text(url: &str, bearer: Option<&str>) -> Option<(u16, String)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let mut req = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(5));
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.ok()?;
+        let s = r.status().as_u16();
+        Some((s, r.text().await.ok()?))
+    })
+}
+
+/// The body of a 200 answer, `None` for anything else.
+pub fn get_ok(url: &str) -> Option<Value> {
+    match get(url) {
+        Some((200, v)) => Some(v),
+        _ => None,
+    }
+}
+
+pub fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// One `doin node` process: its config file, REST base URL and log file.
+pub struct NodeProc {
+    pub name: String,
+    pub config: PathBuf,
+    pub rest: String,
+    pub log: PathBuf,
+    pub child: Option<Child>,
+}
+
+impl NodeProc {
+    /// Starts `doin node --config` (logs appended to `self.log`) and waits until REST answers.
+    pub fn start(&mut self, doin: &Path) {
+        let config = self.config.clone().into_os_string();
+        self.start_with(
+            doin,
+            &["node".as_ref(), "--config".as_ref(), config.as_os_str()],
+        );
+    }
+
+    /// Starts `doin <args>` (e.g. a devnet) and waits until REST answers.
+    pub fn start_with(&mut self, doin: &Path, args: &[&std::ffi::OsStr]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(doin)
+            .args(args)
+            .env("RUST_LOG", "info,libp2p=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !matches!(get(&format!("{}/livez", self.rest)), Some((200, _))) {
+            if Instant::now() >= deadline {
+                // The log says why (a refused config or store, a port in use).
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "timed out: {} answers; its log ends:\n{}",
+                    self.name,
+                    tail.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn info(&self) -> Option<Value> {
+        get_ok(&format!("{}/v1/tx/info", self.rest))
+    }
+
+    pub fn height(&self) -> u64 {
+        self.info().and_then(|v| v["height"].as_u64()).unwrap_or(0)
+    }
+
+    pub fn main_info(&self) -> Option<Value> {
+        get_ok(&format!("{}/v1/main/info", self.rest))
+    }
+
+    pub fn main_height(&self) -> u64 {
+        self.main_info()
+            .and_then(|v| v["height"].as_u64())
+            .unwrap_or(0)
+    }
+
+    pub fn main_block(&self, height: u64) -> Option<Value> {
+        get_ok(&format!("{}/v1/main/blocks/{height}", self.rest))
+    }
+
+    pub fn peers(&self) -> Value {
+        get(&format!("{}/v1/node/peers", self.rest))
+            .map(|(_, v)| v)
+            .unwrap_or(Value::Null)
+    }
+
+    /// The first address the node listens on, with its peer id.
+    pub fn listen_address(&self) -> String {
+        wait_until(&format!("{} listens", self.name), 30, || {
+            self.peers()["listen_addresses"][0]
+                .as_str()
+                .map(String::from)
+        })
+    }
+
+    pub fn block_hash(&self, height: u64) -> Option<String> {
+        get_ok(&format!("{}/v1/tx/blocks/{height}", self.rest))
+            .and_then(|v| v["hash"].as_str().map(String::from))
+    }
+
+    pub fn tx_status(&self, id: &str) -> Option<String> {
+        get_ok(&format!("{}/v1/tx/transactions/{id}", self.rest))
+            .and_then(|v| v["status"].as_str().map(String::from))
+    }
+
+    pub fn balance(&self, addr: &str) -> u128 {
+        let (_, v) = get(&format!("{}/v1/tx/accounts/{addr}", self.rest)).unwrap();
+        v["balance"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Sum of the samples of a metric (name with labels as a prefix).
+    pub fn metric(&self, name: &str) -> u64 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let text = rt.block_on(async {
+            reqwest::get(format!("{}/metrics", self.rest))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        });
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// The last 30 lines of the node's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            Command::new("kill")
+                .args(["-9", &c.id().to_string()])
+                .status()
+                .unwrap();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Devnet options for a test: loopback REST and p2p on free ports, no demo traffic, the given
+/// block times and demo worker counts, keys and genesis under `data_dir`.
+pub fn devnet_options(
+    data_dir: &Path,
+    block_time_ms: u64,
+    main_block_time_ms: u64,
+    evaluators: usize,
+    optimizers: usize,
+) -> doin_node::devnet::DevnetOptions {
+    doin_node::devnet::DevnetOptions {
+        data_dir: data_dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
+        block_time_ms,
+        accounts: 2,
+        demo_accounts: 0,
+        demo: false,
+        demo_interval_ms: 100,
+        main_block_time_ms,
+        evaluators,
+        optimizers,
+    }
+}
+
+/// Writes `k` as a plaintext devnet key file `dir/name.json`.
+pub fn write_key(dir: &Path, name: &str, k: &doin_crypto::KeyPair) -> PathBuf {
+    let p = dir.join(format!("{name}.json"));
+    doin_crypto::keystore::KeyFile::plaintext_devnet(k)
+        .write_new(&p)
+        .unwrap();
+    p
+}
+
+/// A `doin node` (not started yet) running the transfer chain, produced by its own validator
+/// every 300 ms, and the hub, with each of `funded` holding 100 000 000 base units. Its data
+/// directory is `dir/data` (the operator token is `dir/data/hub.cookie`).
+pub fn hub_node(
+    dir: &Path,
+    name: &str,
+    validator: &doin_crypto::KeyPair,
+    hub: &doin_crypto::KeyPair,
+    funded: &[&doin_crypto::KeyPair],
+) -> (NodeProc, doin_tx_core::GenesisSpec) {
+    let spec = doin_tests::funded_genesis(
+        name,
+        validator,
+        funded,
+        100_000_000,
+        doin_tx_core::ConsensusParams {
+            target_block_time_ms: 300,
+            ..doin_tx_core::ConsensusParams::public_defaults()
+        },
+    );
+    let genesis = dir.join("genesis.json");
+    std::fs::write(&genesis, serde_json::to_string(&spec).unwrap()).unwrap();
+    let validator_key = write_key(dir, "validator", validator);
+    let hub_key = write_key(dir, "hub", hub);
+    let rest_port = free_port("127.0.0.1");
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\ngenesis_file = {genesis:?}\nchains = [\"tx\", \"hub\"]\n\
+             [rest]\nlisten = \"127.0.0.1:{rest_port}\"\nrate_limit_per_second = 0\n\
+             [p2p]\nenabled = false\n\
+             [producer]\nenabled = true\nkeystore = {validator_key:?}\nblock_time_ms = 300\n\
+             [hub]\nkeystore = {hub_key:?}\ndispute_blocks = 30\nmin_dispute_blocks = 10\nwatch_interval_ms = 200\n",
+            dir.join("data"),
+        ),
+    )
+    .unwrap();
+    let node = NodeProc {
+        name: name.into(),
+        log: dir.join("node.log"),
+        config,
+        rest: format!("http://127.0.0.1:{rest_port}"),
+        child: None,
+    };
+    (node, spec)
+}
+
+/// Held by every test that runs a network of `doin` node processes: one such network at a
+/// time (each starts several nodes on two cores; the tests of this binary share one process).
+pub fn node_processes() -> MutexGuard<'static, ()> {
+    static NODE_PROCESSES: Mutex<()> = Mutex::new(());
+    NODE_PROCESSES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,313 @@
+//! Black-box: evaluator pay in a `doin devnet` process. Every demo evaluator's vote that a
+//! committed main block carries, for an optimae that was decided and that the vote agreed
+//! with, releases the domain's verification fee through the hub: each tick into an
+//! evaluator's stream is exactly one fee, there are never more ticks than such votes, the
+//! evaluators of one decision are paid with one update (a split tick), and a SIGKILL and
+//! restart pays no vote twice.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use common::{doin, free_port, get_ok, get_text, wait_until, NodeProc};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+
+/// The devnet's verification fee per vote (25 000 base units) in milli-units.
+const FEE_MSAT: u64 = 25_000_000;
+
+fn num(v: &Value) -> u64 {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Ticks and milli-units received over every stream of the hub.
+fn streams(rest: &str) -> Vec<(u64, u64)> {
+    get_ok(&format!("{rest}/v1/hub/streams"))
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| (num(&s["ticks"]), num(&s["received_msat"])))
+        .collect()
+}
+
+/// What the evaluators hold on their channels from the hub.
+fn delivered(rest: &str) -> u64 {
+    get_ok(&format!("{rest}/v1/hub/channels"))
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c["role"] == "outgoing")
+        .map(|c| num(&c["peer_balance_msat"]))
+        .sum()
+}
+
+/// Agreeing votes of decided optimae that the main blocks up to the tip carry.
+fn agreeing_votes(rest: &str) -> u64 {
+    let height = get_ok(&format!("{rest}/v1/main/info"))
+        .map(|v| num(&v["height"]))
+        .unwrap_or(0);
+    let mut optimae = BTreeSet::new();
+    for h in 1..=height {
+        let Some(block) = get_ok(&format!("{rest}/v1/main/blocks/{h}")) else {
+            continue;
+        };
+        for verdict in block["verdicts"].as_array().into_iter().flatten() {
+            optimae.insert(verdict["optimae_id"].as_str().unwrap_or("").to_string());
+        }
+    }
+    let mut votes = 0;
+    for id in optimae {
+        let Some(o) = get_ok(&format!("{rest}/v1/main/optimae/{id}")) else {
+            continue;
+        };
+        if o["decided_at"].is_null() {
+            continue;
+        }
+        votes += o["votes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["agreed"] == Value::Bool(true))
+            .count() as u64;
+    }
+    votes
+}
+
+fn check(rest: &str) -> u64 {
+    let s = streams(rest);
+    for (ticks, received) in &s {
+        assert_eq!(
+            *received,
+            ticks * FEE_MSAT,
+            "a tick that is not one vote's fee"
+        );
+    }
+    let ticks: u64 = s.iter().map(|(t, _)| t).sum();
+    // Read after the ticks: votes only grow, so this bound holds at the ticks' moment too.
+    let votes = agreeing_votes(rest);
+    assert!(
+        ticks <= votes,
+        "{ticks} fees paid for {votes} agreeing votes: a vote was paid twice"
+    );
+    ticks
+}
+
+/// A devnet whose demo payer pays the evaluators by `pay` (`ticks` or `fund`); its node and
+/// its arguments (to start it again).
+fn devnet(dir: &std::path::Path, pay: &str) -> (NodeProc, Vec<OsString>) {
+    let port = free_port("127.0.0.1");
+    let node = NodeProc {
+        name: "devnet".into(),
+        config: dir.join("unused"),
+        rest: format!("http://127.0.0.1:{port}"),
+        log: dir.join("devnet.log"),
+        child: None,
+    };
+    let args: Vec<OsString> = vec![
+        "devnet".into(),
+        "--data-dir".into(),
+        dir.join("devnet").into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}").into(),
+        "--block-time-ms".into(),
+        "300".into(),
+        "--main-block-time-ms".into(),
+        "1000".into(),
+        "--demo-interval-ms".into(),
+        "200".into(),
+        "--evaluators".into(),
+        "3".into(),
+        "--evaluator-pay".into(),
+        pay.into(),
+    ];
+    (node, args)
+}
+
+#[test]
+fn agreeing_votes_release_their_fee_through_the_hub_once_each() {
+    let _nodes = common::node_processes();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, args) = devnet(dir.path(), "ticks");
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let doin = doin();
+    node.start_with(&doin, &args);
+
+    let paid = wait_until("evaluators are paid for their votes", 240, || {
+        let ticks = check(&node.rest);
+        (ticks >= 3).then_some(ticks)
+    });
+    // The payees took their payouts: what reached them is what the ticks carried, less the
+    // hub's fee (0.1 %).
+    wait_until("the payouts are taken", 60, || {
+        let delivered = delivered(&node.rest);
+        let received: u64 = streams(&node.rest).iter().map(|(_, r)| r).sum();
+        (delivered > 0 && delivered == received - received / 1000).then_some(())
+    });
+
+    // The payer pays every agreeing demo evaluator of a decision with one update (a split
+    // tick): stream entries of one payer channel state, each into another stream.
+    let cookie = std::fs::read_to_string(dir.path().join("devnet").join("hub.cookie")).unwrap();
+    let (_, csv) = get_text(
+        &format!("{}/v1/hub/accounting.csv", node.rest),
+        Some(cookie.trim()),
+    )
+    .unwrap();
+    let mut per_update: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for row in csv.lines().skip(1) {
+        let f: Vec<&str> = row.split(',').collect();
+        if f.get(2) == Some(&"stream_in") {
+            per_update
+                .entry((f[3].to_string(), f[9].to_string()))
+                .or_default()
+                .insert(f[7].to_string());
+        }
+    }
+    assert!(
+        per_update.values().any(|streams| streams.len() >= 2),
+        "no split tick among {per_update:?}"
+    );
+
+    node.kill9();
+    node.start_with(&doin, &args);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let after = check(&node.rest);
+    assert!(
+        after >= paid,
+        "payments lost in the restart: {paid} then {after}"
+    );
+}
+
+/// Every verification fund: optimae, funded, released, returned, settled, (evaluator, fee)s.
+type FundRow = (String, u64, u64, u64, bool, Vec<(String, u64)>);
+
+fn funds(rest: &str) -> Vec<FundRow> {
+    get_ok(&format!("{rest}/v1/hub/funds"))
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|f| {
+            let paid = f["paid"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    (
+                        p["evaluator"].as_str().unwrap_or("").to_string(),
+                        num(&p["fee_msat"]),
+                    )
+                })
+                .collect();
+            (
+                f["optimae"].as_str().unwrap_or("").to_string(),
+                num(&f["funded_msat"]),
+                num(&f["released_msat"]),
+                num(&f["returned_msat"]),
+                f["settled"] == Value::Bool(true),
+                paid,
+            )
+        })
+        .collect()
+}
+
+/// Checks every fund's books; the number of votes paid out of funds.
+fn check_funds(rest: &str) -> u64 {
+    let all = funds(rest);
+    let mut paid_votes = 0;
+    for (optimae, funded, released, returned, settled, paid) in &all {
+        let evaluators: BTreeSet<&String> = paid.iter().map(|(e, _)| e).collect();
+        assert_eq!(
+            evaluators.len(),
+            paid.len(),
+            "{optimae}: an evaluator paid twice"
+        );
+        assert!(
+            paid.iter().all(|(_, fee)| *fee == FEE_MSAT),
+            "{optimae}: not one fee each"
+        );
+        assert_eq!(*released, FEE_MSAT * paid.len() as u64, "{optimae}");
+        assert!(
+            released <= funded,
+            "{optimae}: paid out more than was put in"
+        );
+        if *settled {
+            assert_eq!(
+                released + returned,
+                *funded,
+                "{optimae}: the rest not returned"
+            );
+        } else {
+            assert!(
+                paid.is_empty(),
+                "{optimae}: paid before its decision was final"
+            );
+        }
+        paid_votes += paid.len() as u64;
+    }
+    // Read after the funds: votes only grow.
+    let votes = agreeing_votes(rest);
+    assert!(
+        paid_votes <= votes,
+        "{paid_votes} fees paid for {votes} agreeing votes"
+    );
+    paid_votes
+}
+
+#[test]
+fn revealed_optimae_are_funded_and_the_hub_pays_each_agreeing_evaluator_once_final() {
+    let _nodes = common::node_processes();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, args) = devnet(dir.path(), "fund");
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let doin = doin();
+    node.start_with(&doin, &args);
+
+    // The payer funds every revealed optimae (a fee per demo evaluator); once a decision is
+    // final the hub pays the agreeing evaluators and returns the rest.
+    let paid = wait_until("funds pay evaluators", 240, || {
+        let n = check_funds(&node.rest);
+        (n >= 3).then_some(n)
+    });
+    // What reached the evaluators is what the funds released, less the hub's fee (0.1 %).
+    wait_until("the payouts are taken", 60, || {
+        let delivered = delivered(&node.rest);
+        let released: u64 = funds(&node.rest).iter().map(|f| f.2).sum();
+        (delivered > 0 && delivered == released - released / 1000).then_some(())
+    });
+    // The ledger books each fund's money in and each evaluator's fee out, naming the optimae.
+    let cookie = std::fs::read_to_string(dir.path().join("devnet").join("hub.cookie")).unwrap();
+    let (_, csv) = get_text(
+        &format!("{}/v1/hub/accounting.csv", node.rest),
+        Some(cookie.trim()),
+    )
+    .unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let released: BTreeSet<(String, String)> = rows
+        .iter()
+        .filter(|f| f.get(2) == Some(&"fund_release"))
+        .map(|f| (f[10].to_string(), f[4].to_string()))
+        .collect();
+    let listed: BTreeSet<(String, String)> = funds(&node.rest)
+        .iter()
+        .flat_map(|f| f.5.iter().map(|(e, _)| (f.0.clone(), e.clone())))
+        .collect();
+    assert!(listed.is_subset(&released) || released.is_subset(&listed));
+    assert!(rows
+        .iter()
+        .any(|f| f.get(2) == Some(&"fund_in") && !f[10].is_empty()));
+
+    node.kill9();
+    node.start_with(&doin, &args);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let after = check_funds(&node.rest);
+    assert!(
+        after >= paid,
+        "payments lost in the restart: {paid} then {after}"
+    );
+}

@@ -1,0 +1,420 @@
+//! Black-box: `doin hub …` commands against a real `doin node` process, as a new payer, payee
+//! and hub operator would use them. The payer connects a channel to the hub; the operator
+//! opens one to the payee (refused without the operator token); the payee's invoice sets up a
+//! stream the payer ticks into; the payee syncs and is paid; a hash-locked payment for a second
+//! invoice is taken by the payee's `sync` with the preimage its `invoice create` kept; the
+//! payee closes its channel and finds its balance on chain; the operator exports the books.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use common::{doin, get, hub_node, wait_until, write_key};
+use doin_crypto::KeyPair;
+use doin_types::{Address, Network};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const UNIT: u64 = 1_000;
+
+/// One user of the CLI: a key file and a state directory.
+struct User {
+    keystore: PathBuf,
+    state_dir: PathBuf,
+}
+
+struct Cli {
+    doin: PathBuf,
+    rest: String,
+    cookie: PathBuf,
+}
+
+impl Cli {
+    /// Runs `doin hub <args> --json` as `user`; its exit status, JSON output and stderr.
+    fn run(&self, user: Option<&User>, args: &[&str]) -> (bool, Value, String) {
+        let mut cmd = Command::new(&self.doin);
+        cmd.arg("hub")
+            .args(args)
+            .args(["--json", "--node", &self.rest])
+            .arg("--cookie")
+            .arg(&self.cookie);
+        if let Some(u) = user {
+            cmd.arg("--keystore")
+                .arg(&u.keystore)
+                .arg("--state-dir")
+                .arg(&u.state_dir);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        // The last line is the command's JSON answer (progress goes to stderr).
+        let json = stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or(Value::Null);
+        (
+            out.status.success(),
+            json,
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+
+    fn ok(&self, user: Option<&User>, args: &[&str]) -> Value {
+        let (ok, v, err) = self.run(user, args);
+        assert!(ok, "doin hub {args:?} failed: {err}");
+        v
+    }
+}
+
+fn user(dir: &Path, name: &str, k: &KeyPair) -> User {
+    User {
+        keystore: write_key(dir, name, k),
+        state_dir: dir.join(format!("{name}-channels")),
+    }
+}
+
+fn balance(rest: &str, k: &KeyPair) -> u64 {
+    let a = Address::new(Network::Devnet, k.public());
+    let (_, v) = get(&format!("{rest}/v1/tx/accounts/{a}")).unwrap();
+    v["balance"].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
+    let _nodes = common::node_processes();
+    let dir = tempfile::tempdir().unwrap();
+    let (validator, hub, payer_key, payee_key) = (
+        KeyPair::generate(),
+        KeyPair::generate(),
+        KeyPair::generate(),
+        KeyPair::generate(),
+    );
+    let (mut node, _) = hub_node(
+        dir.path(),
+        "hub-cli",
+        &validator,
+        &hub,
+        &[&hub, &payer_key, &payee_key],
+    );
+    let doin = doin();
+    node.start(&doin);
+    let cli = Cli {
+        doin,
+        rest: node.rest.clone(),
+        cookie: dir.path().join("data").join("hub.cookie"),
+    };
+    let payer = user(dir.path(), "payer", &payer_key);
+    let payee = user(dir.path(), "payee", &payee_key);
+    let payee_addr = Address::new(Network::Devnet, payee_key.public()).to_string();
+
+    let info = cli.ok(None, &["info"]);
+    assert_eq!(
+        info["address"],
+        Address::new(Network::Devnet, hub.public()).to_string()
+    );
+
+    // The payer locks 0.005 DOIN (500 000 base units) in a channel to the hub.
+    let connected = cli.ok(Some(&payer), &["connect", "--deposit", "0.005"]);
+    let in_id = connected["id"].as_str().unwrap().to_string();
+    assert_eq!(connected["role"], "incoming");
+
+    // Opening the hub's channel to the payee is the operator's: refused with a wrong token.
+    let wrong = dir.path().join("wrong.cookie");
+    std::fs::write(&wrong, "f".repeat(64)).unwrap();
+    let (ok, _, err) = Cli {
+        cookie: wrong.clone(),
+        doin: cli.doin.clone(),
+        rest: cli.rest.clone(),
+    }
+    .run(
+        None,
+        &[
+            "operator",
+            "open",
+            "--payee",
+            &payee_addr,
+            "--deposit",
+            "0.004",
+        ],
+    );
+    assert!(!ok && err.contains("operator-only"), "{err}");
+    let opened = cli.ok(
+        None,
+        &[
+            "operator",
+            "open",
+            "--payee",
+            &payee_addr,
+            "--deposit",
+            "0.004",
+        ],
+    );
+    let out_id = opened["channel_id"].as_str().unwrap().to_string();
+    wait_until("the hub's channel to the payee is open", 60, || {
+        (cli.ok(None, &["channels", &out_id])["status"] == "open").then_some(())
+    });
+
+    // The payee's invoice sets up a stream; the payer pays five ticks of 100 units.
+    let inv = cli.ok(
+        Some(&payee),
+        &[
+            "invoice",
+            "create",
+            "--amount-msat",
+            "10000000",
+            "--description",
+            "evaluation",
+        ],
+    );
+    let invoice = inv["invoice"].as_str().unwrap().to_string();
+    let decoded = cli.ok(None, &["invoice", "decode", &invoice]);
+    assert_eq!(decoded["payee"], payee_addr);
+    let stream = cli.ok(
+        Some(&payer),
+        &["stream-open", "--channel", &in_id, "--invoice", &invoice],
+    );
+    let stream_id = stream["id"].as_str().unwrap().to_string();
+    let ticked = cli.ok(
+        Some(&payer),
+        &[
+            "tick",
+            "--channel",
+            &in_id,
+            "--stream",
+            &stream_id,
+            "--amount-msat",
+            "100000",
+            "--count",
+            "5",
+        ],
+    );
+    assert_eq!(ticked["completed"], 5);
+    // A tick naming a vote: this node runs no main chain, so the hub refuses it unsigned.
+    let (ok, _, err) = cli.run(
+        Some(&payer),
+        &[
+            "tick",
+            "--channel",
+            &in_id,
+            "--stream",
+            &stream_id,
+            "--amount-msat",
+            "25000",
+            "--vote",
+            &"ab".repeat(32),
+        ],
+    );
+    assert!(!ok && err.contains("does not see the main chain"), "{err}");
+    // A verification fund: refused the same way, unsigned.
+    let (ok, _, err) = cli.run(
+        Some(&payer),
+        &[
+            "fund",
+            "--channel",
+            &in_id,
+            "--optimae",
+            &"cd".repeat(32),
+            "--amount-msat",
+            "75000",
+        ],
+    );
+    assert!(!ok && err.contains("does not see the main chain"), "{err}");
+    let synced = cli.ok(Some(&payee), &["sync", "--channel", &out_id]);
+    // 0.1 % of every tick stays with the hub.
+    assert_eq!(synced["my_balance_msat"], (5 * 99_900).to_string());
+
+    // A second stream; two split ticks pay both streams 50 units each, one update per tick.
+    let inv_b = cli.ok(
+        Some(&payee),
+        &["invoice", "create", "--amount-msat", "1000000"],
+    );
+    let stream_b = cli.ok(
+        Some(&payer),
+        &[
+            "stream-open",
+            "--channel",
+            &in_id,
+            "--invoice",
+            inv_b["invoice"].as_str().unwrap(),
+        ],
+    );
+    let stream_b = stream_b["id"].as_str().unwrap().to_string();
+    let split = cli.ok(
+        Some(&payer),
+        &[
+            "tick",
+            "--channel",
+            &in_id,
+            "--stream",
+            &stream_id,
+            "--stream",
+            &stream_b,
+            "--amount-msat",
+            "50000",
+            "--count",
+            "2",
+        ],
+    );
+    assert_eq!(split["completed"], 2, "{split}");
+    for id in [&stream_id, &stream_b] {
+        let st = cli.ok(None, &["streams", id]);
+        assert_eq!(st["ticks"], if *id == stream_id { 7 } else { 2 }, "{st}");
+    }
+    let streamed = 5 * 99_900 + 4 * 49_950;
+    let synced = cli.ok(Some(&payee), &["sync", "--channel", &out_id]);
+    assert_eq!(synced["my_balance_msat"], streamed.to_string());
+
+    // A hash-locked payment of 70 units: the payee's sync takes it with the kept preimage,
+    // the payer's sync sees it fulfilled.
+    let inv2 = cli.ok(
+        Some(&payee),
+        &["invoice", "create", "--amount-msat", "70000"],
+    );
+    let invoice2 = inv2["invoice"].as_str().unwrap().to_string();
+    let paid = cli.ok(
+        Some(&payer),
+        &["pay", "--channel", &in_id, "--invoice", &invoice2],
+    );
+    assert_eq!(paid["completed"], 1, "{paid}");
+    let synced = cli.ok(Some(&payee), &["sync", "--channel", &out_id]);
+    assert_eq!(
+        synced["my_balance_msat"],
+        (streamed + 70 * UNIT).to_string(),
+        "{synced}"
+    );
+    let settled = cli.ok(Some(&payer), &["sync", "--channel", &in_id]);
+    let fee = 70 * UNIT / 1000;
+    assert_eq!(
+        settled["my_balance_msat"],
+        (500_000 * UNIT - 5 * 100_000 - 2 * 100_000 - 70 * UNIT - fee).to_string(),
+        "{settled}"
+    );
+    let payments = cli.ok(None, &["payments", &payee_addr]);
+    let kinds: Vec<&str> = payments
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"stream_out") && kinds.contains(&"routed_out"),
+        "{kinds:?}"
+    );
+    // The payee reads the same with its own key (a fresh signature per request); the payer,
+    // without the operator's token, is refused.
+    assert_eq!(cli.ok(Some(&payee), &["payments"]), payments);
+    let (ok, _, err) = Cli {
+        cookie: wrong.clone(),
+        doin: cli.doin.clone(),
+        rest: cli.rest.clone(),
+    }
+    .run(Some(&payer), &["payments", &payee_addr]);
+    assert!(!ok && err.contains("payee-only"), "{err}");
+    // The live feed, signed by the payee: the entries so far arrive first.
+    let mut follow = Command::new(&cli.doin)
+        .args(["hub", "payments", "--follow", "--json", "--node", &cli.rest])
+        .arg("--keystore")
+        .arg(&payee.keystore)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let first: Value =
+        serde_json::from_str(&rx.recv_timeout(Duration::from_secs(30)).unwrap()).unwrap();
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    assert_eq!(first, payments[0]);
+
+    // Closing from a machine without the channel's history (an old state) is refused: it
+    // would forfeit the reserve.
+    let stranger = User {
+        keystore: payee.keystore.clone(),
+        state_dir: dir.path().join("empty-state"),
+    };
+    let (ok, _, err) = cli.run(Some(&stranger), &["close", "--channel", &out_id]);
+    assert!(!ok && err.contains("older than the hub's"), "{err}");
+
+    // The payee closes with the newest state both signed and is paid on chain at once.
+    let before = balance(&cli.rest, &payee_key);
+    let closed = cli.ok(Some(&payee), &["close", "--channel", &out_id, "--wait"]);
+    let fee_paid: u64 = closed["fee_paid"]["total"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        balance(&cli.rest, &payee_key),
+        before + (streamed + 70 * UNIT) / UNIT - fee_paid
+    );
+
+    // An invoice of the hub itself, paid by the payer and taken by the hub at once.
+    let own = cli.ok(
+        None,
+        &[
+            "operator",
+            "invoice",
+            "--amount-msat",
+            "5000",
+            "--description",
+            "liquidity",
+        ],
+    );
+    let own_invoice = own["invoice"].as_str().unwrap().to_string();
+    let paid = cli.ok(
+        Some(&payer),
+        &["pay", "--channel", &in_id, "--invoice", &own_invoice],
+    );
+    assert_eq!(paid["completed"], 1, "{paid}");
+    let settled = cli.ok(Some(&payer), &["sync", "--channel", &in_id]);
+    assert_eq!(
+        settled["my_balance_msat"],
+        (500_000 * UNIT - 5 * 100_000 - 2 * 100_000 - 70 * UNIT - fee - 5_000).to_string(),
+        "{settled}"
+    );
+    let status = cli.ok(
+        None,
+        &[
+            "operator",
+            "invoice-status",
+            own["payment_hash"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(status["paid_by"], in_id.as_str());
+
+    // The operator's books.
+    let out = Command::new(&cli.doin)
+        .args([
+            "hub",
+            "operator",
+            "accounting",
+            "--node",
+            &cli.rest,
+            "--cookie",
+        ])
+        .arg(&cli.cookie)
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    // Five ticks and two split ticks of two shares: an entry per stream and tick.
+    assert_eq!(csv.lines().filter(|l| l.contains(",stream_in,")).count(), 9);
+    assert_eq!(
+        csv.lines().filter(|l| l.contains(",routed_out,")).count(),
+        1
+    );
+}

@@ -1,0 +1,4 @@
+//! The transfer-chain service over a real store and its consensus engine, in one test binary.
+
+mod consensus;
+mod service;
