@@ -3,6 +3,10 @@
 //! share. They reach a node only through its REST API (`doin-api`'s types) and build and
 //! sign what they send with the chains' sans-IO cores; nothing here runs a chain.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod genesis;
 pub mod http;
 pub mod hub_cli;

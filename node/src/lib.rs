@@ -3,6 +3,10 @@
 //! consensus-related lives in the chain crates and every client command in `doin-client`;
 //! this crate only assembles them.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod anchor_api;
 pub mod anchoring;
 pub mod config;

@@ -3,6 +3,13 @@
 //!
 //! Nothing here is used by the node itself.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+// The misbehaving-peer binary speaks the wire protocol through doin-net; the library does not.
+use doin_net as _;
+
 pub mod cluster;
 pub mod hub_harness;
 pub mod scenario;

@@ -6,6 +6,10 @@
 //! accept. It owns no storage, network or clock: inputs come in as arguments, and every output
 //! says what to persist and what to send, in that order.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod invoice;
 pub mod machine;
 

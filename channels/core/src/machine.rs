@@ -130,6 +130,7 @@ pub enum Event {
 
 /// The result of one input: persist `persist` first, then send `send`, then handle `events`.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[must_use = "persist the snapshot before sending the message, then handle the events"]
 pub struct Output {
     pub persist: Option<Snapshot>,
     pub send: Option<Message>,

@@ -193,6 +193,7 @@ pub struct ClaimsRead {
 
 /// An optimae's decision as a verification fund sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
 pub enum Decision {
     /// The main chain does not know the optimae (not revealed, or its reveal was undone).
     Unknown,

@@ -37,6 +37,10 @@
 //! state it depends on is on disk. Money is [`doin_types::Msat`] with checked arithmetic: an
 //! overflow or a shortfall is an error, never a saturation.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod auth;
 pub mod booking;
 pub mod config;

@@ -7,7 +7,7 @@
 //!
 //! A pass decides; it does not submit. Its transactions come out as [`Submission`]s, in the
 //! order the chain must see them, each with the [`Mark`]s to record once the outcome is known
-//! ([`apply_marks`]): a challenge counts as made only once the chain took it, so a refused one
+//! (`apply_marks`, through `HubInput::Apply`): a challenge counts as made only once the chain took it, so a refused one
 //! is made again next pass. Claims that follow a challenge depend on it ([`Condition`]): the
 //! HTLCs to claim are those of the state that will stand.
 

@@ -11,6 +11,10 @@
 //! - This crate never imports another node crate: the chains are reached through
 //!   [`ports::ChainPort`] and [`ports::MainPort`].
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod api;
 mod channel_api;
 pub mod hub;

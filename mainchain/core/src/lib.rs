@@ -7,6 +7,10 @@
 //! result. It must not touch disk, network, clock or randomness: time comes in as arguments,
 //! and evaluation of external domains happens in the node.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod apply;
 pub mod block;
 pub mod controller;

@@ -57,6 +57,7 @@ pub fn select(
 
 /// What a round of votes decides.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
 pub enum Decision {
     /// ≥ 2/3 of the quorum agree and the claim is within tolerance of their median.
     Accepted { verified: Fx },

@@ -395,7 +395,7 @@ impl MainChain {
 
     /// Checks a block from elsewhere with every consensus rule and commits it when it extends
     /// the tip; a block on another branch is kept, and the node switches to that branch once
-    /// it carries more work (see [`reorg`]).
+    /// it carries more work (see the `reorg` module).
     pub fn import(
         &self,
         block: &MainBlock,

@@ -5,6 +5,10 @@
 //! This crate must not import another node crate (transfer chain, hub); cross-chain needs
 //! will be traits defined here and implemented by `doin-node`.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod api;
 pub mod chain;
 pub mod metrics;

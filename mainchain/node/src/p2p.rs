@@ -373,7 +373,7 @@ async fn ask(ctx: &Ctx, peer: PeerId, req: &MainSyncRequest) -> Option<MainSyncR
 }
 
 /// The main chain as the sync engine sees it: peers ordered by most work, forks searched
-/// up to [`FORK_SEARCH_DEPTH`] below the tip.
+/// up to `FORK_SEARCH_DEPTH` (64) blocks below the tip.
 pub struct MainSyncSpec;
 
 impl SyncSpec for MainSyncSpec {

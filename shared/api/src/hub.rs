@@ -248,7 +248,7 @@ pub struct StreamRequest {
     pub payer_channel: String,
     /// The payee's invoice: its amount is the stream's budget, its hash the stream's id.
     pub invoice: String,
-    /// The payer's BIP340 signature (hex) over [`stream_auth_hash`]: `H_tag("doin/hub-stream",
+    /// The payer's BIP340 signature (hex) over `doin_hub_core::auth::stream_auth_hash`: `H_tag("doin/hub-stream",
     /// chain_id ‖ payer_channel ‖ SHA-256(invoice))`. Only the payer binds an invoice to its
     /// channel.
     pub signature: String,

@@ -12,6 +12,10 @@
 //! tag 0/1 then the value; an enum is a `u32` variant index then the variant's fields; structs
 //! are their fields in declaration order.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Largest byte string `decode_exact` accepts unless a caller asks for a tighter bound. Large

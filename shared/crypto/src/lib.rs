@@ -6,6 +6,10 @@
 //! transactions or blocks: callers choose the tag and the bytes. The only I/O is reading and
 //! writing keystore files, on explicit request.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod hash;
 mod keys;
 pub mod keystore;

@@ -7,6 +7,10 @@
 //!
 //! It holds no routes and no chain logic.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod extract;
 mod problem;
 mod ratelimit;

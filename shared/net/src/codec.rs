@@ -9,7 +9,7 @@ use libp2p::StreamProtocol;
 use std::io;
 
 #[derive(Clone, Debug)]
-pub struct FrameCodec {
+pub(crate) struct FrameCodec {
     pub max_request_bytes: usize,
     pub max_response_bytes: usize,
 }

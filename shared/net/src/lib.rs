@@ -11,6 +11,10 @@
 //! sender score) and serve the request kinds they own. A topic nobody subscribed to is simply
 //! not joined, so a node that runs only some chains carries only their traffic.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod codec;
 mod config;
 mod metrics;

@@ -45,6 +45,7 @@ pub enum RequestError {
 
 /// What a chain service decided about a gossip message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "gossip relays or drops a message, and scores its sender, by this verdict"]
 pub enum Verdict {
     /// Valid: relay it to other peers.
     Accept,

@@ -8,6 +8,10 @@
 //! This crate knows nothing about blocks or accounts: column family names and key layouts belong
 //! to the services that use it.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod mem;
 mod rocks;
 mod table;
@@ -153,14 +157,14 @@ pub(crate) mod conformance {
     //! Behaviour both implementations must share.
     use super::*;
 
-    pub const CF_A: Cf = "a";
-    pub const CF_B: Cf = "b";
+    pub(crate) const CF_A: Cf = "a";
+    pub(crate) const CF_B: Cf = "b";
 
     fn collect(it: KvIter<'_>) -> Vec<KvPair> {
         it.map(|r| r.unwrap()).collect()
     }
 
-    pub fn run(store: &dyn KvStore) {
+    pub(crate) fn run(store: &dyn KvStore) {
         assert_eq!(store.get(CF_A, b"k").unwrap(), None);
         let mut b = WriteBatch::new();
         b.put(CF_A, b"k1".to_vec(), b"v1".to_vec());

@@ -9,6 +9,10 @@
 //! and imports a block, and its wire messages. It never decides validity here: the chain's
 //! core does.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod driver;
 pub mod machine;
 

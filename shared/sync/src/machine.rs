@@ -130,6 +130,7 @@ pub struct Fetch<P> {
 
 /// What the caller must do next.
 #[derive(Debug)]
+#[must_use = "a sync round waits for the event that answers each effect"]
 pub enum Effect<S: SyncSpec> {
     /// Ask these peers where they are; answer with [`Event::Statuses`].
     AskStatus(Vec<S::Peer>),

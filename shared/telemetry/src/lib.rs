@@ -9,6 +9,10 @@
 //! This crate does not decide *what* to measure for a chain; services register their own metrics
 //! on the registry they are given.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;

@@ -9,6 +9,10 @@
 //! strings for amounts, bech32m for addresses). The choice is made with
 //! `Serializer::is_human_readable`, so consensus bytes never depend on how JSON looks.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod address;
 mod amount;
 mod anchor;

@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The `doin` binary of this build (built on demand when only this package was built).
-pub fn doin() -> PathBuf {
+pub(crate) fn doin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
     let doin = bin_dir.join(format!("doin{}", std::env::consts::EXE_SUFFIX));
@@ -27,7 +27,7 @@ pub fn doin() -> PathBuf {
     doin
 }
 
-pub fn free_port(ip: &str) -> u16 {
+pub(crate) fn free_port(ip: &str) -> u16 {
     TcpListener::bind(format!("{ip}:0"))
         .unwrap()
         .local_addr()
@@ -36,7 +36,7 @@ pub fn free_port(ip: &str) -> u16 {
 }
 
 /// GET with a 5 s timeout: status and JSON body (`Null` when the body is not JSON).
-pub fn get(url: &str) -> Option<(u16, Value)> {
+pub(crate) fn get(url: &str) -> Option<(u16, Value)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -55,7 +55,7 @@ pub fn get(url: &str) -> Option<(u16, Value)> {
 }
 
 /// GET with a 5 s timeout (and a bearer token when given): status and text body.
-pub fn get_text(url: &str, bearer: Option<&str>) -> Option<(u16, String)> {
+pub(crate) fn get_text(url: &str, bearer: Option<&str>) -> Option<(u16, String)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -74,14 +74,14 @@ pub fn get_text(url: &str, bearer: Option<&str>) -> Option<(u16, String)> {
 }
 
 /// The body of a 200 answer, `None` for anything else.
-pub fn get_ok(url: &str) -> Option<Value> {
+pub(crate) fn get_ok(url: &str) -> Option<Value> {
     match get(url) {
         Some((200, v)) => Some(v),
         _ => None,
     }
 }
 
-pub fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = f() {
@@ -93,7 +93,7 @@ pub fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) ->
 }
 
 /// One `doin node` process: its config file, REST base URL and log file.
-pub struct NodeProc {
+pub(crate) struct NodeProc {
     pub name: String,
     pub config: PathBuf,
     pub rest: String,
@@ -103,7 +103,7 @@ pub struct NodeProc {
 
 impl NodeProc {
     /// Starts `doin node --config` (logs appended to `self.log`) and waits until REST answers.
-    pub fn start(&mut self, doin: &Path) {
+    pub(crate) fn start(&mut self, doin: &Path) {
         let config = self.config.clone().into_os_string();
         self.start_with(
             doin,
@@ -112,7 +112,7 @@ impl NodeProc {
     }
 
     /// Starts `doin <args>` (e.g. a devnet) and waits until REST answers.
-    pub fn start_with(&mut self, doin: &Path, args: &[&std::ffi::OsStr]) {
+    pub(crate) fn start_with(&mut self, doin: &Path, args: &[&std::ffi::OsStr]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -143,36 +143,36 @@ impl NodeProc {
         }
     }
 
-    pub fn info(&self) -> Option<Value> {
+    pub(crate) fn info(&self) -> Option<Value> {
         get_ok(&format!("{}/v1/tx/info", self.rest))
     }
 
-    pub fn height(&self) -> u64 {
+    pub(crate) fn height(&self) -> u64 {
         self.info().and_then(|v| v["height"].as_u64()).unwrap_or(0)
     }
 
-    pub fn main_info(&self) -> Option<Value> {
+    pub(crate) fn main_info(&self) -> Option<Value> {
         get_ok(&format!("{}/v1/main/info", self.rest))
     }
 
-    pub fn main_height(&self) -> u64 {
+    pub(crate) fn main_height(&self) -> u64 {
         self.main_info()
             .and_then(|v| v["height"].as_u64())
             .unwrap_or(0)
     }
 
-    pub fn main_block(&self, height: u64) -> Option<Value> {
+    pub(crate) fn main_block(&self, height: u64) -> Option<Value> {
         get_ok(&format!("{}/v1/main/blocks/{height}", self.rest))
     }
 
-    pub fn peers(&self) -> Value {
+    pub(crate) fn peers(&self) -> Value {
         get(&format!("{}/v1/node/peers", self.rest))
             .map(|(_, v)| v)
             .unwrap_or(Value::Null)
     }
 
     /// The first address the node listens on, with its peer id.
-    pub fn listen_address(&self) -> String {
+    pub(crate) fn listen_address(&self) -> String {
         wait_until(&format!("{} listens", self.name), 30, || {
             self.peers()["listen_addresses"][0]
                 .as_str()
@@ -180,23 +180,23 @@ impl NodeProc {
         })
     }
 
-    pub fn block_hash(&self, height: u64) -> Option<String> {
+    pub(crate) fn block_hash(&self, height: u64) -> Option<String> {
         get_ok(&format!("{}/v1/tx/blocks/{height}", self.rest))
             .and_then(|v| v["hash"].as_str().map(String::from))
     }
 
-    pub fn tx_status(&self, id: &str) -> Option<String> {
+    pub(crate) fn tx_status(&self, id: &str) -> Option<String> {
         get_ok(&format!("{}/v1/tx/transactions/{id}", self.rest))
             .and_then(|v| v["status"].as_str().map(String::from))
     }
 
-    pub fn balance(&self, addr: &str) -> u128 {
+    pub(crate) fn balance(&self, addr: &str) -> u128 {
         let (_, v) = get(&format!("{}/v1/tx/accounts/{addr}", self.rest)).unwrap();
         v["balance"].as_str().unwrap().parse().unwrap()
     }
 
     /// Sum of the samples of a metric (name with labels as a prefix).
-    pub fn metric(&self, name: &str) -> u64 {
+    pub(crate) fn metric(&self, name: &str) -> u64 {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -216,13 +216,13 @@ impl NodeProc {
     }
 
     /// The last 30 lines of the node's log, for failure messages.
-    pub fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             Command::new("kill")
                 .args(["-9", &c.id().to_string()])
@@ -241,7 +241,7 @@ impl Drop for NodeProc {
 
 /// Devnet options for a test: loopback REST and p2p on free ports, no demo traffic, the given
 /// block times and demo worker counts, keys and genesis under `data_dir`.
-pub fn devnet_options(
+pub(crate) fn devnet_options(
     data_dir: &Path,
     block_time_ms: u64,
     main_block_time_ms: u64,
@@ -264,7 +264,7 @@ pub fn devnet_options(
 }
 
 /// Writes `k` as a plaintext devnet key file `dir/name.json`.
-pub fn write_key(dir: &Path, name: &str, k: &doin_crypto::KeyPair) -> PathBuf {
+pub(crate) fn write_key(dir: &Path, name: &str, k: &doin_crypto::KeyPair) -> PathBuf {
     let p = dir.join(format!("{name}.json"));
     doin_crypto::keystore::KeyFile::plaintext_devnet(k)
         .write_new(&p)
@@ -275,7 +275,7 @@ pub fn write_key(dir: &Path, name: &str, k: &doin_crypto::KeyPair) -> PathBuf {
 /// A `doin node` (not started yet) running the transfer chain, produced by its own validator
 /// every 300 ms, and the hub, with each of `funded` holding 100 000 000 base units. Its data
 /// directory is `dir/data` (the operator token is `dir/data/hub.cookie`).
-pub fn hub_node(
+pub(crate) fn hub_node(
     dir: &Path,
     name: &str,
     validator: &doin_crypto::KeyPair,
@@ -322,7 +322,7 @@ pub fn hub_node(
 
 /// Held by every test that runs a network of `doin` node processes: one such network at a
 /// time (each starts several nodes on two cores; the tests of this binary share one process).
-pub fn node_processes() -> MutexGuard<'static, ()> {
+pub(crate) fn node_processes() -> MutexGuard<'static, ()> {
     static NODE_PROCESSES: Mutex<()> = Mutex::new(());
     NODE_PROCESSES
         .lock()

@@ -192,7 +192,7 @@ impl Client {
             let proposal = Message::decode(&hex::decode(h).unwrap()).unwrap();
             let accept = m.handle(payee, proposal, 1).unwrap().send.unwrap();
             let (confirm, payments) = self.send(payee, &id, &accept, None);
-            m.handle(payee, confirm.unwrap(), 1).unwrap();
+            let _ = m.handle(payee, confirm.unwrap(), 1).unwrap();
             acked.extend(payments);
         }
     }
@@ -544,7 +544,7 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         panic!("the hub signed a funding tick without the main chain: {reject:?}");
     };
     assert!(reason.contains("does not see the main chain"), "{reason}");
-    payer_m.handle(&payer, reject, 1).unwrap();
+    let _ = payer_m.handle(&payer, reject, 1).unwrap();
     let hin = c.hub_channel(&in_id);
     assert_eq!(hin["seq"], payer_m.latest().state.seq);
     assert_eq!(

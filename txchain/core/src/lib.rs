@@ -6,6 +6,10 @@
 //! arguments and traits (`StateView`, `jmt::storage::TreeReader`), and results come out as
 //! diffs for the caller to commit.
 
+// Every dependency in Cargo.toml is used (checked outside test builds, which also see the
+// dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod anchor;
 pub mod apply;
 pub mod bft;

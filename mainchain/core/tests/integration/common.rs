@@ -8,9 +8,9 @@ use doin_crypto::KeyPair;
 use doin_main_core::*;
 use doin_types::{Amount, Hash256, Network, Timestamp};
 
-pub const T0: u64 = 1_700_000_000_000;
+pub(crate) const T0: u64 = 1_700_000_000_000;
 
-pub struct Chain {
+pub(crate) struct Chain {
     pub spec: MainGenesisSpec,
     pub params: MainChainParams,
     pub evaluators: Vec<KeyPair>,
@@ -21,7 +21,7 @@ pub struct Chain {
     pub blocks: Vec<MainBlock>,
 }
 
-pub fn sphere(id: &str) -> DomainSpec {
+pub(crate) fn sphere(id: &str) -> DomainSpec {
     DomainSpec {
         id: DomainId::new(id).unwrap(),
         metric: "loss".into(),
@@ -37,11 +37,11 @@ pub fn sphere(id: &str) -> DomainSpec {
     }
 }
 
-pub fn chain() -> Chain {
+pub(crate) fn chain() -> Chain {
     chain_with(5, |_| {})
 }
 
-pub fn chain_with(evaluators: usize, tweak: impl FnOnce(&mut MainGenesisSpec)) -> Chain {
+pub(crate) fn chain_with(evaluators: usize, tweak: impl FnOnce(&mut MainGenesisSpec)) -> Chain {
     let evaluators: Vec<KeyPair> = (0..evaluators).map(|_| KeyPair::generate()).collect();
     let optimizers: Vec<KeyPair> = (0..2).map(|_| KeyPair::generate()).collect();
     let domains = vec![sphere("sphere-a"), sphere("sphere-b")];
@@ -89,7 +89,7 @@ pub fn chain_with(evaluators: usize, tweak: impl FnOnce(&mut MainGenesisSpec)) -
 
 /// An optimae an optimizer intends to submit.
 #[derive(Clone)]
-pub struct Claim {
+pub(crate) struct Claim {
     pub domain: DomainId,
     pub params: Vec<Fx>,
     pub reported: Fx,
@@ -97,12 +97,12 @@ pub struct Claim {
 }
 
 impl Chain {
-    pub fn id(&self) -> doin_types::ChainId {
+    pub(crate) fn id(&self) -> doin_types::ChainId {
         self.params.chain_id
     }
 
     /// An honest claim: the reported metric is the true one.
-    pub fn claim(&self, domain: &str, x: i64) -> Claim {
+    pub(crate) fn claim(&self, domain: &str, x: i64) -> Claim {
         let d = &self.state.domains[&DomainId::new(domain).unwrap()];
         let params = vec![Fx::ratio(x, 10); 4];
         let reported = evaluate_builtin(&d.spec, d.data_seed, &params).unwrap();
@@ -114,7 +114,7 @@ impl Chain {
         }
     }
 
-    pub fn commit(&self, who: &KeyPair, c: &Claim) -> SignedCommit {
+    pub(crate) fn commit(&self, who: &KeyPair, c: &Claim) -> SignedCommit {
         let commitment = doin_main_core::msg::commitment(
             &c.domain,
             &who.public(),
@@ -135,7 +135,7 @@ impl Chain {
         .unwrap()
     }
 
-    pub fn reveal(&self, who: &KeyPair, c: &Claim, commit: &SignedCommit) -> SignedReveal {
+    pub(crate) fn reveal(&self, who: &KeyPair, c: &Claim, commit: &SignedCommit) -> SignedReveal {
         Signed::sign(
             Reveal {
                 chain_id: self.id(),
@@ -151,12 +151,12 @@ impl Chain {
         .unwrap()
     }
 
-    pub fn evaluator(&self, key: &doin_types::PublicKeyBytes) -> &KeyPair {
+    pub(crate) fn evaluator(&self, key: &doin_types::PublicKeyBytes) -> &KeyPair {
         self.evaluators.iter().find(|k| k.public() == *key).unwrap()
     }
 
     /// The quorum of the optimae's current round.
-    pub fn quorum(&self, id: &OptimaeId) -> Vec<doin_types::PublicKeyBytes> {
+    pub(crate) fn quorum(&self, id: &OptimaeId) -> Vec<doin_types::PublicKeyBytes> {
         let p = &self.state.pending[id];
         let eligible = self.state.eligible(&p.domain);
         // Evaluators learn the seed (the reveal block's hash) as soon as that block exists;
@@ -165,7 +165,13 @@ impl Chain {
         doin_main_core::quorum::select(&eligible, &seed, id, p.round)
     }
 
-    pub fn vote(&self, evaluator: &KeyPair, id: &OptimaeId, round: u8, metric: Fx) -> SignedVote {
+    pub(crate) fn vote(
+        &self,
+        evaluator: &KeyPair,
+        id: &OptimaeId,
+        round: u8,
+        metric: Fx,
+    ) -> SignedVote {
         Signed::sign(
             Vote {
                 chain_id: self.id(),
@@ -180,14 +186,14 @@ impl Chain {
     }
 
     /// Every selected evaluator votes the true metric.
-    pub fn honest_verdict(&self, id: &OptimaeId) -> Verdict {
+    pub(crate) fn honest_verdict(&self, id: &OptimaeId) -> Verdict {
         let p = &self.state.pending[id];
         let d = &self.state.domains[&p.domain];
         let metric = evaluate_builtin(&d.spec, d.data_seed, &p.params).unwrap();
         self.verdict_with(id, |_| metric)
     }
 
-    pub fn verdict_with(&self, id: &OptimaeId, metric: impl Fn(usize) -> Fx) -> Verdict {
+    pub(crate) fn verdict_with(&self, id: &OptimaeId, metric: impl Fn(usize) -> Fx) -> Verdict {
         let round = self.state.pending[id].round;
         Verdict {
             optimae_id: *id,
@@ -202,11 +208,11 @@ impl Chain {
     }
 
     /// Time of a carrier block on the current tip.
-    pub fn carrier_time(&self) -> Timestamp {
+    pub(crate) fn carrier_time(&self) -> Timestamp {
         Timestamp(self.tip.time.0 + self.params.consensus.carrier_interval_ms)
     }
 
-    pub fn build(&self, time: Timestamp, body: MainBody) -> Result<BuiltMain, BuildError> {
+    pub(crate) fn build(&self, time: Timestamp, body: MainBody) -> Result<BuiltMain, BuildError> {
         build_block(
             &self.params,
             &self.state,
@@ -220,7 +226,7 @@ impl Chain {
         )
     }
 
-    pub fn check(&self, block: &MainBlock) -> Result<AppliedMain, MainBlockError> {
+    pub(crate) fn check(&self, block: &MainBlock) -> Result<AppliedMain, MainBlockError> {
         apply_block(
             &self.params,
             &self.state,
@@ -234,7 +240,7 @@ impl Chain {
     }
 
     /// Builds, imports (with the importer's rules) and advances.
-    pub fn extend(&mut self, time: Timestamp, body: MainBody) -> BuiltMain {
+    pub(crate) fn extend(&mut self, time: Timestamp, body: MainBody) -> BuiltMain {
         let built = self.build(time, body).expect("build");
         let applied = self.check(&built.block).expect("import");
         self.state = applied.state;
@@ -244,7 +250,7 @@ impl Chain {
     }
 
     /// Commit in a carrier block, reveal in the next: returns the optimae id.
-    pub fn commit_and_reveal(&mut self, who: usize, c: &Claim) -> OptimaeId {
+    pub(crate) fn commit_and_reveal(&mut self, who: usize, c: &Claim) -> OptimaeId {
         let key = &self.optimizers[who];
         let cm = self.commit(key, c);
         let rv = self.reveal(key, c, &cm);
@@ -268,12 +274,12 @@ impl Chain {
     }
 
     /// Re-signs `header` with the producer after an edit (the body root is recomputed).
-    pub fn resign(&self, mut header: MainHeader, body: MainBody) -> MainBlock {
+    pub(crate) fn resign(&self, mut header: MainHeader, body: MainBody) -> MainBlock {
         header.body_root = body.root().unwrap();
         MainBlock::sign(header, body, &self.producer).unwrap()
     }
 
-    pub fn hash0(&self) -> Hash256 {
+    pub(crate) fn hash0(&self) -> Hash256 {
         self.tip.hash().unwrap()
     }
 }

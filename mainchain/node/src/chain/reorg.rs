@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 /// Side-branch blocks kept at most; beyond it the lowest are forgotten (a branch that needs
 /// them again is fetched again).
-pub const MAX_SIDE_BLOCKS: usize = 256;
+pub(super) const MAX_SIDE_BLOCKS: usize = 256;
 
 /// What importing a block did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

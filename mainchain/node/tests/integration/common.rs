@@ -13,17 +13,17 @@ use doin_types::{Amount, Network, Timestamp};
 use std::path::Path;
 use std::sync::Arc;
 
-pub struct Keys {
+pub(crate) struct Keys {
     pub evaluators: Vec<KeyPair>,
     pub optimizers: Vec<KeyPair>,
     pub producer: KeyPair,
 }
 
-pub fn copy(k: &KeyPair) -> KeyPair {
+pub(crate) fn copy(k: &KeyPair) -> KeyPair {
     KeyPair::from_secret_bytes(&k.secret_bytes()).unwrap()
 }
 
-pub fn keys(evaluators: usize, optimizers: usize) -> Keys {
+pub(crate) fn keys(evaluators: usize, optimizers: usize) -> Keys {
     Keys {
         evaluators: (0..evaluators).map(|_| KeyPair::generate()).collect(),
         optimizers: (0..optimizers).map(|_| KeyPair::generate()).collect(),
@@ -31,7 +31,7 @@ pub fn keys(evaluators: usize, optimizers: usize) -> Keys {
     }
 }
 
-pub fn domain(id: &str, objective: Objective, dim: u32) -> DomainSpec {
+pub(crate) fn domain(id: &str, objective: Objective, dim: u32) -> DomainSpec {
     DomainSpec {
         id: DomainId::new(id).unwrap(),
         metric: "loss".into(),
@@ -48,7 +48,7 @@ pub fn domain(id: &str, objective: Objective, dim: u32) -> DomainSpec {
 }
 
 /// A fast main chain: 200 ms target, carriers after 400 ms.
-pub fn spec(k: &Keys, domains: Vec<DomainSpec>) -> MainGenesisSpec {
+pub(crate) fn spec(k: &Keys, domains: Vec<DomainSpec>) -> MainGenesisSpec {
     MainGenesisSpec {
         network: Network::Devnet,
         chain_name: format!("main-node-test-{}", rand_suffix()),
@@ -89,7 +89,7 @@ fn rand_suffix() -> u64 {
         .as_nanos() as u64
 }
 
-pub fn open(
+pub(crate) fn open(
     dir: &Path,
     spec: MainGenesisSpec,
 ) -> Result<Arc<MainChain>, doin_main_node::MainChainError> {

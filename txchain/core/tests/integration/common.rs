@@ -11,7 +11,7 @@ use doin_tx_core::{
 };
 use doin_types::{Amount, ChainId, Hash256, Network, Timestamp};
 
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub spec: GenesisSpec,
     pub params: ChainParams,
     pub validator: KeyPair,
@@ -20,9 +20,9 @@ pub struct Fixture {
     pub state: MemoryState,
 }
 
-pub const START_BALANCE: u64 = 1_000_000_000;
+pub(crate) const START_BALANCE: u64 = 1_000_000_000;
 
-pub fn fixture(users: usize) -> Fixture {
+pub(crate) fn fixture(users: usize) -> Fixture {
     let validator = KeyPair::generate();
     let users: Vec<KeyPair> = (0..users).map(|_| KeyPair::generate()).collect();
     let spec = GenesisSpec {
@@ -67,7 +67,7 @@ pub fn fixture(users: usize) -> Fixture {
 }
 
 /// Rebuilds the fixture's parameters, genesis block and state from its (edited) `spec`.
-pub fn regenesis(f: &mut Fixture) {
+pub(crate) fn regenesis(f: &mut Fixture) {
     f.params = ChainParams::from_genesis(&f.spec).unwrap();
     f.state = MemoryState::new();
     let (genesis, applied) = genesis(&f.spec, &f.state).unwrap();
@@ -75,7 +75,7 @@ pub fn regenesis(f: &mut Fixture) {
     f.genesis = genesis;
 }
 
-pub fn transfer(
+pub(crate) fn transfer(
     f: &Fixture,
     from: &KeyPair,
     to: &KeyPair,
@@ -92,7 +92,7 @@ pub fn transfer(
 }
 
 /// Any payload, signed by `from`.
-pub fn signed(
+pub(crate) fn signed(
     f: &Fixture,
     from: &KeyPair,
     nonce: u64,
@@ -115,7 +115,7 @@ pub fn signed(
 /// Builds the next block on `parent` from `txs` with `main` as the main chain, imports it as a
 /// second node would (same root, or the test fails), commits it to the fixture's state and
 /// returns it with the builder's skip reasons.
-pub fn build_and_import(
+pub(crate) fn build_and_import(
     f: &mut Fixture,
     main: &dyn doin_tx_core::MainView,
     parent: &doin_tx_core::BlockHeader,
@@ -155,14 +155,14 @@ pub fn build_and_import(
 
 /// A signed block of `n` transfers from fresh keys, outside any chain state (for tests of
 /// encodings and proofs).
-pub struct LooseBlock {
+pub(crate) struct LooseBlock {
     pub chain_id: ChainId,
     pub validator: KeyPair,
     pub block: Block,
     pub txs: Vec<Tx>,
 }
 
-pub fn loose_block(n: usize) -> LooseBlock {
+pub(crate) fn loose_block(n: usize) -> LooseBlock {
     let chain_id = ChainId(Hash256([7; 32]));
     let validator = KeyPair::generate();
     let txs: Vec<Tx> = (0..n)

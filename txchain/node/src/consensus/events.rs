@@ -24,7 +24,10 @@ fn count_message(metrics: &BftMetrics, direction: &str, msg: &SignedConsensusMsg
 }
 
 /// Runs until the engine's event channel closes.
-pub async fn watch(mut events: broadcast::Receiver<Event<DoinContext>>, metrics: BftMetrics) {
+pub(super) async fn watch(
+    mut events: broadcast::Receiver<Event<DoinContext>>,
+    metrics: BftMetrics,
+) {
     let mut round_started: Option<(u64, Round, Instant)> = None;
     loop {
         let event = match events.recv().await {
