@@ -106,7 +106,8 @@ struct NodeArgs {
     /// TOML configuration file (see docs/configuration.md). DOIN_* variables override it.
     #[arg(long)]
     config: PathBuf,
-    /// Comma-separated chains to run, overriding the file (`tx`, `main`; `hub` later).
+    /// Comma-separated services to run, overriding the file: `tx`, `main`, `hub` (the hub
+    /// needs `tx` in the same node).
     #[arg(long, value_delimiter = ',')]
     chains: Option<Vec<String>>,
     /// Peer-to-peer listen multiaddresses, comma-separated, overriding `[p2p] listen`

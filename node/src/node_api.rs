@@ -45,25 +45,7 @@ async fn peers(State(s): State<NetState>) -> Result<Json<PeersView>, Problem> {
             "this node does not take part in the peer-to-peer network (`[p2p] enabled = false`)",
         )
     })?;
-    let view = net.peers().await.map_err(Problem::internal)?;
-    Ok(Json(PeersView {
-        local_peer_id: view.local_peer_id,
-        listen_addresses: view.listen_addresses,
-        peers: view
-            .peers
-            .into_iter()
-            .map(|p| PeerEntry {
-                peer_id: p.peer_id,
-                score: p.score,
-                connected: p.connected,
-                outbound: p.outbound,
-                addresses: p.addresses,
-                protocols: p.protocols,
-                agent: p.agent,
-                banned_for_secs: p.banned_for_secs,
-            })
-            .collect(),
-    }))
+    Ok(Json(net.peers().await.map_err(Problem::internal)?))
 }
 
 #[utoipa::path(get, path = "/v1/node/sync", tag = "node",

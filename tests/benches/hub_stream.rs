@@ -1,6 +1,6 @@
 //! Streamed payments per second through one hub with durable state, as a ratio to the cost of
-//! one BIP340 signature plus one verification measured in the same run (DESIGN §11: timings
-//! are reported, never asserted).
+//! one BIP340 signature plus one verification measured in the same run (timings are
+//! reported, never asserted: docs/development.md).
 //!
 //! Run (release): `cargo bench --workspace --bench hub_stream`
 //! Optional: `DOIN_BENCH_PAYERS=8 DOIN_BENCH_TICKS=2000 DOIN_BENCH_PULL_EVERY=16

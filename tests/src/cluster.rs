@@ -19,6 +19,39 @@ use doin_node::run::{Node, NodeKeys};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// Devnet options for a test: loopback REST and p2p on free ports, no demo traffic, the given
+/// block times and demo worker counts, keys and genesis under `data_dir`.
+pub fn devnet_options(
+    data_dir: &Path,
+    block_time_ms: u64,
+    main_block_time_ms: u64,
+    evaluators: usize,
+    optimizers: usize,
+) -> DevnetOptions {
+    DevnetOptions {
+        data_dir: data_dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
+        block_time_ms,
+        accounts: 2,
+        demo_accounts: 0,
+        demo: false,
+        demo_interval_ms: 100,
+        main_block_time_ms,
+        evaluators,
+        optimizers,
+    }
+}
+
+/// Waits up to `secs` seconds for `done`, checking every 100 ms; panics naming `what` after.
+pub async fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// One node of a cluster: how to start it, and the node while it runs.
 struct Member {
     cfg: NodeConfig,
@@ -64,19 +97,13 @@ impl Cluster {
         evaluators: usize,
         optimizers: usize,
     ) -> Cluster {
-        let opts = DevnetOptions {
-            data_dir: dir.join("devnet"),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
+        let opts = devnet_options(
+            &dir.join("devnet"),
             block_time_ms,
-            accounts: 2,
-            demo_accounts: 0,
-            demo: false,
-            demo_interval_ms: 100,
             main_block_time_ms,
             evaluators,
             optimizers,
-        };
+        );
         Cluster {
             devnet: devnet::prepare(&opts).unwrap(),
             dir: dir.to_path_buf(),

@@ -1,4 +1,4 @@
-//! BOLT11 invoices that name channel payments (DESIGN §7), made and checked with
+//! BOLT11 invoices that name channel payments (docs/channels.md), made and checked with
 //! `lightning-invoice`.
 //!
 //! Mapping: the invoice amount in millisatoshi *is* the amount in DOIN milli-units; the payment

@@ -1,4 +1,4 @@
-//! Off-chain payment channels (DESIGN §7), sans I/O: the two-party state machine that both
+//! Off-chain payment channels (docs/channels.md), sans I/O: the two-party state machine that both
 //! sides of a channel run ([`machine`]) and BOLT11 invoices that name payments ([`invoice`]).
 //!
 //! The on-chain side — what a signed state is, and the open, close, challenge, settle and

@@ -173,30 +173,24 @@ impl World {
                 peer_m,
             )
         };
-        let mut payers = Vec::new();
-        for i in 0..PAYERS {
-            let k = key(10 + i as u8);
-            let (id, c, m) = channel(&k, 10 + i as u8, ChannelRole::Incoming);
-            disk.channels.insert(id, c);
-            payers.push(Peer {
-                key: k,
-                channel: id,
-                m,
-                resend: None,
-            });
-        }
-        let mut payees = Vec::new();
-        for i in 0..PAYEES {
-            let k = key(20 + i as u8);
-            let (id, c, m) = channel(&k, 20 + i as u8, ChannelRole::Outgoing);
-            disk.channels.insert(id, c);
-            payees.push(Peer {
-                key: k,
-                channel: id,
-                m,
-                resend: None,
-            });
-        }
+        // Payers' channels come in (the hub is side B), payees' go out; key seeds 10.. and 20..
+        let mut peers = |count: usize, seed: u8, role: ChannelRole| {
+            (0..count)
+                .map(|i| {
+                    let k = key(seed + i as u8);
+                    let (id, c, m) = channel(&k, seed + i as u8, role);
+                    disk.channels.insert(id, c);
+                    Peer {
+                        key: k,
+                        channel: id,
+                        m,
+                        resend: None,
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let payers = peers(PAYERS, 10, ChannelRole::Incoming);
+        let payees = peers(PAYEES, 20, ChannelRole::Outgoing);
         let state = HubState::new(params.clone(), disk.loaded());
         let mut w = World {
             params,

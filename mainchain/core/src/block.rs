@@ -30,7 +30,7 @@ pub struct MainHeader {
     pub cumulative_work: u128,
     pub state_root: Hash256,
     pub body_root: Hash256,
-    /// A final transfer-chain block this block commits to (DESIGN §6), monotonic.
+    /// A final transfer-chain block this block commits to (docs/anchoring.md), monotonic.
     pub tx_checkpoint: TxCheckpoint,
 }
 

@@ -110,7 +110,7 @@ pub struct DomainSpec {
     pub baseline: Fx,
     /// Upper bound on evaluation cost, in objective-term evaluations (dim × samples).
     pub eval_budget: u64,
-    /// What a sponsor pays per verification (settled on the transfer chain, see DESIGN §6).
+    /// What a sponsor pays per verification (settled on the transfer chain, see docs/hub.md).
     pub verification_fee: Amount,
 }
 

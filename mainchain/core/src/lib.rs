@@ -1,4 +1,4 @@
-//! Proof-of-optimization rules of the DOIN main chain, with no I/O (DESIGN §5).
+//! Proof-of-optimization rules of the DOIN main chain, with no I/O (docs/mainchain.md).
 //!
 //! This crate owns what a valid main block is: domains and their registration, the
 //! commit → reveal → verdict lifecycle of an optimae, evaluator selection and the quorum

@@ -46,7 +46,8 @@ pub struct MainParams {
 }
 
 impl MainParams {
-    /// Public-network values of DESIGN §5.
+    /// The public network's values (docs/mainchain.md): a 10-minute target, 50 DOIN halving
+    /// every 210 000 blocks.
     pub fn public_defaults() -> MainParams {
         MainParams {
             target_block_time_ms: 600_000,
@@ -90,8 +91,9 @@ impl MainParams {
     }
 }
 
-/// An evaluator allowed to verify the listed domains, with its stake. Until cross-anchoring
-/// reads stakes from the transfer chain (DESIGN §6), the eligible set is fixed at genesis.
+/// An evaluator allowed to verify the listed domains, with its stake, named at genesis. This
+/// list applies until the first main block that checkpoints the transfer chain; from then on
+/// the staked evaluators of the checkpointed transfer state do (docs/anchoring.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluatorEntry {

@@ -1,4 +1,5 @@
-//! Rewards, reputation and counted work: the economic rules of DESIGN §5, in integers.
+//! Rewards, reputation and counted work: the economic rules of docs/mainchain.md, in
+//! integers.
 
 use crate::fixed::Fx;
 use doin_types::{Amount, PublicKeyBytes};

@@ -1,4 +1,4 @@
-//! The main-chain service (DESIGN §5): message pool, vote collection, block production,
+//! The main-chain service (docs/mainchain.md): message pool, vote collection, block production,
 //! persistence, the optimizer and evaluator workers, external domain plugins and REST routes,
 //! around the sans-IO rules of `doin-main-core`.
 //!

@@ -18,18 +18,21 @@ use doin_codec::{decode_exact_bounded, encode};
 use doin_main_core::{
     fork_choice, verify_main_header_chain, MainBlock, MainBlockError, MainHeader, SignedMainHeader,
 };
-use doin_net::tasks::{join_service, next_or_shutdown};
+use doin_net::tasks::{announce, join_service, next_or_shutdown};
 use doin_net::{
     GossipMessage, InboundRequest, Misbehaviour, NetError, NetHandle, Network, PeerId, Service,
     Topic, Verdict,
 };
-use doin_sync::{consecutive, serve, sync_loop, Answer, Checked, Imported, SyncIo, SyncSpec};
+use doin_sync::{
+    check_blocking, consecutive, serve, sync_loop, Answer, Checked, Imported, SyncIo, SyncLimits,
+    SyncSpec,
+};
 pub use doin_sync::{SyncReport, SyncState};
 use doin_types::{ChainId, Hash256, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 /// Blocks one sync answer carries at most.
 const MAX_BLOCKS_PER_ANSWER: u32 = 32;
@@ -37,18 +40,18 @@ const MAX_BLOCKS_PER_ANSWER: u32 = 32;
 /// Signed headers one sync answer carries at most.
 const MAX_HEADERS_PER_ANSWER: u32 = 256;
 
-/// Heights whose headers are fetched and checked before their blocks.
-const HEADER_WINDOW: u64 = 1024;
-
-/// Peers asked for their status in one sync round.
-const STATUS_FANOUT: usize = 8;
-
-/// Block ranges fetched at the same time (all from peers on the followed peer's chain).
-const BODY_FETCHES_IN_FLIGHT: usize = 4;
-
-/// How far below its tip a node looks for the last block it shares with a peer. Deeper forks
-/// cannot be adopted anyway (the kept states and the anchored blocks bound them).
-const FORK_SEARCH_DEPTH: u64 = 64;
+/// The main chain's sync: blocks are small and one per 10 minutes, so modest windows.
+const LIMITS: SyncLimits = SyncLimits {
+    status_fanout: 8,
+    header_window: 1024,
+    max_headers_per_answer: MAX_HEADERS_PER_ANSWER,
+    max_blocks_per_answer: MAX_BLOCKS_PER_ANSWER,
+    // All from peers on the followed peer's chain.
+    bodies_in_flight: 4,
+    // Deeper forks cannot be adopted anyway (the kept states and the anchored blocks bound
+    // them).
+    fork_search_depth: Some(64),
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MainSyncRequest {
@@ -143,10 +146,12 @@ impl MainP2p {
             |bytes| decode_exact_bounded(bytes, 1024).map_err(|e| e.to_string()),
             Arc::new(move |req| answer(&chain, req)),
         ));
-        tasks.spawn(announcer(
-            ctx.clone(),
+        tasks.spawn(announce(
+            ctx.net.clone(),
             ctx.chain.announcements(),
             shutdown.clone(),
+            "main-chain",
+            announcement_message,
         ));
         tasks.spawn(sync_loop(
             Arc::new(MainSyncIo(ctx)),
@@ -318,38 +323,21 @@ fn answer(chain: &MainChain, req: MainSyncRequest) -> Result<Vec<u8>, String> {
     encode(&response).map_err(|e| format!("node error: {e}"))
 }
 
-async fn announcer(
-    ctx: Ctx,
-    mut rx: broadcast::Receiver<MainAnnouncement>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
-    loop {
-        let next = tokio::select! {
-            a = rx.recv() => a,
-            _ = shutdown.changed() => return Ok(()),
-        };
-        let (topic, data) = match next {
-            Ok(MainAnnouncement::Block(block)) => match block.encode() {
-                Ok(bytes) => (Topic::MainBlocks, bytes),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot encode a produced main block for relay");
-                    continue;
-                }
-            },
-            Ok(MainAnnouncement::Message(kind, bytes)) => {
-                let mut data = Vec::with_capacity(bytes.len() + 1);
-                data.push(kind as u8);
-                data.extend_from_slice(&bytes);
-                (Topic::MainWork, data)
+/// A produced block travels whole; a work message behind one byte naming its kind.
+fn announcement_message(a: MainAnnouncement) -> Option<(Topic, Vec<u8>)> {
+    match a {
+        MainAnnouncement::Block(block) => match block.encode() {
+            Ok(bytes) => Some((Topic::MainBlocks, bytes)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a produced main block for relay");
+                None
             }
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(skipped = n, "main-chain announcements fell behind");
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => return Ok(()),
-        };
-        if ctx.net.publish(topic, data).await.is_err() {
-            return Ok(());
+        },
+        MainAnnouncement::Message(kind, bytes) => {
+            let mut data = Vec::with_capacity(bytes.len() + 1);
+            data.push(kind as u8);
+            data.extend_from_slice(&bytes);
+            Some((Topic::MainWork, data))
         }
     }
 }
@@ -373,7 +361,7 @@ async fn ask(ctx: &Ctx, peer: PeerId, req: &MainSyncRequest) -> Option<MainSyncR
 }
 
 /// The main chain as the sync engine sees it: peers ordered by most work, forks searched
-/// up to `FORK_SEARCH_DEPTH` (64) blocks below the tip.
+/// up to 64 blocks below the tip (`LIMITS`).
 pub struct MainSyncSpec;
 
 impl SyncSpec for MainSyncSpec {
@@ -385,28 +373,8 @@ impl SyncSpec for MainSyncSpec {
     /// Height, cumulative work and hash of the head.
     type Tip = (u64, u128, Hash256);
 
-    fn status_fanout(&self) -> usize {
-        STATUS_FANOUT
-    }
-
-    fn header_window(&self) -> u64 {
-        HEADER_WINDOW
-    }
-
-    fn max_headers_per_answer(&self) -> u32 {
-        MAX_HEADERS_PER_ANSWER
-    }
-
-    fn max_blocks_per_answer(&self) -> u32 {
-        MAX_BLOCKS_PER_ANSWER
-    }
-
-    fn bodies_in_flight(&self) -> usize {
-        BODY_FETCHES_IN_FLIGHT
-    }
-
-    fn fork_search_depth(&self) -> Option<u64> {
-        Some(FORK_SEARCH_DEPTH)
+    fn limits(&self) -> SyncLimits {
+        LIMITS
     }
 
     fn status_height(&self, s: &MainStatus) -> u64 {
@@ -487,35 +455,33 @@ impl SyncIo for MainSyncIo {
         (head.header.height, head.header.cumulative_work, head.hash)
     }
 
-    fn peers(&self) -> Vec<PeerId> {
-        self.0.net.connected_peers()
+    fn net(&self) -> &NetHandle {
+        &self.0.net
     }
 
     async fn status(&self, peer: PeerId) -> Answer<MainStatus> {
-        match ask(&self.0, peer, &MainSyncRequest::Status).await {
-            Some(MainSyncResponse::Status(s)) if s.chain_id == self.0.chain.params().chain_id => {
-                Answer::Ok(s)
-            }
-            Some(MainSyncResponse::Status(_)) => Answer::OtherChain,
-            Some(_) => Answer::Invalid,
-            None => Answer::Failed,
-        }
+        let reply = ask(&self.0, peer, &MainSyncRequest::Status).await;
+        Answer::from_reply(reply, |r| match r {
+            MainSyncResponse::Status(s) => Some(s),
+            _ => None,
+        })
+        .on_chain(|s| s.chain_id == self.0.chain.params().chain_id)
     }
 
     async fn headers(&self, peer: PeerId, from: u64, max: u32) -> Answer<Vec<SignedMainHeader>> {
-        match ask(&self.0, peer, &MainSyncRequest::Headers { from, max }).await {
-            Some(MainSyncResponse::Headers(h)) => Answer::Ok(h),
-            Some(_) => Answer::Invalid,
-            None => Answer::Failed,
-        }
+        let reply = ask(&self.0, peer, &MainSyncRequest::Headers { from, max }).await;
+        Answer::from_reply(reply, |r| match r {
+            MainSyncResponse::Headers(h) => Some(h),
+            _ => None,
+        })
     }
 
     async fn blocks(&self, peer: PeerId, from: u64, max: u32) -> Answer<Vec<MainBlock>> {
-        match ask(&self.0, peer, &MainSyncRequest::Blocks { from, max }).await {
-            Some(MainSyncResponse::Blocks(b)) => Answer::Ok(b),
-            Some(_) => Answer::Invalid,
-            None => Answer::Failed,
-        }
+        let reply = ask(&self.0, peer, &MainSyncRequest::Blocks { from, max }).await;
+        Answer::from_reply(reply, |r| match r {
+            MainSyncResponse::Blocks(b) => Some(b),
+            _ => None,
+        })
     }
 
     async fn local(&self, from: u64, to: u64) -> Vec<MainHeader> {
@@ -531,26 +497,12 @@ impl SyncIo for MainSyncIo {
 
     async fn check(&self, anchor: MainHeader, batch: Vec<SignedMainHeader>) -> Checked {
         let params = self.0.chain.params().clone();
-        let checked = tokio::task::spawn_blocking(move || {
-            verify_main_header_chain(&params, &anchor, &batch, now()).map(|()| batch.len())
-        })
-        .await;
-        match checked {
-            Ok(Ok(n)) => Checked::Valid(n),
-            Ok(Err((index, e))) => Checked::Invalid {
-                index,
-                blame: !matches!(e, MainBlockError::TimeInFuture { .. }),
-                reason: e.to_string(),
-            },
-            Err(e) => {
-                tracing::error!(error = %e, "main header check task failed");
-                Checked::Invalid {
-                    index: 0,
-                    blame: false,
-                    reason: e.to_string(),
-                }
-            }
-        }
+        check_blocking(
+            move || verify_main_header_chain(&params, &anchor, &batch, now()).map(|()| batch.len()),
+            // A header ahead of our clock may be honest (clock skew): not the peer's fault.
+            |e| !matches!(e, MainBlockError::TimeInFuture { .. }),
+        )
+        .await
     }
 
     async fn import(&self, block: MainBlock) -> Imported {
@@ -572,12 +524,5 @@ impl SyncIo for MainSyncIo {
                 Imported::Paused(e.to_string())
             }
         }
-    }
-
-    async fn penalize(&self, peer: PeerId) {
-        self.0
-            .net
-            .penalize(peer, Misbehaviour::InvalidResponse)
-            .await;
     }
 }

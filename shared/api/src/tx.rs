@@ -248,7 +248,7 @@ pub struct StakeView {
     pub tombstoned: bool,
 }
 
-/// The validator sets of the tip's state (DESIGN §4: the largest validator stakes, fixed by
+/// The validator sets of the tip's state (docs/consensus.md: the largest validator stakes, fixed by
 /// the block that closes each epoch).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ValidatorsView {

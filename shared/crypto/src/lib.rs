@@ -1,8 +1,8 @@
 //! Cryptography for DOIN: tagged hashes, BIP340 Schnorr keys and signatures, RFC 6962 Merkle
 //! trees and encrypted keystore files.
 //!
-//! This crate owns every use of SHA-256 and secp256k1 in the project, so the rules of DESIGN §3
-//! (tagged hashes, x-only keys, 64-byte signatures) live in one place. It knows nothing about
+//! This crate owns every use of SHA-256 and secp256k1 in the project, so the primitives of
+//! docs/architecture.md (tagged hashes, x-only keys, 64-byte signatures) live in one place. It knows nothing about
 //! transactions or blocks: callers choose the tag and the bytes. The only I/O is reading and
 //! writing keystore files, on explicit request.
 

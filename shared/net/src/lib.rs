@@ -29,8 +29,8 @@ pub use config::NetConfig;
 pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};
 pub use metrics::NetMetrics;
 pub use node_key::load_or_create_identity;
-pub use peers::{Misbehaviour, PeerBook, PeerPolicy, PeerSummary};
+pub use peers::{Misbehaviour, PeerBook, PeerPolicy};
 pub use service::{
-    GossipMessage, InboundRequest, NetError, NetHandle, Network, PeerView, RequestError, Verdict,
+    GossipMessage, InboundRequest, NetError, NetHandle, Network, RequestError, Verdict,
 };
 pub use topics::{Service, Topic};

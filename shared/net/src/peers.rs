@@ -2,6 +2,7 @@
 //! outbound address diversity rule. Pure bookkeeping: time is an argument, and the swarm task
 //! acts on the answers (disconnects, blocks, drops messages).
 
+use doin_api::node::PeerEntry;
 use libp2p::PeerId;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -89,20 +90,6 @@ struct PeerState {
     addresses: Vec<String>,
     protocols: Vec<String>,
     agent: Option<String>,
-}
-
-/// One peer as reported by `/v1/node/peers`.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct PeerSummary {
-    pub peer_id: String,
-    pub score: i64,
-    pub connected: bool,
-    pub outbound: bool,
-    pub addresses: Vec<String>,
-    pub protocols: Vec<String>,
-    pub agent: Option<String>,
-    /// Seconds left on a ban, when banned.
-    pub banned_for_secs: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -301,14 +288,14 @@ impl PeerBook {
         }
     }
 
-    pub fn summaries(&mut self, now: Instant) -> Vec<PeerSummary> {
+    pub fn summaries(&mut self, now: Instant) -> Vec<PeerEntry> {
         let policy = self.policy.clone();
-        let mut out: Vec<PeerSummary> = self
+        let mut out: Vec<PeerEntry> = self
             .peers
             .iter_mut()
             .map(|(id, s)| {
                 Self::recover(&policy, s, now);
-                PeerSummary {
+                PeerEntry {
                     peer_id: id.to_string(),
                     score: s.score,
                     connected: s.connections > 0,

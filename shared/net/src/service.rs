@@ -6,9 +6,10 @@
 
 use crate::config::NetConfig;
 use crate::metrics::NetMetrics;
-use crate::peers::{Misbehaviour, PeerBook, PeerSummary};
+use crate::peers::{Misbehaviour, PeerBook};
 use crate::swarm::{build_behaviour, peer_of, Behaviour, SwarmTask};
 use crate::topics::{Service, Topic};
+use doin_api::node::PeersView;
 use futures::stream::FuturesUnordered;
 use libp2p::gossipsub::{IdentTopic, MessageId, TopicHash};
 use libp2p::identity::Keypair;
@@ -83,14 +84,6 @@ pub struct InboundRequest {
     pub reply: oneshot::Sender<Result<Vec<u8>, String>>,
 }
 
-/// What `/v1/node/peers` shows.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct PeerView {
-    pub local_peer_id: String,
-    pub listen_addresses: Vec<String>,
-    pub peers: Vec<PeerSummary>,
-}
-
 pub(crate) enum Command {
     Publish {
         topic: Topic,
@@ -113,7 +106,7 @@ pub(crate) enum Command {
         what: Misbehaviour,
     },
     Peers {
-        reply: oneshot::Sender<PeerView>,
+        reply: oneshot::Sender<PeersView>,
     },
     Dial(Multiaddr),
     /// Refuse (or accept again) every connection with a peer.
@@ -195,7 +188,7 @@ impl NetHandle {
         let _ = self.commands.send(Command::Penalize { peer, what }).await;
     }
 
-    pub async fn peers(&self) -> Result<PeerView, NetError> {
+    pub async fn peers(&self) -> Result<PeersView, NetError> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Peers { reply })

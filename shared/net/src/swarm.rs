@@ -8,10 +8,9 @@ use crate::codec::FrameCodec;
 use crate::config::NetConfig;
 use crate::metrics::NetMetrics;
 use crate::peers::{Misbehaviour, PeerBook};
-use crate::service::{
-    Command, GossipMessage, InboundRequest, NetHandle, PeerView, RequestError, Verdict,
-};
+use crate::service::{Command, GossipMessage, InboundRequest, NetHandle, RequestError, Verdict};
 use crate::topics::{Service, Topic};
+use doin_api::node::PeersView;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
@@ -329,7 +328,7 @@ impl SwarmTask {
                 }
             }
             Command::Peers { reply } => {
-                let view = PeerView {
+                let view = PeersView {
                     local_peer_id: self.handle.local_peer_id.to_string(),
                     listen_addresses: self
                         .handle

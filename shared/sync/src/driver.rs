@@ -35,6 +35,28 @@ impl SyncState {
     }
 }
 
+/// Runs a chain's header check off the async threads (checking signatures is CPU work); a
+/// check that could not run blames no one.
+pub async fn check_blocking<E>(
+    check: impl FnOnce() -> Result<usize, (usize, E)> + Send + 'static,
+    blame: impl FnOnce(&E) -> bool,
+) -> Checked
+where
+    E: std::fmt::Display + Send + 'static,
+{
+    match tokio::task::spawn_blocking(check).await {
+        Ok(checked) => Checked::from_check(checked, blame),
+        Err(e) => {
+            tracing::error!(error = %e, "header check task failed");
+            Checked::Invalid {
+                index: 0,
+                blame: false,
+                reason: e.to_string(),
+            }
+        }
+    }
+}
+
 type Status<I> = <<I as SyncIo>::Spec as SyncSpec>::Status;
 type Header<I> = <<I as SyncIo>::Spec as SyncSpec>::Header;
 type Block<I> = <<I as SyncIo>::Spec as SyncSpec>::Block;
@@ -52,7 +74,12 @@ pub trait SyncIo: Send + Sync {
     fn name(&self) -> &'static str;
     fn spec(&self) -> Self::Spec;
     fn tip(&self) -> Tip<Self>;
-    fn peers(&self) -> Vec<PeerId>;
+    /// The network the chain's peers are reached on.
+    fn net(&self) -> &NetHandle;
+    /// The peers a round may ask: every connected one.
+    fn peers(&self) -> Vec<PeerId> {
+        self.net().connected_peers()
+    }
     async fn status(&self, peer: PeerId) -> Answer<Status<Self>>;
     async fn headers(&self, peer: PeerId, from: u64, max: u32) -> Answer<Vec<Header<Self>>>;
     async fn blocks(&self, peer: PeerId, from: u64, max: u32) -> Answer<Vec<Block<Self>>>;
@@ -60,7 +87,12 @@ pub trait SyncIo: Send + Sync {
     async fn local(&self, from: u64, to: u64) -> Vec<Anchor<Self>>;
     async fn check(&self, anchor: Anchor<Self>, batch: Vec<Header<Self>>) -> Checked;
     async fn import(&self, block: Block<Self>) -> Imported;
-    async fn penalize(&self, peer: PeerId);
+    /// Scores a peer down for an invalid answer.
+    async fn penalize(&self, peer: PeerId) {
+        self.net()
+            .penalize(peer, Misbehaviour::InvalidResponse)
+            .await;
+    }
 }
 
 /// Runs sync rounds every `interval` (or at once when `wake` is notified) until shutdown.

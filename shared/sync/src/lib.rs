@@ -16,5 +16,7 @@
 pub mod driver;
 pub mod machine;
 
-pub use driver::{consecutive, run_round, serve, sync_loop, SyncIo, SyncState};
-pub use machine::{Answer, Checked, Effect, Event, Fetch, Imported, Round, SyncReport, SyncSpec};
+pub use driver::{check_blocking, consecutive, run_round, serve, sync_loop, SyncIo, SyncState};
+pub use machine::{
+    Answer, Checked, Effect, Event, Fetch, Imported, Round, SyncLimits, SyncReport, SyncSpec,
+};

@@ -40,17 +40,7 @@ pub trait SyncSpec {
     /// This node's tip as the engine compares it with peers.
     type Tip: Clone + PartialEq;
 
-    /// Peers asked for their status in one round.
-    fn status_fanout(&self) -> usize;
-    /// Heights whose headers are fetched and checked before their bodies.
-    fn header_window(&self) -> u64;
-    fn max_headers_per_answer(&self) -> u32;
-    fn max_blocks_per_answer(&self) -> u32;
-    /// Block ranges fetched at the same time.
-    fn bodies_in_flight(&self) -> usize;
-    /// How far below its tip a chain with forks looks for the block it shares with a peer;
-    /// `None` for a chain whose blocks are final (it builds on its tip).
-    fn fork_search_depth(&self) -> Option<u64>;
+    fn limits(&self) -> SyncLimits;
 
     fn status_height(&self, s: &Self::Status) -> u64;
     /// Which of two peers to follow: the greater.
@@ -78,6 +68,22 @@ pub trait SyncSpec {
     fn carries(&self, block: &Self::Block, header: &Self::Header) -> bool;
 }
 
+/// How much one chain's sync asks for at a time.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncLimits {
+    /// Peers asked for their status in one round.
+    pub status_fanout: usize,
+    /// Heights whose headers are fetched and checked before their bodies.
+    pub header_window: u64,
+    pub max_headers_per_answer: u32,
+    pub max_blocks_per_answer: u32,
+    /// Block ranges fetched at the same time.
+    pub bodies_in_flight: usize,
+    /// How far below its tip a chain with forks looks for the block it shares with a peer;
+    /// `None` for a chain whose blocks are final (it builds on its tip).
+    pub fork_search_depth: Option<u64>,
+}
+
 /// A peer's answer to one request.
 #[derive(Debug)]
 pub enum Answer<T> {
@@ -88,6 +94,26 @@ pub enum Answer<T> {
     Invalid,
     /// The peer is on another chain: not a sync partner, not at fault.
     OtherChain,
+}
+
+impl<T> Answer<T> {
+    /// What a reply comes to: no reply is `Failed`; a reply `pick` finds nothing in (not
+    /// what was asked) is `Invalid`.
+    pub fn from_reply<R>(reply: Option<R>, pick: impl FnOnce(R) -> Option<T>) -> Answer<T> {
+        match reply.map(pick) {
+            Some(Some(t)) => Answer::Ok(t),
+            Some(None) => Answer::Invalid,
+            None => Answer::Failed,
+        }
+    }
+
+    /// An answer from a peer whose chain is not ours (`ours` says no) is `OtherChain`.
+    pub fn on_chain(self, ours: impl FnOnce(&T) -> bool) -> Answer<T> {
+        match self {
+            Answer::Ok(t) if !ours(&t) => Answer::OtherChain,
+            other => other,
+        }
+    }
 }
 
 /// What checking a batch of headers found.
@@ -103,6 +129,24 @@ pub enum Checked {
         blame: bool,
         reason: String,
     },
+}
+
+impl Checked {
+    /// What a chain's check of a batch found: `Ok(n)` valid headers, or the index of the first
+    /// invalid one and why; `blame` says whether that error is the peer's fault.
+    pub fn from_check<E: std::fmt::Display>(
+        checked: Result<usize, (usize, E)>,
+        blame: impl FnOnce(&E) -> bool,
+    ) -> Checked {
+        match checked {
+            Ok(n) => Checked::Valid(n),
+            Err((index, e)) => Checked::Invalid {
+                index,
+                blame: blame(&e),
+                reason: e.to_string(),
+            },
+        }
+    }
 }
 
 /// What importing a block came to.
@@ -252,7 +296,10 @@ impl<S: SyncSpec> Round<S> {
     /// The first effects: ask the first peers of `peers` where they are.
     #[must_use]
     pub fn start(&mut self, peers: Vec<S::Peer>) -> Vec<Effect<S>> {
-        let asked: Vec<S::Peer> = peers.into_iter().take(self.spec.status_fanout()).collect();
+        let asked: Vec<S::Peer> = peers
+            .into_iter()
+            .take(self.spec.limits().status_fanout)
+            .collect();
         vec![Effect::AskStatus(asked)]
     }
 
@@ -356,7 +403,7 @@ impl<S: SyncSpec> Round<S> {
             return Vec::new();
         }
         let local = self.spec.tip_height(&self.tip);
-        match self.spec.fork_search_depth() {
+        match self.spec.limits().fork_search_depth {
             // Final blocks: the window builds on this node's tip.
             None => {
                 self.phase = Phase::ForkLocal { theirs: Vec::new() };
@@ -375,7 +422,7 @@ impl<S: SyncSpec> Round<S> {
                 }
                 let max = u32::try_from(top - lo + 1)
                     .unwrap_or(u32::MAX)
-                    .min(self.spec.max_headers_per_answer());
+                    .min(self.spec.limits().max_headers_per_answer);
                 self.phase = Phase::ForkHeaders { lo };
                 vec![Effect::AskHeaders {
                     peer,
@@ -391,7 +438,9 @@ impl<S: SyncSpec> Round<S> {
             return Vec::new();
         };
         match answer {
-            Answer::Ok(theirs) if theirs.len() <= self.spec.max_headers_per_answer() as usize => {
+            Answer::Ok(theirs)
+                if theirs.len() <= self.spec.limits().max_headers_per_answer as usize =>
+            {
                 let to = lo.saturating_sub(1).saturating_add(theirs.len() as u64);
                 self.phase = Phase::ForkLocal { theirs };
                 vec![Effect::ReadLocal {
@@ -432,7 +481,7 @@ impl<S: SyncSpec> Round<S> {
         let end = self
             .spec
             .status_height(&status)
-            .min(base.saturating_add(self.spec.header_window()));
+            .min(base.saturating_add(self.spec.limits().header_window));
         self.headers_after(peer, common, end, Vec::new())
     }
 
@@ -451,7 +500,7 @@ impl<S: SyncSpec> Round<S> {
         }
         let max = u32::try_from(end - at)
             .unwrap_or(u32::MAX)
-            .min(self.spec.max_headers_per_answer());
+            .min(self.spec.limits().max_headers_per_answer);
         self.phase = Phase::Headers {
             anchor,
             end,
@@ -480,7 +529,8 @@ impl<S: SyncSpec> Round<S> {
             Event::Headers(answer) => {
                 let asked = u32::try_from(end - self.spec.anchor_height(&anchor))
                     .unwrap_or(u32::MAX)
-                    .min(self.spec.max_headers_per_answer()) as usize;
+                    .min(self.spec.limits().max_headers_per_answer)
+                    as usize;
                 match answer {
                     // Nothing more from this peer (it may have reported a tip it lost).
                     Answer::Ok(batch) if batch.is_empty() => self.bodies(got),
@@ -536,7 +586,7 @@ impl<S: SyncSpec> Round<S> {
         if headers.is_empty() {
             return Vec::new();
         }
-        let per = self.spec.max_blocks_per_answer().max(1) as usize;
+        let per = self.spec.limits().max_blocks_per_answer.max(1) as usize;
         let mut ranges = Vec::new();
         let mut it = headers.into_iter().peekable();
         while it.peek().is_some() {
@@ -562,7 +612,7 @@ impl<S: SyncSpec> Round<S> {
         if b.next >= b.ranges.len() {
             return self.next_window();
         }
-        let group_end = (b.next + self.spec.bodies_in_flight().max(1)).min(b.ranges.len());
+        let group_end = (b.next + self.spec.limits().bodies_in_flight.max(1)).min(b.ranges.len());
         let mut fetches = Vec::new();
         for (i, range) in b.ranges[b.next..group_end].iter().enumerate() {
             let index = b.next + i;
@@ -702,7 +752,7 @@ impl<S: SyncSpec> Round<S> {
                 blocks.extend(got);
             }
         }
-        b.next += self.spec.bodies_in_flight().max(1);
+        b.next += self.spec.limits().bodies_in_flight.max(1);
         if blocks.is_empty() {
             return effects;
         }

@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use doin_sync::{Answer, Checked, Effect, Event, Imported, Round, SyncReport, SyncSpec};
+use doin_sync::{
+    Answer, Checked, Effect, Event, Imported, Round, SyncLimits, SyncReport, SyncSpec,
+};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,23 +48,15 @@ impl SyncSpec for Spec {
     type Anchor = Head;
     type Tip = Head;
 
-    fn status_fanout(&self) -> usize {
-        8
-    }
-    fn header_window(&self) -> u64 {
-        20
-    }
-    fn max_headers_per_answer(&self) -> u32 {
-        8
-    }
-    fn max_blocks_per_answer(&self) -> u32 {
-        3
-    }
-    fn bodies_in_flight(&self) -> usize {
-        2
-    }
-    fn fork_search_depth(&self) -> Option<u64> {
-        self.fork_depth
+    fn limits(&self) -> SyncLimits {
+        SyncLimits {
+            status_fanout: 8,
+            header_window: 20,
+            max_headers_per_answer: 8,
+            max_blocks_per_answer: 3,
+            bodies_in_flight: 2,
+            fork_search_depth: self.fork_depth,
+        }
     }
     fn status_height(&self, s: &Status) -> u64 {
         s.height

@@ -5,16 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use doin_tests::cluster::{follower_keys, producer_keys, Cluster};
-use std::time::{Duration, Instant};
-
-async fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use doin_tests::cluster::{follower_keys, producer_keys, wait_until, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_or_stopped_follower_catches_up_and_all_hold_the_same_chains() {
@@ -29,7 +20,7 @@ async fn a_partitioned_or_stopped_follower_catches_up_and_all_hold_the_same_chai
     c.partition(&[producer, b], &[a]).await;
     let tx = |c: &Cluster, i: usize| c.node(i).tx.as_ref().unwrap().tip().header.height;
     let cut_at = tx(&c, a);
-    wait_for("the producer moves on", 60, || {
+    wait_until("the producer moves on", 60, || {
         tx(&c, producer) >= cut_at + 8
     })
     .await;
@@ -46,7 +37,7 @@ async fn a_partitioned_or_stopped_follower_catches_up_and_all_hold_the_same_chai
     // Stop `b`, let the chains move, start it again on its data.
     c.stop(b).await;
     let stopped_at = tx(&c, producer);
-    wait_for("the producer moves on", 60, || {
+    wait_until("the producer moves on", 60, || {
         tx(&c, producer) >= stopped_at + 8
     })
     .await;

@@ -239,28 +239,45 @@ impl Drop for NodeProc {
     }
 }
 
-/// Devnet options for a test: loopback REST and p2p on free ports, no demo traffic, the given
-/// block times and demo worker counts, keys and genesis under `data_dir`.
-pub(crate) fn devnet_options(
-    data_dir: &Path,
-    block_time_ms: u64,
-    main_block_time_ms: u64,
-    evaluators: usize,
-    optimizers: usize,
-) -> doin_node::devnet::DevnetOptions {
-    doin_node::devnet::DevnetOptions {
-        data_dir: data_dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
-        block_time_ms,
-        accounts: 2,
-        demo_accounts: 0,
-        demo: false,
-        demo_interval_ms: 100,
-        main_block_time_ms,
-        evaluators,
-        optimizers,
-    }
+pub(crate) use doin_tests::cluster::devnet_options;
+
+/// Runs `doin wallet --json --keystore KEY --password-file PASSWORD ARGS…` and reads its last
+/// line of output as JSON (`Null` when there is none); panics when the command fails.
+pub(crate) fn wallet_json(doin: &Path, password: &Path, key: &Path, args: &[&str]) -> Value {
+    let out = Command::new(doin)
+        .args(["wallet", "--json", "--keystore"])
+        .arg(key)
+        .arg("--password-file")
+        .arg(password)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "doin wallet {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or(Value::Null)
+}
+
+/// A new encrypted key file `dir/NAME.json` and its testnet address.
+pub(crate) fn new_testnet_key(
+    doin: &Path,
+    password: &Path,
+    dir: &Path,
+    name: &str,
+) -> (PathBuf, String) {
+    let key = dir.join(format!("{name}.json"));
+    wallet_json(doin, password, &key, &["new"]);
+    let out = Command::new(doin)
+        .args(["wallet", "--keystore"])
+        .arg(&key)
+        .args(["address", "--network", "testnet"])
+        .output()
+        .unwrap();
+    let address = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    (key, address)
 }
 
 /// Writes `k` as a plaintext devnet key file `dir/name.json`.

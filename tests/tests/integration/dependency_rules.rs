@@ -1,4 +1,4 @@
-//! DESIGN §2 dependency directions, enforced from `cargo metadata`: each workspace crate may only
+//! The dependency directions of docs/architecture.md, enforced from `cargo metadata`: each workspace crate may only
 //! depend on the crates of ours listed for it, `*-core` crates do no I/O (no tokio, RocksDB,
 //! libp2p or axum), and a new crate must be added to this table before it can build green.
 
@@ -29,7 +29,10 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     m.insert("doin-store", vec!["doin-types", "doin-codec"]);
     m.insert("doin-telemetry", vec![]);
     m.insert("doin-http", vec![]);
-    m.insert("doin-net", vec!["doin-types", "doin-codec", "doin-crypto"]);
+    m.insert(
+        "doin-net",
+        vec!["doin-types", "doin-codec", "doin-crypto", "doin-api"],
+    );
     m.insert("doin-sync", vec!["doin-net", "doin-api"]);
     m.insert(
         "doin-tx-core",
@@ -78,7 +81,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     m
 }
 
-/// The sans-IO crates (DESIGN §2: the cores and the channel state machine).
+/// The sans-IO crates (docs/architecture.md: the cores and the channel state machine).
 const SANS_IO: &[&str] = &[
     "doin-tx-core",
     "doin-main-core",

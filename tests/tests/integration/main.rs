@@ -11,6 +11,7 @@ mod common;
 mod crash_recovery;
 mod cross_chain;
 mod dependency_rules;
+mod doc_links;
 mod evaluator_pay;
 mod hub_cli;
 mod hub_flows;

@@ -15,21 +15,12 @@ use crate::common;
 use doin_crypto::KeyPair;
 use doin_node::devnet;
 use doin_node::run::{Node, NodeKeys};
-use doin_tests::cluster::{producer_keys, Cluster};
+use doin_tests::cluster::{producer_keys, wait_until, Cluster};
 use doin_types::PublicKeyBytes;
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 fn copy(k: &KeyPair) -> KeyPair {
     KeyPair::from_secret_bytes(&k.secret_bytes()).unwrap()
-}
-
-async fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,14 +59,14 @@ async fn two_nodes_share_both_chains_and_remote_evaluators_vote() {
             .map(|v| v.body.evaluator)
             .collect()
     };
-    wait_for("a remote evaluator's vote in a main block", 240, || {
+    wait_until("a remote evaluator's vote in a main block", 240, || {
         voters_in_blocks(&a_main).iter().any(|k| remote.contains(k))
     })
     .await;
 
     // The follower has both chains up to the producer's recent tips, identical.
     let (tx_target, main_target) = (a_tx.tip().header.height, a_main.head().header.height);
-    wait_for("b follows both chains", 120, || {
+    wait_until("b follows both chains", 120, || {
         b_tx.tip().header.height >= tx_target && b_main.head().header.height >= main_target
     })
     .await;
@@ -94,7 +85,7 @@ async fn two_nodes_share_both_chains_and_remote_evaluators_vote() {
     // The transfer chain the follower imported anchors main blocks (verified against its own
     // synced main chain, not taken on trust). The tip read above may predate the first anchor
     // (an anchor needs a main block one deep), so wait for the next transfer blocks.
-    wait_for("b's transfer chain anchors a main block", 60, || {
+    wait_until("b's transfer chain anchors a main block", 60, || {
         b_tx.tip().header.main_anchor.height >= 1
     })
     .await;
@@ -127,7 +118,7 @@ async fn main_nodes_that_mined_apart_converge_on_the_branch_with_more_work() {
     let a = start("a").await.unwrap();
     let b = start("b").await.unwrap();
     let (a_main, b_main) = (a.main.clone().unwrap(), b.main.clone().unwrap());
-    wait_for("both nodes mine work apart", 120, || {
+    wait_until("both nodes mine work apart", 120, || {
         [&a_main, &b_main]
             .iter()
             .all(|m| m.head().header.cumulative_work > 0 && m.head().header.height >= 3)
@@ -140,7 +131,7 @@ async fn main_nodes_that_mined_apart_converge_on_the_branch_with_more_work() {
     let a_addr = a.net.clone().unwrap().listen_addrs()[0].clone();
     b.net.clone().unwrap().dial(a_addr).await.unwrap();
     // Both keep mining; they agree once the block below the lower tip is the same on both.
-    wait_for("one chain on both nodes", 120, || {
+    wait_until("one chain on both nodes", 120, || {
         let low = a_main.head().header.height.min(b_main.head().header.height);
         low >= 2
             && a_main.block(low - 1).unwrap() == b_main.block(low - 1).unwrap()

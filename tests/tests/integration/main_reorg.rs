@@ -1,5 +1,5 @@
 //! A reorganisation of the unfinalized main tip, with both chains of a node on one RocksDB and
-//! the real anchoring between them (DESIGN §5 fork choice, §6 anchoring):
+//! the real anchoring between them (fork choice of docs/mainchain.md, anchoring of docs/anchoring.md):
 //!
 //! - another main chain, driven by real producer, optimizer and evaluator workers, decides a
 //!   claim; the node decides the same claim from the same votes in a block of its own (equal

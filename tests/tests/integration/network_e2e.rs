@@ -30,38 +30,11 @@ struct Net {
 
 impl Net {
     fn wallet(&self, key: &Path, args: &[&str]) -> Value {
-        let out = Command::new(&self.doin)
-            .args(["wallet", "--json", "--keystore"])
-            .arg(key)
-            .arg("--password-file")
-            .arg(&self.password)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "doin wallet {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or(Value::Null)
-    }
-
-    fn address(&self, key: &Path) -> String {
-        let out = Command::new(&self.doin)
-            .args(["wallet", "--keystore"])
-            .arg(key)
-            .args(["address", "--network", "testnet"])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        common::wallet_json(&self.doin, &self.password, key, args)
     }
 
     fn new_key(&self, name: &str) -> (PathBuf, String) {
-        let key = self.dir.path().join(format!("{name}.json"));
-        self.wallet(&key, &["new"]);
-        let addr = self.address(&key);
-        (key, addr)
+        common::new_testnet_key(&self.doin, &self.password, self.dir.path(), name)
     }
 
     /// Writes the node's config; `produce` makes it the validator.

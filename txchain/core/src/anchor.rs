@@ -1,4 +1,4 @@
-//! Transfer → main anchoring (DESIGN §6): every header names a main block (`main_anchor`),
+//! Transfer → main anchoring (docs/anchoring.md): every header names a main block (`main_anchor`),
 //! monotonically; when the anchor moves forward, the effects of every newly anchored main block
 //! (coinbase credits, slashes of stakes) are applied to this chain in main-chain order,
 //! exactly once.

@@ -1,4 +1,4 @@
-//! The signed forms of BFT consensus messages (DESIGN §4): what a validator's signature on a
+//! The signed forms of BFT consensus messages (docs/consensus.md): what a validator's signature on a
 //! vote or a proposal covers, fixed here — independent of the consensus engine's own types —
 //! so any implementation can check a commit certificate or a piece of evidence byte for byte.
 //!
@@ -194,7 +194,7 @@ impl ValidatorSet {
     }
 }
 
-/// The validator sets a state knows (DESIGN §4: the top validator stakes at the start of each
+/// The validator sets a state knows (docs/consensus.md: the top validator stakes at the start of each
 /// epoch). Kept in the authenticated state, so a block's state root commits to the set that
 /// signs its successor: a certificate can be checked by whoever trusts one header and holds a
 /// proof of this entry.

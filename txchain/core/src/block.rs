@@ -33,7 +33,7 @@ pub struct BlockHeader {
     /// Summed weight of the transactions.
     pub weight_used: u64,
     pub tx_count: u32,
-    /// The newest main-chain block whose effects this block's state includes (DESIGN §6).
+    /// The newest main-chain block whose effects this block's state includes (docs/anchoring.md).
     pub main_anchor: MainAnchor,
     /// The certificate that made the parent final (none for the first block after genesis):
     /// precommits of more than two thirds of the parent height's validator power.

@@ -1,4 +1,4 @@
-//! Payment channels on the transfer chain (DESIGN §7): the on-chain record of a 2-of-2 lock,
+//! Payment channels on the transfer chain (docs/channels.md): the on-chain record of a 2-of-2 lock,
 //! the off-chain state both parties sign, and the rules of opening, closing, disputing and
 //! settling.
 //!

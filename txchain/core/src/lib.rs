@@ -1,4 +1,4 @@
-//! Transfer-chain consensus rules, with no I/O (DESIGN §4).
+//! Transfer-chain consensus rules, with no I/O (docs/consensus.md, docs/transactions.md).
 //!
 //! This crate owns what a valid transaction and a valid block are, how fees are charged and
 //! burned, and how the state root is derived. It must not touch the disk, the network, the

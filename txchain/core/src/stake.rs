@@ -1,4 +1,4 @@
-//! Staking on the transfer chain (DESIGN §4, §6): bonding coins to a role, unbonding them over
+//! Staking on the transfer chain (docs/consensus.md, docs/anchoring.md): bonding coins to a role, unbonding them over
 //! a fixed number of blocks, and withdrawing them once free.
 //!
 //! A stake is held per (owner, role) in the authenticated state, so the main chain can read

@@ -40,7 +40,7 @@ pub enum TxPayload {
     ReportEquivocation {
         evidence: Box<crate::bft::Equivocation>,
     },
-    /// Opens a payment channel with `counterparty` (DESIGN §7): `deposit` from the sender and
+    /// Opens a payment channel with `counterparty` (docs/channels.md): `deposit` from the sender and
     /// `counterparty_deposit` from the counterparty, which then signs its `consent` (an
     /// [`crate::channel::OpenConsent`]). The channel id is recomputed from sender and nonce.
     ChannelOpen {

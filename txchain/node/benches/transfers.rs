@@ -1,5 +1,5 @@
 //! Transfer throughput on one core, as a ratio to signature verification measured in the same
-//! run (DESIGN §11: timings are never asserted, only reported).
+//! run (docs/development.md: timings are never asserted, only reported).
 //!
 //! Run (release): `taskset -c 0 cargo bench --workspace --bench transfers`
 //! Optional: `DOIN_BENCH_ACCOUNTS=10000 DOIN_BENCH_TXS=20000 DOIN_BENCH_BLOCK=2000 DOIN_BENCH_ROUNDS=5`.

@@ -1,4 +1,4 @@
-//! The transfer-chain service (DESIGN §4): store layout, mempool, block production, events and
+//! The transfer-chain service (docs/consensus.md): store layout, mempool, block production, events and
 //! REST routes around the sans-IO rules of `doin-tx-core`.
 //!
 //! This crate must not import another node crate (main chain, hub); what it needs from them

@@ -1,5 +1,6 @@
-//! The pool of pending transactions (DESIGN §4), as a plain data structure: no I/O, no clock,
-//! no locking. The service persists what it admits and passes the time in.
+//! The pool of pending transactions (docs/architecture.md#the-transfer-chain-on-one-node), as
+//! a plain data structure: no I/O, no clock, no locking. The service persists what it admits
+//! and passes the time in.
 //!
 //! Rules:
 //! - one queue per sender, ordered by nonce and always contiguous from the account's nonce, so

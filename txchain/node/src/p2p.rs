@@ -22,7 +22,7 @@ use crate::wire::{
     ChainStatus, SyncRequest, SyncResponse, ANSWER_BYTES_TARGET, MAX_BLOCKS_PER_ANSWER,
     MAX_HEADERS_PER_ANSWER,
 };
-use doin_net::tasks::{join_service, next_or_shutdown};
+use doin_net::tasks::{announce, join_service, next_or_shutdown};
 use doin_net::{
     GossipMessage, InboundRequest, Misbehaviour, NetError, NetHandle, Network, Service, Topic,
     Verdict,
@@ -32,7 +32,7 @@ use doin_telemetry::Metrics;
 use doin_tx_core::{Block, CompactBlock};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 /// The transfer chain's network service, attached before the network starts.
 pub struct TxP2p {
@@ -95,10 +95,12 @@ impl TxP2p {
             |bytes| SyncRequest::decode(bytes).map_err(|e| e.to_string()),
             Arc::new(move |req| answer(&chain, req)),
         ));
-        tasks.spawn(announcer(
-            ctx.clone(),
+        tasks.spawn(announce(
+            ctx.net.clone(),
             ctx.chain.announcements(),
             shutdown.clone(),
+            "transfer-chain",
+            announcement_message,
         ));
         tasks.spawn(sync_loop(
             Arc::new(TxSyncIo(ctx)),
@@ -298,36 +300,18 @@ fn answer(chain: &TxChain, req: SyncRequest) -> Result<Vec<u8>, String> {
     response.encode().map_err(|e| internal(&e))
 }
 
-async fn announcer(
-    ctx: Ctx,
-    mut rx: broadcast::Receiver<Announcement>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
-    loop {
-        let next = tokio::select! {
-            a = rx.recv() => a,
-            _ = shutdown.changed() => return Ok(()),
-        };
-        let (topic, data) = match next {
-            Ok(Announcement::Tx(bytes)) => (Topic::TxTransactions, bytes.as_ref().clone()),
-            Ok(Announcement::Block(block)) => {
-                match CompactBlock::from_block(&block).and_then(|c| c.encode()) {
-                    Ok(bytes) => (Topic::TxCompactBlocks, bytes),
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot encode a produced block for relay");
-                        continue;
-                    }
+/// A produced block travels as a compact block; transactions as they are.
+fn announcement_message(a: Announcement) -> Option<(Topic, Vec<u8>)> {
+    match a {
+        Announcement::Tx(bytes) => Some((Topic::TxTransactions, bytes.as_ref().clone())),
+        Announcement::Block(block) => {
+            match CompactBlock::from_block(&block).and_then(|c| c.encode()) {
+                Ok(bytes) => Some((Topic::TxCompactBlocks, bytes)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode a produced block for relay");
+                    None
                 }
             }
-            // Peers that missed announcements catch up by sync.
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(skipped = n, "announcements fell behind");
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => return Ok(()),
-        };
-        if ctx.net.publish(topic, data).await.is_err() {
-            return Ok(()); // the network stopped: shutdown is under way
         }
     }
 }

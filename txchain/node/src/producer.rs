@@ -1,5 +1,5 @@
-//! Block production behind one trait, so the single-validator producer and (later) BFT
-//! consensus are interchangeable for the rest of the node.
+//! Block production behind one trait, so the single-validator producer and BFT consensus
+//! (`crate::consensus::BftProducer`) are interchangeable for the rest of the node.
 
 use crate::chain::{now_ms, ChainError, TxChain};
 use doin_crypto::KeyPair;

@@ -11,8 +11,8 @@ use crate::net_ctx::{ask, blame, import, Ctx};
 use crate::wire::{
     ChainStatus, SyncRequest, SyncResponse, MAX_BLOCKS_PER_ANSWER, MAX_HEADERS_PER_ANSWER,
 };
-use doin_net::{Misbehaviour, PeerId, Verdict};
-use doin_sync::{Answer, Checked, Imported, SyncIo, SyncSpec};
+use doin_net::{NetHandle, PeerId, Verdict};
+use doin_sync::{check_blocking, Answer, Checked, Imported, SyncIo, SyncLimits, SyncSpec};
 use doin_tx_core::{
     verify_header_chain, Block, BlockError, BlockHash, BlockHeader, ChainParams, EpochValidators,
     SignedHeader,
@@ -22,14 +22,18 @@ use std::cmp::Ordering;
 
 pub use doin_sync::{SyncReport, SyncState};
 
-/// Peers asked for their status in one sync round.
-const STATUS_FANOUT: usize = 8;
-
-/// Heights whose headers are fetched and checked before their bodies (≈ 700 KB of headers).
-const HEADER_WINDOW: u64 = 2048;
-
-/// Block ranges fetched at the same time (each from a different peer when there are several).
-const BODY_FETCHES_IN_FLIGHT: usize = 4;
+/// The transfer chain's sync.
+const LIMITS: SyncLimits = SyncLimits {
+    status_fanout: 8,
+    // ≈ 700 KB of headers.
+    header_window: 2048,
+    max_headers_per_answer: MAX_HEADERS_PER_ANSWER,
+    max_blocks_per_answer: MAX_BLOCKS_PER_ANSWER,
+    // Each from a different peer when there are several.
+    bodies_in_flight: 4,
+    // Final blocks: a round builds on the tip.
+    fork_search_depth: None,
+};
 
 /// A checked header and the validator sets its successors are checked with.
 #[derive(Clone, Debug)]
@@ -51,28 +55,8 @@ impl SyncSpec for TxSyncSpec {
     type Anchor = TxAnchor;
     type Tip = (Height, BlockHash);
 
-    fn status_fanout(&self) -> usize {
-        STATUS_FANOUT
-    }
-
-    fn header_window(&self) -> u64 {
-        HEADER_WINDOW
-    }
-
-    fn max_headers_per_answer(&self) -> u32 {
-        MAX_HEADERS_PER_ANSWER
-    }
-
-    fn max_blocks_per_answer(&self) -> u32 {
-        MAX_BLOCKS_PER_ANSWER
-    }
-
-    fn bodies_in_flight(&self) -> usize {
-        BODY_FETCHES_IN_FLIGHT
-    }
-
-    fn fork_search_depth(&self) -> Option<u64> {
-        None
+    fn limits(&self) -> SyncLimits {
+        LIMITS
     }
 
     fn status_height(&self, s: &ChainStatus) -> u64 {
@@ -139,6 +123,17 @@ impl SyncSpec for TxSyncSpec {
     }
 }
 
+/// A peer's reply, or `None` (logged) when the request failed.
+fn reply<E: std::fmt::Display>(
+    what: &str,
+    peer: PeerId,
+    result: Result<SyncResponse, E>,
+) -> Option<SyncResponse> {
+    result
+        .map_err(|e| tracing::debug!(%peer, error = %e, "{what} request failed"))
+        .ok()
+}
+
 /// What the sync engine does through the transfer chain's service and wire messages.
 pub(crate) struct TxSyncIo(pub(crate) Ctx);
 
@@ -161,44 +156,39 @@ impl SyncIo for TxSyncIo {
         (tip.header.height, tip.hash)
     }
 
-    fn peers(&self) -> Vec<PeerId> {
-        self.0.net.connected_peers()
+    fn net(&self) -> &NetHandle {
+        &self.0.net
     }
 
     async fn status(&self, peer: PeerId) -> Answer<ChainStatus> {
-        match ask(&self.0, peer, &SyncRequest::Status).await {
-            Ok(SyncResponse::Status(s)) if s.chain_id == self.0.chain.params().chain_id => {
-                Answer::Ok(s)
-            }
-            Ok(SyncResponse::Status(_)) => Answer::OtherChain,
-            Ok(_) => Answer::Invalid,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "status request failed");
-                Answer::Failed
-            }
-        }
+        let reply = reply(
+            "status",
+            peer,
+            ask(&self.0, peer, &SyncRequest::Status).await,
+        );
+        Answer::from_reply(reply, |r| match r {
+            SyncResponse::Status(s) => Some(s),
+            _ => None,
+        })
+        .on_chain(|s| s.chain_id == self.0.chain.params().chain_id)
     }
 
     async fn headers(&self, peer: PeerId, from: u64, max: u32) -> Answer<Vec<SignedHeader>> {
-        match ask(&self.0, peer, &SyncRequest::Headers { from, max }).await {
-            Ok(SyncResponse::Headers(h)) => Answer::Ok(h),
-            Ok(_) => Answer::Invalid,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "header request failed");
-                Answer::Failed
-            }
-        }
+        let request = SyncRequest::Headers { from, max };
+        let reply = reply("header", peer, ask(&self.0, peer, &request).await);
+        Answer::from_reply(reply, |r| match r {
+            SyncResponse::Headers(h) => Some(h),
+            _ => None,
+        })
     }
 
     async fn blocks(&self, peer: PeerId, from: u64, max: u32) -> Answer<Vec<Block>> {
-        match ask(&self.0, peer, &SyncRequest::Blocks { from, max }).await {
-            Ok(SyncResponse::Blocks(b)) => Answer::Ok(b),
-            Ok(_) => Answer::Invalid,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "block request failed");
-                Answer::Failed
-            }
-        }
+        let request = SyncRequest::Blocks { from, max };
+        let reply = reply("block", peer, ask(&self.0, peer, &request).await);
+        Answer::from_reply(reply, |r| match r {
+            SyncResponse::Blocks(b) => Some(b),
+            _ => None,
+        })
     }
 
     async fn local(&self, from: u64, to: u64) -> Vec<TxAnchor> {
@@ -216,31 +206,19 @@ impl SyncIo for TxSyncIo {
 
     async fn check(&self, anchor: TxAnchor, batch: Vec<SignedHeader>) -> Checked {
         let params = self.0.chain.params().clone();
-        let checked = tokio::task::spawn_blocking(move || {
-            let now = Timestamp(crate::chain::now_ms());
-            verify_header_chain(&params, &anchor.header, &anchor.sets, &batch, now)
-        })
-        .await;
-        match checked {
-            Ok(Ok(n)) => {
-                self.0.metrics.synced_headers.inc_by(n as u64);
-                Checked::Valid(n)
-            }
-            Ok(Err((index, e))) => Checked::Invalid {
-                index,
-                // A header ahead of our clock may be honest (clock skew): not the peer's fault.
-                blame: !matches!(e, BlockError::TimeInFuture { .. }),
-                reason: e.to_string(),
+        let checked = check_blocking(
+            move || {
+                let now = Timestamp(crate::chain::now_ms());
+                verify_header_chain(&params, &anchor.header, &anchor.sets, &batch, now)
             },
-            Err(e) => {
-                tracing::error!(error = %e, "header check task failed");
-                Checked::Invalid {
-                    index: 0,
-                    blame: false,
-                    reason: e.to_string(),
-                }
-            }
+            // A header ahead of our clock may be honest (clock skew): not the peer's fault.
+            |e| !matches!(e, BlockError::TimeInFuture { .. }),
+        )
+        .await;
+        if let Checked::Valid(n) = checked {
+            self.0.metrics.synced_headers.inc_by(n as u64);
         }
+        checked
     }
 
     async fn import(&self, block: Block) -> Imported {
@@ -260,12 +238,5 @@ impl SyncIo for TxSyncIo {
                 Imported::Paused(e.to_string())
             }
         }
-    }
-
-    async fn penalize(&self, peer: PeerId) {
-        self.0
-            .net
-            .penalize(peer, Misbehaviour::InvalidResponse)
-            .await;
     }
 }

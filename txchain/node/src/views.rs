@@ -1,6 +1,6 @@
 //! JSON views of transfer-chain objects, shared by the REST API and the event stream.
 //!
-//! Conventions (DESIGN §10): amounts are decimal strings of base units, hashes and keys are hex,
+//! Conventions (docs/api.md): amounts are decimal strings of base units, hashes and keys are hex,
 //! accounts are bech32m addresses of the chain's network, and every transaction carries
 //! `status` and `confirmations`.
 

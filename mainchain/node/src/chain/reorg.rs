@@ -1,5 +1,5 @@
-//! Fork choice of the main chain (DESIGN §5): the best chain is the one with the most
-//! cumulative counted work, ties going to the lower tip hash. A branch is never adopted if it
+//! Fork choice of the main chain (docs/mainchain.md#fork-choice): the best chain is the one
+//! with the most cumulative counted work, ties going to the lower tip hash. A branch is never adopted if it
 //! would replace a block the transfer chain has anchored (the cross-anchor finality point), or
 //! reach deeper than the states this node keeps.
 //!

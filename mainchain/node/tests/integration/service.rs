@@ -337,7 +337,7 @@ fn another_nodes_blocks_import_and_a_tampered_one_changes_nothing() {
     );
 }
 
-/// Two nodes' carriers at the same height: equal work, so the lower hash wins (DESIGN §5). A
+/// Two nodes' carriers at the same height: equal work, so the lower hash wins (fork choice). A
 /// replaced block's index entries are undone and its messages return to the pool; a side
 /// block with a broken signature or an unknown parent changes nothing; a restart reopens the
 /// branch that won.

@@ -1,4 +1,4 @@
-//! Payment channels on the transfer chain (DESIGN §7): opening with one or both deposits,
+//! Payment channels on the transfer chain (docs/channels.md): opening with one or both deposits,
 //! cooperative close, force close with a dispute window, challenge by a higher state with the
 //! reserve forfeited, HTLC claims and timeouts, settlement — with the supply conserved at every
 //! step, and (as properties) channel totals always equal to the capacity and no payout above

@@ -85,7 +85,7 @@ fn a_wrong_rebuild_is_refused_by_the_transaction_root() {
     assert!(partial.into_block().is_err());
 }
 
-/// DESIGN §8 / the network issue: ≥ 94 % of a 100-transaction block's bytes are saved when the
+/// The goal of docs/network.md: ≥ 94 % of a 100-transaction block's bytes are saved when the
 /// receiver's mempool holds every transaction (sizes are deterministic, so this is a test, not
 /// a benchmark).
 #[test]

@@ -1,4 +1,4 @@
-//! Validator epochs (DESIGN §4): the block that closes an epoch fixes, from the bonded
+//! Validator epochs (docs/consensus.md): the block that closes an epoch fixes, from the bonded
 //! validator stakes after it, the set that proposes and finalises every block of the next
 //! epoch, weighted by stake. Certificates are checked against the set of their own height,
 //! also across the boundary; headers alone cannot be checked past a boundary.

@@ -1,4 +1,4 @@
-//! BFT finality for the transfer chain (DESIGN §4), on the Malachite engine
+//! BFT finality for the transfer chain (docs/consensus.md), on the Malachite engine
 //! (`arc-malachitebft-*`, pinned exactly). This module is the only place that names the
 //! engine: an upgrade touches it and nothing else.
 //!
