@@ -5,7 +5,8 @@
 //!
 //! It also holds the one loop that answers peers' sync requests, for both chains.
 
-use crate::machine::{Answer, Checked, Effect, Event, Imported, Round, SyncReport, SyncSpec};
+use crate::machine::{Round, SyncReport};
+use crate::spec::{Answer, Checked, Effect, Event, Imported, SyncSpec};
 use doin_net::tasks::{next_or_shutdown, tick_or_shutdown};
 use doin_net::{InboundRequest, Misbehaviour, NetHandle, PeerId};
 use parking_lot::RwLock;

@@ -4,7 +4,7 @@
 //! something wrong; and a thin async driver ([`driver`]) that carries out its effects through
 //! a chain's [`driver::SyncIo`] adapter.
 //!
-//! A chain supplies what differs: its types and order of peers ([`machine::SyncSpec`]: height
+//! A chain supplies what differs: its types and order of peers ([`spec::SyncSpec`]: height
 //! for the transfer chain, most work for the main chain), how it checks a batch of headers
 //! and imports a block, and its wire messages. It never decides validity here: the chain's
 //! core does.
@@ -15,8 +15,8 @@
 
 pub mod driver;
 pub mod machine;
+pub mod spec;
 
 pub use driver::{check_blocking, consecutive, run_round, serve, sync_loop, SyncIo, SyncState};
-pub use machine::{
-    Answer, Checked, Effect, Event, Fetch, Imported, Round, SyncLimits, SyncReport, SyncSpec,
-};
+pub use machine::{Round, SyncReport};
+pub use spec::{Answer, Checked, Effect, Event, Fetch, Imported, SyncLimits, SyncSpec};

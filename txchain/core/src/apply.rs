@@ -1,13 +1,12 @@
 //! The state transition: pure functions from (parameters, parent state, block) to a state diff.
 //!
 //! `apply_block` is what every node runs on every block it imports, including its own: every
-//! rule is re-checked there. `build_block` is the producer's side: it picks the valid prefix of
-//! a candidate list and returns a block that `apply_block` accepts. Neither does I/O; state is
-//! read through `StateView` and the tree through `jmt::storage::TreeReader`, and the caller
-//! commits the returned diff and tree update atomically.
+//! rule is re-checked there (the producer's side, `build_block`, is the `build` module). No
+//! I/O: state is read through `StateView` and the tree through `jmt::storage::TreeReader`,
+//! and the caller commits the returned diff and tree update atomically.
 
 use crate::anchor::{
-    apply_effects, check_not_contradicting, newly_anchored, EffectTotals, MainView, MAX_ANCHOR_STEP,
+    apply_effects, check_not_contradicting, newly_anchored, EffectTotals, MainView,
 };
 use crate::bft::{CommitCertificate, EpochValidators, ValidatorSet, ValidatorSetError};
 use crate::block::{tx_root, Block, BlockHeader, SignedHeader};
@@ -333,7 +332,7 @@ fn check_last_commit(
 
 /// The certificate a solo producer gives its parent: its own precommit. It is a quorum only
 /// when the producer is the only validator; with several, finality needs the BFT engine.
-fn own_certificate(
+pub(crate) fn own_certificate(
     params: &ChainParams,
     parent_set: &ValidatorSet,
     parent: &BlockHeader,
@@ -401,7 +400,7 @@ pub fn next_validators<V: StateView + ?Sized>(
 }
 
 /// The state diff of the block at `height` once its transactions are applied to `overlay`.
-fn finish_diff<V: StateView + ?Sized>(
+pub(crate) fn finish_diff<V: StateView + ?Sized>(
     params: &ChainParams,
     view: &V,
     height: Height,
@@ -592,7 +591,7 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
     })
 }
 
-fn next_stats<V: StateView + ?Sized>(
+pub(crate) fn next_stats<V: StateView + ?Sized>(
     view: &V,
     height: Height,
     receipts: &[TxReceipt],
@@ -639,186 +638,6 @@ fn next_stats<V: StateView + ?Sized>(
     stats.main_anchor = main_anchor;
     stats.height = height;
     Ok(stats)
-}
-
-/// The anchor a proposer uses: the main view's candidate, at most `MAX_ANCHOR_STEP` past the
-/// parent's and never behind it. A candidate the view cannot back with effects is skipped.
-fn choose_anchor<M: MainView + ?Sized>(
-    main: &M,
-    parent: &MainAnchor,
-) -> Result<MainAnchor, BlockError> {
-    let Some(candidate) = main.anchor_candidate().map_err(BlockError::View)? else {
-        return Ok(*parent);
-    };
-    if candidate.height <= parent.height {
-        return Ok(*parent);
-    }
-    let height = candidate
-        .height
-        .min(parent.height.saturating_add(MAX_ANCHOR_STEP));
-    if height == candidate.height {
-        return Ok(candidate);
-    }
-    match main.effects(height).map_err(BlockError::View)? {
-        Some(e) => Ok(MainAnchor {
-            height,
-            hash: e.hash,
-        }),
-        None => Ok(*parent),
-    }
-}
-
-/// A block built by a producer, with what it left out and why.
-#[derive(Debug)]
-pub struct BuiltBlock {
-    pub block: Block,
-    pub applied: AppliedBlock,
-    pub skipped: Vec<(TxId, TxError)>,
-}
-
-/// Builds and signs the next block from `candidates` (in priority order). Candidates that are
-/// invalid at this point, or that no longer fit, are skipped and reported. `verify_signatures`
-/// may be false only when every candidate was verified by this node already.
-#[allow(clippy::too_many_arguments)]
-pub fn build_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
-    params: &ChainParams,
-    view: &V,
-    tree: &R,
-    main: &M,
-    parent: &BlockHeader,
-    time: Timestamp,
-    key: &KeyPair,
-    candidates: impl IntoIterator<Item = Tx>,
-    verify_signatures: bool,
-) -> Result<BuiltBlock, BlockError> {
-    build_block_certified(
-        params,
-        view,
-        tree,
-        main,
-        parent,
-        time,
-        key,
-        candidates,
-        verify_signatures,
-        ParentCommit::OwnPrecommit,
-    )
-}
-
-/// Where a new block's `last_commit` (the proof that its parent is final) comes from.
-#[derive(Clone, Copy, Debug)]
-pub enum ParentCommit<'a> {
-    /// The proposer's own precommit: a quorum only when it is the single validator.
-    OwnPrecommit,
-    /// A certificate collected by BFT consensus (checked here like any header's).
-    Certificate(&'a CommitCertificate),
-}
-
-/// [`build_block`] with the parent's proof of finality chosen by the caller.
-#[allow(clippy::too_many_arguments)]
-pub fn build_block_certified<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
-    params: &ChainParams,
-    view: &V,
-    tree: &R,
-    main: &M,
-    parent: &BlockHeader,
-    time: Timestamp,
-    key: &KeyPair,
-    candidates: impl IntoIterator<Item = Tx>,
-    verify_signatures: bool,
-    parent_commit: ParentCommit<'_>,
-) -> Result<BuiltBlock, BlockError> {
-    let height = parent
-        .height
-        .checked_add(1)
-        .ok_or_else(|| BlockError::State("height overflow".into()))?;
-    let proposer = key.public();
-    let sets = view.validators().map_err(BlockError::View)?;
-    if !sets.next.contains(&proposer) {
-        return Err(BlockError::WrongProposer);
-    }
-    let last_commit = match parent_commit {
-        ParentCommit::OwnPrecommit => own_certificate(params, &sets.current, parent, key)?,
-        ParentCommit::Certificate(_) if parent.height == 0 => None,
-        ParentCommit::Certificate(c) => {
-            c.verify(
-                &params.chain_id,
-                parent.height,
-                &parent.hash()?,
-                &sets.current,
-            )
-            .map_err(BlockError::LastCommit)?;
-            Some(c.clone())
-        }
-    };
-    let base_fee = next_base_fee(&params.consensus, parent.base_fee, parent.weight_used);
-    let limit = params.consensus.block_weight_limit;
-    let main_anchor = choose_anchor(main, &parent.main_anchor)?;
-    let anchored = newly_anchored(main, &parent.main_anchor, &main_anchor)?;
-    let mut overlay = Overlay::new(view);
-    let imported = apply_effects(&params.consensus.staking, &mut overlay, &anchored)?;
-    let mut included = Vec::new();
-    let mut receipts = Vec::new();
-    let mut skipped = Vec::new();
-    let mut weight: u64 = 0;
-    for tx in candidates {
-        let Some(new_weight) = weight.checked_add(tx.weight()).filter(|w| *w <= limit) else {
-            continue;
-        };
-        match apply_tx(
-            params,
-            &mut overlay,
-            &tx,
-            height,
-            base_fee,
-            &proposer,
-            verify_signatures,
-        ) {
-            Ok(r) => {
-                weight = new_weight;
-                receipts.push(r);
-                included.push(tx);
-            }
-            Err(TxError::State(s)) => return Err(BlockError::View(s)),
-            Err(e) => skipped.push((tx.id(), e)),
-        }
-    }
-    let stats = next_stats(view, height, &receipts, imported, main_anchor)?;
-    let diff = finish_diff(params, view, height, overlay, stats)?;
-    let (state_root, tree_update) =
-        compute_state_root(tree, height, &diff).map_err(BlockError::State)?;
-    let header = BlockHeader {
-        chain_id: params.chain_id,
-        height,
-        parent: parent.hash()?,
-        time: time.max(Timestamp(parent.time.0.saturating_add(1))),
-        proposer,
-        state_root,
-        tx_root: tx_root(&included),
-        base_fee,
-        weight_used: weight,
-        tx_count: u32::try_from(included.len())
-            .map_err(|_| BlockError::State("too many transactions".into()))?,
-        main_anchor,
-        last_commit,
-    };
-    let block = Block::sign(
-        header,
-        included.iter().map(|t| t.signed().clone()).collect(),
-        key,
-    )?;
-    Ok(BuiltBlock {
-        block,
-        applied: AppliedBlock {
-            diff,
-            state_root,
-            tree_update,
-            receipts,
-            txs: included,
-            anchored,
-        },
-        skipped,
-    })
 }
 
 /// The genesis block and its state, rebuilt from the specification on an empty tree.

@@ -14,6 +14,7 @@ pub mod anchor;
 pub mod apply;
 pub mod bft;
 pub mod block;
+pub mod build;
 pub mod channel;
 mod channel_tx;
 pub mod compact;
@@ -29,11 +30,12 @@ pub mod tx;
 
 pub use anchor::{AnchorHold, MainView, NoMainChain, MAX_ANCHOR_STEP};
 pub use apply::{
-    apply_block, apply_tx, build_block, build_block_certified, genesis, next_validators,
-    verify_header_chain, AppliedBlock, ApplyContext, BuiltBlock, ParentCommit, TxReceipt,
+    apply_block, apply_tx, genesis, next_validators, verify_header_chain, AppliedBlock,
+    ApplyContext, TxReceipt,
 };
 pub use bft::{EpochValidators, ValidatorSet};
 pub use block::{tx_root, Block, BlockHash, BlockHeader, SignedHeader};
+pub use build::{build_block, build_block_certified, BuiltBlock, ParentCommit};
 pub use compact::{short_id, CompactBlock, PartialBlock, ShortId, SHORT_ID_LEN};
 pub use error::{BlockError, GenesisError, TxError};
 pub use light::{EpochHop, FinalityError, FinalityProof, StateProof};
