@@ -231,6 +231,10 @@ pub struct StorageConfig {
     pub cache_mb: usize,
     /// State versions kept before old tree nodes are pruned.
     pub state_history: u64,
+    /// History kept: `archive`, `full` or `pruned` (`docs/configuration.md`).
+    pub prune: doin_tx_node::history::HistoryMode,
+    /// Blocks (the tip included) whose bodies and indexes `full` and `pruned` keep.
+    pub keep_blocks: u64,
 }
 
 impl Default for NodeConfig {
@@ -275,6 +279,8 @@ impl Default for NodeConfig {
             storage: StorageConfig {
                 cache_mb: 128,
                 state_history: 256,
+                prune: doin_tx_node::history::HistoryPolicy::default().mode,
+                keep_blocks: doin_tx_node::history::HistoryPolicy::default().keep_blocks,
             },
             p2p: P2pSection {
                 enabled: true,
@@ -413,6 +419,12 @@ impl NodeConfig {
         }
         if self.storage.state_history == 0 {
             return Err("configuration: storage.state_history must be at least 1".into());
+        }
+        let min_keep = doin_tx_node::history::MIN_KEEP_BLOCKS;
+        if self.storage.keep_blocks < min_keep {
+            return Err(format!(
+                "configuration: storage.keep_blocks must be at least {min_keep} (peers catching up, the event stream and fee estimates read recent blocks)"
+            ));
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ use doin_sync::SyncState;
 use doin_telemetry::Metrics;
 use doin_tx_core::GenesisSpec;
 use doin_tx_node::consensus::{BftMetrics, BftProducer, BftSettings};
+use doin_tx_node::history::HistoryPolicy;
 use doin_tx_node::mempool::MempoolConfig;
 use doin_tx_node::p2p::TxP2p;
 use doin_tx_node::store::PruneConfig;
@@ -520,6 +521,10 @@ async fn open_tx(
         },
         prune: PruneConfig {
             keep_versions: cfg.storage.state_history,
+            history: HistoryPolicy {
+                mode: cfg.storage.prune,
+                keep_blocks: cfg.storage.keep_blocks,
+            },
             ..PruneConfig::default()
         },
         event_buffer: 10_000,

@@ -86,6 +86,9 @@ pub struct SyncReport {
     pub verified_header_height: u64,
     /// Peers on this chain that answered the last status round.
     pub peers_on_chain: usize,
+    /// Peers of the last status round left out because they pruned the blocks this node needs
+    /// next (it needs an archive or `full` peer with a long enough window).
+    pub peers_pruned_past_us: usize,
     /// Signed headers fetched and checked since start.
     pub headers_synced: u64,
     /// Blocks fetched by range and imported since start.

@@ -44,6 +44,24 @@ pub struct ChainInfo {
     /// Locked in payment channels not paid out yet (base units).
     #[schema(value_type = String)]
     pub in_channels: Amount,
+    /// How much history this node keeps.
+    pub history: HistoryView,
+}
+
+/// How much of the chain's history a node keeps (`storage.prune`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HistoryView {
+    /// `archive`, `full` or `pruned`.
+    pub mode: String,
+    /// Blocks, the tip included, whose bodies and indexes a pruning node keeps (null for an
+    /// archive node).
+    pub keep_blocks: Option<u64>,
+    /// Lowest height whose block body, transactions and account-history entries this node
+    /// still has. Older ones answer `410 pruned`.
+    pub bodies_from: u64,
+    /// Lowest height whose header this node still has; below it only genesis and each epoch's
+    /// last header (the hops of finality proofs) remain.
+    pub headers_from: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -105,6 +123,9 @@ pub struct AccountTxsPage {
     pub items: Vec<AccountTxItem>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
+    /// Lowest height this node keeps history from: older transactions of the account are not
+    /// listed (0: the whole history).
+    pub history_from: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -51,6 +51,11 @@ impl Problem {
         Problem::new(StatusCode::NOT_FOUND, kind, "Not found", detail)
     }
 
+    /// Something that existed and this node no longer keeps (pruned history).
+    pub fn gone(kind: &str, detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::GONE, kind, "Gone", detail)
+    }
+
     pub fn unprocessable(kind: &str, detail: impl Into<String>) -> Problem {
         Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,

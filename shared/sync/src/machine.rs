@@ -176,8 +176,14 @@ impl<S: SyncSpec> Round<S> {
 
     fn on_statuses(&mut self, answers: Vec<(S::Peer, Answer<S::Status>)>) -> Vec<Effect<S>> {
         let mut effects = Vec::new();
+        let next = self.spec.tip_height(&self.tip).saturating_add(1);
+        self.progress.peers_pruned_past_us = 0;
         for (peer, answer) in answers {
             match answer {
+                // A peer that pruned the blocks this node needs next cannot serve it.
+                Answer::Ok(s) if self.spec.serves_from(&s) > next => {
+                    self.progress.peers_pruned_past_us += 1
+                }
                 Answer::Ok(s) => self.statuses.push((peer, s)),
                 Answer::Invalid => {
                     effects.push(Effect::Penalize(peer, "invalid status answer".into()))

@@ -32,6 +32,11 @@ pub trait SyncSpec {
     /// to `height`.
     fn can_serve(&self, holder: &Self::Status, best: &Self::Status, height: u64) -> bool;
     fn tip_height(&self, t: &Self::Tip) -> u64;
+    /// Lowest height whose blocks and headers the peer serves: a peer that pruned its history
+    /// past this node's next block is no sync partner for it.
+    fn serves_from(&self, _s: &Self::Status) -> u64 {
+        0
+    }
 
     fn header_height(&self, h: &Self::Header) -> u64;
     fn anchor_height(&self, a: &Self::Anchor) -> u64;

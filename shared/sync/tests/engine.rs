@@ -32,6 +32,8 @@ struct Status {
     tip: u64,
     /// What fork choice compares (work).
     work: u64,
+    /// Lowest height the peer serves (it pruned what is below).
+    kept_from: u64,
 }
 
 struct Spec {
@@ -73,6 +75,9 @@ impl SyncSpec for Spec {
     }
     fn tip_height(&self, t: &Head) -> u64 {
         t.height
+    }
+    fn serves_from(&self, s: &Status) -> u64 {
+        s.kept_from
     }
     fn header_height(&self, h: &Head) -> u64 {
         h.height
@@ -133,6 +138,8 @@ struct PeerSim {
     /// Answers header requests with more than asked.
     flood: bool,
     status_invalid: bool,
+    /// Pruned: serves nothing below this height.
+    kept_from: u64,
 }
 
 struct World {
@@ -195,6 +202,7 @@ impl World {
                                     height: tip.height,
                                     tip: tip.id,
                                     work: tip.height + u64::from(tip.id > 1_000),
+                                    kept_from: sim.kept_from,
                                 })
                             };
                             (p, answer)
@@ -351,6 +359,41 @@ fn a_node_level_with_its_peers_asks_for_nothing_more() {
     assert!(w.requests.is_empty());
     assert_eq!(report.peers_on_chain, 2);
     assert!(!report.syncing);
+}
+
+#[test]
+fn a_peer_that_pruned_the_next_blocks_is_not_asked_and_is_counted() {
+    let mut w = World::new(chain(4, u64::MAX, 0));
+    // The longest chain, but it keeps blocks from 20 on only.
+    w.peers.insert(
+        1,
+        PeerSim {
+            kept_from: 20,
+            ..peer(chain(60, u64::MAX, 0))
+        },
+    );
+    // Keeps from 5: exactly this node's next block.
+    w.peers.insert(
+        2,
+        PeerSim {
+            kept_from: 5,
+            ..peer(chain(40, u64::MAX, 0))
+        },
+    );
+    let report = w.round();
+    assert_eq!(report.peers_pruned_past_us, 1);
+    assert_eq!(report.peers_on_chain, 1);
+    assert_eq!(w.tip().height, 40);
+    assert!(
+        w.requests.iter().all(|r| r.split(' ').nth(1) != Some("1")),
+        "{:?}",
+        w.requests
+    );
+    assert!(w.penalised.is_empty(), "{:?}", w.penalised);
+    // Once past its floor, the pruned peer is a partner again.
+    let report = w.round();
+    assert_eq!(report.peers_pruned_past_us, 0);
+    assert_eq!(w.tip().height, 60);
 }
 
 #[test]

@@ -24,6 +24,7 @@ pub mod light;
 pub mod memtree;
 pub mod params;
 pub mod proof;
+pub mod snapshot;
 pub mod stake;
 pub mod state;
 pub mod tx;

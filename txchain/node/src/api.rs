@@ -40,7 +40,7 @@ const FEE_HISTORY_BLOCKS: u64 = 20;
         block_txs, fee_estimate, crate::events_api::events
     ),
     components(schemas(
-        ChainInfo, SubmitRequest, SubmitResponse, TxView, views::MainAnchorView, views::CommitView, views::CommitSignatureView, views::PayloadView, views::FeePaidView,
+        ChainInfo, HistoryView, SubmitRequest, SubmitResponse, TxView, views::MainAnchorView, views::CommitView, views::CommitSignatureView, views::PayloadView, views::FeePaidView,
         AccountView, AccountTxsPage, AccountTxItem, BlockView, BlocksPage, FeeEstimate,
         TipSuggestion, ProblemDoc, views::BlockEvent, views::PendingTxEvent
     )),
@@ -78,6 +78,51 @@ pub fn router(chain: Arc<TxChain>) -> Router {
 
 fn internal(e: StoreError) -> Problem {
     Problem::internal(e)
+}
+
+/// The answer for a block at or below the tip that `block(height)` did not return: `410
+/// pruned` when this node dropped it, else `404`.
+pub(crate) fn missing_block(chain: &TxChain, height: Height) -> Problem {
+    let kept = chain.store().kept();
+    if kept.body_dropped(height) {
+        Problem::gone(
+            "pruned",
+            format!(
+                "block {height} is older than the history this node keeps (blocks from {}; storage.prune = \"{}\"); ask an archive node",
+                kept.bodies_from,
+                chain.store().history_policy().mode.as_str()
+            ),
+        )
+        .with("kept_from", kept.bodies_from)
+    } else {
+        Problem::not_found("block-not-found", format!("no block at height {height}"))
+    }
+}
+
+pub(crate) fn history_view(chain: &TxChain) -> HistoryView {
+    let policy = chain.store().history_policy();
+    let kept = chain.store().kept();
+    HistoryView {
+        mode: policy.mode.as_str().into(),
+        keep_blocks: (policy.mode != crate::history::HistoryMode::Archive)
+            .then_some(policy.keep_blocks),
+        bodies_from: kept.bodies_from,
+        headers_from: kept.headers_from,
+    }
+}
+
+/// `no transaction {id}`, saying so when this node's history is cut (the transaction may be in
+/// a block it dropped).
+pub(crate) fn unknown_tx_detail(chain: &TxChain, id: &Hash256) -> String {
+    let kept = chain.store().kept();
+    if kept.bodies_from > 0 {
+        format!(
+            "no transaction {id} in the blocks this node keeps (from height {}) or its mempool",
+            kept.bodies_from
+        )
+    } else {
+        format!("no transaction {id}")
+    }
 }
 
 pub(crate) fn parse_address(chain: &TxChain, s: &str) -> Result<Address, Problem> {
@@ -162,6 +207,7 @@ async fn chain_info(State(s): St) -> Result<Json<ChainInfo>, Problem> {
         burned: stats.burned,
         staked: stats.staked,
         in_channels: stats.in_channels,
+        history: history_view(c),
     }))
 }
 
@@ -218,7 +264,7 @@ async fn get_tx(
     let id = parse_hash(&id, "transaction id")?;
     let found = s.chain.lookup_tx(&id).map_err(internal)?;
     let l = found.ok_or_else(|| {
-        Problem::not_found("transaction-not-found", format!("no transaction {id}"))
+        Problem::not_found("transaction-not-found", unknown_tx_detail(&s.chain, &id))
     })?;
     Ok(Json(views::tx_view(&l, s.chain.params().network)))
 }
@@ -334,6 +380,7 @@ async fn account_txs(
         pending,
         items,
         next_cursor,
+        history_from: s.chain.store().kept().bodies_from,
     }))
 }
 
@@ -349,7 +396,11 @@ fn resolve_block(chain: &TxChain, id: &str) -> Result<Height, Problem> {
             .height_of(&h)
             .map_err(internal)?
             .ok_or_else(|| {
-                Problem::not_found("block-not-found", format!("no block with hash {id}"))
+                let detail = match chain.store().kept().headers_from {
+                    0 => format!("no block with hash {id}"),
+                    from => format!("no block with hash {id} among the headers this node keeps (from height {from}, and each epoch's last)"),
+                };
+                Problem::not_found("block-not-found", detail)
             });
     }
     let height: Height = id.parse().map_err(|_| {
@@ -372,9 +423,7 @@ fn load_block_view(chain: &TxChain, height: Height) -> Result<BlockView, Problem
         .store()
         .block(height)
         .map_err(internal)?
-        .ok_or_else(|| {
-            Problem::not_found("block-not-found", format!("no block at height {height}"))
-        })?;
+        .ok_or_else(|| missing_block(chain, height))?;
     let hash = block.hash().map_err(Problem::internal)?;
     let ids = block
         .txs
@@ -411,6 +460,7 @@ fn load_block_view(chain: &TxChain, height: Height) -> Result<BlockView, Problem
         (status = 200, description = "The block", body = BlockView),
         (status = 400, description = "Malformed id", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such block", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 410, description = "This node pruned that block (`pruned`)", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 async fn get_block(
     State(s): St,
@@ -426,6 +476,7 @@ async fn get_block(
     responses(
         (status = 200, description = "The block's transactions in order", body = [TxView]),
         (status = 404, description = "No such block", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 410, description = "This node pruned that block (`pruned`)", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 async fn block_txs(
     State(s): St,
@@ -438,9 +489,7 @@ async fn block_txs(
         .store()
         .block(height)
         .map_err(internal)?
-        .ok_or_else(|| {
-            Problem::not_found("block-not-found", format!("no block at height {height}"))
-        })?;
+        .ok_or_else(|| missing_block(&s.chain, height))?;
     let (status, confirmations) = s.chain.block_status(height);
     let anchored_by = if status == TxStatus::Anchored {
         s.chain.anchoring_block(height)
@@ -474,8 +523,9 @@ async fn block_txs(
 
 #[utoipa::path(get, path = "/v1/tx/blocks", tag = "transfer chain", params(PageQuery),
     responses(
-        (status = 200, description = "Blocks, newest first", body = BlocksPage),
+        (status = 200, description = "Blocks, newest first, down to the oldest this node keeps", body = BlocksPage),
         (status = 400, description = "Invalid cursor or limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 410, description = "The cursor points below the history this node keeps (`pruned`)", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 async fn list_blocks(
     State(s): St,
@@ -503,6 +553,11 @@ async fn list_blocks(
             }
         }
     };
+    // The list ends at the oldest block this node keeps; a cursor below it is `410 pruned`.
+    let oldest = s.chain.store().kept().bodies_from;
+    if start < oldest {
+        return Err(missing_block(&s.chain, start));
+    }
     let mut items = Vec::new();
     let mut h = start;
     loop {
@@ -510,14 +565,14 @@ async fn list_blocks(
             break;
         }
         items.push(load_block_view(&s.chain, h)?);
-        if h == 0 {
+        if h == oldest {
             break;
         }
         h -= 1;
     }
     let next_cursor = items
         .last()
-        .filter(|b| b.height > 0 && items.len() == limit)
+        .filter(|b| b.height > oldest && items.len() == limit)
         .map(|b| b.height.to_string());
     Ok(Json(BlocksPage { items, next_cursor }))
 }

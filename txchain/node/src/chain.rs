@@ -56,6 +56,10 @@ pub enum ChainError {
     GenesisMismatch { stored: String, configured: String },
     #[error("stored state is inconsistent: {0}")]
     Inconsistent(String),
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryGone),
+    #[error("an import of the snapshot at height {0} was interrupted and left this data directory half-written; run `doin snapshot import` again (it starts over) or use an empty data directory")]
+    InterruptedImport(Height),
     #[error("the data directory uses storage layout {stored}, this node reads layout {supported}; start from an empty data directory (the chain re-syncs from genesis)")]
     SchemaMismatch { stored: u32, supported: u32 },
 }
@@ -165,6 +169,9 @@ impl TxChain {
         let store = ChainStore::new(kv, cfg.prune);
         match store.genesis_spec()? {
             None => {
+                if let Some(height) = crate::snapshot::interrupted_import(store.kv().as_ref())? {
+                    return Err(ChainError::InterruptedImport(height));
+                }
                 let (block, applied) = genesis(&spec, &store.tree())?;
                 store.commit_genesis(&spec, &block, &applied)?;
                 tracing::info!(chain_id = %params.chain_id, "initialised a new transfer chain");
@@ -206,6 +213,7 @@ impl TxChain {
             )));
         }
         let hash = stored.header.hash()?;
+        store.open_history(height, &|h| params.closes_epoch(h))?;
         let validators = Arc::new(store.validators().map_err(crate::store::state_error)?);
         let metrics = TxMetrics::register(metrics)?;
         let chain = Arc::new(TxChain {
@@ -556,9 +564,10 @@ impl TxChain {
         own_commit: Option<&CommitCertificate>,
     ) -> Result<(), ChainError> {
         let started = Instant::now();
-        let closes_epoch = self.params.closes_epoch(block.header.height);
         self.store
-            .commit_block(block, applied, prior, own_commit, closes_epoch)?;
+            .commit_block(block, applied, prior, own_commit, &|h| {
+                self.params.closes_epoch(h)
+            })?;
         self.metrics
             .block_commit_seconds
             .observe(started.elapsed().as_secs_f64());

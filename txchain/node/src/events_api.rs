@@ -82,7 +82,10 @@ async fn pump_events(
     loop {
         let replay = chain.events().replay_after(sent);
         if let Some((lo, hi)) = replay.missing_blocks {
-            let lo = lo.max(hi.saturating_sub(MAX_REPLAY_BLOCKS - 1));
+            // Blocks this node pruned are not replayed: the stream resumes at its oldest.
+            let lo = lo
+                .max(hi.saturating_sub(MAX_REPLAY_BLOCKS - 1))
+                .max(chain.store().kept().bodies_from);
             for h in lo..=hi {
                 let block = match chain.store().block(h) {
                     Ok(Some(b)) => b,

@@ -257,7 +257,18 @@ fn answer(chain: &TxChain, req: SyncRequest) -> Result<Vec<u8>, String> {
                 height: tip.header.height,
                 tip: tip.hash,
                 final_height: tip.final_height,
+                kept_from: store.kept().bodies_from,
             })
+        }
+        // History this node pruned is refused outright (its status said what it keeps), not
+        // answered with a shorter run a peer might take for all there is.
+        SyncRequest::Blocks { from, .. } | SyncRequest::Headers { from, .. }
+            if from < store.kept().bodies_from =>
+        {
+            return Err(format!(
+                "pruned: this node keeps blocks from height {}",
+                store.kept().bodies_from
+            ));
         }
         SyncRequest::Blocks { from, max } => SyncResponse::Blocks(
             consecutive(

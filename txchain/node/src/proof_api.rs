@@ -62,7 +62,7 @@ async fn tx_proof(
             let detail = if pending {
                 format!("transaction {id} is pending; its proof exists once it is in a block")
             } else {
-                format!("no transaction {id}")
+                crate::api::unknown_tx_detail(&chain, &id)
             };
             return Err(Problem::not_found("transaction-not-in-block", detail));
         }

@@ -1,7 +1,8 @@
 //! The transfer chain's persistent layout on top of `KvStore`, and the one write per block.
 //!
 //! Column families (all in the node's single RocksDB):
-//! - `tx_meta`: genesis specification, tip height, storage layout version
+//! - `tx_meta`: genesis specification, tip height, storage layout version, and the floors below
+//!   which history was pruned (`history`; absent: nothing pruned)
 //! - `tx_headers`: height (big-endian) → header + proposer signature
 //! - `tx_bodies`: height ‖ position (big-endian) → one transaction's canonical bytes
 //! - `tx_block_hashes`: block hash → height
@@ -22,6 +23,7 @@
 //! `commit_block` turns an applied block into one atomic, fsynced batch: after a crash the
 //! store holds either the whole block or none of it.
 
+use crate::history::{HistoryPolicy, Kept};
 use crate::tree::{
     encode_stale_nodes, encode_value, value_key, value_version_of, PendingTree, StoreTree,
     CF_JMT_NODES, CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_VALUES,
@@ -42,6 +44,7 @@ use doin_tx_core::{Stake, StakeRole, StateProof};
 use doin_types::{Hash256, Height, PortError, PublicKeyBytes};
 use jmt::storage::NodeKey;
 use jmt::{KeyHash, Version};
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -56,18 +59,20 @@ pub const CF_MEMPOOL: Cf = MEMPOOL.cf();
 pub const CF_COMMITS: Cf = COMMITS.cf();
 pub const CF_EPOCH_PROOFS: Cf = EPOCH_PROOFS.cf();
 
-const GENESIS: Table<Vec<u8>, GenesisSpec> = Table::new(CF_META, "genesis spec");
-const SCHEMA: Table<Vec<u8>, u32> = Table::new(CF_META, "schema version");
-const TIP: Table<Vec<u8>, Height, BigEndian> = Table::new(CF_META, "tip");
-const HEADERS: Table<Height, StoredHeader> = Table::new("tx_headers", "header");
+pub(crate) const GENESIS: Table<Vec<u8>, GenesisSpec> = Table::new(CF_META, "genesis spec");
+pub(crate) const SCHEMA: Table<Vec<u8>, u32> = Table::new(CF_META, "schema version");
+pub(crate) const TIP: Table<Vec<u8>, Height, BigEndian> = Table::new(CF_META, "tip");
+pub(crate) const HEADERS: Table<Height, StoredHeader> = Table::new("tx_headers", "header");
 /// Height ‖ position → one transaction's canonical bytes.
-const BODIES: Table<(Height, u32), Vec<u8>, Raw> = Table::new("tx_bodies", "transaction");
-const BLOCK_HASHES: Table<BlockHash, Height, BigEndian> =
+pub(crate) const BODIES: Table<(Height, u32), Vec<u8>, Raw> =
+    Table::new("tx_bodies", "transaction");
+pub(crate) const BLOCK_HASHES: Table<BlockHash, Height, BigEndian> =
     Table::new("tx_block_hashes", "block hash index");
-const TX_INDEX: Table<TxId, TxLocation> = Table::new("tx_index", "tx index");
+pub(crate) const TX_INDEX: Table<TxId, TxLocation> = Table::new("tx_index", "tx index");
 const MEMPOOL: Table<TxId, Vec<u8>, Raw> = Table::new("tx_mempool", "pending transaction");
-const COMMITS: Table<Height, CommitCertificate> = Table::new("tx_commits", "commit certificate");
-const EPOCH_PROOFS: Table<Height, ValidatorsProof> =
+pub(crate) const COMMITS: Table<Height, CommitCertificate> =
+    Table::new("tx_commits", "commit certificate");
+pub(crate) const EPOCH_PROOFS: Table<Height, ValidatorsProof> =
     Table::new("tx_epoch_proofs", "validators proof");
 
 /// Every column family the transfer chain uses; pass to the store when opening it.
@@ -87,9 +92,9 @@ pub const COLUMNS: &[Cf] = &[
     CF_JMT_STALE_VALUES,
 ];
 
-const META_GENESIS: &[u8] = b"genesis";
-const META_TIP: &[u8] = b"tip";
-const META_SCHEMA: &[u8] = b"schema";
+pub(crate) const META_GENESIS: &[u8] = b"genesis";
+pub(crate) const META_TIP: &[u8] = b"tip";
+pub(crate) const META_SCHEMA: &[u8] = b"schema";
 /// Version 2: staleness records are one entry per version (version 1 had one per node), and the
 /// state lives only in the tree's values (version 1 also kept a copy of every account).
 /// Version 3: headers carry `last_commit`, the parent's commit certificate.
@@ -128,8 +133,30 @@ pub struct AccountTxRef {
 }
 
 /// A stored transaction's canonical bytes, decoded.
-fn decode_tx(bytes: &[u8]) -> StoreResult<SignedTx> {
+pub(crate) fn decode_stored_tx(bytes: &[u8]) -> StoreResult<SignedTx> {
     doin_codec::decode_exact(bytes).map_err(|e| corrupt("transaction", e))
+}
+
+/// The address index entries of a transaction: its sender and recipient, each with its role
+/// (one entry with both roles when they are the same key).
+pub(crate) fn addr_index_roles(tx: &SignedTx) -> Vec<(PublicKeyBytes, u8)> {
+    let sender = tx.body.sender;
+    let mut roles: Vec<(PublicKeyBytes, u8)> = vec![(sender, ROLE_SENT)];
+    match tx.body.payload.recipient() {
+        Some(to) if *to == sender => roles[0].1 |= ROLE_RECEIVED,
+        Some(to) => roles.push((*to, ROLE_RECEIVED)),
+        None => {}
+    }
+    roles
+}
+
+/// An address index key: key ‖ height ‖ position (big-endian, so scans run in chain order).
+pub(crate) fn addr_index_key(who: &PublicKeyBytes, height: Height, index: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(44);
+    k.extend_from_slice(&who.0);
+    k.extend_from_slice(&height.to_be_bytes());
+    k.extend_from_slice(&index.to_be_bytes());
+    k
 }
 
 /// Store errors plus "the data is there but makes no sense".
@@ -143,12 +170,15 @@ fn be_u64(bytes: &[u8], what: &str) -> StoreResult<u64> {
     u64::from_key_bytes(bytes).ok_or_else(|| corrupt(what, "expected 8 bytes"))
 }
 
-/// How many old state versions to keep before pruning stale tree nodes.
+/// What the store prunes: old state versions (stale tree nodes) and old history.
 #[derive(Clone, Copy, Debug)]
 pub struct PruneConfig {
+    /// State versions kept before stale tree nodes are deleted.
     pub keep_versions: u64,
     /// Cap on deletions per block so one commit never balloons.
     pub max_deletes_per_block: usize,
+    /// Which blocks, headers and indexes are kept ([`crate::history`]).
+    pub history: HistoryPolicy,
 }
 
 impl Default for PruneConfig {
@@ -156,6 +186,7 @@ impl Default for PruneConfig {
         PruneConfig {
             keep_versions: 256,
             max_deletes_per_block: 200_000,
+            history: HistoryPolicy::default(),
         }
     }
 }
@@ -165,11 +196,26 @@ impl Default for PruneConfig {
 pub struct ChainStore {
     kv: Arc<dyn KvStore>,
     prune: PruneConfig,
+    /// The floors below which history was dropped, as of the last commit (read by every
+    /// lookup, so not read from the store each time).
+    kept: Arc<RwLock<Kept>>,
 }
 
 impl ChainStore {
     pub fn new(kv: Arc<dyn KvStore>, prune: PruneConfig) -> ChainStore {
-        ChainStore { kv, prune }
+        ChainStore {
+            kv,
+            prune,
+            kept: Arc::new(RwLock::new(Kept::default())),
+        }
+    }
+
+    pub(crate) fn kept_cache(&self) -> &RwLock<Kept> {
+        &self.kept
+    }
+
+    pub fn history_policy(&self) -> HistoryPolicy {
+        self.prune.history
     }
 
     pub fn kv(&self) -> &Arc<dyn KvStore> {
@@ -198,15 +244,18 @@ impl ChainStore {
     }
 
     /// The transactions of block `height` (empty for an empty block), or `None` when the
-    /// block is unknown.
+    /// block is unknown or its body was pruned ([`ChainStore::kept`] tells which).
     pub fn body(&self, height: Height) -> StoreResult<Option<Vec<SignedTx>>> {
+        if self.kept().body_dropped(height) {
+            return Ok(None);
+        }
         let Some(h) = self.header(height)? else {
             return Ok(None);
         };
         let mut txs = Vec::with_capacity(h.header.tx_count as usize);
         for item in BODIES.with_prefix(self.kv.as_ref(), &height)? {
             let (_, v) = item?;
-            txs.push(decode_tx(&v)?);
+            txs.push(decode_stored_tx(&v)?);
         }
         if txs.len() != h.header.tx_count as usize {
             return Err(corrupt(
@@ -221,13 +270,14 @@ impl ChainStore {
         Ok(Some(txs))
     }
 
+    /// The block at `height`; `None` when unknown or pruned.
     pub fn block(&self, height: Height) -> StoreResult<Option<Block>> {
         let Some(h) = self.header(height)? else {
             return Ok(None);
         };
-        let txs = self
-            .body(height)?
-            .ok_or_else(|| corrupt("body", format!("missing for height {height}")))?;
+        let Some(txs) = self.body(height)? else {
+            return Ok(None);
+        };
         Ok(Some(Block {
             header: h.header,
             signature: h.signature,
@@ -247,7 +297,7 @@ impl ChainStore {
     pub fn tx_at(&self, loc: TxLocation) -> StoreResult<Option<SignedTx>> {
         BODIES
             .get(self.kv.as_ref(), &(loc.height, loc.index))?
-            .map(|b| decode_tx(&b))
+            .map(|b| decode_stored_tx(&b))
             .transpose()
     }
 
@@ -342,20 +392,21 @@ impl ChainStore {
     /// holds what a prefetch already learned about the tree before the block (keys it lacks
     /// are looked up).
     /// `own_commit` is the block's own certificate when it is already known (a block this node
-    /// produced); the parent's comes with the header. `closes_epoch`: the block is an epoch's
-    /// last, whose validators entry is kept with its proof.
+    /// produced); the parent's comes with the header. `closes_epoch` tells an epoch's last
+    /// blocks, whose validators entry is kept with its proof (and whose headers pruning keeps).
+    /// History the policy no longer keeps is dropped in the same batch.
     pub fn commit_block(
         &self,
         block: &Block,
         applied: &AppliedBlock,
         prior: &PriorVersions,
         own_commit: Option<&CommitCertificate>,
-        closes_epoch: bool,
+        closes_epoch: &dyn Fn(Height) -> bool,
     ) -> StoreResult<()> {
         let mut batch = WriteBatch::new();
         self.block_writes(&mut batch, block, applied, prior)?;
-        if closes_epoch {
-            let height = block.header.height;
+        let height = block.header.height;
+        if closes_epoch(height) {
             let proven = self.validators_proof_pending(applied, height)?;
             EPOCH_PROOFS.put(&mut batch, &height, &proven)?;
         }
@@ -365,6 +416,7 @@ impl ChainStore {
         if let Some(c) = own_commit {
             COMMITS.put(&mut batch, &c.height, c)?;
         }
+        self.history_writes(&mut batch, height, closes_epoch)?;
         self.kv.write(batch, Durability::Sync)
     }
 
@@ -417,7 +469,6 @@ impl ChainStore {
         prior: &PriorVersions,
     ) -> StoreResult<()> {
         let height = block.header.height;
-        let hkey = height.to_be_bytes();
         let hash = block.hash().map_err(|e| corrupt("block hash", e))?;
         let stored = StoredHeader {
             header: block.header.clone(),
@@ -432,18 +483,8 @@ impl ChainStore {
             let id = tx.id();
             BODIES.put(batch, &(height, index), &tx.bytes().to_vec())?;
             TX_INDEX.put(batch, &id, &loc)?;
-            let sender = tx.body().sender;
-            let mut roles: Vec<(PublicKeyBytes, u8)> = vec![(sender, ROLE_SENT)];
-            match tx.body().payload.recipient() {
-                Some(to) if *to == sender => roles[0].1 |= ROLE_RECEIVED,
-                Some(to) => roles.push((*to, ROLE_RECEIVED)),
-                None => {}
-            }
-            for (who, role) in roles {
-                let mut k = Vec::with_capacity(44);
-                k.extend_from_slice(&who.0);
-                k.extend_from_slice(&hkey);
-                k.extend_from_slice(&index.to_be_bytes());
+            for (who, role) in addr_index_roles(tx.signed()) {
+                let k = addr_index_key(&who, height, index);
                 let mut v = Vec::with_capacity(33);
                 v.extend_from_slice(&id.0);
                 v.push(role);

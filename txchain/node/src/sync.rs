@@ -79,6 +79,10 @@ impl SyncSpec for TxSyncSpec {
         t.0
     }
 
+    fn serves_from(&self, s: &ChainStatus) -> u64 {
+        s.kept_from
+    }
+
     fn header_height(&self, h: &SignedHeader) -> u64 {
         h.header.height
     }

@@ -125,7 +125,7 @@ impl<'a> StoreTree<'a> {
 pub type LatestValue = Option<(Version, Option<OwnedValue>)>;
 
 /// A `tx_jmt_values` entry: 0x00 (deleted) or 0x01 ‖ value.
-fn decode_value(stored: &[u8]) -> Result<Option<OwnedValue>, StoreError> {
+pub(crate) fn decode_value(stored: &[u8]) -> Result<Option<OwnedValue>, StoreError> {
     match stored.split_first() {
         Some((1, rest)) => Ok(Some(rest.to_vec())),
         Some((0, [])) => Ok(None),

@@ -41,6 +41,8 @@ pub struct ChainStatus {
     pub height: Height,
     pub tip: BlockHash,
     pub final_height: Height,
+    /// Lowest height whose block and header the peer serves (0 unless it prunes history).
+    pub kept_from: Height,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +100,7 @@ mod tests {
             height: 9,
             tip: Hash256([2; 32]),
             final_height: 9,
+            kept_from: 3,
         });
         let bytes = status.encode().unwrap();
         assert_eq!(SyncResponse::decode(&bytes, 1 << 20).unwrap(), status);

@@ -1,4 +1,6 @@
 //! The transfer-chain service over a real store and its consensus engine, in one test binary.
 
 mod consensus;
+mod history;
 mod service;
+mod snapshot;

@@ -7,24 +7,24 @@ use doin_store::{KvStore, RocksConfig, RocksStore};
 use doin_telemetry::Metrics;
 use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec, Tx, TxBody, TxPayload};
 use doin_tx_node::store::{PruneConfig, COLUMNS};
-use doin_tx_node::{TxChain, TxChainConfig, TxStatus};
+use doin_tx_node::{ChainError, TxChain, TxChainConfig, TxStatus};
 use doin_types::{Amount, Network, Timestamp};
 use std::path::Path;
 use std::sync::Arc;
 
-struct Keys {
-    validator: KeyPair,
-    users: Vec<KeyPair>,
+pub(crate) struct Keys {
+    pub(crate) validator: KeyPair,
+    pub(crate) users: Vec<KeyPair>,
 }
 
-fn keys() -> Keys {
+pub(crate) fn keys() -> Keys {
     Keys {
         validator: KeyPair::generate(),
         users: (0..4).map(|_| KeyPair::generate()).collect(),
     }
 }
 
-fn spec(k: &Keys) -> GenesisSpec {
+pub(crate) fn spec(k: &Keys) -> GenesisSpec {
     GenesisSpec {
         stakes: Vec::new(),
         network: Network::Devnet,
@@ -48,25 +48,35 @@ fn open(dir: &Path, spec: GenesisSpec, keep: u64) -> Arc<TxChain> {
 }
 
 fn open_with(dir: &Path, spec: GenesisSpec, keep: u64, metrics: &Metrics) -> Arc<TxChain> {
+    let prune = PruneConfig {
+        keep_versions: keep,
+        ..PruneConfig::default()
+    };
+    open_pruning(dir, spec, prune, metrics).unwrap()
+}
+
+/// The chain in a RocksDB at `dir`, pruning as `prune` says.
+pub(crate) fn open_pruning(
+    dir: &Path,
+    spec: GenesisSpec,
+    prune: PruneConfig,
+    metrics: &Metrics,
+) -> Result<Arc<TxChain>, ChainError> {
     let kv: Arc<dyn KvStore> =
         Arc::new(RocksStore::open(dir, COLUMNS, &RocksConfig::default()).unwrap());
     TxChain::open(
         kv,
         spec,
         TxChainConfig {
-            prune: PruneConfig {
-                keep_versions: keep,
-                ..PruneConfig::default()
-            },
+            prune,
             event_buffer: 100,
             ..TxChainConfig::default()
         },
         metrics,
     )
-    .unwrap()
 }
 
-fn transfer(chain: &TxChain, from: &KeyPair, to: &KeyPair, amount: u64) -> Tx {
+pub(crate) fn transfer(chain: &TxChain, from: &KeyPair, to: &KeyPair, amount: u64) -> Tx {
     let (nonce, _) = chain.next_nonce(&from.public()).unwrap();
     let body = TxBody {
         chain_id: chain.params().chain_id,
@@ -82,7 +92,7 @@ fn transfer(chain: &TxChain, from: &KeyPair, to: &KeyPair, amount: u64) -> Tx {
     Tx::from_signed(body.sign(from).unwrap()).unwrap()
 }
 
-fn time(h: u64) -> Timestamp {
+pub(crate) fn time(h: u64) -> Timestamp {
     Timestamp(1_000_000 + h * 1000)
 }
 

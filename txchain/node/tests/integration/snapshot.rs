@@ -1,0 +1,245 @@
+//! Snapshot files on a real RocksDB: a node bootstrapped from one holds the same tip, root and
+//! balances as the node that wrote it, keeps importing its blocks and proves finality from
+//! genesis; a file with any byte flipped, cut short, extended or for another chain is refused,
+//! and an interrupted import is refused at open and then starts over.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::service::{keys, open_pruning, spec, time, transfer, Keys};
+use doin_crypto::KeyPair;
+use doin_store::{KvStore, RocksConfig, RocksStore};
+use doin_telemetry::Metrics;
+use doin_tx_core::{Allocation, ChainParams, GenesisSpec};
+use doin_tx_node::history::{HistoryMode, HistoryPolicy};
+use doin_tx_node::snapshot::{self, SnapshotFileError};
+use doin_tx_node::store::{PruneConfig, COLUMNS};
+use doin_tx_node::{ChainError, TxChain};
+use doin_types::{Amount, Timestamp};
+use std::path::Path;
+use std::sync::Arc;
+
+const EPOCH: u64 = 20;
+/// Chunks far smaller than a real snapshot's, so a small state makes several.
+const CHUNK: usize = 64 * 1024;
+
+/// Enough accounts for a state of several chunks of [`CHUNK`] bytes.
+fn big_spec(k: &Keys) -> GenesisSpec {
+    let mut s = spec(k);
+    s.params.epoch_blocks = EPOCH;
+    s.allocations.extend((0..3_000u64).map(|i| Allocation {
+        key: KeyPair::generate().public(),
+        amount: Amount::from_base_units(1_000 + i),
+    }));
+    s
+}
+
+fn pruned() -> PruneConfig {
+    PruneConfig {
+        history: HistoryPolicy {
+            mode: HistoryMode::Pruned,
+            keep_blocks: 64,
+        },
+        ..PruneConfig::default()
+    }
+}
+
+fn rocks(dir: &Path) -> Arc<dyn KvStore> {
+    Arc::new(RocksStore::open(dir, COLUMNS, &RocksConfig::default()).unwrap())
+}
+
+fn grow(chain: &TxChain, k: &Keys, to: u64) {
+    for h in chain.tip().header.height + 1..=to {
+        let tx = transfer(chain, &k.users[0], &k.users[1], h);
+        chain.submit(tx.bytes()).unwrap();
+        chain.produce_block(&k.validator, time(h)).unwrap();
+    }
+}
+
+fn import(dir: &Path, spec: &GenesisSpec, file: &Path) -> Result<(), SnapshotFileError> {
+    snapshot::import(rocks(dir), spec, file, &mut |_| {}).map(|_| ())
+}
+
+#[test]
+fn a_node_bootstrapped_from_a_snapshot_matches_its_source_and_keeps_following() {
+    let k = keys();
+    let spec = big_spec(&k);
+    let (src_dir, dst_dir, files) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let source = open_pruning(
+        src_dir.path(),
+        spec.clone(),
+        PruneConfig::default(),
+        &Metrics::new(),
+    )
+    .unwrap();
+    grow(&source, &k, 70);
+    let file = files.path().join("state.snap");
+    let mut reports = 0;
+    let head = snapshot::export(&source, &file, CHUNK, &mut |_| reports += 1).unwrap();
+    let m = &head.manifest;
+    assert_eq!(m.height, 70);
+    assert!(m.chunks.len() >= 2, "{} chunks", m.chunks.len());
+    assert_eq!(reports, m.chunks.len());
+    assert_eq!(head.finality.hops.len(), 3, "epochs end at 20, 40 and 60");
+    assert!(!files.path().join("state.snap.tmp").exists());
+
+    // Inspecting checks everything, the root included, without a data directory.
+    let checked = snapshot::verify_file(&file, Some(&spec), &mut |_| {}).unwrap();
+    assert_eq!(checked.manifest, head.manifest);
+
+    import(dst_dir.path(), &spec, &file).unwrap();
+    let restored = open_pruning(dst_dir.path(), spec.clone(), pruned(), &Metrics::new()).unwrap();
+    assert_eq!(restored.tip().hash, source.tip().hash);
+    assert_eq!(
+        restored.tip().header.state_root,
+        source.tip().header.state_root
+    );
+    for user in &k.users {
+        assert_eq!(
+            restored.account(&user.public()).unwrap(),
+            source.account(&user.public()).unwrap()
+        );
+    }
+    let params = ChainParams::from_genesis(&spec).unwrap();
+    // It proves the tip final from genesis, as its source does.
+    let proof = restored
+        .finality_proof(70)
+        .unwrap()
+        .expect("the tip is final");
+    proof
+        .verify(&params, &restored.tip().header, &restored.tip().hash)
+        .unwrap();
+    // It follows: the source's next blocks import with the same roots, across an epoch end.
+    grow(&source, &k, 85);
+    for h in 71..=85 {
+        let block = source.block_at(h).unwrap().unwrap();
+        restored
+            .import_block(&block, Timestamp(u64::MAX / 2))
+            .unwrap();
+    }
+    assert_eq!(restored.tip().hash, source.tip().hash);
+    assert_eq!(
+        restored.tip().header.state_root,
+        source.tip().header.state_root
+    );
+    // Its history starts at the snapshot: the snapshot's block has no body here.
+    assert!(restored.store().block(70).unwrap().is_none());
+    assert!(restored.store().block(71).unwrap().is_some());
+    drop(restored);
+    // Without `pruned` it does not open: it has no history before the snapshot.
+    let full = open_pruning(
+        dst_dir.path(),
+        spec.clone(),
+        PruneConfig::default(),
+        &Metrics::new(),
+    );
+    assert!(matches!(full, Err(ChainError::History(_))));
+    // A second import into a directory holding a chain is refused.
+    let again = import(dst_dir.path(), &spec, &file).unwrap_err();
+    assert!(
+        again.to_string().contains("already holds a chain"),
+        "{again}"
+    );
+}
+
+#[test]
+fn a_tampered_cut_extended_or_foreign_snapshot_is_refused() {
+    let k = keys();
+    let spec = big_spec(&k);
+    let (src_dir, files) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let source = open_pruning(
+        src_dir.path(),
+        spec.clone(),
+        PruneConfig::default(),
+        &Metrics::new(),
+    )
+    .unwrap();
+    grow(&source, &k, 25);
+    let file = files.path().join("state.snap");
+    let head = snapshot::export(&source, &file, CHUNK, &mut |_| {}).unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+
+    let refused = |bytes: &[u8], spec: &GenesisSpec| -> String {
+        let path = files.path().join("bad.snap");
+        std::fs::write(&path, bytes).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let err = import(dir.path(), spec, &path).expect_err("refused");
+        // Nothing usable was left behind.
+        let reopened = open_pruning(dir.path(), spec.clone(), pruned(), &Metrics::new());
+        assert!(
+            matches!(reopened, Err(ChainError::InterruptedImport(_)))
+                || reopened.is_ok_and(|c| c.tip().header.height == 0),
+            "a refused import left a chain"
+        );
+        err.to_string()
+    };
+    // One flipped byte anywhere: the magic, the head, each chunk, the last byte.
+    let head_len = u32::from_be_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let first_chunk = 16 + head_len + 4;
+    let positions = [0, 20, 16 + head_len / 2, first_chunk + 100, bytes.len() - 1];
+    for at in positions {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x01;
+        let message = refused(&bad, &spec);
+        assert!(!message.is_empty());
+    }
+    let mut bad = bytes.clone();
+    bad[first_chunk + 100] ^= 0x01;
+    assert!(refused(&bad, &spec).contains("chunk 0"));
+    // Cut short, or followed by more bytes.
+    assert!(refused(&bytes[..bytes.len() - 10], &spec).contains("cut short"));
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(refused(&longer, &spec).contains("after the last chunk"));
+    // Another chain's genesis.
+    let other = big_spec(&keys());
+    assert!(refused(&bytes, &other).contains("is of chain"));
+    // A chunk from another snapshot in place of the right one: its hash is not the manifest's.
+    grow(&source, &k, 30);
+    let later = files.path().join("later.snap");
+    snapshot::export(&source, &later, CHUNK, &mut |_| {}).unwrap();
+    let later_bytes = std::fs::read(&later).unwrap();
+    let later_head = u32::from_be_bytes(later_bytes[12..16].try_into().unwrap()) as usize;
+    let mut spliced = bytes[..16 + head_len].to_vec();
+    spliced.extend_from_slice(&later_bytes[16 + later_head..]);
+    assert!(refused(&spliced, &spec).contains("chunk 0"));
+    assert_eq!(head.manifest.height, 25);
+}
+
+#[test]
+fn an_interrupted_import_is_refused_at_open_and_starts_over() {
+    let k = keys();
+    let spec = big_spec(&k);
+    let (src_dir, dst_dir, files) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let source = open_pruning(
+        src_dir.path(),
+        spec.clone(),
+        PruneConfig::default(),
+        &Metrics::new(),
+    )
+    .unwrap();
+    grow(&source, &k, 5);
+    let file = files.path().join("state.snap");
+    let head = snapshot::export(&source, &file, CHUNK, &mut |_| {}).unwrap();
+    assert!(head.manifest.chunks.len() >= 2);
+    // The file ends inside the last chunk: the first chunks were restored when it stopped.
+    let bytes = std::fs::read(&file).unwrap();
+    let cut = files.path().join("cut.snap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 1000]).unwrap();
+    assert!(import(dst_dir.path(), &spec, &cut).is_err());
+    let refused = open_pruning(dst_dir.path(), spec.clone(), pruned(), &Metrics::new());
+    assert!(matches!(refused, Err(ChainError::InterruptedImport(5))));
+    import(dst_dir.path(), &spec, &file).unwrap();
+    let restored = open_pruning(dst_dir.path(), spec, pruned(), &Metrics::new()).unwrap();
+    assert_eq!(
+        restored.tip().header.state_root,
+        source.tip().header.state_root
+    );
+}
