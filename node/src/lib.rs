@@ -16,4 +16,5 @@ pub mod hub_demo;
 pub mod hub_port;
 pub mod node_api;
 pub mod run;
+pub mod snapshot_cli;
 pub mod tasks;

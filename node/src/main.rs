@@ -10,6 +10,7 @@ use doin_node::devnet::{self, DevnetOptions};
 use doin_node::run::{
     read_genesis, read_main_genesis, shutdown_signal, unlock_key, Node, NodeKeys,
 };
+use doin_node::snapshot_cli::{self, SnapshotCommand};
 use doin_node::tasks::Exit;
 use doin_telemetry::LogFormat;
 use doin_tx_core::{Allocation, ConsensusParams, GenesisSpec, GenesisStake, StakeRole};
@@ -43,6 +44,11 @@ enum Command {
     Genesis {
         #[command(subcommand)]
         command: GenesisCommand,
+    },
+    /// Transfer-state snapshots: export from a stopped node, inspect, import into an empty one.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
     },
 }
 
@@ -118,6 +124,11 @@ struct NodeArgs {
     /// `[p2p] bootstrap`.
     #[arg(long, value_delimiter = ',')]
     bootstrap: Option<Vec<String>>,
+    /// Bootstrap an empty data directory from this snapshot file first (checked from the
+    /// genesis file alone; needs `storage.prune = "pruned"`). Ignored once the directory holds
+    /// a chain.
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -213,6 +224,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Genesis { command } => genesis(command).map(|_| ExitCode::SUCCESS),
+        Command::Snapshot { command } => {
+            doin_telemetry::init_tracing(LogFormat::Text, "warn");
+            snapshot_cli::run(command)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -330,6 +346,10 @@ async fn run_node(a: NodeArgs) -> anyhow::Result<ExitCode> {
     }
     cfg.validate().map_err(|e| anyhow!(e))?;
     doin_telemetry::init_tracing(log_format(&cfg.log.format)?, &cfg.log.filter);
+    if let Some(file) = &a.snapshot {
+        let (cfg, file) = (cfg.clone(), file.clone());
+        tokio::task::spawn_blocking(move || snapshot_cli::bootstrap(&cfg, &file)).await??;
+    }
     let spec = if cfg.runs("tx") {
         Some(read_genesis(&cfg.genesis_file)?)
     } else {

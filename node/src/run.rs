@@ -125,31 +125,9 @@ impl Node {
                 ));
             }
         }
-        let db_path = cfg.data_dir.join("db");
-        let kv: Arc<dyn KvStore> = {
-            let path = db_path.clone();
-            let cache = cfg.storage.cache_mb * 1024 * 1024;
-            // Every chain's column families exist in every node's database, so an operator
-            // can change `chains` later without touching the database.
-            let columns: Vec<&'static str> = doin_tx_node::store::COLUMNS
-                .iter()
-                .chain(doin_main_node::store::COLUMNS)
-                .chain(doin_hub::COLUMNS)
-                .copied()
-                .collect();
-            let store = tokio::task::spawn_blocking(move || {
-                RocksStore::open(
-                    &path,
-                    &columns,
-                    &RocksConfig {
-                        block_cache_bytes: cache,
-                        ..RocksConfig::default()
-                    },
-                )
-            })
-            .await?
-            .with_context(|| format!("cannot open the database at {}", db_path.display()))?;
-            Arc::new(store)
+        let kv = {
+            let cfg = cfg.clone();
+            tokio::task::spawn_blocking(move || open_database(&cfg)).await??
         };
         let mut tasks = TaskManager::new();
 
@@ -504,15 +482,41 @@ fn bft_settings(cfg: &NodeConfig, block_time: Duration) -> anyhow::Result<BftSet
     })
 }
 
-async fn open_tx(
-    cfg: &NodeConfig,
-    kv: Arc<dyn KvStore>,
-    spec: GenesisSpec,
-    metrics: &Metrics,
-    producer_key: Option<KeyPair>,
-    tasks: &mut TaskManager,
-) -> anyhow::Result<Arc<TxChain>> {
-    let chain_cfg = TxChainConfig {
+/// The node's RocksDB (`<data_dir>/db`) with every chain's column families: each exists in
+/// every node's database, so an operator can change `chains` later without touching it.
+pub fn open_database(cfg: &NodeConfig) -> anyhow::Result<Arc<dyn KvStore>> {
+    let db_path = cfg.data_dir.join("db");
+    let columns: Vec<&'static str> = doin_tx_node::store::COLUMNS
+        .iter()
+        .chain(doin_main_node::store::COLUMNS)
+        .chain(doin_hub::COLUMNS)
+        .copied()
+        .collect();
+    let store = RocksStore::open(
+        &db_path,
+        &columns,
+        &RocksConfig {
+            block_cache_bytes: cfg.storage.cache_mb * 1024 * 1024,
+            ..RocksConfig::default()
+        },
+    )
+    .map_err(|e| {
+        let hint = if e.to_string().to_ascii_lowercase().contains("lock") {
+            " (is a node running on this data directory? stop it first)"
+        } else {
+            ""
+        };
+        anyhow!(
+            "cannot open the database at {}: {e}{hint}",
+            db_path.display()
+        )
+    })?;
+    Ok(Arc::new(store))
+}
+
+/// The transfer chain's service configuration from the node's.
+pub fn tx_chain_config(cfg: &NodeConfig) -> TxChainConfig {
+    TxChainConfig {
         mempool: MempoolConfig {
             max_bytes: cfg.mempool.max_bytes,
             max_per_sender: cfg.mempool.max_per_sender,
@@ -528,7 +532,18 @@ async fn open_tx(
             ..PruneConfig::default()
         },
         event_buffer: 10_000,
-    };
+    }
+}
+
+async fn open_tx(
+    cfg: &NodeConfig,
+    kv: Arc<dyn KvStore>,
+    spec: GenesisSpec,
+    metrics: &Metrics,
+    producer_key: Option<KeyPair>,
+    tasks: &mut TaskManager,
+) -> anyhow::Result<Arc<TxChain>> {
+    let chain_cfg = tx_chain_config(cfg);
     let chain = {
         let metrics = metrics.clone();
         tokio::task::spawn_blocking(move || TxChain::open(kv, spec, chain_cfg, &metrics)).await??

@@ -13,6 +13,7 @@ mod cross_chain;
 mod dependency_rules;
 mod doc_links;
 mod evaluator_pay;
+mod history_process;
 mod hub_cli;
 mod hub_flows;
 mod hub_htlc_deadlines;

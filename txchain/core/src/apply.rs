@@ -61,8 +61,9 @@ pub struct AppliedBlock {
 pub struct ApplyContext {
     /// The importing node's clock (bounds how far ahead block times may be).
     pub now: Timestamp,
-    /// False only for transactions whose signatures this node verified already (its own
-    /// mempool); imported blocks always verify.
+    /// False only for transactions whose signatures this node verified already: its own
+    /// mempool's, or a block's whose every [`crate::SignedTx::signature_holds`] the node checked
+    /// (on all its cores) just before.
     pub verify_tx_signatures: bool,
 }
 

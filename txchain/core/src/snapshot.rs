@@ -134,24 +134,35 @@ impl SnapshotHead {
         })
     }
 
-    /// Checks everything but the chunks against the genesis parameters alone: the chain, the
-    /// manifest against the header, the proposer's signature, finality from genesis hop by hop,
-    /// and the epoch headers against the hops.
+    /// Checks everything but the chunks against the genesis parameters alone: the chain, what
+    /// [`SnapshotHead::check_consistent`] checks, and finality from genesis hop by hop.
     pub fn check(&self, params: &ChainParams) -> Result<(), SnapshotError> {
-        let m = &self.manifest;
-        if m.chain_id != params.chain_id {
+        if self.manifest.chain_id != params.chain_id {
             return Err(SnapshotError::WrongChain {
                 expected: params.chain_id,
-                got: m.chain_id,
+                got: self.manifest.chain_id,
             });
         }
+        self.check_consistent()?;
         let header = &self.header.header;
-        let hash = header.hash()?;
+        self.finality.verify(params, header, &header.hash()?)?;
+        Ok(())
+    }
+
+    /// What can be checked without the genesis: the manifest against the header, the chunk
+    /// sizes, the proposers' signatures of the header and the epoch headers, and the epoch
+    /// headers against the finality proof's hops.
+    pub fn check_consistent(&self) -> Result<(), SnapshotError> {
+        let m = &self.manifest;
+        let header = &self.header.header;
         let mismatch = |what: &str| Err(SnapshotError::ManifestMismatch(what.into()));
+        if header.chain_id != m.chain_id {
+            return mismatch("chain id");
+        }
         if header.height != m.height {
             return mismatch("height");
         }
-        if hash != m.block_hash {
+        if header.hash()? != m.block_hash {
             return mismatch("block hash");
         }
         if header.state_root != m.state_root {
@@ -167,7 +178,6 @@ impl SnapshotHead {
             return mismatch("a chunk's size");
         }
         self.header.verify_signature()?;
-        self.finality.verify(params, header, &hash)?;
         if self.epoch_headers.len() != self.finality.hops.len() {
             return Err(SnapshotError::EpochHeaders(format!(
                 "{} headers for {} hops",
@@ -183,6 +193,11 @@ impl SnapshotHead {
                 )));
             }
             signed.verify_signature()?;
+        }
+        if self.finality.certificate.height != m.height
+            || self.finality.certificate.block != m.block_hash
+        {
+            return mismatch("the certificate's block");
         }
         Ok(())
     }

@@ -157,6 +157,17 @@ pub struct SignedTx {
     pub signature: SignatureBytes,
 }
 
+impl SignedTx {
+    /// Whether the signature is the sender's over the body (only that: block application
+    /// checks everything else). A node may run this for a block's transactions on all its
+    /// cores before applying the block without checking signatures again.
+    pub fn signature_holds(&self) -> bool {
+        self.body
+            .sighash()
+            .is_ok_and(|m| verify(&self.body.sender, &m, &self.signature).is_ok())
+    }
+}
+
 /// A decoded transaction with its derived id, weight and canonical bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tx {

@@ -86,6 +86,27 @@ fn transfer_parties<'a>(
     bodies.flat_map(|b| std::iter::once(b.sender).chain(b.payload.recipient().copied()))
 }
 
+/// Fewest transactions for which checking signatures on several cores beats one.
+const PARALLEL_SIGNATURES_FROM: usize = 64;
+
+/// Whether every transaction's signature holds, checked on all cores (one thread per core,
+/// each over a contiguous share). The chain core stays single-threaded: this is the node's
+/// choice of how to spend its cores before calling it.
+fn signatures_hold(txs: &[doin_tx_core::SignedTx]) -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 || txs.len() < PARALLEL_SIGNATURES_FROM {
+        return txs.iter().all(|t| t.signature_holds());
+    }
+    let share = txs.len().div_ceil(cores);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = txs
+            .chunks(share)
+            .map(|part| scope.spawn(move || part.iter().all(|t| t.signature_holds())))
+            .collect();
+        workers.into_iter().all(|w| w.join().unwrap_or(false))
+    })
+}
+
 /// What [`TxChain::tx_proof`] found.
 #[derive(Debug)]
 pub enum TxProofLookup {
@@ -690,5 +711,46 @@ impl TxChain {
             .into_iter()
             .map(|t| t.signed().clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use doin_crypto::KeyPair;
+    use doin_tx_core::{SignedTx, TxPayload};
+    use doin_types::{ChainId, Hash256};
+
+    fn signed(n: u64) -> SignedTx {
+        let key = KeyPair::generate();
+        TxBody {
+            chain_id: ChainId(Hash256([7; 32])),
+            sender: key.public(),
+            nonce: n,
+            max_fee_per_weight: Amount::from_base_units(10),
+            max_priority_fee_per_weight: Amount::from_base_units(1),
+            payload: TxPayload::Transfer {
+                to: KeyPair::generate().public(),
+                amount: Amount::from_base_units(1 + n),
+            },
+        }
+        .sign(&key)
+        .unwrap()
+    }
+
+    #[test]
+    fn signatures_are_checked_on_every_core_and_one_bad_one_is_found() {
+        for len in [0, 1, 63, 64, 65, 200] {
+            let mut txs: Vec<SignedTx> = (0..len).map(signed).collect();
+            assert!(signatures_hold(&txs), "{len} good signatures");
+            for bad in [0, len / 2, len.saturating_sub(1)] {
+                let bad = bad as usize;
+                if bad < txs.len() {
+                    txs[bad].signature.0[5] ^= 1;
+                    assert!(!signatures_hold(&txs), "bad signature at {bad} of {len}");
+                    txs[bad].signature.0[5] ^= 1;
+                }
+            }
+        }
     }
 }

@@ -269,8 +269,8 @@ pub struct SnapshotReader {
 }
 
 impl SnapshotReader {
-    /// Opens `path` and reads its head; checks it against `params` when given (`inspect`
-    /// without a genesis only decodes it).
+    /// Opens `path` and reads its head; checks it against `params` when given, else only
+    /// for consistency (`inspect` without a genesis file).
     pub fn open(path: &Path, params: Option<&ChainParams>) -> Result<Self, SnapshotFileError> {
         let file = File::open(path).map_err(io(path))?;
         let mut reader = BufReader::new(file);
@@ -287,8 +287,9 @@ impl SnapshotReader {
         }
         let bytes = read_frame(&mut reader, path, MAX_HEAD_BYTES, "head")?;
         let head = SnapshotHead::decode(&bytes)?;
-        if let Some(params) = params {
-            head.check(params)?;
+        match params {
+            Some(params) => head.check(params)?,
+            None => head.check_consistent()?,
         }
         Ok(SnapshotReader {
             path: path.to_path_buf(),

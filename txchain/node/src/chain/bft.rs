@@ -192,6 +192,9 @@ impl TxChain {
         let view = self.store.prefetch_accounts(keys)?;
         let main = self.main.read().clone();
         let hold = main.hold().map_err(BlockError::View)?;
+        // Signatures on all cores first; if any fails, application checks them one by one
+        // and names the first bad transaction as it always does.
+        let signatures_hold = super::signatures_hold(&block.txs);
         let applied = apply_block(
             &self.params,
             &view,
@@ -201,7 +204,7 @@ impl TxChain {
             block,
             ApplyContext {
                 now,
-                verify_tx_signatures: true,
+                verify_tx_signatures: !signatures_hold,
             },
         )?;
         Ok((applied, view, hold))

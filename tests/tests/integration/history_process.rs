@@ -1,0 +1,209 @@
+//! Black-box: real `doin node` processes with history pruning and snapshot files.
+//!
+//! - a `pruned` follower drops old blocks (REST `410 pruned`, `/v1/tx/info` says what it keeps)
+//!   while the archive producer still serves them;
+//! - a fresh `full` node whose only peer pruned past it does not sync from it, and says why;
+//! - `doin snapshot export` from the stopped follower, `doin snapshot inspect` verifies the file
+//!   from the genesis file, a copy with one flipped byte is refused;
+//! - `doin node --snapshot FILE` bootstraps a new node that then follows the producer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use common::{doin, free_port, get, wait_until, NodeProc};
+use std::path::PathBuf;
+use std::process::Command;
+
+struct Net {
+    dir: tempfile::TempDir,
+    doin: PathBuf,
+    genesis: PathBuf,
+    validator_key: PathBuf,
+    password: PathBuf,
+}
+
+impl Net {
+    /// A node's config: `storage` is its `[storage]` section's body.
+    fn node(&self, name: &str, produce: bool, bootstrap: &[String], storage: &str) -> NodeProc {
+        let rest_port = free_port("127.0.0.1");
+        let p2p_port = free_port("127.0.0.1");
+        let config = self.dir.path().join(format!("{name}.toml"));
+        let bootstrap: Vec<String> = bootstrap.iter().map(|b| format!("{b:?}")).collect();
+        let mut toml = format!(
+            "data_dir = {:?}\ngenesis_file = {:?}\nchains = [\"tx\"]\n\
+             [rest]\nlisten = \"127.0.0.1:{rest_port}\"\nrate_limit_per_second = 0\n\
+             [p2p]\nlisten = [\"/ip4/127.0.0.1/tcp/{p2p_port}\"]\nbootstrap = [{}]\nsync_interval_ms = 300\n\
+             [storage]\n{storage}\n",
+            self.dir.path().join(name),
+            self.genesis,
+            bootstrap.join(", "),
+        );
+        if produce {
+            toml.push_str(&format!(
+                "[producer]\nenabled = true\nkeystore = {:?}\npassword_file = {:?}\n",
+                self.validator_key, self.password
+            ));
+        }
+        std::fs::write(&config, toml).unwrap();
+        NodeProc {
+            log: self.dir.path().join(format!("{name}.log")),
+            name: name.into(),
+            config,
+            rest: format!("http://127.0.0.1:{rest_port}"),
+            child: None,
+        }
+    }
+
+    fn snapshot(&self, args: &[&std::ffi::OsStr]) -> std::process::Output {
+        Command::new(&self.doin)
+            .arg("snapshot")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+const PRUNED: &str = "prune = \"pruned\"\nkeep_blocks = 64";
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn a_pruned_node_stays_small_exports_a_snapshot_and_a_new_node_boots_from_it() {
+    let _nodes = common::node_processes();
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "history test\n").unwrap();
+    let mut net = Net {
+        doin: doin(),
+        genesis: dir.path().join("genesis.json"),
+        validator_key: PathBuf::new(),
+        password,
+        dir,
+    };
+    let (validator_key, validator) =
+        common::new_testnet_key(&net.doin, &net.password, net.dir.path(), "validator");
+    net.validator_key = validator_key;
+    let out = Command::new(&net.doin)
+        .args([
+            "genesis",
+            "new",
+            "--network",
+            "testnet",
+            "--chain-name",
+            "history",
+        ])
+        .args(["--validator", &validator])
+        .args(["--alloc", &format!("{validator}=1000")])
+        .args(["--block-time-ms", "100", "--out"])
+        .arg(&net.genesis)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let mut n0 = net.node("n0", true, &[], "prune = \"archive\"");
+    n0.start(&net.doin);
+    let boot = n0.listen_address();
+    let mut n1 = net.node("n1", false, std::slice::from_ref(&boot), PRUNED);
+    n1.start(&net.doin);
+    wait_until("n1 follows past its window", 90, || {
+        (n1.height() >= 100).then_some(())
+    });
+    let (status, body) = get(&format!("{}/v1/tx/blocks/5", n1.rest)).unwrap();
+    assert_eq!(status, 410, "{body}");
+    assert_eq!(body["type"], "urn:doin:problem:pruned");
+    let history = &n1.info().unwrap()["history"];
+    assert_eq!(history["mode"], "pruned", "{history}");
+    assert!(history["bodies_from"].as_u64().unwrap() > 5, "{history}");
+    assert_eq!(get(&format!("{}/v1/tx/blocks/5", n0.rest)).unwrap().0, 200);
+
+    // A fresh node that only knows the pruned one cannot sync from it, and says so.
+    let n1_addr = n1.listen_address();
+    let mut n2 = net.node("n2", false, std::slice::from_ref(&n1_addr), "");
+    n2.start(&net.doin);
+    let sync = wait_until("n2 sees a peer pruned past it", 60, || {
+        let (_, sync) = get(&format!("{}/v1/node/sync", n2.rest))?;
+        (sync["tx"]["peers_pruned_past_us"] == 1).then_some(sync)
+    });
+    assert_eq!(n2.height(), 0, "{sync}");
+    drop(n2);
+
+    // A snapshot from the stopped follower, checked from the genesis file alone.
+    n1.kill9();
+    let snap = net.dir.path().join("state.snap");
+    let out = net.snapshot(&[
+        "export".as_ref(),
+        "--config".as_ref(),
+        n1.config.as_os_str(),
+        "--out".as_ref(),
+        snap.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = net.snapshot(&[
+        "inspect".as_ref(),
+        snap.as_os_str(),
+        "--genesis".as_ref(),
+        net.genesis.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(report.contains("verified     finality"), "{report}");
+    let height: u64 = report
+        .lines()
+        .find_map(|l| l.strip_prefix("height"))
+        .and_then(|h| h.trim().parse().ok())
+        .expect("the report names the height");
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    let flipped = net.dir.path().join("flipped.snap");
+    std::fs::write(&flipped, &bytes).unwrap();
+    let out = net.snapshot(&[
+        "inspect".as_ref(),
+        flipped.as_os_str(),
+        "--genesis".as_ref(),
+        net.genesis.as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("refused"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A new node boots from the file and follows the producer from there.
+    let mut n3 = net.node("n3", false, std::slice::from_ref(&boot), PRUNED);
+    let config = n3.config.clone();
+    n3.start_with(
+        &net.doin,
+        &[
+            "node".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--snapshot".as_ref(),
+            snap.as_os_str(),
+        ],
+    );
+    let history = &n3.info().unwrap()["history"];
+    assert_eq!(history["headers_from"], height, "{history}");
+    let target = n0.height();
+    wait_until("n3 follows the producer", 60, || {
+        (n3.height() >= target).then_some(())
+    });
+    assert_eq!(n3.block_hash(target), n0.block_hash(target));
+    // Restarted with the flag still given, it keeps its chain.
+    n3.kill9();
+    n3.start_with(
+        &net.doin,
+        &[
+            "node".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--snapshot".as_ref(),
+            snap.as_os_str(),
+        ],
+    );
+    assert!(n3.height() >= target);
+}
