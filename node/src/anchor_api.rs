@@ -50,6 +50,7 @@ pub fn router(tx: Arc<TxChain>, main: Arc<MainChain>) -> Router {
         (status = 200, description = "The checkpoint leg", body = CheckpointProofView),
         (status = 400, description = "Malformed height", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such transfer block, or no main block checkpoints it yet", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 410, description = "This node pruned that transfer block's header (`pruned`)", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 async fn checkpoint_proof(
     State(c): State<Chains>,
@@ -95,6 +96,14 @@ pub(crate) fn checkpoint_leg(c: &Chains, tx_height: u64) -> Result<CheckpointPro
             "not-checkpointed",
             format!("the checkpoint covering transfer block {tx_height} is {count} blocks away, more than a proof carries ({MAX_CHECKPOINT_LEG})"),
         ));
+    }
+    let kept_from = c.tx.store().kept().headers_from;
+    if tx_height < kept_from {
+        return Err(Problem::gone(
+            "pruned",
+            format!("transfer block {tx_height} is older than the headers this node keeps (from {kept_from}); ask an archive node"),
+        )
+        .with("kept_from", kept_from));
     }
     let mut tx_headers = Vec::with_capacity(count);
     for h in tx_height..=top {

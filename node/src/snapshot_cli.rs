@@ -1,22 +1,25 @@
-//! `doin snapshot`: write a transfer-state snapshot from a stopped node's data directory, check
+//! `doin snapshot`: write a transfer-state snapshot from a node's data directory, check
 //! a snapshot file, and bootstrap an empty data directory from one (`docs/cli.md#doin-snapshot-`).
 //! The format and its checks are `doin-tx-core`'s and `doin-tx-node`'s; this module only opens
 //! what the configuration names and reports progress.
 
 use crate::config::NodeConfig;
-use crate::run::{open_database, read_genesis, tx_chain_config};
+use crate::run::{open_database, read_genesis};
 use anyhow::{anyhow, bail};
-use doin_telemetry::Metrics;
+use doin_store::{KvStore, RocksConfig, RocksStore};
 use doin_tx_core::snapshot::{SnapshotHead, TARGET_CHUNK_BYTES};
+use doin_tx_core::ChainParams;
 use doin_tx_node::history::HistoryMode;
 use doin_tx_node::snapshot::{self, Progress};
-use doin_tx_node::TxChain;
+use doin_tx_node::store::{ChainStore, PruneConfig, SCHEMA_VERSION};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum SnapshotCommand {
-    /// Write a snapshot of the transfer state at the newest final block of a stopped node.
+    /// Write a snapshot of the transfer state at the newest final block (of a stopped node, or
+    /// of a running one, whose database is read beside it).
     Export {
         /// The node's configuration file (its data directory and genesis).
         #[arg(long)]
@@ -48,12 +51,27 @@ pub fn run(command: SnapshotCommand) -> anyhow::Result<()> {
         SnapshotCommand::Export { config, out } => {
             let cfg = load(&config)?;
             let spec = read_genesis(&cfg.genesis_file)?;
-            let kv = open_database(&cfg)?;
-            let metrics = Metrics::new();
-            let chain = TxChain::open(kv, spec, tx_chain_config(&cfg), &metrics)?;
+            let params = ChainParams::from_genesis(&spec)?;
+            let reading = ReadOnly::open(&cfg)?;
+            let store = ChainStore::new(reading.kv.clone(), PruneConfig::default());
+            match store.genesis_spec()? {
+                Some(stored) if stored == spec => {}
+                Some(_) => bail!(
+                    "the data directory holds another chain than {} describes",
+                    cfg.genesis_file.display()
+                ),
+                None => bail!("the data directory holds no chain yet"),
+            }
+            if store.schema_version()? != Some(SCHEMA_VERSION) {
+                bail!("the data directory uses another storage layout than this binary reads");
+            }
             let mut bar = ProgressLine::new("exporting");
-            let head = snapshot::export(&chain, &out, TARGET_CHUNK_BYTES, &mut |p| bar.show(p))?;
+            let head = snapshot::export(&store, &params, &out, TARGET_CHUNK_BYTES, &mut |p| {
+                bar.show(p)
+            })?;
             bar.done();
+            drop(store);
+            reading.close()?;
             println!("wrote {}", out.display());
             print_head(&head, None);
             Ok(())
@@ -77,6 +95,52 @@ pub fn run(command: SnapshotCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// The node's database opened for reading: directly when no node runs on it, else beside the
+/// running node as a RocksDB secondary (its own files in a directory removed afterwards).
+struct ReadOnly {
+    kv: Arc<dyn KvStore>,
+    secondary: Option<PathBuf>,
+}
+
+impl ReadOnly {
+    fn open(cfg: &NodeConfig) -> anyhow::Result<ReadOnly> {
+        match open_database(cfg) {
+            Ok(kv) => Ok(ReadOnly {
+                kv,
+                secondary: None,
+            }),
+            Err(e) if e.to_string().to_ascii_lowercase().contains("lock") => {
+                let dir = cfg
+                    .data_dir
+                    .join(format!("export-secondary-{}", std::process::id()));
+                let kv = RocksStore::open_secondary(
+                    &cfg.data_dir.join("db"),
+                    &dir,
+                    &RocksConfig::default(),
+                )
+                .map_err(|e| anyhow!("cannot read the running node's database: {e}"))?;
+                eprintln!(
+                    "a node is running on this data directory: reading its database beside it"
+                );
+                Ok(ReadOnly {
+                    kv: Arc::new(kv),
+                    secondary: Some(dir),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn close(self) -> anyhow::Result<()> {
+        drop(self.kv);
+        if let Some(dir) = self.secondary {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| anyhow!("cannot remove {}: {e}", dir.display()))?;
+        }
+        Ok(())
     }
 }
 

@@ -35,6 +35,33 @@ fn backend(e: rocksdb::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// Options of every column family (and of the database itself).
+fn column_options(cache: &Cache) -> Options {
+    let mut block = BlockBasedOptions::default();
+    block.set_block_cache(cache);
+    block.set_bloom_filter(10.0, false);
+    let mut o = Options::default();
+    o.set_block_based_table_factory(&block);
+    // Recent data is read and rewritten often: cheap LZ4. Old data settles in the bottom
+    // level: denser zstd.
+    o.set_compression_type(DBCompressionType::Lz4);
+    o.set_bottommost_compression_type(DBCompressionType::Zstd);
+    o
+}
+
+/// `columns` and every other column family already on disk at `path` (not `default`).
+fn column_names(opts: &Options, path: &Path, columns: &[Cf]) -> Vec<String> {
+    let mut names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+    if let Ok(existing) = DB::list_cf(opts, path) {
+        for name in existing {
+            if name != "default" && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
 impl RocksStore {
     /// Opens (or creates) the database at `path` with `columns`. Column families that exist on
     /// disk but are not listed are opened too, so an older binary can still open a newer DB.
@@ -46,41 +73,47 @@ impl RocksStore {
         std::fs::create_dir_all(path)
             .map_err(|e| StoreError::Backend(format!("create {}: {e}", path.display())))?;
         let cache = Cache::new_lru_cache(config.block_cache_bytes);
-        let cf_opts = || {
-            let mut block = BlockBasedOptions::default();
-            block.set_block_cache(&cache);
-            block.set_bloom_filter(10.0, false);
-            let mut o = Options::default();
-            o.set_block_based_table_factory(&block);
-            // Recent data is read and rewritten often: cheap LZ4. Old data settles in the
-            // bottom level: denser zstd.
-            o.set_compression_type(DBCompressionType::Lz4);
-            o.set_bottommost_compression_type(DBCompressionType::Zstd);
-            o
-        };
-        let mut db_opts = cf_opts();
+        let mut db_opts = column_options(&cache);
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
         db_opts.set_max_open_files(config.max_open_files);
         db_opts.set_keep_log_file_num(5);
         // Never trust a torn WAL tail: recover to the last complete, consistent batch.
         db_opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
-
-        let mut names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        if let Ok(existing) = DB::list_cf(&db_opts, path) {
-            for name in existing {
-                if name != "default" && !names.contains(&name) {
-                    names.push(name);
-                }
-            }
-        }
-        let descriptors = names
-            .iter()
-            .map(|n| ColumnFamilyDescriptor::new(n.clone(), cf_opts()));
+        let descriptors = column_names(&db_opts, path, columns)
+            .into_iter()
+            .map(|n| ColumnFamilyDescriptor::new(n, column_options(&cache)));
         let db = DB::open_cf_descriptors(&db_opts, path, descriptors).map_err(backend)?;
         Ok(RocksStore {
             db,
             path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens the database that another process holds open at `primary` as a read-only
+    /// secondary (RocksDB keeps the secondary's own files in `secondary`): a consistent view of
+    /// the primary as of this call, to read a running node's data without stopping it.
+    /// Writes fail.
+    pub fn open_secondary(
+        primary: &Path,
+        secondary: &Path,
+        config: &RocksConfig,
+    ) -> Result<RocksStore, StoreError> {
+        std::fs::create_dir_all(secondary)
+            .map_err(|e| StoreError::Backend(format!("create {}: {e}", secondary.display())))?;
+        let cache = Cache::new_lru_cache(config.block_cache_bytes);
+        let mut db_opts = column_options(&cache);
+        // A secondary holds every table file open, so the primary's compactions cannot take
+        // a file away from under a read.
+        db_opts.set_max_open_files(-1);
+        let descriptors = column_names(&db_opts, primary, &[])
+            .into_iter()
+            .map(|n| ColumnFamilyDescriptor::new(n, column_options(&cache)));
+        let db = DB::open_cf_descriptors_as_secondary(&db_opts, primary, secondary, descriptors)
+            .map_err(backend)?;
+        Ok(RocksStore {
+            db,
+            path: primary.to_path_buf(),
         })
     }
 
@@ -92,6 +125,19 @@ impl RocksStore {
         self.db
             .cf_handle(cf)
             .ok_or_else(|| StoreError::UnknownColumn(cf.to_string()))
+    }
+
+    /// Flushes every column family's memtable and compacts it fully, so deleted data leaves
+    /// the disk now rather than at the next compaction (benchmarks measure disk after it).
+    pub fn compact(&self) -> Result<(), StoreError> {
+        let names = DB::list_cf(&Options::default(), &self.path).map_err(backend)?;
+        for name in names {
+            if let Some(cf) = self.db.cf_handle(&name) {
+                self.db.flush_cf(cf).map_err(backend)?;
+                self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+            }
+        }
+        Ok(())
     }
 
     /// Approximate on-disk size of live data, for metrics.
@@ -205,6 +251,30 @@ mod tests {
             s.get(conformance::CF_B, b"k1").unwrap(),
             Some(b"other".to_vec())
         );
+    }
+
+    #[test]
+    fn a_secondary_reads_what_the_primary_holds_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let secondary = tempfile::tempdir().unwrap();
+        let cols = [conformance::CF_A, conformance::CF_B];
+        let primary = RocksStore::open(dir.path(), &cols, &RocksConfig::default()).unwrap();
+        let mut b = WriteBatch::new();
+        b.put(conformance::CF_A, b"k".to_vec(), b"v".to_vec());
+        primary.write(b, Durability::Sync).unwrap();
+        // The primary is still open (a running node): the secondary opens beside it.
+        let reader =
+            RocksStore::open_secondary(dir.path(), secondary.path(), &RocksConfig::default())
+                .unwrap();
+        assert_eq!(
+            reader.get(conformance::CF_A, b"k").unwrap(),
+            Some(b"v".to_vec())
+        );
+        let mut b = WriteBatch::new();
+        b.put(conformance::CF_B, b"x".to_vec(), b"y".to_vec());
+        assert!(reader.write(b, Durability::Sync).is_err());
+        // A second normal open is refused while the primary holds the lock.
+        assert!(RocksStore::open(dir.path(), &cols, &RocksConfig::default()).is_err());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! - a `pruned` follower drops old blocks (REST `410 pruned`, `/v1/tx/info` says what it keeps)
 //!   while the archive producer still serves them;
 //! - a fresh `full` node whose only peer pruned past it does not sync from it, and says why;
-//! - `doin snapshot export` from the stopped follower, `doin snapshot inspect` verifies the file
-//!   from the genesis file, a copy with one flipped byte is refused;
+//! - `doin snapshot export` from the stopped follower and from the running producer, `doin
+//!   snapshot inspect` verifies the files from the genesis file, a copy with one flipped byte is
+//!   refused;
 //! - `doin node --snapshot FILE` bootstraps a new node that then follows the producer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -119,7 +120,9 @@ fn a_pruned_node_stays_small_exports_a_snapshot_and_a_new_node_boots_from_it() {
     assert!(history["bodies_from"].as_u64().unwrap() > 5, "{history}");
     assert_eq!(get(&format!("{}/v1/tx/blocks/5", n0.rest)).unwrap().0, 200);
 
-    // A fresh node that only knows the pruned one cannot sync from it, and says so.
+    // A fresh node that only knows the pruned one cannot sync from it, and says so. (The
+    // producer is stopped meanwhile, so the newcomer cannot find it through the pruned one.)
+    n0.kill9();
     let n1_addr = n1.listen_address();
     let mut n2 = net.node("n2", false, std::slice::from_ref(&n1_addr), "");
     n2.start(&net.doin);
@@ -129,6 +132,7 @@ fn a_pruned_node_stays_small_exports_a_snapshot_and_a_new_node_boots_from_it() {
     });
     assert_eq!(n2.height(), 0, "{sync}");
     drop(n2);
+    n0.start(&net.doin);
 
     // A snapshot from the stopped follower, checked from the genesis file alone.
     n1.kill9();
@@ -155,6 +159,25 @@ fn a_pruned_node_stays_small_exports_a_snapshot_and_a_new_node_boots_from_it() {
         .find_map(|l| l.strip_prefix("height"))
         .and_then(|h| h.trim().parse().ok())
         .expect("the report names the height");
+    // And from the running producer, its database read beside it.
+    let live = net.dir.path().join("live.snap");
+    let out = net.snapshot(&[
+        "export".as_ref(),
+        "--config".as_ref(),
+        n0.config.as_os_str(),
+        "--out".as_ref(),
+        live.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("a node is running"));
+    let out = net.snapshot(&[
+        "inspect".as_ref(),
+        live.as_os_str(),
+        "--genesis".as_ref(),
+        net.genesis.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(n0.height() > 0, "the producer kept running");
     let mut bytes = std::fs::read(&snap).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x20;

@@ -12,11 +12,13 @@
 //!
 //! Layout of a snapshot file (`docs/architecture.md#snapshots`): the 8 bytes `DOINSNAP`, the
 //! format number (u32 big-endian), then frames of a u32 big-endian length and that many bytes:
-//! the encoded head first, then each chunk in manifest order. Nothing may follow the last chunk.
+//! the head (all but the epoch hops, with their count), one frame per hop, then each chunk in
+//! manifest order. Nothing may follow the last chunk. Every frame is one bounded decode.
 
+use crate::bft::CommitCertificate;
 use crate::block::{BlockHash, SignedHeader};
 use crate::error::BlockError;
-use crate::light::{FinalityError, FinalityProof};
+use crate::light::{EpochHop, FinalityError, FinalityProof};
 use crate::params::ChainParams;
 use doin_codec::CodecError;
 use doin_types::{ChainId, Hash256, Height};
@@ -27,13 +29,16 @@ pub const SNAPSHOT_MAGIC: &[u8; 8] = b"DOINSNAP";
 pub const SNAPSHOT_FORMAT: u32 = 1;
 /// A chunk is closed once its entries reach this many bytes.
 pub const TARGET_CHUNK_BYTES: usize = 1 << 20;
-/// Largest encoded chunk accepted: the target plus one oversized state value.
-pub const MAX_CHUNK_BYTES: usize = 8 << 20;
-/// Largest encoded head accepted (one hop per epoch: decades of daily epochs at the validator
-/// cap fit).
-pub const MAX_HEAD_BYTES: usize = 128 << 20;
-/// Most chunks a manifest may name (8 TiB of state at the target size).
-pub const MAX_CHUNKS: usize = 1 << 23;
+/// Largest frame accepted (the head, one epoch hop, or a chunk): what one canonical decode
+/// takes. A chunk is the target plus at most one oversized state value.
+pub const MAX_FRAME_BYTES: usize = doin_codec::MAX_DECODE_LEN;
+/// Largest encoded chunk accepted.
+pub const MAX_CHUNK_BYTES: usize = MAX_FRAME_BYTES;
+/// Most chunks a manifest may name (about 100 GiB of state at the target size; the manifest
+/// stays within one frame).
+pub const MAX_CHUNKS: usize = 100_000;
+/// Most epoch hops a head may announce (one per epoch: millennia of daily epochs).
+pub const MAX_HOPS: u64 = 1_000_000;
 /// Domain tag of a chunk's hash in the manifest.
 pub const TAG_SNAPSHOT_CHUNK: &str = "doin/tx-snapshot-chunk";
 
@@ -120,17 +125,80 @@ pub enum SnapshotError {
     Root(String),
 }
 
+/// The head's first frame: everything but the hops, and how many follow.
+#[derive(Serialize, Deserialize)]
+struct HeadFrame {
+    manifest: Manifest,
+    header: SignedHeader,
+    certificate: CommitCertificate,
+    hops: u64,
+}
+
+/// One epoch hop with its header's proposer signature: one frame each.
+#[derive(Serialize, Deserialize)]
+struct HopFrame {
+    header: SignedHeader,
+    hop: EpochHop,
+}
+
+fn decode_frame<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: impl Fn() -> String,
+) -> Result<T, SnapshotError> {
+    doin_codec::decode_exact_bounded(bytes, MAX_FRAME_BYTES).map_err(|source| {
+        SnapshotError::Decode {
+            what: what(),
+            source,
+        }
+    })
+}
+
 impl SnapshotHead {
-    pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
-        doin_codec::encode(self)
+    /// The head's frames: the head frame, then one per epoch hop.
+    pub fn encode_frames(&self) -> Result<Vec<Vec<u8>>, CodecError> {
+        let mut frames = vec![doin_codec::encode(&HeadFrame {
+            manifest: self.manifest.clone(),
+            header: self.header.clone(),
+            certificate: self.finality.certificate.clone(),
+            hops: self.finality.hops.len() as u64,
+        })?];
+        for (header, hop) in self.epoch_headers.iter().zip(&self.finality.hops) {
+            frames.push(doin_codec::encode(&HopFrame {
+                header: header.clone(),
+                hop: hop.clone(),
+            })?);
+        }
+        Ok(frames)
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<SnapshotHead, SnapshotError> {
-        doin_codec::decode_exact_bounded(bytes, MAX_HEAD_BYTES).map_err(|source| {
-            SnapshotError::Decode {
-                what: "head".into(),
-                source,
-            }
+    /// The head from its first frame and `next_hop`, which reads each following hop frame.
+    pub fn decode_frames(
+        head: &[u8],
+        next_hop: &mut dyn FnMut(u64) -> Result<Vec<u8>, SnapshotError>,
+    ) -> Result<SnapshotHead, SnapshotError> {
+        let frame: HeadFrame = decode_frame(head, || "head".into())?;
+        if frame.hops > MAX_HOPS {
+            return Err(SnapshotError::EpochHeaders(format!(
+                "{} hops announced, at most {MAX_HOPS}",
+                frame.hops
+            )));
+        }
+        let mut hops = Vec::new();
+        let mut epoch_headers = Vec::new();
+        for index in 0..frame.hops {
+            let bytes = next_hop(index)?;
+            let hop: HopFrame = decode_frame(&bytes, || format!("epoch hop {index}"))?;
+            epoch_headers.push(hop.header);
+            hops.push(hop.hop);
+        }
+        Ok(SnapshotHead {
+            manifest: frame.manifest,
+            header: frame.header,
+            finality: FinalityProof {
+                hops,
+                certificate: frame.certificate,
+            },
+            epoch_headers,
         })
     }
 

@@ -57,7 +57,7 @@ pub enum ChainError {
     #[error("stored state is inconsistent: {0}")]
     Inconsistent(String),
     #[error(transparent)]
-    History(#[from] crate::history::HistoryGone),
+    History(#[from] crate::history::HistoryError),
     #[error("an import of the snapshot at height {0} was interrupted and left this data directory half-written; run `doin snapshot import` again (it starts over) or use an empty data directory")]
     InterruptedImport(Height),
     #[error("the data directory uses storage layout {stored}, this node reads layout {supported}; start from an empty data directory (the chain re-syncs from genesis)")]

@@ -7,78 +7,16 @@
 //! proof, are kept in every mode.
 //!
 //! Floors only rise, and the pruning of a height is written in the same atomic batch as the
-//! floor that says it is gone: after a crash the store holds either both or neither.
+//! floor that says it is gone: after a crash the store holds either both or neither. The
+//! finality proof those kept parts make is read here too ([`ChainStore::finality_proof`]).
 
+pub use crate::kept::{HistoryMode, HistoryPolicy, Kept, MIN_KEEP_BLOCKS};
 use crate::store::{
     addr_index_key, addr_index_roles, decode_stored_tx, ChainStore, StoreResult, BLOCK_HASHES,
     BODIES, COMMITS, HEADERS, TX_INDEX,
 };
 use doin_store::{Durability, StoreError, Table, WriteBatch};
 use doin_types::Height;
-use serde::{Deserialize, Serialize};
-
-/// How much history a node keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HistoryMode {
-    /// Every header, block and index since genesis.
-    Archive,
-    /// Every header; block bodies and the transaction and address indexes of the last
-    /// `keep_blocks` blocks only.
-    Full,
-    /// The state, the last `keep_blocks` blocks, and what proves finality from genesis
-    /// (genesis and the epoch-closing headers with their certificates and validators proofs).
-    Pruned,
-}
-
-impl HistoryMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HistoryMode::Archive => "archive",
-            HistoryMode::Full => "full",
-            HistoryMode::Pruned => "pruned",
-        }
-    }
-}
-
-/// The history policy of one node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HistoryPolicy {
-    pub mode: HistoryMode,
-    /// Blocks (the tip included) whose bodies and indexes `full` and `pruned` keep.
-    pub keep_blocks: u64,
-}
-
-/// Fewest blocks a pruning node keeps: enough for peers a few minutes behind, compact-block
-/// completion, fee estimates and the event stream's replay.
-pub const MIN_KEEP_BLOCKS: u64 = 64;
-
-impl Default for HistoryPolicy {
-    fn default() -> Self {
-        HistoryPolicy {
-            mode: HistoryMode::Full,
-            // About 35 days of 30-second blocks.
-            keep_blocks: 100_000,
-        }
-    }
-}
-
-/// What this store still holds: everything at or above the floors, plus, below
-/// `headers_from`, genesis and the epoch-closing blocks' headers, certificates and proofs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Kept {
-    /// Lowest height whose body, transaction index and address index are kept.
-    pub bodies_from: Height,
-    /// Lowest height whose header, hash index and certificate are kept (whatever the height).
-    pub headers_from: Height,
-}
-
-impl Kept {
-    /// Whether block `height`'s body was dropped here.
-    pub fn body_dropped(&self, height: Height) -> bool {
-        height < self.bodies_from
-    }
-}
 
 pub(crate) const KEPT: Table<Vec<u8>, Kept> = Table::new(crate::store::CF_META, "kept history");
 pub(crate) const META_KEPT: &[u8] = b"kept";
@@ -88,6 +26,15 @@ pub(crate) const META_KEPT: &[u8] = b"kept";
 const HEIGHTS_PER_COMMIT: u64 = 16;
 /// Heights pruned by one batch while catching up at open.
 const HEIGHTS_PER_CATCH_UP_BATCH: u64 = 1_000;
+
+/// Why the history could not be brought in line with the configured mode at open.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Gone(#[from] HistoryGone),
+}
 
 /// Why a data directory cannot run with the configured history mode.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +78,7 @@ impl ChainStore {
         &self,
         tip: Height,
         closes_epoch: &dyn Fn(Height) -> bool,
-    ) -> Result<(), crate::chain::ChainError> {
+    ) -> Result<(), HistoryError> {
         let kept = KEPT
             .get(self.kv().as_ref(), &META_KEPT.to_vec())?
             .unwrap_or_default();
@@ -268,6 +215,46 @@ impl ChainStore {
         BLOCK_HASHES.delete(batch, &hash);
         COMMITS.delete(batch, &height);
         Ok(())
+    }
+}
+
+impl ChainStore {
+    /// Evidence that block `height` is final, checkable from the genesis file alone: its
+    /// certificate and one hop per earlier epoch of `epoch_blocks`. `Ok(None)` while its
+    /// certificate is not known here yet (it comes with the next block).
+    pub fn finality_proof(
+        &self,
+        height: Height,
+        epoch_blocks: u64,
+    ) -> StoreResult<Option<doin_tx_core::FinalityProof>> {
+        let Some(certificate) = self.commit_certificate(height)? else {
+            return Ok(None);
+        };
+        let epoch_blocks = epoch_blocks.max(1);
+        let missing = |what: &str, at: Height| StoreError::Corrupt(format!("{what} {at} missing"));
+        let mut hops = Vec::new();
+        let mut boundary = epoch_blocks;
+        // Epoch `k` ends at `k * epoch_blocks`; every boundary below `height` is one hop.
+        while boundary < height {
+            let header = self
+                .header(boundary)?
+                .ok_or_else(|| missing("header", boundary))?
+                .header;
+            let certificate = self
+                .commit_certificate(boundary)?
+                .ok_or_else(|| missing("certificate of epoch block", boundary))?;
+            let proven = self
+                .validators_proof(boundary)?
+                .ok_or_else(|| missing("validators proof of epoch block", boundary))?;
+            hops.push(doin_tx_core::EpochHop {
+                header,
+                certificate,
+                validators: proven.value,
+                proof: proven.proof,
+            });
+            boundary = boundary.saturating_add(epoch_blocks);
+        }
+        Ok(Some(doin_tx_core::FinalityProof { hops, certificate }))
     }
 }
 

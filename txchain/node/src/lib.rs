@@ -15,6 +15,7 @@ pub mod consensus;
 pub mod events;
 pub mod events_api;
 pub mod history;
+mod kept;
 pub mod lookup;
 pub mod mempool;
 pub mod metrics;

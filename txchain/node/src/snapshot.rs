@@ -7,17 +7,16 @@
 //! range proofs and the final root by the restore. Nothing of an import counts until its last
 //! batch: an interrupted import is marked, refused at open and started over.
 
-use crate::chain::TxChain;
 use crate::history::{Kept, KEPT, META_KEPT};
 use crate::store::{
-    StoredHeader, ValidatorsProof, BLOCK_HASHES, CF_META, COMMITS, EPOCH_PROOFS, GENESIS, HEADERS,
+    ChainStore, ValidatorsProof, BLOCK_HASHES, CF_META, COMMITS, EPOCH_PROOFS, GENESIS, HEADERS,
     META_GENESIS, META_SCHEMA, META_TIP, SCHEMA, SCHEMA_VERSION, TIP,
 };
 use crate::tree::{decode_value, encode_value, value_key, StoreTree, CF_JMT_NODES, CF_JMT_VALUES};
 use doin_store::{Direction, Durability, KvStore, StoreError, Table, WriteBatch};
 use doin_tx_core::snapshot::{
     check_chunk, chunk_hash, ChunkInfo, Manifest, SnapshotError, SnapshotHead, StateChunk,
-    StateHasher, MAX_CHUNK_BYTES, MAX_HEAD_BYTES, SNAPSHOT_FORMAT, SNAPSHOT_MAGIC,
+    StateHasher, MAX_CHUNK_BYTES, MAX_FRAME_BYTES, SNAPSHOT_FORMAT, SNAPSHOT_MAGIC,
     TARGET_CHUNK_BYTES,
 };
 use doin_tx_core::{ChainParams, GenesisSpec};
@@ -75,20 +74,25 @@ pub fn interrupted_import(kv: &dyn KvStore) -> Result<Option<Height>, StoreError
 /// Writes a snapshot of `chain`'s state at its newest height with a known certificate to
 /// `out` (through a temporary file renamed into place, so `out` is never half-written), in
 /// chunks of about `chunk_bytes` ([`TARGET_CHUNK_BYTES`] unless testing).
+///
+/// `store` may be a running node's database opened as a secondary: only reads are made, and the
+/// versions read (the newest) are not pruned for `storage.state_history` blocks.
 pub fn export(
-    chain: &TxChain,
+    store: &ChainStore,
+    params: &ChainParams,
     out: &Path,
     chunk_bytes: usize,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<SnapshotHead, SnapshotFileError> {
-    let store = chain.store();
-    let tip = chain.tip().header.height;
+    let tip = store
+        .tip_height()?
+        .ok_or_else(|| SnapshotFileError::Refused("the data directory holds no chain".into()))?;
     let mut found = None;
     for height in [tip, tip.saturating_sub(1)] {
         if height == 0 {
             continue;
         }
-        if let Some(proof) = chain.finality_proof(height)? {
+        if let Some(proof) = store.finality_proof(height, params.consensus.epoch_blocks)? {
             found = Some((height, proof));
             break;
         }
@@ -116,7 +120,7 @@ pub fn export(
     )?;
     let head = SnapshotHead {
         manifest: Manifest {
-            chain_id: chain.params().chain_id,
+            chain_id: params.chain_id,
             height,
             block_hash: header.hash().map_err(SnapshotError::Header)?,
             state_root: header.header.state_root,
@@ -133,10 +137,12 @@ pub fn export(
         w.write_all(SNAPSHOT_MAGIC).map_err(io(&tmp))?;
         w.write_all(&SNAPSHOT_FORMAT.to_be_bytes())
             .map_err(io(&tmp))?;
-        let encoded = head.encode().map_err(|e| {
+        let frames = head.encode_frames().map_err(|e| {
             SnapshotFileError::Refused(format!("the snapshot head does not encode: {e}"))
         })?;
-        write_frame(&mut w, &encoded).map_err(io(&tmp))?;
+        for frame in &frames {
+            write_frame(&mut w, frame).map_err(io(&tmp))?;
+        }
         let mut chunks = File::open(&chunks_path).map_err(io(&chunks_path))?;
         std::io::copy(&mut chunks, &mut w).map_err(io(&tmp))?;
         let file = w.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
@@ -285,8 +291,26 @@ impl SnapshotReader {
         if format != SNAPSHOT_FORMAT {
             return Err(SnapshotError::Format(format).into());
         }
-        let bytes = read_frame(&mut reader, path, MAX_HEAD_BYTES, "head")?;
-        let head = SnapshotHead::decode(&bytes)?;
+        let bytes = read_frame(&mut reader, path, MAX_FRAME_BYTES, "head")?;
+        let mut failed = None;
+        let decoded = SnapshotHead::decode_frames(&bytes, &mut |index| {
+            read_frame(
+                &mut reader,
+                path,
+                MAX_FRAME_BYTES,
+                &format!("epoch hop {index}"),
+            )
+            .map_err(|e| {
+                let reason = e.to_string();
+                failed = Some(e);
+                SnapshotError::EpochHeaders(reason)
+            })
+        });
+        let head = match (decoded, failed) {
+            (Ok(head), _) => head,
+            (Err(_), Some(io_error)) => return Err(io_error),
+            (Err(e), None) => return Err(e.into()),
+        };
         match params {
             Some(params) => head.check(params)?,
             None => head.check_consistent()?,
@@ -463,17 +487,9 @@ pub fn import(
     reader.finish()?;
 
     let mut batch = WriteBatch::new();
-    let (genesis_block, _) =
-        doin_tx_core::apply::genesis(spec, &doin_tx_core::memtree::MemoryState::new())
-            .map_err(|e| SnapshotFileError::Refused(format!("the genesis file: {e}")))?;
-    let mut headers = vec![(
-        StoredHeader {
-            header: genesis_block.header.clone(),
-            signature: genesis_block.signature,
-        },
-        None,
-        None,
-    )];
+    // Not the genesis header: it would take rebuilding the genesis state (all its allocations)
+    // and nothing a node bootstrapped here does reads it; finality proofs start at the first hop.
+    let mut headers = Vec::with_capacity(head.finality.hops.len() + 1);
     for (signed, hop) in head.epoch_headers.iter().zip(&head.finality.hops) {
         let proven = ValidatorsProof {
             value: hop.validators.clone(),

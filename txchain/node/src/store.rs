@@ -23,7 +23,7 @@
 //! `commit_block` turns an applied block into one atomic, fsynced batch: after a crash the
 //! store holds either the whole block or none of it.
 
-use crate::history::{HistoryPolicy, Kept};
+use crate::kept::{HistoryPolicy, Kept};
 use crate::tree::{
     encode_stale_nodes, encode_value, value_key, value_version_of, PendingTree, StoreTree,
     CF_JMT_NODES, CF_JMT_STALE, CF_JMT_STALE_VALUES, CF_JMT_VALUES,
@@ -177,7 +177,7 @@ pub struct PruneConfig {
     pub keep_versions: u64,
     /// Cap on deletions per block so one commit never balloons.
     pub max_deletes_per_block: usize,
-    /// Which blocks, headers and indexes are kept ([`crate::history`]).
+    /// Which blocks, headers and indexes are kept ([`crate::history`] prunes the rest).
     pub history: HistoryPolicy,
 }
 

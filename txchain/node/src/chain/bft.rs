@@ -11,7 +11,7 @@ use doin_tx_core::bft::CommitCertificate;
 use doin_tx_core::fees::next_base_fee;
 use doin_tx_core::AnchorHold;
 use doin_tx_core::{
-    apply_block, build_block_certified, ApplyContext, Block, BlockError, EpochHop, FinalityProof,
+    apply_block, build_block_certified, ApplyContext, Block, BlockError, FinalityProof,
     ParentCommit, TxId,
 };
 use doin_types::{Height, Timestamp};
@@ -140,37 +140,8 @@ impl TxChain {
     /// certificate and one hop per earlier epoch. `Ok(None)` while its certificate is not known
     /// here yet (it comes with the next block).
     pub fn finality_proof(&self, height: Height) -> Result<Option<FinalityProof>, StoreError> {
-        let Some(certificate) = self.store.commit_certificate(height)? else {
-            return Ok(None);
-        };
-        let epoch_blocks = self.params.consensus.epoch_blocks.max(1);
-        let missing = |what: &str, at: Height| StoreError::Corrupt(format!("{what} {at} missing"));
-        let mut hops = Vec::new();
-        let mut boundary = epoch_blocks;
-        // Epoch `k` ends at `k * epoch_blocks`; every boundary below `height` is one hop.
-        while boundary < height {
-            let header = self
-                .store
-                .header(boundary)?
-                .ok_or_else(|| missing("header", boundary))?
-                .header;
-            let certificate = self
-                .store
-                .commit_certificate(boundary)?
-                .ok_or_else(|| missing("certificate of epoch block", boundary))?;
-            let proven = self
-                .store
-                .validators_proof(boundary)?
-                .ok_or_else(|| missing("validators proof of epoch block", boundary))?;
-            hops.push(EpochHop {
-                header,
-                certificate,
-                validators: proven.value,
-                proof: proven.proof,
-            });
-            boundary = boundary.saturating_add(epoch_blocks);
-        }
-        Ok(Some(FinalityProof { hops, certificate }))
+        self.store
+            .finality_proof(height, self.params.consensus.epoch_blocks)
     }
 
     /// The committed block at `height`.

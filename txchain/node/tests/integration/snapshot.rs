@@ -59,6 +59,18 @@ fn import(dir: &Path, spec: &GenesisSpec, file: &Path) -> Result<(), SnapshotFil
     snapshot::import(rocks(dir), spec, file, &mut |_| {}).map(|_| ())
 }
 
+/// Where each frame (u32 length ‖ bytes) starts, after the magic and the format number.
+fn frame_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut at = 12;
+    while at < bytes.len() {
+        starts.push(at);
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += 4 + len;
+    }
+    starts
+}
+
 #[test]
 fn a_node_bootstrapped_from_a_snapshot_matches_its_source_and_keeps_following() {
     let k = keys();
@@ -78,7 +90,10 @@ fn a_node_bootstrapped_from_a_snapshot_matches_its_source_and_keeps_following() 
     grow(&source, &k, 70);
     let file = files.path().join("state.snap");
     let mut reports = 0;
-    let head = snapshot::export(&source, &file, CHUNK, &mut |_| reports += 1).unwrap();
+    let head = snapshot::export(source.store(), source.params(), &file, CHUNK, &mut |_| {
+        reports += 1
+    })
+    .unwrap();
     let m = &head.manifest;
     assert_eq!(m.height, 70);
     assert!(m.chunks.len() >= 2, "{} chunks", m.chunks.len());
@@ -159,7 +174,8 @@ fn a_tampered_cut_extended_or_foreign_snapshot_is_refused() {
     .unwrap();
     grow(&source, &k, 25);
     let file = files.path().join("state.snap");
-    let head = snapshot::export(&source, &file, CHUNK, &mut |_| {}).unwrap();
+    let head =
+        snapshot::export(source.store(), source.params(), &file, CHUNK, &mut |_| {}).unwrap();
     let bytes = std::fs::read(&file).unwrap();
 
     let refused = |bytes: &[u8], spec: &GenesisSpec| -> String {
@@ -177,9 +193,21 @@ fn a_tampered_cut_extended_or_foreign_snapshot_is_refused() {
         err.to_string()
     };
     // One flipped byte anywhere: the magic, the head, each chunk, the last byte.
-    let head_len = u32::from_be_bytes(bytes[12..16].try_into().unwrap()) as usize;
-    let first_chunk = 16 + head_len + 4;
-    let positions = [0, 20, 16 + head_len / 2, first_chunk + 100, bytes.len() - 1];
+    // Frames: the head, one per epoch hop, then the chunks.
+    let frames = frame_starts(&bytes);
+    let hops = head.finality.hops.len();
+    assert_eq!(hops, 1);
+    assert_eq!(frames.len(), 1 + hops + head.manifest.chunks.len());
+    let head_len = frames[1] - frames[0] - 4;
+    let first_chunk = frames[1 + hops] + 4;
+    let positions = [
+        0,
+        20,
+        16 + head_len / 2,
+        frames[1] + 40,
+        first_chunk + 100,
+        bytes.len() - 1,
+    ];
     for at in positions {
         let mut bad = bytes.clone();
         bad[at] ^= 0x01;
@@ -200,11 +228,12 @@ fn a_tampered_cut_extended_or_foreign_snapshot_is_refused() {
     // A chunk from another snapshot in place of the right one: its hash is not the manifest's.
     grow(&source, &k, 30);
     let later = files.path().join("later.snap");
-    snapshot::export(&source, &later, CHUNK, &mut |_| {}).unwrap();
+    snapshot::export(source.store(), source.params(), &later, CHUNK, &mut |_| {}).unwrap();
     let later_bytes = std::fs::read(&later).unwrap();
-    let later_head = u32::from_be_bytes(later_bytes[12..16].try_into().unwrap()) as usize;
-    let mut spliced = bytes[..16 + head_len].to_vec();
-    spliced.extend_from_slice(&later_bytes[16 + later_head..]);
+    // Same hops (one epoch, ended at 20), chunks of the later state.
+    let later_frames = frame_starts(&later_bytes);
+    let mut spliced = bytes[..frames[1 + hops]].to_vec();
+    spliced.extend_from_slice(&later_bytes[later_frames[1 + hops]..]);
     assert!(refused(&spliced, &spec).contains("chunk 0"));
     assert_eq!(head.manifest.height, 25);
 }
@@ -227,7 +256,8 @@ fn an_interrupted_import_is_refused_at_open_and_starts_over() {
     .unwrap();
     grow(&source, &k, 5);
     let file = files.path().join("state.snap");
-    let head = snapshot::export(&source, &file, CHUNK, &mut |_| {}).unwrap();
+    let head =
+        snapshot::export(source.store(), source.params(), &file, CHUNK, &mut |_| {}).unwrap();
     assert!(head.manifest.chunks.len() >= 2);
     // The file ends inside the last chunk: the first chunks were restored when it stopped.
     let bytes = std::fs::read(&file).unwrap();
