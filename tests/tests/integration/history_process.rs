@@ -13,8 +13,8 @@
 use crate::common;
 
 use common::{doin, free_port, get, wait_until, NodeProc};
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 struct Net {
     dir: tempfile::TempDir,
@@ -56,12 +56,18 @@ impl Net {
         }
     }
 
-    fn snapshot(&self, args: &[&std::ffi::OsStr]) -> std::process::Output {
-        Command::new(&self.doin)
-            .arg("snapshot")
-            .args(args)
-            .output()
-            .unwrap()
+    /// `doin snapshot export --config CONFIG --out OUT`.
+    fn export(&self, config: &Path, out: &Path) -> Output {
+        let mut c = Command::new(&self.doin);
+        c.args(["snapshot", "export", "--config"]).arg(config);
+        c.arg("--out").arg(out).output().unwrap()
+    }
+
+    /// `doin snapshot inspect FILE --genesis GENESIS`.
+    fn inspect(&self, file: &Path) -> Output {
+        let mut c = Command::new(&self.doin);
+        c.args(["snapshot", "inspect"]).arg(file);
+        c.arg("--genesis").arg(&self.genesis).output().unwrap()
     }
 }
 
@@ -137,20 +143,9 @@ fn a_pruned_node_stays_small_exports_a_snapshot_and_a_new_node_boots_from_it() {
     // A snapshot from the stopped follower, checked from the genesis file alone.
     n1.kill9();
     let snap = net.dir.path().join("state.snap");
-    let out = net.snapshot(&[
-        "export".as_ref(),
-        "--config".as_ref(),
-        n1.config.as_os_str(),
-        "--out".as_ref(),
-        snap.as_os_str(),
-    ]);
+    let out = net.export(&n1.config, &snap);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = net.snapshot(&[
-        "inspect".as_ref(),
-        snap.as_os_str(),
-        "--genesis".as_ref(),
-        net.genesis.as_os_str(),
-    ]);
+    let out = net.inspect(&snap);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report = text(&out.stdout);
     assert!(report.contains("verified     finality"), "{report}");
@@ -161,21 +156,10 @@ fn a_pruned_node_stays_small_exports_a_snapshot_and_a_new_node_boots_from_it() {
         .expect("the report names the height");
     // And from the running producer, its database read beside it.
     let live = net.dir.path().join("live.snap");
-    let out = net.snapshot(&[
-        "export".as_ref(),
-        "--config".as_ref(),
-        n0.config.as_os_str(),
-        "--out".as_ref(),
-        live.as_os_str(),
-    ]);
+    let out = net.export(&n0.config, &live);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("a node is running"));
-    let out = net.snapshot(&[
-        "inspect".as_ref(),
-        live.as_os_str(),
-        "--genesis".as_ref(),
-        net.genesis.as_os_str(),
-    ]);
+    let out = net.inspect(&live);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(n0.height() > 0, "the producer kept running");
     let mut bytes = std::fs::read(&snap).unwrap();
@@ -183,12 +167,7 @@ fn a_pruned_node_stays_small_exports_a_snapshot_and_a_new_node_boots_from_it() {
     bytes[middle] ^= 0x20;
     let flipped = net.dir.path().join("flipped.snap");
     std::fs::write(&flipped, &bytes).unwrap();
-    let out = net.snapshot(&[
-        "inspect".as_ref(),
-        flipped.as_os_str(),
-        "--genesis".as_ref(),
-        net.genesis.as_os_str(),
-    ]);
+    let out = net.inspect(&flipped);
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("refused"),
@@ -199,16 +178,14 @@ fn a_pruned_node_stays_small_exports_a_snapshot_and_a_new_node_boots_from_it() {
     // A new node boots from the file and follows the producer from there.
     let mut n3 = net.node("n3", false, std::slice::from_ref(&boot), PRUNED);
     let config = n3.config.clone();
-    n3.start_with(
-        &net.doin,
-        &[
-            "node".as_ref(),
-            "--config".as_ref(),
-            config.as_os_str(),
-            "--snapshot".as_ref(),
-            snap.as_os_str(),
-        ],
-    );
+    let with_snapshot: [&std::ffi::OsStr; 5] = [
+        "node".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--snapshot".as_ref(),
+        snap.as_os_str(),
+    ];
+    n3.start_with(&net.doin, &with_snapshot);
     let history = &n3.info().unwrap()["history"];
     assert_eq!(history["headers_from"], height, "{history}");
     let target = n0.height();
@@ -218,15 +195,6 @@ fn a_pruned_node_stays_small_exports_a_snapshot_and_a_new_node_boots_from_it() {
     assert_eq!(n3.block_hash(target), n0.block_hash(target));
     // Restarted with the flag still given, it keeps its chain.
     n3.kill9();
-    n3.start_with(
-        &net.doin,
-        &[
-            "node".as_ref(),
-            "--config".as_ref(),
-            config.as_os_str(),
-            "--snapshot".as_ref(),
-            snap.as_os_str(),
-        ],
-    );
+    n3.start_with(&net.doin, &with_snapshot);
     assert!(n3.height() >= target);
 }

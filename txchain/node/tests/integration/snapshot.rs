@@ -9,6 +9,7 @@ use super::service::{keys, open_pruning, spec, time, transfer, Keys};
 use doin_crypto::KeyPair;
 use doin_store::{KvStore, RocksConfig, RocksStore};
 use doin_telemetry::Metrics;
+use doin_tx_core::snapshot::SnapshotHead;
 use doin_tx_core::{Allocation, ChainParams, GenesisSpec};
 use doin_tx_node::history::{HistoryMode, HistoryPolicy};
 use doin_tx_node::snapshot::{self, SnapshotFileError};
@@ -71,23 +72,57 @@ fn frame_starts(bytes: &[u8]) -> Vec<usize> {
     starts
 }
 
+/// A source chain of `blocks` blocks on the many-account genesis, and a folder for files.
+struct Source {
+    k: Keys,
+    spec: GenesisSpec,
+    chain: Arc<TxChain>,
+    files: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+}
+
+impl Source {
+    fn new(blocks: u64) -> Source {
+        let k = keys();
+        let spec = big_spec(&k);
+        let dir = tempfile::tempdir().unwrap();
+        let chain = open_pruning(
+            dir.path(),
+            spec.clone(),
+            PruneConfig::default(),
+            &Metrics::new(),
+        )
+        .unwrap();
+        grow(&chain, &k, blocks);
+        Source {
+            k,
+            spec,
+            chain,
+            files: tempfile::tempdir().unwrap(),
+            _dir: dir,
+        }
+    }
+
+    /// Exports the chain's state now to `name` in the files folder.
+    fn export(&self, name: &str) -> (std::path::PathBuf, SnapshotHead) {
+        let file = self.files.path().join(name);
+        let head = snapshot::export(
+            self.chain.store(),
+            self.chain.params(),
+            &file,
+            CHUNK,
+            &mut |_| {},
+        )
+        .unwrap();
+        (file, head)
+    }
+}
+
 #[test]
 fn a_node_bootstrapped_from_a_snapshot_matches_its_source_and_keeps_following() {
-    let k = keys();
-    let spec = big_spec(&k);
-    let (src_dir, dst_dir, files) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let source = open_pruning(
-        src_dir.path(),
-        spec.clone(),
-        PruneConfig::default(),
-        &Metrics::new(),
-    )
-    .unwrap();
-    grow(&source, &k, 70);
+    let src = Source::new(70);
+    let (k, spec, source, files) = (&src.k, &src.spec, &src.chain, &src.files);
+    let dst_dir = tempfile::tempdir().unwrap();
     let file = files.path().join("state.snap");
     let mut reports = 0;
     let head = snapshot::export(source.store(), source.params(), &file, CHUNK, &mut |_| {
@@ -102,10 +137,10 @@ fn a_node_bootstrapped_from_a_snapshot_matches_its_source_and_keeps_following() 
     assert!(!files.path().join("state.snap.tmp").exists());
 
     // Inspecting checks everything, the root included, without a data directory.
-    let checked = snapshot::verify_file(&file, Some(&spec), &mut |_| {}).unwrap();
+    let checked = snapshot::verify_file(&file, Some(spec), &mut |_| {}).unwrap();
     assert_eq!(checked.manifest, head.manifest);
 
-    import(dst_dir.path(), &spec, &file).unwrap();
+    import(dst_dir.path(), spec, &file).unwrap();
     let restored = open_pruning(dst_dir.path(), spec.clone(), pruned(), &Metrics::new()).unwrap();
     assert_eq!(restored.tip().hash, source.tip().hash);
     assert_eq!(
@@ -118,7 +153,7 @@ fn a_node_bootstrapped_from_a_snapshot_matches_its_source_and_keeps_following() 
             source.account(&user.public()).unwrap()
         );
     }
-    let params = ChainParams::from_genesis(&spec).unwrap();
+    let params = ChainParams::from_genesis(spec).unwrap();
     // It proves the tip final from genesis, as its source does.
     let proof = restored
         .finality_proof(70)
@@ -128,7 +163,7 @@ fn a_node_bootstrapped_from_a_snapshot_matches_its_source_and_keeps_following() 
         .verify(&params, &restored.tip().header, &restored.tip().hash)
         .unwrap();
     // It follows: the source's next blocks import with the same roots, across an epoch end.
-    grow(&source, &k, 85);
+    grow(source, k, 85);
     for h in 71..=85 {
         let block = source.block_at(h).unwrap().unwrap();
         restored
@@ -153,7 +188,7 @@ fn a_node_bootstrapped_from_a_snapshot_matches_its_source_and_keeps_following() 
     );
     assert!(matches!(full, Err(ChainError::History(_))));
     // A second import into a directory holding a chain is refused.
-    let again = import(dst_dir.path(), &spec, &file).unwrap_err();
+    let again = import(dst_dir.path(), spec, &file).unwrap_err();
     assert!(
         again.to_string().contains("already holds a chain"),
         "{again}"
@@ -162,20 +197,9 @@ fn a_node_bootstrapped_from_a_snapshot_matches_its_source_and_keeps_following() 
 
 #[test]
 fn a_tampered_cut_extended_or_foreign_snapshot_is_refused() {
-    let k = keys();
-    let spec = big_spec(&k);
-    let (src_dir, files) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let source = open_pruning(
-        src_dir.path(),
-        spec.clone(),
-        PruneConfig::default(),
-        &Metrics::new(),
-    )
-    .unwrap();
-    grow(&source, &k, 25);
-    let file = files.path().join("state.snap");
-    let head =
-        snapshot::export(source.store(), source.params(), &file, CHUNK, &mut |_| {}).unwrap();
+    let src = Source::new(25);
+    let (k, spec, source, files) = (&src.k, &src.spec, &src.chain, &src.files);
+    let (file, head) = src.export("state.snap");
     let bytes = std::fs::read(&file).unwrap();
 
     let refused = |bytes: &[u8], spec: &GenesisSpec| -> String {
@@ -211,63 +235,48 @@ fn a_tampered_cut_extended_or_foreign_snapshot_is_refused() {
     for at in positions {
         let mut bad = bytes.clone();
         bad[at] ^= 0x01;
-        let message = refused(&bad, &spec);
+        let message = refused(&bad, spec);
         assert!(!message.is_empty());
     }
     let mut bad = bytes.clone();
     bad[first_chunk + 100] ^= 0x01;
-    assert!(refused(&bad, &spec).contains("chunk 0"));
+    assert!(refused(&bad, spec).contains("chunk 0"));
     // Cut short, or followed by more bytes.
-    assert!(refused(&bytes[..bytes.len() - 10], &spec).contains("cut short"));
+    assert!(refused(&bytes[..bytes.len() - 10], spec).contains("cut short"));
     let mut longer = bytes.clone();
     longer.push(0);
-    assert!(refused(&longer, &spec).contains("after the last chunk"));
+    assert!(refused(&longer, spec).contains("after the last chunk"));
     // Another chain's genesis.
     let other = big_spec(&keys());
     assert!(refused(&bytes, &other).contains("is of chain"));
     // A chunk from another snapshot in place of the right one: its hash is not the manifest's.
-    grow(&source, &k, 30);
-    let later = files.path().join("later.snap");
-    snapshot::export(source.store(), source.params(), &later, CHUNK, &mut |_| {}).unwrap();
+    grow(source, k, 30);
+    let (later, _) = src.export("later.snap");
     let later_bytes = std::fs::read(&later).unwrap();
     // Same hops (one epoch, ended at 20), chunks of the later state.
     let later_frames = frame_starts(&later_bytes);
     let mut spliced = bytes[..frames[1 + hops]].to_vec();
     spliced.extend_from_slice(&later_bytes[later_frames[1 + hops]..]);
-    assert!(refused(&spliced, &spec).contains("chunk 0"));
+    assert!(refused(&spliced, spec).contains("chunk 0"));
     assert_eq!(head.manifest.height, 25);
 }
 
 #[test]
 fn an_interrupted_import_is_refused_at_open_and_starts_over() {
-    let k = keys();
-    let spec = big_spec(&k);
-    let (src_dir, dst_dir, files) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let source = open_pruning(
-        src_dir.path(),
-        spec.clone(),
-        PruneConfig::default(),
-        &Metrics::new(),
-    )
-    .unwrap();
-    grow(&source, &k, 5);
-    let file = files.path().join("state.snap");
-    let head =
-        snapshot::export(source.store(), source.params(), &file, CHUNK, &mut |_| {}).unwrap();
+    let src = Source::new(5);
+    let (spec, source, files) = (&src.spec, &src.chain, &src.files);
+    let dst_dir = tempfile::tempdir().unwrap();
+    let (file, head) = src.export("state.snap");
     assert!(head.manifest.chunks.len() >= 2);
     // The file ends inside the last chunk: the first chunks were restored when it stopped.
     let bytes = std::fs::read(&file).unwrap();
     let cut = files.path().join("cut.snap");
     std::fs::write(&cut, &bytes[..bytes.len() - 1000]).unwrap();
-    assert!(import(dst_dir.path(), &spec, &cut).is_err());
+    assert!(import(dst_dir.path(), spec, &cut).is_err());
     let refused = open_pruning(dst_dir.path(), spec.clone(), pruned(), &Metrics::new());
     assert!(matches!(refused, Err(ChainError::InterruptedImport(5))));
-    import(dst_dir.path(), &spec, &file).unwrap();
-    let restored = open_pruning(dst_dir.path(), spec, pruned(), &Metrics::new()).unwrap();
+    import(dst_dir.path(), spec, &file).unwrap();
+    let restored = open_pruning(dst_dir.path(), spec.clone(), pruned(), &Metrics::new()).unwrap();
     assert_eq!(
         restored.tip().header.state_root,
         source.tip().header.state_root
