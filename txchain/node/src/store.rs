@@ -199,6 +199,9 @@ pub struct ChainStore {
     /// The floors below which history was dropped, as of the last commit (read by every
     /// lookup, so not read from the store each time).
     kept: Arc<RwLock<Kept>>,
+    /// No staleness record below this version is left: where the next state prune starts
+    /// (0 after a start: the first prune scans from the beginning once).
+    stale_from: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ChainStore {
@@ -207,6 +210,7 @@ impl ChainStore {
             kv,
             prune,
             kept: Arc::new(RwLock::new(Kept::default())),
+            stale_from: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
@@ -581,12 +585,16 @@ impl ChainStore {
             );
         }
         if let Some(prune_to) = version.checked_sub(self.prune.keep_versions) {
-            crate::tree::prune(
+            let from = self.stale_from.load(std::sync::atomic::Ordering::Relaxed);
+            let (_, next) = crate::tree::prune(
                 self.kv.as_ref(),
                 batch,
                 prune_to,
                 self.prune.max_deletes_per_block,
+                from,
             )?;
+            self.stale_from
+                .store(next, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
     }

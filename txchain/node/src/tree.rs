@@ -230,20 +230,32 @@ impl TreeReader for PendingTree<'_> {
 /// Deletes whole versions' records, oldest first, and stops before a version whose records
 /// would take the count past `max_deletes` (but always takes at least one version, so pruning
 /// never stalls behind a single large block). Returns the number of nodes and values deleted.
+///
+/// `from`: no record below this version is left (the caller remembers where the last prune
+/// stopped). Records are deleted, not compacted away at once: a scan from the start would step
+/// over every deleted record of the node's life, block after block. Returns, with the count, the
+/// version the next prune can start from.
 pub fn prune(
     kv: &dyn KvStore,
     batch: &mut WriteBatch,
     prune_to: Version,
     max_deletes: usize,
-) -> Result<usize, StoreError> {
+    from: Version,
+) -> Result<(usize, Version), StoreError> {
+    let start = from.to_be_bytes();
+    // Where each column's next prune starts: past `prune_to` unless the cap stopped it at a
+    // version it did not take.
+    let mut next_nodes = prune_to.saturating_add(1);
     let mut deleted = 0usize;
-    for item in kv.iter_from(CF_JMT_STALE, &[], Direction::Forward)? {
+    for item in kv.iter_from(CF_JMT_STALE, &start, Direction::Forward)? {
         let (k, record) = item?;
-        if version_of_record(&k)? > prune_to {
+        let version = version_of_record(&k)?;
+        if version > prune_to {
             break;
         }
         let keys = decode_stale_nodes(&record)?;
         if deleted > 0 && deleted.saturating_add(keys.len()) > max_deletes {
+            next_nodes = version;
             break;
         }
         for node_key in &keys {
@@ -252,14 +264,17 @@ pub fn prune(
         deleted = deleted.saturating_add(keys.len());
         batch.delete(CF_JMT_STALE, k);
     }
+    let mut next_values = prune_to.saturating_add(1);
     let mut values_deleted = 0usize;
-    for item in kv.iter_from(CF_JMT_STALE_VALUES, &[], Direction::Forward)? {
+    for item in kv.iter_from(CF_JMT_STALE_VALUES, &start, Direction::Forward)? {
         let (k, record) = item?;
-        if version_of_record(&k)? > prune_to {
+        let version = version_of_record(&k)?;
+        if version > prune_to {
             break;
         }
         let count = record.len() / STALE_VALUE_ENTRY;
         if values_deleted > 0 && values_deleted.saturating_add(count) > max_deletes {
+            next_values = version;
             break;
         }
         for value_key in decode_stale_values(&record)? {
@@ -268,7 +283,10 @@ pub fn prune(
         values_deleted = values_deleted.saturating_add(count);
         batch.delete(CF_JMT_STALE_VALUES, k);
     }
-    Ok(deleted.saturating_add(values_deleted))
+    Ok((
+        deleted.saturating_add(values_deleted),
+        next_nodes.min(next_values),
+    ))
 }
 
 fn version_of_record(key: &[u8]) -> Result<Version, StoreError> {
@@ -315,6 +333,50 @@ mod tests {
     fn stale_value_records_must_hold_whole_entries() {
         assert_eq!(decode_stale_values(&[0u8; 80]).unwrap().count(), 2);
         assert!(decode_stale_values(&[0u8; 79]).is_err());
+    }
+
+    #[test]
+    fn pruning_resumes_where_the_cap_stopped_it_and_never_rescans_pruned_versions() {
+        let kv = doin_store::MemStore::new(&[
+            CF_JMT_NODES,
+            CF_JMT_VALUES,
+            CF_JMT_STALE,
+            CF_JMT_STALE_VALUES,
+        ]);
+        let mut b = WriteBatch::new();
+        for version in 1..=5u64 {
+            let keys = [node_key(version, 1), node_key(version, 2)];
+            for key in &keys {
+                b.put(CF_JMT_NODES, borsh::to_vec(key).unwrap(), vec![0]);
+            }
+            b.put(
+                CF_JMT_STALE,
+                version.to_be_bytes().to_vec(),
+                encode_stale_nodes(keys.iter()).unwrap(),
+            );
+        }
+        kv.write(b, doin_store::Durability::Sync).unwrap();
+        let stale = |kv: &doin_store::MemStore| {
+            kv.iter_from(CF_JMT_STALE, &[], Direction::Forward)
+                .unwrap()
+                .count()
+        };
+        // A cap of 3 deletions takes version 1 (2 nodes), not version 2: the next prune
+        // starts at 2.
+        let mut b = WriteBatch::new();
+        let (deleted, next) = prune(&kv, &mut b, 4, 3, 0).unwrap();
+        kv.write(b, doin_store::Durability::Sync).unwrap();
+        assert_eq!((deleted, next), (2, 2));
+        assert_eq!(stale(&kv), 4);
+        // Uncapped, it takes 2 to 4 and says the next starts after 4.
+        let mut b = WriteBatch::new();
+        let (deleted, next) = prune(&kv, &mut b, 4, 1_000, next).unwrap();
+        kv.write(b, doin_store::Durability::Sync).unwrap();
+        assert_eq!((deleted, next), (6, 5));
+        assert_eq!(stale(&kv), 1);
+        // Nothing at or below the bound: the start moves past it all the same.
+        let mut b = WriteBatch::new();
+        assert_eq!(prune(&kv, &mut b, 4, 1_000, next).unwrap(), (0, 5));
     }
 
     #[test]
