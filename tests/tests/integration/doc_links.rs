@@ -203,19 +203,17 @@ fn sources_cite_only_documents_of_this_repository() {
     let mut files = Vec::new();
     source_files(&root, &mut files);
     files.extend(markdown_files(&root));
-    let this_file = Path::new(file!()).file_name().unwrap().to_owned();
+    // Built from parts, so that this file does not itself hold what it looks for.
+    let outside = [["DESIGN", " §"].concat(), ["..", "/shared/"].concat()];
     let mut problems = Vec::new();
     for file in files {
-        if file.file_name() == Some(&this_file) {
-            continue;
-        }
         let Ok(text) = fs::read_to_string(&file) else {
             continue;
         };
         let name = file.strip_prefix(&root).unwrap().display().to_string();
         for (n, line) in text.lines().enumerate() {
             let at = format!("{name}:{}", n + 1);
-            if line.contains("DESIGN §") || line.contains("../shared/") {
+            if outside.iter().any(|o| line.contains(o.as_str())) {
                 problems.push(format!("{at}: cites a document outside the repository"));
             }
             let lower = line.to_lowercase();
