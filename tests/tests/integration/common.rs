@@ -102,6 +102,47 @@ pub(crate) struct NodeProc {
 }
 
 impl NodeProc {
+    /// Writes the config of a transfer-chain node `name` in `dir` (its data in `dir/name`):
+    /// REST on a free loopback port, libp2p on a free port of `ip`, dialling `bootstrap`, with
+    /// `sync_interval_ms` and `extra` TOML sections (`[producer]`, `[storage]` …) appended.
+    pub(crate) fn tx_node(
+        dir: &Path,
+        name: &str,
+        genesis: &Path,
+        ip: &str,
+        bootstrap: &[String],
+        sync_interval_ms: u64,
+        extra: &str,
+    ) -> NodeProc {
+        let rest_port = free_port("127.0.0.1");
+        let p2p_port = free_port(ip);
+        let config = dir.join(format!("{name}.toml"));
+        let bootstrap: Vec<String> = bootstrap.iter().map(|b| format!("{b:?}")).collect();
+        let toml = format!(
+            "data_dir = {:?}\ngenesis_file = {:?}\nchains = [\"tx\"]\n\
+             [rest]\nlisten = \"127.0.0.1:{rest_port}\"\nrate_limit_per_second = 0\n\
+             [p2p]\nlisten = [\"/ip4/{ip}/tcp/{p2p_port}\"]\nbootstrap = [{}]\nsync_interval_ms = {sync_interval_ms}\n{extra}",
+            dir.join(name),
+            genesis,
+            bootstrap.join(", "),
+        );
+        std::fs::write(&config, toml).unwrap();
+        NodeProc {
+            log: dir.join(format!("{name}.log")),
+            name: name.into(),
+            config,
+            rest: format!("http://127.0.0.1:{rest_port}"),
+            child: None,
+        }
+    }
+
+    /// The `[producer]` section of a validator whose key file is `keystore`.
+    pub(crate) fn producer_toml(keystore: &Path, password: &Path) -> String {
+        format!(
+            "[producer]\nenabled = true\nkeystore = {keystore:?}\npassword_file = {password:?}\n"
+        )
+    }
+
     /// Starts `doin node --config` (logs appended to `self.log`) and waits until REST answers.
     pub(crate) fn start(&mut self, doin: &Path) {
         let config = self.config.clone().into_os_string();

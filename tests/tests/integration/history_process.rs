@@ -12,7 +12,7 @@
 
 use crate::common;
 
-use common::{doin, free_port, get, wait_until, NodeProc};
+use common::{doin, get, wait_until, NodeProc};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -27,33 +27,22 @@ struct Net {
 impl Net {
     /// A node's config: `storage` is its `[storage]` section's body.
     fn node(&self, name: &str, produce: bool, bootstrap: &[String], storage: &str) -> NodeProc {
-        let rest_port = free_port("127.0.0.1");
-        let p2p_port = free_port("127.0.0.1");
-        let config = self.dir.path().join(format!("{name}.toml"));
-        let bootstrap: Vec<String> = bootstrap.iter().map(|b| format!("{b:?}")).collect();
-        let mut toml = format!(
-            "data_dir = {:?}\ngenesis_file = {:?}\nchains = [\"tx\"]\n\
-             [rest]\nlisten = \"127.0.0.1:{rest_port}\"\nrate_limit_per_second = 0\n\
-             [p2p]\nlisten = [\"/ip4/127.0.0.1/tcp/{p2p_port}\"]\nbootstrap = [{}]\nsync_interval_ms = 300\n\
-             [storage]\n{storage}\n",
-            self.dir.path().join(name),
-            self.genesis,
-            bootstrap.join(", "),
-        );
+        let mut extra = format!("[storage]\n{storage}\n");
         if produce {
-            toml.push_str(&format!(
-                "[producer]\nenabled = true\nkeystore = {:?}\npassword_file = {:?}\n",
-                self.validator_key, self.password
+            extra.push_str(&NodeProc::producer_toml(
+                &self.validator_key,
+                &self.password,
             ));
         }
-        std::fs::write(&config, toml).unwrap();
-        NodeProc {
-            log: self.dir.path().join(format!("{name}.log")),
-            name: name.into(),
-            config,
-            rest: format!("http://127.0.0.1:{rest_port}"),
-            child: None,
-        }
+        NodeProc::tx_node(
+            self.dir.path(),
+            name,
+            &self.genesis,
+            "127.0.0.1",
+            bootstrap,
+            300,
+            &extra,
+        )
     }
 
     /// `doin snapshot export --config CONFIG --out OUT`.

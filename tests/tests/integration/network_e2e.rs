@@ -13,7 +13,7 @@
 
 use crate::common;
 
-use common::{doin, free_port, get, wait_until, NodeProc};
+use common::{doin, get, wait_until, NodeProc};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -39,34 +39,20 @@ impl Net {
 
     /// Writes the node's config; `produce` makes it the validator.
     fn node(&self, i: usize, produce: bool, bootstrap: &[String]) -> NodeProc {
-        let ip = format!("127.0.0.{}", i + 1);
-        let rest_port = free_port("127.0.0.1");
-        let p2p_port = free_port(&ip);
-        let name = format!("n{i}");
-        let config = self.dir.path().join(format!("{name}.toml"));
-        let bootstrap: Vec<String> = bootstrap.iter().map(|b| format!("{b:?}")).collect();
-        let mut toml = format!(
-            "data_dir = {:?}\ngenesis_file = {:?}\nchains = [\"tx\"]\n\
-             [rest]\nlisten = \"127.0.0.1:{rest_port}\"\nrate_limit_per_second = 0\n\
-             [p2p]\nlisten = [\"/ip4/{ip}/tcp/{p2p_port}\"]\nbootstrap = [{}]\nsync_interval_ms = 500\n",
-            self.dir.path().join(&name),
-            self.genesis,
-            bootstrap.join(", "),
-        );
-        if produce {
-            toml.push_str(&format!(
-                "[producer]\nenabled = true\nkeystore = {:?}\npassword_file = {:?}\n",
-                self.validator_key, self.password
-            ));
-        }
-        std::fs::write(&config, toml).unwrap();
-        NodeProc {
-            log: self.dir.path().join(format!("{name}.log")),
-            name,
-            config,
-            rest: format!("http://127.0.0.1:{rest_port}"),
-            child: None,
-        }
+        let producer = if produce {
+            NodeProc::producer_toml(&self.validator_key, &self.password)
+        } else {
+            String::new()
+        };
+        NodeProc::tx_node(
+            self.dir.path(),
+            &format!("n{i}"),
+            &self.genesis,
+            &format!("127.0.0.{}", i + 1),
+            bootstrap,
+            500,
+            &producer,
+        )
     }
 
     fn start(&self, n: &mut NodeProc) {
