@@ -12,8 +12,8 @@
 
 pub use crate::kept::{HistoryMode, HistoryPolicy, Kept, MIN_KEEP_BLOCKS};
 use crate::store::{
-    addr_index_key, addr_index_roles, decode_stored_tx, ChainStore, StoreResult, BLOCK_HASHES,
-    BODIES, COMMITS, HEADERS, TX_INDEX,
+    addr_index_key, addr_index_roles, ChainStore, StoreResult, BLOCK_HASHES, BODIES, COMMITS,
+    HEADERS, TX_INDEX,
 };
 use doin_store::{Durability, StoreError, Table, WriteBatch};
 use doin_types::Height;
@@ -182,17 +182,17 @@ impl ChainStore {
     fn drop_body(&self, batch: &mut WriteBatch, height: Height) -> StoreResult<()> {
         for item in BODIES.with_prefix(self.kv().as_ref(), &height)? {
             let ((_, index), bytes) = item?;
-            let tx = decode_stored_tx(&bytes)?;
-            let id = doin_tx_core::Tx::from_signed(tx.clone())
-                .map_err(|e| StoreError::Corrupt(format!("transaction at {height}: {e}")))?
-                .id();
+            // The id from the stored bytes as they are (no re-encoding).
+            let tx = doin_tx_core::Tx::decode(&bytes, bytes.len() as u64)
+                .map_err(|e| StoreError::Corrupt(format!("transaction at {height}: {e}")))?;
+            let id = tx.id();
             BODIES.delete(batch, &(height, index));
             // Only the entry pointing here: a transaction id is unique on one chain, but a
             // corrupt index must not make pruning delete what another block owns.
             if self.tx_location(&id)?.is_some_and(|l| l.height == height) {
                 TX_INDEX.delete(batch, &id);
             }
-            for (who, _) in addr_index_roles(&tx) {
+            for (who, _) in addr_index_roles(tx.signed()) {
                 batch.delete(
                     crate::store::CF_ADDR_INDEX,
                     addr_index_key(&who, height, index),
