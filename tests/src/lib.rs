@@ -12,6 +12,7 @@ use doin_net as _;
 
 pub mod cluster;
 pub mod hub_harness;
+pub mod ports;
 pub mod scenario;
 
 use doin_crypto::KeyPair;

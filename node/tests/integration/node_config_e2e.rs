@@ -4,18 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const DOIN: &str = env!("CARGO_BIN_EXE_doin");
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    crate::ports::free_port("127.0.0.1")
 }
 
 fn get(url: &str) -> Option<(u16, serde_json::Value)> {

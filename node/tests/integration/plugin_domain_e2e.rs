@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -42,11 +41,7 @@ fn get(url: &str) -> (u16, serde_json::Value) {
 fn a_registered_python_domain_gets_verified_work() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("devnet");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::ports::free_port("127.0.0.1");
     let base = format!("http://127.0.0.1:{port}");
     let plugin = format!("py-quadratic=python3 {PLUGINS}/quadratic_plugin.py");
     let _node = Kill(

@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -27,13 +26,7 @@ pub(crate) fn doin() -> PathBuf {
     doin
 }
 
-pub(crate) fn free_port(ip: &str) -> u16 {
-    TcpListener::bind(format!("{ip}:0"))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub(crate) use doin_tests::ports::free_port;
 
 /// GET with a 5 s timeout: status and JSON body (`Null` when the body is not JSON).
 pub(crate) fn get(url: &str) -> Option<(u16, Value)> {
