@@ -30,6 +30,64 @@ pub struct NodeConfig {
     pub consensus: ConsensusSection,
     #[serde(default)]
     pub hub: HubSection,
+    #[serde(default)]
+    pub sync: SyncSection,
+    #[serde(default)]
+    pub snapshots: SnapshotsSection,
+}
+
+/// How a new node catches up (`[sync]`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSection {
+    /// `full` replays every block from genesis; `warp` lets a node with an empty data directory
+    /// start from a snapshot its peers serve, checked from the genesis file alone (transfer
+    /// chain; needs `storage.prune = "pruned"`).
+    pub mode: SyncMode,
+    /// Snapshot chunk requests in flight at once during warp sync, over all peers.
+    pub warp_in_flight: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    Full,
+    Warp,
+}
+
+impl Default for SyncSection {
+    fn default() -> Self {
+        SyncSection {
+            mode: SyncMode::Full,
+            warp_in_flight: 8,
+        }
+    }
+}
+
+/// Transfer-state snapshots this node writes and serves to peers that warp-sync
+/// (`[snapshots]`), in `<data_dir>/snapshots`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotsSection {
+    /// Write and serve snapshots.
+    pub enabled: bool,
+    /// Final blocks between snapshots; unset: the genesis epoch length.
+    pub every_blocks: Option<u64>,
+    /// Snapshots kept on disk (the newest); older ones are deleted.
+    pub keep: usize,
+    /// Bytes a chunk aims at (a chunk is one request of a warp-syncing peer).
+    pub chunk_bytes: usize,
+}
+
+impl Default for SnapshotsSection {
+    fn default() -> Self {
+        SnapshotsSection {
+            enabled: true,
+            every_blocks: None,
+            keep: 2,
+            chunk_bytes: doin_tx_core::snapshot::TARGET_CHUNK_BYTES,
+        }
+    }
 }
 
 /// The channel hub (`[hub]`), run when `chains` names `hub`.
@@ -302,6 +360,8 @@ impl Default for NodeConfig {
             },
             consensus: ConsensusSection::default(),
             hub: HubSection::default(),
+            sync: SyncSection::default(),
+            snapshots: SnapshotsSection::default(),
         }
     }
 }
@@ -361,6 +421,34 @@ impl NodeConfig {
             return Err(format!(
                 "configuration: hub.dispute_blocks must be 1..={}",
                 doin_tx_core::channel::MAX_DISPUTE_BLOCKS
+            ));
+        }
+        if self.sync.mode == SyncMode::Warp {
+            if self.storage.prune != doin_tx_node::history::HistoryMode::Pruned {
+                return Err(
+                    "configuration: sync.mode = \"warp\" needs storage.prune = \"pruned\" (a node that starts from a snapshot has no history before it)"
+                        .into(),
+                );
+            }
+            if !self.p2p.enabled {
+                return Err("configuration: sync.mode = \"warp\" needs p2p.enabled".into());
+            }
+        }
+        if self.sync.warp_in_flight == 0 {
+            return Err("configuration: sync.warp_in_flight must be above zero".into());
+        }
+        if self.snapshots.every_blocks == Some(0) || self.snapshots.keep == 0 {
+            return Err(
+                "configuration: snapshots.every_blocks and snapshots.keep must be above zero"
+                    .into(),
+            );
+        }
+        if self.snapshots.chunk_bytes == 0
+            || self.snapshots.chunk_bytes > doin_tx_core::snapshot::TARGET_CHUNK_BYTES * 4
+        {
+            return Err(format!(
+                "configuration: snapshots.chunk_bytes must be 1..={}",
+                doin_tx_core::snapshot::TARGET_CHUNK_BYTES * 4
             ));
         }
         if self.hub.watch_interval_ms == 0 {

@@ -63,6 +63,8 @@ pub struct GatewayState {
     pub net: Option<doin_net::NetHandle>,
     pub tx_sync: Option<doin_sync::SyncState>,
     pub main_sync: Option<doin_sync::SyncState>,
+    /// The warp sync this run made, if it made one.
+    pub warp: Option<doin_tx_node::warp::WarpProgress>,
 }
 
 impl GatewayState {
@@ -125,6 +127,7 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
             net: state.net.clone(),
             tx_sync: state.tx_sync.clone(),
             main_sync: state.main_sync.clone(),
+            warp: state.warp.clone(),
         }));
     match &state.tx {
         Some(chain) => {

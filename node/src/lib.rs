@@ -18,3 +18,4 @@ pub mod node_api;
 pub mod run;
 pub mod snapshot_cli;
 pub mod tasks;
+pub mod warp_boot;

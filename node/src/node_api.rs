@@ -13,7 +13,7 @@ use utoipa::OpenApi;
 #[derive(OpenApi)]
 #[openapi(
     paths(peers, sync),
-    components(schemas(PeersView, PeerEntry, SyncView, SyncReport)),
+    components(schemas(PeersView, PeerEntry, SyncView, SyncReport, SyncPhase, WarpView)),
     tags((name = "node", description = "Liveness, readiness, metrics and status"))
 )]
 pub struct NodeNetApiDoc;
@@ -24,6 +24,7 @@ pub struct NetState {
     pub net: Option<doin_net::NetHandle>,
     pub tx_sync: Option<doin_sync::SyncState>,
     pub main_sync: Option<doin_sync::SyncState>,
+    pub warp: Option<doin_tx_node::warp::WarpProgress>,
 }
 
 pub fn router(state: NetState) -> Router {
@@ -53,8 +54,17 @@ async fn peers(State(s): State<NetState>) -> Result<Json<PeersView>, Problem> {
 async fn sync(State(s): State<NetState>) -> Json<SyncView> {
     let tx = s.tx_sync.as_ref().map(|t| t.report());
     let main = s.main_sync.as_ref().map(|m| m.report());
+    let syncing =
+        tx.as_ref().is_some_and(|r| r.syncing) || main.as_ref().is_some_and(|r| r.syncing);
     Json(SyncView {
-        syncing: tx.as_ref().is_some_and(|r| r.syncing) || main.as_ref().is_some_and(|r| r.syncing),
+        syncing,
+        phase: if syncing {
+            SyncPhase::Blocks
+        } else {
+            SyncPhase::Following
+        },
+        // Once the node is open, a warp sync of this run is finished.
+        warp: s.warp.as_ref().map(|w| w.get().1),
         tx,
         main,
     })

@@ -2,7 +2,7 @@
 //! production and the REST gateway as tasks, and stop all of it on a signal or when a critical
 //! task fails.
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, SyncMode};
 use crate::gateway::{self, GatewayLimits, GatewayState, Readiness, ReadyFlag};
 use crate::tasks::{Exit, TaskManager};
 use anyhow::{anyhow, Context};
@@ -23,6 +23,7 @@ use doin_tx_node::consensus::{BftMetrics, BftProducer, BftSettings};
 use doin_tx_node::history::HistoryPolicy;
 use doin_tx_node::mempool::MempoolConfig;
 use doin_tx_node::p2p::TxP2p;
+use doin_tx_node::snapshot_shelf::{self, SnapshotShelf};
 use doin_tx_node::store::PruneConfig;
 use doin_tx_node::{BlockProducer, SoloProducer, TxChain, TxChainConfig};
 use std::net::SocketAddr;
@@ -131,6 +132,14 @@ impl Node {
         };
         let mut tasks = TaskManager::new();
 
+        let warp = match (&tx_spec, cfg.sync.mode) {
+            (Some(spec), SyncMode::Warp) if cfg.runs("tx") => {
+                let net_cfg = net_config(cfg, &spec.network.to_string())?;
+                crate::warp_boot::warp_if_empty(cfg, kv.clone(), spec, net_cfg, shutdown_signal())
+                    .await?
+            }
+            _ => None,
+        };
         let tx = match (cfg.runs("tx"), tx_spec) {
             (true, Some(spec)) => Some(
                 open_tx(
@@ -219,6 +228,7 @@ impl Node {
                 net: net.clone(),
                 tx_sync: tx_sync.clone(),
                 main_sync: main_sync.clone(),
+                warp,
             },
             GatewayLimits {
                 rate: RateLimitConfig {
@@ -425,7 +435,7 @@ fn start_network(
     let mut network = Network::new(net_cfg, key, metrics.registry()).map_err(|e| anyhow!(e))?;
     let mut tx_sync = None;
     if let Some(chain) = tx {
-        let p2p = TxP2p::attach(
+        let mut p2p = TxP2p::attach(
             chain.clone(),
             &mut network,
             metrics,
@@ -433,6 +443,29 @@ fn start_network(
             max_response,
         )
         .map_err(|e| anyhow!(e))?;
+        if cfg.snapshots.enabled {
+            let dir = cfg.data_dir.join("snapshots");
+            let shelf = SnapshotShelf::open(
+                &dir,
+                chain.params().clone(),
+                cfg.snapshots.keep,
+                cfg.snapshots.chunk_bytes,
+            )
+            .with_context(|| format!("snapshots in {}", dir.display()))?;
+            let shelf = Arc::new(shelf);
+            let every = cfg
+                .snapshots
+                .every_blocks
+                .unwrap_or(chain.params().consensus.epoch_blocks);
+            let produce = snapshot_shelf::produce(
+                chain.clone(),
+                shelf.clone(),
+                every,
+                tasks.shutdown_signal(),
+            );
+            tasks.spawn_critical("state snapshots", produce);
+            p2p = p2p.serve_snapshots(shelf);
+        }
         tx_sync = Some(p2p.sync_state());
         let fut = p2p.run(tasks.shutdown_signal());
         tasks.spawn_critical("transfer-chain network", fut);

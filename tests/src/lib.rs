@@ -130,6 +130,7 @@ pub fn gateway_with(
             net: None,
             tx_sync: None,
             main_sync: None,
+            warp: None,
         },
         GatewayLimits {
             rate: doin_http::RateLimitConfig {

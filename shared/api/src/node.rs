@@ -34,10 +34,53 @@ pub struct PeerEntry {
 pub struct SyncView {
     /// True while any networked chain is more than one block behind its best peer.
     pub syncing: bool,
+    /// Where the node is: a warp sync's `peers`, `proof`, `snapshot` or `restore`, then
+    /// `blocks` while any chain is behind its peers, else `following`.
+    pub phase: SyncPhase,
+    /// The warp sync this run made or makes (`[sync] mode = "warp"` on an empty data
+    /// directory); absent otherwise.
+    pub warp: Option<WarpView>,
     /// The transfer chain against its peers (absent when it is not run or not networked).
     pub tx: Option<SyncReport>,
     /// The main chain against its peers (absent when it is not run or not networked).
     pub main: Option<SyncReport>,
+}
+
+/// Where a node's sync is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncPhase {
+    /// Warp sync: waiting for a peer that offers a snapshot.
+    Peers,
+    /// Warp sync: fetching and checking the finality proof of the snapshot's block.
+    Proof,
+    /// Warp sync: fetching the state's chunks, each checked on arrival.
+    Snapshot,
+    /// Warp sync: restoring the state tree and checking its root.
+    Restore,
+    /// Fetching blocks the node is missing.
+    Blocks,
+    /// At the tip, importing blocks as they come.
+    Following,
+}
+
+/// A warp sync's progress: the snapshot's height and how much of its state is in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WarpView {
+    /// Height of the snapshot, once chosen.
+    pub height: Option<u64>,
+    pub chunks_done: u64,
+    pub chunks_total: u64,
+    /// Chunks a previous run had already fetched and checked (kept, not fetched again).
+    pub chunks_resumed: u64,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    /// Peers serving the chosen snapshot.
+    pub peers: u64,
+    /// Seconds left at this run's rate, once it can be told.
+    pub eta_secs: Option<u64>,
+    /// True once the state is restored and checked.
+    pub finished: bool,
 }
 
 /// A main block's anchoring proof. Only `proof` is evidence; the rest restates it.

@@ -25,3 +25,4 @@ mod main_reorg;
 mod network_both_chains;
 mod network_e2e;
 mod tx_proofs;
+mod warp_process;

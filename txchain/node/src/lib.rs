@@ -24,11 +24,13 @@ pub mod p2p;
 pub mod producer;
 pub mod proof_api;
 pub mod snapshot;
+pub mod snapshot_shelf;
 pub mod stake_api;
 pub mod store;
 pub mod sync;
 pub mod tree;
 pub mod views;
+pub mod warp;
 pub mod wire;
 
 pub use chain::{

@@ -8,7 +8,8 @@
 //! Tasks (all stop on shutdown; the first to fail ends the service):
 //! - *transactions*: gossip → mempool;
 //! - *blocks*: compact block → rebuilt from the mempool (+ missing ones fetched) → imported;
-//! - *server*: answers `Status`, `Headers`, `Blocks` and `Txs` requests;
+//! - *server*: answers `Status`, `Headers`, `Blocks` and `Txs` requests, and the snapshot
+//!   requests of warp sync when this node serves snapshots ([`crate::snapshot_shelf`]);
 //! - *announcer*: publishes what this node produced or was sent by its own clients;
 //! - *sync*: catches up with the best peer, headers first (`doin-sync`, with this chain's
 //!   side in [`crate::sync`]).
@@ -16,6 +17,7 @@
 use crate::chain::{Announcement, SubmitError, TxChain};
 use crate::mempool::MempoolError;
 use crate::net_ctx::{ask, blame, fetch_range, import, Ctx, P2pMetrics};
+use crate::snapshot_shelf::SnapshotShelf;
 use crate::sync::TxSyncIo;
 pub use crate::sync::{SyncReport, SyncState};
 use crate::wire::{
@@ -45,6 +47,7 @@ pub struct TxP2p {
     metrics: P2pMetrics,
     sync_interval: Duration,
     max_response_bytes: usize,
+    snapshots: Option<Arc<SnapshotShelf>>,
 }
 
 impl TxP2p {
@@ -67,7 +70,14 @@ impl TxP2p {
             metrics: P2pMetrics::register(metrics).map_err(|e| e.to_string())?,
             sync_interval,
             max_response_bytes,
+            snapshots: None,
         })
+    }
+
+    /// Serves the snapshots on `shelf` to peers that warp-sync.
+    pub fn serve_snapshots(mut self, shelf: Arc<SnapshotShelf>) -> TxP2p {
+        self.snapshots = Some(shelf);
+        self
     }
 
     pub fn sync_state(&self) -> SyncState {
@@ -88,12 +98,13 @@ impl TxP2p {
         tasks.spawn(transactions(ctx.clone(), self.txs, shutdown.clone()));
         tasks.spawn(blocks(ctx.clone(), self.blocks, shutdown.clone()));
         let chain = ctx.chain.clone();
+        let snapshots = self.snapshots;
         tasks.spawn(serve(
             ctx.net.clone(),
             self.requests,
             shutdown.clone(),
             |bytes| SyncRequest::decode(bytes).map_err(|e| e.to_string()),
-            Arc::new(move |req| answer(&chain, req)),
+            Arc::new(move |req| answer(&chain, snapshots.as_deref(), req)),
         ));
         tasks.spawn(announce(
             ctx.net.clone(),
@@ -246,7 +257,11 @@ async fn on_compact_block(ctx: &Ctx, msg: &GossipMessage) -> (Verdict, &'static 
     }
 }
 
-fn answer(chain: &TxChain, req: SyncRequest) -> Result<Vec<u8>, String> {
+fn answer(
+    chain: &TxChain,
+    snapshots: Option<&SnapshotShelf>,
+    req: SyncRequest,
+) -> Result<Vec<u8>, String> {
     let store = chain.store();
     let internal = |e: &dyn std::fmt::Display| format!("node error: {e}");
     let response = match req {
@@ -307,6 +322,14 @@ fn answer(chain: &TxChain, req: SyncRequest) -> Result<Vec<u8>, String> {
                 .collect::<Result<Vec<_>, _>>()?;
             SyncResponse::Txs(txs)
         }
+        SyncRequest::SnapshotOffers => {
+            SyncResponse::SnapshotOffers(snapshots.map(|s| s.offers()).unwrap_or_default())
+        }
+        SyncRequest::SnapshotFrame { height, index } => SyncResponse::SnapshotFrame(
+            snapshots
+                .ok_or("this node serves no snapshots")?
+                .frame(height, index)?,
+        ),
     };
     response.encode().map_err(|e| internal(&e))
 }

@@ -18,6 +18,9 @@ pub const MAX_HEADERS_PER_ANSWER: u32 = 512;
 /// Encoded bytes a sync answer aims to stay under (the network's response cap is larger).
 pub const ANSWER_BYTES_TARGET: usize = 8 * 1024 * 1024;
 
+/// Snapshots a peer lists at most in one answer (the newest of what it serves).
+pub const MAX_SNAPSHOT_OFFERS: usize = 64;
+
 /// Largest request accepted (a `Txs` request names at most one block's positions).
 pub const MAX_REQUEST_BYTES: usize = 60 * 1024;
 
@@ -31,6 +34,23 @@ pub enum SyncRequest {
     Txs { block: BlockHash, indexes: Vec<u32> },
     /// Consecutive signed headers starting at `from` (headers-first sync).
     Headers { from: Height, max: u32 },
+    /// The state snapshots the peer serves (warp sync).
+    SnapshotOffers,
+    /// Frame `index` of the peer's snapshot at `height`, as its file holds it: the head, then
+    /// one frame per epoch hop, then the chunks (`docs/architecture.md#snapshots`).
+    SnapshotFrame { height: Height, index: u32 },
+}
+
+/// A snapshot a peer serves: which block it is of and how many frames it has.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotOffer {
+    pub height: Height,
+    pub block_hash: BlockHash,
+    /// Frames before the first chunk: the head and its epoch hops.
+    pub head_frames: u32,
+    pub chunks: u32,
+    /// Bytes of all the chunks together.
+    pub chunk_bytes: u64,
 }
 
 /// A peer's chain position.
@@ -51,6 +71,10 @@ pub enum SyncResponse {
     Blocks(Vec<Block>),
     Txs(Vec<SignedTx>),
     Headers(Vec<SignedHeader>),
+    /// Oldest first, at most [`MAX_SNAPSHOT_OFFERS`] (the newest); empty: the peer serves none.
+    SnapshotOffers(Vec<SnapshotOffer>),
+    /// One frame's bytes, still to be checked by the asker.
+    SnapshotFrame(Vec<u8>),
 }
 
 impl SyncRequest {
@@ -88,6 +112,11 @@ mod tests {
                 indexes: vec![0, 7, 9],
             },
             SyncRequest::Headers { from: 9, max: 512 },
+            SyncRequest::SnapshotOffers,
+            SyncRequest::SnapshotFrame {
+                height: 40,
+                index: 3,
+            },
         ];
         for r in reqs {
             let mut bytes = r.encode().unwrap();
@@ -105,6 +134,17 @@ mod tests {
         let bytes = status.encode().unwrap();
         assert_eq!(SyncResponse::decode(&bytes, 1 << 20).unwrap(), status);
         assert!(SyncResponse::decode(&bytes, bytes.len() - 1).is_err());
+        let offer = SyncResponse::SnapshotOffers(vec![SnapshotOffer {
+            height: 40,
+            block_hash: Hash256([4; 32]),
+            head_frames: 2,
+            chunks: 7,
+            chunk_bytes: 7 << 20,
+        }]);
+        let mut bytes = offer.encode().unwrap();
+        assert_eq!(SyncResponse::decode(&bytes, 1 << 20).unwrap(), offer);
+        bytes.push(0);
+        assert!(SyncResponse::decode(&bytes, 1 << 20).is_err());
         assert!(SyncRequest::decode(&[0xff; 8]).is_err());
         assert!(SyncRequest::decode(&vec![0; MAX_REQUEST_BYTES + 1]).is_err());
     }

@@ -282,3 +282,59 @@ fn an_interrupted_import_is_refused_at_open_and_starts_over() {
         source.tip().header.state_root
     );
 }
+
+/// The shelf of served snapshots: one every `every` final blocks, the newest `keep` kept, each
+/// frame served as its file holds it; a damaged file is not offered after a restart.
+#[test]
+fn served_snapshots_rotate_answer_their_frames_and_skip_a_damaged_file() {
+    use doin_tx_node::snapshot_shelf::SnapshotShelf;
+    let source = Source::new(30);
+    let shelf_dir = source.files.path().join("shelf");
+    let params = source.chain.params().clone();
+    let shelf = SnapshotShelf::open(&shelf_dir, params.clone(), 2, CHUNK).unwrap();
+    assert!(shelf.offers().is_empty());
+    let first = shelf
+        .take(&source.chain, 10)
+        .unwrap()
+        .expect("a first snapshot");
+    assert!(first.chunks > 1, "{first:?}");
+    assert_eq!(shelf.take(&source.chain, 10).unwrap(), None, "not due yet");
+    let mut heights = vec![first.height];
+    for _ in 0..2 {
+        grow(
+            &source.chain,
+            &source.k,
+            source.chain.tip().header.height + 10,
+        );
+        heights.push(shelf.take(&source.chain, 10).unwrap().unwrap().height);
+    }
+    let offered: Vec<u64> = shelf.offers().iter().map(|o| o.height).collect();
+    assert_eq!(offered, heights[1..].to_vec(), "the newest two are kept");
+    assert!(
+        shelf.frame(heights[0], 0).is_err(),
+        "a dropped snapshot is not served"
+    );
+
+    // Every frame as the file holds it; none past the last.
+    let newest = shelf.offer().unwrap();
+    let path = shelf_dir.join(format!("tx-{:012}.snap", newest.height));
+    let bytes = std::fs::read(&path).unwrap();
+    let starts = frame_starts(&bytes);
+    assert_eq!(starts.len() as u32, newest.head_frames + newest.chunks);
+    for (i, &at) in starts.iter().enumerate() {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        assert_eq!(
+            shelf.frame(newest.height, i as u32).unwrap(),
+            bytes[at + 4..at + 4 + len]
+        );
+    }
+    assert!(shelf.frame(newest.height, starts.len() as u32).is_err());
+
+    // A byte of the head flipped on disk: after a restart that file is not offered.
+    let mut damaged = bytes.clone();
+    damaged[starts[0] + 10] ^= 1;
+    std::fs::write(&path, damaged).unwrap();
+    let reopened = SnapshotShelf::open(&shelf_dir, params, 2, CHUNK).unwrap();
+    let offered: Vec<u64> = reopened.offers().iter().map(|o| o.height).collect();
+    assert_eq!(offered, vec![heights[1]]);
+}

@@ -1,0 +1,256 @@
+//! Black-box: warp sync between real `doin node` processes.
+//!
+//! - a producer writes a state snapshot every few blocks, in small chunks (so even this small
+//!   state is many chunks), across epoch boundaries (so the finality proof has hops);
+//! - a fresh node with `[sync] mode = "warp"` bootstraps from it while one peer corrupts every
+//!   chunk it relays and another offers a newer snapshot whose manifest names another height and
+//!   root: both are refused and named in the log, and the node ends on the producer's chain and
+//!   state root and keeps following;
+//! - a warp node whose only peer is slow is killed with SIGKILL mid-download and started again
+//!   against the producer: it keeps the chunks it had checked and fetches only the rest.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use common::{doin, free_port, get, get_ok, wait_until, NodeProc};
+use doin_crypto::KeyPair;
+use doin_tx_core::{ConsensusParams, GenesisStake, StakeRole};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const SNAPSHOT_PEER: &str = env!("CARGO_BIN_EXE_snapshot-peer");
+
+/// A `snapshot-peer` process relaying to `honest` in `mode`; killed when dropped.
+struct SnapshotPeer {
+    child: Child,
+    addr: String,
+    peer_id: String,
+}
+
+impl SnapshotPeer {
+    fn start(honest: &str, mode: &str) -> SnapshotPeer {
+        use std::io::BufRead;
+        let port = free_port("127.0.0.1");
+        let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+        let mut child = Command::new(SNAPSHOT_PEER)
+            .args(["devnet", &listen, honest, mode])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let peer_id = line.trim().to_string();
+        SnapshotPeer {
+            child,
+            addr: format!("{listen}/p2p/{peer_id}"),
+            peer_id,
+        }
+    }
+}
+
+impl Drop for SnapshotPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A genesis of one staked validator, 5-block epochs and 100 ms blocks, and `funded`
+/// accounts; written to `dir/genesis.json`.
+fn write_genesis(dir: &Path, validator: &KeyPair, funded: &[KeyPair]) -> std::path::PathBuf {
+    let funded: Vec<&KeyPair> = funded.iter().collect();
+    let mut spec = doin_tests::funded_genesis(
+        "warp",
+        validator,
+        &funded,
+        1_000_000_000,
+        ConsensusParams {
+            target_block_time_ms: 100,
+            epoch_blocks: 5,
+            ..ConsensusParams::public_defaults()
+        },
+    );
+    spec.stakes.push(GenesisStake {
+        key: validator.public(),
+        role: StakeRole::Validator,
+        amount: spec.params.staking.min_validator_stake,
+        domains: Vec::new(),
+    });
+    let path = dir.join("genesis.json");
+    std::fs::write(&path, serde_json::to_string(&spec).unwrap()).unwrap();
+    path
+}
+
+const WARP: &str = "[sync]\nmode = \"warp\"\n[storage]\nprune = \"pruned\"\n";
+
+fn log_of(node: &NodeProc) -> String {
+    std::fs::read_to_string(&node.log).unwrap_or_default()
+}
+
+/// The state root of block `height` on `node`.
+fn state_root(node: &NodeProc, height: u64) -> Option<String> {
+    get_ok(&format!("{}/v1/tx/blocks/{height}", node.rest))
+        .and_then(|b| b["header"]["state_root"].as_str().map(String::from))
+}
+
+#[test]
+fn a_new_node_warp_syncs_past_lying_peers_and_resumes_after_a_kill() {
+    let _nodes = common::node_processes();
+    let dir = tempfile::tempdir().unwrap();
+    let doin = doin();
+    let validator = KeyPair::generate();
+    let funded: Vec<KeyPair> = (0..40).map(|_| KeyPair::generate()).collect();
+    let genesis = write_genesis(dir.path(), &validator, &funded);
+    let key = common::write_key(dir.path(), "validator", &validator);
+
+    // The producer: a snapshot every 10 final blocks, one state entry or so per chunk, all
+    // kept (the slow download below must still find its snapshot).
+    let producer_extra = format!(
+        "[producer]\nenabled = true\nkeystore = {key:?}\n\
+         [snapshots]\nevery_blocks = 10\nkeep = 1000\nchunk_bytes = 64\n"
+    );
+    let mut producer = NodeProc::tx_node(
+        dir.path(),
+        "producer",
+        &genesis,
+        "127.0.0.1",
+        &[],
+        300,
+        &producer_extra,
+    );
+    producer.start(&doin);
+    let honest = producer.listen_address();
+    wait_until("the producer writes a snapshot past two epochs", 90, || {
+        log_of(&producer)
+            .lines()
+            .rfind(|l| l.contains("state snapshot written"))
+            .and_then(|l| {
+                let h: u64 = l
+                    .split("height=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()?;
+                (h >= 11).then_some(())
+            })
+    });
+
+    // The liars relay the producer's answers, altered.
+    let corrupt = SnapshotPeer::start(&honest, "corrupt-chunk");
+    let wrong_root = SnapshotPeer::start(&honest, "wrong-root");
+    let mut warp = NodeProc::tx_node(
+        dir.path(),
+        "warp",
+        &genesis,
+        "127.0.0.1",
+        &[
+            honest.clone(),
+            corrupt.addr.clone(),
+            wrong_root.addr.clone(),
+        ],
+        300,
+        WARP,
+    );
+    warp.start(&doin);
+    let sync = wait_until("the warp node restores a snapshot", 120, || {
+        let (status, sync) = get(&format!("{}/v1/node/sync", warp.rest))?;
+        (status == 200 && sync["warp"]["finished"] == true && warp.height() > 0).then_some(sync)
+    });
+    let warp_view = &sync["warp"];
+    let snapshot_height = warp_view["height"].as_u64().unwrap();
+    assert!(snapshot_height >= 11, "{sync}");
+    assert!(warp_view["chunks_total"].as_u64().unwrap() >= 10, "{sync}");
+    assert_eq!(
+        warp_view["chunks_done"], warp_view["chunks_total"],
+        "{sync}"
+    );
+    let log = log_of(&warp);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("snapshot chunk is refused") && l.contains(&corrupt.peer_id)),
+        "the corrupting peer's chunk is refused:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("snapshot head is refused") && l.contains(&wrong_root.peer_id)),
+        "the wrong-root peer's head is refused:\n{log}"
+    );
+    // It follows the producer: the same blocks and state roots after the snapshot.
+    let target = producer.height() + 5;
+    wait_until("the warp node follows the tip", 60, || {
+        (warp.height() >= target).then_some(())
+    });
+    // (The snapshot's own block has no body here: the state stands for it.)
+    for h in [snapshot_height + 1, target] {
+        assert_eq!(warp.block_hash(h), producer.block_hash(h), "block {h}");
+        assert_eq!(
+            state_root(&warp, h),
+            state_root(&producer, h),
+            "state root {h}"
+        );
+    }
+    let (status, body) = get(&format!("{}/v1/tx/blocks/1", warp.rest)).unwrap();
+    assert_eq!(
+        status, 410,
+        "history before the snapshot is not here: {body}"
+    );
+    let (_, sync) = get(&format!("{}/v1/node/sync", warp.rest)).unwrap();
+    assert_eq!(sync["phase"], "following", "{sync}");
+    drop(warp);
+    drop(corrupt);
+    drop(wrong_root);
+
+    // Killed mid-download: the only peer relays slowly, one chunk in flight at a time.
+    let slow = SnapshotPeer::start(&honest, "slow-150");
+    let resumed_extra =
+        "[sync]\nmode = \"warp\"\nwarp_in_flight = 1\n[storage]\nprune = \"pruned\"\n";
+    let start_resumed = |bootstrap: &str| {
+        let mut node = NodeProc::tx_node(
+            dir.path(),
+            "resumed",
+            &genesis,
+            "127.0.0.1",
+            &[bootstrap.to_string()],
+            300,
+            resumed_extra,
+        );
+        node.start(&doin);
+        node
+    };
+    let mut resumed = start_resumed(&slow.addr);
+    let fetched_before = wait_until("the slow download is under way", 90, || {
+        let (_, sync) = get(&format!("{}/v1/node/sync", resumed.rest))?;
+        let done = sync["warp"]["chunks_done"].as_u64()?;
+        (sync["phase"] == "snapshot" && done >= 5).then_some(done)
+    });
+    resumed.kill9();
+    drop(slow);
+    let part = dir.path().join("resumed").join("tx-warp.part");
+    assert!(part.exists(), "the download is left on disk");
+
+    // Started again against the producer itself: the checked chunks are kept.
+    let resumed = start_resumed(&honest);
+    let sync = wait_until("the resumed node restores the snapshot", 120, || {
+        let (_, sync) = get(&format!("{}/v1/node/sync", resumed.rest))?;
+        (sync["warp"]["finished"] == true && resumed.height() > 0).then_some(sync)
+    });
+    let kept = sync["warp"]["chunks_resumed"].as_u64().unwrap();
+    assert!(kept >= fetched_before, "{sync}");
+    assert!(
+        kept < sync["warp"]["chunks_total"].as_u64().unwrap(),
+        "{sync}"
+    );
+    assert!(!part.exists());
+    let log = log_of(&resumed);
+    assert!(log.contains("resuming the unfinished download"), "{log}");
+    let target = producer.height() + 3;
+    wait_until("the resumed node follows the tip", 60, || {
+        (resumed.height() >= target).then_some(())
+    });
+    assert_eq!(resumed.block_hash(target), producer.block_hash(target));
+}
