@@ -14,6 +14,9 @@
 //! - W4 (from a file): a state of `STATE_ACCOUNTS` accounts is exported; restoring it from the
 //!   file into an empty RocksDB, every chunk checked and the root proven, is timed against
 //!   writing the same key/values into an empty RocksDB unchecked.
+//! - W4 (from a peer): the same state served by a node over libp2p on loopback; a warp download
+//!   (head checked from the genesis, every chunk checked on arrival, fsynced) and the import of
+//!   the downloaded file, timed against the same baseline.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -361,5 +364,84 @@ fn restore(accounts: usize) {
     println!(
         "| (the import also checked the genesis file of {accounts} allocations: {genesis_secs:.2} s) | | |"
     );
+    let (download_secs, peer_import_secs) = from_a_peer(&source, &spec);
+    let from_peer_secs = download_secs + peer_import_secs - genesis_secs;
+    println!(
+        "| from a peer over loopback: warp download {download_secs:.2} s + restore {:.2} s | {from_peer_secs:.2} | {:.2} |",
+        peer_import_secs - genesis_secs,
+        base_secs / from_peer_secs
+    );
     println!();
+}
+
+/// Serves `source`'s state from one network node to another on loopback: the second warp-
+/// downloads it (every chunk checked on arrival) and imports the file. Returns the seconds of
+/// the download and of the import (the import's genesis check included).
+fn from_a_peer(source: &Arc<TxChain>, spec: &GenesisSpec) -> (f64, f64) {
+    use doin_net::{identity::Keypair, NetConfig, Network};
+    use doin_tx_node::p2p::TxP2p;
+    use doin_tx_node::snapshot_shelf::SnapshotShelf;
+    use doin_tx_node::warp::{download, WarpConfig, WarpProgress};
+    use std::time::Duration;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let params = source.params().clone();
+    let shelf_dir = tempfile::tempdir().unwrap();
+    let shelf = Arc::new(
+        SnapshotShelf::open(shelf_dir.path(), params.clone(), 1, TARGET_CHUNK_BYTES).unwrap(),
+    );
+    shelf.take(source, 1).unwrap().unwrap();
+    let client_dir = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    rt.block_on(async {
+        let (_stop, stop) = tokio::sync::watch::channel(false);
+        let metrics = Metrics::new();
+        let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+        let mut server = Network::new(
+            NetConfig::new("bench", listen),
+            Keypair::generate_ed25519(),
+            metrics.registry(),
+        )
+        .unwrap();
+        let p2p = TxP2p::attach(
+            source.clone(),
+            &mut server,
+            &metrics,
+            Duration::from_secs(3600),
+            16 << 20,
+        )
+        .unwrap()
+        .serve_snapshots(shelf);
+        let handle = server.handle();
+        tokio::spawn(p2p.run(stop.clone()));
+        tokio::spawn(server.run(stop.clone()));
+        let addr = loop {
+            if let Some(a) = handle.listen_addrs().first() {
+                break a.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let mut cfg = NetConfig::new("bench", Vec::new());
+        cfg.bootstrap = vec![addr];
+        let client =
+            Network::new(cfg, Keypair::generate_ed25519(), Metrics::new().registry()).unwrap();
+        let net = client.handle();
+        tokio::spawn(client.run(stop.clone()));
+        while net.connected_peers().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let warp = WarpConfig {
+            dir: client_dir.path().to_path_buf(),
+            max_response_bytes: 16 << 20,
+            in_flight: 8,
+        };
+        let started = Instant::now();
+        let file = download(&net, &params, &warp, &WarpProgress::default(), stop)
+            .await
+            .unwrap()
+            .unwrap();
+        let download_secs = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        snapshot::import(rocks(dst.path()), spec, &file, &mut |_| {}).unwrap();
+        (download_secs, started.elapsed().as_secs_f64())
+    })
 }
