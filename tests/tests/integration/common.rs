@@ -47,6 +47,40 @@ pub(crate) fn get(url: &str) -> Option<(u16, Value)> {
     })
 }
 
+/// POST of a JSON body with a 10 s timeout (and an `Idempotency-Key` when given): status and
+/// JSON body (`Null` when the body is not JSON).
+pub(crate) fn post(url: &str, body: Value, idempotency: Option<&str>) -> (u16, Value) {
+    post_with(url, body, idempotency, None)
+}
+
+/// [`post`], with an operator's bearer token when given.
+pub(crate) fn post_with(
+    url: &str,
+    body: Value,
+    idempotency: Option<&str>,
+    operator: Option<&str>,
+) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut req = reqwest::Client::new()
+            .post(url)
+            .timeout(Duration::from_secs(10))
+            .json(&body);
+        if let Some(k) = idempotency {
+            req = req.header("Idempotency-Key", k);
+        }
+        if let Some(t) = operator {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    })
+}
+
 /// GET with a 5 s timeout (and a bearer token when given): status and text body.
 pub(crate) fn get_text(url: &str, bearer: Option<&str>) -> Option<(u16, String)> {
     let rt = tokio::runtime::Builder::new_current_thread()

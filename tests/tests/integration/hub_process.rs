@@ -11,7 +11,7 @@
 
 use crate::common;
 
-use common::{doin, get, get_text, hub_node, wait_until};
+use common::{doin, get, get_text, hub_node, post, post_with, wait_until};
 use doin_channels::{create_invoice, Change, ChannelMachine, InvoiceTerms, Message};
 use doin_crypto::KeyPair;
 use doin_hub::api::{
@@ -22,41 +22,9 @@ use doin_tx_core::channel::{channel_id, sha256, ChannelId, Side};
 use doin_tx_core::{Tx, TxBody, TxPayload};
 use doin_types::{Address, Amount, ChainId, Hash256, Network};
 use serde_json::{json, Value};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 const UNIT: u64 = 1_000;
-
-fn post(url: &str, body: Value, idempotency: Option<&str>) -> (u16, Value) {
-    post_with(url, body, idempotency, None)
-}
-
-/// `post` with the operator's bearer token.
-fn post_with(
-    url: &str,
-    body: Value,
-    idempotency: Option<&str>,
-    operator: Option<&str>,
-) -> (u16, Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut req = reqwest::Client::new()
-            .post(url)
-            .timeout(Duration::from_secs(10))
-            .json(&body);
-        if let Some(k) = idempotency {
-            req = req.header("Idempotency-Key", k);
-        }
-        if let Some(t) = operator {
-            req = req.bearer_auth(t);
-        }
-        let r = req.send().await.unwrap();
-        let s = r.status().as_u16();
-        (s, r.json().await.unwrap_or(Value::Null))
-    })
-}
 
 struct Client {
     rest: String,

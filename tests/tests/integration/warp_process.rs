@@ -1,7 +1,8 @@
 //! Black-box: warp sync between real `doin node` processes.
 //!
 //! - a producer writes a state snapshot every few blocks, in small chunks (so even this small
-//!   state is many chunks), across epoch boundaries (so the finality proof has hops);
+//!   state is many chunks), across epoch boundaries (so the finality proof has hops), while
+//!   clients send it transfers and a stake all along;
 //! - a fresh node with `[sync] mode = "warp"` bootstraps from it while one peer corrupts every
 //!   chunk it relays and another offers a newer snapshot whose manifest names another height and
 //!   root: both are refused and named in the log, and the node ends on the producer's chain and
@@ -13,11 +14,15 @@
 
 use crate::common;
 
-use common::{doin, free_port, get, get_ok, wait_until, NodeProc};
+use common::{doin, free_port, get, get_ok, post, wait_until, NodeProc};
 use doin_crypto::KeyPair;
-use doin_tx_core::{ConsensusParams, GenesisStake, StakeRole};
+use doin_tx_core::{ConsensusParams, GenesisSpec, GenesisStake, StakeRole, Tx, TxBody, TxPayload};
+use doin_types::{Amount, ChainId};
+use serde_json::json;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 const SNAPSHOT_PEER: &str = env!("CARGO_BIN_EXE_snapshot-peer");
 
@@ -61,13 +66,17 @@ impl Drop for SnapshotPeer {
 
 /// A genesis of one staked validator, 5-block epochs and 100 ms blocks, and `funded`
 /// accounts; written to `dir/genesis.json`.
-fn write_genesis(dir: &Path, validator: &KeyPair, funded: &[KeyPair]) -> std::path::PathBuf {
+fn write_genesis(
+    dir: &Path,
+    validator: &KeyPair,
+    funded: &[KeyPair],
+) -> (std::path::PathBuf, GenesisSpec) {
     let funded: Vec<&KeyPair> = funded.iter().collect();
     let mut spec = doin_tests::funded_genesis(
         "warp",
         validator,
         &funded,
-        1_000_000_000,
+        100_000_000_000,
         ConsensusParams {
             target_block_time_ms: 100,
             epoch_blocks: 5,
@@ -82,7 +91,74 @@ fn write_genesis(dir: &Path, validator: &KeyPair, funded: &[KeyPair]) -> std::pa
     });
     let path = dir.join("genesis.json");
     std::fs::write(&path, serde_json::to_string(&spec).unwrap()).unwrap();
-    path
+    (path, spec)
+}
+
+/// Transfers among `accounts` (and one optimizer stake) sent to `rest` until stopped.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Traffic {
+    fn start(rest: String, chain_id: ChainId, accounts: Vec<KeyPair>) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let (s, a) = (stop.clone(), accepted.clone());
+        let thread = std::thread::spawn(move || {
+            let mut nonces = vec![0u64; accounts.len()];
+            let mut i = 0usize;
+            while !s.load(Ordering::SeqCst) {
+                let from = i % accounts.len();
+                let payload = if i == 0 {
+                    TxPayload::Stake {
+                        role: StakeRole::Optimizer,
+                        amount: Amount::from_base_units(10 * 100_000_000),
+                        domains: Vec::new(),
+                    }
+                } else {
+                    TxPayload::Transfer {
+                        to: accounts[(from + 1) % accounts.len()].public(),
+                        amount: Amount::from_base_units(1_000 + i as u64),
+                    }
+                };
+                let body = TxBody {
+                    chain_id,
+                    sender: accounts[from].public(),
+                    nonce: nonces[from],
+                    max_fee_per_weight: Amount::from_base_units(50),
+                    max_priority_fee_per_weight: Amount::from_base_units(1),
+                    payload,
+                };
+                let tx = Tx::from_signed(body.sign(&accounts[from]).unwrap()).unwrap();
+                let (status, answer) = post(
+                    &format!("{rest}/v1/tx/transactions"),
+                    json!({"tx": hex::encode(tx.bytes())}),
+                    None,
+                );
+                assert!(status == 202 || status == 200, "{status} {answer}");
+                nonces[from] += 1;
+                a.fetch_add(1, Ordering::SeqCst);
+                i += 1;
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+        });
+        Traffic {
+            stop,
+            accepted,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 const WARP: &str = "[sync]\nmode = \"warp\"\n[storage]\nprune = \"pruned\"\n";
@@ -104,7 +180,14 @@ fn a_new_node_warp_syncs_past_lying_peers_and_resumes_after_a_kill() {
     let doin = doin();
     let validator = KeyPair::generate();
     let funded: Vec<KeyPair> = (0..40).map(|_| KeyPair::generate()).collect();
-    let genesis = write_genesis(dir.path(), &validator, &funded);
+    let senders: Vec<KeyPair> = funded[..8]
+        .iter()
+        .map(|k| KeyPair::from_secret_bytes(&k.secret_bytes()).unwrap())
+        .collect();
+    let (genesis, spec) = write_genesis(dir.path(), &validator, &funded);
+    let chain_id = doin_tx_core::ChainParams::from_genesis(&spec)
+        .unwrap()
+        .chain_id;
     let key = common::write_key(dir.path(), "validator", &validator);
 
     // The producer: a snapshot every 10 final blocks, one state entry or so per chunk, all
@@ -124,6 +207,7 @@ fn a_new_node_warp_syncs_past_lying_peers_and_resumes_after_a_kill() {
     );
     producer.start(&doin);
     let honest = producer.listen_address();
+    let traffic = Traffic::start(producer.rest.clone(), chain_id, senders);
     wait_until("the producer writes a snapshot past two epochs", 90, || {
         log_of(&producer)
             .lines()
@@ -253,4 +337,8 @@ fn a_new_node_warp_syncs_past_lying_peers_and_resumes_after_a_kill() {
         (resumed.height() >= target).then_some(())
     });
     assert_eq!(resumed.block_hash(target), producer.block_hash(target));
+    assert_eq!(state_root(&resumed, target), state_root(&producer, target));
+    let sent = traffic.accepted.load(Ordering::SeqCst);
+    drop(traffic);
+    assert!(sent > 50, "traffic ran all along: {sent} transactions");
 }
