@@ -23,6 +23,7 @@ pub mod params;
 pub mod quorum;
 pub mod reward;
 pub mod state;
+pub mod wire;
 
 pub use apply::{
     apply_block, build_block, check_checkpoint, genesis_header, verify_main_header_chain,

@@ -15,6 +15,7 @@
 use crate::chain::{ImportOutcome, MainAnnouncement, MainChain, MainChainError, SubmitError};
 use crate::store::PoolKind;
 use doin_codec::{decode_exact_bounded, encode};
+use doin_main_core::wire::{MainStatus, MainSyncRequest, MainSyncResponse};
 use doin_main_core::{
     fork_choice, verify_main_header_chain, MainBlock, MainBlockError, MainHeader, SignedMainHeader,
 };
@@ -28,8 +29,7 @@ use doin_sync::{
     SyncSpec,
 };
 pub use doin_sync::{SyncReport, SyncState};
-use doin_types::{ChainId, Hash256, Timestamp};
-use serde::{Deserialize, Serialize};
+use doin_types::{Hash256, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
@@ -52,36 +52,6 @@ const LIMITS: SyncLimits = SyncLimits {
     // them).
     fork_search_depth: Some(64),
 };
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MainSyncRequest {
-    Status,
-    Blocks {
-        from: u64,
-        max: u32,
-    },
-    /// Consecutive signed headers from `from` (headers-first sync).
-    Headers {
-        from: u64,
-        max: u32,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MainStatus {
-    pub chain_id: ChainId,
-    pub height: u64,
-    pub tip: Hash256,
-    /// Cumulative counted work of the tip: what fork choice compares.
-    pub cumulative_work: u128,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MainSyncResponse {
-    Status(MainStatus),
-    Blocks(Vec<MainBlock>),
-    Headers(Vec<SignedMainHeader>),
-}
 
 /// The main chain's network service, attached before the network starts.
 pub struct MainP2p {

@@ -225,7 +225,18 @@ impl KeyFile {
             )));
         }
         let text = std::fs::read_to_string(path).map_err(io)?;
-        serde_json::from_str(&text).map_err(|e| KeystoreError::Format(e.to_string()))
+        KeyFile::parse(&text)
+    }
+
+    /// Parses a key file's text (does not unlock it).
+    pub fn parse(text: &str) -> Result<KeyFile, KeystoreError> {
+        if text.len() as u64 > MAX_FILE_LEN {
+            return Err(KeystoreError::Format(format!(
+                "{} bytes, too large for a key file",
+                text.len()
+            )));
+        }
+        serde_json::from_str(text).map_err(|e| KeystoreError::Format(e.to_string()))
     }
 
     /// Writes the file with mode 0600, atomically, refusing to overwrite an existing one: the

@@ -28,6 +28,7 @@ pub mod snapshot;
 pub mod stake;
 pub mod state;
 pub mod tx;
+pub mod wire;
 
 pub use anchor::{AnchorHold, MainView, NoMainChain, MAX_ANCHOR_STEP};
 pub use apply::{

@@ -31,7 +31,9 @@ pub mod sync;
 pub mod tree;
 pub mod views;
 pub mod warp;
-pub mod wire;
+/// The peer-to-peer sync messages (defined in the core, which has no I/O, so they can be fuzzed
+/// and checked without a store).
+pub use doin_tx_core::wire;
 
 pub use chain::{
     now_ms, ChainError, SubmitError, SubmitOutcome, Tip, TxChain, TxChainConfig, TxStatus,

@@ -4,8 +4,8 @@
 //! Every decoder is bounded and rejects trailing bytes; answers are checked against what was
 //! asked by the caller, never trusted.
 
+use crate::{Block, BlockHash, SignedHeader, SignedTx};
 use doin_codec::{decode_exact_bounded, encode, CodecError};
-use doin_tx_core::{Block, BlockHash, SignedHeader, SignedTx};
 use doin_types::{ChainId, Height};
 use serde::{Deserialize, Serialize};
 
