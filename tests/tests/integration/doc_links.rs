@@ -242,9 +242,9 @@ fn sources_cite_only_documents_of_this_repository() {
         let name = file.strip_prefix(&root).unwrap().display().to_string();
         for (n, line) in text.lines().enumerate() {
             let at = format!("{name}:{}", n + 1);
-            let escapes = line.match_indices(up_shared.as_str()).any(|(i, _)| {
-                !resolves_inside(&root, file.parent().unwrap_or(&root), line, i)
-            });
+            let escapes = line
+                .match_indices(up_shared.as_str())
+                .any(|(i, _)| !resolves_inside(&root, file.parent().unwrap_or(&root), line, i));
             if line.contains(design.as_str()) || escapes {
                 problems.push(format!("{at}: cites a document outside the repository"));
             }
