@@ -101,17 +101,28 @@ pub struct GatewayLimits {
 )]
 struct NodeApiDoc;
 
+/// The OpenAPI documents of the gateway's parts, in the order [`openapi`] merges them.
+fn part_docs() -> Vec<utoipa::openapi::OpenApi> {
+    vec![
+        NodeApiDoc::openapi(),
+        doin_tx_node::api::TxApiDoc::openapi(),
+        doin_tx_node::proof_api::ProofApiDoc::openapi(),
+        doin_tx_node::stake_api::StakeApiDoc::openapi(),
+        doin_tx_node::channel_api::ChannelApiDoc::openapi(),
+        crate::anchor_api::AnchorApiDoc::openapi(),
+        doin_main_node::api::MainApiDoc::openapi(),
+        doin_hub::api::HubApiDoc::openapi(),
+        crate::node_api::NodeNetApiDoc::openapi(),
+    ]
+}
+
 /// The full OpenAPI document of this node.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = NodeApiDoc::openapi();
-    doc.merge(doin_tx_node::api::TxApiDoc::openapi());
-    doc.merge(doin_tx_node::proof_api::ProofApiDoc::openapi());
-    doc.merge(doin_tx_node::stake_api::StakeApiDoc::openapi());
-    doc.merge(doin_tx_node::channel_api::ChannelApiDoc::openapi());
-    doc.merge(crate::anchor_api::AnchorApiDoc::openapi());
-    doc.merge(doin_main_node::api::MainApiDoc::openapi());
-    doc.merge(doin_hub::api::HubApiDoc::openapi());
-    doc.merge(crate::node_api::NodeNetApiDoc::openapi());
+    let mut parts = part_docs().into_iter();
+    let mut doc = parts.next().unwrap_or_else(|| NodeApiDoc::openapi());
+    for part in parts {
+        doc.merge(part);
+    }
     doc
 }
 
@@ -283,4 +294,54 @@ async fn node_status(State(s): State<GatewayState>) -> Json<NodeStatus> {
         tx_final_height: tip.as_ref().map(|t| t.final_height),
         main_height: s.main.as_ref().map(|m| m.head().header.height),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Merging keeps the first schema of a name: two different types under one name would
+    /// describe one of them wrongly.
+    #[test]
+    fn no_two_schemas_share_a_component_name() {
+        let mut seen: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        let mut clashes = Vec::new();
+        for part in part_docs() {
+            let Some(components) = part.components else {
+                continue;
+            };
+            for (name, schema) in components.schemas {
+                let schema = serde_json::to_value(schema).unwrap_or_default();
+                match seen.get(&name) {
+                    Some(first) if *first != schema => clashes.push(name),
+                    Some(_) => {}
+                    None => {
+                        seen.insert(name, schema);
+                    }
+                }
+            }
+        }
+        assert!(
+            clashes.is_empty(),
+            "one name, different schemas: {clashes:?}"
+        );
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = serde_json::to_value(openapi()).unwrap_or_default();
+        let mut ids: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                if let Some(id) = op["operationId"].as_str() {
+                    ids.entry(id.to_string())
+                        .or_default()
+                        .push(format!("{method} {path}"));
+                }
+            }
+        }
+        let repeated: Vec<_> = ids.iter().filter(|(_, at)| at.len() > 1).collect();
+        assert!(repeated.is_empty(), "{repeated:?}");
+    }
 }

@@ -83,7 +83,7 @@ pub(crate) async fn list_channels(State(hub): St) -> Json<Vec<ChannelView>> {
     )
 }
 
-#[utoipa::path(get, path = "/v1/hub/channels/{id}", tag = "hub",
+#[utoipa::path(get, path = "/v1/hub/channels/{id}", tag = "hub", operation_id = "get_hub_channel",
     params(("id" = String, Path, description = "Channel id (hex)")),
     responses(
         (status = 200, description = "The channel", body = ChannelView),

@@ -97,7 +97,7 @@ async fn main_info(State(c): St) -> Json<MainInfo> {
     })
 }
 
-#[utoipa::path(get, path = "/v1/main/blocks/{id}", tag = "main chain",
+#[utoipa::path(get, path = "/v1/main/blocks/{id}", tag = "main chain", operation_id = "get_main_block",
     params(("id" = String, Path, description = "`latest`, a height, or a block hash (hex)")),
     responses(
         (status = 200, description = "The block", body = MainBlockView),

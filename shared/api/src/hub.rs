@@ -30,8 +30,10 @@ pub struct HubInfo {
     pub incoming_capacity_msat: String,
 }
 
-/// One channel as the hub holds it. Milli-unit amounts are decimal strings.
+/// One channel as the hub holds it. Milli-unit amounts are decimal strings. (In the OpenAPI
+/// document `HubChannelView`: the transfer chain's on-chain record is another `ChannelView`.)
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = HubChannelView)]
 pub struct ChannelView {
     pub id: String,
     /// `incoming` (a payer's channel to the hub) or `outgoing` (the hub's to a payee).

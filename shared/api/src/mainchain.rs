@@ -35,6 +35,7 @@ pub struct HistoryQuery {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = MainCommitView)]
 pub struct CommitView {
     pub id: String,
     pub domain: String,
@@ -100,12 +101,14 @@ pub struct StatsView {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = MainMessageRequest)]
 pub struct MessageRequest {
     /// The signed message: its canonical encoding in hex (see docs/mainchain.md).
     pub message: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = MainMessageResponse)]
 pub struct MessageResponse {
     /// Commit id, optimae id (for a reveal), domain-registration id or vote id.
     pub id: String,
@@ -169,6 +172,7 @@ pub struct CheckpointView {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = MainHistoryView)]
 pub struct HistoryView {
     pub height: u64,
     pub optimae_id: String,

@@ -454,7 +454,7 @@ fn load_block_view(chain: &TxChain, height: Height) -> Result<BlockView, Problem
     Ok(view)
 }
 
-#[utoipa::path(get, path = "/v1/tx/blocks/{id}", tag = "transfer chain",
+#[utoipa::path(get, path = "/v1/tx/blocks/{id}", tag = "transfer chain", operation_id = "get_tx_block",
     params(("id" = String, Path, description = "`latest`, a height, or a block hash (hex)")),
     responses(
         (status = 200, description = "The block", body = BlockView),

@@ -87,7 +87,7 @@ pub fn router(chain: Arc<TxChain>) -> Router {
         .with_state(chain)
 }
 
-#[utoipa::path(get, path = "/v1/tx/channels/{id}", tag = "transfer chain",
+#[utoipa::path(get, path = "/v1/tx/channels/{id}", tag = "transfer chain", operation_id = "get_tx_channel",
     params(("id" = String, Path, description = "Channel id (hex): H(chain id, opener, opener's nonce)")),
     responses(
         (status = 200, description = "The channel's on-chain record", body = ChannelView),
