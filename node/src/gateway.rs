@@ -119,11 +119,69 @@ fn part_docs() -> Vec<utoipa::openapi::OpenApi> {
 /// The full OpenAPI document of this node.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut parts = part_docs().into_iter();
-    let mut doc = parts.next().unwrap_or_else(|| NodeApiDoc::openapi());
+    let mut doc = parts.next().unwrap_or_else(NodeApiDoc::openapi);
     for part in parts {
         doc.merge(part);
     }
+    add_gateway_responses(&mut doc);
     doc
+}
+
+/// The answers the gateway itself may give to any request, before or instead of its route: the
+/// rate limit (429) and the request timeout (408) on every operation, and the JSON body
+/// extractor's refusals (`doin_http::Json`: 400, 413, 415, 422) on every operation that takes a
+/// body, and 400 for a malformed path or query parameter. Added where a route does not document
+/// them already.
+fn add_gateway_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    Content::new(Some(Ref::from_schema_name("ProblemDoc"))),
+                )
+                .build(),
+        )
+    };
+    let every = [
+        ("429", "Too many requests from this client (`rest.rate_limit_per_second`); `Retry-After` says when to try again (`rate-limited`)"),
+        ("408", "The request took longer than `rest.request_timeout_secs`"),
+    ];
+    let with_body = [
+        ("400", "The body is not JSON (`malformed-json`)"),
+        ("413", "The body is larger than this route accepts (`body-too-large`)"),
+        ("415", "The body is not `application/json` (`unsupported-media-type`)"),
+        ("422", "The body is JSON but not of the documented shape: a missing, unknown or mistyped field (`invalid-request-body`)"),
+    ];
+    let with_params = [(
+        "400",
+        "A path or query parameter is malformed (`invalid-path`, `invalid-query`)",
+    )];
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            let has_body = op.request_body.is_some();
+            let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let responses = &mut op.responses.responses;
+            let extra = every
+                .iter()
+                .chain(with_body.iter().filter(|_| has_body))
+                .chain(with_params.iter().filter(|_| has_params));
+            for (status, description) in extra {
+                responses
+                    .entry((*status).to_string())
+                    .or_insert_with(|| problem(description));
+            }
+        }
+    }
 }
 
 pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, String> {
@@ -326,6 +384,29 @@ mod tests {
             clashes.is_empty(),
             "one name, different schemas: {clashes:?}"
         );
+    }
+
+    /// What the gateway's layers and extractors answer is documented on every operation it
+    /// can reach.
+    #[test]
+    fn every_operation_documents_the_gateways_own_answers() {
+        let doc = serde_json::to_value(openapi()).unwrap_or_default();
+        let mut missing = Vec::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let responses = &op["responses"];
+                let mut expected = vec!["429", "408"];
+                if !op["requestBody"].is_null() {
+                    expected.extend(["400", "413", "415", "422"]);
+                }
+                for status in expected {
+                    if responses[status].is_null() {
+                        missing.push(format!("{method} {path}: {status}"));
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:?}");
     }
 
     #[test]
