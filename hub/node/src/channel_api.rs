@@ -84,7 +84,7 @@ pub(crate) async fn list_channels(State(hub): St) -> Json<Vec<ChannelView>> {
 }
 
 #[utoipa::path(get, path = "/v1/hub/channels/{id}", tag = "hub", operation_id = "get_hub_channel",
-    params(("id" = String, Path, description = "Channel id (hex)")),
+    params(("id" = String, Path, description = "Channel id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "The channel", body = ChannelView),
         (status = 400, description = "Malformed id", body = ProblemDoc, content_type = "application/problem+json"),
@@ -159,7 +159,7 @@ fn closed_view(how: &str) -> ClosedView {
 }
 
 #[utoipa::path(post, path = "/v1/hub/channels/{id}/close", tag = "hub",
-    params(("id" = String, Path, description = "Channel id (hex)"),
+    params(("id" = String, Path, description = "Channel id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$"),
         ("Idempotency-Key" = Option<String>, Header, description = "Repeats get the first answer")),
     responses(
         (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),

@@ -23,7 +23,7 @@ use doin_hub_core::auth::{message_auth_hash, pipelined_auth_hash, SignedContext}
 use doin_types::{Msat, SignatureBytes};
 
 #[utoipa::path(post, path = "/v1/hub/channels/{id}/messages", tag = "hub", request_body = MessageRequest,
-    params(("id" = String, Path, description = "Channel id (hex)")),
+    params(("id" = String, Path, description = "Channel id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "Handled; the reply is durable", body = MessageResponse),
         (status = 400, description = "Malformed message, bad signature, or a protocol error", body = ProblemDoc, content_type = "application/problem+json"),
@@ -175,7 +175,7 @@ pub(crate) async fn post_message(
 }
 
 #[utoipa::path(get, path = "/v1/hub/channels/{id}/outbox", tag = "hub",
-    params(("id" = String, Path, description = "Channel id (hex)")),
+    params(("id" = String, Path, description = "Channel id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "The hub's pending proposal on this channel, for the peer to accept", body = OutboxView),
         (status = 404, description = "Not a channel of this hub", body = ProblemDoc, content_type = "application/problem+json"),

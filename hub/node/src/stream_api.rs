@@ -65,7 +65,7 @@ pub(crate) async fn create_hub_invoice(
 }
 
 #[utoipa::path(get, path = "/v1/hub/invoices/{hash}", tag = "hub",
-    params(("hash" = String, Path, description = "Payment hash (hex)")),
+    params(("hash" = String, Path, description = "Payment hash (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "The invoice and whether it is paid", body = HubInvoiceView),
         (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
@@ -158,7 +158,7 @@ pub(crate) async fn list_streams(State(hub): St) -> Json<Vec<StreamView>> {
 }
 
 #[utoipa::path(get, path = "/v1/hub/streams/{id}", tag = "hub",
-    params(("id" = String, Path, description = "Stream id (the invoice's payment hash, hex)")),
+    params(("id" = String, Path, description = "Stream id (the invoice's payment hash, hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "The stream", body = StreamView),
         (status = 404, description = "No such stream", body = ProblemDoc, content_type = "application/problem+json"),
@@ -176,7 +176,7 @@ pub(crate) async fn get_stream(
 }
 
 #[utoipa::path(post, path = "/v1/hub/streams/{id}/close", tag = "hub",
-    params(("id" = String, Path, description = "Stream id (hex)")),
+    params(("id" = String, Path, description = "Stream id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
         (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 200, description = "Closed: no more ticks are taken", body = StreamView),
@@ -220,7 +220,7 @@ pub(crate) async fn list_funds(State(hub): St) -> Json<Vec<FundView>> {
 }
 
 #[utoipa::path(get, path = "/v1/hub/funds/{optimae}", tag = "hub",
-    params(("optimae" = String, Path, description = "The optimae id (hex)")),
+    params(("optimae" = String, Path, description = "The optimae id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "The optimae's verification fund", body = FundView),
         (status = 404, description = "No fund for this optimae", body = ProblemDoc, content_type = "application/problem+json"),

@@ -98,7 +98,7 @@ async fn main_info(State(c): St) -> Json<MainInfo> {
 }
 
 #[utoipa::path(get, path = "/v1/main/blocks/{id}", tag = "main chain", operation_id = "get_main_block",
-    params(("id" = String, Path, description = "`latest`, a height, or a block hash (hex)")),
+    params(("id" = String, Path, description = "`latest`, a height, or a block hash (hex)", pattern = r"^(latest|[0-9]{1,19}|[0-9a-fA-F]{64})$")),
     responses(
         (status = 200, description = "The block", body = MainBlockView),
         (status = 400, description = "Malformed id", body = ProblemDoc, content_type = "application/problem+json"),
@@ -142,7 +142,7 @@ async fn list_domains(State(c): St) -> Json<Vec<DomainView>> {
 }
 
 #[utoipa::path(get, path = "/v1/main/domains/{id}", tag = "main chain",
-    params(("id" = String, Path, description = "Domain id"), HistoryQuery),
+    params(("id" = String, Path, description = "Domain id", pattern = "^[a-z0-9-]{1,32}$"), HistoryQuery),
     responses(
         (status = 200, description = "The domain, its best parameters and metric history", body = DomainView),
         (status = 400, description = "Malformed id or query", body = ProblemDoc, content_type = "application/problem+json"),
@@ -184,7 +184,7 @@ async fn get_domain(
 }
 
 #[utoipa::path(get, path = "/v1/main/optimae/{id}", tag = "main chain",
-    params(("id" = String, Path, description = "Optimae id (hex)")),
+    params(("id" = String, Path, description = "Optimae id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "The optimae's lifecycle, with votes", body = OptimaeView),
         (status = 400, description = "Malformed id", body = ProblemDoc, content_type = "application/problem+json"),
@@ -206,7 +206,7 @@ async fn get_optimae(
 }
 
 #[utoipa::path(get, path = "/v1/main/commits/{id}", tag = "main chain",
-    params(("id" = String, Path, description = "Commit id (hex)")),
+    params(("id" = String, Path, description = "Commit id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "Where the commit is", body = CommitView),
         (status = 404, description = "Unknown commit", body = ProblemDoc, content_type = "application/problem+json"),

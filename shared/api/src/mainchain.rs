@@ -31,6 +31,7 @@ pub struct MainInfo {
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Points of metric history to return (1–500, default 50), newest first.
+    #[param(minimum = 1, maximum = 500)]
     pub history: Option<usize>,
 }
 
@@ -51,6 +52,7 @@ pub struct CommitView {
 #[into_params(parameter_in = Query)]
 pub struct RoleQuery {
     /// `evaluator` or `optimizer` (default: both).
+    #[param(pattern = "^(evaluator|optimizer)$")]
     pub role: Option<String>,
 }
 

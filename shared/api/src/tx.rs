@@ -104,6 +104,7 @@ pub struct PageQuery {
     /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// Items per page (1–200, default 25).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
 }
 
@@ -300,6 +301,7 @@ pub struct ValidatorView {
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Resume after this event id (same as the `Last-Event-ID` header, which wins).
+    #[param(pattern = r"^[0-9]{1,19}-[0-9]{1,9}$")]
     pub last_event_id: Option<String>,
 }
 

@@ -250,7 +250,7 @@ async fn submit_tx(State(s): St, body: ApiJson<SubmitRequest>) -> Result<Respons
 }
 
 #[utoipa::path(get, path = "/v1/tx/transactions/{id}", tag = "transfer chain",
-    params(("id" = String, Path, description = "Transaction id (hex)")),
+    params(("id" = String, Path, description = "Transaction id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "The transaction with status and confirmations", body = TxView),
         (status = 400, description = "Malformed id", body = ProblemDoc, content_type = "application/problem+json"),
@@ -455,7 +455,7 @@ fn load_block_view(chain: &TxChain, height: Height) -> Result<BlockView, Problem
 }
 
 #[utoipa::path(get, path = "/v1/tx/blocks/{id}", tag = "transfer chain", operation_id = "get_tx_block",
-    params(("id" = String, Path, description = "`latest`, a height, or a block hash (hex)")),
+    params(("id" = String, Path, description = "`latest`, a height, or a block hash (hex)", pattern = r"^(latest|[0-9]{1,19}|[0-9a-fA-F]{64})$")),
     responses(
         (status = 200, description = "The block", body = BlockView),
         (status = 400, description = "Malformed id", body = ProblemDoc, content_type = "application/problem+json"),
@@ -472,7 +472,7 @@ async fn get_block(
 }
 
 #[utoipa::path(get, path = "/v1/tx/blocks/{id}/transactions", tag = "transfer chain",
-    params(("id" = String, Path, description = "`latest`, a height, or a block hash (hex)")),
+    params(("id" = String, Path, description = "`latest`, a height, or a block hash (hex)", pattern = r"^(latest|[0-9]{1,19}|[0-9a-fA-F]{64})$")),
     responses(
         (status = 200, description = "The block's transactions in order", body = [TxView]),
         (status = 404, description = "No such block", body = ProblemDoc, content_type = "application/problem+json"),

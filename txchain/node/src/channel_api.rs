@@ -88,7 +88,7 @@ pub fn router(chain: Arc<TxChain>) -> Router {
 }
 
 #[utoipa::path(get, path = "/v1/tx/channels/{id}", tag = "transfer chain", operation_id = "get_tx_channel",
-    params(("id" = String, Path, description = "Channel id (hex): H(chain id, opener, opener's nonce)")),
+    params(("id" = String, Path, description = "Channel id (hex): H(chain id, opener, opener's nonce)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "The channel's on-chain record", body = ChannelView),
         (status = 400, description = "Malformed id", body = ProblemDoc, content_type = "application/problem+json"),

@@ -33,7 +33,7 @@ pub fn router(chain: Arc<TxChain>) -> Router {
 }
 
 #[utoipa::path(get, path = "/v1/anchors/tx/{id}", tag = "anchors",
-    params(("id" = String, Path, description = "Transaction id (hex)")),
+    params(("id" = String, Path, description = "Transaction id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "The inclusion proof", body = TxProofView),
         (status = 400, description = "Malformed id", body = ProblemDoc, content_type = "application/problem+json"),
