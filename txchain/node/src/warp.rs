@@ -117,6 +117,9 @@ pub async fn download(
         }
     };
     let mut banned: HashSet<PeerId> = HashSet::new();
+    // Since when no peer has served the unfinished download's snapshot (counted in this run,
+    // so a node that was down for long still gives its peers time to connect).
+    let mut unserved_since: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
             return Ok(None);
@@ -126,13 +129,18 @@ pub async fn download(
         let choice = match &resumed {
             Some((target, _)) => {
                 let peers = serving(&offers, &target.offer);
-                if peers.is_empty() && target_age(&part) > RESUME_PATIENCE {
+                if !peers.is_empty() {
+                    unserved_since = None;
+                } else if unserved_since.get_or_insert_with(Instant::now).elapsed()
+                    > RESUME_PATIENCE
+                {
                     tracing::warn!(
                         height = target.offer.height,
                         "no peer serves the snapshot of the unfinished download any more; starting over"
                     );
                     remove(&part)?;
                     resumed = None;
+                    unserved_since = None;
                     continue;
                 }
                 (!peers.is_empty()).then(|| (target.offer.clone(), peers))
@@ -564,14 +572,6 @@ async fn fetch_chunks(
     }
     file.sync_all().map_err(io(part))?;
     Ok(Fetched::All)
-}
-
-fn target_age(part: &Path) -> Duration {
-    std::fs::metadata(part)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .unwrap_or_default()
 }
 
 /// Sleeps `d`; true when shutdown came first.
