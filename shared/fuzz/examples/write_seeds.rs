@@ -1,7 +1,7 @@
-//! Writes the seed corpora of the fuzz targets into `fuzz/seeds/<target>/`: real encodings
+//! Writes the seed corpora of the fuzz targets into `shared/fuzz/seeds/<target>/`: real encodings
 //! (the golden transfer of `txchain/core/tests/vectors/transfer.json`, requests and answers of
 //! both chains' sync, channel messages, an invoice, a key file, sample text) for the fuzzer to
-//! start from. Run from `fuzz/`: `cargo run --example write_seeds`.
+//! start from. Run from `shared/fuzz/`: `cargo run --example write_seeds`.
 
 use doin_channels::{create_invoice, InvoiceTerms, Message};
 use doin_codec::encode;
@@ -13,7 +13,7 @@ use doin_types::{Hash256, Network};
 use std::path::Path;
 use std::time::Duration;
 
-const GOLDEN_TRANSFER: &str = include_str!("../../txchain/core/tests/vectors/transfer.json");
+const GOLDEN_TRANSFER: &str = include_str!("../../../txchain/core/tests/vectors/transfer.json");
 
 fn write(target: &str, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let dir = Path::new("seeds").join(target);
