@@ -286,15 +286,35 @@ fn prepare_main(
     let optimizers: Vec<KeyPair> = (0..opts.optimizers)
         .map(|i| load_or_create_key(&key_path(dir, &format!("optimizer-{i}")), true))
         .collect::<anyhow::Result<_>>()?;
+    let spec = main_genesis(
+        tx_spec,
+        opts.main_block_time_ms,
+        &evaluators.iter().map(KeyPair::public).collect::<Vec<_>>(),
+        &optimizers.iter().map(KeyPair::public).collect::<Vec<_>>(),
+    )?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&spec)?)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok((spec, evaluators, optimizers))
+}
+
+/// A devnet main-chain genesis beside transfer genesis `tx_spec`: the built-in demo domains,
+/// blocks aimed at every `block_time_ms`, `evaluators` verifying every domain (registered
+/// later ones too) and `optimizers` starting with enough reputation for full credit.
+pub fn main_genesis(
+    tx_spec: &GenesisSpec,
+    block_time_ms: u64,
+    evaluators: &[doin_types::PublicKeyBytes],
+    optimizers: &[doin_types::PublicKeyBytes],
+) -> anyhow::Result<MainGenesisSpec> {
     let domains = demo_domains()?;
-    let target = opts.main_block_time_ms;
     let spec = MainGenesisSpec {
         network: Network::Devnet,
         chain_name: format!("{}-main", tx_spec.chain_name),
         genesis_time: tx_spec.genesis_time,
         params: MainParams {
-            target_block_time_ms: target,
-            carrier_interval_ms: target.saturating_mul(2),
+            target_block_time_ms: block_time_ms,
+            carrier_interval_ms: block_time_ms.saturating_mul(2),
             max_future_drift_ms: 15_000,
             initial_threshold: Fx::ONE,
             ..MainParams::public_defaults()
@@ -302,28 +322,23 @@ fn prepare_main(
         evaluators: evaluators
             .iter()
             .map(|k| EvaluatorEntry {
-                key: k.public(),
+                key: *k,
                 domains: domains.iter().map(|d| d.id.clone()).collect(),
                 stake: Amount::from_base_units(doin_types::BASE_UNITS_PER_DOIN),
-                // Devnet evaluators also verify domains registered later (`wallet register-domain`).
                 all_domains: true,
             })
             .collect(),
         domains,
-        // Devnet bootstrap: demo optimizers start with enough reputation for full credit.
         reputation: optimizers
             .iter()
             .map(|k| InitialReputation {
-                key: k.public(),
+                key: *k,
                 value: Fx::from_int(10),
             })
             .collect(),
     };
     spec.validate()?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&spec)?)?;
-    std::fs::rename(&tmp, &path)?;
-    Ok((spec, evaluators, optimizers))
+    Ok(spec)
 }
 
 /// The built-in demo domains.

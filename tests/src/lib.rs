@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod hub_harness;
 pub mod ports;
 pub mod scenario;
+pub mod testnet;
 
 use doin_crypto::KeyPair;
 use doin_store::{KvStore, MemStore, RocksConfig, RocksStore};

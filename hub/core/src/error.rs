@@ -38,7 +38,7 @@ impl HubError {
     pub fn is_transient(&self) -> bool {
         match self {
             HubError::Chain(e) => e.is_transient(),
-            HubError::Store(StoreError::Backend(_)) => true,
+            HubError::Store(StoreError::Backend(_) | StoreError::NoSpace(_)) => true,
             _ => false,
         }
     }

@@ -78,6 +78,7 @@ pub(crate) fn problem(e: HubError) -> Problem {
         HubError::Channel(_) => Problem::bad_request("channel-protocol", e.to_string()),
         HubError::Invoice(_) => Problem::bad_request("invalid-invoice", e.to_string()),
         HubError::Chain(_) => Problem::unavailable("transfer-chain", e.to_string()),
+        HubError::Store(doin_types::StoreError::NoSpace(_)) => Problem::storage_full(e),
         HubError::Store(_) | HubError::Money(_) | HubError::Internal(_) => Problem::internal(e),
     }
 }

@@ -67,7 +67,10 @@ pub fn router(chain: Arc<MainChain>) -> Router {
 }
 
 fn internal(e: StoreError) -> Problem {
-    Problem::internal(e)
+    match e {
+        StoreError::NoSpace(_) => Problem::storage_full(e),
+        e => Problem::internal(e),
+    }
 }
 
 fn parse_hash(s: &str, what: &str) -> Result<Hash256, Problem> {

@@ -489,6 +489,11 @@ impl SyncIo for MainSyncIo {
             Err(e) if blame(&self.0.chain, height, &e) == Verdict::Reject => {
                 Imported::Invalid(e.to_string())
             }
+            // Our own storage failed (a full disk): the operator must hear of it.
+            Err(e @ crate::MainChainError::Store(_)) => {
+                tracing::error!(height, error = %e, "cannot store a synced main block; sync paused until storage works again");
+                Imported::Paused(e.to_string())
+            }
             Err(e) => {
                 tracing::debug!(height, error = %e, "main sync paused");
                 Imported::Paused(e.to_string())

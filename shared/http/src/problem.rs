@@ -76,6 +76,16 @@ impl Problem {
         )
     }
 
+    /// `503 storage-full`: the node's disk is full, so it takes nothing it would have to write
+    /// (logged as an error: the operator must free space).
+    pub fn storage_full(detail: impl std::fmt::Display) -> Problem {
+        tracing::error!(error = %detail, "refused a request: the storage device is full");
+        Problem::unavailable(
+            "storage-full",
+            "this node's disk is full: it takes nothing it must write until space is freed; another node may",
+        )
+    }
+
     pub fn unavailable(kind: &str, detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, kind, "Unavailable", detail)
     }

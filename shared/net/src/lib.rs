@@ -34,3 +34,7 @@ pub use service::{
     GossipMessage, InboundRequest, NetError, NetHandle, Network, RequestError, Verdict,
 };
 pub use topics::{Service, Topic};
+
+/// How long gossip remembers a message it saw or sent, and refuses to send it again: a service
+/// that offers a message again waits longer than this.
+pub const GOSSIP_DUPLICATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);

@@ -72,6 +72,7 @@ pub(crate) fn build_behaviour(
         // reaches our checks and costs its sender score, instead of silently failing a frame.
         .max_transmit_size(max_gossip.saturating_mul(2))
         .validation_mode(gossipsub::ValidationMode::Strict)
+        .duplicate_cache_time(crate::GOSSIP_DUPLICATE_WINDOW)
         .validate_messages()
         // Content-addressed ids: the same transaction relayed by two nodes is one message.
         .message_id_fn(|m: &gossipsub::Message| {

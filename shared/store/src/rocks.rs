@@ -32,7 +32,13 @@ pub struct RocksStore {
 }
 
 fn backend(e: rocksdb::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    let text = e.to_string();
+    // RocksDB reports ENOSPC only in its message ("IO error: No space left on device: …").
+    if text.contains("No space left on device") {
+        StoreError::NoSpace(text)
+    } else {
+        StoreError::Backend(text)
+    }
 }
 
 /// Options of every column family (and of the database itself).

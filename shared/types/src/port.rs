@@ -8,6 +8,9 @@
 pub enum StoreError {
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// The device under the store is full: nothing can be written until space is freed.
+    #[error("the storage device is full: {0}")]
+    NoSpace(String),
     #[error("unknown column family {0:?}")]
     UnknownColumn(String),
     #[error("stored data is corrupt: {0}")]
@@ -42,7 +45,8 @@ impl PortError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            PortError::NotYet(_) | PortError::Store(StoreError::Backend(_))
+            PortError::NotYet(_)
+                | PortError::Store(StoreError::Backend(_) | StoreError::NoSpace(_))
         )
     }
 }
@@ -55,6 +59,7 @@ mod tests {
     fn only_not_yet_and_backend_failures_are_worth_asking_again() {
         assert!(PortError::NotYet("final".into()).is_transient());
         assert!(PortError::Store(StoreError::Backend("eio".into())).is_transient());
+        assert!(PortError::Store(StoreError::NoSpace("full".into())).is_transient());
         assert!(!PortError::Store(StoreError::Corrupt("x".into())).is_transient());
         assert!(!PortError::Corrupt("x".into()).is_transient());
         assert!(!PortError::Invalid("x".into()).is_transient());

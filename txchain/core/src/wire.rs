@@ -53,6 +53,20 @@ pub struct SnapshotOffer {
     pub chunk_bytes: u64,
 }
 
+impl SnapshotOffer {
+    /// How a snapshot whose head is `head` is offered; `None` when it names more frames than a
+    /// `u32` counts (no head that passes its checks does).
+    pub fn of(head: &crate::snapshot::SnapshotHead) -> Option<SnapshotOffer> {
+        Some(SnapshotOffer {
+            height: head.manifest.height,
+            block_hash: head.manifest.block_hash,
+            head_frames: u32::try_from(head.epoch_headers.len().checked_add(1)?).ok()?,
+            chunks: u32::try_from(head.manifest.chunks.len()).ok()?,
+            chunk_bytes: head.manifest.chunk_bytes(),
+        })
+    }
+}
+
 /// A peer's chain position.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainStatus {

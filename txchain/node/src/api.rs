@@ -77,7 +77,10 @@ pub fn router(chain: Arc<TxChain>) -> Router {
 }
 
 fn internal(e: StoreError) -> Problem {
-    Problem::internal(e)
+    match e {
+        StoreError::NoSpace(_) => Problem::storage_full(e),
+        e => Problem::internal(e),
+    }
 }
 
 /// The answer for a block at or below the tip that `block(height)` did not return: `410

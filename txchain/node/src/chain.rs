@@ -365,6 +365,17 @@ impl TxChain {
         Ok((next, (next - acct.nonce) as usize))
     }
 
+    /// Pending transactions admitted at least `min_age_ms` ago, oldest first, at most `max`
+    /// (their bytes): what the node offers its peers again.
+    pub fn waiting_txs(&self, min_age_ms: u64, max: usize) -> Vec<(TxId, Vec<u8>)> {
+        let by = now_ms().saturating_sub(min_age_ms);
+        let pool = self.mempool.lock();
+        pool.waiting(by, max)
+            .iter()
+            .map(|t| (t.id(), t.bytes().to_vec()))
+            .collect()
+    }
+
     pub fn mempool_stats(&self) -> (usize, usize) {
         let pool = self.mempool.lock();
         (pool.len(), pool.bytes())

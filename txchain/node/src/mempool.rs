@@ -391,6 +391,19 @@ impl Mempool {
         drop
     }
 
+    /// Up to `max` transactions admitted at or before `added_by_ms`, oldest first: what the
+    /// node offers its peers again (a transaction admitted while gossip had nobody to send it
+    /// to would otherwise wait here until it expires).
+    pub fn waiting(&self, added_by_ms: u64, max: usize) -> Vec<Tx> {
+        let mut old: Vec<&Entry> = self
+            .entries
+            .values()
+            .filter(|e| e.added_ms <= added_by_ms)
+            .collect();
+        old.sort_by_key(|e| e.seq);
+        old.into_iter().take(max).map(|e| e.tx.clone()).collect()
+    }
+
     /// Drops transactions older than the expiry, with every later nonce of the same sender.
     pub fn expire(&mut self, now_ms: u64) -> Vec<TxId> {
         let mut cut: BTreeMap<PublicKeyBytes, u64> = BTreeMap::new();
@@ -611,6 +624,26 @@ mod tests {
         assert_eq!(m.expire(100).len(), 2);
         assert!(m.is_empty());
         assert_eq!(m.bytes(), 0);
+    }
+
+    #[test]
+    fn waiting_lists_the_old_ones_oldest_first_within_the_bound() {
+        let mut m = Mempool::new(MempoolConfig::default());
+        let k = KeyPair::generate();
+        let j = KeyPair::generate();
+        let (k0, k1, j0) = (
+            tx(&k, 0, 50, 1, 1),
+            tx(&k, 1, 50, 1, 1),
+            tx(&j, 0, 50, 1, 1),
+        );
+        m.insert(k0.clone(), rich(), BASE, 10).unwrap();
+        m.insert(j0.clone(), rich(), BASE, 20).unwrap();
+        m.insert(k1.clone(), rich(), BASE, 30).unwrap();
+        let ids = |v: Vec<Tx>| v.iter().map(Tx::id).collect::<Vec<_>>();
+        assert!(m.waiting(9, 10).is_empty());
+        assert_eq!(ids(m.waiting(20, 10)), vec![k0.id(), j0.id()]);
+        assert_eq!(ids(m.waiting(30, 2)), vec![k0.id(), j0.id()]);
+        assert_eq!(ids(m.waiting(30, 10)), vec![k0.id(), j0.id(), k1.id()]);
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! - *server*: answers `Status`, `Headers`, `Blocks` and `Txs` requests, and the snapshot
 //!   requests of warp sync when this node serves snapshots ([`crate::snapshot_shelf`]);
 //! - *announcer*: publishes what this node produced or was sent by its own clients;
+//! - *rebroadcast*: offers the transactions still pending after a while to the peers again (a
+//!   transaction admitted while gossip had no peer to send it to, say just after a restart,
+//!   would otherwise reach no block producer);
 //! - *sync*: catches up with the best peer, headers first (`doin-sync`, with this chain's
 //!   side in [`crate::sync`]).
 
@@ -31,9 +34,11 @@ use doin_net::{
 };
 use doin_sync::{consecutive, serve, sync_loop};
 use doin_telemetry::Metrics;
+use doin_tx_core::TxId;
 use doin_tx_core::{Block, CompactBlock};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify};
 
 /// The transfer chain's network service, attached before the network starts.
@@ -113,6 +118,7 @@ impl TxP2p {
             "transfer-chain",
             announcement_message,
         ));
+        tasks.spawn(rebroadcast(ctx.clone(), shutdown.clone()));
         tasks.spawn(sync_loop(
             Arc::new(TxSyncIo(ctx)),
             self.state,
@@ -121,6 +127,54 @@ impl TxP2p {
             shutdown,
         ));
         join_service(tasks, "transfer-chain network").await
+    }
+}
+
+/// How often the rebroadcast task looks; how long a transaction waits before it is offered
+/// again, and between two offers: longer than gossip's duplicate window
+/// ([`doin_net::GOSSIP_DUPLICATE_WINDOW`]), within which gossip refuses to send a message again;
+/// and how many go out each time.
+const REBROADCAST_EVERY: Duration = Duration::from_secs(15);
+const REBROADCAST_AFTER: Duration = Duration::from_secs(65);
+const REBROADCAST_MAX: usize = 256;
+
+async fn rebroadcast(ctx: Ctx, mut shutdown: watch::Receiver<bool>) -> Result<(), String> {
+    const _: () =
+        assert!(REBROADCAST_AFTER.as_secs() > doin_net::GOSSIP_DUPLICATE_WINDOW.as_secs());
+    let mut tick = tokio::time::interval(REBROADCAST_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When each transaction was last offered by this task.
+    let mut offered: HashMap<TxId, Instant> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+        let chain = ctx.chain.clone();
+        let min_age = REBROADCAST_AFTER.as_millis() as u64;
+        let waiting =
+            tokio::task::spawn_blocking(move || chain.waiting_txs(min_age, REBROADCAST_MAX))
+                .await
+                .map_err(|e| format!("rebroadcast task failed: {e}"))?;
+        offered.retain(|id, _| waiting.iter().any(|(w, _)| w == id));
+        let now = Instant::now();
+        let mut sent = 0usize;
+        for (id, bytes) in waiting {
+            if offered
+                .get(&id)
+                .is_some_and(|at| now.duration_since(*at) < REBROADCAST_AFTER)
+            {
+                continue;
+            }
+            if ctx.net.publish(Topic::TxTransactions, bytes).await.is_err() {
+                return Ok(()); // the network stopped: shutdown is under way
+            }
+            offered.insert(id, now);
+            sent += 1;
+        }
+        if sent > 0 {
+            tracing::debug!(count = sent, "offered pending transactions to peers again");
+        }
     }
 }
 

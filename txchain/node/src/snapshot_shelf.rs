@@ -205,17 +205,9 @@ fn index(path: &Path, params: &ChainParams) -> Result<Shelved, SnapshotFileError
             head_frames + chunks
         )));
     }
-    let count = |n: usize| {
-        u32::try_from(n).map_err(|_| SnapshotFileError::Refused("too many frames".into()))
-    };
     Ok(Shelved {
-        offer: SnapshotOffer {
-            height: head.manifest.height,
-            block_hash: head.manifest.block_hash,
-            head_frames: count(head_frames)?,
-            chunks: count(chunks)?,
-            chunk_bytes: head.manifest.chunk_bytes(),
-        },
+        offer: SnapshotOffer::of(&head)
+            .ok_or_else(|| SnapshotFileError::Refused("too many frames".into()))?,
         path: path.to_path_buf(),
         frames,
     })

@@ -237,6 +237,11 @@ impl SyncIo for TxSyncIo {
             }
             // The same block arrived by gossip meanwhile.
             Err(_) if self.0.chain.tip().header.height >= height => Imported::Known,
+            // Our own storage failed (a full disk): the operator must hear of it.
+            Err(e @ crate::chain::ChainError::Store(_)) => {
+                tracing::error!(height, error = %e, "cannot store a synced block; sync paused until storage works again");
+                Imported::Paused(e.to_string())
+            }
             Err(e) => {
                 tracing::debug!(height, error = %e, "sync paused");
                 Imported::Paused(e.to_string())

@@ -265,16 +265,8 @@ fn head_frames_len(path: &Path, count: usize) -> Result<u64, WarpError> {
 }
 
 fn offer_of(head: &SnapshotHead) -> Result<SnapshotOffer, WarpError> {
-    let count = |n: usize| {
-        u32::try_from(n).map_err(|_| SnapshotFileError::Refused("too many frames".into()))
-    };
-    Ok(SnapshotOffer {
-        height: head.manifest.height,
-        block_hash: head.manifest.block_hash,
-        head_frames: count(1 + head.epoch_headers.len())?,
-        chunks: count(head.manifest.chunks.len())?,
-        chunk_bytes: head.manifest.chunk_bytes(),
-    })
+    SnapshotOffer::of(head)
+        .ok_or_else(|| SnapshotFileError::Refused("too many frames".into()).into())
 }
 
 /// Sends one request and decodes the answer; a malformed answer costs the peer score.

@@ -11,7 +11,7 @@ use doin_tx_core::bft::CommitCertificate;
 use doin_tx_core::fees::next_base_fee;
 use doin_tx_core::AnchorHold;
 use doin_tx_core::{
-    apply_block, build_block_certified, ApplyContext, Block, BlockError, FinalityProof,
+    apply_block, build_block_certified, ApplyContext, Block, BlockError, BlockHash, FinalityProof,
     ParentCommit, TxId,
 };
 use doin_types::{Height, Timestamp};
@@ -101,6 +101,13 @@ impl TxChain {
     ) -> Result<DecidedOutcome, ChainError> {
         let _commit = self.commit_lock.lock();
         let hash = block.hash()?;
+        // The peer-to-peer block sync may have committed this final block and more while
+        // consensus was still deciding it here (its certificate came with the next block).
+        if block.header.height < self.tip.read().header.height
+            && self.committed_as(block.header.height, &hash)? == Some(true)
+        {
+            return Ok(DecidedOutcome::AlreadyCommitted);
+        }
         let set = self
             .validator_set_at(block.header.height)
             .ok_or(BlockError::WrongHeight {
@@ -129,6 +136,30 @@ impl TxChain {
             .announcements
             .send(Announcement::Block(Arc::new(block.clone())));
         Ok(DecidedOutcome::Committed)
+    }
+
+    /// Whether `hash` is the block committed at `height`: `None` above the tip. Consensus asks
+    /// because the node's peer-to-peer block sync may commit final blocks before consensus
+    /// decides them here (a validator catching up after a restart).
+    pub fn committed_as(
+        &self,
+        height: Height,
+        hash: &BlockHash,
+    ) -> Result<Option<bool>, ChainError> {
+        let tip = self.tip.read().clone();
+        if height > tip.header.height {
+            return Ok(None);
+        }
+        if height == tip.header.height {
+            return Ok(Some(tip.hash == *hash));
+        }
+        match self.store.header(height)? {
+            Some(stored) => Ok(Some(stored.hash()? == *hash)),
+            None => Err(ChainError::Inconsistent(format!(
+                "no header at height {height} below the tip {}",
+                tip.header.height
+            ))),
+        }
     }
 
     /// The certificate that made block `height` final, when this node has it.

@@ -182,7 +182,11 @@ impl Host {
                 reply,
                 ..
             } => {
-                let block = self.build(height).await?;
+                let Some(block) = self.build(height).await? else {
+                    // Dropping the reply lets the round's propose timeout pass to the next
+                    // proposer.
+                    return Ok(());
+                };
                 let hash = block.hash()?;
                 self.seen.insert(
                     (height.0, hash),
@@ -286,12 +290,24 @@ impl Host {
         Ok(())
     }
 
-    /// Builds this validator's proposal for `height` on the tip.
-    async fn build(&self, height: BftHeight) -> Result<Arc<Block>, ChainError> {
+    /// Builds this validator's proposal for `height` on the tip; `None` when it cannot yet
+    /// (the tip came by block sync and its certificate is not here yet: it comes with the next
+    /// block, which another validator can propose).
+    async fn build(&self, height: BftHeight) -> Result<Option<Arc<Block>>, ChainError> {
         let chain = self.chain.clone();
         let key = self.key.clone();
         let block = tokio::task::spawn_blocking(move || {
             let tip = chain.tip().header.height;
+            if height.0 <= tip {
+                // The peer-to-peer block sync committed this height while consensus was still
+                // running it here: the block already final at this height is the only valid
+                // proposal.
+                return chain.block_at(height.0)?.map(Some).ok_or_else(|| {
+                    ChainError::Inconsistent(format!(
+                        "asked to propose height {height}, below the tip {tip}, whose block is gone"
+                    ))
+                });
+            }
             if tip.saturating_add(1) != height.0 {
                 return Err(ChainError::Inconsistent(format!(
                     "asked to propose height {height} on tip {tip}"
@@ -299,15 +315,21 @@ impl Host {
             }
             let parent_commit = match tip {
                 0 => None,
-                h => Some(chain.certificate(h)?.ok_or_else(|| {
-                    ChainError::Inconsistent(format!("no certificate for the tip {h}"))
-                })?),
+                h => match chain.certificate(h)? {
+                    Some(c) => Some(c),
+                    None => {
+                        tracing::warn!(%height, tip = h, "not proposing: the tip's certificate has not reached this node yet");
+                        return Ok(None);
+                    }
+                },
             };
-            chain.propose_block(&key, Timestamp(now_ms()), parent_commit.as_ref())
+            chain
+                .propose_block(&key, Timestamp(now_ms()), parent_commit.as_ref())
+                .map(Some)
         })
         .await
         .map_err(|e| ChainError::Inconsistent(format!("block builder failed: {e}")))??;
-        Ok(Arc::new(block))
+        Ok(block.map(Arc::new))
     }
 
     /// Publishes `block` as a stream of parts (a fresh stream id each time).
@@ -410,9 +432,12 @@ impl Host {
         });
     }
 
-    /// Checks every unchecked block proposed for `height` when it extends the tip.
+    /// Gives every unchecked block proposed for `height` its verdict: checked on the tip when
+    /// it extends the tip; compared with the committed block when the tip is already past
+    /// `height` (the node's block sync can commit final blocks before consensus decides them
+    /// here); left for later when `height` is further ahead.
     async fn check_pending(&mut self, height: u64) -> Result<(), ChainError> {
-        if height != self.next_height() {
+        if height > self.next_height() {
             return Ok(());
         }
         let unchecked: Vec<(BlockHash, Arc<Block>)> = self
@@ -423,6 +448,13 @@ impl Host {
             .map(|((_, hash), s)| (*hash, s.block.clone()))
             .collect();
         for (hash, block) in unchecked {
+            if height < self.next_height() {
+                let validity = self.committed_validity(height, &hash)?;
+                if let Some(s) = self.seen.get_mut(&(height, hash)) {
+                    s.validity = Some(validity);
+                }
+                continue;
+            }
             let chain = self.chain.clone();
             let checked = tokio::task::spawn_blocking(move || {
                 chain.check_proposal(&block, Timestamp(now_ms()))
@@ -431,6 +463,10 @@ impl Host {
             .map_err(|e| ChainError::Inconsistent(format!("block check failed: {e}")))?;
             let validity = match checked {
                 Ok(()) => Validity::Valid,
+                // The tip moved past `height` during the check: the block sync committed it.
+                Err(ChainError::Block(_)) if height < self.next_height() => {
+                    self.committed_validity(height, &hash)?
+                }
                 Err(ChainError::Block(e)) => {
                     tracing::warn!(height, block = %hash, error = %e, "proposed block is invalid");
                     self.metrics.proposals_rejected.inc();
@@ -444,6 +480,19 @@ impl Host {
             }
         }
         Ok(())
+    }
+
+    /// The verdict on a block proposed for a height this node has committed already: valid
+    /// exactly when it is the committed (final) block.
+    fn committed_validity(&self, height: u64, hash: &BlockHash) -> Result<Validity, ChainError> {
+        Ok(match self.chain.committed_as(height, hash)? {
+            Some(true) => Validity::Valid,
+            _ => {
+                tracing::warn!(height, block = %hash, "proposed block differs from the final block at its height");
+                self.metrics.proposals_rejected.inc();
+                Validity::Invalid
+            }
+        })
     }
 
     async fn on_decided(

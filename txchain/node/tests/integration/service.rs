@@ -314,3 +314,46 @@ fn every_block_keeps_the_certificate_that_made_it_final() {
     assert_eq!(gauge("doin_tx_certified_height_blocks"), Some(2.0));
     assert_eq!(gauge("doin_tx_commit_signers"), Some(1.0));
 }
+
+/// A validator's block sync may commit final blocks before its consensus engine decides them:
+/// the engine's late decision of a committed block is taken as already committed, and a
+/// proposal for a committed height is told apart by whether it is the committed block.
+#[test]
+fn a_decision_below_the_tip_of_the_block_already_committed_is_accepted() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let k = keys();
+    let a = open(dir_a.path(), spec(&k), 16);
+    let b = open(dir_b.path(), spec(&k), 16);
+    let mut blocks = Vec::new();
+    for h in 1..=3 {
+        let tx = transfer(&a, &k.users[0], &k.users[1], h);
+        a.submit(tx.bytes()).unwrap();
+        blocks.push(a.produce_block(&k.validator, time(h)).unwrap());
+    }
+    for blk in &blocks {
+        b.import_block(blk, Timestamp(u64::MAX / 2)).unwrap();
+    }
+    let second = &blocks[1];
+    let hash = second.hash().unwrap();
+    assert_eq!(b.committed_as(2, &hash).unwrap(), Some(true));
+    assert_eq!(
+        b.committed_as(2, &blocks[0].hash().unwrap()).unwrap(),
+        Some(false)
+    );
+    assert_eq!(
+        b.committed_as(3, &blocks[2].hash().unwrap()).unwrap(),
+        Some(true)
+    );
+    assert_eq!(b.committed_as(4, &hash).unwrap(), None);
+    let cert = a
+        .store()
+        .commit_certificate(2)
+        .unwrap()
+        .expect("certificate of 2");
+    assert_eq!(
+        b.commit_decided(second, &cert, Timestamp(u64::MAX / 2))
+            .unwrap(),
+        doin_tx_node::chain::DecidedOutcome::AlreadyCommitted
+    );
+    assert_eq!(b.tip().header.height, 3, "the tip stays where it was");
+}

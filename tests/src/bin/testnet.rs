@@ -1,0 +1,98 @@
+//! `doin-testnet`: runs a testnet scenario (`docs/testing.md#testnet`).
+//!
+//! ```text
+//! doin-testnet run SCENARIO.toml [--doin PATH] [--out DIR]
+//! doin-testnet clean
+//! ```
+//!
+//! `run` exits 0 when every step and every check passed, 1 with the failure otherwise; `clean`
+//! removes what runs killed with SIGKILL left behind (namespaces, bridges, mounts).
+
+use doin_tests::testnet::{host, run};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str =
+    "usage: doin-testnet run SCENARIO.toml [--doin PATH] [--out DIR]\n       doin-testnet clean";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("run") => match parse_run(&args[1..]) {
+            Ok(opts) => match run::run(opts).await {
+                Ok(report) => {
+                    println!(
+                        "PASSED in {} s: height {}, {} transfers final on every node \
+                         ({} accepted, {} refused, {} unanswered requests)",
+                        report.secs,
+                        report.height,
+                        report.transfers_final,
+                        report.accepted_answers,
+                        report.refused_answers,
+                        report.no_answers
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("FAILED: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => {
+                eprintln!("{e}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
+        Some("clean") => match host::clean_stale() {
+            Ok(removed) => {
+                for r in &removed {
+                    println!("removed {r}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn parse_run(args: &[String]) -> Result<run::Options, String> {
+    let mut scenario = None;
+    let mut doin = None;
+    let mut out = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--doin" => doin = Some(PathBuf::from(it.next().ok_or("--doin needs a path")?)),
+            "--out" => out = Some(PathBuf::from(it.next().ok_or("--out needs a directory")?)),
+            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
+            s if scenario.is_none() => scenario = Some(PathBuf::from(s)),
+            s => return Err(format!("unexpected argument {s}")),
+        }
+    }
+    let scenario = scenario.ok_or("which scenario?")?;
+    // By default the `doin` built beside this binary.
+    let doin = match doin {
+        Some(d) => d,
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name(format!("doin{}", std::env::consts::EXE_SUFFIX)),
+    };
+    let name = scenario
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "testnet".into());
+    let out = out.unwrap_or_else(|| std::env::temp_dir().join(format!("doin-testnet-{name}")));
+    Ok(run::Options {
+        scenario,
+        doin,
+        out,
+    })
+}

@@ -1,0 +1,316 @@
+//! The hosts of a testnet: one network namespace per node, each with its own address on one
+//! bridge, and the faults that live in the kernel: partitions and packet loss (`iptables` in
+//! each namespace), small filesystems for data directories (`tmpfs`).
+//!
+//! Everything made is recorded in [`Made`] as it is made, and [`Made::teardown`] removes it all
+//! (children killed, filesystems unmounted, namespaces and the bridge deleted) — on success, on
+//! failure, and from the signal handler. Every name carries the runner's process id
+//! (`dtn<pid>…`), so [`clean_stale`] can remove what a runner killed with SIGKILL left behind
+//! without touching a live run.
+//!
+//! Needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN), `ip` (iproute2), `iptables` and `mount`.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+/// Chain of each namespace's filter table holding the partition rules.
+const PARTITION_CHAIN: &str = "DTN_PART";
+/// Chain holding the packet-loss rules.
+const LOSS_CHAIN: &str = "DTN_LOSS";
+
+/// Runs a command; its stderr is the error when it fails.
+pub(crate) fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {cmd}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn output(cmd: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {cmd}: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// What a run has made and must remove.
+#[derive(Default)]
+pub struct Made {
+    bridge: Option<String>,
+    namespaces: Vec<String>,
+    mounts: Vec<PathBuf>,
+    /// Process ids of the node processes still running.
+    pids: Vec<u32>,
+}
+
+pub type Shared = Arc<Mutex<Made>>;
+
+impl Made {
+    pub fn add_pid(shared: &Shared, pid: u32) {
+        if let Ok(mut m) = shared.lock() {
+            m.pids.push(pid);
+        }
+    }
+
+    pub fn remove_pid(shared: &Shared, pid: u32) {
+        if let Ok(mut m) = shared.lock() {
+            m.pids.retain(|p| *p != pid);
+        }
+    }
+
+    /// Removes everything recorded; each failure is printed and the rest still removed.
+    pub fn teardown(&mut self) {
+        for pid in self.pids.drain(..) {
+            // A paused process dies of SIGKILL as well.
+            let _ = run("kill", &["-9", &pid.to_string()]);
+        }
+        // The processes must be gone before their filesystems can be unmounted.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        for m in self.mounts.drain(..) {
+            if let Err(e) = run("umount", &["-l", &m.to_string_lossy()]) {
+                eprintln!("teardown: {e}");
+            }
+        }
+        for ns in self.namespaces.drain(..) {
+            if let Err(e) = run("ip", &["netns", "del", &ns]) {
+                eprintln!("teardown: {e}");
+            }
+        }
+        if let Some(br) = self.bridge.take() {
+            if let Err(e) = run("ip", &["link", "del", &br]) {
+                eprintln!("teardown: {e}");
+            }
+        }
+    }
+}
+
+/// The bridge and the addresses of one run.
+pub struct Hosts {
+    prefix: String,
+    /// `10.A.B.` — the run's /24.
+    net: String,
+    pub made: Shared,
+}
+
+/// One node's host.
+#[derive(Clone, Debug)]
+pub struct HostAddr {
+    pub netns: String,
+    pub ip: Ipv4Addr,
+}
+
+impl Hosts {
+    /// Makes the bridge (`10.77.B.1/24` on the runner's side, `B` from the process id).
+    pub fn new(made: Shared) -> Result<Hosts, String> {
+        let pid = std::process::id();
+        let prefix = format!("dtn{pid}");
+        let net = format!("10.77.{}.", 1 + pid % 250);
+        let bridge = format!("{prefix}b");
+        if bridge.len() > 15 {
+            return Err(format!("interface name {bridge} is too long"));
+        }
+        run("ip", &["link", "add", &bridge, "type", "bridge"])?;
+        lock(&made).bridge = Some(bridge.clone());
+        run(
+            "ip",
+            &["addr", "add", &format!("{net}1/24"), "dev", &bridge],
+        )?;
+        run("ip", &["link", "set", &bridge, "up"])?;
+        Ok(Hosts { prefix, net, made })
+    }
+
+    /// The runner's own address on the bridge (never partitioned, never loses packets).
+    pub fn runner_ip(&self) -> String {
+        format!("{}1", self.net)
+    }
+
+    /// Host `i` (0-based): namespace `dtn<pid>n<i>`, address `10.77.B.(10 + i)`.
+    pub fn add(&self, i: usize) -> Result<HostAddr, String> {
+        let ns = format!("{}n{i}", self.prefix);
+        let veth = format!("{}v{i}", self.prefix);
+        if veth.len() > 15 || i > 200 {
+            return Err(format!("interface name {veth} is too long"));
+        }
+        let ip: Ipv4Addr = format!("{}{}", self.net, 10 + i)
+            .parse()
+            .map_err(|e| format!("address: {e}"))?;
+        run("ip", &["netns", "add", &ns])?;
+        lock(&self.made).namespaces.push(ns.clone());
+        run(
+            "ip",
+            &[
+                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ],
+        )?;
+        run("ip", &["link", "set", &veth, "master", &self.bridge()])?;
+        run("ip", &["link", "set", &veth, "up"])?;
+        run(
+            "ip",
+            &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+        )?;
+        run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
+        run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        for chain in [PARTITION_CHAIN, LOSS_CHAIN] {
+            ipt(&ns, &["-N", chain])?;
+        }
+        ipt(&ns, &["-A", "INPUT", "-j", PARTITION_CHAIN])?;
+        ipt(&ns, &["-A", "OUTPUT", "-j", PARTITION_CHAIN])?;
+        ipt(&ns, &["-A", "INPUT", "-j", LOSS_CHAIN])?;
+        Ok(HostAddr { netns: ns, ip })
+    }
+
+    fn bridge(&self) -> String {
+        format!("{}b", self.prefix)
+    }
+
+    /// Cuts `host` off from every address in `others` (both directions).
+    pub fn isolate(&self, host: &HostAddr, others: &[Ipv4Addr]) -> Result<(), String> {
+        for ip in others {
+            let ip = ip.to_string();
+            ipt(
+                &host.netns,
+                &["-A", PARTITION_CHAIN, "-s", &ip, "-j", "DROP"],
+            )?;
+            ipt(
+                &host.netns,
+                &["-A", PARTITION_CHAIN, "-d", &ip, "-j", "DROP"],
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn heal(&self, host: &HostAddr) -> Result<(), String> {
+        ipt(&host.netns, &["-F", PARTITION_CHAIN])
+    }
+
+    /// Drops `percent` % of the packets `host` receives from anyone but the runner.
+    pub fn loss(&self, host: &HostAddr, percent: u32) -> Result<(), String> {
+        ipt(&host.netns, &["-F", LOSS_CHAIN])?;
+        if percent == 0 {
+            return Ok(());
+        }
+        let p = if percent >= 100 {
+            "1".to_string()
+        } else {
+            format!("0.{percent:02}")
+        };
+        let runner = self.runner_ip();
+        ipt(
+            &host.netns,
+            &[
+                "-A",
+                LOSS_CHAIN,
+                "!",
+                "-s",
+                &runner,
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                &p,
+                "-j",
+                "DROP",
+            ],
+        )
+    }
+
+    /// Mounts a `size_mb` MiB filesystem at `dir` (recorded for teardown).
+    pub fn small_disk(&self, dir: &Path, size_mb: u64) -> Result<(), String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        run(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size_mb}m"),
+                &self.prefix,
+                &dir.to_string_lossy(),
+            ],
+        )?;
+        lock(&self.made).mounts.push(dir.to_path_buf());
+        Ok(())
+    }
+}
+
+fn ipt(ns: &str, args: &[&str]) -> Result<(), String> {
+    let mut all = vec!["netns", "exec", ns, "iptables", "-w"];
+    all.extend_from_slice(args);
+    run("ip", &all)
+}
+
+fn lock(made: &Shared) -> std::sync::MutexGuard<'_, Made> {
+    made.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether process `pid` is alive.
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The runner process id in a name `dtn<pid>…`, if it is one of ours.
+fn owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("dtn")?;
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+/// Removes namespaces, bridges and filesystems of runs whose runner is gone; returns what it
+/// removed.
+pub fn clean_stale() -> Result<Vec<String>, String> {
+    let mut removed = Vec::new();
+    let stale = |name: &str| owner(name).is_some_and(|pid| !alive(pid));
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    for line in mounts.lines() {
+        let mut f = line.split(' ');
+        if let (Some(source), Some(target)) = (f.next(), f.next()) {
+            if stale(source) && run("umount", &["-l", target]).is_ok() {
+                removed.push(format!("mount {target}"));
+            }
+        }
+    }
+    for line in output("ip", &["netns", "list"])?.lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        if stale(name) && run("ip", &["netns", "del", name]).is_ok() {
+            removed.push(format!("netns {name}"));
+        }
+    }
+    for line in output("ip", &["-o", "link", "show", "type", "bridge"])?.lines() {
+        let name = line
+            .split(':')
+            .nth(1)
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string();
+        if stale(&name) && run("ip", &["link", "del", &name]).is_ok() {
+            removed.push(format!("bridge {name}"));
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_of_runs_are_owned() {
+        assert_eq!(owner("dtn4242n3"), Some(4242));
+        assert_eq!(owner("dtn17b"), Some(17));
+        assert_eq!(owner("docker0"), None);
+        assert_eq!(owner("dtnx"), None);
+    }
+}

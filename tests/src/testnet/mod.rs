@@ -1,0 +1,19 @@
+//! A testnet of real `doin node` processes, each in its own network namespace with its own
+//! address on one bridge, driven through a scenario of faults while a bank workload runs, and
+//! checked afterwards (`docs/testing.md#testnet`).
+//!
+//! - [`scenario`]: the scenario file (nodes, roles, the fault schedule);
+//! - [`host`]: namespaces, the bridge, partitions, packet loss, small disks, and removing them;
+//! - [`node`]: a node's files and process, and the runner's HTTP client;
+//! - [`bank`]: the workload and its history;
+//! - [`check`]: what must hold afterwards;
+//! - [`run`]: one scenario from start to verdict.
+//!
+//! Needs root: the `doin-testnet` binary is run by hand and by CI, never by `cargo test`.
+
+pub mod bank;
+pub mod check;
+pub mod host;
+pub mod node;
+pub mod run;
+pub mod scenario;

@@ -1,0 +1,398 @@
+//! A testnet scenario: the nodes (name, role, clock offset, a small disk), the bank workload and
+//! the fault schedule, read from a TOML file (`docs/testing.md#scenario-files`).
+//!
+//! Parsing is strict (unknown keys are refused) and [`Scenario::validate`] checks every name a
+//! step uses before anything is started, so a typo costs a second, not a teardown.
+
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    /// Transfer-chain block time.
+    #[serde(default = "default_block_time")]
+    pub block_time_ms: u64,
+    /// Blocks per validator epoch.
+    #[serde(default = "default_epoch_blocks")]
+    pub epoch_blocks: u64,
+    /// Bank accounts the workload moves money between (one client each).
+    #[serde(default = "default_accounts")]
+    pub accounts: usize,
+    /// Seconds a transfer answered `202` may take to become final before the final check.
+    #[serde(default = "default_settle")]
+    pub settle_secs: u64,
+    /// Target main-block time; 0 runs no main chain.
+    #[serde(default)]
+    pub main_block_time_ms: u64,
+    /// Evaluators and optimizers of the main chain (staked at genesis), placed on nodes by
+    /// their `evaluators` and `optimizers`.
+    #[serde(default)]
+    pub evaluators: usize,
+    #[serde(default)]
+    pub optimizers: usize,
+    pub nodes: Vec<NodeSpec>,
+    #[serde(default)]
+    pub steps: Vec<Step>,
+}
+
+fn default_block_time() -> u64 {
+    1000
+}
+fn default_epoch_blocks() -> u64 {
+    2880
+}
+fn default_accounts() -> usize {
+    8
+}
+fn default_settle() -> u64 {
+    120
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Proposes and votes on transfer blocks (BFT), and serves peers.
+    Validator,
+    /// Follows the transfer chain over the peer-to-peer network.
+    Follower,
+    /// A follower that also runs the channel hub.
+    Hub,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    pub name: String,
+    pub role: Role,
+    /// The node's clock runs this far ahead (negative: behind) of the others.
+    #[serde(default)]
+    pub clock_offset_ms: i64,
+    /// Its data directory is a filesystem of this many MiB (0: the runner's own disk), so a
+    /// step can fill it.
+    #[serde(default)]
+    pub disk_mb: u64,
+    /// A test build's validator that signs a conflicting vote after each vote.
+    #[serde(default)]
+    pub double_vote: bool,
+    /// The workload never sends to this node (a node that is wiped loses what only it held).
+    #[serde(default)]
+    pub no_clients: bool,
+    /// Produces main blocks (with its own key).
+    #[serde(default)]
+    pub main_producer: bool,
+    /// Which of the scenario's evaluators and optimizers this node runs.
+    #[serde(default)]
+    pub evaluators: Vec<usize>,
+    #[serde(default)]
+    pub optimizers: Vec<usize>,
+}
+
+impl NodeSpec {
+    pub fn runs_main(&self) -> bool {
+        self.main_producer || !self.evaluators.is_empty() || !self.optimizers.is_empty()
+    }
+}
+
+/// One step of the fault schedule; the workload runs throughout.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "do", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Let the network and the workload run.
+    Wait {
+        secs: u64,
+    },
+    /// SIGKILL the nodes.
+    Kill {
+        nodes: Vec<String>,
+    },
+    /// Start the nodes again (on their data).
+    Restart {
+        nodes: Vec<String>,
+    },
+    /// `times` rounds: SIGKILL one of `nodes` (in turn), wait `down_secs`, restart it, wait
+    /// `up_secs`.
+    KillCycles {
+        nodes: Vec<String>,
+        times: u32,
+        #[serde(default = "one")]
+        down_secs: u64,
+        #[serde(default = "one")]
+        up_secs: u64,
+    },
+    /// SIGSTOP / SIGCONT.
+    Pause {
+        nodes: Vec<String>,
+    },
+    Resume {
+        nodes: Vec<String>,
+    },
+    /// Cut the network into these groups (every node in exactly one); the runner still
+    /// reaches every node.
+    Partition {
+        groups: Vec<Vec<String>>,
+    },
+    /// Cut every link between a node of `from` and a node of `to` (both ways), leaving every
+    /// other link: with a node in neither list, a partial partition that node bridges.
+    Cut {
+        from: Vec<String>,
+        to: Vec<String>,
+    },
+    /// Undo every partition and cut.
+    Heal,
+    /// Drop this share of the packets every listed node receives from the others (all nodes
+    /// when `nodes` is empty).
+    Loss {
+        #[serde(default)]
+        nodes: Vec<String>,
+        percent: u32,
+    },
+    /// Undo every `loss`.
+    LossClear,
+    /// Fill the node's small filesystem to the last byte.
+    FillDisk {
+        node: String,
+    },
+    /// Delete what `fill_disk` wrote; restart the node if it stopped.
+    FreeDisk {
+        node: String,
+    },
+    /// SIGKILL the node, delete its data (its network identity kept), start it again: it
+    /// re-syncs from its peers.
+    Wipe {
+        node: String,
+    },
+    /// Stop and start every listed node (all when empty) one after the other, waiting
+    /// `up_secs` after each.
+    RollingRestart {
+        #[serde(default)]
+        nodes: Vec<String>,
+        #[serde(default = "one")]
+        up_secs: u64,
+    },
+    /// Each listed node's final height rises by at least `blocks` within `within_secs`.
+    ExpectProgress {
+        nodes: Vec<String>,
+        blocks: u64,
+        within_secs: u64,
+    },
+    /// No listed node's final height moves for `secs`.
+    ExpectStall {
+        nodes: Vec<String>,
+        secs: u64,
+    },
+    /// The node's log gains a line containing `text` within `within_secs`.
+    ExpectLog {
+        node: String,
+        text: String,
+        within_secs: u64,
+    },
+    /// Every running node reaches one tip (same height and hash) within `within_secs`.
+    Converge {
+        within_secs: u64,
+    },
+    /// Every listed validator's stake is burned and tombstoned within `within_secs`.
+    ExpectBurned {
+        nodes: Vec<String>,
+        within_secs: u64,
+    },
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl Scenario {
+    pub fn read(path: &Path) -> Result<Scenario, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let s: Scenario = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        s.validate()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(s)
+    }
+
+    pub fn validators(&self) -> impl Iterator<Item = &NodeSpec> {
+        self.nodes.iter().filter(|n| n.role == Role::Validator)
+    }
+
+    /// Checks names, counts and bounds; every error names what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.nodes.is_empty() || self.nodes.len() > 200 {
+            return Err("a scenario has 1 to 200 nodes".into());
+        }
+        let mut names = BTreeSet::new();
+        for n in &self.nodes {
+            let ok = !n.name.is_empty()
+                && n.name.len() <= 8
+                && n.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            if !ok {
+                return Err(format!(
+                    "node name {:?}: 1 to 8 lowercase letters and digits",
+                    n.name
+                ));
+            }
+            if !names.insert(n.name.as_str()) {
+                return Err(format!("node {} is named twice", n.name));
+            }
+            if n.double_vote && n.role != Role::Validator {
+                return Err(format!("node {}: only a validator can double-vote", n.name));
+            }
+            if n.clock_offset_ms.unsigned_abs() > 3_600_000 {
+                return Err(format!("node {}: clock offset beyond an hour", n.name));
+            }
+            if n.runs_main() && self.main_block_time_ms == 0 {
+                return Err(format!(
+                    "node {}: main-chain roles need main_block_time_ms",
+                    n.name
+                ));
+            }
+            if n.evaluators.iter().any(|e| *e >= self.evaluators)
+                || n.optimizers.iter().any(|o| *o >= self.optimizers)
+            {
+                return Err(format!(
+                    "node {}: evaluators and optimizers are numbered from 0 below the scenario's counts",
+                    n.name
+                ));
+            }
+        }
+        if self.validators().next().is_none() {
+            return Err("a scenario needs at least one validator".into());
+        }
+        if self.accounts < 2 || self.accounts > 64 {
+            return Err("accounts: 2 to 64".into());
+        }
+        if self.main_block_time_ms > 0 && !self.nodes.iter().any(|n| n.main_producer) {
+            return Err("a main chain needs a node with main_producer".into());
+        }
+        if self.evaluators > 32 || self.optimizers > 32 {
+            return Err("evaluators and optimizers: at most 32 each".into());
+        }
+        if self.block_time_ms < 100 || self.epoch_blocks < 2 {
+            return Err("block_time_ms ≥ 100 and epoch_blocks ≥ 2".into());
+        }
+        let known = |n: &String| -> Result<(), String> {
+            if names.contains(n.as_str()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "a step names node {n}, which the scenario does not have"
+                ))
+            }
+        };
+        for (i, step) in self.steps.iter().enumerate() {
+            let at = |e: String| format!("step {}: {e}", i + 1);
+            match step {
+                Step::Kill { nodes }
+                | Step::Restart { nodes }
+                | Step::Pause { nodes }
+                | Step::Resume { nodes }
+                | Step::Loss { nodes, .. }
+                | Step::RollingRestart { nodes, .. }
+                | Step::ExpectStall { nodes, .. }
+                | Step::ExpectProgress { nodes, .. }
+                | Step::ExpectBurned { nodes, .. } => {
+                    nodes.iter().try_for_each(known).map_err(at)?
+                }
+                Step::Cut { from, to } => {
+                    from.iter().chain(to).try_for_each(known).map_err(at)?;
+                    if from.is_empty() || to.is_empty() || from.iter().any(|f| to.contains(f)) {
+                        return Err(at("a cut needs two disjoint, non-empty lists".into()));
+                    }
+                }
+                Step::KillCycles { nodes, times, .. } => {
+                    nodes.iter().try_for_each(known).map_err(at)?;
+                    if nodes.is_empty() || *times == 0 {
+                        return Err(at("kill_cycles needs nodes and times ≥ 1".into()));
+                    }
+                }
+                Step::Partition { groups } => {
+                    let mut seen = BTreeSet::new();
+                    for g in groups {
+                        for n in g {
+                            known(n).map_err(at)?;
+                            if !seen.insert(n.as_str()) {
+                                return Err(at(format!("{n} is in two groups")));
+                            }
+                        }
+                    }
+                    if seen.len() != names.len() || groups.len() < 2 {
+                        return Err(at("a partition puts every node in one of ≥ 2 groups".into()));
+                    }
+                }
+                Step::FillDisk { node } | Step::FreeDisk { node } => {
+                    known(node).map_err(at)?;
+                    let spec = self.nodes.iter().find(|n| &n.name == node);
+                    if spec.map(|n| n.disk_mb) == Some(0) {
+                        return Err(at(format!("{node} has no disk_mb of its own to fill")));
+                    }
+                }
+                Step::Wipe { node } | Step::ExpectLog { node, .. } => known(node).map_err(at)?,
+                Step::Wait { .. } | Step::Heal | Step::LossClear | Step::Converge { .. } => {}
+            }
+            if let Step::Loss { percent, .. } = step {
+                if *percent > 100 {
+                    return Err(at("loss percent ≤ 100".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Scenario, String> {
+        let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    const NODES: &str = "name = \"t\"\n\
+        [[nodes]]\nname = \"v0\"\nrole = \"validator\"\n\
+        [[nodes]]\nname = \"f0\"\nrole = \"follower\"\ndisk_mb = 32\n";
+
+    #[test]
+    fn a_scenario_reads_and_its_names_are_checked() {
+        let s = parse(&format!(
+            "{NODES}[[steps]]\ndo = \"partition\"\ngroups = [[\"v0\"], [\"f0\"]]\n\
+             [[steps]]\ndo = \"fill_disk\"\nnode = \"f0\"\n[[steps]]\ndo = \"heal\"\n"
+        ))
+        .unwrap();
+        assert_eq!(s.steps.len(), 3);
+        let unknown = parse(&format!(
+            "{NODES}[[steps]]\ndo = \"kill\"\nnodes = [\"v9\"]\n"
+        ));
+        assert!(unknown.unwrap_err().contains("v9"));
+        let half = parse(&format!(
+            "{NODES}[[steps]]\ndo = \"partition\"\ngroups = [[\"v0\"]]\n"
+        ));
+        assert!(half.unwrap_err().contains("every node"));
+        let no_disk = parse(&format!(
+            "{NODES}[[steps]]\ndo = \"fill_disk\"\nnode = \"v0\"\n"
+        ));
+        assert!(no_disk.unwrap_err().contains("disk_mb"));
+        let typo = parse(&format!("{NODES}[[steps]]\ndo = \"wait\"\nsec = 3\n"));
+        assert!(typo.is_err());
+    }
+
+    #[test]
+    fn the_scenarios_in_the_repository_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testnet");
+        let mut read = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Scenario::read(&path).unwrap();
+                read += 1;
+            }
+        }
+        assert!(read >= 2, "scenario files in {}", dir.display());
+    }
+}
