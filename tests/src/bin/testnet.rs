@@ -3,17 +3,21 @@
 //! ```text
 //! doin-testnet run SCENARIO.toml [--doin PATH] [--out DIR]
 //! doin-testnet clean
+//! doin-testnet shape --delay-ms MS [--jitter-ms MS]
 //! ```
 //!
 //! `run` exits 0 when every step and every check passed, 1 with the failure otherwise; `clean`
-//! removes what runs killed with SIGKILL left behind (namespaces, bridges, mounts).
+//! removes what runs killed with SIGKILL left behind (namespaces, bridges, mounts); `shape` is
+//! the link shaper the runner starts inside a host's namespace for `latency` steps.
 
-use doin_tests::testnet::{host, run};
+use doin_tests::testnet::{host, run, shape};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-const USAGE: &str =
-    "usage: doin-testnet run SCENARIO.toml [--doin PATH] [--out DIR]\n       doin-testnet clean";
+const USAGE: &str = "usage: doin-testnet run SCENARIO.toml [--doin PATH] [--out DIR]
+       doin-testnet clean
+       doin-testnet shape --delay-ms MS [--jitter-ms MS]   (inside a host's namespace; the runner starts it)";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -44,6 +48,19 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some("shape") => match parse_shape(&args[1..]) {
+            Ok((delay, jitter)) => match shape::run(0, delay, jitter) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => {
+                eprintln!("{e}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
         Some("clean") => match host::clean_stale() {
             Ok(removed) => {
                 for r in &removed {
@@ -61,6 +78,25 @@ async fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn parse_shape(args: &[String]) -> Result<(Duration, Duration), String> {
+    let (mut delay, mut jitter) = (None, 0u64);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| -> Result<u64, String> {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .ok_or(format!("{name} needs milliseconds"))
+        };
+        match a.as_str() {
+            "--delay-ms" => delay = Some(value("--delay-ms")?),
+            "--jitter-ms" => jitter = value("--jitter-ms")?,
+            s => return Err(format!("unexpected argument {s}")),
+        }
+    }
+    let delay = delay.ok_or("--delay-ms is required")?;
+    Ok((Duration::from_millis(delay), Duration::from_millis(jitter)))
 }
 
 fn parse_run(args: &[String]) -> Result<run::Options, String> {

@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 const PARTITION_CHAIN: &str = "DTN_PART";
 /// Chain holding the packet-loss rules.
 const LOSS_CHAIN: &str = "DTN_LOSS";
+/// Chain sending packets to the namespace's link shaper ([`super::shape`]).
+const DELAY_CHAIN: &str = "DTN_DELAY";
 
 /// Runs a command; its stderr is the error when it fails.
 pub(crate) fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
@@ -51,8 +53,10 @@ pub struct Made {
     bridge: Option<String>,
     namespaces: Vec<String>,
     mounts: Vec<PathBuf>,
-    /// Process ids of the node processes still running.
+    /// Process ids of the node processes and link shapers still running.
     pids: Vec<u32>,
+    /// Each namespace's link shaper.
+    shapers: std::collections::HashMap<String, std::process::Child>,
 }
 
 pub type Shared = Arc<Mutex<Made>>;
@@ -75,6 +79,9 @@ impl Made {
         for pid in self.pids.drain(..) {
             // A paused process dies of SIGKILL as well.
             let _ = run("kill", &["-9", &pid.to_string()]);
+        }
+        for (_, mut shaper) in self.shapers.drain() {
+            let _ = shaper.wait();
         }
         // The processes must be gone before their filesystems can be unmounted.
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -162,12 +169,13 @@ impl Hosts {
         )?;
         run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
         run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
-        for chain in [PARTITION_CHAIN, LOSS_CHAIN] {
+        for chain in [PARTITION_CHAIN, LOSS_CHAIN, DELAY_CHAIN] {
             ipt(&ns, &["-N", chain])?;
         }
         ipt(&ns, &["-A", "INPUT", "-j", PARTITION_CHAIN])?;
         ipt(&ns, &["-A", "OUTPUT", "-j", PARTITION_CHAIN])?;
         ipt(&ns, &["-A", "INPUT", "-j", LOSS_CHAIN])?;
+        ipt(&ns, &["-A", "INPUT", "-j", DELAY_CHAIN])?;
         Ok(HostAddr { netns: ns, ip })
     }
 
@@ -223,6 +231,52 @@ impl Hosts {
                 &p,
                 "-j",
                 "DROP",
+            ],
+        )
+    }
+
+    /// Delays every packet `host` receives from other hosts by `delay_ms` plus up to
+    /// `jitter_ms` (so packets overtake each other): a shaper process in its namespace, this
+    /// runner's own binary (`doin-testnet shape`), recorded for teardown. 0 ms removes it.
+    pub fn latency(&self, host: &HostAddr, delay_ms: u64, jitter_ms: u64) -> Result<(), String> {
+        ipt(&host.netns, &["-F", DELAY_CHAIN])?;
+        let old = lock(&self.made).shapers.remove(&host.netns);
+        if let Some(mut child) = old {
+            let _ = child.kill();
+            let _ = child.wait();
+            Made::remove_pid(&self.made, child.id());
+        }
+        if delay_ms == 0 && jitter_ms == 0 {
+            return Ok(());
+        }
+        let me = std::env::current_exe().map_err(|e| format!("the runner's own path: {e}"))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &host.netns])
+            .arg(me)
+            .args(["shape", "--delay-ms", &delay_ms.to_string()])
+            .args(["--jitter-ms", &jitter_ms.to_string()])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the link shaper: {e}"))?;
+        Made::add_pid(&self.made, child.id());
+        lock(&self.made).shapers.insert(host.netns.clone(), child);
+        let runner = self.runner_ip();
+        let subnet = format!("{}0/24", self.net);
+        ipt(
+            &host.netns,
+            &[
+                "-A",
+                DELAY_CHAIN,
+                "!",
+                "-s",
+                &runner,
+                "-s",
+                &subnet,
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                "0",
+                "--queue-bypass",
             ],
         )
     }

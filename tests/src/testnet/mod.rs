@@ -7,6 +7,7 @@
 //! - [`node`]: a node's files and process, and the runner's HTTP client;
 //! - [`bank`]: the workload and its history;
 //! - [`check`]: what must hold afterwards;
+//! - [`shape`]: latency and reordering on a host's links (run inside its namespace);
 //! - [`run`]: one scenario from start to verdict.
 //!
 //! Needs root: the `doin-testnet` binary is run by hand and by CI, never by `cargo test`.
@@ -17,3 +18,4 @@ pub mod host;
 pub mod node;
 pub mod run;
 pub mod scenario;
+pub mod shape;

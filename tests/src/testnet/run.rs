@@ -423,6 +423,7 @@ impl Run {
         for n in &self.nodes {
             self.hosts.heal(&n.host)?;
             self.hosts.loss(&n.host, 0)?;
+            self.hosts.latency(&n.host, 0, 0)?;
         }
         for i in 0..self.nodes.len() {
             if self.nodes[i].paused {
@@ -538,6 +539,22 @@ impl Run {
             Step::LossClear => {
                 for n in &self.nodes {
                     self.hosts.loss(&n.host, 0)?;
+                }
+            }
+            Step::Latency {
+                nodes,
+                ms,
+                jitter_ms,
+            } => {
+                for n in &self.nodes {
+                    if nodes.is_empty() || nodes.iter().any(|x| x == n.name()) {
+                        self.hosts.latency(&n.host, *ms, *jitter_ms)?;
+                    }
+                }
+            }
+            Step::LatencyClear => {
+                for n in &self.nodes {
+                    self.hosts.latency(&n.host, 0, 0)?;
                 }
             }
             Step::FillDisk { node } => {

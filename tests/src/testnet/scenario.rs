@@ -151,6 +151,17 @@ pub enum Step {
     },
     /// Undo every `loss`.
     LossClear,
+    /// Delay every packet each listed node (all when empty) receives from other nodes by `ms`
+    /// plus up to `jitter_ms` (packets overtake each other).
+    Latency {
+        #[serde(default)]
+        nodes: Vec<String>,
+        ms: u64,
+        #[serde(default)]
+        jitter_ms: u64,
+    },
+    /// Undo every `latency`.
+    LatencyClear,
     /// Fill the node's small filesystem to the last byte.
     FillDisk {
         node: String,
@@ -292,6 +303,7 @@ impl Scenario {
                 | Step::Pause { nodes }
                 | Step::Resume { nodes }
                 | Step::Loss { nodes, .. }
+                | Step::Latency { nodes, .. }
                 | Step::RollingRestart { nodes, .. }
                 | Step::ExpectStall { nodes, .. }
                 | Step::ExpectProgress { nodes, .. }
@@ -332,11 +344,20 @@ impl Scenario {
                     }
                 }
                 Step::Wipe { node } | Step::ExpectLog { node, .. } => known(node).map_err(at)?,
-                Step::Wait { .. } | Step::Heal | Step::LossClear | Step::Converge { .. } => {}
+                Step::Wait { .. }
+                | Step::Heal
+                | Step::LossClear
+                | Step::LatencyClear
+                | Step::Converge { .. } => {}
             }
             if let Step::Loss { percent, .. } = step {
                 if *percent > 100 {
                     return Err(at("loss percent ≤ 100".into()));
+                }
+            }
+            if let Step::Latency { ms, jitter_ms, .. } = step {
+                if *ms > 10_000 || *jitter_ms > 10_000 {
+                    return Err(at("latency and jitter ≤ 10 000 ms".into()));
                 }
             }
         }

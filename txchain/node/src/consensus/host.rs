@@ -323,9 +323,15 @@ impl Host {
                     }
                 },
             };
-            chain
-                .propose_block(&key, Timestamp(now_ms()), parent_commit.as_ref())
-                .map(Some)
+            match chain.propose_block(&key, Timestamp(now_ms()), parent_commit.as_ref()) {
+                Ok(block) => Ok(Some(block)),
+                // The block sync moved the tip while the proposal was built: let the round pass.
+                Err(ChainError::Block(e)) if chain.tip().header.height != tip => {
+                    tracing::warn!(%height, error = %e, "not proposing: the tip moved while the proposal was built");
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
         })
         .await
         .map_err(|e| ChainError::Inconsistent(format!("block builder failed: {e}")))??;
