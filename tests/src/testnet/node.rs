@@ -365,26 +365,11 @@ impl Http {
 
     /// Status and JSON body (`Null` when not JSON); `Err` when there was no answer.
     pub async fn get_status(&self, url: &str) -> Result<(u16, Value), String> {
-        let r = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let s = r.status().as_u16();
-        Ok((s, r.json().await.unwrap_or(Value::Null)))
+        answer(self.client.get(url)).await
     }
 
     pub async fn post(&self, url: &str, body: &Value) -> Result<(u16, Value), String> {
-        let r = self
-            .client
-            .post(url)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let s = r.status().as_u16();
-        Ok((s, r.json().await.unwrap_or(Value::Null)))
+        answer(self.client.post(url).json(body)).await
     }
 
     pub async fn text(&self, url: &str) -> Option<String> {
@@ -394,4 +379,11 @@ impl Http {
         }
         r.text().await.ok()
     }
+}
+
+/// Sends `req`: status and JSON body (`Null` when not JSON); `Err` when there was no answer.
+async fn answer(req: reqwest::RequestBuilder) -> Result<(u16, Value), String> {
+    let r = req.send().await.map_err(|e| e.to_string())?;
+    let s = r.status().as_u16();
+    Ok((s, r.json().await.unwrap_or(Value::Null)))
 }

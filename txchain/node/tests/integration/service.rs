@@ -270,15 +270,7 @@ fn every_block_keeps_the_certificate_that_made_it_final() {
     let a = open(dir_a.path(), spec(&k), 16);
     let b_metrics = Metrics::new();
     let b = open_with(dir_b.path(), spec(&k), 16, &b_metrics);
-    let mut blocks = Vec::new();
-    for h in 1..=3 {
-        let tx = transfer(&a, &k.users[0], &k.users[1], h);
-        a.submit(tx.bytes()).unwrap();
-        blocks.push(a.produce_block(&k.validator, time(h)).unwrap());
-    }
-    for blk in &blocks {
-        b.import_block(blk, Timestamp(u64::MAX / 2)).unwrap();
-    }
+    let blocks = produce_and_import(&a, &b, &k, 3);
     let set = a.validator_set_at(3).expect("the tip's set");
     let chain_id = a.params().chain_id;
     for (i, blk) in blocks.iter().enumerate() {
@@ -324,15 +316,7 @@ fn a_decision_below_the_tip_of_the_block_already_committed_is_accepted() {
     let k = keys();
     let a = open(dir_a.path(), spec(&k), 16);
     let b = open(dir_b.path(), spec(&k), 16);
-    let mut blocks = Vec::new();
-    for h in 1..=3 {
-        let tx = transfer(&a, &k.users[0], &k.users[1], h);
-        a.submit(tx.bytes()).unwrap();
-        blocks.push(a.produce_block(&k.validator, time(h)).unwrap());
-    }
-    for blk in &blocks {
-        b.import_block(blk, Timestamp(u64::MAX / 2)).unwrap();
-    }
+    let blocks = produce_and_import(&a, &b, &k, 3);
     let second = &blocks[1];
     let hash = second.hash().unwrap();
     assert_eq!(b.committed_as(2, &hash).unwrap(), Some(true));
@@ -356,4 +340,19 @@ fn a_decision_below_the_tip_of_the_block_already_committed_is_accepted() {
         doin_tx_node::chain::DecidedOutcome::AlreadyCommitted
     );
     assert_eq!(b.tip().header.height, 3, "the tip stays where it was");
+}
+
+/// `a` produces `n` blocks of one transfer each; `b` imports them as its block sync would.
+fn produce_and_import(a: &TxChain, b: &TxChain, k: &Keys, n: u64) -> Vec<doin_tx_core::Block> {
+    let blocks: Vec<doin_tx_core::Block> = (1..=n)
+        .map(|h| {
+            let tx = transfer(a, &k.users[0], &k.users[1], h);
+            a.submit(tx.bytes()).unwrap();
+            a.produce_block(&k.validator, time(h)).unwrap()
+        })
+        .collect();
+    for blk in &blocks {
+        b.import_block(blk, Timestamp(u64::MAX / 2)).unwrap();
+    }
+    blocks
 }
