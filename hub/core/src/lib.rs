@@ -27,7 +27,7 @@
 //! completed update sets in motion), [`flush`] (the hub's own proposals), [`messages`] (a
 //! peer's messages through all of that), [`funds`], [`watch`] and [`deadlines`] (the
 //! watchtower), [`operations`] (channels, invoices, streams, closes), [`records`] (what is
-//! kept), [`state`] (the state and the staging of one input).
+//! kept), [`request`] (a peer's message request as the REST layer receives it), [`state`] (the state and the staging of one input).
 //!
 //! The core reads no clock, calls no port and takes no lock: the time comes in as `now`, what
 //! the chains said as a [`ChainSnapshot`] (which [`needs`] tells the caller to read first), and
@@ -54,6 +54,7 @@ pub mod operations;
 mod pass;
 pub mod policy;
 pub mod records;
+pub mod request;
 pub mod state;
 pub mod txs;
 pub mod watch;

@@ -4,7 +4,10 @@
 //! A client behaves as a careful wallet does: one transfer in flight at a time; the same
 //! signed bytes are offered to another node while nobody answers (so a transfer is never
 //! signed twice with one nonce); after a `202`/`200` it waits until some node reports the
-//! transfer final before it signs the next; after a refusal it reads its nonce again. The
+//! transfer final before it signs the next; after a refusal it reads its nonce again, but never
+//! goes below the nonce after its last final transfer (a node cut off from the others answers
+//! with the nonce it last saw, and a wallet that believed it would sign a second transfer
+//! with a nonce already used: one that can never be final). The
 //! checker ([`super::check`]) then holds the network to what the clients were told.
 
 use super::node::Http;
@@ -208,6 +211,8 @@ impl Bank {
 
     async fn client(self: Arc<Self>, i: usize, targets: Vec<Target>, http: Http) {
         let mut nonce = None;
+        // The nonce after the last transfer this client saw final: nothing below is signed.
+        let mut floor = 0;
         // A signed transfer nobody has answered yet: offered again, never re-signed.
         let mut unanswered: Option<(Tx, String, u64)> = None;
         while !self.stopped() {
@@ -217,7 +222,7 @@ impl Bank {
                     let n = match nonce {
                         Some(n) => n,
                         None => match self.nonce_of(i, &targets, &http).await {
-                            Some(n) => n,
+                            Some(n) => n.max(floor),
                             None => {
                                 tokio::time::sleep(Duration::from_millis(500)).await;
                                 continue;
@@ -247,6 +252,7 @@ impl Bank {
                     self.record(i, n, &id, &target.name, Answer::Accepted { status });
                     if self.wait_final(i, n, &id, &targets, &http).await {
                         nonce = Some(n + 1);
+                        floor = n + 1;
                     } else {
                         // Stopped while waiting: the final check decides.
                         return;

@@ -262,14 +262,17 @@ impl Hosts {
         lock(&self.made).shapers.insert(host.netns.clone(), child);
         let runner = self.runner_ip();
         let subnet = format!("{}0/24", self.net);
+        // The runner's own requests pass undelayed; everything else from the bridge is shaped
+        // (loopback, a node talking to itself, is not).
+        ipt(
+            &host.netns,
+            &["-A", DELAY_CHAIN, "-s", &runner, "-j", "RETURN"],
+        )?;
         ipt(
             &host.netns,
             &[
                 "-A",
                 DELAY_CHAIN,
-                "!",
-                "-s",
-                &runner,
                 "-s",
                 &subnet,
                 "-j",

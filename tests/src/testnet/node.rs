@@ -372,6 +372,14 @@ impl Http {
         answer(self.client.post(url).json(body)).await
     }
 
+    /// The JSON body of a 200 answer to a request carrying `Authorization: Bearer <token>`.
+    pub async fn get_authorized(&self, url: &str, token: &str) -> Option<Value> {
+        match answer(self.client.get(url).bearer_auth(token)).await {
+            Ok((200, v)) => Some(v),
+            _ => None,
+        }
+    }
+
     pub async fn text(&self, url: &str) -> Option<String> {
         let r = self.client.get(url).send().await.ok()?;
         if r.status().as_u16() != 200 {

@@ -3,6 +3,7 @@
 //! is removed before it returns (and by the signal handler if the runner is interrupted).
 
 use super::bank::{Bank, Target};
+use super::channels::{Channels, Peer};
 use super::check;
 use super::host::{self, Hosts, Made, Shared};
 use super::node::{Http, MainPart, Node, Wiring};
@@ -92,6 +93,8 @@ struct Run {
     funded: Vec<String>,
     /// Base units genesis created (balances and stakes).
     created: u128,
+    /// The payer and payee of the hub, when the scenario runs channels.
+    channels: Option<Arc<Channels>>,
     started: Instant,
 }
 
@@ -146,6 +149,20 @@ impl Run {
                 created += u128::from(stake.base_units());
             }
         }
+        // The hub's payer (funded: it opens its channel on chain) and payee.
+        let peers = if scenario.channels {
+            let dir = out.join("channels");
+            let payer = Peer::new("payer", &dir)?;
+            let payee = Peer::new("payee", &dir)?;
+            allocations.push(Allocation {
+                key: payer.key.public(),
+                amount: Amount::from_base_units(1_000 * COIN),
+            });
+            created += u128::from(1_000 * COIN);
+            Some((payer, payee))
+        } else {
+            None
+        };
         for a in &accounts {
             allocations.push(Allocation {
                 key: a.public(),
@@ -186,13 +203,16 @@ impl Run {
             }
         }
         // Every key that can hold coins: what genesis funded, and whoever the main chain pays.
-        let funded: Vec<String> = node_keys
+        let mut funded: Vec<String> = node_keys
             .iter()
             .chain(&accounts)
             .chain(&evaluators)
             .chain(&optimizers)
             .map(|k| Address::new(network, k.public()).to_string())
             .collect();
+        if let Some((payer, payee)) = &peers {
+            funded.extend([payer.address(), payee.address()]);
+        }
         let spec = GenesisSpec {
             network,
             chain_name: format!("testnet-{}-{}", scenario.name, std::process::id()),
@@ -297,6 +317,22 @@ impl Run {
             })?;
         }
         let bank = Arc::new(Bank::new(accounts, network, chain_id));
+        let channels = match peers {
+            None => None,
+            Some((payer, payee)) => {
+                let hub = nodes
+                    .iter()
+                    .find(|n| n.spec.role == Role::Hub)
+                    .ok_or("channels need a node with the role hub")?;
+                Some(Arc::new(Channels::new(
+                    &opts.doin,
+                    hub.rest(),
+                    hub.data_dir().join("hub.cookie"),
+                    payer,
+                    payee,
+                )))
+            }
+        };
         Ok(Run {
             scenario,
             doin: opts.doin.clone(),
@@ -307,6 +343,7 @@ impl Run {
             bank,
             funded,
             created,
+            channels,
             started: Instant::now(),
         })
     }
@@ -355,6 +392,14 @@ impl Run {
             .collect();
         let clients = self.bank.start(targets, self.http.clone());
         self.say(&format!("{} bank clients started", clients.len()));
+        let streaming = match &self.channels {
+            None => None,
+            Some(c) => {
+                c.setup().await?;
+                self.say("the payer streams to the payee through the hub");
+                Some(c.start())
+            }
+        };
 
         let steps = self.scenario.steps.clone();
         for (k, step) in steps.iter().enumerate() {
@@ -374,6 +419,10 @@ impl Run {
         self.bank.stop();
         for c in clients {
             let _ = c.await;
+        }
+        if let (Some(c), Some(task)) = (&self.channels, streaming) {
+            c.stop();
+            let _ = task.await;
         }
         let transfers_final = check::nothing_lost(
             &self.http,
@@ -396,6 +445,13 @@ impl Run {
             let (anchored, paid) = check::rewards_once(&self.http, &self.nodes).await?;
             self.say(&format!(
                 "main-chain rewards credited exactly once on every node: {paid} base units paid by main blocks 1..={anchored}"
+            ));
+        }
+        if let Some(c) = &self.channels {
+            let books = c.reconcile(&self.http, 180).await?;
+            self.say(&format!(
+                "the hub's books reconcile: the stream received {} msat ({} ticks reported completed), the payee was paid {} msat; {} commands, {} of them unanswered or refused and run again",
+                books.received_msat, books.ticks_reported, books.paid_out_msat, books.commands, books.failed_commands
             ));
         }
         let (accepted_answers, _, refused_answers, no_answers) = self.bank.tally();
@@ -695,6 +751,11 @@ impl Run {
         }
         if let Err(e) = self.bank.write_history(&self.out.join("history.jsonl")) {
             eprintln!("history: {e}");
+        }
+        if let Some(c) = &self.channels {
+            if let Err(e) = c.write_history(&self.out.join("channels.jsonl")) {
+                eprintln!("channel history: {e}");
+            }
         }
     }
 }

@@ -33,6 +33,10 @@ pub struct Scenario {
     pub evaluators: usize,
     #[serde(default)]
     pub optimizers: usize,
+    /// A payer streams micropayments to a payee through the hub node (`doin hub`), and the
+    /// hub's books are reconciled at the end. Needs a node with the role `hub`.
+    #[serde(default)]
+    pub channels: bool,
     pub nodes: Vec<NodeSpec>,
     #[serde(default)]
     pub steps: Vec<Step>,
@@ -279,6 +283,9 @@ impl Scenario {
         }
         if self.main_block_time_ms > 0 && !self.nodes.iter().any(|n| n.main_producer) {
             return Err("a main chain needs a node with main_producer".into());
+        }
+        if self.channels && !self.nodes.iter().any(|n| n.role == Role::Hub) {
+            return Err("channels need a node with the role hub".into());
         }
         if self.evaluators > 32 || self.optimizers > 32 {
             return Err("evaluators and optimizers: at most 32 each".into());

@@ -42,12 +42,23 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         "doin-channels",
         vec!["doin-types", "doin-codec", "doin-crypto", "doin-tx-core"],
     );
+    // The BFT engine's view of the chain: its types, signing and wire bytes, no I/O of its own.
+    m.insert(
+        "doin-tx-consensus",
+        vec!["doin-types", "doin-codec", "doin-crypto", "doin-tx-core"],
+    );
     let mut tx_node = SHARED.to_vec();
-    tx_node.push("doin-tx-core");
+    tx_node.extend(["doin-tx-core", "doin-tx-consensus"]);
     m.insert("doin-tx-node", tx_node);
     m.insert(
         "doin-hub-core",
-        vec!["doin-types", "doin-crypto", "doin-tx-core", "doin-channels"],
+        vec![
+            "doin-types",
+            "doin-api",
+            "doin-crypto",
+            "doin-tx-core",
+            "doin-channels",
+        ],
     );
     // The hub reaches the transfer chain through its own port, never its service.
     let mut hub = SHARED.to_vec();
@@ -84,6 +95,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
 /// The sans-IO crates (docs/architecture.md: the cores and the channel state machine).
 const SANS_IO: &[&str] = &[
     "doin-tx-core",
+    "doin-tx-consensus",
     "doin-main-core",
     "doin-channels",
     "doin-hub-core",

@@ -1,36 +1,28 @@
-//! BFT finality for the transfer chain (docs/consensus.md), on the Malachite engine
-//! (`arc-malachitebft-*`, pinned exactly). This module is the only place that names the
-//! engine: an upgrade touches it and nothing else.
+//! BFT finality for the transfer chain (docs/consensus.md): the Malachite engine
+//! (`arc-malachitebft-*`, pinned exactly) run for block production — its actors, write-ahead
+//! log and network (`engine`), and the host that answers it from the chain (`host`).
 //!
-//! It owns what the engine needs from DOIN — the `Context` (heights, block values, proposals,
-//! votes, validator sets), BIP340 signing of the signed forms that `doin_tx_core::bft` fixes.
-//! It must not decide a block's validity (the chain's `apply_block` does) nor what a
-//! certificate proves (`doin_tx_core::bft::CommitCertificate` does).
-//!
-//! Status: the types, signing and the streaming of proposed blocks as parts are here and tested; running the engine (its actors,
-//! write-ahead log and network) for block production is not wired yet, and the node still
-//! produces with the solo producer.
+//! The consensus types, their signing, their wire bytes and the proposal parts live in the
+//! `doin-tx-consensus` crate (re-exported here under the same paths), so they build and fuzz
+//! without a store. Only that crate and this module name the engine: an upgrade touches them
+//! and nothing else. This module must not decide a block's validity (the chain's
+//! `apply_block` does) nor what a certificate proves (`doin_tx_core::bft::CommitCertificate`
+//! does).
 
-pub mod codec;
-pub mod context;
+pub use doin_tx_consensus::{codec, context, parts, signing};
 pub mod engine;
 mod events;
 pub mod host;
 pub mod metrics;
-pub mod parts;
-pub mod signing;
 
-pub use context::{
-    BftHeight, BftProposal, BftValidator, BftValidatorSet, BftVote, BlockPart, BlockValue,
-    DoinContext, ValidatorAddress, VoteKind,
+pub use doin_tx_consensus::{
+    signing_hash, split_block, BftHeight, BftProposal, BftValidator, BftValidatorSet, BftVote,
+    Bip340, BlockPart, BlockValue, ConsensusKey, ConsensusSigner, DoinContext, PartsCollector,
+    PartsError, PartsOutcome, ValidatorAddress, VoteKind, PART_BYTES, TAG_BFT_PEER,
+    TAG_BFT_PROPOSAL, TAG_BFT_VOTE,
 };
 pub use doin_tx_core::bft::{
     CertificateError, CommitCertificate, ValidatorSet, ValidatorSetError, MAX_VALIDATORS,
 };
 pub use engine::{BftProducer, BftSettings, Multiaddr};
 pub use metrics::BftMetrics;
-pub use parts::{split_block, PartsCollector, PartsError, PartsOutcome, PART_BYTES};
-pub use signing::{
-    signing_hash, Bip340, ConsensusKey, ConsensusSigner, TAG_BFT_PEER, TAG_BFT_PROPOSAL,
-    TAG_BFT_VOTE,
-};

@@ -3,7 +3,7 @@
 //! What a signature covers is fixed by `doin_tx_core::bft` (the signed forms, tags and chain
 //! id), not by the engine's types: this module converts and signs.
 
-use super::context::{BftProposal, BftVote, DoinContext};
+use crate::context::{BftProposal, BftVote, DoinContext};
 use arc_malachitebft_core_types::{
     SignedMessage, SigningScheme, ValidatorProof, VoteExtensionScope,
 };

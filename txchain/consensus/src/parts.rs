@@ -8,7 +8,7 @@
 //! `apply_block`'s to say, and whether it is *the* proposal is the engine's (by its hash). The
 //! collector owns the bounds: parts per block, bytes per block, streams at once.
 
-use super::context::{BftHeight, BlockPart, ValidatorAddress};
+use crate::context::{BftHeight, BlockPart, ValidatorAddress};
 use arc_malachitebft_core_types::Round;
 use doin_tx_core::{Block, BlockError};
 use std::collections::BTreeMap;

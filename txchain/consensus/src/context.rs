@@ -13,7 +13,7 @@ use doin_types::PublicKeyBytes;
 use mal::{NilOrVal, Round, VoteType};
 use serde::{Deserialize, Serialize};
 
-use super::signing::Bip340;
+use crate::signing::Bip340;
 
 /// A transfer-chain height as the engine counts it (the first BFT height is 1; 0 is genesis).
 #[derive(

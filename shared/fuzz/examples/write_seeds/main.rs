@@ -1,6 +1,6 @@
 //! Writes the seed corpora of the fuzz targets into `shared/fuzz/seeds/<target>/`: real encodings
 //! (the golden transfer of `txchain/core/tests/vectors/transfer.json`, requests and answers of
-//! both chains' sync, channel messages, an invoice, a key file, sample text) for the fuzzer to
+//! both chains' sync, consensus votes, proposals and parts of a signed block, channel messages, an invoice, a key file, sample text) for the fuzzer to
 //! start from. Run from `shared/fuzz/`: `cargo run --example write_seeds`.
 
 use doin_channels::{create_invoice, InvoiceTerms, Message};
@@ -10,10 +10,12 @@ use doin_crypto::KeyPair;
 use doin_main_core::wire::{MainSyncRequest, MainSyncResponse};
 use doin_tx_core::wire::{SnapshotOffer, SyncRequest, SyncResponse};
 use doin_types::{Hash256, Network};
+
+mod consensus;
 use std::path::Path;
 use std::time::Duration;
 
-const GOLDEN_TRANSFER: &str = include_str!("../../../txchain/core/tests/vectors/transfer.json");
+const GOLDEN_TRANSFER: &str = include_str!("../../../../txchain/core/tests/vectors/transfer.json");
 
 fn write(target: &str, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let dir = Path::new("seeds").join(target);
@@ -85,6 +87,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &encode(&MainSyncResponse::Blocks(Vec::new()))?,
     )?;
 
+    consensus::write_seeds(write)?;
+
     let key = KeyPair::from_secret_bytes(&[3; 32])?;
     let channel_id = Hash256([4; 32]);
     let sig = key.sign(&Hash256([5; 32]));
@@ -141,5 +145,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         write("text", &format!("sample-{i}"), t.as_bytes())?;
     }
+    write_hub_seeds(&key, channel_id)?;
+    Ok(())
+}
+
+/// A channel-message request with every optional part, and one pipelining a `Confirm`.
+fn write_hub_seeds(key: &KeyPair, channel_id: Hash256) -> Result<(), Box<dyn std::error::Error>> {
+    let sig = key.sign(&Hash256([5; 32]));
+    let confirm = Message::Confirm {
+        channel_id,
+        seq: 2,
+        sig,
+    };
+    let reject = Message::Reject {
+        channel_id,
+        seq: 3,
+        reason: "no".into(),
+    };
+    let full = serde_json::json!({
+        "message": hex::encode(reject.encode()?),
+        "stream": hex::encode([1u8; 32]),
+        "invoice": "lndoin1",
+        "vote_optimae": hex::encode([2u8; 32]),
+        "split": [{"stream": hex::encode([3u8; 32]), "amount_msat": "5", "vote_optimae": null}],
+        "fund_optimae": hex::encode([4u8; 32]),
+        "signature": hex::encode(sig.0),
+    });
+    write("hub_bodies", "message", full.to_string().as_bytes())?;
+    let pipelined = serde_json::json!({
+        "message": hex::encode(confirm.encode()?),
+        "next": hex::encode(reject.encode()?),
+        "signature": hex::encode(sig.0),
+    });
+    write("hub_bodies", "pipelined", pipelined.to_string().as_bytes())?;
     Ok(())
 }

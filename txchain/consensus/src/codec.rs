@@ -4,9 +4,9 @@
 //! codec (`doin_codec`: bincode, trailing bytes and oversize input refused). The wire forms
 //! are ours, so an engine upgrade that changes its types does not change what a DOIN node
 //! sends or logs. Nothing here checks signatures: the engine verifies every signed message
-//! with [`super::ConsensusSigner`] before it acts on it.
+//! with [`crate::signing::ConsensusSigner`] before it acts on it.
 
-use super::context::{BftHeight, BftProposal, BftVote, BlockPart, DoinContext, ValidatorAddress};
+use crate::context::{BftHeight, BftProposal, BftVote, BlockPart, DoinContext, ValidatorAddress};
 use arc_malachitebft_core_consensus::{LivenessMsg, ProposedValue, SignedConsensusMsg};
 use arc_malachitebft_core_types::{
     CommitSignature, ExtendedCommitCertificate, ExtendedCommitSignature, NilOrVal,
@@ -438,7 +438,7 @@ codec_for!(
         round: w.round,
         valid_round: w.valid_round,
         proposer: w.proposer,
-        value: super::context::BlockValue(w.block),
+        value: crate::context::BlockValue(w.block),
         validity: if w.valid {
             Validity::Valid
         } else {
