@@ -3,12 +3,13 @@
 //! ```text
 //! doin-testnet run SCENARIO.toml [--doin PATH] [--out DIR]
 //! doin-testnet clean
-//! doin-testnet shape --delay-ms MS [--jitter-ms MS]
+//! doin-testnet shape --delay-ms MS [--jitter-ms MS] [--duplicate-percent P]
 //! ```
 //!
 //! `run` exits 0 when every step and every check passed, 1 with the failure otherwise; `clean`
 //! removes what runs killed with SIGKILL left behind (namespaces, bridges, mounts); `shape` is
-//! the link shaper the runner starts inside a host's namespace for `latency` steps.
+//! the link shaper the runner starts inside a host's namespace for `latency` and `duplicate`
+//! steps.
 
 use doin_tests::testnet::{host, run, shape};
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 const USAGE: &str = "usage: doin-testnet run SCENARIO.toml [--doin PATH] [--out DIR]
        doin-testnet clean
-       doin-testnet shape --delay-ms MS [--jitter-ms MS]   (inside a host's namespace; the runner starts it)";
+       doin-testnet shape --delay-ms MS [--jitter-ms MS] [--duplicate-percent P]   (inside a host's namespace; the runner starts it)";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -49,7 +50,7 @@ async fn main() -> ExitCode {
             }
         },
         Some("shape") => match parse_shape(&args[1..]) {
-            Ok((delay, jitter)) => match shape::run(0, delay, jitter) {
+            Ok(effects) => match shape::run(0, effects) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("{e}");
@@ -80,23 +81,32 @@ async fn main() -> ExitCode {
     }
 }
 
-fn parse_shape(args: &[String]) -> Result<(Duration, Duration), String> {
-    let (mut delay, mut jitter) = (None, 0u64);
+fn parse_shape(args: &[String]) -> Result<shape::Effects, String> {
+    let (mut delay, mut jitter, mut duplicate) = (None, 0u64, 0u64);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| -> Result<u64, String> {
             it.next()
                 .and_then(|v| v.parse().ok())
-                .ok_or(format!("{name} needs milliseconds"))
+                .ok_or(format!("{name} needs a whole number"))
         };
         match a.as_str() {
             "--delay-ms" => delay = Some(value("--delay-ms")?),
             "--jitter-ms" => jitter = value("--jitter-ms")?,
+            "--duplicate-percent" => duplicate = value("--duplicate-percent")?,
             s => return Err(format!("unexpected argument {s}")),
         }
     }
     let delay = delay.ok_or("--delay-ms is required")?;
-    Ok((Duration::from_millis(delay), Duration::from_millis(jitter)))
+    let duplicate_percent = u32::try_from(duplicate)
+        .ok()
+        .filter(|p| *p <= 100)
+        .ok_or("--duplicate-percent: 0 to 100")?;
+    Ok(shape::Effects {
+        delay: Duration::from_millis(delay),
+        jitter: Duration::from_millis(jitter),
+        duplicate_percent,
+    })
 }
 
 fn parse_run(args: &[String]) -> Result<run::Options, String> {

@@ -128,6 +128,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A text field of a command's JSON answer.
+fn text(v: &Value, field: &str) -> Result<String, String> {
+    v[field]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("no {field} in {v}"))
+}
+
 /// A milli-unit amount of a JSON answer (decimal string).
 fn msat(v: &Value, field: &str) -> Result<u64, String> {
     v[field]
@@ -268,10 +276,7 @@ impl Channels {
                 120,
             )
             .await?;
-        let outgoing = opened["channel_id"]
-            .as_str()
-            .ok_or_else(|| format!("no channel id in {opened}"))?
-            .to_string();
+        let outgoing = text(&opened, "channel_id")?;
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let (_, v) = self.call(None, &["channels", &outgoing]).await;
@@ -300,10 +305,7 @@ impl Channels {
                 60,
             )
             .await?;
-        let invoice = invoice["invoice"]
-            .as_str()
-            .ok_or_else(|| format!("no invoice in {invoice}"))?
-            .to_string();
+        let invoice = text(&invoice, "invoice")?;
         let stream = self
             .until_ok(
                 Some(&self.payer),
@@ -311,10 +313,7 @@ impl Channels {
                 60,
             )
             .await?;
-        let stream = stream["id"]
-            .as_str()
-            .ok_or_else(|| format!("no stream id in {stream}"))?
-            .to_string();
+        let stream = text(&stream, "id")?;
         *lock(&self.ids) = Some(Ids {
             incoming,
             outgoing,

@@ -109,6 +109,16 @@ pub struct Hosts {
     /// `10.A.B.` — the run's /24.
     net: String,
     pub made: Shared,
+    /// What each host's link shaper does now, by namespace (latency and duplication compose).
+    shaping: Mutex<std::collections::HashMap<String, Shaping>>,
+}
+
+/// What a host's link shaper does to the packets it receives from other hosts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shaping {
+    pub delay_ms: u64,
+    pub jitter_ms: u64,
+    pub duplicate_percent: u32,
 }
 
 /// One node's host.
@@ -135,7 +145,12 @@ impl Hosts {
             &["addr", "add", &format!("{net}1/24"), "dev", &bridge],
         )?;
         run("ip", &["link", "set", &bridge, "up"])?;
-        Ok(Hosts { prefix, net, made })
+        Ok(Hosts {
+            prefix,
+            net,
+            made,
+            shaping: Mutex::new(std::collections::HashMap::new()),
+        })
     }
 
     /// The runner's own address on the bridge (never partitioned, never loses packets).
@@ -236,9 +251,29 @@ impl Hosts {
     }
 
     /// Delays every packet `host` receives from other hosts by `delay_ms` plus up to
-    /// `jitter_ms` (so packets overtake each other): a shaper process in its namespace, this
-    /// runner's own binary (`doin-testnet shape`), recorded for teardown. 0 ms removes it.
+    /// `jitter_ms` (so packets overtake each other); 0 and 0 remove the delay.
     pub fn latency(&self, host: &HostAddr, delay_ms: u64, jitter_ms: u64) -> Result<(), String> {
+        self.reshape(host, |s| {
+            s.delay_ms = delay_ms;
+            s.jitter_ms = jitter_ms;
+        })
+    }
+
+    /// Delivers `percent` % of the packets `host` receives from other hosts twice; 0 stops it.
+    pub fn duplicate(&self, host: &HostAddr, percent: u32) -> Result<(), String> {
+        self.reshape(host, |s| s.duplicate_percent = percent)
+    }
+
+    /// Changes what `host`'s link shaper does: a shaper process in its namespace (this
+    /// runner's own binary, `doin-testnet shape`, recorded for teardown) started afresh, or
+    /// none when there is nothing left to do.
+    fn reshape(&self, host: &HostAddr, change: impl FnOnce(&mut Shaping)) -> Result<(), String> {
+        let shaping = {
+            let mut all = lock(&self.shaping);
+            let s = all.entry(host.netns.clone()).or_default();
+            change(s);
+            *s
+        };
         ipt(&host.netns, &["-F", DELAY_CHAIN])?;
         let old = lock(&self.made).shapers.remove(&host.netns);
         if let Some(mut child) = old {
@@ -246,15 +281,19 @@ impl Hosts {
             let _ = child.wait();
             Made::remove_pid(&self.made, child.id());
         }
-        if delay_ms == 0 && jitter_ms == 0 {
+        if shaping == Shaping::default() {
             return Ok(());
         }
         let me = std::env::current_exe().map_err(|e| format!("the runner's own path: {e}"))?;
         let child = Command::new("ip")
             .args(["netns", "exec", &host.netns])
             .arg(me)
-            .args(["shape", "--delay-ms", &delay_ms.to_string()])
-            .args(["--jitter-ms", &jitter_ms.to_string()])
+            .args(["shape", "--delay-ms", &shaping.delay_ms.to_string()])
+            .args(["--jitter-ms", &shaping.jitter_ms.to_string()])
+            .args([
+                "--duplicate-percent",
+                &shaping.duplicate_percent.to_string(),
+            ])
             .stdin(std::process::Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start the link shaper: {e}"))?;
@@ -262,8 +301,14 @@ impl Hosts {
         lock(&self.made).shapers.insert(host.netns.clone(), child);
         let runner = self.runner_ip();
         let subnet = format!("{}0/24", self.net);
-        // The runner's own requests pass undelayed; everything else from the bridge is shaped
+        // The shaper's own copies pass as they are (else they would be queued and copied
+        // again), and so do the runner's requests; everything else from the bridge is shaped
         // (loopback, a node talking to itself, is not).
+        let copies = super::shape::COPY_MARK.to_string();
+        ipt(
+            &host.netns,
+            &["-A", DELAY_CHAIN, "-m", "mark", "--mark", &copies, "-j", "RETURN"],
+        )?;
         ipt(
             &host.netns,
             &["-A", DELAY_CHAIN, "-s", &runner, "-j", "RETURN"],
@@ -309,8 +354,8 @@ fn ipt(ns: &str, args: &[&str]) -> Result<(), String> {
     run("ip", &all)
 }
 
-fn lock(made: &Shared) -> std::sync::MutexGuard<'_, Made> {
-    made.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Whether process `pid` is alive.

@@ -480,6 +480,7 @@ impl Run {
             self.hosts.heal(&n.host)?;
             self.hosts.loss(&n.host, 0)?;
             self.hosts.latency(&n.host, 0, 0)?;
+            self.hosts.duplicate(&n.host, 0)?;
         }
         for i in 0..self.nodes.len() {
             if self.nodes[i].paused {
@@ -611,6 +612,18 @@ impl Run {
             Step::LatencyClear => {
                 for n in &self.nodes {
                     self.hosts.latency(&n.host, 0, 0)?;
+                }
+            }
+            Step::Duplicate { nodes, percent } => {
+                for n in &self.nodes {
+                    if nodes.is_empty() || nodes.iter().any(|x| x == n.name()) {
+                        self.hosts.duplicate(&n.host, *percent)?;
+                    }
+                }
+            }
+            Step::DuplicateClear => {
+                for n in &self.nodes {
+                    self.hosts.duplicate(&n.host, 0)?;
                 }
             }
             Step::FillDisk { node } => {

@@ -166,6 +166,15 @@ pub enum Step {
     },
     /// Undo every `latency`.
     LatencyClear,
+    /// Deliver `percent` % of the packets each listed node (all when empty) receives from
+    /// other nodes twice.
+    Duplicate {
+        #[serde(default)]
+        nodes: Vec<String>,
+        percent: u32,
+    },
+    /// Undo every `duplicate`.
+    DuplicateClear,
     /// Fill the node's small filesystem to the last byte.
     FillDisk {
         node: String,
@@ -311,6 +320,7 @@ impl Scenario {
                 | Step::Resume { nodes }
                 | Step::Loss { nodes, .. }
                 | Step::Latency { nodes, .. }
+                | Step::Duplicate { nodes, .. }
                 | Step::RollingRestart { nodes, .. }
                 | Step::ExpectStall { nodes, .. }
                 | Step::ExpectProgress { nodes, .. }
@@ -355,11 +365,17 @@ impl Scenario {
                 | Step::Heal
                 | Step::LossClear
                 | Step::LatencyClear
+                | Step::DuplicateClear
                 | Step::Converge { .. } => {}
             }
             if let Step::Loss { percent, .. } = step {
                 if *percent > 100 {
                     return Err(at("loss percent ≤ 100".into()));
+                }
+            }
+            if let Step::Duplicate { percent, .. } = step {
+                if *percent > 100 {
+                    return Err(at("duplicate percent ≤ 100".into()));
                 }
             }
             if let Step::Latency { ms, jitter_ms, .. } = step {
