@@ -307,7 +307,16 @@ impl Hosts {
         let copies = super::shape::COPY_MARK.to_string();
         ipt(
             &host.netns,
-            &["-A", DELAY_CHAIN, "-m", "mark", "--mark", &copies, "-j", "RETURN"],
+            &[
+                "-A",
+                DELAY_CHAIN,
+                "-m",
+                "mark",
+                "--mark",
+                &copies,
+                "-j",
+                "RETURN",
+            ],
         )?;
         ipt(
             &host.netns,
