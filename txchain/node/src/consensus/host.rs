@@ -25,7 +25,7 @@ use arc_malachitebft_engine::util::streaming::{StreamContent, StreamId, StreamMe
 use bytes::Bytes;
 use doin_crypto::KeyPair;
 use doin_tx_core::bft::{Equivocation, VoteForm};
-use doin_tx_core::{Block, BlockHash, StakeRole, StateView, TxBody, TxPayload};
+use doin_tx_core::{Block, BlockError, BlockHash, StakeRole, StateView, TxBody, TxPayload};
 use doin_types::Timestamp;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,6 +45,36 @@ struct Seen {
     block: Arc<Block>,
     /// `None` until the block was checked on the tip it extends.
     validity: Option<Validity>,
+}
+
+/// What checking a proposed block on the tip says about it.
+#[derive(Debug)]
+enum Checked {
+    Valid,
+    /// The block breaks a rule: a verdict, kept.
+    Invalid(BlockError),
+    /// This node cannot judge it yet (its main chain has not reached the main block the
+    /// block anchors, or what the block needs could not be read for now): no verdict, so that the
+    /// block is checked again later instead of being refused for good. A node whose main
+    /// chain lags after a restart or a partition would otherwise refuse a block the others
+    /// decide, and never vote for it again.
+    NotYet(String),
+    /// This node's own store failed.
+    Failed(ChainError),
+}
+
+fn classify(checked: Result<(), ChainError>) -> Checked {
+    match checked {
+        Ok(()) => Checked::Valid,
+        Err(ChainError::Block(e @ BlockError::UnknownMainBlock { .. })) => {
+            Checked::NotYet(e.to_string())
+        }
+        Err(ChainError::Block(BlockError::View(p))) if p.is_transient() => {
+            Checked::NotYet(p.to_string())
+        }
+        Err(ChainError::Block(e)) => Checked::Invalid(e),
+        Err(e) => Checked::Failed(e),
+    }
 }
 
 /// Timing of consensus heights.
@@ -467,19 +497,23 @@ impl Host {
             })
             .await
             .map_err(|e| ChainError::Inconsistent(format!("block check failed: {e}")))?;
-            let validity = match checked {
-                Ok(()) => Validity::Valid,
+            let validity = match classify(checked) {
+                Checked::Valid => Validity::Valid,
                 // The tip moved past `height` during the check: the block sync committed it.
-                Err(ChainError::Block(_)) if height < self.next_height() => {
+                Checked::Invalid(_) if height < self.next_height() => {
                     self.committed_validity(height, &hash)?
                 }
-                Err(ChainError::Block(e)) => {
+                Checked::Invalid(e) => {
                     tracing::warn!(height, block = %hash, error = %e, "proposed block is invalid");
                     self.metrics.proposals_rejected.inc();
                     Validity::Invalid
                 }
+                Checked::NotYet(why) => {
+                    tracing::info!(height, block = %hash, reason = %why, "proposed block not checkable yet; checked again at the next round, part or synced value");
+                    continue;
+                }
                 // Our own store failed: not the proposer's fault, and not something to vote on.
-                Err(e) => return Err(e),
+                Checked::Failed(e) => return Err(e),
             };
             if let Some(s) = self.seen.get_mut(&(height, hash)) {
                 s.validity = Some(validity);
@@ -679,4 +713,37 @@ fn proposed(
 
 fn gauge(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_anchoring_a_main_block_this_node_lacks_gets_no_verdict_yet() {
+        let lagging = classify(Err(ChainError::Block(BlockError::UnknownMainBlock {
+            height: 133,
+        })));
+        assert!(matches!(lagging, Checked::NotYet(_)), "{lagging:?}");
+        let unread = classify(Err(ChainError::Block(BlockError::View(
+            doin_types::PortError::NotYet("main block 133 is not final here yet".into()),
+        ))));
+        assert!(matches!(unread, Checked::NotYet(_)), "{unread:?}");
+    }
+
+    #[test]
+    fn a_broken_rule_is_a_verdict_and_a_store_failure_is_ours() {
+        let broken = classify(Err(ChainError::Block(BlockError::AnchorBackwards {
+            parent: 5,
+            got: 4,
+        })));
+        assert!(matches!(broken, Checked::Invalid(_)), "{broken:?}");
+        let corrupt = classify(Err(ChainError::Block(BlockError::View(
+            doin_types::PortError::Corrupt("undecodable".into()),
+        ))));
+        assert!(matches!(corrupt, Checked::Invalid(_)), "{corrupt:?}");
+        let ours = classify(Err(ChainError::Inconsistent("disk".into())));
+        assert!(matches!(ours, Checked::Failed(_)), "{ours:?}");
+        assert!(matches!(classify(Ok(())), Checked::Valid));
+    }
 }
