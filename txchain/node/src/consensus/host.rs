@@ -54,7 +54,8 @@ enum Checked {
     /// The block breaks a rule: a verdict, kept.
     Invalid(BlockError),
     /// This node cannot judge it yet (its main chain has not reached the main block the
-    /// block anchors, or what the block needs could not be read for now): no verdict, so that the
+    /// block anchors or is on another main branch for now, or what the block needs could not
+    /// be read for now): no verdict, so that the
     /// block is checked again later instead of being refused for good. A node whose main
     /// chain lags after a restart or a partition would otherwise refuse a block the others
     /// decide, and never vote for it again.
@@ -66,9 +67,15 @@ enum Checked {
 fn classify(checked: Result<(), ChainError>) -> Checked {
     match checked {
         Ok(()) => Checked::Valid,
-        Err(ChainError::Block(e @ BlockError::UnknownMainBlock { .. })) => {
-            Checked::NotYet(e.to_string())
-        }
+        // What the block anchors is judged against this node's main chain as it is now: one
+        // that lags, or still follows the other side of a main fork a partition made, sees a
+        // main block it lacks or another block at that height. That changes as its main chain
+        // catches up or reorganises; what the block says of its parent's anchor does not.
+        Err(ChainError::Block(
+            e @ (BlockError::UnknownMainBlock { .. }
+            | BlockError::AnchorMismatch { .. }
+            | BlockError::MainChainBroken { .. }),
+        )) => Checked::NotYet(e.to_string()),
         Err(ChainError::Block(BlockError::View(p))) if p.is_transient() => {
             Checked::NotYet(p.to_string())
         }
@@ -720,11 +727,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_block_anchoring_a_main_block_this_node_lacks_gets_no_verdict_yet() {
+    fn a_block_anchoring_a_main_block_this_node_lacks_or_has_otherwise_gets_no_verdict_yet() {
         let lagging = classify(Err(ChainError::Block(BlockError::UnknownMainBlock {
             height: 133,
         })));
         assert!(matches!(lagging, Checked::NotYet(_)), "{lagging:?}");
+        let other_branch = classify(Err(ChainError::Block(BlockError::AnchorMismatch {
+            height: 6,
+        })));
+        assert!(
+            matches!(other_branch, Checked::NotYet(_)),
+            "{other_branch:?}"
+        );
         let unread = classify(Err(ChainError::Block(BlockError::View(
             doin_types::PortError::NotYet("main block 133 is not final here yet".into()),
         ))));
