@@ -496,6 +496,14 @@ impl Run {
         Ok(())
     }
 
+    /// The hosts of the nodes named (every node's when `names` is empty).
+    fn hosts_of<'a>(&'a self, names: &'a [String]) -> impl Iterator<Item = &'a host::HostAddr> {
+        self.nodes
+            .iter()
+            .filter(move |n| names.is_empty() || names.iter().any(|x| x == n.name()))
+            .map(|n| &n.host)
+    }
+
     /// Final heights of `names`, `None` for a node that does not answer.
     async fn heights(&self, names: &[String]) -> Result<Vec<Option<u64>>, String> {
         let mut out = Vec::new();
@@ -587,10 +595,8 @@ impl Run {
                 }
             }
             Step::Loss { nodes, percent } => {
-                for n in &self.nodes {
-                    if nodes.is_empty() || nodes.iter().any(|x| x == n.name()) {
-                        self.hosts.loss(&n.host, *percent)?;
-                    }
+                for host in self.hosts_of(nodes) {
+                    self.hosts.loss(host, *percent)?;
                 }
             }
             Step::LossClear => {
@@ -603,10 +609,8 @@ impl Run {
                 ms,
                 jitter_ms,
             } => {
-                for n in &self.nodes {
-                    if nodes.is_empty() || nodes.iter().any(|x| x == n.name()) {
-                        self.hosts.latency(&n.host, *ms, *jitter_ms)?;
-                    }
+                for host in self.hosts_of(nodes) {
+                    self.hosts.latency(host, *ms, *jitter_ms)?;
                 }
             }
             Step::LatencyClear => {
@@ -615,10 +619,8 @@ impl Run {
                 }
             }
             Step::Duplicate { nodes, percent } => {
-                for n in &self.nodes {
-                    if nodes.is_empty() || nodes.iter().any(|x| x == n.name()) {
-                        self.hosts.duplicate(&n.host, *percent)?;
-                    }
+                for host in self.hosts_of(nodes) {
+                    self.hosts.duplicate(host, *percent)?;
                 }
             }
             Step::DuplicateClear => {
