@@ -137,8 +137,9 @@ pub enum HubCommand {
         #[arg(long)]
         invoice: String,
     },
-    /// Payer or payee: answer what the hub proposed on CHANNEL (payouts, fulfilments,
-    /// failures) and take HTLCs this key holds the preimage of.
+    /// Payer or payee: finish an update a lost message or an interrupted command left
+    /// half-way, answer what the hub proposed on CHANNEL (payouts, fulfilments, failures) and
+    /// take HTLCs this key holds the preimage of.
     Sync {
         #[arg(long)]
         channel: String,

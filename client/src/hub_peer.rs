@@ -8,7 +8,9 @@
 
 use crate::http::Client;
 use anyhow::{anyhow, bail, Context};
-use doin_api::hub::{MessageRequest, MessageResponse, OutboxView, PaymentView, ShareRequest};
+use doin_api::hub::{
+    ChannelView, MessageRequest, MessageResponse, OutboxView, PaymentView, ShareRequest,
+};
 use doin_channels::{Change, ChannelMachine, Event, InFlight, Message, Output, Snapshot};
 use doin_crypto::KeyPair;
 use doin_hub_core::auth::message_auth_hash;
@@ -211,8 +213,25 @@ impl HubPeer {
         if m.in_flight().is_some() {
             bail!("an update of this channel is in flight: run `doin hub sync` first");
         }
+        let out = m.propose(change.clone(), height)?;
+        let done = self.run(m, out, ctx, height).await?;
+        if done.rejected.is_none() {
+            return Ok(done);
+        }
+        // Refused: perhaps because the hub still waits for a confirmation of ours that was
+        // lost. Then send it and propose once more (only a refusal costs this extra look).
+        let Some(resend) = self.unfinished(m).await? else {
+            return Ok(done);
+        };
+        let out = Output {
+            persist: None,
+            send: Some(resend),
+            events: Vec::new(),
+        };
+        let mut all = self.run(m, out, MessageContext::default(), height).await?;
         let out = m.propose(change, height)?;
-        self.run(m, out, ctx, height).await
+        merge(&mut all, self.run(m, out, ctx, height).await?);
+        Ok(all)
     }
 
     /// Answers every proposal the hub has waiting on the channel; as a payee, takes every
@@ -220,13 +239,7 @@ impl HubPeer {
     pub async fn sync(&self, m: &mut ChannelMachine, height: u64) -> anyhow::Result<Exchanged> {
         let mut all = Exchanged::default();
         let id = m.id();
-        // A proposal of ours left in flight by an interrupted command: send it again.
-        if let Some(InFlight::Proposed { change, state }) = m.in_flight().cloned() {
-            let resend = Message::Propose {
-                channel_id: id,
-                seq: state.seq,
-                change,
-            };
+        if let Some(resend) = self.unfinished(m).await? {
             let out = Output {
                 persist: None,
                 send: Some(resend),
@@ -274,6 +287,48 @@ impl HubPeer {
             merge(&mut all, done);
         }
         Ok(all)
+    }
+
+    /// The message to send again when an update was left half-way by an interrupted command
+    /// or a lost message (the channel machine answers a message sent twice the same way):
+    /// our proposal or acceptance still in flight, or our confirmation of the latest state
+    /// when the hub is still waiting for it.
+    async fn unfinished(&self, m: &ChannelMachine) -> anyhow::Result<Option<Message>> {
+        let channel_id = m.id();
+        match m.in_flight().cloned() {
+            Some(InFlight::Proposed { change, state }) => Ok(Some(Message::Propose {
+                channel_id,
+                seq: state.seq,
+                change,
+            })),
+            Some(InFlight::Accepted { state, sig, .. }) => Ok(Some(Message::Accept {
+                channel_id,
+                seq: state.seq,
+                sig,
+            })),
+            None => {
+                let latest = m.latest();
+                if latest.state.seq == 0 {
+                    return Ok(None);
+                }
+                let at_hub: ChannelView = self
+                    .client
+                    .get(&format!("/v1/hub/channels/{}", channel_id.to_hex()))
+                    .await?;
+                // The hub signed our latest state but never got our signature on it.
+                let waiting =
+                    at_hub.update_in_flight && at_hub.seq.checked_add(1) == Some(latest.state.seq);
+                let mine = match m.me() {
+                    Side::A => latest.sig_a,
+                    Side::B => latest.sig_b,
+                };
+                Ok(waiting.then_some(Message::Confirm {
+                    channel_id,
+                    seq: latest.state.seq,
+                    sig: mine,
+                }))
+            }
+        }
     }
 
     fn preimage(&self, hash: &Hash256) -> Option<[u8; 32]> {

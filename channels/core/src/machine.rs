@@ -14,6 +14,11 @@
 //! When both parties propose at once, A's proposal wins: B drops its own (it signed nothing for
 //! it) and the caller proposes it again later.
 //!
+//! Any message can be lost, and its sender cannot tell: it sends it again and gets the same
+//! answer. A proposal already signed gets the same `Accept`; an `Accept` of an update already
+//! complete gets the `Confirm` again; a `Confirm` already applied changes nothing. So a party
+//! left with an update in flight (or unsure its `Confirm` arrived) recovers by resending.
+//!
 //! The machine returns [`Output`]s and never touches a disk, a socket or a clock: the caller
 //! persists [`Output::persist`] **before** sending [`Output::send`] (a signature must never
 //! leave the process ahead of the state it commits to) and then acts on the events. Heights
@@ -511,6 +516,23 @@ impl ChannelMachine {
         seq: u64,
         sig: SignatureBytes,
     ) -> Result<Output, ChannelError> {
+        // The acceptance of an update already complete here, again: the confirmation sent
+        // for it was lost on the way, so the other party is still waiting for it.
+        if let Some(latest) = self.retransmitted(seq, &sig)? {
+            let mine = match self.s.me {
+                Side::A => latest.sig_a,
+                Side::B => latest.sig_b,
+            };
+            return Ok(Output {
+                persist: None,
+                send: Some(Message::Confirm {
+                    channel_id: self.id(),
+                    seq,
+                    sig: mine,
+                }),
+                events: Vec::new(),
+            });
+        }
         let Some(InFlight::Proposed { change, state }) = self.s.in_flight.clone() else {
             return Err(ChannelError::Unexpected);
         };
@@ -538,6 +560,11 @@ impl ChannelMachine {
     }
 
     fn on_confirm(&mut self, seq: u64, sig: SignatureBytes) -> Result<Output, ChannelError> {
+        // A confirmation of the latest state, again (the sender could not know it arrived):
+        // nothing to do.
+        if self.retransmitted(seq, &sig)?.is_some() {
+            return Ok(Output::default());
+        }
         let Some(InFlight::Accepted {
             change,
             state,
@@ -562,6 +589,24 @@ impl ChannelMachine {
                 change,
             }],
         })
+    }
+
+    /// The latest state when `seq` names it and `sig` is the other party's valid signature
+    /// on it: a message of an update already complete here, sent again. `None` for any other
+    /// seq; an invalid signature on the latest state is an error.
+    fn retransmitted(
+        &self,
+        seq: u64,
+        sig: &SignatureBytes,
+    ) -> Result<Option<SignedChannelState>, ChannelError> {
+        let latest = &self.s.latest;
+        // Seq 0 is the opening split: nobody signs it, so nothing can be sent again for it.
+        if seq == 0 || seq != latest.state.seq {
+            return Ok(None);
+        }
+        let hash = self.signing_hash(&latest.state)?;
+        verify(&other_key(&self.s), &hash, sig).map_err(|_| ChannelError::BadSignature)?;
+        Ok(Some(latest.clone()))
     }
 
     fn on_reject(&mut self, seq: u64, reason: String) -> Result<Output, ChannelError> {

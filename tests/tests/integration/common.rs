@@ -47,6 +47,39 @@ pub(crate) fn get(url: &str) -> Option<(u16, Value)> {
     })
 }
 
+/// Sends one channel message `msg` on `channel` to the hub at `rest`, signed by the channel's
+/// peer `key` (naming `stream` when given), as `doin hub` does; the hub's reply and the
+/// payments it reported. The hub must answer 200.
+pub(crate) fn send_channel_message(
+    rest: &str,
+    chain_id: &doin_types::ChainId,
+    key: &doin_crypto::KeyPair,
+    channel: &doin_tx_core::channel::ChannelId,
+    msg: &doin_channels::Message,
+    stream: Option<&doin_types::Hash256>,
+) -> (Option<doin_channels::Message>, Vec<Value>) {
+    let bytes = msg.encode().unwrap();
+    let ctx = doin_hub::api::SignedContext {
+        stream,
+        ..Default::default()
+    };
+    let sig = key.sign(&doin_hub::api::message_auth_hash(
+        chain_id, channel, &bytes, &ctx,
+    ));
+    let mut body =
+        serde_json::json!({"message": hex::encode(&bytes), "signature": hex::encode(sig.0)});
+    if let Some(s) = stream {
+        body["stream"] = serde_json::json!(s.to_hex());
+    }
+    let url = format!("{rest}/v1/hub/channels/{}/messages", channel.to_hex());
+    let (s, v) = post(&url, body, None);
+    assert_eq!(s, 200, "{v}");
+    let reply = v["reply"]
+        .as_str()
+        .map(|h| doin_channels::Message::decode(&hex::decode(h).unwrap()).unwrap());
+    (reply, v["payments"].as_array().cloned().unwrap_or_default())
+}
+
 /// POST of a JSON body with a 10 s timeout (and an `Idempotency-Key` when given): status and
 /// JSON body (`Null` when the body is not JSON).
 pub(crate) fn post(url: &str, body: Value, idempotency: Option<&str>) -> (u16, Value) {

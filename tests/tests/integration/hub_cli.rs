@@ -1,7 +1,8 @@
 //! Black-box: `doin hub …` commands against a real `doin node` process, as a new payer, payee
 //! and hub operator would use them. The payer connects a channel to the hub; the operator
 //! opens one to the payee (refused without the operator token); the payee's invoice sets up a
-//! stream the payer ticks into; the payee syncs and is paid; a hash-locked payment for a second
+//! stream the payer ticks into; a Confirm lost on its way, from the payer or to the payee, is
+//! sent again by the next `sync` (or `tick`); the payee syncs and is paid; a hash-locked payment for a second
 //! invoice is taken by the payee's `sync` with the preimage its `invoice create` kept; the
 //! payee closes its channel and finds its balance on chain; the operator exports the books.
 
@@ -10,8 +11,9 @@
 use crate::common;
 
 use common::{doin, get, hub_node, wait_until, write_key};
+use doin_channels::{Change, ChannelMachine, Message, Snapshot};
 use doin_crypto::KeyPair;
-use doin_types::{Address, Network};
+use doin_types::{Address, ChainId, Hash256, Network};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -91,7 +93,7 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
         KeyPair::generate(),
         KeyPair::generate(),
     );
-    let (mut node, _) = hub_node(
+    let (mut node, spec) = hub_node(
         dir.path(),
         "hub-cli",
         &validator,
@@ -155,6 +157,15 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
     wait_until("the hub's channel to the payee is open", 60, || {
         (cli.ok(None, &["channels", &out_id])["status"] == "open").then_some(())
     });
+    // Nothing to take yet: the payee's state starts from the channel's opening on chain.
+    let synced = cli.ok(Some(&payee), &["sync", "--channel", &out_id]);
+    assert_eq!(
+        (
+            synced["completed"].as_u64(),
+            synced["my_balance_msat"].as_str()
+        ),
+        (Some(0), Some("0"))
+    );
 
     // The payee's invoice sets up a stream; the payer pays five ticks of 100 units.
     let inv = cli.ok(
@@ -191,6 +202,34 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
         ],
     );
     assert_eq!(ticked["completed"], 5);
+    // A tick whose Confirm never reaches the hub: the hub waits for it with the update in
+    // flight and would refuse every later tick. The payer's `sync` sends it again.
+    let chain_id = spec.chain_id().unwrap();
+    lose_the_confirm_of_a_tick(&cli, &chain_id, &payer_key, &payer, &in_id, &stream_id);
+    let at_hub = cli.ok(None, &["channels", &in_id]);
+    assert_eq!(at_hub["update_in_flight"], true, "{at_hub}");
+    let synced = cli.ok(Some(&payer), &["sync", "--channel", &in_id]);
+    let at_hub = cli.ok(None, &["channels", &in_id]);
+    assert_eq!(at_hub["update_in_flight"], false, "{at_hub}");
+    assert_eq!(at_hub["peer_balance_msat"], synced["my_balance_msat"]);
+    assert_eq!(cli.ok(None, &["streams", &stream_id])["ticks"], 6);
+    // Again, and this time the next `tick` finds out (the hub refuses it), sends the lost
+    // Confirm and pays its own tick too.
+    lose_the_confirm_of_a_tick(&cli, &chain_id, &payer_key, &payer, &in_id, &stream_id);
+    let ticked = cli.ok(
+        Some(&payer),
+        &[
+            "tick",
+            "--channel",
+            &in_id,
+            "--stream",
+            &stream_id,
+            "--amount-msat",
+            "100000",
+        ],
+    );
+    assert_eq!(ticked["completed"], 1, "{ticked}");
+    assert_eq!(cli.ok(None, &["streams", &stream_id])["ticks"], 8);
     // A tick naming a vote: this node runs no main chain, so the hub refuses it unsigned.
     let (ok, _, err) = cli.run(
         Some(&payer),
@@ -221,9 +260,14 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
         ],
     );
     assert!(!ok && err.contains("does not see the main chain"), "{err}");
+    // The payee accepts a payout but the hub's Confirm never reaches it: its `sync` sends the
+    // acceptance again and gets the Confirm back.
+    lose_the_confirm_of_a_payout(&cli, &chain_id, &payee_key, &payee, &out_id);
     let synced = cli.ok(Some(&payee), &["sync", "--channel", &out_id]);
     // 0.1 % of every tick stays with the hub.
-    assert_eq!(synced["my_balance_msat"], (5 * 99_900).to_string());
+    assert_eq!(synced["my_balance_msat"], (8 * 99_900).to_string());
+    let at_hub = cli.ok(None, &["channels", &out_id]);
+    assert_eq!(at_hub["peer_balance_msat"], synced["my_balance_msat"]);
 
     // A second stream; two split ticks pay both streams 50 units each, one update per tick.
     let inv_b = cli.ok(
@@ -260,9 +304,9 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
     assert_eq!(split["completed"], 2, "{split}");
     for id in [&stream_id, &stream_b] {
         let st = cli.ok(None, &["streams", id]);
-        assert_eq!(st["ticks"], if *id == stream_id { 7 } else { 2 }, "{st}");
+        assert_eq!(st["ticks"], if *id == stream_id { 10 } else { 2 }, "{st}");
     }
-    let streamed = 5 * 99_900 + 4 * 49_950;
+    let streamed = 8 * 99_900 + 4 * 49_950;
     let synced = cli.ok(Some(&payee), &["sync", "--channel", &out_id]);
     assert_eq!(synced["my_balance_msat"], streamed.to_string());
 
@@ -288,7 +332,7 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
     let fee = 70 * UNIT / 1000;
     assert_eq!(
         settled["my_balance_msat"],
-        (500_000 * UNIT - 5 * 100_000 - 2 * 100_000 - 70 * UNIT - fee).to_string(),
+        (500_000 * UNIT - 8 * 100_000 - 2 * 100_000 - 70 * UNIT - fee).to_string(),
         "{settled}"
     );
     let payments = cli.ok(None, &["payments", &payee_addr]);
@@ -383,7 +427,7 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
     let settled = cli.ok(Some(&payer), &["sync", "--channel", &in_id]);
     assert_eq!(
         settled["my_balance_msat"],
-        (500_000 * UNIT - 5 * 100_000 - 2 * 100_000 - 70 * UNIT - fee - 5_000).to_string(),
+        (500_000 * UNIT - 8 * 100_000 - 2 * 100_000 - 70 * UNIT - fee - 5_000).to_string(),
         "{settled}"
     );
     let status = cli.ok(
@@ -411,10 +455,86 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
         .unwrap();
     let csv = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    // Five ticks and two split ticks of two shares: an entry per stream and tick.
-    assert_eq!(csv.lines().filter(|l| l.contains(",stream_in,")).count(), 9);
+    // Eight ticks (the two whose Confirm was sent twice booked once) and two split ticks of
+    // two shares: an entry per stream and tick.
+    assert_eq!(
+        csv.lines().filter(|l| l.contains(",stream_in,")).count(),
+        12
+    );
     assert_eq!(
         csv.lines().filter(|l| l.contains(",routed_out,")).count(),
         1
     );
+}
+
+/// `user`'s channel machine, read from the state file `doin hub` keeps it in.
+fn load_machine(user: &User, channel: &str) -> (ChannelMachine, PathBuf) {
+    let path = user.state_dir.join(format!("{channel}.channel"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        let listed: Vec<_> = std::fs::read_dir(&user.state_dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        panic!("{}: {e}; the directory holds {listed:?}", path.display())
+    });
+    let snapshot: Snapshot = doin_codec::decode_exact(&bytes).unwrap();
+    (ChannelMachine::restore(snapshot), path)
+}
+
+/// The payer pays one 100-unit tick into `stream` as `doin hub tick` would, but its Confirm is
+/// lost: the payer's state file holds the update complete, the hub holds it in flight.
+fn lose_the_confirm_of_a_tick(
+    cli: &Cli,
+    chain_id: &ChainId,
+    key: &KeyPair,
+    payer: &User,
+    channel: &str,
+    stream: &str,
+) {
+    let (mut m, path) = load_machine(payer, channel);
+    let id = Hash256::from_hex(channel).unwrap();
+    let stream = Hash256::from_hex(stream).unwrap();
+    let propose = m
+        .propose(
+            Change::Pay {
+                amount_msat: 100_000,
+            },
+            1,
+        )
+        .unwrap();
+    let (accept, _) = common::send_channel_message(
+        &cli.rest,
+        chain_id,
+        key,
+        &id,
+        &propose.send.unwrap(),
+        Some(&stream),
+    );
+    let confirm = m.handle(key, accept.unwrap(), 1).unwrap();
+    assert!(matches!(confirm.send, Some(Message::Confirm { .. })));
+    // Persisted before sending, as always; the request with the Confirm never arrives.
+    std::fs::write(&path, doin_codec::encode(m.snapshot()).unwrap()).unwrap();
+}
+
+/// The payee accepts the hub's next payout as `doin hub sync` would, but the hub's Confirm
+/// (the answer to the acceptance) is lost: the hub holds the update complete, the payee's
+/// state file holds it in flight.
+fn lose_the_confirm_of_a_payout(
+    cli: &Cli,
+    chain_id: &ChainId,
+    key: &KeyPair,
+    payee: &User,
+    channel: &str,
+) {
+    let (mut m, path) = load_machine(payee, channel);
+    let id = Hash256::from_hex(channel).unwrap();
+    let (_, outbox) = get(&format!("{}/v1/hub/channels/{channel}/outbox", cli.rest)).unwrap();
+    let proposal = hex::decode(outbox["message"].as_str().expect("a payout to take")).unwrap();
+    let accept = m
+        .handle(key, Message::decode(&proposal).unwrap(), 1)
+        .unwrap();
+    std::fs::write(&path, doin_codec::encode(m.snapshot()).unwrap()).unwrap();
+    let (confirm, _) =
+        common::send_channel_message(&cli.rest, chain_id, key, &id, &accept.send.unwrap(), None);
+    assert!(matches!(confirm, Some(Message::Confirm { .. })));
+    assert!(m.in_flight().is_some());
 }

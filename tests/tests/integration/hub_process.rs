@@ -59,34 +59,7 @@ impl Client {
         msg: &Message,
         stream: Option<&Hash256>,
     ) -> (Option<Message>, Vec<Value>) {
-        let bytes = msg.encode().unwrap();
-        let sig = key.sign(&message_auth_hash(
-            &self.chain_id,
-            channel,
-            &bytes,
-            &SignedContext {
-                stream,
-                ..SignedContext::default()
-            },
-        ));
-        let mut body = json!({"message": hex::encode(&bytes), "signature": hex::encode(sig.0)});
-        if let Some(s) = stream {
-            body["stream"] = json!(s.to_hex());
-        }
-        let (s, v) = post(
-            &format!(
-                "{}/v1/hub/channels/{}/messages",
-                self.rest,
-                channel.to_hex()
-            ),
-            body,
-            None,
-        );
-        assert_eq!(s, 200, "{v}");
-        let reply = v["reply"]
-            .as_str()
-            .map(|h| Message::decode(&hex::decode(h).unwrap()).unwrap());
-        (reply, v["payments"].as_array().cloned().unwrap_or_default())
+        common::send_channel_message(&self.rest, &self.chain_id, key, channel, msg, stream)
     }
 
     /// Sends `confirm` and `next` in one request (`next` pays into `stream`); the status, the

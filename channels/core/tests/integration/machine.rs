@@ -388,6 +388,77 @@ fn a_restored_machine_continues_where_it_stopped() {
     assert_eq!(p.b.my_balance_msat(), 100_007);
 }
 
+#[test]
+fn a_lost_confirmation_is_recovered_by_sending_again_what_was_sent() {
+    let mut p = pair(100, 100);
+    let id = p.a.id();
+    // A proposes, B accepts, A confirms, and the confirmation is lost: A is done, B waits.
+    let propose = p.a.propose(Change::Pay { amount_msat: 7 }, 1).unwrap();
+    let accept = p.b.handle(&p.kb, propose.send.unwrap(), 1).unwrap();
+    let accept = accept.send.unwrap();
+    let confirm = p.a.handle(&p.ka, accept.clone(), 1).unwrap().send.unwrap();
+    assert!(p.a.in_flight().is_none());
+    assert!(matches!(p.b.in_flight(), Some(InFlight::Accepted { .. })));
+    // B proposes nothing new meanwhile: A's next proposal is refused until B has its answer.
+    let next = p.a.propose(Change::Pay { amount_msat: 1 }, 1).unwrap();
+    let refused = p.b.handle(&p.kb, next.send.unwrap(), 1).unwrap();
+    let refusal = refused.send.unwrap();
+    assert!(matches!(refusal, Message::Reject { .. }));
+    let dropped = p.a.handle(&p.ka, refusal, 1).unwrap();
+    assert!(matches!(dropped.events[..], [Event::Rejected { .. }]));
+    // B sends its acceptance again: A answers with the same confirmation, and both agree.
+    let again = p.a.handle(&p.ka, accept.clone(), 1).unwrap();
+    assert_eq!(again.send.as_ref(), Some(&confirm));
+    assert!(again.persist.is_none() && again.events.is_empty());
+    let events = p.deliver(Side::B, confirm.clone(), 1);
+    assert_eq!(events.len(), 1);
+    p.assert_agree();
+    assert_eq!(p.b.my_balance_msat(), 100_007);
+    // A confirmation or an acceptance arriving once more changes nothing on either side.
+    let before = (p.a.snapshot().clone(), p.b.snapshot().clone());
+    assert_eq!(
+        p.b.handle(&p.kb, confirm.clone(), 1).unwrap(),
+        Output::default()
+    );
+    p.deliver(Side::A, accept, 1);
+    assert_eq!((p.a.snapshot().clone(), p.b.snapshot().clone()), before);
+    // ... unless its signature is not the other party's on the latest state.
+    let Message::Confirm { seq, mut sig, .. } = confirm else {
+        panic!()
+    };
+    sig.0[3] ^= 1;
+    let forged = Message::Confirm {
+        channel_id: id,
+        seq,
+        sig,
+    };
+    assert_eq!(
+        p.b.handle(&p.kb, forged, 1).unwrap_err(),
+        ChannelError::BadSignature
+    );
+    let forged = Message::Accept {
+        channel_id: id,
+        seq,
+        sig,
+    };
+    assert_eq!(
+        p.a.handle(&p.ka, forged, 1).unwrap_err(),
+        ChannelError::BadSignature
+    );
+    // Seq 0 (the opening split nobody signed) has nothing to send again.
+    let mut q = pair(100, 100);
+    let zero = Message::Confirm {
+        channel_id: q.a.id(),
+        seq: 0,
+        sig,
+    };
+    assert_eq!(
+        q.a.handle(&q.ka, zero, 1).unwrap_err(),
+        ChannelError::Unexpected
+    );
+    assert!(q.a.in_flight().is_none() && q.a.latest().state.seq == 0);
+}
+
 #[derive(Clone, Debug)]
 enum Step {
     Pay(bool, u64),
