@@ -19,6 +19,9 @@
 //! - `tx_epoch_proofs`: height of a block that closes an epoch → its validators entry with a
 //!   state proof against its root, taken when the block is written (old state versions are
 //!   pruned, these never are): the hops of light-client finality proofs
+//! - `tx_undecided`: height ‖ block hash → a block proposed for a height not final yet, with
+//!   its round and proposer (the consensus host's: see `consensus::undecided`), dropped once
+//!   the height is final
 //!
 //! `commit_block` turns an applied block into one atomic, fsynced batch: after a crash the
 //! store holds either the whole block or none of it.
@@ -58,6 +61,8 @@ pub const CF_MEMPOOL: Cf = MEMPOOL.cf();
 /// Height → the certificate that made that block final (as soon as this node knows it).
 pub const CF_COMMITS: Cf = COMMITS.cf();
 pub const CF_EPOCH_PROOFS: Cf = EPOCH_PROOFS.cf();
+/// Height ‖ block hash → a block proposed for a height not final yet (`consensus::undecided`).
+pub const CF_UNDECIDED: Cf = "tx_undecided";
 
 pub(crate) const GENESIS: Table<Vec<u8>, GenesisSpec> = Table::new(CF_META, "genesis spec");
 pub(crate) const SCHEMA: Table<Vec<u8>, u32> = Table::new(CF_META, "schema version");
@@ -86,6 +91,7 @@ pub const COLUMNS: &[Cf] = &[
     CF_MEMPOOL,
     CF_COMMITS,
     CF_EPOCH_PROOFS,
+    CF_UNDECIDED,
     CF_JMT_NODES,
     CF_JMT_VALUES,
     CF_JMT_STALE,

@@ -3,7 +3,9 @@
 //! The engine owns rounds, votes, timeouts and its write-ahead log; this loop owns blocks. It
 //! builds a block when this validator proposes, streams it as parts, reassembles and checks
 //! the blocks others propose, commits what is decided with its certificate, serves decided
-//! blocks to syncing peers and files slashing evidence the engine observed. It must not sign
+//! blocks to syncing peers and files slashing evidence the engine observed. The blocks of
+//! undecided heights it keeps on disk too (`super::undecided`), written before the engine
+//! hears of them, so that a restart in the middle of a height loses none. It must not sign
 //! votes (the engine does, through [`super::ConsensusSigner`]) and must not decide validity
 //! itself (the chain's `check_proposal` does).
 
@@ -31,6 +33,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::undecided::{UndecidedBlock, UndecidedStore};
 use crate::chain::{now_ms, ChainError, TxChain};
 
 /// How many decided blocks one sync response carries at most.
@@ -103,6 +106,8 @@ pub struct Host {
     max_block_bytes: usize,
     /// Blocks proposed for heights above the tip, by height and hash.
     seen: BTreeMap<(u64, BlockHash), Seen>,
+    /// `seen`'s blocks on disk, so that a restart in the middle of a height loses none.
+    undecided: UndecidedStore,
     stream_counter: u64,
     metrics: BftMetrics,
 }
@@ -121,6 +126,7 @@ impl Host {
             .saturating_mul(2)
             .saturating_add(256 * 1024)
             .min(doin_codec::MAX_DECODE_LEN);
+        let undecided = UndecidedStore::new(chain.store().kv().clone());
         Host {
             address: ValidatorAddress(key.public()),
             chain,
@@ -130,6 +136,7 @@ impl Host {
             collector: PartsCollector::new(max_block_bytes, 64),
             max_block_bytes,
             seen: BTreeMap::new(),
+            undecided,
             stream_counter: 0,
             metrics,
         }
@@ -184,7 +191,8 @@ impl Host {
         match msg {
             AppMsg::ConsensusReady { reply } => {
                 let height = BftHeight(self.next_height());
-                tracing::info!(%height, "consensus ready");
+                let restored = self.restore_undecided().await?;
+                tracing::info!(%height, restored, "consensus ready");
                 let params = self.height_params(height)?;
                 let _ = reply.send((height, params));
             }
@@ -219,21 +227,32 @@ impl Host {
                 reply,
                 ..
             } => {
-                let Some(block) = self.build(height).await? else {
-                    // Dropping the reply lets the round's propose timeout pass to the next
-                    // proposer.
-                    return Ok(());
+                // (A height block sync committed meanwhile has only one block to propose:
+                // `build` finds it.)
+                let built = (height.0 > self.chain.tip().header.height)
+                    .then(|| self.built_for(height, round))
+                    .flatten();
+                let (hash, block) = match built {
+                    // Built before a restart: proposing another block in this round would
+                    // put a second value of ours into it.
+                    Some(built) => {
+                        tracing::info!(%height, %round, block = %built.0, "proposing again the block built for this round before a restart");
+                        built
+                    }
+                    None => {
+                        let Some(block) = self.build(height).await? else {
+                            // Dropping the reply lets the round's propose timeout pass to the
+                            // next proposer.
+                            return Ok(());
+                        };
+                        let hash = block.hash()?;
+                        self.keep(hash, round, self.address, block.clone()).await?;
+                        (hash, block)
+                    }
                 };
-                let hash = block.hash()?;
-                self.seen.insert(
-                    (height.0, hash),
-                    Seen {
-                        round,
-                        proposer: self.address,
-                        block: block.clone(),
-                        validity: Some(Validity::Valid),
-                    },
-                );
+                if let Some(s) = self.seen.get_mut(&(height.0, hash)) {
+                    s.validity = Some(Validity::Valid);
+                }
                 let _ = reply.send(LocallyProposedValue::new(height, round, BlockValue(hash)));
                 self.metrics.proposals.with_label_values(&["sent"]).inc();
                 self.stream(&block, height, round, self.address, network)
@@ -262,6 +281,10 @@ impl Host {
                 let next = BftHeight(self.next_height());
                 self.collector.prune_below(next);
                 self.seen = self.seen.split_off(&(next.0, BlockHash::zero()));
+                let undecided = self.undecided.clone();
+                tokio::task::spawn_blocking(move || undecided.drop_below(next.0))
+                    .await
+                    .map_err(|e| ChainError::Inconsistent(format!("store task failed: {e}")))??;
                 let decided = certificate.height;
                 let params = self.height_params(next)?;
                 let _ = reply.send(if next > decided {
@@ -441,7 +464,7 @@ impl Host {
             .with_label_values(&["received"])
             .inc();
         let hash = block.hash()?;
-        self.remember(height.0, hash, round, proposer, block);
+        self.keep(hash, round, proposer, block).await?;
         self.check_pending(height.0).await?;
         Ok(self.seen.get(&(height.0, hash)).and_then(|s| {
             s.validity
@@ -449,6 +472,34 @@ impl Host {
         }))
     }
 
+    /// Keeps a block proposed for an undecided height: in `seen`, and on disk (fsynced) before
+    /// the engine hears of it, since the engine's log will name it. A block already kept stays
+    /// as it was (its first round and proposer).
+    async fn keep(
+        &mut self,
+        hash: BlockHash,
+        round: Round,
+        proposer: ValidatorAddress,
+        block: Arc<Block>,
+    ) -> Result<(), ChainError> {
+        let height = block.header.height;
+        if !self.remember(height, hash, round, proposer, block.clone()) {
+            return Ok(());
+        }
+        let record = UndecidedBlock {
+            round: round.as_u32().unwrap_or(0),
+            proposer: proposer.0,
+            block: Block::clone(&block),
+        };
+        let undecided = self.undecided.clone();
+        tokio::task::spawn_blocking(move || undecided.keep(&hash, &record))
+            .await
+            .map_err(|e| ChainError::Inconsistent(format!("store task failed: {e}")))??;
+        Ok(())
+    }
+
+    /// Adds a block to `seen`; whether it was new there (a block already there, or refused
+    /// for room, is not).
     fn remember(
         &mut self,
         height: u64,
@@ -456,23 +507,61 @@ impl Host {
         round: Round,
         proposer: ValidatorAddress,
         block: Arc<Block>,
-    ) {
-        if self.seen.len() >= MAX_PENDING_PROPOSALS && !self.seen.contains_key(&(height, hash)) {
+    ) -> bool {
+        if self.seen.contains_key(&(height, hash)) {
+            return false;
+        }
+        if self.seen.len() >= MAX_PENDING_PROPOSALS {
             // Drop the highest height: the least likely to be needed soon.
-            if let Some(last) = self.seen.keys().next_back().copied() {
-                if last.0 > height {
+            match self.seen.keys().next_back().copied() {
+                Some(last) if last.0 > height => {
                     self.seen.remove(&last);
-                } else {
-                    return;
                 }
+                _ => return false,
             }
         }
-        self.seen.entry((height, hash)).or_insert(Seen {
-            round,
-            proposer,
-            block,
-            validity: None,
-        });
+        self.seen.insert(
+            (height, hash),
+            Seen {
+                round,
+                proposer,
+                block,
+                validity: None,
+            },
+        );
+        true
+    }
+
+    /// The block this validator built for `round` of `height` before, if any.
+    fn built_for(&self, height: BftHeight, round: Round) -> Option<(BlockHash, Arc<Block>)> {
+        self.seen
+            .range((height.0, BlockHash::zero())..)
+            .take_while(|((h, _), _)| *h == height.0)
+            .find(|(_, s)| s.proposer == self.address && s.round == round)
+            .map(|((_, hash), s)| (*hash, s.block.clone()))
+    }
+
+    /// Reads back the blocks kept for undecided heights (after a restart); drops those of
+    /// heights final meanwhile. Their validity is checked again when the engine asks. Returns
+    /// how many came back.
+    async fn restore_undecided(&mut self) -> Result<usize, ChainError> {
+        let next = self.next_height();
+        let undecided = self.undecided.clone();
+        let kept = tokio::task::spawn_blocking(move || {
+            undecided.drop_below(next)?;
+            undecided.from_height(next)
+        })
+        .await
+        .map_err(|e| ChainError::Inconsistent(format!("store task failed: {e}")))??;
+        let mut restored = 0;
+        for ((height, hash), r) in kept {
+            let round = Round::new(r.round);
+            let proposer = ValidatorAddress(r.proposer);
+            if self.remember(height, hash, round, proposer, Arc::new(r.block)) {
+                restored += 1;
+            }
+        }
+        Ok(restored)
     }
 
     /// Gives every unchecked block proposed for `height` its verdict: checked on the tip when
@@ -626,7 +715,7 @@ impl Host {
             return Ok(SyncedValueOutcome::PeerFault);
         }
         let hash = block.hash()?;
-        self.remember(height.0, hash, round, proposer, Arc::new(block));
+        self.keep(hash, round, proposer, Arc::new(block)).await?;
         self.check_pending(height.0).await?;
         Ok(
             match self.seen.get(&(height.0, hash)).and_then(|s| s.validity) {
@@ -743,6 +832,84 @@ mod tests {
             doin_types::PortError::NotYet("main block 133 is not final here yet".into()),
         ))));
         assert!(matches!(unread, Checked::NotYet(_)), "{unread:?}");
+    }
+
+    /// A validator killed after streaming its proposal, before the engine logged it, is asked
+    /// for a value at the same round again after the restart: it must propose the block it
+    /// built then, not a second one (which would split the others' votes in that round).
+    #[tokio::test]
+    async fn a_restarted_proposer_proposes_the_block_it_built_for_that_round_again() {
+        use crate::chain::TxChainConfig;
+        use doin_store::{KvStore, MemStore};
+        use doin_telemetry::Metrics;
+        use doin_tx_core::{ConsensusParams, GenesisSpec};
+        use doin_types::Network;
+
+        let key = Arc::new(KeyPair::generate());
+        let spec = GenesisSpec {
+            stakes: Vec::new(),
+            network: Network::Devnet,
+            chain_name: "undecided-test".into(),
+            genesis_time: Timestamp(1_000_000),
+            params: ConsensusParams::public_defaults(),
+            validators: vec![key.public()],
+            allocations: Vec::new(),
+        };
+        let kv: Arc<dyn KvStore> = Arc::new(MemStore::new(crate::store::COLUMNS));
+        // One process's life: a chain and a host on the store, asked for values.
+        let start = || {
+            let metrics = Metrics::new();
+            let chain = TxChain::open(kv.clone(), spec.clone(), TxChainConfig::default(), &metrics)
+                .unwrap();
+            let timing = HeightTiming {
+                timeouts: LinearTimeouts::default(),
+                target_time: Duration::from_secs(1),
+            };
+            Host::new(
+                chain,
+                key.clone(),
+                timing,
+                BftMetrics::register(&metrics).unwrap(),
+            )
+        };
+        let (network, mut streamed) = tokio::sync::mpsc::channel(1_024);
+        let ask = |round: u32| {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let msg = AppMsg::GetValue {
+                height: BftHeight(1),
+                round: Round::new(round),
+                timeout: Duration::from_secs(1),
+                reply,
+            };
+            (msg, answer)
+        };
+        let ready = || {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            (AppMsg::ConsensusReady { reply }, answer)
+        };
+
+        let mut host = start();
+        let (msg, answer) = ready();
+        host.handle(msg, &network).await.unwrap();
+        assert_eq!(answer.await.unwrap().0, BftHeight(1));
+        let (msg, answer) = ask(0);
+        host.handle(msg, &network).await.unwrap();
+        let first = answer.await.unwrap().value;
+        assert!(streamed.try_recv().is_ok(), "the block was streamed");
+        drop(host);
+        // Another block built now would differ (its time is later).
+        tokio::time::sleep(Duration::from_millis(5)).await;
+
+        let mut host = start();
+        let (msg, _) = ready();
+        host.handle(msg, &network).await.unwrap();
+        let (msg, answer) = ask(0);
+        host.handle(msg, &network).await.unwrap();
+        assert_eq!(answer.await.unwrap().value, first);
+        // A later round is a new proposal.
+        let (msg, answer) = ask(1);
+        host.handle(msg, &network).await.unwrap();
+        assert_ne!(answer.await.unwrap().value, first);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! BFT finality for the transfer chain (docs/consensus.md): the Malachite engine
 //! (`arc-malachitebft-*`, pinned exactly) run for block production — its actors, write-ahead
-//! log and network (`engine`), and the host that answers it from the chain (`host`).
+//! log and network (`engine`), the host that answers it from the chain (`host`), and the
+//! blocks of undecided heights the host keeps on disk across restarts (`undecided`).
 //!
 //! The consensus types, their signing, their wire bytes and the proposal parts live in the
 //! `doin-tx-consensus` crate (re-exported here under the same paths), so they build and fuzz
@@ -14,6 +15,7 @@ pub mod engine;
 mod events;
 pub mod host;
 pub mod metrics;
+pub mod undecided;
 
 pub use doin_tx_consensus::{
     signing_hash, split_block, BftHeight, BftProposal, BftValidator, BftValidatorSet, BftVote,
