@@ -29,26 +29,14 @@ use doin_crypto::KeyPair;
 use doin_tx_core::bft::{Equivocation, VoteForm};
 use doin_tx_core::{Block, BlockError, BlockHash, StakeRole, StateView, TxBody, TxPayload};
 use doin_types::Timestamp;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::undecided::{UndecidedBlock, UndecidedStore};
+use super::undecided::UndecidedBlocks;
 use crate::chain::{now_ms, ChainError, TxChain};
 
 /// How many decided blocks one sync response carries at most.
 const MAX_SYNC_BATCH: u64 = 32;
-/// Proposals kept for heights above the tip (a node a little behind its peers).
-const MAX_PENDING_PROPOSALS: usize = 64;
-
-/// A block seen for an undecided height, with what the engine needs to know about it.
-struct Seen {
-    round: Round,
-    proposer: ValidatorAddress,
-    block: Arc<Block>,
-    /// `None` until the block was checked on the tip it extends.
-    validity: Option<Validity>,
-}
 
 /// What checking a proposed block on the tip says about it.
 #[derive(Debug)]
@@ -104,10 +92,8 @@ pub struct Host {
     timing: HeightTiming,
     collector: PartsCollector,
     max_block_bytes: usize,
-    /// Blocks proposed for heights above the tip, by height and hash.
-    seen: BTreeMap<(u64, BlockHash), Seen>,
-    /// `seen`'s blocks on disk, so that a restart in the middle of a height loses none.
-    undecided: UndecidedStore,
+    /// Blocks proposed for heights above the tip, in memory and on disk.
+    undecided: UndecidedBlocks,
     stream_counter: u64,
     metrics: BftMetrics,
 }
@@ -126,7 +112,7 @@ impl Host {
             .saturating_mul(2)
             .saturating_add(256 * 1024)
             .min(doin_codec::MAX_DECODE_LEN);
-        let undecided = UndecidedStore::new(chain.store().kv().clone());
+        let undecided = UndecidedBlocks::new(chain.store().kv().clone());
         Host {
             address: ValidatorAddress(key.public()),
             chain,
@@ -135,7 +121,6 @@ impl Host {
             timing,
             collector: PartsCollector::new(max_block_bytes, 64),
             max_block_bytes,
-            seen: BTreeMap::new(),
             undecided,
             stream_counter: 0,
             metrics,
@@ -191,7 +176,7 @@ impl Host {
         match msg {
             AppMsg::ConsensusReady { reply } => {
                 let height = BftHeight(self.next_height());
-                let restored = self.restore_undecided().await?;
+                let restored = self.undecided.restore(height.0).await?;
                 tracing::info!(%height, restored, "consensus ready");
                 let params = self.height_params(height)?;
                 let _ = reply.send((height, params));
@@ -211,12 +196,11 @@ impl Host {
                 ));
                 self.check_pending(height.0).await?;
                 let values = self
-                    .seen
-                    .range((height.0, BlockHash::zero())..)
-                    .take_while(|((h, _), _)| *h == height.0)
-                    .filter_map(|((h, hash), s)| {
+                    .undecided
+                    .at_height(height.0)
+                    .filter_map(|(hash, s)| {
                         s.validity
-                            .map(|v| proposed(BftHeight(*h), s.round, s.proposer, *hash, v))
+                            .map(|v| proposed(height, s.round, s.proposer, *hash, v))
                     })
                     .collect();
                 let _ = reply_value.send(values);
@@ -230,7 +214,7 @@ impl Host {
                 // (A height block sync committed meanwhile has only one block to propose:
                 // `build` finds it.)
                 let built = (height.0 > self.chain.tip().header.height)
-                    .then(|| self.built_for(height, round))
+                    .then(|| self.undecided.built_by(height.0, round, self.address))
                     .flatten();
                 let (hash, block) = match built {
                     // Built before a restart: proposing another block in this round would
@@ -246,11 +230,13 @@ impl Host {
                             return Ok(());
                         };
                         let hash = block.hash()?;
-                        self.keep(hash, round, self.address, block.clone()).await?;
+                        self.undecided
+                            .keep(hash, round, self.address, block.clone())
+                            .await?;
                         (hash, block)
                     }
                 };
-                if let Some(s) = self.seen.get_mut(&(height.0, hash)) {
+                if let Some(s) = self.undecided.get_mut(height.0, &hash) {
                     s.validity = Some(Validity::Valid);
                 }
                 let _ = reply.send(LocallyProposedValue::new(height, round, BlockValue(hash)));
@@ -280,11 +266,7 @@ impl Host {
                 self.file_evidence(&evidence).await;
                 let next = BftHeight(self.next_height());
                 self.collector.prune_below(next);
-                self.seen = self.seen.split_off(&(next.0, BlockHash::zero()));
-                let undecided = self.undecided.clone();
-                tokio::task::spawn_blocking(move || undecided.drop_below(next.0))
-                    .await
-                    .map_err(|e| ChainError::Inconsistent(format!("store task failed: {e}")))??;
+                self.undecided.final_below(next.0).await?;
                 let decided = certificate.height;
                 let params = self.height_params(next)?;
                 let _ = reply.send(if next > decided {
@@ -322,7 +304,7 @@ impl Host {
                 value_id,
                 ..
             } => {
-                if let Some(s) = self.seen.get(&(height.0, value_id)) {
+                if let Some(s) = self.undecided.get(height.0, &value_id) {
                     let block = s.block.clone();
                     self.stream(&block, height, round, address, network).await;
                 }
@@ -464,104 +446,12 @@ impl Host {
             .with_label_values(&["received"])
             .inc();
         let hash = block.hash()?;
-        self.keep(hash, round, proposer, block).await?;
+        self.undecided.keep(hash, round, proposer, block).await?;
         self.check_pending(height.0).await?;
-        Ok(self.seen.get(&(height.0, hash)).and_then(|s| {
+        Ok(self.undecided.get(height.0, &hash).and_then(|s| {
             s.validity
                 .map(|v| proposed(height, round, proposer, hash, v))
         }))
-    }
-
-    /// Keeps a block proposed for an undecided height: in `seen`, and on disk (fsynced) before
-    /// the engine hears of it, since the engine's log will name it. A block already kept stays
-    /// as it was (its first round and proposer).
-    async fn keep(
-        &mut self,
-        hash: BlockHash,
-        round: Round,
-        proposer: ValidatorAddress,
-        block: Arc<Block>,
-    ) -> Result<(), ChainError> {
-        let height = block.header.height;
-        if !self.remember(height, hash, round, proposer, block.clone()) {
-            return Ok(());
-        }
-        let record = UndecidedBlock {
-            round: round.as_u32().unwrap_or(0),
-            proposer: proposer.0,
-            block: Block::clone(&block),
-        };
-        let undecided = self.undecided.clone();
-        tokio::task::spawn_blocking(move || undecided.keep(&hash, &record))
-            .await
-            .map_err(|e| ChainError::Inconsistent(format!("store task failed: {e}")))??;
-        Ok(())
-    }
-
-    /// Adds a block to `seen`; whether it was new there (a block already there, or refused
-    /// for room, is not).
-    fn remember(
-        &mut self,
-        height: u64,
-        hash: BlockHash,
-        round: Round,
-        proposer: ValidatorAddress,
-        block: Arc<Block>,
-    ) -> bool {
-        if self.seen.contains_key(&(height, hash)) {
-            return false;
-        }
-        if self.seen.len() >= MAX_PENDING_PROPOSALS {
-            // Drop the highest height: the least likely to be needed soon.
-            match self.seen.keys().next_back().copied() {
-                Some(last) if last.0 > height => {
-                    self.seen.remove(&last);
-                }
-                _ => return false,
-            }
-        }
-        self.seen.insert(
-            (height, hash),
-            Seen {
-                round,
-                proposer,
-                block,
-                validity: None,
-            },
-        );
-        true
-    }
-
-    /// The block this validator built for `round` of `height` before, if any.
-    fn built_for(&self, height: BftHeight, round: Round) -> Option<(BlockHash, Arc<Block>)> {
-        self.seen
-            .range((height.0, BlockHash::zero())..)
-            .take_while(|((h, _), _)| *h == height.0)
-            .find(|(_, s)| s.proposer == self.address && s.round == round)
-            .map(|((_, hash), s)| (*hash, s.block.clone()))
-    }
-
-    /// Reads back the blocks kept for undecided heights (after a restart); drops those of
-    /// heights final meanwhile. Their validity is checked again when the engine asks. Returns
-    /// how many came back.
-    async fn restore_undecided(&mut self) -> Result<usize, ChainError> {
-        let next = self.next_height();
-        let undecided = self.undecided.clone();
-        let kept = tokio::task::spawn_blocking(move || {
-            undecided.drop_below(next)?;
-            undecided.from_height(next)
-        })
-        .await
-        .map_err(|e| ChainError::Inconsistent(format!("store task failed: {e}")))??;
-        let mut restored = 0;
-        for ((height, hash), r) in kept {
-            let round = Round::new(r.round);
-            let proposer = ValidatorAddress(r.proposer);
-            if self.remember(height, hash, round, proposer, Arc::new(r.block)) {
-                restored += 1;
-            }
-        }
-        Ok(restored)
     }
 
     /// Gives every unchecked block proposed for `height` its verdict: checked on the tip when
@@ -573,16 +463,15 @@ impl Host {
             return Ok(());
         }
         let unchecked: Vec<(BlockHash, Arc<Block>)> = self
-            .seen
-            .range((height, BlockHash::zero())..)
-            .take_while(|((h, _), _)| *h == height)
+            .undecided
+            .at_height(height)
             .filter(|(_, s)| s.validity.is_none())
-            .map(|((_, hash), s)| (*hash, s.block.clone()))
+            .map(|(hash, s)| (*hash, s.block.clone()))
             .collect();
         for (hash, block) in unchecked {
             if height < self.next_height() {
                 let validity = self.committed_validity(height, &hash)?;
-                if let Some(s) = self.seen.get_mut(&(height, hash)) {
+                if let Some(s) = self.undecided.get_mut(height, &hash) {
                     s.validity = Some(validity);
                 }
                 continue;
@@ -611,7 +500,7 @@ impl Host {
                 // Our own store failed: not the proposer's fault, and not something to vote on.
                 Checked::Failed(e) => return Err(e),
             };
-            if let Some(s) = self.seen.get_mut(&(height, hash)) {
+            if let Some(s) = self.undecided.get_mut(height, &hash) {
                 s.validity = Some(validity);
             }
         }
@@ -641,8 +530,8 @@ impl Host {
             return Ok(());
         };
         let Some(block) = self
-            .seen
-            .get(&(height, certificate.value_id))
+            .undecided
+            .get(height, &certificate.value_id)
             .map(|s| s.block.clone())
         else {
             // Decided without the block reaching us; value sync will bring it.
@@ -715,10 +604,12 @@ impl Host {
             return Ok(SyncedValueOutcome::PeerFault);
         }
         let hash = block.hash()?;
-        self.keep(hash, round, proposer, Arc::new(block)).await?;
+        self.undecided
+            .keep(hash, round, proposer, Arc::new(block))
+            .await?;
         self.check_pending(height.0).await?;
         Ok(
-            match self.seen.get(&(height.0, hash)).and_then(|s| s.validity) {
+            match self.undecided.get(height.0, &hash).and_then(|s| s.validity) {
                 Some(v) => SyncedValueOutcome::Verdict(proposed(height, round, proposer, hash, v)),
                 // Not on our tip yet (we are further behind): ask again later.
                 None => SyncedValueOutcome::LocalTransientError,
