@@ -119,6 +119,8 @@ pub async fn run_round<I: SyncIo>(io: &I, state: &SyncState, shutdown: &watch::R
     let started = Instant::now();
     let mut last_log = Instant::now();
     let mut announced = false;
+    // Why the last import stopped the round, when it did (told with the round's end).
+    let mut paused: Option<String> = None;
     while let Some(effect) = queue.pop_front() {
         if *shutdown.borrow() {
             break;
@@ -158,6 +160,9 @@ pub async fn run_round<I: SyncIo>(io: &I, state: &SyncState, shutdown: &watch::R
                 for block in blocks {
                     let height = spec.block_height(&block);
                     let outcome = io.import(block).await;
+                    if let Imported::Paused(why) = &outcome {
+                        paused = Some(format!("block {height}: {why}"));
+                    }
                     let go_on = matches!(outcome, Imported::Imported | Imported::Known);
                     outcomes.push((height, outcome));
                     if !go_on {
@@ -199,6 +204,7 @@ pub async fn run_round<I: SyncIo>(io: &I, state: &SyncState, shutdown: &watch::R
             target = r.best_peer_height,
             seconds = started.elapsed().as_secs(),
             chain = io.name(),
+            paused = paused.as_deref().unwrap_or("no"),
             "sync round ended"
         );
     }

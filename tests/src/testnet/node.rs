@@ -208,7 +208,7 @@ impl Node {
             .arg("node")
             .arg("--config")
             .arg(self.config_path())
-            .env("RUST_LOG", "info,libp2p=warn")
+            .env("RUST_LOG", node_log_filter())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
@@ -394,4 +394,10 @@ async fn answer(req: reqwest::RequestBuilder) -> Result<(u16, Value), String> {
     let r = req.send().await.map_err(|e| e.to_string())?;
     let s = r.status().as_u16();
     Ok((s, r.json().await.unwrap_or(Value::Null)))
+}
+
+/// The nodes' log filter: `DOIN_TESTNET_RUST_LOG` when set (to look closer at one part, e.g.
+/// `info,libp2p=warn,doin_sync=debug`), else `info,libp2p=warn`.
+fn node_log_filter() -> String {
+    std::env::var("DOIN_TESTNET_RUST_LOG").unwrap_or_else(|_| "info,libp2p=warn".into())
 }
