@@ -396,9 +396,9 @@ async fn answer(req: reqwest::RequestBuilder) -> Result<(u16, Value), String> {
     Ok((s, r.json().await.unwrap_or(Value::Null)))
 }
 
-/// The nodes' log filter: `TESTNET_NODE_LOG` when set (not a `DOIN_` name: the nodes would
-/// read that as configuration) (to look closer at one part, e.g.
-/// `info,libp2p=warn,doin_sync=debug`), else `info,libp2p=warn`.
+/// The nodes' log filter: `TESTNET_NODE_LOG` when set, to look closer at one part (e.g.
+/// `info,libp2p=warn,doin_sync=debug`), else `info,libp2p=warn`. Not a `DOIN_` name: the
+/// nodes would read that as configuration.
 fn node_log_filter() -> String {
     std::env::var("TESTNET_NODE_LOG").unwrap_or_else(|_| "info,libp2p=warn".into())
 }

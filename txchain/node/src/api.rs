@@ -6,6 +6,7 @@
 //! are 500s whose details go to the log, not to the client.
 
 use crate::chain::{SubmitError, TxChain, TxLookup, TxStatus};
+use crate::dropped::{DropReason, Dropped};
 use crate::mempool::MempoolError;
 use crate::store::TxLocation;
 use crate::views::{self, BlockView, TxView};
@@ -126,6 +127,24 @@ pub(crate) fn unknown_tx_detail(chain: &TxChain, id: &Hash256) -> String {
     } else {
         format!("no transaction {id}")
     }
+}
+
+/// `410 transaction-dropped`: what a wallet needs to know of a transaction the mempool let go.
+fn dropped_problem(id: &Hash256, d: &Dropped) -> Problem {
+    let mut p = Problem::gone(
+        "transaction-dropped",
+        format!(
+            "transaction {id} was dropped from this node's mempool: {}; it is in no block this \
+             node holds and will not be final unless sent again",
+            d.reason.describe()
+        ),
+    )
+    .with("reason", d.reason.as_str())
+    .with("dropped_at_ms", d.at_ms);
+    if let DropReason::Replaced { by } = d.reason {
+        p = p.with("replaced_by", by.to_hex());
+    }
+    p
 }
 
 pub(crate) fn parse_address(chain: &TxChain, s: &str) -> Result<Address, Problem> {
@@ -258,6 +277,7 @@ async fn submit_tx(State(s): St, body: ApiJson<SubmitRequest>) -> Result<Respons
         (status = 200, description = "The transaction with status and confirmations", body = TxView),
         (status = 400, description = "Malformed id", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "Unknown transaction", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 410, description = "Dropped from this node's mempool without being included (`reason`: invalidated, expired, evicted or replaced; `replaced_by`; `dropped_at_ms`); it is in no block this node holds and will not be final unless sent again", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 async fn get_tx(
     State(s): St,
@@ -266,8 +286,9 @@ async fn get_tx(
     let Path(id) = id.map_err(path_problem)?;
     let id = parse_hash(&id, "transaction id")?;
     let found = s.chain.lookup_tx(&id).map_err(internal)?;
-    let l = found.ok_or_else(|| {
-        Problem::not_found("transaction-not-found", unknown_tx_detail(&s.chain, &id))
+    let l = found.ok_or_else(|| match s.chain.dropped(&id) {
+        Some(d) => dropped_problem(&id, &d),
+        None => Problem::not_found("transaction-not-found", unknown_tx_detail(&s.chain, &id)),
     })?;
     Ok(Json(views::tx_view(&l, s.chain.params().network)))
 }

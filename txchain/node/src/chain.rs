@@ -10,6 +10,7 @@ mod submit;
 
 pub use bft::{now, DecidedOutcome};
 
+use crate::dropped::{DropReason, Dropped, DroppedLog, MAX_DROPPED};
 use crate::events::EventLog;
 pub use crate::lookup::{TxLookup, TxStatus};
 use crate::mempool::{Admission, Mempool, MempoolConfig, MempoolError};
@@ -150,6 +151,8 @@ pub struct TxChain {
     spec: GenesisSpec,
     store: ChainStore,
     mempool: Mutex<Mempool>,
+    /// What the mempool dropped without including, and why (answered to wallets).
+    dropped: Mutex<DroppedLog>,
     tip: RwLock<Tip>,
     /// Serialises block commits (production and import).
     commit_lock: Mutex<()>,
@@ -237,11 +240,13 @@ impl TxChain {
         store.open_history(height, &|h| params.closes_epoch(h))?;
         let validators = Arc::new(store.validators().map_err(crate::store::state_error)?);
         let metrics = TxMetrics::register(metrics)?;
+        let dropped = crate::dropped::load(store.kv().as_ref(), MAX_DROPPED)?;
         let chain = Arc::new(TxChain {
             main: RwLock::new(Arc::new(NoMainChain)),
             params,
             spec,
             mempool: Mutex::new(Mempool::new(cfg.mempool)),
+            dropped: Mutex::new(dropped),
             tip: RwLock::new(Tip {
                 header: stored.header.clone(),
                 hash,
@@ -299,7 +304,7 @@ impl TxChain {
                 }
             }
         }
-        self.store.mempool_delete(&bad)?;
+        self.drop_pending(&[], bad.iter().map(|id| (*id, DropReason::Invalidated)))?;
         if kept > 0 || !bad.is_empty() {
             tracing::info!(kept, dropped = bad.len(), "reloaded pending transactions");
         }
@@ -308,6 +313,36 @@ impl TxChain {
 
     pub fn params(&self) -> &ChainParams {
         &self.params
+    }
+
+    /// Takes transactions that left the mempool off its persisted copy: `included` ones
+    /// simply, `dropped` ones recorded with their reason first (so that after a crash in
+    /// between, the reloaded pool or the record still knows of each).
+    pub(crate) fn drop_pending(
+        &self,
+        included: &[TxId],
+        dropped: impl IntoIterator<Item = (TxId, DropReason)>,
+    ) -> Result<(), StoreError> {
+        let at_ms = now_ms();
+        let mut gone: Vec<TxId> = included.to_vec();
+        let mut drops = Vec::new();
+        for (id, reason) in dropped {
+            gone.push(id);
+            drops.push((id, Dropped { reason, at_ms }));
+        }
+        if !drops.is_empty() {
+            let writes = self.dropped.lock().record(drops);
+            crate::dropped::write(self.store.kv().as_ref(), &writes)?;
+        }
+        gone.sort();
+        gone.dedup();
+        self.store.mempool_delete(&gone)
+    }
+
+    /// Why the mempool dropped `id` without including it, if it did (and it was not admitted
+    /// again since).
+    pub fn dropped(&self, id: &TxId) -> Option<Dropped> {
+        self.dropped.lock().get(id).copied()
     }
 
     pub fn genesis_spec(&self) -> &GenesisSpec {
@@ -628,7 +663,7 @@ impl TxChain {
             applied.txs.iter().map(|t| t.body().sender).collect();
         senders.sort();
         senders.dedup();
-        let mut dropped = {
+        let dropped = {
             let mut pool = self.mempool.lock();
             // Persisted entries of included transactions go in the follow-up delete below, not
             // in the block's batch: a block from elsewhere mostly holds transactions this node
@@ -640,26 +675,30 @@ impl TxChain {
                 .copied()
                 .collect();
             let accounts = &applied.diff.accounts;
-            let mut dropped = pool.on_block(&included, &senders, |k| {
-                accounts.get(k).copied().unwrap_or_default()
-            });
-            dropped.extend(was_pending);
+            let mut dropped: Vec<(TxId, DropReason)> = pool
+                .on_block(&included, &senders, |k| {
+                    accounts.get(k).copied().unwrap_or_default()
+                })
+                .into_iter()
+                .map(|id| (id, DropReason::Invalidated))
+                .collect();
             for id in also_drop {
                 if let Some(sender) = pool.get(id).map(|t| t.body().sender) {
                     let acct = self.account(&sender).unwrap_or_default();
                     // A transaction the block builder refused is re-checked with its queue.
-                    dropped.extend(pool.revalidate_sender(&sender, acct));
+                    let gone = pool.revalidate_sender(&sender, acct);
+                    dropped.extend(gone.into_iter().map(|id| (id, DropReason::Invalidated)));
                 }
             }
-            dropped.extend(pool.expire(now_ms()));
-            dropped
+            let expired = pool.expire(now_ms());
+            dropped.extend(expired.into_iter().map(|id| (id, DropReason::Expired)));
+            (was_pending, dropped)
         };
-        dropped.sort();
-        dropped.dedup();
+        let (was_pending, dropped) = dropped;
         if !dropped.is_empty() {
             tracing::debug!(count = dropped.len(), "dropped pending transactions");
-            self.store.mempool_delete(&dropped)?;
         }
+        self.drop_pending(&was_pending, dropped)?;
         self.metrics.blocks_committed.inc();
         self.metrics.txs_included.inc_by(applied.txs.len() as u64);
         self.metrics.block_txs.observe(applied.txs.len() as f64);

@@ -12,6 +12,7 @@ pub mod api;
 pub mod chain;
 pub mod channel_api;
 pub mod consensus;
+pub mod dropped;
 pub mod events;
 pub mod events_api;
 pub mod history;

@@ -19,6 +19,8 @@
 //! - `tx_epoch_proofs`: height of a block that closes an epoch → its validators entry with a
 //!   state proof against its root, taken when the block is written (old state versions are
 //!   pruned, these never are): the hops of light-client finality proofs
+//! - `tx_dropped`: transaction id → why and when the mempool dropped it without including it
+//!   (`dropped`; the newest 10 000)
 //! - `tx_undecided`: height ‖ block hash → a block proposed for a height not final yet, with
 //!   its round and proposer (the consensus host's: see `consensus::undecided`), dropped once
 //!   the height is final
@@ -61,6 +63,8 @@ pub const CF_MEMPOOL: Cf = MEMPOOL.cf();
 /// Height → the certificate that made that block final (as soon as this node knows it).
 pub const CF_COMMITS: Cf = COMMITS.cf();
 pub const CF_EPOCH_PROOFS: Cf = EPOCH_PROOFS.cf();
+/// Transaction id → why and when the mempool dropped it (`dropped`).
+pub const CF_DROPPED: Cf = "tx_dropped";
 /// Height ‖ block hash → a block proposed for a height not final yet (`consensus::undecided`).
 pub const CF_UNDECIDED: Cf = "tx_undecided";
 
@@ -92,6 +96,7 @@ pub const COLUMNS: &[Cf] = &[
     CF_COMMITS,
     CF_EPOCH_PROOFS,
     CF_UNDECIDED,
+    CF_DROPPED,
     CF_JMT_NODES,
     CF_JMT_VALUES,
     CF_JMT_STALE,

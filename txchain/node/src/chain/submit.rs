@@ -63,15 +63,22 @@ impl TxChain {
             }
             inserted
         };
-        let mut gone = inserted.evicted.clone();
+        let mut gone: Vec<(TxId, DropReason)> = inserted
+            .evicted
+            .iter()
+            .map(|old| (*old, DropReason::Evicted))
+            .collect();
         let replaced = match inserted.admission {
             Admission::Replaced(old) => {
-                gone.push(old);
+                gone.push((old, DropReason::Replaced { by: id }));
                 Some(old)
             }
             Admission::Added => None,
         };
-        self.store.mempool_delete(&gone)?;
+        // Admitted again after a drop: no longer dropped.
+        let forgotten = self.dropped.lock().forget(&[id]);
+        crate::dropped::write(self.store.kv().as_ref(), &forgotten)?;
+        self.drop_pending(&[], gone)?;
         self.events.push_tx(event);
         self.refresh_gauges();
         Ok(SubmitOutcome {

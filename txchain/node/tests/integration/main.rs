@@ -1,6 +1,7 @@
 //! The transfer-chain service over a real store and its consensus engine, in one test binary.
 
 mod consensus;
+mod dropped;
 mod history;
 mod service;
 mod snapshot;

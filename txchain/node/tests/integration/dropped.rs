@@ -1,0 +1,114 @@
+//! A transaction the mempool lets go is answered `410 transaction-dropped` with its reason —
+//! replaced by its sender, or invalidated by a block that used its nonce — instead of an
+//! "unknown" `404`, and the answer survives a restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::service::{keys, open_pruning, spec, time};
+use doin_crypto::KeyPair;
+use doin_telemetry::Metrics;
+use doin_tx_core::{Tx, TxBody, TxPayload};
+use doin_tx_node::dropped::DropReason;
+use doin_tx_node::store::PruneConfig;
+use doin_tx_node::TxChain;
+use doin_types::Amount;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+fn open(dir: &Path, k: &super::service::Keys) -> Arc<TxChain> {
+    open_pruning(dir, spec(k), PruneConfig::default(), &Metrics::new()).unwrap()
+}
+
+/// A transfer of `amount` from `from` at `nonce`, paying up to `fee` per weight unit (a tip of
+/// a hundredth of it).
+fn signed(chain: &TxChain, from: &KeyPair, to: &KeyPair, nonce: u64, fee: u64, amount: u64) -> Tx {
+    let body = TxBody {
+        chain_id: chain.params().chain_id,
+        sender: from.public(),
+        nonce,
+        max_fee_per_weight: Amount::from_base_units(fee),
+        max_priority_fee_per_weight: Amount::from_base_units(fee / 100),
+        payload: TxPayload::Transfer {
+            to: to.public(),
+            amount: Amount::from_base_units(amount),
+        },
+    };
+    Tx::from_signed(body.sign(from).unwrap()).unwrap()
+}
+
+/// `GET /v1/tx/transactions/{id}` on `chain`'s REST router: status and JSON body.
+fn get_tx(chain: &Arc<TxChain>, tx: &Tx) -> (u16, Value) {
+    let router = doin_tx_node::api::router(chain.clone());
+    let path = format!("/v1/tx/transactions/{}", tx.id().to_hex());
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let req = axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let resp = router.oneshot(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, serde_json::from_slice(&body).unwrap())
+        })
+}
+
+#[test]
+fn a_dropped_transaction_is_answered_with_its_reason_also_after_a_restart() {
+    let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let k = keys();
+    let chain = open(dir.path(), &k);
+    let (alice, bob, carol) = (&k.users[0], &k.users[1], &k.users[2]);
+
+    // Alice replaces her pending transfer with a better-paying one at the same nonce.
+    let first = signed(&chain, alice, bob, 0, 100, 5);
+    let better = signed(&chain, alice, bob, 0, 200, 6);
+    assert!(chain.submit(first.bytes()).unwrap().new);
+    let o = chain.submit(better.bytes()).unwrap();
+    assert_eq!(o.replaced, Some(first.id()));
+    let (status, body) = get_tx(&chain, &first);
+    assert_eq!(status, 410, "{body}");
+    assert_eq!(body["type"], "urn:doin:problem:transaction-dropped");
+    assert_eq!(body["reason"], "replaced");
+    assert_eq!(body["replaced_by"], better.id().to_hex());
+    assert_eq!(get_tx(&chain, &better).0, 200);
+
+    // Carol's pending transfer loses its nonce to another of hers that a block from elsewhere
+    // includes.
+    let pending = signed(&chain, carol, bob, 0, 100, 7);
+    assert!(chain.submit(pending.bytes()).unwrap().new);
+    let elsewhere = open(other_dir.path(), &k);
+    let rival = signed(&elsewhere, carol, bob, 0, 100, 8);
+    elsewhere.submit(rival.bytes()).unwrap();
+    let block = elsewhere.produce_block(&k.validator, time(1)).unwrap();
+    chain.import_block(&block, time(2)).unwrap();
+    let (status, body) = get_tx(&chain, &pending);
+    assert_eq!(
+        (status, &body["reason"]),
+        (410, &Value::from("invalidated")),
+        "{body}"
+    );
+    assert!(body["detail"].as_str().unwrap().contains("nonce"), "{body}");
+    assert_eq!(get_tx(&chain, &rival).0, 200);
+    // Never seen at all: still 404.
+    let unknown = signed(&chain, bob, carol, 9, 100, 1);
+    assert_eq!(get_tx(&chain, &unknown).0, 404);
+
+    // A restart keeps what was dropped and why.
+    drop(chain);
+    let chain = open(dir.path(), &k);
+    assert_eq!(
+        chain.dropped(&first.id()).map(|d| d.reason),
+        Some(DropReason::Replaced { by: better.id() })
+    );
+    let (status, body) = get_tx(&chain, &pending);
+    assert_eq!(
+        (status, &body["reason"]),
+        (410, &Value::from("invalidated")),
+        "{body}"
+    );
+}
