@@ -96,7 +96,15 @@ pub trait SyncIo: Send + Sync {
     }
 }
 
-/// Runs sync rounds every `interval` (or at once when `wake` is notified) until shutdown.
+/// How soon a round follows one that imported blocks and then paused. Such a pause most
+/// often waits on the node's other chain (a transfer block anchors a main block this node
+/// lacks, a main block checkpoints a transfer block it lacks), which its own sync is bringing
+/// meanwhile: a node far behind on both chains catches up in small steps of each, and a full
+/// interval between the steps would make that slow.
+const RETRY_AFTER_PROGRESS: Duration = Duration::from_millis(250);
+
+/// Runs sync rounds every `interval` (or at once when `wake` is notified) until shutdown; a
+/// round that made progress before it paused is followed sooner.
 pub async fn sync_loop<I: SyncIo>(
     io: Arc<I>,
     state: SyncState,
@@ -104,14 +112,33 @@ pub async fn sync_loop<I: SyncIo>(
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    while tick_or_shutdown(interval, &wake, &mut shutdown).await {
-        run_round(io.as_ref(), &state, &shutdown).await;
+    let mut next_in = interval;
+    while tick_or_shutdown(next_in, &wake, &mut shutdown).await {
+        let end = run_round(io.as_ref(), &state, &shutdown).await;
+        next_in = if end.paused && end.imported > 0 {
+            RETRY_AFTER_PROGRESS.min(interval)
+        } else {
+            interval
+        };
     }
     Ok(())
 }
 
+/// How a round ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoundEnd {
+    /// Blocks it imported.
+    pub imported: usize,
+    /// An import paused it (the block could not be imported now, through no peer's fault).
+    pub paused: bool,
+}
+
 /// One round: carries out the machine's effects until it is done (or shutdown starts).
-pub async fn run_round<I: SyncIo>(io: &I, state: &SyncState, shutdown: &watch::Receiver<bool>) {
+pub async fn run_round<I: SyncIo>(
+    io: &I,
+    state: &SyncState,
+    shutdown: &watch::Receiver<bool>,
+) -> RoundEnd {
     let spec = io.spec();
     let from = spec.tip_height(&io.tip());
     let mut round = Round::new(io.spec(), io.tip(), state.report());
@@ -121,6 +148,7 @@ pub async fn run_round<I: SyncIo>(io: &I, state: &SyncState, shutdown: &watch::R
     let mut announced = false;
     // Why the last import stopped the round, when it did (told with the round's end).
     let mut paused: Option<String> = None;
+    let mut imported = 0usize;
     while let Some(effect) = queue.pop_front() {
         if *shutdown.borrow() {
             break;
@@ -160,8 +188,10 @@ pub async fn run_round<I: SyncIo>(io: &I, state: &SyncState, shutdown: &watch::R
                 for block in blocks {
                     let height = spec.block_height(&block);
                     let outcome = io.import(block).await;
-                    if let Imported::Paused(why) = &outcome {
-                        paused = Some(format!("block {height}: {why}"));
+                    match &outcome {
+                        Imported::Paused(why) => paused = Some(format!("block {height}: {why}")),
+                        Imported::Imported => imported += 1,
+                        Imported::Known | Imported::Invalid(_) => {}
                     }
                     let go_on = matches!(outcome, Imported::Imported | Imported::Known);
                     outcomes.push((height, outcome));
@@ -207,6 +237,10 @@ pub async fn run_round<I: SyncIo>(io: &I, state: &SyncState, shutdown: &watch::R
             paused = paused.as_deref().unwrap_or("no"),
             "sync round ended"
         );
+    }
+    RoundEnd {
+        imported,
+        paused: paused.is_some(),
     }
 }
 

@@ -17,6 +17,8 @@ pub mod driver;
 pub mod machine;
 pub mod spec;
 
-pub use driver::{check_blocking, consecutive, run_round, serve, sync_loop, SyncIo, SyncState};
+pub use driver::{
+    check_blocking, consecutive, run_round, serve, sync_loop, RoundEnd, SyncIo, SyncState,
+};
 pub use machine::{Round, SyncReport};
 pub use spec::{Answer, Checked, Effect, Event, Fetch, Imported, SyncLimits, SyncSpec};

@@ -131,6 +131,20 @@ impl Host {
         self.chain.tip().header.height.saturating_add(1)
     }
 
+    /// The height after the tip with what the engine needs to run it. Block sync commits on
+    /// other threads and may move the tip between the two reads: then both are read again.
+    fn next_height_params(&mut self) -> Result<(BftHeight, HeightParams<DoinContext>), ChainError> {
+        let mut attempts = 0;
+        loop {
+            let next = BftHeight(self.next_height());
+            match self.height_params(next) {
+                Ok(params) => return Ok((next, params)),
+                Err(_) if self.next_height() != next.0 && attempts < 16 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// What the engine needs to run `height`: above all its validator set, which the chain's
     /// state fixes per epoch (the engine only ever runs the height after the tip).
     fn height_params(
@@ -175,10 +189,9 @@ impl Host {
     ) -> Result<(), ChainError> {
         match msg {
             AppMsg::ConsensusReady { reply } => {
-                let height = BftHeight(self.next_height());
+                let (height, params) = self.next_height_params()?;
                 let restored = self.undecided.restore(height.0).await?;
                 tracing::info!(%height, restored, "consensus ready");
-                let params = self.height_params(height)?;
                 let _ = reply.send((height, params));
             }
             AppMsg::StartedRound {
@@ -264,11 +277,10 @@ impl Host {
                 ..
             } => {
                 self.file_evidence(&evidence).await;
-                let next = BftHeight(self.next_height());
+                let (next, params) = self.next_height_params()?;
                 self.collector.prune_below(next);
                 self.undecided.final_below(next.0).await?;
                 let decided = certificate.height;
-                let params = self.height_params(next)?;
                 let _ = reply.send(if next > decided {
                     Next::Start(next, params)
                 } else {
