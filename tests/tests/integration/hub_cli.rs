@@ -189,17 +189,7 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
     let stream_id = stream["id"].as_str().unwrap().to_string();
     let ticked = cli.ok(
         Some(&payer),
-        &[
-            "tick",
-            "--channel",
-            &in_id,
-            "--stream",
-            &stream_id,
-            "--amount-msat",
-            "100000",
-            "--count",
-            "5",
-        ],
+        &tick(&in_id, &stream_id, "100000", &["--count", "5"]),
     );
     assert_eq!(ticked["completed"], 5);
     // A tick whose Confirm never reaches the hub: the hub waits for it with the update in
@@ -216,34 +206,14 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
     // Again, and this time the next `tick` finds out (the hub refuses it), sends the lost
     // Confirm and pays its own tick too.
     lose_the_confirm_of_a_tick(&cli, &chain_id, &payer_key, &payer, &in_id, &stream_id);
-    let ticked = cli.ok(
-        Some(&payer),
-        &[
-            "tick",
-            "--channel",
-            &in_id,
-            "--stream",
-            &stream_id,
-            "--amount-msat",
-            "100000",
-        ],
-    );
+    let ticked = cli.ok(Some(&payer), &tick(&in_id, &stream_id, "100000", &[]));
     assert_eq!(ticked["completed"], 1, "{ticked}");
     assert_eq!(cli.ok(None, &["streams", &stream_id])["ticks"], 8);
     // A tick naming a vote: this node runs no main chain, so the hub refuses it unsigned.
+    let vote = "ab".repeat(32);
     let (ok, _, err) = cli.run(
         Some(&payer),
-        &[
-            "tick",
-            "--channel",
-            &in_id,
-            "--stream",
-            &stream_id,
-            "--amount-msat",
-            "25000",
-            "--vote",
-            &"ab".repeat(32),
-        ],
+        &tick(&in_id, &stream_id, "25000", &["--vote", &vote]),
     );
     assert!(!ok && err.contains("does not see the main chain"), "{err}");
     // A verification fund: refused the same way, unsigned.
@@ -465,6 +435,27 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
         csv.lines().filter(|l| l.contains(",routed_out,")).count(),
         1
     );
+}
+
+/// The arguments of `doin hub tick` paying `amount_msat` into `stream` on `channel`, then
+/// `more`.
+fn tick<'a>(
+    channel: &'a str,
+    stream: &'a str,
+    amount_msat: &'a str,
+    more: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "tick",
+        "--channel",
+        channel,
+        "--stream",
+        stream,
+        "--amount-msat",
+        amount_msat,
+    ];
+    args.extend_from_slice(more);
+    args
 }
 
 /// `user`'s channel machine, read from the state file `doin hub` keeps it in.

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::service::{keys, open_pruning, spec, time};
+use super::service::{keys, open_pruning, rest_get, spec, time};
 use doin_crypto::KeyPair;
 use doin_telemetry::Metrics;
 use doin_tx_core::{Tx, TxBody, TxPayload};
@@ -15,7 +15,6 @@ use doin_types::Amount;
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
-use tower::ServiceExt;
 
 fn open(dir: &Path, k: &super::service::Keys) -> Arc<TxChain> {
     open_pruning(dir, spec(k), PruneConfig::default(), &Metrics::new()).unwrap()
@@ -40,21 +39,7 @@ fn signed(chain: &TxChain, from: &KeyPair, to: &KeyPair, nonce: u64, fee: u64, a
 
 /// `GET /v1/tx/transactions/{id}` on `chain`'s REST router: status and JSON body.
 fn get_tx(chain: &Arc<TxChain>, tx: &Tx) -> (u16, Value) {
-    let router = doin_tx_node::api::router(chain.clone());
-    let path = format!("/v1/tx/transactions/{}", tx.id().to_hex());
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(async move {
-            let req = axum::http::Request::get(path)
-                .body(axum::body::Body::empty())
-                .unwrap();
-            let resp = router.oneshot(req).await.unwrap();
-            let status = resp.status().as_u16();
-            let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (status, serde_json::from_slice(&body).unwrap())
-        })
+    rest_get(chain, &format!("/v1/tx/transactions/{}", tx.id().to_hex()))
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::service::{keys, open_pruning, spec, time, transfer, Keys};
+use super::service::{keys, open_pruning, rest_get, spec, time, transfer, Keys};
 use doin_store::{Direction, KvStore};
 use doin_telemetry::Metrics;
 use doin_tx_core::{ChainParams, GenesisSpec, TxId};
@@ -14,7 +14,6 @@ use doin_tx_node::store::{PruneConfig, COLUMNS};
 use doin_tx_node::{ChainError, TxChain};
 use std::path::Path;
 use std::sync::Arc;
-use tower::ServiceExt;
 
 const EPOCH: u64 = 100;
 const WINDOW: u64 = 64;
@@ -153,25 +152,7 @@ fn a_pruned_node_keeps_a_window_and_what_proves_finality_and_stays_flat() {
     assert!(history.iter().all(|r| r.location.height >= floor));
 
     // REST: a dropped block is `410 pruned`, a kept one 200, the chain says what it keeps.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let router = doin_tx_node::api::router(chain.clone());
-    let get = |path: String| {
-        let router = router.clone();
-        rt.block_on(async move {
-            let req = axum::http::Request::get(path)
-                .body(axum::body::Body::empty())
-                .unwrap();
-            let resp = router.oneshot(req).await.unwrap();
-            let status = resp.status().as_u16();
-            let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (
-                status,
-                serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
-            )
-        })
-    };
+    let get = |path: String| rest_get(&chain, &path);
     let (status, body) = get(format!("/v1/tx/blocks/{}", floor - 1));
     assert_eq!(status, 410, "{body}");
     assert_eq!(body["type"], "urn:doin:problem:pruned");

@@ -92,6 +92,25 @@ pub(crate) fn transfer(chain: &TxChain, from: &KeyPair, to: &KeyPair, amount: u6
     Tx::from_signed(body.sign(from).unwrap()).unwrap()
 }
 
+/// `GET path` on `chain`'s REST router: the status and the JSON body.
+pub(crate) fn rest_get(chain: &Arc<TxChain>, path: &str) -> (u16, serde_json::Value) {
+    use tower::ServiceExt;
+    let router = doin_tx_node::api::router(chain.clone());
+    let req = axum::http::Request::get(path)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let resp = router.oneshot(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, serde_json::from_slice(&body).unwrap())
+        })
+}
+
 pub(crate) fn time(h: u64) -> Timestamp {
     Timestamp(1_000_000 + h * 1000)
 }
