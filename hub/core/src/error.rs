@@ -13,6 +13,9 @@ pub enum HubError {
     /// The request cannot be done as asked (a client's mistake or a state that forbids it).
     #[error("{0}")]
     Invalid(String),
+    /// The channel is closing or closed already: asked again, nothing changes.
+    #[error("channel {0} is already closing")]
+    AlreadyClosing(ChannelId),
     /// The hub has not the money to do it.
     #[error("{0}")]
     Liquidity(String),

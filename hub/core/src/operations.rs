@@ -92,6 +92,18 @@ pub(crate) fn open_outgoing(
     if deposit.is_zero() {
         return Err(HubError::Invalid("a deposit above zero is needed".into()));
     }
+    // The chain refuses a channel whose peer could never sign its close; refusing here keeps
+    // the nonce and the books untouched and tells the operator why (not "chain unavailable").
+    if !doin_crypto::is_valid_public_key(&payee) {
+        return Err(HubError::Invalid(
+            "the payee's address holds no valid public key: nobody could ever sign for it".into(),
+        ));
+    }
+    if payee == st.params.public_key() {
+        return Err(HubError::Invalid(
+            "the payee is the hub itself: a channel needs two different parties".into(),
+        ));
+    }
     let nonce = snap
         .hub_nonce
         .ok_or_else(|| HubError::Chain(PortError::NotYet("the hub's nonce was not read".into())))?;
@@ -274,7 +286,7 @@ pub(crate) fn close(
         .cloned()
         .ok_or(HubError::UnknownChannel(*id))?;
     if c.closing || c.closed_at.is_some() {
-        return Err(HubError::Invalid("the channel is already closing".into()));
+        return Err(HubError::AlreadyClosing(*id));
     }
     if c.role == ChannelRole::Outgoing && c.confirmed && c.payout_due() {
         c.close_requested_at.get_or_insert(snap.height);

@@ -118,12 +118,12 @@ pub(crate) async fn register_channel(
 }
 
 #[utoipa::path(post, path = "/v1/hub/channels/outgoing", tag = "hub", request_body = OpenOutgoingRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats get the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats get the first answer: 1-255 visible ASCII characters", pattern = r"^[!-~]([ -~]{0,253}[!-~])?$")),
     responses(
         (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 202, description = "The opening transaction is submitted; the channel is usable once on chain", body = OpenedView),
-        (status = 400, description = "Bad payee or amount", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "The transfer chain refused the transaction", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "Bad payee or amount, or the transfer chain refused the opening transaction (`transaction-refused`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "The transfer chain cannot take the transaction now", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn open_outgoing(
     State(hub): St,
@@ -160,12 +160,13 @@ fn closed_view(how: &str) -> ClosedView {
 
 #[utoipa::path(post, path = "/v1/hub/channels/{id}/close", tag = "hub",
     params(("id" = String, Path, description = "Channel id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Repeats get the first answer")),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeats get the first answer: 1-255 visible ASCII characters", pattern = r"^[!-~]([ -~]{0,253}[!-~])?$")),
     responses(
         (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 202, description = "The closing transaction is submitted", body = ClosedView),
-        (status = 400, description = "Already closing", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "Not a channel of this hub", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The channel is closing or closed already (`already-closing`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "The Idempotency-Key was used for another request (`idempotency-key-reused`)", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn close_channel(
     State(hub): St,

@@ -88,7 +88,7 @@ fn limit_of(limit: Option<usize>) -> Result<usize, Problem> {
 }
 
 #[utoipa::path(get, path = "/v1/hub/payees/{address}/payments", tag = "hub", params(PayeePageQuery,
-        ("address" = String, Path, description = "The payee's address")),
+        ("address" = String, Path, description = "The payee's address", format = "doin-address")),
     responses(
         (status = 200, description = "What the hub delivered to this payee, oldest first", body = [PaymentView]),
         (status = 400, description = "Bad address, paging or signature encoding", body = ProblemDoc, content_type = "application/problem+json"),
@@ -113,7 +113,7 @@ pub(crate) async fn payee_payments(
 }
 
 #[utoipa::path(get, path = "/v1/hub/payees/{address}/events", tag = "hub",
-    params(FeedAuth, ("address" = String, Path, description = "The payee's address")),
+    params(FeedAuth, ("address" = String, Path, description = "The payee's address", format = "doin-address")),
     responses(
         (status = 200, description = "Server-sent `payment` events (PaymentView) as they become durable. The id is the ledger sequence number; send the last one as `Last-Event-ID` to resume without a gap (with a fresh signature).", content_type = "text/event-stream"),
         (status = 400, description = "Bad address, event id or signature encoding", body = ProblemDoc, content_type = "application/problem+json"),

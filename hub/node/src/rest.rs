@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use doin_http::Problem;
-use doin_types::{Address, Hash256, PublicKeyBytes};
+use doin_types::{Address, Hash256, PortError, PublicKeyBytes};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -69,6 +69,12 @@ pub(crate) fn problem(e: HubError) -> Problem {
             Problem::not_found("not-found", e.to_string())
         }
         HubError::Invalid(_) => Problem::bad_request("invalid-request", e.to_string()),
+        HubError::AlreadyClosing(_) => Problem::new(
+            StatusCode::CONFLICT,
+            "already-closing",
+            "Already closing",
+            e.to_string(),
+        ),
         HubError::Liquidity(_) => Problem::new(
             StatusCode::CONFLICT,
             "insufficient-liquidity",
@@ -77,6 +83,10 @@ pub(crate) fn problem(e: HubError) -> Problem {
         ),
         HubError::Channel(_) => Problem::bad_request("channel-protocol", e.to_string()),
         HubError::Invoice(_) => Problem::bad_request("invalid-invoice", e.to_string()),
+        // Refused for what it is: the same request would be refused again, so it is no outage.
+        HubError::Chain(PortError::Invalid(_)) => {
+            Problem::bad_request("transaction-refused", e.to_string())
+        }
         HubError::Chain(_) => Problem::unavailable("transfer-chain", e.to_string()),
         HubError::Store(doin_types::StoreError::NoSpace(_)) => Problem::storage_full(e),
         HubError::Store(_) | HubError::Money(_) | HubError::Internal(_) => Problem::internal(e),

@@ -295,7 +295,7 @@ async fn participants(
 }
 
 #[utoipa::path(get, path = "/v1/main/rewards/{address}", tag = "main chain",
-    params(("address" = String, Path, description = "bech32m address of this network")),
+    params(("address" = String, Path, description = "bech32m address of this network", format = "doin-address")),
     responses(
         (status = 200, description = "Rewards and reputation of an address", body = RewardsView),
         (status = 400, description = "Invalid address or address of another network", body = ProblemDoc, content_type = "application/problem+json"),

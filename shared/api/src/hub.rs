@@ -1,7 +1,21 @@
 //! The channel hub's REST types (`/v1/hub/...`). Milli-unit amounts are decimal strings.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
+
+/// The largest integer the OpenAPI document allows in a query (it states `u64` query values as
+/// `int64`, as most clients read them): a larger one is refused like any other bad value, so
+/// the node accepts exactly what its document allows.
+const QUERY_INT_MAX: u64 = 9_223_372_036_854_775_807;
+
+fn query_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<u64>::deserialize(d)? {
+        Some(n) if n > QUERY_INT_MAX => Err(serde::de::Error::custom(format!(
+            "{n} is above {QUERY_INT_MAX}"
+        ))),
+        n => Ok(n),
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FeeView {
@@ -57,6 +71,7 @@ pub struct ChannelView {
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// A channel the payer opened on the transfer chain with this hub as counterparty.
+    #[schema(pattern = r"^(0x)?[0-9a-fA-F]{64}$")]
     pub channel_id: String,
 }
 
@@ -64,8 +79,10 @@ pub struct RegisterRequest {
 #[serde(deny_unknown_fields)]
 pub struct OpenOutgoingRequest {
     /// The payee's address.
+    #[schema(format = "doin-address")]
     pub payee: String,
     /// Base units the hub locks (decimal string).
+    #[schema(pattern = r"^[1-9][0-9]{0,18}$")]
     pub deposit: String,
 }
 
@@ -89,6 +106,7 @@ pub struct ClosedView {
 #[into_params(parameter_in = Query)]
 pub struct FeedAuth {
     /// The time the payee signed, in unix milliseconds (within 5 minutes of the hub's clock).
+    #[serde(default, deserialize_with = "query_int")]
     pub at: Option<u64>,
     /// The payee's BIP340 signature (hex) over `H_tag("doin/hub-feed", chain_id ‖ payee key ‖
     /// at as u64 big-endian)`.
@@ -119,8 +137,10 @@ pub struct PaymentView {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Entries with a sequence number above this one.
+    #[serde(default, deserialize_with = "query_int")]
     pub after: Option<u64>,
-    /// At most this many (1-1000, default 100).
+    /// At most this many rows (1-100000, default 100000).
+    #[param(minimum = 1, maximum = 100000)]
     pub limit: Option<usize>,
 }
 
@@ -130,10 +150,13 @@ pub struct PageQuery {
 #[into_params(parameter_in = Query)]
 pub struct PayeePageQuery {
     /// Entries with a sequence number above this one.
+    #[serde(default, deserialize_with = "query_int")]
     pub after: Option<u64>,
     /// At most this many (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// See [`FeedAuth`].
+    #[serde(default, deserialize_with = "query_int")]
     pub at: Option<u64>,
     /// See [`FeedAuth`].
     pub sig: Option<String>,
@@ -143,19 +166,24 @@ pub struct PayeePageQuery {
 #[serde(deny_unknown_fields)]
 pub struct MessageRequest {
     /// The channel message (bincode, hex), see docs/channels.md.
+    #[schema(format = "doin-channel-message", pattern = r"^([0-9a-fA-F]{2})+$")]
     pub message: String,
     /// A stream tick: the stream it pays (hex).
+    #[schema(pattern = r"^(0x)?[0-9a-fA-F]{64}$")]
     pub stream: Option<String>,
     /// An HTLC through the hub: the invoice it pays.
+    #[schema(format = "bolt11")]
     pub invoice: Option<String>,
     /// Evaluator pay: a stream tick that pays the verification fee of the stream payee's vote
     /// on this optimae (hex). The hub signs it only for a vote the main chain holds, that
     /// agreed with the decision and was not paid before, and only for exactly the fee.
+    #[schema(pattern = r"^(0x)?[0-9a-fA-F]{64}$")]
     pub vote_optimae: Option<String>,
     /// Pipelining: a second message (hex), handled right after `message` in the same durable
     /// step; `message` must then be a `Confirm`, and `stream`, `invoice` and `vote_optimae`
     /// belong to this one. A streaming payer confirms one tick and proposes the next in one
     /// request.
+    #[schema(format = "doin-channel-message", pattern = r"^([0-9a-fA-F]{2})+$")]
     pub next: Option<String>,
     /// A split tick: the payer pays several of its streams with one `Pay` (one signature for
     /// them all), each stream its share (which may pay a vote's verification fee); the shares
@@ -165,6 +193,7 @@ pub struct MessageRequest {
     /// A funding tick: the `Pay` goes into this optimae's verification fund (hex), which the
     /// hub pays out to the agreeing evaluators once the decision is final and returns the
     /// rest of. Given alone; only while the optimae is revealed and not finally decided.
+    #[schema(pattern = r"^(0x)?[0-9a-fA-F]{64}$")]
     pub fund_optimae: Option<String>,
     /// The peer's BIP340 signature (hex) over `H_tag("doin/hub-message", chain_id ‖
     /// channel_id ‖ message ‖ stream ‖ SHA-256(invoice) ‖ vote_optimae ‖ split digest ‖
@@ -173,6 +202,7 @@ pub struct MessageRequest {
     /// the same five)`. The split digest is `SHA-256(stream ‖ amount_msat as u64 big-endian ‖
     /// vote_optimae or 32 zero bytes, for each share in order)`, or 32 zero bytes without
     /// `split`.
+    #[schema(pattern = r"^[0-9a-fA-F]{128}$")]
     pub signature: String,
 }
 
@@ -181,11 +211,13 @@ pub struct MessageRequest {
 #[serde(deny_unknown_fields)]
 pub struct ShareRequest {
     /// The stream (hex).
+    #[schema(pattern = r"^(0x)?[0-9a-fA-F]{64}$")]
     pub stream: String,
     /// Its share of the tick in milli-units (decimal string).
     pub amount_msat: String,
     /// Evaluator pay: the share is the verification fee of the stream payee's vote on this
     /// optimae (hex), checked like `vote_optimae` of a single tick.
+    #[schema(pattern = r"^(0x)?[0-9a-fA-F]{64}$")]
     pub vote_optimae: Option<String>,
 }
 
@@ -206,6 +238,8 @@ pub struct OutboxView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecodeRequest {
+    /// A BOLT11 invoice of this network.
+    #[schema(format = "bolt11")]
     pub invoice: String,
 }
 
@@ -224,10 +258,12 @@ pub struct InvoiceView {
 #[serde(deny_unknown_fields)]
 pub struct HubInvoiceRequest {
     /// Milli-units (decimal string).
+    #[schema(pattern = r"^[1-9][0-9]{0,18}$")]
     pub amount_msat: String,
     #[serde(default)]
     pub description: String,
     /// Seconds the invoice stays payable (default 3600, at most a week).
+    #[schema(minimum = 1, maximum = 604800)]
     pub expiry_secs: Option<u64>,
 }
 
@@ -247,12 +283,15 @@ pub struct HubInvoiceView {
 #[serde(deny_unknown_fields)]
 pub struct StreamRequest {
     /// The payer's channel to the hub (hex).
+    #[schema(pattern = r"^(0x)?[0-9a-fA-F]{64}$")]
     pub payer_channel: String,
     /// The payee's invoice: its amount is the stream's budget, its hash the stream's id.
+    #[schema(format = "bolt11")]
     pub invoice: String,
     /// The payer's BIP340 signature (hex) over `doin_hub_core::auth::stream_auth_hash`: `H_tag("doin/hub-stream",
     /// chain_id ‖ payer_channel ‖ SHA-256(invoice))`. Only the payer binds an invoice to its
     /// channel.
+    #[schema(pattern = r"^[0-9a-fA-F]{128}$")]
     pub signature: String,
 }
 

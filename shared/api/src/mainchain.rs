@@ -106,6 +106,7 @@ pub struct StatsView {
 #[schema(as = MainMessageRequest)]
 pub struct MessageRequest {
     /// The signed message: its canonical encoding in hex (see docs/mainchain.md).
+    #[schema(format = "doin-main-message", pattern = r"^(0x)?([0-9a-fA-F]{2})+$")]
     pub message: String,
 }
 

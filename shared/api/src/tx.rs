@@ -68,6 +68,7 @@ pub struct HistoryView {
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
     /// The signed transaction: its canonical encoding in hex (see docs/transactions.md).
+    #[schema(format = "doin-transaction", pattern = r"^(0x)?([0-9a-fA-F]{2})+$")]
     pub tx: String,
 }
 
@@ -97,11 +98,27 @@ pub struct AccountView {
     pub height: u64,
 }
 
+/// A page of an account's transactions.
 #[derive(Debug, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// Opaque cursor from a previous page's `next_cursor`.
+pub struct TxPageQuery {
+    /// Cursor from a previous page's `next_cursor` (a transaction's place: height, a dot, its
+    /// index in the block).
+    #[param(pattern = r"^[0-9]{1,19}\.[0-9]{1,9}$")]
+    pub cursor: Option<String>,
+    /// Items per page (1–200, default 25).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<usize>,
+}
+
+/// A page of blocks.
+#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BlocksPageQuery {
+    /// Cursor from a previous page's `next_cursor`: the page starts below this height.
+    #[param(pattern = r"^[0-9]{1,19}$")]
     pub cursor: Option<String>,
     /// Items per page (1–200, default 25).
     #[param(minimum = 1, maximum = 200)]

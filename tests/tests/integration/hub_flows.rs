@@ -11,14 +11,14 @@ use doin_channels::ChannelMachine;
 use doin_channels::{Change, Message};
 use doin_crypto::KeyPair;
 use doin_hub::store::{PaymentKind, StreamShare};
-use doin_hub::{HubConfig, PendingAnswer, ProposalContext};
+use doin_hub::{HubConfig, HubError, PendingAnswer, ProposalContext};
 use doin_tests::hub_harness::{
     copy_key, exchange, htlc_context, open_hub, payee_invoice, pull, tick_context, HubWorld, Net,
     Peer, UNIT,
 };
 use doin_tx_core::channel::{sha256, ChannelId, ChannelPhase, Side};
 use doin_tx_core::{ConsensusParams, StateView, TxPayload};
-use doin_types::{Amount, Hash256, Msat, Network};
+use doin_types::{Amount, Hash256, Msat, Network, PublicKeyBytes};
 
 /// Windows of a few blocks, so the tests can wait them out.
 fn short_windows() -> HubConfig {
@@ -337,6 +337,40 @@ fn an_opening_a_node_lost_is_submitted_again_by_the_watch_and_its_answer_kept_wi
     assert_eq!(hub.watch().unwrap().confirmed, vec![id]);
     assert!(hub.channel(&id).unwrap().opening_tx.is_none());
     net_b.assert_supply();
+}
+
+#[test]
+fn a_payee_nobody_but_the_hub_or_no_one_can_sign_for_is_refused_before_anything_is_staged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (validator, hub_key) = (KeyPair::generate(), KeyPair::generate());
+    let spec = doin_tests::funded_genesis(
+        "hub",
+        &validator,
+        &[&hub_key],
+        10_000_000,
+        ConsensusParams::public_defaults(),
+    );
+    let net = Net {
+        chain: doin_tests::open_rocks_chain(&dir.path().join("a"), spec.clone()).unwrap(),
+        validator,
+        spec,
+    };
+    let hub = open_hub(dir.path(), &hub_key, &net, HubConfig::default());
+    // Above the field's prime: a well-formed address whose key no one can ever sign for.
+    let nobody = PublicKeyBytes([0xff; 32]);
+    let refused = hub.open_outgoing(nobody, Amount::from_base_units(1_000));
+    assert!(
+        matches!(refused, Err(HubError::Invalid(ref why)) if why.contains("public key")),
+        "{refused:?}"
+    );
+    let to_itself = hub.open_outgoing(hub_key.public(), Amount::from_base_units(1_000));
+    assert!(
+        matches!(to_itself, Err(HubError::Invalid(ref why)) if why.contains("two different parties")),
+        "{to_itself:?}"
+    );
+    assert!(hub.channels().is_empty());
+    net.block();
+    net.assert_supply();
 }
 
 #[test]

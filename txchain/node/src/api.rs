@@ -294,7 +294,7 @@ async fn get_tx(
 }
 
 #[utoipa::path(get, path = "/v1/tx/accounts/{address}", tag = "transfer chain",
-    params(("address" = String, Path, description = "bech32m address of this network")),
+    params(("address" = String, Path, description = "bech32m address of this network", format = "doin-address")),
     responses(
         (status = 200, description = "Balance and nonces", body = AccountView),
         (status = 400, description = "Invalid address or address of another network", body = ProblemDoc, content_type = "application/problem+json"),
@@ -333,7 +333,7 @@ fn parse_tx_cursor(c: &str) -> Result<TxLocation, Problem> {
 }
 
 #[utoipa::path(get, path = "/v1/tx/accounts/{address}/transactions", tag = "transfer chain",
-    params(("address" = String, Path, description = "bech32m address"), PageQuery),
+    params(("address" = String, Path, description = "bech32m address", format = "doin-address"), TxPageQuery),
     responses(
         (status = 200, description = "The account's transactions, newest first", body = AccountTxsPage),
         (status = 400, description = "Invalid address, cursor or limit", body = ProblemDoc, content_type = "application/problem+json"),
@@ -341,7 +341,7 @@ fn parse_tx_cursor(c: &str) -> Result<TxLocation, Problem> {
 async fn account_txs(
     State(s): St,
     address: Result<Path<String>, PathRejection>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<TxPageQuery>,
 ) -> Result<Json<AccountTxsPage>, Problem> {
     let Path(address) = address.map_err(path_problem)?;
     let a = parse_address(&s.chain, &address)?;
@@ -545,7 +545,7 @@ async fn block_txs(
     Ok(Json(out))
 }
 
-#[utoipa::path(get, path = "/v1/tx/blocks", tag = "transfer chain", params(PageQuery),
+#[utoipa::path(get, path = "/v1/tx/blocks", tag = "transfer chain", params(BlocksPageQuery),
     responses(
         (status = 200, description = "Blocks, newest first, down to the oldest this node keeps", body = BlocksPage),
         (status = 400, description = "Invalid cursor or limit", body = ProblemDoc, content_type = "application/problem+json"),
@@ -553,7 +553,7 @@ async fn block_txs(
     ))]
 async fn list_blocks(
     State(s): St,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<BlocksPageQuery>,
 ) -> Result<Json<BlocksPage>, Problem> {
     let limit = page_limit(q.limit)?;
     let tip = s.chain.tip().header.height;

@@ -44,7 +44,7 @@ pub fn router(chain: Arc<TxChain>) -> Router {
 }
 
 #[utoipa::path(get, path = "/v1/tx/accounts/{address}/stakes", tag = "transfer chain",
-    params(("address" = String, Path, description = "bech32m address of this network")),
+    params(("address" = String, Path, description = "bech32m address of this network", format = "doin-address")),
     responses(
         (status = 200, description = "The account's stakes (empty when it never staked)", body = StakesView),
         (status = 400, description = "Invalid address or address of another network", body = ProblemDoc, content_type = "application/problem+json"),
