@@ -173,7 +173,8 @@ pub async fn nothing_lost(
         .collect();
     loop {
         let mut still = Vec::new();
-        let mut last = String::new();
+        // What the first transfer still open got from the node that has not made it final.
+        let mut first_failure = String::new();
         for (tx, i) in open {
             let n = &nodes[i];
             let answer = http
@@ -182,11 +183,13 @@ pub async fn nothing_lost(
             match answer {
                 Ok((200, v)) if v["status"].as_str().is_some_and(is_final) => {}
                 other => {
-                    last = match other {
-                        Ok((200, v)) => format!("{} says {}", n.name(), v["status"]),
-                        Ok((s, v)) => format!("{} answers {s} {}", n.name(), v["detail"]),
-                        Err(e) => format!("{} does not answer: {e}", n.name()),
-                    };
+                    if still.is_empty() {
+                        first_failure = match other {
+                            Ok((200, v)) => format!("{} says {}", n.name(), v["status"]),
+                            Ok((s, v)) => format!("{} answers {s} {}", n.name(), v["detail"]),
+                            Err(e) => format!("{} does not answer: {e}", n.name()),
+                        };
+                    }
                     still.push((tx, i));
                 }
             }
@@ -206,8 +209,13 @@ pub async fn nothing_lost(
                 seen.push(format!("{}: {status}", n.name()));
             }
             return Err(format!(
-                "LOST: {} accepted transfer(s) not final everywhere after {secs} s; {tx}: {last}\n\
+                "LOST: {} accepted transfer(s) not final everywhere after {secs} s ({} node answers); {tx}: {first_failure}\n\
                  each node on it: {}\nits history:\n{}",
+                still
+                    .iter()
+                    .map(|(tx, _)| tx)
+                    .collect::<std::collections::HashSet<_>>()
+                    .len(),
                 still.len(),
                 seen.join(", "),
                 bank.excerpt(tx)
