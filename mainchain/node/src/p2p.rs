@@ -355,9 +355,14 @@ impl SyncSpec for MainSyncSpec {
         fork_choice((a.cumulative_work, &a.tip), (b.cumulative_work, &b.tip))
     }
 
+    /// Behind a peer whose chain wins the fork choice, or one as much work but higher: carrier
+    /// blocks add no work, so a chain extended by carriers alone would otherwise look level
+    /// (or, by the hash tie-break, behind) to a node that lacks them, and it never caught up.
+    /// An equal-work fork followed this way is kept aside on import; the fork choice decides.
     fn behind(&self, tip: &(u64, u128, Hash256), peer: &MainStatus) -> bool {
         fork_choice((peer.cumulative_work, &peer.tip), (tip.1, &tip.2))
             == std::cmp::Ordering::Greater
+            || (peer.cumulative_work == tip.1 && peer.height > tip.0)
     }
 
     /// Only a peer on the same chain as the followed one has its blocks: heights alone say
@@ -499,5 +504,38 @@ impl SyncIo for MainSyncIo {
                 Imported::Paused(e.to_string())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(height: u64, work: u128, tip: u8) -> MainStatus {
+        MainStatus {
+            chain_id: doin_types::ChainId(Hash256([1; 32])),
+            height,
+            tip: Hash256([tip; 32]),
+            cumulative_work: work,
+        }
+    }
+
+    #[test]
+    fn a_peer_ahead_by_carrier_blocks_alone_is_followed_whatever_its_tip_hash() {
+        let spec = MainSyncSpec;
+        // Our tip at 175 has the lowest hash there is; the peer's 186 added only carriers.
+        let tip = (175, 1_000, Hash256([0; 32]));
+        assert!(spec.behind(&tip, &status(186, 1_000, 9)));
+        assert!(
+            !spec.behind(&tip, &status(175, 1_000, 9)),
+            "level, losing the hash"
+        );
+        assert!(!spec.behind(&tip, &status(174, 1_000, 0)), "lower");
+        // More work wins at any height; less work never does.
+        assert!(spec.behind(&tip, &status(170, 1_001, 9)));
+        assert!(!spec.behind(&tip, &status(190, 999, 0)));
+        // An equal-work fork winning the hash tie-break is followed even when shorter.
+        let high_hash_tip = (175, 1_000, Hash256([9; 32]));
+        assert!(spec.behind(&high_hash_tip, &status(174, 1_000, 1)));
     }
 }

@@ -191,14 +191,23 @@ impl<S: SyncSpec> Round<S> {
                 Answer::Failed | Answer::OtherChain => {}
             }
         }
-        // The first of the greatest, as peers were asked.
+        // The first of the greatest among the peers ahead of this node, as peers were asked
+        // (the greatest of all may be level with it where the chain's order is not its
+        // height, while others are ahead); with none ahead, the first of the greatest.
         let mut best: Option<&(S::Peer, S::Status)> = None;
+        let mut best_ahead: Option<&(S::Peer, S::Status)> = None;
         for candidate in &self.statuses {
-            if best.is_none_or(|b| self.spec.compare(&candidate.1, &b.1) == Ordering::Greater) {
+            let greater = |b: Option<&(S::Peer, S::Status)>| {
+                b.is_none_or(|b| self.spec.compare(&candidate.1, &b.1) == Ordering::Greater)
+            };
+            if greater(best) {
                 best = Some(candidate);
             }
+            if self.spec.behind(&self.tip, &candidate.1) && greater(best_ahead) {
+                best_ahead = Some(candidate);
+            }
         }
-        self.best = best.cloned();
+        self.best = best_ahead.or(best).cloned();
         let local = self.spec.tip_height(&self.tip);
         let best_height = self.target().map(|(_, h)| h);
         self.progress.local_height = local;
