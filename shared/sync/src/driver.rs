@@ -227,29 +227,28 @@ pub async fn run_round<I: SyncIo>(
         }
     }
     state.set(round.progress());
-    if !announced {
+    let r = round.progress();
+    let paused_why = paused.as_deref().unwrap_or("no");
+    if announced {
+        tracing::info!(
+            height = r.local_height,
+            target = r.best_peer_height,
+            seconds = started.elapsed().as_secs(),
+            chain = io.name(),
+            paused = paused_why,
+            "sync round ended"
+        );
+    } else {
         // A quiet round (no peer ahead, or no peer answered): only worth a line when looking
         // closer, but then it tells a node that waits from one whose rounds stopped.
-        let r = round.progress();
         tracing::debug!(
             height = r.local_height,
             best_peer = ?r.best_peer_height,
             peers = r.peers_on_chain,
             seconds = started.elapsed().as_secs(),
             chain = io.name(),
-            paused = paused.as_deref().unwrap_or("no"),
+            paused = paused_why,
             "quiet sync round ended"
-        );
-    }
-    if announced {
-        let r = round.progress();
-        tracing::info!(
-            height = r.local_height,
-            target = r.best_peer_height,
-            seconds = started.elapsed().as_secs(),
-            chain = io.name(),
-            paused = paused.as_deref().unwrap_or("no"),
-            "sync round ended"
         );
     }
     RoundEnd {
