@@ -14,8 +14,10 @@ use doin_api::hub::{
 use doin_channels::{Change, ChannelMachine, Event, InFlight, Message, Output, Snapshot};
 use doin_crypto::KeyPair;
 use doin_hub_core::auth::message_auth_hash;
+use doin_hub_core::records::StreamShare;
 use doin_tx_core::channel::{sha256, ChannelId, Side};
 use doin_types::{Address, ChainId, Hash256, Network};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` durably: a temporary file, fsynced, renamed over the old one.
@@ -49,6 +51,51 @@ pub struct HubPeer {
 /// tick pays, the optimae a funding tick funds.
 pub type MessageContext<'a> = doin_hub_core::auth::SignedContext<'a>;
 
+/// The context of our proposal in flight, kept beside the channel's state: a proposal sent
+/// again (after a lost message or an interrupted command) must carry the context it was
+/// signed with, or the hub would book a tick as a plain payment and its stream would miss it.
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct SavedContext {
+    /// The sequence number of the proposed state this context belongs to.
+    seq: u64,
+    stream: Option<Hash256>,
+    invoice: Option<String>,
+    vote_optimae: Option<Hash256>,
+    split: Vec<StreamShare>,
+    fund_optimae: Option<Hash256>,
+}
+
+impl SavedContext {
+    fn new(seq: u64, ctx: &MessageContext<'_>) -> Self {
+        Self {
+            seq,
+            stream: ctx.stream.copied(),
+            invoice: ctx.invoice.map(str::to_string),
+            vote_optimae: ctx.vote_optimae.copied(),
+            split: ctx.split.to_vec(),
+            fund_optimae: ctx.fund_optimae.copied(),
+        }
+    }
+
+    fn borrow(&self) -> MessageContext<'_> {
+        MessageContext {
+            stream: self.stream.as_ref(),
+            invoice: self.invoice.as_deref(),
+            vote_optimae: self.vote_optimae.as_ref(),
+            split: &self.split,
+            fund_optimae: self.fund_optimae.as_ref(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        *self
+            == Self {
+                seq: self.seq,
+                ..Self::default()
+            }
+    }
+}
+
 /// What one exchange with the hub completed.
 #[derive(Debug, Default)]
 pub struct Exchanged {
@@ -63,6 +110,10 @@ pub struct Exchanged {
 impl HubPeer {
     fn state_path(&self, id: &ChannelId) -> PathBuf {
         self.state_dir.join(format!("{}.channel", id.to_hex()))
+    }
+
+    fn context_path(&self, id: &ChannelId) -> PathBuf {
+        self.state_dir.join(format!("{}.context", id.to_hex()))
     }
 
     /// Where a payee keeps the preimage of an invoice it made.
@@ -214,13 +265,15 @@ impl HubPeer {
             bail!("an update of this channel is in flight: run `doin hub sync` first");
         }
         let out = m.propose(change.clone(), height)?;
+        self.keep_context(m, &ctx)?;
         let done = self.run(m, out, ctx, height).await?;
+        self.forget_context(m)?;
         if done.rejected.is_none() {
             return Ok(done);
         }
         // Refused: perhaps because the hub still waits for a confirmation of ours that was
         // lost. Then send it and propose once more (only a refusal costs this extra look).
-        let Some(resend) = self.unfinished(m).await? else {
+        let Some((resend, saved)) = self.unfinished(m).await? else {
             return Ok(done);
         };
         let out = Output {
@@ -228,9 +281,11 @@ impl HubPeer {
             send: Some(resend),
             events: Vec::new(),
         };
-        let mut all = self.run(m, out, MessageContext::default(), height).await?;
+        let mut all = self.run(m, out, saved.borrow(), height).await?;
         let out = m.propose(change, height)?;
+        self.keep_context(m, &ctx)?;
         merge(&mut all, self.run(m, out, ctx, height).await?);
+        self.forget_context(m)?;
         Ok(all)
     }
 
@@ -239,16 +294,14 @@ impl HubPeer {
     pub async fn sync(&self, m: &mut ChannelMachine, height: u64) -> anyhow::Result<Exchanged> {
         let mut all = Exchanged::default();
         let id = m.id();
-        if let Some(resend) = self.unfinished(m).await? {
+        if let Some((resend, saved)) = self.unfinished(m).await? {
             let out = Output {
                 persist: None,
                 send: Some(resend),
                 events: Vec::new(),
             };
-            merge(
-                &mut all,
-                self.run(m, out, MessageContext::default(), height).await?,
-            );
+            merge(&mut all, self.run(m, out, saved.borrow(), height).await?);
+            self.forget_context(m)?;
         }
         loop {
             let v: OutboxView = self
@@ -289,23 +342,88 @@ impl HubPeer {
         Ok(all)
     }
 
+    /// Keeps the context of the proposal `m` has in flight, durably, before it is sent: a
+    /// plain proposal (no context) keeps nothing.
+    fn keep_context(&self, m: &ChannelMachine, ctx: &MessageContext<'_>) -> anyhow::Result<()> {
+        let Some(InFlight::Proposed { state, .. }) = m.in_flight() else {
+            return Ok(());
+        };
+        let saved = SavedContext::new(state.seq, ctx);
+        if saved.is_empty() {
+            return self.forget_context(m);
+        }
+        write_durably(&self.context_path(&m.id()), &doin_codec::encode(&saved)?)
+    }
+
+    /// Removes the kept context once no proposal of ours is in flight.
+    fn forget_context(&self, m: &ChannelMachine) -> anyhow::Result<()> {
+        if matches!(m.in_flight(), Some(InFlight::Proposed { .. })) {
+            return Ok(());
+        }
+        let path = self.context_path(&m.id());
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+        }
+    }
+
+    /// The kept context of our proposal of state `seq` (none kept: a plain proposal).
+    fn saved_context(&self, id: &ChannelId, seq: u64) -> anyhow::Result<SavedContext> {
+        let path = self.context_path(id);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(SavedContext {
+                    seq,
+                    ..SavedContext::default()
+                })
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let saved: SavedContext = doin_codec::decode_exact(&bytes)
+            .with_context(|| format!("{} is not a proposal's context", path.display()))?;
+        if saved.seq != seq {
+            // Left by an earlier proposal (a crash between its end and the removal).
+            return Ok(SavedContext {
+                seq,
+                ..SavedContext::default()
+            });
+        }
+        Ok(saved)
+    }
+
     /// The message to send again when an update was left half-way by an interrupted command
-    /// or a lost message (the channel machine answers a message sent twice the same way):
-    /// our proposal or acceptance still in flight, or our confirmation of the latest state
-    /// when the hub is still waiting for it.
-    async fn unfinished(&self, m: &ChannelMachine) -> anyhow::Result<Option<Message>> {
+    /// or a lost message (the channel machine answers a message sent twice the same way),
+    /// with the context it is signed with: our proposal (and its kept context) or acceptance
+    /// still in flight, or our confirmation of the latest state when the hub is still
+    /// waiting for it.
+    async fn unfinished(
+        &self,
+        m: &ChannelMachine,
+    ) -> anyhow::Result<Option<(Message, SavedContext)>> {
         let channel_id = m.id();
+        let plain = |seq| SavedContext {
+            seq,
+            ..SavedContext::default()
+        };
         match m.in_flight().cloned() {
-            Some(InFlight::Proposed { change, state }) => Ok(Some(Message::Propose {
-                channel_id,
-                seq: state.seq,
-                change,
-            })),
-            Some(InFlight::Accepted { state, sig, .. }) => Ok(Some(Message::Accept {
-                channel_id,
-                seq: state.seq,
-                sig,
-            })),
+            Some(InFlight::Proposed { change, state }) => Ok(Some((
+                Message::Propose {
+                    channel_id,
+                    seq: state.seq,
+                    change,
+                },
+                self.saved_context(&channel_id, state.seq)?,
+            ))),
+            Some(InFlight::Accepted { state, sig, .. }) => Ok(Some((
+                Message::Accept {
+                    channel_id,
+                    seq: state.seq,
+                    sig,
+                },
+                plain(state.seq),
+            ))),
             None => {
                 let latest = m.latest();
                 if latest.state.seq == 0 {
@@ -322,10 +440,15 @@ impl HubPeer {
                     Side::A => latest.sig_a,
                     Side::B => latest.sig_b,
                 };
-                Ok(waiting.then_some(Message::Confirm {
-                    channel_id,
-                    seq: latest.state.seq,
-                    sig: mine,
+                Ok(waiting.then(|| {
+                    (
+                        Message::Confirm {
+                            channel_id,
+                            seq: latest.state.seq,
+                            sig: mine,
+                        },
+                        plain(latest.state.seq),
+                    )
                 }))
             }
         }
@@ -343,5 +466,39 @@ fn merge(into: &mut Exchanged, more: Exchanged) {
     into.payments.extend(more.payments);
     if more.rejected.is_some() {
         into.rejected = more.rejected;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use doin_types::Msat;
+
+    #[test]
+    fn a_kept_context_reads_back_as_signed_and_a_plain_one_is_not_kept() {
+        let stream = Hash256([7; 32]);
+        let split = [StreamShare {
+            stream,
+            amount_msat: Msat::new(50_000),
+            vote_optimae: Some(Hash256([9; 32])),
+        }];
+        let ctx = MessageContext {
+            invoice: Some("lnbc1"),
+            split: &split,
+            ..MessageContext::default()
+        };
+        let saved = SavedContext::new(4, &ctx);
+        assert!(!saved.is_empty());
+        let back: SavedContext =
+            doin_codec::decode_exact(&doin_codec::encode(&saved).unwrap()).unwrap();
+        assert_eq!(back, saved);
+        let chain_id = ChainId(Hash256([1; 32]));
+        let (id, msg) = (Hash256([2; 32]), b"propose");
+        assert_eq!(
+            message_auth_hash(&chain_id, &id, msg, &back.borrow()),
+            message_auth_hash(&chain_id, &id, msg, &ctx)
+        );
+        assert!(SavedContext::new(4, &MessageContext::default()).is_empty());
     }
 }

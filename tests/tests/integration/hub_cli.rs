@@ -2,7 +2,8 @@
 //! and hub operator would use them. The payer connects a channel to the hub; the operator
 //! opens one to the payee (refused without the operator token); the payee's invoice sets up a
 //! stream the payer ticks into; a Confirm lost on its way, from the payer or to the payee, is
-//! sent again by the next `sync` (or `tick`); the payee syncs and is paid; a hash-locked payment for a second
+//! sent again by the next `sync` (or `tick`), and so is a split tick whose Propose never reached
+//! the hub, with the streams it was signed for; the payee syncs and is paid; a hash-locked payment for a second
 //! invoice is taken by the payee's `sync` with the preimage its `invoice create` kept; the
 //! payee closes its channel and finds its balance on chain; the operator exports the books.
 
@@ -13,7 +14,8 @@ use crate::common;
 use common::{doin, get, hub_node, wait_until, write_key};
 use doin_channels::{Change, ChannelMachine, Message, Snapshot};
 use doin_crypto::KeyPair;
-use doin_types::{Address, ChainId, Hash256, Network};
+use doin_hub::store::StreamShare;
+use doin_types::{Address, ChainId, Hash256, Msat, Network};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -272,11 +274,36 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
         ],
     );
     assert_eq!(split["completed"], 2, "{split}");
+    // A third split tick whose Propose never reaches the hub (it was down): the payer's
+    // `sync` sends it again with the shares it was signed for, so both streams are paid.
+    lose_the_propose_of_a_split_tick(
+        &chain_id,
+        &payer_key,
+        &payer,
+        &in_id,
+        &[&stream_id, &stream_b],
+    );
+    let at_hub = cli.ok(None, &["channels", &in_id]);
+    assert_eq!(at_hub["update_in_flight"], false, "{at_hub}");
+    let synced = cli.ok(Some(&payer), &["sync", "--channel", &in_id]);
+    assert_eq!(synced["completed"], 1, "{synced}");
+    assert!(
+        std::fs::read_dir(&payer.state_dir)
+            .unwrap()
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().ends_with(".context")),
+        "the context of a completed proposal is removed: {:?}",
+        std::fs::read_dir(&payer.state_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect::<Vec<_>>()
+    );
     for id in [&stream_id, &stream_b] {
         let st = cli.ok(None, &["streams", id]);
-        assert_eq!(st["ticks"], if *id == stream_id { 10 } else { 2 }, "{st}");
+        assert_eq!(st["ticks"], if *id == stream_id { 11 } else { 3 }, "{st}");
     }
-    let streamed = 8 * 99_900 + 4 * 49_950;
+    let streamed = 8 * 99_900 + 6 * 49_950;
     let synced = cli.ok(Some(&payee), &["sync", "--channel", &out_id]);
     assert_eq!(synced["my_balance_msat"], streamed.to_string());
 
@@ -302,7 +329,7 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
     let fee = 70 * UNIT / 1000;
     assert_eq!(
         settled["my_balance_msat"],
-        (500_000 * UNIT - 8 * 100_000 - 2 * 100_000 - 70 * UNIT - fee).to_string(),
+        (500_000 * UNIT - 8 * 100_000 - 3 * 100_000 - 70 * UNIT - fee).to_string(),
         "{settled}"
     );
     let payments = cli.ok(None, &["payments", &payee_addr]);
@@ -397,7 +424,7 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
     let settled = cli.ok(Some(&payer), &["sync", "--channel", &in_id]);
     assert_eq!(
         settled["my_balance_msat"],
-        (500_000 * UNIT - 8 * 100_000 - 2 * 100_000 - 70 * UNIT - fee - 5_000).to_string(),
+        (500_000 * UNIT - 8 * 100_000 - 3 * 100_000 - 70 * UNIT - fee - 5_000).to_string(),
         "{settled}"
     );
     let status = cli.ok(
@@ -425,11 +452,11 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
         .unwrap();
     let csv = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    // Eight ticks (the two whose Confirm was sent twice booked once) and two split ticks of
+    // Eight ticks (the two whose Confirm was sent twice booked once) and three split ticks of
     // two shares: an entry per stream and tick.
     assert_eq!(
         csv.lines().filter(|l| l.contains(",stream_in,")).count(),
-        12
+        14
     );
     assert_eq!(
         csv.lines().filter(|l| l.contains(",routed_out,")).count(),
@@ -504,6 +531,54 @@ fn lose_the_confirm_of_a_tick(
     assert!(matches!(confirm.send, Some(Message::Confirm { .. })));
     // Persisted before sending, as always; the request with the Confirm never arrives.
     std::fs::write(&path, doin_codec::encode(m.snapshot()).unwrap()).unwrap();
+}
+
+/// The payer starts a split tick of 50 units into each of `streams` as `doin hub tick` does
+/// (the same library), but the hub cannot be reached: its state file holds the proposal in
+/// flight, kept with the shares it is signed for, and the hub never saw it.
+fn lose_the_propose_of_a_split_tick(
+    chain_id: &ChainId,
+    key: &KeyPair,
+    payer: &User,
+    channel: &str,
+    streams: &[&str],
+) {
+    use doin_client::hub_peer::{HubPeer, MessageContext};
+    let (mut m, _) = load_machine(payer, channel);
+    // A port nothing listens on: the request fails as it does while the node restarts.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let unreachable = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let peer = HubPeer {
+        client: doin_client::http::Client::new(&unreachable).unwrap(),
+        key: KeyPair::from_secret_bytes(&key.secret_bytes()).unwrap(),
+        chain_id: *chain_id,
+        network: Network::Devnet,
+        state_dir: payer.state_dir.clone(),
+    };
+    let split: Vec<StreamShare> = streams
+        .iter()
+        .map(|s| StreamShare {
+            stream: Hash256::from_hex(s).unwrap(),
+            amount_msat: Msat::new(50_000),
+            vote_optimae: None,
+        })
+        .collect();
+    let ctx = MessageContext {
+        split: &split,
+        ..MessageContext::default()
+    };
+    let change = Change::Pay {
+        amount_msat: 100_000,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sent = runtime.block_on(peer.propose(&mut m, change, ctx, 1));
+    assert!(sent.is_err(), "the hub was unreachable");
+    let (m, _) = load_machine(payer, channel);
+    assert!(m.in_flight().is_some());
 }
 
 /// The payee accepts the hub's next payout as `doin hub sync` would, but the hub's Confirm
