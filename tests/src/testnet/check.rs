@@ -69,24 +69,41 @@ pub async fn converge(
     }
 }
 
-/// Every node holds the same block at every height from 1 up to `up_to`.
+/// Every node holds the same block at every height from 1 up to `up_to`. The nodes are read
+/// at once, each from its own task (a long soak has many heights to compare).
 pub async fn no_fork(http: &Http, nodes: &[Node], up_to: u64) -> Result<(), String> {
-    for h in 1..=up_to {
-        let mut first: Option<(String, String)> = None;
-        for n in nodes.iter().filter(|n| n.running()) {
-            let hash = block_hash(http, n, h)
-                .await
-                .ok_or_else(|| format!("{} has no block {h}", n.name()))?;
-            match &first {
-                None => first = Some((n.name().to_string(), hash)),
-                Some((other, theirs)) if *theirs != hash => {
-                    return Err(format!(
-                        "FORK at height {h}: {} holds {hash}, {other} holds {theirs}",
-                        n.name()
-                    ))
-                }
-                Some(_) => {}
+    let mut reads = tokio::task::JoinSet::new();
+    for n in nodes.iter().filter(|n| n.running()) {
+        let (http, name, rest) = (http.clone(), n.name().to_string(), n.rest());
+        reads.spawn(async move {
+            let mut hashes = Vec::new();
+            for h in 1..=up_to {
+                let hash = http
+                    .get(&format!("{rest}/v1/tx/blocks/{h}"))
+                    .await
+                    .and_then(|v| v["hash"].as_str().map(String::from))
+                    .ok_or_else(|| format!("{name} has no block {h}"))?;
+                hashes.push(hash);
             }
+            Ok::<_, String>((name, hashes))
+        });
+    }
+    let mut chains = Vec::new();
+    while let Some(read) = reads.join_next().await {
+        chains.push(read.map_err(|e| format!("a block read failed: {e}"))??);
+    }
+    chains.sort();
+    let Some((first, theirs)) = chains.first() else {
+        return Ok(());
+    };
+    for (name, hashes) in &chains[1..] {
+        if let Some(i) = (0..hashes.len()).find(|&i| hashes[i] != theirs[i]) {
+            return Err(format!(
+                "FORK at height {}: {name} holds {}, {first} holds {}",
+                i + 1,
+                hashes[i],
+                theirs[i]
+            ));
         }
     }
     Ok(())
@@ -152,7 +169,9 @@ pub async fn supply(
 }
 
 /// Waits up to `secs` until every accepted transfer is final on every running node; then a
-/// transfer that is not is reported with its history.
+/// transfer that is not is reported with its history. Past `secs`, a pass that still makes
+/// some final (or finds a node answering that did not) earns one more: a long history's first
+/// pass can outlast `secs`, and one unanswered read is no lost transfer.
 pub async fn nothing_lost(
     http: &Http,
     nodes: &[Node],
@@ -172,32 +191,58 @@ pub async fn nothing_lost(
         })
         .collect();
     loop {
+        // Each node's open transfers are asked from its own task, the nodes at once.
+        let mut asks = tokio::task::JoinSet::new();
+        for (i, n) in nodes.iter().enumerate() {
+            let mine: Vec<String> = open
+                .iter()
+                .filter(|(_, at)| *at == i)
+                .map(|(tx, _)| tx.clone())
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let (http, name, rest) = (http.clone(), n.name().to_string(), n.rest());
+            asks.spawn(async move {
+                let mut still = Vec::new();
+                let mut first_failure = String::new();
+                for tx in mine {
+                    match http
+                        .get_status(&format!("{rest}/v1/tx/transactions/{tx}"))
+                        .await
+                    {
+                        Ok((200, v)) if v["status"].as_str().is_some_and(is_final) => {}
+                        other => {
+                            if still.is_empty() {
+                                first_failure = match other {
+                                    Ok((200, v)) => format!("{name} says {}", v["status"]),
+                                    Ok((s, v)) => format!("{name} answers {s} {}", v["detail"]),
+                                    Err(e) => format!("{name} does not answer: {e}"),
+                                };
+                            }
+                            still.push((tx, i));
+                        }
+                    }
+                }
+                (still, first_failure)
+            });
+        }
         let mut still = Vec::new();
         // What the first transfer still open got from the node that has not made it final.
         let mut first_failure = String::new();
-        for (tx, i) in open {
-            let n = &nodes[i];
-            let answer = http
-                .get_status(&format!("{}/v1/tx/transactions/{tx}", n.rest()))
-                .await;
-            match answer {
-                Ok((200, v)) if v["status"].as_str().is_some_and(is_final) => {}
-                other => {
-                    if still.is_empty() {
-                        first_failure = match other {
-                            Ok((200, v)) => format!("{} says {}", n.name(), v["status"]),
-                            Ok((s, v)) => format!("{} answers {s} {}", n.name(), v["detail"]),
-                            Err(e) => format!("{} does not answer: {e}", n.name()),
-                        };
-                    }
-                    still.push((tx, i));
-                }
+        while let Some(asked) = asks.join_next().await {
+            let (more, failure) = asked.map_err(|e| format!("a transfer read failed: {e}"))?;
+            if still.is_empty() && !more.is_empty() {
+                first_failure = failure;
             }
+            still.extend(more);
         }
+        still.sort();
         if still.is_empty() {
             return Ok(accepted.len());
         }
-        if Instant::now() >= deadline {
+        let progressed = still.len() < open.len();
+        if Instant::now() >= deadline && !progressed {
             let (tx, _) = &still[0];
             let mut seen = Vec::new();
             for n in nodes.iter().filter(|n| n.running()) {

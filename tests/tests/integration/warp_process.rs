@@ -1,14 +1,18 @@
 //! Black-box: warp sync between real `doin node` processes.
 //!
-//! - a producer writes a state snapshot every few blocks, in small chunks (so even this small
-//!   state is many chunks), across epoch boundaries (so the finality proof has hops), while
-//!   clients send it transfers and a stake all along;
+//! - a producer (BFT consensus, carrying the chain alone with ten elevenths of the power) writes
+//!   a state snapshot every few blocks, in small chunks (so even this small state is many
+//!   chunks), across epoch boundaries (so the finality proof has hops) and across a change of
+//!   the validator set (a second validator bonds a stake in the first epoch and is seated from
+//!   the second; its node never runs), while clients send it transfers and a stake all along;
 //! - a fresh node with `[sync] mode = "warp"` bootstraps from it while one peer corrupts every
 //!   chunk it relays and another offers a newer snapshot whose manifest names another height and
 //!   root: both are refused and named in the log, and the node ends on the producer's chain and
 //!   state root and keeps following;
 //! - a warp node whose only peer is slow is killed with SIGKILL mid-download and started again
-//!   against the producer: it keeps the chunks it had checked and fetches only the rest.
+//!   against the producer: it keeps the chunks it had checked and fetches only the rest;
+//! - a warp node killed with SIGKILL while it restores a larger state (the download complete)
+//!   restores it again at the next start with no peer at all, from the download it kept.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,7 +20,9 @@ use crate::common;
 
 use common::{doin, free_port, get, get_ok, post, wait_until, NodeProc};
 use doin_crypto::KeyPair;
-use doin_tx_core::{ConsensusParams, GenesisSpec, GenesisStake, StakeRole, Tx, TxBody, TxPayload};
+use doin_tx_core::{
+    Allocation, ConsensusParams, GenesisSpec, GenesisStake, StakeRole, Tx, TxBody, TxPayload,
+};
 use doin_types::{Amount, ChainId};
 use serde_json::json;
 use std::path::Path;
@@ -64,11 +70,13 @@ impl Drop for SnapshotPeer {
     }
 }
 
-/// A genesis of one staked validator, 5-block epochs and 100 ms blocks, and `funded`
-/// accounts; written to `dir/genesis.json`.
+/// A genesis of one validator staking ten times the minimum, 5-block epochs and 100 ms
+/// blocks, and `funded` accounts (`joiner` with enough to bond a validator stake); written to
+/// `dir/genesis.json`.
 fn write_genesis(
     dir: &Path,
     validator: &KeyPair,
+    joiner: &KeyPair,
     funded: &[KeyPair],
 ) -> (std::path::PathBuf, GenesisSpec) {
     let funded: Vec<&KeyPair> = funded.iter().collect();
@@ -83,11 +91,16 @@ fn write_genesis(
             ..ConsensusParams::public_defaults()
         },
     );
+    let min_stake = spec.params.staking.min_validator_stake;
     spec.stakes.push(GenesisStake {
         key: validator.public(),
         role: StakeRole::Validator,
-        amount: spec.params.staking.min_validator_stake,
+        amount: min_stake.checked_mul(10).unwrap(),
         domains: Vec::new(),
+    });
+    spec.allocations.push(Allocation {
+        key: joiner.public(),
+        amount: min_stake.checked_mul(2).unwrap(),
     });
     let path = dir.join("genesis.json");
     std::fs::write(&path, serde_json::to_string(&spec).unwrap()).unwrap();
@@ -123,21 +136,7 @@ impl Traffic {
                         amount: Amount::from_base_units(1_000 + i as u64),
                     }
                 };
-                let body = TxBody {
-                    chain_id,
-                    sender: accounts[from].public(),
-                    nonce: nonces[from],
-                    max_fee_per_weight: Amount::from_base_units(50),
-                    max_priority_fee_per_weight: Amount::from_base_units(1),
-                    payload,
-                };
-                let tx = Tx::from_signed(body.sign(&accounts[from]).unwrap()).unwrap();
-                let (status, answer) = post(
-                    &format!("{rest}/v1/tx/transactions"),
-                    json!({"tx": hex::encode(tx.bytes())}),
-                    None,
-                );
-                assert!(status == 202 || status == 200, "{status} {answer}");
+                submit(&rest, chain_id, &accounts[from], nonces[from], payload);
                 nonces[from] += 1;
                 a.fetch_add(1, Ordering::SeqCst);
                 i += 1;
@@ -161,6 +160,48 @@ impl Drop for Traffic {
     }
 }
 
+/// Signs a transaction of `key` and sends it to `rest`; it must be accepted.
+fn submit(rest: &str, chain_id: ChainId, key: &KeyPair, nonce: u64, payload: TxPayload) {
+    let body = TxBody {
+        chain_id,
+        sender: key.public(),
+        nonce,
+        max_fee_per_weight: Amount::from_base_units(50),
+        max_priority_fee_per_weight: Amount::from_base_units(1),
+        payload,
+    };
+    let tx = Tx::from_signed(body.sign(key).unwrap()).unwrap();
+    let (status, answer) = post(
+        &format!("{rest}/v1/tx/transactions"),
+        json!({"tx": hex::encode(tx.bytes())}),
+        None,
+    );
+    assert!(status == 202 || status == 200, "{status} {answer}");
+}
+
+/// The addresses of the validator set that signed `node`'s tip.
+fn current_validators(node: &NodeProc) -> Vec<String> {
+    get_ok(&format!("{}/v1/tx/validators", node.rest))
+        .and_then(|v| {
+            v["current"].as_array().map(|set| {
+                set.iter()
+                    .filter_map(|e| e["address"].as_str().map(String::from))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// The `[producer]` and `[consensus]` sections of a validator alone on its consensus network
+/// (short step timeouts: the other validator's turns to propose pass quickly).
+fn bft_producer(keystore: &Path) -> String {
+    let port = free_port("127.0.0.1");
+    format!(
+        "[producer]\nenabled = true\nkeystore = {keystore:?}\n\
+         [consensus]\nenabled = true\nlisten = \"/ip4/127.0.0.1/tcp/{port}\"\nstep_timeout_ms = 300\n"
+    )
+}
+
 const WARP: &str = "[sync]\nmode = \"warp\"\n[storage]\nprune = \"pruned\"\n";
 
 fn log_of(node: &NodeProc) -> String {
@@ -179,12 +220,13 @@ fn a_new_node_warp_syncs_past_lying_peers_and_resumes_after_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let doin = doin();
     let validator = KeyPair::generate();
+    let joiner = KeyPair::generate();
     let funded: Vec<KeyPair> = (0..40).map(|_| KeyPair::generate()).collect();
     let senders: Vec<KeyPair> = funded[..8]
         .iter()
         .map(|k| KeyPair::from_secret_bytes(&k.secret_bytes()).unwrap())
         .collect();
-    let (genesis, spec) = write_genesis(dir.path(), &validator, &funded);
+    let (genesis, spec) = write_genesis(dir.path(), &validator, &joiner, &funded);
     let chain_id = doin_tx_core::ChainParams::from_genesis(&spec)
         .unwrap()
         .chain_id;
@@ -193,8 +235,8 @@ fn a_new_node_warp_syncs_past_lying_peers_and_resumes_after_a_kill() {
     // The producer: a snapshot every 10 final blocks, one state entry or so per chunk, all
     // kept (the slow download below must still find its snapshot).
     let producer_extra = format!(
-        "[producer]\nenabled = true\nkeystore = {key:?}\n\
-         [snapshots]\nevery_blocks = 10\nkeep = 1000\nchunk_bytes = 64\n"
+        "{}[snapshots]\nevery_blocks = 10\nkeep = 1000\nchunk_bytes = 64\n",
+        bft_producer(&key)
     );
     let mut producer = NodeProc::tx_node(
         dir.path(),
@@ -207,22 +249,43 @@ fn a_new_node_warp_syncs_past_lying_peers_and_resumes_after_a_kill() {
     );
     producer.start(&doin);
     let honest = producer.listen_address();
-    let traffic = Traffic::start(producer.rest.clone(), chain_id, senders);
-    wait_until("the producer writes a snapshot past two epochs", 90, || {
-        log_of(&producer)
-            .lines()
-            .rfind(|l| l.contains("state snapshot written"))
-            .and_then(|l| {
-                let h: u64 = l
-                    .split("height=")
-                    .nth(1)?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()?;
-                (h >= 11).then_some(())
-            })
+    // A second validator bonds a stake: seated at the next epoch boundary, so the finality
+    // proof of any later snapshot hands over from the genesis set to a set of two.
+    submit(
+        &producer.rest,
+        chain_id,
+        &joiner,
+        0,
+        TxPayload::Stake {
+            role: StakeRole::Validator,
+            amount: spec.params.staking.min_validator_stake,
+            domains: Vec::new(),
+        },
+    );
+    let seated_at = wait_until("the second validator is seated", 60, || {
+        (current_validators(&producer).len() == 2).then(|| producer.height())
     });
+    let traffic = Traffic::start(producer.rest.clone(), chain_id, senders);
+    let after_the_change = seated_at.max(11);
+    wait_until(
+        "the producer writes a snapshot past the set change",
+        90,
+        || {
+            log_of(&producer)
+                .lines()
+                .rfind(|l| l.contains("state snapshot written"))
+                .and_then(|l| {
+                    let h: u64 = l
+                        .split("height=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()?;
+                    (h >= after_the_change).then_some(())
+                })
+        },
+    );
 
     // The liars relay the producer's answers, altered.
     let corrupt = SnapshotPeer::start(&honest, "corrupt-chunk");
@@ -247,7 +310,7 @@ fn a_new_node_warp_syncs_past_lying_peers_and_resumes_after_a_kill() {
     });
     let warp_view = &sync["warp"];
     let snapshot_height = warp_view["height"].as_u64().unwrap();
-    assert!(snapshot_height >= 11, "{sync}");
+    assert!(snapshot_height >= after_the_change, "{sync}");
     assert!(warp_view["chunks_total"].as_u64().unwrap() >= 10, "{sync}");
     assert_eq!(
         warp_view["chunks_done"], warp_view["chunks_total"],
@@ -283,8 +346,14 @@ fn a_new_node_warp_syncs_past_lying_peers_and_resumes_after_a_kill() {
         status, 410,
         "history before the snapshot is not here: {body}"
     );
-    let (_, sync) = get(&format!("{}/v1/node/sync", warp.rest)).unwrap();
-    assert_eq!(sync["phase"], "following", "{sync}");
+    // The producer keeps making blocks (in bursts: the absent validator's turns to propose
+    // time out), so "following" is waited for, not read once.
+    wait_until("the warp node reports following", 30, || {
+        let (_, sync) = get(&format!("{}/v1/node/sync", warp.rest))?;
+        (sync["phase"] == "following").then_some(())
+    });
+    assert_eq!(current_validators(&warp), current_validators(&producer));
+    assert_eq!(current_validators(&warp).len(), 2);
     drop(warp);
     drop(corrupt);
     drop(wrong_root);
@@ -342,3 +411,99 @@ fn a_new_node_warp_syncs_past_lying_peers_and_resumes_after_a_kill() {
     drop(traffic);
     assert!(sent > 50, "traffic ran all along: {sent} transactions");
 }
+
+#[test]
+fn a_warp_node_killed_while_restoring_restores_again_from_its_download() {
+    let _nodes = common::node_processes();
+    let dir = tempfile::tempdir().unwrap();
+    let doin = doin();
+    let validator = KeyPair::generate();
+    let joiner = KeyPair::generate();
+    // A state large enough that restoring it takes a while in a debug build.
+    let funded: Vec<KeyPair> = (0..RESTORE_ACCOUNTS).map(|_| KeyPair::generate()).collect();
+    let (genesis, _) = write_genesis(dir.path(), &validator, &joiner, &funded);
+    let key = common::write_key(dir.path(), "validator", &validator);
+    let mut producer = NodeProc::tx_node(
+        dir.path(),
+        "producer",
+        &genesis,
+        "127.0.0.1",
+        &[],
+        300,
+        &format!(
+            "{}[snapshots]\nevery_blocks = 10\nkeep = 1000\nchunk_bytes = 1024\n",
+            bft_producer(&key)
+        ),
+    );
+    producer.start(&doin);
+    let honest = producer.listen_address();
+    wait_until("the producer writes a snapshot", 120, || {
+        log_of(&producer)
+            .contains("state snapshot written")
+            .then_some(())
+    });
+
+    let start_warp = |bootstrap: &[String]| {
+        let mut node = NodeProc::tx_node(
+            dir.path(),
+            "restoring",
+            &genesis,
+            "127.0.0.1",
+            bootstrap,
+            300,
+            WARP,
+        );
+        node.start(&doin);
+        node
+    };
+    let mut warp = start_warp(&[honest]);
+    // Polled tightly: the restore is the short last phase of the warp sync.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let restoring = loop {
+        let sync = get_ok(&format!("{}/v1/node/sync", warp.rest));
+        if let Some(sync) = sync.filter(|s| {
+            s["phase"] == "restore"
+                && s["warp"]["chunks_done"].as_u64() < s["warp"]["chunks_total"].as_u64()
+        }) {
+            break sync;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the warp node never restores: {}",
+            warp.log_tail()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    warp.kill9();
+    let snapshot_height = restoring["warp"]["height"].as_u64().unwrap();
+    let download = dir.path().join("restoring").join("tx-warp.snap");
+    assert!(
+        download.exists(),
+        "the checked download is kept: {restoring}"
+    );
+
+    // Started again with no peer: the import starts over from the kept download.
+    let before = log_of(&warp).len();
+    let warp = start_warp(&[]);
+    let restored = wait_until("the node restores from its download", 120, || {
+        let info = warp.info()?;
+        (info["height"].as_u64()? == snapshot_height).then_some(info)
+    });
+    let log = log_of(&warp).split_off(before);
+    assert!(log.contains("state restored and its root checked"), "{log}");
+    assert!(
+        !log.contains("fetching its state"),
+        "nothing is fetched again:\n{log}"
+    );
+    assert!(!download.exists(), "the download is removed once imported");
+    assert_eq!(
+        Some(restored["tip_hash"].clone()),
+        producer
+            .block_hash(snapshot_height)
+            .map(serde_json::Value::from),
+        "the restored tip is the producer's block"
+    );
+}
+
+/// Accounts of the larger state the restore of the second test is interrupted in.
+const RESTORE_ACCOUNTS: usize = 20_000;
