@@ -77,6 +77,15 @@ impl SavedContext {
         }
     }
 
+    /// No context: a proposal of state `seq` that pays nothing in particular, or an
+    /// acceptance or confirmation.
+    fn plain(seq: u64) -> Self {
+        Self {
+            seq,
+            ..Self::default()
+        }
+    }
+
     fn borrow(&self) -> MessageContext<'_> {
         MessageContext {
             stream: self.stream.as_ref(),
@@ -88,11 +97,7 @@ impl SavedContext {
     }
 
     fn is_empty(&self) -> bool {
-        *self
-            == Self {
-                seq: self.seq,
-                ..Self::default()
-            }
+        *self == Self::plain(self.seq)
     }
 }
 
@@ -374,10 +379,7 @@ impl HubPeer {
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(SavedContext {
-                    seq,
-                    ..SavedContext::default()
-                })
+                return Ok(SavedContext::plain(seq))
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
@@ -385,10 +387,7 @@ impl HubPeer {
             .with_context(|| format!("{} is not a proposal's context", path.display()))?;
         if saved.seq != seq {
             // Left by an earlier proposal (a crash between its end and the removal).
-            return Ok(SavedContext {
-                seq,
-                ..SavedContext::default()
-            });
+            return Ok(SavedContext::plain(seq));
         }
         Ok(saved)
     }
@@ -403,10 +402,6 @@ impl HubPeer {
         m: &ChannelMachine,
     ) -> anyhow::Result<Option<(Message, SavedContext)>> {
         let channel_id = m.id();
-        let plain = |seq| SavedContext {
-            seq,
-            ..SavedContext::default()
-        };
         match m.in_flight().cloned() {
             Some(InFlight::Proposed { change, state }) => Ok(Some((
                 Message::Propose {
@@ -422,7 +417,7 @@ impl HubPeer {
                     seq: state.seq,
                     sig,
                 },
-                plain(state.seq),
+                SavedContext::plain(state.seq),
             ))),
             None => {
                 let latest = m.latest();
@@ -447,7 +442,7 @@ impl HubPeer {
                             seq: latest.state.seq,
                             sig: mine,
                         },
-                        plain(latest.state.seq),
+                        SavedContext::plain(latest.state.seq),
                     )
                 }))
             }

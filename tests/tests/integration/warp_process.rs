@@ -192,14 +192,26 @@ fn current_validators(node: &NodeProc) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The `[producer]` and `[consensus]` sections of a validator alone on its consensus network
-/// (short step timeouts: the other validator's turns to propose pass quickly).
-fn bft_producer(keystore: &Path) -> String {
+/// Starts the producer `dir/producer`: a validator alone on its consensus network (short step
+/// timeouts, so the other validator's turns to propose pass quickly) writing a snapshot every
+/// 10 final blocks in chunks of `chunk_bytes`, all kept (a resumed download must still find its
+/// snapshot).
+fn start_producer(
+    doin: &Path,
+    dir: &Path,
+    genesis: &Path,
+    keystore: &Path,
+    chunk_bytes: u32,
+) -> NodeProc {
     let port = free_port("127.0.0.1");
-    format!(
+    let extra = format!(
         "[producer]\nenabled = true\nkeystore = {keystore:?}\n\
-         [consensus]\nenabled = true\nlisten = \"/ip4/127.0.0.1/tcp/{port}\"\nstep_timeout_ms = 300\n"
-    )
+         [consensus]\nenabled = true\nlisten = \"/ip4/127.0.0.1/tcp/{port}\"\nstep_timeout_ms = 300\n\
+         [snapshots]\nevery_blocks = 10\nkeep = 1000\nchunk_bytes = {chunk_bytes}\n"
+    );
+    let mut producer = NodeProc::tx_node(dir, "producer", genesis, "127.0.0.1", &[], 300, &extra);
+    producer.start(doin);
+    producer
 }
 
 const WARP: &str = "[sync]\nmode = \"warp\"\n[storage]\nprune = \"pruned\"\n";
@@ -232,22 +244,8 @@ fn a_new_node_warp_syncs_past_lying_peers_and_resumes_after_a_kill() {
         .chain_id;
     let key = common::write_key(dir.path(), "validator", &validator);
 
-    // The producer: a snapshot every 10 final blocks, one state entry or so per chunk, all
-    // kept (the slow download below must still find its snapshot).
-    let producer_extra = format!(
-        "{}[snapshots]\nevery_blocks = 10\nkeep = 1000\nchunk_bytes = 64\n",
-        bft_producer(&key)
-    );
-    let mut producer = NodeProc::tx_node(
-        dir.path(),
-        "producer",
-        &genesis,
-        "127.0.0.1",
-        &[],
-        300,
-        &producer_extra,
-    );
-    producer.start(&doin);
+    // One state entry or so per chunk.
+    let producer = start_producer(&doin, dir.path(), &genesis, &key, 64);
     let honest = producer.listen_address();
     // A second validator bonds a stake: seated at the next epoch boundary, so the finality
     // proof of any later snapshot hands over from the genesis set to a set of two.
@@ -423,19 +421,7 @@ fn a_warp_node_killed_while_restoring_restores_again_from_its_download() {
     let funded: Vec<KeyPair> = (0..RESTORE_ACCOUNTS).map(|_| KeyPair::generate()).collect();
     let (genesis, _) = write_genesis(dir.path(), &validator, &joiner, &funded);
     let key = common::write_key(dir.path(), "validator", &validator);
-    let mut producer = NodeProc::tx_node(
-        dir.path(),
-        "producer",
-        &genesis,
-        "127.0.0.1",
-        &[],
-        300,
-        &format!(
-            "{}[snapshots]\nevery_blocks = 10\nkeep = 1000\nchunk_bytes = 1024\n",
-            bft_producer(&key)
-        ),
-    );
-    producer.start(&doin);
+    let producer = start_producer(&doin, dir.path(), &genesis, &key, 1024);
     let honest = producer.listen_address();
     wait_until("the producer writes a snapshot", 120, || {
         log_of(&producer)
