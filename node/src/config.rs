@@ -42,7 +42,7 @@ pub struct NodeConfig {
 pub struct SyncSection {
     /// `full` replays every block from genesis; `warp` lets a node with an empty data directory
     /// start from a snapshot its peers serve, checked from the genesis file alone (transfer
-    /// chain; needs `storage.prune = "pruned"`).
+    /// chain only, not in a node that runs the main chain; needs `storage.prune = "pruned"`).
     pub mode: SyncMode,
     /// Snapshot chunk requests in flight at once during warp sync, over all peers.
     pub warp_in_flight: usize,
@@ -433,6 +433,16 @@ impl NodeConfig {
             if !self.p2p.enabled {
                 return Err("configuration: sync.mode = \"warp\" needs p2p.enabled".into());
             }
+            // Main blocks checkpoint final transfer blocks and adopt the stakes read from
+            // their state; a warp-synced transfer chain has neither for the blocks below its
+            // snapshot, so replaying the main chain would stop at its first checkpoint (and the
+            // transfer chain at the first main block it anchors).
+            if self.runs("main") {
+                return Err(
+                    "configuration: sync.mode = \"warp\" restores the transfer chain only; a node that runs the main chain replays both chains from genesis (sync.mode = \"full\"; see docs/network.md#warp-sync)"
+                        .into(),
+                );
+            }
         }
         if self.sync.warp_in_flight == 0 {
             return Err("configuration: sync.warp_in_flight must be above zero".into());
@@ -556,6 +566,13 @@ mod tests {
         std::fs::write(&f, "chains = [\"hub\"]\n").unwrap();
         let e = NodeConfig::load(Some(&f)).unwrap_err();
         assert!(e.contains("needs the transfer chain"), "{e}");
+        std::fs::write(
+            &f,
+            "chains = [\"tx\", \"main\"]\n[sync]\nmode = \"warp\"\n[storage]\nprune = \"pruned\"\n",
+        )
+        .unwrap();
+        let e = NodeConfig::load(Some(&f)).unwrap_err();
+        assert!(e.contains("restores the transfer chain only"), "{e}");
         std::fs::write(&f, "chains = [\"moon\"]\n").unwrap();
         assert!(NodeConfig::load(Some(&f))
             .unwrap_err()
