@@ -197,8 +197,14 @@ pub struct P2pSection {
     pub mdns: bool,
     /// Relay connections for peers behind NAT.
     pub relay_server: bool,
-    /// Open connections, all peers together.
+    /// Connections kept, inbound and outbound together.
     pub max_connections: u32,
+    /// Of `max_connections`, the slots only outbound connections may use.
+    pub outbound_reserved: u32,
+    /// Newcomers admitted at once above the limits, so that they learn other peers.
+    pub newcomer_slots: u32,
+    /// Seconds such a newcomer stays before its connection is closed.
+    pub newcomer_grace_secs: u64,
     /// Below this many peers the node keeps discovering and redialling.
     pub target_peers: usize,
     /// Milliseconds between sync rounds (asking peers where their chains are).
@@ -350,6 +356,9 @@ impl Default for NodeConfig {
                 mdns: false,
                 relay_server: false,
                 max_connections: 128,
+                outbound_reserved: 8,
+                newcomer_slots: 8,
+                newcomer_grace_secs: 10,
                 target_peers: 8,
                 sync_interval_ms: 2000,
                 peer_messages_per_second: 200,
@@ -511,6 +520,17 @@ impl NodeConfig {
                     ));
                 }
             }
+            if self.p2p.outbound_reserved > self.p2p.max_connections {
+                return Err(format!(
+                    "configuration: p2p.outbound_reserved ({}) cannot exceed p2p.max_connections ({})",
+                    self.p2p.outbound_reserved, self.p2p.max_connections
+                ));
+            }
+            if !(1..=600).contains(&self.p2p.newcomer_grace_secs) {
+                return Err(
+                    "configuration: p2p.newcomer_grace_secs must be 1 to 600 seconds".into(),
+                );
+            }
             if self.p2p.sync_interval_ms == 0 || self.p2p.peer_messages_per_second == 0 {
                 return Err("configuration: p2p.sync_interval_ms and p2p.peer_messages_per_second must be above zero".into());
             }
@@ -577,5 +597,11 @@ mod tests {
         assert!(NodeConfig::load(Some(&f))
             .unwrap_err()
             .contains("unknown chain"));
+        std::fs::write(&f, "[p2p]\nmax_connections = 4\noutbound_reserved = 5\n").unwrap();
+        let e = NodeConfig::load(Some(&f)).unwrap_err();
+        assert!(e.contains("cannot exceed p2p.max_connections"), "{e}");
+        std::fs::write(&f, "[p2p]\nnewcomer_grace_secs = 0\n").unwrap();
+        let e = NodeConfig::load(Some(&f)).unwrap_err();
+        assert!(e.contains("newcomer_grace_secs"), "{e}");
     }
 }

@@ -391,6 +391,9 @@ pub fn net_config(cfg: &NodeConfig, network: &str) -> anyhow::Result<NetConfig> 
     n.mdns = p.mdns;
     n.relay_server = p.relay_server;
     n.max_connections = p.max_connections;
+    n.outbound_reserved = p.outbound_reserved;
+    n.newcomer_slots = p.newcomer_slots;
+    n.newcomer_grace = Duration::from_secs(p.newcomer_grace_secs);
     n.target_peers = p.target_peers;
     n.policy = PeerPolicy {
         ban_duration: Duration::from_secs(p.ban_secs),

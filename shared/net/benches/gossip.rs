@@ -35,6 +35,28 @@ fn loopback_bytes() -> u64 {
         .unwrap_or(0)
 }
 
+/// Connections established on all nodes together, by what admission made of them.
+fn admissions(registries: &[prometheus::Registry]) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in registries {
+        for family in r.gather() {
+            if family.name() != "doin_net_admissions_total" {
+                continue;
+            }
+            for m in family.get_metric() {
+                let outcome = m
+                    .get_label()
+                    .iter()
+                    .find(|l| l.name() == "outcome")
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default();
+                *out.entry(outcome).or_insert(0) += m.get_counter().get_value() as u64;
+            }
+        }
+    }
+    out
+}
+
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -44,6 +66,11 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // `RUST_LOG=doin_net=debug` shows what each node admits, closes and refuses.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -60,6 +87,7 @@ async fn main() {
             .collect(),
     );
     let mut handles: Vec<NetHandle> = Vec::new();
+    let mut registries: Vec<prometheus::Registry> = Vec::new();
     let mut rng = rand::thread_rng();
     for i in 0..nodes {
         let mut cfg = NetConfig::new("bench", vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
@@ -71,10 +99,13 @@ async fn main() {
             .map(|&j| handles[j].listen_addrs()[0].clone())
             .collect();
         cfg.max_connections = max_connections;
+        // A third of the slots kept for outbound, as the defaults do at a larger scale.
+        cfg.outbound_reserved = max_connections / 3;
         cfg.policy.messages_per_second = 100_000;
         cfg.policy.message_burst = 100_000;
         let registry = prometheus::Registry::new();
         let mut net = Network::new(cfg, Keypair::generate_ed25519(), &registry).unwrap();
+        registries.push(registry);
         let mut rx = net.subscribe(Topic::TxTransactions).unwrap();
         let handle = net.handle();
         tokio::spawn(net.run(stop.clone()));
@@ -107,6 +138,13 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let degree: usize = handles.iter().map(|h| h.connected_peers().len()).sum();
+    // The background (heartbeats, pings, Kademlia, identify) over a quiet window of the same
+    // length as the run, to tell what gossip of payloads costs from what an idle network costs.
+    let run_length = Duration::from_millis(50 * messages as u64) + Duration::from_secs(5);
+    let admissions_before = admissions(&registries);
+    let idle_before = loopback_bytes();
+    tokio::time::sleep(run_length).await;
+    let idle_bytes = loopback_bytes().saturating_sub(idle_before);
     let lo_before = loopback_bytes();
     for n in 0..messages {
         let from = rng.gen_range(0..nodes);
@@ -122,6 +160,7 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
     let lo_bytes = loopback_bytes().saturating_sub(lo_before);
+    let admissions_after = admissions(&registries);
     let mut lat = latencies.lock().await.clone();
     lat.sort();
     let expected = messages * (nodes - 1);
@@ -158,5 +197,12 @@ async fn main() {
     println!(
         "  amplification {:.2} (loopback bytes {lo_bytes} ÷ ideal {ideal})",
         lo_bytes as f64 / ideal as f64
+    );
+    println!(
+        "  connections   until settled {admissions_before:?}; at the end {admissions_after:?}"
+    );
+    println!(
+        "  background    {:.2} of it (loopback bytes {idle_bytes} in as long a quiet window)",
+        idle_bytes as f64 / ideal as f64
     );
 }

@@ -16,8 +16,15 @@ pub struct NetConfig {
     pub mdns: bool,
     /// Relay connections for peers behind NAT (costs bandwidth).
     pub relay_server: bool,
-    /// Established connections, all peers together.
+    /// Connections kept, inbound and outbound together (newcomers on a short stay aside).
     pub max_connections: u32,
+    /// Of `max_connections`, the slots inbound peers may not take.
+    pub outbound_reserved: u32,
+    /// Newcomers a full node admits at once, above its limits, so that they can learn other
+    /// peers' addresses from it before it closes their connection.
+    pub newcomer_slots: u32,
+    /// How long such a newcomer stays.
+    pub newcomer_grace: Duration,
     /// Below this many peers the node keeps discovering and redialling.
     pub target_peers: usize,
     pub max_request_bytes: usize,
@@ -29,6 +36,16 @@ pub struct NetConfig {
 }
 
 impl NetConfig {
+    /// The connection limits these settings give.
+    pub fn admission_limits(&self) -> crate::AdmissionLimits {
+        crate::AdmissionLimits {
+            max_connections: self.max_connections,
+            outbound_reserved: self.outbound_reserved,
+            newcomer_slots: self.newcomer_slots,
+            newcomer_grace: self.newcomer_grace,
+        }
+    }
+
     /// Settings for `network` with the given listen addresses and defaults elsewhere.
     pub fn new(network: &str, listen: Vec<Multiaddr>) -> NetConfig {
         NetConfig {
@@ -38,6 +55,9 @@ impl NetConfig {
             mdns: false,
             relay_server: false,
             max_connections: 128,
+            outbound_reserved: 8,
+            newcomer_slots: 8,
+            newcomer_grace: Duration::from_secs(10),
             target_peers: 8,
             max_request_bytes: 64 * 1024,
             max_response_bytes: 16 * 1024 * 1024,

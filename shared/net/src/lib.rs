@@ -4,7 +4,8 @@
 //! connections), discovery (Kademlia with a bootstrap list, mDNS on a LAN, identify), NAT
 //! traversal (AutoNAT, relay client and server, DCUtR), gossip topics, one request-response
 //! protocol, and the defences every public node needs: message size caps, per-peer rate limits,
-//! peer scores that end in a ban, connection limits and outbound address diversity.
+//! peer scores that end in a ban, connection limits with outbound slots reserved, a short stay for
+//! newcomers at a full node, and outbound address diversity.
 //!
 //! It knows nothing about blocks or transactions. Chain services subscribe to the topics they
 //! understand, judge every message they receive (accept, ignore or reject — a rejection costs the
@@ -15,6 +16,7 @@
 // dev-dependencies).
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+mod admission;
 mod codec;
 mod config;
 mod metrics;
@@ -25,6 +27,7 @@ mod swarm;
 pub mod tasks;
 mod topics;
 
+pub use admission::{Admission, AdmissionEvent, AdmissionLimits, Admitted, GraceEnded};
 pub use config::NetConfig;
 pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};
 pub use metrics::NetMetrics;
@@ -33,7 +36,7 @@ pub use peers::{Misbehaviour, PeerBook, PeerPolicy};
 pub use service::{
     GossipMessage, InboundRequest, NetError, NetHandle, Network, RequestError, Verdict,
 };
-pub use topics::{Service, Topic};
+pub use topics::{MeshDegree, Service, Topic};
 
 /// How long gossip remembers a message it saw or sent, and refuses to send it again: a service
 /// that offers a message again waits longer than this.

@@ -11,6 +11,7 @@ pub struct NetMetrics {
     pub requests: IntCounterVec,
     pub penalties: IntCounterVec,
     pub bans: IntCounter,
+    pub admissions: IntCounterVec,
 }
 
 fn reg<C: prometheus::core::Collector + Clone + 'static>(
@@ -81,6 +82,18 @@ impl NetMetrics {
             bans: reg(
                 r,
                 IntCounter::new("doin_net_bans_total", "Peers banned for misbehaviour")?,
+            )?,
+            admissions: reg(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "doin_net_admissions_total",
+                        "Connections by what the limits made of them: kept, newcomer (a short \
+                         stay at a full node), newcomer-kept (a slot freed during the stay), \
+                         newcomer-closed, refused-inbound, refused-outbound (this node full: not even dialled)",
+                    ),
+                    &["outcome"],
+                )?,
             )?,
         })
     }

@@ -342,6 +342,7 @@ impl Network {
             .collect();
         let mut task = SwarmTask {
             book: PeerBook::new(self.cfg.policy.clone()),
+            last_lookup: None,
             cfg: self.cfg,
             swarm,
             handle: self.handle,

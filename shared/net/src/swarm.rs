@@ -1,9 +1,10 @@
 //! The swarm itself: the combined libp2p behaviour and the task that drives it.
 //!
 //! The task owns the `Swarm`. It enforces the per-peer rules (size caps, rate limits, scores,
-//! bans, outbound diversity) before a message or request reaches a chain service, and it is the
-//! only place that talks to libp2p directly.
+//! bans, outbound diversity, connection admission) before a message or request reaches a chain
+//! service, and it is the only place that talks to libp2p directly.
 
+use crate::admission::{AdmissionBehaviour, AdmissionEvent};
 use crate::codec::FrameCodec;
 use crate::config::NetConfig;
 use crate::metrics::NetMetrics;
@@ -43,6 +44,8 @@ pub(crate) struct Behaviour {
     pub(crate) relay_server: Toggle<relay::Behaviour>,
     pub(crate) dcutr: dcutr::Behaviour,
     pub(crate) requests: request_response::Behaviour<FrameCodec>,
+    /// Last, so that a connection is recorded only once every other behaviour accepted it.
+    pub(crate) admission: AdmissionBehaviour,
 }
 
 pub(crate) fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
@@ -83,6 +86,22 @@ pub(crate) fn build_behaviour(
             MessageId::from(h.0.to_vec())
         })
         .build()?;
+    let gossip_cfg = {
+        let mut builder = gossipsub::ConfigBuilder::from(gossip_cfg);
+        // A publisher sends to its mesh like any relay, not to every peer it has: flooding
+        // the first hop costs a copy per connection and saves only part of one hop.
+        builder.flood_publish(false);
+        for topic in Topic::ALL {
+            let mesh = topic.mesh();
+            let hash = IdentTopic::new(topic.name(&cfg.network)).hash();
+            builder
+                .mesh_n_for_topic(mesh.target, hash.clone())
+                .mesh_n_low_for_topic(mesh.low, hash.clone())
+                .mesh_n_high_for_topic(mesh.high, hash.clone())
+                .mesh_outbound_min_for_topic(mesh.outbound_min, hash);
+        }
+        builder.build()?
+    };
     let gossip = gossipsub::Behaviour::new(
         gossipsub::MessageAuthenticity::Signed(key.clone()),
         gossip_cfg,
@@ -119,7 +138,7 @@ pub(crate) fn build_behaviour(
         blocked: allow_block_list::Behaviour::default(),
         limits: connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
-                .with_max_established(Some(cfg.max_connections))
+                // How many connections in all is `admission`'s to decide.
                 .with_max_established_per_peer(Some(2)),
         ),
         gossip,
@@ -135,6 +154,7 @@ pub(crate) fn build_behaviour(
         relay_server: Toggle::from(relay_server),
         dcutr: dcutr::Behaviour::new(peer_id),
         requests,
+        admission: AdmissionBehaviour::new(cfg.admission_limits()),
     })
 }
 
@@ -167,7 +187,12 @@ pub(crate) struct SwarmTask {
     /// Peers on the operator's block list (see [`NetHandle::refuse`]): a ban that ends does
     /// not let them back.
     pub(crate) refused: std::collections::BTreeSet<PeerId>,
+    /// When this node last asked the DHT for more peers because it had too few.
+    pub(crate) last_lookup: Option<Instant>,
 }
+
+/// A node short of peers asks the DHT for more at most this often when new peers identify.
+const LOOKUP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Response frames start with a status byte.
 const RESPONSE_OK: u8 = 0;
@@ -231,9 +256,50 @@ impl SwarmTask {
         self.book.forget_idle(now);
         if self.handle.connected.read().len() < self.cfg.target_peers {
             self.dial_bootstrap();
-            // Ask the DHT for more peers; fails harmlessly when it knows nobody yet.
-            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+            self.look_for_peers(now);
         }
+    }
+
+    fn on_admission(&mut self, event: AdmissionEvent) {
+        let outcome = match event {
+            AdmissionEvent::Kept(peer) => {
+                tracing::debug!(%peer, "peer connected");
+                "kept"
+            }
+            AdmissionEvent::Newcomer(peer) => {
+                tracing::debug!(%peer, "full: admitting a newcomer for a short stay");
+                "newcomer"
+            }
+            AdmissionEvent::NewcomerKept(peer) => {
+                tracing::debug!(%peer, "newcomer kept: a slot freed during its stay");
+                "newcomer-kept"
+            }
+            AdmissionEvent::NewcomerClosed(peer) => {
+                tracing::debug!(%peer, "newcomer's stay ended; closing its connection");
+                "newcomer-closed"
+            }
+            AdmissionEvent::Refused { inbound: true } => "refused-inbound",
+            AdmissionEvent::Refused { inbound: false } => "refused-outbound",
+        };
+        self.count_admission(outcome);
+        self.refresh_connected();
+    }
+
+    fn count_admission(&self, outcome: &str) {
+        self.metrics.admissions.with_label_values(&[outcome]).inc();
+    }
+
+    /// Asks the DHT for peers near this node, at most every [`LOOKUP_INTERVAL`].
+    fn look_for_peers(&mut self, now: Instant) {
+        if self
+            .last_lookup
+            .is_some_and(|t| now.saturating_duration_since(t) < LOOKUP_INTERVAL)
+        {
+            return;
+        }
+        self.last_lookup = Some(now);
+        // Fails harmlessly when the DHT knows nobody yet.
+        let _ = self.swarm.behaviour_mut().kad.bootstrap();
     }
 
     fn ban(&mut self, peer: PeerId, what: Misbehaviour) {
@@ -388,7 +454,7 @@ impl SwarmTask {
     }
 
     fn refresh_connected(&mut self) {
-        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        let peers = self.swarm.behaviour().admission.state().kept_peers();
         self.metrics.peers.set(peers.len() as i64);
         *self.handle.connected.write() = peers;
     }
@@ -434,7 +500,6 @@ impl SwarmTask {
                     }
                 }
                 self.book.connected(peer_id, outbound_ip, now);
-                tracing::debug!(%peer_id, "peer connected");
                 self.refresh_connected();
             }
             SwarmEvent::ConnectionClosed {
@@ -461,6 +526,7 @@ impl SwarmTask {
                 message,
             }) => self.on_gossip(propagation_source, message_id, message),
             BehaviourEvent::Requests(e) => self.on_request_event(e),
+            BehaviourEvent::Admission(e) => self.on_admission(e),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 for addr in &info.listen_addrs {
                     self.swarm
@@ -468,13 +534,19 @@ impl SwarmTask {
                         .kad
                         .add_address(&peer_id, addr.clone());
                 }
+                let now = Instant::now();
                 self.book.identified(
                     peer_id,
                     info.agent_version,
                     info.protocols.iter().map(|p| p.to_string()).collect(),
                     info.listen_addrs.iter().map(|a| a.to_string()).collect(),
-                    Instant::now(),
+                    now,
                 );
+                // A node short of peers (a newcomer, perhaps on a short stay at a full peer)
+                // asks the DHT at once rather than at the next maintenance round.
+                if self.handle.connected.read().len() < self.cfg.target_peers {
+                    self.look_for_peers(now);
+                }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 let connected = self.handle.connected.read().clone();

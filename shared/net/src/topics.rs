@@ -52,10 +52,47 @@ impl Topic {
         }
     }
 
+    /// The topic's gossip mesh: how many peers each node forwards every message to.
+    ///
+    /// Each message crosses about `target` links per node, so the mesh degree is what gossip
+    /// costs in bandwidth; a wider mesh buys fewer hops and more paths. Transactions are most
+    /// of the traffic and can wait a heartbeat for lazy repair (peers outside the mesh are told
+    /// message ids and fetch what they miss), so their mesh is narrow. Blocks, consensus and
+    /// main-chain work are few and decide how fast the chains move, so they keep the wide mesh
+    /// of gossipsub's defaults.
+    pub fn mesh(self) -> MeshDegree {
+        match self {
+            Topic::TxTransactions => MeshDegree {
+                target: 3,
+                low: 2,
+                high: 4,
+                outbound_min: 1,
+            },
+            Topic::TxCompactBlocks | Topic::TxConsensus | Topic::MainBlocks | Topic::MainWork => {
+                MeshDegree {
+                    target: 6,
+                    low: 5,
+                    high: 12,
+                    outbound_min: 2,
+                }
+            }
+        }
+    }
+
     /// A short label for logs and metrics.
     pub fn label(self) -> &'static str {
         self.suffix()
     }
+}
+
+/// A gossip mesh's size: each node keeps between `low` and `high` mesh peers, trimming or
+/// grafting back to `target` at each heartbeat, at least `outbound_min` of them peers it dialled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MeshDegree {
+    pub target: usize,
+    pub low: usize,
+    pub high: usize,
+    pub outbound_min: usize,
 }
 
 /// A request kind. All share one libp2p protocol; the first byte of a request names the
@@ -106,6 +143,15 @@ mod tests {
             Topic::TxTransactions.name("devnet"),
             Topic::TxTransactions.name("testnet")
         );
+    }
+
+    #[test]
+    fn every_mesh_is_one_gossipsub_accepts() {
+        for t in Topic::ALL {
+            let m = t.mesh();
+            assert!(m.outbound_min <= m.low && m.low <= m.target && m.target <= m.high);
+            assert!(m.outbound_min * 2 <= m.target, "{t:?}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Real libp2p nodes in one process over loopback TCP: gossip is delivered and relayed,
-//! requests are answered, and a peer that keeps sending invalid or oversize messages is banned.
+//! requests are answered, a peer that keeps sending invalid or oversize messages is banned, and
+//! a newcomer whose only bootstrap peer is full still finds the network.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,8 +16,17 @@ struct TestNode {
 }
 
 async fn start(bootstrap: Vec<Multiaddr>, stop: &watch::Receiver<bool>) -> TestNode {
+    start_with(bootstrap, stop, |_| {}).await
+}
+
+async fn start_with(
+    bootstrap: Vec<Multiaddr>,
+    stop: &watch::Receiver<bool>,
+    tune: impl FnOnce(&mut NetConfig),
+) -> TestNode {
     let mut cfg = NetConfig::new("testnet", vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
     cfg.bootstrap = bootstrap;
+    tune(&mut cfg);
     let registry = prometheus::Registry::new();
     let mut net = Network::new(cfg, Keypair::generate_ed25519(), &registry).unwrap();
     let gossip = net.subscribe(Topic::TxTransactions).unwrap();
@@ -195,5 +205,49 @@ async fn gossip_requests_and_bans_between_real_peers() {
     })
     .await;
     drop(b.requests);
+    let _ = stop_tx.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_whose_only_bootstrap_peer_is_full_finds_its_peers_through_it() {
+    let (stop_tx, stop) = watch::channel(false);
+    // The full node keeps two connections, none reserved for outbound, and lets a newcomer stay
+    // three seconds.
+    let full = start_with(vec![], &stop, |c| {
+        c.max_connections = 2;
+        c.outbound_reserved = 0;
+        c.newcomer_slots = 2;
+        c.newcomer_grace = Duration::from_secs(3);
+    })
+    .await;
+    let full_id = full.handle.local_peer_id();
+    let addr = full.handle.listen_addrs()[0].clone();
+    let a = start(vec![addr.clone()], &stop).await;
+    let b = start(vec![addr.clone()], &stop).await;
+    wait_for("the full node to keep its two peers", || {
+        full.handle.connected_peers().len() == 2
+    })
+    .await;
+    let newcomer = start(vec![addr], &stop).await;
+    let newcomer_id = newcomer.handle.local_peer_id();
+    let (a_id, b_id) = (a.handle.local_peer_id(), b.handle.local_peer_id());
+    // Refused outright it would know nobody; admitted for a short stay, it learns the full
+    // node's peers from the DHT and dials them.
+    wait_for("the newcomer to reach the full node's peers", || {
+        let peers = newcomer.handle.connected_peers();
+        peers.contains(&a_id) && peers.contains(&b_id)
+    })
+    .await;
+    // The full node never counted the newcomer among its peers, and lets it go when its stay
+    // ends; the newcomer keeps the peers it found.
+    wait_for("the full node to close the newcomer's connection", || {
+        !newcomer.handle.connected_peers().contains(&full_id)
+    })
+    .await;
+    let kept = full.handle.connected_peers();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(!kept.contains(&newcomer_id));
+    let peers = newcomer.handle.connected_peers();
+    assert!(peers.contains(&a_id) && peers.contains(&b_id), "{peers:?}");
     let _ = stop_tx.send(true);
 }
