@@ -201,6 +201,8 @@ pub struct P2pSection {
     pub max_connections: u32,
     /// Of `max_connections`, the slots only outbound connections may use.
     pub outbound_reserved: u32,
+    /// Inbound peers kept from one IPv4 /16 or IPv6 /32 (0 = no limit).
+    pub max_inbound_per_netgroup: u32,
     /// Newcomers admitted at once above the limits, so that they learn other peers.
     pub newcomer_slots: u32,
     /// Seconds such a newcomer stays before its connection is closed.
@@ -357,6 +359,7 @@ impl Default for NodeConfig {
                 relay_server: false,
                 max_connections: 128,
                 outbound_reserved: 8,
+                max_inbound_per_netgroup: 8,
                 newcomer_slots: 8,
                 newcomer_grace_secs: 10,
                 target_peers: 8,

@@ -392,6 +392,7 @@ pub fn net_config(cfg: &NodeConfig, network: &str) -> anyhow::Result<NetConfig> 
     n.relay_server = p.relay_server;
     n.max_connections = p.max_connections;
     n.outbound_reserved = p.outbound_reserved;
+    n.max_inbound_per_netgroup = p.max_inbound_per_netgroup;
     n.newcomer_slots = p.newcomer_slots;
     n.newcomer_grace = Duration::from_secs(p.newcomer_grace_secs);
     n.target_peers = p.target_peers;

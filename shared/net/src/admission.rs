@@ -13,8 +13,11 @@
 //! peers near it, and dials those; the full peer then closes the connection (or keeps it, if a
 //! slot has freed meanwhile).
 
+use crate::peers::Netgroup;
+use crate::swarm::ip_of;
 use libp2p::core::transport::PortUse;
-use libp2p::core::Endpoint;
+use libp2p::core::{ConnectedPoint, Endpoint};
+use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{
     dummy, CloseConnection, ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm,
     NetworkBehaviour, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
@@ -33,6 +36,10 @@ pub struct AdmissionLimits {
     /// the last `outbound_reserved` slots, so a flood of inbound connections cannot push out
     /// the peers this node chose itself.
     pub outbound_reserved: u32,
+    /// Inbound peers kept from one network group (IPv4 /16, IPv6 /32; loopback and private
+    /// addresses exempt), 0 for no limit: an attacker with many addresses in few groups cannot
+    /// take every inbound slot.
+    pub max_inbound_per_netgroup: u32,
     /// Newcomers admitted at once above the limits, each for `newcomer_grace`.
     pub newcomer_slots: u32,
     /// How long a newcomer admitted above the limits stays.
@@ -82,6 +89,8 @@ enum Kind {
 struct Open {
     peer: PeerId,
     kind: Kind,
+    /// The remote's network group, for inbound connections.
+    netgroup: Option<Netgroup>,
 }
 
 /// The connections open now and how each counts.
@@ -143,20 +152,45 @@ impl Admission {
         )
     }
 
-    fn inbound_has_room(&self) -> bool {
+    /// Inbound peers kept from `group`.
+    fn kept_inbound_from(&self, group: Netgroup) -> u32 {
+        let kept = self.kept_by_peer();
+        let mut peers: Vec<PeerId> = self
+            .open
+            .values()
+            .filter(|o| o.kind == Kind::Inbound && o.netgroup == Some(group))
+            .filter(|o| kept.get(&o.peer) == Some(&false))
+            .map(|o| o.peer)
+            .collect();
+        peers.sort();
+        peers.dedup();
+        Self::to_u32(peers.len())
+    }
+
+    fn inbound_has_room(&self, netgroup: Option<Netgroup>) -> bool {
+        let limit = self.limits.max_inbound_per_netgroup;
         self.kept() < self.limits.max_connections
             && self.kept_inbound() < self.limits.inbound_budget()
+            && match netgroup {
+                Some(g) if limit > 0 => self.kept_inbound_from(g) < limit,
+                _ => true,
+            }
     }
 
     /// What a connection with `peer` established now would be, without recording it.
-    /// `inbound` is true when the peer dialled us; `peer` is unknown before an outbound
-    /// handshake when only an address was dialled.
+    /// `inbound` is true when the peer dialled us, from `netgroup`; `peer` is unknown before an
+    /// outbound handshake when only an address was dialled.
     ///
     /// A second connection of a peer already kept takes no slot (libp2p's per-peer limit
     /// bounds those). Outbound connections use any free slot, the reserved ones included; an
     /// outbound connection over `max_connections` (a Kademlia lookup dialling a peer) is
     /// refused.
-    pub fn decide(&self, peer: Option<&PeerId>, inbound: bool) -> Admitted {
+    pub fn decide(
+        &self,
+        peer: Option<&PeerId>,
+        inbound: bool,
+        netgroup: Option<Netgroup>,
+    ) -> Admitted {
         if peer.is_some_and(|p| self.is_kept(p)) {
             Admitted::Kept
         } else if !inbound {
@@ -165,7 +199,7 @@ impl Admission {
             } else {
                 Admitted::Kept
             }
-        } else if self.inbound_has_room() {
+        } else if self.inbound_has_room(netgroup) {
             Admitted::Kept
         } else if self.newcomers() < self.limits.newcomer_slots {
             Admitted::Newcomer
@@ -180,9 +214,10 @@ impl Admission {
         id: ConnectionId,
         peer: PeerId,
         inbound: bool,
+        netgroup: Option<Netgroup>,
         now: Instant,
     ) -> Admitted {
-        let decision = self.decide(Some(&peer), inbound);
+        let decision = self.decide(Some(&peer), inbound, netgroup);
         let kind = match decision {
             Admitted::Refused => return decision,
             Admitted::Newcomer => Kind::Newcomer {
@@ -191,7 +226,15 @@ impl Admission {
             Admitted::Kept if inbound => Kind::Inbound,
             Admitted::Kept => Kind::Outbound,
         };
-        self.open.insert(id, Open { peer, kind });
+        let netgroup = netgroup.filter(|_| inbound);
+        self.open.insert(
+            id,
+            Open {
+                peer,
+                kind,
+                netgroup,
+            },
+        );
         decision
     }
 
@@ -214,7 +257,10 @@ impl Admission {
         due.sort();
         let mut out = Vec::with_capacity(due.len());
         for (_, id) in due {
-            let room = self.inbound_has_room();
+            let Some(group) = self.open.get(&id).map(|o| o.netgroup) else {
+                continue;
+            };
+            let room = self.inbound_has_room(group);
             let Some(open) = self.open.get_mut(&id) else {
                 continue;
             };
@@ -257,6 +303,15 @@ pub enum AdmissionEvent {
     },
 }
 
+/// The network group of a remote address. A relayed connection's address names the relay, not
+/// the peer, so it has none (the relay limits its own circuits).
+fn netgroup_of(addr: &Multiaddr) -> Option<Netgroup> {
+    if addr.iter().any(|p| p == Protocol::P2pCircuit) {
+        return None;
+    }
+    ip_of(addr).as_ref().and_then(Netgroup::of)
+}
+
 /// [`Admission`] as a libp2p behaviour. Put it after the behaviours that may deny a connection
 /// for other reasons (block list, per-peer limit): a connection is recorded only once every
 /// behaviour has accepted it.
@@ -296,8 +351,14 @@ impl AdmissionBehaviour {
         &self.state
     }
 
-    fn check(&mut self, peer: Option<&PeerId>, inbound: bool) -> Result<(), ConnectionDenied> {
-        if self.state.decide(peer, inbound) == Admitted::Refused {
+    fn check(
+        &mut self,
+        peer: Option<&PeerId>,
+        inbound: bool,
+        remote: Option<&Multiaddr>,
+    ) -> Result<(), ConnectionDenied> {
+        let netgroup = remote.and_then(netgroup_of);
+        if self.state.decide(peer, inbound, netgroup) == Admitted::Refused {
             self.events
                 .push_back(ToSwarm::GenerateEvent(AdmissionEvent::Refused { inbound }));
             return Err(ConnectionDenied::new(NoSlot { inbound }));
@@ -315,9 +376,9 @@ impl NetworkBehaviour for AdmissionBehaviour {
         _: ConnectionId,
         peer: PeerId,
         _: &Multiaddr,
-        _: &Multiaddr,
+        remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.check(Some(&peer), true)?;
+        self.check(Some(&peer), true, Some(remote))?;
         Ok(dummy::ConnectionHandler)
     }
 
@@ -329,7 +390,7 @@ impl NetworkBehaviour for AdmissionBehaviour {
         _: Endpoint,
     ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
         // Full: do not even dial.
-        self.check(peer.as_ref(), false)?;
+        self.check(peer.as_ref(), false, None)?;
         Ok(vec![])
     }
 
@@ -341,7 +402,7 @@ impl NetworkBehaviour for AdmissionBehaviour {
         _: Endpoint,
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.check(Some(&peer), false)?;
+        self.check(Some(&peer), false, None)?;
         Ok(dummy::ConnectionHandler)
     }
 
@@ -349,10 +410,15 @@ impl NetworkBehaviour for AdmissionBehaviour {
         match event {
             FromSwarm::ConnectionEstablished(e) => {
                 let inbound = e.endpoint.is_listener();
+                let netgroup = match e.endpoint {
+                    ConnectedPoint::Listener { send_back_addr, .. } => netgroup_of(send_back_addr),
+                    ConnectedPoint::Dialer { .. } => None,
+                };
                 let event = match self.state.established(
                     e.connection_id,
                     e.peer_id,
                     inbound,
+                    netgroup,
                     Instant::now(),
                 ) {
                     Admitted::Kept => AdmissionEvent::Kept(e.peer_id),
@@ -422,6 +488,7 @@ mod tests {
         AdmissionLimits {
             max_connections: 4,
             outbound_reserved: 2,
+            max_inbound_per_netgroup: 0,
             newcomer_slots: 1,
             newcomer_grace: Duration::from_secs(10),
         }
@@ -436,15 +503,30 @@ mod tests {
         let now = Instant::now();
         let mut a = Admission::new(limits());
         let p = PeerId::random;
-        assert_eq!(a.established(conn(1), p(), true, now), Admitted::Kept);
-        assert_eq!(a.established(conn(2), p(), true, now), Admitted::Kept);
+        assert_eq!(a.established(conn(1), p(), true, None, now), Admitted::Kept);
+        assert_eq!(a.established(conn(2), p(), true, None, now), Admitted::Kept);
         // The budget (4 − 2) is used: the next inbound is a newcomer, the one after refused.
-        assert_eq!(a.established(conn(3), p(), true, now), Admitted::Newcomer);
-        assert_eq!(a.established(conn(4), p(), true, now), Admitted::Refused);
+        assert_eq!(
+            a.established(conn(3), p(), true, None, now),
+            Admitted::Newcomer
+        );
+        assert_eq!(
+            a.established(conn(4), p(), true, None, now),
+            Admitted::Refused
+        );
         // The reserved slots still take outbound connections, then nothing more.
-        assert_eq!(a.established(conn(5), p(), false, now), Admitted::Kept);
-        assert_eq!(a.established(conn(6), p(), false, now), Admitted::Kept);
-        assert_eq!(a.established(conn(7), p(), false, now), Admitted::Refused);
+        assert_eq!(
+            a.established(conn(5), p(), false, None, now),
+            Admitted::Kept
+        );
+        assert_eq!(
+            a.established(conn(6), p(), false, None, now),
+            Admitted::Kept
+        );
+        assert_eq!(
+            a.established(conn(7), p(), false, None, now),
+            Admitted::Refused
+        );
         assert_eq!((a.kept(), a.kept_inbound(), a.newcomers()), (4, 2, 1));
         assert_eq!(a.kept_peers().len(), 4);
     }
@@ -459,9 +541,12 @@ mod tests {
             PeerId::random(),
             PeerId::random(),
         );
-        a.established(conn(1), p1, true, t0);
-        a.established(conn(2), p2, true, t0);
-        assert_eq!(a.established(conn(3), n1, true, t0), Admitted::Newcomer);
+        a.established(conn(1), p1, true, None, t0);
+        a.established(conn(2), p2, true, None, t0);
+        assert_eq!(
+            a.established(conn(3), n1, true, None, t0),
+            Admitted::Newcomer
+        );
         assert!(!a.is_kept(&n1));
         assert!(a.grace_ended(t0 + Duration::from_secs(9)).is_empty());
         assert_eq!(
@@ -471,7 +556,10 @@ mod tests {
         assert_eq!(a.newcomers(), 0);
         // The next newcomer finds a slot freed during its stay and is kept.
         let t1 = t0 + Duration::from_secs(11);
-        assert_eq!(a.established(conn(4), n2, true, t1), Admitted::Newcomer);
+        assert_eq!(
+            a.established(conn(4), n2, true, None, t1),
+            Admitted::Newcomer
+        );
         a.closed(conn(1));
         assert_eq!(
             a.grace_ended(t1 + Duration::from_secs(10)),
@@ -486,8 +574,8 @@ mod tests {
         let now = Instant::now();
         let mut a = Admission::new(limits());
         let p = PeerId::random();
-        a.established(conn(1), p, true, now);
-        a.established(conn(2), p, false, now);
+        a.established(conn(1), p, true, None, now);
+        a.established(conn(2), p, false, None, now);
         assert_eq!(a.kept_peers(), vec![p]);
         a.closed(conn(1));
         assert!(a.is_kept(&p));
@@ -501,16 +589,57 @@ mod tests {
         let now = Instant::now();
         let mut a = Admission::new(limits());
         let (p1, p2, p3) = (PeerId::random(), PeerId::random(), PeerId::random());
-        assert_eq!(a.established(conn(1), p1, true, now), Admitted::Kept);
-        assert_eq!(a.established(conn(2), p1, true, now), Admitted::Kept);
-        assert_eq!(a.established(conn(3), p2, true, now), Admitted::Kept);
+        assert_eq!(a.established(conn(1), p1, true, None, now), Admitted::Kept);
+        assert_eq!(a.established(conn(2), p1, true, None, now), Admitted::Kept);
+        assert_eq!(a.established(conn(3), p2, true, None, now), Admitted::Kept);
         assert_eq!((a.kept(), a.kept_inbound()), (2, 2));
         // Full for inbound: a new peer is a newcomer, a kept peer's connection is not.
-        assert_eq!(a.decide(Some(&p3), true), Admitted::Newcomer);
-        assert_eq!(a.decide(Some(&p2), true), Admitted::Kept);
+        assert_eq!(a.decide(Some(&p3), true, None), Admitted::Newcomer);
+        assert_eq!(a.decide(Some(&p2), true, None), Admitted::Kept);
         // A peer we also dialled counts as outbound.
-        assert_eq!(a.established(conn(4), p2, false, now), Admitted::Kept);
+        assert_eq!(a.established(conn(4), p2, false, None, now), Admitted::Kept);
         assert_eq!((a.kept(), a.kept_inbound()), (2, 1));
+    }
+
+    #[test]
+    fn one_network_group_cannot_take_every_inbound_slot() {
+        let now = Instant::now();
+        let mut a = Admission::new(AdmissionLimits {
+            max_connections: 10,
+            outbound_reserved: 2,
+            max_inbound_per_netgroup: 2,
+            newcomer_slots: 1,
+            newcomer_grace: Duration::from_secs(10),
+        });
+        let group = |ip: &str| Netgroup::of(&ip.parse().unwrap());
+        let attacker = ["198.51.1.1", "198.51.2.2", "198.51.3.3", "198.51.4.4"];
+        let mut outcomes = Vec::new();
+        for (i, ip) in attacker.iter().enumerate() {
+            outcomes.push(a.established(conn(i), PeerId::random(), true, group(ip), now));
+        }
+        // Two kept, the third a newcomer (it may learn peers and go), the fourth refused.
+        assert_eq!(
+            outcomes,
+            vec![
+                Admitted::Kept,
+                Admitted::Kept,
+                Admitted::Newcomer,
+                Admitted::Refused
+            ]
+        );
+        // Another group, and exempt local addresses, still get in.
+        assert_eq!(
+            a.established(conn(10), PeerId::random(), true, group("203.0.113.9"), now),
+            Admitted::Kept
+        );
+        assert_eq!(
+            a.established(conn(11), PeerId::random(), true, group("10.0.0.1"), now),
+            Admitted::Kept
+        );
+        // The newcomer's stay ends without a slot in its group: it goes.
+        let ended = a.grace_ended(now + Duration::from_secs(10));
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].2, GraceEnded::Close);
     }
 
     #[test]
@@ -518,13 +647,14 @@ mod tests {
         let l = AdmissionLimits {
             max_connections: 2,
             outbound_reserved: 5,
+            max_inbound_per_netgroup: 0,
             newcomer_slots: 0,
             newcomer_grace: Duration::from_secs(1),
         };
         let mut a = Admission::new(l);
         assert_eq!(l.inbound_budget(), 0);
         assert_eq!(
-            a.established(conn(1), PeerId::random(), true, Instant::now()),
+            a.established(conn(1), PeerId::random(), true, None, Instant::now()),
             Admitted::Refused
         );
     }

@@ -20,6 +20,9 @@ pub struct NetConfig {
     pub max_connections: u32,
     /// Of `max_connections`, the slots inbound peers may not take.
     pub outbound_reserved: u32,
+    /// Inbound peers kept from one IPv4 /16 or IPv6 /32 (0 = no limit; loopback and private
+    /// addresses exempt).
+    pub max_inbound_per_netgroup: u32,
     /// Newcomers a full node admits at once, above its limits, so that they can learn other
     /// peers' addresses from it before it closes their connection.
     pub newcomer_slots: u32,
@@ -41,6 +44,7 @@ impl NetConfig {
         crate::AdmissionLimits {
             max_connections: self.max_connections,
             outbound_reserved: self.outbound_reserved,
+            max_inbound_per_netgroup: self.max_inbound_per_netgroup,
             newcomer_slots: self.newcomer_slots,
             newcomer_grace: self.newcomer_grace,
         }
@@ -56,6 +60,7 @@ impl NetConfig {
             relay_server: false,
             max_connections: 128,
             outbound_reserved: 8,
+            max_inbound_per_netgroup: 8,
             newcomer_slots: 8,
             newcomer_grace: Duration::from_secs(10),
             target_peers: 8,

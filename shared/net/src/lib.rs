@@ -32,7 +32,7 @@ pub use config::NetConfig;
 pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};
 pub use metrics::NetMetrics;
 pub use node_key::load_or_create_identity;
-pub use peers::{Misbehaviour, PeerBook, PeerPolicy};
+pub use peers::{Misbehaviour, Netgroup, PeerBook, PeerPolicy};
 pub use service::{
     GossipMessage, InboundRequest, NetError, NetHandle, Network, RequestError, Verdict,
 };

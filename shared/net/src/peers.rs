@@ -108,6 +108,32 @@ fn counts_for_diversity(ip: &IpAddr) -> bool {
     }
 }
 
+/// A public address's network group: its IPv4 /16 or IPv6 /32, the unit an attacker with many
+/// addresses usually cannot spread across. `None` for addresses exempt from diversity rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Netgroup {
+    V4(u16),
+    V6(u32),
+}
+
+impl Netgroup {
+    pub fn of(ip: &IpAddr) -> Option<Netgroup> {
+        if !counts_for_diversity(ip) {
+            return None;
+        }
+        Some(match ip {
+            IpAddr::V4(v4) => {
+                let [a, b, _, _] = v4.octets();
+                Netgroup::V4(u16::from_be_bytes([a, b]))
+            }
+            IpAddr::V6(v6) => {
+                let [a, b, c, d, ..] = v6.octets();
+                Netgroup::V6(u32::from_be_bytes([a, b, c, d]))
+            }
+        })
+    }
+}
+
 fn same_prefix(a: &IpAddr, b: &IpAddr, bits: u32) -> bool {
     match (a, b) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
@@ -376,6 +402,18 @@ mod tests {
         // 10 per second: after 300 ms three more.
         let t1 = t0 + Duration::from_millis(300);
         assert_eq!((0..20).filter(|_| b.allow_message(p, t1)).count(), 3);
+    }
+
+    #[test]
+    fn netgroups_are_ipv4_16_and_ipv6_32_of_public_addresses() {
+        let g = |s: &str| Netgroup::of(&s.parse().unwrap());
+        assert_eq!(g("203.0.113.7"), g("203.0.200.1"));
+        assert_ne!(g("203.0.113.7"), g("203.1.113.7"));
+        assert_eq!(g("2001:db8:1::1"), g("2001:db8:ffff::2"));
+        assert_ne!(g("2001:db8::1"), g("2001:db9::1"));
+        assert_eq!(g("127.0.0.1"), None);
+        assert_eq!(g("10.1.2.3"), None);
+        assert_eq!(g("::1"), None);
     }
 
     #[test]
