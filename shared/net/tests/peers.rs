@@ -251,3 +251,37 @@ async fn a_newcomer_whose_only_bootstrap_peer_is_full_finds_its_peers_through_it
     assert!(peers.contains(&a_id) && peers.contains(&b_id), "{peers:?}");
     let _ = stop_tx.send(true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_told_of_one_peer_finds_others_through_kademlia() {
+    let (stop_tx, stop) = watch::channel(false);
+    // A chain: each node is told only of the node started before it.
+    let mut nodes: Vec<TestNode> = Vec::new();
+    for i in 0..10 {
+        let bootstrap = match nodes.last() {
+            Some(prev) => vec![prev.handle.listen_addrs()[0].clone()],
+            None => Vec::new(),
+        };
+        let node = start(bootstrap, &stop).await;
+        if i > 0 {
+            wait_for("the new node to reach the one before it", || {
+                !node.handle.connected_peers().is_empty()
+            })
+            .await;
+        }
+        nodes.push(node);
+    }
+    let last = &nodes[9];
+    let told = nodes[8].handle.local_peer_id();
+    // Kademlia's k here: at least five peers, four of which it was never told of.
+    wait_for("the last node to find at least five peers", || {
+        last.handle.connected_peers().len() >= 5
+    })
+    .await;
+    let found = last.handle.connected_peers();
+    assert!(
+        found.iter().filter(|p| **p != told).count() >= 4,
+        "{found:?}"
+    );
+    let _ = stop_tx.send(true);
+}
