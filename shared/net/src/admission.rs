@@ -13,8 +13,7 @@
 //! peers near it, and dials those; the full peer then closes the connection (or keeps it, if a
 //! slot has freed meanwhile).
 
-use crate::peers::Netgroup;
-use crate::swarm::ip_of;
+use crate::peers::{ip_of, Netgroup};
 use libp2p::core::transport::PortUse;
 use libp2p::core::{ConnectedPoint, Endpoint};
 use libp2p::multiaddr::Protocol;

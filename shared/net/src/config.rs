@@ -2,6 +2,7 @@
 
 use crate::peers::PeerPolicy;
 use libp2p::Multiaddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -36,6 +37,9 @@ pub struct NetConfig {
     /// Idle connections are closed after this long.
     pub idle_timeout: Duration,
     pub policy: PeerPolicy,
+    /// File where the peers this node dialled and kept are remembered across restarts, with
+    /// the anchors dialled first at start (`None`: nothing remembered).
+    pub known_peers: Option<PathBuf>,
 }
 
 impl NetConfig {
@@ -69,6 +73,7 @@ impl NetConfig {
             request_timeout: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(120),
             policy: PeerPolicy::default(),
+            known_peers: None,
         }
     }
 }

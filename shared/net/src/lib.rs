@@ -19,6 +19,7 @@
 mod admission;
 mod codec;
 mod config;
+pub mod known_peers;
 mod metrics;
 mod node_key;
 mod peers;

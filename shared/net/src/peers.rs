@@ -108,6 +108,16 @@ fn counts_for_diversity(ip: &IpAddr) -> bool {
     }
 }
 
+/// The IP address a multiaddress starts from (for a relayed address, the relay's).
+pub(crate) fn ip_of(addr: &libp2p::Multiaddr) -> Option<IpAddr> {
+    use libp2p::multiaddr::Protocol;
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
 /// A public address's network group: its IPv4 /16 or IPv6 /32, the unit an attacker with many
 /// addresses usually cannot spread across. `None` for addresses exempt from diversity rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -5,6 +5,7 @@
 //! task started.
 
 use crate::config::NetConfig;
+use crate::known_peers::KnownPeers;
 use crate::metrics::NetMetrics;
 use crate::peers::{Misbehaviour, PeerBook};
 use crate::swarm::{build_behaviour, peer_of, Behaviour, SwarmTask};
@@ -340,9 +341,19 @@ impl Network {
             .iter()
             .map(|t| (IdentTopic::new(t.name(&self.cfg.network)).hash(), *t))
             .collect();
+        let known = match &self.cfg.known_peers {
+            Some(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || crate::known_peers::load(&path))
+                    .await
+                    .unwrap_or_default()
+            }
+            None => KnownPeers::default(),
+        };
         let mut task = SwarmTask {
             book: PeerBook::new(self.cfg.policy.clone()),
             last_lookup: None,
+            known,
             cfg: self.cfg,
             swarm,
             handle: self.handle,
@@ -354,6 +365,7 @@ impl Network {
             pending_replies: FuturesUnordered::new(),
             refused: std::collections::BTreeSet::new(),
         };
+        task.dial_known_peers();
         task.dial_bootstrap();
         task.run(self.commands, shutdown).await;
         Ok(())

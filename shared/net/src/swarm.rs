@@ -7,8 +7,9 @@
 use crate::admission::{AdmissionBehaviour, AdmissionEvent};
 use crate::codec::FrameCodec;
 use crate::config::NetConfig;
+use crate::known_peers::{self, KnownPeers};
 use crate::metrics::NetMetrics;
-use crate::peers::{Misbehaviour, PeerBook};
+use crate::peers::{ip_of, Misbehaviour, PeerBook};
 use crate::service::{Command, GossipMessage, InboundRequest, NetHandle, RequestError, Verdict};
 use crate::topics::{Service, Topic};
 use doin_api::node::PeersView;
@@ -26,7 +27,6 @@ use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Swarm,
 };
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -46,14 +46,6 @@ pub(crate) struct Behaviour {
     pub(crate) requests: request_response::Behaviour<FrameCodec>,
     /// Last, so that a connection is recorded only once every other behaviour accepted it.
     pub(crate) admission: AdmissionBehaviour,
-}
-
-pub(crate) fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
-    addr.iter().find_map(|p| match p {
-        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-        _ => None,
-    })
 }
 
 pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -189,6 +181,8 @@ pub(crate) struct SwarmTask {
     pub(crate) refused: std::collections::BTreeSet<PeerId>,
     /// When this node last asked the DHT for more peers because it had too few.
     pub(crate) last_lookup: Option<Instant>,
+    /// Peers this node dialled and kept, saved to `cfg.known_peers`.
+    pub(crate) known: KnownPeers,
 }
 
 /// A node short of peers asks the DHT for more at most this often when new peers identify.
@@ -227,10 +221,59 @@ impl SwarmTask {
                 Some((channel, service, answer)) = self.pending_replies.next(), if !self.pending_replies.is_empty() => {
                     self.send_reply(channel, service, answer);
                 }
-                _ = maintenance.tick() => self.maintain(),
+                _ = maintenance.tick() => {
+                    self.maintain();
+                    self.save_known_peers(false).await;
+                }
             }
         }
+        self.save_known_peers(true).await;
         tracing::debug!("network task stopped");
+    }
+
+    /// Writes the known peers and anchors if they changed: in the background during the run,
+    /// awaited at shutdown so the anchors of this run are there for the next.
+    async fn save_known_peers(&mut self, at_shutdown: bool) {
+        let Some(path) = self.cfg.known_peers.clone() else {
+            return;
+        };
+        let connected = self.handle.connected.read().clone();
+        self.known.set_anchors(&connected);
+        if !self.known.changed() {
+            return;
+        }
+        let bytes = match self.known.encode() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode the list of known peers");
+                return;
+            }
+        };
+        self.known.mark_saved();
+        let write = tokio::task::spawn_blocking(move || {
+            if let Err(e) = known_peers::save(&path, &bytes) {
+                tracing::warn!(file = %path.display(), error = %e, "cannot save the list of known peers");
+            }
+        });
+        if at_shutdown {
+            let _ = write.await;
+        }
+    }
+
+    /// Dials the anchors saved by the last run, before the bootstrap peers, and tells the DHT
+    /// every address remembered.
+    pub(crate) fn dial_known_peers(&mut self) {
+        for addr in self.known.addresses().to_vec() {
+            if let Some(peer) = peer_of(&addr) {
+                self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+            }
+        }
+        for addr in self.known.anchors().to_vec() {
+            tracing::info!(%addr, "dialling an anchor peer from the last run");
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::debug!(%addr, error = %e, "cannot dial anchor peer");
+            }
+        }
     }
 
     pub(crate) fn dial_bootstrap(&mut self) {
@@ -497,6 +540,11 @@ impl SwarmTask {
                         tracing::debug!(%peer_id, %ip, "closing outbound connection: too many peers in its address range");
                         let _ = self.swarm.close_connection(connection_id);
                         return;
+                    }
+                }
+                if let ConnectedPoint::Dialer { address, .. } = &endpoint {
+                    if self.swarm.behaviour().admission.state().is_kept(&peer_id) {
+                        self.known.kept_outbound(peer_id, address);
                     }
                 }
                 self.book.connected(peer_id, outbound_ip, now);

@@ -285,3 +285,38 @@ async fn a_node_told_of_one_peer_finds_others_through_kademlia() {
     );
     let _ = stop_tx.send(true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_finds_the_peers_it_remembered_without_any_bootstrap_peer() {
+    let (stop_tx, stop) = watch::channel(false);
+    let a = start(vec![], &stop).await;
+    let a_id = a.handle.local_peer_id();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("net").join("known_peers");
+    let (stop_b_tx, stop_b) = watch::channel(false);
+    let f = file.clone();
+    let b = start_with(
+        vec![a.handle.listen_addrs()[0].clone()],
+        &stop_b,
+        move |c| c.known_peers = Some(f),
+    )
+    .await;
+    wait_for("the node to reach its bootstrap peer", || {
+        b.handle.connected_peers().contains(&a_id)
+    })
+    .await;
+    // Stopping saves the peers it dialled, and the one it was connected to as an anchor.
+    let _ = stop_b_tx.send(true);
+    wait_for("the list of known peers to be saved", || file.exists()).await;
+    let saved = doin_net::known_peers::load(&file);
+    assert_eq!(saved.anchors().len(), 1, "{saved:?}");
+    // Started again with no bootstrap peer at all, it dials its anchor.
+    let (_stop_c_tx, stop_c) = watch::channel(false);
+    let f = file.clone();
+    let again = start_with(vec![], &stop_c, move |c| c.known_peers = Some(f)).await;
+    wait_for("the restarted node to reach its anchor", || {
+        again.handle.connected_peers().contains(&a_id)
+    })
+    .await;
+    let _ = stop_tx.send(true);
+}
