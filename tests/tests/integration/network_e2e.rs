@@ -2,7 +2,9 @@
 //! libp2p over loopback (127.0.0.1–127.0.0.4). One produces transfer blocks; the others follow
 //! by gossip and sync.
 //!
-//! - a transfer submitted to a follower is included on every node;
+//! - a transfer submitted to a follower is included on every node; that follower talks QUIC only
+//!   (it listens on a `quic-v1` address and knows the producer by its QUIC address), so blocks and
+//!   gossip flow over QUIC between real processes;
 //! - a peer publishing garbage and oversize messages is banned, and the others keep working;
 //! - a node started late catches up, headers first, then blocks by range;
 //! - a node killed with SIGKILL and restarted catches up and still has every transaction it
@@ -60,6 +62,40 @@ impl Net {
     }
 }
 
+/// Rewrites `n`'s libp2p listen address to QUIC on the same port number, keeping TCP too if
+/// `keep_tcp`.
+fn listen_quic(n: &NodeProc, keep_tcp: bool) {
+    let config = std::fs::read_to_string(&n.config).unwrap();
+    let line = config
+        .lines()
+        .find(|l| l.starts_with("listen = [\"/ip4/"))
+        .expect("the p2p listen line");
+    let tcp = line
+        .trim_start_matches("listen = [\"")
+        .trim_end_matches("\"]")
+        .to_string();
+    let (host, port) = tcp.split_once("/tcp/").unwrap();
+    let quic = format!("{host}/udp/{port}/quic-v1");
+    let listen = if keep_tcp {
+        format!("listen = [\"{tcp}\", \"{quic}\"]")
+    } else {
+        format!("listen = [\"{quic}\"]")
+    };
+    std::fs::write(&n.config, config.replace(line, &listen)).unwrap();
+}
+
+/// The node's listen address whose transport part contains `transport` (`/tcp/`, `/quic-v1`).
+fn listen_address_over(n: &NodeProc, transport: &str) -> String {
+    wait_until(&format!("{} listens over {transport}", n.name), 30, || {
+        n.peers()["listen_addresses"]
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|a| a.contains(transport))
+            .map(String::from)
+    })
+}
+
 #[test]
 fn four_processes_agree_survive_a_crash_and_shut_out_a_misbehaving_peer() {
     let _nodes = common::node_processes();
@@ -103,14 +139,18 @@ fn four_processes_agree_survive_a_crash_and_shut_out_a_misbehaving_peer() {
 
     // The producer first; its listen address is everyone's bootstrap peer.
     let mut n0 = net.node(0, true, &[]);
+    listen_quic(&n0, true);
     net.start(&mut n0);
-    let boot = n0.listen_address();
+    let boot = listen_address_over(&n0, "/tcp/");
     assert!(
         boot.contains("/ip4/127.0.0.1/tcp/") && boot.contains("/p2p/"),
         "{boot}"
     );
+    let boot_quic = listen_address_over(&n0, "/quic-v1");
     let mut n1 = net.node(1, false, std::slice::from_ref(&boot));
-    let mut n2 = net.node(2, false, std::slice::from_ref(&boot));
+    // n2 speaks QUIC only: every connection it has is a QUIC connection.
+    let mut n2 = net.node(2, false, std::slice::from_ref(&boot_quic));
+    listen_quic(&n2, false);
     net.start(&mut n1);
     net.start(&mut n2);
     for n in [&n1, &n2] {
