@@ -311,9 +311,11 @@ fn netgroup_of(addr: &Multiaddr) -> Option<Netgroup> {
     ip_of(addr).as_ref().and_then(Netgroup::of)
 }
 
-/// [`Admission`] as a libp2p behaviour. Put it after the behaviours that may deny a connection
-/// for other reasons (block list, per-peer limit): a connection is recorded only once every
-/// behaviour has accepted it.
+/// [`Admission`] as a libp2p behaviour. Put it first in the combined behaviour: the behaviours
+/// after it are not handed a connection it refuses (some record a connection as soon as they are
+/// handed it, and would believe a refused one open). It records a connection itself only when
+/// every behaviour has accepted it, so a refusal by a later one (block list, per-peer limit)
+/// leaves nothing behind here.
 pub(crate) struct AdmissionBehaviour {
     state: Admission,
     events: VecDeque<ToSwarm<AdmissionEvent, THandlerInEvent<Self>>>,

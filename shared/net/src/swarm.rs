@@ -32,6 +32,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// First: a behaviour after one that refuses a connection has already been handed it (the
+    /// request-response behaviour records it then, and a refusal behind it leaves a connection
+    /// it believes open). Admission itself records a connection only once all accepted it.
+    pub(crate) admission: AdmissionBehaviour,
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) gossip: gossipsub::Behaviour,
@@ -44,8 +48,6 @@ pub(crate) struct Behaviour {
     pub(crate) relay_server: Toggle<relay::Behaviour>,
     pub(crate) dcutr: dcutr::Behaviour,
     pub(crate) requests: request_response::Behaviour<FrameCodec>,
-    /// Last, so that a connection is recorded only once every other behaviour accepted it.
-    pub(crate) admission: AdmissionBehaviour,
 }
 
 pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -127,6 +129,7 @@ pub(crate) fn build_behaviour(
         request_response::Config::default().with_request_timeout(cfg.request_timeout),
     );
     Ok(Behaviour {
+        admission: AdmissionBehaviour::new(cfg.admission_limits()),
         blocked: allow_block_list::Behaviour::default(),
         limits: connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
@@ -146,7 +149,6 @@ pub(crate) fn build_behaviour(
         relay_server: Toggle::from(relay_server),
         dcutr: dcutr::Behaviour::new(peer_id),
         requests,
-        admission: AdmissionBehaviour::new(cfg.admission_limits()),
     })
 }
 

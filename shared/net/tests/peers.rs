@@ -1,6 +1,7 @@
 //! Real libp2p nodes in one process over loopback TCP: gossip is delivered and relayed,
 //! requests are answered, a peer that keeps sending invalid or oversize messages is banned, and
-//! a newcomer whose only bootstrap peer is full still finds the network.
+//! a newcomer whose only bootstrap peer is full still finds the network, and a node flooded
+//! with inbound connections keeps (and after a restart, finds again) the honest peers it chose.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -24,11 +25,20 @@ async fn start_with(
     stop: &watch::Receiver<bool>,
     tune: impl FnOnce(&mut NetConfig),
 ) -> TestNode {
+    start_keyed(Keypair::generate_ed25519(), bootstrap, stop, tune).await
+}
+
+async fn start_keyed(
+    key: Keypair,
+    bootstrap: Vec<Multiaddr>,
+    stop: &watch::Receiver<bool>,
+    tune: impl FnOnce(&mut NetConfig),
+) -> TestNode {
     let mut cfg = NetConfig::new("testnet", vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
     cfg.bootstrap = bootstrap;
     tune(&mut cfg);
     let registry = prometheus::Registry::new();
-    let mut net = Network::new(cfg, Keypair::generate_ed25519(), &registry).unwrap();
+    let mut net = Network::new(cfg, key, &registry).unwrap();
     let gossip = net.subscribe(Topic::TxTransactions).unwrap();
     let requests = net.serve(Service::TxSync);
     let handle = net.handle();
@@ -318,5 +328,107 @@ async fn a_restarted_node_finds_the_peers_it_remembered_without_any_bootstrap_pe
         again.handle.connected_peers().contains(&a_id)
     })
     .await;
+    let _ = stop_tx.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_inbound_peers_cannot_push_out_the_outbound_peers_even_across_a_restart() {
+    let (stop_tx, stop) = watch::channel(false);
+    let honest = [start(vec![], &stop).await, start(vec![], &stop).await];
+    let honest_ids: Vec<_> = honest.iter().map(|h| h.handle.local_peer_id()).collect();
+    let honest_addrs: Vec<Multiaddr> = honest
+        .iter()
+        .map(|h| h.handle.listen_addrs()[0].clone())
+        .collect();
+    // The victim keeps six peers, two slots reserved for peers it dials, on a fixed port and
+    // key so that the attackers can find it again after its restart.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let key = Keypair::generate_ed25519();
+    let victim_id = key.public().to_peer_id();
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known_peers");
+    let victim_cfg = |known: std::path::PathBuf| {
+        move |c: &mut NetConfig| {
+            c.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()];
+            c.max_connections = 6;
+            c.outbound_reserved = 2;
+            c.newcomer_slots = 2;
+            c.newcomer_grace = Duration::from_secs(2);
+            c.known_peers = Some(known);
+        }
+    };
+    let (stop_v_tx, stop_v) = watch::channel(false);
+    let victim = start_keyed(key.clone(), vec![], &stop_v, victim_cfg(known.clone())).await;
+    let victim_addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{victim_id}")
+        .parse()
+        .unwrap();
+    // Twelve attackers dial the victim first, and keep redialling it.
+    let mut attackers = Vec::new();
+    for _ in 0..12 {
+        attackers.push(start(vec![victim_addr.clone()], &stop).await);
+    }
+    let attacker_ids: Vec<_> = attackers.iter().map(|a| a.handle.local_peer_id()).collect();
+    let count_attackers =
+        |peers: &[libp2p::PeerId]| peers.iter().filter(|p| attacker_ids.contains(p)).count();
+    wait_for("the attackers to fill the victim's inbound slots", || {
+        count_attackers(&victim.handle.connected_peers()) >= 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Inbound stops at 6 − 2: the two reserved slots are left for peers the victim dials.
+    assert_eq!(count_attackers(&victim.handle.connected_peers()), 4);
+    for addr in &honest_addrs {
+        victim.handle.dial(addr.clone()).await.unwrap();
+    }
+    wait_for("the victim to hold the two honest peers it dialled", || {
+        let p = victim.handle.connected_peers();
+        honest_ids.iter().all(|h| p.contains(h))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let peers = victim.handle.connected_peers();
+    assert!(honest_ids.iter().all(|h| peers.contains(h)), "{peers:?}");
+    assert!(
+        peers.len() <= 6 && count_attackers(&peers) <= 4,
+        "{peers:?}"
+    );
+
+    // Restarted with no bootstrap peer while the attackers keep dialling, it dials the
+    // anchors it saved and holds both honest peers again.
+    let _ = stop_v_tx.send(true);
+    drop(victim);
+    wait_for("the victim's anchors to be saved", || {
+        doin_net::known_peers::load(&known).anchors().len() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_stop_v2_tx, stop_v2) = watch::channel(false);
+    let mut victim = start_keyed(key, vec![], &stop_v2, victim_cfg(known.clone())).await;
+    wait_for("the restarted victim to hold both honest peers", || {
+        let p = victim.handle.connected_peers();
+        honest_ids.iter().all(|h| p.contains(h))
+    })
+    .await;
+    let peers = victim.handle.connected_peers();
+    assert!(
+        peers.len() <= 6 && count_attackers(&peers) <= 4,
+        "{peers:?}"
+    );
+    // And it still hears the honest network.
+    let mut got = None;
+    for n in 0u32..100 {
+        got = try_publish(&honest[0].handle, &mut victim, n.to_le_bytes().repeat(8), 1).await;
+        if got.is_some() {
+            break;
+        }
+    }
+    assert!(
+        got.is_some(),
+        "gossip from an honest peer never reached the victim"
+    );
     let _ = stop_tx.send(true);
 }
