@@ -46,14 +46,9 @@ pub struct AdmissionLimits {
 }
 
 impl AdmissionLimits {
-    /// Inbound connections kept at most.
+    /// Inbound peers kept at most (none if the reserve takes every slot).
     pub fn inbound_budget(&self) -> u32 {
         self.max_connections.saturating_sub(self.outbound_reserved)
-    }
-
-    /// Every connection open at once, newcomers included: the hard cap given to libp2p.
-    pub fn hard_cap(&self) -> u32 {
-        self.max_connections.saturating_add(self.newcomer_slots)
     }
 }
 
@@ -219,8 +214,9 @@ impl Admission {
         let decision = self.decide(Some(&peer), inbound, netgroup);
         let kind = match decision {
             Admitted::Refused => return decision,
+            // A grace beyond what a clock can hold ends at once rather than never.
             Admitted::Newcomer => Kind::Newcomer {
-                until: now + self.limits.newcomer_grace,
+                until: now.checked_add(self.limits.newcomer_grace).unwrap_or(now),
             },
             Admitted::Kept if inbound => Kind::Inbound,
             Admitted::Kept => Kind::Outbound,
