@@ -146,29 +146,29 @@ impl Admission {
         )
     }
 
-    /// Inbound peers kept from `group`.
-    fn kept_inbound_from(&self, group: Netgroup) -> u32 {
-        let kept = self.kept_by_peer();
-        let mut peers: Vec<PeerId> = self
-            .open
-            .values()
-            .filter(|o| o.kind == Kind::Inbound && o.netgroup == Some(group))
-            .filter(|o| kept.get(&o.peer) == Some(&false))
-            .map(|o| o.peer)
-            .collect();
-        peers.sort();
-        peers.dedup();
-        Self::to_u32(peers.len())
-    }
-
-    fn inbound_has_room(&self, netgroup: Option<Netgroup>) -> bool {
+    /// Whether one more inbound peer from `netgroup` fits, given the kept peers (computed once
+    /// per decision: this runs for every connection and every dial a full node refuses).
+    fn inbound_has_room(&self, kept: &HashMap<PeerId, bool>, netgroup: Option<Netgroup>) -> bool {
+        let inbound = kept.values().filter(|outbound| !**outbound).count();
         let limit = self.limits.max_inbound_per_netgroup;
-        self.kept() < self.limits.max_connections
-            && self.kept_inbound() < self.limits.inbound_budget()
-            && match netgroup {
-                Some(g) if limit > 0 => self.kept_inbound_from(g) < limit,
-                _ => true,
+        let group_has_room = match netgroup {
+            Some(g) if limit > 0 => {
+                let mut from_group: Vec<PeerId> = self
+                    .open
+                    .values()
+                    .filter(|o| o.kind == Kind::Inbound && o.netgroup == Some(g))
+                    .filter(|o| kept.get(&o.peer) == Some(&false))
+                    .map(|o| o.peer)
+                    .collect();
+                from_group.sort();
+                from_group.dedup();
+                Self::to_u32(from_group.len()) < limit
             }
+            _ => true,
+        };
+        Self::to_u32(kept.len()) < self.limits.max_connections
+            && Self::to_u32(inbound) < self.limits.inbound_budget()
+            && group_has_room
     }
 
     /// What a connection with `peer` established now would be, without recording it.
@@ -185,15 +185,16 @@ impl Admission {
         inbound: bool,
         netgroup: Option<Netgroup>,
     ) -> Admitted {
-        if peer.is_some_and(|p| self.is_kept(p)) {
+        let kept = self.kept_by_peer();
+        if peer.is_some_and(|p| kept.contains_key(p)) {
             Admitted::Kept
         } else if !inbound {
-            if self.kept() >= self.limits.max_connections {
+            if Self::to_u32(kept.len()) >= self.limits.max_connections {
                 Admitted::Refused
             } else {
                 Admitted::Kept
             }
-        } else if self.inbound_has_room(netgroup) {
+        } else if self.inbound_has_room(&kept, netgroup) {
             Admitted::Kept
         } else if self.newcomers() < self.limits.newcomer_slots {
             Admitted::Newcomer
@@ -255,7 +256,7 @@ impl Admission {
             let Some(group) = self.open.get(&id).map(|o| o.netgroup) else {
                 continue;
             };
-            let room = self.inbound_has_room(group);
+            let room = self.inbound_has_room(&self.kept_by_peer(), group);
             let Some(open) = self.open.get_mut(&id) else {
                 continue;
             };

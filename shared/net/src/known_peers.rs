@@ -12,7 +12,7 @@
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Addresses remembered at most; the least recently kept are forgotten first.
@@ -175,19 +175,10 @@ fn bad_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Writes `bytes` to `path` durably: a temporary file, synced, renamed over `path`, and the
-/// directory synced so the rename survives a crash.
+/// Writes the list's `bytes` to `path` durably, as the node key is written: a temporary file,
+/// synced, renamed over `path`, the directory synced.
 pub fn save(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::node_key::write_durably(path, bytes, None)
 }
 
 #[cfg(test)]

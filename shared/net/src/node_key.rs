@@ -5,6 +5,34 @@ use libp2p::identity::Keypair;
 use std::io::{self, Write};
 use std::path::Path;
 
+/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one: a
+/// temporary file (created with `mode` on Unix, if given), synced, renamed over `path`, and the
+/// directory synced so the rename itself is durable.
+pub(crate) fn write_durably(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if let Some(mode) = mode {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(mode);
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Loads the key at `path`, or creates one there (written to a temporary file, synced, then
 /// renamed, so a crash never leaves a half-written key).
 pub fn load_or_create_identity(path: &Path) -> io::Result<Keypair> {
@@ -20,27 +48,7 @@ pub fn load_or_create_identity(path: &Path) -> io::Result<Keypair> {
             let bytes = key
                 .to_protobuf_encoding()
                 .map_err(|e| io::Error::other(e.to_string()))?;
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = path.with_extension("tmp");
-            {
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create(true).truncate(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    opts.mode(0o600);
-                }
-                let mut f = opts.open(&tmp)?;
-                f.write_all(&bytes)?;
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, path)?;
-            if let Some(dir) = path.parent() {
-                // Make the rename itself durable.
-                std::fs::File::open(dir)?.sync_all()?;
-            }
+            write_durably(path, &bytes, Some(0o600))?;
             Ok(key)
         }
         Err(e) => Err(e),
