@@ -193,10 +193,14 @@ pub struct P2pSection {
     /// Peers dialled at start and whenever the node has too few: multiaddresses ending in
     /// `/p2p/<peer id>`.
     pub bootstrap: Vec<String>,
+    /// DNS seeds: domain names whose `dnsaddr` TXT records and A/AAAA records list peers.
+    pub dns_seeds: Vec<String>,
     /// Find peers on the local network by mDNS.
     pub mdns: bool,
     /// Relay connections for peers behind NAT.
     pub relay_server: bool,
+    /// Probe reachability on private addresses too (a network on a LAN or private subnets).
+    pub probe_private_addresses: bool,
     /// Connections kept, inbound and outbound together.
     pub max_connections: u32,
     /// Of `max_connections`, the slots only outbound connections may use.
@@ -355,8 +359,10 @@ impl Default for NodeConfig {
                     "/ip4/0.0.0.0/udp/8646/quic-v1".into(),
                 ],
                 bootstrap: Vec::new(),
+                dns_seeds: Vec::new(),
                 mdns: false,
                 relay_server: false,
+                probe_private_addresses: false,
                 max_connections: 128,
                 outbound_reserved: 8,
                 max_inbound_per_netgroup: 8,
@@ -523,6 +529,16 @@ impl NodeConfig {
                     ));
                 }
             }
+            if self.p2p.dns_seeds.len() > doin_net::seeds::MAX_SEEDS {
+                return Err(format!(
+                    "configuration: p2p.dns_seeds: at most {} seeds",
+                    doin_net::seeds::MAX_SEEDS
+                ));
+            }
+            for seed in &self.p2p.dns_seeds {
+                doin_net::seeds::check_seed_name(seed)
+                    .map_err(|e| format!("configuration: p2p.dns_seeds: {e}"))?;
+            }
             if self.p2p.outbound_reserved > self.p2p.max_connections {
                 return Err(format!(
                     "configuration: p2p.outbound_reserved ({}) cannot exceed p2p.max_connections ({})",
@@ -606,5 +622,11 @@ mod tests {
         std::fs::write(&f, "[p2p]\nnewcomer_grace_secs = 0\n").unwrap();
         let e = NodeConfig::load(Some(&f)).unwrap_err();
         assert!(e.contains("newcomer_grace_secs"), "{e}");
+        std::fs::write(&f, "[p2p]\ndns_seeds = [\"203.0.113.7\"]\n").unwrap();
+        let e = NodeConfig::load(Some(&f)).unwrap_err();
+        assert!(
+            e.contains("p2p.dns_seeds") && e.contains("IP address"),
+            "{e}"
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod devnet;
 pub mod gateway;
 pub mod hub_demo;
 pub mod hub_port;
+pub mod network_file;
 pub mod node_api;
 pub mod run;
 pub mod snapshot_cli;

@@ -13,7 +13,7 @@ use utoipa::OpenApi;
 #[derive(OpenApi)]
 #[openapi(
     paths(peers, sync),
-    components(schemas(PeersView, PeerEntry, SyncView, SyncReport, SyncPhase, WarpView)),
+    components(schemas(PeersView, PeerEntry, ReachabilityView, NatStatus, ConnectionView, SyncView, SyncReport, SyncPhase, WarpView)),
     tags((name = "node", description = "Liveness, readiness, metrics and status"))
 )]
 pub struct NodeNetApiDoc;

@@ -387,9 +387,25 @@ pub fn net_config(cfg: &NodeConfig, network: &str) -> anyhow::Result<NetConfig> 
         network,
         p.listen.iter().map(parse).collect::<Result<_, _>>()?,
     );
-    n.bootstrap = p.bootstrap.iter().map(parse).collect::<Result<_, _>>()?;
+    // What the network's own files list comes after what the operator configured.
+    let shipped_path = crate::network_file::path_beside(&cfg.genesis_file);
+    let shipped = crate::network_file::NetworkFile::load(&shipped_path)
+        .map_err(|e| anyhow!("the network file {e}"))?
+        .unwrap_or_default();
+    if !shipped.bootstrap.is_empty() || !shipped.dns_seeds.is_empty() {
+        tracing::info!(
+            file = %shipped_path.display(),
+            bootstrap = shipped.bootstrap.len(),
+            dns_seeds = shipped.dns_seeds.len(),
+            "the network file lists entry points"
+        );
+    }
+    let bootstrap = crate::network_file::merged(&p.bootstrap, &shipped.bootstrap);
+    n.bootstrap = bootstrap.iter().map(parse).collect::<Result<_, _>>()?;
+    n.dns_seeds = crate::network_file::merged(&p.dns_seeds, &shipped.dns_seeds);
     n.mdns = p.mdns;
     n.relay_server = p.relay_server;
+    n.probe_private_addresses = p.probe_private_addresses;
     n.max_connections = p.max_connections;
     n.outbound_reserved = p.outbound_reserved;
     n.max_inbound_per_netgroup = p.max_inbound_per_netgroup;

@@ -10,7 +10,46 @@ pub struct PeersView {
     pub local_peer_id: String,
     /// Listen multiaddresses, each ending in `/p2p/<local_peer_id>`.
     pub listen_addresses: Vec<String>,
+    /// Whether other peers can dial this node, and the relay it is reached through if not.
+    pub reachability: ReachabilityView,
     pub peers: Vec<PeerEntry>,
+}
+
+/// What peers found when they tried to dial this node back (AutoNAT), and what the node
+/// did about it (docs/network.md#nat-traversal).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReachabilityView {
+    pub status: NatStatus,
+    /// The address a peer dialled this node back at, when `public`.
+    pub public_address: Option<String>,
+    /// When `private`: the relay circuit address peers reach this node at (a reservation the
+    /// relay accepted). A peer that connects through it upgrades to a direct connection by
+    /// hole punching when both NATs allow it.
+    pub relay_address: Option<String>,
+    /// When `private` without a relay address: why, e.g. no connected peer offers relaying.
+    pub problem: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NatStatus {
+    /// Not probed yet, or no peer able to probe this node is connected.
+    Unknown,
+    /// Peers dialled this node back: it accepts inbound connections.
+    Public,
+    /// Peers could not dial it back: it is behind a NAT or a firewall.
+    Private,
+}
+
+/// One open connection to a peer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionView {
+    /// The peer's end: the address dialled, or where an inbound connection came from.
+    pub remote_address: String,
+    /// This node dialled.
+    pub outbound: bool,
+    /// Carried by a relay (`/p2p-circuit`) rather than direct.
+    pub relayed: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -21,6 +60,9 @@ pub struct PeerEntry {
     pub connected: bool,
     /// This node dialled the peer (outbound) rather than the other way round.
     pub outbound: bool,
+    /// The open connections (at most two: a relayed one and its direct upgrade, or a
+    /// dial each way).
+    pub connections: Vec<ConnectionView>,
     /// Addresses the peer says it listens on.
     pub addresses: Vec<String>,
     /// Protocols the peer supports (from identify).

@@ -13,10 +13,16 @@ pub struct NetConfig {
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start and whenever the node has too few peers; each ends in `/p2p/<id>`.
     pub bootstrap: Vec<Multiaddr>,
+    /// DNS seeds: domain names whose `dnsaddr` TXT records and A/AAAA records list peers,
+    /// asked at start and, while the node has fewer than `target_peers`, every minute.
+    pub dns_seeds: Vec<String>,
     /// Find peers on the local network by mDNS.
     pub mdns: bool,
     /// Relay connections for peers behind NAT (costs bandwidth).
     pub relay_server: bool,
+    /// Probe reachability (AutoNAT) on private addresses too, for a network on a LAN or a
+    /// lab's private subnets; on the internet only public addresses say anything.
+    pub probe_private_addresses: bool,
     /// Connections kept, inbound and outbound together (newcomers on a short stay aside).
     pub max_connections: u32,
     /// Of `max_connections`, the slots inbound peers may not take.
@@ -60,8 +66,10 @@ impl NetConfig {
             network: network.to_string(),
             listen,
             bootstrap: Vec::new(),
+            dns_seeds: Vec::new(),
             mdns: false,
             relay_server: false,
+            probe_private_addresses: false,
             max_connections: 128,
             outbound_reserved: 8,
             max_inbound_per_netgroup: 8,

@@ -19,10 +19,14 @@
 mod admission;
 mod codec;
 mod config;
+mod discovery;
 pub mod known_peers;
 mod metrics;
+mod nat;
 mod node_key;
 mod peers;
+mod reachability;
+pub mod seeds;
 mod service;
 mod swarm;
 pub mod tasks;
@@ -33,7 +37,7 @@ pub use config::NetConfig;
 pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};
 pub use metrics::NetMetrics;
 pub use node_key::load_or_create_identity;
-pub use peers::{Misbehaviour, Netgroup, PeerBook, PeerPolicy};
+pub use peers::{Link, Misbehaviour, Netgroup, PeerBook, PeerPolicy};
 pub use service::{
     GossipMessage, InboundRequest, NetError, NetHandle, Network, RequestError, Verdict,
 };

@@ -12,6 +12,7 @@ pub struct NetMetrics {
     pub penalties: IntCounterVec,
     pub bans: IntCounter,
     pub admissions: IntCounterVec,
+    pub nat_events: IntCounterVec,
 }
 
 fn reg<C: prometheus::core::Collector + Clone + 'static>(
@@ -93,6 +94,18 @@ impl NetMetrics {
                          newcomer-closed, refused-inbound, refused-outbound (this node full: not even dialled)",
                     ),
                     &["outcome"],
+                )?,
+            )?,
+            nat_events: reg(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "doin_net_nat_events_total",
+                        "NAT traversal: relay-reserved (a relay accepted this private node), \
+                         relay-lost (the reservation ended), hole-punched (a relayed connection \
+                         upgraded to a direct one), hole-punch-failed",
+                    ),
+                    &["event"],
                 )?,
             )?,
         })

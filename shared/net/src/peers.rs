@@ -2,8 +2,10 @@
 //! outbound address diversity rule. Pure bookkeeping: time is an argument, and the swarm task
 //! acts on the answers (disconnects, blocks, drops messages).
 
-use doin_api::node::PeerEntry;
-use libp2p::PeerId;
+use doin_api::node::{ConnectionView, PeerEntry};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::ConnectionId;
+use libp2p::{Multiaddr, PeerId};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -85,11 +87,39 @@ struct PeerState {
     /// Rate-limit tokens in thousandths of a message.
     milli_tokens: u64,
     tokens_at: Instant,
-    connections: usize,
-    outbound_ip: Option<IpAddr>,
+    /// The peer's open connections.
+    links: Vec<Link>,
     addresses: Vec<String>,
     protocols: Vec<String>,
     agent: Option<String>,
+}
+
+/// One open connection to a peer.
+#[derive(Clone, Debug)]
+pub struct Link {
+    pub id: ConnectionId,
+    /// The peer's end: the address dialled, or where an inbound connection came from.
+    pub remote: Multiaddr,
+    /// This node dialled.
+    pub outbound: bool,
+}
+
+impl Link {
+    /// Carried by a relay (`/p2p-circuit`) rather than direct.
+    pub fn relayed(&self) -> bool {
+        self.remote.iter().any(|p| p == Protocol::P2pCircuit)
+    }
+}
+
+impl PeerState {
+    /// The remote IP of the first connection this node dialled (for a relayed one, the
+    /// relay's), which is what outbound diversity counts.
+    fn outbound_ip(&self) -> Option<IpAddr> {
+        self.links
+            .iter()
+            .find(|l| l.outbound)
+            .and_then(|l| ip_of(&l.remote))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -180,8 +210,7 @@ impl PeerBook {
             score_at: now,
             milli_tokens: burst,
             tokens_at: now,
-            connections: 0,
-            outbound_ip: None,
+            links: Vec::new(),
             addresses: Vec::new(),
             protocols: Vec::new(),
             agent: None,
@@ -207,7 +236,7 @@ impl PeerBook {
         let count = |bits: u32| {
             self.peers
                 .values()
-                .filter_map(|p| p.outbound_ip.as_ref())
+                .filter_map(PeerState::outbound_ip)
                 .filter(|other| same_prefix(ip, other, bits))
                 .count()
         };
@@ -216,23 +245,28 @@ impl PeerBook {
             && (p.max_outbound_per_16 == 0 || count(16) < p.max_outbound_per_16)
     }
 
-    /// Records a new connection. `outbound_ip` is the remote IP when this node dialled.
-    pub fn connected(&mut self, peer: PeerId, outbound_ip: Option<IpAddr>, now: Instant) {
-        let state = self.entry(peer, now);
-        state.connections += 1;
-        if outbound_ip.is_some() {
-            state.outbound_ip = outbound_ip;
+    /// Records a new connection.
+    pub fn connected(&mut self, peer: PeerId, link: Link, now: Instant) {
+        self.entry(peer, now).links.push(link);
+    }
+
+    /// Records a closed connection.
+    pub fn disconnected(&mut self, peer: &PeerId, id: ConnectionId) {
+        if let Some(state) = self.peers.get_mut(peer) {
+            state.links.retain(|l| l.id != id);
         }
     }
 
-    /// Records a closed connection; `remaining` is how many the peer still has.
-    pub fn disconnected(&mut self, peer: &PeerId, remaining: u32) {
-        if let Some(state) = self.peers.get_mut(peer) {
-            state.connections = remaining as usize;
-            if remaining == 0 {
-                state.outbound_ip = None;
-            }
-        }
+    /// The open connections to `peer`.
+    pub fn links(&self, peer: &PeerId) -> &[Link] {
+        self.peers.get(peer).map_or(&[], |s| s.links.as_slice())
+    }
+
+    /// Whether `peer` said (by identify) that it speaks `protocol`.
+    pub fn speaks(&self, peer: &PeerId, protocol: &str) -> bool {
+        self.peers
+            .get(peer)
+            .is_some_and(|s| s.protocols.iter().any(|p| p == protocol))
     }
 
     /// Records what a peer says about itself.
@@ -310,7 +344,7 @@ impl PeerBook {
     pub fn forget_idle(&mut self, now: Instant) {
         let bans = &self.bans;
         self.peers
-            .retain(|p, s| s.connections > 0 || bans.get(p).is_some_and(|u| *u > now));
+            .retain(|p, s| !s.links.is_empty() || bans.get(p).is_some_and(|u| *u > now));
     }
 
     pub fn score(&mut self, peer: &PeerId, now: Instant) -> i64 {
@@ -334,8 +368,17 @@ impl PeerBook {
                 PeerEntry {
                     peer_id: id.to_string(),
                     score: s.score,
-                    connected: s.connections > 0,
-                    outbound: s.outbound_ip.is_some(),
+                    connected: !s.links.is_empty(),
+                    outbound: s.links.iter().any(|l| l.outbound),
+                    connections: s
+                        .links
+                        .iter()
+                        .map(|l| ConnectionView {
+                            remote_address: l.remote.to_string(),
+                            outbound: l.outbound,
+                            relayed: l.relayed(),
+                        })
+                        .collect(),
                     addresses: s.addresses.clone(),
                     protocols: s.protocols.clone(),
                     agent: s.agent.clone(),
@@ -431,24 +474,29 @@ mod tests {
         let mut b = book();
         let t = Instant::now();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        b.connected(PeerId::random(), Some(ip("8.8.4.1")), t);
-        b.connected(PeerId::random(), Some(ip("8.8.4.2")), t);
+        let link = |ip: &str, outbound: bool| Link {
+            id: ConnectionId::new_unchecked(0),
+            remote: format!("/ip4/{ip}/tcp/1").parse().unwrap(),
+            outbound,
+        };
+        b.connected(PeerId::random(), link("8.8.4.1", true), t);
+        b.connected(PeerId::random(), link("8.8.4.2", true), t);
         assert!(!b.outbound_allowed(&ip("8.8.4.3")), "third in one /24");
         assert!(b.outbound_allowed(&ip("8.8.5.3")), "same /16, other /24");
-        b.connected(PeerId::random(), Some(ip("8.8.5.3")), t);
-        b.connected(PeerId::random(), Some(ip("8.8.6.3")), t);
+        b.connected(PeerId::random(), link("8.8.5.3", true), t);
+        b.connected(PeerId::random(), link("8.8.6.3", true), t);
         assert!(!b.outbound_allowed(&ip("8.8.7.3")), "fifth in one /16");
         assert!(b.outbound_allowed(&ip("9.9.9.9")));
         // Loopback and private addresses are exempt.
         for i in 1..10 {
-            b.connected(PeerId::random(), Some(ip(&format!("127.0.0.{i}"))), t);
+            b.connected(PeerId::random(), link(&format!("127.0.0.{i}"), true), t);
         }
         assert!(b.outbound_allowed(&ip("127.0.0.20")));
         assert!(b.outbound_allowed(&ip("10.0.0.1")));
         // Inbound connections do not count.
         let mut c = book();
         for _ in 0..5 {
-            c.connected(PeerId::random(), None, t);
+            c.connected(PeerId::random(), link("8.8.4.9", false), t);
         }
         assert!(c.outbound_allowed(&ip("8.8.4.1")));
     }

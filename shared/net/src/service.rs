@@ -353,6 +353,10 @@ impl Network {
         let mut task = SwarmTask {
             book: PeerBook::new(self.cfg.policy.clone()),
             last_lookup: None,
+            reach: crate::reachability::Reachability::default(),
+            seed_answers: mpsc::channel(1),
+            seeding: false,
+            last_seed_lookup: None,
             known,
             cfg: self.cfg,
             swarm,
@@ -367,6 +371,7 @@ impl Network {
         };
         task.dial_known_peers();
         task.dial_bootstrap();
+        task.ask_seeds(std::time::Instant::now());
         task.run(self.commands, shutdown).await;
         Ok(())
     }

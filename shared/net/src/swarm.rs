@@ -7,9 +7,10 @@
 use crate::admission::{AdmissionBehaviour, AdmissionEvent};
 use crate::codec::FrameCodec;
 use crate::config::NetConfig;
-use crate::known_peers::{self, KnownPeers};
+use crate::discovery::dial_once;
+use crate::known_peers::KnownPeers;
 use crate::metrics::NetMetrics;
-use crate::peers::{ip_of, Misbehaviour, PeerBook};
+use crate::peers::{ip_of, Link, Misbehaviour, PeerBook};
 use crate::service::{Command, GossipMessage, InboundRequest, NetHandle, RequestError, Verdict};
 use crate::topics::{Service, Topic};
 use doin_api::node::PeersView;
@@ -133,18 +134,40 @@ pub(crate) fn build_behaviour(
         blocked: allow_block_list::Behaviour::default(),
         limits: connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
-                // How many connections in all is `admission`'s to decide.
-                .with_max_established_per_peer(Some(2)),
+                // How many connections in all is `admission`'s to decide. Per peer: a dial
+                // each way (or a relayed connection and its direct upgrade), and a peer's
+                // AutoNAT dial-back, which always opens a connection of its own.
+                .with_max_established_per_peer(Some(3)),
         ),
         gossip,
         kad,
         identify: identify::Behaviour::new(
             identify::Config::new(format!("/doin/{}/1", cfg.network), key.public())
-                .with_agent_version(format!("doin/{}", env!("CARGO_PKG_VERSION"))),
+                .with_agent_version(format!("doin/{}", env!("CARGO_PKG_VERSION")))
+                // A relay circuit address a private node gains later reaches its peers at
+                // once, not at the next periodic identify.
+                .with_push_listen_addr_updates(true),
         ),
-        ping: ping::Behaviour::default(),
+        // A connection that stops answering pings is closed (see `on_ping`), so a peer
+        // cut off without a word is dropped in seconds rather than waited on.
+        ping: ping::Behaviour::new(
+            ping::Config::new()
+                .with_interval(PING_INTERVAL)
+                .with_timeout(PING_TIMEOUT),
+        ),
         mdns: Toggle::from(mdns),
-        autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+        autonat: autonat::Behaviour::new(
+            peer_id,
+            autonat::Config {
+                // A node learns whether it is reachable within a minute of start, and tries
+                // again soon when no peer could probe it yet.
+                boot_delay: Duration::from_secs(10),
+                retry_interval: Duration::from_secs(30),
+                throttle_server_period: Duration::from_secs(30),
+                only_global_ips: !cfg.probe_private_addresses,
+                ..autonat::Config::default()
+            },
+        ),
         relay_client,
         relay_server: Toggle::from(relay_server),
         dcutr: dcutr::Behaviour::new(peer_id),
@@ -185,10 +208,22 @@ pub(crate) struct SwarmTask {
     pub(crate) last_lookup: Option<Instant>,
     /// Peers this node dialled and kept, saved to `cfg.known_peers`.
     pub(crate) known: KnownPeers,
+    /// Whether peers can dial this node, and its relay reservation.
+    pub(crate) reach: crate::reachability::Reachability,
+    /// Where DNS seed lookups (run in the background) send their answers.
+    pub(crate) seed_answers: (
+        mpsc::Sender<crate::discovery::SeedAnswers>,
+        mpsc::Receiver<crate::discovery::SeedAnswers>,
+    ),
+    /// A seed lookup is under way.
+    pub(crate) seeding: bool,
+    pub(crate) last_seed_lookup: Option<Instant>,
 }
 
-/// A node short of peers asks the DHT for more at most this often when new peers identify.
-const LOOKUP_INTERVAL: Duration = Duration::from_secs(5);
+/// How often each connection is pinged, and how long an answer may take before the
+/// connection is closed as dead.
+const PING_INTERVAL: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Response frames start with a status byte.
 const RESPONSE_OK: u8 = 0;
@@ -220,6 +255,7 @@ impl SwarmTask {
                     Some(c) => self.on_command(c),
                     None => break,
                 },
+                Some(answers) = self.seed_answers.1.recv() => self.on_seed_answers(answers),
                 Some((channel, service, answer)) = self.pending_replies.next(), if !self.pending_replies.is_empty() => {
                     self.send_reply(channel, service, answer);
                 }
@@ -233,63 +269,6 @@ impl SwarmTask {
         tracing::debug!("network task stopped");
     }
 
-    /// Writes the known peers and anchors if they changed: in the background during the run,
-    /// awaited at shutdown so the anchors of this run are there for the next.
-    async fn save_known_peers(&mut self, at_shutdown: bool) {
-        let Some(path) = self.cfg.known_peers.clone() else {
-            return;
-        };
-        let connected = self.handle.connected.read().clone();
-        self.known.set_anchors(&connected);
-        if !self.known.changed() {
-            return;
-        }
-        let bytes = match self.known.encode() {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot encode the list of known peers");
-                return;
-            }
-        };
-        self.known.mark_saved();
-        let write = tokio::task::spawn_blocking(move || {
-            if let Err(e) = known_peers::save(&path, &bytes) {
-                tracing::warn!(file = %path.display(), error = %e, "cannot save the list of known peers");
-            }
-        });
-        if at_shutdown {
-            let _ = write.await;
-        }
-    }
-
-    /// Dials the anchors saved by the last run, before the bootstrap peers, and tells the DHT
-    /// every address remembered.
-    pub(crate) fn dial_known_peers(&mut self) {
-        for addr in self.known.addresses().to_vec() {
-            if let Some(peer) = peer_of(&addr) {
-                self.swarm.behaviour_mut().kad.add_address(&peer, addr);
-            }
-        }
-        for addr in self.known.anchors().to_vec() {
-            tracing::info!(%addr, "dialling an anchor peer from the last run");
-            if let Err(e) = self.swarm.dial(addr.clone()) {
-                tracing::debug!(%addr, error = %e, "cannot dial anchor peer");
-            }
-        }
-    }
-
-    pub(crate) fn dial_bootstrap(&mut self) {
-        let connected = self.handle.connected.read().clone();
-        for addr in self.cfg.bootstrap.clone() {
-            if peer_of(&addr).is_some_and(|p| connected.contains(&p)) {
-                continue;
-            }
-            if let Err(e) = self.swarm.dial(addr.clone()) {
-                tracing::debug!(%addr, error = %e, "cannot dial bootstrap peer");
-            }
-        }
-    }
-
     fn maintain(&mut self) {
         let now = Instant::now();
         for peer in self.book.expire_bans(now) {
@@ -299,9 +278,11 @@ impl SwarmTask {
             tracing::info!(%peer, "ban expired");
         }
         self.book.forget_idle(now);
+        self.act_on_reachability();
         if self.handle.connected.read().len() < self.cfg.target_peers {
             self.dial_bootstrap();
             self.look_for_peers(now);
+            self.ask_seeds(now);
         }
     }
 
@@ -332,19 +313,6 @@ impl SwarmTask {
 
     fn count_admission(&self, outcome: &str) {
         self.metrics.admissions.with_label_values(&[outcome]).inc();
-    }
-
-    /// Asks the DHT for peers near this node, at most every [`LOOKUP_INTERVAL`].
-    fn look_for_peers(&mut self, now: Instant) {
-        if self
-            .last_lookup
-            .is_some_and(|t| now.saturating_duration_since(t) < LOOKUP_INTERVAL)
-        {
-            return;
-        }
-        self.last_lookup = Some(now);
-        // Fails harmlessly when the DHT knows nobody yet.
-        let _ = self.swarm.behaviour_mut().kad.bootstrap();
     }
 
     fn ban(&mut self, peer: PeerId, what: Misbehaviour) {
@@ -449,6 +417,7 @@ impl SwarmTask {
                         .iter()
                         .map(|a| a.to_string())
                         .collect(),
+                    reachability: self.reach.view(),
                     peers: self.book.summaries(Instant::now()),
                 };
                 let _ = reply.send(view);
@@ -532,6 +501,11 @@ impl SwarmTask {
                     ConnectedPoint::Dialer { address, .. } => ip_of(address),
                     ConnectedPoint::Listener { .. } => None,
                 };
+                let link = Link {
+                    id: connection_id,
+                    remote: endpoint.get_remote_address().clone(),
+                    outbound: endpoint.is_dialer(),
+                };
                 let is_bootstrap = self
                     .cfg
                     .bootstrap
@@ -549,20 +523,26 @@ impl SwarmTask {
                         self.known.kept_outbound(peer_id, address);
                     }
                 }
-                self.book.connected(peer_id, outbound_ip, now);
+                self.book.connected(peer_id, link, now);
                 self.refresh_connected();
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established,
                 ..
             } => {
-                self.book.disconnected(&peer_id, num_established);
+                self.book.disconnected(&peer_id, connection_id);
                 if num_established == 0 {
                     tracing::debug!(%peer_id, "peer disconnected");
                 }
                 self.refresh_connected();
             }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => self.on_listener_gone(listener_id, reason.err().map(|e| e.to_string())),
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
         }
@@ -597,8 +577,27 @@ impl SwarmTask {
                 if self.handle.connected.read().len() < self.cfg.target_peers {
                     self.look_for_peers(now);
                 }
+                // It may be the relay a private node was waiting for.
+                self.act_on_reachability();
             }
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(e @ (ping::Failure::Timeout | ping::Failure::Other { .. })),
+            }) => {
+                // libp2p keeps a connection whose pings fail; a silent peer would then hold
+                // requests until they time out, one after another.
+                tracing::debug!(%peer, error = %e, "ping failed; closing the connection");
+                self.swarm.close_connection(connection);
+            }
+            BehaviourEvent::Autonat(e) => self.on_autonat(e),
+            BehaviourEvent::RelayClient(e) => self.on_relay_client(e),
+            BehaviourEvent::Dcutr(e) => self.on_hole_punch(e),
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                tracing::info!(
+                    addresses = found.len(),
+                    "found peers on the local network (mDNS)"
+                );
                 let connected = self.handle.connected.read().clone();
                 for (peer, addr) in found {
                     self.swarm
@@ -606,7 +605,7 @@ impl SwarmTask {
                         .kad
                         .add_address(&peer, addr.clone());
                     if !connected.contains(&peer) && !self.book.is_banned(&peer, Instant::now()) {
-                        let _ = self.swarm.dial(addr);
+                        let _ = self.swarm.dial(dial_once(&addr));
                     }
                 }
             }

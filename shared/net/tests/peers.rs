@@ -1,7 +1,8 @@
 //! Real libp2p nodes in one process over loopback TCP: gossip is delivered and relayed,
 //! requests are answered, a peer that keeps sending invalid or oversize messages is banned, and
-//! a newcomer whose only bootstrap peer is full still finds the network, and a node flooded
-//! with inbound connections keeps (and after a restart, finds again) the honest peers it chose.
+//! a newcomer whose only bootstrap peer is full still finds the network, a node flooded
+//! with inbound connections keeps (and after a restart, finds again) the honest peers it chose,
+//! and a flood of gossip from many peers ends in their bans while honest gossip still arrives.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -55,6 +56,19 @@ async fn start_keyed(
         gossip,
         requests,
     }
+}
+
+/// A node that only publishes: not subscribed to the topic, it sends each message to peers
+/// that are, whether or not they keep it in their mesh (as a flooder that ignores the mesh
+/// would).
+async fn start_publisher(bootstrap: Vec<Multiaddr>, stop: &watch::Receiver<bool>) -> NetHandle {
+    let mut cfg = NetConfig::new("testnet", vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+    cfg.bootstrap = bootstrap;
+    let registry = prometheus::Registry::new();
+    let net = Network::new(cfg, Keypair::generate_ed25519(), &registry).unwrap();
+    let handle = net.handle();
+    tokio::spawn(net.run(stop.clone()));
+    handle
 }
 
 async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
@@ -430,5 +444,154 @@ async fn a_flood_of_inbound_peers_cannot_push_out_the_outbound_peers_even_across
         got.is_some(),
         "gossip from an honest peer never reached the victim"
     );
+    let _ = stop_tx.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_gossip_from_many_peers_is_contained_and_honest_gossip_still_arrives() {
+    let (stop_tx, stop) = watch::channel(false);
+    // The victim allows each peer 20 messages a second and a burst of 100 (a low limit, so
+    // that the flooders of one process on a small machine clearly exceed it).
+    const RATE: usize = 20;
+    const BURST: usize = 100;
+    let mut victim = start_with(vec![], &stop, |c| {
+        c.policy.messages_per_second = RATE as u32;
+        c.policy.message_burst = BURST as u32;
+    })
+    .await;
+    let addr = victim.handle.listen_addrs()[0].clone();
+    let honest = start(vec![addr.clone()], &stop).await;
+    // Four peers send messages the victim's service finds invalid; four send messages it
+    // merely ignores (valid-looking noise), far above the rate limit.
+    let mut invalid = Vec::new();
+    let mut noise = Vec::new();
+    for i in 0..8 {
+        let f = start_publisher(vec![addr.clone()], &stop).await;
+        if i < 4 {
+            invalid.push(f);
+        } else {
+            noise.push(f);
+        }
+    }
+    wait_for("all nine peers connected to the victim", || {
+        victim.handle.connected_peers().len() == 9
+    })
+    .await;
+    // The honest peer's mesh must include the victim before the flood starts.
+    let first = publish_until_received(&honest.handle, &mut victim, b"honest-0".to_vec()).await;
+    victim.handle.judge(&first, Verdict::Accept).await;
+
+    let invalid_ids: Vec<_> = invalid.iter().map(|f| f.local_peer_id()).collect();
+    let noise_ids: Vec<_> = noise.iter().map(|f| f.local_peer_id()).collect();
+    let honest_id = honest.handle.local_peer_id();
+    // Each flooder publishes without pause until the test ends.
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for (k, f) in invalid.iter().chain(noise.iter()).enumerate() {
+        let h = f.clone();
+        let (stop, sent) = (stop.clone(), sent.clone());
+        tokio::spawn(async move {
+            for n in 0.. {
+                if *stop.borrow() {
+                    break;
+                }
+                let data = format!("flood-{k}-{n}").into_bytes();
+                if h.publish(Topic::TxTransactions, data).await.is_err() {
+                    break;
+                }
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n % 50 == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        });
+    }
+    let h = honest.handle.clone();
+    tokio::spawn(async move {
+        for n in 1..=30 {
+            let _ = h
+                .publish(Topic::TxTransactions, format!("honest-{n}").into_bytes())
+                .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+
+    // The victim's service: rejects what the invalid peers send, ignores the noise, accepts
+    // the honest peer's messages.
+    let mut handed = std::collections::HashMap::new();
+    let mut honest_seen = std::collections::BTreeSet::new();
+    let flood_start = tokio::time::Instant::now();
+    let deadline = flood_start + Duration::from_secs(40);
+    while tokio::time::Instant::now() < deadline && honest_seen.len() < 30 {
+        let Ok(Some(m)) =
+            tokio::time::timeout(Duration::from_millis(500), victim.gossip.recv()).await
+        else {
+            continue;
+        };
+        *handed.entry(m.source).or_insert(0usize) += 1;
+        let verdict = if invalid_ids.contains(&m.source) {
+            Verdict::Reject
+        } else if noise_ids.contains(&m.source) {
+            Verdict::Ignore
+        } else {
+            if m.source == honest_id {
+                honest_seen.insert(m.data.clone());
+            }
+            Verdict::Accept
+        };
+        victim.handle.judge(&m, verdict).await;
+    }
+    assert_eq!(
+        honest_seen.len(),
+        30,
+        "every honest message arrived during the flood"
+    );
+    // Every flooder ends banned: the invalid ones by their rejections, the noisy ones by the
+    // rate limit.
+    for _ in 0..100 {
+        let connected = victim.handle.connected_peers();
+        if invalid_ids
+            .iter()
+            .chain(&noise_ids)
+            .all(|f| !connected.contains(f))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let counts: Vec<usize> = invalid_ids
+        .iter()
+        .chain(&noise_ids)
+        .map(|f| handed.get(f).copied().unwrap_or(0))
+        .collect();
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("flooders published {sent} messages; handed to the service per flooder: {counts:?}");
+    let view = victim.handle.peers().await.unwrap();
+    for f in invalid_ids.iter().chain(&noise_ids) {
+        let entry = view.peers.iter().find(|p| p.peer_id == f.to_string());
+        assert!(
+            entry.is_some_and(|p| p.banned_for_secs.is_some()),
+            "{f} is banned: {entry:?}; handed per flooder: {counts:?}"
+        );
+    }
+    assert!(victim.handle.connected_peers().contains(&honest_id));
+    // What reached the service is bounded by the mechanisms, not by what was sent: an invalid
+    // peer is banned after four rejections (a few more are in flight while the verdicts
+    // travel); a noisy one gets no more than its burst and its rate until its excess (2 points
+    // a message) bans it.
+    for f in &invalid_ids {
+        let n = handed.get(f).copied().unwrap_or(0);
+        assert!(
+            n <= 20,
+            "{n} messages of an invalid peer reached the service"
+        );
+    }
+    let secs = usize::try_from(flood_start.elapsed().as_secs()).unwrap() + 1;
+    for f in &noise_ids {
+        let n = handed.get(f).copied().unwrap_or(0);
+        assert!(
+            n <= BURST + RATE * secs,
+            "{n} messages of a noisy peer reached the service in {secs} s"
+        );
+    }
     let _ = stop_tx.send(true);
 }

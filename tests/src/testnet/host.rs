@@ -53,6 +53,8 @@ pub struct Made {
     bridge: Option<String>,
     namespaces: Vec<String>,
     mounts: Vec<PathBuf>,
+    /// Per-namespace files (`/etc/netns/<namespace>`, a resolver configuration).
+    etc_dirs: Vec<PathBuf>,
     /// Process ids of the node processes and link shapers still running.
     pids: Vec<u32>,
     /// Each namespace's link shaper.
@@ -90,6 +92,11 @@ impl Made {
                 eprintln!("teardown: {e}");
             }
         }
+        for dir in self.etc_dirs.drain(..) {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                eprintln!("teardown: {}: {e}", dir.display());
+            }
+        }
         for ns in self.namespaces.drain(..) {
             if let Err(e) = run("ip", &["netns", "del", &ns]) {
                 eprintln!("teardown: {e}");
@@ -125,7 +132,11 @@ pub struct Shaping {
 #[derive(Clone, Debug)]
 pub struct HostAddr {
     pub netns: String,
+    /// The host's own address (behind a NAT, a private one only its router and the runner
+    /// can reach).
     pub ip: Ipv4Addr,
+    /// Where its packets come from as the other hosts see them: `ip`, or its router's.
+    pub seen_as: Ipv4Addr,
 }
 
 impl Hosts {
@@ -184,14 +195,170 @@ impl Hosts {
         )?;
         run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
         run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
-        for chain in [PARTITION_CHAIN, LOSS_CHAIN, DELAY_CHAIN] {
-            ipt(&ns, &["-N", chain])?;
+        fault_chains(&ns)?;
+        Ok(HostAddr {
+            netns: ns,
+            ip,
+            seen_as: ip,
+        })
+    }
+
+    /// Host `i` behind its own home router: the router (namespace `dtn<pid>r<i>`) takes the
+    /// bridge address host `i` would have had and masquerades the host's private /24
+    /// (`172.(16 + i).B.0/24`, the host at `.2`) behind it, dropping what nobody inside asked
+    /// for — except the runner's own requests, for which the runner's side gets a route.
+    /// Other hosts can reach this one only through a connection it opened, a relay, or a
+    /// hole punched through the router (`docs/testing.md#nat`).
+    pub fn add_behind_nat(&self, i: usize) -> Result<HostAddr, String> {
+        if i >= 16 {
+            return Err(format!(
+                "host {i}: only the first 16 hosts can be behind a NAT"
+            ));
         }
-        ipt(&ns, &["-A", "INPUT", "-j", PARTITION_CHAIN])?;
-        ipt(&ns, &["-A", "OUTPUT", "-j", PARTITION_CHAIN])?;
-        ipt(&ns, &["-A", "INPUT", "-j", LOSS_CHAIN])?;
-        ipt(&ns, &["-A", "INPUT", "-j", DELAY_CHAIN])?;
-        Ok(HostAddr { netns: ns, ip })
+        let router = format!("{}r{i}", self.prefix);
+        let ns = format!("{}n{i}", self.prefix);
+        let veth = format!("{}v{i}", self.prefix);
+        let public: Ipv4Addr = format!("{}{}", self.net, 10 + i)
+            .parse()
+            .map_err(|e| format!("address: {e}"))?;
+        let b = self.net.split('.').nth(2).unwrap_or("0");
+        let lan = format!("172.{}.{b}.", 16 + i);
+        let ip: Ipv4Addr = format!("{lan}2")
+            .parse()
+            .map_err(|e| format!("address: {e}"))?;
+        for n in [&router, &ns] {
+            run("ip", &["netns", "add", n])?;
+            lock(&self.made).namespaces.push(n.clone());
+        }
+        // The router's public side, on the bridge.
+        run(
+            "ip",
+            &[
+                "link", "add", &veth, "type", "veth", "peer", "name", "wan", "netns", &router,
+            ],
+        )?;
+        run("ip", &["link", "set", &veth, "master", &self.bridge()])?;
+        run("ip", &["link", "set", &veth, "up"])?;
+        run(
+            "ip",
+            &[
+                "-n",
+                &router,
+                "addr",
+                "add",
+                &format!("{public}/24"),
+                "dev",
+                "wan",
+            ],
+        )?;
+        // Its private side, to the host.
+        run(
+            "ip",
+            &[
+                "-n", &router, "link", "add", "lan", "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ],
+        )?;
+        run(
+            "ip",
+            &[
+                "-n",
+                &router,
+                "addr",
+                "add",
+                &format!("{lan}1/24"),
+                "dev",
+                "lan",
+            ],
+        )?;
+        for dev in ["wan", "lan", "lo"] {
+            run("ip", &["-n", &router, "link", "set", dev, "up"])?;
+        }
+        run(
+            "ip",
+            &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+        )?;
+        run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
+        run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        run(
+            "ip",
+            &[
+                "-n",
+                &ns,
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("{lan}1"),
+            ],
+        )?;
+        // A home router: forwards, masquerades what goes out, and lets in only answers to
+        // what went out (and the runner).
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &router,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ],
+        )?;
+        ipt_table(
+            &router,
+            "nat",
+            &["-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"],
+        )?;
+        let runner = self.runner_ip();
+        for rule in [
+            vec!["-A", "FORWARD", "-i", "lan", "-j", "ACCEPT"],
+            vec![
+                "-A",
+                "FORWARD",
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "ESTABLISHED,RELATED",
+                "-j",
+                "ACCEPT",
+            ],
+            vec!["-A", "FORWARD", "-s", &runner, "-j", "ACCEPT"],
+            vec!["-A", "FORWARD", "-j", "DROP"],
+            // Nothing unasked reaches the router itself either, and it stays silent: a reset
+            // to the first packet of a hole punch would end it.
+            vec![
+                "-A",
+                "INPUT",
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "ESTABLISHED,RELATED",
+                "-j",
+                "ACCEPT",
+            ],
+            vec!["-A", "INPUT", "-i", "wan", "-j", "DROP"],
+        ] {
+            ipt(&router, &rule)?;
+        }
+        // The runner reaches the host's REST port through the router. The route goes with
+        // the bridge at teardown.
+        run(
+            "ip",
+            &[
+                "route",
+                "add",
+                &format!("{lan}0/24"),
+                "via",
+                &public.to_string(),
+            ],
+        )?;
+        fault_chains(&ns)?;
+        Ok(HostAddr {
+            netns: ns,
+            ip,
+            seen_as: public,
+        })
     }
 
     fn bridge(&self) -> String {
@@ -338,6 +505,74 @@ impl Hosts {
         )
     }
 
+    /// Starts the runner's DNS server: `dnsmasq` in namespace `dtn<pid>d` at `10.77.B.9`,
+    /// answering the A records `a` and the TXT records `txt` (name, value) and nothing else,
+    /// its queries logged to `log`. Returns its address.
+    pub fn dns_server(
+        &self,
+        a: &[(String, Ipv4Addr)],
+        txt: &[(String, String)],
+        log: &Path,
+    ) -> Result<Ipv4Addr, String> {
+        let ns = format!("{}d", self.prefix);
+        let veth = format!("{}vd", self.prefix);
+        let ip: Ipv4Addr = format!("{}9", self.net)
+            .parse()
+            .map_err(|e| format!("address: {e}"))?;
+        run("ip", &["netns", "add", &ns])?;
+        lock(&self.made).namespaces.push(ns.clone());
+        run(
+            "ip",
+            &[
+                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ],
+        )?;
+        run("ip", &["link", "set", &veth, "master", &self.bridge()])?;
+        run("ip", &["link", "set", &veth, "up"])?;
+        run(
+            "ip",
+            &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+        )?;
+        run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
+        run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns, "dnsmasq", "--keep-in-foreground"])
+            .args(["--conf-file=/dev/null", "--no-resolv", "--no-hosts"])
+            .args(["--bind-interfaces", "--user=root", "--log-queries"])
+            .arg(format!("--listen-address={ip}"))
+            .arg(format!(
+                "--pid-file={}",
+                log.with_extension("pid").display()
+            ))
+            .arg(format!("--log-facility={}", log.display()));
+        for (name, addr) in a {
+            cmd.arg(format!("--host-record={name},{addr}"));
+        }
+        for (name, value) in txt {
+            cmd.arg(format!("--txt-record={name},{value}"));
+        }
+        let child = cmd
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start dnsmasq (Debian package dnsmasq-base): {e}"))?;
+        Made::add_pid(&self.made, child.id());
+        Ok(ip)
+    }
+
+    /// Points `host`'s resolver at `server`: `/etc/netns/<namespace>/resolv.conf`, which
+    /// `ip netns exec` mounts over `/etc/resolv.conf` for what it starts.
+    pub fn use_dns(&self, host: &HostAddr, server: Ipv4Addr) -> Result<(), String> {
+        let dir = Path::new("/etc/netns").join(&host.netns);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        lock(&self.made).etc_dirs.push(dir.clone());
+        let conf = dir.join("resolv.conf");
+        std::fs::write(
+            &conf,
+            format!("nameserver {server}\noptions timeout:2 attempts:2\n"),
+        )
+        .map_err(|e| format!("{}: {e}", conf.display()))
+    }
+
     /// Mounts a `size_mb` MiB filesystem at `dir` (recorded for teardown).
     pub fn small_disk(&self, dir: &Path, size_mb: u64) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -355,6 +590,23 @@ impl Hosts {
         lock(&self.made).mounts.push(dir.to_path_buf());
         Ok(())
     }
+}
+
+/// The chains holding a host's partition, loss and delay rules, hooked in.
+fn fault_chains(ns: &str) -> Result<(), String> {
+    for chain in [PARTITION_CHAIN, LOSS_CHAIN, DELAY_CHAIN] {
+        ipt(ns, &["-N", chain])?;
+    }
+    ipt(ns, &["-A", "INPUT", "-j", PARTITION_CHAIN])?;
+    ipt(ns, &["-A", "OUTPUT", "-j", PARTITION_CHAIN])?;
+    ipt(ns, &["-A", "INPUT", "-j", LOSS_CHAIN])?;
+    ipt(ns, &["-A", "INPUT", "-j", DELAY_CHAIN])
+}
+
+fn ipt_table(ns: &str, table: &str, args: &[&str]) -> Result<(), String> {
+    let mut all = vec!["netns", "exec", ns, "iptables", "-w", "-t", table];
+    all.extend_from_slice(args);
+    run("ip", &all)
 }
 
 fn ipt(ns: &str, args: &[&str]) -> Result<(), String> {
@@ -397,6 +649,14 @@ pub fn clean_stale() -> Result<Vec<String>, String> {
         let name = line.split_whitespace().next().unwrap_or_default();
         if stale(name) && run("ip", &["netns", "del", name]).is_ok() {
             removed.push(format!("netns {name}"));
+        }
+    }
+    if let Ok(dirs) = std::fs::read_dir("/etc/netns") {
+        for entry in dirs.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if stale(&name) && std::fs::remove_dir_all(entry.path()).is_ok() {
+                removed.push(format!("/etc/netns/{name}"));
+            }
         }
     }
     for line in output("ip", &["-o", "link", "show", "type", "bridge"])?.lines() {

@@ -17,6 +17,7 @@ pub mod bank;
 pub mod channels;
 pub mod check;
 pub mod host;
+pub mod nat;
 pub mod node;
 pub mod run;
 pub mod scenario;

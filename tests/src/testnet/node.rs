@@ -3,8 +3,8 @@
 //!
 //! Every node listens on the same ports at its own address: REST 8645, peer-to-peer 8646 and
 //! (validators) consensus 8656. Its network identity is made by the runner before the first
-//! start, so every node's bootstrap list can name every other node's peer id; a wiped data
-//! directory gets the same identity back.
+//! start, so the network's file (`network.toml` beside the genesis file) can name every
+//! node's peer id; a wiped data directory gets the same identity back.
 
 use super::host::{HostAddr, Made, Shared};
 use super::scenario::{NodeSpec, Role};
@@ -30,8 +30,6 @@ pub struct Wiring<'a> {
     pub genesis: &'a Path,
     pub key: &'a Path,
     pub hub_key: Option<&'a Path>,
-    /// Every other node's peer-to-peer address.
-    pub bootstrap: Vec<String>,
     /// The other validators' consensus addresses.
     pub consensus_peers: Vec<String>,
     pub block_time_ms: u64,
@@ -117,14 +115,13 @@ impl Node {
         self.child.is_some()
     }
 
-    /// Writes `node.toml`: every other node as a bootstrap peer, the validators' consensus
+    /// Writes `node.toml` (its peers come from the network's file): the validators' consensus
     /// addresses, the keys the role needs.
     pub fn write_config(&self, w: &Wiring<'_>) -> Result<(), String> {
         let Wiring {
             genesis,
             key,
             hub_key,
-            bootstrap,
             consensus_peers,
             block_time_ms,
             main,
@@ -147,11 +144,14 @@ impl Node {
         let mut toml = format!(
             "data_dir = {:?}\ngenesis_file = {genesis:?}\nchains = {chains}\n\
              [rest]\nlisten = \"0.0.0.0:{REST_PORT}\"\nrate_limit_per_second = 0\n\
-             [p2p]\nlisten = [\"/ip4/{}/tcp/{P2P_PORT}\"]\nbootstrap = [{}]\n\
-             sync_interval_ms = 500\nban_secs = 30\n",
+             [p2p]\nlisten = [\"/ip4/{}/tcp/{P2P_PORT}\"]\n\
+             sync_interval_ms = 500\nban_secs = 30\nprobe_private_addresses = true\n\
+             relay_server = {}\nmdns = {}\ndns_seeds = [{}]\n",
             self.data_dir(),
             self.host.ip,
-            quoted(bootstrap),
+            self.spec.relay_server,
+            self.spec.mdns,
+            quoted(&self.spec.dns_seeds),
         );
         if self.spec.role == Role::Validator {
             toml.push_str(&format!(

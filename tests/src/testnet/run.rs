@@ -6,8 +6,9 @@ use super::bank::{Bank, Target};
 use super::channels::{Channels, Peer};
 use super::check;
 use super::host::{self, Hosts, Made, Shared};
+use super::nat;
 use super::node::{Http, MainPart, Node, Wiring};
-use super::scenario::{Role, Scenario, Step};
+use super::scenario::{Role, Scenario, Step, DNS_SEED_A, DNS_SEED_TXT};
 use doin_crypto::keystore::KeyFile;
 use doin_crypto::KeyPair;
 use doin_tx_core::stake::{StakeRole, ALL_DOMAINS};
@@ -263,7 +264,11 @@ impl Run {
 
         let mut nodes = Vec::new();
         for (i, spec) in scenario.nodes.iter().enumerate() {
-            let host = hosts.add(i)?;
+            let host = if spec.nat {
+                hosts.add_behind_nat(i)?
+            } else {
+                hosts.add(i)?
+            };
             let dir = out.join(&spec.name);
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -273,16 +278,58 @@ impl Run {
             }
             nodes.push(Node::new(spec.clone(), host, dir, made.clone())?);
         }
+        // The nodes anyone may be told of (not behind a NAT, not hidden), listed in the
+        // network's file beside its genesis: every node joins from the network's files alone.
+        let listed: Vec<&Node> = nodes
+            .iter()
+            .filter(|n| !n.spec.nat && n.spec.bootstrap)
+            .collect();
+        let network_file = doin_node::network_file::path_beside(&genesis);
+        let entries: Vec<String> = listed
+            .iter()
+            .map(|n| format!("  {:?},\n", n.p2p_addr()))
+            .collect();
+        std::fs::write(
+            &network_file,
+            format!(
+                "# The testnet's entry points, as a network ships them.\nbootstrap = [\n{}]\n",
+                entries.concat()
+            ),
+        )
+        .map_err(|e| format!("{}: {e}", network_file.display()))?;
+        if nodes.iter().any(|n| !n.spec.dns_seeds.is_empty()) {
+            let a: Vec<(String, std::net::Ipv4Addr)> = listed
+                .iter()
+                .map(|n| (DNS_SEED_A.to_string(), n.host.ip))
+                .collect();
+            let txt: Vec<(String, String)> = listed
+                .iter()
+                .map(|n| {
+                    (
+                        format!("_dnsaddr.{DNS_SEED_TXT}"),
+                        format!("dnsaddr={}", n.p2p_addr()),
+                    )
+                })
+                .collect();
+            let server = hosts.dns_server(&a, &txt, &out.join("dns.log"))?;
+            for n in nodes.iter().filter(|n| !n.spec.dns_seeds.is_empty()) {
+                hosts.use_dns(&n.host, server)?;
+            }
+        }
         for (i, node) in nodes.iter().enumerate() {
             let key = node.dir.join("key.json");
             KeyFile::plaintext_devnet(&node_keys[i])
                 .write_new(&key)
                 .map_err(|e| format!("{}: {e}", key.display()))?;
-            let bootstrap: Vec<String> = nodes
-                .iter()
-                .filter(|o| o.name() != node.name())
-                .map(Node::p2p_addr)
-                .collect();
+            // A hidden node (no bootstrap list) gets the genesis file without the network's
+            // file beside it, so it must find the others by DNS seeds or mDNS.
+            let genesis = if node.spec.bootstrap {
+                genesis.clone()
+            } else {
+                let own = node.dir.join("genesis.json");
+                std::fs::copy(&genesis, &own).map_err(|e| format!("{}: {e}", own.display()))?;
+                own
+            };
             let consensus: Vec<String> = nodes
                 .iter()
                 .filter(|o| o.name() != node.name() && o.spec.role == Role::Validator)
@@ -310,7 +357,6 @@ impl Run {
                 genesis: &genesis,
                 key: &key,
                 hub_key,
-                bootstrap,
                 consensus_peers: consensus,
                 block_time_ms: scenario.block_time_ms,
                 main,
@@ -563,7 +609,7 @@ impl Run {
                         .nodes
                         .iter()
                         .filter(|n| !group.iter().any(|g| g == n.name()))
-                        .map(|n| n.host.ip)
+                        .map(|n| n.host.seen_as)
                         .collect();
                     for name in group {
                         let i = self.index(name)?;
@@ -576,7 +622,7 @@ impl Run {
                 let ips = |names: &[String]| -> Result<Vec<std::net::Ipv4Addr>, String> {
                     names
                         .iter()
-                        .map(|n| Ok(self.nodes[self.index(n)?].host.ip))
+                        .map(|n| Ok(self.nodes[self.index(n)?].host.seen_as))
                         .collect()
                 };
                 let (from_ips, to_ips) = (ips(from)?, ips(to)?);
@@ -722,6 +768,44 @@ impl Run {
                 let tip = self.max_height().await;
                 let at = check::converge(&self.http, &self.nodes, tip, *within_secs).await?;
                 self.say(&format!("converged at height {at}"));
+            }
+            Step::ExpectReachability {
+                nodes,
+                status,
+                relayed,
+                within_secs,
+            } => {
+                for name in nodes {
+                    let node = &self.nodes[self.index(name)?];
+                    let seen =
+                        nat::expect_reachability(&self.http, node, status, *relayed, *within_secs)
+                            .await?;
+                    self.say(&format!("{name} is {seen}"));
+                }
+            }
+            Step::ExpectPeers {
+                nodes,
+                at_least,
+                within_secs,
+            } => {
+                for name in nodes {
+                    let node = &self.nodes[self.index(name)?];
+                    let n = nat::expect_peers(&self.http, node, *at_least, *within_secs).await?;
+                    self.say(&format!("{name} has {n} peers"));
+                }
+            }
+            Step::ExpectDirect {
+                between,
+                within_secs,
+            } => {
+                let (a, b) = (self.index(&between[0])?, self.index(&between[1])?);
+                let seen =
+                    nat::expect_direct(&self.http, &self.nodes[a], &self.nodes[b], *within_secs)
+                        .await?;
+                self.say(&format!(
+                    "{} and {} connected directly: {seen}",
+                    between[0], between[1]
+                ));
             }
             Step::ExpectBurned { nodes, within_secs } => {
                 for name in nodes {

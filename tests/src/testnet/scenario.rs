@@ -92,6 +92,35 @@ pub struct NodeSpec {
     pub evaluators: Vec<usize>,
     #[serde(default)]
     pub optimizers: Vec<usize>,
+    /// Behind its own home router, which masquerades it and lets in only answers to what it
+    /// sent: no node is told its address, and others reach it only through a relay or a hole
+    /// punched through the router. Followers and hubs only.
+    #[serde(default)]
+    pub nat: bool,
+    /// Relays connections for peers behind NAT (`p2p.relay_server`).
+    #[serde(default)]
+    pub relay_server: bool,
+    /// Told of every other node as a bootstrap peer (false: of none, and named in no other
+    /// node's list; it must find peers by its DNS seeds or mDNS).
+    #[serde(default = "yes")]
+    pub bootstrap: bool,
+    /// DNS seeds (`p2p.dns_seeds`) asked of the runner's DNS server, which answers
+    /// [`DNS_SEED_A`] with A records and [`DNS_SEED_TXT`] with `dnsaddr` TXT records of every
+    /// node others are told of (not behind a NAT, not without a bootstrap list).
+    #[serde(default)]
+    pub dns_seeds: Vec<String>,
+    /// Finds and is found by peers on the bridge by mDNS (`p2p.mdns`).
+    #[serde(default)]
+    pub mdns: bool,
+}
+
+/// The seed whose A records list the nodes.
+pub const DNS_SEED_A: &str = "a.seed.doin.test";
+/// The seed whose `_dnsaddr` TXT records list the nodes' full addresses.
+pub const DNS_SEED_TXT: &str = "seed.doin.test";
+
+fn yes() -> bool {
+    true
 }
 
 impl NodeSpec {
@@ -217,6 +246,28 @@ pub enum Step {
     Converge {
         within_secs: u64,
     },
+    /// Every listed node's reachability (`/v1/node/peers`) is `status` (`public` or
+    /// `private`) within `within_secs`; with `relayed = true` it also advertises a relay
+    /// circuit address, with `false` it has none and says why.
+    ExpectReachability {
+        nodes: Vec<String>,
+        status: String,
+        #[serde(default)]
+        relayed: Option<bool>,
+        within_secs: u64,
+    },
+    /// Every listed node is connected to at least `at_least` peers within `within_secs`.
+    ExpectPeers {
+        nodes: Vec<String>,
+        at_least: usize,
+        within_secs: u64,
+    },
+    /// The two nodes have a direct (not relayed) connection to each other within
+    /// `within_secs`.
+    ExpectDirect {
+        between: Vec<String>,
+        within_secs: u64,
+    },
     /// Every listed validator's stake is burned and tombstoned within `within_secs`.
     ExpectBurned {
         nodes: Vec<String>,
@@ -265,6 +316,28 @@ impl Scenario {
             }
             if n.double_vote && n.role != Role::Validator {
                 return Err(format!("node {}: only a validator can double-vote", n.name));
+            }
+            if n.nat && n.role == Role::Validator {
+                return Err(format!(
+                    "node {}: a validator cannot be behind a NAT (its consensus address is dialled)",
+                    n.name
+                ));
+            }
+            if n.nat && self.nodes.iter().position(|m| m.name == n.name) >= Some(16) {
+                return Err(format!(
+                    "node {}: only the first 16 nodes can be behind a NAT",
+                    n.name
+                ));
+            }
+            if let Some(seed) = n
+                .dns_seeds
+                .iter()
+                .find(|s| *s != DNS_SEED_A && *s != DNS_SEED_TXT)
+            {
+                return Err(format!(
+                    "node {}: DNS seed {seed}: the runner serves {DNS_SEED_A} and {DNS_SEED_TXT}",
+                    n.name
+                ));
             }
             if n.clock_offset_ms.unsigned_abs() > 3_600_000 {
                 return Err(format!("node {}: clock offset beyond an hour", n.name));
@@ -361,6 +434,19 @@ impl Scenario {
                     }
                 }
                 Step::Wipe { node } | Step::ExpectLog { node, .. } => known(node).map_err(at)?,
+                Step::ExpectReachability { nodes, status, .. } => {
+                    nodes.iter().try_for_each(known).map_err(at)?;
+                    if status != "public" && status != "private" {
+                        return Err(at(format!("status {status:?}: public or private")));
+                    }
+                }
+                Step::ExpectPeers { nodes, .. } => nodes.iter().try_for_each(known).map_err(at)?,
+                Step::ExpectDirect { between, .. } => {
+                    between.iter().try_for_each(known).map_err(at)?;
+                    if between.len() != 2 || between[0] == between[1] {
+                        return Err(at("expect_direct needs two different nodes".into()));
+                    }
+                }
                 Step::Wait { .. }
                 | Step::Heal
                 | Step::LossClear
