@@ -413,6 +413,7 @@ pub fn net_config(cfg: &NodeConfig, network: &str) -> anyhow::Result<NetConfig> 
     n.newcomer_grace = Duration::from_secs(p.newcomer_grace_secs);
     n.target_peers = p.target_peers;
     n.known_peers = Some(cfg.data_dir.join("net").join("known_peers"));
+    n.address_book = Some(cfg.data_dir.join("net").join("address_book"));
     n.policy = PeerPolicy {
         ban_duration: Duration::from_secs(p.ban_secs),
         messages_per_second: p.peer_messages_per_second,

@@ -46,6 +46,9 @@ pub struct NetConfig {
     /// File where the peers this node dialled and kept are remembered across restarts, with
     /// the anchors dialled first at start (`None`: nothing remembered).
     pub known_peers: Option<PathBuf>,
+    /// File where the addresses heard from other peers are kept across restarts (`None`:
+    /// kept in memory only).
+    pub address_book: Option<PathBuf>,
 }
 
 impl NetConfig {
@@ -82,6 +85,7 @@ impl NetConfig {
             idle_timeout: Duration::from_secs(120),
             policy: PeerPolicy::default(),
             known_peers: None,
+            address_book: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! How this node finds peers: the anchors and known peers of its last run, its bootstrap
-//! list, its DNS seeds ([`crate::seeds`]) and Kademlia lookups, and saving the peers it kept
-//! for the next run. mDNS and identify feed the same DHT from the swarm's events.
+//! list, its DNS seeds ([`crate::seeds`]), Kademlia lookups, and draws from the peers it
+//! reached before and the addresses it heard ([`crate::address_book`]); and saving both for
+//! the next run. mDNS and identify feed the same DHT and book from the swarm's events.
 
 use crate::known_peers;
 use crate::seeds::{self, SEED_INTERVAL};
@@ -25,36 +26,65 @@ pub(crate) fn dial_once(addr: &Multiaddr) -> DialOpts {
     }
 }
 
+/// `addr` ending in `/p2p/<peer>` (added when missing).
+pub(crate) fn with_peer(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
+    match addr.iter().last() {
+        Some(libp2p::multiaddr::Protocol::P2p(_)) => addr.clone(),
+        _ => addr.clone().with(libp2p::multiaddr::Protocol::P2p(peer)),
+    }
+}
+
+/// Writes `bytes` to `path` durably on a blocking thread; waits for it when `wait`.
+async fn save_in_background(
+    path: std::path::PathBuf,
+    bytes: Result<Vec<u8>, doin_codec::CodecError>,
+    what: &'static str,
+    wait: bool,
+) {
+    let bytes = match bytes {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot encode {what}");
+            return;
+        }
+    };
+    let write = tokio::task::spawn_blocking(move || {
+        if let Err(e) = known_peers::save(&path, &bytes) {
+            tracing::warn!(file = %path.display(), error = %e, "cannot save {what}");
+        }
+    });
+    if wait {
+        let _ = write.await;
+    }
+}
+
 /// What each DNS seed gave (or why nothing).
 pub(crate) type SeedAnswers = Vec<(String, Result<Vec<Multiaddr>, String>)>;
 
 impl SwarmTask {
-    /// Writes the known peers and anchors if they changed: in the background during the run,
-    /// awaited at shutdown so the anchors of this run are there for the next.
+    /// Writes the known peers and anchors, and the address book, where they changed: in the
+    /// background during the run, awaited at shutdown so that the next run starts from them.
     pub(crate) async fn save_known_peers(&mut self, at_shutdown: bool) {
-        let Some(path) = self.cfg.known_peers.clone() else {
-            return;
-        };
-        let connected = self.handle.connected.read().clone();
-        self.known.set_anchors(&connected);
-        if !self.known.changed() {
-            return;
+        if let Some(path) = self.cfg.known_peers.clone() {
+            let connected = self.handle.connected.read().clone();
+            self.known.set_anchors(&connected);
+            if self.known.changed() {
+                self.known.mark_saved();
+                save_in_background(
+                    path,
+                    self.known.encode(),
+                    "the list of known peers",
+                    at_shutdown,
+                )
+                .await;
+            }
         }
-        let bytes = match self.known.encode() {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot encode the list of known peers");
-                return;
+        if let Some(path) = self.cfg.address_book.clone() {
+            if self.heard.changed() {
+                self.heard.mark_saved();
+                save_in_background(path, self.heard.encode(), "the address book", at_shutdown)
+                    .await;
             }
-        };
-        self.known.mark_saved();
-        let write = tokio::task::spawn_blocking(move || {
-            if let Err(e) = known_peers::save(&path, &bytes) {
-                tracing::warn!(file = %path.display(), error = %e, "cannot save the list of known peers");
-            }
-        });
-        if at_shutdown {
-            let _ = write.await;
         }
     }
 
@@ -100,6 +130,47 @@ impl SwarmTask {
         self.last_lookup = Some(now);
         // Fails harmlessly when the DHT knows nobody yet.
         let _ = self.swarm.behaviour_mut().kad.bootstrap();
+    }
+
+    /// Dials as many peers as this node is short of, drawn alternately from the peers it
+    /// reached before (most recent first) and from the address book, skipping peers that are
+    /// connected, banned, refused, or this node.
+    pub(crate) fn dial_drawn(&mut self) {
+        let connected = self.handle.connected.read().clone();
+        let short = self.cfg.target_peers.saturating_sub(connected.len());
+        let now = Instant::now();
+        let local = self.handle.local_peer_id;
+        let mut chosen: Vec<PeerId> = Vec::new();
+        for k in 0..short {
+            let skip = |p: &PeerId| {
+                *p == local
+                    || connected.contains(p)
+                    || chosen.contains(p)
+                    || self.refused.contains(p)
+                    || self.book.is_banned(p, now)
+            };
+            let from_known = || {
+                self.known
+                    .addresses()
+                    .iter()
+                    .find(|a| peer_of(a).is_some_and(|p| !skip(&p)))
+                    .cloned()
+            };
+            let addr = if k % 2 == 0 {
+                from_known().or_else(|| self.heard.draw(skip))
+            } else {
+                self.heard.draw(skip).or_else(from_known)
+            };
+            let Some(addr) = addr else {
+                break;
+            };
+            if let Some(p) = peer_of(&addr) {
+                chosen.push(p);
+            }
+            if let Err(e) = self.swarm.dial(dial_once(&addr)) {
+                tracing::debug!(%addr, error = %e, "cannot dial a drawn peer");
+            }
+        }
     }
 
     /// Looks up the DNS seeds in the background, unless a lookup is under way or was made

@@ -148,23 +148,34 @@ impl KnownPeers {
 /// Loads the list at `path`: empty if there is none; set aside (renamed to `<path>.bad`, with a
 /// warning) if it cannot be read, so a damaged file never stops the node.
 pub fn load(path: &Path) -> KnownPeers {
+    load_or_set_aside(path, "the list of known peers", KnownPeers::decode).unwrap_or_default()
+}
+
+/// Reads and decodes the file at `path`: `None` if there is none, or if it cannot be read or
+/// decoded — then, with a warning naming `what`, it is renamed to `<path>.bad` so that it is
+/// kept for a look but never stops the node.
+pub(crate) fn load_or_set_aside<T>(
+    path: &Path,
+    what: &str,
+    decode: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> Option<T> {
     match std::fs::read(path) {
-        Ok(bytes) => match KnownPeers::decode(&bytes) {
-            Ok(known) => known,
+        Ok(bytes) => match decode(&bytes) {
+            Ok(value) => Some(value),
             Err(e) => {
                 let aside = bad_path(path);
                 tracing::warn!(file = %path.display(), error = %e, set_aside = %aside.display(),
-                    "the list of known peers does not decode; starting without it");
+                    "{what} does not decode; starting without it");
                 if let Err(e) = std::fs::rename(path, &aside) {
-                    tracing::warn!(error = %e, "cannot set the damaged list aside");
+                    tracing::warn!(error = %e, "cannot set the damaged file aside");
                 }
-                KnownPeers::default()
+                None
             }
         },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => KnownPeers::default(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, "cannot read the list of known peers");
-            KnownPeers::default()
+            tracing::warn!(file = %path.display(), error = %e, "cannot read {what}");
+            None
         }
     }
 }

@@ -16,6 +16,7 @@
 // dev-dependencies).
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+pub mod address_book;
 mod admission;
 mod codec;
 mod config;

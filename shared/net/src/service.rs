@@ -350,6 +350,23 @@ impl Network {
             }
             None => KnownPeers::default(),
         };
+        let heard = match &self.cfg.address_book {
+            Some(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || {
+                    crate::known_peers::load_or_set_aside(
+                        &path,
+                        "the address book",
+                        crate::address_book::AddressBook::decode,
+                    )
+                })
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_else(crate::address_book::AddressBook::fresh)
+            }
+            None => crate::address_book::AddressBook::fresh(),
+        };
         let mut task = SwarmTask {
             book: PeerBook::new(self.cfg.policy.clone()),
             last_lookup: None,
@@ -358,6 +375,7 @@ impl Network {
             seeding: false,
             last_seed_lookup: None,
             known,
+            heard,
             cfg: self.cfg,
             swarm,
             handle: self.handle,

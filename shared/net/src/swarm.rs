@@ -4,10 +4,11 @@
 //! bans, outbound diversity, connection admission) before a message or request reaches a chain
 //! service, and it is the only place that talks to libp2p directly.
 
+use crate::address_book::Source;
 use crate::admission::{AdmissionBehaviour, AdmissionEvent};
 use crate::codec::FrameCodec;
 use crate::config::NetConfig;
-use crate::discovery::dial_once;
+use crate::discovery::{dial_once, with_peer};
 use crate::known_peers::KnownPeers;
 use crate::metrics::NetMetrics;
 use crate::peers::{ip_of, Link, Misbehaviour, PeerBook};
@@ -208,6 +209,8 @@ pub(crate) struct SwarmTask {
     pub(crate) last_lookup: Option<Instant>,
     /// Peers this node dialled and kept, saved to `cfg.known_peers`.
     pub(crate) known: KnownPeers,
+    /// Addresses heard from others, saved to `cfg.address_book`.
+    pub(crate) heard: crate::address_book::AddressBook,
     /// Whether peers can dial this node, and its relay reservation.
     pub(crate) reach: crate::reachability::Reachability,
     /// Where DNS seed lookups (run in the background) send their answers.
@@ -283,6 +286,7 @@ impl SwarmTask {
             self.dial_bootstrap();
             self.look_for_peers(now);
             self.ask_seeds(now);
+            self.dial_drawn();
         }
     }
 
@@ -521,6 +525,7 @@ impl SwarmTask {
                 if let ConnectedPoint::Dialer { address, .. } = &endpoint {
                     if self.swarm.behaviour().admission.state().is_kept(&peer_id) {
                         self.known.kept_outbound(peer_id, address);
+                        self.heard.reached(&peer_id);
                     }
                 }
                 self.book.connected(peer_id, link, now);
@@ -538,6 +543,10 @@ impl SwarmTask {
                 }
                 self.refresh_connected();
             }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                ..
+            } => self.heard.failed(&peer),
             SwarmEvent::ListenerClosed {
                 listener_id,
                 reason,
@@ -558,11 +567,16 @@ impl SwarmTask {
             BehaviourEvent::Requests(e) => self.on_request_event(e),
             BehaviourEvent::Admission(e) => self.on_admission(e),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                let told_by = self.book.links(&peer_id).first().map(|l| l.remote.clone());
                 for addr in &info.listen_addrs {
                     self.swarm
                         .behaviour_mut()
                         .kad
                         .add_address(&peer_id, addr.clone());
+                    if let Some(from) = &told_by {
+                        self.heard
+                            .heard(&with_peer(addr, peer_id), &Source::Peer(from.clone()));
+                    }
                 }
                 let now = Instant::now();
                 self.book.identified(
@@ -609,15 +623,16 @@ impl SwarmTask {
                     }
                 }
             }
-            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
-                let connected = self.handle.connected.read().len();
-                let known = self.handle.connected.read().contains(&peer);
-                if connected < self.cfg.target_peers
-                    && !known
-                    && !self.book.is_banned(&peer, Instant::now())
-                {
-                    let _ = self.swarm.dial(peer);
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            }) => {
+                for addr in addresses.iter() {
+                    let addr = with_peer(addr, peer);
+                    self.heard.heard(&addr, &Source::Dht);
                 }
+                // What this node dials is drawn from what it knows, not handed to it by
+                // whoever answers a lookup.
+                self.dial_drawn();
             }
             _ => {}
         }
