@@ -65,11 +65,7 @@ pub struct AddressBook {
 /// addresses, or the DNS name it starts with.
 fn group_of(addr: &Multiaddr) -> Vec<u8> {
     match ip_of(addr) {
-        Some(ip) => match Netgroup::of(&ip) {
-            Some(Netgroup::V4(g)) => [&[4u8][..], &g.to_be_bytes()].concat(),
-            Some(Netgroup::V6(g)) => [&[6u8][..], &g.to_be_bytes()].concat(),
-            None => b"local".to_vec(),
-        },
+        Some(ip) => Netgroup::key(Netgroup::of(&ip)),
         None => match addr.iter().next() {
             Some(Protocol::Dns(n) | Protocol::Dns4(n) | Protocol::Dns6(n)) => {
                 [b"dns:".as_slice(), n.as_bytes()].concat()

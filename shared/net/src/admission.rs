@@ -3,9 +3,10 @@
 //! peers' addresses before it is let go.
 //!
 //! [`Admission`] is pure bookkeeping over connection ids (time is an argument); it must not
-//! dial, close or log. [`AdmissionBehaviour`] is its thin libp2p shell: it refuses a connection
-//! while the handshake completes (so a Kademlia lookup sees a dial failure and moves on, rather
-//! than a connection that opens and closes), and closes newcomers when their stay ends.
+//! dial, close or log. Its thin libp2p shell is `admission_behaviour.rs`: it refuses a
+//! connection while the handshake completes (so a Kademlia lookup sees a dial failure and moves
+//! on, rather than a connection that opens and closes), and closes newcomers when their stay
+//! ends and peers evicted for them.
 //!
 //! Why a short stay instead of a refusal: a newcomer whose bootstrap peers are all full is
 //! refused by each of them and knows nobody else, so it would stay isolated. Admitted for a
@@ -13,17 +14,10 @@
 //! peers near it, and dials those; the full peer then closes the connection (or keeps it, if a
 //! slot has freed meanwhile).
 
-use crate::peers::{ip_of, Netgroup};
-use libp2p::core::transport::PortUse;
-use libp2p::core::{ConnectedPoint, Endpoint};
-use libp2p::multiaddr::Protocol;
-use libp2p::swarm::{
-    dummy, CloseConnection, ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm,
-    NetworkBehaviour, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
-};
-use libp2p::{Multiaddr, PeerId};
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::task::{Context, Poll};
+use crate::peers::Netgroup;
+use libp2p::swarm::ConnectionId;
+use libp2p::PeerId;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 /// How many connections of each kind a node keeps.
@@ -63,13 +57,15 @@ pub enum Admitted {
     Refused,
 }
 
-/// What became of a newcomer whose grace ended.
+/// What became of a newcomer whose grace ended (and of a peer evicted for it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraceEnded {
-    /// A slot had freed: the connection is kept.
+    /// A slot had freed, or was freed by an eviction: the connection is kept.
     Kept,
     /// Still full: close the connection.
     Close,
+    /// A connection of the inbound peer evicted to make room: close it.
+    Evicted,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +81,8 @@ struct Open {
     kind: Kind,
     /// The remote's network group, for inbound connections.
     netgroup: Option<Netgroup>,
+    /// When it was established.
+    since: Instant,
 }
 
 /// The connections open now and how each counts.
@@ -92,6 +90,12 @@ struct Open {
 pub struct Admission {
     limits: AdmissionLimits,
     open: BTreeMap<ConnectionId, Open>,
+    /// Keys the network groups protected from eviction, so an attacker cannot pick them.
+    secret: [u8; 32],
+    /// Each connected peer's last ping round trip.
+    pings: HashMap<PeerId, Duration>,
+    /// When each connected peer last delivered something this node accepted.
+    useful: HashMap<PeerId, Instant>,
 }
 
 impl Admission {
@@ -99,7 +103,49 @@ impl Admission {
         Admission {
             limits,
             open: BTreeMap::new(),
+            secret: rand::random(),
+            pings: HashMap::new(),
+            useful: HashMap::new(),
         }
+    }
+
+    /// Records a peer's ping round trip (it protects fast peers from eviction).
+    pub fn ping(&mut self, peer: PeerId, rtt: Duration) {
+        if self.open.values().any(|o| o.peer == peer) {
+            self.pings.insert(peer, rtt);
+        }
+    }
+
+    /// Records that `peer` delivered something this node accepted.
+    pub fn useful(&mut self, peer: PeerId, now: Instant) {
+        if self.open.values().any(|o| o.peer == peer) {
+            self.useful.insert(peer, now);
+        }
+    }
+
+    /// The inbound peer to evict for a newcomer ([`crate::eviction`]), if any is unprotected.
+    /// Only peers kept by inbound connections alone are candidates.
+    fn eviction_victim(&self, kept: &HashMap<PeerId, bool>) -> Option<PeerId> {
+        let mut first: HashMap<PeerId, (Instant, Option<Netgroup>)> = HashMap::new();
+        for o in self.open.values() {
+            if o.kind == Kind::Inbound && kept.get(&o.peer) == Some(&false) {
+                let e = first.entry(o.peer).or_insert((o.since, o.netgroup));
+                if o.since < e.0 {
+                    *e = (o.since, o.netgroup);
+                }
+            }
+        }
+        let candidates = first
+            .into_iter()
+            .map(|(peer, (since, group))| crate::eviction::Candidate {
+                peer,
+                group: Netgroup::key(group),
+                since,
+                ping: self.pings.get(&peer).copied(),
+                useful: self.useful.get(&peer).copied(),
+            })
+            .collect();
+        crate::eviction::choose(candidates, &self.secret)
     }
 
     pub fn limits(&self) -> AdmissionLimits {
@@ -150,8 +196,15 @@ impl Admission {
     /// per decision: this runs for every connection and every dial a full node refuses).
     fn inbound_has_room(&self, kept: &HashMap<PeerId, bool>, netgroup: Option<Netgroup>) -> bool {
         let inbound = kept.values().filter(|outbound| !**outbound).count();
+        Self::to_u32(kept.len()) < self.limits.max_connections
+            && Self::to_u32(inbound) < self.limits.inbound_budget()
+            && self.group_has_room(kept, netgroup)
+    }
+
+    /// Whether one more inbound peer from `netgroup` keeps the per-group limit.
+    fn group_has_room(&self, kept: &HashMap<PeerId, bool>, netgroup: Option<Netgroup>) -> bool {
         let limit = self.limits.max_inbound_per_netgroup;
-        let group_has_room = match netgroup {
+        match netgroup {
             Some(g) if limit > 0 => {
                 let mut from_group: Vec<PeerId> = self
                     .open
@@ -165,10 +218,7 @@ impl Admission {
                 Self::to_u32(from_group.len()) < limit
             }
             _ => true,
-        };
-        Self::to_u32(kept.len()) < self.limits.max_connections
-            && Self::to_u32(inbound) < self.limits.inbound_budget()
-            && group_has_room
+        }
     }
 
     /// What a connection with `peer` established now would be, without recording it.
@@ -229,6 +279,7 @@ impl Admission {
                 peer,
                 kind,
                 netgroup,
+                since: now,
             },
         );
         decision
@@ -236,11 +287,22 @@ impl Admission {
 
     /// Forgets a closed connection.
     pub fn closed(&mut self, id: ConnectionId) {
-        self.open.remove(&id);
+        if let Some(o) = self.open.remove(&id) {
+            self.forget_if_gone(&o.peer);
+        }
     }
 
-    /// Newcomers whose grace has ended, each kept if a slot has freed (oldest first) or to be
-    /// closed. A newcomer to be closed is forgotten here; its close event is then a no-op.
+    fn forget_if_gone(&mut self, peer: &PeerId) {
+        if !self.open.values().any(|o| o.peer == *peer) {
+            self.pings.remove(peer);
+            self.useful.remove(peer);
+        }
+    }
+
+    /// Newcomers whose grace has ended, oldest first: each kept if a slot has freed, or kept in
+    /// place of an inbound peer evicted for it ([`crate::eviction`]; only when its own network
+    /// group has room), or to be closed. What is to be closed (a newcomer, or every connection
+    /// of an evicted peer) is forgotten here; its close event is then a no-op.
     pub fn grace_ended(&mut self, now: Instant) -> Vec<(ConnectionId, PeerId, GraceEnded)> {
         let mut due: Vec<(Instant, ConnectionId)> = self
             .open
@@ -256,16 +318,36 @@ impl Admission {
             let Some(group) = self.open.get(&id).map(|o| o.netgroup) else {
                 continue;
             };
-            let room = self.inbound_has_room(&self.kept_by_peer(), group);
+            let kept = self.kept_by_peer();
+            let room = self.inbound_has_room(&kept, group);
+            let victim = if room || !self.group_has_room(&kept, group) {
+                None
+            } else {
+                self.eviction_victim(&kept)
+            };
+            if let Some(victim) = victim {
+                let gone: Vec<ConnectionId> = self
+                    .open
+                    .iter()
+                    .filter(|(_, o)| o.peer == victim)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for v in gone {
+                    self.open.remove(&v);
+                    out.push((v, victim, GraceEnded::Evicted));
+                }
+                self.forget_if_gone(&victim);
+            }
             let Some(open) = self.open.get_mut(&id) else {
                 continue;
             };
             let peer = open.peer;
-            if room {
+            if room || victim.is_some() {
                 open.kind = Kind::Inbound;
                 out.push((id, peer, GraceEnded::Kept));
             } else {
                 self.open.remove(&id);
+                self.forget_if_gone(&peer);
                 out.push((id, peer, GraceEnded::Close));
             }
         }
@@ -282,199 +364,6 @@ impl Admission {
     /// Peers with at least one kept connection, each once.
     pub fn kept_peers(&self) -> Vec<PeerId> {
         self.kept_by_peer().into_keys().collect()
-    }
-}
-
-/// What the admission behaviour reports to the swarm task (for metrics, logs and the list of
-/// connected peers).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AdmissionEvent {
-    Kept(PeerId),
-    Newcomer(PeerId),
-    NewcomerKept(PeerId),
-    NewcomerClosed(PeerId),
-    /// Refused during the handshake; `inbound` says who dialled.
-    Refused {
-        inbound: bool,
-    },
-}
-
-/// The network group of a remote address. A relayed connection's address names the relay, not
-/// the peer, so it has none (the relay limits its own circuits).
-fn netgroup_of(addr: &Multiaddr) -> Option<Netgroup> {
-    if addr.iter().any(|p| p == Protocol::P2pCircuit) {
-        return None;
-    }
-    ip_of(addr).as_ref().and_then(Netgroup::of)
-}
-
-/// [`Admission`] as a libp2p behaviour. Put it first in the combined behaviour: the behaviours
-/// after it are not handed a connection it refuses (some record a connection as soon as they are
-/// handed it, and would believe a refused one open). It records a connection itself only when
-/// every behaviour has accepted it, so a refusal by a later one (block list, per-peer limit)
-/// leaves nothing behind here.
-pub(crate) struct AdmissionBehaviour {
-    state: Admission,
-    events: VecDeque<ToSwarm<AdmissionEvent, THandlerInEvent<Self>>>,
-    tick: tokio::time::Interval,
-}
-
-/// Why a connection was refused.
-#[derive(Debug)]
-pub(crate) struct NoSlot {
-    pub(crate) inbound: bool,
-}
-
-impl std::fmt::Display for NoSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let side = if self.inbound { "inbound" } else { "outbound" };
-        write!(f, "no {side} connection slot left")
-    }
-}
-
-impl std::error::Error for NoSlot {}
-
-impl AdmissionBehaviour {
-    pub(crate) fn new(limits: AdmissionLimits) -> AdmissionBehaviour {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        AdmissionBehaviour {
-            state: Admission::new(limits),
-            events: VecDeque::new(),
-            tick,
-        }
-    }
-
-    pub(crate) fn state(&self) -> &Admission {
-        &self.state
-    }
-
-    fn check(
-        &mut self,
-        peer: Option<&PeerId>,
-        inbound: bool,
-        remote: Option<&Multiaddr>,
-    ) -> Result<(), ConnectionDenied> {
-        let netgroup = remote.and_then(netgroup_of);
-        if self.state.decide(peer, inbound, netgroup) == Admitted::Refused {
-            self.events
-                .push_back(ToSwarm::GenerateEvent(AdmissionEvent::Refused { inbound }));
-            return Err(ConnectionDenied::new(NoSlot { inbound }));
-        }
-        Ok(())
-    }
-}
-
-impl NetworkBehaviour for AdmissionBehaviour {
-    type ConnectionHandler = dummy::ConnectionHandler;
-    type ToSwarm = AdmissionEvent;
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        _: ConnectionId,
-        peer: PeerId,
-        _: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.check(Some(&peer), true, Some(remote))?;
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn handle_pending_outbound_connection(
-        &mut self,
-        _: ConnectionId,
-        peer: Option<PeerId>,
-        _: &[Multiaddr],
-        _: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        // Full: do not even dial.
-        self.check(peer.as_ref(), false, None)?;
-        Ok(vec![])
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        _: ConnectionId,
-        peer: PeerId,
-        _: &Multiaddr,
-        _: Endpoint,
-        _: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.check(Some(&peer), false, None)?;
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn on_swarm_event(&mut self, event: FromSwarm) {
-        match event {
-            FromSwarm::ConnectionEstablished(e) => {
-                let inbound = e.endpoint.is_listener();
-                let netgroup = match e.endpoint {
-                    ConnectedPoint::Listener { send_back_addr, .. } => netgroup_of(send_back_addr),
-                    ConnectedPoint::Dialer { .. } => None,
-                };
-                let event = match self.state.established(
-                    e.connection_id,
-                    e.peer_id,
-                    inbound,
-                    netgroup,
-                    Instant::now(),
-                ) {
-                    Admitted::Kept => AdmissionEvent::Kept(e.peer_id),
-                    Admitted::Newcomer => AdmissionEvent::Newcomer(e.peer_id),
-                    // Cannot happen (checked during the handshake, in the same poll), but a
-                    // connection this node has no slot for is closed, never left open.
-                    Admitted::Refused => {
-                        self.events.push_back(ToSwarm::CloseConnection {
-                            peer_id: e.peer_id,
-                            connection: CloseConnection::One(e.connection_id),
-                        });
-                        AdmissionEvent::Refused { inbound }
-                    }
-                };
-                self.events.push_back(ToSwarm::GenerateEvent(event));
-            }
-            FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, .. }) => {
-                self.state.closed(connection_id);
-            }
-            _ => {}
-        }
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        _: PeerId,
-        _: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        libp2p::core::util::unreachable(event)
-    }
-
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        while self.tick.poll_tick(cx).is_ready() {
-            for (connection, peer, outcome) in self.state.grace_ended(Instant::now()) {
-                match outcome {
-                    GraceEnded::Kept => self
-                        .events
-                        .push_back(ToSwarm::GenerateEvent(AdmissionEvent::NewcomerKept(peer))),
-                    GraceEnded::Close => {
-                        self.events.push_back(ToSwarm::CloseConnection {
-                            peer_id: peer,
-                            connection: CloseConnection::One(connection),
-                        });
-                        self.events.push_back(ToSwarm::GenerateEvent(
-                            AdmissionEvent::NewcomerClosed(peer),
-                        ));
-                    }
-                }
-            }
-        }
-        match self.events.pop_front() {
-            Some(e) => Poll::Ready(e),
-            None => Poll::Pending,
-        }
     }
 }
 
@@ -638,6 +527,91 @@ mod tests {
         let ended = a.grace_ended(now + Duration::from_secs(10));
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].2, GraceEnded::Close);
+    }
+
+    #[test]
+    fn a_newcomer_replaces_the_youngest_peer_of_the_most_crowded_group_when_one_is_unprotected() {
+        let start = Instant::now();
+        let mut a = Admission::new(AdmissionLimits {
+            max_connections: 24,
+            outbound_reserved: 4,
+            max_inbound_per_netgroup: 10,
+            newcomer_slots: 2,
+            newcomer_grace: Duration::from_secs(10),
+        });
+        let group = |ip: &str| Netgroup::of(&ip.parse().unwrap());
+        // Ten honest inbound peers from ten groups, an hour ago, answering pings in 50 ms.
+        let mut n = 0;
+        let mut honest = Vec::new();
+        for i in 0..10 {
+            let p = PeerId::random();
+            honest.push(p);
+            let ip = format!("{}.1.1.1", 20 + i);
+            assert_eq!(
+                a.established(conn(n), p, true, group(&ip), start),
+                Admitted::Kept
+            );
+            a.ping(p, Duration::from_millis(50));
+            n += 1;
+        }
+        // An attacker fills the other ten inbound places from one group, later, answering
+        // pings fast.
+        let later = start + Duration::from_secs(3_600);
+        let mut attacker = Vec::new();
+        for i in 0..10 {
+            let p = PeerId::random();
+            attacker.push(p);
+            let ip = format!("66.66.{i}.1");
+            let at = later + Duration::from_secs(i);
+            assert_eq!(
+                a.established(conn(n), p, true, group(&ip), at),
+                Admitted::Kept
+            );
+            a.ping(p, Duration::from_millis(1));
+            n += 1;
+        }
+        assert_eq!(a.kept_inbound(), 20);
+        // A newcomer from a new group: at the end of its stay an attacker's peer makes room.
+        let newcomer = PeerId::random();
+        let at = later + Duration::from_secs(20);
+        assert_eq!(
+            a.established(conn(n), newcomer, true, group("99.1.1.1"), at),
+            Admitted::Newcomer
+        );
+        let ended = a.grace_ended(at + Duration::from_secs(10));
+        let evicted: Vec<PeerId> = ended
+            .iter()
+            .filter(|e| e.2 == GraceEnded::Evicted)
+            .map(|e| e.1)
+            .collect();
+        assert_eq!(evicted.len(), 1, "{ended:?}");
+        assert!(attacker.contains(&evicted[0]), "an attacker's peer goes");
+        assert!(ended.contains(&(conn(n), newcomer, GraceEnded::Kept)));
+        assert!(a.is_kept(&newcomer) && !a.is_kept(&evicted[0]));
+        assert_eq!(a.kept_inbound(), 20);
+        assert!(honest.iter().all(|h| a.is_kept(h)));
+    }
+
+    #[test]
+    fn a_small_full_node_evicts_nobody() {
+        // Two inbound places: the group and the ping protections cover both.
+        let now = Instant::now();
+        let mut a = Admission::new(limits());
+        assert_eq!(
+            a.established(conn(1), PeerId::random(), true, None, now),
+            Admitted::Kept
+        );
+        assert_eq!(
+            a.established(conn(2), PeerId::random(), true, None, now),
+            Admitted::Kept
+        );
+        let newcomer = PeerId::random();
+        assert_eq!(
+            a.established(conn(3), newcomer, true, None, now),
+            Admitted::Newcomer
+        );
+        let ended = a.grace_ended(now + Duration::from_secs(10));
+        assert_eq!(ended, vec![(conn(3), newcomer, GraceEnded::Close)]);
     }
 
     #[test]

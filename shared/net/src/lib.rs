@@ -18,22 +18,26 @@
 
 pub mod address_book;
 mod admission;
+mod admission_behaviour;
 mod codec;
 mod config;
 mod discovery;
+mod eviction;
 pub mod known_peers;
 mod metrics;
 mod nat;
 mod node_key;
 mod peers;
 mod reachability;
+mod requests;
 pub mod seeds;
 mod service;
 mod swarm;
 pub mod tasks;
 mod topics;
 
-pub use admission::{Admission, AdmissionEvent, AdmissionLimits, Admitted, GraceEnded};
+pub use admission::{Admission, AdmissionLimits, Admitted, GraceEnded};
+pub use admission_behaviour::AdmissionEvent;
 pub use config::NetConfig;
 pub use libp2p::{identity, multiaddr, Multiaddr, PeerId};
 pub use metrics::NetMetrics;

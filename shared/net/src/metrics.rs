@@ -91,7 +91,8 @@ impl NetMetrics {
                         "doin_net_admissions_total",
                         "Connections by what the limits made of them: kept, newcomer (a short \
                          stay at a full node), newcomer-kept (a slot freed during the stay), \
-                         newcomer-closed, refused-inbound, refused-outbound (this node full: not even dialled)",
+                         newcomer-closed, evicted (an inbound peer closed to keep a newcomer), refused-inbound, \
+                         refused-outbound (this node full: not even dialled)",
                     ),
                     &["outcome"],
                 )?,

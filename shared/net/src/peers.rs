@@ -157,6 +157,16 @@ pub enum Netgroup {
 }
 
 impl Netgroup {
+    /// A key for grouping peers: the group's own, or one shared by every address exempt from
+    /// the diversity rules (loopback, private, relayed).
+    pub(crate) fn key(group: Option<Netgroup>) -> Vec<u8> {
+        match group {
+            Some(Netgroup::V4(g)) => [&[4u8][..], &g.to_be_bytes()].concat(),
+            Some(Netgroup::V6(g)) => [&[6u8][..], &g.to_be_bytes()].concat(),
+            None => b"local".to_vec(),
+        }
+    }
+
     pub fn of(ip: &IpAddr) -> Option<Netgroup> {
         if !counts_for_diversity(ip) {
             return None;

@@ -5,7 +5,7 @@
 //! service, and it is the only place that talks to libp2p directly.
 
 use crate::address_book::Source;
-use crate::admission::{AdmissionBehaviour, AdmissionEvent};
+use crate::admission_behaviour::{AdmissionBehaviour, AdmissionEvent};
 use crate::codec::FrameCodec;
 use crate::config::NetConfig;
 use crate::discovery::{dial_once, with_peer};
@@ -228,16 +228,6 @@ pub(crate) struct SwarmTask {
 const PING_INTERVAL: Duration = Duration::from_secs(5);
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Response frames start with a status byte.
-const RESPONSE_OK: u8 = 0;
-const RESPONSE_ERROR: u8 = 1;
-
-fn error_frame(msg: &str) -> Vec<u8> {
-    let mut v = vec![RESPONSE_ERROR];
-    v.extend_from_slice(msg.as_bytes());
-    v
-}
-
 impl SwarmTask {
     pub(crate) async fn run(
         &mut self,
@@ -308,6 +298,10 @@ impl SwarmTask {
                 tracing::debug!(%peer, "newcomer's stay ended; closing its connection");
                 "newcomer-closed"
             }
+            AdmissionEvent::Evicted(peer) => {
+                tracing::debug!(%peer, "inbound peer evicted to keep a newcomer");
+                "evicted"
+            }
             AdmissionEvent::Refused { inbound: true } => "refused-inbound",
             AdmissionEvent::Refused { inbound: false } => "refused-outbound",
         };
@@ -326,7 +320,7 @@ impl SwarmTask {
         self.swarm.behaviour_mut().gossip.blacklist_peer(&peer);
     }
 
-    fn penalize(&mut self, peer: PeerId, what: Misbehaviour) {
+    pub(crate) fn penalize(&mut self, peer: PeerId, what: Misbehaviour) {
         self.metrics
             .penalties
             .with_label_values(&[what.label()])
@@ -373,6 +367,13 @@ impl SwarmTask {
                     .report_message_validation_result(&id, &source, acceptance);
                 if verdict == Verdict::Reject {
                     self.penalize(source, Misbehaviour::InvalidMessage);
+                }
+                if verdict == Verdict::Accept {
+                    self.swarm
+                        .behaviour_mut()
+                        .admission
+                        .state_mut()
+                        .useful(source, Instant::now());
                 }
             }
             Command::Request {
@@ -432,43 +433,6 @@ impl SwarmTask {
                 }
             }
         }
-    }
-
-    fn send_reply(
-        &mut self,
-        channel: ResponseChannel<Vec<u8>>,
-        service: Service,
-        answer: Result<Result<Vec<u8>, String>, oneshot::error::RecvError>,
-    ) {
-        let frame = match answer {
-            Ok(Ok(body)) => {
-                let mut v = Vec::with_capacity(body.len() + 1);
-                v.push(RESPONSE_OK);
-                v.extend_from_slice(&body);
-                v
-            }
-            Ok(Err(msg)) => error_frame(&msg),
-            Err(_) => error_frame("the request was not answered"),
-        };
-        let frame = if frame.len() > self.cfg.max_response_bytes {
-            error_frame("the answer exceeds the response size limit")
-        } else {
-            frame
-        };
-        let outcome = if frame.first() == Some(&RESPONSE_OK) {
-            "ok"
-        } else {
-            "error"
-        };
-        self.metrics
-            .requests
-            .with_label_values(&[service.label(), "inbound", outcome])
-            .inc();
-        let _ = self
-            .swarm
-            .behaviour_mut()
-            .requests
-            .send_response(channel, frame);
     }
 
     fn refresh_connected(&mut self) {
@@ -596,6 +560,16 @@ impl SwarmTask {
             }
             BehaviourEvent::Ping(ping::Event {
                 peer,
+                result: Ok(rtt),
+                ..
+            }) => self
+                .swarm
+                .behaviour_mut()
+                .admission
+                .state_mut()
+                .ping(peer, rtt),
+            BehaviourEvent::Ping(ping::Event {
+                peer,
                 connection,
                 result: Err(e @ (ping::Failure::Timeout | ping::Failure::Other { .. })),
             }) => {
@@ -686,110 +660,5 @@ impl SwarmTask {
             tracing::debug!(topic = topic.label(), "subscriber behind; message ignored");
             judge(self, MessageAcceptance::Ignore);
         }
-    }
-
-    fn on_request_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
-        match event {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => self.on_inbound_request(peer, request, channel),
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    let Some((service, reply)) = self.pending_requests.remove(&request_id) else {
-                        return;
-                    };
-                    let (outcome, answer) = match response.split_first() {
-                        Some((&RESPONSE_OK, body)) => ("ok", Ok(body.to_vec())),
-                        Some((&RESPONSE_ERROR, msg)) => (
-                            "remote-error",
-                            Err(RequestError::Remote(
-                                String::from_utf8_lossy(msg).into_owned(),
-                            )),
-                        ),
-                        _ => {
-                            self.penalize(peer, Misbehaviour::InvalidResponse);
-                            (
-                                "invalid",
-                                Err(RequestError::Failed("malformed response frame".into())),
-                            )
-                        }
-                    };
-                    self.metrics
-                        .requests
-                        .with_label_values(&[service.label(), "outbound", outcome])
-                        .inc();
-                    let _ = reply.send(answer);
-                }
-            },
-            request_response::Event::OutboundFailure {
-                request_id, error, ..
-            } => {
-                if let Some((service, reply)) = self.pending_requests.remove(&request_id) {
-                    self.metrics
-                        .requests
-                        .with_label_values(&[service.label(), "outbound", "failed"])
-                        .inc();
-                    let _ = reply.send(Err(RequestError::Failed(error.to_string())));
-                }
-            }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                // An undecodable or oversize request shows up here.
-                if matches!(error, request_response::InboundFailure::Io(_)) {
-                    self.penalize(peer, Misbehaviour::BadRequest);
-                }
-            }
-            request_response::Event::ResponseSent { .. } => {}
-        }
-    }
-
-    fn on_inbound_request(
-        &mut self,
-        peer: PeerId,
-        request: Vec<u8>,
-        channel: ResponseChannel<Vec<u8>>,
-    ) {
-        let now = Instant::now();
-        let reject = |task: &mut SwarmTask, channel, msg: &str| {
-            let _ = task
-                .swarm
-                .behaviour_mut()
-                .requests
-                .send_response(channel, error_frame(msg));
-        };
-        if !self.book.allow_message(peer, now) {
-            self.penalize(peer, Misbehaviour::RateExceeded);
-            reject(self, channel, "rate limit exceeded");
-            return;
-        }
-        let Some((tag, body)) = request.split_first() else {
-            self.penalize(peer, Misbehaviour::BadRequest);
-            reject(self, channel, "empty request");
-            return;
-        };
-        let Some(service) = Service::from_tag(*tag) else {
-            self.penalize(peer, Misbehaviour::BadRequest);
-            reject(self, channel, "unknown service");
-            return;
-        };
-        let Some(server) = self.servers.get(&service) else {
-            // A chain this node does not run: not the peer's fault.
-            reject(self, channel, "service not offered by this node");
-            return;
-        };
-        let (reply, answer) = oneshot::channel();
-        let inbound = InboundRequest {
-            peer,
-            data: body.to_vec(),
-            reply,
-        };
-        if server.try_send(inbound).is_err() {
-            reject(self, channel, "busy");
-            return;
-        }
-        self.pending_replies
-            .push(Box::pin(async move { (channel, service, answer.await) }));
     }
 }
