@@ -4,7 +4,8 @@
 //! whoever answers the bootstrap peers' DHT first.
 //!
 //! Only outbound peers are remembered: an address this node dialled successfully is one it
-//! chose and can reach; an inbound peer's address may be anything it claims. [`KnownPeers`] is a
+//! chose and can reach; an inbound peer's address may be anything it claims. One network group
+//! keeps at most [`MAX_KNOWN_PER_GROUP`] of the [`MAX_KNOWN`] places. [`KnownPeers`] is a
 //! pure structure; [`load`] and [`save`] are its file I/O (one canonical encoding, bounded,
 //! written to a temporary file, synced, then renamed). A file that does not decode is set aside
 //! as `<file>.bad` and the node starts with an empty list instead of stopping.
@@ -17,6 +18,10 @@ use std::path::{Path, PathBuf};
 
 /// Addresses remembered at most; the least recently kept are forgotten first.
 pub const MAX_KNOWN: usize = 256;
+/// Addresses remembered at most from one network group (IPv4 /16, IPv6 /32; loopback and
+/// private addresses together): peers of one group cannot fill the list, however often this
+/// node reaches them.
+pub const MAX_KNOWN_PER_GROUP: usize = 32;
 /// Peers dialled first at start.
 pub const ANCHORS: usize = 2;
 /// The file is never larger than this (256 addresses of a few hundred bytes each fit easily).
@@ -47,6 +52,14 @@ fn with_peer(addr: &Multiaddr, peer: PeerId) -> Option<Multiaddr> {
     }
 }
 
+fn group_of(addr: &Multiaddr) -> Vec<u8> {
+    crate::peers::Netgroup::key(
+        crate::peers::ip_of(addr)
+            .as_ref()
+            .and_then(crate::peers::Netgroup::of),
+    )
+}
+
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     match addr.iter().last() {
         Some(Protocol::P2p(p)) => Some(p),
@@ -69,7 +82,19 @@ impl KnownPeers {
             return;
         }
         self.addresses.retain(|a| peer_of(a) != Some(peer));
+        let group = group_of(&addr);
         self.addresses.insert(0, addr);
+        // The least recent of the group goes when the group is over its share.
+        if let Some(oldest) = self
+            .addresses
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| group_of(a) == group)
+            .map(|(i, _)| i)
+            .nth(MAX_KNOWN_PER_GROUP)
+        {
+            self.addresses.remove(oldest);
+        }
         self.addresses.truncate(MAX_KNOWN);
         self.changed = true;
     }
@@ -200,20 +225,50 @@ mod tests {
         format!("/ip4/203.0.113.1/tcp/{port}").parse().unwrap()
     }
 
+    /// An address in its own /16 for each `i`.
+    fn spread(i: usize) -> Multiaddr {
+        format!("/ip4/{}.{}.1.1/tcp/8646", 1 + i / 200, i % 200)
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn one_network_group_holds_a_bounded_share() {
+        let mut k = KnownPeers::default();
+        for i in 0..100 {
+            k.kept_outbound(PeerId::random(), &spread(i));
+        }
+        // Many peers of one group reached one after another keep only their share, the
+        // most recent ones, and push out no other group.
+        for port in 0..200 {
+            k.kept_outbound(PeerId::random(), &addr(port));
+        }
+        let same = k
+            .addresses()
+            .iter()
+            .filter(|a| a.to_string().starts_with("/ip4/203.0."))
+            .count();
+        assert_eq!(same, MAX_KNOWN_PER_GROUP);
+        assert_eq!(k.addresses().len(), 100 + MAX_KNOWN_PER_GROUP);
+        assert!(k.addresses()[0]
+            .to_string()
+            .starts_with("/ip4/203.0.113.1/tcp/199/"));
+    }
+
     #[test]
     fn most_recent_first_each_peer_once_and_bounded() {
         let mut k = KnownPeers::default();
         let peers: Vec<PeerId> = (0..MAX_KNOWN + 5).map(|_| PeerId::random()).collect();
         for (i, p) in peers.iter().enumerate() {
-            k.kept_outbound(*p, &addr(1000 + i as u16));
+            k.kept_outbound(*p, &spread(i));
         }
         assert_eq!(k.addresses().len(), MAX_KNOWN);
         // Kept again at a new address: moves to the front, still once.
-        k.kept_outbound(peers[MAX_KNOWN], &addr(9));
+        k.kept_outbound(peers[MAX_KNOWN], &spread(9999));
         assert_eq!(k.addresses().len(), MAX_KNOWN);
         assert_eq!(
             k.addresses()[0],
-            addr(9).with(Protocol::P2p(peers[MAX_KNOWN]))
+            spread(9999).with(Protocol::P2p(peers[MAX_KNOWN]))
         );
         // An address naming another peer is not recorded under this one.
         let other = addr(5).with(Protocol::P2p(PeerId::random()));
