@@ -203,6 +203,50 @@ impl Hosts {
         })
     }
 
+    /// Host `i` at an address of its own choosing (a public-looking one, so that the nodes'
+    /// network-group rules apply to it): the namespace of [`Hosts::add`] with `ip/32` on its
+    /// link and every destination on-link (the bridge carries any address), and a route to it
+    /// on the runner's side. The routes go with the bridge at teardown.
+    pub fn add_at(&self, i: usize, ip: Ipv4Addr) -> Result<HostAddr, String> {
+        let ns = format!("{}n{i}", self.prefix);
+        let veth = format!("{}v{i}", self.prefix);
+        if veth.len() > 15 || i > 200 {
+            return Err(format!("interface name {veth} is too long"));
+        }
+        run("ip", &["netns", "add", &ns])?;
+        lock(&self.made).namespaces.push(ns.clone());
+        run(
+            "ip",
+            &[
+                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ],
+        )?;
+        run("ip", &["link", "set", &veth, "master", &self.bridge()])?;
+        run("ip", &["link", "set", &veth, "up"])?;
+        run(
+            "ip",
+            &["-n", &ns, "addr", "add", &format!("{ip}/32"), "dev", "eth0"],
+        )?;
+        run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
+        run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        run(
+            "ip",
+            &[
+                "-n", &ns, "route", "add", "default", "dev", "eth0", "scope", "link",
+            ],
+        )?;
+        run(
+            "ip",
+            &["route", "add", &format!("{ip}/32"), "dev", &self.bridge()],
+        )?;
+        fault_chains(&ns)?;
+        Ok(HostAddr {
+            netns: ns,
+            ip,
+            seen_as: ip,
+        })
+    }
+
     /// Host `i` behind its own home router: the router (namespace `dtn<pid>r<i>`) takes the
     /// bridge address host `i` would have had and masquerades the host's private /24
     /// (`172.(16 + i).B.0/24`, the host at `.2`) behind it, dropping what nobody inside asked

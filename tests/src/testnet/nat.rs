@@ -119,3 +119,44 @@ pub async fn expect_peers(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// Waits until `node` holds outbound connections to at least `at_least` of `to`; returns their
+/// names.
+pub async fn expect_outbound(
+    http: &Http,
+    node: &Node,
+    to: &[&Node],
+    at_least: usize,
+    within_secs: u64,
+) -> Result<Vec<String>, String> {
+    let deadline = Instant::now() + Duration::from_secs(within_secs);
+    let mut last = Vec::new();
+    loop {
+        if let Some(view) = http.get(&peers_url(node)).await {
+            let peers = view["peers"].as_array().cloned().unwrap_or_default();
+            last = to
+                .iter()
+                .filter(|t| {
+                    peers.iter().any(|p| {
+                        p["peer_id"] == t.peer_id.as_str()
+                            && p["connections"]
+                                .as_array()
+                                .is_some_and(|cs| cs.iter().any(|c| c["outbound"] == true))
+                    })
+                })
+                .map(|t| t.name().to_string())
+                .collect();
+            if last.len() >= at_least {
+                return Ok(last);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{} has outbound connections to {last:?} after {within_secs} s, not {at_least} of the {} named",
+                node.name(),
+                to.len()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

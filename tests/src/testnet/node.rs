@@ -30,6 +30,8 @@ pub struct Wiring<'a> {
     pub genesis: &'a Path,
     pub key: &'a Path,
     pub hub_key: Option<&'a Path>,
+    /// Peers named in `p2p.bootstrap` (the network's file names the rest).
+    pub bootstrap: Vec<String>,
     /// The other validators' consensus addresses.
     pub consensus_peers: Vec<String>,
     pub block_time_ms: u64,
@@ -122,6 +124,7 @@ impl Node {
             genesis,
             key,
             hub_key,
+            bootstrap,
             consensus_peers,
             block_time_ms,
             main,
@@ -146,13 +149,20 @@ impl Node {
              [rest]\nlisten = \"0.0.0.0:{REST_PORT}\"\nrate_limit_per_second = 0\n\
              [p2p]\nlisten = [\"/ip4/{}/tcp/{P2P_PORT}\"]\n\
              sync_interval_ms = 500\nban_secs = 30\nprobe_private_addresses = true\n\
-             relay_server = {}\nmdns = {}\ndns_seeds = [{}]\n",
+             relay_server = {}\nmdns = {}\ndns_seeds = [{}]\nbootstrap = [{}]\n",
             self.data_dir(),
             self.host.ip,
             self.spec.relay_server,
             self.spec.mdns,
             quoted(&self.spec.dns_seeds),
+            quoted(bootstrap),
         );
+        if let Some(m) = self.spec.max_connections {
+            toml.push_str(&format!("max_connections = {m}\n"));
+        }
+        if let Some(r) = self.spec.outbound_reserved {
+            toml.push_str(&format!("outbound_reserved = {r}\n"));
+        }
         if self.spec.role == Role::Validator {
             toml.push_str(&format!(
                 "[producer]\nenabled = true\nkeystore = {key:?}\nblock_time_ms = {block_time_ms}\n\

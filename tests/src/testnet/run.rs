@@ -264,10 +264,10 @@ impl Run {
 
         let mut nodes = Vec::new();
         for (i, spec) in scenario.nodes.iter().enumerate() {
-            let host = if spec.nat {
-                hosts.add_behind_nat(i)?
-            } else {
-                hosts.add(i)?
+            let host = match (spec.nat, spec.address) {
+                (true, _) => hosts.add_behind_nat(i)?,
+                (false, Some(ip)) => hosts.add_at(i, ip)?,
+                (false, None) => hosts.add(i)?,
             };
             let dir = out.join(&spec.name);
             if dir.exists() {
@@ -353,10 +353,20 @@ impl Run {
                     .map(|o| optimizer_files[*o].clone())
                     .collect(),
             });
+            // A node told of some peers only gets them as its bootstrap list.
+            let told: Vec<String> = node
+                .spec
+                .peers
+                .iter()
+                .flatten()
+                .filter_map(|name| nodes.iter().find(|n| n.name() == name))
+                .map(Node::p2p_addr)
+                .collect();
             node.write_config(&Wiring {
                 genesis: &genesis,
                 key: &key,
                 hub_key,
+                bootstrap: told,
                 consensus_peers: consensus,
                 block_time_ms: scenario.block_time_ms,
                 main,
@@ -793,6 +803,21 @@ impl Run {
                     let n = nat::expect_peers(&self.http, node, *at_least, *within_secs).await?;
                     self.say(&format!("{name} has {n} peers"));
                 }
+            }
+            Step::ExpectOutbound {
+                node,
+                to,
+                at_least,
+                within_secs,
+            } => {
+                let n = &self.nodes[self.index(node)?];
+                let targets: Vec<&Node> = to
+                    .iter()
+                    .map(|t| self.index(t).map(|i| &self.nodes[i]))
+                    .collect::<Result<_, _>>()?;
+                let got =
+                    nat::expect_outbound(&self.http, n, &targets, *at_least, *within_secs).await?;
+                self.say(&format!("{node} has outbound connections to {got:?}"));
             }
             Step::ExpectDirect {
                 between,

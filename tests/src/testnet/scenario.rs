@@ -112,6 +112,19 @@ pub struct NodeSpec {
     /// Finds and is found by peers on the bridge by mDNS (`p2p.mdns`).
     #[serde(default)]
     pub mdns: bool,
+    /// Its own address instead of `10.77.B.(10+i)`: a public-looking one (e.g. `66.1.0.5`), so
+    /// that the nodes' network-group rules apply to it.
+    #[serde(default)]
+    pub address: Option<std::net::Ipv4Addr>,
+    /// Told of these nodes only (`p2p.bootstrap`), instead of the network's file; with
+    /// `bootstrap = false` it is also named in no one's list.
+    #[serde(default)]
+    pub peers: Option<Vec<String>>,
+    /// `p2p.max_connections` and `p2p.outbound_reserved` (the node's defaults when unset).
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    #[serde(default)]
+    pub outbound_reserved: Option<u32>,
 }
 
 /// The seed whose A records list the nodes.
@@ -262,6 +275,13 @@ pub enum Step {
         at_least: usize,
         within_secs: u64,
     },
+    /// `node` holds outbound connections to at least `at_least` of `to` within `within_secs`.
+    ExpectOutbound {
+        node: String,
+        to: Vec<String>,
+        at_least: usize,
+        within_secs: u64,
+    },
     /// The two nodes have a direct (not relayed) connection to each other within
     /// `within_secs`.
     ExpectDirect {
@@ -336,6 +356,20 @@ impl Scenario {
             {
                 return Err(format!(
                     "node {}: DNS seed {seed}: the runner serves {DNS_SEED_A} and {DNS_SEED_TXT}",
+                    n.name
+                ));
+            }
+            if let Some(unknown) = n
+                .peers
+                .iter()
+                .flatten()
+                .find(|p| !self.nodes.iter().any(|m| &m.name == *p))
+            {
+                return Err(format!("node {}: peer {unknown} is no node", n.name));
+            }
+            if n.address.is_some() && n.nat {
+                return Err(format!(
+                    "node {}: an address of its own or a NAT, not both",
                     n.name
                 ));
             }
@@ -441,6 +475,10 @@ impl Scenario {
                     }
                 }
                 Step::ExpectPeers { nodes, .. } => nodes.iter().try_for_each(known).map_err(at)?,
+                Step::ExpectOutbound { node, to, .. } => {
+                    known(node).map_err(at)?;
+                    to.iter().try_for_each(known).map_err(at)?;
+                }
                 Step::ExpectDirect { between, .. } => {
                     between.iter().try_for_each(known).map_err(at)?;
                     if between.len() != 2 || between[0] == between[1] {
