@@ -300,7 +300,7 @@ impl Admission {
     }
 
     /// Newcomers whose grace has ended, oldest first: each kept if a slot has freed, or kept in
-    /// place of an inbound peer evicted for it ([`crate::eviction`]; only when its own network
+    /// place of an inbound peer evicted for it (see `eviction.rs`; only when its own network
     /// group has room), or to be closed. What is to be closed (a newcomer, or every connection
     /// of an evicted peer) is forgotten here; its close event is then a no-op.
     pub fn grace_ended(&mut self, now: Instant) -> Vec<(ConnectionId, PeerId, GraceEnded)> {

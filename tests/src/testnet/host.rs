@@ -169,32 +169,38 @@ impl Hosts {
         format!("{}1", self.net)
     }
 
-    /// Host `i` (0-based): namespace `dtn<pid>n<i>`, address `10.77.B.(10 + i)`.
-    pub fn add(&self, i: usize) -> Result<HostAddr, String> {
-        let ns = format!("{}n{i}", self.prefix);
-        let veth = format!("{}v{i}", self.prefix);
-        if veth.len() > 15 || i > 200 {
+    /// A namespace `ns` whose `eth0` is a veth pair's end, the other end (`veth`, on the
+    /// runner's side) on the bridge, with `addr` (`ip/len`) on `eth0`; both links and the
+    /// namespace's loopback up. Recorded for teardown.
+    fn namespace_on_bridge(&self, ns: &str, veth: &str, addr: &str) -> Result<(), String> {
+        if veth.len() > 15 {
             return Err(format!("interface name {veth} is too long"));
         }
-        let ip: Ipv4Addr = format!("{}{}", self.net, 10 + i)
-            .parse()
-            .map_err(|e| format!("address: {e}"))?;
-        run("ip", &["netns", "add", &ns])?;
-        lock(&self.made).namespaces.push(ns.clone());
+        run("ip", &["netns", "add", ns])?;
+        lock(&self.made).namespaces.push(ns.to_string());
         run(
             "ip",
             &[
-                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+                "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns,
             ],
         )?;
-        run("ip", &["link", "set", &veth, "master", &self.bridge()])?;
-        run("ip", &["link", "set", &veth, "up"])?;
-        run(
-            "ip",
-            &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
-        )?;
-        run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
-        run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        run("ip", &["link", "set", veth, "master", &self.bridge()])?;
+        run("ip", &["link", "set", veth, "up"])?;
+        run("ip", &["-n", ns, "addr", "add", addr, "dev", "eth0"])?;
+        run("ip", &["-n", ns, "link", "set", "eth0", "up"])?;
+        run("ip", &["-n", ns, "link", "set", "lo", "up"])
+    }
+
+    /// Host `i` (0-based): namespace `dtn<pid>n<i>`, address `10.77.B.(10 + i)`.
+    pub fn add(&self, i: usize) -> Result<HostAddr, String> {
+        if i > 200 {
+            return Err(format!("host {i}: at most 201 hosts"));
+        }
+        let ns = format!("{}n{i}", self.prefix);
+        let ip: Ipv4Addr = format!("{}{}", self.net, 10 + i)
+            .parse()
+            .map_err(|e| format!("address: {e}"))?;
+        self.namespace_on_bridge(&ns, &format!("{}v{i}", self.prefix), &format!("{ip}/24"))?;
         fault_chains(&ns)?;
         Ok(HostAddr {
             netns: ns,
@@ -208,27 +214,11 @@ impl Hosts {
     /// link and every destination on-link (the bridge carries any address), and a route to it
     /// on the runner's side. The routes go with the bridge at teardown.
     pub fn add_at(&self, i: usize, ip: Ipv4Addr) -> Result<HostAddr, String> {
-        let ns = format!("{}n{i}", self.prefix);
-        let veth = format!("{}v{i}", self.prefix);
-        if veth.len() > 15 || i > 200 {
-            return Err(format!("interface name {veth} is too long"));
+        if i > 200 {
+            return Err(format!("host {i}: at most 201 hosts"));
         }
-        run("ip", &["netns", "add", &ns])?;
-        lock(&self.made).namespaces.push(ns.clone());
-        run(
-            "ip",
-            &[
-                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
-            ],
-        )?;
-        run("ip", &["link", "set", &veth, "master", &self.bridge()])?;
-        run("ip", &["link", "set", &veth, "up"])?;
-        run(
-            "ip",
-            &["-n", &ns, "addr", "add", &format!("{ip}/32"), "dev", "eth0"],
-        )?;
-        run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
-        run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        let ns = format!("{}n{i}", self.prefix);
+        self.namespace_on_bridge(&ns, &format!("{}v{i}", self.prefix), &format!("{ip}/32"))?;
         run(
             "ip",
             &[
@@ -270,31 +260,10 @@ impl Hosts {
         let ip: Ipv4Addr = format!("{lan}2")
             .parse()
             .map_err(|e| format!("address: {e}"))?;
-        for n in [&router, &ns] {
-            run("ip", &["netns", "add", n])?;
-            lock(&self.made).namespaces.push(n.clone());
-        }
-        // The router's public side, on the bridge.
-        run(
-            "ip",
-            &[
-                "link", "add", &veth, "type", "veth", "peer", "name", "wan", "netns", &router,
-            ],
-        )?;
-        run("ip", &["link", "set", &veth, "master", &self.bridge()])?;
-        run("ip", &["link", "set", &veth, "up"])?;
-        run(
-            "ip",
-            &[
-                "-n",
-                &router,
-                "addr",
-                "add",
-                &format!("{public}/24"),
-                "dev",
-                "wan",
-            ],
-        )?;
+        // The router's public side ("eth0") on the bridge.
+        self.namespace_on_bridge(&router, &veth, &format!("{public}/24"))?;
+        run("ip", &["netns", "add", &ns])?;
+        lock(&self.made).namespaces.push(ns.clone());
         // Its private side, to the host.
         run(
             "ip",
@@ -315,9 +284,7 @@ impl Hosts {
                 "lan",
             ],
         )?;
-        for dev in ["wan", "lan", "lo"] {
-            run("ip", &["-n", &router, "link", "set", dev, "up"])?;
-        }
+        run("ip", &["-n", &router, "link", "set", "lan", "up"])?;
         run(
             "ip",
             &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
@@ -352,7 +319,7 @@ impl Hosts {
         ipt_table(
             &router,
             "nat",
-            &["-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"],
+            &["-A", "POSTROUTING", "-o", "eth0", "-j", "MASQUERADE"],
         )?;
         let runner = self.runner_ip();
         for rule in [
@@ -381,7 +348,7 @@ impl Hosts {
                 "-j",
                 "ACCEPT",
             ],
-            vec!["-A", "INPUT", "-i", "wan", "-j", "DROP"],
+            vec!["-A", "INPUT", "-i", "eth0", "-j", "DROP"],
         ] {
             ipt(&router, &rule)?;
         }
@@ -559,26 +526,10 @@ impl Hosts {
         log: &Path,
     ) -> Result<Ipv4Addr, String> {
         let ns = format!("{}d", self.prefix);
-        let veth = format!("{}vd", self.prefix);
         let ip: Ipv4Addr = format!("{}9", self.net)
             .parse()
             .map_err(|e| format!("address: {e}"))?;
-        run("ip", &["netns", "add", &ns])?;
-        lock(&self.made).namespaces.push(ns.clone());
-        run(
-            "ip",
-            &[
-                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
-            ],
-        )?;
-        run("ip", &["link", "set", &veth, "master", &self.bridge()])?;
-        run("ip", &["link", "set", &veth, "up"])?;
-        run(
-            "ip",
-            &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
-        )?;
-        run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
-        run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        self.namespace_on_bridge(&ns, &format!("{}vd", self.prefix), &format!("{ip}/24"))?;
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &ns, "dnsmasq", "--keep-in-foreground"])
             .args(["--conf-file=/dev/null", "--no-resolv", "--no-hosts"])

@@ -16,9 +16,10 @@
 pub mod bank;
 pub mod channels;
 pub mod check;
+pub mod entry;
 pub mod host;
-pub mod nat;
 pub mod node;
+pub mod peers;
 pub mod run;
 pub mod scenario;
 pub mod shape;

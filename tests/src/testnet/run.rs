@@ -6,9 +6,9 @@ use super::bank::{Bank, Target};
 use super::channels::{Channels, Peer};
 use super::check;
 use super::host::{self, Hosts, Made, Shared};
-use super::nat;
 use super::node::{Http, MainPart, Node, Wiring};
-use super::scenario::{Role, Scenario, Step, DNS_SEED_A, DNS_SEED_TXT};
+use super::peers;
+use super::scenario::{Role, Scenario, Step};
 use doin_crypto::keystore::KeyFile;
 use doin_crypto::KeyPair;
 use doin_tx_core::stake::{StakeRole, ALL_DOMAINS};
@@ -278,44 +278,7 @@ impl Run {
             }
             nodes.push(Node::new(spec.clone(), host, dir, made.clone())?);
         }
-        // The nodes anyone may be told of (not behind a NAT, not hidden), listed in the
-        // network's file beside its genesis: every node joins from the network's files alone.
-        let listed: Vec<&Node> = nodes
-            .iter()
-            .filter(|n| !n.spec.nat && n.spec.bootstrap)
-            .collect();
-        let network_file = doin_node::network_file::path_beside(&genesis);
-        let entries: Vec<String> = listed
-            .iter()
-            .map(|n| format!("  {:?},\n", n.p2p_addr()))
-            .collect();
-        std::fs::write(
-            &network_file,
-            format!(
-                "# The testnet's entry points, as a network ships them.\nbootstrap = [\n{}]\n",
-                entries.concat()
-            ),
-        )
-        .map_err(|e| format!("{}: {e}", network_file.display()))?;
-        if nodes.iter().any(|n| !n.spec.dns_seeds.is_empty()) {
-            let a: Vec<(String, std::net::Ipv4Addr)> = listed
-                .iter()
-                .map(|n| (DNS_SEED_A.to_string(), n.host.ip))
-                .collect();
-            let txt: Vec<(String, String)> = listed
-                .iter()
-                .map(|n| {
-                    (
-                        format!("_dnsaddr.{DNS_SEED_TXT}"),
-                        format!("dnsaddr={}", n.p2p_addr()),
-                    )
-                })
-                .collect();
-            let server = hosts.dns_server(&a, &txt, &out.join("dns.log"))?;
-            for n in nodes.iter().filter(|n| !n.spec.dns_seeds.is_empty()) {
-                hosts.use_dns(&n.host, server)?;
-            }
-        }
+        super::entry::publish(&hosts, &nodes, &genesis, &out)?;
         for (i, node) in nodes.iter().enumerate() {
             let key = node.dir.join("key.json");
             KeyFile::plaintext_devnet(&node_keys[i])
@@ -779,58 +742,13 @@ impl Run {
                 let at = check::converge(&self.http, &self.nodes, tip, *within_secs).await?;
                 self.say(&format!("converged at height {at}"));
             }
-            Step::ExpectReachability {
-                nodes,
-                status,
-                relayed,
-                within_secs,
-            } => {
-                for name in nodes {
-                    let node = &self.nodes[self.index(name)?];
-                    let seen =
-                        nat::expect_reachability(&self.http, node, status, *relayed, *within_secs)
-                            .await?;
-                    self.say(&format!("{name} is {seen}"));
+            Step::ExpectReachability { .. }
+            | Step::ExpectPeers { .. }
+            | Step::ExpectOutbound { .. }
+            | Step::ExpectDirect { .. } => {
+                for line in peers::expect(&self.http, &self.nodes, step).await? {
+                    self.say(&line);
                 }
-            }
-            Step::ExpectPeers {
-                nodes,
-                at_least,
-                within_secs,
-            } => {
-                for name in nodes {
-                    let node = &self.nodes[self.index(name)?];
-                    let n = nat::expect_peers(&self.http, node, *at_least, *within_secs).await?;
-                    self.say(&format!("{name} has {n} peers"));
-                }
-            }
-            Step::ExpectOutbound {
-                node,
-                to,
-                at_least,
-                within_secs,
-            } => {
-                let n = &self.nodes[self.index(node)?];
-                let targets: Vec<&Node> = to
-                    .iter()
-                    .map(|t| self.index(t).map(|i| &self.nodes[i]))
-                    .collect::<Result<_, _>>()?;
-                let got =
-                    nat::expect_outbound(&self.http, n, &targets, *at_least, *within_secs).await?;
-                self.say(&format!("{node} has outbound connections to {got:?}"));
-            }
-            Step::ExpectDirect {
-                between,
-                within_secs,
-            } => {
-                let (a, b) = (self.index(&between[0])?, self.index(&between[1])?);
-                let seen =
-                    nat::expect_direct(&self.http, &self.nodes[a], &self.nodes[b], *within_secs)
-                        .await?;
-                self.say(&format!(
-                    "{} and {} connected directly: {seen}",
-                    between[0], between[1]
-                ));
             }
             Step::ExpectBurned { nodes, within_secs } => {
                 for name in nodes {
