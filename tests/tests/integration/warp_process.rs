@@ -468,9 +468,12 @@ fn a_warp_node_killed_while_restoring_restores_again_from_its_download() {
         "the checked download is kept: {restoring}"
     );
 
-    // Started again with no peer: no bootstrap peer, and the peers it remembers from its first
-    // run forgotten (it would dial them first), so the import can only come from the download.
-    let _ = std::fs::remove_file(dir.path().join("restoring").join("net").join("known_peers"));
+    // Started again with no peer: no bootstrap peer, and the peers it remembers or heard of in
+    // its first run forgotten (it would dial them), so the import can only come from the
+    // download.
+    for file in ["known_peers", "address_book"] {
+        let _ = std::fs::remove_file(dir.path().join("restoring").join("net").join(file));
+    }
     let before = log_of(&warp).len();
     let warp = start_warp(&[]);
     let restored = wait_until("the node restores from its download", 120, || {
