@@ -323,34 +323,16 @@ impl Hosts {
         )?;
         let runner = self.runner_ip();
         for rule in [
-            vec!["-A", "FORWARD", "-i", "lan", "-j", "ACCEPT"],
-            vec![
-                "-A",
-                "FORWARD",
-                "-m",
-                "conntrack",
-                "--ctstate",
-                "ESTABLISHED,RELATED",
-                "-j",
-                "ACCEPT",
-            ],
-            vec!["-A", "FORWARD", "-s", &runner, "-j", "ACCEPT"],
-            vec!["-A", "FORWARD", "-j", "DROP"],
+            "-A FORWARD -i lan -j ACCEPT".to_string(),
+            "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT".to_string(),
+            format!("-A FORWARD -s {runner} -j ACCEPT"),
+            "-A FORWARD -j DROP".to_string(),
             // Nothing unasked reaches the router itself either, and it stays silent: a reset
             // to the first packet of a hole punch would end it.
-            vec![
-                "-A",
-                "INPUT",
-                "-m",
-                "conntrack",
-                "--ctstate",
-                "ESTABLISHED,RELATED",
-                "-j",
-                "ACCEPT",
-            ],
-            vec!["-A", "INPUT", "-i", "eth0", "-j", "DROP"],
+            "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT".to_string(),
+            "-A INPUT -i eth0 -j DROP".to_string(),
         ] {
-            ipt(&router, &rule)?;
+            ipt(&router, &rule.split_whitespace().collect::<Vec<_>>())?;
         }
         // The runner reaches the host's REST port through the router. The route goes with
         // the bridge at teardown.
