@@ -58,6 +58,10 @@ impl KvStore for MemStore {
         Ok(())
     }
 
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     fn iter_from<'a>(
         &'a self,
         cf: Cf,

@@ -27,6 +27,7 @@ use jmt::{KeyHash, RootHash, Sha256Jmt};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 /// Set while an import is under way; a store holding it and no genesis is half-written.
@@ -384,10 +385,10 @@ fn read_frame(
     }
 }
 
-/// Writes what the tree restore hands over (nodes and values of one version) through this
-/// store's layout, one buffered batch per call (the import's last batch is fsynced).
+/// Encodes what the tree restore freezes (nodes and values of one version) in this store's
+/// layout and hands it to the thread that writes it.
 struct RestoreWriter {
-    kv: Arc<dyn KvStore>,
+    batches: SyncSender<WriteBatch>,
 }
 
 impl TreeWriter for RestoreWriter {
@@ -403,30 +404,90 @@ impl TreeWriter for RestoreWriter {
                 encode_value(value.as_deref()),
             );
         }
-        self.kv.write(batch, Durability::Buffered)?;
-        Ok(())
+        self.batches
+            .send(batch)
+            .map_err(|_| anyhow::anyhow!("the store's writer stopped"))
     }
 }
 
-/// Restores the state of `reader`'s snapshot into `kv`'s tree and checks the root; returns
-/// the entries restored.
+/// Restores the state of `reader`'s snapshot into `kv`'s tree, checks the root and flushes
+/// the tree to disk.
+///
+/// Three threads, so a node's cores share the work: one reads and checks the chunks ahead,
+/// this one rebuilds the tree (hashing every node and checking each chunk's range proof), one
+/// writes. The writes skip the write-ahead log — an interrupted import is cleared and started
+/// over, never resumed from the store — and are flushed to table files before returning.
 fn restore_state(
     kv: &Arc<dyn KvStore>,
     reader: &mut SnapshotReader,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(), SnapshotFileError> {
     let manifest = reader.head.manifest.clone();
+    let (chunk_tx, chunks) = sync_channel::<Result<StateChunk, SnapshotFileError>>(2);
+    let (batches, batch_rx) = sync_channel::<WriteBatch>(4);
+    let (built, written) = std::thread::scope(|scope| {
+        let chunks_total = manifest.chunks.len();
+        scope.spawn(move || {
+            for index in 0..chunks_total {
+                let chunk = reader.chunk(index);
+                let failed = chunk.is_err();
+                // A closed channel means the restore stopped: nothing more to read.
+                if chunk_tx.send(chunk).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let store = kv.clone();
+        let writer = scope.spawn(move || -> Result<(), StoreError> {
+            for batch in batch_rx {
+                store.write(batch, Durability::Unlogged)?;
+            }
+            Ok(())
+        });
+        // The writer is dropped with the restore, on every path, so the write thread ends.
+        let built = build_tree(&manifest, chunks, RestoreWriter { batches }, progress);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Backend("the restore's writer panicked".into())));
+        (built, written)
+    });
+    // A store failure explains a tree that could not be written; report it first.
+    written?;
+    built?;
+    kv.flush()?;
+    let tree = StoreTree::new(kv.as_ref());
+    let got = Sha256Jmt::new(&tree)
+        .get_root_hash_option(manifest.height)
+        .map_err(|e| SnapshotError::Root(e.to_string()))?;
+    if got != Some(RootHash(manifest.state_root.0)) {
+        return Err(SnapshotError::Root("the restored tree has another root".into()).into());
+    }
+    Ok(())
+}
+
+/// Feeds the checked chunks, in order, to `jmt`'s restore, which checks each one's range proof
+/// against the manifest's root and hands what it freezes to `writer`.
+fn build_tree(
+    manifest: &Manifest,
+    chunks: Receiver<Result<StateChunk, SnapshotFileError>>,
+    writer: RestoreWriter,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(), SnapshotFileError> {
     let root = RootHash(manifest.state_root.0);
-    let writer = Arc::new(RestoreWriter { kv: kv.clone() });
-    let mut restore =
-        JellyfishMerkleRestore::<StateHasher>::new_overwrite(writer, manifest.height, root)
-            .map_err(|e| SnapshotError::Root(e.to_string()))?;
+    let mut restore = JellyfishMerkleRestore::<StateHasher>::new_overwrite(
+        Arc::new(writer),
+        manifest.height,
+        root,
+    )
+    .map_err(|e| SnapshotError::Root(e.to_string()))?;
     let mut done = Progress {
         chunks_total: manifest.chunks.len(),
         ..Progress::default()
     };
     for (index, info) in manifest.chunks.iter().enumerate() {
-        let chunk = reader.chunk(index)?;
+        let chunk = chunks.recv().map_err(|_| {
+            SnapshotFileError::Refused(format!("chunk {index}: the reader stopped"))
+        })??;
         let entries = chunk
             .entries
             .into_iter()
@@ -446,13 +507,6 @@ fn restore_state(
     restore
         .finish()
         .map_err(|e| SnapshotError::Root(e.to_string()))?;
-    let tree = StoreTree::new(kv.as_ref());
-    let got = Sha256Jmt::new(&tree)
-        .get_root_hash_option(manifest.height)
-        .map_err(|e| SnapshotError::Root(e.to_string()))?;
-    if got != Some(root) {
-        return Err(SnapshotError::Root("the restored tree has another root".into()).into());
-    }
     Ok(())
 }
 
