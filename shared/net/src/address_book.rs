@@ -82,6 +82,18 @@ fn source_key(source: &Source) -> Vec<u8> {
     }
 }
 
+/// A tagged hash of `parts` keyed with `secret`, as a number: where this node puts an address
+/// (here and among its known peers) is decided by it, so no one else can predict or choose it.
+pub(crate) fn keyed_hash(secret: &[u8; 32], tag: &str, parts: &[&[u8]]) -> u64 {
+    let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
+    all.push(secret);
+    all.extend_from_slice(parts);
+    let h = doin_crypto::tagged_hash_parts(tag, &all).0;
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&h[..8]);
+    u64::from_le_bytes(first)
+}
+
 fn peer_at_end(addr: &Multiaddr) -> Option<PeerId> {
     match addr.iter().last() {
         Some(Protocol::P2p(p)) => Some(p),
@@ -106,13 +118,7 @@ impl AddressBook {
     }
 
     fn hash(&self, tag: &str, parts: &[&[u8]]) -> u64 {
-        let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
-        all.push(&self.secret);
-        all.extend_from_slice(parts);
-        let h = doin_crypto::tagged_hash_parts(tag, &all).0;
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&h[..8]);
-        u64::from_le_bytes(first)
+        keyed_hash(&self.secret, tag, parts)
     }
 
     /// The one place `peer` (at an address of `group`, told by `source`) may take.

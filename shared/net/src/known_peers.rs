@@ -4,29 +4,43 @@
 //! whoever answers the bootstrap peers' DHT first.
 //!
 //! Only outbound peers are remembered: an address this node dialled successfully is one it
-//! chose and can reach; an inbound peer's address may be anything it claims. One network group
-//! keeps at most [`MAX_KNOWN_PER_GROUP`] of the [`MAX_KNOWN`] places. [`KnownPeers`] is a
-//! pure structure; [`load`] and [`save`] are its file I/O (one canonical encoding, bounded,
-//! written to a temporary file, synced, then renamed). A file that does not decode is set aside
-//! as `<file>.bad` and the node starts with an empty list instead of stopping.
+//! chose and can reach; an inbound peer's address may be anything it claims. They are kept the
+//! way Bitcoin Core keeps its "tried" table: [`TRIED_BUCKETS`] buckets of
+//! [`TRIED_BUCKET_SIZE`] places, where a peer's place is decided by hashes keyed with a secret
+//! only this node knows, of its network group (IPv4 /16, IPv6 /32; loopback and private
+//! addresses together) and its id. One group reaches at most [`TRIED_BUCKETS_PER_GROUP`]
+//! buckets, so it holds at most [`MAX_KNOWN_PER_GROUP`] places however many of its peers this
+//! node reaches, and no one can choose which places its peers take (so whom they push out). A
+//! peer reached later takes its place from the one there unless that one is connected now.
+//!
+//! [`KnownPeers`] is a pure structure (its secret is an argument or drawn once); [`load`] and
+//! [`save`] are its file I/O (one canonical encoding, bounded, written to a temporary file,
+//! synced, then renamed). A file that does not decode is set aside as `<file>.bad` and the node
+//! starts with an empty list instead of stopping.
 
+use crate::address_book::keyed_hash;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Addresses remembered at most; the least recently kept are forgotten first.
-pub const MAX_KNOWN: usize = 256;
-/// Addresses remembered at most from one network group (IPv4 /16, IPv6 /32; loopback and
-/// private addresses together): peers of one group cannot fill the list, however often this
-/// node reaches them.
-pub const MAX_KNOWN_PER_GROUP: usize = 32;
+pub const TRIED_BUCKETS: usize = 16;
+pub const TRIED_BUCKET_SIZE: usize = 16;
+/// Buckets the peers of one network group can land in.
+pub const TRIED_BUCKETS_PER_GROUP: u64 = 2;
+/// Peers remembered at most.
+pub const MAX_KNOWN: usize = TRIED_BUCKETS * TRIED_BUCKET_SIZE;
+/// Peers remembered at most from one network group: peers of one group cannot fill the list,
+/// however often this node reaches them.
+pub const MAX_KNOWN_PER_GROUP: usize = TRIED_BUCKETS_PER_GROUP as usize * TRIED_BUCKET_SIZE;
 /// Peers dialled first at start.
 pub const ANCHORS: usize = 2;
 /// The file is never larger than this (256 addresses of a few hundred bytes each fit easily).
 const MAX_FILE_BYTES: usize = 256 * 1024;
-const FORMAT_VERSION: u8 = 1;
+/// Version 2 adds the secret and keyed places; a version 1 file (a most-recent-first list) is
+/// still read, its peers placed with a new secret.
+const FORMAT_VERSION: u8 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct FileV1 {
@@ -35,12 +49,39 @@ struct FileV1 {
     addresses: Vec<String>,
 }
 
-/// Remembered peers, most recently kept first, each once, each address ending in `/p2p/<id>`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize)]
+struct FileV2 {
+    version: u8,
+    secret: Vec<u8>,
+    anchors: Vec<String>,
+    /// Most recently kept first; the places follow from the secret.
+    addresses: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Kept {
+    peer: PeerId,
+    /// Ends in `/p2p/<peer>`.
+    addr: Multiaddr,
+    /// When it was kept, on this list's own clock.
+    at: u64,
+}
+
+/// Remembered peers, each once, in keyed places; each address ends in `/p2p/<id>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KnownPeers {
-    addresses: Vec<Multiaddr>,
+    secret: [u8; 32],
+    places: Vec<Option<Kept>>,
+    clock: u64,
     anchors: Vec<Multiaddr>,
     changed: bool,
+}
+
+impl Default for KnownPeers {
+    /// An empty list with a fresh random secret.
+    fn default() -> Self {
+        KnownPeers::new(rand::random())
+    }
 }
 
 /// `addr` ending in `/p2p/<peer>` (added if missing), or `None` if it names another peer.
@@ -68,8 +109,44 @@ fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 }
 
 impl KnownPeers {
-    /// Records that this node dialled `peer` at `addr` and kept the connection.
-    pub fn kept_outbound(&mut self, peer: PeerId, addr: &Multiaddr) {
+    /// An empty list with this node's secret (made once and kept in the file).
+    pub fn new(secret: [u8; 32]) -> KnownPeers {
+        KnownPeers {
+            secret,
+            places: vec![None; MAX_KNOWN],
+            clock: 0,
+            anchors: Vec::new(),
+            changed: false,
+        }
+    }
+
+    /// The one place `peer`, at an address of `group`, may take.
+    fn place(&self, peer: &PeerId, group: &[u8]) -> usize {
+        let id = peer.to_bytes();
+        let spread =
+            keyed_hash(&self.secret, "DOIN/net/tried/spread", &[&id]) % TRIED_BUCKETS_PER_GROUP;
+        let bucket = keyed_hash(
+            &self.secret,
+            "DOIN/net/tried/bucket",
+            &[group, &spread.to_le_bytes()],
+        ) % TRIED_BUCKETS as u64;
+        let slot = keyed_hash(
+            &self.secret,
+            "DOIN/net/tried/slot",
+            &[&bucket.to_le_bytes(), &id],
+        ) % TRIED_BUCKET_SIZE as u64;
+        // Both below their bounds, so the index fits.
+        (bucket as usize) * TRIED_BUCKET_SIZE + slot as usize
+    }
+
+    /// Records that this node dialled `peer` at `addr` and kept the connection. The peer takes
+    /// its place unless another peer there is connected now (`connected` says which are).
+    pub fn kept_outbound(
+        &mut self,
+        peer: PeerId,
+        addr: &Multiaddr,
+        connected: impl Fn(&PeerId) -> bool,
+    ) {
         let Some(addr) = with_peer(addr, peer) else {
             return;
         };
@@ -78,35 +155,34 @@ impl KnownPeers {
         if addr.iter().any(|p| p == Protocol::P2pCircuit) {
             return;
         }
-        if self.addresses.first() == Some(&addr) {
-            return;
+        let i = self.place(&peer, &group_of(&addr));
+        match &self.places[i] {
+            Some(k) if k.peer == peer && k.addr == addr && k.at == self.clock => return,
+            Some(k) if k.peer != peer && connected(&k.peer) => return,
+            _ => {}
         }
-        self.addresses.retain(|a| peer_of(a) != Some(peer));
-        let group = group_of(&addr);
-        self.addresses.insert(0, addr);
-        // The least recent of the group goes when the group is over its share.
-        if let Some(oldest) = self
-            .addresses
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| group_of(a) == group)
-            .map(|(i, _)| i)
-            .nth(MAX_KNOWN_PER_GROUP)
-        {
-            self.addresses.remove(oldest);
+        // Each peer once: at another address (so maybe in another group) it moves.
+        for place in &mut self.places {
+            if place.as_ref().is_some_and(|k| k.peer == peer) {
+                *place = None;
+            }
         }
-        self.addresses.truncate(MAX_KNOWN);
+        self.clock += 1;
+        self.places[i] = Some(Kept {
+            peer,
+            addr,
+            at: self.clock,
+        });
         self.changed = true;
     }
 
     /// Chooses the anchors: the most recently kept of the peers connected now.
     pub fn set_anchors(&mut self, connected: &[PeerId]) {
         let anchors: Vec<Multiaddr> = self
-            .addresses
-            .iter()
+            .addresses()
+            .into_iter()
             .filter(|a| peer_of(a).is_some_and(|p| connected.contains(&p)))
             .take(ANCHORS)
-            .cloned()
             .collect();
         if anchors != self.anchors {
             self.anchors = anchors;
@@ -118,8 +194,19 @@ impl KnownPeers {
         &self.anchors
     }
 
-    pub fn addresses(&self) -> &[Multiaddr] {
-        &self.addresses
+    /// Every remembered address, most recently kept first.
+    pub fn addresses(&self) -> Vec<Multiaddr> {
+        let mut kept: Vec<&Kept> = self.places.iter().flatten().collect();
+        kept.sort_by_key(|k| std::cmp::Reverse(k.at));
+        kept.into_iter().map(|k| k.addr.clone()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.places.iter().flatten().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Whether anything changed since the last [`KnownPeers::mark_saved`].
@@ -134,39 +221,57 @@ impl KnownPeers {
     /// The file's bytes.
     pub fn encode(&self) -> Result<Vec<u8>, doin_codec::CodecError> {
         let strings = |v: &[Multiaddr]| v.iter().map(|a| a.to_string()).collect();
-        doin_codec::encode(&FileV1 {
+        doin_codec::encode(&FileV2 {
             version: FORMAT_VERSION,
+            secret: self.secret.to_vec(),
             anchors: strings(&self.anchors),
-            addresses: strings(&self.addresses),
+            addresses: strings(&self.addresses()),
         })
     }
 
-    /// Reads the file's bytes: exact, bounded, every address one of a peer.
+    /// Reads the file's bytes: exact, bounded, every address one of a peer. The peers are
+    /// placed again from the secret, oldest first, so the list is the one that was saved.
     pub fn decode(bytes: &[u8]) -> Result<KnownPeers, String> {
-        let file: FileV1 =
-            doin_codec::decode_exact_bounded(bytes, MAX_FILE_BYTES).map_err(|e| e.to_string())?;
-        if file.version != FORMAT_VERSION {
-            return Err(format!("unknown format version {}", file.version));
-        }
-        if file.addresses.len() > MAX_KNOWN || file.anchors.len() > ANCHORS {
+        let (secret, anchors, addresses, migrated) =
+            match doin_codec::decode_exact_bounded::<FileV2>(bytes, MAX_FILE_BYTES) {
+                Ok(file) if file.version == FORMAT_VERSION => {
+                    let secret: [u8; 32] = file
+                        .secret
+                        .try_into()
+                        .map_err(|_| "the secret is not 32 bytes".to_string())?;
+                    (secret, file.anchors, file.addresses, false)
+                }
+                Ok(file) => return Err(format!("unknown format version {}", file.version)),
+                Err(v2_error) => {
+                    match doin_codec::decode_exact_bounded::<FileV1>(bytes, MAX_FILE_BYTES) {
+                        Ok(file) if file.version == 1 => {
+                            (rand::random(), file.anchors, file.addresses, true)
+                        }
+                        _ => return Err(v2_error.to_string()),
+                    }
+                }
+            };
+        if addresses.len() > MAX_KNOWN || anchors.len() > ANCHORS {
             return Err("more addresses than a node keeps".into());
         }
-        let parse = |v: Vec<String>| -> Result<Vec<Multiaddr>, String> {
+        let parse = |v: Vec<String>| -> Result<Vec<(PeerId, Multiaddr)>, String> {
             v.into_iter()
                 .map(|s| {
                     let a: Multiaddr = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
-                    if peer_of(&a).is_none() {
-                        return Err(format!("{s:?} does not end in /p2p/<peer id>"));
-                    }
-                    Ok(a)
+                    let p = peer_of(&a)
+                        .ok_or_else(|| format!("{s:?} does not end in /p2p/<peer id>"))?;
+                    Ok((p, a))
                 })
                 .collect()
         };
-        Ok(KnownPeers {
-            anchors: parse(file.anchors)?,
-            addresses: parse(file.addresses)?,
-            changed: false,
-        })
+        let mut known = KnownPeers::new(secret);
+        for (peer, addr) in parse(addresses)?.into_iter().rev() {
+            known.kept_outbound(peer, &addr, |_| false);
+        }
+        known.anchors = parse(anchors)?.into_iter().map(|(_, a)| a).collect();
+        // A migrated file is written again in the current format.
+        known.changed = migrated;
+        Ok(known)
     }
 }
 
@@ -232,70 +337,130 @@ mod tests {
             .unwrap()
     }
 
+    fn none(_: &PeerId) -> bool {
+        false
+    }
+
+    fn in_group(k: &KnownPeers, prefix: &str) -> usize {
+        k.addresses()
+            .iter()
+            .filter(|a| a.to_string().starts_with(prefix))
+            .count()
+    }
+
     #[test]
     fn one_network_group_holds_a_bounded_share() {
         let mut k = KnownPeers::default();
         for i in 0..100 {
-            k.kept_outbound(PeerId::random(), &spread(i));
+            k.kept_outbound(PeerId::random(), &spread(i), none);
         }
-        // Many peers of one group reached one after another keep only their share, the
-        // most recent ones, and push out no other group.
-        for port in 0..200 {
-            k.kept_outbound(PeerId::random(), &addr(port));
+        let before = k.len();
+        // Many peers of one group reached one after another take at most the group's share
+        // of places, and so push out at most that many of the others.
+        for port in 0..2_000 {
+            k.kept_outbound(PeerId::random(), &addr(port), none);
         }
-        let same = k
-            .addresses()
-            .iter()
-            .filter(|a| a.to_string().starts_with("/ip4/203.0."))
-            .count();
-        assert_eq!(same, MAX_KNOWN_PER_GROUP);
-        assert_eq!(k.addresses().len(), 100 + MAX_KNOWN_PER_GROUP);
+        let same = in_group(&k, "/ip4/203.0.");
+        assert!(same <= MAX_KNOWN_PER_GROUP, "{same}");
+        // 2 000 peers over 32 places: every place of the group's buckets is taken.
+        assert!(same > MAX_KNOWN_PER_GROUP / 2, "{same}");
+        assert!(k.len() - same >= before - MAX_KNOWN_PER_GROUP);
+        // The last one reached is first.
         assert!(k.addresses()[0]
             .to_string()
-            .starts_with("/ip4/203.0.113.1/tcp/199/"));
+            .starts_with("/ip4/203.0.113.1/tcp/1999/"));
+    }
+
+    #[test]
+    fn where_a_peer_lands_depends_on_the_secret() {
+        let peers: Vec<PeerId> = (0..64).map(|_| PeerId::random()).collect();
+        let (a, b) = (KnownPeers::new([1; 32]), KnownPeers::new([2; 32]));
+        let group = group_of(&addr(1));
+        let moved = peers
+            .iter()
+            .filter(|p| a.place(p, &group) != b.place(p, &group))
+            .count();
+        // 1 in 32 would stay by chance (same bucket of the group's two, same slot).
+        assert!(moved > 48, "{moved}");
+        // With one secret a peer always lands in the same place.
+        assert!(peers
+            .iter()
+            .all(|p| a.place(p, &group) == KnownPeers::new([1; 32]).place(p, &group)));
+    }
+
+    #[test]
+    fn a_connected_peer_keeps_its_place() {
+        let mut k = KnownPeers::new([7; 32]);
+        let first = PeerId::random();
+        k.kept_outbound(first, &addr(1), none);
+        let group = group_of(&addr(1));
+        let place = k.place(&first, &group);
+        let rival = std::iter::repeat_with(PeerId::random)
+            .find(|p| k.place(p, &group) == place)
+            .unwrap();
+        // While the first is connected, the rival is not recorded in its place.
+        k.kept_outbound(rival, &addr(2), |p| *p == first);
+        assert_eq!(k.addresses(), vec![addr(1).with(Protocol::P2p(first))]);
+        // Once it is not, the one reached last takes the place.
+        k.kept_outbound(rival, &addr(2), none);
+        assert_eq!(k.addresses(), vec![addr(2).with(Protocol::P2p(rival))]);
     }
 
     #[test]
     fn most_recent_first_each_peer_once_and_bounded() {
         let mut k = KnownPeers::default();
-        let peers: Vec<PeerId> = (0..MAX_KNOWN + 5).map(|_| PeerId::random()).collect();
+        let peers: Vec<PeerId> = (0..MAX_KNOWN * 2).map(|_| PeerId::random()).collect();
         for (i, p) in peers.iter().enumerate() {
-            k.kept_outbound(*p, &spread(i));
+            k.kept_outbound(*p, &spread(i), none);
         }
-        assert_eq!(k.addresses().len(), MAX_KNOWN);
-        // Kept again at a new address: moves to the front, still once.
-        k.kept_outbound(peers[MAX_KNOWN], &spread(9999));
-        assert_eq!(k.addresses().len(), MAX_KNOWN);
+        assert!(k.len() <= MAX_KNOWN);
+        // Kept again at a new address: first, still once.
+        let last = peers[MAX_KNOWN * 2 - 1];
+        k.kept_outbound(last, &spread(9999), none);
+        assert_eq!(k.addresses()[0], spread(9999).with(Protocol::P2p(last)));
+        let listed = k.addresses();
         assert_eq!(
-            k.addresses()[0],
-            spread(9999).with(Protocol::P2p(peers[MAX_KNOWN]))
+            listed.iter().filter(|a| peer_of(a) == Some(last)).count(),
+            1
         );
+        // Kept again as it is: nothing to save.
+        k.mark_saved();
+        k.kept_outbound(last, &spread(9999), none);
+        assert!(!k.changed());
         // An address naming another peer is not recorded under this one.
         let other = addr(5).with(Protocol::P2p(PeerId::random()));
-        k.mark_saved();
-        k.kept_outbound(peers[0], &other);
+        k.kept_outbound(peers[0], &other, none);
         assert!(!k.changed());
     }
 
     #[test]
-    fn anchors_are_the_most_recent_connected_peers_and_survive_the_file() {
+    fn the_file_gives_back_the_same_list_and_anchors() {
         let mut k = KnownPeers::default();
         let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
-        k.kept_outbound(a, &addr(1));
-        k.kept_outbound(b, &addr(2));
-        k.kept_outbound(c, &addr(3));
+        k.kept_outbound(a, &spread(1), none);
+        k.kept_outbound(b, &spread(2), none);
+        k.kept_outbound(c, &spread(3), none);
         k.set_anchors(&[a, c]);
         assert_eq!(
             k.anchors(),
             &[
-                addr(3).with(Protocol::P2p(c)),
-                addr(1).with(Protocol::P2p(a))
+                spread(3).with(Protocol::P2p(c)),
+                spread(1).with(Protocol::P2p(a))
             ]
         );
         let bytes = k.encode().unwrap();
         let back = KnownPeers::decode(&bytes).unwrap();
         assert_eq!(back.anchors(), k.anchors());
         assert_eq!(back.addresses(), k.addresses());
+        // Every peer in the same place.
+        let places = |k: &KnownPeers| -> Vec<Option<(PeerId, Multiaddr)>> {
+            k.places
+                .iter()
+                .map(|p| p.as_ref().map(|kept| (kept.peer, kept.addr.clone())))
+                .collect()
+        };
+        assert_eq!(places(&back), places(&k));
+        assert!(!back.changed());
         // Exact: trailing bytes and garbage are refused.
         let mut longer = bytes.clone();
         longer.push(0);
@@ -304,16 +469,33 @@ mod tests {
     }
 
     #[test]
+    fn a_list_of_the_first_format_is_read_and_rewritten() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let newest = spread(1).with(Protocol::P2p(a));
+        let older = spread(2).with(Protocol::P2p(b));
+        let v1 = doin_codec::encode(&FileV1 {
+            version: 1,
+            anchors: vec![newest.to_string()],
+            addresses: vec![newest.to_string(), older.to_string()],
+        })
+        .unwrap();
+        let k = KnownPeers::decode(&v1).unwrap();
+        assert_eq!(k.addresses(), vec![newest.clone(), older]);
+        assert_eq!(k.anchors(), &[newest]);
+        assert!(k.changed(), "written again in the current format");
+    }
+
+    #[test]
     fn a_damaged_file_is_set_aside_and_the_node_starts_empty() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("net").join("known_peers");
-        assert_eq!(load(&path), KnownPeers::default());
+        assert!(load(&path).is_empty());
         let mut k = KnownPeers::default();
-        k.kept_outbound(PeerId::random(), &addr(1));
+        k.kept_outbound(PeerId::random(), &addr(1), none);
         save(&path, &k.encode().unwrap()).unwrap();
         assert_eq!(load(&path).addresses(), k.addresses());
         std::fs::write(&path, b"\x01\x02not a list").unwrap();
-        assert_eq!(load(&path), KnownPeers::default());
+        assert!(load(&path).is_empty());
         assert!(!path.exists());
         assert!(dir.path().join("net").join("known_peers.bad").exists());
     }

@@ -488,7 +488,10 @@ impl SwarmTask {
                 }
                 if let ConnectedPoint::Dialer { address, .. } = &endpoint {
                     if self.swarm.behaviour().admission.state().is_kept(&peer_id) {
-                        self.known.kept_outbound(peer_id, address);
+                        let connected = self.handle.connected.read();
+                        self.known
+                            .kept_outbound(peer_id, address, |p| connected.contains(p));
+                        drop(connected);
                         self.heard.reached(&peer_id);
                     }
                 }
