@@ -44,6 +44,7 @@ pub fn router(tx: Arc<TxChain>, main: Arc<MainChain>) -> Router {
         .with_state(Chains { tx, main })
 }
 
+/// The main block that checkpoints a transfer block, with its proof.
 #[utoipa::path(get, path = "/v1/anchors/checkpoint/{tx_height}", tag = "anchors",
     params(("tx_height" = u64, Path, description = "Transfer-chain height")),
     responses(
@@ -120,6 +121,7 @@ pub(crate) fn checkpoint_leg(c: &Chains, tx_height: u64) -> Result<CheckpointPro
     })
 }
 
+/// The final transfer block that anchors a main block.
 #[utoipa::path(get, path = "/v1/anchors/main/{height}", tag = "anchors",
     params(("height" = u64, Path, description = "Main-chain height")),
     responses(

@@ -124,7 +124,70 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         doc.merge(part);
     }
     add_gateway_responses(&mut doc);
+    describe_problems_and_security(&mut doc);
     doc
+}
+
+/// The name of the hub operator's bearer scheme in the document.
+const OPERATOR_SCHEME: &str = "hub_operator_token";
+
+/// Two things the route annotations cannot say: a problem may carry extension members besides
+/// the ones named (`expected_nonce`, `kept_from`, …: `docs/api.md`), and the hub's operator
+/// routes take a bearer token — required where a route answers 401 to anyone else, one of two
+/// ways in where a payee's signature also does.
+fn describe_problems_and_security(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{AdditionalProperties, Schema};
+    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement};
+    use utoipa::openapi::RefOr;
+    // Served by the node itself: the server is wherever the document was read from. Routes
+    // need no credentials unless they say so below.
+    doc.servers = Some(vec![utoipa::openapi::server::ServerBuilder::new()
+        .url("/")
+        .description(Some("this node"))
+        .build()]);
+    doc.security = Some(vec![SecurityRequirement::default()]);
+    // Each part names its tags; merged, a tag named by two parts is listed once.
+    if let Some(tags) = &mut doc.tags {
+        let mut seen = std::collections::BTreeSet::new();
+        tags.retain(|t| seen.insert(t.name.clone()));
+    }
+    let components = doc.components.get_or_insert_with(Default::default);
+    if let Some(RefOr::T(Schema::Object(problem))) = components.schemas.get_mut("ProblemDoc") {
+        problem.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(true)));
+    }
+    components.add_security_scheme(
+        OPERATOR_SCHEME,
+        utoipa::openapi::security::SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "The hub operator's token, which the node writes to a file only its user can read (docs/hub.md)",
+                ))
+                .build(),
+        ),
+    );
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            let unauthorized = match op.responses.responses.get("401") {
+                Some(RefOr::T(r)) => r.description.clone(),
+                _ => continue,
+            };
+            let token = SecurityRequirement::new(OPERATOR_SCHEME, Vec::<String>::new());
+            if unauthorized.starts_with("Operator only") {
+                op.security = Some(vec![token]);
+            } else if unauthorized.contains("operator's token") {
+                // The token or the route's own signature: no requirement is one way in.
+                op.security = Some(vec![token, SecurityRequirement::default()]);
+            }
+        }
+    }
 }
 
 /// The answers the gateway itself may give to any request, before or instead of its route: the
@@ -280,12 +343,14 @@ struct Health {
     status: &'static str,
 }
 
+/// Liveness: the process answers.
 #[utoipa::path(get, path = "/livez", tag = "node",
     responses((status = 200, description = "The process is up", body = Health)))]
 async fn livez() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
+/// Readiness: the node's chains are open and it takes requests.
 #[utoipa::path(get, path = "/readyz", tag = "node",
     responses(
         (status = 200, description = "Ready to serve", body = Health),
@@ -302,6 +367,7 @@ async fn readyz(State(s): State<GatewayState>) -> Response {
     (code, Json(Health { status })).into_response()
 }
 
+/// Prometheus metrics of this node.
 #[utoipa::path(get, path = "/metrics", tag = "node",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 async fn metrics(State(s): State<GatewayState>) -> Response {
@@ -329,6 +395,7 @@ struct NodeStatus {
     main_height: Option<u64>,
 }
 
+/// Version, chains, network, uptime, readiness and heights.
 #[utoipa::path(get, path = "/v1/node/status", tag = "node",
     responses((status = 200, description = "Version, chains and heights", body = NodeStatus)))]
 async fn node_status(State(s): State<GatewayState>) -> Json<NodeStatus> {
@@ -407,6 +474,55 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "{missing:?}");
+    }
+
+    /// `docs/openapi.json` is the document this build serves, so that clients can be
+    /// generated from the repository. After changing the API, rewrite it with
+    /// `DOIN_WRITE_OPENAPI=1 cargo test -p doin-node --lib committed_openapi` and commit it.
+    #[test]
+    fn the_committed_openapi_document_is_the_served_one() {
+        let served = serde_json::to_string_pretty(&openapi()).unwrap() + "\n";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+        if std::env::var_os("DOIN_WRITE_OPENAPI").is_some() {
+            std::fs::write(path, &served).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == served,
+            "docs/openapi.json is not the served document: rewrite it with \
+             DOIN_WRITE_OPENAPI=1 cargo test -p doin-node --lib committed_openapi"
+        );
+    }
+
+    #[test]
+    fn operator_routes_declare_the_bearer_scheme_and_problems_their_members() {
+        let doc = serde_json::to_value(openapi()).unwrap_or_default();
+        let scheme = &doc["components"]["securitySchemes"][OPERATOR_SCHEME];
+        assert_eq!(scheme["type"], "http");
+        assert_eq!(scheme["scheme"], "bearer");
+        let secured: Vec<String> = doc["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, op)| !op["security"].is_null())
+                    .map(move |(method, _)| format!("{method} {path}"))
+            })
+            .collect();
+        assert!(
+            secured.contains(&"get /v1/hub/accounting.csv".to_string()),
+            "{secured:?}"
+        );
+        assert!(
+            secured.iter().all(|s| s.contains("/v1/hub/")),
+            "{secured:?}"
+        );
+        let problem = &doc["components"]["schemas"]["ProblemDoc"];
+        assert_eq!(problem["additionalProperties"], true);
+        assert_eq!(problem["properties"]["retriable"]["type"], "boolean");
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub fn router(state: NetState) -> Router {
         .with_state(state)
 }
 
+/// This node's peers, reachability and connections.
 #[utoipa::path(get, path = "/v1/node/peers", tag = "node",
     responses(
         (status = 200, description = "Peers with scores and protocols", body = PeersView),
@@ -49,6 +50,7 @@ async fn peers(State(s): State<NetState>) -> Result<Json<PeersView>, Problem> {
     Ok(Json(net.peers().await.map_err(Problem::internal)?))
 }
 
+/// Sync progress: phase, warp download and blocks.
 #[utoipa::path(get, path = "/v1/node/sync", tag = "node",
     responses((status = 200, description = "Sync progress per chain", body = SyncView)))]
 async fn sync(State(s): State<NetState>) -> Json<SyncView> {

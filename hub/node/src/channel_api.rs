@@ -15,6 +15,7 @@ use doin_http::{path_problem, ApiJson, Problem, ProblemDoc};
 use doin_tx_core::channel::ChannelId;
 use doin_types::Amount;
 
+/// The hub's address, fee policy, windows and liquidity.
 #[utoipa::path(get, path = "/v1/hub/info", tag = "hub",
     responses((status = 200, description = "The hub's identity, fee policy, limits and liquidity", body = HubInfo)))]
 pub(crate) async fn info(State(hub): St) -> Result<Json<HubInfo>, Problem> {
@@ -72,6 +73,7 @@ fn channel_view(hub: &Hub, id: &ChannelId, c: &HubChannel) -> ChannelView {
     }
 }
 
+/// The hub's channels.
 #[utoipa::path(get, path = "/v1/hub/channels", tag = "hub",
     responses((status = 200, description = "Every channel of the hub with its balances", body = [ChannelView])))]
 pub(crate) async fn list_channels(State(hub): St) -> Json<Vec<ChannelView>> {
@@ -83,6 +85,7 @@ pub(crate) async fn list_channels(State(hub): St) -> Json<Vec<ChannelView>> {
     )
 }
 
+/// One hub channel with its balances.
 #[utoipa::path(get, path = "/v1/hub/channels/{id}", tag = "hub", operation_id = "get_hub_channel",
     params(("id" = String, Path, description = "Channel id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
@@ -102,6 +105,7 @@ pub(crate) async fn get_channel(
     Ok(Json(channel_view(&hub, &id, &c)))
 }
 
+/// Take over a payer's channel to the hub, once it is open on chain.
 #[utoipa::path(post, path = "/v1/hub/channels", tag = "hub", request_body = RegisterRequest,
     responses(
         (status = 201, description = "The hub took the channel over (again: the same answer)", body = ChannelView),
@@ -117,6 +121,7 @@ pub(crate) async fn register_channel(
     Ok((StatusCode::CREATED, Json(channel_view(&hub, &id, &c))).into_response())
 }
 
+/// Open a channel from the hub to a payee (operator).
 #[utoipa::path(post, path = "/v1/hub/channels/outgoing", tag = "hub", request_body = OpenOutgoingRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeats get the first answer: 1-255 visible ASCII characters", pattern = r"^[!-~]([ -~]{0,253}[!-~])?$")),
     responses(
@@ -158,6 +163,7 @@ fn closed_view(how: &str) -> ClosedView {
     }
 }
 
+/// Close a channel from the hub's side (operator).
 #[utoipa::path(post, path = "/v1/hub/channels/{id}/close", tag = "hub",
     params(("id" = String, Path, description = "Channel id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$"),
         ("Idempotency-Key" = Option<String>, Header, description = "Repeats get the first answer: 1-255 visible ASCII characters", pattern = r"^[!-~]([ -~]{0,253}[!-~])?$")),

@@ -87,6 +87,7 @@ fn limit_of(limit: Option<usize>) -> Result<usize, Problem> {
     }
 }
 
+/// Payments a payee received, signed by the hub.
 #[utoipa::path(get, path = "/v1/hub/payees/{address}/payments", tag = "hub", params(PayeePageQuery,
         ("address" = String, Path, description = "The payee's address", format = "doin-address")),
     responses(
@@ -112,6 +113,7 @@ pub(crate) async fn payee_payments(
     Ok(Json(list.iter().map(|p| payment_view(&hub, p)).collect()))
 }
 
+/// Server-sent payments to a payee, signed by the hub.
 #[utoipa::path(get, path = "/v1/hub/payees/{address}/events", tag = "hub",
     params(FeedAuth, ("address" = String, Path, description = "The payee's address", format = "doin-address")),
     responses(
@@ -221,6 +223,7 @@ async fn pump_payments(
     }
 }
 
+/// The hub's ledger as CSV (operator).
 #[utoipa::path(get, path = "/v1/hub/accounting.csv", tag = "hub", params(PageQuery),
     responses(
         (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),

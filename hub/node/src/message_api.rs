@@ -20,6 +20,7 @@ use doin_crypto::verify;
 use doin_http::{path_problem, ApiJson, Problem, ProblemDoc};
 use doin_hub_core::request::MessageBody;
 
+/// Send a channel protocol message to the hub.
 #[utoipa::path(post, path = "/v1/hub/channels/{id}/messages", tag = "hub", request_body = MessageRequest,
     params(("id" = String, Path, description = "Channel id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
@@ -100,6 +101,7 @@ pub(crate) async fn post_message(
     }))
 }
 
+/// The hub's pending messages for a channel's peer.
 #[utoipa::path(get, path = "/v1/hub/channels/{id}/outbox", tag = "hub",
     params(("id" = String, Path, description = "Channel id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(

@@ -30,6 +30,7 @@ fn hub_invoice_view(i: &crate::store::HubInvoice) -> HubInvoiceView {
 /// Longest an invoice of the hub stays payable.
 const MAX_INVOICE_EXPIRY_SECS: u64 = 7 * 24 * 3600;
 
+/// Create an invoice payable to the hub itself (operator).
 #[utoipa::path(post, path = "/v1/hub/invoices", tag = "hub", request_body = HubInvoiceRequest,
     responses(
         (status = 201, description = "An invoice payable to the hub; a payer's HTLC for it is taken at once", body = HubInvoiceView),
@@ -64,6 +65,7 @@ pub(crate) async fn create_hub_invoice(
     Ok((StatusCode::CREATED, Json(hub_invoice_view(&inv))).into_response())
 }
 
+/// One of the hub's own invoices and who paid it (operator).
 #[utoipa::path(get, path = "/v1/hub/invoices/{hash}", tag = "hub",
     params(("hash" = String, Path, description = "Payment hash (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
@@ -82,6 +84,7 @@ pub(crate) async fn get_hub_invoice(
         .ok_or_else(|| Problem::not_found("not-found", format!("no invoice {hash} of this hub")))
 }
 
+/// Decode and check an invoice.
 #[utoipa::path(post, path = "/v1/hub/invoices/decode", tag = "hub", request_body = DecodeRequest,
     responses(
         (status = 200, description = "A valid invoice of this network", body = InvoiceView),
@@ -125,6 +128,7 @@ fn stream_view(hub: &Hub, s: &Stream) -> StreamView {
     }
 }
 
+/// Set up a payment stream from a payer channel to an invoice.
 #[utoipa::path(post, path = "/v1/hub/streams", tag = "hub", request_body = StreamRequest,
     responses(
         (status = 201, description = "The stream (the same one again for the same invoice)", body = StreamView),
@@ -151,12 +155,14 @@ pub(crate) async fn open_stream(
     Ok((StatusCode::CREATED, Json(stream_view(&hub, &s))).into_response())
 }
 
+/// The hub's payment streams.
 #[utoipa::path(get, path = "/v1/hub/streams", tag = "hub",
     responses((status = 200, description = "Every stream", body = [StreamView])))]
 pub(crate) async fn list_streams(State(hub): St) -> Json<Vec<StreamView>> {
     Json(hub.streams().iter().map(|s| stream_view(&hub, s)).collect())
 }
 
+/// One payment stream with what it paid.
 #[utoipa::path(get, path = "/v1/hub/streams/{id}", tag = "hub",
     params(("id" = String, Path, description = "Stream id (the invoice's payment hash, hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
@@ -175,6 +181,7 @@ pub(crate) async fn get_stream(
     Ok(Json(stream_view(&hub, &s)))
 }
 
+/// Close a payment stream: no more ticks are taken (operator).
 #[utoipa::path(post, path = "/v1/hub/streams/{id}/close", tag = "hub",
     params(("id" = String, Path, description = "Stream id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
@@ -213,12 +220,14 @@ fn fund_view(hub: &Hub, f: &crate::store::Fund) -> FundView {
     }
 }
 
+/// Evaluator funds held by the hub.
 #[utoipa::path(get, path = "/v1/hub/funds", tag = "hub",
     responses((status = 200, description = "Every verification fund", body = [FundView])))]
 pub(crate) async fn list_funds(State(hub): St) -> Json<Vec<FundView>> {
     Json(hub.funds().iter().map(|f| fund_view(&hub, f)).collect())
 }
 
+/// The fund of one optimae and its releases.
 #[utoipa::path(get, path = "/v1/hub/funds/{optimae}", tag = "hub",
     params(("optimae" = String, Path, description = "The optimae id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(

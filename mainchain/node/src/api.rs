@@ -77,6 +77,7 @@ fn parse_hash(s: &str, what: &str) -> Result<Hash256, Problem> {
     Hash256::from_hex(s).map_err(|e| Problem::bad_request("invalid-hash", format!("{what}: {e}")))
 }
 
+/// Main-chain identity, tip and parameters.
 #[utoipa::path(get, path = "/v1/main/info", tag = "main chain",
     responses((status = 200, description = "Identity, tip and parameters", body = MainInfo)))]
 async fn main_info(State(c): St) -> Json<MainInfo> {
@@ -100,6 +101,7 @@ async fn main_info(State(c): St) -> Json<MainInfo> {
     })
 }
 
+/// A main-chain block.
 #[utoipa::path(get, path = "/v1/main/blocks/{id}", tag = "main chain", operation_id = "get_main_block",
     params(("id" = String, Path, description = "`latest`, a height, or a block hash (hex)", pattern = r"^(latest|[0-9]{1,19}|[0-9a-fA-F]{64})$")),
     responses(
@@ -131,6 +133,7 @@ async fn get_block(
     Ok(Json(block_view(&c, &b, tip)?))
 }
 
+/// The registered optimization domains.
 #[utoipa::path(get, path = "/v1/main/domains", tag = "main chain",
     responses((status = 200, description = "Every registered domain with its best result", body = [DomainView])))]
 async fn list_domains(State(c): St) -> Json<Vec<DomainView>> {
@@ -144,6 +147,7 @@ async fn list_domains(State(c): St) -> Json<Vec<DomainView>> {
     )
 }
 
+/// One domain with its best-metric history.
 #[utoipa::path(get, path = "/v1/main/domains/{id}", tag = "main chain",
     params(("id" = String, Path, description = "Domain id", pattern = "^[a-z0-9-]{1,32}$"), HistoryQuery),
     responses(
@@ -186,6 +190,7 @@ async fn get_domain(
     Ok(Json(v))
 }
 
+/// An optimae's lifecycle: reveal, quorum, votes, verdict.
 #[utoipa::path(get, path = "/v1/main/optimae/{id}", tag = "main chain",
     params(("id" = String, Path, description = "Optimae id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
@@ -208,6 +213,7 @@ async fn get_optimae(
     Ok(Json(optimae_view(&c, &r)))
 }
 
+/// Where a commit is: on chain, or revealed.
 #[utoipa::path(get, path = "/v1/main/commits/{id}", tag = "main chain",
     params(("id" = String, Path, description = "Commit id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
@@ -242,6 +248,7 @@ async fn get_commit(
     }
 }
 
+/// Optimizers and evaluators with reputation and rewards.
 #[utoipa::path(get, path = "/v1/main/participants", tag = "main chain",
     params(RoleQuery),
     responses(
@@ -294,6 +301,7 @@ async fn participants(
     Ok(Json(out))
 }
 
+/// The main-chain rewards of an address.
 #[utoipa::path(get, path = "/v1/main/rewards/{address}", tag = "main chain",
     params(("address" = String, Path, description = "bech32m address of this network", format = "doin-address")),
     responses(
@@ -325,6 +333,7 @@ async fn rewards(
     }))
 }
 
+/// Main-chain statistics: threshold, block times, work and carrier blocks.
 #[utoipa::path(get, path = "/v1/main/stats", tag = "main chain",
     responses((status = 200, description = "Threshold and block-time statistics over the last 100 blocks", body = StatsView)))]
 async fn stats(State(c): St) -> Result<Json<StatsView>, Problem> {
@@ -408,6 +417,7 @@ async fn submit(
     }
 }
 
+/// Register an optimization domain.
 #[utoipa::path(post, path = "/v1/main/domains", tag = "main chain", request_body = MessageRequest,
     responses(
         (status = 202, description = "Registration pooled for the next block", body = MessageResponse),
@@ -418,6 +428,7 @@ async fn submit_register(State(c): St, body: ApiJson<MessageRequest>) -> Result<
     submit(c, PoolKind::Register, body.0).await
 }
 
+/// Submit an optimae commit.
 #[utoipa::path(post, path = "/v1/main/commits", tag = "main chain", request_body = MessageRequest,
     responses(
         (status = 202, description = "Commit pooled for the next block", body = MessageResponse),
@@ -428,6 +439,7 @@ async fn submit_commit(State(c): St, body: ApiJson<MessageRequest>) -> Result<Re
     submit(c, PoolKind::Commit, body.0).await
 }
 
+/// Submit an optimae reveal.
 #[utoipa::path(post, path = "/v1/main/reveals", tag = "main chain", request_body = MessageRequest,
     responses(
         (status = 202, description = "Reveal pooled; `id` is the optimae id", body = MessageResponse),
@@ -438,6 +450,7 @@ async fn submit_reveal(State(c): St, body: ApiJson<MessageRequest>) -> Result<Re
     submit(c, PoolKind::Reveal, body.0).await
 }
 
+/// Submit an evaluator's vote.
 #[utoipa::path(post, path = "/v1/main/votes", tag = "main chain", request_body = MessageRequest,
     responses(
         (status = 202, description = "Vote pooled", body = MessageResponse),

@@ -18,7 +18,8 @@ mod serve;
 
 pub use extract::{ApiJson, ApiQuery};
 pub use problem::{
-    method_not_allowed, not_found, path_problem, Problem, ProblemDoc, PROBLEM_TYPE_PREFIX,
+    is_retriable, method_not_allowed, not_found, path_problem, Problem, ProblemDoc,
+    PROBLEM_TYPE_PREFIX, RETRIABLE_KINDS,
 };
 pub use ratelimit::{RateLimitConfig, RateLimiter};
 pub use serve::{serve, ServeConfig};

@@ -9,6 +9,27 @@ use serde_json::{Map, Value};
 /// Kinds are stable: clients may branch on them. `docs/api.md` lists them all.
 pub const PROBLEM_TYPE_PREFIX: &str = "urn:doin:problem:";
 
+/// Kinds whose request, sent again unchanged, may succeed later: the node or the chains were
+/// not ready, not the request wrong (a block or anchor not there yet, a full queue). Every
+/// problem with status 408, 429, 500, 502, 503 or 504 is retriable as well; all others are not.
+/// `docs/api.md` lists these.
+pub const RETRIABLE_KINDS: &[&str] = &[
+    "block-not-found",
+    "not-anchored",
+    "not-checkpointed",
+    "transaction-not-in-block",
+    "sender-queue-full",
+    "reveal-without-commit",
+    "vote-too-early",
+    "insufficient-liquidity",
+];
+
+/// Whether a problem of this status and kind may go away if the same request is sent again
+/// later (the `retriable` member of every problem).
+pub fn is_retriable(status: StatusCode, kind: &str) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504) || RETRIABLE_KINDS.contains(&kind)
+}
+
 /// An error response body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
@@ -30,6 +51,9 @@ pub struct ProblemDoc {
     pub title: String,
     pub status: u16,
     pub detail: String,
+    /// Whether the same request, sent again unchanged, may succeed later (a full queue, a
+    /// block not there yet, a rate limit). `false`: change the request first.
+    pub retriable: bool,
 }
 
 impl Problem {
@@ -106,6 +130,10 @@ impl Problem {
         m.insert("title".into(), Value::String(self.title.clone()));
         m.insert("status".into(), Value::from(self.status.as_u16()));
         m.insert("detail".into(), Value::String(self.detail.clone()));
+        m.insert(
+            "retriable".into(),
+            Value::Bool(is_retriable(self.status, &self.kind)),
+        );
         for (k, v) in &self.extra {
             m.entry(k.clone()).or_insert_with(|| v.clone());
         }
@@ -149,4 +177,32 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
         "Method not allowed",
         format!("{method} is not allowed on {}", uri.path()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_says_whether_sending_it_again_may_help() {
+        let mistake = Problem::bad_request("nonce-too-low", "used").with("expected_nonce", 3);
+        let json = mistake.to_json();
+        assert_eq!(json["retriable"], false);
+        assert_eq!(json["expected_nonce"], 3);
+        assert_eq!(
+            Problem::unavailable("mempool-full", "full").to_json()["retriable"],
+            true
+        );
+        assert_eq!(
+            Problem::not_found("not-anchored", "not yet").to_json()["retriable"],
+            true
+        );
+        assert_eq!(
+            Problem::not_found("transaction-not-found", "unknown").to_json()["retriable"],
+            false
+        );
+        // An extra member never overrides the standard ones.
+        let forged = Problem::bad_request("invalid-hex", "x").with("retriable", true);
+        assert_eq!(forged.to_json()["retriable"], false);
+    }
 }

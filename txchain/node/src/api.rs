@@ -200,6 +200,7 @@ pub fn submit_problem(e: &MempoolError) -> Problem {
     }
 }
 
+/// Transfer-chain identity, tip, parameters and supply.
 #[utoipa::path(get, path = "/v1/tx/info", tag = "transfer chain",
     responses((status = 200, description = "Chain identity, tip and parameters", body = ChainInfo)))]
 async fn chain_info(State(s): St) -> Result<Json<ChainInfo>, Problem> {
@@ -233,6 +234,7 @@ async fn chain_info(State(s): St) -> Result<Json<ChainInfo>, Problem> {
     }))
 }
 
+/// Submit a signed transaction.
 #[utoipa::path(post, path = "/v1/tx/transactions", tag = "transfer chain", request_body = SubmitRequest,
     responses(
         (status = 202, description = "Accepted into the mempool (persisted)", body = SubmitResponse),
@@ -271,6 +273,7 @@ async fn submit_tx(State(s): St, body: ApiJson<SubmitRequest>) -> Result<Respons
     }
 }
 
+/// A transaction with its status and confirmations.
 #[utoipa::path(get, path = "/v1/tx/transactions/{id}", tag = "transfer chain",
     params(("id" = String, Path, description = "Transaction id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(
@@ -293,6 +296,7 @@ async fn get_tx(
     Ok(Json(views::tx_view(&l, s.chain.params().network)))
 }
 
+/// An account's balance and nonces.
 #[utoipa::path(get, path = "/v1/tx/accounts/{address}", tag = "transfer chain",
     params(("address" = String, Path, description = "bech32m address of this network", format = "doin-address")),
     responses(
@@ -332,6 +336,7 @@ fn parse_tx_cursor(c: &str) -> Result<TxLocation, Problem> {
     })
 }
 
+/// An account's transactions, newest first.
 #[utoipa::path(get, path = "/v1/tx/accounts/{address}/transactions", tag = "transfer chain",
     params(("address" = String, Path, description = "bech32m address", format = "doin-address"), TxPageQuery),
     responses(
@@ -478,6 +483,7 @@ fn load_block_view(chain: &TxChain, height: Height) -> Result<BlockView, Problem
     Ok(view)
 }
 
+/// A transfer block.
 #[utoipa::path(get, path = "/v1/tx/blocks/{id}", tag = "transfer chain", operation_id = "get_tx_block",
     params(("id" = String, Path, description = "`latest`, a height, or a block hash (hex)", pattern = r"^(latest|[0-9]{1,19}|[0-9a-fA-F]{64})$")),
     responses(
@@ -495,6 +501,7 @@ async fn get_block(
     Ok(Json(load_block_view(&s.chain, height)?))
 }
 
+/// A transfer block's transactions.
 #[utoipa::path(get, path = "/v1/tx/blocks/{id}/transactions", tag = "transfer chain",
     params(("id" = String, Path, description = "`latest`, a height, or a block hash (hex)", pattern = r"^(latest|[0-9]{1,19}|[0-9a-fA-F]{64})$")),
     responses(
@@ -545,6 +552,7 @@ async fn block_txs(
     Ok(Json(out))
 }
 
+/// Transfer blocks, newest first.
 #[utoipa::path(get, path = "/v1/tx/blocks", tag = "transfer chain", params(BlocksPageQuery),
     responses(
         (status = 200, description = "Blocks, newest first, down to the oldest this node keeps", body = BlocksPage),
@@ -661,6 +669,7 @@ fn compute_fees(chain: &TxChain) -> Result<FeeEstimate, Problem> {
     })
 }
 
+/// The next base fee and fee suggestions from recent tips.
 #[utoipa::path(get, path = "/v1/tx/fees", tag = "transfer chain",
     responses((status = 200, description = "Base fee and tip suggestions", body = FeeEstimate)))]
 async fn fee_estimate(State(s): St) -> Result<Json<FeeEstimate>, Problem> {

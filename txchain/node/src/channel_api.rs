@@ -87,6 +87,7 @@ pub fn router(chain: Arc<TxChain>) -> Router {
         .with_state(chain)
 }
 
+/// A payment channel as the transfer chain holds it.
 #[utoipa::path(get, path = "/v1/tx/channels/{id}", tag = "transfer chain", operation_id = "get_tx_channel",
     params(("id" = String, Path, description = "Channel id (hex): H(chain id, opener, opener's nonce)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(

@@ -27,6 +27,7 @@ pub fn router(chain: Arc<TxChain>) -> Router {
 /// Most block events rebuilt from the store for one resuming client.
 const MAX_REPLAY_BLOCKS: u64 = 10_000;
 
+/// Server-sent events: transfer blocks and mempool entries, resumable.
 #[utoipa::path(get, path = "/v1/events", tag = "transfer chain", params(EventsQuery),
     responses(
         (status = 200, description = "Server-sent events: `block` (payload BlockEvent) and `tx` (payload PendingTxEvent). Ids are `<height>-<seq>`; send the last one as `Last-Event-ID` to resume without missing a block.", content_type = "text/event-stream"),

@@ -32,6 +32,7 @@ pub fn router(chain: Arc<TxChain>) -> Router {
         .with_state(chain)
 }
 
+/// A transaction's inclusion proof, checkable offline.
 #[utoipa::path(get, path = "/v1/anchors/tx/{id}", tag = "anchors",
     params(("id" = String, Path, description = "Transaction id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
     responses(

@@ -43,6 +43,7 @@ pub fn router(chain: Arc<TxChain>) -> Router {
         .with_state(chain)
 }
 
+/// An account's stakes and unbonding amounts.
 #[utoipa::path(get, path = "/v1/tx/accounts/{address}/stakes", tag = "transfer chain",
     params(("address" = String, Path, description = "bech32m address of this network", format = "doin-address")),
     responses(
@@ -82,6 +83,7 @@ async fn account_stakes(
     }))
 }
 
+/// The validator sets of the tip's state: current and next.
 #[utoipa::path(get, path = "/v1/tx/validators", tag = "transfer chain",
     responses(
         (status = 200, description = "The validator sets of the tip's state", body = ValidatorsView),

@@ -1,0 +1,139 @@
+"""An exchange's deposit and withdrawal, written as a new user would: against the Python client
+generated from docs/openapi.json (imported as `doin_client`), signing with the independent
+signer of tests/interop (written from docs/transactions.md alone).
+
+    python flow.py BASE_URL KEYS_DIR
+
+The devnet's `account-0` is the exchange's wallet and `account-1` a customer who deposits and
+then withdraws. Each step checks what an exchange relies on: a deposit reads as credited once
+final, a withdrawal sent twice is one transaction, a mistake answers a problem that says whether
+sending it again could help and what to fix (`expected_nonce`), and the books add up: the
+exchange's balance moves by exactly the withdrawal and the fee the node reports, and the
+customer's by the withdrawal.
+"""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from doin_client import Client
+from doin_client.api.transfer_chain import chain_info, fee_estimate, get_account, get_tx, submit_tx
+from doin_client.models import ProblemDoc, SubmitRequest
+
+HERE = Path(__file__).resolve().parent
+SIGNER = HERE.parent / "interop" / "sign_transfer.mjs"
+FINAL = ("final", "anchored")
+
+
+def fail(message):
+    print(f"FAILED: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def key(keys_dir, name):
+    return json.loads((Path(keys_dir) / f"{name}.json").read_text())
+
+
+def sign(chain_id, secret, nonce, fees, to_key, amount):
+    spec = {
+        "chain_id": chain_id,
+        "secret_key": secret,
+        "nonce": str(nonce),
+        "max_fee_per_weight": fees.max_fee_per_weight,
+        "max_priority_fee_per_weight": fees.max_priority_fee_per_weight,
+        "to": to_key,
+        "amount": str(amount),
+    }
+    out = subprocess.run(
+        ["node", str(SIGNER), json.dumps(spec)], check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout)
+
+
+def submit(client, tx_hex):
+    answer = submit_tx.sync_detailed(client=client, body=SubmitRequest(tx=tx_hex))
+    return answer.status_code, answer.parsed
+
+
+def send(client, chain_id, secret, fees, to_key, amount, nonce):
+    """Signs and submits; a nonce the node refuses names the one to use (`expected_nonce`)."""
+    signed = sign(chain_id, secret, nonce, fees, to_key, amount)
+    status, answer = submit(client, signed["tx"])
+    if isinstance(answer, ProblemDoc):
+        if answer.type_.endswith(":nonce-too-low") or answer.type_.endswith(":nonce-too-high"):
+            if answer.retriable:
+                fail(f"a nonce mistake is not retriable: {answer}")
+            nonce = int(answer.additional_properties["expected_nonce"])
+            signed = sign(chain_id, secret, nonce, fees, to_key, amount)
+            status, answer = submit(client, signed["tx"])
+        if isinstance(answer, ProblemDoc):
+            fail(f"submission refused: {answer.to_dict()}")
+    if status != 202 or answer.id != signed["id"]:
+        fail(f"expected 202 with id {signed['id']}, got {status} {answer}")
+    return signed
+
+
+def until_final(client, tx_id, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        view = get_tx.sync(client=client, id=tx_id)
+        if view is not None and not isinstance(view, ProblemDoc) and view.status in FINAL:
+            return view
+        time.sleep(0.5)
+    fail(f"{tx_id} not final within {seconds} s")
+
+
+def balance(client, address):
+    view = get_account.sync(client=client, address=address)
+    if view is None or isinstance(view, ProblemDoc):
+        fail(f"account {address}: {view}")
+    return int(view.balance)
+
+
+def main():
+    base, keys_dir = sys.argv[1], sys.argv[2]
+    client = Client(base_url=base, raise_on_unexpected_status=True, timeout=30.0)
+    info = chain_info.sync(client=client)
+    chain_id = info.chain_id
+    fees = fee_estimate.sync(client=client).standard
+    exchange, customer = key(keys_dir, "account-0"), key(keys_dir, "account-1")
+
+    # A mistake answers a problem that says what is wrong and that sending it again won't help.
+    answer = get_account.sync(client=client, address="not-an-address")
+    if not isinstance(answer, ProblemDoc) or answer.retriable:
+        fail(f"a malformed address should be a non-retriable problem, got {answer}")
+
+    # Deposit: the customer pays the exchange; the exchange credits it once final.
+    amount = 1_234_567
+    deposit = send(client, chain_id, customer["secret_key"], fees, exchange["public_key"], amount, 0)
+    view = until_final(client, deposit["id"])
+    exchange_address = view.payload.to
+    if int(view.payload.amount) != amount:
+        fail(f"the deposit's amount reads {view.payload.amount}")
+    before = balance(client, exchange_address)
+    customer_before = balance(client, view.sender)
+
+    # Withdrawal: signed once, sent twice (as after a timeout); one transaction either way.
+    withdrawal_amount = 765_432
+    nonce = get_account.sync(client=client, address=exchange_address).next_nonce
+    withdrawal = send(client, chain_id, exchange["secret_key"], fees, customer["public_key"],
+                      withdrawal_amount, nonce)
+    status, again = submit(client, withdrawal["tx"])
+    if status != 200 or again.id != withdrawal["id"]:
+        fail(f"sending the same withdrawal again should answer 200 with its id, got {status} {again}")
+    view = until_final(client, withdrawal["id"])
+    fee = int(view.fee_paid.total)
+    after = balance(client, exchange_address)
+    if before - after != withdrawal_amount + fee:
+        fail(f"the exchange's balance went from {before} to {after}; "
+             f"expected a change of {withdrawal_amount} + fee {fee}")
+    if balance(client, view.payload.to) != customer_before + withdrawal_amount:
+        fail("the customer was not credited with the withdrawal")
+    print(f"deposit {deposit['id'][:16]}… final; withdrawal {withdrawal['id'][:16]}… final, "
+          f"fee {fee}; the exchange's balance moved by exactly the withdrawal and its fee")
+
+
+if __name__ == "__main__":
+    main()
