@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use doin_api::mainchain::*;
-use doin_http::{path_problem, ApiJson, ApiQuery, Problem, ProblemDoc};
+use doin_http::{page_limit, path_problem, ApiJson, ApiQuery, Problem, ProblemDoc};
 use doin_main_core::{DomainId, MainBlock};
 use doin_store::StoreError;
 use doin_types::{Address, Amount, Hash256, PublicKeyBytes};
@@ -32,11 +32,11 @@ const MAX_HISTORY: usize = 500;
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        main_info, get_block, list_domains, get_domain, get_optimae, get_commit, participants,
+        main_info, list_main_blocks, get_block, list_domains, get_domain, get_optimae, get_commit, participants,
         rewards, stats, submit_register, submit_commit, submit_reveal, submit_vote
     ),
     components(schemas(
-        MainInfo, MainBlockView, PayoutView, VerdictView, DomainView, HistoryView, OptimaeView,
+        MainInfo, MainBlocksPage, MainBlockView, PayoutView, VerdictView, DomainView, HistoryView, OptimaeView,
         crate::views::CheckpointView,
         VoteView, CommitView, ParticipantView, RewardsView, StatsView, MessageRequest,
         MessageResponse, ProblemDoc
@@ -51,6 +51,7 @@ type St = State<Arc<MainChain>>;
 pub fn router(chain: Arc<MainChain>) -> Router {
     Router::new()
         .route("/v1/main/info", get(main_info))
+        .route("/v1/main/blocks", get(list_main_blocks))
         .route("/v1/main/blocks/{id}", get(get_block))
         .route("/v1/main/domains", get(list_domains).post(submit_register))
         .route("/v1/main/domains/{id}", get(get_domain))
@@ -131,6 +132,52 @@ async fn get_block(
     let b = block
         .ok_or_else(|| Problem::not_found("block-not-found", format!("no main block {id}")))?;
     Ok(Json(block_view(&c, &b, tip)?))
+}
+
+/// Main-chain blocks, newest first.
+#[utoipa::path(get, path = "/v1/main/blocks", tag = "main chain", params(doin_api::tx::BlocksPageQuery),
+    responses(
+        (status = 200, description = "Blocks, newest first, down to the genesis block", body = MainBlocksPage),
+        (status = 400, description = "Invalid cursor or limit", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn list_main_blocks(
+    State(c): St,
+    ApiQuery(q): ApiQuery<doin_api::tx::BlocksPageQuery>,
+) -> Result<Json<MainBlocksPage>, Problem> {
+    let limit = page_limit(q.limit)?;
+    let tip = c.head().header.height;
+    // The page starts below the cursor's height (the last height of the previous page).
+    let start = match q.cursor.as_deref() {
+        None => Some(tip),
+        Some(cursor) => cursor
+            .parse::<u64>()
+            .map_err(|_| {
+                Problem::bad_request(
+                    "invalid-cursor",
+                    format!("cursor {cursor:?} was not issued by this API"),
+                )
+            })?
+            .checked_sub(1)
+            .map(|h| h.min(tip)),
+    };
+    let mut items = Vec::new();
+    let mut next = start;
+    while let Some(h) = next {
+        if items.len() == limit {
+            break;
+        }
+        // Blocks are kept from the genesis block on: a height at or below the tip has one.
+        let block = c.block(h).map_err(internal)?.ok_or_else(|| {
+            Problem::internal(format!("main block {h} below the tip {tip} is missing"))
+        })?;
+        items.push(block_view(&c, &block, tip)?);
+        next = h.checked_sub(1);
+    }
+    let next_cursor = match (items.last(), next) {
+        (Some(last), Some(_)) => Some(last.height.to_string()),
+        _ => None,
+    };
+    Ok(Json(MainBlocksPage { items, next_cursor }))
 }
 
 /// The registered optimization domains.

@@ -135,6 +135,15 @@ pub struct VerdictView {
     pub votes: Vec<VoteView>,
 }
 
+/// A page of main-chain blocks (`GET /v1/main/blocks`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MainBlocksPage {
+    /// Newest first.
+    pub items: Vec<MainBlockView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MainBlockView {
     pub height: u64,

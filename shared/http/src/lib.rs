@@ -22,4 +22,26 @@ pub use problem::{
     PROBLEM_TYPE_PREFIX, RETRIABLE_KINDS,
 };
 pub use ratelimit::{RateLimitConfig, RateLimiter};
+
+/// Items of a list page when the client names no `limit`.
+pub const DEFAULT_PAGE_LIMIT: usize = 25;
+/// The most items of one list page.
+pub const MAX_PAGE_LIMIT: usize = 200;
+
+/// A list route's `limit`: 1–[`MAX_PAGE_LIMIT`], [`DEFAULT_PAGE_LIMIT`] when absent, else
+/// `400 invalid-limit`.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, Problem> {
+    match limit {
+        None => Ok(DEFAULT_PAGE_LIMIT),
+        Some(0) => Err(Problem::bad_request(
+            "invalid-limit",
+            "limit must be at least 1",
+        )),
+        Some(n) if n > MAX_PAGE_LIMIT => Err(Problem::bad_request(
+            "invalid-limit",
+            format!("limit must be at most {MAX_PAGE_LIMIT}"),
+        )),
+        Some(n) => Ok(n),
+    }
+}
 pub use serve::{serve, ServeConfig};

@@ -294,6 +294,30 @@ async fn main_chain_reads_and_every_bad_input_is_a_clear_problem() {
     let (_, b) = call(&s, get("/v1/main/blocks/latest")).await;
     assert_eq!(b["kind"], "carrier");
     assert_eq!(b["commits"][0], id);
+    // The block list, newest first, a page at a time down to the genesis block.
+    let (code, page) = call(&s, get("/v1/main/blocks?limit=1")).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    assert_eq!(page["items"][0]["height"], 1);
+    assert_eq!(page["items"][0]["commits"][0], id);
+    assert_eq!(page["next_cursor"], "1");
+    let (_, page) = call(&s, get("/v1/main/blocks?limit=1&cursor=1")).await;
+    assert_eq!(page["items"][0]["height"], 0);
+    assert!(page["next_cursor"].is_null(), "{page}");
+    let (_, page) = call(&s, get("/v1/main/blocks")).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert!(page["next_cursor"].is_null(), "{page}");
+    let (_, page) = call(&s, get("/v1/main/blocks?cursor=0")).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 0);
+    for (query, kind) in [
+        ("cursor=x", "invalid-cursor"),
+        ("limit=0", "invalid-limit"),
+        ("limit=201", "invalid-limit"),
+    ] {
+        let (code, v) = call(&s, get(&format!("/v1/main/blocks?{query}"))).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{query}: {v}");
+        assert_eq!(v["type"], format!("urn:doin:problem:{kind}"), "{query}");
+        assert_eq!(v["retriable"], false);
+    }
     let (_, d) = call(&s, get("/v1/main/domains/sphere?history=5")).await;
     assert_eq!(d["best_metric"], "100.000000000");
     assert_eq!(d["eligible_evaluators"], 3);
@@ -311,6 +335,7 @@ async fn main_chain_reads_and_every_bad_input_is_a_clear_problem() {
     assert!(doc["paths"]["/v1/main/optimae/{id}"].is_object());
     // … and every route of the other services, including the cross-chain ones.
     for path in [
+        "/v1/main/blocks",
         "/v1/events",
         "/v1/tx/accounts/{address}/stakes",
         "/v1/anchors/tx/{id}",

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use doin_api::tx::*;
-use doin_http::{path_problem, ApiJson, ApiQuery, Problem, ProblemDoc};
+use doin_http::{page_limit, path_problem, ApiJson, ApiQuery, Problem, ProblemDoc};
 use doin_store::StoreError;
 use doin_tx_core::fees::effective_tip_per_weight;
 use doin_tx_core::{Tx, TxError};
@@ -28,9 +28,6 @@ use utoipa::OpenApi;
 
 /// Largest request body the transaction routes accept (hex doubles the transaction size).
 const MAX_BODY_BYTES: usize = 256 * 1024;
-/// Page size bounds for listings.
-const DEFAULT_PAGE: usize = 25;
-const MAX_PAGE: usize = 200;
 /// Blocks looked at for tip suggestions.
 const FEE_HISTORY_BLOCKS: u64 = 20;
 
@@ -154,21 +151,6 @@ pub(crate) fn parse_address(chain: &TxChain, s: &str) -> Result<Address, Problem
 
 pub(crate) fn parse_hash(s: &str, what: &str) -> Result<Hash256, Problem> {
     Hash256::from_hex(s).map_err(|e| Problem::bad_request("invalid-hash", format!("{what}: {e}")))
-}
-
-fn page_limit(limit: Option<usize>) -> Result<usize, Problem> {
-    match limit {
-        None => Ok(DEFAULT_PAGE),
-        Some(0) => Err(Problem::bad_request(
-            "invalid-limit",
-            "limit must be at least 1",
-        )),
-        Some(n) if n > MAX_PAGE => Err(Problem::bad_request(
-            "invalid-limit",
-            format!("limit must be at most {MAX_PAGE}"),
-        )),
-        Some(n) => Ok(n),
-    }
 }
 
 /// Problem for a refused transaction. Every kind here is the client's to fix.
