@@ -125,6 +125,33 @@ pub struct BlocksPageQuery {
     pub limit: Option<usize>,
 }
 
+/// A page of the mempool.
+#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MempoolPageQuery {
+    /// Cursor from a previous page's `next_cursor`: the page starts after that transaction's
+    /// place in admission order (places are counted afresh when the node restarts).
+    #[param(pattern = r"^[0-9]{1,19}$")]
+    pub cursor: Option<String>,
+    /// Items per page (1–200, default 25).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<usize>,
+}
+
+/// Pending transactions, oldest admitted first (`GET /v1/tx/mempool`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MempoolPage {
+    /// Transactions in the mempool now.
+    pub count: usize,
+    /// Their encoded bytes.
+    pub bytes: usize,
+    /// Each with status `pending`.
+    pub items: Vec<TxView>,
+    /// Pass as `cursor` for the next page; absent when this page reached the newest.
+    pub next_cursor: Option<String>,
+}
+
 /// One entry of an account's history.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AccountTxItem {

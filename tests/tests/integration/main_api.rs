@@ -336,6 +336,7 @@ async fn main_chain_reads_and_every_bad_input_is_a_clear_problem() {
     // … and every route of the other services, including the cross-chain ones.
     for path in [
         "/v1/main/blocks",
+        "/v1/tx/mempool",
         "/v1/events",
         "/v1/tx/accounts/{address}/stakes",
         "/v1/anchors/tx/{id}",

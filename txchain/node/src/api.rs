@@ -34,12 +34,12 @@ const FEE_HISTORY_BLOCKS: u64 = 20;
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        chain_info, submit_tx, get_tx, get_account, account_txs, list_blocks, get_block,
+        chain_info, submit_tx, get_tx, list_mempool, get_account, account_txs, list_blocks, get_block,
         block_txs, fee_estimate, crate::events_api::events
     ),
     components(schemas(
         ChainInfo, HistoryView, SubmitRequest, SubmitResponse, TxView, views::MainAnchorView, views::CommitView, views::CommitSignatureView, views::PayloadView, views::FeePaidView,
-        AccountView, AccountTxsPage, AccountTxItem, BlockView, BlocksPage, FeeEstimate,
+        AccountView, AccountTxsPage, AccountTxItem, BlockView, BlocksPage, MempoolPage, FeeEstimate,
         TipSuggestion, ProblemDoc, views::BlockEvent, views::PendingTxEvent
     )),
     tags((name = "transfer chain", description = "Accounts, transactions and blocks of the 30-second transfer chain"))
@@ -62,6 +62,7 @@ pub fn router(chain: Arc<TxChain>) -> Router {
     Router::new()
         .route("/v1/tx/info", get(chain_info))
         .route("/v1/tx/transactions", post(submit_tx))
+        .route("/v1/tx/mempool", get(list_mempool))
         .route("/v1/tx/transactions/{id}", get(get_tx))
         .route("/v1/tx/accounts/{address}", get(get_account))
         .route("/v1/tx/accounts/{address}/transactions", get(account_txs))
@@ -276,6 +277,60 @@ async fn get_tx(
         None => Problem::not_found("transaction-not-found", unknown_tx_detail(&s.chain, &id)),
     })?;
     Ok(Json(views::tx_view(&l, s.chain.params().network)))
+}
+
+/// Pending transactions, oldest admitted first.
+#[utoipa::path(get, path = "/v1/tx/mempool", tag = "transfer chain", params(MempoolPageQuery),
+    responses(
+        (status = 200, description = "A page of the mempool in admission order", body = MempoolPage),
+        (status = 400, description = "Invalid cursor or limit", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn list_mempool(
+    State(s): St,
+    ApiQuery(q): ApiQuery<MempoolPageQuery>,
+) -> Result<Json<MempoolPage>, Problem> {
+    let limit = page_limit(q.limit)?;
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<u64>().map_err(|_| {
+                Problem::bad_request(
+                    "invalid-cursor",
+                    format!("cursor {c:?} was not issued by this API"),
+                )
+            })
+        })
+        .transpose()?;
+    let (count, bytes) = s.chain.mempool_stats();
+    // One more than the page: whether a next page exists.
+    let mut page = s.chain.pending_page(after, limit + 1);
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next_cursor = more
+        .then(|| page.last().map(|(place, _)| place.to_string()))
+        .flatten();
+    let network = s.chain.params().network;
+    let items = page
+        .into_iter()
+        .map(|(_, tx)| {
+            let pending = TxLookup {
+                tx,
+                status: TxStatus::Pending,
+                location: None,
+                block: None,
+                confirmations: 0,
+                anchored_by: None,
+            };
+            views::tx_view(&pending, network)
+        })
+        .collect();
+    Ok(Json(MempoolPage {
+        count,
+        bytes,
+        items,
+        next_cursor,
+    }))
 }
 
 /// An account's balance and nonces.

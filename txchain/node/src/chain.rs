@@ -411,6 +411,11 @@ impl TxChain {
             .collect()
     }
 
+    /// A page of pending transactions in admission order (`Mempool::admitted_after`).
+    pub fn pending_page(&self, after: Option<u64>, max: usize) -> Vec<(u64, Tx)> {
+        self.mempool.lock().admitted_after(after, max)
+    }
+
     pub fn mempool_stats(&self) -> (usize, usize) {
         let pool = self.mempool.lock();
         (pool.len(), pool.bytes())

@@ -404,6 +404,23 @@ impl Mempool {
         old.into_iter().take(max).map(|e| e.tx.clone()).collect()
     }
 
+    /// Pending transactions in the order they were admitted, each with its place in that
+    /// order: the first `max` after place `after` (a place this returned earlier; places are
+    /// counted afresh when the node restarts).
+    pub fn admitted_after(&self, after: Option<u64>, max: usize) -> Vec<(u64, Tx)> {
+        let mut later: Vec<&Entry> = self
+            .entries
+            .values()
+            .filter(|e| after.is_none_or(|a| e.seq > a))
+            .collect();
+        later.sort_by_key(|e| e.seq);
+        later
+            .into_iter()
+            .take(max)
+            .map(|e| (e.seq, e.tx.clone()))
+            .collect()
+    }
+
     /// Drops transactions older than the expiry, with every later nonce of the same sender.
     pub fn expire(&mut self, now_ms: u64) -> Vec<TxId> {
         let mut cut: BTreeMap<PublicKeyBytes, u64> = BTreeMap::new();
@@ -538,6 +555,30 @@ mod tests {
             Err(MempoolError::Tx(TxError::NonceTooLow { .. }))
         ));
         assert_eq!(m.next_nonce(&k.public(), 0), 2);
+    }
+
+    #[test]
+    fn pages_follow_admission_order_and_skip_what_left() {
+        let (a, b) = (KeyPair::generate(), KeyPair::generate());
+        let mut m = Mempool::new(MempoolConfig::default());
+        let txs = [
+            tx(&a, 0, 20, 1, 1),
+            tx(&b, 0, 20, 1, 1),
+            tx(&a, 1, 20, 1, 1),
+        ];
+        for t in &txs {
+            m.insert(t.clone(), rich(), BASE, 0).unwrap();
+        }
+        let first = m.admitted_after(None, 2);
+        let ids: Vec<TxId> = first.iter().map(|(_, t)| t.id()).collect();
+        assert_eq!(ids, vec![txs[0].id(), txs[1].id()]);
+        // The next page starts after the last place returned, even if that one has left.
+        let last = first[1].0;
+        m.remove_with_followers(&txs[1].id());
+        let next = m.admitted_after(Some(last), 2);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].1.id(), txs[2].id());
+        assert!(m.admitted_after(Some(next[0].0), 2).is_empty());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! A transaction the mempool lets go is answered `410 transaction-dropped` with its reason —
+//! What the mempool holds and lets go, over REST: its pending transactions are listed a page at
+//! a time, and a transaction it lets go is answered `410 transaction-dropped` with its reason —
 //! replaced by its sender, or invalidated by a block that used its nonce — instead of an
 //! "unknown" `404`, and the answer survives a restart.
 
@@ -96,4 +97,50 @@ fn a_dropped_transaction_is_answered_with_its_reason_also_after_a_restart() {
         (410, &Value::from("invalidated")),
         "{body}"
     );
+}
+
+/// `GET /v1/tx/mempool` pages through pending transactions in admission order; what a block
+/// took or a replacement pushed out is gone from it.
+#[test]
+fn the_mempool_is_listed_a_page_at_a_time_in_admission_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys();
+    let chain = open(dir.path(), &k);
+    let (alice, bob, carol) = (&k.users[0], &k.users[1], &k.users[2]);
+    let txs = [
+        signed(&chain, alice, bob, 0, 100, 1),
+        signed(&chain, bob, carol, 0, 100, 2),
+        signed(&chain, alice, carol, 1, 100, 3),
+    ];
+    for t in &txs {
+        assert!(chain.submit(t.bytes()).unwrap().new);
+    }
+    let (status, page) = rest_get(&chain, "/v1/tx/mempool?limit=2");
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["count"], 3);
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&page), vec![txs[0].id().to_hex(), txs[1].id().to_hex()]);
+    assert_eq!(page["items"][0]["status"], "pending");
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let (_, next) = rest_get(&chain, &format!("/v1/tx/mempool?limit=2&cursor={cursor}"));
+    assert_eq!(ids(&next), vec![txs[2].id().to_hex()]);
+    assert!(next["next_cursor"].is_null(), "{next}");
+    // A block takes them all: the pool is empty.
+    let block = chain.produce_block(&k.validator, time(1)).unwrap();
+    assert_eq!(block.txs.len(), 3);
+    let (_, empty) = rest_get(&chain, "/v1/tx/mempool");
+    assert_eq!(empty["count"], 0);
+    assert!(ids(&empty).is_empty());
+    for query in ["cursor=x", "limit=0", "limit=201"] {
+        let (status, problem) = rest_get(&chain, &format!("/v1/tx/mempool?{query}"));
+        assert_eq!(status, 400, "{query}: {problem}");
+        assert_eq!(problem["retriable"], false);
+    }
 }
