@@ -6,7 +6,7 @@ signer of tests/interop (written from docs/transactions.md alone).
 
 The devnet's `account-0` is the exchange's wallet and `account-1` a customer who deposits and
 then withdraws. Each step checks what an exchange relies on: a deposit reads as credited once
-final, a withdrawal sent twice is one transaction, a mistake answers a problem that says whether
+final, a withdrawal dry-run first would be accepted, a withdrawal sent twice is one transaction, a mistake answers a problem that says whether
 sending it again could help and what to fix (`expected_nonce`), and the books add up: the
 exchange's balance moves by exactly the withdrawal and the fee the node reports, and the
 customer's by the withdrawal.
@@ -19,7 +19,14 @@ import time
 from pathlib import Path
 
 from doin_client import Client
-from doin_client.api.transfer_chain import chain_info, fee_estimate, get_account, get_tx, submit_tx
+from doin_client.api.transfer_chain import (
+    chain_info,
+    fee_estimate,
+    get_account,
+    get_tx,
+    simulate_tx,
+    submit_tx,
+)
 from doin_client.models import ProblemDoc, SubmitRequest
 
 HERE = Path(__file__).resolve().parent
@@ -118,6 +125,13 @@ def main():
     # Withdrawal: signed once, sent twice (as after a timeout); one transaction either way.
     withdrawal_amount = 765_432
     nonce = get_account.sync(client=client, address=exchange_address).next_nonce
+    # A dry run first: it would be accepted, and says whose balances it moves.
+    signed = sign(chain_id, exchange["secret_key"], nonce, fees, customer["public_key"],
+                  withdrawal_amount)
+    dry = simulate_tx.sync(client=client, body=SubmitRequest(tx=signed["tx"]))
+    moved = {change.address for change in dry.balance_changes}
+    if dry.outcome != "accepted" or exchange_address not in moved or view.sender not in moved:
+        fail(f"the dry run of the withdrawal: {dry.to_dict()}")
     withdrawal = send(client, chain_id, exchange["secret_key"], fees, customer["public_key"],
                       withdrawal_amount, nonce)
     status, again = submit(client, withdrawal["tx"])

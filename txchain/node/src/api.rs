@@ -27,20 +27,21 @@ use std::sync::Arc;
 use utoipa::OpenApi;
 
 /// Largest request body the transaction routes accept (hex doubles the transaction size).
-const MAX_BODY_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Blocks looked at for tip suggestions.
 const FEE_HISTORY_BLOCKS: u64 = 20;
 
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        chain_info, submit_tx, get_tx, list_mempool, get_account, account_txs, list_blocks, get_block,
+        chain_info, submit_tx, crate::simulate_api::simulate_tx, get_tx, list_mempool, get_account, account_txs, list_blocks, get_block,
         block_txs, fee_estimate, crate::events_api::events
     ),
     components(schemas(
         ChainInfo, HistoryView, SubmitRequest, SubmitResponse, TxView, views::MainAnchorView, views::CommitView, views::CommitSignatureView, views::PayloadView, views::FeePaidView,
         AccountView, AccountTxsPage, AccountTxItem, BlockView, BlocksPage, MempoolPage, FeeEstimate,
-        TipSuggestion, ProblemDoc, views::BlockEvent, views::PendingTxEvent
+        TipSuggestion, ProblemDoc, views::BlockEvent, views::PendingTxEvent,
+        crate::simulate_api::SimulateResponse, crate::simulate_api::BalanceChange
     )),
     tags((name = "transfer chain", description = "Accounts, transactions and blocks of the 30-second transfer chain"))
 )]
@@ -73,9 +74,10 @@ pub fn router(chain: Arc<TxChain>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state.clone())
         .merge(crate::events_api::router(state.chain.clone()))
+        .merge(crate::simulate_api::router(state.chain.clone()))
 }
 
-fn internal(e: StoreError) -> Problem {
+pub(crate) fn internal(e: StoreError) -> Problem {
     match e {
         StoreError::NoSpace(_) => Problem::storage_full(e),
         e => Problem::internal(e),
@@ -227,9 +229,7 @@ async fn chain_info(State(s): St) -> Result<Json<ChainInfo>, Problem> {
         (status = 503, description = "Mempool full", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 async fn submit_tx(State(s): St, body: ApiJson<SubmitRequest>) -> Result<Response, Problem> {
-    let hex_str = body.0.tx.trim();
-    let bytes = hex::decode(hex_str.strip_prefix("0x").unwrap_or(hex_str))
-        .map_err(|e| Problem::bad_request("invalid-hex", format!("tx is not hex: {e}")))?;
+    let bytes = tx_bytes(&body.0)?;
     let chain = s.chain.clone();
     let outcome = tokio::task::spawn_blocking(move || chain.submit(&bytes))
         .await
@@ -254,6 +254,13 @@ async fn submit_tx(State(s): St, body: ApiJson<SubmitRequest>) -> Result<Respons
         Err(SubmitError::Rejected(e)) => Err(submit_problem(&e)),
         Err(SubmitError::Store(e)) => Err(internal(e)),
     }
+}
+
+/// The bytes of a submitted transaction (`tx`: hex, `0x` allowed).
+pub(crate) fn tx_bytes(request: &SubmitRequest) -> Result<Vec<u8>, Problem> {
+    let hex_str = request.tx.trim();
+    hex::decode(hex_str.strip_prefix("0x").unwrap_or(hex_str))
+        .map_err(|e| Problem::bad_request("invalid-hex", format!("tx is not hex: {e}")))
 }
 
 /// A transaction with its status and confirmations.

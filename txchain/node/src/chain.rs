@@ -6,7 +6,10 @@
 //! persist, then publish (a block or transaction is announced only after it is on disk).
 
 mod bft;
+mod simulate;
 mod submit;
+
+pub use simulate::{BalanceChanges, Simulation};
 
 pub use bft::{now, DecidedOutcome};
 

@@ -24,6 +24,7 @@ mod net_ctx;
 pub mod p2p;
 pub mod producer;
 pub mod proof_api;
+pub mod simulate_api;
 pub mod snapshot;
 pub mod snapshot_shelf;
 pub mod stake_api;

@@ -76,6 +76,15 @@ pub enum Admission {
     Replaced(TxId),
 }
 
+/// What admitting a transaction would do ([`Mempool::check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The pending transaction of the same sender and nonce it would replace.
+    pub replacing: Option<TxId>,
+    /// Cheaper transactions of other senders it would push out to make room.
+    pub evicted: Vec<TxId>,
+}
+
 /// Result of a successful insert: how it was admitted and what was evicted to make room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inserted {
@@ -160,6 +169,41 @@ impl Mempool {
         base_fee: Amount,
         now_ms: u64,
     ) -> Result<Inserted, MempoolError> {
+        let plan = self.check(&tx, account, base_fee)?;
+        for id in &plan.evicted {
+            self.remove(id);
+        }
+        if let Some(old) = plan.replacing {
+            self.remove(&old);
+        }
+        let body = tx.body().clone();
+        self.seq += 1;
+        let id = tx.id();
+        self.bytes += tx.bytes().len();
+        self.senders
+            .entry(body.sender)
+            .or_default()
+            .insert(body.nonce, id);
+        self.entries.insert(
+            id,
+            Entry {
+                tx,
+                added_ms: now_ms,
+                seq: self.seq,
+            },
+        );
+        Ok(Inserted {
+            admission: match plan.replacing {
+                Some(old) => Admission::Replaced(old),
+                None => Admission::Added,
+            },
+            evicted: plan.evicted,
+        })
+    }
+
+    /// What [`Mempool::insert`] would do with `tx`, changing nothing: the pending transaction
+    /// it would replace and those it would evict, or why it would be refused.
+    pub fn check(&self, tx: &Tx, account: Account, base_fee: Amount) -> Result<Plan, MempoolError> {
         let body = tx.body().clone();
         if body.max_fee_per_weight < base_fee {
             return Err(TxError::FeeBelowBaseFee {
@@ -232,7 +276,6 @@ impl Mempool {
             .and_then(|id| self.entries.get(&id))
             .map_or(0, |e| e.tx.bytes().len());
         let incoming = tx.bytes().len();
-        let mut evicted = Vec::new();
         let mut victims_planned: Vec<TxId> = Vec::new();
         let mut projected = self.bytes.saturating_sub(freed) + incoming;
         while projected > self.cfg.max_bytes {
@@ -245,34 +288,9 @@ impl Mempool {
                 _ => return Err(MempoolError::Full),
             }
         }
-        for id in victims_planned {
-            self.remove(&id);
-            evicted.push(id);
-        }
-        if let Some(old) = replacing {
-            self.remove(&old);
-        }
-        self.seq += 1;
-        let id = tx.id();
-        self.bytes += incoming;
-        self.senders
-            .entry(body.sender)
-            .or_default()
-            .insert(body.nonce, id);
-        self.entries.insert(
-            id,
-            Entry {
-                tx,
-                added_ms: now_ms,
-                seq: self.seq,
-            },
-        );
-        Ok(Inserted {
-            admission: match replacing {
-                Some(old) => Admission::Replaced(old),
-                None => Admission::Added,
-            },
-            evicted,
+        Ok(Plan {
+            replacing,
+            evicted: victims_planned,
         })
     }
 

@@ -13,7 +13,7 @@ use doin_tx_core::fees::fee_split;
 use doin_tx_core::{Block, BlockHash, BlockHeader, Tx, TxPayload};
 use doin_types::{Address, Network, PublicKeyBytes};
 
-fn addr(network: Network, key: &PublicKeyBytes) -> String {
+pub(crate) fn addr(network: Network, key: &PublicKeyBytes) -> String {
     Address::new(network, *key).to_string()
 }
 

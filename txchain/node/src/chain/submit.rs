@@ -94,7 +94,7 @@ impl TxChain {
     /// period is refused with its reason instead of waiting in the pool to be dropped. (With
     /// earlier transactions of the sender still pending, the state it will meet is not known
     /// yet; the block builder checks it then.)
-    fn check_stake_rules(&self, tx: &Tx) -> Result<(), SubmitError> {
+    pub(super) fn check_stake_rules(&self, tx: &Tx) -> Result<(), SubmitError> {
         let body = tx.body();
         if body.payload.recipient().is_some() {
             return Ok(());
@@ -127,7 +127,7 @@ impl TxChain {
         }
     }
 
-    fn known_status(&self, id: &TxId) -> Result<Option<TxStatus>, StoreError> {
+    pub(super) fn known_status(&self, id: &TxId) -> Result<Option<TxStatus>, StoreError> {
         if self.mempool.lock().contains(id) {
             return Ok(Some(TxStatus::Pending));
         }

@@ -4,4 +4,5 @@ mod consensus;
 mod dropped;
 mod history;
 mod service;
+mod simulate;
 mod snapshot;
