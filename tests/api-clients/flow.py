@@ -6,10 +6,11 @@ signer of tests/interop (written from docs/transactions.md alone).
 
 The devnet's `account-0` is the exchange's wallet and `account-1` a customer who deposits and
 then withdraws. Each step checks what an exchange relies on: a deposit reads as credited once
-final, a withdrawal dry-run first would be accepted, a withdrawal sent twice is one transaction, a mistake answers a problem that says whether
-sending it again could help and what to fix (`expected_nonce`), and the books add up: the
-exchange's balance moves by exactly the withdrawal and the fee the node reports, and the
-customer's by the withdrawal.
+final, a withdrawal's dry run says it would be accepted and whose balances it moves, a
+withdrawal sent twice is one transaction, a mistake answers a problem that says whether sending
+it again could help and what to fix (`expected_nonce`), and the books add up: the exchange's
+balance moves by exactly the withdrawal and the fee the node reports, and the customer's by the
+withdrawal.
 """
 
 import json
