@@ -108,6 +108,7 @@ fn part_docs() -> Vec<utoipa::openapi::OpenApi> {
         doin_tx_node::api::TxApiDoc::openapi(),
         doin_tx_node::proof_api::ProofApiDoc::openapi(),
         doin_tx_node::stake_api::StakeApiDoc::openapi(),
+        doin_tx_node::simulate_api::SimulateApiDoc::openapi(),
         doin_tx_node::channel_api::ChannelApiDoc::openapi(),
         crate::anchor_api::AnchorApiDoc::openapi(),
         doin_main_node::api::MainApiDoc::openapi(),
@@ -126,6 +127,23 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     add_gateway_responses(&mut doc);
     describe_problems_and_security(&mut doc);
     doc
+}
+
+/// Every operation of the document, whatever its method.
+fn operations_mut(
+    doc: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    doc.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+    })
 }
 
 /// The name of the hub operator's bearer scheme in the document.
@@ -166,26 +184,17 @@ fn describe_problems_and_security(doc: &mut utoipa::openapi::OpenApi) {
                 .build(),
         ),
     );
-    for item in doc.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for op in operations.into_iter().flatten() {
-            let unauthorized = match op.responses.responses.get("401") {
-                Some(RefOr::T(r)) => r.description.clone(),
-                _ => continue,
-            };
-            let token = SecurityRequirement::new(OPERATOR_SCHEME, Vec::<String>::new());
-            if unauthorized.starts_with("Operator only") {
-                op.security = Some(vec![token]);
-            } else if unauthorized.contains("operator's token") {
-                // The token or the route's own signature: no requirement is one way in.
-                op.security = Some(vec![token, SecurityRequirement::default()]);
-            }
+    for op in operations_mut(doc) {
+        let unauthorized = match op.responses.responses.get("401") {
+            Some(RefOr::T(r)) => r.description.clone(),
+            _ => continue,
+        };
+        let token = SecurityRequirement::new(OPERATOR_SCHEME, Vec::<String>::new());
+        if unauthorized.starts_with("Operator only") {
+            op.security = Some(vec![token]);
+        } else if unauthorized.contains("operator's token") {
+            // The token or the route's own signature: no requirement is one way in.
+            op.security = Some(vec![token, SecurityRequirement::default()]);
         }
     }
 }
@@ -222,27 +231,18 @@ fn add_gateway_responses(doc: &mut utoipa::openapi::OpenApi) {
         "400",
         "A path or query parameter is malformed (`invalid-path`, `invalid-query`)",
     )];
-    for item in doc.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for op in operations.into_iter().flatten() {
-            let has_body = op.request_body.is_some();
-            let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
-            let responses = &mut op.responses.responses;
-            let extra = every
-                .iter()
-                .chain(with_body.iter().filter(|_| has_body))
-                .chain(with_params.iter().filter(|_| has_params));
-            for (status, description) in extra {
-                responses
-                    .entry((*status).to_string())
-                    .or_insert_with(|| problem(description));
-            }
+    for op in operations_mut(doc) {
+        let has_body = op.request_body.is_some();
+        let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+        let responses = &mut op.responses.responses;
+        let extra = every
+            .iter()
+            .chain(with_body.iter().filter(|_| has_body))
+            .chain(with_params.iter().filter(|_| has_params));
+        for (status, description) in extra {
+            responses
+                .entry((*status).to_string())
+                .or_insert_with(|| problem(description));
         }
     }
 }
@@ -267,6 +267,7 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
                 .merge(doin_tx_node::api::router(chain.clone()))
                 .merge(doin_tx_node::proof_api::router(chain.clone()))
                 .merge(doin_tx_node::stake_api::router(chain.clone()))
+                .merge(doin_tx_node::simulate_api::router(chain.clone()))
                 .merge(doin_tx_node::channel_api::router(chain.clone()))
         }
         None => {

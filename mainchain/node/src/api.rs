@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use doin_api::mainchain::*;
-use doin_http::{page_limit, path_problem, ApiJson, ApiQuery, Problem, ProblemDoc};
+use doin_http::{numeric_cursor, page_limit, path_problem, ApiJson, ApiQuery, Problem, ProblemDoc};
 use doin_main_core::{DomainId, MainBlock};
 use doin_store::StoreError;
 use doin_types::{Address, Amount, Hash256, PublicKeyBytes};
@@ -147,18 +147,9 @@ async fn list_main_blocks(
     let limit = page_limit(q.limit)?;
     let tip = c.head().header.height;
     // The page starts below the cursor's height (the last height of the previous page).
-    let start = match q.cursor.as_deref() {
+    let start = match numeric_cursor(q.cursor.as_deref())? {
         None => Some(tip),
-        Some(cursor) => cursor
-            .parse::<u64>()
-            .map_err(|_| {
-                Problem::bad_request(
-                    "invalid-cursor",
-                    format!("cursor {cursor:?} was not issued by this API"),
-                )
-            })?
-            .checked_sub(1)
-            .map(|h| h.min(tip)),
+        Some(below) => below.checked_sub(1).map(|h| h.min(tip)),
     };
     let mut items = Vec::new();
     let mut next = start;

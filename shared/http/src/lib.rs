@@ -28,6 +28,21 @@ pub const DEFAULT_PAGE_LIMIT: usize = 25;
 /// The most items of one list page.
 pub const MAX_PAGE_LIMIT: usize = 200;
 
+/// `400 invalid-cursor`: a list cursor this API did not issue.
+pub fn invalid_cursor(cursor: &str) -> Problem {
+    Problem::bad_request(
+        "invalid-cursor",
+        format!("cursor {cursor:?} was not issued by this API"),
+    )
+}
+
+/// A list route's numeric `cursor` (a height or a place), `None` when absent.
+pub fn numeric_cursor(cursor: Option<&str>) -> Result<Option<u64>, Problem> {
+    cursor
+        .map(|c| c.parse::<u64>().map_err(|_| invalid_cursor(c)))
+        .transpose()
+}
+
 /// A list route's `limit`: 1–[`MAX_PAGE_LIMIT`], [`DEFAULT_PAGE_LIMIT`] when absent, else
 /// `400 invalid-limit`.
 pub fn page_limit(limit: Option<usize>) -> Result<usize, Problem> {

@@ -17,7 +17,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use doin_api::tx::*;
-use doin_http::{page_limit, path_problem, ApiJson, ApiQuery, Problem, ProblemDoc};
+use doin_http::{
+    invalid_cursor, numeric_cursor, page_limit, path_problem, ApiJson, ApiQuery, Problem,
+    ProblemDoc,
+};
 use doin_store::StoreError;
 use doin_tx_core::fees::effective_tip_per_weight;
 use doin_tx_core::{Tx, TxError};
@@ -34,14 +37,13 @@ const FEE_HISTORY_BLOCKS: u64 = 20;
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        chain_info, submit_tx, crate::simulate_api::simulate_tx, get_tx, list_mempool, get_account, account_txs, list_blocks, get_block,
+        chain_info, submit_tx, get_tx, list_mempool, get_account, account_txs, list_blocks, get_block,
         block_txs, fee_estimate, crate::events_api::events
     ),
     components(schemas(
         ChainInfo, HistoryView, SubmitRequest, SubmitResponse, TxView, views::MainAnchorView, views::CommitView, views::CommitSignatureView, views::PayloadView, views::FeePaidView,
         AccountView, AccountTxsPage, AccountTxItem, BlockView, BlocksPage, MempoolPage, FeeEstimate,
-        TipSuggestion, ProblemDoc, views::BlockEvent, views::PendingTxEvent,
-        crate::simulate_api::SimulateResponse, crate::simulate_api::BalanceChange
+        TipSuggestion, ProblemDoc, views::BlockEvent, views::PendingTxEvent
     )),
     tags((name = "transfer chain", description = "Accounts, transactions and blocks of the 30-second transfer chain"))
 )]
@@ -74,7 +76,6 @@ pub fn router(chain: Arc<TxChain>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state.clone())
         .merge(crate::events_api::router(state.chain.clone()))
-        .merge(crate::simulate_api::router(state.chain.clone()))
 }
 
 pub(crate) fn internal(e: StoreError) -> Problem {
@@ -297,18 +298,7 @@ async fn list_mempool(
     ApiQuery(q): ApiQuery<MempoolPageQuery>,
 ) -> Result<Json<MempoolPage>, Problem> {
     let limit = page_limit(q.limit)?;
-    let after = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            c.parse::<u64>().map_err(|_| {
-                Problem::bad_request(
-                    "invalid-cursor",
-                    format!("cursor {c:?} was not issued by this API"),
-                )
-            })
-        })
-        .transpose()?;
+    let after = numeric_cursor(q.cursor.as_deref())?;
     let (count, bytes) = s.chain.mempool_stats();
     // One more than the page: whether a next page exists.
     let mut page = s.chain.pending_page(after, limit + 1);
@@ -367,12 +357,7 @@ async fn get_account(
 }
 
 fn parse_tx_cursor(c: &str) -> Result<TxLocation, Problem> {
-    let bad = || {
-        Problem::bad_request(
-            "invalid-cursor",
-            format!("cursor {c:?} was not issued by this API"),
-        )
-    };
+    let bad = || invalid_cursor(c);
     let (h, i) = c.split_once('.').ok_or_else(bad)?;
     Ok(TxLocation {
         height: h.parse().map_err(|_| bad())?,
@@ -609,25 +594,17 @@ async fn list_blocks(
 ) -> Result<Json<BlocksPage>, Problem> {
     let limit = page_limit(q.limit)?;
     let tip = s.chain.tip().header.height;
-    let start = match q.cursor.as_deref() {
+    let start = match numeric_cursor(q.cursor.as_deref())? {
         None => tip,
-        Some(c) => {
-            let below: Height = c.parse().map_err(|_| {
-                Problem::bad_request(
-                    "invalid-cursor",
-                    format!("cursor {c:?} was not issued by this API"),
-                )
-            })?;
-            match below.checked_sub(1) {
-                Some(h) => h.min(tip),
-                None => {
-                    return Ok(Json(BlocksPage {
-                        items: Vec::new(),
-                        next_cursor: None,
-                    }))
-                }
+        Some(below) => match below.checked_sub(1) {
+            Some(h) => h.min(tip),
+            None => {
+                return Ok(Json(BlocksPage {
+                    items: Vec::new(),
+                    next_cursor: None,
+                }))
             }
-        }
+        },
     };
     // The list ends at the oldest block this node keeps; a cursor below it is `410 pruned`.
     let oldest = s.chain.store().kept().bodies_from;

@@ -12,7 +12,15 @@ use doin_http::{ApiJson, Problem, ProblemDoc};
 use doin_types::Amount;
 use serde::Serialize;
 use std::sync::Arc;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(simulate_tx),
+    components(schemas(SimulateResponse, BalanceChange, FeePaidView, SubmitRequest, ProblemDoc)),
+    tags((name = "transfer chain"))
+)]
+pub struct SimulateApiDoc;
 
 /// What submitting a transaction now would do.
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,7 +57,8 @@ pub struct BalanceChange {
     pub after: Amount,
 }
 
-pub(crate) fn router(chain: Arc<TxChain>) -> Router {
+/// `POST /v1/tx/transactions/simulate`.
+pub fn router(chain: Arc<TxChain>) -> Router {
     Router::new()
         .route("/v1/tx/transactions/simulate", post(simulate_tx))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -63,7 +72,7 @@ pub(crate) fn router(chain: Arc<TxChain>) -> Router {
         (status = 400, description = "Not hex, or bytes that do not decode as a transaction", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "Body or transaction too large", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub(crate) async fn simulate_tx(
+async fn simulate_tx(
     State(chain): State<Arc<TxChain>>,
     body: ApiJson<SubmitRequest>,
 ) -> Result<Json<SimulateResponse>, Problem> {

@@ -94,11 +94,32 @@ pub(crate) fn transfer(chain: &TxChain, from: &KeyPair, to: &KeyPair, amount: u6
 
 /// `GET path` on `chain`'s REST router: the status and the JSON body.
 pub(crate) fn rest_get(chain: &Arc<TxChain>, path: &str) -> (u16, serde_json::Value) {
-    use tower::ServiceExt;
-    let router = doin_tx_node::api::router(chain.clone());
     let req = axum::http::Request::get(path)
         .body(axum::body::Body::empty())
         .unwrap();
+    rest_call(chain, req)
+}
+
+/// `POST path` with a JSON `body` on `chain`'s REST router: status and JSON answer.
+pub(crate) fn rest_post(
+    chain: &Arc<TxChain>,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let req = axum::http::Request::post(path)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    rest_call(chain, req)
+}
+
+fn rest_call(
+    chain: &Arc<TxChain>,
+    req: axum::http::Request<axum::body::Body>,
+) -> (u16, serde_json::Value) {
+    use tower::ServiceExt;
+    let router = doin_tx_node::api::router(chain.clone())
+        .merge(doin_tx_node::simulate_api::router(chain.clone()));
     tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(async move {

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::service::{keys, open_pruning, spec, time};
+use super::service::{keys, open_pruning, rest_post, spec, time};
 use doin_crypto::KeyPair;
 use doin_telemetry::Metrics;
 use doin_tx_core::{Tx, TxBody, TxPayload};
@@ -30,22 +30,11 @@ fn transfer(chain: &TxChain, from: &KeyPair, to: &KeyPair, nonce: u64, amount: u
 }
 
 fn simulate(chain: &Arc<TxChain>, tx_hex: &str) -> (u16, Value) {
-    use tower::ServiceExt;
-    let router = doin_tx_node::api::router(chain.clone());
-    let req = axum::http::Request::post("/v1/tx/transactions/simulate")
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(json!({ "tx": tx_hex }).to_string()))
-        .unwrap();
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(async move {
-            let resp = router.oneshot(req).await.unwrap();
-            let status = resp.status().as_u16();
-            let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (status, serde_json::from_slice(&body).unwrap())
-        })
+    rest_post(
+        chain,
+        "/v1/tx/transactions/simulate",
+        &json!({ "tx": tx_hex }),
+    )
 }
 
 fn units(v: &Value) -> i128 {
