@@ -106,6 +106,7 @@ fn part_docs() -> Vec<utoipa::openapi::OpenApi> {
     vec![
         NodeApiDoc::openapi(),
         doin_tx_node::api::TxApiDoc::openapi(),
+        doin_tx_node::account_api::AccountApiDoc::openapi(),
         doin_tx_node::proof_api::ProofApiDoc::openapi(),
         doin_tx_node::stake_api::StakeApiDoc::openapi(),
         doin_tx_node::simulate_api::SimulateApiDoc::openapi(),

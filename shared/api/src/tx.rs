@@ -82,20 +82,152 @@ pub struct SubmitResponse {
     pub replaced: Option<String>,
 }
 
-/// An account at the tip.
+/// An account at the tip, or after the block `?height=` names.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AccountView {
     pub address: String,
+    /// Balance after block `height`.
     #[schema(value_type = String, example = "150000000")]
     pub balance: Amount,
-    /// Nonce the chain expects next (transactions included so far).
+    /// Nonce the chain expects next after block `height` (transactions included so far).
     pub nonce: u64,
-    /// Nonce a new transaction should use, counting pending ones.
+    /// Nonce a new transaction should use now, counting pending ones (always about now, also
+    /// with `?height=`).
     pub next_nonce: u64,
-    /// Pending transactions sent by this account.
+    /// Pending transactions sent by this account now (always about now).
     pub pending: usize,
-    /// Height of the state this answer reflects.
+    /// Height of the state `balance` and `nonce` reflect.
     pub height: u64,
+    /// Balance after block `final_height`: what can be credited without waiting. The transfer
+    /// chain's finality is deterministic, so it equals `balance` once `height` is final.
+    #[schema(value_type = String, example = "150000000")]
+    pub final_balance: Amount,
+    /// The highest final block at or below `height`.
+    pub final_height: u64,
+}
+
+/// Which account state `GET /v1/tx/accounts/{address}` answers.
+#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AccountQuery {
+    /// The account after this block (default: the tip). Answered from the account's operations,
+    /// so within the history this node keeps (`410 pruned` below it, with `kept_from`).
+    #[param(minimum = 0)]
+    pub height: Option<u64>,
+}
+
+/// What moved an account's balance or stake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationKindView {
+    /// An allocation (`credit`) or a stake (`stake`) of the genesis file.
+    Genesis,
+    /// The fee of a transaction the account sent (`fee`: burned and tip parts). One per sent
+    /// transaction, first among its operations; it raises the nonce.
+    Fee,
+    /// A tip credited to the block's proposer.
+    Tip,
+    TransferOut,
+    TransferIn,
+    /// Coins bonded to a stake (debited).
+    Stake,
+    /// Bonded coins started unbonding (no balance change).
+    Unstake,
+    /// Unbonded coins returned to the balance.
+    Withdraw,
+    /// Stake taken and burned (a main block's verdict or reported double signing).
+    Slash,
+    /// A deposit locked in a new channel.
+    ChannelOpen,
+    /// A channel's payout (cooperative close or settlement; HTLCs and forfeits are in it).
+    ChannelPayout,
+    /// A main block's reward, credited when this chain anchored the main block.
+    Coinbase,
+}
+
+/// A stake's part in an operation.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StakeMoveView {
+    /// `validator`, `evaluator` or `optimizer`.
+    pub role: String,
+    /// How much of that stake moved (bonded, unbonding, returned or slashed).
+    #[schema(value_type = String)]
+    pub amount: Amount,
+}
+
+/// One movement of an account's balance or stakes, with the balance right after it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OperationView {
+    /// Its place, `height.position` (position among the block's operations): a list cursor.
+    #[schema(pattern = r"^[0-9]{1,19}\.[0-9]{1,9}$")]
+    pub cursor: String,
+    /// The block that made it (0: genesis).
+    pub height: u64,
+    pub address: String,
+    pub kind: OperationKindView,
+    /// Added to the balance.
+    #[schema(value_type = String)]
+    pub credit: Amount,
+    /// Taken from the balance.
+    #[schema(value_type = String)]
+    pub debit: Amount,
+    #[schema(value_type = String)]
+    pub balance_after: Amount,
+    pub nonce_after: u64,
+    /// The transaction that caused it (hex id); null for genesis and main-block effects.
+    pub transaction: Option<String>,
+    /// The main block whose effects caused it (`coinbase`, and `slash` by a verdict).
+    pub main_block: Option<MainAnchorView>,
+    /// For `fee`: its burned and tip parts.
+    pub fee: Option<FeePaidView>,
+    /// For `genesis` stakes, `stake`, `unstake`, `withdraw` and `slash`.
+    pub stake: Option<StakeMoveView>,
+    /// For `channel_open` and `channel_payout`: the channel id (hex).
+    pub channel: Option<String>,
+}
+
+/// An operation a dry run says a transaction would make (`POST /v1/tx/transactions/simulate`):
+/// an [`OperationView`] without its place and the balance after it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OperationEffectView {
+    pub address: String,
+    pub kind: OperationKindView,
+    #[schema(value_type = String)]
+    pub credit: Amount,
+    #[schema(value_type = String)]
+    pub debit: Amount,
+    pub fee: Option<FeePaidView>,
+    pub stake: Option<StakeMoveView>,
+    pub channel: Option<String>,
+}
+
+/// A page of an account's operations.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OperationsPage {
+    pub items: Vec<OperationView>,
+    /// Pass as `cursor` for the next page in the same `order`; null at the end (with
+    /// `order=oldest`, poll again later with the last item's `cursor`).
+    pub next_cursor: Option<String>,
+    /// Lowest height whose operations this node holds (older ones were pruned, or predate a
+    /// snapshot this node started from).
+    pub kept_from: u64,
+}
+
+/// A page of an account's operations.
+#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OperationsQuery {
+    /// An item's `cursor` (or a previous page's `next_cursor`): the page continues after it.
+    #[param(pattern = r"^[0-9]{1,19}\.[0-9]{1,9}$")]
+    pub cursor: Option<String>,
+    /// Items per page (1–200, default 25).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<usize>,
+    /// `newest` first (default) or `oldest` first (how a ledger follows an account).
+    #[param(pattern = "^(newest|oldest)$")]
+    pub order: Option<String>,
 }
 
 /// A page of an account's transactions.
@@ -347,6 +479,10 @@ pub struct EventsQuery {
     /// Resume after this event id (same as the `Last-Event-ID` header, which wins).
     #[param(pattern = r"^[0-9]{1,19}-[0-9]{1,9}$")]
     pub last_event_id: Option<String>,
+    /// Only this account's operations, as `operation` events (payload OperationView) with ids
+    /// `<height>-<position + 1>`: resumable like every other id, from the store.
+    #[param(format = "doin-address")]
+    pub account: Option<String>,
 }
 
 /// What a transaction does.

@@ -9,6 +9,7 @@
 //! caller's (through the `MainView` port).
 
 use crate::error::BlockError;
+use crate::operations::{Operation, OperationCause, OperationKind};
 use crate::stake::{slash, Stake, StakeRole, StakingParams};
 use crate::state::{Account, Overlay, StateView};
 use doin_types::{
@@ -147,15 +148,21 @@ pub struct EffectTotals {
 }
 
 /// Applies `effects` to `overlay` in order: credits to balances, then slashes of stakes
-/// (a slash of a key without that stake does nothing).
+/// (a slash of a key without that stake does nothing). Each movement is appended to
+/// `operations`.
 pub fn apply_effects<V: StateView + ?Sized>(
     staking: &StakingParams,
     overlay: &mut Overlay<'_, V>,
     effects: &[MainEffects],
+    operations: &mut Vec<Operation>,
 ) -> Result<EffectTotals, BlockError> {
     let mut total = Amount::ZERO;
     let mut slashed = Amount::ZERO;
     for e in effects {
+        let cause = OperationCause::MainBlock {
+            height: e.height,
+            hash: e.hash,
+        };
         for Credit { key, amount } in &e.credits {
             let account = overlay.account(key).map_err(BlockError::View)?;
             let balance = account.balance.checked_add(*amount).map_err(|_| {
@@ -168,6 +175,12 @@ pub fn apply_effects<V: StateView + ?Sized>(
                     nonce: account.nonce,
                 },
             );
+            operations.push(Operation::credit(
+                *key,
+                OperationKind::Coinbase,
+                cause,
+                *amount,
+            ));
             total = total
                 .checked_add(*amount)
                 .map_err(|_| BlockError::State("credited total overflows".into()))?;
@@ -186,6 +199,13 @@ pub fn apply_effects<V: StateView + ?Sized>(
             let (after, taken) =
                 slash(before, ppm).map_err(|e| BlockError::State(e.to_string()))?;
             overlay.set_stake(*key, role, after);
+            operations.push(Operation::stake(
+                *key,
+                OperationKind::Slash,
+                cause,
+                role,
+                taken,
+            ));
             slashed = slashed
                 .checked_add(taken)
                 .map_err(|_| BlockError::State("slashed total overflows".into()))?;

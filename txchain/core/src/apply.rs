@@ -12,6 +12,7 @@ use crate::bft::{CommitCertificate, EpochValidators, ValidatorSet, ValidatorSetE
 use crate::block::{tx_root, Block, BlockHeader, SignedHeader};
 use crate::error::{BlockError, GenesisError, TxError};
 use crate::fees::{fee_split, next_base_fee};
+use crate::operations::{settle, Operation, OperationCause, OperationKind, SettledOperation};
 use crate::params::{ChainParams, GenesisSpec};
 use crate::stake::{bond, slash, unbond, withdraw, Stake, StakeRole};
 use crate::state::{Account, ChainStats, Overlay, StateDiff, StateView};
@@ -42,6 +43,8 @@ pub struct TxReceipt {
     pub channel_released: Amount,
     /// The payout's rounding, burned.
     pub channel_burned: Amount,
+    /// What it moved, in order: its fee first ([`crate::operations`]).
+    pub operations: Vec<Operation>,
 }
 
 /// The result of applying a block: commit `diff` and `tree_update` together.
@@ -54,6 +57,9 @@ pub struct AppliedBlock {
     pub txs: Vec<Tx>,
     /// Main blocks this block newly anchored, with the effects it applied.
     pub anchored: Vec<MainEffects>,
+    /// Every balance and stake movement of the block, in order: the anchored main blocks'
+    /// effects, then each transaction's (the receipts' own lists are moved here).
+    pub operations: Vec<SettledOperation>,
 }
 
 /// Options of one `apply_block` call.
@@ -131,6 +137,10 @@ pub fn apply_tx<V: StateView + ?Sized>(
                 available: sender.balance,
             })?;
     sender.nonce = sender.nonce.checked_add(1).ok_or(TxError::AmountOverflow)?;
+    let id = tx.id();
+    let cause = OperationCause::Tx(id);
+    let mut ops = vec![Operation::fee(body.sender, id, split.burned, split.tip)
+        .map_err(|_| TxError::AmountOverflow)?];
 
     // Compute every new account and stake before writing any, so an error leaves the overlay
     // untouched.
@@ -154,6 +164,18 @@ pub fn apply_tx<V: StateView + ?Sized>(
                 .checked_add(*amount)
                 .map_err(|_| TxError::AmountOverflow)?;
             writes.push((*to, recipient));
+            ops.push(Operation::debit(
+                body.sender,
+                OperationKind::TransferOut,
+                cause,
+                *amount,
+            ));
+            ops.push(Operation::credit(
+                *to,
+                OperationKind::TransferIn,
+                cause,
+                *amount,
+            ));
         }
         TxPayload::Stake {
             role,
@@ -163,10 +185,21 @@ pub fn apply_tx<V: StateView + ?Sized>(
             let before = overlay.stake(&body.sender, *role).map_err(TxError::State)?;
             stake_write = Some((*role, bond(staking, *role, before, *amount, domains)?));
             staked = *amount;
+            ops.push(Operation {
+                debit: *amount,
+                ..Operation::stake(body.sender, OperationKind::Stake, cause, *role, *amount)
+            });
         }
         TxPayload::Unstake { role, amount } => {
             let before = overlay.stake(&body.sender, *role).map_err(TxError::State)?;
             stake_write = Some((*role, unbond(staking, *role, before, *amount, height)?));
+            ops.push(Operation::stake(
+                body.sender,
+                OperationKind::Unstake,
+                cause,
+                *role,
+                *amount,
+            ));
         }
         TxPayload::Withdraw { role } => {
             let before = overlay.stake(&body.sender, *role).map_err(TxError::State)?;
@@ -179,6 +212,10 @@ pub fn apply_tx<V: StateView + ?Sized>(
             writes.push((body.sender, me));
             stake_write = Some((*role, after));
             unstaked = amount;
+            ops.push(Operation {
+                credit: amount,
+                ..Operation::stake(body.sender, OperationKind::Withdraw, cause, *role, amount)
+            });
         }
         TxPayload::ReportEquivocation { evidence } => {
             // The signatures were checked with the other stateless rules.
@@ -200,6 +237,13 @@ pub fn apply_tx<V: StateView + ?Sized>(
             after.tombstoned = true;
             offender_write = Some((offender, after));
             slashed = taken;
+            ops.push(Operation::stake(
+                offender,
+                OperationKind::Slash,
+                cause,
+                StakeRole::Validator,
+                taken,
+            ));
         }
         TxPayload::ChannelOpen { .. }
         | TxPayload::ChannelCoopClose { .. }
@@ -209,6 +253,14 @@ pub fn apply_tx<V: StateView + ?Sized>(
         | TxPayload::HtlcClaim { .. } => {
             let fx = crate::channel_tx::apply(params, overlay, body, height)?
                 .ok_or_else(|| TxError::InvalidChannel("not a channel transaction".into()))?;
+            if let TxPayload::ChannelOpen { deposit, .. } = &body.payload {
+                if !deposit.is_zero() {
+                    ops.push(
+                        Operation::debit(body.sender, OperationKind::ChannelOpen, cause, *deposit)
+                            .with_channel(fx.id),
+                    );
+                }
+            }
             for (key, amount) in fx.debits {
                 let mut a = current(overlay, &writes, &key)?;
                 a.balance =
@@ -219,6 +271,10 @@ pub fn apply_tx<V: StateView + ?Sized>(
                             available: a.balance,
                         })?;
                 writes.push((key, a));
+                ops.push(
+                    Operation::debit(key, OperationKind::ChannelOpen, cause, amount)
+                        .with_channel(fx.id),
+                );
             }
             for (key, amount) in fx.credits {
                 if amount.is_zero() {
@@ -230,6 +286,10 @@ pub fn apply_tx<V: StateView + ?Sized>(
                     .checked_add(amount)
                     .map_err(|_| TxError::AmountOverflow)?;
                 writes.push((key, a));
+                ops.push(
+                    Operation::credit(key, OperationKind::ChannelPayout, cause, amount)
+                        .with_channel(fx.id),
+                );
             }
             channel_locked = fx.locked;
             channel_released = fx.released;
@@ -244,6 +304,12 @@ pub fn apply_tx<V: StateView + ?Sized>(
             .checked_add(split.tip)
             .map_err(|_| TxError::AmountOverflow)?;
         writes.push((*proposer, p));
+        ops.push(Operation::credit(
+            *proposer,
+            OperationKind::Tip,
+            cause,
+            split.tip,
+        ));
     }
     for (k, a) in writes {
         overlay.set_account(k, a);
@@ -258,7 +324,7 @@ pub fn apply_tx<V: StateView + ?Sized>(
         overlay.set_channel(id, channel);
     }
     Ok(TxReceipt {
-        id: tx.id(),
+        id,
         burned: split.burned,
         tip: split.tip,
         staked,
@@ -267,6 +333,7 @@ pub fn apply_tx<V: StateView + ?Sized>(
         channel_locked,
         channel_released,
         channel_burned,
+        operations: ops,
     })
 }
 
@@ -557,7 +624,13 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
     let mut overlay = Overlay::new(view);
     // Anchored main blocks' effects come first: a reward is spendable in the block that
     // imports it.
-    let imported = apply_effects(&params.consensus.staking, &mut overlay, &anchored)?;
+    let mut operations = Vec::new();
+    let imported = apply_effects(
+        &params.consensus.staking,
+        &mut overlay,
+        &anchored,
+        &mut operations,
+    )?;
     let mut receipts = Vec::with_capacity(txs.len());
     for (index, tx) in txs.iter().enumerate() {
         let r = apply_tx(
@@ -577,6 +650,7 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
     }
     let stats = next_stats(view, header.height, &receipts, imported, header.main_anchor)?;
     let diff = finish_diff(params, view, header.height, overlay, stats)?;
+    let operations = settle_block(view, &diff, operations, &mut receipts)?;
     let (state_root, tree_update) =
         compute_state_root(tree, header.height, &diff).map_err(BlockError::State)?;
     if state_root != header.state_root {
@@ -589,7 +663,22 @@ pub fn apply_block<V: StateView + ?Sized, R: TreeReader, M: MainView + ?Sized>(
         receipts,
         txs,
         anchored,
+        operations,
     })
+}
+
+/// The block's operations settled against its diff: `effects` (the anchored main blocks')
+/// first, then each receipt's, moved out of the receipts.
+pub(crate) fn settle_block<V: StateView + ?Sized>(
+    view: &V,
+    diff: &StateDiff,
+    mut effects: Vec<Operation>,
+    receipts: &mut [TxReceipt],
+) -> Result<Vec<SettledOperation>, BlockError> {
+    for r in receipts.iter_mut() {
+        effects.append(&mut r.operations);
+    }
+    settle(view, &diff.accounts, effects)
 }
 
 pub(crate) fn next_stats<V: StateView + ?Sized>(
@@ -700,6 +789,33 @@ pub fn genesis<R: TreeReader>(
     };
     let (state_root, tree_update) =
         compute_state_root(tree, 0, &diff).map_err(GenesisError::State)?;
+    let mut operations: Vec<Operation> = spec
+        .allocations
+        .iter()
+        .map(|a| {
+            Operation::credit(
+                a.key,
+                OperationKind::Genesis,
+                OperationCause::Genesis,
+                a.amount,
+            )
+        })
+        .collect();
+    operations.extend(spec.stakes.iter().map(|st| {
+        Operation::stake(
+            st.key,
+            OperationKind::Genesis,
+            OperationCause::Genesis,
+            st.role,
+            st.amount,
+        )
+    }));
+    let operations = settle(
+        &crate::memtree::MemoryState::default(),
+        &diff.accounts,
+        operations,
+    )
+    .map_err(|e| GenesisError::Invalid(e.to_string()))?;
     let header = BlockHeader {
         chain_id: params.chain_id,
         height: 0,
@@ -728,6 +844,7 @@ pub fn genesis<R: TreeReader>(
             receipts: Vec::new(),
             txs: Vec::new(),
             anchored: Vec::new(),
+            operations,
         },
     ))
 }

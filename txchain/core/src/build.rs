@@ -6,7 +6,8 @@
 
 use crate::anchor::{apply_effects, newly_anchored, MainView, MAX_ANCHOR_STEP};
 use crate::apply::{
-    apply_tx, compute_state_root, finish_diff, next_stats, own_certificate, AppliedBlock,
+    apply_tx, compute_state_root, finish_diff, next_stats, own_certificate, settle_block,
+    AppliedBlock,
 };
 use crate::bft::CommitCertificate;
 use crate::block::{tx_root, Block, BlockHeader};
@@ -134,7 +135,13 @@ pub fn build_block_certified<V: StateView + ?Sized, R: TreeReader, M: MainView +
     let main_anchor = choose_anchor(main, &parent.main_anchor)?;
     let anchored = newly_anchored(main, &parent.main_anchor, &main_anchor)?;
     let mut overlay = Overlay::new(view);
-    let imported = apply_effects(&params.consensus.staking, &mut overlay, &anchored)?;
+    let mut operations = Vec::new();
+    let imported = apply_effects(
+        &params.consensus.staking,
+        &mut overlay,
+        &anchored,
+        &mut operations,
+    )?;
     let mut included = Vec::new();
     let mut receipts = Vec::new();
     let mut skipped = Vec::new();
@@ -163,6 +170,7 @@ pub fn build_block_certified<V: StateView + ?Sized, R: TreeReader, M: MainView +
     }
     let stats = next_stats(view, height, &receipts, imported, main_anchor)?;
     let diff = finish_diff(params, view, height, overlay, stats)?;
+    let operations = settle_block(view, &diff, operations, &mut receipts)?;
     let (state_root, tree_update) =
         compute_state_root(tree, height, &diff).map_err(BlockError::State)?;
     let header = BlockHeader {
@@ -194,6 +202,7 @@ pub fn build_block_certified<V: StateView + ?Sized, R: TreeReader, M: MainView +
             receipts,
             txs: included,
             anchored,
+            operations,
         },
         skipped,
     })

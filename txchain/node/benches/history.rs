@@ -90,6 +90,8 @@ const HISTORY: &[&str] = &[
     "tx_block_hashes",
     "tx_index",
     "tx_addr_index",
+    "tx_account_ops",
+    "tx_ops_by_height",
     "tx_commits",
     "tx_epoch_proofs",
 ];

@@ -37,12 +37,12 @@ const FEE_HISTORY_BLOCKS: u64 = 20;
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        chain_info, submit_tx, get_tx, list_mempool, get_account, account_txs, list_blocks, get_block,
+        chain_info, submit_tx, get_tx, list_mempool, account_txs, list_blocks, get_block,
         block_txs, fee_estimate, crate::events_api::events
     ),
     components(schemas(
         ChainInfo, HistoryView, SubmitRequest, SubmitResponse, TxView, views::MainAnchorView, views::CommitView, views::CommitSignatureView, views::PayloadView, views::FeePaidView,
-        AccountView, AccountTxsPage, AccountTxItem, BlockView, BlocksPage, MempoolPage, FeeEstimate,
+        AccountTxsPage, AccountTxItem, BlockView, BlocksPage, MempoolPage, FeeEstimate,
         TipSuggestion, ProblemDoc, views::BlockEvent, views::PendingTxEvent
     )),
     tags((name = "transfer chain", description = "Accounts, transactions and blocks of the 30-second transfer chain"))
@@ -67,7 +67,6 @@ pub fn router(chain: Arc<TxChain>) -> Router {
         .route("/v1/tx/transactions", post(submit_tx))
         .route("/v1/tx/mempool", get(list_mempool))
         .route("/v1/tx/transactions/{id}", get(get_tx))
-        .route("/v1/tx/accounts/{address}", get(get_account))
         .route("/v1/tx/accounts/{address}/transactions", get(account_txs))
         .route("/v1/tx/blocks", get(list_blocks))
         .route("/v1/tx/blocks/{id}", get(get_block))
@@ -76,6 +75,7 @@ pub fn router(chain: Arc<TxChain>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state.clone())
         .merge(crate::events_api::router(state.chain.clone()))
+        .merge(crate::account_api::router(state.chain.clone()))
 }
 
 pub(crate) fn internal(e: StoreError) -> Problem {
@@ -327,32 +327,6 @@ async fn list_mempool(
         bytes,
         items,
         next_cursor,
-    }))
-}
-
-/// An account's balance and nonces.
-#[utoipa::path(get, path = "/v1/tx/accounts/{address}", tag = "transfer chain",
-    params(("address" = String, Path, description = "bech32m address of this network", format = "doin-address")),
-    responses(
-        (status = 200, description = "Balance and nonces", body = AccountView),
-        (status = 400, description = "Invalid address or address of another network", body = ProblemDoc, content_type = "application/problem+json"),
-    ))]
-async fn get_account(
-    State(s): St,
-    address: Result<Path<String>, PathRejection>,
-) -> Result<Json<AccountView>, Problem> {
-    let Path(address) = address.map_err(path_problem)?;
-    let a = parse_address(&s.chain, &address)?;
-    let height = s.chain.tip().header.height;
-    let acct = s.chain.account(&a.key).map_err(internal)?;
-    let (next_nonce, pending) = s.chain.next_nonce(&a.key).map_err(internal)?;
-    Ok(Json(AccountView {
-        address: a.to_string(),
-        balance: acct.balance,
-        nonce: acct.nonce,
-        next_nonce,
-        pending,
-        height,
     }))
 }
 

@@ -217,6 +217,7 @@ impl TxChain {
         }
         match store.schema_version()? {
             Some(v) if v == crate::store::SCHEMA_VERSION => {}
+            Some(5) => store.upgrade_from_5()?,
             stored => {
                 return Err(ChainError::SchemaMismatch {
                     stored: stored.unwrap_or(0),

@@ -27,11 +27,12 @@ pub fn router(chain: Arc<TxChain>) -> Router {
 /// Most block events rebuilt from the store for one resuming client.
 const MAX_REPLAY_BLOCKS: u64 = 10_000;
 
-/// Server-sent events: transfer blocks and mempool entries, resumable.
+/// Server-sent events: transfer blocks and mempool entries, or one account's operations;
+/// resumable.
 #[utoipa::path(get, path = "/v1/events", tag = "transfer chain", params(EventsQuery),
     responses(
-        (status = 200, description = "Server-sent events: `block` (payload BlockEvent) and `tx` (payload PendingTxEvent). Ids are `<height>-<seq>`; send the last one as `Last-Event-ID` to resume without missing a block.", content_type = "text/event-stream"),
-        (status = 400, description = "Malformed event id", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, description = "Server-sent events: `block` (payload BlockEvent) and `tx` (payload PendingTxEvent); with `account`, only `operation` (payload OperationView). Ids are `<height>-<seq>`; send the last one as `Last-Event-ID` to resume without missing a block or an operation.", content_type = "text/event-stream"),
+        (status = 400, description = "Malformed event id, or an invalid address", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn events(
     State(chain): State<Arc<TxChain>>,
@@ -53,8 +54,19 @@ pub(crate) async fn events(
                 .map_err(|e: String| Problem::bad_request("invalid-event-id", e))
         })
         .transpose()?;
+    let account = q
+        .account
+        .as_deref()
+        .map(|a| crate::api::parse_address(&chain, a).map(|a| a.key))
+        .transpose()?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Arc<Event>>(256);
-    tokio::spawn(pump_events(chain, last, tx));
+    let out = Out {
+        chain: chain.clone(),
+        account,
+        after: last,
+        tx,
+    };
+    tokio::spawn(pump_events(chain, last, out));
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|ev| {
         Ok::<_, std::convert::Infallible>(
             axum::response::sse::Event::default()
@@ -68,18 +80,86 @@ pub(crate) async fn events(
         .into_response())
 }
 
+/// Where one client's events go: all of them, or, with an account, that account's operations
+/// in each block event's place.
+struct Out {
+    chain: Arc<TxChain>,
+    account: Option<doin_types::PublicKeyBytes>,
+    /// The client's last id: operations at or before it were sent already.
+    after: Option<EventId>,
+    tx: tokio::sync::mpsc::Sender<Arc<Event>>,
+}
+
+impl Out {
+    /// Sends `ev` (or what it stands for); `Err` when the client went away or the store
+    /// failed.
+    async fn send(&self, ev: Arc<Event>) -> Result<(), ()> {
+        let Some(key) = &self.account else {
+            return self.tx.send(ev).await.map_err(|_| ());
+        };
+        if ev.kind != "block" {
+            return Ok(());
+        }
+        self.send_operations(key, ev.id.height).await
+    }
+
+    /// The account's operations of block `height` after the client's last id.
+    async fn send_operations(
+        &self,
+        key: &doin_types::PublicKeyBytes,
+        height: u64,
+    ) -> Result<(), ()> {
+        let ops = match self.chain.store().account_operations_at(key, height) {
+            Ok(ops) => ops,
+            Err(e) => {
+                tracing::warn!(error = %e, "account event stream stopped on a store error");
+                return Err(());
+            }
+        };
+        let network = self.chain.params().network;
+        for (place, op) in ops {
+            let id = EventId {
+                height,
+                seq: u64::from(place.seq) + 1,
+            };
+            if self.after.is_some_and(|after| id <= after) {
+                continue;
+            }
+            let view = crate::account_api::operation_view(network, place, &op);
+            let data = serde_json::to_string(&view).map_err(|_| ())?;
+            let ev = Arc::new(Event {
+                id,
+                kind: "operation",
+                data,
+            });
+            self.tx.send(ev).await.map_err(|_| ())?;
+        }
+        Ok(())
+    }
+}
+
 /// Feeds one SSE client: rebuilt block events, buffered events, then live ones, never an id
 /// twice or out of order. Ends when the client goes away.
-async fn pump_events(
-    chain: Arc<TxChain>,
-    last: Option<EventId>,
-    out: tokio::sync::mpsc::Sender<Arc<Event>>,
-) {
+async fn pump_events(chain: Arc<TxChain>, last: Option<EventId>, out: Out) {
     let mut live = chain.events().subscribe();
     // An id from the future (another chain, a reset devnet) would block the stream until the
     // chain caught up with it: treat it as "from now on".
     let now = chain.events().last_id();
     let mut sent = last.filter(|id| *id <= now).unwrap_or(now);
+    if let Some(key) = &out.account {
+        // An account stream resumes inside a block: the rest of that block's operations
+        // first; block events are then the blocks after it.
+        if last.is_some_and(|id| id <= now)
+            && sent.seq > 0
+            && out.send_operations(key, sent.height).await.is_err()
+        {
+            return;
+        }
+        sent = EventId {
+            height: sent.height,
+            seq: u64::MAX,
+        };
+    }
     loop {
         let replay = chain.events().replay_after(sent);
         if let Some((lo, hi)) = replay.missing_blocks {

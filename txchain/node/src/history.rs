@@ -178,8 +178,9 @@ impl ChainStore {
         Ok(Some(now))
     }
 
-    /// Deletes block `height`'s transactions and their index entries.
+    /// Deletes block `height`'s transactions, their index entries and its operations.
     fn drop_body(&self, batch: &mut WriteBatch, height: Height) -> StoreResult<()> {
+        self.drop_operations(batch, height)?;
         for item in BODIES.with_prefix(self.kv().as_ref(), &height)? {
             let ((_, index), bytes) = item?;
             // The id from the stored bytes as they are (no re-encoding).

@@ -8,6 +8,7 @@
 // dev-dependencies).
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+pub mod account_api;
 pub mod api;
 pub mod chain;
 pub mod channel_api;
@@ -21,6 +22,7 @@ pub mod lookup;
 pub mod mempool;
 pub mod metrics;
 mod net_ctx;
+pub mod operations;
 pub mod p2p;
 pub mod producer;
 pub mod proof_api;

@@ -8,6 +8,7 @@ use crate::views::{addr, FeePaidView, SubmitRequest};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
 use axum::{Json, Router};
+use doin_api::tx::OperationEffectView;
 use doin_http::{ApiJson, Problem, ProblemDoc};
 use doin_types::Amount;
 use serde::Serialize;
@@ -17,7 +18,7 @@ use utoipa::{OpenApi, ToSchema};
 #[derive(OpenApi)]
 #[openapi(
     paths(simulate_tx),
-    components(schemas(SimulateResponse, BalanceChange, FeePaidView, SubmitRequest, ProblemDoc)),
+    components(schemas(SimulateResponse, BalanceChange, FeePaidView, OperationEffectView, SubmitRequest, ProblemDoc)),
     tags((name = "transfer chain"))
 )]
 pub struct SimulateApiDoc;
@@ -45,6 +46,9 @@ pub struct SimulateResponse {
     /// Every balance it would change in the next block: sender, recipient, the proposer's tip,
     /// funds going into or out of stakes and channels.
     pub balance_changes: Vec<BalanceChange>,
+    /// The operations it would make, in order (the sender's `fee` first), as
+    /// `GET /v1/tx/accounts/{address}/operations` will list them once it is in a block.
+    pub operations: Vec<OperationEffectView>,
 }
 
 /// One account's balance before and after.
@@ -90,6 +94,17 @@ async fn simulate_tx(
         (None, Some(_)) => "refused",
         (None, None) => "accepted",
     };
+    let operations = sim
+        .applied
+        .as_ref()
+        .map(|(receipt, _)| {
+            receipt
+                .operations
+                .iter()
+                .map(|op| crate::account_api::effect_view(network, op))
+                .collect()
+        })
+        .unwrap_or_default();
     let (fee, balance_changes) = match &sim.applied {
         Some((receipt, balances)) => {
             let total = receipt
@@ -122,5 +137,6 @@ async fn simulate_tx(
         base_fee: sim.base_fee,
         fee,
         balance_changes,
+        operations,
     }))
 }

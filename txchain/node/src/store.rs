@@ -8,6 +8,8 @@
 //! - `tx_block_hashes`: block hash → height
 //! - `tx_index`: transaction id → (height, position)
 //! - `tx_addr_index`: key ‖ height ‖ position → transaction id ‖ role (newest-first scans)
+//! - `tx_account_ops`, `tx_ops_by_height`: every balance and stake movement, by account and by
+//!   height (`operations`)
 //! - `tx_jmt_nodes`, `tx_jmt_values`, `tx_jmt_stale`, `tx_jmt_stale_values`: the state tree and
 //!   the indices that let old versions be pruned. The tree's values are the only copy of the
 //!   state (accounts, chain totals): the current state is each key's newest value, so nothing
@@ -97,6 +99,8 @@ pub const COLUMNS: &[Cf] = &[
     CF_EPOCH_PROOFS,
     CF_UNDECIDED,
     CF_DROPPED,
+    crate::operations::ACCOUNT_OPS.cf(),
+    crate::operations::OPS_BY_HEIGHT.cf(),
     CF_JMT_NODES,
     CF_JMT_VALUES,
     CF_JMT_STALE,
@@ -111,7 +115,9 @@ pub(crate) const META_SCHEMA: &[u8] = b"schema";
 /// Version 3: headers carry `last_commit`, the parent's commit certificate.
 /// Version 4: the state holds the validator sets of each epoch.
 /// Version 5: epoch-closing blocks keep a proof of their validators entry.
-pub const SCHEMA_VERSION: u32 = 5;
+/// Version 6: account operations (`operations`); a version 5 store is upgraded at open and
+/// records them from its next block on.
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The validators entry of an epoch-closing block's state, with its proof against the block's
 /// state root.
@@ -507,6 +513,7 @@ impl ChainStore {
             }
         }
 
+        self.operation_writes(batch, height, &applied.operations)?;
         TIP.put(batch, &META_TIP.to_vec(), &height)?;
 
         self.tree_writes(batch, height, applied, prior)?;

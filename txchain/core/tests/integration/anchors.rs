@@ -5,81 +5,13 @@
 
 use crate::common;
 
-use common::{fixture, transfer, Fixture};
-use doin_crypto::{tagged_hash, KeyPair};
+use common::{fixture, transfer, Fixture, MainChainStub};
+use doin_crypto::KeyPair;
 use doin_tx_core::{
-    apply_block, build_block, ApplyContext, Block, BlockError, BlockHeader, MainView, StateView,
-    Tx, MAX_ANCHOR_STEP,
+    apply_block, build_block, ApplyContext, Block, BlockError, BlockHeader, StateView, Tx,
+    MAX_ANCHOR_STEP,
 };
-use doin_types::{
-    Amount, Credit, Hash256, Height, MainAnchor, MainEffects, PortError, PublicKeyBytes, Timestamp,
-};
-use std::collections::BTreeMap;
-
-/// A main chain as the transfer chain sees it: effects per height and a proposer candidate.
-/// (The node's adapter reads the same from the real main chain; here the rules are under
-/// test, so the main chain is a plain list.)
-#[derive(Default)]
-struct MainChainStub {
-    blocks: BTreeMap<Height, MainEffects>,
-    candidate: Option<MainAnchor>,
-    /// Transfer blocks the main chain has checkpointed, by height.
-    checkpoints: BTreeMap<Height, Hash256>,
-}
-
-impl MainChainStub {
-    /// A main chain of `n` blocks above genesis, block h paying `h` units to each of `payees`.
-    fn with_blocks(n: u64, payees: &[PublicKeyBytes]) -> MainChainStub {
-        let mut m = MainChainStub::default();
-        let mut parent = tagged_hash("test/main-genesis", b"");
-        for height in 1..=n {
-            let hash = tagged_hash("test/main-block", &height.to_be_bytes());
-            m.blocks.insert(
-                height,
-                MainEffects {
-                    height,
-                    hash,
-                    parent,
-                    credits: payees
-                        .iter()
-                        .map(|k| Credit {
-                            key: *k,
-                            amount: Amount::from_base_units(height),
-                        })
-                        .collect(),
-                    slashes: Vec::new(),
-                },
-            );
-            parent = hash;
-        }
-        m
-    }
-
-    fn anchor(&self, height: Height) -> MainAnchor {
-        MainAnchor {
-            height,
-            hash: self.blocks[&height].hash,
-        }
-    }
-}
-
-impl MainView for MainChainStub {
-    fn effects(&self, height: Height) -> Result<Option<MainEffects>, PortError> {
-        Ok(self.blocks.get(&height).cloned())
-    }
-
-    fn anchor_candidate(&self) -> Result<Option<MainAnchor>, PortError> {
-        Ok(self.candidate)
-    }
-
-    fn checkpointing_block(&self, _tx_height: Height) -> Result<Option<MainAnchor>, PortError> {
-        Ok(None)
-    }
-
-    fn checkpointed_hash(&self, tx_height: Height) -> Result<Option<Hash256>, PortError> {
-        Ok(self.checkpoints.get(&tx_height).copied())
-    }
-}
+use doin_types::{Amount, Hash256, MainAnchor, PublicKeyBytes, Timestamp};
 
 fn ctx(now: u64) -> ApplyContext {
     ApplyContext {

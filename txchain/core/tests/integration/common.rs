@@ -3,13 +3,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
+use doin_crypto::tagged_hash;
 use doin_crypto::KeyPair;
 use doin_tx_core::memtree::MemoryState;
+use doin_tx_core::MainView;
 use doin_tx_core::{
     genesis, tx_root, Allocation, Block, BlockHeader, ChainParams, ConsensusParams, GenesisSpec,
     SignedTx, StakingParams, Tx, TxBody, TxPayload,
 };
-use doin_types::{Amount, ChainId, Hash256, Network, Timestamp};
+use doin_types::{
+    Amount, ChainId, Credit, Hash256, Height, MainAnchor, MainEffects, Network, PortError,
+    PublicKeyBytes, Timestamp,
+};
+use std::collections::BTreeMap;
 
 pub(crate) struct Fixture {
     pub spec: GenesisSpec,
@@ -18,6 +24,8 @@ pub(crate) struct Fixture {
     pub users: Vec<KeyPair>,
     pub genesis: Block,
     pub state: MemoryState,
+    /// The operations of the last block `build_and_import` imported.
+    pub last_operations: Vec<doin_tx_core::SettledOperation>,
 }
 
 pub(crate) const START_BALANCE: u64 = 1_000_000_000;
@@ -63,6 +71,7 @@ pub(crate) fn fixture(users: usize) -> Fixture {
         users,
         genesis,
         state,
+        last_operations: Vec::new(),
     }
 }
 
@@ -148,7 +157,9 @@ pub(crate) fn build_and_import(
     )
     .unwrap();
     assert_eq!(imported.state_root, built.block.header.state_root);
+    assert_eq!(imported.operations, built.applied.operations);
     f.state.commit(&imported);
+    f.last_operations = imported.operations;
     let skipped = built.skipped.into_iter().map(|(_, e)| e).collect();
     (built.block, skipped)
 }
@@ -217,5 +228,70 @@ pub(crate) fn loose_block(n: usize) -> LooseBlock {
         validator,
         block,
         txs,
+    }
+}
+
+/// A main chain as the transfer chain sees it: effects per height and a proposer candidate.
+/// (The node's adapter reads the same from the real main chain; here the rules are under
+/// test, so the main chain is a plain list.)
+#[derive(Default)]
+pub(crate) struct MainChainStub {
+    pub(crate) blocks: BTreeMap<Height, MainEffects>,
+    pub(crate) candidate: Option<MainAnchor>,
+    /// Transfer blocks the main chain has checkpointed, by height.
+    pub(crate) checkpoints: BTreeMap<Height, Hash256>,
+}
+
+impl MainChainStub {
+    /// A main chain of `n` blocks above genesis, block h paying `h` units to each of `payees`.
+    pub(crate) fn with_blocks(n: u64, payees: &[PublicKeyBytes]) -> MainChainStub {
+        let mut m = MainChainStub::default();
+        let mut parent = tagged_hash("test/main-genesis", b"");
+        for height in 1..=n {
+            let hash = tagged_hash("test/main-block", &height.to_be_bytes());
+            m.blocks.insert(
+                height,
+                MainEffects {
+                    height,
+                    hash,
+                    parent,
+                    credits: payees
+                        .iter()
+                        .map(|k| Credit {
+                            key: *k,
+                            amount: Amount::from_base_units(height),
+                        })
+                        .collect(),
+                    slashes: Vec::new(),
+                },
+            );
+            parent = hash;
+        }
+        m
+    }
+
+    pub(crate) fn anchor(&self, height: Height) -> MainAnchor {
+        MainAnchor {
+            height,
+            hash: self.blocks[&height].hash,
+        }
+    }
+}
+
+impl MainView for MainChainStub {
+    fn effects(&self, height: Height) -> Result<Option<MainEffects>, PortError> {
+        Ok(self.blocks.get(&height).cloned())
+    }
+
+    fn anchor_candidate(&self) -> Result<Option<MainAnchor>, PortError> {
+        Ok(self.candidate)
+    }
+
+    fn checkpointing_block(&self, _tx_height: Height) -> Result<Option<MainAnchor>, PortError> {
+        Ok(None)
+    }
+
+    fn checkpointed_hash(&self, tx_height: Height) -> Result<Option<Hash256>, PortError> {
+        Ok(self.checkpoints.get(&tx_height).copied())
     }
 }

@@ -50,7 +50,7 @@ fn vote(
     (form, sig)
 }
 
-fn evidence(chain: &ChainId, key: &KeyPair) -> Equivocation {
+pub(crate) fn evidence(chain: &ChainId, key: &KeyPair) -> Equivocation {
     let (first, first_signature) = vote(chain, key, 7, 1);
     let (second, second_signature) = vote(chain, key, 7, 2);
     Equivocation {

@@ -12,6 +12,7 @@ mod decoders;
 mod epochs;
 mod evidence;
 mod headers;
+mod operations;
 mod proof;
 mod properties;
 mod staking;

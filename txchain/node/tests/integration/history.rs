@@ -102,6 +102,9 @@ fn a_pruned_node_keeps_a_window_and_what_proves_finality_and_stays_flat() {
         assert_eq!(entries(at, "tx_bodies"), 2 * WINDOW as usize);
         assert_eq!(entries(at, "tx_index"), 2 * WINDOW as usize);
         assert_eq!(entries(at, "tx_addr_index"), 4 * WINDOW as usize);
+        // Each transfer's fee, debit, credit and tip, by account and by height.
+        assert_eq!(entries(at, "tx_account_ops"), 8 * WINDOW as usize);
+        assert_eq!(entries(at, "tx_ops_by_height"), 8 * WINDOW as usize);
     }
     // Headers: the window, genesis and each epoch's last; nothing else grows with the chain.
     let boundaries = |tip: u64| (tip + 1 - WINDOW) / EPOCH + 1;
@@ -167,6 +170,24 @@ fn a_pruned_node_keeps_a_window_and_what_proves_finality_and_stays_flat() {
     let (_, info) = get("/v1/tx/info".into());
     assert_eq!(info["history"]["mode"], "pruned");
     assert_eq!(info["history"]["bodies_from"], floor);
+    // Operations cover the kept blocks: an account after the block below them is the last
+    // state they start from; further back is `410 pruned`.
+    let alice = doin_types::Address::new(params.network, k.users[0].public()).to_string();
+    let (status, page) = get(format!("/v1/tx/accounts/{alice}/operations?order=oldest"));
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["kept_from"], floor);
+    assert_eq!(page["items"][0]["height"], floor);
+    let (status, body) = get(format!("/v1/tx/accounts/{alice}?height={}", floor - 1));
+    assert_eq!(status, 200, "{body}");
+    let first = &page["items"][0];
+    let n = |v: &serde_json::Value| v.as_str().unwrap().parse::<u128>().unwrap();
+    assert_eq!(
+        n(&body["balance"]),
+        n(&first["balance_after"]) + n(&first["debit"]) - n(&first["credit"])
+    );
+    let (status, body) = get(format!("/v1/tx/accounts/{alice}?height={}", floor - 2));
+    assert_eq!(status, 410, "{body}");
+    assert_eq!(body["kept_from"], floor);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 mod consensus;
 mod dropped;
 mod history;
+mod operations;
 mod service;
 mod simulate;
 mod snapshot;

@@ -87,6 +87,24 @@ fn a_dry_run_says_what_the_next_block_will_do_and_admits_nothing() {
     assert_eq!(change_of(&address(alice)), Some(-(5_000 + burned + tip)));
     assert_eq!(change_of(&address(bob)), Some(5_000));
     assert_eq!(change_of(&address(&k.validator)), Some(tip), "{sim}");
+    // The operations it would make: the fee first, then the transfer and the tip; per account
+    // they net to its balance change.
+    let ops = sim["operations"].as_array().unwrap();
+    let kinds: Vec<&str> = ops.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["fee", "transfer_out", "transfer_in", "tip"],
+        "{sim}"
+    );
+    assert_eq!(units(&ops[0]["fee"]["burned"]), burned);
+    for (who, _, _) in &changes {
+        let net: i128 = ops
+            .iter()
+            .filter(|o| o["address"] == who.as_str())
+            .map(|o| units(&o["credit"]) - units(&o["debit"]))
+            .sum();
+        assert_eq!(Some(net), change_of(who), "{who}: {sim}");
+    }
     // Only the burned part leaves the balances.
     let net: i128 = changes.iter().map(|(_, b, a)| a - b).sum();
     assert_eq!(net, -burned);
