@@ -291,7 +291,23 @@ pub struct MainSection {
 pub struct MempoolSection {
     pub max_bytes: usize,
     pub max_per_sender: usize,
+    /// Pending transactions per sender whose newcomer tips at least `paying_tip_per_weight`.
+    #[serde(default = "default_max_per_paying_sender")]
+    pub max_per_paying_sender: usize,
+    /// Tip per weight unit, in base units, that earns the higher limit.
+    #[serde(default = "default_paying_tip_per_weight")]
+    pub paying_tip_per_weight: u64,
     pub expiry_secs: u64,
+}
+
+fn default_max_per_paying_sender() -> usize {
+    doin_tx_node::mempool::MempoolConfig::default().max_per_paying_sender
+}
+
+fn default_paying_tip_per_weight() -> u64 {
+    doin_tx_node::mempool::MempoolConfig::default()
+        .paying_tip_per_weight
+        .base_units()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -344,6 +360,8 @@ impl Default for NodeConfig {
             mempool: MempoolSection {
                 max_bytes: 64 * 1024 * 1024,
                 max_per_sender: 64,
+                max_per_paying_sender: default_max_per_paying_sender(),
+                paying_tip_per_weight: default_paying_tip_per_weight(),
                 expiry_secs: 3 * 3600,
             },
             storage: StorageConfig {

@@ -575,6 +575,10 @@ pub fn tx_chain_config(cfg: &NodeConfig) -> TxChainConfig {
         mempool: MempoolConfig {
             max_bytes: cfg.mempool.max_bytes,
             max_per_sender: cfg.mempool.max_per_sender,
+            max_per_paying_sender: cfg.mempool.max_per_paying_sender,
+            paying_tip_per_weight: doin_types::Amount::from_base_units(
+                cfg.mempool.paying_tip_per_weight,
+            ),
             expiry_ms: cfg.mempool.expiry_secs.saturating_mul(1000),
             ..MempoolConfig::default()
         },

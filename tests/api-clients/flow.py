@@ -1,16 +1,18 @@
-"""An exchange's deposit and withdrawal, written as a new user would: against the Python client
+"""An exchange's deposits and withdrawals, written as a new user would: against the Python client
 generated from docs/openapi.json (imported as `doin_client`), signing with the independent
 signer of tests/interop (written from docs/transactions.md alone).
 
     python flow.py BASE_URL KEYS_DIR
 
-The devnet's `account-0` is the exchange's wallet and `account-1` a customer who deposits and
-then withdraws. Each step checks what an exchange relies on: a deposit reads as credited once
-final, a withdrawal's dry run says it would be accepted and whose balances it moves, a
-withdrawal sent twice is one transaction, a mistake answers a problem that says whether sending
-it again could help and what to fix (`expected_nonce`), and the books add up: the exchange's
-balance moves by exactly the withdrawal and the fee the node reports, and the customer's by the
-withdrawal.
+The devnet's `account-0` is the exchange's wallet and `account-1` to `account-3` its customers;
+`account-1` deposits and then withdraws. Each step checks what an exchange relies on: a deposit
+reads as credited once final, a withdrawal's dry run says it would be accepted and whose balances
+it moves, a withdrawal sent twice is one transaction, a mistake answers a problem that says
+whether sending it again could help and what to fix (`expected_nonce`), a batch of withdrawals
+is one transaction paying each customer, and the books add up: the exchange's balance moves by
+exactly the withdrawals and the fees the node reports, and, walking the exchange's account
+operations from genesis (coinbase credits, fees and tips included), credits minus debits are the
+node's balance after every block.
 """
 
 import json
@@ -20,7 +22,9 @@ import time
 from pathlib import Path
 
 from doin_client import Client
+from doin_client.api.main_chain import list_main_blocks
 from doin_client.api.transfer_chain import (
+    account_operations,
     chain_info,
     fee_estimate,
     get_account,
@@ -44,16 +48,19 @@ def key(keys_dir, name):
     return json.loads((Path(keys_dir) / f"{name}.json").read_text())
 
 
-def sign(chain_id, secret, nonce, fees, to_key, amount):
+def sign(chain_id, secret, nonce, fees, to_key, amount, outputs=None):
+    """A transfer of `amount` to `to_key`, or with `outputs` [(key, amount)] a batch payment."""
     spec = {
         "chain_id": chain_id,
         "secret_key": secret,
         "nonce": str(nonce),
         "max_fee_per_weight": fees.max_fee_per_weight,
         "max_priority_fee_per_weight": fees.max_priority_fee_per_weight,
-        "to": to_key,
-        "amount": str(amount),
     }
+    if outputs is None:
+        spec.update({"to": to_key, "amount": str(amount)})
+    else:
+        spec["outputs"] = [{"to": to, "amount": str(a)} for to, a in outputs]
     out = subprocess.run(
         ["node", str(SIGNER), json.dumps(spec)], check=True, capture_output=True, text=True
     )
@@ -100,6 +107,58 @@ def balance(client, address):
     return int(view.balance)
 
 
+def operations(client, address):
+    """Every operation of `address`, oldest first, page by page."""
+    items, cursor = [], None
+    while True:
+        kwargs = {"order": "oldest", "limit": 50}
+        if cursor is not None:
+            kwargs["cursor"] = cursor
+        page = account_operations.sync(client=client, address=address, **kwargs)
+        if page is None or isinstance(page, ProblemDoc):
+            fail(f"operations of {address}: {page}")
+        page = page.to_dict()
+        items.extend(page["items"])
+        cursor = page.get("next_cursor")
+        if cursor is None:
+            return items
+
+
+def reconcile(client, address):
+    """The books: credits minus debits, in order, are each `balance_after`, and the node's
+    balance after every block with an operation (`?height=`); the total is the balance now."""
+    books, checked = 0, 0
+    ops = operations(client, address)
+    for i, op in enumerate(ops):
+        books += int(op["credit"]) - int(op["debit"])
+        if int(op["balance_after"]) != books:
+            fail(f"operation {op['cursor']} says {op['balance_after']}, the books {books}")
+        last_of_block = i + 1 == len(ops) or ops[i + 1]["height"] != op["height"]
+        if last_of_block:
+            view = get_account.sync(client=client, address=address, height=op["height"])
+            if view is None or isinstance(view, ProblemDoc) or int(view.balance) != books:
+                fail(f"after block {op['height']} the node says {view}, the books {books}")
+            checked += 1
+    if balance(client, address) != books:
+        fail(f"the balance now is not the books' {books}")
+    return ops, checked
+
+
+def coinbase_payee(client, seconds=90):
+    """The address of someone a main block paid, once the transfer chain credited it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        page = list_main_blocks.sync(client=client, limit=20)
+        if page is not None and not isinstance(page, ProblemDoc):
+            for block in page.to_dict()["items"]:
+                for payout in block.get("coinbase", []):
+                    address = payout["address"]
+                    if any(op["kind"] == "coinbase" for op in operations(client, address)):
+                        return address
+        time.sleep(1)
+    fail(f"no main block's reward was credited on the transfer chain within {seconds} s")
+
+
 def main():
     base, keys_dir = sys.argv[1], sys.argv[2]
     client = Client(base_url=base, raise_on_unexpected_status=True, timeout=30.0)
@@ -121,7 +180,8 @@ def main():
     if int(view.payload.amount) != amount:
         fail(f"the deposit's amount reads {view.payload.amount}")
     before = balance(client, exchange_address)
-    customer_before = balance(client, view.sender)
+    customer_address = view.sender
+    customer_before = balance(client, customer_address)
 
     # Withdrawal: signed once, sent twice (as after a timeout); one transaction either way.
     withdrawal_amount = 765_432
@@ -146,8 +206,43 @@ def main():
              f"expected a change of {withdrawal_amount} + fee {fee}")
     if balance(client, view.payload.to) != customer_before + withdrawal_amount:
         fail("the customer was not credited with the withdrawal")
+
+    # A batch of withdrawals: one transaction paying three customers (one of them twice).
+    customers = [key(keys_dir, f"account-{i}") for i in (1, 2, 3)]
+    payouts = [(customers[0]["public_key"], 1_000), (customers[1]["public_key"], 2_000),
+               (customers[2]["public_key"], 3_000), (customers[0]["public_key"], 4_000)]
+    nonce = get_account.sync(client=client, address=exchange_address).next_nonce
+    batch = sign(chain_id, exchange["secret_key"], nonce, fees, None, None, outputs=payouts)
+    dry = simulate_tx.sync(client=client, body=SubmitRequest(tx=batch["tx"]))
+    kinds = [op.to_dict()["kind"] for op in dry.operations]
+    if dry.outcome != "accepted" or kinds.count("batch_out") != 4 or kinds.count("batch_in") != 4:
+        fail(f"the dry run of the batch: {dry.to_dict()}")
+    before = balance(client, exchange_address)
+    status, answer = submit(client, batch["tx"])
+    if status != 202 or answer.id != batch["id"]:
+        fail(f"the batch was not accepted: {status} {answer}")
+    view = until_final(client, batch["id"])
+    if before - balance(client, exchange_address) != 10_000 + int(view.fee_paid.total):
+        fail("the exchange's balance did not move by the batch and its fee")
+
+    # Reconciliation from the operations: the exchange's books, and a customer's credits.
+    ops, checked = reconcile(client, exchange_address)
+    kinds = {op["kind"] for op in ops}
+    for needed in ("genesis", "transfer_in", "fee", "transfer_out", "batch_out"):
+        if needed not in kinds:
+            fail(f"the exchange's operations lack {needed}: {sorted(kinds)}")
+    paid = [op for op in operations(client, customer_address)
+            if op["kind"] == "batch_in" and op.get("transaction") == batch["id"]]
+    if sorted(int(op["credit"]) for op in paid) != [1_000, 4_000]:
+        fail(f"the first customer's batch credits: {paid}")
+    # Rewards from the main chain are operations too: a payee's books reconcile the same way.
+    payee = coinbase_payee(client)
+    payee_ops, payee_checked = reconcile(client, payee)
     print(f"deposit {deposit['id'][:16]}… final; withdrawal {withdrawal['id'][:16]}… final, "
-          f"fee {fee}; the exchange's balance moved by exactly the withdrawal and its fee")
+          f"fee {fee}; batch {batch['id'][:16]}… paid 4 outputs in one transaction; the "
+          f"exchange's {len(ops)} operations reconcile to its balance after each of {checked} "
+          f"blocks, and a main-chain payee's {len(payee_ops)} (coinbase credits included) after "
+          f"each of {payee_checked}")
 
 
 if __name__ == "__main__":

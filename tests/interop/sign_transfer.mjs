@@ -4,6 +4,7 @@
 // Input (argv[2]): JSON {chain_id, secret_key, nonce, max_fee_per_weight,
 //   max_priority_fee_per_weight, to, amount, aux_rand?}; hex for byte strings, decimal strings
 //   for numbers. aux_rand (32 bytes) makes the signature deterministic, for test vectors.
+//   For a batch payment, `outputs: [{to, amount}, ...]` instead of `to` and `amount`.
 // Output (stdout): JSON {tx, id, sighash, sender} in hex.
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -38,15 +39,22 @@ const input = JSON.parse(process.argv[2]);
 const secret = bytes32(input.secret_key);
 const sender = schnorr.getPublicKey(secret); // 32-byte x-only key
 
+// The payload: kind 0 (Transfer: to, amount) or kind 11 (BatchTransfer: a u64 count, then
+// each output's to and amount).
+const payload = input.outputs === undefined
+  ? concatBytes(u32le(0), bytes32(input.to), u64le(input.amount))
+  : concatBytes(
+    u32le(11),
+    u64le(input.outputs.length),
+    ...input.outputs.map((o) => concatBytes(bytes32(o.to), u64le(o.amount))),
+  );
 const body = concatBytes(
   bytes32(input.chain_id),
   sender,
   u64le(input.nonce),
   u64le(input.max_fee_per_weight),
   u64le(input.max_priority_fee_per_weight),
-  u32le(0), // TxPayload::Transfer
-  bytes32(input.to),
-  u64le(input.amount),
+  payload,
 );
 const sighash = taggedHash('doin/tx', body);
 const signature = input.aux_rand === undefined

@@ -144,6 +144,10 @@ pub enum OperationKindView {
     ChannelPayout,
     /// A main block's reward, credited when this chain anchored the main block.
     Coinbase,
+    /// One output of a batch payment the account sent.
+    BatchOut,
+    /// One output of a batch payment paid to the account.
+    BatchIn,
 }
 
 /// A stake's part in an operation.
@@ -553,6 +557,16 @@ pub enum PayloadView {
         /// SHA-256 of the revealed preimage (hex).
         payment_hash: String,
     },
+    /// A batch payment: each output's amount to its address.
+    BatchTransfer { outputs: Vec<BatchOutputView> },
+}
+
+/// One output of a batch payment.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
+pub struct BatchOutputView {
+    pub to: String,
+    #[schema(value_type = String)]
+    pub amount: Amount,
 }
 
 /// Fees an included transaction paid.

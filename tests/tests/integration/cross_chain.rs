@@ -84,7 +84,7 @@ fn known_keys(node: &Node, d: &devnet::Devnet) -> BTreeSet<PublicKeyBytes> {
         keys.insert(b.header.proposer);
         for t in &b.txs {
             keys.insert(t.body.sender);
-            keys.extend(t.body.payload.recipient().copied());
+            keys.extend(t.body.payload.recipients().into_iter().copied());
         }
     }
     for h in 1..=main.head().header.height {

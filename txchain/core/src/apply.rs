@@ -123,9 +123,10 @@ pub fn apply_tx<V: StateView + ?Sized>(
         tx.weight(),
     )
     .map_err(|_| TxError::AmountOverflow)?;
+    let value = body.value()?;
     let charged = split
         .total()
-        .and_then(|f| f.checked_add(body.value()))
+        .and_then(|f| f.checked_add(value))
         .map_err(|_| TxError::AmountOverflow)?;
     // max_cost ≥ charged because max_fee ≥ base_fee + tip; the checked sub keeps it honest.
     sender.balance =
@@ -176,6 +177,31 @@ pub fn apply_tx<V: StateView + ?Sized>(
                 cause,
                 *amount,
             ));
+        }
+        TxPayload::BatchTransfer { outputs } => {
+            for out in outputs {
+                let mut recipient = current(overlay, &writes, &out.to)?;
+                if recipient == Account::default() && !is_valid_public_key(&out.to) {
+                    return Err(TxError::InvalidRecipient);
+                }
+                recipient.balance = recipient
+                    .balance
+                    .checked_add(out.amount)
+                    .map_err(|_| TxError::AmountOverflow)?;
+                writes.push((out.to, recipient));
+                ops.push(Operation::debit(
+                    body.sender,
+                    OperationKind::BatchOut,
+                    cause,
+                    out.amount,
+                ));
+                ops.push(Operation::credit(
+                    out.to,
+                    OperationKind::BatchIn,
+                    cause,
+                    out.amount,
+                ));
+            }
         }
         TxPayload::Stake {
             role,

@@ -173,7 +173,8 @@ pub(crate) fn apply<V: StateView + ?Sized>(
         | TxPayload::Stake { .. }
         | TxPayload::Unstake { .. }
         | TxPayload::Withdraw { .. }
-        | TxPayload::ReportEquivocation { .. } => return Ok(None),
+        | TxPayload::ReportEquivocation { .. }
+        | TxPayload::BatchTransfer { .. } => return Ok(None),
     };
     Ok(Some(fx))
 }

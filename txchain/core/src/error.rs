@@ -79,6 +79,8 @@ pub enum TxError {
     HtlcNotFound,
     #[error("the HTLC expired at height {expiry}")]
     HtlcExpired { expiry: u64 },
+    #[error("invalid batch payment: {0}")]
+    InvalidBatch(String),
 }
 
 impl TxError {
@@ -118,6 +120,7 @@ impl TxError {
             TxError::StaleChannelState { .. } => "stale-channel-state",
             TxError::HtlcNotFound => "htlc-not-found",
             TxError::HtlcExpired { .. } => "htlc-expired",
+            TxError::InvalidBatch(_) => "invalid-batch",
         }
     }
 
@@ -144,6 +147,7 @@ impl TxError {
                 | TxError::AmountOverflow
                 | TxError::InvalidStake(_)
                 | TxError::InvalidEvidence(_)
+                | TxError::InvalidBatch(_)
         )
     }
 }

@@ -47,7 +47,7 @@ pub use params::{Allocation, ChainParams, ConsensusParams, GenesisSpec, GenesisS
 pub use proof::{prove_tx, ProofError, ProvenInclusion, TxInclusionProof, TX_PROOF_FORMAT};
 pub use stake::{Stake, StakeRole, StakingParams};
 pub use state::{Account, ChainStats, StateDiff, StateView};
-pub use tx::{SignedTx, Tx, TxBody, TxId, TxPayload};
+pub use tx::{BatchOutput, SignedTx, Tx, TxBody, TxId, TxPayload, MAX_BATCH_OUTPUTS};
 
 /// The JMT crate, re-exported so services use the same version.
 pub use jmt;

@@ -47,6 +47,10 @@ pub enum OperationKind {
     ChannelPayout,
     /// A reward a main block paid (its coinbase), credited when this chain anchored it.
     Coinbase,
+    /// One output of a batch payment the account sent.
+    BatchOut,
+    /// One output of a batch payment paid to the account.
+    BatchIn,
 }
 
 impl OperationKind {
@@ -65,11 +69,13 @@ impl OperationKind {
             OperationKind::ChannelOpen => "channel_open",
             OperationKind::ChannelPayout => "channel_payout",
             OperationKind::Coinbase => "coinbase",
+            OperationKind::BatchOut => "batch_out",
+            OperationKind::BatchIn => "batch_in",
         }
     }
 
     /// Every kind, in encoding order.
-    pub const ALL: [OperationKind; 12] = [
+    pub const ALL: [OperationKind; 14] = [
         OperationKind::Genesis,
         OperationKind::Fee,
         OperationKind::Tip,
@@ -82,6 +88,8 @@ impl OperationKind {
         OperationKind::ChannelOpen,
         OperationKind::ChannelPayout,
         OperationKind::Coinbase,
+        OperationKind::BatchOut,
+        OperationKind::BatchIn,
     ];
 }
 

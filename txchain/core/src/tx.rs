@@ -71,7 +71,21 @@ pub enum TxPayload {
         channel: crate::channel::ChannelId,
         preimage: [u8; 32],
     },
+    /// Pays each output's `amount` to its `to`: 1 to [`MAX_BATCH_OUTPUTS`] outputs, each
+    /// above zero (an exchange's withdrawals in one transaction, one nonce, one fee by weight).
+    BatchTransfer { outputs: Vec<BatchOutput> },
 }
+
+/// One payment of a [`TxPayload::BatchTransfer`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOutput {
+    pub to: PublicKeyBytes,
+    pub amount: Amount,
+}
+
+/// Most outputs of one batch payment. At 40 bytes each, 1 000 outputs (about 40 kB) stay under
+/// the public transaction weight limit of 64 KiB; a chain with a lower limit bounds them there.
+pub const MAX_BATCH_OUTPUTS: usize = 1_000;
 
 impl TxPayload {
     /// Stable name of the kind, as shown over REST.
@@ -88,17 +102,20 @@ impl TxPayload {
             TxPayload::ChannelChallenge { .. } => "channel-challenge",
             TxPayload::ChannelSettle { .. } => "channel-settle",
             TxPayload::HtlcClaim { .. } => "htlc-claim",
+            TxPayload::BatchTransfer { .. } => "batch-transfer",
         }
     }
 
-    /// The other account a transaction credits, if any (transfers only).
-    pub fn recipient(&self) -> Option<&PublicKeyBytes> {
+    /// The other accounts a transaction names to receive (transfers and batch outputs, in
+    /// order, repeats included) or to fund a channel with.
+    pub fn recipients(&self) -> Vec<&PublicKeyBytes> {
         match self {
-            TxPayload::Transfer { to, .. } => Some(to),
+            TxPayload::Transfer { to, .. } => vec![to],
             // The counterparty of a new channel: its key must be valid and the channel shows
             // in its history.
-            TxPayload::ChannelOpen { counterparty, .. } => Some(counterparty),
-            _ => None,
+            TxPayload::ChannelOpen { counterparty, .. } => vec![counterparty],
+            TxPayload::BatchTransfer { outputs } => outputs.iter().map(|o| &o.to).collect(),
+            _ => Vec::new(),
         }
     }
 }
@@ -125,10 +142,19 @@ impl TxBody {
     }
 
     /// Amount that leaves the sender besides fees.
-    pub fn value(&self) -> Amount {
-        match &self.payload {
+    pub fn value(&self) -> Result<Amount, TxError> {
+        Ok(match &self.payload {
             TxPayload::Transfer { amount, .. } | TxPayload::Stake { amount, .. } => *amount,
             TxPayload::ChannelOpen { deposit, .. } => *deposit,
+            TxPayload::BatchTransfer { outputs } => {
+                let mut total = Amount::ZERO;
+                for o in outputs {
+                    total = total
+                        .checked_add(o.amount)
+                        .map_err(|_| TxError::AmountOverflow)?;
+                }
+                total
+            }
             TxPayload::Unstake { .. }
             | TxPayload::Withdraw { .. }
             | TxPayload::ReportEquivocation { .. }
@@ -137,7 +163,7 @@ impl TxBody {
             | TxPayload::ChannelChallenge { .. }
             | TxPayload::ChannelSettle { .. }
             | TxPayload::HtlcClaim { .. } => Amount::ZERO,
-        }
+        })
     }
 
     /// Signs the body.
@@ -234,9 +260,10 @@ impl Tx {
     /// valid, whatever the base fee turns out to be.
     pub fn max_cost(&self) -> Result<Amount, TxError> {
         let body = self.body();
+        let value = body.value()?;
         body.max_fee_per_weight
             .checked_mul(self.weight())
-            .and_then(|fee| fee.checked_add(body.value()))
+            .and_then(|fee| fee.checked_add(value))
             .map_err(|_| TxError::AmountOverflow)
     }
 
@@ -250,10 +277,13 @@ impl Tx {
     ) -> Result<(), TxError> {
         self.check_fields(chain_id, max_weight, verify_signature)?;
         let body = self.body();
-        if let Some(to) = body.payload.recipient() {
-            if !is_valid_public_key(to) {
-                return Err(TxError::InvalidRecipient);
-            }
+        if body
+            .payload
+            .recipients()
+            .into_iter()
+            .any(|to| !is_valid_public_key(to))
+        {
+            return Err(TxError::InvalidRecipient);
         }
         if !verify_signature && !is_valid_public_key(&body.sender) {
             return Err(TxError::InvalidSender);
@@ -304,6 +334,17 @@ impl Tx {
                 check_domains(*role, domains)?;
             }
             TxPayload::Withdraw { .. } => {}
+            TxPayload::BatchTransfer { outputs } => {
+                if outputs.is_empty() || outputs.len() > MAX_BATCH_OUTPUTS {
+                    return Err(TxError::InvalidBatch(format!(
+                        "a batch pays 1 to {MAX_BATCH_OUTPUTS} outputs, not {}",
+                        outputs.len()
+                    )));
+                }
+                if outputs.iter().any(|o| o.amount.is_zero()) {
+                    return Err(TxError::ZeroAmount);
+                }
+            }
             TxPayload::ReportEquivocation { evidence } => {
                 evidence
                     .offender(chain_id)
@@ -385,6 +426,53 @@ mod tests {
             role: StakeRole::Validator,
         };
         assert_eq!(encode(&w).unwrap(), vec![3, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn batch_payments_are_checked_on_their_own() {
+        let key = KeyPair::generate();
+        let chain = ChainId(Hash256([1; 32]));
+        let batch = |outputs: Vec<(PublicKeyBytes, u64)>| {
+            let mut b = body(&key);
+            b.payload = TxPayload::BatchTransfer {
+                outputs: outputs
+                    .into_iter()
+                    .map(|(to, amount)| BatchOutput {
+                        to,
+                        amount: Amount::from_base_units(amount),
+                    })
+                    .collect(),
+            };
+            Tx::from_signed(b.sign(&key).unwrap()).unwrap()
+        };
+        let (a, c) = (KeyPair::generate().public(), KeyPair::generate().public());
+        let ok = batch(vec![(a, 5), (c, 7), (a, 1)]);
+        assert_eq!(ok.check_stateless(&chain, 100_000, true), Ok(()));
+        assert_eq!(ok.body().value(), Ok(Amount::from_base_units(13)));
+        // kind 11, then a u64 count and 40 bytes per output.
+        assert_eq!(ok.weight(), 88 + 4 + 8 + 3 * 40 + 64);
+        assert!(matches!(
+            batch(vec![]).check_stateless(&chain, 100_000, true),
+            Err(TxError::InvalidBatch(_))
+        ));
+        let too_many = batch(vec![(a, 1); MAX_BATCH_OUTPUTS + 1]);
+        assert!(matches!(
+            too_many.check_stateless(&chain, 100_000, true),
+            Err(TxError::InvalidBatch(_))
+        ));
+        assert_eq!(
+            batch(vec![(a, 1), (c, 0)]).check_stateless(&chain, 100_000, true),
+            Err(TxError::ZeroAmount)
+        );
+        assert_eq!(
+            batch(vec![(a, 1), (PublicKeyBytes([0; 32]), 1)])
+                .check_stateless(&chain, 100_000, true),
+            Err(TxError::InvalidRecipient)
+        );
+        assert_eq!(
+            batch(vec![(a, u64::MAX), (c, 1)]).check_stateless(&chain, 100_000, true),
+            Err(TxError::AmountOverflow)
+        );
     }
 
     #[test]

@@ -199,6 +199,8 @@ pub(crate) fn kind_view(kind: OperationKind) -> OperationKindView {
         OperationKind::ChannelOpen => OperationKindView::ChannelOpen,
         OperationKind::ChannelPayout => OperationKindView::ChannelPayout,
         OperationKind::Coinbase => OperationKindView::Coinbase,
+        OperationKind::BatchOut => OperationKindView::BatchOut,
+        OperationKind::BatchIn => OperationKindView::BatchIn,
     }
 }
 

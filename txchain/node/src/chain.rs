@@ -87,7 +87,8 @@ impl From<TxError> for SubmitError {
 fn transfer_parties<'a>(
     bodies: impl Iterator<Item = &'a TxBody> + 'a,
 ) -> impl Iterator<Item = PublicKeyBytes> + 'a {
-    bodies.flat_map(|b| std::iter::once(b.sender).chain(b.payload.recipient().copied()))
+    bodies
+        .flat_map(|b| std::iter::once(b.sender).chain(b.payload.recipients().into_iter().copied()))
 }
 
 /// Fewest transactions for which checking signatures on several cores beats one.

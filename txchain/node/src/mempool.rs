@@ -25,6 +25,10 @@ pub struct MempoolConfig {
     pub max_bytes: usize,
     /// Transactions queued per sender.
     pub max_per_sender: usize,
+    /// Transactions queued per sender when the newcomer offers a tip of at least
+    /// `paying_tip_per_weight` (an exchange's withdrawals): paying senders may queue more.
+    pub max_per_paying_sender: usize,
+    pub paying_tip_per_weight: Amount,
     /// Milliseconds a transaction may wait before it is dropped.
     pub expiry_ms: u64,
     /// Minimum fee-cap increase, in percent, for a replacement.
@@ -36,6 +40,8 @@ impl Default for MempoolConfig {
         MempoolConfig {
             max_bytes: 64 * 1024 * 1024,
             max_per_sender: 64,
+            max_per_paying_sender: 1_024,
+            paying_tip_per_weight: Amount::from_base_units(2),
             expiry_ms: 3 * 60 * 60 * 1000,
             replacement_bump_percent: 10,
         }
@@ -123,6 +129,16 @@ impl Mempool {
 
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// How many pending transactions a sender may have when its newcomer offers `tip` per
+    /// weight unit.
+    fn sender_limit(&self, tip: Amount) -> usize {
+        if tip >= self.cfg.paying_tip_per_weight {
+            self.cfg.max_per_paying_sender.max(self.cfg.max_per_sender)
+        } else {
+            self.cfg.max_per_sender
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -247,9 +263,9 @@ impl Mempool {
                     });
                 }
             }
-        } else if queue.len() >= self.cfg.max_per_sender {
+        } else if queue.len() >= self.sender_limit(body.max_priority_fee_per_weight) {
             return Err(MempoolError::SenderQueueFull {
-                max: self.cfg.max_per_sender,
+                max: self.sender_limit(body.max_priority_fee_per_weight),
             });
         }
         // The sender must afford the whole queue at maximum fees.
@@ -639,10 +655,36 @@ mod tests {
     }
 
     #[test]
+    fn senders_that_pay_enough_may_queue_more() {
+        let cfg = MempoolConfig {
+            max_per_sender: 2,
+            max_per_paying_sender: 3,
+            paying_tip_per_weight: Amount::from_base_units(4),
+            ..MempoolConfig::default()
+        };
+        let mut m = Mempool::new(cfg);
+        let a = KeyPair::generate();
+        m.insert(tx(&a, 0, 50, 1, 1), rich(), BASE, 0).unwrap();
+        m.insert(tx(&a, 1, 50, 1, 1), rich(), BASE, 0).unwrap();
+        // Two pending: a third needs the paying tip …
+        assert_eq!(
+            m.insert(tx(&a, 2, 50, 3, 1), rich(), BASE, 0),
+            Err(MempoolError::SenderQueueFull { max: 2 })
+        );
+        m.insert(tx(&a, 2, 50, 4, 1), rich(), BASE, 0).unwrap();
+        // … and even paying, the higher limit holds.
+        assert_eq!(
+            m.insert(tx(&a, 3, 50, 9, 1), rich(), BASE, 0),
+            Err(MempoolError::SenderQueueFull { max: 3 })
+        );
+    }
+
+    #[test]
     fn caps_and_eviction_of_cheapest_tail() {
         let cfg = MempoolConfig {
             max_bytes: 196 * 3,
             max_per_sender: 2,
+            max_per_paying_sender: 2,
             ..MempoolConfig::default()
         };
         let mut m = Mempool::new(cfg);

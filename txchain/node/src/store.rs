@@ -154,15 +154,15 @@ pub(crate) fn decode_stored_tx(bytes: &[u8]) -> StoreResult<SignedTx> {
     doin_codec::decode_exact(bytes).map_err(|e| corrupt("transaction", e))
 }
 
-/// The address index entries of a transaction: its sender and recipient, each with its role
-/// (one entry with both roles when they are the same key).
+/// The address index entries of a transaction: its sender and recipients, each once with its
+/// roles (a key both sending and receiving has one entry with both).
 pub(crate) fn addr_index_roles(tx: &SignedTx) -> Vec<(PublicKeyBytes, u8)> {
-    let sender = tx.body.sender;
-    let mut roles: Vec<(PublicKeyBytes, u8)> = vec![(sender, ROLE_SENT)];
-    match tx.body.payload.recipient() {
-        Some(to) if *to == sender => roles[0].1 |= ROLE_RECEIVED,
-        Some(to) => roles.push((*to, ROLE_RECEIVED)),
-        None => {}
+    let mut roles: Vec<(PublicKeyBytes, u8)> = vec![(tx.body.sender, ROLE_SENT)];
+    for to in tx.body.payload.recipients() {
+        match roles.iter_mut().find(|(k, _)| k == to) {
+            Some(entry) => entry.1 |= ROLE_RECEIVED,
+            None => roles.push((*to, ROLE_RECEIVED)),
+        }
     }
     roles
 }

@@ -87,6 +87,15 @@ pub fn payload_view(tx: &Tx, network: Network) -> PayloadView {
             channel_id: channel.to_hex(),
             payment_hash: hex::encode(channel::sha256(preimage)),
         },
+        TxPayload::BatchTransfer { outputs } => PayloadView::BatchTransfer {
+            outputs: outputs
+                .iter()
+                .map(|o| BatchOutputView {
+                    to: addr(network, &o.to),
+                    amount: o.amount,
+                })
+                .collect(),
+        },
     }
 }
 

@@ -10,7 +10,8 @@ use doin_crypto::KeyPair;
 use doin_tx_core::channel::{channel_id, ChannelId, ChannelState, OpenConsent, SignedChannelState};
 use doin_tx_core::state::StateView;
 use doin_tx_core::{
-    BlockHeader, GenesisStake, OperationKind, SettledOperation, StakeRole, Tx, TxPayload,
+    BatchOutput, BlockHeader, GenesisStake, OperationKind, SettledOperation, StakeRole, Tx,
+    TxPayload,
 };
 use doin_types::{Amount, PublicKeyBytes, Slash, SlashReason};
 use proptest::prelude::*;
@@ -66,6 +67,10 @@ enum Step {
     Anchor {
         blocks: u64,
     },
+    Batch {
+        from: usize,
+        outputs: Vec<(usize, u64)>,
+    },
 }
 
 fn role() -> impl Strategy<Value = StakeRole> {
@@ -90,6 +95,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..8, user.clone()).prop_map(|(which, by)| Step::Settle { which, by }),
         1 => user.prop_map(|by| Step::ReportDoubleSign { by }),
         2 => (1u64..4).prop_map(|blocks| Step::Anchor { blocks }),
+        2 => (0..USERS, proptest::collection::vec((0..USERS, 1u64..10_000), 1..6))
+            .prop_map(|(from, outputs)| Step::Batch { from, outputs }),
     ]
 }
 
@@ -277,6 +284,18 @@ impl World {
                     evidence: Box::new(crate::evidence::evidence(&chain_id, &self.f.validator)),
                 },
             ),
+            Step::Batch { from, outputs } => (
+                *from,
+                TxPayload::BatchTransfer {
+                    outputs: outputs
+                        .iter()
+                        .map(|(to, amount)| BatchOutput {
+                            to: self.f.users[*to].public(),
+                            amount: units(*amount),
+                        })
+                        .collect(),
+                },
+            ),
             Step::Anchor { .. } => return None,
         };
         Some(payload)
@@ -452,6 +471,10 @@ fn a_scripted_chain_produces_every_kind_of_operation() {
             },
         ],
         vec![ReportDoubleSign { by: 3 }, Anchor { blocks: 3 }],
+        vec![Batch {
+            from: 0,
+            outputs: vec![(1, 10), (2, 20), (1, 30), (0, 5)],
+        }],
         vec![],
     ];
     for steps in &script {

@@ -1,11 +1,12 @@
-//! Golden transaction vectors (vectors/transfer.json): the exact signing bytes, signing hash,
-//! signature, encoded transaction and id. A change here breaks every wallet.
+//! Golden transaction vectors (vectors/transfer.json, vectors/batch.json): the exact signing
+//! bytes, signing hash, signature, encoded transaction and id. A change here breaks every
+//! wallet.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use doin_codec::encode;
 use doin_crypto::KeyPair;
-use doin_tx_core::{Tx, TxBody, TxPayload};
+use doin_tx_core::{BatchOutput, Tx, TxBody, TxPayload};
 use doin_types::{Amount, ChainId, Hash256, PublicKeyBytes};
 use serde_json::Value;
 
@@ -21,7 +22,35 @@ fn num(v: &Value) -> u64 {
 
 #[test]
 fn transfer_vector() {
-    let doc: Value = serde_json::from_str(include_str!("../vectors/transfer.json")).unwrap();
+    check_vector(include_str!("../vectors/transfer.json"));
+}
+
+#[test]
+fn batch_vector() {
+    check_vector(include_str!("../vectors/batch.json"));
+}
+
+/// The payload a vector's input describes: `outputs` for a batch, else `to` and `amount`.
+fn payload(i: &Value) -> TxPayload {
+    match i["outputs"].as_array() {
+        Some(outputs) => TxPayload::BatchTransfer {
+            outputs: outputs
+                .iter()
+                .map(|o| BatchOutput {
+                    to: PublicKeyBytes(h32(&o["to"])),
+                    amount: Amount::from_base_units(num(&o["amount"])),
+                })
+                .collect(),
+        },
+        None => TxPayload::Transfer {
+            to: PublicKeyBytes(h32(&i["to"])),
+            amount: Amount::from_base_units(num(&i["amount"])),
+        },
+    }
+}
+
+fn check_vector(json: &str) {
+    let doc: Value = serde_json::from_str(json).unwrap();
     let i = &doc["input"];
     let e = &doc["expected"];
     let key = KeyPair::from_secret_bytes(&h32(&i["secret_key"])).unwrap();
@@ -34,10 +63,7 @@ fn transfer_vector() {
         max_priority_fee_per_weight: Amount::from_base_units(
             num(&i["max_priority_fee_per_weight"]),
         ),
-        payload: TxPayload::Transfer {
-            to: PublicKeyBytes(h32(&i["to"])),
-            amount: Amount::from_base_units(num(&i["amount"])),
-        },
+        payload: payload(i),
     };
     assert_eq!(
         hex::encode(encode(&body).unwrap()),

@@ -96,7 +96,7 @@ impl TxChain {
     /// yet; the block builder checks it then.)
     pub(super) fn check_stake_rules(&self, tx: &Tx) -> Result<(), SubmitError> {
         let body = tx.body();
-        if body.payload.recipient().is_some() {
+        if !body.payload.recipients().is_empty() {
             return Ok(());
         }
         let account = self.account(&body.sender)?;
