@@ -4,26 +4,117 @@
 //!
 //! Owns two column families, written in each block's atomic batch and dropped with the
 //! block's body by `history` (so they cover the same heights as the bodies):
-//! - `tx_account_ops`: key ‖ height ‖ place in the block → the settled operation;
-//! - `tx_ops_by_height`: height ‖ place → key (what pruning a height must delete).
+//! - `tx_account_ops`: key ‖ height → the account's operations in that block, each with its
+//!   place among the block's operations (one entry per account and block: a proposer's
+//!   thousands of tips in one block are one write, not thousands), stored compactly
+//!   ([`StoredOp`]: no key, a transaction named by its position in the block, the fee, stake
+//!   and channel parts only where they apply) because every transfer writes four of them;
+//! - `tx_ops_by_height`: height → the keys with operations in that block (what pruning a
+//!   height must delete).
 //!
 //! A store written before operations existed records from the height in `ops_from` on. This
 //! module must not change the state: balances here are read back from what the state
 //! transition settled, never recomputed.
 
-use crate::store::{ChainStore, StoreResult, CF_META};
+use crate::store::{ChainStore, StoreResult, BODIES, CF_META};
+use doin_crypto::tagged_hash;
 use doin_store::{Direction, StoreError, Table, WriteBatch};
-use doin_tx_core::{Account, SettledOperation};
-use doin_types::{Height, PublicKeyBytes};
+use doin_tx_core::channel::ChannelId;
+use doin_tx_core::tx::TAG_TX_ID;
+use doin_tx_core::{
+    Account, Operation, OperationCause, OperationKind, SettledOperation, StakeRole, Tx, TxId,
+};
+use doin_types::{Amount, Hash256, Height, PublicKeyBytes};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 
-pub(crate) const ACCOUNT_OPS: Table<(PublicKeyBytes, Height, u32), SettledOperation> =
-    Table::new("tx_account_ops", "account operation");
-pub(crate) const OPS_BY_HEIGHT: Table<(Height, u32), PublicKeyBytes> =
-    Table::new("tx_ops_by_height", "operation by height");
+pub(crate) const ACCOUNT_OPS: Table<(PublicKeyBytes, Height), Vec<StoredOp>> =
+    Table::new("tx_account_ops", "account operations");
+pub(crate) const OPS_BY_HEIGHT: Table<Height, Vec<PublicKeyBytes>> =
+    Table::new("tx_ops_by_height", "accounts with operations");
 /// Lowest height whose operations this store recorded when it was written before operations
 /// existed (absent: from genesis, or from a snapshot's height on).
 const OPS_FROM: Table<Vec<u8>, Height> = Table::new(CF_META, "operations floor");
 pub(crate) const META_OPS_FROM: &[u8] = b"ops_from";
+
+/// An operation as stored under its account and block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredOp {
+    /// Position among the block's operations.
+    seq: u32,
+    kind: OperationKind,
+    cause: StoredCause,
+    credit: Amount,
+    debit: Amount,
+    balance_after: Amount,
+    nonce_after: u64,
+    /// Present for fees, stake and channel movements only.
+    parts: Option<Box<StoredParts>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum StoredCause {
+    Genesis,
+    /// The transaction at this position of the block.
+    Tx(u32),
+    MainBlock {
+        height: Height,
+        hash: Hash256,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredParts {
+    burned: Amount,
+    tip: Amount,
+    role: Option<StakeRole>,
+    stake_change: Amount,
+    channel: Option<ChannelId>,
+}
+
+impl StoredOp {
+    /// `op` at `seq` of block `height`, whose transactions' ids are `positions`.
+    fn new(
+        seq: u32,
+        op: &SettledOperation,
+        positions: &HashMap<TxId, u32>,
+        height: Height,
+    ) -> StoreResult<StoredOp> {
+        let o = &op.op;
+        let cause = match o.cause {
+            OperationCause::Genesis => StoredCause::Genesis,
+            OperationCause::MainBlock { height, hash } => StoredCause::MainBlock { height, hash },
+            OperationCause::Tx(id) => StoredCause::Tx(*positions.get(&id).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "block {height}: an operation of a transaction it lacks"
+                ))
+            })?),
+        };
+        let plain = o.burned.is_zero()
+            && o.tip.is_zero()
+            && o.role.is_none()
+            && o.stake_change.is_zero()
+            && o.channel.is_none();
+        Ok(StoredOp {
+            seq,
+            kind: o.kind,
+            cause,
+            credit: o.credit,
+            debit: o.debit,
+            balance_after: op.balance_after,
+            nonce_after: op.nonce_after,
+            parts: (!plain).then(|| {
+                Box::new(StoredParts {
+                    burned: o.burned,
+                    tip: o.tip,
+                    role: o.role,
+                    stake_change: o.stake_change,
+                    channel: o.channel,
+                })
+            }),
+        })
+    }
+}
 
 /// An operation's place: its block and its position among the block's operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -62,20 +153,35 @@ pub enum OpOrder {
 }
 
 impl ChainStore {
-    /// Adds a block's operations to `batch`.
+    /// Adds the operations of block `height`, whose transactions are `txs`, to `batch`.
     pub(crate) fn operation_writes(
         &self,
         batch: &mut WriteBatch,
         height: Height,
+        txs: &[Tx],
         ops: &[SettledOperation],
     ) -> StoreResult<()> {
-        for (i, op) in ops.iter().enumerate() {
-            let seq = u32::try_from(i)
-                .map_err(|_| StoreError::Corrupt(format!("block {height}: too many operations")))?;
-            ACCOUNT_OPS.put(batch, &(op.op.account, height, seq), op)?;
-            OPS_BY_HEIGHT.put(batch, &(height, seq), &op.op.account)?;
+        let too_many = || StoreError::Corrupt(format!("block {height}: too many operations"));
+        let mut positions = HashMap::with_capacity(txs.len());
+        for (i, tx) in txs.iter().enumerate() {
+            positions.insert(tx.id(), u32::try_from(i).map_err(|_| too_many())?);
         }
-        Ok(())
+        let mut by_account: BTreeMap<PublicKeyBytes, Vec<StoredOp>> = BTreeMap::new();
+        for (i, op) in ops.iter().enumerate() {
+            let seq = u32::try_from(i).map_err(|_| too_many())?;
+            by_account
+                .entry(op.op.account)
+                .or_default()
+                .push(StoredOp::new(seq, op, &positions, height)?);
+        }
+        if by_account.is_empty() {
+            return Ok(());
+        }
+        let accounts: Vec<PublicKeyBytes> = by_account.keys().copied().collect();
+        for (account, list) in by_account {
+            ACCOUNT_OPS.put(batch, &(account, height), &list)?;
+        }
+        OPS_BY_HEIGHT.put(batch, &height, &accounts)
     }
 
     /// Adds the deletion of block `height`'s operations to `batch`.
@@ -84,10 +190,11 @@ impl ChainStore {
         batch: &mut WriteBatch,
         height: Height,
     ) -> StoreResult<()> {
-        for item in OPS_BY_HEIGHT.with_prefix(self.kv().as_ref(), &height)? {
-            let ((h, seq), account) = item?;
-            ACCOUNT_OPS.delete(batch, &(account, h, seq));
-            OPS_BY_HEIGHT.delete(batch, &(h, seq));
+        if let Some(accounts) = OPS_BY_HEIGHT.get(self.kv().as_ref(), &height)? {
+            for account in accounts {
+                ACCOUNT_OPS.delete(batch, &(account, height));
+            }
+            OPS_BY_HEIGHT.delete(batch, &height);
         }
         Ok(())
     }
@@ -136,24 +243,37 @@ impl ChainStore {
         limit: usize,
     ) -> StoreResult<Vec<(OpPlace, SettledOperation)>> {
         let (start, direction) = match (order, cursor) {
-            (OpOrder::NewestFirst, None) => ((*key, Height::MAX, u32::MAX), Direction::Reverse),
-            (OpOrder::NewestFirst, Some(c)) => match step_back(c) {
-                Some(p) => ((*key, p.height, p.seq), Direction::Reverse),
-                None => return Ok(Vec::new()),
-            },
-            (OpOrder::OldestFirst, None) => ((*key, 0, 0), Direction::Forward),
-            (OpOrder::OldestFirst, Some(c)) => match step_forward(c) {
-                Some(p) => ((*key, p.height, p.seq), Direction::Forward),
-                None => return Ok(Vec::new()),
-            },
+            (OpOrder::NewestFirst, None) => ((*key, Height::MAX), Direction::Reverse),
+            (OpOrder::NewestFirst, Some(c)) => ((*key, c.height), Direction::Reverse),
+            (OpOrder::OldestFirst, None) => ((*key, 0), Direction::Forward),
+            (OpOrder::OldestFirst, Some(c)) => ((*key, c.height), Direction::Forward),
+        };
+        let after_cursor = |place: &OpPlace| match (order, cursor) {
+            (_, None) => true,
+            (OpOrder::NewestFirst, Some(c)) => *place < c,
+            (OpOrder::OldestFirst, Some(c)) => *place > c,
         };
         let mut out = Vec::new();
         for item in ACCOUNT_OPS.iter(self.kv().as_ref(), Some(&start), direction)? {
-            let ((who, height, seq), op) = item?;
-            if who != *key || out.len() >= limit {
+            let ((who, height), mut list) = item?;
+            if who != *key {
                 break;
             }
-            out.push((OpPlace { height, seq }, op));
+            list.retain(|op| {
+                after_cursor(&OpPlace {
+                    height,
+                    seq: op.seq,
+                })
+            });
+            if order == OpOrder::NewestFirst {
+                list.reverse();
+            }
+            for stored in list {
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                out.push(self.settled(key, height, stored)?);
+            }
         }
         Ok(out)
     }
@@ -165,9 +285,57 @@ impl ChainStore {
         height: Height,
     ) -> StoreResult<Vec<(OpPlace, SettledOperation)>> {
         ACCOUNT_OPS
-            .with_prefix(self.kv().as_ref(), &(*key, height))?
-            .map(|item| item.map(|((_, height, seq), op)| (OpPlace { height, seq }, op)))
+            .get(self.kv().as_ref(), &(*key, height))?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|stored| self.settled(key, height, stored))
             .collect()
+    }
+
+    /// A stored operation of `key` in block `height` as the state transition settled it (the
+    /// transaction's id read back from the block's body).
+    fn settled(
+        &self,
+        key: &PublicKeyBytes,
+        height: Height,
+        stored: StoredOp,
+    ) -> StoreResult<(OpPlace, SettledOperation)> {
+        let cause = match stored.cause {
+            StoredCause::Genesis => OperationCause::Genesis,
+            StoredCause::MainBlock { height, hash } => OperationCause::MainBlock { height, hash },
+            StoredCause::Tx(index) => {
+                let bytes = BODIES
+                    .get(self.kv().as_ref(), &(height, index))?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                        "operation of transaction {index} of block {height}, which is not stored"
+                    ))
+                    })?;
+                OperationCause::Tx(tagged_hash(TAG_TX_ID, &bytes))
+            }
+        };
+        let parts = stored.parts.map(|p| *p);
+        let mut op = Operation::new(*key, stored.kind, cause);
+        op.credit = stored.credit;
+        op.debit = stored.debit;
+        if let Some(p) = parts {
+            op.burned = p.burned;
+            op.tip = p.tip;
+            op.role = p.role;
+            op.stake_change = p.stake_change;
+            op.channel = p.channel;
+        }
+        Ok((
+            OpPlace {
+                height,
+                seq: stored.seq,
+            },
+            SettledOperation {
+                op,
+                balance_after: stored.balance_after,
+                nonce_after: stored.nonce_after,
+            },
+        ))
     }
 
     /// `key`'s account as it was after block `height`, from the operations; `current` is the
@@ -181,13 +349,12 @@ impl ChainStore {
         current: Account,
     ) -> StoreResult<Account> {
         let kv = self.kv().as_ref();
-        let at_or_below = (*key, height, u32::MAX);
         if let Some(item) = ACCOUNT_OPS
-            .iter(kv, Some(&at_or_below), Direction::Reverse)?
+            .iter(kv, Some(&(*key, height)), Direction::Reverse)?
             .next()
         {
-            let ((who, _, _), op) = item?;
-            if who == *key {
+            let ((who, _), list) = item?;
+            if let (true, Some(op)) = (who == *key, list.last()) {
                 return Ok(Account {
                     balance: op.balance_after,
                     nonce: op.nonce_after,
@@ -198,11 +365,12 @@ impl ChainStore {
             return Ok(current);
         };
         if let Some(item) = ACCOUNT_OPS
-            .iter(kv, Some(&(*key, above, 0)), Direction::Forward)?
+            .iter(kv, Some(&(*key, above)), Direction::Forward)?
             .next()
         {
-            let ((who, _, _), op) = item?;
-            if who == *key {
+            let ((who, height), mut list) = item?;
+            if who == *key && !list.is_empty() {
+                let (_, op) = self.settled(key, height, list.swap_remove(0))?;
                 let balance = op
                     .balance_before()
                     .map_err(|e| StoreError::Corrupt(format!("account operation: {e}")))?;
@@ -213,35 +381,6 @@ impl ChainStore {
             }
         }
         Ok(current)
-    }
-}
-
-/// The place right before `p` in key order.
-fn step_back(p: OpPlace) -> Option<OpPlace> {
-    if p.seq > 0 {
-        Some(OpPlace {
-            height: p.height,
-            seq: p.seq - 1,
-        })
-    } else {
-        p.height.checked_sub(1).map(|height| OpPlace {
-            height,
-            seq: u32::MAX,
-        })
-    }
-}
-
-/// The place right after `p` in key order.
-fn step_forward(p: OpPlace) -> Option<OpPlace> {
-    match p.seq.checked_add(1) {
-        Some(seq) => Some(OpPlace {
-            height: p.height,
-            seq,
-        }),
-        None => p
-            .height
-            .checked_add(1)
-            .map(|height| OpPlace { height, seq: 0 }),
     }
 }
 
@@ -266,14 +405,5 @@ mod tests {
         ] {
             assert_eq!(OpPlace::parse(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn steps_cross_block_boundaries_and_stop_at_the_ends() {
-        let p = |height, seq| OpPlace { height, seq };
-        assert_eq!(step_back(p(5, 0)), Some(p(4, u32::MAX)));
-        assert_eq!(step_back(p(0, 0)), None);
-        assert_eq!(step_forward(p(5, u32::MAX)), Some(p(6, 0)));
-        assert_eq!(step_forward(p(u64::MAX, u32::MAX)), None);
     }
 }

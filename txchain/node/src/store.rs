@@ -8,8 +8,8 @@
 //! - `tx_block_hashes`: block hash → height
 //! - `tx_index`: transaction id → (height, position)
 //! - `tx_addr_index`: key ‖ height ‖ position → transaction id ‖ role (newest-first scans)
-//! - `tx_account_ops`, `tx_ops_by_height`: every balance and stake movement, by account and by
-//!   height (`operations`)
+//! - `tx_account_ops`, `tx_ops_by_height`: every balance and stake movement, by account and
+//!   block, and the accounts of each block (`operations`)
 //! - `tx_jmt_nodes`, `tx_jmt_values`, `tx_jmt_stale`, `tx_jmt_stale_values`: the state tree and
 //!   the indices that let old versions be pruned. The tree's values are the only copy of the
 //!   state (accounts, chain totals): the current state is each key's newest value, so nothing
@@ -513,7 +513,7 @@ impl ChainStore {
             }
         }
 
-        self.operation_writes(batch, height, &applied.operations)?;
+        self.operation_writes(batch, height, &applied.txs, &applied.operations)?;
         TIP.put(batch, &META_TIP.to_vec(), &height)?;
 
         self.tree_writes(batch, height, applied, prior)?;

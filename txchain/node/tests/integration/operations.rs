@@ -5,11 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::service::{keys, open_pruning, rest_get, spec, time, transfer, Keys};
+use super::service::{keys, open_pruning, rest_get, signed, spec, time, transfer, Keys};
 use doin_crypto::KeyPair;
 use doin_store::WriteBatch;
 use doin_telemetry::Metrics;
-use doin_tx_core::{StakeRole, Tx, TxBody, TxPayload};
+use doin_tx_core::{StakeRole, Tx, TxPayload};
 use doin_tx_node::store::PruneConfig;
 use doin_tx_node::TxChain;
 use doin_types::{Address, Amount};
@@ -30,20 +30,12 @@ fn units(v: &Value) -> u128 {
 }
 
 fn stake(chain: &TxChain, from: &KeyPair, amount: u64) -> Tx {
-    let (nonce, _) = chain.next_nonce(&from.public()).unwrap();
-    let body = TxBody {
-        chain_id: chain.params().chain_id,
-        sender: from.public(),
-        nonce,
-        max_fee_per_weight: Amount::from_base_units(100),
-        max_priority_fee_per_weight: Amount::from_base_units(2),
-        payload: TxPayload::Stake {
-            role: StakeRole::Optimizer,
-            amount: Amount::from_base_units(amount),
-            domains: Vec::new(),
-        },
+    let payload = TxPayload::Stake {
+        role: StakeRole::Optimizer,
+        amount: Amount::from_base_units(amount),
+        domains: Vec::new(),
     };
-    Tx::from_signed(body.sign(from).unwrap()).unwrap()
+    signed(chain, from, payload, 2)
 }
 
 /// Blocks `from..=to`, each with a few transfers among the users and to the validator, and a

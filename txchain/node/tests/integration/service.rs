@@ -77,17 +77,24 @@ pub(crate) fn open_pruning(
 }
 
 pub(crate) fn transfer(chain: &TxChain, from: &KeyPair, to: &KeyPair, amount: u64) -> Tx {
+    let payload = TxPayload::Transfer {
+        to: to.public(),
+        amount: Amount::from_base_units(amount),
+    };
+    signed(chain, from, payload, 1)
+}
+
+/// `payload` from `from` with its next nonce (counting pending ones), a fee cap of 100 and a
+/// tip of `tip` per weight unit.
+pub(crate) fn signed(chain: &TxChain, from: &KeyPair, payload: TxPayload, tip: u64) -> Tx {
     let (nonce, _) = chain.next_nonce(&from.public()).unwrap();
     let body = TxBody {
         chain_id: chain.params().chain_id,
         sender: from.public(),
         nonce,
         max_fee_per_weight: Amount::from_base_units(100),
-        max_priority_fee_per_weight: Amount::from_base_units(1),
-        payload: TxPayload::Transfer {
-            to: to.public(),
-            amount: Amount::from_base_units(amount),
-        },
+        max_priority_fee_per_weight: Amount::from_base_units(tip),
+        payload,
     };
     Tx::from_signed(body.sign(from).unwrap()).unwrap()
 }
