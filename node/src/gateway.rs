@@ -266,6 +266,7 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
         Some(chain) => {
             app = app
                 .merge(doin_tx_node::api::router(chain.clone()))
+                .merge(doin_tx_node::account_api::router(chain.clone()))
                 .merge(doin_tx_node::proof_api::router(chain.clone()))
                 .merge(doin_tx_node::stake_api::router(chain.clone()))
                 .merge(doin_tx_node::simulate_api::router(chain.clone()))

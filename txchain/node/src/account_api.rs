@@ -3,9 +3,9 @@
 //! (`docs/api.md`, "Account operations"). Reads only; the operations are the store's
 //! (`operations`), the balances the state transition's.
 
-use crate::api::{internal, parse_address};
 use crate::chain::TxChain;
 use crate::operations::{OpOrder, OpPlace};
+use crate::rest::{internal, parse_address};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;

@@ -8,6 +8,7 @@
 use crate::chain::{SubmitError, TxChain, TxLookup, TxStatus};
 use crate::dropped::{DropReason, Dropped};
 use crate::mempool::MempoolError;
+use crate::rest::{internal, parse_address, parse_hash};
 use crate::store::TxLocation;
 use crate::views::{self, BlockView, TxView};
 use axum::extract::rejection::PathRejection;
@@ -24,7 +25,7 @@ use doin_http::{
 use doin_store::StoreError;
 use doin_tx_core::fees::effective_tip_per_weight;
 use doin_tx_core::{Tx, TxError};
-use doin_types::{Address, Amount, Hash256, Height};
+use doin_types::{Amount, Hash256, Height};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use utoipa::OpenApi;
@@ -75,14 +76,6 @@ pub fn router(chain: Arc<TxChain>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state.clone())
         .merge(crate::events_api::router(state.chain.clone()))
-        .merge(crate::account_api::router(state.chain.clone()))
-}
-
-pub(crate) fn internal(e: StoreError) -> Problem {
-    match e {
-        StoreError::NoSpace(_) => Problem::storage_full(e),
-        e => Problem::internal(e),
-    }
 }
 
 /// The answer for a block at or below the tip that `block(height)` did not return: `410
@@ -146,15 +139,6 @@ fn dropped_problem(id: &Hash256, d: &Dropped) -> Problem {
         p = p.with("replaced_by", by.to_hex());
     }
     p
-}
-
-pub(crate) fn parse_address(chain: &TxChain, s: &str) -> Result<Address, Problem> {
-    let network = chain.params().network;
-    Address::parse(s, network).map_err(|e| Problem::bad_request(e.kind(), e.to_string()))
-}
-
-pub(crate) fn parse_hash(s: &str, what: &str) -> Result<Hash256, Problem> {
-    Hash256::from_hex(s).map_err(|e| Problem::bad_request("invalid-hash", format!("{what}: {e}")))
 }
 
 /// Problem for a refused transaction. Every kind here is the client's to fix.

@@ -4,8 +4,8 @@
 //! Reads only; channels are opened, closed, challenged and settled with signed transactions
 //! submitted like any other. The rules live in `doin_tx_core::channel`.
 
-use crate::api::parse_hash;
 use crate::chain::TxChain;
+use crate::rest::parse_hash;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;

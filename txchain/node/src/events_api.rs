@@ -57,7 +57,7 @@ pub(crate) async fn events(
     let account = q
         .account
         .as_deref()
-        .map(|a| crate::api::parse_address(&chain, a).map(|a| a.key))
+        .map(|a| crate::rest::parse_address(&chain, a).map(|a| a.key))
         .transpose()?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Arc<Event>>(256);
     let out = Out {

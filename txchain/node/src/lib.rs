@@ -26,6 +26,7 @@ pub mod operations;
 pub mod p2p;
 pub mod producer;
 pub mod proof_api;
+mod rest;
 pub mod simulate_api;
 pub mod snapshot;
 pub mod snapshot_shelf;

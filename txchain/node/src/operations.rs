@@ -7,7 +7,7 @@
 //! - `tx_account_ops`: key ‖ height → the account's operations in that block, each with its
 //!   place among the block's operations (one entry per account and block: a proposer's
 //!   thousands of tips in one block are one write, not thousands), stored compactly
-//!   ([`StoredOp`]: no key, a transaction named by its position in the block, the fee, stake
+//!   (`StoredOp`: no key, a transaction named by its position in the block, the fee, stake
 //!   and channel parts only where they apply) because every transfer writes four of them;
 //! - `tx_ops_by_height`: height → the keys with operations in that block (what pruning a
 //!   height must delete).
@@ -16,7 +16,7 @@
 //! module must not change the state: balances here are read back from what the state
 //! transition settled, never recomputed.
 
-use crate::store::{ChainStore, StoreResult, BODIES, CF_META};
+use crate::store::{ChainStore, StoreResult, BODIES, CF_ACCOUNT_OPS, CF_META, CF_OPS_BY_HEIGHT};
 use doin_crypto::tagged_hash;
 use doin_store::{Direction, StoreError, Table, WriteBatch};
 use doin_tx_core::channel::ChannelId;
@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 pub(crate) const ACCOUNT_OPS: Table<(PublicKeyBytes, Height), Vec<StoredOp>> =
-    Table::new("tx_account_ops", "account operations");
+    Table::new(CF_ACCOUNT_OPS, "account operations");
 pub(crate) const OPS_BY_HEIGHT: Table<Height, Vec<PublicKeyBytes>> =
-    Table::new("tx_ops_by_height", "accounts with operations");
+    Table::new(CF_OPS_BY_HEIGHT, "accounts with operations");
 /// Lowest height whose operations this store recorded when it was written before operations
 /// existed (absent: from genesis, or from a snapshot's height on).
 const OPS_FROM: Table<Vec<u8>, Height> = Table::new(CF_META, "operations floor");

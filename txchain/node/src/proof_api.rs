@@ -5,8 +5,8 @@
 //! `doin_tx_core::proof`. Only the transaction → transfer-block leg exists so far; the
 //! `checkpoint` field stays empty until main blocks carry transfer-chain checkpoints.
 
-use crate::api::parse_hash;
 use crate::chain::{TxChain, TxProofLookup};
+use crate::rest::parse_hash;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;

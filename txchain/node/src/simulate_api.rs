@@ -2,8 +2,9 @@
 //! the problem it would get, or the fee it would pay and the balances it would change in the
 //! next block — from [`TxChain::simulate`]. Never admits anything.
 
-use crate::api::{internal, submit_problem, tx_bytes, MAX_BODY_BYTES};
+use crate::api::{submit_problem, tx_bytes, MAX_BODY_BYTES};
 use crate::chain::{SubmitError, TxChain};
+use crate::rest::internal;
 use crate::views::{addr, FeePaidView, SubmitRequest};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;

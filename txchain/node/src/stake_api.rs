@@ -4,8 +4,8 @@
 //! Reads only; staking itself is done with signed `Stake` / `Unstake` / `Withdraw`
 //! transactions submitted like any other. The rules live in `doin_tx_core::stake`.
 
-use crate::api::parse_address;
 use crate::chain::TxChain;
+use crate::rest::parse_address;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;

@@ -69,6 +69,10 @@ pub const CF_EPOCH_PROOFS: Cf = EPOCH_PROOFS.cf();
 pub const CF_DROPPED: Cf = "tx_dropped";
 /// Height ‖ block hash → a block proposed for a height not final yet (`consensus::undecided`).
 pub const CF_UNDECIDED: Cf = "tx_undecided";
+/// Key ‖ height → the account's operations in that block (`operations`).
+pub const CF_ACCOUNT_OPS: Cf = "tx_account_ops";
+/// Height → the keys with operations in that block (`operations`).
+pub const CF_OPS_BY_HEIGHT: Cf = "tx_ops_by_height";
 
 pub(crate) const GENESIS: Table<Vec<u8>, GenesisSpec> = Table::new(CF_META, "genesis spec");
 pub(crate) const SCHEMA: Table<Vec<u8>, u32> = Table::new(CF_META, "schema version");
@@ -99,8 +103,8 @@ pub const COLUMNS: &[Cf] = &[
     CF_EPOCH_PROOFS,
     CF_UNDECIDED,
     CF_DROPPED,
-    crate::operations::ACCOUNT_OPS.cf(),
-    crate::operations::OPS_BY_HEIGHT.cf(),
+    CF_ACCOUNT_OPS,
+    CF_OPS_BY_HEIGHT,
     CF_JMT_NODES,
     CF_JMT_VALUES,
     CF_JMT_STALE,

@@ -126,6 +126,7 @@ fn rest_call(
 ) -> (u16, serde_json::Value) {
     use tower::ServiceExt;
     let router = doin_tx_node::api::router(chain.clone())
+        .merge(doin_tx_node::account_api::router(chain.clone()))
         .merge(doin_tx_node::simulate_api::router(chain.clone()));
     tokio::runtime::Runtime::new()
         .unwrap()
