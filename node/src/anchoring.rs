@@ -1,7 +1,8 @@
 //! Where the two chains meet: the transfer chain's view of the main chain (its `MainView`
 //! port) and the main chain's view of the transfer chain (its `TxChainView` port), each
-//! implemented over the other chain running in this process. Neither chain crate knows the
-//! other.
+//! implemented over the other chain running in this process, and the main chain's
+//! reorganisations forwarded to the transfer chain's event stream. Neither chain crate knows
+//! the other.
 
 use doin_main_core::MainBlock;
 use doin_main_core::TxChainView;
@@ -299,6 +300,53 @@ fn first_covering(
         }
     }
     Ok(Some(lo))
+}
+
+/// Forwards the main chain's reorganisations to the transfer chain's event stream as
+/// `main_reorg` events, until shutdown or until the main chain goes away.
+pub async fn forward_main_reorgs(
+    tx: Arc<TxChain>,
+    mut announcements: tokio::sync::broadcast::Receiver<doin_main_node::MainAnnouncement>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let announcement = tokio::select! {
+            a = announcements.recv() => a,
+            _ = stop.changed() => return Ok(()),
+        };
+        match announcement {
+            Ok(doin_main_node::MainAnnouncement::Reorg(r)) => {
+                tx.events().push_main_reorg(reorg_event(&r));
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "main-chain announcements went by faster than the event stream took them"
+                );
+            }
+            Err(RecvError::Closed) => return Ok(()),
+        }
+    }
+}
+
+/// The `main_reorg` event of a reorganisation.
+fn reorg_event(r: &doin_main_node::MainReorg) -> String {
+    let blocks = |list: &[(u64, Hash256)]| {
+        list.iter()
+            .map(|(height, hash)| doin_api::tx::MainAnchorView {
+                height: *height,
+                hash: hash.to_hex(),
+            })
+            .collect()
+    };
+    let ev = doin_api::tx::MainReorgEvent {
+        fork_height: r.fork,
+        disconnected: blocks(&r.disconnected),
+        connected: blocks(&r.connected),
+    };
+    serde_json::to_string(&ev).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -181,6 +181,14 @@ impl Node {
         if let (Some(tx), Some(main)) = (&tx, &main) {
             tx.set_main_view(Arc::new(crate::anchoring::MainChainAnchors::new(main)));
             main.set_tx_view(Arc::new(crate::anchoring::TxChainCheckpoints::new(tx)));
+            tasks.spawn(
+                "main-chain reorganisation events",
+                crate::anchoring::forward_main_reorgs(
+                    tx.clone(),
+                    main.announcements(),
+                    tasks.shutdown_signal(),
+                ),
+            );
         }
 
         let hub = match (&tx, cfg.runs("hub")) {

@@ -120,6 +120,19 @@ pub struct MainChain {
 pub enum MainAnnouncement {
     Block(Arc<MainBlock>),
     Message(PoolKind, Arc<Vec<u8>>),
+    /// The best chain switched branches (for this node's event stream; not relayed).
+    Reorg(Arc<MainReorg>),
+}
+
+/// A switch of the best chain to a branch with more work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MainReorg {
+    /// The last block both branches share.
+    pub fork: u64,
+    /// Height and hash of each block taken off, lowest first.
+    pub disconnected: Vec<(u64, Hash256)>,
+    /// Height and hash of each block of the new branch, lowest first.
+    pub connected: Vec<(u64, Hash256)>,
 }
 
 impl MainChain {

@@ -21,7 +21,7 @@ pub mod views;
 pub mod workers;
 
 pub use chain::{
-    Head, ImportOutcome, MainChain, MainChainConfig, MainChainError, Rejection, SubmitError,
-    Submitted,
+    Head, ImportOutcome, MainAnnouncement, MainChain, MainChainConfig, MainChainError, MainReorg,
+    Rejection, SubmitError, Submitted,
 };
 pub use store::PoolKind;

@@ -309,6 +309,8 @@ fn announcement_message(a: MainAnnouncement) -> Option<(Topic, Vec<u8>)> {
             data.extend_from_slice(&bytes);
             Some((Topic::MainWork, data))
         }
+        // Peers learn of a reorganisation from the blocks themselves.
+        MainAnnouncement::Reorg(_) => None,
     }
 }
 

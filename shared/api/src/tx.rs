@@ -689,6 +689,50 @@ pub struct BlockEvent {
     pub transactions: Vec<String>,
 }
 
+/// Payload of a `main_block` event: a main block whose rewards and slashes a transfer block
+/// (`anchored_by`) just applied — final, like that transfer block.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MainBlockEvent {
+    pub height: u64,
+    pub hash: String,
+    pub parent: String,
+    /// The transfer block that anchored it.
+    pub anchored_by: u64,
+    /// Its coinbase payouts, credited to these addresses (`coinbase` operations).
+    pub coinbase: Vec<MainCreditView>,
+    /// The stakes it slashed (`slash` operations).
+    pub slashes: Vec<MainSlashView>,
+}
+
+/// One coinbase payout of a main block.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MainCreditView {
+    pub address: String,
+    #[schema(value_type = String)]
+    pub amount: Amount,
+}
+
+/// One slash a main block decided.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MainSlashView {
+    pub address: String,
+    /// `rejected_optimae` (the optimizer stake) or `wrong_vote` (the evaluator stake).
+    pub reason: String,
+}
+
+/// Payload of a `main_reorg` event: the main chain switched to a branch with more work. Only
+/// blocks above the highest anchored one can be replaced, so nothing a `main_block` event or an
+/// operation announced is ever taken back.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MainReorgEvent {
+    /// The last block both branches share.
+    pub fork_height: u64,
+    /// The blocks taken off, lowest first.
+    pub disconnected: Vec<MainAnchorView>,
+    /// The blocks of the new branch, lowest first.
+    pub connected: Vec<MainAnchorView>,
+}
+
 /// Payload of a `tx` event (a transaction entered the mempool).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PendingTxEvent {

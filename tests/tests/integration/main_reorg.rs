@@ -58,7 +58,11 @@ fn open_node(dir: &Path, d: &devnet::Devnet) -> (Arc<TxChain>, Arc<MainChain>) {
     let tx = TxChain::open(
         kv.clone(),
         d.spec.clone(),
-        TxChainConfig::default(),
+        TxChainConfig {
+            // As a node keeps them: the test reads the events back.
+            event_buffer: 10_000,
+            ..TxChainConfig::default()
+        },
         &metrics,
     )
     .unwrap();
@@ -211,6 +215,13 @@ async fn a_reorg_of_the_unfinalized_main_tip_credits_the_winning_rewards_exactly
     let node_dir = tempfile::tempdir().unwrap();
     let rival_dir = tempfile::tempdir().unwrap();
     let (tx, main) = open_node(node_dir.path(), &d);
+    // As a node forwards them: the main chain's reorganisations to the event stream.
+    let (stop_events, stop) = watch::channel(false);
+    let forwarding = tokio::spawn(doin_node::anchoring::forward_main_reorgs(
+        tx.clone(),
+        main.announcements(),
+        stop,
+    ));
     let rival = open_rival(rival_dir.path(), &d);
     let loser = KeyPair::generate();
     let winner = KeyPair::generate();
@@ -267,13 +278,15 @@ async fn a_reorg_of_the_unfinalized_main_tip_credits_the_winning_rewards_exactly
     for b in &branch[first_work as usize - 1..] {
         match main.import(b, now()).unwrap() {
             ImportOutcome::Reorganized {
-                fork, disconnected, ..
-            } => reorganized = Some((fork, disconnected)),
+                fork,
+                disconnected,
+                connected,
+            } => reorganized = Some((fork, disconnected, connected)),
             ImportOutcome::Extended | ImportOutcome::SideBranch => {}
             ImportOutcome::Known => panic!("block {} was not known", b.header.height),
         }
     }
-    let (fork, disconnected) = reorganized.expect("the node switched branches");
+    let (fork, disconnected, switched_with) = reorganized.expect("the node switched branches");
     assert_eq!(
         (fork, disconnected),
         (first_work - 1, replaced.len()),
@@ -297,12 +310,56 @@ async fn a_reorg_of_the_unfinalized_main_tip_credits_the_winning_rewards_exactly
         ImportOutcome::Known
     );
 
+    // The event stream told of the switch: the fork, the replaced block, the new branch.
+    let reorg = wait_for_event(&tx, "main_reorg").await;
+    assert_eq!(reorg["fork_height"], fork);
+    assert_eq!(
+        reorg["disconnected"].as_array().unwrap().len(),
+        replaced.len()
+    );
+    assert_eq!(
+        reorg["disconnected"][0]["hash"],
+        replaced[0].hash().unwrap().to_hex()
+    );
+    let connected: Vec<u64> = reorg["connected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["height"].as_u64().unwrap())
+        .collect();
+    // The branch's blocks up to the one that gave it more work (later ones just extend it).
+    let switched_at = fork + switched_with as u64;
+    assert_eq!(connected, (fork + 1..=switched_at).collect::<Vec<_>>());
+
     // Anchoring after the switch: the winner's rewards arrive, the loser's never.
-    tx.produce_block(&d.validator, now()).unwrap();
+    let anchoring = tx.produce_block(&d.validator, now()).unwrap();
     let anchored = tx.chain_stats().unwrap().main_anchor.height;
     assert_eq!(anchored, rival_tip.header.height - 1, "anchored at depth 1");
     check_exactly_once(&tx, &main, &winner, &loser);
     assert!(balance(&tx, &winner.public()) > 0);
+    // One `main_block` event per anchored main block right after the transfer block's own,
+    // and a replay rebuilds the same ones from the store.
+    let h = anchoring.header.height;
+    let live: Vec<(u64, String)> = tx
+        .events()
+        .replay_after(doin_tx_node::events::EventId { height: h, seq: 0 })
+        .buffered
+        .iter()
+        .filter(|e| e.kind == "main_block" && e.id.height == h)
+        .map(|e| (e.id.seq, e.data.clone()))
+        .collect();
+    let network = tx.params().network;
+    let rebuilt: Vec<(u64, String)> = (1..)
+        .zip(tx.anchored_effects(&anchoring))
+        .map(|(seq, e)| (seq, doin_tx_node::views::main_block_event(&e, h, network)))
+        .collect();
+    assert_eq!(live.len() as u64, anchored);
+    assert_eq!(live, rebuilt);
+    let last: serde_json::Value = serde_json::from_str(&live.last().unwrap().1).unwrap();
+    assert_eq!(last["height"], anchored);
+    assert_eq!(last["anchored_by"], h);
+    stop_events.send(true).unwrap();
+    forwarding.await.unwrap().unwrap();
 
     // Restart: the new branch is what reopens; anchoring again credits nothing twice.
     drop((tx, main));
@@ -365,6 +422,26 @@ async fn a_reorg_of_the_unfinalized_main_tip_credits_the_winning_rewards_exactly
 }
 
 /// A carrier block on `chain` at `time`, carrying a fresh commit of the optimizer.
+/// The newest buffered event of `kind` (waiting a little: events are forwarded by a task).
+async fn wait_for_event(tx: &TxChain, kind: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = tx
+            .events()
+            .replay_after(doin_tx_node::events::EventId { height: 0, seq: 0 })
+            .buffered
+            .iter()
+            .rev()
+            .find(|e| e.kind == kind)
+            .map(|e| serde_json::from_str(&e.data).unwrap());
+        if let Some(v) = found {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "no {kind} event within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn carrier(chain: &MainChain, d: &devnet::Devnet, producer: &KeyPair, time: u64) -> MainBlock {
     let opt = &d.optimizers[0];
     let commit = Signed::sign(

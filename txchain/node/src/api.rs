@@ -44,7 +44,8 @@ const FEE_HISTORY_BLOCKS: u64 = 20;
     components(schemas(
         ChainInfo, HistoryView, SubmitRequest, SubmitResponse, TxView, views::MainAnchorView, views::CommitView, views::CommitSignatureView, views::PayloadView, views::FeePaidView,
         AccountTxsPage, AccountTxItem, BlockView, BlocksPage, MempoolPage, FeeEstimate,
-        TipSuggestion, ProblemDoc, views::BlockEvent, views::PendingTxEvent
+        TipSuggestion, ProblemDoc, views::BlockEvent, views::PendingTxEvent, views::MainBlockEvent,
+        views::MainReorgEvent, views::MainCreditView, views::MainSlashView
     )),
     tags((name = "transfer chain", description = "Accounts, transactions and blocks of the 30-second transfer chain"))
 )]

@@ -457,6 +457,29 @@ impl TxChain {
         (status, confirmations)
     }
 
+    /// The main blocks `block` anchored (their effects), read back from the main chain for an
+    /// event replay; empty when this node cannot tell (no main chain here, or the parent's
+    /// header was pruned).
+    pub fn anchored_effects(&self, block: &Block) -> Vec<doin_types::MainEffects> {
+        let height = block.header.height;
+        let Some(parent) = height
+            .checked_sub(1)
+            .and_then(|h| self.store.header(h).ok().flatten())
+        else {
+            return Vec::new();
+        };
+        let main = self.main.read().clone();
+        doin_tx_core::anchor::newly_anchored(
+            main.as_ref(),
+            &parent.header.main_anchor,
+            &block.header.main_anchor,
+        )
+        .unwrap_or_else(|e| {
+            tracing::debug!(error = %e, height, "main blocks of a replayed transfer block are not known here");
+            Vec::new()
+        })
+    }
+
     /// The first main-chain block that checkpoints the transfer block at `height`, if any.
     pub fn anchoring_block(&self, height: Height) -> Option<MainAnchor> {
         let main = self.main.read().clone();
@@ -722,9 +745,16 @@ impl TxChain {
         self.metrics
             .main_anchor_height
             .set(gauge(stats.main_anchor.height));
+        let network = self.params.network;
+        let main_blocks = applied
+            .anchored
+            .iter()
+            .map(|e| views::main_block_event(e, height, network))
+            .collect();
         self.events.push_block(
             height,
             views::applied_block_event(block, &hash, &applied.txs),
+            main_blocks,
         );
         self.refresh_gauges();
         tracing::info!(

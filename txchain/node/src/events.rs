@@ -102,8 +102,9 @@ impl EventLog {
         let _ = self.live.send(ev);
     }
 
-    /// Records a committed block.
-    pub fn push_block(&self, height: u64, data: String) {
+    /// Records a committed block and the main blocks it anchored (`main_block` events with
+    /// sequence numbers 1, 2, …: a replay rebuilds them from the store with the same ids).
+    pub fn push_block(&self, height: u64, data: String, main_blocks: Vec<String>) {
         let mut inner = self.inner.lock();
         let id = EventId { height, seq: 0 };
         self.push(
@@ -114,23 +115,37 @@ impl EventLog {
                 data,
             },
         );
+        for (seq, data) in (1..).zip(main_blocks) {
+            let id = EventId { height, seq };
+            self.push(
+                &mut inner,
+                Event {
+                    id,
+                    kind: "main_block",
+                    data,
+                },
+            );
+        }
     }
 
     /// Records a newly pending transaction.
     pub fn push_tx(&self, data: String) {
+        self.push_next("tx", data);
+    }
+
+    /// Records a reorganisation of the main chain (in memory only, like `tx` events).
+    pub fn push_main_reorg(&self, data: String) {
+        self.push_next("main_reorg", data);
+    }
+
+    /// Records an event that follows the last one at the same height.
+    fn push_next(&self, kind: &'static str, data: String) {
         let mut inner = self.inner.lock();
         let id = EventId {
             height: inner.last.height,
             seq: inner.last.seq + 1,
         };
-        self.push(
-            &mut inner,
-            Event {
-                id,
-                kind: "tx",
-                data,
-            },
-        );
+        self.push(&mut inner, Event { id, kind, data });
     }
 
     /// Live events from now on. Subscribe before calling `replay_after` so nothing falls
@@ -186,7 +201,7 @@ mod tests {
     fn replay_reports_blocks_that_fell_out_of_the_buffer() {
         let log = EventLog::new(0, 3);
         for h in 1..=5 {
-            log.push_block(h, format!("{h}"));
+            log.push_block(h, format!("{h}"), Vec::new());
         }
         log.push_tx("t".into());
         // Buffer now holds 4-0, 5-0, 5-1.
@@ -197,5 +212,31 @@ mod tests {
         let r = log.replay_after(EventId { height: 5, seq: 0 });
         assert_eq!(r.missing_blocks, None);
         assert_eq!(r.buffered.len(), 1);
+    }
+
+    #[test]
+    fn main_blocks_follow_their_transfer_block_and_pending_events_follow_them() {
+        let log = EventLog::new(0, 10);
+        log.push_block(1, "b1".into(), vec!["m1".into(), "m2".into()]);
+        log.push_tx("t".into());
+        log.push_main_reorg("r".into());
+        log.push_block(2, "b2".into(), Vec::new());
+        let r = log.replay_after(EventId { height: 0, seq: 0 });
+        let got: Vec<(String, &str)> = r
+            .buffered
+            .iter()
+            .map(|e| (e.id.to_string(), e.kind))
+            .collect();
+        let expected = [
+            ("1-0", "block"),
+            ("1-1", "main_block"),
+            ("1-2", "main_block"),
+            ("1-3", "tx"),
+            ("1-4", "main_reorg"),
+            ("2-0", "block"),
+        ];
+        let expected: Vec<(String, &str)> =
+            expected.iter().map(|(i, k)| (i.to_string(), *k)).collect();
+        assert_eq!(got, expected);
     }
 }

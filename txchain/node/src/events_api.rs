@@ -31,7 +31,7 @@ const MAX_REPLAY_BLOCKS: u64 = 10_000;
 /// resumable.
 #[utoipa::path(get, path = "/v1/events", tag = "transfer chain", params(EventsQuery),
     responses(
-        (status = 200, description = "Server-sent events: `block` (payload BlockEvent) and `tx` (payload PendingTxEvent); with `account`, only `operation` (payload OperationView). Ids are `<height>-<seq>`; send the last one as `Last-Event-ID` to resume without missing a block or an operation.", content_type = "text/event-stream"),
+        (status = 200, description = "Server-sent events: `block` (payload BlockEvent), `main_block` (payload MainBlockEvent: a main block the transfer block before it anchored), `main_reorg` (payload MainReorgEvent) and `tx` (payload PendingTxEvent); with `account`, only `operation` (payload OperationView). Ids are `<height>-<seq>`; send the last one as `Last-Event-ID` to resume without missing a block, a main block or an operation.", content_type = "text/event-stream"),
         (status = 400, description = "Malformed event id, or an invalid address", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn events(
@@ -177,14 +177,24 @@ async fn pump_events(chain: Arc<TxChain>, last: Option<EventId>, out: Out) {
                     }
                 };
                 let Ok(hash) = block.hash() else { return };
-                let ev = Arc::new(Event {
+                let mut rebuilt = vec![Arc::new(Event {
                     id: EventId { height: h, seq: 0 },
                     kind: "block",
                     data: views::block_event(&block, &hash),
-                });
-                sent = ev.id;
-                if out.send(ev).await.is_err() {
-                    return;
+                })];
+                let network = chain.params().network;
+                for (seq, e) in (1..).zip(chain.anchored_effects(&block)) {
+                    rebuilt.push(Arc::new(Event {
+                        id: EventId { height: h, seq },
+                        kind: "main_block",
+                        data: views::main_block_event(&e, h, network),
+                    }));
+                }
+                for ev in rebuilt {
+                    sent = ev.id;
+                    if out.send(ev).await.is_err() {
+                        return;
+                    }
                 }
             }
         }

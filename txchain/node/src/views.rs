@@ -11,7 +11,7 @@ use doin_tx_core::bft::CommitCertificate;
 use doin_tx_core::channel;
 use doin_tx_core::fees::fee_split;
 use doin_tx_core::{Block, BlockHash, BlockHeader, Tx, TxPayload};
-use doin_types::{Address, Network, PublicKeyBytes};
+use doin_types::{Address, Height, MainEffects, Network, PublicKeyBytes, SlashReason};
 
 pub(crate) fn addr(network: Network, key: &PublicKeyBytes) -> String {
     Address::new(network, *key).to_string()
@@ -193,6 +193,37 @@ pub fn block_event(block: &Block, hash: &BlockHash) -> String {
         .map(|t| t.id().to_hex())
         .collect();
     block_event_with_ids(block, hash, ids)
+}
+
+/// The `main_block` event of main block `e`, anchored by transfer block `anchored_by`.
+pub fn main_block_event(e: &MainEffects, anchored_by: Height, network: Network) -> String {
+    let ev = MainBlockEvent {
+        height: e.height,
+        hash: e.hash.to_hex(),
+        parent: e.parent.to_hex(),
+        anchored_by,
+        coinbase: e
+            .credits
+            .iter()
+            .map(|c| MainCreditView {
+                address: addr(network, &c.key),
+                amount: c.amount,
+            })
+            .collect(),
+        slashes: e
+            .slashes
+            .iter()
+            .map(|s| MainSlashView {
+                address: addr(network, &s.key),
+                reason: match s.reason {
+                    SlashReason::RejectedOptimae => "rejected_optimae",
+                    SlashReason::WrongVote => "wrong_vote",
+                }
+                .to_string(),
+            })
+            .collect(),
+    };
+    serde_json::to_string(&ev).unwrap_or_default()
 }
 
 /// [`block_event`] for a block whose transactions were just applied (ids already known).

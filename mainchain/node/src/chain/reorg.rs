@@ -259,6 +259,21 @@ impl MainChain {
             }
         }
         self.repool(&old);
+        let disconnected = old
+            .iter()
+            .filter_map(|b| Some((b.header.height, b.hash().ok()?)))
+            .collect();
+        let connected_blocks = (fork + 1..).zip(new_hashes.iter().copied()).collect();
+        // Nobody listening (a node without the transfer chain's events) is fine.
+        let _ = self
+            .announcements
+            .send(super::MainAnnouncement::Reorg(std::sync::Arc::new(
+                super::MainReorg {
+                    fork,
+                    disconnected,
+                    connected: connected_blocks,
+                },
+            )));
         self.metrics.reorgs.inc();
         self.metrics.reorg_disconnected.inc_by(old.len() as u64);
         tracing::warn!(
