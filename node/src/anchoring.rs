@@ -317,7 +317,14 @@ pub async fn forward_main_reorgs(
         };
         match announcement {
             Ok(doin_main_node::MainAnnouncement::Reorg(r)) => {
-                tx.events().push_main_reorg(reorg_event(&r));
+                let chain = tx.clone();
+                let data = reorg_event(&r);
+                let kept = tokio::task::spawn_blocking(move || chain.record_main_reorg(data))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if let Err(e) = kept {
+                    tracing::error!(error = %e, fork = r.fork, "could not keep a main_reorg event; it is not announced");
+                }
             }
             Ok(_) => {}
             Err(RecvError::Lagged(missed)) => {

@@ -311,7 +311,15 @@ async fn a_reorg_of_the_unfinalized_main_tip_credits_the_winning_rewards_exactly
     );
 
     // The event stream told of the switch: the fork, the replaced block, the new branch.
-    let reorg = wait_for_event(&tx, "main_reorg").await;
+    let (reorg_id, reorg) = wait_for_event(&tx, "main_reorg").await;
+    // Kept before it was announced, under the id it was announced with.
+    let kept = tx.store().main_reorgs_at(reorg_id.height).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].0, reorg_id.seq);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&kept[0].1).unwrap(),
+        reorg
+    );
     assert_eq!(reorg["fork_height"], fork);
     assert_eq!(
         reorg["disconnected"].as_array().unwrap().len(),
@@ -364,6 +372,8 @@ async fn a_reorg_of_the_unfinalized_main_tip_credits_the_winning_rewards_exactly
     // Restart: the new branch is what reopens; anchoring again credits nothing twice.
     drop((tx, main));
     let (tx, main) = open_node(node_dir.path(), &d);
+    // The `main_reorg` event is still there for resuming clients.
+    assert_eq!(tx.store().main_reorgs_at(reorg_id.height).unwrap(), kept);
     assert_eq!(main.head().hash, rival_tip.hash);
     check_exactly_once(&tx, &main, &winner, &loser);
     tx.produce_block(&d.validator, now()).unwrap();
@@ -422,8 +432,12 @@ async fn a_reorg_of_the_unfinalized_main_tip_credits_the_winning_rewards_exactly
 }
 
 /// A carrier block on `chain` at `time`, carrying a fresh commit of the optimizer.
-/// The newest buffered event of `kind` (waiting a little: events are forwarded by a task).
-async fn wait_for_event(tx: &TxChain, kind: &str) -> serde_json::Value {
+/// The newest buffered event of `kind` with its id (waiting a little: events are forwarded by a
+/// task).
+async fn wait_for_event(
+    tx: &TxChain,
+    kind: &str,
+) -> (doin_tx_node::events::EventId, serde_json::Value) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let found = tx
@@ -433,7 +447,7 @@ async fn wait_for_event(tx: &TxChain, kind: &str) -> serde_json::Value {
             .iter()
             .rev()
             .find(|e| e.kind == kind)
-            .map(|e| serde_json::from_str(&e.data).unwrap());
+            .map(|e| (e.id, serde_json::from_str(&e.data).unwrap()));
         if let Some(v) = found {
             return v;
         }

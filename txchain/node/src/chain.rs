@@ -246,6 +246,9 @@ impl TxChain {
         let validators = Arc::new(store.validators().map_err(crate::store::state_error)?);
         let metrics = TxMetrics::register(metrics)?;
         let dropped = crate::dropped::load(store.kv().as_ref(), MAX_DROPPED)?;
+        let events = EventLog::new(height, cfg.event_buffer.max(1));
+        // `main_reorg` events kept from before a restart keep their ids.
+        events.continue_after(store.last_main_reorg_seq(height)?.unwrap_or(0));
         let chain = Arc::new(TxChain {
             main: RwLock::new(Arc::new(NoMainChain)),
             params,
@@ -259,7 +262,7 @@ impl TxChain {
                 validators,
             }),
             commit_lock: Mutex::new(()),
-            events: EventLog::new(height, cfg.event_buffer.max(1)),
+            events,
             announcements: tokio::sync::broadcast::channel(1024).0,
             metrics,
             store,
@@ -360,6 +363,14 @@ impl TxChain {
 
     pub fn events(&self) -> &EventLog {
         &self.events
+    }
+
+    /// Announces a reorganisation of the main chain in the event stream, kept in the store
+    /// first so that a replay gives it again with the same id.
+    pub fn record_main_reorg(&self, data: String) -> Result<(), StoreError> {
+        self.events.push_main_reorg(data, |id, data| {
+            self.store.put_main_reorg(id.height, id.seq, data)
+        })
     }
 
     pub fn tip(&self) -> Tip {

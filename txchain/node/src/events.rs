@@ -133,9 +133,35 @@ impl EventLog {
         self.push_next("tx", data);
     }
 
-    /// Records a reorganisation of the main chain (in memory only, like `tx` events).
-    pub fn push_main_reorg(&self, data: String) {
-        self.push_next("main_reorg", data);
+    /// Records a reorganisation of the main chain: `persist` keeps it under its id before it
+    /// is published (nothing is published when it fails).
+    pub fn push_main_reorg<E>(
+        &self,
+        data: String,
+        persist: impl FnOnce(EventId, &str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut inner = self.inner.lock();
+        let id = EventId {
+            height: inner.last.height,
+            seq: inner.last.seq + 1,
+        };
+        persist(id, &data)?;
+        self.push(
+            &mut inner,
+            Event {
+                id,
+                kind: "main_reorg",
+                data,
+            },
+        );
+        Ok(())
+    }
+
+    /// Continues the sequence after `seq` at the current height (events kept from before a
+    /// restart keep their ids).
+    pub fn continue_after(&self, seq: u64) {
+        let mut inner = self.inner.lock();
+        inner.last.seq = inner.last.seq.max(seq);
     }
 
     /// Records an event that follows the last one at the same height.
@@ -219,7 +245,8 @@ mod tests {
         let log = EventLog::new(0, 10);
         log.push_block(1, "b1".into(), vec!["m1".into(), "m2".into()]);
         log.push_tx("t".into());
-        log.push_main_reorg("r".into());
+        log.push_main_reorg("r".into(), |_, _| Ok::<(), ()>(()))
+            .unwrap();
         log.push_block(2, "b2".into(), Vec::new());
         let r = log.replay_after(EventId { height: 0, seq: 0 });
         let got: Vec<(String, &str)> = r
@@ -235,6 +262,12 @@ mod tests {
             ("1-4", "main_reorg"),
             ("2-0", "block"),
         ];
+        // A failing store publishes nothing.
+        assert_eq!(
+            log.push_main_reorg("x".into(), |_, _| Err("disk")),
+            Err("disk")
+        );
+        assert_eq!(log.last_id(), EventId { height: 2, seq: 0 });
         let expected: Vec<(String, &str)> =
             expected.iter().map(|(i, k)| (i.to_string(), *k)).collect();
         assert_eq!(got, expected);

@@ -146,6 +146,42 @@ async fn pump_events(chain: Arc<TxChain>, last: Option<EventId>, out: Out) {
     // chain caught up with it: treat it as "from now on".
     let now = chain.events().last_id();
     let mut sent = last.filter(|id| *id <= now).unwrap_or(now);
+    if let (None, Some(resumed)) = (&out.account, last.filter(|id| *id <= now)) {
+        // `main_reorg` events of the resumed height that the memory no longer holds (a
+        // restart) come from the store; whatever the memory still holds at that height is
+        // newer, so they go first.
+        let buffered: Vec<EventId> = chain
+            .events()
+            .replay_after(resumed)
+            .buffered
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        let kept = match chain.store().main_reorgs_at(resumed.height) {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::warn!(error = %e, "event replay stopped on a store error");
+                return;
+            }
+        };
+        for (seq, data) in kept {
+            let id = EventId {
+                height: resumed.height,
+                seq,
+            };
+            if id > sent && !buffered.contains(&id) {
+                sent = id;
+                let ev = Arc::new(Event {
+                    id,
+                    kind: "main_reorg",
+                    data,
+                });
+                if out.send(ev).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
     if let Some(key) = &out.account {
         // An account stream resumes inside a block: the rest of that block's operations
         // first; block events are then the blocks after it.
@@ -188,6 +224,20 @@ async fn pump_events(chain: Arc<TxChain>, last: Option<EventId>, out: Out) {
                         id: EventId { height: h, seq },
                         kind: "main_block",
                         data: views::main_block_event(&e, h, network),
+                    }));
+                }
+                let reorgs = match chain.store().main_reorgs_at(h) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event replay stopped on a store error");
+                        return;
+                    }
+                };
+                for (seq, data) in reorgs {
+                    rebuilt.push(Arc::new(Event {
+                        id: EventId { height: h, seq },
+                        kind: "main_reorg",
+                        data,
                     }));
                 }
                 for ev in rebuilt {

@@ -181,6 +181,7 @@ impl ChainStore {
     /// Deletes block `height`'s transactions, their index entries and its operations.
     fn drop_body(&self, batch: &mut WriteBatch, height: Height) -> StoreResult<()> {
         self.drop_operations(batch, height)?;
+        self.drop_main_reorgs(batch, height)?;
         for item in BODIES.with_prefix(self.kv().as_ref(), &height)? {
             let ((_, index), bytes) = item?;
             // The id from the stored bytes as they are (no re-encoding).

@@ -19,6 +19,7 @@ pub mod events_api;
 pub mod history;
 mod kept;
 pub mod lookup;
+mod main_events;
 pub mod mempool;
 pub mod metrics;
 mod net_ctx;

@@ -10,6 +10,8 @@
 //! - `tx_addr_index`: key ‖ height ‖ position → transaction id ‖ role (newest-first scans)
 //! - `tx_account_ops`, `tx_ops_by_height`: every balance and stake movement, by account and
 //!   block, and the accounts of each block (`operations`)
+//! - `tx_main_reorgs`: event height ‖ sequence → a `main_reorg` event announced then
+//!   (`main_events`)
 //! - `tx_jmt_nodes`, `tx_jmt_values`, `tx_jmt_stale`, `tx_jmt_stale_values`: the state tree and
 //!   the indices that let old versions be pruned. The tree's values are the only copy of the
 //!   state (accounts, chain totals): the current state is each key's newest value, so nothing
@@ -73,6 +75,8 @@ pub const CF_UNDECIDED: Cf = "tx_undecided";
 pub const CF_ACCOUNT_OPS: Cf = "tx_account_ops";
 /// Height → the keys with operations in that block (`operations`).
 pub const CF_OPS_BY_HEIGHT: Cf = "tx_ops_by_height";
+/// Height ‖ sequence → a `main_reorg` event the node announced (`main_events`).
+pub const CF_MAIN_REORGS: Cf = "tx_main_reorgs";
 
 pub(crate) const GENESIS: Table<Vec<u8>, GenesisSpec> = Table::new(CF_META, "genesis spec");
 pub(crate) const SCHEMA: Table<Vec<u8>, u32> = Table::new(CF_META, "schema version");
@@ -105,6 +109,7 @@ pub const COLUMNS: &[Cf] = &[
     CF_DROPPED,
     CF_ACCOUNT_OPS,
     CF_OPS_BY_HEIGHT,
+    CF_MAIN_REORGS,
     CF_JMT_NODES,
     CF_JMT_VALUES,
     CF_JMT_STALE,

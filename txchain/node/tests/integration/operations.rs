@@ -1,7 +1,8 @@
 //! Account operations over REST on a real RocksDB: an exchange that pages through an account's
 //! operations reconciles to the node's balance at every height (`?height=`), both orders list
 //! the same operations, they survive a restart, a store of the previous layout is upgraded in
-//! place, and every bad input is a clear 4xx.
+//! place, and every bad input is a clear 4xx. The event stream follows an account, and replays
+//! a kept `main_reorg` event with its id after a restart.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -270,10 +271,28 @@ fn account_events(
     n: usize,
     meanwhile: impl FnOnce() + Send + 'static,
 ) -> Vec<(String, String, Value)> {
+    events(
+        chain,
+        &format!("/v1/events?account={who}"),
+        last_id,
+        n,
+        meanwhile,
+    )
+}
+
+/// Reads `n` events from `path` resuming after `last_id`, calling `meanwhile` once the stream
+/// is open: (id, event name, data) each.
+fn events(
+    chain: &Arc<TxChain>,
+    path: &str,
+    last_id: Option<&str>,
+    n: usize,
+    meanwhile: impl FnOnce() + Send + 'static,
+) -> Vec<(String, String, Value)> {
     use tokio_stream::StreamExt as _;
     use tower::ServiceExt as _;
     let router = doin_tx_node::api::router(chain.clone());
-    let mut req = axum::http::Request::get(format!("/v1/events?account={who}"));
+    let mut req = axum::http::Request::get(path);
     if let Some(id) = last_id {
         req = req.header("last-event-id", id);
     }
@@ -369,4 +388,51 @@ fn an_account_event_stream_resumes_inside_a_block_and_follows_new_ones() {
     let last = as_event_id(ops.last().unwrap());
     let got = account_events(&chain, &who, Some(&last), 1, producer);
     assert_eq!(got[0].2["height"], tip + 1);
+}
+
+#[test]
+fn a_main_reorg_event_is_replayed_with_its_id_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys();
+    let (id, data) = {
+        let chain = open(dir.path(), &k);
+        grow(&chain, &k, 1, 3);
+        chain
+            .record_main_reorg(r#"{"fork_height":7,"disconnected":[],"connected":[]}"#.into())
+            .unwrap();
+        let last = chain.events().last_id();
+        assert_eq!((last.height, last.seq), (3, 1));
+        (
+            last.to_string(),
+            r#"{"fork_height":7,"disconnected":[],"connected":[]}"#,
+        )
+    };
+    let chain = open(dir.path(), &k);
+    // New events at the same height continue after it.
+    assert_eq!(chain.events().last_id().to_string(), id);
+    // A client that had seen block 3 gets the reorganisation from the store, then what
+    // follows.
+    let producer = {
+        let chain = chain.clone();
+        let users: Vec<KeyPair> = k
+            .users
+            .iter()
+            .map(|u| KeyPair::from_secret_bytes(&u.secret_bytes()).unwrap())
+            .collect();
+        let validator = KeyPair::from_secret_bytes(&k.validator.secret_bytes()).unwrap();
+        move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            grow(&chain, &Keys { validator, users }, 4, 4);
+        }
+    };
+    let got = events(&chain, "/v1/events", Some("3-0"), 4, producer);
+    assert_eq!(got[0].0, id);
+    assert_eq!(got[0].1, "main_reorg");
+    assert_eq!(got[0].2, serde_json::from_str::<Value>(data).unwrap());
+    // Then the two transfers entering the pool, numbered after the kept event, and block 4.
+    let rest: Vec<(&str, &str)> = got[1..]
+        .iter()
+        .map(|(id, kind, _)| (id.as_str(), kind.as_str()))
+        .collect();
+    assert_eq!(rest, [("3-2", "tx"), ("3-3", "tx"), ("4-0", "block")]);
 }
