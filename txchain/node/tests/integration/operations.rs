@@ -332,6 +332,21 @@ fn events(
         })
 }
 
+/// Makes block `height` (as `grow` does) 200 ms after it is called, from another thread: for
+/// streams that must see it arrive live.
+fn grow_soon(chain: &Arc<TxChain>, k: &Keys, height: u64) -> impl FnOnce() + Send + 'static {
+    let copy = |key: &KeyPair| KeyPair::from_secret_bytes(&key.secret_bytes()).unwrap();
+    let k = Keys {
+        validator: copy(&k.validator),
+        users: k.users.iter().map(copy).collect(),
+    };
+    let chain = chain.clone();
+    move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        grow(&chain, &k, height, height);
+    }
+}
+
 #[test]
 fn an_account_event_stream_resumes_inside_a_block_and_follows_new_ones() {
     let dir = tempfile::tempdir().unwrap();
@@ -371,21 +386,8 @@ fn an_account_event_stream_resumes_inside_a_block_and_follows_new_ones() {
     assert_eq!(data, expected);
     // Live: operations of blocks made while the stream is open follow.
     let tip = chain.tip().header.height;
-    let producer = {
-        let chain = chain.clone();
-        let users: Vec<KeyPair> = k
-            .users
-            .iter()
-            .map(|u| KeyPair::from_secret_bytes(&u.secret_bytes()).unwrap())
-            .collect();
-        let validator = KeyPair::from_secret_bytes(&k.validator.secret_bytes()).unwrap();
-        move || {
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            let k = Keys { validator, users };
-            grow(&chain, &k, tip + 1, tip + 1);
-        }
-    };
     let last = as_event_id(ops.last().unwrap());
+    let producer = grow_soon(&chain, &k, tip + 1);
     let got = account_events(&chain, &who, Some(&last), 1, producer);
     assert_eq!(got[0].2["height"], tip + 1);
 }
@@ -412,20 +414,13 @@ fn a_main_reorg_event_is_replayed_with_its_id_after_a_restart() {
     assert_eq!(chain.events().last_id().to_string(), id);
     // A client that had seen block 3 gets the reorganisation from the store, then what
     // follows.
-    let producer = {
-        let chain = chain.clone();
-        let users: Vec<KeyPair> = k
-            .users
-            .iter()
-            .map(|u| KeyPair::from_secret_bytes(&u.secret_bytes()).unwrap())
-            .collect();
-        let validator = KeyPair::from_secret_bytes(&k.validator.secret_bytes()).unwrap();
-        move || {
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            grow(&chain, &Keys { validator, users }, 4, 4);
-        }
-    };
-    let got = events(&chain, "/v1/events", Some("3-0"), 4, producer);
+    let got = events(
+        &chain,
+        "/v1/events",
+        Some("3-0"),
+        4,
+        grow_soon(&chain, &k, 4),
+    );
     assert_eq!(got[0].0, id);
     assert_eq!(got[0].1, "main_reorg");
     assert_eq!(got[0].2, serde_json::from_str::<Value>(data).unwrap());
