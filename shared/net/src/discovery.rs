@@ -132,12 +132,27 @@ impl SwarmTask {
         let _ = self.swarm.behaviour_mut().kad.bootstrap();
     }
 
-    /// Dials as many peers as this node is short of, drawn alternately from the peers it
-    /// reached before (most recent first) and from the address book, skipping peers that are
-    /// connected, banned, refused, or this node.
+    /// How many more peers this node should dial: what it lacks of `target_peers`, or of the
+    /// outbound places it keeps for peers it chose, whichever is more. Counting only all
+    /// connections would let a flood of inbound ones (newcomers on a short stay included)
+    /// stop it from ever dialling the honest peers those places are kept for.
+    pub(crate) fn dial_shortfall(&self) -> usize {
+        let by_target = self
+            .cfg
+            .target_peers
+            .saturating_sub(self.handle.connected.read().len());
+        let admission = self.swarm.behaviour().admission.state();
+        let outbound = admission.kept().saturating_sub(admission.kept_inbound());
+        let by_reserve = self.cfg.outbound_reserved.saturating_sub(outbound);
+        by_target.max(usize::try_from(by_reserve).unwrap_or(usize::MAX))
+    }
+
+    /// Dials as many peers as this node is short of ([`Self::dial_shortfall`]), drawn
+    /// alternately from the peers it reached before (most recent first) and from the address
+    /// book, skipping peers that are connected, banned, refused, or this node.
     pub(crate) fn dial_drawn(&mut self) {
         let connected = self.handle.connected.read().clone();
-        let short = self.cfg.target_peers.saturating_sub(connected.len());
+        let short = self.dial_shortfall();
         let now = Instant::now();
         let local = self.handle.local_peer_id;
         let mut chosen: Vec<PeerId> = Vec::new();
@@ -199,7 +214,7 @@ impl SwarmTask {
     pub(crate) fn on_seed_answers(&mut self, answers: SeedAnswers) {
         self.seeding = false;
         let connected = self.handle.connected.read().clone();
-        let mut short = self.cfg.target_peers.saturating_sub(connected.len());
+        let mut short = self.dial_shortfall();
         for (seed, answer) in answers {
             let addresses = match answer {
                 Ok(a) => a,

@@ -272,7 +272,7 @@ impl SwarmTask {
         }
         self.book.forget_idle(now);
         self.act_on_reachability();
-        if self.handle.connected.read().len() < self.cfg.target_peers {
+        if self.dial_shortfall() > 0 {
             self.dial_bootstrap();
             self.look_for_peers(now);
             self.ask_seeds(now);
@@ -555,7 +555,7 @@ impl SwarmTask {
                 );
                 // A node short of peers (a newcomer, perhaps on a short stay at a full peer)
                 // asks the DHT at once rather than at the next maintenance round.
-                if self.handle.connected.read().len() < self.cfg.target_peers {
+                if self.dial_shortfall() > 0 {
                     self.look_for_peers(now);
                 }
                 // It may be the relay a private node was waiting for.
