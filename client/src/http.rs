@@ -216,3 +216,41 @@ impl Client {
         self.post("/v1/tx/transactions", &body).await
     }
 }
+
+/// Reads server-sent events from a stream opened by [`Client::open_events`].
+pub struct EventReader {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl EventReader {
+    pub fn new(resp: reqwest::Response) -> EventReader {
+        EventReader {
+            resp,
+            buf: String::new(),
+        }
+    }
+
+    /// The next event's `data` (its lines joined); `None` when the stream ends.
+    pub async fn next_data(&mut self) -> Option<String> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let event: String = self.buf.drain(..end + 2).collect();
+                let data: Vec<&str> = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim)
+                    .collect();
+                // A keep-alive comment carries no data.
+                if data.is_empty() {
+                    continue;
+                }
+                return Some(data.join(""));
+            }
+            match self.resp.chunk().await {
+                Ok(Some(chunk)) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return None,
+            }
+        }
+    }
+}

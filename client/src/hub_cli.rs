@@ -10,6 +10,7 @@
 //! - The hub's operator (`--cookie`, the node's `hub.cookie`): `operator …`, see
 //!   [`crate::hub_operator_cli`].
 
+use crate::channel_watch;
 use crate::http::Client;
 use crate::hub_common::{cookie, doin, hash, print, print_channel, print_payment, print_stream};
 use crate::hub_peer::{write_durably, Exchanged, HubPeer, MessageContext};
@@ -143,19 +144,58 @@ pub enum HubCommand {
     Sync {
         #[arg(long)]
         channel: String,
-        /// Keep syncing every INTERVAL ms.
+        /// Keep going: answer each proposal as the hub pushes it (server-sent events,
+        /// reconnecting when the stream breaks).
         #[arg(long)]
         follow: bool,
-        #[arg(long, default_value_t = 1000)]
-        interval_ms: u64,
     },
     /// Payer or payee: close CHANNEL with the newest state both signed (cooperatively when it
     /// holds no HTLC: paid out at once; else posted, paid out after the window).
     Close {
         #[arg(long)]
         channel: String,
+        /// Do not ask the hub first (it may be gone): close with the newest state this
+        /// machine holds, even with an update in flight.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         tx: TxOptions,
+    },
+    /// Payer or payee: replace a state posted on chain that is older than the newest one
+    /// this machine holds (the poster forfeits its reserve). Needs no hub.
+    Challenge {
+        #[arg(long)]
+        channel: String,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Payer or payee (anyone): pay out a closing channel once its window and its pending
+    /// HTLCs' expiries are past. Needs no hub.
+    Settle {
+        #[arg(long)]
+        channel: String,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Payer or payee: watch this key's channels on the transfer chain (`--node`, any node)
+    /// and act without the hub: challenge a stale close, claim HTLCs this key holds the
+    /// preimage of (closing first when one nears its expiry), settle after the window.
+    /// Stops once every watched channel is paid out.
+    Watch {
+        /// The channels to watch (hex; repeat); default: every channel in the state directory.
+        #[arg(long)]
+        channel: Vec<String>,
+        /// Also sync with the hub at this URL each pass (take payouts, answer its proposals).
+        #[arg(long)]
+        hub: Option<String>,
+        /// Blocks before an HTLC offered to this key expires by which it is taken on chain.
+        #[arg(long, default_value_t = 6)]
+        htlc_margin: u64,
+        #[arg(long, default_value_t = 2000)]
+        interval_ms: u64,
+        /// One pass, then stop.
+        #[arg(long)]
+        once: bool,
     },
     /// The hub operator's calls (need the operator token).
     Operator {
@@ -469,27 +509,69 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        HubCommand::Sync {
-            channel,
-            follow,
-            interval_ms,
-        } => {
+        HubCommand::Sync { channel, follow } => {
             let p = peer(&args, &client).await?;
             let id = hash(channel, "--channel")?;
             let mut m = p.machine(&id).await?;
+            let (wake_tx, mut wake) = tokio::sync::mpsc::channel(16);
+            let _follower =
+                follow.then(|| crate::hub_peer::follow_proposals(client.clone(), id, wake_tx));
             loop {
                 let h = height(&client).await?;
                 let done = p.sync(&mut m, h).await?;
                 if !*follow || !done.payments.is_empty() || !done.completed.is_empty() {
                     report(opts, &id, &done, m.my_balance_msat());
                 }
-                if !*follow {
+                if !*follow || wake.recv().await.is_none() {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(*interval_ms)).await;
+                // Several pushes while syncing are answered by one more sync.
+                while wake.try_recv().is_ok() {}
             }
         }
-        HubCommand::Close { channel, tx } => {
+        HubCommand::Close {
+            channel,
+            force: true,
+            tx,
+        } => {
+            let p = peer(&args, &client).await?;
+            channel_watch::force_close(opts, &p, &hash(channel, "--channel")?, tx).await?;
+        }
+        HubCommand::Challenge { channel, tx } => {
+            let p = peer(&args, &client).await?;
+            let id = hash(channel, "--channel")?;
+            channel_watch::act(opts, &p, &id, "challenge", 0, tx).await?;
+        }
+        HubCommand::Settle { channel, tx } => {
+            let p = peer(&args, &client).await?;
+            let id = hash(channel, "--channel")?;
+            channel_watch::act(opts, &p, &id, "settle", 0, tx).await?;
+        }
+        HubCommand::Watch {
+            channel,
+            hub,
+            htlc_margin,
+            interval_ms,
+            once,
+        } => {
+            let p = peer(&args, &client).await?;
+            let hub = match hub {
+                Some(url) => Some(peer(&args, &Client::new(url)?).await?),
+                None => None,
+            };
+            let plan = channel_watch::WatchPlan {
+                channels: channel
+                    .iter()
+                    .map(|c| hash(c, "--channel"))
+                    .collect::<anyhow::Result<_>>()?,
+                margin: *htlc_margin,
+                interval: Duration::from_millis(*interval_ms),
+                hub,
+                once: *once,
+            };
+            channel_watch::watch(opts, &p, plan).await?;
+        }
+        HubCommand::Close { channel, tx, .. } => {
             let p = peer(&args, &client).await?;
             let id = hash(channel, "--channel")?;
             let m = p.machine(&id).await?;
@@ -759,7 +841,7 @@ async fn follow_payments(
             Some(q) => format!("/v1/hub/payees/{address}/events?{q}"),
             None => format!("/v1/hub/payees/{address}/events"),
         };
-        let mut resp = match client.open_events(&path, Some(last), reader.bearer()).await {
+        let resp = match client.open_events(&path, Some(last), reader.bearer()).await {
             Ok(r) => r,
             Err(e @ crate::http::ClientError::Problem { .. }) => return Err(e.into()),
             Err(e) => {
@@ -768,23 +850,13 @@ async fn follow_payments(
                 continue;
             }
         };
-        let mut buf = String::new();
-        while let Ok(Some(chunk)) = resp.chunk().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let event: String = buf.drain(..end + 2).collect();
-                let data = event
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .map(str::trim)
-                    .collect::<Vec<_>>()
-                    .join("");
-                let Ok(p) = serde_json::from_str::<PaymentView>(&data) else {
-                    continue;
-                };
-                last = last.max(p.seq);
-                print(opts, &p, print_payment);
-            }
+        let mut events = crate::http::EventReader::new(resp);
+        while let Some(data) = events.next_data().await {
+            let Ok(p) = serde_json::from_str::<PaymentView>(&data) else {
+                continue;
+            };
+            last = last.max(p.seq);
+            print(opts, &p, print_payment);
         }
         eprintln!("the payment feed closed; reconnecting");
         tokio::time::sleep(Duration::from_secs(1)).await;

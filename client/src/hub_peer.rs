@@ -449,11 +449,56 @@ impl HubPeer {
         }
     }
 
-    fn preimage(&self, hash: &Hash256) -> Option<[u8; 32]> {
+    /// The preimage of `hash` when this peer made the invoice (it keeps the preimage).
+    pub(crate) fn preimage(&self, hash: &Hash256) -> Option<[u8; 32]> {
         let text = std::fs::read_to_string(self.preimage_path(hash)).ok()?;
         let bytes: [u8; 32] = hex::decode(text.trim()).ok()?.try_into().ok()?;
         (Hash256(sha256(&bytes)) == *hash).then_some(bytes)
     }
+}
+
+/// Follows the hub's proposals on `id`, pushed as server-sent events: sends `id` down `wake`
+/// for each proposal, and once after every reconnection (something may have waited while the
+/// stream was down; the hub also sends the waiting proposal first). Reconnects after a pause
+/// when the stream breaks, saying so on stderr once per outage; ends when `wake` is closed.
+pub fn follow_proposals(
+    client: Client,
+    id: ChannelId,
+    wake: tokio::sync::mpsc::Sender<ChannelId>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let path = format!("/v1/hub/channels/{}/outbox/events", id.to_hex());
+        let (mut reconnected, mut warned) = (false, false);
+        loop {
+            match client.open_events(&path, None, None).await {
+                Ok(resp) => {
+                    warned = false;
+                    if reconnected && wake.send(id).await.is_err() {
+                        return;
+                    }
+                    let mut events = crate::http::EventReader::new(resp);
+                    while events.next_data().await.is_some() {
+                        if wake.send(id).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) if !warned => {
+                    warned = true;
+                    eprintln!(
+                        "the hub's proposals on {} cannot be followed now ({e}); retrying",
+                        id.to_hex()
+                    );
+                }
+                Err(_) => {}
+            }
+            if wake.is_closed() {
+                return;
+            }
+            reconnected = true;
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    })
 }
 
 fn merge(into: &mut Exchanged, more: Exchanged) {

@@ -112,6 +112,8 @@ pub struct HubSection {
     pub max_owed_msat: u64,
     /// How often the watchtower compares the channels with the chain, milliseconds.
     pub watch_interval_ms: u64,
+    /// How long an `Idempotency-Key`'s answer is kept, seconds.
+    pub idempotency_ttl_secs: u64,
 }
 
 impl Default for HubSection {
@@ -127,6 +129,7 @@ impl Default for HubSection {
             cltv_delta: d.cltv_delta,
             max_owed_msat: d.max_owed_msat,
             watch_interval_ms: 2_000,
+            idempotency_ttl_secs: d.idempotency_ttl_secs,
         }
     }
 }
@@ -142,6 +145,7 @@ impl HubSection {
             min_dispute_blocks: self.min_dispute_blocks,
             cltv_delta: self.cltv_delta,
             max_owed_msat: self.max_owed_msat,
+            idempotency_ttl_secs: self.idempotency_ttl_secs,
         }
     }
 }

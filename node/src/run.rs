@@ -295,6 +295,9 @@ impl Node {
     }
 }
 
+/// How often the hub deletes idempotent answers past `hub.idempotency_ttl_secs`.
+const ANSWER_EXPIRY_EVERY: Duration = Duration::from_secs(60);
+
 /// Opens the hub over the node's database and starts its watch: every `watch_interval_ms`
 /// it compares the channels with the chain (challenging stale closes, settling, confirming)
 /// and proposes whatever waits. A watch that cannot run is a critical failure: a hub that
@@ -329,15 +332,28 @@ fn start_hub(
     let mut stop = tasks.shutdown_signal();
     tasks.spawn_critical("hub watchtower", async move {
         let mut tick = tokio::time::interval(every);
+        // The first pass also dates the answers an older build kept without a time.
+        let mut last_expiry: Option<std::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = stop.changed() => return Ok(()),
             }
             let h = watched.clone();
+            // Expired idempotent answers go about once a minute (a scan of every answer).
+            let expire = last_expiry.is_none_or(|t| t.elapsed() >= ANSWER_EXPIRY_EVERY);
+            if expire {
+                last_expiry = Some(std::time::Instant::now());
+            }
             let pass = tokio::task::spawn_blocking(move || {
                 let report = h.watch()?;
                 h.flush_all()?;
+                if expire {
+                    let n = h.expire_answers()?;
+                    if n > 0 {
+                        tracing::info!(expired = n, "hub: idempotent answers expired");
+                    }
+                }
                 Ok::<_, doin_hub::HubError>(report)
             })
             .await

@@ -36,6 +36,9 @@ pub struct HubConfig {
     pub cltv_delta: u64,
     /// Most the hub owes one payee and has not paid out yet (liquidity limit per channel).
     pub max_owed_msat: u64,
+    /// How long the answer to a request with an `Idempotency-Key` is kept: a repeat within
+    /// this time gets the first answer; afterwards the key is free again.
+    pub idempotency_ttl_secs: u64,
 }
 
 impl HubConfig {
@@ -62,6 +65,7 @@ impl Default for HubConfig {
             min_dispute_blocks: 20,
             cltv_delta: 40,
             max_owed_msat: 1_000_000_000,
+            idempotency_ttl_secs: 86_400,
         }
     }
 }

@@ -25,7 +25,7 @@ pub use doin_hub_core::auth::*;
 #[derive(OpenApi)]
 #[openapi(
     paths(crate::channel_api::info, crate::channel_api::list_channels, crate::channel_api::get_channel, crate::channel_api::register_channel, crate::channel_api::open_outgoing, crate::channel_api::close_channel,
-        crate::message_api::post_message, crate::message_api::outbox, crate::stream_api::decode_invoice, crate::stream_api::create_hub_invoice, crate::stream_api::get_hub_invoice, crate::stream_api::open_stream, crate::stream_api::list_streams, crate::stream_api::get_stream,
+        crate::message_api::post_message, crate::message_api::outbox, crate::message_api::outbox_events, crate::stream_api::decode_invoice, crate::stream_api::create_hub_invoice, crate::stream_api::get_hub_invoice, crate::stream_api::open_stream, crate::stream_api::list_streams, crate::stream_api::get_stream,
         crate::stream_api::close_stream, crate::stream_api::list_funds, crate::stream_api::get_fund, crate::ledger_api::payee_payments,
         crate::ledger_api::payee_payment_events, crate::ledger_api::accounting_csv),
     components(schemas(HubInfo, FeeView, ChannelView, RegisterRequest, OpenOutgoingRequest,
@@ -81,6 +81,10 @@ pub fn router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
         .route(
             "/v1/hub/channels/{id}/outbox",
             get(crate::message_api::outbox),
+        )
+        .route(
+            "/v1/hub/channels/{id}/outbox/events",
+            get(crate::message_api::outbox_events),
         )
         .route(
             "/v1/hub/invoices/decode",

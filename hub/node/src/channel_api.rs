@@ -123,11 +123,13 @@ pub(crate) async fn register_channel(
 
 /// Open a channel from the hub to a payee (operator).
 #[utoipa::path(post, path = "/v1/hub/channels/outgoing", tag = "hub", request_body = OpenOutgoingRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats get the first answer: 1-255 visible ASCII characters", pattern = r"^[!-~]([ -~]{0,253}[!-~])?$")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats within `hub.idempotency_ttl_secs` (a day by default) get the first answer: 1-255 visible ASCII characters", pattern = r"^[!-~]([ -~]{0,253}[!-~])?$")),
     responses(
         (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 202, description = "The opening transaction is submitted; the channel is usable once on chain", body = OpenedView),
         (status = 400, description = "Bad payee or amount, or the transfer chain refused the opening transaction (`transaction-refused`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this Idempotency-Key is being handled (`idempotency-key-in-flight`): ask again for its answer", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "The Idempotency-Key was used for another request (`idempotency-key-reused`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "The transfer chain cannot take the transaction now", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn open_outgoing(
@@ -166,12 +168,12 @@ fn closed_view(how: &str) -> ClosedView {
 /// Close a channel from the hub's side (operator).
 #[utoipa::path(post, path = "/v1/hub/channels/{id}/close", tag = "hub",
     params(("id" = String, Path, description = "Channel id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Repeats get the first answer: 1-255 visible ASCII characters", pattern = r"^[!-~]([ -~]{0,253}[!-~])?$")),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeats within `hub.idempotency_ttl_secs` (a day by default) get the first answer: 1-255 visible ASCII characters", pattern = r"^[!-~]([ -~]{0,253}[!-~])?$")),
     responses(
         (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 202, description = "The closing transaction is submitted", body = ClosedView),
         (status = 404, description = "Not a channel of this hub", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "The channel is closing or closed already (`already-closing`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The channel is closing or closed already (`already-closing`), or a request with this Idempotency-Key is being handled (`idempotency-key-in-flight`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "The Idempotency-Key was used for another request (`idempotency-key-reused`)", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn close_channel(

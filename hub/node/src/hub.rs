@@ -47,6 +47,37 @@ pub struct Hub {
     /// its transactions take nonces one after the other.
     submitting: Mutex<()>,
     payments_tx: tokio::sync::broadcast::Sender<Payment>,
+    /// Channels whose record just became durable changed (a proposal of the hub may wait).
+    changed_tx: tokio::sync::broadcast::Sender<ChannelId>,
+    /// `Idempotency-Key`s whose request is being handled: a duplicate arriving meanwhile is
+    /// refused rather than run a second time.
+    keys_in_flight: KeysInFlight,
+}
+
+/// The `Idempotency-Key`s requests are using now.
+#[derive(Clone, Default)]
+pub struct KeysInFlight(Arc<Mutex<std::collections::HashSet<String>>>);
+
+impl KeysInFlight {
+    /// Takes `key` until the returned guard is dropped, or `None` while another holds it.
+    pub fn take(&self, key: &str) -> Option<KeyInFlight> {
+        self.0.lock().insert(key.to_string()).then(|| KeyInFlight {
+            keys: self.clone(),
+            key: key.to_string(),
+        })
+    }
+}
+
+/// An `Idempotency-Key` taken by one request until it is dropped.
+pub struct KeyInFlight {
+    keys: KeysInFlight,
+    key: String,
+}
+
+impl Drop for KeyInFlight {
+    fn drop(&mut self) {
+        self.keys.0.lock().remove(&self.key);
+    }
 }
 
 /// The wall clock, as the core takes it.
@@ -54,6 +85,11 @@ pub(crate) fn now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
+}
+
+/// A time as unix milliseconds (saturating far beyond any real clock).
+fn millis(t: Duration) -> u64 {
+    u64::try_from(t.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// What happened to one submission.
@@ -84,6 +120,7 @@ impl Hub {
             network: chain.network(),
         };
         let (payments_tx, _) = tokio::sync::broadcast::channel(4096);
+        let (changed_tx, _) = tokio::sync::broadcast::channel(4096);
         Ok(Hub {
             key,
             chain,
@@ -93,6 +130,8 @@ impl Hub {
             state: Mutex::new(HubState::new(params, loaded)),
             submitting: Mutex::new(()),
             payments_tx,
+            changed_tx,
+            keys_in_flight: KeysInFlight::default(),
         })
     }
 
@@ -119,16 +158,41 @@ impl Hub {
         &self.chain
     }
 
+    /// Takes `key` for one request, or `None` while another request holds it.
+    pub fn take_idempotency_key(&self, key: &str) -> Option<KeyInFlight> {
+        self.keys_in_flight.take(key)
+    }
+
+    /// The answer kept under `key`, unless it has expired.
     pub fn idempotent_answer(
         &self,
         key: &str,
     ) -> Result<Option<crate::store::StoredAnswer>, HubError> {
-        Ok(self.store.answer(key)?)
+        Ok(self.store.answer(key, self.answers_made_after_ms())?)
+    }
+
+    /// Deletes the answers older than `idempotency_ttl_secs`; returns how many.
+    pub fn expire_answers(&self) -> Result<usize, HubError> {
+        Ok(self
+            .store
+            .expire_answers(self.answers_made_after_ms(), millis(now()))?)
+    }
+
+    /// Answers written before this time (unix ms) have expired.
+    fn answers_made_after_ms(&self) -> u64 {
+        let ttl = self.cfg.idempotency_ttl_secs.saturating_mul(1_000);
+        // A lifetime longer than the clock: nothing has expired.
+        millis(now()).saturating_sub(ttl)
     }
 
     /// Ledger entries as they are made durable.
     pub fn subscribe_payments(&self) -> tokio::sync::broadcast::Receiver<Payment> {
         self.payments_tx.subscribe()
+    }
+
+    /// Channels as their records are made durable (look at [`Hub::outbox`] then).
+    pub fn subscribe_channel_changes(&self) -> tokio::sync::broadcast::Receiver<ChannelId> {
+        self.changed_tx.subscribe()
     }
 
     pub fn channel(&self, id: &ChannelId) -> Option<HubChannel> {
@@ -214,16 +278,24 @@ impl Hub {
     /// the caller's to carry out next.
     fn run(&self, input: HubInput, snap: &ChainSnapshot) -> Result<HubOutput, HubError> {
         let mut st = self.state.lock();
-        let out = doin_hub_core::handle(&mut st, input, now(), snap)?;
+        let at = now();
+        let out = doin_hub_core::handle(&mut st, input, at, snap)?;
         let durable = if out.writes.is_empty() {
             None
         } else {
             // Queued before the lock is released: batches reach the disk in input order.
-            Some(self.store.enqueue(HubStore::batch(&out.writes)?))
+            Some(
+                self.store
+                    .enqueue(HubStore::batch(&out.writes, millis(at))?),
+            )
         };
         drop(st);
         if let Some(durable) = durable {
             self.finish(durable, out.writes.ledger())?;
+            for id in out.writes.channels.keys() {
+                // Nobody listening is fine.
+                let _ = self.changed_tx.send(*id);
+            }
         }
         Ok(out)
     }
@@ -593,4 +665,20 @@ fn unexpected(reply: &Reply) -> HubError {
     HubError::Internal(format!(
         "the hub answered with an unexpected reply: {reply:?}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeysInFlight;
+
+    #[test]
+    fn a_key_in_flight_is_refused_until_its_request_ends() {
+        let keys = KeysInFlight::default();
+        let first = keys.take("k");
+        assert!(first.is_some());
+        assert!(keys.take("k").is_none());
+        assert!(keys.take("other").is_some());
+        drop(first);
+        assert!(keys.take("k").is_some());
+    }
 }

@@ -1,6 +1,7 @@
 //! The channel protocol over REST: a peer sends its channel messages to the hub
 //! (`POST /v1/hub/channels/{id}/messages`, one message or a `Confirm` pipelined with the next)
-//! and fetches the hub's own proposals (`GET /v1/hub/channels/{id}/outbox`).
+//! and fetches the hub's own proposals (`GET /v1/hub/channels/{id}/outbox`, or pushed as
+//! server-sent events by `GET /v1/hub/channels/{id}/outbox/events`).
 //!
 //! Every message is authenticated: the peer signs (BIP340) the tagged hash
 //! `message_auth_hash` (or `pipelined_auth_hash`, both `doin_hub_core::auth`'s; the body is
@@ -19,6 +20,7 @@ use doin_api::hub::*;
 use doin_crypto::verify;
 use doin_http::{path_problem, ApiJson, Problem, ProblemDoc};
 use doin_hub_core::request::MessageBody;
+use tokio_stream::StreamExt as _;
 
 /// Send a channel protocol message to the hub.
 #[utoipa::path(post, path = "/v1/hub/channels/{id}/messages", tag = "hub", request_body = MessageRequest,
@@ -121,4 +123,88 @@ pub(crate) async fn outbox(
             .transpose()
             .map_err(Problem::internal)?,
     }))
+}
+
+/// The hub's proposals on a channel, pushed as they are made.
+#[utoipa::path(get, path = "/v1/hub/channels/{id}/outbox/events", tag = "hub",
+    params(("id" = String, Path, description = "Channel id (hex)", pattern = r"^(0x)?[0-9a-fA-F]{64}$")),
+    responses(
+        (status = 200, description = "Server-sent `proposal` events (OutboxView, never null) whenever the hub has a new proposal waiting on this channel, once it is durable; the id is the proposed state's seq. The proposal waiting when the stream opens (or reopens) is sent first, so a reconnecting peer misses nothing.", content_type = "text/event-stream"),
+        (status = 400, description = "Bad channel id", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "Not a channel of this hub", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn outbox_events(
+    State(hub): St,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<axum::response::Response, Problem> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use axum::response::IntoResponse;
+    let Path(id) = id.map_err(path_problem)?;
+    let id = parse_hash(&id, "channel id")?;
+    // Subscribed before the first look: a proposal made in between is not missed.
+    let changes = hub.subscribe_channel_changes();
+    hub.outbox(&id).map_err(problem)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<(u64, String)>(16);
+    tokio::spawn(pump_proposals(hub, id, changes, tx));
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|(seq, hex)| {
+        let view = OutboxView { message: Some(hex) };
+        Ok::<_, std::convert::Infallible>(
+            Event::default()
+                .id(seq.to_string())
+                .event("proposal")
+                .data(serde_json::to_string(&view).unwrap_or_default()),
+        )
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response())
+}
+
+/// Feeds one client: each new proposal on `id` (the one waiting first), once.
+async fn pump_proposals(
+    hub: std::sync::Arc<crate::hub::Hub>,
+    id: doin_tx_core::channel::ChannelId,
+    mut changes: tokio::sync::broadcast::Receiver<doin_tx_core::channel::ChannelId>,
+    out: tokio::sync::mpsc::Sender<(u64, String)>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut last_sent: Option<String> = None;
+    loop {
+        let waiting = match hub.outbox(&id) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "proposal feed stopped");
+                return;
+            }
+        };
+        if let Some(m) = waiting {
+            use doin_channels::Message;
+            let (Message::Propose { seq, .. }
+            | Message::Accept { seq, .. }
+            | Message::Confirm { seq, .. }
+            | Message::Reject { seq, .. }) = &m;
+            let Ok(hex) = m.encode().map(hex::encode) else {
+                return;
+            };
+            if last_sent.as_deref() != Some(hex.as_str()) {
+                if out.send((*seq, hex.clone())).await.is_err() {
+                    return;
+                }
+                last_sent = Some(hex);
+            }
+        }
+        // Wait for this channel to change; a lagging receiver looks again; the client leaving
+        // ends the feed (checked while waiting, so an idle feed is not kept forever).
+        loop {
+            tokio::select! {
+                changed = changes.recv() => match changed {
+                    Ok(c) if c == id => break,
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => return,
+                },
+                _ = out.closed() => return,
+            }
+        }
+    }
 }

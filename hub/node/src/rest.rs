@@ -138,7 +138,8 @@ impl IdempotencySlot {
 
 /// Answers a repeated `Idempotency-Key` with the first answer; otherwise runs `f`, which
 /// writes its answer under the key in the operation's own batch (with a fingerprint of the
-/// request, so a key reused for another request is refused).
+/// request, so a key reused for another request is refused). A key another request is
+/// still using gets `409 idempotency-key-in-flight`.
 pub(crate) async fn idempotent<T: Serialize + Send + 'static>(
     hub: &Arc<Hub>,
     headers: &HeaderMap,
@@ -158,6 +159,20 @@ pub(crate) async fn idempotent<T: Serialize + Send + 'static>(
                 })?;
             Some(k.to_string())
         }
+    };
+    // Held until the answer is durable (inside the blocking work, which goes on even if the
+    // client hangs up): a duplicate that arrives meanwhile is refused, so two requests with
+    // one key can never both act.
+    let taken = match &key {
+        None => None,
+        Some(k) => Some(hub.take_idempotency_key(k).ok_or_else(|| {
+            Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency-key-in-flight",
+                "Conflict",
+                "a request with this Idempotency-Key is being handled: ask again for its answer",
+            )
+        })?),
     };
     if let Some(k) = &key {
         let h = hub.clone();
@@ -180,7 +195,11 @@ pub(crate) async fn idempotent<T: Serialize + Send + 'static>(
         fingerprint,
         status,
     });
-    let answer = blocking(move || f(slot)).await?;
+    let answer = blocking(move || {
+        let _taken = taken;
+        f(slot)
+    })
+    .await?;
     Ok((status, Json(answer)).into_response())
 }
 

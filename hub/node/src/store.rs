@@ -8,6 +8,8 @@
 //! - `hub_payments`: sequence number (big-endian) → [`Payment`], the accounting ledger
 //! - `hub_payee_payments`: payee ‖ sequence number → nothing (a payee's payments in order)
 //! - `hub_idempotency`: idempotency key → the answer given to the first request
+//! - `hub_idempotency_made`: idempotency key → when its answer was written (unix ms), so that
+//!   answers expire (`hub.idempotency_ttl_secs`)
 //! - `hub_paid_votes`: optimae ‖ evaluator → the payer channel whose tick paid that vote's
 //!   verification fee (each vote is paid once)
 //! - `hub_invoices`: payment hash → [`HubInvoice`], an invoice payable to the hub itself
@@ -43,6 +45,7 @@ const PAYMENTS: Table<u64, Payment> = Table::new("hub_payments", "payment");
 const PAYEE_PAYMENTS: Table<(PublicKeyBytes, u64), Vec<u8>, Raw> =
     Table::new("hub_payee_payments", "payee payment");
 const IDEMPOTENCY: Table<String, StoredAnswer> = Table::new("hub_idempotency", "idempotent answer");
+const ANSWER_MADE: Table<String, u64> = Table::new("hub_idempotency_made", "answer time");
 const LAYOUT: Table<Vec<u8>, u32> = Table::new("hub_meta", "hub layout");
 const CLAIMS_SCANNED: Table<Vec<u8>, Height> = Table::new("hub_meta", "claims scanned");
 const PAID_VOTES: Table<(Hash256, PublicKeyBytes), ChannelId> =
@@ -57,6 +60,7 @@ pub const COLUMNS: &[Cf] = &[
     PAYMENTS.cf(),
     PAYEE_PAYMENTS.cf(),
     IDEMPOTENCY.cf(),
+    ANSWER_MADE.cf(),
     LAYOUT.cf(),
     PAID_VOTES.cf(),
     INVOICES.cf(),
@@ -170,14 +174,15 @@ impl HubStore {
         self.enqueue(batch).wait()
     }
 
-    /// The batch that makes an input's `writes` durable.
-    pub fn batch(writes: &Writes) -> Result<WriteBatch, StoreError> {
+    /// The batch that makes an input's `writes` durable; `now_ms` dates the answers it keeps.
+    pub fn batch(writes: &Writes, now_ms: u64) -> Result<WriteBatch, StoreError> {
         let mut b = WriteBatch::new();
         for id in &writes.deleted_channels {
             CHANNELS.delete(&mut b, id);
         }
         for key in &writes.deleted_answers {
             IDEMPOTENCY.delete(&mut b, key);
+            ANSWER_MADE.delete(&mut b, key);
         }
         for (id, c) in &writes.channels {
             CHANNELS.put(&mut b, id, c)?;
@@ -205,6 +210,7 @@ impl HubStore {
         }
         for (key, answer) in &writes.answers {
             IDEMPOTENCY.put(&mut b, key, answer)?;
+            ANSWER_MADE.put(&mut b, key, &now_ms)?;
         }
         if let Some(h) = writes.claims_scanned {
             CLAIMS_SCANNED.put(&mut b, &META_CLAIMS_SCANNED.to_vec(), &h)?;
@@ -329,9 +335,51 @@ impl HubStore {
         Ok(out)
     }
 
-    /// The answer kept under an `Idempotency-Key`.
-    pub fn answer(&self, key: &str) -> Result<Option<StoredAnswer>, StoreError> {
-        IDEMPOTENCY.get(self.kv.as_ref(), &key.to_string())
+    /// The answer kept under an `Idempotency-Key`, unless it was written before `made_after_ms`
+    /// (expired: the key is free again).
+    pub fn answer(
+        &self,
+        key: &str,
+        made_after_ms: u64,
+    ) -> Result<Option<StoredAnswer>, StoreError> {
+        let kv = self.kv.as_ref();
+        let key = key.to_string();
+        match ANSWER_MADE.get(kv, &key)? {
+            Some(made) if made < made_after_ms => Ok(None),
+            _ => IDEMPOTENCY.get(kv, &key),
+        }
+    }
+
+    /// Deletes the answers written before `made_after_ms`; an answer without a time (kept by
+    /// an older build) is dated `now_ms`, so it expires one lifetime from now. Returns how
+    /// many were deleted.
+    pub fn expire_answers(&self, made_after_ms: u64, now_ms: u64) -> Result<usize, StoreError> {
+        let kv = self.kv.as_ref();
+        let made: std::collections::HashMap<String, u64> =
+            ANSWER_MADE.entries(kv)?.into_iter().collect();
+        let mut batch = WriteBatch::new();
+        let mut expired = 0;
+        for (key, _) in IDEMPOTENCY.entries(kv)? {
+            match made.get(&key) {
+                None => ANSWER_MADE.put(&mut batch, &key, &now_ms)?,
+                Some(&at) if at < made_after_ms => {
+                    IDEMPOTENCY.delete(&mut batch, &key);
+                    ANSWER_MADE.delete(&mut batch, &key);
+                    expired += 1;
+                }
+                Some(_) => {}
+            }
+        }
+        // A time whose answer is gone (deleted with a refused opening by an older build).
+        for key in made.keys() {
+            if IDEMPOTENCY.get(kv, key)?.is_none() {
+                ANSWER_MADE.delete(&mut batch, key);
+            }
+        }
+        if !batch.is_empty() {
+            self.commit(batch)?;
+        }
+        Ok(expired)
     }
 }
 
@@ -380,5 +428,81 @@ fn group_commit(kv: Arc<dyn KvStore>, jobs: mpsc::Receiver<Job>, timers: CommitT
             // A caller that gave up waiting is no reason to stop.
             let _ = done.send(result.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use doin_store::MemStore;
+
+    fn store() -> HubStore {
+        let metrics = HubMetrics::register(&doin_telemetry::Metrics::new()).unwrap();
+        HubStore::new(Arc::new(MemStore::new(COLUMNS)), metrics)
+    }
+
+    fn answered(key: &str) -> Writes {
+        let mut w = Writes::default();
+        w.answers.push((
+            key.to_string(),
+            StoredAnswer {
+                fingerprint: format!("open:{key}"),
+                status: 202,
+                body: b"{}".to_vec(),
+            },
+        ));
+        w
+    }
+
+    #[test]
+    fn idempotent_answers_expire_after_their_lifetime() {
+        let s = store();
+        s.commit(HubStore::batch(&answered("old"), 1_000).unwrap())
+            .unwrap();
+        s.commit(HubStore::batch(&answered("new"), 5_000).unwrap())
+            .unwrap();
+        // Answers written before the cut-off are gone for readers at once ...
+        assert!(s.answer("old", 2_000).unwrap().is_none());
+        assert!(s.answer("new", 2_000).unwrap().is_some());
+        assert!(s.answer("old", 1_000).unwrap().is_some());
+        // ... and from the store at the next expiry.
+        assert_eq!(s.expire_answers(2_000, 6_000).unwrap(), 1);
+        assert!(s.answer("old", 0).unwrap().is_none());
+        assert!(s.answer("new", 0).unwrap().is_some());
+        assert_eq!(s.expire_answers(2_000, 6_000).unwrap(), 0);
+    }
+
+    #[test]
+    fn an_answer_kept_without_a_time_is_dated_at_the_first_expiry() {
+        let s = store();
+        let mut b = WriteBatch::new();
+        IDEMPOTENCY
+            .put(
+                &mut b,
+                &"legacy".to_string(),
+                &answered("legacy").answers[0].1,
+            )
+            .unwrap();
+        s.commit(b).unwrap();
+        assert_eq!(s.expire_answers(10_000, 9_000).unwrap(), 0);
+        assert!(s.answer("legacy", 9_000).unwrap().is_some());
+        assert!(s.answer("legacy", 9_001).unwrap().is_none());
+        assert_eq!(s.expire_answers(9_001, 20_000).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_deleted_answer_takes_its_time_with_it() {
+        let s = store();
+        s.commit(HubStore::batch(&answered("k"), 1_000).unwrap())
+            .unwrap();
+        let mut w = Writes::default();
+        w.deleted_answers.push("k".to_string());
+        s.commit(HubStore::batch(&w, 2_000).unwrap()).unwrap();
+        assert!(ANSWER_MADE
+            .get(s.kv.as_ref(), &"k".to_string())
+            .unwrap()
+            .is_none());
     }
 }

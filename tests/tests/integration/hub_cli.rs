@@ -24,20 +24,20 @@ use std::time::Duration;
 const UNIT: u64 = 1_000;
 
 /// One user of the CLI: a key file and a state directory.
-struct User {
-    keystore: PathBuf,
-    state_dir: PathBuf,
+pub(crate) struct User {
+    pub(crate) keystore: PathBuf,
+    pub(crate) state_dir: PathBuf,
 }
 
-struct Cli {
-    doin: PathBuf,
-    rest: String,
-    cookie: PathBuf,
+pub(crate) struct Cli {
+    pub(crate) doin: PathBuf,
+    pub(crate) rest: String,
+    pub(crate) cookie: PathBuf,
 }
 
 impl Cli {
     /// Runs `doin hub <args> --json` as `user`; its exit status, JSON output and stderr.
-    fn run(&self, user: Option<&User>, args: &[&str]) -> (bool, Value, String) {
+    pub(crate) fn run(&self, user: Option<&User>, args: &[&str]) -> (bool, Value, String) {
         let mut cmd = Command::new(&self.doin);
         cmd.arg("hub")
             .args(args)
@@ -65,21 +65,21 @@ impl Cli {
         )
     }
 
-    fn ok(&self, user: Option<&User>, args: &[&str]) -> Value {
+    pub(crate) fn ok(&self, user: Option<&User>, args: &[&str]) -> Value {
         let (ok, v, err) = self.run(user, args);
         assert!(ok, "doin hub {args:?} failed: {err}");
         v
     }
 }
 
-fn user(dir: &Path, name: &str, k: &KeyPair) -> User {
+pub(crate) fn user(dir: &Path, name: &str, k: &KeyPair) -> User {
     User {
         keystore: write_key(dir, name, k),
         state_dir: dir.join(format!("{name}-channels")),
     }
 }
 
-fn balance(rest: &str, k: &KeyPair) -> u64 {
+pub(crate) fn balance(rest: &str, k: &KeyPair) -> u64 {
     let a = Address::new(Network::Devnet, k.public());
     let (_, v) = get(&format!("{rest}/v1/tx/accounts/{a}")).unwrap();
     v["balance"].as_str().unwrap().parse().unwrap()
@@ -466,7 +466,7 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
 
 /// The arguments of `doin hub tick` paying `amount_msat` into `stream` on `channel`, then
 /// `more`.
-fn tick<'a>(
+pub(crate) fn tick<'a>(
     channel: &'a str,
     stream: &'a str,
     amount_msat: &'a str,
@@ -486,7 +486,7 @@ fn tick<'a>(
 }
 
 /// `user`'s channel machine, read from the state file `doin hub` keeps it in.
-fn load_machine(user: &User, channel: &str) -> (ChannelMachine, PathBuf) {
+pub(crate) fn load_machine(user: &User, channel: &str) -> (ChannelMachine, PathBuf) {
     let path = user.state_dir.join(format!("{channel}.channel"));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| {
         let listed: Vec<_> = std::fs::read_dir(&user.state_dir)

@@ -196,13 +196,40 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         );
     }
     let open_out = || open_out_as(Some(&cookie));
-    let (s, first) = open_out();
-    assert_eq!(s, 202, "{first}");
+    // Eight copies of the request at once: one opens the channel; each other either waits
+    // out as `409 idempotency-key-in-flight` or gets the first answer. Never a second channel.
+    let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..8).map(|_| s.spawn(open_out)).collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let first = answers
+        .iter()
+        .find(|(s, _)| *s == 202)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("no duplicate was answered 202: {answers:?}"));
+    for (s, v) in &answers {
+        match s {
+            202 => assert_eq!(v, &first, "duplicates got different answers"),
+            409 => assert_eq!(v["type"], "urn:doin:problem:idempotency-key-in-flight"),
+            _ => panic!("a duplicate got {s} {v}"),
+        }
+    }
     let (s, again) = open_out();
     assert_eq!(
         (s, &again),
         (202, &first),
         "a repeated Idempotency-Key got another answer"
+    );
+    let to_payee = get(&format!("{}/v1/hub/channels", c.rest)).unwrap().1;
+    let to_payee = to_payee
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|ch| ch["role"] == "outgoing" && ch["peer"] == json!(addr(&payee)))
+        .count();
+    assert_eq!(
+        to_payee, 1,
+        "concurrent duplicates opened more than one channel"
     );
     let out_id = Hash256::from_hex(first["channel_id"].as_str().unwrap()).unwrap();
     wait_until("the payer's channel is on chain", 60, || {
