@@ -85,6 +85,19 @@ pub enum HubCommand {
         #[arg(long, default_value_t = 120)]
         wait_secs: u64,
     },
+    /// Payee: buy an inbound channel from the hub: pay its fee on chain, and wait until the
+    /// hub's channel of CAPACITY to this key is open.
+    RequestChannel {
+        /// DOIN the hub locks, e.g. 0.01.
+        #[arg(long)]
+        capacity: String,
+        /// Blocks the hub promises to keep the channel open.
+        #[arg(long, default_value_t = 2880)]
+        duration_blocks: u64,
+        /// The fee payment's options; `--wait-secs` also bounds the wait for the channel.
+        #[command(flatten)]
+        tx: TxOptions,
+    },
     /// Payer: hand a channel opened on chain with the hub as counterparty over to the hub.
     Register {
         #[arg(long)]
@@ -164,6 +177,14 @@ pub enum HubCommand {
     /// Payer or payee: replace a state posted on chain that is older than the newest one
     /// this machine holds (the poster forfeits its reserve). Needs no hub.
     Challenge {
+        #[arg(long)]
+        channel: String,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Payer or payee: take on chain an HTLC offered to this key in the state posted on a
+    /// closing channel, with the preimage this key keeps (before the HTLC expires). Needs no hub.
+    Claim {
         #[arg(long)]
         channel: String,
         #[command(flatten)]
@@ -351,6 +372,22 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             dispute_blocks,
             wait_secs,
         } => connect(&args, &client, deposit, *dispute_blocks, *wait_secs).await?,
+        HubCommand::RequestChannel {
+            capacity,
+            duration_blocks,
+            tx,
+        } => {
+            let p = peer(&args, &client).await?;
+            crate::channel_request::request_channel(
+                opts,
+                &p,
+                doin(capacity, "--capacity")?,
+                *duration_blocks,
+                Duration::from_secs(tx.wait_secs),
+                tx,
+            )
+            .await?;
+        }
         HubCommand::Register { channel } => {
             let id = hash(channel, "--channel")?;
             let body = RegisterRequest {
@@ -541,6 +578,11 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             let p = peer(&args, &client).await?;
             let id = hash(channel, "--channel")?;
             channel_watch::act(opts, &p, &id, "challenge", 0, tx).await?;
+        }
+        HubCommand::Claim { channel, tx } => {
+            let p = peer(&args, &client).await?;
+            let id = hash(channel, "--channel")?;
+            channel_watch::act(opts, &p, &id, "claim", 0, tx).await?;
         }
         HubCommand::Settle { channel, tx } => {
             let p = peer(&args, &client).await?;

@@ -7,6 +7,7 @@
 // dev-dependencies).
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+mod channel_request;
 mod channel_watch;
 pub mod genesis;
 pub mod http;

@@ -114,6 +114,8 @@ pub struct HubSection {
     pub watch_interval_ms: u64,
     /// How long an `Idempotency-Key`'s answer is kept, seconds.
     pub idempotency_ttl_secs: u64,
+    /// Channels payees buy from the hub (`[hub.requests]`).
+    pub requests: doin_hub::RequestPolicy,
 }
 
 impl Default for HubSection {
@@ -130,6 +132,7 @@ impl Default for HubSection {
             max_owed_msat: d.max_owed_msat,
             watch_interval_ms: 2_000,
             idempotency_ttl_secs: d.idempotency_ttl_secs,
+            requests: d.requests,
         }
     }
 }
@@ -146,6 +149,7 @@ impl HubSection {
             cltv_delta: self.cltv_delta,
             max_owed_msat: self.max_owed_msat,
             idempotency_ttl_secs: self.idempotency_ttl_secs,
+            requests: self.requests.clone(),
         }
     }
 }

@@ -177,6 +177,8 @@ pub fn prepare(opts: &DevnetOptions) -> anyhow::Result<Devnet> {
     config.hub.min_dispute_blocks = 10;
     config.hub.cltv_delta = 10;
     config.hub.watch_interval_ms = 1_000;
+    // Evaluators may buy their channel from the hub.
+    config.hub.requests.enabled = true;
     config.main.genesis_file = dir.join("main-genesis.json");
     config.main.producer_keystore = Some(key_path(dir, "validator"));
     config.main.poll_ms = (opts.main_block_time_ms / 20).clamp(100, 1000);

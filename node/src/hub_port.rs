@@ -82,6 +82,16 @@ impl ChainPort for TxChainPort {
         Ok(claims)
     }
 
+    fn tx_state(&self, id: &Hash256) -> Result<doin_hub::ports::TxState, PortError> {
+        use doin_hub::ports::TxState;
+        use doin_tx_node::TxStatus;
+        Ok(match self.chain()?.lookup_tx(id)?.map(|l| l.status) {
+            None => TxState::Unknown,
+            Some(TxStatus::Pending | TxStatus::Included) => TxState::Pending,
+            Some(TxStatus::Final | TxStatus::Anchored) => TxState::Final,
+        })
+    }
+
     fn submit(&self, tx: &[u8]) -> Result<Hash256, PortError> {
         self.chain()?.submit(tx).map(|o| o.id).map_err(|e| match e {
             doin_tx_node::SubmitError::Store(s) => PortError::Store(s),

@@ -492,3 +492,16 @@ fn genesis(cmd: GenesisCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every command's arguments are well formed (clap checks duplicates and conflicts only
+    /// when a command is run; this runs them all).
+    #[test]
+    fn every_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

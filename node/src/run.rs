@@ -346,7 +346,8 @@ fn start_hub(
                 last_expiry = Some(std::time::Instant::now());
             }
             let pass = tokio::task::spawn_blocking(move || {
-                let report = h.watch()?;
+                let mut report = h.watch()?;
+                report.merge(h.open_requested()?);
                 h.flush_all()?;
                 if expire {
                     let n = h.expire_answers()?;

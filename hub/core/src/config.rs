@@ -39,6 +39,69 @@ pub struct HubConfig {
     /// How long the answer to a request with an `Idempotency-Key` is kept: a repeat within
     /// this time gets the first answer; afterwards the key is free again.
     pub idempotency_ttl_secs: u64,
+    /// Channels a payee buys from the hub ([`RequestPolicy`]).
+    pub requests: RequestPolicy,
+}
+
+/// What the hub offers payees that ask it for an inbound channel (`POST
+/// /v1/hub/channel-requests`): the payee pays `fee_base + capacity × fee_ppm / 10^6` base units
+/// on chain, the hub then opens a channel of `capacity` to it and keeps it open for the
+/// `duration_blocks` asked (at most `max_blocks`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestPolicy {
+    pub enabled: bool,
+    /// Base units per request.
+    pub fee_base: u64,
+    /// Millionths of the capacity.
+    pub fee_ppm: u32,
+    /// Smallest and largest capacity sold, base units.
+    pub min_capacity: u64,
+    pub max_capacity: u64,
+    /// Most the hub locks in requested channels at once (not yet closed), base units.
+    pub max_total: u64,
+    /// Longest promise to keep a requested channel open, transfer-chain blocks.
+    pub max_blocks: u64,
+}
+
+impl RequestPolicy {
+    /// The fee of a channel of `capacity` held open `duration_blocks`, or why it is not sold.
+    pub fn quote(&self, capacity: u64, duration_blocks: u64) -> Result<u64, String> {
+        if !self.enabled {
+            return Err("this hub sells no channels on request".into());
+        }
+        if capacity < self.min_capacity || capacity > self.max_capacity {
+            return Err(format!(
+                "capacity {capacity}: this hub sells {} to {} base units",
+                self.min_capacity, self.max_capacity
+            ));
+        }
+        if duration_blocks == 0 || duration_blocks > self.max_blocks {
+            return Err(format!(
+                "duration_blocks {duration_blocks}: 1 to {}",
+                self.max_blocks
+            ));
+        }
+        let proportional = u128::from(capacity) * u128::from(self.fee_ppm) / 1_000_000;
+        u64::try_from(proportional)
+            .ok()
+            .and_then(|p| p.checked_add(self.fee_base))
+            .ok_or_else(|| "the fee overflows".to_string())
+    }
+}
+
+impl Default for RequestPolicy {
+    fn default() -> Self {
+        RequestPolicy {
+            enabled: false,
+            fee_base: 10_000,
+            fee_ppm: 10_000,
+            min_capacity: 100_000,
+            max_capacity: 10_000_000_000,
+            max_total: 100_000_000_000,
+            max_blocks: 86_400,
+        }
+    }
 }
 
 impl HubConfig {
@@ -66,6 +129,7 @@ impl Default for HubConfig {
             cltv_delta: 40,
             max_owed_msat: 1_000_000_000,
             idempotency_ttl_secs: 86_400,
+            requests: RequestPolicy::default(),
         }
     }
 }
@@ -73,6 +137,25 @@ impl Default for HubConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_requested_channel_costs_base_plus_proportional_within_the_policy() {
+        let p = RequestPolicy {
+            enabled: true,
+            ..RequestPolicy::default()
+        };
+        assert_eq!(p.quote(1_000_000, 100), Ok(10_000 + 10_000));
+        assert!(p.quote(99_999, 100).is_err());
+        assert!(p.quote(1_000_000, 0).is_err());
+        assert!(p.quote(1_000_000, 86_401).is_err());
+        assert!(RequestPolicy::default().quote(1_000_000, 100).is_err());
+        let huge = RequestPolicy {
+            enabled: true,
+            fee_base: u64::MAX,
+            ..RequestPolicy::default()
+        };
+        assert!(huge.quote(1_000_000, 1).is_err());
+    }
 
     #[test]
     fn fees_are_base_plus_proportional_and_never_overflow() {

@@ -1,7 +1,7 @@
 //! Why the hub refused an input.
 
 use doin_tx_core::channel::ChannelId;
-use doin_types::{Hash256, MsatError, PortError, StoreError};
+use doin_types::{Hash256, Height, MsatError, PortError, StoreError};
 
 /// Why the hub refused an input (the REST layer maps these to problem types).
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +16,9 @@ pub enum HubError {
     /// The channel is closing or closed already: asked again, nothing changes.
     #[error("channel {0} is already closing")]
     AlreadyClosing(ChannelId),
+    /// A payee bought the channel and the hub keeps it open until this height.
+    #[error("channel {0} is leased to its payee until height {1}")]
+    Leased(ChannelId, Height),
     /// The hub has not the money to do it.
     #[error("{0}")]
     Liquidity(String),

@@ -6,8 +6,8 @@
 
 use crate::error::HubError;
 use crate::records::{
-    Fund, HubChannel, HubInvoice, Payment, PendingContext, Route, StoredAnswer, Stream,
-    StreamShare, VoteRef,
+    ChannelRequest, Fund, HubChannel, HubInvoice, Payment, PendingContext, Route, StoredAnswer,
+    Stream, StreamShare, VoteRef,
 };
 use doin_channels::{ChannelError, Message, Output, Snapshot};
 use doin_tx_core::channel::{Channel, ChannelId};
@@ -153,6 +153,15 @@ pub enum HubInput {
         channel: ChannelId,
         answer: Option<PendingAnswer<CloseHow>>,
     },
+    /// A payee buys an inbound channel: `payment` is its signed transfer of the fee to the hub.
+    RequestChannel {
+        payment: Vec<u8>,
+        capacity: Amount,
+        duration_blocks: u64,
+    },
+    /// Open the channels whose request is paid (the snapshot carries the payments' status,
+    /// the hub's next nonce and the base fee).
+    OpenRequested,
     /// Propose whatever waits on every free channel.
     FlushAll,
     /// One pass of the watchtower (the snapshot carries the channels' on-chain records, the
@@ -181,6 +190,19 @@ pub struct ChainSnapshot {
     pub claims: Option<ClaimsRead>,
     /// The main chain's answers; `None` when the hub does not see the main chain.
     pub main: Option<MainSnapshot>,
+    /// Where the transactions asked for stand (channel requests' payments).
+    pub payments: BTreeMap<Hash256, Result<TxState, PortError>>,
+}
+
+/// Where a transaction stands on the transfer chain.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TxState {
+    /// Neither in the pool nor in a block.
+    Unknown,
+    /// In the pool, or in a block that is not final yet.
+    Pending,
+    /// In a final block.
+    Final,
 }
 
 /// Preimages claimed on chain in the final blocks `from..=to`, with the channel each names.
@@ -228,6 +250,8 @@ pub struct Needs {
     pub vote_fees: Vec<VoteRef>,
     /// The hub's next nonce and the base fee.
     pub nonce: bool,
+    /// Transactions whose status is needed (channel requests' payments).
+    pub payments: Vec<Hash256>,
 }
 
 /// A transaction the hub wants on chain.
@@ -294,6 +318,16 @@ pub enum Mark {
         channel: ChannelId,
         answer_key: Option<String>,
     },
+    /// The chain refused a channel request's payment: the request never existed.
+    RequestPaymentRefused {
+        request: Hash256,
+    },
+    /// The chain refused the opening of a paid request's channel: the channel never existed
+    /// and the request waits to be opened again.
+    RequestOpeningRefused {
+        request: Hash256,
+        channel: ChannelId,
+    },
 }
 
 /// Records to write, in one batch, before anything that depends on them leaves.
@@ -312,6 +346,8 @@ pub struct Writes {
     pub paid_votes: Vec<(VoteRef, ChannelId)>,
     pub invoices: BTreeMap<Hash256, HubInvoice>,
     pub funds: BTreeMap<Hash256, Fund>,
+    pub requests: BTreeMap<Hash256, ChannelRequest>,
+    pub deleted_requests: Vec<Hash256>,
 }
 
 impl Writes {
@@ -327,6 +363,8 @@ impl Writes {
             && self.paid_votes.is_empty()
             && self.invoices.is_empty()
             && self.funds.is_empty()
+            && self.requests.is_empty()
+            && self.deleted_requests.is_empty()
     }
 
     /// The ledger entries of these writes.
@@ -352,6 +390,7 @@ pub enum Reply {
     Closed(CloseHow),
     /// How many channels got a proposal.
     Flushed(usize),
+    Request(ChannelRequest),
 }
 
 /// What the watchtower did (in a pass, or as its submissions' outcomes came back).

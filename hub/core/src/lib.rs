@@ -26,8 +26,8 @@
 //! Where each rule lives: [`policy`] (which proposals the hub signs), [`booking`] (what a
 //! completed update sets in motion), [`flush`] (the hub's own proposals), [`messages`] (a
 //! peer's messages through all of that), [`funds`], [`watch`] and [`deadlines`] (the
-//! watchtower), [`operations`] (channels, invoices, streams, closes), [`records`] (what is
-//! kept), [`request`] (a peer's message request as the REST layer receives it), [`state`] (the state and the staging of one input).
+//! watchtower), [`operations`] (channels, invoices, streams, closes), [`requests`] (channels a
+//! payee buys), [`records`] (what is kept), [`request`] (a peer's message request as the REST layer receives it), [`state`] (the state and the staging of one input).
 //!
 //! The core reads no clock, calls no port and takes no lock: the time comes in as `now`, what
 //! the chains said as a [`ChainSnapshot`] (which [`needs`] tells the caller to read first), and
@@ -55,16 +55,17 @@ mod pass;
 pub mod policy;
 pub mod records;
 pub mod request;
+pub mod requests;
 pub mod state;
 pub mod txs;
 pub mod watch;
 
-pub use config::{FeePolicy, HubConfig};
+pub use config::{FeePolicy, HubConfig, RequestPolicy};
 pub use error::HubError;
 pub use io::{
     ChainSnapshot, ClaimsRead, CloseHow, Condition, Decision, HubInput, HubOutput, MainSnapshot,
     Mark, Needs, PendingAnswer, PendingTx, Precomputed, ProposalContext, Reply, Submission,
-    WatchReport, Writes, MAX_SPLIT_SHARES,
+    TxState, WatchReport, Writes, MAX_SPLIT_SHARES,
 };
 pub use messages::precompute;
 pub use state::{HubParams, HubState, Loaded};
@@ -121,6 +122,12 @@ pub fn handle(
         HubInput::Close { channel, answer } => {
             operations::close(state, chain, now_ms, &channel, answer)
         }
+        HubInput::RequestChannel {
+            payment,
+            capacity,
+            duration_blocks,
+        } => requests::request_channel(state, now_ms, &payment, capacity, duration_blocks),
+        HubInput::OpenRequested => requests::open_requested(state, chain, now_ms),
         HubInput::FlushAll => flush::flush_all(state, chain.height, now_ms),
         HubInput::Watch => watch::watch(state, chain, now_ms),
         HubInput::Apply { marks } => watch::apply_marks(state, marks, now_ms),
@@ -142,6 +149,10 @@ pub fn needs(state: &HubState, input: &HubInput, height: Height) -> Needs {
         }
         HubInput::RegisterIncoming { channel } => n.channels.push(*channel),
         HubInput::OpenOutgoing { .. } => n.nonce = true,
+        HubInput::OpenRequested => {
+            n.payments = requests::paying(state);
+            n.nonce = !n.payments.is_empty();
+        }
         HubInput::Watch => {
             n.channels = state
                 .channels
@@ -163,6 +174,7 @@ pub fn needs(state: &HubState, input: &HubInput, height: Height) -> Needs {
         | HubInput::OpenStream { .. }
         | HubInput::CloseStream { .. }
         | HubInput::Close { .. }
+        | HubInput::RequestChannel { .. }
         | HubInput::FlushAll
         | HubInput::Apply { .. } => {}
     }

@@ -89,53 +89,11 @@ pub(crate) fn open_outgoing(
     deposit: Amount,
     answer: Option<PendingAnswer<ChannelId>>,
 ) -> Result<HubOutput, HubError> {
-    if deposit.is_zero() {
-        return Err(HubError::Invalid("a deposit above zero is needed".into()));
-    }
-    // The chain refuses a channel whose peer could never sign its close; refusing here keeps
-    // the nonce and the books untouched and tells the operator why (not "chain unavailable").
-    if !doin_crypto::is_valid_public_key(&payee) {
-        return Err(HubError::Invalid(
-            "the payee's address holds no valid public key: nobody could ever sign for it".into(),
-        ));
-    }
-    if payee == st.params.public_key() {
-        return Err(HubError::Invalid(
-            "the payee is the hub itself: a channel needs two different parties".into(),
-        ));
-    }
     let nonce = snap
         .hub_nonce
         .ok_or_else(|| HubError::Chain(PortError::NotYet("the hub's nonce was not read".into())))?;
-    let chain_id = st.params.chain_id;
-    let me = st.params.public_key();
-    let id = channel_id(&chain_id, &me, nonce);
-    let capacity = Msat::from_amount(deposit)
-        .map_err(|_| HubError::Invalid("the deposit is too large".into()))?;
-    let machine = ChannelMachine::new(chain_id, id, Side::A, me, payee, capacity.get(), 0)?;
-    let tx = crate::txs::sign(
-        &st.params.key,
-        chain_id,
-        nonce,
-        snap.base_fee,
-        TxPayload::ChannelOpen {
-            counterparty: payee,
-            deposit,
-            counterparty_deposit: Amount::ZERO,
-            dispute_blocks: st.params.cfg.dispute_blocks,
-            consent: None,
-        },
-    )
-    .map_err(HubError::Invalid)?;
-    let mut channel = HubChannel::new(
-        ChannelRole::Outgoing,
-        payee,
-        machine.snapshot().clone(),
-        false,
-    );
-    channel.opening_tx = Some(tx.clone());
     let mut s = Staging::new(st, now_ms);
-    s.w.channels.insert(id, channel);
+    let (id, tx) = stage_opening(&mut s, nonce, snap.base_fee, payee, deposit)?;
     s.w.answers.extend(answer.map(|a| a.stored(&id)));
     let answer_key = s.w.answers.first().map(|(k, _)| k.clone());
     let mut out = HubOutput::new(s.commit(), Reply::Opened(id));
@@ -149,6 +107,63 @@ pub(crate) fn open_outgoing(
         }],
     });
     Ok(out)
+}
+
+/// Stages a channel from the hub to `payee` with `deposit`, opened by a transaction with the
+/// hub's `nonce` (which fixes the channel's id): the channel and its signed opening
+/// transaction, which the caller submits once they are durable.
+pub(crate) fn stage_opening(
+    s: &mut Staging<'_>,
+    nonce: u64,
+    base_fee: Amount,
+    payee: PublicKeyBytes,
+    deposit: Amount,
+) -> Result<(ChannelId, Vec<u8>), HubError> {
+    if deposit.is_zero() {
+        return Err(HubError::Invalid("a deposit above zero is needed".into()));
+    }
+    // The chain refuses a channel whose peer could never sign its close; refusing here keeps
+    // the nonce and the books untouched and tells the operator why (not "chain unavailable").
+    if !doin_crypto::is_valid_public_key(&payee) {
+        return Err(HubError::Invalid(
+            "the payee's address holds no valid public key: nobody could ever sign for it".into(),
+        ));
+    }
+    let params = &s.st.params;
+    let me = params.public_key();
+    if payee == me {
+        return Err(HubError::Invalid(
+            "the payee is the hub itself: a channel needs two different parties".into(),
+        ));
+    }
+    let chain_id = params.chain_id;
+    let id = channel_id(&chain_id, &me, nonce);
+    let capacity = Msat::from_amount(deposit)
+        .map_err(|_| HubError::Invalid("the deposit is too large".into()))?;
+    let machine = ChannelMachine::new(chain_id, id, Side::A, me, payee, capacity.get(), 0)?;
+    let tx = crate::txs::sign(
+        &params.key,
+        chain_id,
+        nonce,
+        base_fee,
+        TxPayload::ChannelOpen {
+            counterparty: payee,
+            deposit,
+            counterparty_deposit: Amount::ZERO,
+            dispute_blocks: params.cfg.dispute_blocks,
+            consent: None,
+        },
+    )
+    .map_err(HubError::Invalid)?;
+    let mut channel = HubChannel::new(
+        ChannelRole::Outgoing,
+        payee,
+        machine.snapshot().clone(),
+        false,
+    );
+    channel.opening_tx = Some(tx.clone());
+    s.w.channels.insert(id, channel);
+    Ok((id, tx))
 }
 
 /// A new invoice payable to the hub itself for `amount`, valid `expiry_secs`; the hub keeps
@@ -287,6 +302,12 @@ pub(crate) fn close(
         .ok_or(HubError::UnknownChannel(*id))?;
     if c.closing || c.closed_at.is_some() {
         return Err(HubError::AlreadyClosing(*id));
+    }
+    // A payee bought this channel for a time: the hub keeps its word.
+    if let Some(until) = st.leased_until(id) {
+        if snap.height < until {
+            return Err(HubError::Leased(*id, until));
+        }
     }
     if c.role == ChannelRole::Outgoing && c.confirmed && c.payout_due() {
         c.close_requested_at.get_or_insert(snap.height);

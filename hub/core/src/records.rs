@@ -6,7 +6,7 @@
 
 use doin_channels::{Change, Snapshot};
 use doin_tx_core::channel::ChannelId;
-use doin_types::{Hash256, Height, Msat, PublicKeyBytes};
+use doin_types::{Amount, Hash256, Height, Msat, PublicKeyBytes};
 use serde::{Deserialize, Serialize};
 
 /// Which way a channel faces from the hub.
@@ -245,6 +245,39 @@ pub struct Stream {
     pub ticks: u64,
     pub opened_at_ms: u64,
     pub closed: bool,
+}
+
+/// A payee's request for an inbound channel, paid on chain ([`crate::requests`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelRequest {
+    /// The id of the payment transaction (which names the payee: its sender).
+    pub id: Hash256,
+    pub payee: PublicKeyBytes,
+    /// Base units the hub locks in the channel.
+    pub capacity: Amount,
+    /// Blocks the hub keeps the channel open once it is on chain.
+    pub duration_blocks: u64,
+    /// What the payee paid, base units.
+    pub fee: Amount,
+    /// The signed payment, submitted by the hub (kept to submit again if it is lost).
+    pub payment_tx: Vec<u8>,
+    pub requested_at_ms: u64,
+    pub state: RequestState,
+}
+
+/// Where a channel request stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestState {
+    /// The payment is not final yet.
+    Paying,
+    /// Paid; the hub opened `channel` (usable once on chain) and keeps it open until the
+    /// transfer chain reaches `lease_until` (counted from the height the hub opened it at).
+    Opened {
+        channel: ChannelId,
+        lease_until: Height,
+    },
+    /// The payment never reached the chain: nothing was paid, nothing opened.
+    Failed { reason: String },
 }
 
 /// The first answer to a request with an `Idempotency-Key`.

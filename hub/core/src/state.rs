@@ -6,7 +6,9 @@
 use crate::config::HubConfig;
 use crate::error::HubError;
 use crate::io::Writes;
-use crate::records::{ChannelRole, Fund, HubChannel, HubInvoice, Payment, Route, Stream, VoteRef};
+use crate::records::{
+    ChannelRequest, ChannelRole, Fund, HubChannel, HubInvoice, Payment, Route, Stream, VoteRef,
+};
 use doin_channels::{Change, ChannelMachine, InFlight, Message};
 use doin_crypto::KeyPair;
 use doin_tx_core::channel::{ChannelId, Side};
@@ -43,6 +45,8 @@ pub struct HubState {
     pub(crate) paid_votes: BTreeMap<VoteRef, ChannelId>,
     /// Verification funds, by optimae.
     pub(crate) funds: BTreeMap<Hash256, Fund>,
+    /// Payees' channel requests, by payment id.
+    pub(crate) requests: BTreeMap<Hash256, ChannelRequest>,
     /// The last final height the watchtower read for preimages revealed on chain.
     pub(crate) claims_scanned: Height,
 }
@@ -57,6 +61,7 @@ pub struct Loaded {
     pub invoices: Vec<HubInvoice>,
     pub paid_votes: Vec<(VoteRef, ChannelId)>,
     pub funds: Vec<Fund>,
+    pub requests: Vec<ChannelRequest>,
     pub claims_scanned: Height,
 }
 
@@ -87,6 +92,7 @@ impl HubState {
                 .collect(),
             paid_votes: loaded.paid_votes.into_iter().collect(),
             funds: loaded.funds.into_iter().map(|f| (f.optimae, f)).collect(),
+            requests: loaded.requests.into_iter().map(|r| (r.id, r)).collect(),
             claims_scanned: loaded.claims_scanned,
         }
     }
@@ -117,6 +123,21 @@ impl HubState {
 
     pub fn fund(&self, optimae: &Hash256) -> Option<&Fund> {
         self.funds.get(optimae)
+    }
+
+    pub fn request(&self, id: &Hash256) -> Option<&ChannelRequest> {
+        self.requests.get(id)
+    }
+
+    /// The height until which `channel` is leased to the payee that bought it, if it is.
+    pub fn leased_until(&self, channel: &ChannelId) -> Option<Height> {
+        self.requests.values().find_map(|r| match &r.state {
+            crate::records::RequestState::Opened {
+                channel: c,
+                lease_until,
+            } if c == channel => Some(*lease_until),
+            _ => None,
+        })
     }
 
     pub fn funds(&self) -> impl Iterator<Item = &Fund> {
@@ -194,6 +215,11 @@ impl HubState {
             .extend(writes.invoices.iter().map(|(k, v)| (*k, v.clone())));
         self.funds
             .extend(writes.funds.iter().map(|(k, v)| (*k, v.clone())));
+        for id in &writes.deleted_requests {
+            self.requests.remove(id);
+        }
+        self.requests
+            .extend(writes.requests.iter().map(|(k, v)| (*k, v.clone())));
         self.paid_votes.extend(writes.paid_votes.iter().copied());
         if let Some(h) = writes.claims_scanned {
             self.claims_scanned = h;

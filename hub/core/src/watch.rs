@@ -320,10 +320,33 @@ pub(crate) fn apply_marks(
                 deleted.deleted_channels.push(channel);
                 deleted.deleted_answers.extend(answer_key);
             }
+            Mark::RequestPaymentRefused { request } => {
+                s.w.requests.remove(&request);
+                deleted.deleted_requests.push(request);
+            }
+            Mark::RequestOpeningRefused { request, channel } => {
+                s.w.channels.remove(&channel);
+                deleted.deleted_channels.push(channel);
+                let back =
+                    s.w.requests
+                        .get(&request)
+                        .or_else(|| s.st.requests.get(&request));
+                if let Some(r) = back.cloned() {
+                    tracing::warn!(request = %request, "the opening of a requested channel was refused; it is tried again");
+                    s.w.requests.insert(
+                        request,
+                        crate::records::ChannelRequest {
+                            state: crate::records::RequestState::Paying,
+                            ..r
+                        },
+                    );
+                }
+            }
         }
     }
     s.w.deleted_channels = deleted.deleted_channels;
     s.w.deleted_answers = deleted.deleted_answers;
+    s.w.deleted_requests = deleted.deleted_requests;
     let reply = Reply::None;
     Ok(HubOutput {
         writes: s.commit(),

@@ -27,10 +27,12 @@ pub use doin_hub_core::auth::*;
     paths(crate::channel_api::info, crate::channel_api::list_channels, crate::channel_api::get_channel, crate::channel_api::register_channel, crate::channel_api::open_outgoing, crate::channel_api::close_channel,
         crate::message_api::post_message, crate::message_api::outbox, crate::message_api::outbox_events, crate::stream_api::decode_invoice, crate::stream_api::create_hub_invoice, crate::stream_api::get_hub_invoice, crate::stream_api::open_stream, crate::stream_api::list_streams, crate::stream_api::get_stream,
         crate::stream_api::close_stream, crate::stream_api::list_funds, crate::stream_api::get_fund, crate::ledger_api::payee_payments,
-        crate::ledger_api::payee_payment_events, crate::ledger_api::accounting_csv),
+        crate::ledger_api::payee_payment_events, crate::ledger_api::accounting_csv,
+        crate::request_api::quote, crate::request_api::request_channel, crate::request_api::get_request),
     components(schemas(HubInfo, FeeView, ChannelView, RegisterRequest, OpenOutgoingRequest,
         OpenedView, ClosedView, MessageRequest, ShareRequest, MessageResponse, OutboxView, DecodeRequest,
-        InvoiceView, HubInvoiceRequest, HubInvoiceView, StreamRequest, StreamView, FundView, FundPaidView, PaymentView, ProblemDoc)),
+        InvoiceView, HubInvoiceRequest, HubInvoiceView, StreamRequest, StreamView, FundView, FundPaidView, PaymentView,
+        ChannelQuoteView, ChannelRequestBody, ChannelRequestView, ProblemDoc)),
     tags((name = "hub", description = "The channel hub: channels, streams, hash-locked payments, payee payment feeds, accounting"))
 )]
 pub struct HubApiDoc;
@@ -85,6 +87,18 @@ pub fn router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
         .route(
             "/v1/hub/channels/{id}/outbox/events",
             get(crate::message_api::outbox_events),
+        )
+        .route(
+            "/v1/hub/channel-requests",
+            post(crate::request_api::request_channel),
+        )
+        .route(
+            "/v1/hub/channel-requests/quote",
+            get(crate::request_api::quote),
+        )
+        .route(
+            "/v1/hub/channel-requests/{id}",
+            get(crate::request_api::get_request),
         )
         .route(
             "/v1/hub/invoices/decode",

@@ -253,6 +253,9 @@ impl Hub {
             let claims = self.chain.htlc_claims(from, to).map_err(chain)?;
             snap.claims = Some(ClaimsRead { from, to, claims });
         }
+        for id in &needs.payments {
+            snap.payments.insert(*id, self.chain.tx_state(id));
+        }
         if let Some(main) = &self.main {
             let mut m = MainSnapshot::default();
             for optimae in &needs.decisions {
@@ -524,6 +527,49 @@ impl Hub {
             (_, Some(refused)) => Err(HubError::Chain(refused)),
             (_, None) => Ok(id),
         }
+    }
+
+    /// A payee buys an inbound channel of `capacity` for `duration_blocks` with `payment`, its
+    /// signed transfer of the fee to the hub (see `doin_hub_core::requests`): the request is
+    /// durable before the payment is submitted. A payment the chain refuses at once takes the
+    /// request back out and is the answer.
+    pub fn request_channel(
+        &self,
+        payment: Vec<u8>,
+        capacity: Amount,
+        duration_blocks: u64,
+    ) -> Result<crate::store::ChannelRequest, HubError> {
+        let input = HubInput::RequestChannel {
+            payment,
+            capacity,
+            duration_blocks,
+        };
+        let snap = self.snapshot_for(&input)?;
+        let out = self.run(input, &snap)?;
+        let Reply::Request(request) = out.reply else {
+            return Err(unexpected(&out.reply));
+        };
+        match self.carry_out(out.submissions, &snap)? {
+            (_, Some(refused)) => Err(HubError::Chain(refused)),
+            (_, None) => Ok(request),
+        }
+    }
+
+    /// Opens the channels whose request is paid (once per watch pass).
+    pub fn open_requested(&self) -> Result<WatchReport, HubError> {
+        if doin_hub_core::requests::paying(&self.state.lock()).is_empty() {
+            return Ok(WatchReport::default());
+        }
+        // The nonces read for the channels' ids stay the hub's until their transactions are in.
+        let _submitting = self.submitting.lock();
+        let input = HubInput::OpenRequested;
+        let snap = self.snapshot_for(&input)?;
+        let out = self.run(input, &snap)?;
+        Ok(self.carry_out(out.submissions, &snap)?.0)
+    }
+
+    pub fn channel_request(&self, id: &Hash256) -> Option<crate::store::ChannelRequest> {
+        self.state.lock().request(id).cloned()
     }
 
     /// A new invoice payable to the hub itself for `amount`, valid `expiry_secs`; the hub

@@ -22,11 +22,12 @@ mod ledger_api;
 mod message_api;
 pub mod metrics;
 pub mod ports;
+mod request_api;
 mod rest;
 pub mod store;
 pub mod stream_api;
 
-pub use doin_hub_core::{auth, FeePolicy, HubConfig, WatchReport};
+pub use doin_hub_core::{auth, FeePolicy, HubConfig, RequestPolicy, WatchReport};
 pub use hub::{Handled, Hub, HubError, PendingAnswer, ProposalContext};
 pub use metrics::HubMetrics;
 pub use ports::ChainPort;

@@ -5,7 +5,7 @@
 use doin_tx_core::channel::{Channel, ChannelId};
 use doin_types::{Amount, ChainId, Hash256, Height, Network, PortError, PublicKeyBytes};
 
-pub use doin_hub_core::Decision;
+pub use doin_hub_core::{Decision, TxState};
 
 /// Read and submit access to the transfer chain.
 pub trait ChainPort: Send + Sync {
@@ -26,6 +26,9 @@ pub trait ChainPort: Send + Sync {
         from: Height,
         to: Height,
     ) -> Result<Vec<(ChannelId, [u8; 32])>, PortError>;
+    /// Where transaction `id` stands: in a final block, pending (in the pool or a block not
+    /// final yet), or unknown to this node.
+    fn tx_state(&self, id: &Hash256) -> Result<TxState, PortError>;
     /// Submits a signed transaction (canonical bytes); its id once the pool took it. A
     /// transaction the pool refuses is [`PortError::Invalid`].
     fn submit(&self, tx: &[u8]) -> Result<Hash256, PortError>;

@@ -75,6 +75,12 @@ pub(crate) fn problem(e: HubError) -> Problem {
             "Already closing",
             e.to_string(),
         ),
+        HubError::Leased(..) => Problem::new(
+            StatusCode::CONFLICT,
+            "channel-leased",
+            "Leased",
+            e.to_string(),
+        ),
         HubError::Liquidity(_) => Problem::new(
             StatusCode::CONFLICT,
             "insufficient-liquidity",

@@ -14,6 +14,8 @@
 //!   verification fee (each vote is paid once)
 //! - `hub_invoices`: payment hash → [`HubInvoice`], an invoice payable to the hub itself
 //! - `hub_funds`: optimae id → [`Fund`], a verification fund a payer put in at reveal
+//! - `hub_channel_requests`: payment transaction id → [`ChannelRequest`], a channel a payee
+//!   bought
 //! - `hub_meta`: the layout version (`layout`) and how far the watchtower has read the chain
 //!   for revealed preimages (`claims-scanned`)
 //!
@@ -34,8 +36,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use doin_hub_core::records::{
-    ChannelRole, Fund, HubChannel, HubInvoice, Payment, PaymentKind, PendingContext, Route,
-    RouteState, StoredAnswer, Stream, StreamShare, VoteRef,
+    ChannelRequest, ChannelRole, Fund, HubChannel, HubInvoice, Payment, PaymentKind,
+    PendingContext, RequestState, Route, RouteState, StoredAnswer, Stream, StreamShare, VoteRef,
 };
 
 const CHANNELS: Table<ChannelId, HubChannel> = Table::new("hub_channels", "hub channel");
@@ -52,6 +54,8 @@ const PAID_VOTES: Table<(Hash256, PublicKeyBytes), ChannelId> =
     Table::new("hub_paid_votes", "paid vote");
 const INVOICES: Table<Hash256, HubInvoice> = Table::new("hub_invoices", "hub invoice");
 const FUNDS: Table<Hash256, Fund> = Table::new("hub_funds", "fund");
+const REQUESTS: Table<Hash256, ChannelRequest> =
+    Table::new("hub_channel_requests", "channel request");
 
 pub const COLUMNS: &[Cf] = &[
     CHANNELS.cf(),
@@ -65,6 +69,7 @@ pub const COLUMNS: &[Cf] = &[
     PAID_VOTES.cf(),
     INVOICES.cf(),
     FUNDS.cf(),
+    REQUESTS.cf(),
 ];
 
 /// The layout this build reads and writes. A store written by another layout is refused at
@@ -205,6 +210,12 @@ impl HubStore {
         for (optimae, fund) in &writes.funds {
             FUNDS.put(&mut b, optimae, fund)?;
         }
+        for id in &writes.deleted_requests {
+            REQUESTS.delete(&mut b, id);
+        }
+        for (id, request) in &writes.requests {
+            REQUESTS.put(&mut b, id, request)?;
+        }
         for (vote, channel) in &writes.paid_votes {
             PAID_VOTES.put(&mut b, &(vote.optimae, vote.evaluator), channel)?;
         }
@@ -261,6 +272,7 @@ impl HubStore {
             invoices: INVOICES.values(kv)?,
             paid_votes,
             funds: FUNDS.values(kv)?,
+            requests: REQUESTS.values(kv)?,
             claims_scanned: 0,
         };
         let scanned = CLAIMS_SCANNED.get(kv, &META_CLAIMS_SCANNED.to_vec())?;

@@ -333,3 +333,68 @@ pub struct FundPaidView {
     pub evaluator: String,
     pub fee_msat: String,
 }
+
+/// What a channel of a given capacity and duration costs (`GET /v1/hub/channel-requests/quote`).
+#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ChannelQuoteQuery {
+    /// Base units the hub would lock in the channel.
+    #[serde(deserialize_with = "query_int_required")]
+    pub capacity: u64,
+    /// Blocks the hub keeps the channel open once it opened it.
+    #[serde(deserialize_with = "query_int_required")]
+    pub duration_blocks: u64,
+}
+
+fn query_int_required<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    query_int(d)?.ok_or_else(|| serde::de::Error::custom("a number is needed"))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChannelQuoteView {
+    /// Base units (decimal string).
+    pub capacity: String,
+    pub duration_blocks: u64,
+    /// What the payee pays, base units (decimal string): a transfer of at least this much to
+    /// `pay_to`.
+    pub fee: String,
+    /// The hub's address.
+    pub pay_to: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelRequestBody {
+    /// Base units the hub locks (decimal string).
+    #[schema(pattern = r"^[1-9][0-9]{0,18}$")]
+    pub capacity: String,
+    /// Blocks the hub keeps the channel open once it opened it.
+    pub duration_blocks: u64,
+    /// The payee's signed transfer of the fee to the hub (hex of the transaction's canonical
+    /// bytes); its sender is the payee and its id the request's id.
+    #[schema(pattern = r"^([0-9a-fA-F]{2})+$")]
+    pub payment: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChannelRequestView {
+    /// The payment transaction's id (hex).
+    pub id: String,
+    /// The payee's address.
+    pub payee: String,
+    /// Base units (decimal string).
+    pub capacity: String,
+    pub duration_blocks: u64,
+    /// Base units paid (decimal string).
+    pub fee: String,
+    /// `paying` (the payment is not final yet), `opened` or `failed`.
+    pub status: String,
+    /// Once `opened`: the channel (usable once on chain).
+    pub channel: Option<String>,
+    /// Once `opened`: the hub keeps the channel open until this transfer-chain height.
+    pub lease_until: Option<u64>,
+    /// Once `failed`: why.
+    pub reason: Option<String>,
+    pub requested_at_ms: u64,
+}

@@ -18,6 +18,7 @@ mod hub_cli;
 mod hub_flows;
 mod hub_htlc_deadlines;
 mod hub_process;
+mod hub_requests;
 mod hub_watch;
 mod interop_js;
 mod main_api;
