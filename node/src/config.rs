@@ -114,6 +114,8 @@ pub struct HubSection {
     pub watch_interval_ms: u64,
     /// How long an `Idempotency-Key`'s answer is kept, seconds.
     pub idempotency_ttl_secs: u64,
+    /// A verification fund whose optimae stays undecided this long goes back, seconds.
+    pub fund_timeout_secs: u64,
     /// Channels payees buy from the hub (`[hub.requests]`).
     pub requests: doin_hub::RequestPolicy,
 }
@@ -132,6 +134,7 @@ impl Default for HubSection {
             max_owed_msat: d.max_owed_msat,
             watch_interval_ms: 2_000,
             idempotency_ttl_secs: d.idempotency_ttl_secs,
+            fund_timeout_secs: d.fund_timeout_secs,
             requests: d.requests,
         }
     }
@@ -149,6 +152,7 @@ impl HubSection {
             cltv_delta: self.cltv_delta,
             max_owed_msat: self.max_owed_msat,
             idempotency_ttl_secs: self.idempotency_ttl_secs,
+            fund_timeout_secs: self.fund_timeout_secs,
             requests: self.requests.clone(),
         }
     }

@@ -39,6 +39,9 @@ pub struct HubConfig {
     /// How long the answer to a request with an `Idempotency-Key` is kept: a repeat within
     /// this time gets the first answer; afterwards the key is free again.
     pub idempotency_ttl_secs: u64,
+    /// A verification fund whose optimae is not finally decided this long after it was funded
+    /// goes back to the payer whole.
+    pub fund_timeout_secs: u64,
     /// Channels a payee buys from the hub ([`RequestPolicy`]).
     pub requests: RequestPolicy,
 }
@@ -129,6 +132,7 @@ impl Default for HubConfig {
             cltv_delta: 40,
             max_owed_msat: 1_000_000_000,
             idempotency_ttl_secs: 86_400,
+            fund_timeout_secs: 3 * 86_400,
             requests: RequestPolicy::default(),
         }
     }

@@ -1,43 +1,145 @@
 //! Verification funds (evaluator pay locked at reveal, see `docs/hub.md`): paying a fund out
 //! once its optimae's decision is final — one verification fee to each agreeing evaluator the
-//! hub has a channel to, once per vote, the rest back to the payer. Whether the hub takes a
-//! funding tick is [`crate::policy`]'s; booking it when it completes is
-//! [`crate::booking`]'s.
+//! hub has a channel to, once per vote, the rest back to the payer (off chain over the payer's
+//! channel, or on chain when that channel is closing or closed); a fund whose optimae is not
+//! decided within `fund_timeout_secs` goes back whole. Whether the hub takes a funding tick
+//! is [`crate::policy`]'s; booking it when it completes is [`crate::booking`]'s.
 
 use crate::error::HubError;
-use crate::io::{ChainSnapshot, Decision};
+use crate::io::{Condition, Decision, Mark};
+use crate::pass::Pass;
 use crate::records::{Fund, Payment, PaymentKind, VoteRef};
 use crate::state::{spendable, Staging};
 use doin_channels::Change;
+use doin_tx_core::channel::MSAT_PER_UNIT;
+use doin_tx_core::TxPayload;
 use doin_types::{Amount, Msat};
 
 /// Pays out every verification fund whose optimae is finally decided (as far as the
-/// snapshot tells). A fund whose books do not add up is left alone and logged: it must not
-/// stop the watch from guarding the channels.
-pub(crate) fn release_funds(s: &mut Staging<'_>, snap: &ChainSnapshot) {
-    let Some(main) = snap.main.as_ref() else {
-        return;
-    };
-    let open: Vec<Fund> =
-        s.st.funds
-            .values()
-            .filter(|f| !f.settled)
-            .cloned()
-            .collect();
-    for fund in open {
-        let (fee, agreeing) = match main.decisions.get(&fund.optimae) {
-            Some(Ok(Decision::Final { fee, agreeing })) => (*fee, agreeing.clone()),
-            Some(Ok(Decision::Pending | Decision::Unknown)) | None => continue,
-            Some(Err(e)) => {
-                tracing::warn!(optimae = %fund.optimae, error = %e, "cannot read a decision");
-                continue;
+/// snapshot tells), gives back whole every fund whose optimae stayed undecided past the
+/// timeout, and returns on chain what settled funds could not give back off chain. A fund
+/// whose books do not add up is left alone and logged: it must not stop the watch from
+/// guarding the channels.
+pub(crate) fn release_funds(pass: &mut Pass<'_, '_>) {
+    let snap = pass.snap;
+    if let Some(main) = snap.main.as_ref() {
+        let s = &mut *pass.s;
+        let timeout_ms = s.cfg().fund_timeout_secs.saturating_mul(1_000);
+        let open: Vec<Fund> =
+            s.st.funds
+                .values()
+                .filter(|f| !f.settled)
+                .cloned()
+                .collect();
+        for fund in open {
+            let (fee, agreeing) = match main.decisions.get(&fund.optimae) {
+                Some(Ok(Decision::Final { fee, agreeing })) => (*fee, agreeing.clone()),
+                Some(Ok(Decision::Pending | Decision::Unknown))
+                    if s.now_ms.saturating_sub(fund.funded_at_ms) > timeout_ms =>
+                {
+                    tracing::info!(optimae = %fund.optimae, "an optimae stayed undecided past the fund timeout: its fund goes back");
+                    (Amount::ZERO, Vec::new())
+                }
+                Some(Ok(Decision::Pending | Decision::Unknown)) | None => continue,
+                Some(Err(e)) => {
+                    tracing::warn!(optimae = %fund.optimae, error = %e, "cannot read a decision");
+                    continue;
+                }
+            };
+            let optimae = fund.optimae;
+            if let Err(e) = settle_fund(s, fund, fee, agreeing) {
+                tracing::error!(%optimae, error = %e, "a verification fund cannot be paid out");
             }
-        };
-        let optimae = fund.optimae;
-        if let Err(e) = settle_fund(s, fund, fee, agreeing) {
-            tracing::error!(%optimae, error = %e, "a verification fund cannot be paid out");
         }
     }
+    return_on_chain(pass);
+}
+
+/// What settled funds kept because their payer's channel was closing or closed goes back on
+/// chain: a transfer of the whole base units to the payer (less than one base unit stays, as
+/// a payout rounds down). Booked once the chain takes it ([`Mark::FundReturnedOnChain`]).
+fn return_on_chain(pass: &mut Pass<'_, '_>) {
+    let kept: Vec<Fund> = pass
+        .s
+        .st
+        .funds
+        .values()
+        .chain(pass.s.w.funds.values())
+        .filter(|f| f.settled && f.returned_msat.is_zero())
+        .cloned()
+        .collect();
+    let mut done = std::collections::BTreeSet::new();
+    for fund in kept {
+        // Staged this pass wins over the stored record.
+        let Some(fund) = pass.s.fund(&fund.optimae).cloned() else {
+            continue;
+        };
+        if !done.insert(fund.optimae) || !fund.returned_msat.is_zero() {
+            continue;
+        }
+        let Some(payer) = pass
+            .s
+            .peek_channel(&fund.payer_channel)
+            .filter(|c| c.closing || c.closed_at.is_some())
+            .map(|c| c.peer)
+        else {
+            continue;
+        };
+        let Ok(back) = fund.funded_msat.checked_sub(fund.released_msat) else {
+            continue;
+        };
+        let units = back.get() / MSAT_PER_UNIT;
+        if units == 0 {
+            continue;
+        }
+        pass.submit(
+            TxPayload::Transfer {
+                to: payer,
+                amount: Amount::from_base_units(units),
+            },
+            Condition::Always,
+            vec![Mark::FundReturnedOnChain {
+                optimae: fund.optimae,
+                returned_msat: Msat::new(units.saturating_mul(MSAT_PER_UNIT)),
+            }],
+        );
+    }
+}
+
+/// The chain took the transfer that gives a fund's rest back: the fund and the ledger say so.
+pub(crate) fn returned_on_chain(
+    s: &mut Staging<'_>,
+    optimae: &doin_types::Hash256,
+    returned_msat: Msat,
+) -> Result<(), HubError> {
+    let Some(mut fund) = s.fund(optimae).cloned() else {
+        return Ok(());
+    };
+    if !fund.returned_msat.is_zero() {
+        return Ok(());
+    }
+    fund.returned_msat = returned_msat;
+    let payer = s
+        .peek_channel(&fund.payer_channel)
+        .map(|c| c.peer)
+        .ok_or_else(|| HubError::Internal("a fund's payer channel is gone".into()))?;
+    let entry = Payment {
+        seq: 0,
+        at_ms: s.now_ms,
+        kind: PaymentKind::FundReturn,
+        channel: fund.payer_channel,
+        counterparty: payer,
+        amount_msat: returned_msat,
+        fee_msat: Msat::ZERO,
+        stream: None,
+        payment_hash: None,
+        // On chain: no channel state carries it.
+        state_seq: 0,
+        optimae: Some(fund.optimae),
+    };
+    s.record(entry, None)?;
+    s.w.funds.insert(fund.optimae, fund);
+    Ok(())
 }
 
 /// Pays `fund` out: a fee to each agreeing evaluator it can, the rest back to the payer.
@@ -125,8 +227,8 @@ fn pay_fund(
         };
         s.record(entry, None)?;
     }
-    // The rest goes back off chain, over a payer channel that is still open (a closed one
-    // leaves it with the hub, shown by the fund: returned stays 0).
+    // The rest goes back off chain, over a payer channel that is still open (over a closing
+    // or closed one it goes on chain: `return_on_chain`; until then returned stays 0).
     let back = fund.funded_msat.checked_sub(fund.released_msat)?;
     if !back.is_zero() {
         if let Some(c) = s
@@ -141,4 +243,147 @@ fn pay_fund(
     }
     fund.settled = true;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::config::HubConfig;
+    use crate::io::{ChainSnapshot, Decision, MainSnapshot, Mark, PendingTx};
+    use crate::records::{ChannelRole, Fund, HubChannel, PaymentKind};
+    use crate::state::{HubParams, HubState, Loaded};
+    use doin_channels::{Change, ChannelMachine};
+    use doin_crypto::KeyPair;
+    use doin_tx_core::channel::Side;
+    use doin_tx_core::TxPayload;
+    use doin_types::{Amount, ChainId, Hash256, Msat, Network};
+    use std::sync::Arc;
+
+    const DAY_MS: u64 = 86_400_000;
+
+    fn key(i: u8) -> KeyPair {
+        KeyPair::from_secret_bytes(&[i; 32]).unwrap()
+    }
+
+    /// A hub with one payer channel (`closed` or open) and one fund from it.
+    fn hub(closed: bool, fund: Fund) -> HubState {
+        let chain_id = ChainId(Hash256([7; 32]));
+        let (hub, payer) = (key(1), key(2));
+        let id = fund.payer_channel;
+        let m = ChannelMachine::new(
+            chain_id,
+            id,
+            Side::B,
+            payer.public(),
+            hub.public(),
+            10_000_000,
+            0,
+        )
+        .unwrap();
+        let mut c = HubChannel::new(
+            ChannelRole::Incoming,
+            payer.public(),
+            m.snapshot().clone(),
+            true,
+        );
+        c.closed_at = closed.then_some(5);
+        let params = HubParams {
+            key: Arc::new(hub),
+            cfg: HubConfig::default(),
+            chain_id,
+            network: Network::Devnet,
+        };
+        HubState::new(
+            params,
+            Loaded {
+                channels: vec![(id, c)],
+                funds: vec![fund],
+                ..Loaded::default()
+            },
+        )
+    }
+
+    fn fund(settled: bool, released: u64) -> Fund {
+        Fund {
+            optimae: Hash256([9; 32]),
+            payer_channel: Hash256([3; 32]),
+            funded_msat: Msat::new(5_000_500),
+            released_msat: Msat::new(released),
+            returned_msat: Msat::ZERO,
+            paid: Vec::new(),
+            funded_at_ms: 0,
+            settled,
+        }
+    }
+
+    fn pending(optimae: Hash256) -> ChainSnapshot {
+        let mut main = MainSnapshot::default();
+        main.decisions.insert(optimae, Ok(Decision::Pending));
+        ChainSnapshot {
+            height: 10,
+            main: Some(main),
+            ..ChainSnapshot::default()
+        }
+    }
+
+    #[test]
+    fn what_a_closed_payer_channel_cannot_take_back_goes_back_on_chain_once() {
+        let f = fund(true, 2_000_000);
+        let mut st = hub(true, f.clone());
+        let out = crate::watch::watch(&mut st, &pending(f.optimae), 1_000).unwrap();
+        let [sub] = &out.submissions[..] else {
+            panic!("{:?}", out.submissions)
+        };
+        // 3 000 500 msat kept: 3 000 base units go back, the half unit stays.
+        assert_eq!(
+            sub.tx,
+            PendingTx::Payload(TxPayload::Transfer {
+                to: key(2).public(),
+                amount: Amount::from_base_units(3_000),
+            })
+        );
+        let booked = crate::watch::apply_marks(&mut st, sub.on_accept.clone(), 2_000).unwrap();
+        assert_eq!(
+            st.fund(&f.optimae).unwrap().returned_msat,
+            Msat::new(3_000_000)
+        );
+        let ledger = booked.writes.ledger();
+        assert_eq!(ledger.len(), 1);
+        assert_eq!(ledger[0].kind, PaymentKind::FundReturn);
+        // Returned: nothing goes out again, even if the mark came twice.
+        let again = crate::watch::watch(&mut st, &pending(f.optimae), 3_000).unwrap();
+        assert!(again.submissions.is_empty());
+        let twice = crate::watch::apply_marks(
+            &mut st,
+            vec![Mark::FundReturnedOnChain {
+                optimae: f.optimae,
+                returned_msat: Msat::new(3_000_000),
+            }],
+            4_000,
+        )
+        .unwrap();
+        assert!(twice.writes.ledger().is_empty());
+    }
+
+    #[test]
+    fn a_fund_whose_optimae_stays_undecided_goes_back_after_the_timeout() {
+        let f = fund(false, 0);
+        let mut st = hub(false, f.clone());
+        let timeout = HubConfig::default().fund_timeout_secs * 1_000;
+        let early = crate::watch::watch(&mut st, &pending(f.optimae), timeout).unwrap();
+        assert!(early.writes.funds.is_empty());
+        assert!(!st.fund(&f.optimae).unwrap().settled);
+        let late = crate::watch::watch(&mut st, &pending(f.optimae), timeout + DAY_MS).unwrap();
+        let settled = st.fund(&f.optimae).unwrap();
+        assert!(settled.settled && settled.paid.is_empty());
+        assert_eq!(settled.returned_msat, f.funded_msat);
+        assert!(late.writes.funds.contains_key(&f.optimae));
+        // Proposed back over the open payer channel (off chain, no transaction).
+        assert!(late.submissions.is_empty());
+        let c = st.channel(&f.payer_channel).unwrap();
+        let proposed = c.queued.contains(&Change::Pay {
+            amount_msat: 5_000_500,
+        }) || c.machine.in_flight.is_some();
+        assert!(proposed, "{c:?}");
+    }
 }

@@ -318,6 +318,11 @@ pub enum Mark {
         channel: ChannelId,
         answer_key: Option<String>,
     },
+    /// The chain took the transfer giving a settled fund's rest back to its payer on chain.
+    FundReturnedOnChain {
+        optimae: Hash256,
+        returned_msat: Msat,
+    },
     /// The chain refused a channel request's payment: the request never existed.
     RequestPaymentRefused {
         request: Hash256,

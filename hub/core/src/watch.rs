@@ -157,7 +157,7 @@ pub(crate) fn watch(
     }
     crate::deadlines::htlc_deadlines(&mut pass)?;
     // Verification funds whose decision became final pay out.
-    crate::funds::release_funds(pass.s, snap);
+    crate::funds::release_funds(&mut pass);
     // What the pass queued (fulfilments and failures towards payers, expiries towards
     // payees) is proposed at once.
     let closing_now = pass.closing_now.clone();
@@ -320,6 +320,10 @@ pub(crate) fn apply_marks(
                 deleted.deleted_channels.push(channel);
                 deleted.deleted_answers.extend(answer_key);
             }
+            Mark::FundReturnedOnChain {
+                optimae,
+                returned_msat,
+            } => crate::funds::returned_on_chain(&mut s, &optimae, returned_msat)?,
             Mark::RequestPaymentRefused { request } => {
                 s.w.requests.remove(&request);
                 deleted.deleted_requests.push(request);
