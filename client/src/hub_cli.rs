@@ -143,6 +143,33 @@ pub enum HubCommand {
         #[arg(long)]
         amount_msat: u64,
     },
+    /// Payer: fund the evaluators of every optimae the main chain reveals (in the chosen
+    /// domains) by itself, within budgets: the domain's verification fee for each evaluator
+    /// of the optimae's quorum goes into its verification fund from CHANNEL. Keeps running.
+    FundReveals {
+        #[arg(long)]
+        channel: String,
+        /// A domain whose optimae to fund (repeat; default: every domain).
+        #[arg(long)]
+        domain: Vec<String>,
+        /// Most put into one optimae's fund, milli-units.
+        #[arg(long)]
+        max_per_optimae_msat: u64,
+        /// Most spent on one domain per UTC day, milli-units (default: no cap but the day's).
+        #[arg(long)]
+        max_per_domain_day_msat: Option<u64>,
+        /// Most spent per UTC day, milli-units.
+        #[arg(long)]
+        max_per_day_msat: u64,
+        /// The first main height to read on a first run (default: the next block).
+        #[arg(long)]
+        from_height: Option<u64>,
+        #[arg(long, default_value_t = 2000)]
+        interval_ms: u64,
+        /// One pass, then stop.
+        #[arg(long)]
+        once: bool,
+    },
     /// Payer: pay INVOICE through the hub with a hash-locked payment (then `sync` to see it
     /// fulfilled).
     Pay {
@@ -565,6 +592,31 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
                 // Several pushes while syncing are answered by one more sync.
                 while wake.try_recv().is_ok() {}
             }
+        }
+        HubCommand::FundReveals {
+            channel,
+            domain,
+            max_per_optimae_msat,
+            max_per_domain_day_msat,
+            max_per_day_msat,
+            from_height,
+            interval_ms,
+            once,
+        } => {
+            let p = peer(&args, &client).await?;
+            let plan = crate::fund_reveals::FundPlan {
+                channel: hash(channel, "--channel")?,
+                domains: domain.iter().cloned().collect(),
+                budget: crate::fund_reveals::Budget {
+                    per_optimae: *max_per_optimae_msat,
+                    per_domain_day: *max_per_domain_day_msat,
+                    per_day: *max_per_day_msat,
+                },
+                from_height: *from_height,
+                interval: Duration::from_millis(*interval_ms),
+                once: *once,
+            };
+            crate::fund_reveals::fund_reveals(opts, &p, plan).await?;
         }
         HubCommand::Close {
             channel,

@@ -9,6 +9,7 @@
 
 mod channel_request;
 mod channel_watch;
+mod fund_reveals;
 pub mod genesis;
 pub mod http;
 pub mod hub_cli;

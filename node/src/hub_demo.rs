@@ -86,6 +86,8 @@ pub enum EvaluatorPay {
     /// After each final decision, the payer pays every agreeing evaluator's vote itself (one
     /// split tick per decision, the hub checking each vote).
     Ticks,
+    /// The demo payer pays no evaluator: left to a payer running `doin hub fund-reveals`.
+    None,
 }
 
 pub fn hub_demo(
@@ -253,6 +255,7 @@ impl Demo {
             (Some(main), EvaluatorPay::Ticks) => {
                 self.pay_votes(hub, main, payer_channel, height)?
             }
+            (Some(_), EvaluatorPay::None) => {}
             (None, _) => self.steady_ticks(hub, payer_channel, height)?,
         }
         for i in 0..self.payees.len() {

@@ -80,8 +80,9 @@ struct DevnetArgs {
     #[arg(long, default_value_t = 700)]
     demo_interval_ms: u64,
     /// How the demo payer pays the demo evaluators: `fund` (each revealed optimae's fees in a
-    /// verification fund the hub pays out once the decision is final) or `ticks` (the payer
-    /// pays each final agreeing vote itself, one split tick per decision).
+    /// verification fund the hub pays out once the decision is final), `ticks` (the payer
+    /// pays each final agreeing vote itself, one split tick per decision) or `none` (left to
+    /// a payer running `doin hub fund-reveals`).
     #[arg(long, value_enum, default_value_t = doin_node::hub_demo::EvaluatorPay::Fund)]
     evaluator_pay: doin_node::hub_demo::EvaluatorPay,
     /// Target milliseconds between main-chain blocks (public networks use 600000). Only used

@@ -311,3 +311,107 @@ fn revealed_optimae_are_funded_and_the_hub_pays_each_agreeing_evaluator_once_fin
         "payments lost in the restart: {paid} then {after}"
     );
 }
+
+/// A payer's `doin hub fund-reveals` on a devnet whose demo payer pays nobody: it funds the
+/// revealed optimae by itself within its budget, the hub pays the agreeing evaluators out of
+/// the funds, and a SIGKILL and restart of the daemon funds no optimae twice.
+#[test]
+fn a_payer_daemon_funds_revealed_optimae_within_its_budget_and_evaluators_are_paid() {
+    let _nodes = common::node_processes();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, args) = devnet(dir.path(), "none");
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let doin = doin();
+    node.start_with(&doin, &args);
+    let keys = dir.path().join("devnet").join("keys");
+    let state_dir = dir.path().join("payer-channels");
+    let hub = |more: &[&str]| {
+        let mut cmd = std::process::Command::new(&doin);
+        cmd.arg("hub")
+            .args(more)
+            .args(["--json", "--node", &node.rest])
+            .arg("--keystore")
+            .arg(keys.join("account-0.json"))
+            .arg("--state-dir")
+            .arg(&state_dir);
+        cmd
+    };
+    let out = hub(&["connect", "--deposit", "10"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let connected: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let channel = connected["id"].as_str().unwrap().to_string();
+    // Three evaluators at 25 000 base units each: an optimae with all three in its quorum
+    // wants 75 000 000 msat; the budget puts 60 000 000 into one at most.
+    const PER_OPTIMAE: u64 = 60_000_000;
+    let daemon = |from: Option<&str>| {
+        let mut args = vec![
+            "fund-reveals",
+            "--channel",
+            &channel,
+            "--max-per-optimae-msat",
+            "60000000",
+            "--max-per-day-msat",
+            "100000000000",
+            "--interval-ms",
+            "300",
+        ];
+        if let Some(h) = from {
+            args.extend(["--from-height", h]);
+        }
+        hub(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let funds = |rest: &str| -> Vec<Value> {
+        get_ok(&format!("{rest}/v1/hub/funds"))
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f["payer_channel"] == Value::String(channel.clone()))
+            .collect()
+    };
+    let mut running = daemon(Some("1"));
+    wait_until("the daemon funded two optimae", 240, || {
+        (funds(&node.rest).len() >= 2).then_some(())
+    });
+    // Killed mid-way and started again: it goes on from its ledger.
+    running.kill().unwrap();
+    running.wait().unwrap();
+    let mut running = daemon(None);
+    let released = wait_until("an evaluator is paid out of a fund", 240, || {
+        let paid: u64 = funds(&node.rest)
+            .iter()
+            .map(|f| num(&f["released_msat"]))
+            .sum();
+        (paid > 0 && funds(&node.rest).len() >= 4).then_some(paid)
+    });
+    running.kill().unwrap();
+    running.wait().unwrap();
+    assert_eq!(released % FEE_MSAT, 0, "fees are released whole");
+    for f in funds(&node.rest) {
+        // Each optimae funded once: its quorum's fees, at most what its budget allows (a
+        // second funding would pass the budget).
+        let funded = num(&f["funded_msat"]);
+        assert!(
+            funded == PER_OPTIMAE || (funded < PER_OPTIMAE && funded % FEE_MSAT == 0),
+            "{f}"
+        );
+        assert!(num(&f["released_msat"]) <= PER_OPTIMAE);
+    }
+    // Every funded optimae was revealed by the main chain.
+    for f in funds(&node.rest) {
+        let o = get_ok(&format!(
+            "{}/v1/main/optimae/{}",
+            node.rest,
+            f["optimae"].as_str().unwrap()
+        ));
+        assert!(o.is_some(), "{f}");
+    }
+}
