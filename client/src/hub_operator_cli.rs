@@ -54,6 +54,12 @@ pub enum OperatorCommand {
         after: u64,
         #[arg(long, default_value_t = 10_000)]
         limit: usize,
+        /// Only entries made at or after this time (unix milliseconds).
+        #[arg(long)]
+        from: Option<u64>,
+        /// Only entries made before this time (unix milliseconds).
+        #[arg(long)]
+        to: Option<u64>,
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -169,13 +175,21 @@ pub(crate) async fn run(
                 )
             });
         }
-        OperatorCommand::Accounting { after, limit, out } => {
-            let csv = client
-                .get_text(
-                    &format!("/v1/hub/accounting.csv?after={after}&limit={limit}"),
-                    token,
-                )
-                .await?;
+        OperatorCommand::Accounting {
+            after,
+            limit,
+            from,
+            to,
+            out,
+        } => {
+            let mut path = format!("/v1/hub/accounting.csv?after={after}&limit={limit}");
+            if let Some(from) = from {
+                path.push_str(&format!("&from={from}"));
+            }
+            if let Some(to) = to {
+                path.push_str(&format!("&to={to}"));
+            }
+            let csv = client.get_text(&path, token).await?;
             match out {
                 Some(path) => {
                     write_durably(path, csv.as_bytes())?;

@@ -227,8 +227,8 @@ async fn pump_payments(
 #[utoipa::path(get, path = "/v1/hub/accounting.csv", tag = "hub", params(PageQuery),
     responses(
         (status = 401, description = "Operator only: `Authorization: Bearer <hub.cookie>`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 200, description = "The ledger as CSV: seq,at_ms,kind,channel,counterparty,amount_msat,fee_msat,stream,payment_hash,state_seq,optimae", content_type = "text/csv"),
-        (status = 400, description = "Bad paging", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, description = "The ledger as CSV (RFC 4180): seq,at_ms,kind,channel,counterparty,amount_msat,fee_msat,stream,payment_hash,state_seq,optimae; oldest first, entries after `after` made in [`from`, `to`)", content_type = "text/csv"),
+        (status = 400, description = "Bad paging or time range", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn accounting_csv(
     State(hub): St,
@@ -239,34 +239,64 @@ pub(crate) async fn accounting_csv(
         Some(n) if (1..=100_000).contains(&n) => n,
         Some(_) => return Err(Problem::bad_request("invalid-limit", "limit is 1-100000")),
     };
-    let rows = hub
-        .store()
-        .payments(q.after.unwrap_or(0), limit)
-        .map_err(Problem::internal)?;
-    let mut csv = String::from(
-        "seq,at_ms,kind,channel,counterparty,amount_msat,fee_msat,stream,payment_hash,state_seq,optimae\n",
-    );
-    for p in &rows {
-        let v = payment_view(&hub, p);
-        csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{}\n",
-            v.seq,
-            v.at_ms,
-            v.kind,
-            v.channel,
-            v.counterparty,
-            v.amount_msat,
-            v.fee_msat,
-            v.stream.unwrap_or_default(),
-            v.payment_hash.unwrap_or_default(),
-            v.state_seq,
-            v.optimae.unwrap_or_default()
-        ));
+    let (from, to) = (q.from.unwrap_or(0), q.to.unwrap_or(u64::MAX));
+    if from > to {
+        return Err(Problem::bad_request("invalid-range", "from is after to"));
     }
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record([
+        "seq",
+        "at_ms",
+        "kind",
+        "channel",
+        "counterparty",
+        "amount_msat",
+        "fee_msat",
+        "stream",
+        "payment_hash",
+        "state_seq",
+        "optimae",
+    ])
+    .map_err(Problem::internal)?;
+    // Pages of the ledger in order, keeping the entries of the time range.
+    let (mut after, mut written) = (q.after.unwrap_or(0), 0usize);
+    while written < limit {
+        let page = hub
+            .store()
+            .payments(after, 10_000)
+            .map_err(Problem::internal)?;
+        let last_page = page.len() < 10_000;
+        for p in &page {
+            after = p.seq;
+            if p.at_ms < from || p.at_ms >= to || written >= limit {
+                continue;
+            }
+            let v = payment_view(&hub, p);
+            out.write_record([
+                v.seq.to_string(),
+                v.at_ms.to_string(),
+                v.kind,
+                v.channel,
+                v.counterparty,
+                v.amount_msat,
+                v.fee_msat,
+                v.stream.unwrap_or_default(),
+                v.payment_hash.unwrap_or_default(),
+                v.state_seq.to_string(),
+                v.optimae.unwrap_or_default(),
+            ])
+            .map_err(Problem::internal)?;
+            written += 1;
+        }
+        if last_page {
+            break;
+        }
+    }
+    let body = out.into_inner().map_err(Problem::internal)?;
     Ok((
         StatusCode::OK,
         [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-        csv,
+        body,
     )
         .into_response())
 }

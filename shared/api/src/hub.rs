@@ -142,6 +142,12 @@ pub struct PageQuery {
     /// At most this many rows (1-100000, default 100000).
     #[param(minimum = 1, maximum = 100000)]
     pub limit: Option<usize>,
+    /// Only entries made at or after this time (unix milliseconds).
+    #[serde(default, deserialize_with = "query_int")]
+    pub from: Option<u64>,
+    /// Only entries made before this time (unix milliseconds).
+    #[serde(default, deserialize_with = "query_int")]
+    pub to: Option<u64>,
 }
 
 /// A page of a payee's entries, with the payee's proof ([`FeedAuth`]).

@@ -542,6 +542,26 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         csv.lines().filter(|l| l.contains(",stream_in,")).count(),
         19
     );
+    // A time range: the entries made in it, by their `at_ms`.
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let times: Vec<u64> = rows.iter().map(|r| r[1].parse().unwrap()).collect();
+    let middle = times[times.len() / 2];
+    let (_, later) = get_text(&format!("{csv_url}?from={middle}"), Some(&cookie)).unwrap();
+    let (_, earlier) = get_text(&format!("{csv_url}?to={middle}"), Some(&cookie)).unwrap();
+    assert_eq!(
+        later.lines().count() - 1,
+        times.iter().filter(|t| **t >= middle).count()
+    );
+    assert_eq!(
+        earlier.lines().count() - 1,
+        times.iter().filter(|t| **t < middle).count()
+    );
+    let (s, _) = get_text(&format!("{csv_url}?from=5&to=4"), Some(&cookie)).unwrap();
+    assert_eq!(s, 400);
 
     // The metrics count what happened since the restart: 7 stream ticks in, every one
     // persisted before its answer, and the two channels open.
