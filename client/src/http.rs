@@ -68,10 +68,16 @@ impl Client {
             source: e,
         })?;
         let status = resp.status().as_u16();
-        let body: Value = resp
-            .json()
+        let text = resp
+            .text()
             .await
             .map_err(|e| ClientError::Decode(e.to_string()))?;
+        // An answer without a body (204) reads as null.
+        let body: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|e| ClientError::Decode(e.to_string()))?
+        };
         if status >= 400 {
             let s = |k: &str| {
                 body.get(k)

@@ -1,5 +1,6 @@
-//! `doin hub operator …`: the hub operator's calls, authenticated with the token the node
-//! writes to `hub.cookie` in its data directory.
+//! `doin hub operator …`: the hub operator's calls, authenticated with an API key the operator
+//! made (`DOIN_HUB_API_KEY`) or else the token the node writes to `hub.cookie` in its data
+//! directory (every right).
 
 use crate::http::Client;
 use crate::hub_common::{cookie, doin, hash, print, print_stream};
@@ -7,7 +8,8 @@ use crate::hub_peer::write_durably;
 use crate::wallet::WalletOpts;
 use clap::Subcommand;
 use doin_api::hub::{
-    ClosedView, HubInvoiceRequest, HubInvoiceView, OpenOutgoingRequest, OpenedView, StreamView,
+    ApiKeyRequest, ApiKeyScope, ApiKeyView, ClosedView, HubInvoiceRequest, HubInvoiceView,
+    OpenOutgoingRequest, OpenedView, StreamView,
 };
 use rand::RngCore;
 use reqwest::Method;
@@ -48,6 +50,11 @@ pub enum OperatorCommand {
     },
     /// An invoice of the hub, and whether it is paid.
     InvoiceStatus { payment_hash: String },
+    /// The operator's API keys (the `admin` scope or the node's token needed).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// The hub's ledger as CSV.
     Accounting {
         #[arg(long, default_value_t = 0)]
@@ -66,6 +73,36 @@ pub enum OperatorCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make an API key; it is printed this once (the hub keeps only a hash of its secret).
+    Create {
+        /// `read`, `invoice`, `pay` or `admin`; repeat for several.
+        #[arg(long, required = true, value_parser = parse_scope)]
+        scope: Vec<ApiKeyScope>,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Every API key (without secrets).
+    List,
+    /// Revoke an API key by its id.
+    Revoke { id: String },
+}
+
+fn parse_scope(text: &str) -> Result<ApiKeyScope, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_string()))
+        .map_err(|_| format!("{text:?}: scopes are read, invoice, pay and admin"))
+}
+
+fn scope_names(scopes: &[ApiKeyScope]) -> String {
+    scopes
+        .iter()
+        .filter_map(|s| serde_json::to_value(s).ok())
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn random_key() -> String {
     let mut b = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut b);
@@ -79,7 +116,10 @@ pub(crate) async fn run(
     client: &Client,
     command: &OperatorCommand,
 ) -> anyhow::Result<()> {
-    let token = cookie(cookie_path)?;
+    let token = match std::env::var("DOIN_HUB_API_KEY") {
+        Ok(key) if !key.trim().is_empty() => key.trim().to_string(),
+        _ => cookie(cookie_path)?,
+    };
     let token = Some(token.as_str());
     match command {
         OperatorCommand::Open {
@@ -175,6 +215,7 @@ pub(crate) async fn run(
                 )
             });
         }
+        OperatorCommand::Keys { command } => keys(opts, client, token, command).await?,
         OperatorCommand::Accounting {
             after,
             limit,
@@ -201,6 +242,58 @@ pub(crate) async fn run(
                 }
                 None => print!("{csv}"),
             }
+        }
+    }
+    Ok(())
+}
+
+async fn keys(
+    opts: &WalletOpts,
+    client: &Client,
+    token: Option<&str>,
+    command: &KeysCommand,
+) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create { scope, label } => {
+            let body = ApiKeyRequest {
+                scopes: scope.clone(),
+                label: label.clone(),
+            };
+            let (_, v): (u16, ApiKeyView) = client
+                .request(Method::POST, "/v1/hub/keys", Some(&body), token, None)
+                .await?;
+            print(opts, &v, |v| {
+                println!(
+                    "API key {} ({}): {}\nuse it as DOIN_HUB_API_KEY or `Authorization: Bearer`; it is not shown again",
+                    v.id,
+                    scope_names(&v.scopes),
+                    v.key.as_deref().unwrap_or_default()
+                )
+            });
+        }
+        KeysCommand::List => {
+            let (_, v): (u16, Vec<ApiKeyView>) = client
+                .request(Method::GET, "/v1/hub/keys", NO_BODY, token, None)
+                .await?;
+            print(opts, &v, |keys| {
+                for k in keys {
+                    println!("{}  {:<24} {}", k.id, scope_names(&k.scopes), k.label);
+                }
+            });
+        }
+        KeysCommand::Revoke { id } => {
+            client
+                .request::<(), serde_json::Value>(
+                    Method::DELETE,
+                    &format!("/v1/hub/keys/{id}"),
+                    NO_BODY,
+                    token,
+                    None,
+                )
+                .await?;
+            print(opts, &serde_json::json!({"revoked": id}), |_| {
+                println!("API key {id} revoked")
+            });
         }
     }
     Ok(())

@@ -2,11 +2,11 @@
 //! instead of waiting for the operator to open one.
 //!
 //! The payee signs a transfer of the quoted fee to the hub and hands it in with the capacity
-//! and the duration it wants ([`request_channel`]). The signed payment is the request's
+//! and the duration it wants (`request_channel`). The signed payment is the request's
 //! authentication (its sender is the payee) and its id the request's id, so handing the same
 //! payment in again answers the same request. The hub records the request with the payment
 //! before it submits it, and refuses a request its policy does not sell or its liquidity for
-//! requested channels cannot cover. Once the payment is in a final block, [`open_requested`]
+//! requested channels cannot cover. Once the payment is in a final block, `open_requested`
 //! opens the channel (recorded with its signed opening transaction like any outgoing channel,
 //! so the watch submits it again if it is lost) and promises to keep it open for the duration:
 //! the operator's close of a leased channel is refused until then. A payment that never reaches

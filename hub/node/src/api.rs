@@ -1,5 +1,6 @@
 //! The hub's REST API (`/v1/hub/...`): the router and the OpenAPI document over the route
-//! modules (`channel_api`, `message_api`, `stream_api`, `ledger_api`). Handlers parse,
+//! modules (`channel_api`, `message_api`, `stream_api`, `ledger_api`, `request_api`,
+//! `keys_api`); operator calls are grouped by the API-key scope they need (`access`). Handlers parse,
 //! authenticate and format; what the hub does is `doin-hub-core`'s. Every call that moves
 //! money waits until the state it changed is on disk before answering, and takes an
 //! `Idempotency-Key`.
@@ -9,10 +10,11 @@
 //! the context it names, so nobody but the channel's peer can make the hub sign or block
 //! anything.
 
+use crate::access::require_scope;
+use crate::api_keys::Scope;
 use crate::hub::Hub;
-use crate::rest::require_operator;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Router};
 use doin_api::hub::*;
 use doin_http::ProblemDoc;
@@ -28,18 +30,25 @@ pub use doin_hub_core::auth::*;
         crate::message_api::post_message, crate::message_api::outbox, crate::message_api::outbox_events, crate::stream_api::decode_invoice, crate::stream_api::create_hub_invoice, crate::stream_api::get_hub_invoice, crate::stream_api::open_stream, crate::stream_api::list_streams, crate::stream_api::get_stream,
         crate::stream_api::close_stream, crate::stream_api::list_funds, crate::stream_api::get_fund, crate::ledger_api::payee_payments,
         crate::ledger_api::payee_payment_events, crate::ledger_api::accounting_csv,
-        crate::request_api::quote, crate::request_api::request_channel, crate::request_api::get_request),
+        crate::request_api::quote, crate::request_api::request_channel, crate::request_api::get_request,
+        crate::keys_api::create_key, crate::keys_api::list_keys, crate::keys_api::revoke_key),
     components(schemas(HubInfo, FeeView, ChannelView, RegisterRequest, OpenOutgoingRequest,
         OpenedView, ClosedView, MessageRequest, ShareRequest, MessageResponse, OutboxView, DecodeRequest,
         InvoiceView, HubInvoiceRequest, HubInvoiceView, StreamRequest, StreamView, FundView, FundPaidView, PaymentView,
-        ChannelQuoteView, ChannelRequestBody, ChannelRequestView, ProblemDoc)),
+        ChannelQuoteView, ChannelRequestBody, ChannelRequestView, ApiKeyRequest, ApiKeyScope, ApiKeyView, ProblemDoc)),
     tags((name = "hub", description = "The channel hub: channels, streams, hash-locked payments, payee payment feeds, accounting"))
 )]
 pub struct HubApiDoc;
 
 /// Routes under `/v1/hub`; the operator calls need `operator`.
 pub fn router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
-    let operator_only = Router::new()
+    let gate = |scope: Scope| crate::access::Gate {
+        operator: operator.clone(),
+        hub: hub.clone(),
+        scope,
+    };
+    // What moves the hub's money.
+    let pay = Router::new()
         .route(
             "/v1/hub/channels/outgoing",
             post(crate::channel_api::open_outgoing),
@@ -52,19 +61,35 @@ pub fn router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
             "/v1/hub/streams/{id}/close",
             post(crate::stream_api::close_stream),
         )
+        .route_layer(from_fn_with_state(gate(Scope::Pay), require_scope));
+    let read = Router::new()
         .route(
             "/v1/hub/accounting.csv",
             get(crate::ledger_api::accounting_csv),
         )
         .route(
-            "/v1/hub/invoices",
-            post(crate::stream_api::create_hub_invoice),
-        )
-        .route(
             "/v1/hub/invoices/{hash}",
             get(crate::stream_api::get_hub_invoice),
         )
-        .route_layer(from_fn_with_state(operator.clone(), require_operator));
+        .route_layer(from_fn_with_state(gate(Scope::Read), require_scope));
+    let invoice = Router::new()
+        .route(
+            "/v1/hub/invoices",
+            post(crate::stream_api::create_hub_invoice),
+        )
+        .route_layer(from_fn_with_state(gate(Scope::Invoice), require_scope));
+    let admin = Router::new()
+        .route(
+            "/v1/hub/keys",
+            get(crate::keys_api::list_keys).post(crate::keys_api::create_key),
+        )
+        .route("/v1/hub/keys/{id}", delete(crate::keys_api::revoke_key))
+        .route_layer(from_fn_with_state(gate(Scope::Admin), require_scope));
+    let operator_only = Router::new()
+        .merge(pay)
+        .merge(read)
+        .merge(invoice)
+        .merge(admin);
     Router::new()
         .merge(operator_only)
         .route("/v1/hub/info", get(crate::channel_api::info))

@@ -15,9 +15,12 @@
 // dev-dependencies).
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+mod access;
 pub mod api;
+pub mod api_keys;
 mod channel_api;
 pub mod hub;
+mod keys_api;
 mod ledger_api;
 mod message_api;
 pub mod metrics;

@@ -3,10 +3,9 @@
 //! blocking hub work off the async threads. It knows no route.
 
 use crate::hub::{Hub, HubError, PendingAnswer};
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use doin_http::Problem;
@@ -43,24 +42,6 @@ impl OperatorToken {
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|g| self.matches(g.trim()))
     }
-}
-
-pub(crate) async fn require_operator(
-    State(token): State<OperatorToken>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if token.authorizes(req.headers()) {
-        return next.run(req).await;
-    }
-    Problem::new(
-        StatusCode::UNAUTHORIZED,
-        "operator-only",
-        "Operator only",
-        "this call needs the hub operator's token: `Authorization: Bearer <contents of \
-         hub.cookie in the node's data directory>`",
-    )
-    .into_response()
 }
 
 pub(crate) fn problem(e: HubError) -> Problem {

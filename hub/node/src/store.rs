@@ -14,6 +14,7 @@
 //!   verification fee (each vote is paid once)
 //! - `hub_invoices`: payment hash → [`HubInvoice`], an invoice payable to the hub itself
 //! - `hub_funds`: optimae id → [`Fund`], a verification fund a payer put in at reveal
+//! - `hub_api_keys`: key id → [`ApiKey`] (the SHA-256 of its secret, its scopes)
 //! - `hub_channel_requests`: payment transaction id → [`ChannelRequest`], a channel a payee
 //!   bought
 //! - `hub_meta`: the layout version (`layout`) and how far the watchtower has read the chain
@@ -25,6 +26,7 @@
 //! commit): the writer thread takes everything queued, writes it as one batch and wakes every
 //! caller. A caller never returns before its own batch is durable.
 
+use crate::api_keys::ApiKey;
 use crate::metrics::HubMetrics;
 use doin_hub_core::Writes;
 use doin_store::{Cf, Direction, Durability, KvStore, Raw, StoreError, Table, WriteBatch};
@@ -54,6 +56,7 @@ const PAID_VOTES: Table<(Hash256, PublicKeyBytes), ChannelId> =
     Table::new("hub_paid_votes", "paid vote");
 const INVOICES: Table<Hash256, HubInvoice> = Table::new("hub_invoices", "hub invoice");
 const FUNDS: Table<Hash256, Fund> = Table::new("hub_funds", "fund");
+const API_KEYS: Table<String, ApiKey> = Table::new("hub_api_keys", "API key");
 const REQUESTS: Table<Hash256, ChannelRequest> =
     Table::new("hub_channel_requests", "channel request");
 
@@ -70,6 +73,7 @@ pub const COLUMNS: &[Cf] = &[
     INVOICES.cf(),
     FUNDS.cf(),
     REQUESTS.cf(),
+    API_KEYS.cf(),
 ];
 
 /// The layout this build reads and writes. A store written by another layout is refused at
@@ -345,6 +349,34 @@ impl HubStore {
             }
         }
         Ok(out)
+    }
+
+    /// The API key `id`, if the operator made it and has not revoked it.
+    pub fn api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
+        API_KEYS.get(self.kv.as_ref(), &id.to_string())
+    }
+
+    /// Every API key, by id.
+    pub fn api_keys(&self) -> Result<Vec<(String, ApiKey)>, StoreError> {
+        API_KEYS.entries(self.kv.as_ref())
+    }
+
+    /// Keeps (durably) an API key under `id`.
+    pub fn put_api_key(&self, id: &str, key: &ApiKey) -> Result<(), StoreError> {
+        let mut b = WriteBatch::new();
+        API_KEYS.put(&mut b, &id.to_string(), key)?;
+        self.commit(b)
+    }
+
+    /// Revokes (durably) the API key `id`; whether there was one.
+    pub fn delete_api_key(&self, id: &str) -> Result<bool, StoreError> {
+        if self.api_key(id)?.is_none() {
+            return Ok(false);
+        }
+        let mut b = WriteBatch::new();
+        API_KEYS.delete(&mut b, &id.to_string());
+        self.commit(b)?;
+        Ok(true)
     }
 
     /// The answer kept under an `Idempotency-Key`, unless it was written before `made_after_ms`

@@ -404,3 +404,38 @@ pub struct ChannelRequestView {
     pub reason: Option<String>,
     pub requested_at_ms: u64,
 }
+
+/// What an API key may do: `read` (the accounting export, the hub's invoices, payees'
+/// feeds), `invoice` (invoices payable to the hub), `pay` (open and close the hub's channels,
+/// close streams), `admin` (everything, keys included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiKeyScope {
+    Read,
+    Invoice,
+    Pay,
+    Admin,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyRequest {
+    /// At least one.
+    #[schema(min_items = 1)]
+    pub scopes: Vec<ApiKeyScope>,
+    /// What the key is for (at most 100 characters).
+    #[serde(default)]
+    #[schema(max_length = 100)]
+    pub label: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub scopes: Vec<ApiKeyScope>,
+    pub label: String,
+    pub created_at_ms: u64,
+    /// The key itself (`Authorization: Bearer <key>`): only in the answer that made it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}

@@ -114,6 +114,23 @@ pub(crate) fn post_with(
     })
 }
 
+/// DELETE with a bearer token when given: the status.
+pub(crate) fn delete_with(url: &str, bearer: Option<&str>) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut req = reqwest::Client::new()
+            .delete(url)
+            .timeout(Duration::from_secs(10));
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap().status().as_u16()
+    })
+}
+
 /// GET with a 5 s timeout (and a bearer token when given): status and text body.
 pub(crate) fn get_text(url: &str, bearer: Option<&str>) -> Option<(u16, String)> {
     let rt = tokio::runtime::Builder::new_current_thread()

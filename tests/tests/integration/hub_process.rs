@@ -563,6 +563,58 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
     let (s, _) = get_text(&format!("{csv_url}?from=5&to=4"), Some(&cookie)).unwrap();
     assert_eq!(s, 400);
 
+    // API keys: made by the operator, each with its scopes, shown once, revocable.
+    let keys_url = format!("{}/v1/hub/keys", c.rest);
+    let (s, books) = post_with(
+        &keys_url,
+        json!({"scopes": ["read"], "label": "books"}),
+        None,
+        Some(&cookie),
+    );
+    assert_eq!(s, 201, "{books}");
+    let books_key = books["key"].as_str().unwrap().to_string();
+    assert_eq!(get_text(&csv_url, Some(&books_key)).unwrap().0, 200);
+    let (s, v) = post_with(
+        &format!("{}/v1/hub/invoices", c.rest),
+        json!({"amount_msat": "1000"}),
+        None,
+        Some(&books_key),
+    );
+    assert_eq!(
+        (s, &v["type"]),
+        (403, &json!("urn:doin:problem:insufficient-scope"))
+    );
+    // A read key cannot make keys; the list never shows a secret.
+    let (s, _) = post_with(
+        &keys_url,
+        json!({"scopes": ["admin"]}),
+        None,
+        Some(&books_key),
+    );
+    assert_eq!(s, 403);
+    let (_, listed) = get_text(&keys_url, Some(&cookie)).unwrap();
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(listed[0].get("key").is_none(), "{listed}");
+    assert_eq!(listed[0]["scopes"], json!(["read"]));
+    // A forged secret for a real id is refused like no key at all.
+    let forged = format!(
+        "{}{}",
+        &books_key[..books_key.len() - 1],
+        if books_key.ends_with('0') { "1" } else { "0" }
+    );
+    assert_eq!(get_text(&csv_url, Some(&forged)).unwrap().0, 401);
+    let id = books["id"].as_str().unwrap();
+    assert_eq!(
+        common::delete_with(&format!("{keys_url}/{id}"), Some(&cookie)),
+        204
+    );
+    assert_eq!(get_text(&csv_url, Some(&books_key)).unwrap().0, 401);
+    assert_eq!(
+        common::delete_with(&format!("{keys_url}/{id}"), Some(&cookie)),
+        404
+    );
+
     // The metrics count what happened since the restart: 7 stream ticks in, every one
     // persisted before its answer, and the two channels open.
     let (_, metrics) = get_text(&format!("{}/metrics", c.rest), None).unwrap();
