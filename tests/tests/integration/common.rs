@@ -28,13 +28,18 @@ pub(crate) fn doin() -> PathBuf {
 
 pub(crate) use doin_tests::ports::free_port;
 
-/// GET with a 5 s timeout: status and JSON body (`Null` when the body is not JSON).
-pub(crate) fn get(url: &str) -> Option<(u16, Value)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// Runs one HTTP exchange to its end on a runtime of its own (the tests are synchronous).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .ok()?;
-    rt.block_on(async {
+        .expect("a current-thread runtime")
+        .block_on(f)
+}
+
+/// GET with a 5 s timeout: status and JSON body (`Null` when the body is not JSON).
+pub(crate) fn get(url: &str) -> Option<(u16, Value)> {
+    block_on(async {
         let r = reqwest::Client::new()
             .get(url)
             .timeout(Duration::from_secs(5))
@@ -93,11 +98,7 @@ pub(crate) fn post_with(
     idempotency: Option<&str>,
     operator: Option<&str>,
 ) -> (u16, Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let mut req = reqwest::Client::new()
             .post(url)
             .timeout(Duration::from_secs(10))
@@ -116,11 +117,7 @@ pub(crate) fn post_with(
 
 /// DELETE with a bearer token when given: the status.
 pub(crate) fn delete_with(url: &str, bearer: Option<&str>) -> u16 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let mut req = reqwest::Client::new()
             .delete(url)
             .timeout(Duration::from_secs(10));
@@ -133,11 +130,7 @@ pub(crate) fn delete_with(url: &str, bearer: Option<&str>) -> u16 {
 
 /// GET with a 5 s timeout (and a bearer token when given): status and text body.
 pub(crate) fn get_text(url: &str, bearer: Option<&str>) -> Option<(u16, String)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    rt.block_on(async {
+    block_on(async {
         let mut req = reqwest::Client::new()
             .get(url)
             .timeout(Duration::from_secs(5));
@@ -315,11 +308,7 @@ impl NodeProc {
 
     /// Sum of the samples of a metric (name with labels as a prefix).
     pub(crate) fn metric(&self, name: &str) -> u64 {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let text = rt.block_on(async {
+        let text = block_on(async {
             reqwest::get(format!("{}/metrics", self.rest))
                 .await
                 .unwrap()

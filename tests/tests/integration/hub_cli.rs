@@ -79,6 +79,52 @@ pub(crate) fn user(dir: &Path, name: &str, k: &KeyPair) -> User {
     }
 }
 
+/// The operator opens a channel of `deposit` DOIN from the hub to `payee_addr` and waits
+/// until it is open; its id.
+pub(crate) fn operator_opens(cli: &Cli, payee_addr: &str, deposit: &str) -> String {
+    let opened = cli.ok(
+        None,
+        &[
+            "operator",
+            "open",
+            "--payee",
+            payee_addr,
+            "--deposit",
+            deposit,
+        ],
+    );
+    let out_id = opened["channel_id"].as_str().unwrap().to_string();
+    wait_until("the hub's channel to the payee is open", 60, || {
+        (cli.ok(None, &["channels", &out_id])["status"] == "open").then_some(())
+    });
+    out_id
+}
+
+/// The payee's invoice of `amount_msat` sets up a stream from the payer's channel `in_id`;
+/// the stream's id.
+pub(crate) fn stream_to(
+    cli: &Cli,
+    payer: &User,
+    payee: &User,
+    in_id: &str,
+    amount_msat: &str,
+) -> String {
+    let invoice = cli.ok(
+        Some(payee),
+        &["invoice", "create", "--amount-msat", amount_msat],
+    )["invoice"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cli.ok(
+        Some(payer),
+        &["stream-open", "--channel", in_id, "--invoice", &invoice],
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 pub(crate) fn balance(rest: &str, k: &KeyPair) -> u64 {
     let a = Address::new(Network::Devnet, k.public());
     let (_, v) = get(&format!("{rest}/v1/tx/accounts/{a}")).unwrap();
@@ -144,21 +190,7 @@ fn a_payer_a_payee_and_the_operator_use_the_hub_from_the_command_line() {
         ],
     );
     assert!(!ok && err.contains("operator-only"), "{err}");
-    let opened = cli.ok(
-        None,
-        &[
-            "operator",
-            "open",
-            "--payee",
-            &payee_addr,
-            "--deposit",
-            "0.004",
-        ],
-    );
-    let out_id = opened["channel_id"].as_str().unwrap().to_string();
-    wait_until("the hub's channel to the payee is open", 60, || {
-        (cli.ok(None, &["channels", &out_id])["status"] == "open").then_some(())
-    });
+    let out_id = operator_opens(&cli, &payee_addr, "0.004");
     // Nothing to take yet: the payee's state starts from the channel's opening on chain.
     let synced = cli.ok(Some(&payee), &["sync", "--channel", &out_id]);
     assert_eq!(

@@ -560,8 +560,12 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         earlier.lines().count() - 1,
         times.iter().filter(|t| **t < middle).count()
     );
-    let (s, _) = get_text(&format!("{csv_url}?from=5&to=4"), Some(&cookie)).unwrap();
-    assert_eq!(s, 400);
+    let (s, empty) = get_text(&format!("{csv_url}?from=5&to=4"), Some(&cookie)).unwrap();
+    assert_eq!(
+        (s, empty.lines().count()),
+        (200, 1),
+        "an empty range: the header alone"
+    );
 
     // API keys: made by the operator, each with its scopes, shown once, revocable.
     let keys_url = format!("{}/v1/hub/keys", c.rest);

@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common::{self, doin, get, get_ok, hub_node, post, wait_until};
-use crate::hub_cli::{balance, tick, user, Cli};
+use crate::hub_cli::{balance, stream_to, tick, user, Cli};
 use doin_crypto::KeyPair;
 use doin_tx_core::{Tx, TxBody, TxPayload};
 use doin_types::{Address, Amount, ChainId, Network};
@@ -141,20 +141,7 @@ fn a_payee_buys_its_channel_from_the_hub_and_is_paid_through_it() {
         .as_str()
         .unwrap()
         .to_string();
-    let invoice = cli.ok(
-        Some(&payee),
-        &["invoice", "create", "--amount-msat", "10000000"],
-    )["invoice"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let stream = cli.ok(
-        Some(&payer),
-        &["stream-open", "--channel", &in_id, "--invoice", &invoice],
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let stream = stream_to(&cli, &payer, &payee, &in_id, "10000000");
     cli.ok(
         Some(&payer),
         &tick(&in_id, &stream, "1000000", &["--count", "2"]),

@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common::{self, doin, get, get_ok, wait_until, write_key, NodeProc};
-use crate::hub_cli::{balance, load_machine, tick, user, Cli};
+use crate::hub_cli::{balance, load_machine, operator_opens, stream_to, tick, user, Cli};
 use doin_crypto::KeyPair;
 use doin_tx_core::{Tx, TxBody, TxPayload};
 use doin_types::{Address, Amount, Hash256, Network};
@@ -119,35 +119,8 @@ fn a_payee_challenges_and_settles_by_itself_when_the_hub_posts_an_old_state_and_
     let payee_addr = Address::new(Network::Devnet, payee_key.public()).to_string();
     let connected = cli.ok(Some(&payer), &["connect", "--deposit", "0.005"]);
     let in_id = connected["id"].as_str().unwrap().to_string();
-    let opened = cli.ok(
-        None,
-        &[
-            "operator",
-            "open",
-            "--payee",
-            &payee_addr,
-            "--deposit",
-            "0.004",
-        ],
-    );
-    let out_id = opened["channel_id"].as_str().unwrap().to_string();
-    wait_until("the hub's channel to the payee is open", 60, || {
-        (cli.ok(None, &["channels", &out_id])["status"] == "open").then_some(())
-    });
-    let invoice = cli.ok(
-        Some(&payee),
-        &["invoice", "create", "--amount-msat", "100000000"],
-    )["invoice"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let stream = cli.ok(
-        Some(&payer),
-        &["stream-open", "--channel", &in_id, "--invoice", &invoice],
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let out_id = operator_opens(&cli, &payee_addr, "0.004");
+    let stream = stream_to(&cli, &payer, &payee, &in_id, "100000000");
 
     // Two rounds of ticks, each paid out to the payee: the first payout's state is the old
     // one the hub will post.
