@@ -22,6 +22,10 @@ pub const RETRIABLE_KINDS: &[&str] = &[
     "reveal-without-commit",
     "vote-too-early",
     "insufficient-liquidity",
+    // The first request with this key is still being handled: asked again, its answer.
+    "idempotency-key-in-flight",
+    // The hub keeps a leased channel open until the lease ends; then the close goes through.
+    "channel-leased",
 ];
 
 /// Whether a problem of this status and kind may go away if the same request is sent again

@@ -210,7 +210,10 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
     for (s, v) in &answers {
         match s {
             202 => assert_eq!(v, &first, "duplicates got different answers"),
-            409 => assert_eq!(v["type"], "urn:doin:problem:idempotency-key-in-flight"),
+            409 => {
+                assert_eq!(v["type"], "urn:doin:problem:idempotency-key-in-flight");
+                assert_eq!(v["retriable"], true, "asking again gets the answer");
+            }
             _ => panic!("a duplicate got {s} {v}"),
         }
     }
