@@ -52,10 +52,36 @@ pub struct HubArgs {
 pub enum HubCommand {
     /// The hub's address, fee policy, windows and liquidity.
     Info,
-    /// The hub's channels with balances (or one of them).
-    Channels { id: Option<String> },
-    /// The hub's streams (or one of them).
-    Streams { id: Option<String> },
+    /// Channels with balances (or one of them): with `--keystore`, this key's (signed with
+    /// it); else every channel, for the operator (`--cookie`). By pages of `--limit`.
+    Channels {
+        id: Option<String>,
+        /// The last channel id of the page before.
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Streams (or one of them): with `--keystore`, those this key pays or is paid by; else
+    /// every stream, for the operator (`--cookie`). By pages of `--limit`.
+    Streams {
+        id: Option<String>,
+        /// The last stream id of the page before.
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Payer: what this key paid the hub (ticks, invoices, verification funds) and what came
+    /// back, oldest first (signed with `--keystore`; the operator may name any payer).
+    History {
+        address: Option<String>,
+        /// Ledger sequence number to start after.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// What the hub delivered to a payee (default: this key's address). Shown to the payee
     /// (signed with its key, `--keystore`) or to the operator (`--cookie`).
     Payments {
@@ -346,28 +372,50 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
                 println!("capacity in     {} msat", v.incoming_capacity_msat);
             });
         }
-        HubCommand::Channels { id } => match id {
+        HubCommand::Channels { id, after, limit } => match id {
             Some(id) => {
                 let path = format!("/v1/hub/channels/{}", hash(id, "channel id")?.to_hex());
                 let v: ChannelView = client.get(&path).await?;
                 print(opts, &v, print_channel);
             }
             None => {
-                let v: Vec<ChannelView> = client.get("/v1/hub/channels").await?;
+                let v: Vec<ChannelView> =
+                    list(&args, &client, "/v1/hub/channels", after.as_deref(), *limit).await?;
                 print(opts, &v, |v| v.iter().for_each(print_channel));
             }
         },
-        HubCommand::Streams { id } => match id {
+        HubCommand::Streams { id, after, limit } => match id {
             Some(id) => {
                 let path = format!("/v1/hub/streams/{}", hash(id, "stream id")?.to_hex());
                 let v: StreamView = client.get(&path).await?;
                 print(opts, &v, print_stream);
             }
             None => {
-                let v: Vec<StreamView> = client.get("/v1/hub/streams").await?;
+                let v: Vec<StreamView> =
+                    list(&args, &client, "/v1/hub/streams", after.as_deref(), *limit).await?;
                 print(opts, &v, |v| v.iter().for_each(print_stream));
             }
         },
+        HubCommand::History {
+            address,
+            after,
+            limit,
+        } => {
+            let (address, reader) = feed_reader(&args, &client, address.as_deref()).await?;
+            let (_, v): (u16, Vec<PaymentView>) = client
+                .request(
+                    reqwest::Method::GET,
+                    &format!(
+                        "/v1/hub/payers/{address}/payments?after={after}&limit={limit}{}",
+                        reader.query().map(|q| format!("&{q}")).unwrap_or_default()
+                    ),
+                    None::<&()>,
+                    reader.bearer(),
+                    None,
+                )
+                .await?;
+            print(opts, &v, |v| v.iter().for_each(print_payment));
+        }
         HubCommand::Payments {
             address,
             after,
@@ -858,7 +906,7 @@ async fn connect(
 /// Who reads a payee's payments: the payee, signing a fresh proof for every request, or the
 /// operator with its token.
 enum FeedReader {
-    Payee { key: KeyPair, chain_id: ChainId },
+    Party { key: KeyPair, chain_id: ChainId },
     Operator(String),
 }
 
@@ -866,7 +914,7 @@ impl FeedReader {
     /// The query parameters of a fresh proof (`at=…&sig=…`; none for the operator).
     fn query(&self) -> Option<String> {
         match self {
-            FeedReader::Payee { key, chain_id } => {
+            FeedReader::Party { key, chain_id } => {
                 let at = u64::try_from(unix_now().as_millis()).unwrap_or(u64::MAX);
                 let sig = key.sign(&doin_hub_core::auth::feed_auth_hash(
                     chain_id,
@@ -881,10 +929,50 @@ impl FeedReader {
 
     fn bearer(&self) -> Option<&str> {
         match self {
-            FeedReader::Payee { .. } => None,
+            FeedReader::Party { .. } => None,
             FeedReader::Operator(token) => Some(token),
         }
     }
+}
+
+/// One page of a list of the hub's: this key's records, signed with it, when `--keystore`
+/// is given; else everything, with the operator's token.
+async fn list<T: serde::de::DeserializeOwned>(
+    args: &HubArgs,
+    client: &Client,
+    path: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> anyhow::Result<Vec<T>> {
+    let mut query = format!("limit={limit}");
+    if let Some(after) = after {
+        query.push_str(&format!("&after={}", hash(after, "--after")?.to_hex()));
+    }
+    let reader = if args.opts.keystore.is_some() {
+        let (address, reader) = feed_reader(args, client, None).await?;
+        query.push_str(&format!("&party={address}"));
+        reader
+    } else {
+        FeedReader::Operator(cookie(args.cookie.as_deref()).map_err(|_| {
+            anyhow!(
+                "the hub's lists are shown to the party they concern (give its key file with \
+                 --keystore) or to the hub's operator (--cookie)"
+            )
+        })?)
+    };
+    if let Some(q) = reader.query() {
+        query.push_str(&format!("&{q}"));
+    }
+    let (_, v): (u16, Vec<T>) = client
+        .request(
+            reqwest::Method::GET,
+            &format!("{path}?{query}"),
+            None::<&()>,
+            reader.bearer(),
+            None,
+        )
+        .await?;
+    Ok(v)
 }
 
 /// The payee whose payments to show (`address`, else this key's) and how to prove the right
@@ -909,12 +997,12 @@ async fn feed_reader(
     };
     let address = Address::new(network, payee).to_string();
     if let Some(key) = key.filter(|k| k.public() == payee) {
-        return Ok((address, FeedReader::Payee { key, chain_id }));
+        return Ok((address, FeedReader::Party { key, chain_id }));
     }
     let token = cookie(args.cookie.as_deref()).map_err(|_| {
         anyhow!(
-            "a payee's payments are shown to the payee (give its key file with --keystore) or \
-             to the hub's operator (--cookie)"
+            "a party's payments are shown to it (give its key file with --keystore) or to the \
+             hub's operator (--cookie)"
         )
     })?;
     Ok((address, FeedReader::Operator(token)))

@@ -55,6 +55,11 @@ pub enum OperatorCommand {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The operator's webhooks (the `admin` scope or the node's token needed).
+    Webhooks {
+        #[command(subcommand)]
+        command: crate::hub_webhooks_cli::WebhooksCommand,
+    },
     /// The hub's ledger as CSV.
     Accounting {
         #[arg(long, default_value_t = 0)]
@@ -216,6 +221,9 @@ pub(crate) async fn run(
             });
         }
         OperatorCommand::Keys { command } => keys(opts, client, token, command).await?,
+        OperatorCommand::Webhooks { command } => {
+            crate::hub_webhooks_cli::run(opts, client, token, command).await?
+        }
         OperatorCommand::Accounting {
             after,
             limit,

@@ -16,5 +16,6 @@ pub mod hub_cli;
 mod hub_common;
 pub mod hub_operator_cli;
 pub mod hub_peer;
+pub mod hub_webhooks_cli;
 pub mod proofcheck;
 pub mod wallet;

@@ -118,6 +118,8 @@ pub struct HubSection {
     pub fund_timeout_secs: u64,
     /// Channels payees buy from the hub (`[hub.requests]`).
     pub requests: doin_hub::RequestPolicy,
+    /// How webhooks are delivered (`[hub.webhooks]`).
+    pub webhooks: doin_hub::WebhookConfig,
 }
 
 impl Default for HubSection {
@@ -136,6 +138,7 @@ impl Default for HubSection {
             idempotency_ttl_secs: d.idempotency_ttl_secs,
             fund_timeout_secs: d.fund_timeout_secs,
             requests: d.requests,
+            webhooks: doin_hub::WebhookConfig::default(),
         }
     }
 }

@@ -389,7 +389,7 @@ pub fn print_banner(d: &Devnet, rest: SocketAddr) {
     println!("  API docs      {base}/docs   (OpenAPI: {base}/openapi.json)");
     println!("  main chain    {base}/v1/main/info   (domains: {base}/v1/main/domains)");
     println!("  events (SSE)  {base}/v1/events");
-    println!("  channel hub   {base}/v1/hub/info   (channels: {base}/v1/hub/channels)");
+    println!("  channel hub   {base}/v1/hub/info   (channels: `doin hub channels`, the operator's token in hub.cookie)");
     if let Some(e) = d.evaluators.first() {
         println!(
             "  payments      {base}/v1/hub/payees/{}/events   (an evaluator's live micropayments, SSE, signed by the evaluator)",

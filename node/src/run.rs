@@ -320,7 +320,8 @@ fn start_hub(
             doin_hub::HubStore::new(kv, metrics),
             cfg.hub.hub_config(),
         )
-        .map_err(|e| anyhow!("cannot open the hub: {e}"))?;
+        .map_err(|e| anyhow!("cannot open the hub: {e}"))?
+        .with_webhook_config(cfg.hub.webhooks.clone());
         // With the main chain in this node, the hub can release evaluator pay.
         match main {
             Some(main) => hub.with_main(Arc::new(crate::hub_port::MainChainVotes::new(main))),
@@ -370,6 +371,13 @@ fn start_hub(
             }
         }
     });
+    let mut stop = tasks.shutdown_signal();
+    tasks.spawn(
+        "hub webhooks",
+        doin_hub::webhooks::run(hub.clone(), async move {
+            let _ = stop.changed().await;
+        }),
+    );
     tracing::info!(hub = %hub.public_key(), "hub started");
     Ok(hub)
 }

@@ -8,7 +8,7 @@
 use crate::error::HubError;
 use crate::io::{Condition, Decision, Mark};
 use crate::pass::Pass;
-use crate::records::{Fund, Payment, PaymentKind, VoteRef};
+use crate::records::{Fund, HubEventKind, Payment, PaymentKind, VoteRef};
 use crate::state::{spendable, Staging};
 use doin_channels::Change;
 use doin_tx_core::channel::MSAT_PER_UNIT;
@@ -163,6 +163,14 @@ fn settle_fund(
         s.w.payments.truncate(before.2);
         return result;
     }
+    s.event(HubEventKind::FundSettled {
+        optimae: fund.optimae,
+        payer_channel: fund.payer_channel,
+        funded_msat: fund.funded_msat,
+        released_msat: fund.released_msat,
+        returned_msat: fund.returned_msat,
+        evaluators_paid: u32::try_from(fund.paid.len()).unwrap_or(u32::MAX),
+    })?;
     s.w.funds.insert(fund.optimae, fund);
     Ok(())
 }

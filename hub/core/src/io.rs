@@ -6,8 +6,8 @@
 
 use crate::error::HubError;
 use crate::records::{
-    ChannelRequest, Fund, HubChannel, HubInvoice, Payment, PendingContext, Route, StoredAnswer,
-    Stream, StreamShare, VoteRef,
+    ChannelRequest, Fund, HubChannel, HubEvent, HubInvoice, Payment, PendingContext, Route,
+    StoredAnswer, Stream, StreamShare, VoteRef,
 };
 use doin_channels::{ChannelError, Message, Output, Snapshot};
 use doin_tx_core::channel::{Channel, ChannelId};
@@ -353,6 +353,8 @@ pub struct Writes {
     pub funds: BTreeMap<Hash256, Fund>,
     pub requests: BTreeMap<Hash256, ChannelRequest>,
     pub deleted_requests: Vec<Hash256>,
+    /// Channel and fund events, in order (webhooks follow them).
+    pub events: Vec<HubEvent>,
 }
 
 impl Writes {
@@ -370,6 +372,7 @@ impl Writes {
             && self.funds.is_empty()
             && self.requests.is_empty()
             && self.deleted_requests.is_empty()
+            && self.events.is_empty()
     }
 
     /// The ledger entries of these writes.

@@ -6,7 +6,7 @@ use crate::io::{
     ChainSnapshot, CloseHow, Condition, HubOutput, Mark, PendingAnswer, PendingTx, Reply,
     Submission,
 };
-use crate::records::{ChannelRole, HubChannel, HubInvoice, Stream};
+use crate::records::{ChannelRole, HubChannel, HubEventKind, HubInvoice, Stream};
 use crate::state::{HubState, Staging};
 use doin_channels::{parse_invoice, ChannelMachine};
 use doin_tx_core::channel::{channel_id, ChannelId, ChannelPhase, Side};
@@ -70,6 +70,14 @@ pub(crate) fn register_incoming(
     );
     let mut s = Staging::new(st, now_ms);
     s.w.channels.insert(id, channel.clone());
+    // A payer's channel is on chain before the hub takes it on: opened for the hub now.
+    s.event(HubEventKind::ChannelOpened {
+        channel: id,
+        peer: on_chain.party_a,
+        role: ChannelRole::Incoming,
+        hub_msat: Msat::new(on_chain.opening_b_msat),
+        peer_msat: Msat::new(on_chain.opening_a_msat),
+    })?;
     Ok(HubOutput::new(
         s.commit(),
         Reply::Channel(Box::new(channel)),

@@ -310,6 +310,18 @@ pub enum PaymentKind {
 }
 
 impl PaymentKind {
+    /// Whether the entry's counterparty is a payer paying the hub or paid back by it (a
+    /// payer's history lists it); else it is a payee the hub paid.
+    pub fn is_payers(&self) -> bool {
+        matches!(
+            self,
+            PaymentKind::StreamIn
+                | PaymentKind::Received
+                | PaymentKind::FundIn
+                | PaymentKind::FundReturn
+        )
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             PaymentKind::StreamIn => "stream_in",
@@ -340,4 +352,56 @@ pub struct Payment {
     pub state_seq: u64,
     /// A verification fund's entries: the optimae it is for.
     pub optimae: Option<Hash256>,
+}
+
+/// Something that happened to the hub's channels or funds that a business following the hub
+/// hears of (webhooks; payments are the ledger's [`Payment`]s). Written in the same batch as
+/// the change it reports, so none is lost to a crash and none is told before it is durable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubEvent {
+    /// In the order the hub recorded them, from 1.
+    pub seq: u64,
+    pub at_ms: u64,
+    pub kind: HubEventKind,
+}
+
+/// What a [`HubEvent`] reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HubEventKind {
+    /// The channel's opening is on chain, with what each side put in.
+    ChannelOpened {
+        channel: ChannelId,
+        peer: PublicKeyBytes,
+        role: ChannelRole,
+        hub_msat: Msat,
+        peer_msat: Msat,
+    },
+    /// The channel is paid out on chain (at `height`).
+    ChannelClosed {
+        channel: ChannelId,
+        peer: PublicKeyBytes,
+        role: ChannelRole,
+        height: Height,
+    },
+    /// A verification fund paid out: `released_msat` to evaluators (fees, the hub's included),
+    /// `returned_msat` back over the payer's channel (0 when that goes back on chain later).
+    FundSettled {
+        optimae: Hash256,
+        payer_channel: ChannelId,
+        funded_msat: Msat,
+        released_msat: Msat,
+        returned_msat: Msat,
+        evaluators_paid: u32,
+    },
+}
+
+impl HubEventKind {
+    /// The event's type, as webhooks name it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HubEventKind::ChannelOpened { .. } => "channel.opened",
+            HubEventKind::ChannelClosed { .. } => "channel.closed",
+            HubEventKind::FundSettled { .. } => "fund.settled",
+        }
+    }
 }

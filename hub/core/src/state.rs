@@ -7,7 +7,8 @@ use crate::config::HubConfig;
 use crate::error::HubError;
 use crate::io::Writes;
 use crate::records::{
-    ChannelRequest, ChannelRole, Fund, HubChannel, HubInvoice, Payment, Route, Stream, VoteRef,
+    ChannelRequest, ChannelRole, Fund, HubChannel, HubEvent, HubEventKind, HubInvoice, Payment,
+    Route, Stream, VoteRef,
 };
 use doin_channels::{Change, ChannelMachine, InFlight, Message};
 use doin_crypto::KeyPair;
@@ -39,6 +40,8 @@ pub struct HubState {
     pub(crate) routes: BTreeMap<Hash256, Route>,
     /// The sequence number the next ledger entry gets.
     pub(crate) next_seq: u64,
+    /// The sequence number the next [`HubEvent`] gets.
+    pub(crate) next_event_seq: u64,
     /// Invoices payable to the hub, by payment hash.
     pub(crate) invoices: BTreeMap<Hash256, HubInvoice>,
     /// Votes whose fee a payer's tick paid (or is paying), with that payer's channel.
@@ -58,6 +61,7 @@ pub struct Loaded {
     pub streams: Vec<Stream>,
     pub routes: Vec<Route>,
     pub next_seq: u64,
+    pub next_event_seq: u64,
     pub invoices: Vec<HubInvoice>,
     pub paid_votes: Vec<(VoteRef, ChannelId)>,
     pub funds: Vec<Fund>,
@@ -85,6 +89,7 @@ impl HubState {
                 .map(|r| (r.payment_hash, r))
                 .collect(),
             next_seq: loaded.next_seq.max(1),
+            next_event_seq: loaded.next_event_seq.max(1),
             invoices: loaded
                 .invoices
                 .into_iter()
@@ -270,16 +275,19 @@ pub(crate) struct Staging<'a> {
     pub(crate) now_ms: u64,
     /// The sequence number this input's next ledger entry gets.
     next_seq: u64,
+    /// The sequence number this input's next event gets.
+    next_event_seq: u64,
 }
 
 impl<'a> Staging<'a> {
     pub(crate) fn new(st: &'a mut HubState, now_ms: u64) -> Staging<'a> {
-        let next_seq = st.next_seq;
+        let (next_seq, next_event_seq) = (st.next_seq, st.next_event_seq);
         Staging {
             st,
             w: Writes::default(),
             now_ms,
             next_seq,
+            next_event_seq,
         }
     }
 
@@ -345,10 +353,25 @@ impl<'a> Staging<'a> {
         Ok(())
     }
 
+    /// Adds an event with the next event sequence number.
+    pub(crate) fn event(&mut self, kind: HubEventKind) -> Result<(), HubError> {
+        let seq = self.next_event_seq;
+        self.next_event_seq = seq
+            .checked_add(1)
+            .ok_or_else(|| HubError::Invalid("the events' sequence numbers ran out".into()))?;
+        self.w.events.push(HubEvent {
+            seq,
+            at_ms: self.now_ms,
+            kind,
+        });
+        Ok(())
+    }
+
     /// The staged changes, applied to the state: what the caller persists.
     pub(crate) fn commit(self) -> Writes {
         self.st.apply(&self.w);
         self.st.next_seq = self.next_seq;
+        self.st.next_event_seq = self.next_event_seq;
         self.w
     }
 

@@ -18,12 +18,12 @@ use crate::io::{
     Writes,
 };
 use crate::pass::Pass;
-use crate::records::HubChannel;
+use crate::records::{HubChannel, HubEventKind};
 use crate::state::{HubState, Staging};
 use doin_channels::ChannelMachine;
-use doin_tx_core::channel::{sha256, ChannelId, ChannelPhase};
+use doin_tx_core::channel::{sha256, ChannelId, ChannelPhase, Side};
 use doin_tx_core::TxPayload;
-use doin_types::Hash256;
+use doin_types::{Hash256, Msat};
 use std::collections::BTreeSet;
 
 /// Most blocks read for revealed preimages in one pass; the rest wait for the next pass, so
@@ -96,6 +96,18 @@ pub(crate) fn watch(
         if newly_confirmed {
             c.opening_tx = None;
             pass.report.confirmed.push(id);
+            let (peer, role, me) = (c.peer, c.role, c.machine.me);
+            let (hub_msat, peer_msat) = match me {
+                Side::A => (on_chain.opening_a_msat, on_chain.opening_b_msat),
+                Side::B => (on_chain.opening_b_msat, on_chain.opening_a_msat),
+            };
+            pass.s.event(HubEventKind::ChannelOpened {
+                channel: id,
+                peer,
+                role,
+                hub_msat: Msat::new(hub_msat),
+                peer_msat: Msat::new(peer_msat),
+            })?;
         }
         match &on_chain.phase {
             ChannelPhase::Open => {}
@@ -150,6 +162,13 @@ pub(crate) fn watch(
                 if let Some(c) = pass.s.channel(&id) {
                     c.closing = true;
                     c.closed_at = Some(*at);
+                    let (peer, role) = (c.peer, c.role);
+                    pass.s.event(HubEventKind::ChannelClosed {
+                        channel: id,
+                        peer,
+                        role,
+                        height: *at,
+                    })?;
                 }
                 pass.report.closed.push(id);
             }

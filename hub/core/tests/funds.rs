@@ -6,7 +6,7 @@
 use doin_channels::{Change, ChannelMachine};
 use doin_crypto::KeyPair;
 use doin_hub_core::config::HubConfig;
-use doin_hub_core::records::{ChannelRole, Fund, HubChannel, PaymentKind};
+use doin_hub_core::records::{ChannelRole, Fund, HubChannel, HubEventKind, PaymentKind};
 use doin_hub_core::{ChainSnapshot, Decision, HubInput, MainSnapshot, Mark, PendingTx};
 use doin_hub_core::{HubParams, HubState, Loaded};
 use doin_tx_core::channel::Side;
@@ -134,6 +134,20 @@ fn a_fund_whose_optimae_stays_undecided_goes_back_after_the_timeout() {
     assert!(settled.settled && settled.paid.is_empty());
     assert_eq!(settled.returned_msat, f.funded_msat);
     assert!(late.writes.funds.contains_key(&f.optimae));
+    // Its `fund.settled` event is written with it (the webhooks' source).
+    let events: Vec<HubEventKind> = late.writes.events.iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(
+        events,
+        [HubEventKind::FundSettled {
+            optimae: f.optimae,
+            payer_channel: f.payer_channel,
+            funded_msat: f.funded_msat,
+            released_msat: Msat::ZERO,
+            returned_msat: f.funded_msat,
+            evaluators_paid: 0,
+        }]
+    );
+    assert!(early.writes.events.is_empty());
     // Proposed back over the open payer channel (off chain, no transaction).
     assert!(late.submissions.is_empty());
     let c = st.channel(&f.payer_channel).unwrap();

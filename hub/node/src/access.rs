@@ -5,7 +5,7 @@
 //! of the secret (`hub_api_keys`), so its store cannot give a key away; the key is shown once,
 //! when it is made. Scopes: `read` (the accounting export, the hub's invoices, payees'
 //! feeds), `invoice` (invoices payable to the hub), `pay` (opening and closing the hub's
-//! channels, closing streams: what moves the hub's money), `admin` (all of these and the keys
+//! channels, closing streams: what moves the hub's money), `admin` (all of these, the webhooks and the keys
 //! themselves). This module decides access only; it knows no route.
 
 use crate::api_keys::{split_key, Scope};

@@ -1,6 +1,6 @@
 //! The hub's REST API (`/v1/hub/...`): the router and the OpenAPI document over the route
 //! modules (`channel_api`, `message_api`, `stream_api`, `ledger_api`, `request_api`,
-//! `keys_api`); operator calls are grouped by the API-key scope they need (`access`). Handlers parse,
+//! `keys_api`, `webhook_api`); operator calls are grouped by the API-key scope they need (`access`). Handlers parse,
 //! authenticate and format; what the hub does is `doin-hub-core`'s. Every call that moves
 //! money waits until the state it changed is on disk before answering, and takes an
 //! `Idempotency-Key`.
@@ -28,14 +28,17 @@ pub use doin_hub_core::auth::*;
 #[openapi(
     paths(crate::channel_api::info, crate::channel_api::list_channels, crate::channel_api::get_channel, crate::channel_api::register_channel, crate::channel_api::open_outgoing, crate::channel_api::close_channel,
         crate::message_api::post_message, crate::message_api::outbox, crate::message_api::outbox_events, crate::stream_api::decode_invoice, crate::stream_api::create_hub_invoice, crate::stream_api::get_hub_invoice, crate::stream_api::open_stream, crate::stream_api::list_streams, crate::stream_api::get_stream,
-        crate::stream_api::close_stream, crate::stream_api::list_funds, crate::stream_api::get_fund, crate::ledger_api::payee_payments,
+        crate::stream_api::close_stream, crate::stream_api::list_funds, crate::stream_api::get_fund, crate::ledger_api::payee_payments, crate::ledger_api::payer_payments,
         crate::ledger_api::payee_payment_events, crate::ledger_api::accounting_csv,
         crate::request_api::quote, crate::request_api::request_channel, crate::request_api::get_request,
-        crate::keys_api::create_key, crate::keys_api::list_keys, crate::keys_api::revoke_key),
+        crate::keys_api::create_key, crate::keys_api::list_keys, crate::keys_api::revoke_key,
+        crate::webhook_api::create_webhook, crate::webhook_api::list_webhooks, crate::webhook_api::delete_webhook,
+        crate::webhook_api::list_deliveries, crate::webhook_api::redeliver),
     components(schemas(HubInfo, FeeView, ChannelView, RegisterRequest, OpenOutgoingRequest,
         OpenedView, ClosedView, MessageRequest, ShareRequest, MessageResponse, OutboxView, DecodeRequest,
         InvoiceView, HubInvoiceRequest, HubInvoiceView, StreamRequest, StreamView, FundView, FundPaidView, PaymentView,
-        ChannelQuoteView, ChannelRequestBody, ChannelRequestView, ApiKeyRequest, ApiKeyScope, ApiKeyView, ProblemDoc)),
+        ChannelQuoteView, ChannelRequestBody, ChannelRequestView, ApiKeyRequest, ApiKeyScope, ApiKeyView,
+        WebhookEventType, WebhookRequest, WebhookView, WebhookDeliveryView, WebhookDeliveryPage, ChannelEventView, FundSettledView, ProblemDoc)),
     tags((name = "hub", description = "The channel hub: channels, streams, hash-locked payments, payee payment feeds, accounting"))
 )]
 pub struct HubApiDoc;
@@ -84,6 +87,22 @@ pub fn router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
             get(crate::keys_api::list_keys).post(crate::keys_api::create_key),
         )
         .route("/v1/hub/keys/{id}", delete(crate::keys_api::revoke_key))
+        .route(
+            "/v1/hub/webhooks",
+            get(crate::webhook_api::list_webhooks).post(crate::webhook_api::create_webhook),
+        )
+        .route(
+            "/v1/hub/webhooks/{id}",
+            delete(crate::webhook_api::delete_webhook),
+        )
+        .route(
+            "/v1/hub/webhooks/{id}/deliveries",
+            get(crate::webhook_api::list_deliveries),
+        )
+        .route(
+            "/v1/hub/webhooks/{id}/deliveries/{seq}/redeliver",
+            post(crate::webhook_api::redeliver),
+        )
         .route_layer(from_fn_with_state(gate(Scope::Admin), require_scope));
     let operator_only = Router::new()
         .merge(pay)
@@ -144,7 +163,11 @@ pub fn router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
             "/v1/hub/payees/{address}/events",
             get(crate::ledger_api::payee_payment_events),
         )
-        // The payee feeds serve the operator too.
+        .route(
+            "/v1/hub/payers/{address}/payments",
+            get(crate::ledger_api::payer_payments),
+        )
+        // The party lists and feeds serve the operator too.
         .layer(Extension(operator))
         .with_state(hub)
 }

@@ -2,16 +2,19 @@
 //! formatting only; what a channel does is the hub's.
 
 use crate::hub::{Hub, HubError};
-use crate::rest::{addr, blocking, idempotent, json_body, parse_addr, parse_hash, problem, St};
+use crate::rest::{
+    addr, blocking, idempotent, json_body, parse_addr, parse_hash, problem, OperatorToken, St,
+};
 use crate::store::{ChannelRole, HubChannel};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use doin_api::hub::*;
 use doin_channels::ChannelMachine;
-use doin_http::{path_problem, ApiJson, Problem, ProblemDoc};
+use doin_http::{path_problem, ApiJson, ApiQuery, Problem, ProblemDoc};
 use doin_tx_core::channel::ChannelId;
 use doin_types::Amount;
 
@@ -73,16 +76,38 @@ fn channel_view(hub: &Hub, id: &ChannelId, c: &HubChannel) -> ChannelView {
     }
 }
 
-/// The hub's channels.
-#[utoipa::path(get, path = "/v1/hub/channels", tag = "hub",
-    responses((status = 200, description = "Every channel of the hub with its balances", body = [ChannelView])))]
-pub(crate) async fn list_channels(State(hub): St) -> Json<Vec<ChannelView>> {
-    Json(
-        hub.channels()
-            .iter()
+/// The hub's channels: to the operator all, to a payer or payee its own; in id order, by pages.
+#[utoipa::path(get, path = "/v1/hub/channels", tag = "hub", params(PartyPageQuery),
+    responses(
+        (status = 200, description = "The channels the reader may see, with their balances, in id order", body = [ChannelView]),
+        (status = 400, description = "Bad address, paging or signature encoding", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Neither the party's fresh signature (`party`, `at`, `sig`) nor the operator's token (`party-only`)", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_channels(
+    State(hub): St,
+    Extension(operator): Extension<OperatorToken>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<PartyPageQuery>,
+) -> Result<Json<Vec<ChannelView>>, Problem> {
+    let who = crate::party::reader(
+        &hub,
+        &operator,
+        &headers,
+        q.party.as_deref(),
+        q.at,
+        q.sig.as_deref(),
+    )?;
+    let only = who.only();
+    let mine = hub
+        .channels()
+        .into_iter()
+        .filter(|(_, c)| only.is_none_or(|p| c.peer == p));
+    let list = crate::party::page(mine, q.after.as_deref(), q.limit)?;
+    Ok(Json(
+        list.iter()
             .map(|(id, c)| channel_view(&hub, id, c))
             .collect(),
-    )
+    ))
 }
 
 /// One hub channel with its balances.

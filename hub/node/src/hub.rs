@@ -13,6 +13,8 @@
 
 use crate::ports::{ChainPort, MainPort};
 use crate::store::{Durable, Fund, HubChannel, HubStore, Payment, Stream};
+use crate::webhook_outbox::Outbox;
+use crate::webhook_records::WebhookConfig;
 use doin_channels::Message;
 use doin_crypto::KeyPair;
 use doin_hub_core::{
@@ -52,6 +54,8 @@ pub struct Hub {
     /// `Idempotency-Key`s whose request is being handled: a duplicate arriving meanwhile is
     /// refused rather than run a second time.
     keys_in_flight: KeysInFlight,
+    /// The webhooks' outbox ([`crate::webhooks`] fills and sends it).
+    webhooks: Arc<Outbox>,
 }
 
 /// The `Idempotency-Key`s requests are using now.
@@ -109,6 +113,13 @@ impl Hub {
         cfg: HubConfig,
     ) -> Result<Hub, HubError> {
         store.check_layout()?;
+        let indexed = store.index_payers()?;
+        if indexed > 0 {
+            tracing::info!(
+                entries = indexed,
+                "hub: payers' history indexed from the ledger"
+            );
+        }
         let (mut loaded, scanned) = store.load()?;
         // A new hub has no HTLC on chain to learn from: it reads from today's tip on.
         loaded.claims_scanned = scanned.unwrap_or_else(|| chain.height());
@@ -125,13 +136,14 @@ impl Hub {
             key,
             chain,
             main: None,
-            store,
             cfg,
             state: Mutex::new(HubState::new(params, loaded)),
             submitting: Mutex::new(()),
             payments_tx,
             changed_tx,
             keys_in_flight: KeysInFlight::default(),
+            webhooks: Arc::new(Outbox::new(store.kv().clone(), WebhookConfig::default())),
+            store,
         })
     }
 
@@ -140,6 +152,17 @@ impl Hub {
     pub fn with_main(mut self, main: Arc<dyn MainPort>) -> Hub {
         self.main = Some(main);
         self
+    }
+
+    /// Delivers webhooks as `cfg` says (the default otherwise).
+    pub fn with_webhook_config(mut self, cfg: WebhookConfig) -> Hub {
+        self.webhooks = Arc::new(Outbox::new(self.store.kv().clone(), cfg));
+        self
+    }
+
+    /// The webhooks' outbox.
+    pub fn webhooks(&self) -> &Arc<Outbox> {
+        &self.webhooks
     }
 
     pub fn public_key(&self) -> PublicKeyBytes {

@@ -23,9 +23,6 @@ use tokio_stream::StreamExt as _;
 
 use crate::rest::{addr, parse_addr, OperatorToken, St};
 use axum::Extension;
-use doin_crypto::verify;
-use doin_hub_core::auth::{feed_auth_hash, FEED_AUTH_WINDOW_MS};
-use doin_types::SignatureBytes;
 
 fn payee_only(detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::UNAUTHORIZED, "payee-only", "Payee only", detail)
@@ -51,17 +48,7 @@ fn authorize_feed(
              H_tag(\"doin/hub-feed\", chain_id ‖ payee key ‖ at)) or to the operator",
         ));
     };
-    let now = u64::try_from(crate::hub::now().as_millis()).unwrap_or(u64::MAX);
-    if now.abs_diff(at) > FEED_AUTH_WINDOW_MS {
-        return Err(payee_only(format!(
-            "the signature's time {at} is more than {} s from the hub's clock ({now}): sign \
-             again",
-            FEED_AUTH_WINDOW_MS / 1000
-        )));
-    }
-    let sig = SignatureBytes(crate::rest::hex32(sig, "sig")?);
-    let hash = feed_auth_hash(&hub.chain().chain_id(), payee, at);
-    verify(payee, &hash, &sig).map_err(|_| payee_only("the signature is not the payee's"))
+    crate::party::check_proof(hub, payee, at, sig, payee_only)
 }
 
 pub(crate) fn payment_view(hub: &Hub, p: &Payment) -> PaymentView {
@@ -110,6 +97,41 @@ pub(crate) async fn payee_payments(
     let list = hub
         .store()
         .payee_payments(&payee, q.after.unwrap_or(0), limit)
+        .map_err(Problem::internal)?;
+    Ok(Json(list.iter().map(|p| payment_view(&hub, p)).collect()))
+}
+
+/// A payer's own history: what it paid the hub and what came back.
+#[utoipa::path(get, path = "/v1/hub/payers/{address}/payments", tag = "hub", params(PayeePageQuery,
+        ("address" = String, Path, description = "The payer's address", format = "doin-address")),
+    responses(
+        (status = 200, description = "The payer's ledger entries, oldest first: `stream_in` (its ticks), `received` (its payments to the hub's invoices), `fund_in` (into verification funds), `fund_return` (what funds gave back on chain)", body = [PaymentView]),
+        (status = 400, description = "Bad address, paging or signature encoding", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Neither the payer's fresh signature (`at`, `sig`) nor the operator's token (`party-only`)", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn payer_payments(
+    State(hub): St,
+    Extension(operator): Extension<OperatorToken>,
+    headers: HeaderMap,
+    address: Result<Path<String>, PathRejection>,
+    ApiQuery(q): ApiQuery<PayeePageQuery>,
+) -> Result<Json<Vec<PaymentView>>, Problem> {
+    let Path(address) = address.map_err(path_problem)?;
+    let limit = limit_of(q.limit)?;
+    let who = crate::party::reader(
+        &hub,
+        &operator,
+        &headers,
+        Some(&address),
+        q.at,
+        q.sig.as_deref(),
+    )?;
+    let payer = who
+        .only()
+        .ok_or_else(|| Problem::internal("a payer named"))?;
+    let list = hub
+        .store()
+        .payer_payments(&payer, q.after.unwrap_or(0), limit)
         .map_err(Problem::internal)?;
     Ok(Json(list.iter().map(|p| payment_view(&hub, p)).collect()))
 }

@@ -7,6 +7,8 @@
 //! - `hub_streams`: stream id → [`Stream`]
 //! - `hub_payments`: sequence number (big-endian) → [`Payment`], the accounting ledger
 //! - `hub_payee_payments`: payee ‖ sequence number → nothing (a payee's payments in order)
+//! - `hub_payer_payments`: payer ‖ sequence number → nothing (a payer's ledger entries in
+//!   order: what it paid in and what came back; built from the ledger once if missing)
 //! - `hub_idempotency`: idempotency key → the answer given to the first request
 //! - `hub_idempotency_made`: idempotency key → when its answer was written (unix ms), so that
 //!   answers expire (`hub.idempotency_ttl_secs`)
@@ -17,6 +19,10 @@
 //! - `hub_api_keys`: key id → [`ApiKey`] (the SHA-256 of its secret, its scopes)
 //! - `hub_channel_requests`: payment transaction id → [`ChannelRequest`], a channel a payee
 //!   bought
+//! - `hub_events`: sequence number (big-endian) → [`HubEvent`], channel and fund events for
+//!   webhooks (written in the batch of the change they report)
+//! - `hub_webhooks`, `hub_webhook_deliveries`, `hub_webhook_due`, `hub_webhook_meta`: webhook
+//!   subscriptions and their persisted outbox ([`crate::webhook_outbox`])
 //! - `hub_meta`: the layout version (`layout`) and how far the watchtower has read the chain
 //!   for revealed preimages (`claims-scanned`)
 //!
@@ -38,8 +44,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use doin_hub_core::records::{
-    ChannelRequest, ChannelRole, Fund, HubChannel, HubInvoice, Payment, PaymentKind,
-    PendingContext, RequestState, Route, RouteState, StoredAnswer, Stream, StreamShare, VoteRef,
+    ChannelRequest, ChannelRole, Fund, HubChannel, HubEvent, HubEventKind, HubInvoice, Payment,
+    PaymentKind, PendingContext, RequestState, Route, RouteState, StoredAnswer, Stream,
+    StreamShare, VoteRef,
 };
 
 const CHANNELS: Table<ChannelId, HubChannel> = Table::new("hub_channels", "hub channel");
@@ -57,6 +64,9 @@ const PAID_VOTES: Table<(Hash256, PublicKeyBytes), ChannelId> =
 const INVOICES: Table<Hash256, HubInvoice> = Table::new("hub_invoices", "hub invoice");
 const FUNDS: Table<Hash256, Fund> = Table::new("hub_funds", "fund");
 const API_KEYS: Table<String, ApiKey> = Table::new("hub_api_keys", "API key");
+const PAYER_PAYMENTS: Table<(PublicKeyBytes, u64), Vec<u8>, Raw> =
+    Table::new("hub_payer_payments", "payer payment");
+const EVENTS: Table<u64, HubEvent> = Table::new("hub_events", "hub event");
 const REQUESTS: Table<Hash256, ChannelRequest> =
     Table::new("hub_channel_requests", "channel request");
 
@@ -74,6 +84,12 @@ pub const COLUMNS: &[Cf] = &[
     FUNDS.cf(),
     REQUESTS.cf(),
     API_KEYS.cf(),
+    EVENTS.cf(),
+    PAYER_PAYMENTS.cf(),
+    crate::webhook_records::WEBHOOKS.cf(),
+    crate::webhook_records::DELIVERIES.cf(),
+    crate::webhook_records::DUE.cf(),
+    crate::webhook_records::CURSORS.cf(),
 ];
 
 /// The layout this build reads and writes. A store written by another layout is refused at
@@ -83,6 +99,9 @@ pub const COLUMNS: &[Cf] = &[
 pub const LAYOUT_VERSION: u32 = 3;
 const META_LAYOUT: &[u8] = b"layout";
 const META_CLAIMS_SCANNED: &[u8] = b"claims-scanned";
+/// Set once `hub_payer_payments` holds every payer entry of the ledger.
+const META_PAYER_INDEX: &[u8] = b"payer-index";
+const PAYER_INDEX_BUILT: Table<Vec<u8>, u32> = Table::new("hub_meta", "payer index built");
 
 type Job = (WriteBatch, mpsc::Sender<Result<(), StoreError>>);
 
@@ -207,6 +226,9 @@ impl HubStore {
             if let Some(payee) = payee {
                 PAYEE_PAYMENTS.put(&mut b, &(*payee, p.seq), &Vec::new())?;
             }
+            if p.kind.is_payers() {
+                PAYER_PAYMENTS.put(&mut b, &(p.counterparty, p.seq), &Vec::new())?;
+            }
         }
         for (hash, invoice) in &writes.invoices {
             INVOICES.put(&mut b, hash, invoice)?;
@@ -226,6 +248,9 @@ impl HubStore {
         for (key, answer) in &writes.answers {
             IDEMPOTENCY.put(&mut b, key, answer)?;
             ANSWER_MADE.put(&mut b, key, &now_ms)?;
+        }
+        for e in &writes.events {
+            EVENTS.put(&mut b, &e.seq, e)?;
         }
         if let Some(h) = writes.claims_scanned {
             CLAIMS_SCANNED.put(&mut b, &META_CLAIMS_SCANNED.to_vec(), &h)?;
@@ -273,6 +298,7 @@ impl HubStore {
             streams: STREAMS.values(kv)?,
             routes: ROUTES.values(kv)?,
             next_seq: self.next_payment_seq()?,
+            next_event_seq: self.next_event_seq()?,
             invoices: INVOICES.values(kv)?,
             paid_votes,
             funds: FUNDS.values(kv)?,
@@ -308,6 +334,33 @@ impl HubStore {
         })
     }
 
+    /// One past the last event's sequence number.
+    pub fn next_event_seq(&self) -> Result<u64, StoreError> {
+        let last = EVENTS
+            .iter(self.kv.as_ref(), Some(&u64::MAX), Direction::Reverse)?
+            .next()
+            .transpose()?;
+        Ok(last.map_or(1, |(seq, _)| seq.saturating_add(1)))
+    }
+
+    /// Events from `after` (exclusive), at most `limit`.
+    pub fn events(&self, after: u64, limit: usize) -> Result<Vec<HubEvent>, StoreError> {
+        EVENTS
+            .iter(
+                self.kv.as_ref(),
+                Some(&after.saturating_add(1)),
+                Direction::Forward,
+            )?
+            .take(limit)
+            .map(|r| r.map(|(_, e)| e))
+            .collect()
+    }
+
+    /// The key-value store under the hub (the webhooks' outbox shares it).
+    pub(crate) fn kv(&self) -> &Arc<dyn KvStore> {
+        &self.kv
+    }
+
     /// Ledger entries from `after` (exclusive), at most `limit`.
     pub fn payments(&self, after: u64, limit: usize) -> Result<Vec<Payment>, StoreError> {
         PAYMENTS
@@ -328,20 +381,41 @@ impl HubStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Payment>, StoreError> {
+        self.indexed_payments(PAYEE_PAYMENTS, payee, after, limit)
+    }
+
+    /// `payer`'s ledger entries (what it paid in, what came back) with a sequence number above
+    /// `after`, at most `limit`.
+    pub fn payer_payments(
+        &self,
+        payer: &PublicKeyBytes,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Payment>, StoreError> {
+        self.indexed_payments(PAYER_PAYMENTS, payer, after, limit)
+    }
+
+    fn indexed_payments(
+        &self,
+        index: Table<(PublicKeyBytes, u64), Vec<u8>, Raw>,
+        who: &PublicKeyBytes,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Payment>, StoreError> {
         let kv = self.kv.as_ref();
-        let start = (*payee, after.saturating_add(1));
+        let start = (*who, after.saturating_add(1));
         let mut out = Vec::new();
-        for item in PAYEE_PAYMENTS.iter(kv, Some(&start), Direction::Forward)? {
+        for item in index.iter(kv, Some(&start), Direction::Forward)? {
             if out.len() >= limit {
                 break;
             }
-            let ((who, seq), _) = match item {
+            let ((key, seq), _) = match item {
                 Ok(entry) => entry,
-                // Another layout's key past this payee's: the payee's entries are over.
+                // Another layout's key past this party's: its entries are over.
                 Err(StoreError::Corrupt(_)) => break,
                 Err(e) => return Err(e),
             };
-            if who != *payee {
+            if key != *who {
                 break;
             }
             if let Some(p) = PAYMENTS.get(kv, &seq)? {
@@ -349,6 +423,31 @@ impl HubStore {
             }
         }
         Ok(out)
+    }
+
+    /// Builds `hub_payer_payments` from the ledger, once: a store written before the index
+    /// existed gets its payers' history too. Returns how many entries it indexed.
+    pub fn index_payers(&self) -> Result<usize, StoreError> {
+        let kv = self.kv.as_ref();
+        let flag = META_PAYER_INDEX.to_vec();
+        if PAYER_INDEX_BUILT.get(kv, &flag)?.is_some() {
+            return Ok(0);
+        }
+        let mut n = 0;
+        let mut b = WriteBatch::new();
+        for item in PAYMENTS.iter(kv, None, Direction::Forward)? {
+            let (seq, p) = item?;
+            if p.kind.is_payers() {
+                PAYER_PAYMENTS.put(&mut b, &(p.counterparty, seq), &Vec::new())?;
+                n += 1;
+                if n % 10_000 == 0 {
+                    self.commit(std::mem::take(&mut b))?;
+                }
+            }
+        }
+        PAYER_INDEX_BUILT.put(&mut b, &flag, &1)?;
+        self.commit(b)?;
+        Ok(n)
     }
 
     /// The API key `id`, if the operator made it and has not revoked it.

@@ -2,19 +2,20 @@
 //! parsing, authentication and formatting only; what a stream or an invoice does is the hub's.
 
 use crate::hub::{Hub, HubError};
-use crate::rest::{addr, blocking, hex32, not_the_peer, parse_hash, problem, St};
-use crate::store::Stream;
+use crate::rest::{addr, blocking, hex32, not_the_peer, parse_hash, problem, OperatorToken, St};
+use crate::store::{Fund, Stream};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use doin_api::hub::*;
 use doin_channels::parse_invoice;
 use doin_crypto::verify;
-use doin_http::{path_problem, ApiJson, Problem, ProblemDoc};
+use doin_http::{path_problem, ApiJson, ApiQuery, Problem, ProblemDoc};
 use doin_hub_core::auth::stream_auth_hash;
-use doin_types::{Msat, SignatureBytes};
+use doin_types::{Msat, PublicKeyBytes, SignatureBytes};
 
 fn hub_invoice_view(i: &crate::store::HubInvoice) -> HubInvoiceView {
     HubInvoiceView {
@@ -155,11 +156,39 @@ pub(crate) async fn open_stream(
     Ok((StatusCode::CREATED, Json(stream_view(&hub, &s))).into_response())
 }
 
-/// The hub's payment streams.
-#[utoipa::path(get, path = "/v1/hub/streams", tag = "hub",
-    responses((status = 200, description = "Every stream", body = [StreamView])))]
-pub(crate) async fn list_streams(State(hub): St) -> Json<Vec<StreamView>> {
-    Json(hub.streams().iter().map(|s| stream_view(&hub, s)).collect())
+/// The hub's payment streams: to the operator all, to a payer or payee those it pays or is
+/// paid by; in id order, by pages.
+#[utoipa::path(get, path = "/v1/hub/streams", tag = "hub", params(PartyPageQuery),
+    responses(
+        (status = 200, description = "The streams the reader may see, in id order", body = [StreamView]),
+        (status = 400, description = "Bad address, paging or signature encoding", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Neither the party's fresh signature (`party`, `at`, `sig`) nor the operator's token (`party-only`)", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_streams(
+    State(hub): St,
+    Extension(operator): Extension<OperatorToken>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<PartyPageQuery>,
+) -> Result<Json<Vec<StreamView>>, Problem> {
+    let who = crate::party::reader(
+        &hub,
+        &operator,
+        &headers,
+        q.party.as_deref(),
+        q.at,
+        q.sig.as_deref(),
+    )?;
+    let only = who.only();
+    let payer = |s: &Stream| hub.channel(&s.payer_channel).map(|c| c.peer);
+    let mine = hub
+        .streams()
+        .into_iter()
+        .filter(|s| only.is_none_or(|p| s.payee == p || payer(s) == Some(p)))
+        .map(|s| (s.id, s));
+    let list = crate::party::page(mine, q.after.as_deref(), q.limit)?;
+    Ok(Json(
+        list.iter().map(|(_, s)| stream_view(&hub, s)).collect(),
+    ))
 }
 
 /// One payment stream with what it paid.
@@ -220,11 +249,40 @@ fn fund_view(hub: &Hub, f: &crate::store::Fund) -> FundView {
     }
 }
 
-/// Evaluator funds held by the hub.
-#[utoipa::path(get, path = "/v1/hub/funds", tag = "hub",
-    responses((status = 200, description = "Every verification fund", body = [FundView])))]
-pub(crate) async fn list_funds(State(hub): St) -> Json<Vec<FundView>> {
-    Json(hub.funds().iter().map(|f| fund_view(&hub, f)).collect())
+/// Verification funds held by the hub: to the operator all, to a payer those it funded, to
+/// an evaluator those that paid it; in optimae order, by pages.
+#[utoipa::path(get, path = "/v1/hub/funds", tag = "hub", params(PartyPageQuery),
+    responses(
+        (status = 200, description = "The verification funds the reader may see, in optimae order", body = [FundView]),
+        (status = 400, description = "Bad address, paging or signature encoding", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Neither the party's fresh signature (`party`, `at`, `sig`) nor the operator's token (`party-only`)", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_funds(
+    State(hub): St,
+    Extension(operator): Extension<OperatorToken>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<PartyPageQuery>,
+) -> Result<Json<Vec<FundView>>, Problem> {
+    let who = crate::party::reader(
+        &hub,
+        &operator,
+        &headers,
+        q.party.as_deref(),
+        q.at,
+        q.sig.as_deref(),
+    )?;
+    let only = who.only();
+    let concerns = |f: &Fund, p: PublicKeyBytes| {
+        hub.channel(&f.payer_channel).is_some_and(|c| c.peer == p)
+            || f.paid.iter().any(|(evaluator, _)| *evaluator == p)
+    };
+    let mine = hub
+        .funds()
+        .into_iter()
+        .filter(|f| only.is_none_or(|p| concerns(f, p)))
+        .map(|f| (f.optimae, f));
+    let list = crate::party::page(mine, q.after.as_deref(), q.limit)?;
+    Ok(Json(list.iter().map(|(_, f)| fund_view(&hub, f)).collect()))
 }
 
 /// The fund of one optimae and its releases.

@@ -150,7 +150,7 @@ pub struct PageQuery {
     pub to: Option<u64>,
 }
 
-/// A page of a payee's entries, with the payee's proof ([`FeedAuth`]).
+/// A page of a payee's (or payer's) ledger entries, with its proof ([`FeedAuth`]).
 #[derive(Debug, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -438,4 +438,150 @@ pub struct ApiKeyView {
     /// The key itself (`Authorization: Bearer <key>`): only in the answer that made it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+}
+
+/// What a webhook is told of: `payment.received` (a payment to the hub, an invoice's or a
+/// payer's into a verification fund), `payout.sent` (money delivered to a payee: stream
+/// money, a hash-locked payment), `channel.opened` (a channel's opening is on chain),
+/// `channel.closed` (a channel is paid out on chain), `fund.settled` (a verification fund paid
+/// out). Stream ticks received from payers are not events (thousands a second): the payee
+/// feeds and the accounting export list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+pub enum WebhookEventType {
+    #[serde(rename = "payment.received")]
+    PaymentReceived,
+    #[serde(rename = "payout.sent")]
+    PayoutSent,
+    #[serde(rename = "channel.opened")]
+    ChannelOpened,
+    #[serde(rename = "channel.closed")]
+    ChannelClosed,
+    #[serde(rename = "fund.settled")]
+    FundSettled,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRequest {
+    /// Where deliveries are POSTed: an `http://` URL (at most 2048 characters).
+    #[schema(max_length = 2048)]
+    pub url: String,
+    /// At least one.
+    #[schema(min_items = 1)]
+    pub events: Vec<WebhookEventType>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebhookView {
+    /// 16 hex digits.
+    pub id: String,
+    pub url: String,
+    pub events: Vec<WebhookEventType>,
+    pub created_at_ms: u64,
+    /// The HMAC-SHA256 key of the deliveries' `Doin-Webhook-Signature` (64 hex digits): only
+    /// in the answer that made the webhook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// One event's delivery to one webhook.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebhookDeliveryView {
+    /// The delivery's number (`Doin-Webhook-Id` is `<webhook id>-<number>`).
+    pub seq: u64,
+    /// The event's id (`p<ledger seq>` or `e<event seq>`): the same in every delivery of it.
+    pub event_id: String,
+    pub event_type: WebhookEventType,
+    /// `pending` (an attempt is due at `next_attempt_at_ms`), `delivered` (a 2xx answer) or
+    /// `failed` (every attempt refused; redeliver to try again).
+    pub state: String,
+    pub attempts: u32,
+    pub created_at_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at_ms: Option<u64>,
+    /// The receiver's HTTP status at the last attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed, when it got no answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The body POSTed (JSON: `id`, `type`, `created_at_ms`, `data`).
+    pub body: String,
+}
+
+/// A page of a webhook's deliveries, oldest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebhookDeliveryPage {
+    pub deliveries: Vec<WebhookDeliveryView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<u64>,
+}
+
+/// A channel event's `data`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChannelEventView {
+    pub channel: String,
+    /// The peer's address.
+    pub peer: String,
+    /// `incoming` (a payer's channel) or `outgoing` (the hub's channel to a payee).
+    pub role: String,
+    /// `channel.opened`: what each side put in, milli-units (decimal strings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hub_msat: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_msat: Option<String>,
+    /// `channel.closed`: the height it was paid out at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_at_height: Option<u64>,
+}
+
+/// A `fund.settled` event's `data`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FundSettledView {
+    pub optimae: String,
+    pub payer_channel: String,
+    pub funded_msat: String,
+    pub released_msat: String,
+    /// Given back over the payer's channel; `0` when the rest goes back on chain later.
+    pub returned_msat: String,
+    pub evaluators_paid: u32,
+}
+
+/// A page of a webhook's deliveries.
+#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryPageQuery {
+    /// Deliveries numbered above this one.
+    #[serde(default, deserialize_with = "query_int")]
+    pub after: Option<u64>,
+    /// At most this many (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+}
+
+/// A page of a list of the hub's (channels, streams, funds), shown to the operator or, of what
+/// concerns it, to one party.
+#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PartyPageQuery {
+    /// The payer or payee whose records to show (its address). A party reading its own gives
+    /// it with `at` and `sig`; the operator may give it or not (everything).
+    pub party: Option<String>,
+    /// The time the party signed, in unix milliseconds (within 5 minutes of the hub's clock).
+    #[serde(default, deserialize_with = "query_int")]
+    pub at: Option<u64>,
+    /// The party's BIP340 signature (hex) over `H_tag("doin/hub-feed", chain_id ‖ its key ‖ at
+    /// as u64 big-endian)`.
+    pub sig: Option<String>,
+    /// Records with an id above this one (hex), in id order: the last id of the page before.
+    #[param(pattern = r"^(0x)?[0-9a-fA-F]{64}$")]
+    pub after: Option<String>,
+    /// At most this many (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
 }

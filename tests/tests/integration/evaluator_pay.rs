@@ -23,21 +23,32 @@ fn num(v: &Value) -> u64 {
         .unwrap_or(0)
 }
 
+/// A list of the hub's, read as its operator (with the devnet's `hub.cookie`).
+fn operator_list(node: &NodeProc, path: &str) -> Vec<Value> {
+    let cookie = node.log.with_file_name("devnet").join("hub.cookie");
+    let Ok(token) = std::fs::read_to_string(cookie) else {
+        return Vec::new();
+    };
+    get_text(
+        &format!("{}{path}?limit=1000", node.rest),
+        Some(token.trim()),
+    )
+    .filter(|(status, _)| *status == 200)
+    .and_then(|(_, body)| serde_json::from_str::<Vec<Value>>(&body).ok())
+    .unwrap_or_default()
+}
+
 /// Ticks and milli-units received over every stream of the hub.
-fn streams(rest: &str) -> Vec<(u64, u64)> {
-    get_ok(&format!("{rest}/v1/hub/streams"))
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
+fn streams(node: &NodeProc) -> Vec<(u64, u64)> {
+    operator_list(node, "/v1/hub/streams")
         .iter()
         .map(|s| (num(&s["ticks"]), num(&s["received_msat"])))
         .collect()
 }
 
 /// What the evaluators hold on their channels from the hub.
-fn delivered(rest: &str) -> u64 {
-    get_ok(&format!("{rest}/v1/hub/channels"))
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
+fn delivered(node: &NodeProc) -> u64 {
+    operator_list(node, "/v1/hub/channels")
         .iter()
         .filter(|c| c["role"] == "outgoing")
         .map(|c| num(&c["peer_balance_msat"]))
@@ -76,8 +87,9 @@ fn agreeing_votes(rest: &str) -> u64 {
     votes
 }
 
-fn check(rest: &str) -> u64 {
-    let s = streams(rest);
+fn check(node: &NodeProc) -> u64 {
+    let rest = &node.rest;
+    let s = streams(node);
     for (ticks, received) in &s {
         assert_eq!(
             *received,
@@ -136,14 +148,14 @@ fn agreeing_votes_release_their_fee_through_the_hub_once_each() {
     node.start_with(&doin, &args);
 
     let paid = wait_until("evaluators are paid for their votes", 240, || {
-        let ticks = check(&node.rest);
+        let ticks = check(&node);
         (ticks >= 3).then_some(ticks)
     });
     // The payees took their payouts: what reached them is what the ticks carried, less the
     // hub's fee (0.1 %).
     wait_until("the payouts are taken", 60, || {
-        let delivered = delivered(&node.rest);
-        let received: u64 = streams(&node.rest).iter().map(|(_, r)| r).sum();
+        let delivered = delivered(&node);
+        let received: u64 = streams(&node).iter().map(|(_, r)| r).sum();
         (delivered > 0 && delivered == received - received / 1000).then_some(())
     });
 
@@ -173,7 +185,7 @@ fn agreeing_votes_release_their_fee_through_the_hub_once_each() {
     node.kill9();
     node.start_with(&doin, &args);
     std::thread::sleep(std::time::Duration::from_secs(5));
-    let after = check(&node.rest);
+    let after = check(&node);
     assert!(
         after >= paid,
         "payments lost in the restart: {paid} then {after}"
@@ -183,10 +195,8 @@ fn agreeing_votes_release_their_fee_through_the_hub_once_each() {
 /// Every verification fund: optimae, funded, released, returned, settled, (evaluator, fee)s.
 type FundRow = (String, u64, u64, u64, bool, Vec<(String, u64)>);
 
-fn funds(rest: &str) -> Vec<FundRow> {
-    get_ok(&format!("{rest}/v1/hub/funds"))
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
+fn funds(node: &NodeProc) -> Vec<FundRow> {
+    operator_list(node, "/v1/hub/funds")
         .iter()
         .map(|f| {
             let paid = f["paid"]
@@ -213,8 +223,9 @@ fn funds(rest: &str) -> Vec<FundRow> {
 }
 
 /// Checks every fund's books; the number of votes paid out of funds.
-fn check_funds(rest: &str) -> u64 {
-    let all = funds(rest);
+fn check_funds(node: &NodeProc) -> u64 {
+    let rest = &node.rest;
+    let all = funds(node);
     let mut paid_votes = 0;
     for (optimae, funded, released, returned, settled, paid) in &all {
         let evaluators: BTreeSet<&String> = paid.iter().map(|(e, _)| e).collect();
@@ -267,13 +278,13 @@ fn revealed_optimae_are_funded_and_the_hub_pays_each_agreeing_evaluator_once_fin
     // The payer funds every revealed optimae (a fee per demo evaluator); once a decision is
     // final the hub pays the agreeing evaluators and returns the rest.
     let paid = wait_until("funds pay evaluators", 240, || {
-        let n = check_funds(&node.rest);
+        let n = check_funds(&node);
         (n >= 3).then_some(n)
     });
     // What reached the evaluators is what the funds released, less the hub's fee (0.1 %).
     wait_until("the payouts are taken", 60, || {
-        let delivered = delivered(&node.rest);
-        let released: u64 = funds(&node.rest).iter().map(|f| f.2).sum();
+        let delivered = delivered(&node);
+        let released: u64 = funds(&node).iter().map(|f| f.2).sum();
         (delivered > 0 && delivered == released - released / 1000).then_some(())
     });
     // The ledger books each fund's money in and each evaluator's fee out, naming the optimae.
@@ -293,7 +304,7 @@ fn revealed_optimae_are_funded_and_the_hub_pays_each_agreeing_evaluator_once_fin
         .filter(|f| f.get(2) == Some(&"fund_release"))
         .map(|f| (f[10].to_string(), f[4].to_string()))
         .collect();
-    let listed: BTreeSet<(String, String)> = funds(&node.rest)
+    let listed: BTreeSet<(String, String)> = funds(&node)
         .iter()
         .flat_map(|f| f.5.iter().map(|(e, _)| (f.0.clone(), e.clone())))
         .collect();
@@ -305,7 +316,7 @@ fn revealed_optimae_are_funded_and_the_hub_pays_each_agreeing_evaluator_once_fin
     node.kill9();
     node.start_with(&doin, &args);
     std::thread::sleep(std::time::Duration::from_secs(5));
-    let after = check_funds(&node.rest);
+    let after = check_funds(&node);
     assert!(
         after >= paid,
         "payments lost in the restart: {paid} then {after}"
@@ -369,33 +380,28 @@ fn a_payer_daemon_funds_revealed_optimae_within_its_budget_and_evaluators_are_pa
             .spawn()
             .unwrap()
     };
-    let funds = |rest: &str| -> Vec<Value> {
-        get_ok(&format!("{rest}/v1/hub/funds"))
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
+    let funds = |node: &NodeProc| -> Vec<Value> {
+        operator_list(node, "/v1/hub/funds")
             .into_iter()
             .filter(|f| f["payer_channel"] == Value::String(channel.clone()))
             .collect()
     };
     let mut running = daemon(Some("1"));
     wait_until("the daemon funded two optimae", 240, || {
-        (funds(&node.rest).len() >= 2).then_some(())
+        (funds(&node).len() >= 2).then_some(())
     });
     // Killed mid-way and started again: it goes on from its ledger.
     running.kill().unwrap();
     running.wait().unwrap();
     let mut running = daemon(None);
     let released = wait_until("an evaluator is paid out of a fund", 240, || {
-        let paid: u64 = funds(&node.rest)
-            .iter()
-            .map(|f| num(&f["released_msat"]))
-            .sum();
-        (paid > 0 && funds(&node.rest).len() >= 4).then_some(paid)
+        let paid: u64 = funds(&node).iter().map(|f| num(&f["released_msat"])).sum();
+        (paid > 0 && funds(&node).len() >= 4).then_some(paid)
     });
     running.kill().unwrap();
     running.wait().unwrap();
     assert_eq!(released % FEE_MSAT, 0, "fees are released whole");
-    for f in funds(&node.rest) {
+    for f in funds(&node) {
         // Each optimae funded once: its quorum's fees, at most what its budget allows (a
         // second funding would pass the budget).
         let funded = num(&f["funded_msat"]);
@@ -406,7 +412,7 @@ fn a_payer_daemon_funds_revealed_optimae_within_its_budget_and_evaluators_are_pa
         assert!(num(&f["released_msat"]) <= PER_OPTIMAE);
     }
     // Every funded optimae was revealed by the main chain.
-    for f in funds(&node.rest) {
+    for f in funds(&node) {
         let o = get_ok(&format!(
             "{}/v1/main/optimae/{}",
             node.rest,

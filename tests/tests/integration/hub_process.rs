@@ -223,10 +223,9 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
         (202, &first),
         "a repeated Idempotency-Key got another answer"
     );
-    let to_payee = get(&format!("{}/v1/hub/channels", c.rest)).unwrap().1;
+    let (_, to_payee) = get_text(&format!("{}/v1/hub/channels", c.rest), Some(&cookie)).unwrap();
+    let to_payee: Vec<Value> = serde_json::from_str(&to_payee).unwrap();
     let to_payee = to_payee
-        .as_array()
-        .unwrap()
         .iter()
         .filter(|ch| ch["role"] == "outgoing" && ch["peer"] == json!(addr(&payee)))
         .count();
@@ -374,6 +373,68 @@ fn a_hub_killed_mid_stream_keeps_every_acknowledged_payment_and_the_payee_gets_p
     let (s, kept) = get(&signed(&payee, now_ms)).unwrap();
     assert_eq!(s, 200, "{kept}");
     let kept = kept.as_array().unwrap().clone();
+    // The hub's lists: all to the operator, to a party what concerns it, to nobody else; and
+    // the payer's own history.
+    let token = std::fs::read_to_string(dir.path().join("data").join("hub.cookie")).unwrap();
+    let party = |path: &str, k: &KeyPair, signer: &KeyPair| {
+        let sig = signer.sign(&feed_auth_hash(&chain_id, &k.public(), now_ms));
+        format!(
+            "{}{path}?party={}&at={now_ms}&sig={}",
+            c.rest,
+            addr(k),
+            hex::encode(sig.0)
+        )
+    };
+    for list in ["/v1/hub/channels", "/v1/hub/streams", "/v1/hub/funds"] {
+        assert_eq!(get(&format!("{}{list}", c.rest)).unwrap().0, 401, "{list}");
+        assert_eq!(get(&party(list, &payee, &payer)).unwrap().0, 401, "{list}");
+    }
+    let (_, all) = get_text(&format!("{}/v1/hub/channels", c.rest), Some(token.trim())).unwrap();
+    let all: Vec<Value> = serde_json::from_str(&all).unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    let (s, mine) = get(&party("/v1/hub/channels", &payee, &payee)).unwrap();
+    assert_eq!(s, 200, "{mine}");
+    let mine = mine.as_array().unwrap();
+    assert!(
+        mine.len() == 1 && mine[0]["peer"] == json!(addr(&payee)),
+        "{mine:?}"
+    );
+    // By pages, in id order.
+    let (_, first_page) = get_text(
+        &format!("{}/v1/hub/channels?limit=1", c.rest),
+        Some(token.trim()),
+    )
+    .unwrap();
+    let first_page: Vec<Value> = serde_json::from_str(&first_page).unwrap();
+    let after = first_page[0]["id"].as_str().unwrap();
+    let (_, second_page) = get_text(
+        &format!("{}/v1/hub/channels?limit=5&after={after}", c.rest),
+        Some(token.trim()),
+    )
+    .unwrap();
+    let second_page: Vec<Value> = serde_json::from_str(&second_page).unwrap();
+    assert_eq!([first_page, second_page].concat(), all);
+    let (s, streams) = get(&party("/v1/hub/streams", &payer, &payer)).unwrap();
+    assert_eq!(
+        (s, streams.as_array().unwrap().len()),
+        (200, 1),
+        "{streams}"
+    );
+    let history = format!("/v1/hub/payers/{}/payments", addr(&payer));
+    let sig = payer.sign(&feed_auth_hash(&chain_id, &payer.public(), now_ms));
+    let (s, paid) = get(&format!(
+        "{}{history}?at={now_ms}&sig={}",
+        c.rest,
+        hex::encode(sig.0)
+    ))
+    .unwrap();
+    assert_eq!(s, 200, "{paid}");
+    let paid = paid.as_array().unwrap();
+    assert!(
+        !paid.is_empty() && paid.iter().all(|p| p["kind"] == "stream_in"),
+        "{paid:?}"
+    );
+    assert_eq!(get(&format!("{}{history}", c.rest)).unwrap().0, 401);
     for p in &acked_out {
         assert!(
             kept.contains(p),

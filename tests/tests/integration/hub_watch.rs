@@ -221,7 +221,11 @@ fn a_payee_challenges_and_settles_by_itself_when_the_hub_posts_an_old_state_and_
         .map(|v| v["action"].as_str().unwrap_or_default().to_string())
         .collect();
     assert!(actions.contains(&"synced".to_string()), "{stdout}");
-    let on_chain: Vec<&String> = actions.iter().filter(|a| *a != "synced").collect();
+    // What it did on chain; talking with the hub (a pass may find it already gone) is not.
+    let on_chain: Vec<&String> = actions
+        .iter()
+        .filter(|a| *a != "synced" && *a != "hub-unreachable")
+        .collect();
     assert_eq!(on_chain, ["challenge", "settle"], "{stdout}");
 
     let record = channel_on_chain(&chain.rest, &out_id);

@@ -20,6 +20,7 @@ mod hub_htlc_deadlines;
 mod hub_process;
 mod hub_requests;
 mod hub_watch;
+mod hub_webhooks;
 mod interop_js;
 mod main_api;
 mod main_network;
