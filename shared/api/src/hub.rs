@@ -571,6 +571,7 @@ pub struct DeliveryPageQuery {
 pub struct PartyPageQuery {
     /// The payer or payee whose records to show (its address). A party reading its own gives
     /// it with `at` and `sig`; the operator may give it or not (everything).
+    #[param(format = "doin-address")]
     pub party: Option<String>,
     /// The time the party signed, in unix milliseconds (within 5 minutes of the hub's clock).
     #[serde(default, deserialize_with = "query_int")]
