@@ -402,18 +402,8 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             limit,
         } => {
             let (address, reader) = feed_reader(&args, &client, address.as_deref()).await?;
-            let (_, v): (u16, Vec<PaymentView>) = client
-                .request(
-                    reqwest::Method::GET,
-                    &format!(
-                        "/v1/hub/payers/{address}/payments?after={after}&limit={limit}{}",
-                        reader.query().map(|q| format!("&{q}")).unwrap_or_default()
-                    ),
-                    None::<&()>,
-                    reader.bearer(),
-                    None,
-                )
-                .await?;
+            let path = format!("/v1/hub/payers/{address}/payments?after={after}&limit={limit}");
+            let v = ledger_page(&client, &path, &reader).await?;
             print(opts, &v, |v| v.iter().for_each(print_payment));
         }
         HubCommand::Payments {
@@ -426,18 +416,8 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             if *follow {
                 follow_payments(opts, &client, &address, &reader, *after).await?;
             } else {
-                let (_, v): (u16, Vec<PaymentView>) = client
-                    .request(
-                        reqwest::Method::GET,
-                        &format!(
-                            "/v1/hub/payees/{address}/payments?after={after}&limit={limit}{}",
-                            reader.query().map(|q| format!("&{q}")).unwrap_or_default()
-                        ),
-                        None::<&()>,
-                        reader.bearer(),
-                        None,
-                    )
-                    .await?;
+                let path = format!("/v1/hub/payees/{address}/payments?after={after}&limit={limit}");
+                let v = ledger_page(&client, &path, &reader).await?;
                 print(opts, &v, |v| v.iter().for_each(print_payment));
             }
         }
@@ -933,6 +913,25 @@ impl FeedReader {
             FeedReader::Operator(token) => Some(token),
         }
     }
+}
+
+/// A page of a party's ledger entries at `path` (its query started), read as `reader`.
+async fn ledger_page(
+    client: &Client,
+    path: &str,
+    reader: &FeedReader,
+) -> anyhow::Result<Vec<PaymentView>> {
+    let proof = reader.query().map(|q| format!("&{q}")).unwrap_or_default();
+    let (_, v): (u16, Vec<PaymentView>) = client
+        .request(
+            reqwest::Method::GET,
+            &format!("{path}{proof}"),
+            None::<&()>,
+            reader.bearer(),
+            None,
+        )
+        .await?;
+    Ok(v)
 }
 
 /// One page of a list of the hub's: this key's records, signed with it, when `--keystore`

@@ -89,15 +89,7 @@ pub(crate) async fn list_channels(
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<PartyPageQuery>,
 ) -> Result<Json<Vec<ChannelView>>, Problem> {
-    let who = crate::party::reader(
-        &hub,
-        &operator,
-        &headers,
-        q.party.as_deref(),
-        q.at,
-        q.sig.as_deref(),
-    )?;
-    let only = who.only();
+    let only = crate::party::list_reader(&hub, &operator, &headers, &q)?;
     let mine = hub
         .channels()
         .into_iter()

@@ -57,6 +57,25 @@ fn party_only(detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::UNAUTHORIZED, "party-only", "Party only", detail)
 }
 
+/// The party whose records a list shows to its reader (`None`: every record, to the
+/// operator); see [`reader`].
+pub(crate) fn list_reader(
+    hub: &Hub,
+    operator: &OperatorToken,
+    headers: &HeaderMap,
+    q: &doin_api::hub::PartyPageQuery,
+) -> Result<Option<PublicKeyBytes>, Problem> {
+    let who = reader(
+        hub,
+        operator,
+        headers,
+        q.party.as_deref(),
+        q.at,
+        q.sig.as_deref(),
+    )?;
+    Ok(who.only())
+}
+
 /// Who reads a list: the operator, or `party` (an address) with its fresh proof.
 pub(crate) fn reader(
     hub: &Hub,

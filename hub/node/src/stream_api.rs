@@ -170,15 +170,7 @@ pub(crate) async fn list_streams(
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<PartyPageQuery>,
 ) -> Result<Json<Vec<StreamView>>, Problem> {
-    let who = crate::party::reader(
-        &hub,
-        &operator,
-        &headers,
-        q.party.as_deref(),
-        q.at,
-        q.sig.as_deref(),
-    )?;
-    let only = who.only();
+    let only = crate::party::list_reader(&hub, &operator, &headers, &q)?;
     let payer = |s: &Stream| hub.channel(&s.payer_channel).map(|c| c.peer);
     let mine = hub
         .streams()
@@ -263,15 +255,7 @@ pub(crate) async fn list_funds(
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<PartyPageQuery>,
 ) -> Result<Json<Vec<FundView>>, Problem> {
-    let who = crate::party::reader(
-        &hub,
-        &operator,
-        &headers,
-        q.party.as_deref(),
-        q.at,
-        q.sig.as_deref(),
-    )?;
-    let only = who.only();
+    let only = crate::party::list_reader(&hub, &operator, &headers, &q)?;
     let concerns = |f: &Fund, p: PublicKeyBytes| {
         hub.channel(&f.payer_channel).is_some_and(|c| c.peer == p)
             || f.paid.iter().any(|(evaluator, _)| *evaluator == p)

@@ -280,6 +280,30 @@ impl Outbox {
         Ok(out)
     }
 
+    /// Deletes the deliveries done (delivered or failed) whose last attempt was before
+    /// `before_ms`, at most `limit` of them; returns how many. Pending ones stay.
+    pub fn prune(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        let _w = self.write.lock();
+        let kv = self.kv.as_ref();
+        let mut b = WriteBatch::new();
+        let mut n = 0;
+        for item in DELIVERIES.iter(kv, None, Direction::Forward)? {
+            if n >= limit {
+                break;
+            }
+            let (key, d) = item?;
+            let done_at = d.last_attempt_at_ms.unwrap_or(d.created_at_ms);
+            if d.state != DeliveryState::Pending && done_at < before_ms {
+                DELIVERIES.delete(&mut b, &key);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.kv.write(b, Durability::Sync)?;
+        }
+        Ok(n)
+    }
+
     /// Makes delivery `key` due now again, whatever became of it (the attempts already made
     /// count on); the delivery as it now is, or `None` if there is none.
     pub fn redeliver(&self, key: (u64, u64), now_ms: u64) -> Result<Option<Delivery>, StoreError> {
@@ -318,6 +342,7 @@ mod tests {
                 max_retry_ms: 1_000,
                 max_attempts,
                 timeout_ms: 1_000,
+                keep_secs: 60,
             },
         )
     }
@@ -444,8 +469,24 @@ mod tests {
             DeliveryState::Delivered
         );
         assert!(o.redeliver((h, 99), 6_000).unwrap().is_none());
+        // Done deliveries go once old enough; pending ones never.
+        o.feed(
+            &[event("e5", WebhookEventType::FundSettled, 2)],
+            TIPS,
+            6_500,
+        )
+        .unwrap();
+        assert_eq!(o.prune(6_000, 100).unwrap(), 0, "attempted at 6 000");
+        assert_eq!(o.prune(7_000, 100).unwrap(), 1);
+        let left: Vec<String> = o
+            .deliveries(h, 0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, d)| d.event_id)
+            .collect();
+        assert_eq!(left, ["e5"], "the pending one stays");
+        assert_eq!(o.prune(u64::MAX, 100).unwrap(), 0);
         // Removing the webhook removes its deliveries and what was due.
-        o.redeliver(key, 7_000).unwrap();
         assert!(o.delete(h).unwrap());
         assert!(o.deliveries(h, 0, 10).unwrap().is_empty());
         assert_eq!(o.next_due_ms().unwrap(), None);

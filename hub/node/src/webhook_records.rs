@@ -92,6 +92,8 @@ pub struct WebhookConfig {
     pub max_attempts: u32,
     /// How long the receiver has to answer one attempt, milliseconds.
     pub timeout_ms: u64,
+    /// How long a delivered or failed delivery is kept (to list and redeliver), seconds.
+    pub keep_secs: u64,
 }
 
 impl Default for WebhookConfig {
@@ -102,6 +104,7 @@ impl Default for WebhookConfig {
             max_retry_ms: 8 * 3_600_000,
             max_attempts: 12,
             timeout_ms: 10_000,
+            keep_secs: 30 * 86_400,
         }
     }
 }
@@ -177,6 +180,7 @@ mod tests {
             max_retry_ms: 200,
             max_attempts: 6,
             timeout_ms: 1,
+            keep_secs: 1,
         };
         let waits: Vec<_> = (1..=6).map(|a| cfg.retry_after_ms(a)).collect();
         assert_eq!(

@@ -28,6 +28,9 @@ const FEED_PAGE: usize = 1_000;
 const FEED_EVERY: Duration = Duration::from_millis(500);
 /// Deliveries attempted at once.
 const SEND_AT_ONCE: usize = 16;
+/// How often deliveries past `keep_secs` are removed, and how many at most each time.
+const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+const PRUNE_AT_ONCE: usize = 100_000;
 
 fn now_ms() -> u64 {
     u64::try_from(crate::hub::now().as_millis()).unwrap_or(u64::MAX)
@@ -259,7 +262,23 @@ async fn feed_loop(hub: Arc<Hub>) -> Result<(), String> {
 }
 
 async fn send_loop(hub: Arc<Hub>, client: reqwest::Client) -> Result<(), String> {
+    let mut pruned_at: Option<std::time::Instant> = None;
     loop {
+        if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            pruned_at = Some(std::time::Instant::now());
+            let h = hub.clone();
+            let keep_ms = hub.webhooks().config().keep_secs.saturating_mul(1_000);
+            let n = tokio::task::spawn_blocking(move || {
+                h.webhooks()
+                    .prune(now_ms().saturating_sub(keep_ms), PRUNE_AT_ONCE)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            if n > 0 {
+                tracing::info!(deliveries = n, "hub: old webhook deliveries removed");
+            }
+        }
         if send_due(&hub, &client).await? > 0 {
             continue;
         }

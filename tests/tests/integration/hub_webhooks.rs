@@ -77,6 +77,7 @@ fn hub_with_webhooks(hub: Hub) -> Arc<Hub> {
         max_retry_ms: 50,
         max_attempts: 5,
         timeout_ms: 5_000,
+        keep_secs: 3_600,
     }))
 }
 
