@@ -120,6 +120,9 @@ pub struct HubSection {
     pub requests: doin_hub::RequestPolicy,
     /// How webhooks are delivered (`[hub.webhooks]`).
     pub webhooks: doin_hub::WebhookConfig,
+    /// A final fund's fee for an agreeing evaluator without a channel from the hub:
+    /// `"return"` (to the payer at once) or `"hold"` (until it has one, or the fund times out).
+    pub unchanneled_evaluators: doin_hub::Unchanneled,
 }
 
 impl Default for HubSection {
@@ -139,6 +142,7 @@ impl Default for HubSection {
             fund_timeout_secs: d.fund_timeout_secs,
             requests: d.requests,
             webhooks: doin_hub::WebhookConfig::default(),
+            unchanneled_evaluators: d.unchanneled_evaluators,
         }
     }
 }
@@ -157,6 +161,7 @@ impl HubSection {
             idempotency_ttl_secs: self.idempotency_ttl_secs,
             fund_timeout_secs: self.fund_timeout_secs,
             requests: self.requests.clone(),
+            unchanneled_evaluators: self.unchanneled_evaluators,
         }
     }
 }

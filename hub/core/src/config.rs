@@ -44,6 +44,23 @@ pub struct HubConfig {
     pub fund_timeout_secs: u64,
     /// Channels a payee buys from the hub ([`RequestPolicy`]).
     pub requests: RequestPolicy,
+    /// What a final fund does with the fee of an agreeing evaluator the hub has no channel
+    /// to ([`Unchanneled`]).
+    pub unchanneled_evaluators: Unchanneled,
+}
+
+/// The fee of an agreeing evaluator without a channel from the hub, when its optimae's
+/// decision is final.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unchanneled {
+    /// Back to the payer with the rest of the fund at once.
+    #[default]
+    Return,
+    /// Kept in the fund until the evaluator has a channel from the hub (it can buy one:
+    /// channels on request), then paid; what is still kept when the fund times out
+    /// (`fund_timeout_secs` after it was funded) goes back to the payer.
+    Hold,
 }
 
 /// What the hub offers payees that ask it for an inbound channel (`POST
@@ -134,6 +151,7 @@ impl Default for HubConfig {
             idempotency_ttl_secs: 86_400,
             fund_timeout_secs: 3 * 86_400,
             requests: RequestPolicy::default(),
+            unchanneled_evaluators: Unchanneled::Return,
         }
     }
 }

@@ -1,10 +1,13 @@
 //! Verification funds (evaluator pay locked at reveal, see `docs/hub.md`): paying a fund out
 //! once its optimae's decision is final — one verification fee to each agreeing evaluator the
 //! hub has a channel to, once per vote, the rest back to the payer (off chain over the payer's
-//! channel, or on chain when that channel is closing or closed); a fund whose optimae is not
-//! decided within `fund_timeout_secs` goes back whole. Whether the hub takes a funding tick
+//! channel, or on chain when that channel is closing or closed); under
+//! [`Unchanneled::Hold`] the fund waits for an agreeing evaluator without a channel until it
+//! has one; a fund whose optimae is not decided (or that still waits) `fund_timeout_secs`
+//! after it was funded goes back (whole, or what is left). Whether the hub takes a funding tick
 //! is [`crate::policy`]'s; booking it when it completes is [`crate::booking`]'s.
 
+use crate::config::Unchanneled;
 use crate::error::HubError;
 use crate::io::{Condition, Decision, Mark};
 use crate::pass::Pass;
@@ -32,11 +35,10 @@ pub(crate) fn release_funds(pass: &mut Pass<'_, '_>) {
                 .cloned()
                 .collect();
         for fund in open {
+            let timed_out = s.now_ms.saturating_sub(fund.funded_at_ms) > timeout_ms;
             let (fee, agreeing) = match main.decisions.get(&fund.optimae) {
                 Some(Ok(Decision::Final { fee, agreeing })) => (*fee, agreeing.clone()),
-                Some(Ok(Decision::Pending | Decision::Unknown))
-                    if s.now_ms.saturating_sub(fund.funded_at_ms) > timeout_ms =>
-                {
+                Some(Ok(Decision::Pending | Decision::Unknown)) if timed_out => {
                     tracing::info!(optimae = %fund.optimae, "an optimae stayed undecided past the fund timeout: its fund goes back");
                     (Amount::ZERO, Vec::new())
                 }
@@ -47,7 +49,7 @@ pub(crate) fn release_funds(pass: &mut Pass<'_, '_>) {
                 }
             };
             let optimae = fund.optimae;
-            if let Err(e) = settle_fund(s, fund, fee, agreeing) {
+            if let Err(e) = settle_fund(s, fund, fee, agreeing, timed_out) {
                 tracing::error!(%optimae, error = %e, "a verification fund cannot be paid out");
             }
         }
@@ -142,13 +144,16 @@ pub(crate) fn returned_on_chain(
     Ok(())
 }
 
-/// Pays `fund` out: a fee to each agreeing evaluator it can, the rest back to the payer.
+/// Pays `fund` out: a fee to each agreeing evaluator it can, the rest back to the payer;
+/// under [`Unchanneled::Hold`] the fund stays open (what it paid so far staged) while an
+/// agreeing evaluator it could pay has no channel yet and the fund has not `timed_out`.
 /// Staged only if all of it adds up.
 fn settle_fund(
     s: &mut Staging<'_>,
     mut fund: Fund,
     fee: Amount,
     agreeing: Vec<doin_types::PublicKeyBytes>,
+    timed_out: bool,
 ) -> Result<(), HubError> {
     // Staged apart: a fund that fails half-way leaves nothing behind.
     let before = (
@@ -156,12 +161,24 @@ fn settle_fund(
         s.w.paid_votes.len(),
         s.w.payments.len(),
     );
-    let result = pay_fund(s, &mut fund, fee, agreeing);
-    if result.is_err() {
-        s.w.channels = before.0;
-        s.w.paid_votes.truncate(before.1);
-        s.w.payments.truncate(before.2);
-        return result;
+    let released_before = fund.released_msat;
+    let hold = s.cfg().unchanneled_evaluators == Unchanneled::Hold && !timed_out;
+    let result = pay_fund(s, &mut fund, fee, agreeing, hold);
+    let settled = match result {
+        Ok(settled) => settled,
+        Err(e) => {
+            s.w.channels = before.0;
+            s.w.paid_votes.truncate(before.1);
+            s.w.payments.truncate(before.2);
+            return Err(e);
+        }
+    };
+    if !settled {
+        // Held for an evaluator without a channel: only what it paid now is written.
+        if fund.released_msat != released_before {
+            s.w.funds.insert(fund.optimae, fund);
+        }
+        return Ok(());
     }
     s.event(HubEventKind::FundSettled {
         optimae: fund.optimae,
@@ -175,14 +192,18 @@ fn settle_fund(
     Ok(())
 }
 
+/// Releases the fees it can; whether the fund is then settled (the rest going back), which it
+/// is not when `hold` and an agreeing evaluator it could pay has no channel from the hub.
 fn pay_fund(
     s: &mut Staging<'_>,
     fund: &mut Fund,
     fee: Amount,
     agreeing: Vec<doin_types::PublicKeyBytes>,
-) -> Result<(), HubError> {
+    hold: bool,
+) -> Result<bool, HubError> {
     let fee = Msat::from_amount(fee)?;
     let max_owed = s.cfg().max_owed();
+    let mut waiting = false;
     for evaluator in agreeing {
         let remaining = fund.funded_msat.checked_sub(fund.released_msat)?;
         if fee.is_zero() || remaining < fee {
@@ -196,6 +217,7 @@ fn pay_fund(
             continue;
         }
         let Some(payee_channel) = s.st.payee_channel(&evaluator) else {
+            waiting = true;
             continue;
         };
         let hub_fee = s
@@ -235,6 +257,9 @@ fn pay_fund(
         };
         s.record(entry, None)?;
     }
+    if hold && waiting {
+        return Ok(false);
+    }
     // The rest goes back off chain, over a payer channel that is still open (over a closing
     // or closed one it goes on chain: `return_on_chain`; until then returned stays 0).
     let back = fund.funded_msat.checked_sub(fund.released_msat)?;
@@ -250,5 +275,5 @@ fn pay_fund(
         }
     }
     fund.settled = true;
-    Ok(())
+    Ok(true)
 }

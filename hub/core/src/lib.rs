@@ -60,7 +60,7 @@ pub mod state;
 pub mod txs;
 pub mod watch;
 
-pub use config::{FeePolicy, HubConfig, RequestPolicy};
+pub use config::{FeePolicy, HubConfig, RequestPolicy, Unchanneled};
 pub use error::HubError;
 pub use io::{
     ChainSnapshot, ClaimsRead, CloseHow, Condition, Decision, HubInput, HubOutput, MainSnapshot,

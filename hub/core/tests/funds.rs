@@ -1,12 +1,13 @@
 //! Verification funds after the decision: what a closed payer channel cannot take back goes
-//! back on chain once, and a fund whose optimae stays undecided goes back after the timeout.
+//! back on chain once, a fund whose optimae stays undecided goes back after the timeout, and
+//! an evaluator without a channel is paid later or not, as the policy says.
 
 #![allow(clippy::unwrap_used)]
 
 use doin_channels::{Change, ChannelMachine};
 use doin_crypto::KeyPair;
-use doin_hub_core::config::HubConfig;
-use doin_hub_core::records::{ChannelRole, Fund, HubChannel, HubEventKind, PaymentKind};
+use doin_hub_core::config::{HubConfig, Unchanneled};
+use doin_hub_core::records::{ChannelRole, Fund, HubChannel, HubEventKind, PaymentKind, VoteRef};
 use doin_hub_core::{ChainSnapshot, Decision, HubInput, MainSnapshot, Mark, PendingTx};
 use doin_hub_core::{HubParams, HubState, Loaded};
 use doin_tx_core::channel::Side;
@@ -176,4 +177,158 @@ fn apply(
         Duration::from_millis(now_ms),
         &ChainSnapshot::default(),
     )
+}
+
+/// A hub (with `cfg`) that has the payer channel of `fund`, an open channel to each of
+/// `payees`, and the votes `paid` already paid.
+fn hub_paying(
+    cfg: HubConfig,
+    fund: Fund,
+    payees: &[&KeyPair],
+    paid: Vec<(VoteRef, Hash256)>,
+) -> HubState {
+    let chain_id = ChainId(Hash256([7; 32]));
+    let (hub, payer) = (key(1), key(2));
+    let incoming = ChannelMachine::new(
+        chain_id,
+        fund.payer_channel,
+        Side::B,
+        payer.public(),
+        hub.public(),
+        10_000_000,
+        0,
+    )
+    .unwrap();
+    let mut channels = vec![(
+        fund.payer_channel,
+        HubChannel::new(
+            ChannelRole::Incoming,
+            payer.public(),
+            incoming.snapshot().clone(),
+            true,
+        ),
+    )];
+    for (i, payee) in payees.iter().enumerate() {
+        let id = Hash256([100 + u8::try_from(i).unwrap(); 32]);
+        let m = ChannelMachine::new(
+            chain_id,
+            id,
+            Side::A,
+            hub.public(),
+            payee.public(),
+            10_000_000,
+            0,
+        )
+        .unwrap();
+        channels.push((
+            id,
+            HubChannel::new(
+                ChannelRole::Outgoing,
+                payee.public(),
+                m.snapshot().clone(),
+                true,
+            ),
+        ));
+    }
+    let params = HubParams {
+        key: Arc::new(hub),
+        cfg,
+        chain_id,
+        network: Network::Devnet,
+    };
+    HubState::new(
+        params,
+        Loaded {
+            channels,
+            funds: vec![fund],
+            paid_votes: paid,
+            ..Loaded::default()
+        },
+    )
+}
+
+fn final_decision(optimae: Hash256, agreeing: &[&KeyPair]) -> ChainSnapshot {
+    let mut main = MainSnapshot::default();
+    main.decisions.insert(
+        optimae,
+        Ok(Decision::Final {
+            fee: Amount::from_base_units(1_000),
+            agreeing: agreeing.iter().map(|k| k.public()).collect(),
+        }),
+    );
+    ChainSnapshot {
+        height: 10,
+        main: Some(main),
+        ..ChainSnapshot::default()
+    }
+}
+
+#[test]
+fn under_hold_an_evaluator_without_a_channel_is_paid_once_it_has_one_or_the_fee_goes_back_at_the_timeout(
+) {
+    let (a, b) = (key(10), key(11));
+    let hold = HubConfig {
+        unchanneled_evaluators: Unchanneled::Hold,
+        ..HubConfig::default()
+    };
+    let f = fund(false, 0);
+    let fee = Msat::new(1_000_000);
+    let decided = final_decision(f.optimae, &[&a, &b]);
+
+    // `return` (the default): A is paid, B's fee goes back with the rest at once.
+    let mut st = hub_paying(HubConfig::default(), f.clone(), &[&a], Vec::new());
+    let _ = watch(&mut st, &decided, 1_000).unwrap();
+    let done = st.fund(&f.optimae).unwrap();
+    assert!(done.settled);
+    assert_eq!(done.released_msat, fee);
+    assert_eq!(done.returned_msat, f.funded_msat.checked_sub(fee).unwrap());
+
+    // `hold`: A is paid now, the fund stays open for B (nothing goes back, no event).
+    let mut st = hub_paying(hold.clone(), f.clone(), &[&a], Vec::new());
+    let out = watch(&mut st, &decided, 1_000).unwrap();
+    let held = st.fund(&f.optimae).unwrap().clone();
+    assert!(!held.settled, "{held:?}");
+    assert_eq!((held.released_msat, held.returned_msat), (fee, Msat::ZERO));
+    assert!(out.writes.events.is_empty());
+    // A later pass with B still without a channel changes nothing.
+    let again = watch(&mut st, &decided, 2_000).unwrap();
+    assert!(again.writes.funds.is_empty() && again.writes.payments.is_empty());
+
+    // B gets a channel (it bought one): the next pass pays it and settles the fund.
+    let paid_a = vec![(
+        VoteRef {
+            optimae: f.optimae,
+            evaluator: a.public(),
+        },
+        f.payer_channel,
+    )];
+    let mut st = hub_paying(hold.clone(), held.clone(), &[&a, &b], paid_a.clone());
+    let out = watch(&mut st, &decided, 3_000).unwrap();
+    let settled = st.fund(&f.optimae).unwrap();
+    assert!(settled.settled);
+    assert_eq!(
+        settled.released_msat,
+        Msat::new(2_000_000),
+        "each paid once"
+    );
+    assert_eq!(
+        settled.returned_msat,
+        f.funded_msat.checked_sub(Msat::new(2_000_000)).unwrap()
+    );
+    assert!(matches!(
+        &out.writes.events[..],
+        [e] if matches!(e.kind, HubEventKind::FundSettled { evaluators_paid: 2, .. })
+    ));
+
+    // B never gets one: past the fund's timeout its fee goes back with the rest.
+    let timeout = HubConfig::default().fund_timeout_secs * 1_000;
+    let mut st = hub_paying(hold, held, &[&a], paid_a);
+    let _ = watch(&mut st, &decided, timeout + 1).unwrap();
+    let timed_out = st.fund(&f.optimae).unwrap();
+    assert!(timed_out.settled);
+    assert_eq!(timed_out.released_msat, fee);
+    assert_eq!(
+        timed_out.returned_msat,
+        f.funded_msat.checked_sub(fee).unwrap()
+    );
 }

@@ -35,7 +35,7 @@ pub mod webhook_outbox;
 pub mod webhook_records;
 pub mod webhooks;
 
-pub use doin_hub_core::{auth, FeePolicy, HubConfig, RequestPolicy, WatchReport};
+pub use doin_hub_core::{auth, FeePolicy, HubConfig, RequestPolicy, Unchanneled, WatchReport};
 pub use hub::{Handled, Hub, HubError, PendingAnswer, ProposalContext};
 pub use metrics::HubMetrics;
 pub use ports::ChainPort;
