@@ -11,15 +11,12 @@ use crate::store::Payment;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use doin_api::hub::*;
 use doin_http::{path_problem, ApiQuery, Problem, ProblemDoc};
 use doin_types::PublicKeyBytes;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio_stream::StreamExt as _;
 
 use crate::rest::{addr, parse_addr, OperatorToken, St};
 use axum::Extension;
@@ -179,19 +176,9 @@ pub(crate) async fn payee_payment_events(
         .map_err(Problem::internal)?
         .saturating_sub(1);
     let after = after.min(last);
-    let (tx, rx) = tokio::sync::mpsc::channel::<PaymentView>(256);
+    let (tx, rx) = tokio::sync::mpsc::channel::<(u64, PaymentView)>(256);
     tokio::spawn(pump_payments(hub, payee, after, tx));
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|p| {
-        Ok::<_, std::convert::Infallible>(
-            axum::response::sse::Event::default()
-                .id(p.seq.to_string())
-                .event("payment")
-                .data(serde_json::to_string(&p).unwrap_or_default()),
-        )
-    });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+    Ok(crate::rest::sse_response(rx, "payment"))
 }
 
 /// Feeds one SSE client: stored entries after `after`, then live ones, each once and in order.
@@ -199,7 +186,7 @@ async fn pump_payments(
     hub: Arc<Hub>,
     payee: PublicKeyBytes,
     mut after: u64,
-    out: tokio::sync::mpsc::Sender<PaymentView>,
+    out: tokio::sync::mpsc::Sender<(u64, PaymentView)>,
 ) {
     let mut live = hub.subscribe_payments();
     loop {
@@ -215,7 +202,7 @@ async fn pump_payments(
             let done = page.len() < 500;
             for p in page {
                 after = p.seq;
-                if out.send(payment_view(&hub, &p)).await.is_err() {
+                if out.send((p.seq, payment_view(&hub, &p))).await.is_err() {
                     return;
                 }
             }
@@ -234,7 +221,7 @@ async fn pump_payments(
                         );
                     if to_payee && p.seq > after {
                         after = p.seq;
-                        if out.send(payment_view(&hub, &p)).await.is_err() {
+                        if out.send((p.seq, payment_view(&hub, &p))).await.is_err() {
                             return;
                         }
                     }

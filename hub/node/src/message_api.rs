@@ -20,7 +20,6 @@ use doin_api::hub::*;
 use doin_crypto::verify;
 use doin_http::{path_problem, ApiJson, Problem, ProblemDoc};
 use doin_hub_core::request::MessageBody;
-use tokio_stream::StreamExt as _;
 
 /// Send a channel protocol message to the hub.
 #[utoipa::path(post, path = "/v1/hub/channels/{id}/messages", tag = "hub", request_body = MessageRequest,
@@ -137,27 +136,14 @@ pub(crate) async fn outbox_events(
     State(hub): St,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<axum::response::Response, Problem> {
-    use axum::response::sse::{Event, KeepAlive, Sse};
-    use axum::response::IntoResponse;
     let Path(id) = id.map_err(path_problem)?;
     let id = parse_hash(&id, "channel id")?;
     // Subscribed before the first look: a proposal made in between is not missed.
     let changes = hub.subscribe_channel_changes();
     hub.outbox(&id).map_err(problem)?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<(u64, String)>(16);
+    let (tx, rx) = tokio::sync::mpsc::channel::<(u64, OutboxView)>(16);
     tokio::spawn(pump_proposals(hub, id, changes, tx));
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|(seq, hex)| {
-        let view = OutboxView { message: Some(hex) };
-        Ok::<_, std::convert::Infallible>(
-            Event::default()
-                .id(seq.to_string())
-                .event("proposal")
-                .data(serde_json::to_string(&view).unwrap_or_default()),
-        )
-    });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
-        .into_response())
+    Ok(crate::rest::sse_response(rx, "proposal"))
 }
 
 /// Feeds one client: each new proposal on `id` (the one waiting first), once.
@@ -165,7 +151,7 @@ async fn pump_proposals(
     hub: std::sync::Arc<crate::hub::Hub>,
     id: doin_tx_core::channel::ChannelId,
     mut changes: tokio::sync::broadcast::Receiver<doin_tx_core::channel::ChannelId>,
-    out: tokio::sync::mpsc::Sender<(u64, String)>,
+    out: tokio::sync::mpsc::Sender<(u64, OutboxView)>,
 ) {
     use tokio::sync::broadcast::error::RecvError;
     let mut last_sent: Option<String> = None;
@@ -187,7 +173,10 @@ async fn pump_proposals(
                 return;
             };
             if last_sent.as_deref() != Some(hex.as_str()) {
-                if out.send((*seq, hex.clone())).await.is_err() {
+                let view = OutboxView {
+                    message: Some(hex.clone()),
+                };
+                if out.send((*seq, view)).await.is_err() {
                     return;
                 }
                 last_sent = Some(hex);

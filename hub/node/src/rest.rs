@@ -210,3 +210,25 @@ pub(crate) fn hex32(s: &str, what: &str) -> Result<[u8; 64], Problem> {
     b.try_into()
         .map_err(|_| Problem::bad_request("invalid-signature", format!("{what}: 64 bytes")))
 }
+
+/// A server-sent event stream of what `rx` yields: each item one `event` with its number as
+/// the id (what `Last-Event-ID` resumes from) and its JSON as data; a comment every 15 s keeps
+/// idle connections open through proxies.
+pub(crate) fn sse_response<T: Serialize + Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<(u64, T)>,
+    event: &'static str,
+) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio_stream::StreamExt as _;
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(move |(id, item)| {
+        Ok::<_, std::convert::Infallible>(
+            Event::default()
+                .id(id.to_string())
+                .event(event)
+                .data(serde_json::to_string(&item).unwrap_or_default()),
+        )
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response()
+}

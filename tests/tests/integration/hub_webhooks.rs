@@ -7,7 +7,6 @@
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use doin_channels::Change;
 use doin_hub::store::{ChannelRole, HubEventKind, PaymentKind};
 use doin_hub::webhook_records::{signature, DeliveryState, Webhook, WebhookEventType};
 use doin_hub::{Hub, HubConfig, WebhookConfig};
@@ -156,23 +155,8 @@ fn webhooks_are_signed_retried_kept_across_a_restart_and_redelivered() {
     let stream = hub.open_stream(in_id, &stream_invoice).unwrap();
     let h = net.height();
     for _ in 0..3 {
-        let out = payer
-            .m
-            .propose(
-                Change::Pay {
-                    amount_msat: 50_000,
-                },
-                h,
-            )
-            .unwrap();
-        exchange(
-            &hub,
-            &mut payer,
-            &in_id,
-            out.send.unwrap(),
-            tick_context(stream.id),
-            h,
-        );
+        let tick = payer.pay(50_000, h);
+        exchange(&hub, &mut payer, &in_id, tick, tick_context(stream.id), h);
         while pull(&hub, &mut payee, &out_id, h) {}
     }
     let paid_out: Vec<u64> = hub
