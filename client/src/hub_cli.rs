@@ -1,7 +1,8 @@
 //! `doin hub …`: the channel hub from the command line, over the node's REST API.
 //!
-//! - Anyone: `info`, `channels`, `streams`, `payments` (a payee's; `--follow` for the live
-//!   feed), `invoice decode`.
+//! - Anyone: `info`, `invoice decode`. A party (its key) or the operator: `channels`,
+//!   `streams`, `payments` (a payee's; `--follow` for the live feed), `history` (a payer's),
+//!   see the `hub_reads` module.
 //! - A payer or payee with its own key (`--keystore`): `connect` (a payer opens a channel to
 //!   the hub and registers it), `invoice create`, `stream-open`, `tick`, `pay`, `sync` (answer
 //!   the hub's proposals: payouts, fulfilments; take HTLCs it holds the preimage of) and
@@ -12,26 +13,25 @@
 
 use crate::channel_watch;
 use crate::http::Client;
-use crate::hub_common::{cookie, doin, hash, print, print_channel, print_payment, print_stream};
+use crate::hub_common::{doin, hash, print, print_channel, print_payment, print_stream, unix_now};
 use crate::hub_peer::{write_durably, Exchanged, HubPeer, MessageContext};
+use crate::hub_reads::{feed_reader, follow_payments, ledger_page, list};
 use crate::wallet::{self, TxOptions, WalletOpts};
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
 use doin_api::hub::{
-    ChannelView, DecodeRequest, HubInfo, InvoiceView, PaymentView, RegisterRequest, StreamRequest,
-    StreamView,
+    ChannelView, DecodeRequest, HubInfo, InvoiceView, RegisterRequest, StreamRequest, StreamView,
 };
 use doin_channels::{create_invoice, parse_invoice, Change, InvoiceTerms};
-use doin_crypto::KeyPair;
 use doin_hub_core::records::StreamShare;
 use doin_hub_core::FeePolicy;
 use doin_tx_core::channel::{channel_id, sha256, ChannelId, MSAT_PER_UNIT};
 use doin_tx_core::TxPayload;
-use doin_types::{Address, Amount, ChainId, Hash256, Msat};
+use doin_types::{Address, Amount, Hash256, Msat};
 use rand::RngCore;
 use serde_json::json;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct HubArgs {
@@ -297,12 +297,6 @@ pub enum InvoiceCommand {
     Decode { invoice: String },
 }
 
-fn unix_now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-}
-
 async fn peer(args: &HubArgs, client: &Client) -> anyhow::Result<HubPeer> {
     let (network, chain_id) = wallet::chain_of(client).await?;
     let key = wallet::load_key(&args.opts)?;
@@ -379,8 +373,15 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
                 print(opts, &v, print_channel);
             }
             None => {
-                let v: Vec<ChannelView> =
-                    list(&args, &client, "/v1/hub/channels", after.as_deref(), *limit).await?;
+                let v: Vec<ChannelView> = list(
+                    &args.opts,
+                    args.cookie.as_deref(),
+                    &client,
+                    "/v1/hub/channels",
+                    after.as_deref(),
+                    *limit,
+                )
+                .await?;
                 print(opts, &v, |v| v.iter().for_each(print_channel));
             }
         },
@@ -391,8 +392,15 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
                 print(opts, &v, print_stream);
             }
             None => {
-                let v: Vec<StreamView> =
-                    list(&args, &client, "/v1/hub/streams", after.as_deref(), *limit).await?;
+                let v: Vec<StreamView> = list(
+                    &args.opts,
+                    args.cookie.as_deref(),
+                    &client,
+                    "/v1/hub/streams",
+                    after.as_deref(),
+                    *limit,
+                )
+                .await?;
                 print(opts, &v, |v| v.iter().for_each(print_stream));
             }
         },
@@ -401,7 +409,13 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             after,
             limit,
         } => {
-            let (address, reader) = feed_reader(&args, &client, address.as_deref()).await?;
+            let (address, reader) = feed_reader(
+                &args.opts,
+                args.cookie.as_deref(),
+                &client,
+                address.as_deref(),
+            )
+            .await?;
             let path = format!("/v1/hub/payers/{address}/payments?after={after}&limit={limit}");
             let v = ledger_page(&client, &path, &reader).await?;
             print(opts, &v, |v| v.iter().for_each(print_payment));
@@ -412,7 +426,13 @@ pub async fn run(args: HubArgs) -> anyhow::Result<()> {
             limit,
             follow,
         } => {
-            let (address, reader) = feed_reader(&args, &client, address.as_deref()).await?;
+            let (address, reader) = feed_reader(
+                &args.opts,
+                args.cookie.as_deref(),
+                &client,
+                address.as_deref(),
+            )
+            .await?;
             if *follow {
                 follow_payments(opts, &client, &address, &reader, *after).await?;
             } else {
@@ -881,165 +901,4 @@ async fn connect(
         );
     });
     Ok(())
-}
-
-/// Who reads a payee's payments: the payee, signing a fresh proof for every request, or the
-/// operator with its token.
-enum FeedReader {
-    Party { key: KeyPair, chain_id: ChainId },
-    Operator(String),
-}
-
-impl FeedReader {
-    /// The query parameters of a fresh proof (`at=…&sig=…`; none for the operator).
-    fn query(&self) -> Option<String> {
-        match self {
-            FeedReader::Party { key, chain_id } => {
-                let at = u64::try_from(unix_now().as_millis()).unwrap_or(u64::MAX);
-                let sig = key.sign(&doin_hub_core::auth::feed_auth_hash(
-                    chain_id,
-                    &key.public(),
-                    at,
-                ));
-                Some(format!("at={at}&sig={}", hex::encode(sig.0)))
-            }
-            FeedReader::Operator(_) => None,
-        }
-    }
-
-    fn bearer(&self) -> Option<&str> {
-        match self {
-            FeedReader::Party { .. } => None,
-            FeedReader::Operator(token) => Some(token),
-        }
-    }
-}
-
-/// A page of a party's ledger entries at `path` (its query started), read as `reader`.
-async fn ledger_page(
-    client: &Client,
-    path: &str,
-    reader: &FeedReader,
-) -> anyhow::Result<Vec<PaymentView>> {
-    let proof = reader.query().map(|q| format!("&{q}")).unwrap_or_default();
-    let (_, v): (u16, Vec<PaymentView>) = client
-        .request(
-            reqwest::Method::GET,
-            &format!("{path}{proof}"),
-            None::<&()>,
-            reader.bearer(),
-            None,
-        )
-        .await?;
-    Ok(v)
-}
-
-/// One page of a list of the hub's: this key's records, signed with it, when `--keystore`
-/// is given; else everything, with the operator's token.
-async fn list<T: serde::de::DeserializeOwned>(
-    args: &HubArgs,
-    client: &Client,
-    path: &str,
-    after: Option<&str>,
-    limit: usize,
-) -> anyhow::Result<Vec<T>> {
-    let mut query = format!("limit={limit}");
-    if let Some(after) = after {
-        query.push_str(&format!("&after={}", hash(after, "--after")?.to_hex()));
-    }
-    let reader = if args.opts.keystore.is_some() {
-        let (address, reader) = feed_reader(args, client, None).await?;
-        query.push_str(&format!("&party={address}"));
-        reader
-    } else {
-        FeedReader::Operator(cookie(args.cookie.as_deref()).map_err(|_| {
-            anyhow!(
-                "the hub's lists are shown to the party they concern (give its key file with \
-                 --keystore) or to the hub's operator (--cookie)"
-            )
-        })?)
-    };
-    if let Some(q) = reader.query() {
-        query.push_str(&format!("&{q}"));
-    }
-    let (_, v): (u16, Vec<T>) = client
-        .request(
-            reqwest::Method::GET,
-            &format!("{path}?{query}"),
-            None::<&()>,
-            reader.bearer(),
-            None,
-        )
-        .await?;
-    Ok(v)
-}
-
-/// The payee whose payments to show (`address`, else this key's) and how to prove the right
-/// to see them: this key when it is the payee's, else the operator's token.
-async fn feed_reader(
-    args: &HubArgs,
-    client: &Client,
-    address: Option<&str>,
-) -> anyhow::Result<(String, FeedReader)> {
-    let (network, chain_id) = wallet::chain_of(client).await?;
-    let key = match address {
-        // No address: this key's payments, so the key is needed.
-        None => Some(wallet::load_key(&args.opts)?),
-        Some(_) => wallet::load_key(&args.opts).ok(),
-    };
-    let payee = match address {
-        Some(a) => Address::parse(a, network)?.key,
-        None => key
-            .as_ref()
-            .map(|k| k.public())
-            .ok_or_else(|| anyhow!("no key"))?,
-    };
-    let address = Address::new(network, payee).to_string();
-    if let Some(key) = key.filter(|k| k.public() == payee) {
-        return Ok((address, FeedReader::Party { key, chain_id }));
-    }
-    let token = cookie(args.cookie.as_deref()).map_err(|_| {
-        anyhow!(
-            "a party's payments are shown to it (give its key file with --keystore) or to the \
-             hub's operator (--cookie)"
-        )
-    })?;
-    Ok((address, FeedReader::Operator(token)))
-}
-
-/// Prints a payee's payments as they arrive, resuming after the last one seen when the
-/// connection drops (with a fresh proof each time).
-async fn follow_payments(
-    opts: &WalletOpts,
-    client: &Client,
-    address: &str,
-    reader: &FeedReader,
-    after: u64,
-) -> anyhow::Result<()> {
-    let mut last = after;
-    loop {
-        let path = match reader.query() {
-            Some(q) => format!("/v1/hub/payees/{address}/events?{q}"),
-            None => format!("/v1/hub/payees/{address}/events"),
-        };
-        let resp = match client.open_events(&path, Some(last), reader.bearer()).await {
-            Ok(r) => r,
-            Err(e @ crate::http::ClientError::Problem { .. }) => return Err(e.into()),
-            Err(e) => {
-                eprintln!("{e}; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                continue;
-            }
-        };
-        let mut events = crate::http::EventReader::new(resp);
-        while let Some(data) = events.next_data().await {
-            let Ok(p) = serde_json::from_str::<PaymentView>(&data) else {
-                continue;
-            };
-            last = last.max(p.seq);
-            print(opts, &p, print_payment);
-        }
-        eprintln!("the payment feed closed; reconnecting");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }

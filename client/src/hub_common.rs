@@ -81,3 +81,10 @@ pub(crate) fn cookie(path: Option<&Path>) -> anyhow::Result<String> {
         .with_context(|| format!("cannot read the operator token {}", path.display()))?;
     Ok(token.trim().to_string())
 }
+
+/// The wall clock since the Unix epoch (zero before it).
+pub(crate) fn unix_now() -> std::time::Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(std::time::Duration::ZERO)
+}

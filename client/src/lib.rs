@@ -16,6 +16,7 @@ pub mod hub_cli;
 mod hub_common;
 pub mod hub_operator_cli;
 pub mod hub_peer;
+mod hub_reads;
 pub mod hub_webhooks_cli;
 pub mod proofcheck;
 pub mod wallet;
