@@ -130,7 +130,20 @@ impl Cluster {
             cfg.chains.retain(|c| c != "hub");
         }
         if let Some(first) = self.members.first().and_then(|m| m.node.as_ref()) {
-            let boot = first.net.as_ref().unwrap().listen_addrs()[0].to_string();
+            // The first node reports its listen address once its listener is up, which may
+            // come a moment after it started.
+            let net = first.net.as_ref().unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let boot = loop {
+                if let Some(a) = net.listen_addrs().first() {
+                    break a.to_string();
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the first node reported no listen address in 10 s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            };
             cfg.p2p.bootstrap = vec![boot];
         }
         self.members.push(Member {
