@@ -92,7 +92,8 @@ impl NetMetrics {
                         "Connections by what the limits made of them: kept, newcomer (a short \
                          stay at a full node), newcomer-kept (a slot freed during the stay), \
                          newcomer-closed, evicted (an inbound peer closed to keep a newcomer), refused-inbound, \
-                         refused-outbound (this node full: not even dialled)",
+                         refused-outbound (this node full: not even dialled), duplicate-closed (a \
+                         second direct connection to a peer closed)",
                     ),
                     &["outcome"],
                 )?,

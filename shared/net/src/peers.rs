@@ -102,6 +102,8 @@ pub struct Link {
     pub remote: Multiaddr,
     /// This node dialled.
     pub outbound: bool,
+    /// When it was established.
+    pub since: Instant,
 }
 
 impl Link {
@@ -258,6 +260,38 @@ impl PeerBook {
     /// Records a new connection.
     pub fn connected(&mut self, peer: PeerId, link: Link, now: Instant) {
         self.entry(peer, now).links.push(link);
+    }
+
+    /// Direct connections that duplicate an older one to the same peer and have been open at
+    /// least `grace`, to be closed. One direct connection per peer is enough; more come from
+    /// dials made both ways at once, from hole punches, and from every AutoNAT dial-back (a
+    /// connection of its own, which gossip then keeps open). Left alone they pile up until
+    /// the per-peer connection limit refuses the next dial-back, and the probe wrongly says
+    /// "private". Only the end with the smaller peer id closes, so the two ends never close
+    /// different ones and leave none; it keeps the oldest, which carries the traffic so far.
+    /// Relayed connections are not counted here (a hole punch closes them).
+    pub fn surplus_links(
+        &self,
+        local: &PeerId,
+        now: Instant,
+        grace: Duration,
+    ) -> Vec<(PeerId, ConnectionId)> {
+        let mut surplus = Vec::new();
+        for (peer, state) in &self.peers {
+            if local >= peer {
+                continue;
+            }
+            let mut direct: Vec<&Link> = state.links.iter().filter(|l| !l.relayed()).collect();
+            direct.sort_by_key(|l| l.since);
+            surplus.extend(
+                direct
+                    .iter()
+                    .skip(1)
+                    .filter(|l| now.saturating_duration_since(l.since) >= grace)
+                    .map(|l| (*peer, l.id)),
+            );
+        }
+        surplus
     }
 
     /// Records a closed connection.
@@ -488,6 +522,7 @@ mod tests {
             id: ConnectionId::new_unchecked(0),
             remote: format!("/ip4/{ip}/tcp/1").parse().unwrap(),
             outbound,
+            since: t,
         };
         b.connected(PeerId::random(), link("8.8.4.1", true), t);
         b.connected(PeerId::random(), link("8.8.4.2", true), t);
@@ -509,5 +544,51 @@ mod tests {
             c.connected(PeerId::random(), link("8.8.4.9", false), t);
         }
         assert!(c.outbound_allowed(&ip("8.8.4.1")));
+    }
+
+    #[test]
+    fn the_smaller_peer_id_closes_duplicate_direct_connections_after_a_grace_keeping_the_oldest() {
+        let mut b = book();
+        let t = Instant::now();
+        let grace = Duration::from_secs(5);
+        let mut ids = [PeerId::random(), PeerId::random(), PeerId::random()];
+        ids.sort();
+        let [low, mid, high] = ids;
+        let link = |id: usize, remote: &str, since: Instant| Link {
+            id: ConnectionId::new_unchecked(id),
+            remote: remote.parse().unwrap(),
+            outbound: id % 2 == 0,
+            since,
+        };
+        let direct = "/ip4/10.0.0.2/tcp/1";
+        let relayed = "/ip4/10.0.0.9/tcp/1/p2p-circuit";
+        // To `high`: a relayed link, the oldest direct one, a duplicate past its grace and
+        // one still in it.
+        b.connected(high, link(1, relayed, t), t);
+        b.connected(high, link(2, direct, t + Duration::from_secs(1)), t);
+        b.connected(high, link(3, direct, t + Duration::from_secs(2)), t);
+        b.connected(high, link(4, direct, t + Duration::from_secs(9)), t);
+        // To `low`: duplicates too, but `low` is the one that closes them.
+        b.connected(low, link(5, direct, t), t);
+        b.connected(low, link(6, direct, t), t);
+        let now = t + Duration::from_secs(10);
+        assert_eq!(
+            b.surplus_links(&mid, now, grace),
+            vec![(high, ConnectionId::new_unchecked(3))]
+        );
+        // Later the young one is past its grace as well; the oldest always stays.
+        let mut later = b.surplus_links(&mid, now + grace, grace);
+        later.sort_by_key(|(_, id)| format!("{id:?}"));
+        assert_eq!(
+            later,
+            vec![
+                (high, ConnectionId::new_unchecked(3)),
+                (high, ConnectionId::new_unchecked(4))
+            ]
+        );
+        // One direct connection (and a relayed one) is never surplus.
+        b.disconnected(&high, ConnectionId::new_unchecked(3));
+        b.disconnected(&high, ConnectionId::new_unchecked(4));
+        assert!(b.surplus_links(&mid, now + grace, grace).is_empty());
     }
 }

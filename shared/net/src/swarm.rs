@@ -136,9 +136,10 @@ pub(crate) fn build_behaviour(
         limits: connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
                 // How many connections in all is `admission`'s to decide. Per peer: a dial
-                // each way (or a relayed connection and its direct upgrade), and a peer's
-                // AutoNAT dial-back, which always opens a connection of its own.
-                .with_max_established_per_peer(Some(3)),
+                // each way (or a relayed connection and its direct upgrade), and the AutoNAT
+                // dial-back of each end, which always opens a connection of its own. The
+                // maintenance closes duplicates within seconds (`PeerBook::surplus_links`).
+                .with_max_established_per_peer(Some(4)),
         ),
         gossip,
         kad,
@@ -227,6 +228,9 @@ pub(crate) struct SwarmTask {
 /// connection is closed as dead.
 const PING_INTERVAL: Duration = Duration::from_secs(5);
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a duplicate connection stays open before it is closed: time for the AutoNAT answer
+/// it was opened for, and for requests already sent over it, to complete.
+const DUPLICATE_GRACE: Duration = Duration::from_secs(5);
 
 impl SwarmTask {
     pub(crate) async fn run(
@@ -271,6 +275,14 @@ impl SwarmTask {
             tracing::info!(%peer, "ban expired");
         }
         self.book.forget_idle(now);
+        for (peer, connection) in
+            self.book
+                .surplus_links(&self.handle.local_peer_id, now, DUPLICATE_GRACE)
+        {
+            tracing::debug!(%peer, ?connection, "closing a duplicate connection");
+            self.count_admission("duplicate-closed");
+            self.swarm.close_connection(connection);
+        }
         self.act_on_reachability();
         if self.dial_shortfall() > 0 {
             self.dial_bootstrap();
@@ -473,6 +485,7 @@ impl SwarmTask {
                     id: connection_id,
                     remote: endpoint.get_remote_address().clone(),
                     outbound: endpoint.is_dialer(),
+                    since: now,
                 };
                 let is_bootstrap = self
                     .cfg
