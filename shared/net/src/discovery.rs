@@ -188,6 +188,18 @@ impl SwarmTask {
         }
     }
 
+    /// Dials a remembered peer whose place a newly kept peer wants: it keeps the place if it
+    /// answers ([`crate::known_peers::KnownPeers::kept_outbound`]).
+    pub(crate) fn test_known(&mut self, tested: &Multiaddr) {
+        tracing::debug!(address = %tested, "testing a remembered peer before a newcomer takes its place");
+        if let Err(e) = self.swarm.dial(dial_once(tested)) {
+            tracing::debug!(address = %tested, error = %e, "cannot test a remembered peer");
+            if let Some(p) = peer_of(tested) {
+                self.known.untested(&p);
+            }
+        }
+    }
+
     /// Looks up the DNS seeds in the background, unless a lookup is under way or was made
     /// less than [`SEED_INTERVAL`] ago; the answers come back through `seed_answers`.
     pub(crate) fn ask_seeds(&mut self, now: Instant) {

@@ -11,7 +11,10 @@
 //! addresses together) and its id. One group reaches at most [`TRIED_BUCKETS_PER_GROUP`]
 //! buckets, so it holds at most [`MAX_KNOWN_PER_GROUP`] places however many of its peers this
 //! node reaches, and no one can choose which places its peers take (so whom they push out). A
-//! peer reached later takes its place from the one there unless that one is connected now.
+//! peer reached later takes its place from the one there only if that one fails a test: as
+//! Bitcoin Core's addrman does before it evicts from "tried", the node dials the peer in the
+//! place, and it stays if it answers ([`KnownPeers::kept_outbound`] says whom to dial). So an
+//! attacker who gets itself dialled again and again cannot push out peers that still answer.
 //!
 //! [`KnownPeers`] is a pure structure (its secret is an argument or drawn once); [`load`] and
 //! [`save`] are its file I/O (one canonical encoding, bounded, written to a temporary file,
@@ -24,6 +27,7 @@ use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub const TRIED_BUCKETS: usize = 16;
 pub const TRIED_BUCKET_SIZE: usize = 16;
@@ -36,6 +40,12 @@ pub const MAX_KNOWN: usize = TRIED_BUCKETS * TRIED_BUCKET_SIZE;
 pub const MAX_KNOWN_PER_GROUP: usize = TRIED_BUCKETS_PER_GROUP as usize * TRIED_BUCKET_SIZE;
 /// Peers dialled first at start.
 pub const ANCHORS: usize = 2;
+/// Places whose peer is being tested at a time; a newcomer colliding with a place beyond this
+/// (or with a place already under test) is not recorded (it will be reached again).
+pub const MAX_TESTS: usize = 8;
+/// How long the test of a place's peer may go unanswered before the newcomer takes the place.
+/// A dial fails well within it; this only covers a test whose answer never came.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The file is never larger than this (256 addresses of a few hundred bytes each fit easily).
 const MAX_FILE_BYTES: usize = 256 * 1024;
 /// Version 2 adds the secret and keyed places; a version 1 file (a most-recent-first list) is
@@ -67,6 +77,16 @@ struct Kept {
     at: u64,
 }
 
+/// A newcomer that wants a taken place, waiting on the test of the peer there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Test {
+    place: usize,
+    occupant: PeerId,
+    newcomer: PeerId,
+    newcomer_addr: Multiaddr,
+    since: Instant,
+}
+
 /// Remembered peers, each once, in keyed places; each address ends in `/p2p/<id>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KnownPeers {
@@ -75,6 +95,8 @@ pub struct KnownPeers {
     clock: u64,
     anchors: Vec<Multiaddr>,
     changed: bool,
+    /// Not saved: a restart forgets the newcomers waiting (they will be reached again).
+    tests: Vec<Test>,
 }
 
 impl Default for KnownPeers {
@@ -117,6 +139,7 @@ impl KnownPeers {
             clock: 0,
             anchors: Vec::new(),
             changed: false,
+            tests: Vec::new(),
         }
     }
 
@@ -140,27 +163,51 @@ impl KnownPeers {
     }
 
     /// Records that this node dialled `peer` at `addr` and kept the connection. The peer takes
-    /// its place unless another peer there is connected now (`connected` says which are).
+    /// its place if it is free or its own. If another peer holds it, that peer stays while it
+    /// is connected (`connected` says which are); otherwise it is tested: the answer is the
+    /// address to dial, and [`KnownPeers::unreachable`] or [`KnownPeers::expire_tests`] give
+    /// the place to the newcomer if the test fails, while the tested peer's own kept
+    /// connection (this call again, for it) keeps the place its own.
     pub fn kept_outbound(
         &mut self,
         peer: PeerId,
         addr: &Multiaddr,
         connected: impl Fn(&PeerId) -> bool,
-    ) {
-        let Some(addr) = with_peer(addr, peer) else {
-            return;
-        };
+        now: Instant,
+    ) -> Option<Multiaddr> {
+        let addr = with_peer(addr, peer)?;
         // A relayed address depends on the relay's reservation; the peer is found again
         // through the DHT instead.
         if addr.iter().any(|p| p == Protocol::P2pCircuit) {
-            return;
+            return None;
         }
+        // A peer under test that is reached again has passed its test.
+        self.tests.retain(|t| t.occupant != peer);
         let i = self.place(&peer, &group_of(&addr));
         match &self.places[i] {
-            Some(k) if k.peer == peer && k.addr == addr && k.at == self.clock => return,
-            Some(k) if k.peer != peer && connected(&k.peer) => return,
+            Some(k) if k.peer == peer && k.addr == addr && k.at == self.clock => return None,
+            Some(k) if k.peer != peer && connected(&k.peer) => return None,
+            Some(k) if k.peer != peer => {
+                if self.tests.len() >= MAX_TESTS || self.tests.iter().any(|t| t.place == i) {
+                    return None;
+                }
+                self.tests.push(Test {
+                    place: i,
+                    occupant: k.peer,
+                    newcomer: peer,
+                    newcomer_addr: addr,
+                    since: now,
+                });
+                return Some(k.addr.clone());
+            }
             _ => {}
         }
+        self.take_place(i, peer, addr);
+        None
+    }
+
+    /// Puts `peer` in place `i` (moving it if it was elsewhere).
+    fn take_place(&mut self, i: usize, peer: PeerId, addr: Multiaddr) {
         // Each peer once: at another address (so maybe in another group) it moves.
         for place in &mut self.places {
             if place.as_ref().is_some_and(|k| k.peer == peer) {
@@ -174,6 +221,49 @@ impl KnownPeers {
             at: self.clock,
         });
         self.changed = true;
+    }
+
+    /// A newcomer whose test failed takes the place, unless the place changed meanwhile.
+    fn give_place(&mut self, test: Test) {
+        let still = self.places[test.place]
+            .as_ref()
+            .is_some_and(|k| k.peer == test.occupant);
+        if still {
+            self.take_place(test.place, test.newcomer, test.newcomer_addr);
+        }
+    }
+
+    /// The dial that tested `peer` failed: the newcomers waiting on it take their places.
+    pub fn unreachable(&mut self, peer: &PeerId) {
+        let (failed, waiting): (Vec<Test>, Vec<Test>) =
+            self.tests.drain(..).partition(|t| t.occupant == *peer);
+        self.tests = waiting;
+        for test in failed {
+            self.give_place(test);
+        }
+    }
+
+    /// The test of `peer` could not be made (this node refused its own dial): the peer stays
+    /// and the newcomers waiting on it are not recorded.
+    pub fn untested(&mut self, peer: &PeerId) {
+        self.tests.retain(|t| t.occupant != *peer);
+    }
+
+    /// Tests unanswered for [`TEST_TIMEOUT`] count as failed.
+    pub fn expire_tests(&mut self, now: Instant) {
+        let (expired, waiting): (Vec<Test>, Vec<Test>) = self
+            .tests
+            .drain(..)
+            .partition(|t| now.saturating_duration_since(t.since) >= TEST_TIMEOUT);
+        self.tests = waiting;
+        for test in expired {
+            self.give_place(test);
+        }
+    }
+
+    /// Tests under way.
+    pub fn tests(&self) -> usize {
+        self.tests.len()
     }
 
     /// Chooses the anchors: the most recently kept of the peers connected now.
@@ -266,7 +356,12 @@ impl KnownPeers {
         };
         let mut known = KnownPeers::new(secret);
         for (peer, addr) in parse(addresses)?.into_iter().rev() {
-            known.kept_outbound(peer, &addr, |_| false);
+            // A list this build saved has one peer per place; a first-format list placed
+            // with a new secret may collide, and then the more recent peer wins, untested.
+            if let Some(addr) = with_peer(&addr, peer) {
+                let i = known.place(&peer, &group_of(&addr));
+                known.take_place(i, peer, addr);
+            }
         }
         known.anchors = parse(anchors)?.into_iter().map(|(_, a)| a).collect();
         // A migrated file is written again in the current format.
@@ -341,6 +436,14 @@ mod tests {
         false
     }
 
+    /// Keeps `peer` as the swarm would if every tested peer failed its test at once (the
+    /// worst case for the peers already kept).
+    fn keep(k: &mut KnownPeers, peer: PeerId, addr: &Multiaddr) {
+        if let Some(tested) = k.kept_outbound(peer, addr, none, Instant::now()) {
+            k.unreachable(&peer_of(&tested).unwrap());
+        }
+    }
+
     fn in_group(k: &KnownPeers, prefix: &str) -> usize {
         k.addresses()
             .iter()
@@ -352,13 +455,13 @@ mod tests {
     fn one_network_group_holds_a_bounded_share() {
         let mut k = KnownPeers::default();
         for i in 0..100 {
-            k.kept_outbound(PeerId::random(), &spread(i), none);
+            keep(&mut k, PeerId::random(), &spread(i));
         }
         let before = k.len();
         // Many peers of one group reached one after another take at most the group's share
         // of places, and so push out at most that many of the others.
         for port in 0..2_000 {
-            k.kept_outbound(PeerId::random(), &addr(port), none);
+            keep(&mut k, PeerId::random(), &addr(port));
         }
         let same = in_group(&k, "/ip4/203.0.");
         assert!(same <= MAX_KNOWN_PER_GROUP, "{same}");
@@ -399,22 +502,97 @@ mod tests {
             .all(|p| a.place(p, &group) == KnownPeers::new([1; 32]).place(p, &group)));
     }
 
-    #[test]
-    fn a_connected_peer_keeps_its_place() {
-        let mut k = KnownPeers::new([7; 32]);
+    /// A peer and a rival that lands in its place.
+    fn rivals(k: &KnownPeers) -> (PeerId, PeerId) {
         let first = PeerId::random();
-        k.kept_outbound(first, &addr(1), none);
         let group = group_of(&addr(1));
         let place = k.place(&first, &group);
         let rival = std::iter::repeat_with(PeerId::random)
             .find(|p| k.place(p, &group) == place)
             .unwrap();
-        // While the first is connected, the rival is not recorded in its place.
-        k.kept_outbound(rival, &addr(2), |p| *p == first);
+        (first, rival)
+    }
+
+    #[test]
+    fn a_connected_peer_keeps_its_place() {
+        let mut k = KnownPeers::new([7; 32]);
+        let (first, rival) = rivals(&k);
+        let t = Instant::now();
+        assert_eq!(k.kept_outbound(first, &addr(1), none, t), None);
+        // While the first is connected, the rival is not recorded in its place, nor tested.
+        assert_eq!(k.kept_outbound(rival, &addr(2), |p| *p == first, t), None);
         assert_eq!(k.addresses(), vec![addr(1).with(Protocol::P2p(first))]);
-        // Once it is not, the one reached last takes the place.
-        k.kept_outbound(rival, &addr(2), none);
+        assert_eq!(k.tests(), 0);
+    }
+
+    #[test]
+    fn a_peer_in_the_place_is_tested_before_a_newcomer_takes_it() {
+        let first_addr = |p| addr(1).with(Protocol::P2p(p));
+        let t = Instant::now();
+        // It answers: it stays, and the newcomer is not recorded.
+        let mut k = KnownPeers::new([7; 32]);
+        let (first, rival) = rivals(&k);
+        k.kept_outbound(first, &addr(1), none, t);
+        assert_eq!(
+            k.kept_outbound(rival, &addr(2), none, t),
+            Some(first_addr(first))
+        );
+        assert_eq!(k.addresses(), vec![first_addr(first)]);
+        // One test per place: the same newcomer again (or another) waits on the same test.
+        assert_eq!(k.kept_outbound(rival, &addr(2), none, t), None);
+        assert_eq!(k.tests(), 1);
+        k.kept_outbound(first, &addr(1), none, t);
+        assert_eq!(k.tests(), 0);
+        k.unreachable(&first);
+        k.expire_tests(t + TEST_TIMEOUT);
+        assert_eq!(k.addresses(), vec![first_addr(first)]);
+
+        // It does not answer: the newcomer takes the place.
+        let mut k = KnownPeers::new([7; 32]);
+        k.kept_outbound(first, &addr(1), none, t);
+        k.kept_outbound(rival, &addr(2), none, t);
+        k.unreachable(&first);
         assert_eq!(k.addresses(), vec![addr(2).with(Protocol::P2p(rival))]);
+
+        // No answer at all within the timeout: the same.
+        let mut k = KnownPeers::new([7; 32]);
+        k.kept_outbound(first, &addr(1), none, t);
+        k.kept_outbound(rival, &addr(2), none, t);
+        k.expire_tests(t + TEST_TIMEOUT - Duration::from_secs(1));
+        assert_eq!(k.addresses(), vec![first_addr(first)]);
+        k.expire_tests(t + TEST_TIMEOUT);
+        assert_eq!(k.addresses(), vec![addr(2).with(Protocol::P2p(rival))]);
+
+        // The test could not be made: the peer stays.
+        let mut k = KnownPeers::new([7; 32]);
+        k.kept_outbound(first, &addr(1), none, t);
+        k.kept_outbound(rival, &addr(2), none, t);
+        k.untested(&first);
+        k.expire_tests(t + TEST_TIMEOUT);
+        assert_eq!(k.addresses(), vec![first_addr(first)]);
+    }
+
+    #[test]
+    fn tests_under_way_are_bounded() {
+        let mut k = KnownPeers::default();
+        let t = Instant::now();
+        for i in 0..MAX_KNOWN {
+            keep(&mut k, PeerId::random(), &spread(i));
+        }
+        let kept = k.addresses();
+        let mut asked = 0;
+        for i in 0..MAX_KNOWN {
+            if k.kept_outbound(PeerId::random(), &spread(i), none, t)
+                .is_some()
+            {
+                asked += 1;
+            }
+        }
+        assert_eq!(asked, MAX_TESTS);
+        assert_eq!(k.tests(), MAX_TESTS);
+        // Newcomers took free places only: nobody was pushed out before a test failed.
+        let now_kept = k.addresses();
+        assert!(kept.iter().all(|a| now_kept.contains(a)));
     }
 
     #[test]
@@ -422,12 +600,12 @@ mod tests {
         let mut k = KnownPeers::default();
         let peers: Vec<PeerId> = (0..MAX_KNOWN * 2).map(|_| PeerId::random()).collect();
         for (i, p) in peers.iter().enumerate() {
-            k.kept_outbound(*p, &spread(i), none);
+            keep(&mut k, *p, &spread(i));
         }
         assert!(k.len() <= MAX_KNOWN);
         // Kept again at a new address: first, still once.
         let last = peers[MAX_KNOWN * 2 - 1];
-        k.kept_outbound(last, &spread(9999), none);
+        keep(&mut k, last, &spread(9999));
         assert_eq!(k.addresses()[0], spread(9999).with(Protocol::P2p(last)));
         let listed = k.addresses();
         assert_eq!(
@@ -436,11 +614,11 @@ mod tests {
         );
         // Kept again as it is: nothing to save.
         k.mark_saved();
-        k.kept_outbound(last, &spread(9999), none);
+        keep(&mut k, last, &spread(9999));
         assert!(!k.changed());
         // An address naming another peer is not recorded under this one.
         let other = addr(5).with(Protocol::P2p(PeerId::random()));
-        k.kept_outbound(peers[0], &other, none);
+        keep(&mut k, peers[0], &other);
         assert!(!k.changed());
     }
 
@@ -448,9 +626,9 @@ mod tests {
     fn the_file_gives_back_the_same_list_and_anchors() {
         let mut k = KnownPeers::default();
         let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
-        k.kept_outbound(a, &spread(1), none);
-        k.kept_outbound(b, &spread(2), none);
-        k.kept_outbound(c, &spread(3), none);
+        keep(&mut k, a, &spread(1));
+        keep(&mut k, b, &spread(2));
+        keep(&mut k, c, &spread(3));
         k.set_anchors(&[a, c]);
         assert_eq!(
             k.anchors(),
@@ -502,7 +680,7 @@ mod tests {
         let path = dir.path().join("net").join("known_peers");
         assert!(load(&path).is_empty());
         let mut k = KnownPeers::default();
-        k.kept_outbound(PeerId::random(), &addr(1), none);
+        keep(&mut k, PeerId::random(), &addr(1));
         save(&path, &k.encode().unwrap()).unwrap();
         assert_eq!(load(&path).addresses(), k.addresses());
         std::fs::write(&path, b"\x01\x02not a list").unwrap();

@@ -262,14 +262,15 @@ impl PeerBook {
         self.entry(peer, now).links.push(link);
     }
 
-    /// Direct connections that duplicate an older one to the same peer and have been open at
-    /// least `grace`, to be closed. One direct connection per peer is enough; more come from
-    /// dials made both ways at once, from hole punches, and from every AutoNAT dial-back (a
-    /// connection of its own, which gossip then keeps open). Left alone they pile up until
-    /// the per-peer connection limit refuses the next dial-back, and the probe wrongly says
-    /// "private". Only the end with the smaller peer id closes, so the two ends never close
-    /// different ones and leave none; it keeps the oldest, which carries the traffic so far.
-    /// Relayed connections are not counted here (a hole punch closes them).
+    /// Direct connections that duplicate an older one to the same peer in the same direction
+    /// and have been open at least `grace`, to be closed. One direct connection each way is
+    /// enough (each way, because which end dialled matters to both: outbound places are kept
+    /// for peers a node chose). More come from repeated dials, hole punches and every AutoNAT
+    /// dial-back (a connection of its own, which gossip then keeps open); left alone they pile
+    /// up until the per-peer connection limit refuses the next dial-back, and the probe wrongly
+    /// says "private". Only the end with the smaller peer id closes, so the two ends never
+    /// close different ones and leave none; it keeps the oldest, which carried the traffic so
+    /// far. Relayed connections are not counted here (a hole punch closes them).
     pub fn surplus_links(
         &self,
         local: &PeerId,
@@ -281,15 +282,21 @@ impl PeerBook {
             if local >= peer {
                 continue;
             }
-            let mut direct: Vec<&Link> = state.links.iter().filter(|l| !l.relayed()).collect();
-            direct.sort_by_key(|l| l.since);
-            surplus.extend(
-                direct
+            for outbound in [true, false] {
+                let mut same_way: Vec<&Link> = state
+                    .links
                     .iter()
-                    .skip(1)
-                    .filter(|l| now.saturating_duration_since(l.since) >= grace)
-                    .map(|l| (*peer, l.id)),
-            );
+                    .filter(|l| !l.relayed() && l.outbound == outbound)
+                    .collect();
+                same_way.sort_by_key(|l| l.since);
+                surplus.extend(
+                    same_way
+                        .iter()
+                        .skip(1)
+                        .filter(|l| now.saturating_duration_since(l.since) >= grace)
+                        .map(|l| (*peer, l.id)),
+                );
+            }
         }
         surplus
     }
@@ -547,7 +554,7 @@ mod tests {
     }
 
     #[test]
-    fn the_smaller_peer_id_closes_duplicate_direct_connections_after_a_grace_keeping_the_oldest() {
+    fn the_smaller_peer_id_closes_duplicates_each_way_after_a_grace_keeping_the_oldest() {
         let mut b = book();
         let t = Instant::now();
         let grace = Duration::from_secs(5);
@@ -557,7 +564,7 @@ mod tests {
         let link = |id: usize, remote: &str, since: Instant| Link {
             id: ConnectionId::new_unchecked(id),
             remote: remote.parse().unwrap(),
-            outbound: id % 2 == 0,
+            outbound: id != 7,
             since,
         };
         let direct = "/ip4/10.0.0.2/tcp/1";
@@ -568,6 +575,8 @@ mod tests {
         b.connected(high, link(2, direct, t + Duration::from_secs(1)), t);
         b.connected(high, link(3, direct, t + Duration::from_secs(2)), t);
         b.connected(high, link(4, direct, t + Duration::from_secs(9)), t);
+        // And one inbound, the only one that way: it stays.
+        b.connected(high, link(7, direct, t + Duration::from_secs(3)), t);
         // To `low`: duplicates too, but `low` is the one that closes them.
         b.connected(low, link(5, direct, t), t);
         b.connected(low, link(6, direct, t), t);

@@ -23,7 +23,7 @@ use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::{DialError, NetworkBehaviour, SwarmEvent};
 use libp2p::{
     allow_block_list, autonat, connection_limits, dcutr, identify, kad, mdns, ping, relay,
     Multiaddr, PeerId, StreamProtocol, Swarm,
@@ -275,6 +275,7 @@ impl SwarmTask {
             tracing::info!(%peer, "ban expired");
         }
         self.book.forget_idle(now);
+        self.known.expire_tests(now);
         for (peer, connection) in
             self.book
                 .surplus_links(&self.handle.local_peer_id, now, DUPLICATE_GRACE)
@@ -502,10 +503,17 @@ impl SwarmTask {
                 if let ConnectedPoint::Dialer { address, .. } = &endpoint {
                     if self.swarm.behaviour().admission.state().is_kept(&peer_id) {
                         let connected = self.handle.connected.read();
-                        self.known
-                            .kept_outbound(peer_id, address, |p| connected.contains(p));
+                        let test = self.known.kept_outbound(
+                            peer_id,
+                            address,
+                            |p| connected.contains(p),
+                            now,
+                        );
                         drop(connected);
                         self.heard.reached(&peer_id);
+                        if let Some(tested) = test {
+                            self.test_known(&tested);
+                        }
                     }
                 }
                 self.book.connected(peer_id, link, now);
@@ -525,8 +533,19 @@ impl SwarmTask {
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
+                error,
                 ..
-            } => self.heard.failed(&peer),
+            } => {
+                self.heard.failed(&peer);
+                // Only a dial that reached out and failed says the peer is gone; one this
+                // node refused or gave up itself says nothing about it.
+                match error {
+                    DialError::Transport(_) | DialError::WrongPeerId { .. } => {
+                        self.known.unreachable(&peer)
+                    }
+                    _ => self.known.untested(&peer),
+                }
+            }
             SwarmEvent::ListenerClosed {
                 listener_id,
                 reason,
