@@ -2,8 +2,10 @@
 //! hand. For every optimae a main block reveals in the chosen domains it puts the domain's
 //! verification fee for each evaluator of the optimae's quorum (at most `max_per_optimae`)
 //! into the optimae's verification fund at the hub; the hub pays the agreeing evaluators once
-//! the decision is final and gives the rest back. Budgets per optimae, per domain and day and
-//! per day (UTC days) bound what it spends.
+//! the decision is final and gives the rest back. When a funded optimae's round 1 disagrees
+//! and it goes to a second, larger quorum, the daemon adds that quorum's fees to the fund, so
+//! the votes of both rounds are paid (an evaluator that votes in both is paid twice). Budgets
+//! per optimae (each round), per domain and day and per day (UTC days) bound what it spends.
 //!
 //! Persist before acting: the budget spent and the optimae funded are written (fsynced) before
 //! the funding tick leaves, and every pass first finishes an update an interrupted run left
@@ -56,6 +58,9 @@ struct Ledger {
     spent_by_domain_msat: BTreeMap<String, u64>,
     /// Optimae already funded (or being funded), newest last; the oldest are forgotten.
     funded: VecDeque<String>,
+    /// Optimae whose round 2 was funded as well (absent from a file of an earlier build).
+    #[serde(default)]
+    funded_round2: VecDeque<String>,
 }
 
 /// How many funded optimae the ledger remembers (far more than one day's reveals).
@@ -106,11 +111,25 @@ impl Ledger {
         }
     }
 
-    fn remember(&mut self, optimae: &str) {
-        self.funded.push_back(optimae.to_string());
-        while self.funded.len() > REMEMBERED {
-            self.funded.pop_front();
+    fn remember(&mut self, optimae: &str, round: u8) {
+        let list = if round == 2 {
+            &mut self.funded_round2
+        } else {
+            &mut self.funded
+        };
+        list.push_back(optimae.to_string());
+        while list.len() > REMEMBERED {
+            list.pop_front();
         }
+    }
+
+    fn funded(&self, optimae: &str, round: u8) -> bool {
+        let list = if round == 2 {
+            &self.funded_round2
+        } else {
+            &self.funded
+        };
+        list.iter().any(|o| o == optimae)
     }
 }
 
@@ -189,10 +208,18 @@ async fn pass(
     for h in ledger.next_height..=last {
         let block: MainBlockView = client.get(&format!("/v1/main/blocks/{h}")).await?;
         for optimae in &block.reveals {
-            if ledger.funded.contains(optimae) {
+            if ledger.funded(optimae, 1) {
                 continue;
             }
-            fund_one(opts, peer, plan, ledger, &mut m, optimae, height).await?;
+            fund_one(opts, peer, plan, ledger, &mut m, optimae, 1, height).await?;
+        }
+        // A round-1 verdict of an optimae it funded: if it went to round 2, that round's
+        // quorum is paid for too.
+        for verdict in block.verdicts.iter().filter(|v| v.round == 1) {
+            let optimae = &verdict.optimae_id;
+            if ledger.funded(optimae, 1) && !ledger.funded(optimae, 2) {
+                fund_one(opts, peer, plan, ledger, &mut m, optimae, 2, height).await?;
+            }
         }
         ledger.next_height = h.saturating_add(1);
         save(peer, ledger)?;
@@ -200,8 +227,9 @@ async fn pass(
     Ok(())
 }
 
-/// Funds one revealed optimae if its domain is chosen, it is still undecided and a budget is
-/// left.
+/// Funds `round` of one revealed optimae (round 1 at its reveal, round 2 once it went there)
+/// if its domain is chosen, it is still undecided in that round and a budget is left.
+#[allow(clippy::too_many_arguments)]
 async fn fund_one(
     opts: &WalletOpts,
     peer: &HubPeer,
@@ -209,11 +237,16 @@ async fn fund_one(
     ledger: &mut Ledger,
     m: &mut doin_channels::ChannelMachine,
     optimae: &str,
+    round: u8,
     height: u64,
 ) -> anyhow::Result<()> {
     let client = &peer.client;
     let o: OptimaeView = client.get(&format!("/v1/main/optimae/{optimae}")).await?;
     if !plan.domains.is_empty() && !plan.domains.contains(&o.domain) {
+        return Ok(());
+    }
+    if round == 2 && o.round != 2 {
+        // Round 1 ended with a decision: there is no round 2 to pay for.
         return Ok(());
     }
     if o.decided_at.is_some() {
@@ -244,12 +277,12 @@ async fn fund_one(
         if wanted > 0 {
             report(opts, "over-budget", Some(optimae), wanted, &o.domain);
         }
-        ledger.remember(optimae);
+        ledger.remember(optimae, round);
         return save(peer, ledger);
     };
     // Written before the tick leaves: never funded twice, never over budget.
     ledger.spend(&o.domain, amount)?;
-    ledger.remember(optimae);
+    ledger.remember(optimae, round);
     save(peer, ledger)?;
     let id = Hash256::from_hex(optimae).map_err(|e| anyhow!("optimae id: {e}"))?;
     let done = peer
@@ -322,10 +355,22 @@ mod tests {
     fn the_ledger_remembers_a_bounded_number_of_optimae() {
         let mut l = Ledger::default();
         for i in 0..REMEMBERED + 5 {
-            l.remember(&i.to_string());
+            l.remember(&i.to_string(), 1);
         }
         assert_eq!(l.funded.len(), REMEMBERED);
-        assert!(!l.funded.contains(&"0".to_string()));
-        assert!(l.funded.contains(&(REMEMBERED + 4).to_string()));
+        assert!(!l.funded("0", 1));
+        assert!(l.funded(&(REMEMBERED + 4).to_string(), 1));
+        // Round 2 is remembered apart.
+        assert!(!l.funded("7", 2));
+        l.remember("7", 2);
+        assert!(l.funded("7", 2) && l.funded_round2.len() == 1);
+    }
+
+    #[test]
+    fn a_ledger_of_an_earlier_build_is_read() {
+        let old =
+            r#"{"next_height":5,"day":1,"spent_msat":0,"spent_by_domain_msat":{},"funded":["ab"]}"#;
+        let l: Ledger = serde_json::from_str(old).unwrap();
+        assert!(l.funded("ab", 1) && !l.funded("ab", 2));
     }
 }

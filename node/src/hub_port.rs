@@ -169,9 +169,8 @@ impl BorrowedVotes<'_> {
             .filter(|v| v.agreed)
             .map(|v| v.evaluator)
             .collect();
-        // One fee per evaluator, however many rounds it voted in.
+        // Once per agreeing vote: an evaluator that agreed in both rounds earns two fees.
         agreeing.sort();
-        agreeing.dedup();
         tracing::debug!(%optimae, decided, agreeing = agreeing.len(), "final decision");
         Ok(Decision::Final { fee, agreeing })
     }

@@ -204,7 +204,16 @@ fn pay_fund(
     let fee = Msat::from_amount(fee)?;
     let max_owed = s.cfg().max_owed();
     let mut waiting = false;
+    // `agreeing` lists an evaluator once per agreeing vote: one that agreed in round 1 and
+    // again in round 2 is paid twice. Every evaluator's first vote comes before anyone's
+    // second, so a fund too small for both rounds pays each evaluator once first.
+    let mut votes: Vec<(usize, doin_types::PublicKeyBytes)> = Vec::with_capacity(agreeing.len());
     for evaluator in agreeing {
+        let nth = votes.iter().filter(|(_, e)| *e == evaluator).count();
+        votes.push((nth, evaluator));
+    }
+    votes.sort();
+    for (nth, evaluator) in votes {
         let remaining = fund.funded_msat.checked_sub(fund.released_msat)?;
         if fee.is_zero() || remaining < fee {
             break;
@@ -213,7 +222,11 @@ fn pay_fund(
             optimae: fund.optimae,
             evaluator,
         };
-        if s.vote_paid(&vote) {
+        // The fund marks the vote paid with its first payment to the evaluator, so a mark
+        // without one is a tick's that named the vote: that evaluator was paid by its payer
+        // directly, and the fund pays it nothing.
+        let by_fund = fund.paid.iter().filter(|(e, _)| *e == evaluator).count();
+        if by_fund > nth || (by_fund == 0 && s.vote_paid(&vote)) {
             continue;
         }
         let Some(payee_channel) = s.st.payee_channel(&evaluator) else {
@@ -241,7 +254,9 @@ fn pay_fund(
         let state_seq = pc.machine.latest.state.seq;
         fund.released_msat = fund.released_msat.checked_add(fee)?;
         fund.paid.push((evaluator, fee));
-        s.w.paid_votes.push((vote, fund.payer_channel));
+        if !s.vote_paid(&vote) {
+            s.w.paid_votes.push((vote, fund.payer_channel));
+        }
         let entry = Payment {
             seq: 0,
             at_ms: s.now_ms,

@@ -222,8 +222,10 @@ pub enum Decision {
     /// Revealed, not decided yet, or decided in a block the transfer chain has not anchored
     /// (a reorganisation could still change it).
     Pending,
-    /// Decided for good: the evaluators whose votes agreed with the decision, and the fee each
-    /// such vote earns (the domain's verification fee; zero when the domain charges none).
+    /// Decided for good: the evaluators whose votes agreed with the decision, once per such
+    /// vote (an evaluator that agreed in round 1 and again in round 2 is listed twice), and
+    /// the fee each such vote earns (the domain's verification fee; zero when the domain
+    /// charges none).
     Final {
         fee: Amount,
         agreeing: Vec<PublicKeyBytes>,

@@ -176,7 +176,8 @@ pub struct Fund {
     pub released_msat: Msat,
     /// Given back to the payer (proposed on its channel when the fund settled).
     pub returned_msat: Msat,
-    /// Each evaluator paid and what its fee was (msat, the hub's fee included).
+    /// Each vote paid: its evaluator and its fee (msat, the hub's fee included). An evaluator
+    /// that agreed in both rounds is here twice.
     pub paid: Vec<(PublicKeyBytes, Msat)>,
     pub funded_at_ms: u64,
     /// Set when the decision was final and the fund paid out: takes nothing more.
@@ -391,6 +392,7 @@ pub enum HubEventKind {
         funded_msat: Msat,
         released_msat: Msat,
         returned_msat: Msat,
+        /// Votes paid: an evaluator that agreed in both rounds counts twice.
         evaluators_paid: u32,
     },
 }

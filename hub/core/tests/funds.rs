@@ -332,3 +332,78 @@ fn under_hold_an_evaluator_without_a_channel_is_paid_once_it_has_one_or_the_fee_
         f.funded_msat.checked_sub(fee).unwrap()
     );
 }
+
+#[test]
+fn each_agreeing_vote_is_paid_one_fee_an_evaluator_of_both_rounds_twice_and_everyone_once_first() {
+    let (a, b) = (key(10), key(11));
+    let fee = Msat::new(1_000_000);
+    let paid_to = |f: &Fund, k: &KeyPair| f.paid.iter().filter(|(e, _)| *e == k.public()).count();
+    let vote_of = |f: &Fund, k: &KeyPair| VoteRef {
+        optimae: f.optimae,
+        evaluator: k.public(),
+    };
+
+    // A agreed in round 1 and again in round 2, B in round 2 only: three fees.
+    let f = fund(false, 0);
+    let decided = final_decision(f.optimae, &[&a, &b, &a]);
+    let mut st = hub_paying(HubConfig::default(), f.clone(), &[&a, &b], Vec::new());
+    let out = watch(&mut st, &decided, 1_000).unwrap();
+    let done = st.fund(&f.optimae).unwrap().clone();
+    assert!(done.settled);
+    assert_eq!((paid_to(&done, &a), paid_to(&done, &b)), (2, 1));
+    assert_eq!(done.released_msat, Msat::new(3_000_000));
+    assert_eq!(
+        done.returned_msat,
+        f.funded_msat.checked_sub(Msat::new(3_000_000)).unwrap()
+    );
+    let releases = out
+        .writes
+        .payments
+        .iter()
+        .filter(|(p, _)| p.kind == PaymentKind::FundRelease)
+        .count();
+    assert_eq!(releases, 3, "one ledger entry per vote");
+    // The vote is marked paid once, by the fund's payer channel.
+    assert_eq!(st.paid_vote(&vote_of(&f, &a)), Some(&f.payer_channel));
+    // A later pass pays nothing more.
+    let again = watch(&mut st, &decided, 2_000).unwrap();
+    assert!(again.writes.payments.is_empty());
+
+    // A fund with room for two fees pays A and B once each before anyone twice.
+    let small = Fund {
+        funded_msat: Msat::new(2_000_000),
+        ..fund(false, 0)
+    };
+    let mut st = hub_paying(HubConfig::default(), small.clone(), &[&a, &b], Vec::new());
+    let _ = watch(&mut st, &decided, 1_000).unwrap();
+    let done = st.fund(&small.optimae).unwrap();
+    assert_eq!((paid_to(done, &a), paid_to(done, &b)), (1, 1));
+
+    // A's vote paid by its payer directly (a tick naming it): the fund pays A nothing, on
+    // this pass or any later one.
+    let ticked = vec![(vote_of(&f, &a), f.payer_channel)];
+    let mut st = hub_paying(HubConfig::default(), f.clone(), &[&a, &b], ticked);
+    let _ = watch(&mut st, &decided, 1_000).unwrap();
+    let done = st.fund(&f.optimae).unwrap();
+    assert_eq!((paid_to(done, &a), paid_to(done, &b)), (0, 1));
+    assert_eq!(done.released_msat, fee);
+
+    // Under `hold`, with B still without a channel: A's two fees now, B's once it has one, and
+    // A is not paid a third time on that later pass.
+    let hold = HubConfig {
+        unchanneled_evaluators: Unchanneled::Hold,
+        ..HubConfig::default()
+    };
+    let mut st = hub_paying(hold.clone(), f.clone(), &[&a], Vec::new());
+    let _ = watch(&mut st, &decided, 1_000).unwrap();
+    let held = st.fund(&f.optimae).unwrap().clone();
+    assert!(!held.settled);
+    assert_eq!(paid_to(&held, &a), 2);
+    let marked = vec![(vote_of(&f, &a), f.payer_channel)];
+    let mut st = hub_paying(hold, held, &[&a, &b], marked);
+    let _ = watch(&mut st, &decided, 2_000).unwrap();
+    let done = st.fund(&f.optimae).unwrap();
+    assert!(done.settled);
+    assert_eq!((paid_to(done, &a), paid_to(done, &b)), (2, 1));
+    assert_eq!(done.released_msat, Msat::new(3_000_000));
+}
