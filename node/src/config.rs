@@ -260,6 +260,15 @@ pub struct RestConfig {
     pub header_timeout_secs: u64,
     /// Maximum concurrent connections.
     pub max_connections: usize,
+    /// Web origins whose pages may read the API (CORS): none by default, `["*"]` for any, or
+    /// exact origins (`https://wallet.example`).
+    pub cors_allowed_origins: Vec<String>,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client, for the
+    /// rate limit and the access log. None by default: the connection's peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// One log line per request (target `doin_access`): request id, client, method, path,
+    /// status, microseconds.
+    pub access_log: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -356,6 +365,9 @@ impl Default for NodeConfig {
                 request_timeout_secs: 30,
                 header_timeout_secs: 10,
                 max_connections: 1024,
+                cors_allowed_origins: Vec::new(),
+                trusted_proxies: Vec::new(),
+                access_log: true,
             },
             log: LogConfig {
                 format: "text".into(),

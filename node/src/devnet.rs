@@ -183,6 +183,9 @@ pub fn prepare(opts: &DevnetOptions) -> anyhow::Result<Devnet> {
     config.main.producer_keystore = Some(key_path(dir, "validator"));
     config.main.poll_ms = (opts.main_block_time_ms / 20).clamp(100, 1000);
     config.rest.listen = opts.listen;
+    // The devnet's terminal tells the chains' story; a line per request (the demo's own
+    // clients poll) would drown it. A gateway's operator keeps the access log on.
+    config.rest.access_log = false;
     config.p2p.listen = vec![opts.p2p_listen.clone()];
     config.producer.enabled = true;
     config.producer.keystore = Some(key_path(dir, "validator"));

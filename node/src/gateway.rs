@@ -1,12 +1,14 @@
 //! The REST gateway: every service's routes under one axum router, plus the node's own
 //! endpoints (`/livez`, `/readyz`, `/metrics`, `/v1/node/status`, `/openapi.json`, `/docs`) and
-//! the cross-cutting layers (metrics, rate limit, timeouts, body limit, CORS, panic guard).
+//! the cross-cutting layers (client address and request id with the access log, metrics, rate
+//! limit, timeouts, body limit, CORS, panic guard).
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
+use doin_http::access::{AccessConfig, REQUEST_ID};
 use doin_http::{Problem, RateLimitConfig, RateLimiter};
 use doin_main_node::MainChain;
 use doin_telemetry::{HttpMetrics, Metrics};
@@ -16,7 +18,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::CorsLayer;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use utoipa::{OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
@@ -82,10 +84,57 @@ impl GatewayState {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct GatewayLimits {
     pub rate: RateLimitConfig,
     pub request_timeout: Duration,
+    /// Trusted proxies and the access log.
+    pub access: AccessConfig,
+    /// Web origins whose pages may read this API (`rest.cors_allowed_origins`): empty (none),
+    /// `["*"]` (any), or exact origins such as `https://wallet.example`.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// The cross-origin policy: none unless origins are allow-listed. Without CORS headers a
+/// browser keeps a page of another origin from reading the answers (and refuses to send its
+/// preflighted requests), so a web page a user visits cannot read or drive a node on their
+/// machine.
+fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, String> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let base = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::HeaderName::from_static("idempotency-key"),
+            REQUEST_ID,
+        ])
+        .expose_headers([REQUEST_ID, header::RETRY_AFTER]);
+    if origins == ["*"] {
+        return Ok(Some(base.allow_origin(Any)));
+    }
+    let mut allowed = Vec::with_capacity(origins.len());
+    for o in origins {
+        let well_formed = o
+            .strip_prefix("https://")
+            .or_else(|| o.strip_prefix("http://"))
+            .is_some_and(|host| {
+                !host.is_empty()
+                    && host.bytes().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']')
+                    })
+            });
+        if !well_formed {
+            return Err(format!(
+                "rest.cors_allowed_origins: {o:?} is not an origin (scheme://host[:port], no path), \
+                 and \"*\" must stand alone"
+            ));
+        }
+        allowed.push(HeaderValue::from_str(o).map_err(|e| format!("{o:?}: {e}"))?);
+    }
+    Ok(Some(base.allow_origin(AllowOrigin::list(allowed))))
 }
 
 #[derive(OpenApi)]
@@ -318,11 +367,21 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
-        ))
-        .layer(CorsLayer::permissive())
+        ));
+    let app = match cors_layer(&limits.cors_allowed_origins)? {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    let app = app
         .layer(CatchPanicLayer::custom(|_| {
             Problem::internal("a request handler panicked").into_response()
-        }));
+        }))
+        // Outermost: every answer, even a panic's or a refusal's, carries its request id and
+        // is logged, and the rate limit sees the client the access layer judged.
+        .layer(axum::middleware::from_fn_with_state(
+            limits.access,
+            doin_http::access::layer,
+        ));
     Ok(app)
 }
 

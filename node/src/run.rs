@@ -220,6 +220,13 @@ impl Node {
             main_sync,
         } = start_network(cfg, &tx, &main, &metrics, &mut tasks)?;
 
+        let trusted_proxies = cfg
+            .rest
+            .trusted_proxies
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<Vec<doin_http::access::IpRange>, String>>()
+            .map_err(|e| anyhow!("rest.trusted_proxies: {e}"))?;
         let listener = tokio::net::TcpListener::bind(cfg.rest.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.rest.listen))?;
@@ -244,6 +251,11 @@ impl Node {
                     burst: cfg.rest.rate_limit_burst,
                 },
                 request_timeout: Duration::from_secs(cfg.rest.request_timeout_secs.max(1)),
+                access: doin_http::access::AccessConfig {
+                    trusted_proxies: Arc::new(trusted_proxies),
+                    log: cfg.rest.access_log,
+                },
+                cors_allowed_origins: cfg.rest.cors_allowed_origins.clone(),
             },
         )
         .map_err(|e| anyhow!(e))?;

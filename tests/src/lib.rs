@@ -112,7 +112,28 @@ pub fn gateway_with(
     tx: Option<Arc<TxChain>>,
     main: Option<Arc<doin_main_node::MainChain>>,
 ) -> anyhow::Result<axum::Router> {
-    use doin_node::gateway::{router, GatewayLimits, GatewayState, Readiness, ReadyFlag};
+    gateway_limited(
+        tx,
+        main,
+        doin_node::gateway::GatewayLimits {
+            rate: doin_http::RateLimitConfig {
+                per_second: 0,
+                burst: 0,
+            },
+            request_timeout: std::time::Duration::from_secs(30),
+            access: doin_http::access::AccessConfig::default(),
+            cors_allowed_origins: Vec::new(),
+        },
+    )
+}
+
+/// The node's full REST router around the given chains, with `limits`.
+pub fn gateway_limited(
+    tx: Option<Arc<TxChain>>,
+    main: Option<Arc<doin_main_node::MainChain>>,
+    limits: doin_node::gateway::GatewayLimits,
+) -> anyhow::Result<axum::Router> {
+    use doin_node::gateway::{router, GatewayState, Readiness, ReadyFlag};
     let ready = ReadyFlag::default();
     ready.set(Readiness::Ready);
     router(
@@ -133,13 +154,7 @@ pub fn gateway_with(
             main_sync: None,
             warp: None,
         },
-        GatewayLimits {
-            rate: doin_http::RateLimitConfig {
-                per_second: 0,
-                burst: 0,
-            },
-            request_timeout: std::time::Duration::from_secs(30),
-        },
+        limits,
     )
     .map_err(|e| anyhow::anyhow!(e))
 }

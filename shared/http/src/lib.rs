@@ -4,6 +4,7 @@
 //! - `ApiJson` / `ApiQuery`: extractors whose rejections are problems, not axum's plain text.
 //! - `serve`: an HTTP server loop with a header-read timeout (slowloris) and graceful shutdown.
 //! - `RateLimiter`: a per-client-IP token bucket middleware.
+//! - `access`: the client's address (through trusted proxies only), request ids, the access log.
 //!
 //! It holds no routes and no chain logic.
 
@@ -11,6 +12,7 @@
 // dev-dependencies).
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+pub mod access;
 mod extract;
 mod problem;
 mod ratelimit;

@@ -2,9 +2,11 @@
 //!
 //! Each client IP gets `burst` tokens that refill at `per_second`; a request takes one. An
 //! empty bucket answers 429 with `Retry-After`. Buckets of idle clients are dropped so memory
-//! stays bounded. The client IP comes from the connection (`ConnectInfo`), never from headers a
-//! client could forge; a deployment behind a proxy sets the proxy's limits instead.
+//! stays bounded. The client is the [`ClientIp`] the access layer judged (the connection's
+//! peer, or behind a trusted proxy the address the proxy was reached from), else the
+//! connection's peer; an IPv6 client is limited per /64 ([`rate_key`]).
 
+use crate::access::{rate_key, ClientIp};
 use crate::problem::Problem;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -82,12 +84,15 @@ impl RateLimiter {
 
     /// The axum middleware (`from_fn_with_state(limiter, RateLimiter::layer)`).
     pub async fn layer(State(limiter): State<RateLimiter>, req: Request, next: Next) -> Response {
-        let ip = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+        let ip = match req.extensions().get::<ClientIp>() {
+            Some(c) => Some(c.0),
+            None => req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        };
         if let Some(ip) = ip {
-            if let Err(wait) = limiter.check(ip, Instant::now()) {
+            if let Err(wait) = limiter.check(rate_key(ip), Instant::now()) {
                 let secs = wait.as_secs().max(1);
                 let mut resp = Problem::new(
                     StatusCode::TOO_MANY_REQUESTS,

@@ -27,5 +27,6 @@ mod main_network;
 mod main_reorg;
 mod network_both_chains;
 mod network_e2e;
+mod rest_access;
 mod tx_proofs;
 mod warp_process;
