@@ -25,6 +25,8 @@ pub enum ClientError {
     },
     #[error("unexpected answer from the node: {0}")]
     Decode(String),
+    #[error("{0}")]
+    Setup(String),
 }
 
 impl ClientError {
@@ -41,20 +43,50 @@ impl ClientError {
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// For event streams: no overall timeout.
+    streams: reqwest::Client,
+}
+
+/// The environment variable naming a PEM file of CA certificates to trust for `https://`
+/// nodes besides the system's (a node with a certificate of its own CA).
+pub const CA_CERT_ENV: &str = "DOIN_CA_CERT";
+
+/// An HTTP client that trusts the system's roots and the CAs in [`CA_CERT_ENV`].
+fn http_builder() -> Result<reqwest::ClientBuilder, ClientError> {
+    let mut b = reqwest::Client::builder();
+    if let Some(path) = std::env::var_os(CA_CERT_ENV) {
+        let shown = std::path::Path::new(&path).display().to_string();
+        let pem = std::fs::read(&path)
+            .map_err(|e| ClientError::Setup(format!("{CA_CERT_ENV}={shown}: {e}")))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            ClientError::Setup(format!("{CA_CERT_ENV}={shown}: not PEM certificates: {e}"))
+        })?;
+        if certs.is_empty() {
+            return Err(ClientError::Setup(format!(
+                "{CA_CERT_ENV}={shown}: no certificate in the file"
+            )));
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    Ok(b)
 }
 
 impl Client {
     pub fn new(base: &str) -> Result<Client, ClientError> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| ClientError::Network {
+        let built = |b: reqwest::ClientBuilder| {
+            b.build().map_err(|e| ClientError::Network {
                 url: base.to_string(),
                 source: e,
-            })?;
+            })
+        };
+        let http = built(http_builder()?.timeout(std::time::Duration::from_secs(30)))?;
+        let streams = built(http_builder()?)?;
         Ok(Client {
             base: base.trim_end_matches('/').to_string(),
             http,
+            streams,
         })
     }
 
@@ -191,9 +223,7 @@ impl Client {
         bearer: Option<&str>,
     ) -> Result<reqwest::Response, ClientError> {
         let url = format!("{}{}", self.base, path);
-        let mut req = reqwest::Client::new()
-            .get(&url)
-            .header("Accept", "text/event-stream");
+        let mut req = self.streams.get(&url).header("Accept", "text/event-stream");
         if let Some(t) = bearer {
             req = req.bearer_auth(t);
         }

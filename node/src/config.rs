@@ -269,6 +269,10 @@ pub struct RestConfig {
     /// One log line per request (target `doin_access`): request id, client, method, path,
     /// status, microseconds.
     pub access_log: bool,
+    /// HTTPS: the certificate chain and its private key (PEM), both or neither; read again
+    /// on SIGHUP.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -368,6 +372,8 @@ impl Default for NodeConfig {
                 cors_allowed_origins: Vec::new(),
                 trusted_proxies: Vec::new(),
                 access_log: true,
+                tls_cert_file: None,
+                tls_key_file: None,
             },
             log: LogConfig {
                 format: "text".into(),

@@ -259,9 +259,18 @@ impl Node {
             },
         )
         .map_err(|e| anyhow!(e))?;
+        let tls = rest_tls(&cfg.rest)?;
+        if let Some(tls) = &tls {
+            tasks.spawn(
+                "TLS reload",
+                reload_on_hangup(tls.clone(), tasks.shutdown_signal()),
+            );
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let serve_cfg = ServeConfig {
             header_read_timeout: Duration::from_secs(cfg.rest.header_timeout_secs.max(1)),
             max_connections: cfg.rest.max_connections,
+            tls,
             ..ServeConfig::default()
         };
         let sig = tasks.shutdown_signal();
@@ -280,7 +289,7 @@ impl Node {
             tasks.spawn(name, fut);
         }
         ready.set(Readiness::Ready);
-        tracing::info!(rest = %rest_addr, chains = ?cfg.chains, "node started");
+        tracing::info!(rest = %rest_addr, scheme, chains = ?cfg.chains, "node started");
         Ok(Node {
             tx,
             main,
@@ -768,5 +777,43 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => tracing::info!("interrupt received, shutting down"),
         _ = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+/// The REST server's certificate, when `rest.tls_cert_file` and `rest.tls_key_file` are set
+/// (both or neither).
+fn rest_tls(rest: &crate::config::RestConfig) -> anyhow::Result<Option<doin_http::Tls>> {
+    match (&rest.tls_cert_file, &rest.tls_key_file) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => doin_http::Tls::load(cert, key)
+            .map(Some)
+            .map_err(|e| anyhow!("rest TLS: {e}")),
+        _ => Err(anyhow!(
+            "rest.tls_cert_file and rest.tls_key_file go together: set both for HTTPS, or neither"
+        )),
+    }
+}
+
+/// Reads the certificate files again at every SIGHUP (a renewed certificate is served
+/// without a restart); a reload that fails keeps the one in use.
+async fn reload_on_hangup(
+    tls: doin_http::Tls,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            got = hangups.recv() => {
+                if got.is_none() {
+                    return Ok(());
+                }
+                match tls.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: reloaded the REST certificate"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: the REST certificate was not reloaded; the one in use stays"),
+                }
+            }
+            _ = shutdown.changed() => return Ok(()),
+        }
     }
 }

@@ -61,7 +61,7 @@ fn now_ms() -> u64 {
 #[utoipa::path(post, path = "/v1/hub/webhooks", tag = "hub", request_body = WebhookRequest,
     responses(
         (status = 201, description = "The webhook, with its signing secret shown this once (`secret`). It is told of what happens from now on.", body = WebhookView),
-        (status = 400, description = "No event type, or a URL that is not `http://` with a host (`invalid-url`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "No event type, or a URL that is not `https://` or `http://` with a host (`invalid-url`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Operator only", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "An API key without the `admin` scope (`insufficient-scope`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "The hub has its most webhooks already (`too-many-webhooks`, 32)", body = ProblemDoc, content_type = "application/problem+json"),

@@ -155,16 +155,15 @@ pub fn check_url(url: &str) -> Result<(), String> {
     if url.chars().count() > MAX_URL_CHARS {
         return Err(format!("a URL of at most {MAX_URL_CHARS} characters"));
     }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(
-            "an http:// URL: this hub delivers over plain HTTP (put a TLS-terminating proxy \
-             of your own in front of an https receiver)"
-                .into(),
-        );
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return Err("an https:// or http:// URL".into());
     };
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     if host.is_empty() || host.contains('@') || !url.chars().all(|c| c.is_ascii_graphic()) {
-        return Err("an http:// URL with a host and no user or spaces".into());
+        return Err("an https:// or http:// URL with a host and no user or spaces".into());
     }
     Ok(())
 }
@@ -203,12 +202,13 @@ mod tests {
     }
 
     #[test]
-    fn only_http_urls_with_a_host() {
+    fn only_https_and_http_urls_with_a_host() {
         assert!(check_url("http://127.0.0.1:8080/hooks").is_ok());
         assert!(check_url("http://example.com").is_ok());
+        assert!(check_url("https://example.com/hooks").is_ok());
         for bad in [
-            "https://example.com/",
             "ftp://x",
+            "https://",
             "http://",
             "http:///path",
             "http://user@host/",

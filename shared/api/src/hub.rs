@@ -463,7 +463,7 @@ pub enum WebhookEventType {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookRequest {
-    /// Where deliveries are POSTed: an `http://` URL (at most 2048 characters).
+    /// Where deliveries are POSTed: an `https://` or `http://` URL (at most 2048 characters).
     #[schema(max_length = 2048)]
     pub url: String,
     /// At least one.

@@ -2,7 +2,8 @@
 //!
 //! - `Problem`: RFC 9457 `application/problem+json` errors with a stable `type` per error kind.
 //! - `ApiJson` / `ApiQuery`: extractors whose rejections are problems, not axum's plain text.
-//! - `serve`: an HTTP server loop with a header-read timeout (slowloris) and graceful shutdown.
+//! - `serve`: an HTTP server loop with a header-read timeout (slowloris), graceful shutdown
+//!   and optional TLS (`Tls`, reloadable).
 //! - `RateLimiter`: a per-client-IP token bucket middleware.
 //! - `access`: the client's address (through trusted proxies only), request ids, the access log.
 //!
@@ -17,6 +18,7 @@ mod extract;
 mod problem;
 mod ratelimit;
 mod serve;
+mod tls;
 
 pub use extract::{ApiJson, ApiQuery};
 pub use problem::{
@@ -62,3 +64,4 @@ pub fn page_limit(limit: Option<usize>) -> Result<usize, Problem> {
     }
 }
 pub use serve::{serve, ServeConfig};
+pub use tls::Tls;

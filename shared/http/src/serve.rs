@@ -2,8 +2,10 @@
 //!
 //! axum's `serve` has no header-read timeout, so a client could hold connections open by
 //! sending headers one byte at a time. This loop uses hyper directly with that timeout, hands
-//! each request its peer address (`ConnectInfo`) and drains connections on shutdown.
+//! each request its peer address (`ConnectInfo`) and drains connections on shutdown. With
+//! [`Tls`] every connection is TLS first (the handshake bounded by the same timeout).
 
+use crate::tls::Tls;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -16,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ServeConfig {
     /// Time a client has to send complete request headers.
     pub header_read_timeout: Duration,
@@ -24,6 +26,8 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// Maximum concurrent connections; further ones wait in the accept queue.
     pub max_connections: usize,
+    /// Serve HTTPS with this certificate (plain HTTP without).
+    pub tls: Option<Tls>,
 }
 
 impl Default for ServeConfig {
@@ -32,6 +36,7 @@ impl Default for ServeConfig {
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
             max_connections: 1024,
+            tls: None,
         }
     }
 }
@@ -77,16 +82,53 @@ pub async fn serve(
                 req
             },
         );
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc))
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+        let svc = TowerToHyperService::new(svc);
+        match &cfg.tls {
+            None => {
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
             }
-            drop(permit);
-        });
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                let (builder, watcher) = (builder.clone(), graceful.watcher());
+                let handshake_timeout = cfg.header_read_timeout;
+                tokio::spawn(async move {
+                    // A client that never finishes its handshake holds a permit no longer
+                    // than one that never finishes its headers.
+                    let stream = match tokio::time::timeout(
+                        handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     tokio::select! {

@@ -28,5 +28,6 @@ mod main_reorg;
 mod network_both_chains;
 mod network_e2e;
 mod rest_access;
+mod rest_tls;
 mod tx_proofs;
 mod warp_process;
