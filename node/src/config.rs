@@ -269,6 +269,9 @@ pub struct RestConfig {
     /// One log line per request (target `doin_access`): request id, client, method, path,
     /// status, microseconds.
     pub access_log: bool,
+    /// A second listener for `/metrics`, `/v1/node/peers` and the hub's operator routes, which
+    /// the `listen` address then no longer serves (none: everything on `listen`).
+    pub admin_listen: Option<SocketAddr>,
     /// HTTPS: the certificate chain and its private key (PEM), both or neither; read again
     /// on SIGHUP.
     pub tls_cert_file: Option<PathBuf>,
@@ -372,6 +375,7 @@ impl Default for NodeConfig {
                 cors_allowed_origins: Vec::new(),
                 trusted_proxies: Vec::new(),
                 access_log: true,
+                admin_listen: None,
                 tls_cert_file: None,
                 tls_key_file: None,
             },

@@ -297,20 +297,45 @@ fn add_gateway_responses(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// The whole API on one listener.
 pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, String> {
+    routers(state, limits, false).map(|(all, _)| all)
+}
+
+/// The API's routers: with `split_admin`, the public one and an admin one (`/metrics`,
+/// `/v1/node/peers`, the hub's operator routes, and `/livez`, `/readyz` for probes), else the
+/// whole API in the first and `None`.
+pub fn routers(
+    state: GatewayState,
+    limits: GatewayLimits,
+    split_admin: bool,
+) -> Result<(Router, Option<Router>), String> {
     let http_metrics = HttpMetrics::new(&state.metrics).map_err(|e| e.to_string())?;
-    let mut app = Router::new()
+    let net_state = crate::node_api::NetState {
+        net: state.net.clone(),
+        tx_sync: state.tx_sync.clone(),
+        main_sync: state.main_sync.clone(),
+        warp: state.warp.clone(),
+    };
+    let probes = Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
+        .with_state(state.clone());
+    let mut admin = Router::new()
         .route("/metrics", get(metrics))
+        .with_state(state.clone())
+        .merge(crate::node_api::peers_router(net_state.clone()));
+    if let Some((hub, operator)) = &state.hub {
+        admin = admin.merge(doin_hub::api::operator_router(
+            hub.clone(),
+            operator.clone(),
+        ));
+    }
+    let mut app = Router::new()
         .route("/v1/node/status", get(node_status))
         .with_state(state.clone())
-        .merge(crate::node_api::router(crate::node_api::NetState {
-            net: state.net.clone(),
-            tx_sync: state.tx_sync.clone(),
-            main_sync: state.main_sync.clone(),
-            warp: state.warp.clone(),
-        }));
+        .merge(probes.clone())
+        .merge(crate::node_api::sync_router(net_state));
     match &state.tx {
         Some(chain) => {
             app = app
@@ -348,13 +373,42 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
             .route("/v1/anchors/checkpoint/{*rest}", any(both));
     }
     app = match &state.hub {
-        Some((hub, operator)) => app.merge(doin_hub::api::router(hub.clone(), operator.clone())),
+        Some((hub, operator)) => {
+            app.merge(doin_hub::api::public_router(hub.clone(), operator.clone()))
+        }
         None => app.route("/v1/hub/{*rest}", any(|| disabled("hub", "channel hub"))),
     };
     app = app.route("/v1/anchors/{*rest}", any(not_yet_anchors));
+    let app = app.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()));
+    if !split_admin {
+        let all = app.merge(admin).fallback(doin_http::not_found);
+        return Ok((with_layers(all, &limits, http_metrics)?, None));
+    }
+    let public = app.fallback(not_here);
+    let admin = admin.merge(probes).fallback(doin_http::not_found);
+    Ok((
+        with_layers(public, &limits, http_metrics.clone())?,
+        Some(with_layers(admin, &limits, http_metrics)?),
+    ))
+}
+
+/// The public listener's answer to a path it does not serve when the node has an admin
+/// listener: it may be one of the admin routes.
+async fn not_here() -> Problem {
+    Problem::not_found(
+        "not-found",
+        "no such route on this listener; /metrics, /v1/node/peers and the hub's operator routes \
+         are served on this node's admin listener (rest.admin_listen)",
+    )
+}
+
+/// The cross-cutting layers, the same on every listener.
+fn with_layers(
+    app: Router,
+    limits: &GatewayLimits,
+    http_metrics: HttpMetrics,
+) -> Result<Router, String> {
     let app = app
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
-        .fallback(doin_http::not_found)
         .method_not_allowed_fallback(doin_http::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             http_metrics,
@@ -372,17 +426,16 @@ pub fn router(state: GatewayState, limits: GatewayLimits) -> Result<Router, Stri
         Some(cors) => app.layer(cors),
         None => app,
     };
-    let app = app
+    Ok(app
         .layer(CatchPanicLayer::custom(|_| {
             Problem::internal("a request handler panicked").into_response()
         }))
         // Outermost: every answer, even a panic's or a refusal's, carries its request id and
         // is logged, and the rate limit sees the client the access layer judged.
         .layer(axum::middleware::from_fn_with_state(
-            limits.access,
+            limits.access.clone(),
             doin_http::access::layer,
-        ));
-    Ok(app)
+        )))
 }
 
 async fn not_yet_anchors() -> Problem {

@@ -28,9 +28,21 @@ pub struct NetState {
 }
 
 pub fn router(state: NetState) -> Router {
+    sync_router(state.clone()).merge(peers_router(state))
+}
+
+/// Each chain's sync progress (public).
+pub fn sync_router(state: NetState) -> Router {
+    Router::new()
+        .route("/v1/node/sync", get(sync))
+        .with_state(state)
+}
+
+/// Who this node is connected to (on the admin listener when the node has one: peers'
+/// addresses help an attacker map the network).
+pub fn peers_router(state: NetState) -> Router {
     Router::new()
         .route("/v1/node/peers", get(peers))
-        .route("/v1/node/sync", get(sync))
         .with_state(state)
 }
 

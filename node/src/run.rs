@@ -231,7 +231,7 @@ impl Node {
             .await
             .with_context(|| format!("cannot listen on {}", cfg.rest.listen))?;
         let rest_addr = listener.local_addr()?;
-        let app = gateway::router(
+        let (app, admin_app) = gateway::routers(
             GatewayState {
                 metrics: metrics.clone(),
                 ready: ready.clone(),
@@ -257,6 +257,7 @@ impl Node {
                 },
                 cors_allowed_origins: cfg.rest.cors_allowed_origins.clone(),
             },
+            cfg.rest.admin_listen.is_some(),
         )
         .map_err(|e| anyhow!(e))?;
         let tls = rest_tls(&cfg.rest)?;
@@ -274,6 +275,18 @@ impl Node {
             ..ServeConfig::default()
         };
         let sig = tasks.shutdown_signal();
+        if let (Some(addr), Some(admin_app)) = (cfg.rest.admin_listen, admin_app) {
+            let admin_listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (rest.admin_listen)"))?;
+            tracing::info!(admin = %admin_listener.local_addr()?, "admin routes (/metrics, /v1/node/peers, the hub's operator routes) on their own listener");
+            let (admin_cfg, admin_sig) = (serve_cfg.clone(), tasks.shutdown_signal());
+            tasks.spawn_critical("admin gateway", async move {
+                doin_http::serve(admin_listener, admin_app, admin_cfg, admin_sig)
+                    .await
+                    .map_err(|e| e.to_string())
+            });
+        }
         tasks.spawn_critical("rest gateway", async move {
             doin_http::serve(listener, app, serve_cfg, sig)
                 .await

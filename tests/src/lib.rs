@@ -133,10 +133,21 @@ pub fn gateway_limited(
     main: Option<Arc<doin_main_node::MainChain>>,
     limits: doin_node::gateway::GatewayLimits,
 ) -> anyhow::Result<axum::Router> {
-    use doin_node::gateway::{router, GatewayState, Readiness, ReadyFlag};
+    gateway_routers(tx, main, limits, false).map(|(all, _)| all)
+}
+
+/// The node's REST routers around the given chains, with `limits`: with `split_admin`, the
+/// public one and the admin listener's.
+pub fn gateway_routers(
+    tx: Option<Arc<TxChain>>,
+    main: Option<Arc<doin_main_node::MainChain>>,
+    limits: doin_node::gateway::GatewayLimits,
+    split_admin: bool,
+) -> anyhow::Result<(axum::Router, Option<axum::Router>)> {
+    use doin_node::gateway::{routers, GatewayState, Readiness, ReadyFlag};
     let ready = ReadyFlag::default();
     ready.set(Readiness::Ready);
-    router(
+    routers(
         GatewayState {
             metrics: Metrics::new(),
             ready,
@@ -155,6 +166,7 @@ pub fn gateway_limited(
             warp: None,
         },
         limits,
+        split_admin,
     )
     .map_err(|e| anyhow::anyhow!(e))
 }

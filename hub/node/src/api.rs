@@ -45,6 +45,12 @@ pub struct HubApiDoc;
 
 /// Routes under `/v1/hub`; the operator calls need `operator`.
 pub fn router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
+    public_router(hub.clone(), operator.clone()).merge(operator_router(hub, operator))
+}
+
+/// The operator's routes, each behind the token or an API key of its scope (the node serves
+/// them on its admin listener when it has one).
+pub fn operator_router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
     let gate = |scope: Scope| crate::access::Gate {
         operator: operator.clone(),
         hub: hub.clone(),
@@ -104,13 +110,19 @@ pub fn router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
             post(crate::webhook_api::redeliver),
         )
         .route_layer(from_fn_with_state(gate(Scope::Admin), require_scope));
-    let operator_only = Router::new()
+    Router::new()
         .merge(pay)
         .merge(read)
         .merge(invoice)
-        .merge(admin);
+        .merge(admin)
+        .layer(Extension(operator))
+        .with_state(hub)
+}
+
+/// Everyone else's routes: the hub's terms, the channel protocol, streams, channel requests,
+/// and the lists and feeds each party reads of its own (the operator reads them too).
+pub fn public_router(hub: Arc<Hub>, operator: OperatorToken) -> Router {
     Router::new()
-        .merge(operator_only)
         .route("/v1/hub/info", get(crate::channel_api::info))
         .route(
             "/v1/hub/channels",

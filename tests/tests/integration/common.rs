@@ -29,7 +29,7 @@ pub(crate) fn doin() -> PathBuf {
 pub(crate) use doin_tests::ports::free_port;
 
 /// Runs one HTTP exchange to its end on a runtime of its own (the tests are synchronous).
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -172,3 +172,53 @@ async fn the_rate_limit_follows_the_client_a_trusted_proxy_names_and_ipv6_per_64
         )
     );
 }
+
+/// GET `path` through `router`: the status and the problem's `detail`, if any.
+async fn status_of(router: &axum::Router, path: &str) -> (StatusCode, String) {
+    let mut req = Request::builder().uri(path).body(Body::empty()).unwrap();
+    req.extensions_mut()
+        .insert(ConnectInfo("127.0.0.1:1".parse::<SocketAddr>().unwrap()));
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let detail = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["detail"].as_str().map(String::from))
+        .unwrap_or_default();
+    (status, detail)
+}
+
+#[tokio::test]
+async fn with_an_admin_listener_metrics_and_peers_leave_the_public_one() {
+    let (public, admin) =
+        doin_tests::gateway_routers(None, None, limits(0, &[], &[]), true).unwrap();
+    let admin = admin.unwrap();
+    for path in ["/metrics", "/v1/node/peers"] {
+        let (status, detail) = status_of(&public, path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(detail.contains("rest.admin_listen"), "{path}: {detail}");
+    }
+    assert_eq!(status_of(&admin, "/metrics").await.0, StatusCode::OK);
+    // No network in this node: the admin route answers, and says so.
+    let (status, detail) = status_of(&admin, "/v1/node/peers").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!detail.contains("rest.admin_listen"), "{detail}");
+    // Probes answer on both; the rest of the API on the public one only.
+    for r in [&public, &admin] {
+        assert_eq!(status_of(r, "/livez").await.0, StatusCode::OK);
+    }
+    assert_eq!(
+        status_of(&public, "/v1/node/status").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status_of(&admin, "/v1/node/status").await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Without an admin listener, one router serves it all.
+    let (all, none) = doin_tests::gateway_routers(None, None, limits(0, &[], &[]), false).unwrap();
+    assert!(none.is_none());
+    assert_eq!(status_of(&all, "/metrics").await.0, StatusCode::OK);
+}

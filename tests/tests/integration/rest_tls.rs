@@ -7,7 +7,7 @@
 
 use crate::common;
 
-use common::{doin, wait_until, NodeProc};
+use common::{block_on, doin, free_port, wait_until, NodeProc};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -35,6 +35,16 @@ fn ca_and_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::write(&paths.1, cert.pem()).unwrap();
     std::fs::write(&paths.2, key.serialize_pem()).unwrap();
     paths
+}
+
+/// The status of a GET of `url` by a client that trusts `ca`.
+fn status_with_ca(url: &str, ca: &Path) -> Option<u16> {
+    let pem = std::fs::read(ca).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    block_on(async { Some(client.get(url).send().await.ok()?.status().as_u16()) })
 }
 
 /// `doin wallet balance ADDRESS --json --node URL`, trusting `ca` when given.
@@ -97,6 +107,7 @@ fn the_cli_reaches_a_node_over_https_and_a_renewed_certificate_is_served_after_s
         500,
         &NodeProc::producer_toml(&key, &password),
     );
+    let admin_port = free_port("127.0.0.1");
     let log = std::fs::File::create(&node.log).unwrap();
     let child = Command::new(&doin)
         .args(["node", "--config"])
@@ -104,6 +115,7 @@ fn the_cli_reaches_a_node_over_https_and_a_renewed_certificate_is_served_after_s
         .env("RUST_LOG", "info,libp2p=warn")
         .env("DOIN_REST__TLS_CERT_FILE", &cert)
         .env("DOIN_REST__TLS_KEY_FILE", &cert_key)
+        .env("DOIN_REST__ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
         .spawn()
@@ -132,6 +144,10 @@ fn the_cli_reaches_a_node_over_https_and_a_renewed_certificate_is_served_after_s
     assert!(!balance(&doin, &node.rest, &validator, Some(&ca1))
         .status
         .success());
+    // The metrics are on the admin listener (over TLS as well), not on the public one.
+    let admin = format!("https://127.0.0.1:{admin_port}");
+    assert_eq!(status_with_ca(&format!("{admin}/metrics"), &ca1), Some(200));
+    assert_eq!(status_with_ca(&format!("{https}/metrics"), &ca1), Some(404));
 
     // Renewed in place and SIGHUP: new connections get the new certificate, same process.
     std::fs::copy(&cert2, &cert).unwrap();
