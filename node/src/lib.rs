@@ -16,6 +16,7 @@ pub mod hub_demo;
 pub mod hub_port;
 pub mod network_file;
 pub mod node_api;
+pub mod node_metrics;
 pub mod run;
 pub mod snapshot_cli;
 pub mod tasks;

@@ -219,6 +219,24 @@ impl Node {
             tx_sync,
             main_sync,
         } = start_network(cfg, &tx, &main, &metrics, &mut tasks)?;
+        let gauges = crate::node_metrics::NodeGauges::register(&metrics)?;
+        tasks.spawn(
+            "node gauges",
+            gauges.run(
+                crate::node_metrics::GaugeSources {
+                    tx_sync: tx_sync.clone(),
+                    main_sync: main_sync.clone(),
+                    store: kv.clone(),
+                    stores: vec![
+                        ("tx", doin_tx_node::store::COLUMNS.to_vec()),
+                        ("main", doin_main_node::store::COLUMNS.to_vec()),
+                        ("hub", doin_hub::COLUMNS.to_vec()),
+                    ],
+                    data_dir: cfg.data_dir.clone(),
+                },
+                tasks.shutdown_signal(),
+            ),
+        );
 
         let trusted_proxies = cfg
             .rest
@@ -261,12 +279,10 @@ impl Node {
         )
         .map_err(|e| anyhow!(e))?;
         let tls = rest_tls(&cfg.rest)?;
-        if let Some(tls) = &tls {
-            tasks.spawn(
-                "TLS reload",
-                reload_on_hangup(tls.clone(), tasks.shutdown_signal()),
-            );
-        }
+        tasks.spawn(
+            "SIGHUP",
+            doin_http::reload_on_hangup(tls.clone(), tasks.shutdown_signal()),
+        );
         let scheme = if tls.is_some() { "https" } else { "http" };
         let serve_cfg = ServeConfig {
             header_read_timeout: Duration::from_secs(cfg.rest.header_timeout_secs.max(1)),
@@ -400,7 +416,10 @@ fn start_hub(
                 }
                 Ok(_) => {}
                 // The chain refusing one transaction is retried next pass; a store failure is not.
-                Err(doin_hub::HubError::Chain(e)) => tracing::warn!(error = %e, "hub watch"),
+                Err(doin_hub::HubError::Chain(e)) => {
+                    watched.watch_failed();
+                    tracing::warn!(error = %e, "hub watch");
+                }
                 Err(e) => return Err(e.to_string()),
             }
         }
@@ -804,29 +823,5 @@ fn rest_tls(rest: &crate::config::RestConfig) -> anyhow::Result<Option<doin_http
         _ => Err(anyhow!(
             "rest.tls_cert_file and rest.tls_key_file go together: set both for HTTPS, or neither"
         )),
-    }
-}
-
-/// Reads the certificate files again at every SIGHUP (a renewed certificate is served
-/// without a restart); a reload that fails keeps the one in use.
-async fn reload_on_hangup(
-    tls: doin_http::Tls,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), String> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    loop {
-        tokio::select! {
-            got = hangups.recv() => {
-                if got.is_none() {
-                    return Ok(());
-                }
-                match tls.reload() {
-                    Ok(()) => tracing::info!("SIGHUP: reloaded the REST certificate"),
-                    Err(e) => tracing::error!(error = %e, "SIGHUP: the REST certificate was not reloaded; the one in use stays"),
-                }
-            }
-            _ = shutdown.changed() => return Ok(()),
-        }
     }
 }

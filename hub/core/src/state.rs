@@ -75,6 +75,10 @@ pub struct Gauges {
     pub channels: BTreeMap<(&'static str, &'static str), i64>,
     pub owed_msat: u128,
     pub open_streams: usize,
+    /// What the hub can still pay payees over open channels (less what it owes them already).
+    pub outbound_msat: u128,
+    /// What payers can still pay the hub over open channels.
+    pub inbound_msat: u128,
 }
 
 impl HubState {
@@ -186,6 +190,15 @@ impl HubState {
             };
             *g.channels.entry((role, c.status())).or_default() += 1;
             g.owed_msat += u128::from(c.owed_msat.get());
+            if c.is_open() {
+                match c.role {
+                    // A channel whose books do not add up offers nothing.
+                    ChannelRole::Outgoing => {
+                        g.outbound_msat += u128::from(spendable(c).map_or(0, |m| m.get()))
+                    }
+                    ChannelRole::Incoming => g.inbound_msat += u128::from(peer_balance(c).get()),
+                }
+            }
         }
         g.open_streams = self.streams.values().filter(|s| !s.closed).count();
         g

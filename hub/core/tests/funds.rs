@@ -407,3 +407,24 @@ fn each_agreeing_vote_is_paid_one_fee_an_evaluator_of_both_rounds_twice_and_ever
     assert_eq!((paid_to(done, &a), paid_to(done, &b)), (2, 1));
     assert_eq!(done.released_msat, Msat::new(3_000_000));
 }
+
+#[test]
+fn the_gauges_say_what_can_still_move_over_open_channels_each_way() {
+    let (a, b) = (key(10), key(11));
+    let f = fund(false, 0);
+    let mut st = hub_paying(HubConfig::default(), f.clone(), &[&a, &b], Vec::new());
+    let g = st.gauges();
+    // The payer holds its whole channel; the hub holds both payee channels.
+    assert_eq!((g.inbound_msat, g.outbound_msat), (10_000_000, 20_000_000));
+    // A fee released to A (less the hub's own fee) is owed to it and proposed at once: the hub
+    // can pay that much less.
+    let _ = watch(&mut st, &final_decision(f.optimae, &[&a]), 1_000).unwrap();
+    let fee = Msat::new(1_000_000);
+    let forward = fee
+        .checked_sub(HubConfig::default().fee.fee(fee).unwrap())
+        .unwrap();
+    assert!(!forward.is_zero());
+    let g = st.gauges();
+    assert_eq!(g.outbound_msat, 20_000_000 - u128::from(forward.get()));
+    assert_eq!(g.inbound_msat, 10_000_000);
+}

@@ -702,6 +702,11 @@ impl Hub {
         Ok(report)
     }
 
+    /// Counts a watch pass whose transaction the chain refused (`doin_hub_watch_failures_total`).
+    pub fn watch_failed(&self) {
+        self.store.metrics().watch_failures.inc();
+    }
+
     fn set_gauges(&self) {
         let g = self.state.lock().gauges();
         let m = self.store.metrics();
@@ -715,6 +720,11 @@ impl Hub {
             .set(i64::try_from(g.owed_msat).unwrap_or(i64::MAX));
         m.open_streams
             .set(i64::try_from(g.open_streams).unwrap_or(i64::MAX));
+        for (direction, msat) in [("outbound", g.outbound_msat), ("inbound", g.inbound_msat)] {
+            m.liquidity_msat
+                .with_label_values(&[direction])
+                .set(i64::try_from(msat).unwrap_or(i64::MAX));
+        }
     }
 
     fn count_actions(&self, r: &WatchReport) {

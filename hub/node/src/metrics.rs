@@ -6,7 +6,7 @@
 //! counted but exported nowhere (tests, benchmarks).
 
 use doin_telemetry::prometheus::{
-    Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
 };
 use doin_telemetry::{Metrics, MetricsError};
 
@@ -26,12 +26,17 @@ pub struct HubMetrics {
     pub messages: IntCounterVec,
     /// Watchtower actions by kind.
     pub watch_actions: IntCounterVec,
+    /// Watch passes whose transaction the chain refused (tried again next pass).
+    pub watch_failures: IntCounter,
     /// Channels by role and status.
     pub channels: IntGaugeVec,
     /// Milli-units the hub owes payees and has not proposed yet.
     pub owed_msat: IntGauge,
     /// Streams not closed.
     pub open_streams: IntGauge,
+    /// What can still move over open channels, by direction: `outbound` (the hub to payees)
+    /// and `inbound` (payers to the hub).
+    pub liquidity_msat: IntGaugeVec,
 }
 
 fn persist_buckets() -> Vec<f64> {
@@ -89,6 +94,11 @@ impl HubMetrics {
                 ),
                 &["action"],
             )?,
+            watch_failures: IntCounter::new(
+                "doin_hub_watch_failures_total",
+                "Watch passes in which the chain refused a transaction the watchtower submitted \
+                 (a challenge, claim, settlement, opening or return; tried again next pass)",
+            )?,
             channels: IntGaugeVec::new(
                 Opts::new("doin_hub_channels", "Hub channels by role and status"),
                 &["role", "status"],
@@ -98,6 +108,15 @@ impl HubMetrics {
                 "Milli-units owed to payees and not yet proposed",
             )?,
             open_streams: IntGauge::new("doin_hub_open_streams", "Streams not closed")?,
+            liquidity_msat: IntGaugeVec::new(
+                Opts::new(
+                    "doin_hub_liquidity_msat",
+                    "Milli-units that can still move over open channels: outbound (what the hub \
+                     can still pay payees, less what it owes them) and inbound (what payers can \
+                     still pay the hub)",
+                ),
+                &["direction"],
+            )?,
         })
     }
 
@@ -111,9 +130,11 @@ impl HubMetrics {
         m.register(h.payments_msat.clone())?;
         m.register(h.messages.clone())?;
         m.register(h.watch_actions.clone())?;
+        m.register(h.watch_failures.clone())?;
         m.register(h.channels.clone())?;
         m.register(h.owed_msat.clone())?;
         m.register(h.open_streams.clone())?;
+        m.register(h.liquidity_msat.clone())?;
         Ok(h)
     }
 

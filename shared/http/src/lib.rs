@@ -64,4 +64,4 @@ pub fn page_limit(limit: Option<usize>) -> Result<usize, Problem> {
     }
 }
 pub use serve::{serve, ServeConfig};
-pub use tls::Tls;
+pub use tls::{reload_on_hangup, Tls};

@@ -1,5 +1,5 @@
 //! TLS for the REST server: a certificate chain and its key in PEM files, read at start and
-//! again on [`Tls::reload`] (the node calls it on SIGHUP), so a renewed certificate is served
+//! again on [`Tls::reload`] (at every SIGHUP with [`reload_on_hangup`]), so a renewed certificate is served
 //! without a restart. A reload that fails keeps the certificate in use and says why.
 //!
 //! It owns no listener: [`crate::serve`] asks it for the acceptor of each new connection.
@@ -78,4 +78,31 @@ fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Answers every SIGHUP until `shutdown` turns true: the certificate files of `tls` are read
+/// again (a reload that fails is logged and the certificate in use stays); without TLS there
+/// is nothing to reload, and the signal is only logged (it must not end the process, as it
+/// would by default: `systemctl reload` sends it).
+pub async fn reload_on_hangup(
+    tls: Option<Tls>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            got = hangups.recv() => {
+                if got.is_none() {
+                    return Ok(());
+                }
+                match tls.as_ref().map(Tls::reload) {
+                    Some(Ok(())) => tracing::info!("SIGHUP: reloaded the REST certificate"),
+                    Some(Err(e)) => tracing::error!(error = %e, "SIGHUP: the REST certificate was not reloaded; the one in use stays"),
+                    None => tracing::info!("SIGHUP: nothing to reload (the REST server has no certificate)"),
+                }
+            }
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
 }

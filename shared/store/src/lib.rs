@@ -150,6 +150,13 @@ pub trait KvStore: Send + Sync + 'static {
             .collect()
     }
 
+    /// Bytes the column families `cfs` take on disk (their live table files), for metrics;
+    /// `None` for a backend without files.
+    fn disk_bytes(&self, cfs: &[Cf]) -> Option<u64> {
+        let _ = cfs;
+        None
+    }
+
     fn scan_prefix<'a>(&'a self, cf: Cf, prefix: &[u8]) -> Result<KvIter<'a>, StoreError> {
         let prefix = prefix.to_vec();
         let it = self.iter_from(cf, &prefix, Direction::Forward)?;

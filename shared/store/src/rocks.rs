@@ -162,6 +162,20 @@ impl KvStore for RocksStore {
         self.db.get_cf(handle, key).map_err(backend)
     }
 
+    fn disk_bytes(&self, cfs: &[Cf]) -> Option<u64> {
+        let mut total: u64 = 0;
+        for cf in cfs {
+            let handle = self.db.cf_handle(cf)?;
+            let live = self
+                .db
+                .property_int_value_cf(handle, "rocksdb.live-sst-files-size")
+                .ok()
+                .flatten()?;
+            total = total.checked_add(live)?;
+        }
+        Some(total)
+    }
+
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError> {
         // Sized up front: RocksDB's batch is one growing buffer, and a snapshot restore's or a
         // large block's batch of megabytes would otherwise be copied at every doubling.
@@ -258,6 +272,26 @@ impl KvStore for RocksStore {
 mod tests {
     use super::*;
     use crate::conformance;
+
+    #[test]
+    fn the_disk_bytes_of_column_families_grow_with_what_is_flushed_into_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cols = [conformance::CF_A, conformance::CF_B];
+        let s = RocksStore::open(dir.path(), &cols, &RocksConfig::default()).unwrap();
+        assert_eq!(s.disk_bytes(&cols), Some(0));
+        let mut b = WriteBatch::new();
+        for i in 0..1_000u32 {
+            b.put(conformance::CF_A, i.to_be_bytes().to_vec(), vec![7; 100]);
+        }
+        s.write(b, Durability::Sync).unwrap();
+        s.flush().unwrap();
+        let a = s.disk_bytes(&[conformance::CF_A]).unwrap();
+        assert!(a > 1_000, "{a}");
+        assert_eq!(s.disk_bytes(&[conformance::CF_B]), Some(0));
+        assert_eq!(s.disk_bytes(&cols), Some(a));
+        assert_eq!(s.disk_bytes(&["no-such-family"]), None);
+        assert_eq!(crate::MemStore::new(&cols).disk_bytes(&cols), None);
+    }
 
     #[test]
     fn conforms_and_persists() {

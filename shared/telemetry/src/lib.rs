@@ -90,6 +90,16 @@ impl Metrics {
         Ok(c)
     }
 
+    /// The standard `process_*` metrics of this process: CPU seconds, resident and virtual
+    /// memory, open and allowed file descriptors, threads, start time (read from `/proc` at
+    /// each scrape).
+    pub fn register_process(&self) -> Result<(), MetricsError> {
+        self.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(())
+    }
+
     /// Prometheus text exposition of every registered metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
