@@ -451,6 +451,12 @@ pub const AVAILABLE_CHAINS: &[&str] = &["tx", "main", "hub"];
 impl NodeConfig {
     /// Defaults, then the file (if any), then `DOIN_*` variables.
     pub fn load(file: Option<&Path>) -> Result<NodeConfig, String> {
+        Self::load_with_sources(file).map(|(cfg, _)| cfg)
+    }
+
+    /// [`NodeConfig::load`], and the layers it was read from (to say where each value came
+    /// from: `doin config show`).
+    pub fn load_with_sources(file: Option<&Path>) -> Result<(NodeConfig, Figment), String> {
         let mut fig = Figment::from(Serialized::defaults(NodeConfig::default()));
         if let Some(f) = file {
             if !f.exists() {
@@ -468,7 +474,7 @@ impl NodeConfig {
         ]));
         let cfg: NodeConfig = fig.extract().map_err(|e| format!("configuration: {e}"))?;
         cfg.validate()?;
-        Ok(cfg)
+        Ok((cfg, fig))
     }
 
     pub fn validate(&self) -> Result<(), String> {

@@ -10,6 +10,7 @@
 pub mod anchor_api;
 pub mod anchoring;
 pub mod config;
+pub mod config_show;
 pub mod devnet;
 pub mod gateway;
 pub mod hub_demo;

@@ -50,6 +50,25 @@ enum Command {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// The configuration a node would run with.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Every key of the effective configuration (defaults, then the file, then DOIN_*
+    /// variables), each with where its value came from. Starts nothing.
+    Show {
+        /// The node's TOML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// One JSON array of {key, value, source}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -106,6 +125,10 @@ struct DevnetArgs {
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
+    /// Requests per second each client may make to the REST API (0: no limit), as
+    /// `rest.rate_limit_per_second` of a node.
+    #[arg(long, default_value_t = 50)]
+    rate_limit_per_second: u32,
 }
 
 #[derive(clap::Args, Debug)]
@@ -230,6 +253,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             snapshot_cli::run(command)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Config {
+            command: ConfigCommand::Show { config, json },
+        } => {
+            let settings =
+                doin_node::config_show::settings(Some(&config)).map_err(|e| anyhow!(e))?;
+            if json {
+                println!("{}", doin_node::config_show::render_json(&settings));
+            } else {
+                print!("{}", doin_node::config_show::render_text(&settings));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -265,6 +300,7 @@ async fn run_devnet(a: DevnetArgs) -> anyhow::Result<ExitCode> {
         tokio::task::spawn_blocking(move || devnet::prepare(&opts).map(|d| (d, opts))).await??;
     let (mut d, opts) = d;
     d.config.main.plugins = a.plugins.clone();
+    d.config.rest.rate_limit_per_second = a.rate_limit_per_second;
     d.config.validate().map_err(|e| anyhow!(e))?;
     let mut side = Vec::new();
     if opts.demo {

@@ -127,6 +127,22 @@ impl IdempotencySlot {
 /// writes its answer under the key in the operation's own batch (with a fingerprint of the
 /// request, so a key reused for another request is refused). A key another request is
 /// still using gets `409 idempotency-key-in-flight`.
+/// What the documented pattern allows: 1–255 characters of ASCII `!`–`~`, with spaces inside
+/// (a header value may also carry tabs, which the pattern does not allow).
+fn acceptable_idempotency_key(k: &str) -> bool {
+    let b = k.as_bytes();
+    let visible = |c: &u8| (b'!'..=b'~').contains(c);
+    match (b.first(), b.last()) {
+        (Some(first), Some(last)) => {
+            b.len() <= 255
+                && visible(first)
+                && visible(last)
+                && b.iter().all(|c| (b' '..=b'~').contains(c))
+        }
+        _ => false,
+    }
+}
+
 pub(crate) async fn idempotent<T: Serialize + Send + 'static>(
     hub: &Arc<Hub>,
     headers: &HeaderMap,
@@ -140,9 +156,12 @@ pub(crate) async fn idempotent<T: Serialize + Send + 'static>(
             let k = v
                 .to_str()
                 .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .filter(|k| acceptable_idempotency_key(k))
                 .ok_or_else(|| {
-                    Problem::bad_request("invalid-idempotency-key", "1-255 visible characters")
+                    Problem::bad_request(
+                        "invalid-idempotency-key",
+                        "1-255 visible ASCII characters, spaces only between them (no tabs)",
+                    )
                 })?;
             Some(k.to_string())
         }
@@ -231,4 +250,19 @@ pub(crate) fn sse_response<T: Serialize + Send + 'static>(
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::acceptable_idempotency_key;
+
+    #[test]
+    fn idempotency_keys_follow_the_documented_pattern() {
+        for ok in ["a", "order-42", "a b", &"x".repeat(255), "!~"] {
+            assert!(acceptable_idempotency_key(ok), "{ok:?}");
+        }
+        for bad in ["", " a", "a ", "a\tb", "é", &"x".repeat(256), "a\u{7f}"] {
+            assert!(!acceptable_idempotency_key(bad), "{bad:?}");
+        }
+    }
 }
