@@ -95,6 +95,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
     fn each_value_says_whether_it_is_the_default_the_files_or_a_variables() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("node.toml");
