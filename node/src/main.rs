@@ -397,6 +397,12 @@ async fn run_node(a: NodeArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    // The network the genesis files name (`validate` keeps the chains' networks alike).
+    let network = spec
+        .as_ref()
+        .map(|s| s.network)
+        .or(main_spec.as_ref().map(|m| m.network))
+        .ok_or_else(|| anyhow!("no genesis file read: the node runs no chain"))?;
     let mut keys = NodeKeys::default();
     if cfg.producer.enabled && cfg.runs("tx") {
         let ks = cfg
@@ -408,11 +414,13 @@ async fn run_node(a: NodeArgs) -> anyhow::Result<ExitCode> {
             &ks,
             cfg.producer.password_file.as_deref(),
             "DOIN_VALIDATOR_PASSWORD",
+            network,
         )?);
     }
     if cfg.runs("main") {
         let m = &cfg.main;
-        let unlock = |p: &PathBuf| unlock_key(p, m.password_file.as_deref(), "DOIN_MAIN_PASSWORD");
+        let unlock =
+            |p: &PathBuf| unlock_key(p, m.password_file.as_deref(), "DOIN_MAIN_PASSWORD", network);
         keys.main_producer = m.producer_keystore.as_ref().map(unlock).transpose()?;
         keys.evaluators = m
             .evaluator_keystores
@@ -435,6 +443,7 @@ async fn run_node(a: NodeArgs) -> anyhow::Result<ExitCode> {
             &ks,
             cfg.hub.password_file.as_deref(),
             "DOIN_HUB_PASSWORD",
+            network,
         )?);
     }
     let node = Node::start(&cfg, spec, main_spec, keys, Vec::new()).await?;

@@ -80,14 +80,24 @@ pub struct Node {
 
 pub use doin_client::genesis::{read_genesis, read_main_genesis};
 
-/// Unlocks a key file; the password comes from `password_file` or the `env_var` variable.
+/// Unlocks a key file of a node on `network`; the password comes from `password_file` or the
+/// `env_var` variable. A plaintext key file is refused outside the devnet: its secret lies
+/// on disk for anyone who can read the file.
 pub fn unlock_key(
     keystore: &Path,
     password_file: Option<&Path>,
     env_var: &str,
+    network: doin_types::Network,
 ) -> anyhow::Result<KeyPair> {
     let file = KeyFile::read(keystore)?;
     if !file.is_encrypted() {
+        if network != doin_types::Network::Devnet {
+            return Err(anyhow!(
+                "{} is a plaintext devnet key file; a {network} node takes encrypted key files \
+                 only (make one with `doin wallet new`)",
+                keystore.display()
+            ));
+        }
         return Ok(file.unlock(None)?);
     }
     let password = match password_file {

@@ -1,7 +1,8 @@
 //! HTTPS for the REST gateway as an operator runs it: a `doin node` with certificate files,
 //! the CLI reaching it at `https://` with the CA named in `DOIN_CA_CERT` (and refused without
 //! it), plain HTTP refused, and a renewed certificate served after SIGHUP without a restart
-//! (a broken one is not taken and the one in use stays).
+//! (a broken one is not taken and the one in use stays); a testnet node refuses a plaintext key
+//! file at start.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -87,6 +88,30 @@ fn the_cli_reaches_a_node_over_https_and_a_renewed_certificate_is_served_after_s
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // A plaintext key file is a devnet's: a testnet node refuses it at start, and says why.
+    let plain = common::write_key(
+        dir.path(),
+        "plain",
+        &doin_crypto::KeyPair::from_secret_bytes(&[9; 32]).unwrap(),
+    );
+    let refused = NodeProc::tx_node(
+        dir.path(),
+        "plain-node",
+        &genesis,
+        "127.0.0.1",
+        &[],
+        500,
+        &NodeProc::producer_toml(&plain, &password),
+    );
+    let out = Command::new(&doin)
+        .args(["node", "--config"])
+        .arg(&refused.config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("plaintext devnet key file"), "{err}");
 
     // The certificate's files are the operator's: renewed in place.
     let (ca1, cert1, key1) = ca_and_certificate(dir.path(), "first");
