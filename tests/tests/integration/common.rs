@@ -387,6 +387,41 @@ pub(crate) fn new_testnet_key(
     (key, address)
 }
 
+/// `doin genesis new --network testnet` into `out`: a transfer chain `name` made by
+/// `validator` every `block_time_ms`, with `allocs` (address, whole DOIN) funded.
+pub(crate) fn testnet_genesis(
+    doin: &Path,
+    name: &str,
+    validator: &str,
+    allocs: &[(&str, u64)],
+    block_time_ms: u64,
+    out: &Path,
+) {
+    let mut c = Command::new(doin);
+    c.args([
+        "genesis",
+        "new",
+        "--network",
+        "testnet",
+        "--chain-name",
+        name,
+    ])
+    .args(["--validator", validator]);
+    for (address, doin) in allocs {
+        c.args(["--alloc", &format!("{address}={doin}")]);
+    }
+    let done = c
+        .args(["--block-time-ms", &block_time_ms.to_string(), "--out"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "doin genesis new: {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
 /// Writes `k` as a plaintext devnet key file `dir/name.json`.
 pub(crate) fn write_key(dir: &Path, name: &str, k: &doin_crypto::KeyPair) -> PathBuf {
     let p = dir.join(format!("{name}.json"));

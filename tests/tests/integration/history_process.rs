@@ -82,22 +82,14 @@ fn a_pruned_node_stays_small_exports_a_snapshot_and_a_new_node_boots_from_it() {
     let (validator_key, validator) =
         common::new_testnet_key(&net.doin, &net.password, net.dir.path(), "validator");
     net.validator_key = validator_key;
-    let out = Command::new(&net.doin)
-        .args([
-            "genesis",
-            "new",
-            "--network",
-            "testnet",
-            "--chain-name",
-            "history",
-        ])
-        .args(["--validator", &validator])
-        .args(["--alloc", &format!("{validator}=1000")])
-        .args(["--block-time-ms", "100", "--out"])
-        .arg(&net.genesis)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    common::testnet_genesis(
+        &net.doin,
+        "history",
+        &validator,
+        &[(&validator, 1000)],
+        100,
+        &net.genesis,
+    );
 
     let mut n0 = net.node("n0", true, &[], "prune = \"archive\"");
     n0.start(&net.doin);

@@ -113,26 +113,13 @@ fn four_processes_agree_survive_a_crash_and_shut_out_a_misbehaving_peer() {
     let (user_key, user) = net.new_key("user");
     let (_, recipient) = net.new_key("recipient");
     net.validator_key = validator_key;
-    let out = Command::new(&net.doin)
-        .args([
-            "genesis",
-            "new",
-            "--network",
-            "testnet",
-            "--chain-name",
-            "p2p-e2e",
-        ])
-        .args(["--validator", &validator])
-        .args(["--alloc", &format!("{validator}=1000")])
-        .args(["--alloc", &format!("{user}=500")])
-        .args(["--block-time-ms", "500", "--out"])
-        .arg(&net.genesis)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::testnet_genesis(
+        &net.doin,
+        "p2p-e2e",
+        &validator,
+        &[(&validator, 1000), (&user, 500)],
+        500,
+        &net.genesis,
     );
     // Balances plus the validator's genesis stake (the public minimum, 10 000 DOIN).
     let genesis_total: u128 = (1500 + 10_000) * 100_000_000;

@@ -68,25 +68,13 @@ fn the_cli_reaches_a_node_over_https_and_a_renewed_certificate_is_served_after_s
     std::fs::write(&password, "tls test\n").unwrap();
     let (key, validator) = common::new_testnet_key(&doin, &password, dir.path(), "validator");
     let genesis = dir.path().join("genesis.json");
-    let out = Command::new(&doin)
-        .args([
-            "genesis",
-            "new",
-            "--network",
-            "testnet",
-            "--chain-name",
-            "tls",
-        ])
-        .args(["--validator", &validator])
-        .args(["--alloc", &format!("{validator}=1000")])
-        .args(["--block-time-ms", "500", "--out"])
-        .arg(&genesis)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::testnet_genesis(
+        &doin,
+        "tls",
+        &validator,
+        &[(&validator, 1000)],
+        500,
+        &genesis,
     );
 
     // A plaintext key file is a devnet's: a testnet node refuses it at start, and says why.
